@@ -17,9 +17,7 @@ pub struct Arn {
 pub enum ArnError {
     #[error("ARN must start with 'arn:'")]
     Prefix,
-    #[error(
-        "ARN must have six ':'-separated parts (arn:partition:service:region:account-id:resource)"
-    )]
+    #[error("ARN must have six ':'-separated parts (arn:partition:service:region:account-id:resource)")]
     Parts,
     #[error("ARN partition, service and resource must not be empty")]
     Empty,
@@ -40,9 +38,7 @@ impl FromStr for Arn {
         if partition.is_empty() || service.is_empty() || resource.is_empty() {
             return Err(ArnError::Empty);
         }
-        if !(account.is_empty()
-            || account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()))
-        {
+        if !(account.is_empty() || account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())) {
             return Err(ArnError::Account);
         }
         Ok(Arn {
@@ -57,11 +53,7 @@ impl FromStr for Arn {
 
 impl fmt::Display for Arn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "arn:{}:{}:{}:{}:{}",
-            self.partition, self.service, self.region, self.account, self.resource
-        )
+        write!(f, "arn:{}:{}:{}:{}:{}", self.partition, self.service, self.region, self.account, self.resource)
     }
 }
 
@@ -108,9 +100,7 @@ mod tests {
 
     #[test]
     fn role_name_ignores_path() {
-        let a: Arn = "arn:aws:iam::123456789012:role/service-role/infra"
-            .parse()
-            .expect("arn");
+        let a: Arn = "arn:aws:iam::123456789012:role/service-role/infra".parse().expect("arn");
         assert_eq!(a.iam_role_name(), Some("infra"));
         let b: Arn = "arn:aws:iam::123456789012:user/bob".parse().expect("arn");
         assert_eq!(b.iam_role_name(), None);

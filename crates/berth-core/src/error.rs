@@ -73,9 +73,7 @@ impl ErrorCode {
             ResourceInUse => "ResourceInUseException",
             UnsupportedFeature => "UnsupportedFeatureException",
             PlatformUnknown => "PlatformUnknownException",
-            PlatformTaskDefinitionIncompatibility => {
-                "PlatformTaskDefinitionIncompatibilityException"
-            }
+            PlatformTaskDefinitionIncompatibility => "PlatformTaskDefinitionIncompatibilityException",
             LimitExceeded => "LimitExceededException",
         }
     }
@@ -133,10 +131,7 @@ pub struct AwsError {
 
 impl AwsError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-        }
+        Self { code, message: message.into() }
     }
     pub fn invalid_parameter(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::InvalidParameter, message)
@@ -156,9 +151,6 @@ mod tests {
         assert!(!ErrorCode::InternalFailure.is_sender_fault());
         assert_eq!(ErrorCode::InvalidSignature.http_status(), 400);
         assert!(ErrorCode::ServiceNotFound.is_sender_fault());
-        assert_eq!(
-            ErrorCode::ServiceNotFound.name(),
-            "ServiceNotFoundException"
-        );
+        assert_eq!(ErrorCode::ServiceNotFound.name(), "ServiceNotFoundException");
     }
 }

@@ -6,9 +6,7 @@ use rand::Rng;
 pub fn random_hex(n: usize) -> String {
     const HEX: &[u8] = b"0123456789abcdef";
     let mut rng = rand::rng();
-    (0..n)
-        .map(|_| HEX[rng.random_range(0..16)] as char)
-        .collect()
+    (0..n).map(|_| HEX[rng.random_range(0..16)] as char).collect()
 }
 
 /// A task id as ECS prints them: 32 lowercase hex characters.
@@ -18,11 +16,7 @@ pub fn task_id() -> String {
 
 /// Whether `name` is a valid ECS service or cluster name: 1–255 letters, digits, `_` and `-`.
 pub fn is_valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 255
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    !name.is_empty() && name.len() <= 255 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// A service name generated from an image reference as ECS does (`nginx:latest` → `nginx-1a2b`).
@@ -30,16 +24,8 @@ pub fn service_name_from_image(image: &str) -> String {
     let without_digest = image.split('@').next().unwrap_or(image);
     let last = without_digest.rsplit('/').next().unwrap_or(without_digest);
     let repo = last.split(':').next().unwrap_or(last);
-    let mut base: String = repo
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
+    let mut base: String =
+        repo.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect();
     base.truncate(200);
     if base.is_empty() {
         base.push_str("service");
@@ -50,26 +36,16 @@ pub fn service_name_from_image(image: &str) -> String {
 /// The DNS label a service name becomes in an endpoint host: lowercase, `_` → `-`, at most 48 characters,
 /// no leading or trailing `-`.
 pub fn dns_label(name: &str) -> String {
-    let mut label: String = name
-        .to_ascii_lowercase()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect();
+    let mut label: String =
+        name.to_ascii_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
     label.truncate(48);
     let trimmed = label.trim_matches('-');
-    if trimmed.is_empty() {
-        "svc".to_string()
-    } else {
-        trimmed.to_string()
-    }
+    if trimmed.is_empty() { "svc".to_string() } else { trimmed.to_string() }
 }
 
 /// The endpoint host of a service: `<name>-<6 hex>.ecs.<region>.<base-domain>`.
 pub fn endpoint_host(service_name: &str, suffix: &str, region: &str, base_domain: &str) -> String {
-    format!(
-        "{}-{suffix}.ecs.{region}.{base_domain}",
-        dns_label(service_name)
-    )
+    format!("{}-{suffix}.ecs.{region}.{base_domain}", dns_label(service_name))
 }
 
 #[cfg(test)]

@@ -80,10 +80,7 @@ pub fn validate(cpu: Option<&str>, memory: Option<&str>) -> Result<TaskSize, Aws
              With cpu {cpu}, memory must be between {min} and {max} MiB in increments of {step} MiB."
         )));
     }
-    Ok(TaskSize {
-        cpu,
-        memory_mib: memory,
-    })
+    Ok(TaskSize { cpu, memory_mib: memory })
 }
 
 impl TaskSize {
@@ -114,14 +111,7 @@ mod tests {
             (Some("1024"), None, 1024, 2048),
         ];
         for (c, m, wc, wm) in ok {
-            assert_eq!(
-                validate(c, m),
-                Ok(TaskSize {
-                    cpu: wc,
-                    memory_mib: wm
-                }),
-                "{c:?} {m:?}"
-            );
+            assert_eq!(validate(c, m), Ok(TaskSize { cpu: wc, memory_mib: wm }), "{c:?} {m:?}");
         }
         let bad = [
             (Some("300"), Some("512")),
@@ -146,10 +136,7 @@ mod tests {
 
     #[test]
     fn docker_limits() {
-        let s = TaskSize {
-            cpu: 256,
-            memory_mib: 512,
-        };
+        let s = TaskSize { cpu: 256, memory_mib: 512 };
         assert_eq!(s.nano_cpus(), 250_000_000);
         assert_eq!(s.memory_bytes(), 512 * 1024 * 1024);
     }

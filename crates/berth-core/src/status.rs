@@ -80,11 +80,7 @@ mod tests {
         for t in TaskStatus::ALL {
             assert_eq!(TaskStatus::parse(t.as_str()), Some(t));
         }
-        for s in [
-            ServiceStatus::Active,
-            ServiceStatus::Draining,
-            ServiceStatus::Inactive,
-        ] {
+        for s in [ServiceStatus::Active, ServiceStatus::Draining, ServiceStatus::Inactive] {
             assert_eq!(ServiceStatus::parse(s.as_str()), Some(s));
         }
         assert!(TaskStatus::Running < TaskStatus::Stopped);

@@ -154,10 +154,7 @@ mod tests {
             hosts: vec![HostRoute {
                 host: "web-abc123.ecs.us-east-1.localhost".into(),
                 service: "arn:aws:ecs:us-east-1:000000000000:service/default/web".into(),
-                forward: vec![WeightedTargetGroup {
-                    target_group: "tg-a".into(),
-                    weight: 100,
-                }],
+                forward: vec![WeightedTargetGroup { target_group: "tg-a".into(), weight: 100 }],
             }],
             target_groups: vec![TargetGroup {
                 id: "tg-a".into(),

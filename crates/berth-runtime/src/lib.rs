@@ -52,10 +52,7 @@ pub struct RegistryAuth {
 
 impl std::fmt::Debug for RegistryAuth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RegistryAuth")
-            .field("username", &self.username)
-            .field("password", &"<redacted>")
-            .finish()
+        f.debug_struct("RegistryAuth").field("username", &self.username).field("password", &"<redacted>").finish()
     }
 }
 

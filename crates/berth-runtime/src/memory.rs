@@ -40,11 +40,7 @@ impl MemoryDriver {
     /// Makes a running task exit with `code`, as if its process died.
     pub fn exit_task(&self, task_id: &str, code: i64) {
         if let Some(t) = self.lock().tasks.get_mut(task_id) {
-            t.state = ObservedState::Exited {
-                exit_code: code,
-                finished_at: Some(SystemTime::now()),
-                error: None,
-            };
+            t.state = ObservedState::Exited { exit_code: code, finished_at: Some(SystemTime::now()), error: None };
         }
     }
 
@@ -59,12 +55,7 @@ impl MemoryDriver {
     }
 
     pub fn running_ids(&self) -> Vec<String> {
-        self.lock()
-            .tasks
-            .values()
-            .filter(|t| t.state == ObservedState::Running)
-            .map(|t| t.task_id.clone())
-            .collect()
+        self.lock().tasks.values().filter(|t| t.state == ObservedState::Running).map(|t| t.task_id.clone()).collect()
     }
 
     pub fn has_network(&self, name: &str) -> bool {
@@ -86,19 +77,13 @@ impl Driver for MemoryDriver {
     async fn run_task(&self, spec: &TaskSpec) -> Result<StartedTask, DriverError> {
         let mut inner = self.lock();
         if inner.missing_images.contains(&spec.image) {
-            return Err(DriverError::ImagePull {
-                image: spec.image.clone(),
-                message: "not found".into(),
-            });
+            return Err(DriverError::ImagePull { image: spec.image.clone(), message: "not found".into() });
         }
         if let Some(t) = inner.tasks.get(&spec.task_id)
             && t.state == ObservedState::Running
             && let Some(ip) = t.ip
         {
-            return Ok(StartedTask {
-                ip,
-                started_at: t.started_at.unwrap_or_else(SystemTime::now),
-            });
+            return Ok(StartedTask { ip, started_at: t.started_at.unwrap_or_else(SystemTime::now) });
         }
         inner.next_ip += 1;
         let n = inner.next_ip;
@@ -115,10 +100,7 @@ impl Driver for MemoryDriver {
             },
         );
         inner.started.push(spec.clone());
-        Ok(StartedTask {
-            ip,
-            started_at: now,
-        })
+        Ok(StartedTask { ip, started_at: now })
     }
 
     async fn stop_task(&self, task_id: &str, _timeout: Duration) -> Result<(), DriverError> {
