@@ -1,0 +1,200 @@
+//! berth-model: the AWS API shapes berth speaks, generated from the botocore service models.
+//!
+//! It owns the request and response types of every implemented operation (one module per AWS service,
+//! written by `codegen/model.py`; never edited by hand), the closed `Operation` enum each request body is
+//! decoded into exactly once, and the validation errors that decoding produces. It must never hold
+//! behaviour beyond decoding and encoding: what an operation does lives in the control plane.
+
+use berth_core::{AwsError, ErrorCode};
+use serde::{Deserialize, Serialize};
+
+pub mod ecs;
+
+/// An AWS timestamp as the JSON protocols carry it: seconds since the Unix epoch.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Timestamp(pub f64);
+
+impl Timestamp {
+    pub fn from_system_time(t: std::time::SystemTime) -> Self {
+        let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        // Millisecond precision, as AWS returns.
+        Timestamp((d.as_millis() as f64) / 1000.0)
+    }
+    pub fn now() -> Self {
+        Self::from_system_time(std::time::SystemTime::now())
+    }
+}
+
+/// Why a request body could not become an operation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("operation {0} is not supported")]
+    UnknownOperation(String),
+    /// The body is not JSON (or not an object).
+    #[error("{0}")]
+    Malformed(String),
+    /// The body is JSON but violates the model: missing required members or wrong types.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl From<DecodeError> for AwsError {
+    fn from(e: DecodeError) -> Self {
+        match e {
+            DecodeError::UnknownOperation(op) => {
+                AwsError::new(ErrorCode::UnknownOperation, format!("Operation {op} is not supported by berth"))
+            }
+            DecodeError::Malformed(m) => AwsError::new(ErrorCode::Serialization, m),
+            DecodeError::Invalid(m) => AwsError::new(ErrorCode::InvalidParameter, m),
+        }
+    }
+}
+
+/// Implemented by every generated request type: reports missing required members.
+pub trait Validate {
+    fn validate_required(&self, errors: &mut Vec<String>);
+}
+
+/// `a.b` path joining for validation messages.
+pub fn join_path(parent: &str, member: &str) -> String {
+    if parent.is_empty() { member.to_string() } else { format!("{parent}.{member}") }
+}
+
+/// Decodes and validates a JSON-protocol request body. An empty body means `{}`.
+pub fn decode_json<T: for<'de> Deserialize<'de> + Validate>(body: &[u8]) -> Result<T, DecodeError> {
+    let body = if body.iter().all(u8::is_ascii_whitespace) { b"{}".as_slice() } else { body };
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(DecodeError::Malformed("Request body must be a JSON object".into()));
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value: T = match serde_path_to_error::deserialize(&mut de) {
+        Ok(v) => v,
+        Err(e) => {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            return Err(match inner.classify() {
+                serde_json::error::Category::Syntax
+                | serde_json::error::Category::Eof
+                | serde_json::error::Category::Io => {
+                    DecodeError::Malformed(format!("Request body is not valid JSON: {inner}"))
+                }
+                serde_json::error::Category::Data => {
+                    let msg = inner.to_string();
+                    let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+                    DecodeError::Invalid(format!(
+                        "1 validation error detected: Value at '{path}' failed to satisfy constraint: {msg}"
+                    ))
+                }
+            });
+        }
+    };
+    if de.end().is_err() {
+        return Err(DecodeError::Malformed("Request body has trailing characters after the JSON object".into()));
+    }
+    let mut errors = Vec::new();
+    value.validate_required(&mut errors);
+    if errors.is_empty() {
+        Ok(value)
+    } else {
+        let n = errors.len();
+        let list: Vec<String> = errors
+            .iter()
+            .map(|p| format!("Value null at '{p}' failed to satisfy constraint: Member must not be null"))
+            .collect();
+        Err(DecodeError::Invalid(format!(
+            "{n} validation error{} detected: {}",
+            if n == 1 { "" } else { "s" },
+            list.join("; ")
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ecs::Operation;
+
+    fn decode(op: &str, body: &str) -> Result<Operation, DecodeError> {
+        Operation::decode(op, body.as_bytes())
+    }
+
+    #[test]
+    fn decodes_a_create_request() {
+        let body = r#"{"infrastructureRoleArn":"arn:aws:iam::123456789012:role/infra",
+            "primaryContainer":{"image":"berth-demo:latest","containerPort":8080,
+            "environment":[{"name":"A","value":"1"}]},
+            "scalingTarget":{"minTaskCount":2,"autoScalingMetric":"AVERAGE_CPU"},"tags":[{"key":"k","value":"v"}]}"#;
+        let Ok(Operation::CreateExpressGatewayService(req)) = decode("CreateExpressGatewayService", body) else {
+            panic!("decode failed");
+        };
+        let c = req.primary_container.expect("container");
+        assert_eq!(c.image.as_deref(), Some("berth-demo:latest"));
+        assert_eq!(c.container_port, Some(8080));
+        let s = req.scaling_target.expect("scaling");
+        assert_eq!(s.auto_scaling_metric, Some(ecs::ExpressGatewayServiceScalingMetric::AverageCpu));
+    }
+
+    #[test]
+    fn table_of_bad_bodies() {
+        // (operation, body, expected error kind, text the message must contain)
+        let cases: &[(&str, &str, &str, &str)] = &[
+            ("CreateExpressGatewayService", "{", "malformed", "not valid JSON"),
+            ("CreateExpressGatewayService", "[1]", "malformed", "JSON object"),
+            ("CreateExpressGatewayService", "{}", "invalid", "'infrastructureRoleArn'"),
+            (
+                "CreateExpressGatewayService",
+                r#"{"infrastructureRoleArn":"a","primaryContainer":{}}"#,
+                "invalid",
+                "'primaryContainer.image'",
+            ),
+            ("CreateExpressGatewayService", r#"{"infrastructureRoleArn":5}"#, "invalid", "infrastructureRoleArn"),
+            (
+                "CreateExpressGatewayService",
+                r#"{"infrastructureRoleArn":"a","scalingTarget":{"autoScalingMetric":"NOPE"}}"#,
+                "invalid",
+                "scalingTarget.autoScalingMetric",
+            ),
+            ("DescribeExpressGatewayService", "{}", "invalid", "'serviceArn'"),
+            ("TagResource", r#"{"resourceArn":"x"}"#, "invalid", "'tags'"),
+            (
+                "CreateExpressGatewayService",
+                r#"{"infrastructureRoleArn":"a","primaryContainer":{"image":"i","secrets":[{"name":"a","valueFrom":"b"},{}]}}"#,
+                "invalid",
+                "2 validation errors detected: Value null at 'primaryContainer.secrets.member.2.name'",
+            ),
+            ("NoSuchOperation", "{}", "unknown", "NoSuchOperation"),
+        ];
+        for (op, body, kind, text) in cases {
+            let e = decode(op, body).expect_err(body);
+            let (k, m) = match &e {
+                DecodeError::Malformed(m) => ("malformed", m.clone()),
+                DecodeError::Invalid(m) => ("invalid", m.clone()),
+                DecodeError::UnknownOperation(m) => ("unknown", m.clone()),
+            };
+            assert_eq!(k, *kind, "{op} {body}: {e}");
+            assert!(m.contains(text), "{op} {body}: {m}");
+        }
+    }
+
+    #[test]
+    fn empty_body_is_an_empty_object() {
+        assert!(matches!(decode("ListClusters", ""), Ok(Operation::ListClusters(_))));
+    }
+
+    #[test]
+    fn outputs_skip_absent_members_and_use_epoch_seconds() {
+        let out = ecs::Output::DescribeClusters(ecs::DescribeClustersResponse {
+            clusters: Some(vec![ecs::Cluster {
+                cluster_name: Some("default".into()),
+                status: Some("ACTIVE".into()),
+                ..Default::default()
+            }]),
+            failures: None,
+        });
+        let json = String::from_utf8(out.to_json()).expect("utf8");
+        assert_eq!(json, r#"{"clusters":[{"clusterName":"default","status":"ACTIVE"}]}"#);
+        let t = serde_json::to_string(&Timestamp(1700000000.5)).expect("json");
+        assert_eq!(t, "1700000000.5");
+    }
+}
