@@ -1,0 +1,102 @@
+//! berth-store: berth's desired and recorded state in embedded SQLite (WAL).
+//!
+//! It owns the schema, its migrations and typed rows for clusters, services, service revisions, task
+//! definitions, tasks, certificates, credentials and tags; every change happens inside one transaction
+//! ([`Store::tx`]), so a failed command leaves nothing half-written. It must never call a runtime, the
+//! network or the proxy, and never decide anything: it records what the control plane decides.
+
+mod rows;
+mod schema;
+
+pub use rows::*;
+
+use std::path::Path;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    #[error("{0} already exists")]
+    Conflict(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// The database. Not `Sync`: the control plane keeps it behind a mutex and holds it only for short
+/// transactions.
+pub struct Store {
+    conn: Connection,
+}
+
+/// A transaction: every read and write goes through one.
+pub struct Tx<'a> {
+    tx: rusqlite::Transaction<'a>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and migrates it.
+    pub fn open(path: &Path) -> Result<Store> {
+        let conn = Connection::open(path)?;
+        Self::init(conn)
+    }
+
+    /// An in-memory database, for tests.
+    pub fn open_in_memory() -> Result<Store> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(conn: Connection) -> Result<Store> {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let mut store = Store { conn };
+        schema::migrate(&mut store.conn)?;
+        Ok(store)
+    }
+
+    /// Runs `f` in a transaction, committing when it returns `Ok`.
+    pub fn tx<T, E: From<StoreError>>(
+        &mut self,
+        f: impl FnOnce(&Tx<'_>) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
+        let tx = self.conn.transaction().map_err(StoreError::from)?;
+        let t = Tx { tx };
+        let out = f(&t)?;
+        t.tx.commit().map_err(StoreError::from)?;
+        Ok(out)
+    }
+}
+
+impl Tx<'_> {
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.tx
+    }
+
+    pub fn meta_get(&self, key: &str) -> Result<Option<String>> {
+        Ok(self.conn().query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional()?)
+    }
+
+    pub fn meta_set(&self, key: &str, value: &str) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            params![key, value],
+        )?;
+        Ok(())
+    }
+
+    /// Increments the counter stored under `key` and returns the new value (starting at 1).
+    pub fn next_counter(&self, key: &str) -> Result<u64> {
+        let cur: u64 = self.meta_get(key)?.and_then(|v| v.parse().ok()).unwrap_or(0);
+        let next = cur + 1;
+        self.meta_set(key, &next.to_string())?;
+        Ok(next)
+    }
+}
+
+#[cfg(test)]
+mod tests;

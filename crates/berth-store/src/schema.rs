@@ -1,0 +1,99 @@
+//! Schema and migrations. Each entry of [`MIGRATIONS`] runs once, in order, inside a transaction.
+
+use rusqlite::Connection;
+
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE credentials (
+    access_key_id TEXT PRIMARY KEY,
+    secret_access_key TEXT NOT NULL,
+    principal_arn TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE clusters (
+    name TEXT PRIMARY KEY,
+    arn TEXT NOT NULL UNIQUE,
+    status TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE services (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    arn TEXT NOT NULL,
+    cluster TEXT NOT NULL,
+    name TEXT NOT NULL,
+    status TEXT NOT NULL,
+    status_reason TEXT,
+    express INTEGER NOT NULL,
+    infrastructure_role_arn TEXT,
+    target_revision TEXT NOT NULL,
+    live_revision TEXT,
+    desired_count INTEGER NOT NULL,
+    endpoint_host TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE UNIQUE INDEX services_active_name ON services(cluster, name) WHERE status = 'ACTIVE';
+CREATE INDEX services_arn ON services(arn);
+CREATE TABLE revisions (
+    arn TEXT PRIMARY KEY,
+    service_id INTEGER NOT NULL REFERENCES services(id),
+    task_definition_arn TEXT NOT NULL,
+    config TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE task_definitions (
+    arn TEXT PRIMARY KEY,
+    family TEXT NOT NULL,
+    revision INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    body TEXT NOT NULL,
+    registered_at REAL NOT NULL,
+    UNIQUE(family, revision)
+);
+CREATE TABLE tasks (
+    id TEXT PRIMARY KEY,
+    arn TEXT NOT NULL UNIQUE,
+    cluster TEXT NOT NULL,
+    service_id INTEGER REFERENCES services(id),
+    revision_arn TEXT,
+    task_definition_arn TEXT NOT NULL,
+    started_by TEXT,
+    desired_status TEXT NOT NULL,
+    last_status TEXT NOT NULL,
+    ip TEXT,
+    port INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    stopping_at REAL,
+    stopped_at REAL,
+    stop_code TEXT,
+    stopped_reason TEXT,
+    exit_code INTEGER,
+    drain_version INTEGER
+);
+CREATE INDEX tasks_service ON tasks(service_id, desired_status);
+CREATE TABLE certificates (
+    host TEXT PRIMARY KEY,
+    cert_pem TEXT NOT NULL,
+    key_pem TEXT NOT NULL,
+    not_after REAL NOT NULL
+);
+CREATE TABLE tags (
+    resource_arn TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (resource_arn, key)
+);
+"#];
+
+pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
