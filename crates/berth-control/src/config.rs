@@ -1,0 +1,33 @@
+use std::time::Duration;
+
+/// What the control plane needs from the server's configuration.
+#[derive(Debug, Clone)]
+pub struct ControlConfig {
+    pub region: String,
+    /// Endpoint hosts are `<service>-<6 hex>.ecs.<region>.<base_domain>`.
+    pub base_domain: String,
+    /// The Docker network tasks join.
+    pub network: String,
+    /// The longest a task may drain before it is stopped anyway.
+    pub drain_timeout: Duration,
+    /// Grace period between SIGTERM and SIGKILL when a task stops (ECS `stopTimeout`).
+    pub stop_timeout: Duration,
+    /// How often the reconciler runs when nothing wakes it.
+    pub resync_interval: Duration,
+    /// How long stopped tasks stay visible (ECS keeps them about an hour).
+    pub stopped_task_retention: Duration,
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        Self {
+            region: "us-east-1".into(),
+            base_domain: "localhost".into(),
+            network: "berth-default".into(),
+            drain_timeout: Duration::from_secs(30),
+            stop_timeout: Duration::from_secs(30),
+            resync_interval: Duration::from_secs(1),
+            stopped_task_retention: Duration::from_secs(3600),
+        }
+    }
+}

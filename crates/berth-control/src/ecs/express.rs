@@ -1,0 +1,516 @@
+//! Create, describe, update and delete Express services, and the ECS service views of them.
+
+use berth_core::ids;
+use berth_core::sizing;
+use berth_core::status::ServiceStatus;
+use berth_core::{Arn, ErrorCode};
+use berth_model::Timestamp;
+use berth_model::ecs::*;
+use berth_store::{CertificateRow, RevisionRow, ServiceRow, Tx};
+
+use super::render;
+use crate::names::cluster_name;
+use crate::{CallerIdentity, Control, ControlError, now};
+
+const DEFAULT_HEALTH_CHECK_PATH: &str = "/ping";
+const DEFAULT_CONTAINER_PORT: i32 = 80;
+const DEFAULT_MIN_TASKS: i32 = 1;
+const DEFAULT_MAX_TASKS: i32 = 20;
+const DEFAULT_SCALING_TARGET: i32 = 60;
+const MAX_TAGS: usize = 50;
+
+pub(crate) fn create(
+    c: &Control,
+    caller: &CallerIdentity,
+    r: CreateExpressGatewayServiceRequest,
+) -> Result<CreateExpressGatewayServiceResponse, ControlError> {
+    let infra = r.infrastructure_role_arn.as_deref().unwrap_or_default();
+    role_arn("infrastructureRoleArn", infra)?;
+    if r.task_definition_arn.is_some() {
+        return Err(ControlError::code(
+            ErrorCode::UnsupportedFeature,
+            "taskDefinitionArn is not supported by berth yet; give primaryContainer, executionRoleArn, cpu and memory instead.",
+        ));
+    }
+    let Some(container) = r.primary_container else {
+        return Err(ControlError::invalid("primaryContainer is required when taskDefinitionArn is not specified."));
+    };
+    let exec = r
+        .execution_role_arn
+        .ok_or_else(|| ControlError::invalid("executionRoleArn is required when primaryContainer is specified."))?;
+    role_arn("executionRoleArn", &exec)?;
+    let container = normalize_container(container)?;
+    let service_name = match r.service_name {
+        Some(n) => n,
+        None => ids::service_name_from_image(container.image.as_deref().unwrap_or("service")),
+    };
+    if !ids::is_valid_name(&service_name) {
+        return Err(ControlError::invalid(format!(
+            "Invalid serviceName '{service_name}': up to 255 letters (uppercase and lowercase), numbers, underscores, and hyphens are allowed."
+        )));
+    }
+    let cluster = cluster_name(r.cluster.as_deref());
+    let tags = tags_of(r.tags.unwrap_or_default())?;
+    let config = RevisionSpec {
+        execution_role_arn: Some(exec),
+        task_role_arn: r.task_role_arn,
+        cpu: r.cpu,
+        memory: r.memory,
+        health_check_path: r.health_check_path,
+        primary_container: container,
+        scaling_target: r.scaling_target,
+        network_configuration: r.network_configuration,
+        cpu_architecture: r.cpu_architecture,
+    }
+    .validate()?;
+
+    let host = ids::endpoint_host(&service_name, &ids::random_hex(6), &c.names.region, &c.config.base_domain);
+    let cert = c.ca.issue(std::slice::from_ref(&host), &[]).map_err(|e| ControlError::Certificate(e.to_string()))?;
+    let not_after = cert.not_after.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+
+    let t = now();
+    let service = c.tx(|tx| {
+        ensure_cluster(c, tx, &cluster, t)?;
+        let arn = c.names.service(&cluster, &service_name);
+        if let Some(existing) = tx.service_by_name(&cluster, &service_name)?
+            && existing.status == ServiceStatus::Active
+        {
+            return Err(ControlError::invalid(format!(
+                "A service named '{service_name}' already exists in cluster '{cluster}'. Service names must be unique within a cluster."
+            )));
+        }
+        let mut row = ServiceRow {
+            id: 0,
+            arn: arn.clone(),
+            cluster: cluster.clone(),
+            name: service_name.clone(),
+            status: ServiceStatus::Active,
+            status_reason: None,
+            express: true,
+            infrastructure_role_arn: Some(infra.to_string()),
+            target_revision: String::new(),
+            live_revision: None,
+            desired_count: config.desired_count(),
+            endpoint_host: host.clone(),
+            created_at: t,
+            updated_at: t,
+        };
+        row.id = tx.service_insert(&row)?;
+        let revision = new_revision(c, tx, &row, &config, caller, t)?;
+        row.target_revision = revision.clone();
+        row.live_revision = Some(revision);
+        tx.service_update(&row)?;
+        tx.certificate_put(&CertificateRow {
+            host: host.clone(),
+            cert_pem: cert.cert_pem.clone(),
+            key_pem: cert.key_pem.clone(),
+            not_after,
+        })?;
+        tx.tags_put(&arn, &tags)?;
+        render::express_service(c, tx, &row, true)
+    })?;
+    c.wake();
+    Ok(CreateExpressGatewayServiceResponse { service: Some(service) })
+}
+
+pub(crate) fn describe(
+    c: &Control,
+    r: DescribeExpressGatewayServiceRequest,
+) -> Result<DescribeExpressGatewayServiceResponse, ControlError> {
+    let arn = r.service_arn.unwrap_or_default();
+    let with_tags = r.include.unwrap_or_default().contains(&ExpressGatewayServiceInclude::Tags);
+    let service = c.tx(|tx| {
+        let row = express_by_arn(tx, &arn, ErrorCode::ResourceNotFound)?;
+        render::express_service(c, tx, &row, with_tags)
+    })?;
+    Ok(DescribeExpressGatewayServiceResponse { service: Some(service) })
+}
+
+pub(crate) fn update(
+    c: &Control,
+    r: UpdateExpressGatewayServiceRequest,
+) -> Result<UpdateExpressGatewayServiceResponse, ControlError> {
+    let arn = r.service_arn.clone().unwrap_or_default();
+    if r.task_definition_arn.is_some() {
+        return Err(ControlError::code(
+            ErrorCode::UnsupportedFeature,
+            "taskDefinitionArn is not supported by berth yet.",
+        ));
+    }
+    if let Some(e) = &r.execution_role_arn {
+        role_arn("executionRoleArn", e)?;
+    }
+    let container = r.primary_container.map(normalize_container).transpose()?;
+    let t = now();
+    let updated = c.tx(|tx| {
+        let mut row = express_by_arn(tx, &arn, ErrorCode::ServiceNotFound)?;
+        if row.status != ServiceStatus::Active {
+            return Err(ControlError::code(
+                ErrorCode::ServiceNotActive,
+                format!("Service is in {} status and cannot be updated.", row.status.as_str()),
+            ));
+        }
+        let current = render::revision_config(tx, &row.target_revision)?;
+        let spec = RevisionSpec {
+            execution_role_arn: r.execution_role_arn.clone().or(current.execution_role_arn),
+            task_role_arn: r.task_role_arn.clone().or(current.task_role_arn),
+            cpu: r.cpu.clone().or(current.cpu),
+            memory: r.memory.clone().or(current.memory),
+            health_check_path: r.health_check_path.clone().or(current.health_check_path),
+            primary_container: container.clone().or(current.primary_container).unwrap_or_default(),
+            scaling_target: merge_scaling(r.scaling_target.clone(), current.scaling_target),
+            network_configuration: r.network_configuration.clone().or(current.network_configuration),
+            cpu_architecture: r.cpu_architecture.or(current.cpu_architecture),
+        }
+        .validate()?;
+        let caller = CallerIdentity {
+            principal_arn: row.infrastructure_role_arn.clone().unwrap_or_default(),
+            account: c.names.account.clone(),
+        };
+        let revision = new_revision(c, tx, &row, &spec, &caller, t)?;
+        row.target_revision = revision.clone();
+        row.desired_count = spec.desired_count();
+        row.updated_at = t;
+        tx.service_update(&row)?;
+        let target = render::revision_config(tx, &revision)?;
+        Ok(UpdatedExpressGatewayService {
+            service_arn: Some(row.arn.clone()),
+            cluster: Some(row.cluster.clone()),
+            service_name: Some(row.name.clone()),
+            status: Some(render::express_status(&row)),
+            target_configuration: Some(target),
+            created_at: Some(Timestamp(row.created_at)),
+            updated_at: Some(Timestamp(row.updated_at)),
+        })
+    })?;
+    c.wake();
+    Ok(UpdateExpressGatewayServiceResponse { service: Some(updated) })
+}
+
+pub(crate) fn delete(
+    c: &Control,
+    r: DeleteExpressGatewayServiceRequest,
+) -> Result<DeleteExpressGatewayServiceResponse, ControlError> {
+    let arn = r.service_arn.unwrap_or_default();
+    let service = c.tx(|tx| {
+        let mut row = express_by_arn(tx, &arn, ErrorCode::ServiceNotFound)?;
+        if row.status != ServiceStatus::Active {
+            return Err(ControlError::code(
+                ErrorCode::ServiceNotActive,
+                format!("Service is in {} status.", row.status.as_str()),
+            ));
+        }
+        row.status = ServiceStatus::Draining;
+        row.status_reason = Some("Service deletion requested; draining tasks.".into());
+        row.updated_at = now();
+        tx.service_update(&row)?;
+        render::express_service(c, tx, &row, false)
+    })?;
+    c.wake();
+    Ok(DeleteExpressGatewayServiceResponse { service: Some(service) })
+}
+
+pub(crate) fn list_services(c: &Control, r: ListServicesRequest) -> Result<ListServicesResponse, ControlError> {
+    let cluster = cluster_name(r.cluster.as_deref());
+    let arns = c.tx(|tx| {
+        require_cluster(tx, &cluster)?;
+        Ok(tx
+            .services_live(Some(&cluster))?
+            .into_iter()
+            .filter(|s| match r.resource_management_type {
+                Some(ResourceManagementType::Customer) => !s.express,
+                Some(ResourceManagementType::Ecs) => s.express,
+                None => true,
+            })
+            .map(|s| s.arn)
+            .collect::<Vec<_>>())
+    })?;
+    let (page, next) = super::paginate(arns, r.next_token.as_deref(), r.max_results)?;
+    Ok(ListServicesResponse { service_arns: Some(page), next_token: next })
+}
+
+pub(crate) fn describe_services(
+    c: &Control,
+    r: DescribeServicesRequest,
+) -> Result<DescribeServicesResponse, ControlError> {
+    let cluster = cluster_name(r.cluster.as_deref());
+    let wanted = r.services.unwrap_or_default();
+    if wanted.len() > 10 {
+        return Err(ControlError::invalid("services can have at most 10 items."));
+    }
+    let with_tags = r.include.unwrap_or_default().contains(&ServiceField::Tags);
+    c.tx(|tx| {
+        require_cluster(tx, &cluster)?;
+        let mut services = Vec::new();
+        let mut failures = Vec::new();
+        for s in wanted {
+            let row = if s.starts_with("arn:") { tx.service_by_arn(&s)? } else { tx.service_by_name(&cluster, &s)? };
+            match row.filter(|row| row.cluster == cluster) {
+                Some(row) => services.push(render::service(c, tx, &row, with_tags)?),
+                None => failures.push(Failure {
+                    arn: Some(if s.starts_with("arn:") { s } else { c.names.service(&cluster, &s) }),
+                    reason: Some("MISSING".into()),
+                    detail: None,
+                }),
+            }
+        }
+        Ok(DescribeServicesResponse { services: Some(services), failures: Some(failures) })
+    })
+}
+
+/// A service revision's settings before they are written down: what a create or an update asked for.
+struct RevisionSpec {
+    execution_role_arn: Option<String>,
+    task_role_arn: Option<String>,
+    cpu: Option<String>,
+    memory: Option<String>,
+    health_check_path: Option<String>,
+    primary_container: ExpressGatewayContainer,
+    scaling_target: Option<ExpressGatewayScalingTarget>,
+    network_configuration: Option<ExpressGatewayServiceNetworkConfiguration>,
+    cpu_architecture: Option<ExpressCpuArchitecture>,
+}
+
+/// A validated spec with every default filled in.
+struct ValidSpec {
+    config: ExpressGatewayServiceConfiguration,
+    size: sizing::TaskSize,
+}
+
+impl ValidSpec {
+    fn desired_count(&self) -> u32 {
+        let min = self.config.scaling_target.as_ref().and_then(|s| s.min_task_count).unwrap_or(DEFAULT_MIN_TASKS);
+        min.max(0) as u32
+    }
+}
+
+impl RevisionSpec {
+    fn validate(self) -> Result<ValidSpec, ControlError> {
+        let size = sizing::validate(self.cpu.as_deref(), self.memory.as_deref()).map_err(ControlError::Aws)?;
+        if let Some(t) = &self.task_role_arn {
+            role_arn("taskRoleArn", t)?;
+        }
+        let path = self.health_check_path.unwrap_or_else(|| DEFAULT_HEALTH_CHECK_PATH.to_string());
+        if !path.starts_with('/') || path.len() > 1024 || path.chars().any(|ch| ch.is_whitespace() || ch.is_control()) {
+            return Err(ControlError::invalid(format!(
+                "Invalid healthCheckPath '{path}': it must start with '/', contain no whitespace and be at most 1024 characters."
+            )));
+        }
+        if matches!(self.cpu_architecture, Some(ExpressCpuArchitecture::Arm64)) {
+            return Err(ControlError::code(
+                ErrorCode::PlatformTaskDefinitionIncompatibility,
+                "cpuArchitecture ARM64 is not available on this berth host (X86_64).",
+            ));
+        }
+        let scaling = normalize_scaling(self.scaling_target)?;
+        Ok(ValidSpec {
+            config: ExpressGatewayServiceConfiguration {
+                service_revision_arn: None,
+                execution_role_arn: self.execution_role_arn,
+                task_role_arn: self.task_role_arn,
+                task_definition_arn: None,
+                cpu: Some(size.cpu.to_string()),
+                memory: Some(size.memory_mib.to_string()),
+                cpu_architecture: Some(ExpressCpuArchitecture::X8664),
+                network_configuration: self.network_configuration,
+                health_check_path: Some(path),
+                primary_container: Some(self.primary_container),
+                scaling_target: Some(scaling),
+                ingress_paths: None,
+                created_at: None,
+            },
+            size,
+        })
+    }
+}
+
+fn normalize_container(mut c: ExpressGatewayContainer) -> Result<ExpressGatewayContainer, ControlError> {
+    let image = c.image.as_deref().unwrap_or_default().trim().to_string();
+    if image.is_empty() || image.len() > 255 || image.chars().any(char::is_whitespace) {
+        return Err(ControlError::invalid(format!(
+            "Invalid primaryContainer.image '{image}': give an image reference such as 'berth-demo:latest' or 'registry.example.com/team/app@sha256:...'."
+        )));
+    }
+    c.image = Some(image);
+    let port = c.container_port.unwrap_or(DEFAULT_CONTAINER_PORT);
+    if !(1..=65535).contains(&port) {
+        return Err(ControlError::invalid(format!(
+            "Invalid primaryContainer.containerPort {port}: it must be between 1 and 65535."
+        )));
+    }
+    c.container_port = Some(port);
+    if c.repository_credentials.is_some() {
+        return Err(ControlError::code(
+            ErrorCode::UnsupportedFeature,
+            "primaryContainer.repositoryCredentials is not supported by berth yet (it needs Secrets Manager).",
+        ));
+    }
+    if c.secrets.as_ref().is_some_and(|s| !s.is_empty()) {
+        return Err(ControlError::code(
+            ErrorCode::UnsupportedFeature,
+            "primaryContainer.secrets is not supported by berth yet (it needs Secrets Manager and SSM).",
+        ));
+    }
+    for kv in c.environment.iter().flatten() {
+        let name = kv.name.as_deref().unwrap_or_default();
+        if name.is_empty() || name.contains('=') || name.contains('\0') {
+            return Err(ControlError::invalid(format!(
+                "Invalid environment variable name '{name}' in primaryContainer.environment."
+            )));
+        }
+    }
+    Ok(c)
+}
+
+fn normalize_scaling(s: Option<ExpressGatewayScalingTarget>) -> Result<ExpressGatewayScalingTarget, ControlError> {
+    let s = s.unwrap_or_default();
+    let min = s.min_task_count.unwrap_or(DEFAULT_MIN_TASKS);
+    let max = s.max_task_count.unwrap_or(DEFAULT_MAX_TASKS.max(min));
+    if min < 0 || max < 1 || min > max || max > 5000 {
+        return Err(ControlError::invalid(format!(
+            "Invalid scalingTarget: minTaskCount ({min}) must be between 0 and maxTaskCount ({max}), and maxTaskCount between 1 and 5000."
+        )));
+    }
+    let target = s.auto_scaling_target_value.unwrap_or(DEFAULT_SCALING_TARGET);
+    if target < 1 {
+        return Err(ControlError::invalid(format!(
+            "Invalid scalingTarget.autoScalingTargetValue {target}: it must be positive."
+        )));
+    }
+    Ok(ExpressGatewayScalingTarget {
+        min_task_count: Some(min),
+        max_task_count: Some(max),
+        auto_scaling_metric: Some(s.auto_scaling_metric.unwrap_or(ExpressGatewayServiceScalingMetric::AverageCpu)),
+        auto_scaling_target_value: Some(target),
+    })
+}
+
+fn merge_scaling(
+    new: Option<ExpressGatewayScalingTarget>,
+    old: Option<ExpressGatewayScalingTarget>,
+) -> Option<ExpressGatewayScalingTarget> {
+    match (new, old) {
+        (None, old) => old,
+        (Some(n), None) => Some(n),
+        (Some(n), Some(o)) => Some(ExpressGatewayScalingTarget {
+            min_task_count: n.min_task_count.or(o.min_task_count),
+            max_task_count: n.max_task_count.or(o.max_task_count),
+            auto_scaling_metric: n.auto_scaling_metric.or(o.auto_scaling_metric),
+            auto_scaling_target_value: n.auto_scaling_target_value.or(o.auto_scaling_target_value),
+        }),
+    }
+}
+
+/// Registers the task definition and the service revision for `spec`; returns the revision ARN.
+fn new_revision(
+    c: &Control,
+    tx: &Tx<'_>,
+    service: &ServiceRow,
+    spec: &ValidSpec,
+    caller: &CallerIdentity,
+    t: f64,
+) -> Result<String, ControlError> {
+    let family = format!("{}-{}", service.cluster, service.name);
+    let td = tx.task_definition_register(
+        &family,
+        |rev| c.names.task_definition(&family, rev),
+        |arn, rev| render::task_definition_json(&spec.config, spec.size, &family, arn, rev, caller, t),
+        t,
+    )?;
+    let seq = tx.next_counter("revision_seq")?;
+    let arn = c.names.service_revision(&service.cluster, &service.name, seq);
+    let mut config = spec.config.clone();
+    config.service_revision_arn = Some(arn.clone());
+    config.task_definition_arn = Some(td.arn);
+    config.ingress_paths = Some(vec![IngressPathSummary {
+        access_type: Some(AccessType::Public),
+        endpoint: Some(service.endpoint_host.clone()),
+    }]);
+    config.created_at = Some(Timestamp(t));
+    let json = serde_json::to_string(&config).map_err(|e| ControlError::invalid(e.to_string()))?;
+    tx.revision_insert(&RevisionRow {
+        arn: arn.clone(),
+        service_id: service.id,
+        task_definition_arn: config.task_definition_arn.clone().unwrap_or_default(),
+        config: json,
+        created_at: t,
+    })?;
+    Ok(arn)
+}
+
+fn role_arn(member: &str, value: &str) -> Result<(), ControlError> {
+    let arn: Arn = value.parse().map_err(|e| {
+        ControlError::invalid(format!(
+            "Invalid {member} '{value}': {e}. Expected arn:aws:iam::<account-id>:role/<name>."
+        ))
+    })?;
+    if arn.service != "iam" || arn.iam_role_name().is_none() || arn.account.is_empty() {
+        return Err(ControlError::invalid(format!(
+            "Invalid {member} '{value}': expected an IAM role ARN such as arn:aws:iam::<account-id>:role/<name>."
+        )));
+    }
+    Ok(())
+}
+
+fn tags_of(tags: Vec<Tag>) -> Result<Vec<(String, String)>, ControlError> {
+    if tags.len() > MAX_TAGS {
+        return Err(ControlError::invalid(format!(
+            "A resource can have at most {MAX_TAGS} tags; {} given.",
+            tags.len()
+        )));
+    }
+    tags.into_iter()
+        .map(|t| {
+            let key = t.key.unwrap_or_default();
+            if key.is_empty() || key.len() > 128 {
+                return Err(ControlError::invalid("Tag keys must be 1 to 128 characters."));
+            }
+            let value = t.value.unwrap_or_default();
+            if value.len() > 256 {
+                return Err(ControlError::invalid("Tag values must be at most 256 characters."));
+            }
+            Ok((key, value))
+        })
+        .collect()
+}
+
+pub(crate) fn tag_pairs(tags: Vec<Tag>) -> Result<Vec<(String, String)>, ControlError> {
+    tags_of(tags)
+}
+
+/// Creates the `default` cluster on first use; any other cluster must exist and be ACTIVE.
+fn ensure_cluster(c: &Control, tx: &Tx<'_>, cluster: &str, t: f64) -> Result<(), ControlError> {
+    match tx.cluster_get(cluster)? {
+        Some(row) if row.status == "ACTIVE" => Ok(()),
+        _ if cluster == "default" => {
+            tx.cluster_insert(&berth_store::ClusterRow {
+                name: cluster.into(),
+                arn: c.names.cluster(cluster),
+                status: "ACTIVE".into(),
+                created_at: t,
+            })?;
+            Ok(())
+        }
+        _ => Err(ControlError::code(ErrorCode::ClusterNotFound, format!("Cluster not found: {cluster}"))),
+    }
+}
+
+pub(crate) fn require_cluster(tx: &Tx<'_>, cluster: &str) -> Result<(), ControlError> {
+    match tx.cluster_get(cluster)? {
+        Some(row) if row.status == "ACTIVE" => Ok(()),
+        _ => Err(ControlError::code(ErrorCode::ClusterNotFound, "Cluster not found.")),
+    }
+}
+
+fn express_by_arn(tx: &Tx<'_>, arn: &str, missing: ErrorCode) -> Result<ServiceRow, ControlError> {
+    let not_found = || ControlError::code(missing, format!("Service not found: {arn}"));
+    if arn.parse::<Arn>().is_err() {
+        return Err(ControlError::invalid(format!(
+            "Invalid serviceArn '{arn}': expected arn:aws:ecs:<region>:<account-id>:service/<cluster>/<name>."
+        )));
+    }
+    match tx.service_by_arn(arn)? {
+        Some(row) if row.express => Ok(row),
+        _ => Err(not_found()),
+    }
+}

@@ -1,0 +1,58 @@
+//! What each ECS operation means. Commands validate, then change desired state in one transaction and
+//! wake the reconciler; they never wait for containers.
+
+mod clusters;
+mod express;
+pub(crate) mod render;
+mod tags;
+mod tasks;
+
+use berth_model::ecs::{Operation, Output};
+pub(crate) use render::revision_config;
+
+use crate::{CallerIdentity, Control, ControlError};
+
+pub(crate) fn handle(c: &Control, caller: &CallerIdentity, op: Operation) -> Result<Output, ControlError> {
+    use Operation as O;
+    Ok(match op {
+        O::CreateExpressGatewayService(r) => Output::CreateExpressGatewayService(express::create(c, caller, r)?),
+        O::DescribeExpressGatewayService(r) => Output::DescribeExpressGatewayService(express::describe(c, r)?),
+        O::UpdateExpressGatewayService(r) => Output::UpdateExpressGatewayService(express::update(c, r)?),
+        O::DeleteExpressGatewayService(r) => Output::DeleteExpressGatewayService(express::delete(c, r)?),
+        O::CreateCluster(r) => Output::CreateCluster(clusters::create(c, r)?),
+        O::DescribeClusters(r) => Output::DescribeClusters(clusters::describe(c, r)?),
+        O::ListClusters(r) => Output::ListClusters(clusters::list(c, r)?),
+        O::DeleteCluster(r) => Output::DeleteCluster(clusters::delete(c, r)?),
+        O::ListServices(r) => Output::ListServices(express::list_services(c, r)?),
+        O::DescribeServices(r) => Output::DescribeServices(express::describe_services(c, r)?),
+        O::ListTasks(r) => Output::ListTasks(tasks::list(c, r)?),
+        O::DescribeTasks(r) => Output::DescribeTasks(tasks::describe(c, r)?),
+        O::StopTask(r) => Output::StopTask(tasks::stop(c, r)?),
+        O::DescribeTaskDefinition(r) => Output::DescribeTaskDefinition(tasks::describe_task_definition(c, r)?),
+        O::ListTaskDefinitions(r) => Output::ListTaskDefinitions(tasks::list_task_definitions(c, r)?),
+        O::TagResource(r) => Output::TagResource(tags::tag(c, r)?),
+        O::UntagResource(r) => Output::UntagResource(tags::untag(c, r)?),
+        O::ListTagsForResource(r) => Output::ListTagsForResource(tags::list(c, r)?),
+    })
+}
+
+/// A page of `items` from `next_token` (an offset), at most `max` (default 100, ECS's cap).
+pub(crate) fn paginate<T>(
+    items: Vec<T>,
+    next_token: Option<&str>,
+    max: Option<i32>,
+) -> Result<(Vec<T>, Option<String>), ControlError> {
+    let start: usize = match next_token {
+        None => 0,
+        Some(t) => t.parse().map_err(|_| ControlError::invalid("Invalid nextToken"))?,
+    };
+    let max = match max {
+        None => 100,
+        Some(m) if (1..=100).contains(&m) => m as usize,
+        Some(m) => return Err(ControlError::invalid(format!("maxResults must be between 1 and 100, got {m}"))),
+    };
+    let total = items.len();
+    let page: Vec<T> = items.into_iter().skip(start).take(max).collect();
+    let next = (start + max < total).then(|| (start + max).to_string());
+    Ok((page, next))
+}

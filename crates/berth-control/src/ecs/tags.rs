@@ -1,0 +1,70 @@
+//! Tags on clusters, services, tasks and task definitions.
+
+use berth_core::{Arn, ErrorCode};
+use berth_model::ecs::*;
+use berth_store::Tx;
+
+use super::render;
+use crate::{Control, ControlError};
+
+pub(crate) fn tag(c: &Control, r: TagResourceRequest) -> Result<TagResourceResponse, ControlError> {
+    let arn = r.resource_arn.unwrap_or_default();
+    let tags = super::express::tag_pairs(r.tags.unwrap_or_default())?;
+    c.tx(|tx| {
+        require_resource(tx, &arn)?;
+        let existing = tx.tags_get(&arn)?;
+        let total = existing.iter().filter(|(k, _)| !tags.iter().any(|(n, _)| n == k)).count() + tags.len();
+        if total > 50 {
+            return Err(ControlError::invalid("A resource can have at most 50 tags."));
+        }
+        tx.tags_put(&arn, &tags)?;
+        Ok(())
+    })?;
+    Ok(TagResourceResponse {})
+}
+
+pub(crate) fn untag(c: &Control, r: UntagResourceRequest) -> Result<UntagResourceResponse, ControlError> {
+    let arn = r.resource_arn.unwrap_or_default();
+    let keys = r.tag_keys.unwrap_or_default();
+    c.tx(|tx| {
+        require_resource(tx, &arn)?;
+        tx.tags_remove(&arn, &keys)?;
+        Ok(())
+    })?;
+    Ok(UntagResourceResponse {})
+}
+
+pub(crate) fn list(c: &Control, r: ListTagsForResourceRequest) -> Result<ListTagsForResourceResponse, ControlError> {
+    let arn = r.resource_arn.unwrap_or_default();
+    let tags = c.tx(|tx| {
+        require_resource(tx, &arn)?;
+        render::tag_list(tx, &arn)
+    })?;
+    Ok(ListTagsForResourceResponse { tags: Some(tags) })
+}
+
+/// Taggable ECS resources must exist.
+fn require_resource(tx: &Tx<'_>, arn: &str) -> Result<(), ControlError> {
+    let parsed: Arn = arn.parse().map_err(|e| ControlError::invalid(format!("Invalid resourceArn '{arn}': {e}")))?;
+    if parsed.service != "ecs" {
+        return Err(ControlError::invalid(format!("Invalid resourceArn '{arn}': not an ECS resource.")));
+    }
+    let kind = parsed.resource.split('/').next().unwrap_or_default();
+    let exists = match kind {
+        "cluster" => {
+            let name = parsed.resource.trim_start_matches("cluster/");
+            tx.cluster_get(name)?.is_some()
+        }
+        "service" => tx.service_by_arn(arn)?.is_some(),
+        "task" => tx.task_get(arn)?.is_some(),
+        "task-definition" => tx.task_definition_get(arn)?.is_some(),
+        _ => {
+            return Err(ControlError::invalid(format!("Invalid resourceArn '{arn}': tagging {kind} is not supported.")));
+        }
+    };
+    if exists {
+        Ok(())
+    } else {
+        Err(ControlError::code(ErrorCode::ResourceNotFound, format!("The specified resource was not found: {arn}")))
+    }
+}

@@ -1,0 +1,41 @@
+use berth_core::{AwsError, ErrorCode};
+use berth_store::StoreError;
+
+/// Everything that can go wrong in the control plane, mapped exhaustively to AWS errors below.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("{0}")]
+    Aws(#[from] AwsError),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("certificate: {0}")]
+    Certificate(String),
+}
+
+impl ControlError {
+    pub fn invalid(message: impl Into<String>) -> Self {
+        ControlError::Aws(AwsError::invalid_parameter(message))
+    }
+    pub fn code(code: ErrorCode, message: impl Into<String>) -> Self {
+        ControlError::Aws(AwsError::new(code, message))
+    }
+}
+
+impl From<ControlError> for AwsError {
+    fn from(e: ControlError) -> Self {
+        match e {
+            ControlError::Aws(a) => a,
+            ControlError::Store(StoreError::Conflict(what)) => {
+                AwsError::invalid_parameter(format!("{what} already exists"))
+            }
+            ControlError::Store(s) => {
+                tracing::error!(error = %s, "store failure");
+                AwsError::internal("The server could not record the change; nothing was changed. Try again.")
+            }
+            ControlError::Certificate(m) => {
+                tracing::error!(error = %m, "certificate failure");
+                AwsError::internal(format!("Could not issue the endpoint certificate: {m}"))
+            }
+        }
+    }
+}

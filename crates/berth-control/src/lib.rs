@@ -1,0 +1,162 @@
+//! berth-control: the control plane. It turns API commands into desired state and converges the world to it.
+//!
+//! It owns what every ECS operation means (commands change desired state in one store transaction and
+//! return at once), the reconciler that starts, drains, stops and replaces tasks (a pure [`plan`] over
+//! desired and observed state, then a thin executor), the route table it publishes to proxies, and the
+//! target health it learns back from them. It must never speak a wire protocol (it receives decoded
+//! operations and returns typed outputs), never know Docker (only the [`Driver`] trait), and never block
+//! a command on a container: commands record intent, the reconciler acts.
+
+pub mod authz;
+mod config;
+mod ecs;
+mod error;
+mod health;
+mod names;
+pub mod plan;
+mod reconcile;
+pub mod routes;
+
+pub use config::ControlConfig;
+pub use error::ControlError;
+pub use health::HealthView;
+
+use std::sync::{Arc, Mutex};
+
+use berth_certs::Ca;
+use berth_core::AwsError;
+use berth_routes::{ProxyReport, RouteTable};
+use berth_runtime::Driver;
+use berth_store::Store;
+use tokio::sync::{Notify, watch};
+
+use crate::names::Names;
+
+/// Who is calling, as the API layer authenticated them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallerIdentity {
+    pub principal_arn: String,
+    pub account: String,
+}
+
+/// The control plane. Cheap to share: clone the `Arc`.
+pub struct Control {
+    config: ControlConfig,
+    names: Names,
+    store: Mutex<Store>,
+    driver: Arc<dyn Driver>,
+    ca: Arc<Ca>,
+    wake: Notify,
+    routes: watch::Sender<Arc<RouteTable>>,
+    health: Mutex<HealthView>,
+    reconciler: Mutex<reconcile::State>,
+}
+
+impl Control {
+    /// Opens the control plane over an opened store. Reads or creates the account id and instance id.
+    pub fn new(
+        config: ControlConfig,
+        mut store: Store,
+        driver: Arc<dyn Driver>,
+        ca: Arc<Ca>,
+    ) -> Result<Arc<Self>, ControlError> {
+        let (account, instance, version) = store.tx(|t| {
+            let account = match t.meta_get("account_id")? {
+                Some(a) => a,
+                None => {
+                    let a = names::new_account_id();
+                    t.meta_set("account_id", &a)?;
+                    a
+                }
+            };
+            let instance = match t.meta_get("instance_id")? {
+                Some(i) => i,
+                None => {
+                    let i = berth_core::ids::random_hex(12);
+                    t.meta_set("instance_id", &i)?;
+                    i
+                }
+            };
+            let version: u64 = t.meta_get("route_version")?.and_then(|v| v.parse().ok()).unwrap_or(0);
+            Ok::<_, ControlError>((account, instance, version))
+        })?;
+        let names = Names { region: config.region.clone(), account, instance };
+        let (routes, _) = watch::channel(Arc::new(RouteTable { version, ..Default::default() }));
+        let control = Arc::new(Control {
+            config,
+            names,
+            store: Mutex::new(store),
+            driver,
+            ca,
+            wake: Notify::new(),
+            routes,
+            health: Mutex::new(HealthView::default()),
+            reconciler: Mutex::new(reconcile::State::default()),
+        });
+        // Publish the table the store describes at once, so proxies get routes before the first pass.
+        control.publish_routes()?;
+        Ok(control)
+    }
+
+    pub fn account_id(&self) -> &str {
+        &self.names.account
+    }
+
+    pub fn region(&self) -> &str {
+        &self.names.region
+    }
+
+    /// The label value that marks this server's containers (several berths may share one Docker).
+    pub fn instance_id(&self) -> &str {
+        &self.names.instance
+    }
+
+    /// Runs a store transaction. Holding the lock across an `await` is impossible by construction.
+    fn tx<T>(&self, f: impl FnOnce(&berth_store::Tx<'_>) -> Result<T, ControlError>) -> Result<T, ControlError> {
+        let mut store = self.store.lock().unwrap_or_else(|e| e.into_inner());
+        store.tx(f)
+    }
+
+    /// Handles one decoded ECS operation for an authenticated caller.
+    pub async fn handle_ecs(
+        &self,
+        caller: &CallerIdentity,
+        op: berth_model::ecs::Operation,
+    ) -> Result<berth_model::ecs::Output, AwsError> {
+        authz::authorize(caller, &format!("ecs:{}", op.name()))?;
+        let out = ecs::handle(self, caller, op).map_err(AwsError::from)?;
+        Ok(out)
+    }
+
+    /// Subscribes to route-table snapshots (the internal watch API serves these to proxies).
+    pub fn subscribe_routes(&self) -> watch::Receiver<Arc<RouteTable>> {
+        self.routes.subscribe()
+    }
+
+    /// Records a proxy's report of target health and in-flight requests.
+    pub fn report(&self, report: ProxyReport) {
+        let changed = self.health.lock().unwrap_or_else(|e| e.into_inner()).apply(report, now());
+        if changed {
+            self.wake();
+        }
+    }
+
+    /// Asks the reconciler for a pass now.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub(crate) fn now() -> f64 {
+    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    d.as_millis() as f64 / 1000.0
+}
+
+/// The configuration recorded for a service revision.
+pub(crate) fn ecs_config(
+    tx: &berth_store::Tx<'_>,
+    revision: &str,
+) -> Result<berth_model::ecs::ExpressGatewayServiceConfiguration, ControlError> {
+    ecs::revision_config(tx, revision)
+}

@@ -1,0 +1,580 @@
+//! The executor around [`crate::plan`]: observe the runtime, record what changed, plan each service,
+//! write the plan's decisions down, then act (start and stop containers in the background) and publish
+//! the route table. Every pass starts from the store and the runtime as they are now, so a crash at any
+//! point leaves state the next pass (of this process or the next one) finishes.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use berth_core::status::{ServiceStatus, TaskStatus};
+use berth_model::ecs::{ExpressGatewayServiceConfiguration, TaskStopCode};
+use berth_routes::{Certificate, HealthCheck, TargetHealth};
+use berth_runtime::{ObservedState, ObservedTask, TaskSpec, labels};
+use berth_store::{ServiceRow, TaskRow, Tx};
+
+use crate::plan::{self, Action, DrainReason, PlanInput, ServiceInput, TaskInput};
+use crate::routes::{self, ServiceRoutes, TaskTarget};
+use crate::{Control, ControlError, now};
+
+/// Label that marks which berth server owns a container (several may share one Docker Engine).
+pub const INSTANCE_LABEL: &str = "berth.instance";
+
+/// What the executor remembers between passes. Losing it (a restart) is safe: it only avoids duplicate
+/// work in flight and paces retries.
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    starting: HashSet<String>,
+    stopping: HashSet<String>,
+    backoff: HashMap<i64, Backoff>,
+    network_ready: bool,
+    last_prune: f64,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Backoff {
+    failures: u32,
+    not_before: f64,
+}
+
+impl Backoff {
+    fn fail(&mut self, now: f64) {
+        self.failures += 1;
+        let delay = (0.5 * 2f64.powi(self.failures.min(10) as i32)).min(30.0);
+        self.not_before = now + delay;
+    }
+}
+
+/// Work decided in a pass, done after the transaction.
+#[derive(Default)]
+struct Effects {
+    starts: Vec<(String, i64, TaskSpec)>,
+    stops: Vec<String>,
+    removes: Vec<String>,
+}
+
+impl Control {
+    /// Runs reconciliation passes until `shutdown` resolves: on every wake-up and at the resync interval.
+    pub async fn run_reconciler(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            if let Err(e) = self.reconcile_once().await {
+                tracing::warn!(error = %e, "reconcile pass failed; retrying");
+            }
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(self.config.resync_interval) => {}
+                _ = &mut shutdown => return,
+            }
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.reconciler.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// One pass. Public so tests can drive the reconciler step by step.
+    pub async fn reconcile_once(self: &Arc<Self>) -> Result<(), ControlError> {
+        if !self.state().network_ready {
+            match self.driver.ensure_network(&self.config.network).await {
+                Ok(()) => self.state().network_ready = true,
+                Err(e) => tracing::warn!(error = %e, "cannot prepare the task network"),
+            }
+        }
+        let observed = match self.driver.list_tasks().await {
+            Ok(list) => Some(
+                list.into_iter()
+                    .filter(|o| o.labels.get(INSTANCE_LABEL).map(String::as_str) == Some(self.names.instance.as_str()))
+                    .map(|o| (o.task_id.clone(), o))
+                    .collect::<BTreeMap<_, _>>(),
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list tasks from the runtime; keeping routes as they are");
+                None
+            }
+        };
+        let t = now();
+        let mut effects = Effects::default();
+        if let Some(observed) = &observed {
+            self.tx(|tx| self.observe(tx, observed, t, &mut effects))?;
+            self.tx(|tx| self.plan_services(tx, t, &mut effects))?;
+        }
+        self.execute(effects);
+        self.publish_routes()?;
+        self.prune(t)?;
+        Ok(())
+    }
+
+    /// Records what the runtime shows: tasks that started, exited or vanished, and containers nobody owns.
+    fn observe(
+        &self,
+        tx: &Tx<'_>,
+        observed: &BTreeMap<String, ObservedTask>,
+        t: f64,
+        effects: &mut Effects,
+    ) -> Result<(), ControlError> {
+        let (starting, stopping) = {
+            let s = self.state();
+            (s.starting.clone(), s.stopping.clone())
+        };
+        let tasks = tx.tasks_not_stopped()?;
+        let known: HashSet<&str> = tasks.iter().map(|t| t.id.as_str()).collect();
+        for mut task in tasks.iter().cloned() {
+            if starting.contains(&task.id) || stopping.contains(&task.id) {
+                continue;
+            }
+            match observed.get(&task.id).map(|o| (&o.state, o)) {
+                Some((ObservedState::Running, o)) => {
+                    let ip = o.ip.map(|ip| ip.to_string());
+                    if task.last_status < TaskStatus::Running || (ip.is_some() && task.ip != ip) {
+                        if task.last_status < TaskStatus::Running {
+                            task.last_status = if task.desired_status == TaskStatus::Running {
+                                TaskStatus::Running
+                            } else {
+                                TaskStatus::Deactivating
+                            };
+                        }
+                        task.ip = ip.or(task.ip);
+                        task.started_at = task.started_at.or_else(|| o.started_at.map(epoch)).or(Some(t));
+                        tx.task_update(&task)?;
+                    }
+                    if task.last_status == TaskStatus::Stopping {
+                        // A stop was interrupted (restart): send it again.
+                        effects.stops.push(task.id.clone());
+                    }
+                }
+                Some((ObservedState::Exited { exit_code, finished_at, error }, _)) => {
+                    let failed = task.desired_status == TaskStatus::Running;
+                    task.exit_code = Some(*exit_code);
+                    if failed {
+                        task.stop_code = Some(TaskStopCode::EssentialContainerExited.as_str().into());
+                        task.stopped_reason = Some(match error.as_deref().filter(|e| !e.is_empty()) {
+                            Some(e) => format!("Essential container in task exited: {e}"),
+                            None => "Essential container in task exited".into(),
+                        });
+                        task.stopping_at = task.stopping_at.or(Some(t));
+                    }
+                    stop_row(&mut task, finished_at.map(epoch).unwrap_or(t));
+                    tx.task_update(&task)?;
+                    effects.removes.push(task.id.clone());
+                    if failed && let Some(sid) = task.service_id {
+                        self.state().backoff.entry(sid).or_default().fail(t);
+                    }
+                }
+                Some((ObservedState::Created, _)) | None => {
+                    let failed = task.desired_status == TaskStatus::Running;
+                    if failed {
+                        task.stop_code = Some(TaskStopCode::TaskFailedToStart.as_str().into());
+                        task.stopped_reason = Some(if task.last_status < TaskStatus::Running {
+                            "Task failed to start: its start was interrupted".into()
+                        } else {
+                            "Essential container in task exited: the container was removed outside berth".into()
+                        });
+                    }
+                    stop_row(&mut task, t);
+                    tx.task_update(&task)?;
+                    effects.removes.push(task.id.clone());
+                    if failed && let Some(sid) = task.service_id {
+                        self.state().backoff.entry(sid).or_default().fail(t);
+                    }
+                }
+            }
+        }
+        for id in observed.keys() {
+            if !known.contains(id.as_str()) && !starting.contains(id) && !stopping.contains(id) {
+                tracing::info!(task = %id, "removing a container no task owns");
+                effects.removes.push(id.clone());
+            }
+        }
+        Ok(())
+    }
+
+    fn plan_services(&self, tx: &Tx<'_>, t: f64, effects: &mut Effects) -> Result<(), ControlError> {
+        let all_tasks = tx.tasks_not_stopped()?;
+        let (proxies_version, health) = {
+            let h = self.health.lock().unwrap_or_else(|e| e.into_inner());
+            let mut map = HashMap::new();
+            for task in &all_tasks {
+                if let (Some(sid), Some(rev)) = (task.service_id, &task.revision_arn) {
+                    let group = self.names.target_group(sid, rev);
+                    if let Some(s) = h.target(&group, &task.arn, t) {
+                        map.insert(task.id.clone(), s);
+                    }
+                }
+            }
+            (h.min_version(t), map)
+        };
+        let (starting, stopping) = {
+            let s = self.state();
+            (s.starting.clone(), s.stopping.clone())
+        };
+        for mut service in tx.services_live(None)? {
+            let tasks: Vec<&TaskRow> = all_tasks.iter().filter(|task| task.service_id == Some(service.id)).collect();
+            if tasks.iter().any(|task| health.get(&task.id).is_some_and(|h| h.health == TargetHealth::Healthy)) {
+                self.state().backoff.remove(&service.id);
+            }
+            let not_before = self.state().backoff.get(&service.id).map(|b| b.not_before).unwrap_or(0.0);
+            let input = PlanInput {
+                service: ServiceInput {
+                    status: service.status,
+                    desired_count: service.desired_count,
+                    target_revision: service.target_revision.clone(),
+                    live_revision: service.live_revision.clone(),
+                },
+                tasks: tasks
+                    .iter()
+                    .map(|task| TaskInput {
+                        id: task.id.clone(),
+                        revision: task.revision_arn.clone().unwrap_or_default(),
+                        wanted: task.desired_status == TaskStatus::Running,
+                        last_status: task.last_status,
+                        health: health.get(&task.id).map(|h| h.health),
+                        in_flight: health.get(&task.id).map(|h| h.in_flight).unwrap_or(0),
+                        stopping_at: task.stopping_at,
+                        drain_version: task.drain_version,
+                        stop_sent: stopping.contains(&task.id) || task.last_status >= TaskStatus::Stopping,
+                    })
+                    .filter(|ti| !(starting.contains(&ti.id) && !ti.wanted))
+                    .collect(),
+                proxies_version,
+                now: t,
+                drain_timeout: self.config.drain_timeout.as_secs_f64(),
+                start_not_before: not_before,
+            };
+            let actions = plan::plan(&input);
+            if actions.is_empty() {
+                continue;
+            }
+            tracing::debug!(service = %service.arn, ?actions, "plan");
+            self.apply(tx, &mut service, actions, t, effects)?;
+        }
+        Ok(())
+    }
+
+    fn apply(
+        &self,
+        tx: &Tx<'_>,
+        service: &mut ServiceRow,
+        actions: Vec<Action>,
+        t: f64,
+        effects: &mut Effects,
+    ) -> Result<(), ControlError> {
+        let mut service_changed = false;
+        for action in actions {
+            match action {
+                Action::Start { revision, count } => {
+                    let config = crate::ecs_config(tx, &revision)?;
+                    for _ in 0..count {
+                        let (row, spec) = self.new_task(service, &revision, &config, t)?;
+                        tx.task_insert(&row)?;
+                        effects.starts.push((row.id, service.id, spec));
+                    }
+                }
+                Action::Drain { task, reason } => {
+                    let Some(mut row) = tx.task_get(&task)? else { continue };
+                    row.desired_status = TaskStatus::Stopped;
+                    if row.last_status == TaskStatus::Running {
+                        row.last_status = TaskStatus::Deactivating;
+                    }
+                    row.stopping_at = Some(t);
+                    row.stop_code = Some(TaskStopCode::ServiceSchedulerInitiated.as_str().into());
+                    row.stopped_reason = Some(match reason {
+                        DrainReason::Deployment => format!(
+                            "Scaling activity initiated by (deployment ecs-svc/{})",
+                            service.target_revision.rsplit('/').next().unwrap_or_default()
+                        ),
+                        DrainReason::ScaleIn => "Scaling activity initiated by (service scale-in)".into(),
+                        DrainReason::ServiceDeleted => "Service deleted".into(),
+                    });
+                    tx.task_update(&row)?;
+                }
+                Action::Stop { task } => {
+                    let Some(mut row) = tx.task_get(&task)? else { continue };
+                    if row.last_status < TaskStatus::Running {
+                        // Never started (or start failed before the runtime had it): nothing to stop.
+                        stop_row(&mut row, t);
+                        tx.task_update(&row)?;
+                        effects.removes.push(row.id);
+                    } else {
+                        row.last_status = TaskStatus::Stopping;
+                        tx.task_update(&row)?;
+                        effects.stops.push(row.id);
+                    }
+                }
+                Action::SetLive { revision } => {
+                    service.live_revision = Some(revision);
+                    service_changed = true;
+                }
+                Action::MarkInactive => {
+                    service.status = ServiceStatus::Inactive;
+                    service.status_reason = None;
+                    service_changed = true;
+                    tx.certificate_delete(&service.endpoint_host)?;
+                }
+            }
+        }
+        if service_changed {
+            service.updated_at = t;
+            tx.service_update(service)?;
+        }
+        Ok(())
+    }
+
+    fn new_task(
+        &self,
+        service: &ServiceRow,
+        revision: &str,
+        config: &ExpressGatewayServiceConfiguration,
+        t: f64,
+    ) -> Result<(TaskRow, TaskSpec), ControlError> {
+        let id = berth_core::ids::task_id();
+        let arn = self.names.task(&service.cluster, &id);
+        let container = config.primary_container.clone().unwrap_or_default();
+        let port = container.container_port.unwrap_or(80).clamp(1, 65535) as u16;
+        let size = berth_core::sizing::validate(config.cpu.as_deref(), config.memory.as_deref())?;
+        let mut labels = BTreeMap::new();
+        labels.insert(labels::MANAGED.to_string(), "true".to_string());
+        labels.insert(labels::CLUSTER.to_string(), service.cluster.clone());
+        labels.insert(labels::SERVICE.to_string(), service.arn.clone());
+        labels.insert(labels::REVISION.to_string(), revision.to_string());
+        labels.insert(labels::TASK.to_string(), id.clone());
+        labels.insert(labels::TASK_ARN.to_string(), arn.clone());
+        labels.insert(INSTANCE_LABEL.to_string(), self.names.instance.clone());
+        let mut environment: Vec<(String, String)> = container
+            .environment
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|kv| Some((kv.name?, kv.value.unwrap_or_default())))
+            .collect();
+        if !environment.iter().any(|(k, _)| k == "PORT") {
+            environment.push(("PORT".into(), port.to_string()));
+        }
+        let spec = TaskSpec {
+            task_id: id.clone(),
+            labels,
+            image: container.image.unwrap_or_default(),
+            command: container.command.unwrap_or_default(),
+            environment,
+            size,
+            container_port: port,
+            network: self.config.network.clone(),
+            stop_timeout: self.config.stop_timeout,
+            registry_auth: None,
+        };
+        let row = TaskRow {
+            id,
+            arn,
+            cluster: service.cluster.clone(),
+            service_id: Some(service.id),
+            revision_arn: Some(revision.to_string()),
+            task_definition_arn: config.task_definition_arn.clone().unwrap_or_default(),
+            started_by: Some(format!("ecs-svc/{}", revision.rsplit('/').next().unwrap_or_default())),
+            desired_status: TaskStatus::Running,
+            last_status: TaskStatus::Provisioning,
+            ip: None,
+            port,
+            created_at: t,
+            started_at: None,
+            stopping_at: None,
+            stopped_at: None,
+            stop_code: None,
+            stopped_reason: None,
+            exit_code: None,
+            drain_version: None,
+        };
+        Ok((row, spec))
+    }
+
+    /// Starts and stops containers in the background; each completion is recorded and wakes a new pass.
+    fn execute(self: &Arc<Self>, effects: Effects) {
+        for (id, service_id, spec) in effects.starts {
+            if !self.state().starting.insert(id.clone()) {
+                continue;
+            }
+            let me = Arc::clone(self);
+            tokio::spawn(async move {
+                let result = me.driver.run_task(&spec).await;
+                let t = now();
+                let recorded = me.tx(|tx| {
+                    let Some(mut row) = tx.task_get(&id)? else { return Ok(()) };
+                    match &result {
+                        Ok(started) => {
+                            row.ip = Some(started.ip.to_string());
+                            row.started_at = Some(epoch(started.started_at));
+                            if row.last_status < TaskStatus::Running {
+                                row.last_status = if row.desired_status == TaskStatus::Running {
+                                    TaskStatus::Running
+                                } else {
+                                    TaskStatus::Deactivating
+                                };
+                            }
+                        }
+                        Err(e) => {
+                            row.stop_code = Some(TaskStopCode::TaskFailedToStart.as_str().into());
+                            row.stopped_reason = Some(e.to_string());
+                            stop_row(&mut row, t);
+                        }
+                    }
+                    tx.task_update(&row)?;
+                    Ok(())
+                });
+                if let Err(e) = &result {
+                    tracing::info!(task = %id, error = %e, "task failed to start");
+                    me.state().backoff.entry(service_id).or_default().fail(t);
+                }
+                if let Err(e) = recorded {
+                    tracing::warn!(task = %id, error = %e, "cannot record task start");
+                }
+                me.state().starting.remove(&id);
+                me.wake();
+            });
+        }
+        for id in effects.stops {
+            if !self.state().stopping.insert(id.clone()) {
+                continue;
+            }
+            let me = Arc::clone(self);
+            tokio::spawn(async move {
+                let result = me.driver.stop_task(&id, me.config.stop_timeout).await;
+                match result {
+                    Ok(()) => {
+                        let recorded = me.tx(|tx| {
+                            if let Some(mut row) = tx.task_get(&id)? {
+                                stop_row(&mut row, now());
+                                tx.task_update(&row)?;
+                            }
+                            Ok(())
+                        });
+                        if let Err(e) = recorded {
+                            tracing::warn!(task = %id, error = %e, "cannot record task stop");
+                        }
+                    }
+                    Err(e) => tracing::warn!(task = %id, error = %e, "cannot stop task; will retry"),
+                }
+                me.state().stopping.remove(&id);
+                me.wake();
+            });
+        }
+        for id in effects.removes {
+            let me = Arc::clone(self);
+            tokio::spawn(async move {
+                if let Err(e) = me.driver.remove_task(&id).await {
+                    tracing::warn!(task = %id, error = %e, "cannot remove container; will retry");
+                }
+            });
+        }
+    }
+
+    /// Publishes a new route table if the routes changed, and stamps draining tasks with the version
+    /// from which no proxy sends them new requests.
+    pub(crate) fn publish_routes(&self) -> Result<(), ControlError> {
+        let current = self.routes.borrow().clone();
+        let published = self.tx(|tx| {
+            let (services, tasks) = self.route_inputs(tx)?;
+            let candidate = routes::build(current.version, &services, &tasks);
+            let version = if routes::same_routes(&candidate, &current) {
+                None
+            } else {
+                let v = tx.next_counter("route_version")?.max(current.version + 1);
+                tx.meta_set("route_version", &v.to_string())?;
+                Some(routes::build(v, &services, &tasks))
+            };
+            let stamp = version.as_ref().map(|t| t.version).unwrap_or(current.version);
+            for mut task in tx.tasks_not_stopped()? {
+                if task.desired_status == TaskStatus::Stopped && task.drain_version.is_none() {
+                    task.drain_version = Some(stamp);
+                    tx.task_update(&task)?;
+                }
+            }
+            Ok(version)
+        })?;
+        if let Some(table) = published {
+            tracing::debug!(version = table.version, hosts = table.hosts.len(), "publishing route table");
+            self.routes.send_replace(Arc::new(table));
+        }
+        Ok(())
+    }
+
+    fn route_inputs(&self, tx: &Tx<'_>) -> Result<(Vec<ServiceRoutes>, Vec<TaskTarget>), ControlError> {
+        let tasks = tx.tasks_not_stopped()?;
+        let mut services = Vec::new();
+        for s in tx.services_live(None)? {
+            let mut revisions: Vec<String> = Vec::new();
+            let mut add = |r: &str| {
+                if !r.is_empty() && !revisions.iter().any(|x| x == r) {
+                    revisions.push(r.to_string());
+                }
+            };
+            if let Some(l) = &s.live_revision {
+                add(l);
+            }
+            add(&s.target_revision);
+            for task in tasks.iter().filter(|t| t.service_id == Some(s.id)) {
+                if let Some(r) = &task.revision_arn {
+                    add(r);
+                }
+            }
+            let mut groups = Vec::new();
+            for r in &revisions {
+                let config = crate::ecs_config(tx, r)?;
+                groups.push((self.names.target_group(s.id, r), health_check(&config)));
+            }
+            let certificate = tx.certificate_get(&s.endpoint_host)?.map(|c| Certificate {
+                id: c.host.clone(),
+                hosts: vec![c.host],
+                cert_pem: c.cert_pem,
+                key_pem: c.key_pem,
+            });
+            services.push(ServiceRoutes {
+                arn: s.arn.clone(),
+                status: s.status,
+                host: s.endpoint_host.clone(),
+                live_group: s.live_revision.as_deref().map(|r| self.names.target_group(s.id, r)),
+                standby_group: (s.live_revision.as_deref() != Some(s.target_revision.as_str()))
+                    .then(|| self.names.target_group(s.id, &s.target_revision)),
+                groups,
+                certificate,
+            });
+        }
+        let targets = tasks
+            .iter()
+            .filter_map(|task| {
+                let sid = task.service_id?;
+                let rev = task.revision_arn.as_deref()?;
+                Some(TaskTarget {
+                    task_arn: task.arn.clone(),
+                    group: self.names.target_group(sid, rev),
+                    ip: task.ip.clone(),
+                    port: task.port,
+                    wanted: task.desired_status == TaskStatus::Running,
+                    last_status: task.last_status,
+                })
+            })
+            .collect();
+        Ok((services, targets))
+    }
+
+    fn prune(&self, t: f64) -> Result<(), ControlError> {
+        if t - self.state().last_prune < 60.0 {
+            return Ok(());
+        }
+        self.state().last_prune = t;
+        let before = t - self.config.stopped_task_retention.as_secs_f64();
+        self.tx(|tx| Ok(tx.tasks_prune_stopped(before)?))?;
+        Ok(())
+    }
+}
+
+fn stop_row(row: &mut TaskRow, at: f64) {
+    row.desired_status = TaskStatus::Stopped;
+    row.last_status = TaskStatus::Stopped;
+    row.stopping_at = row.stopping_at.or(Some(at));
+    row.stopped_at = Some(at);
+}
+
+fn epoch(t: std::time::SystemTime) -> f64 {
+    t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as f64 / 1000.0).unwrap_or(0.0)
+}
+
+fn health_check(config: &ExpressGatewayServiceConfiguration) -> HealthCheck {
+    HealthCheck { path: config.health_check_path.clone().unwrap_or_else(|| "/ping".into()), ..HealthCheck::default() }
+}
