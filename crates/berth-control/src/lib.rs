@@ -9,6 +9,7 @@
 
 pub mod authz;
 mod config;
+mod credentials;
 mod ecs;
 mod error;
 mod health;

@@ -58,6 +58,10 @@ pub fn build(version: u64, services: &[ServiceRoutes], tasks: &[TaskTarget]) -> 
                 .filter(|t| matches!(t.last_status, TaskStatus::Running | TaskStatus::Deactivating))
                 .filter_map(|t| {
                     let ip: IpAddr = t.ip.as_deref()?.parse().ok()?;
+                    // A container that exited at once may report 0.0.0.0, which is not an address of it.
+                    if ip.is_unspecified() {
+                        return None;
+                    }
                     Some(Target {
                         id: t.task_arn.clone(),
                         addr: SocketAddr::new(ip, t.port),

@@ -26,6 +26,8 @@ pub enum ErrorCode {
     UnknownOperation,
     Validation,
     InternalFailure,
+    /// The request body is larger than the endpoint accepts (HTTP 413).
+    RequestEntityTooLarge,
     // ECS.
     Server,
     Client,
@@ -61,6 +63,7 @@ impl ErrorCode {
             UnknownOperation => "UnknownOperationException",
             Validation => "ValidationException",
             InternalFailure => "InternalFailure",
+            RequestEntityTooLarge => "RequestEntityTooLargeException",
             Server => "ServerException",
             Client => "ClientException",
             InvalidParameter => "InvalidParameterException",
@@ -105,6 +108,7 @@ impl ErrorCode {
             | LimitExceeded
             | RequestExpired => 400,
             SignatureDoesNotMatch | InvalidClientTokenId | MissingAuthenticationToken => 403,
+            RequestEntityTooLarge => 413,
             InternalFailure | Server => 500,
         }
     }

@@ -59,7 +59,9 @@ fn require_resource(tx: &Tx<'_>, arn: &str) -> Result<(), ControlError> {
         "task" => tx.task_get(arn)?.is_some(),
         "task-definition" => tx.task_definition_get(arn)?.is_some(),
         _ => {
-            return Err(ControlError::invalid(format!("Invalid resourceArn '{arn}': tagging {kind} is not supported.")));
+            return Err(ControlError::invalid(format!(
+                "Invalid resourceArn '{arn}': tagging {kind} is not supported."
+            )));
         }
     };
     if exists {

@@ -1,0 +1,338 @@
+//! The endpoint over real sockets: `serve` on 127.0.0.1:0 with a stub backend, called by real boto3 (a Python
+//! subprocess) and by a raw hyper client signing with berth's own signer; plain HTTP and TLS (HTTP/2 by ALPN).
+//!
+//! The Python interpreter is `$BERTH_PYTHON` (default `python3`). Without boto3 the boto3 test prints a skip
+//! message, unless `BERTH_REQUIRE_PYTHON=1`, which makes it fail instead.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use berth_api::sigv4::{self, SigningCredentials, SigningParams};
+use berth_api::{ApiConfig, Backend, Caller, Credential, Principal, Request, Response};
+use berth_core::{AwsError, ErrorCode};
+use berth_model::ecs;
+use bytes::Bytes;
+use http::{HeaderValue, Method};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+
+const KEY: &str = "AKIDBERTHTEST0000001";
+const SECRET: &str = "berth/test+secret";
+const MAX_BODY: usize = 4096;
+
+struct TestBackend;
+
+#[async_trait::async_trait]
+impl Backend for TestBackend {
+    fn credential(&self, access_key_id: &str) -> Option<Credential> {
+        (access_key_id == KEY).then(|| Credential {
+            secret_access_key: SECRET.into(),
+            principal: Principal {
+                arn: "arn:aws:iam::123456789012:root".into(),
+                account: "123456789012".into(),
+                user_id: "123456789012".into(),
+            },
+            session_token: None,
+            expires_at: None,
+        })
+    }
+    fn region(&self) -> String {
+        "us-east-1".into()
+    }
+    async fn handle(&self, caller: Caller, request: Request) -> Result<Response, AwsError> {
+        let Request::Ecs(ecs::Operation::DescribeClusters(req)) = request else {
+            return Err(AwsError::new(ErrorCode::Client, "the test backend only describes clusters"));
+        };
+        // Echo the names asked for, and who asked, so the test sees the typed request arrived intact.
+        let clusters = req
+            .clusters
+            .unwrap_or_default()
+            .into_iter()
+            .map(|name| ecs::Cluster {
+                cluster_arn: Some(format!("arn:aws:ecs:us-east-1:{}:cluster/{name}", caller.principal.account)),
+                cluster_name: Some(name),
+                status: Some("ACTIVE".into()),
+                ..Default::default()
+            })
+            .collect();
+        Ok(Response::Ecs(ecs::Output::DescribeClusters(ecs::DescribeClustersResponse {
+            clusters: Some(clusters),
+            failures: None,
+        })))
+    }
+}
+
+struct Server {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    async fn start(tls: Option<Arc<rustls::ServerConfig>>) -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tx, rx) = oneshot::channel::<()>();
+        let config = ApiConfig { max_body_bytes: MAX_BODY, ..ApiConfig::default() };
+        let task = tokio::spawn(berth_api::serve(listener, tls, Arc::new(TestBackend), config, async move {
+            let _ = rx.await;
+        }));
+        Server { addr, stop: Some(tx), task }
+    }
+
+    async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        let r = tokio::time::timeout(Duration::from_secs(15), self.task).await.expect("serve returns after shutdown");
+        r.expect("join").expect("serve ok");
+    }
+}
+
+/// Builds a request signed with berth's signer, as an SDK would send it.
+fn signed_request(
+    addr: SocketAddr,
+    target: &str,
+    body: &str,
+    secret: &str,
+    at: SystemTime,
+    sign: bool,
+) -> http::Request<Full<Bytes>> {
+    let uri: http::Uri = format!("http://{addr}/").parse().expect("uri");
+    let mut headers = http::HeaderMap::new();
+    headers.insert("x-amz-target", HeaderValue::from_str(&format!("{}.{target}", ecs::TARGET_PREFIX)).expect("hv"));
+    headers.insert("content-type", HeaderValue::from_static("application/x-amz-json-1.1"));
+    headers.insert("host", HeaderValue::from_str(&addr.to_string()).expect("hv"));
+    if sign {
+        let params = SigningParams {
+            credentials: SigningCredentials { access_key_id: KEY, secret_access_key: secret, session_token: None },
+            region: "us-east-1",
+            service: ecs::SIGNING_NAME,
+            time: at,
+        };
+        sigv4::sign(&Method::POST, &uri, &mut headers, body.as_bytes(), &params).expect("sign");
+    }
+    let mut req = http::Request::new(Full::new(Bytes::from(body.to_string())));
+    *req.method_mut() = Method::POST;
+    *req.uri_mut() = "/".parse().expect("path");
+    *req.headers_mut() = headers;
+    req
+}
+
+struct Answer {
+    status: u16,
+    headers: http::HeaderMap,
+    json: serde_json::Value,
+}
+
+async fn send_http1(addr: SocketAddr, req: http::Request<Full<Bytes>>) -> Answer {
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.expect("handshake");
+    tokio::spawn(conn);
+    let resp = sender.send_request(req).await.expect("response");
+    answer(resp).await
+}
+
+async fn answer(resp: http::Response<hyper::body::Incoming>) -> Answer {
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    let json = serde_json::from_slice(&body).unwrap_or_else(|e| panic!("not JSON ({e}): {body:?}"));
+    Answer { status, headers, json }
+}
+
+fn assert_error(a: &Answer, status: u16, ty: &str, text: &str) {
+    assert_eq!(a.status, status, "{}", a.json);
+    assert_eq!(a.json["__type"], ty, "{}", a.json);
+    assert_eq!(a.headers["x-amzn-errortype"], ty);
+    assert!(a.headers.contains_key("x-amzn-requestid"));
+    let message = a.json["message"].as_str().unwrap_or("");
+    assert!(message.contains(text), "message {message:?} lacks {text:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_http_errors_and_success() {
+    let server = Server::start(None).await;
+    let addr = server.addr;
+    let now = SystemTime::now();
+
+    let ok =
+        send_http1(addr, signed_request(addr, "DescribeClusters", r#"{"clusters":["web"]}"#, SECRET, now, true)).await;
+    assert_eq!(ok.status, 200, "{}", ok.json);
+    assert_eq!(ok.json["clusters"][0]["clusterName"], "web");
+    assert_eq!(ok.headers["content-type"], "application/x-amz-json-1.1");
+
+    let a = send_http1(addr, signed_request(addr, "DescribeClusters", "{\"clusters\":", SECRET, now, true)).await;
+    assert_error(&a, 400, "SerializationException", "not valid JSON");
+
+    let a = send_http1(addr, signed_request(addr, "DescribeExpressGatewayService", "{}", SECRET, now, true)).await;
+    assert_error(&a, 400, "InvalidParameterException", "'serviceArn'");
+
+    let stale = now - Duration::from_secs(3600);
+    let a = send_http1(addr, signed_request(addr, "DescribeClusters", "{}", SECRET, stale, true)).await;
+    assert_error(&a, 400, "InvalidSignatureException", "Signature expired: ");
+    assert!(a.json["message"].as_str().unwrap_or("").ends_with(" - 15 min.)"), "{}", a.json);
+
+    let a = send_http1(addr, signed_request(addr, "DescribeClusters", "{}", SECRET, now, false)).await;
+    assert_error(&a, 403, "MissingAuthenticationTokenException", "Missing Authentication Token");
+
+    let a = send_http1(addr, signed_request(addr, "NoSuchThing", "{}", SECRET, now, true)).await;
+    assert_error(&a, 400, "UnknownOperationException", "NoSuchThing");
+
+    let big = format!(r#"{{"clusters":["{}"]}}"#, "x".repeat(MAX_BODY));
+    let a = send_http1(addr, signed_request(addr, "DescribeClusters", &big, SECRET, now, true)).await;
+    assert_error(&a, 413, "RequestEntityTooLargeException", "4096");
+
+    // A chunked body has no Content-Length up front: the limit applies while it is read.
+    let mut raw = TcpStream::connect(addr).await.expect("connect");
+    let chunk = "x".repeat(MAX_BODY + 1);
+    let request = format!(
+        "POST / HTTP/1.1\r\nHost: {addr}\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{chunk}\r\n0\r\n\r\n",
+        chunk.len()
+    );
+    raw.write_all(request.as_bytes()).await.expect("write");
+    let mut response = vec![0u8; 512];
+    let n = raw.read(&mut response).await.expect("read");
+    let head = String::from_utf8_lossy(&response[..n]);
+    assert!(head.starts_with("HTTP/1.1 413"), "{head}");
+    assert!(head.contains("RequestEntityTooLargeException"), "{head}");
+
+    server.stop().await;
+}
+
+fn python() -> String {
+    std::env::var("BERTH_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+const BOTO3_SCRIPT: &str = r#"
+import json, sys
+import boto3, botocore.config, botocore.exceptions
+endpoint, key, secret = sys.argv[1:4]
+def client(k, s):
+    return boto3.client("ecs", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=k,
+                        aws_secret_access_key=s, config=botocore.config.Config(retries={"max_attempts": 1}))
+out = {}
+r = client(key, secret).describe_clusters(clusters=["web", "api"])
+out["ok"] = {"names": [c["clusterName"] for c in r["clusters"]], "request_id": r["ResponseMetadata"]["RequestId"]}
+for name, (k, s) in {"wrong_secret": (key, secret + "x"), "unknown_key": ("AKIDUNKNOWN000000000", secret)}.items():
+    try:
+        client(k, s).describe_clusters(clusters=["web"])
+        out[name] = None
+    except botocore.exceptions.ClientError as e:
+        out[name] = {"code": e.response["Error"]["Code"], "message": e.response["Error"]["Message"],
+                     "status": e.response["ResponseMetadata"]["HTTPStatusCode"], "class": type(e).__name__}
+print(json.dumps(out))
+"#;
+
+fn boto3_available() -> bool {
+    let ok = std::process::Command::new(python())
+        .args(["-c", "import boto3"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !ok {
+        assert!(
+            std::env::var("BERTH_REQUIRE_PYTHON").as_deref() != Ok("1"),
+            "boto3 is not importable with {} and BERTH_REQUIRE_PYTHON=1",
+            python()
+        );
+        eprintln!("SKIP: boto3 is not importable with {} (set BERTH_PYTHON to a Python that has it)", python());
+    }
+    ok
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_boto3_client() {
+    if !boto3_available() {
+        return;
+    }
+    let server = Server::start(None).await;
+    let endpoint = format!("http://{}", server.addr);
+    let output = tokio::process::Command::new(python())
+        .args(["-c", BOTO3_SCRIPT, &endpoint, KEY, SECRET])
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_SESSION_TOKEN")
+        .output()
+        .await
+        .expect("run python");
+    server.stop().await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "boto3 script failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let out: serde_json::Value = serde_json::from_str(stdout.trim()).expect("script output");
+    assert_eq!(out["ok"]["names"], serde_json::json!(["web", "api"]));
+    assert_eq!(out["ok"]["request_id"].as_str().map(str::len), Some(36));
+    assert_eq!(out["wrong_secret"]["code"], "InvalidSignatureException", "{out}");
+    assert_eq!(out["wrong_secret"]["status"], 400);
+    assert!(out["wrong_secret"]["message"].as_str().unwrap_or("").starts_with("The request signature we calculated"));
+    assert_eq!(out["unknown_key"]["code"], "UnrecognizedClientException", "{out}");
+    assert_eq!(out["unknown_key"]["message"], "The security token included in the request is invalid.");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_http2() {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("cert");
+    let cert_der = certified.cert.der().clone();
+    let key_der = rustls::pki_types::PrivateKeyDer::try_from(certified.signing_key.serialize_der()).expect("key");
+    let server_config = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![cert_der.clone()], key_der)
+        .expect("server config");
+    let server = Server::start(Some(Arc::new(server_config))).await;
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert_der).expect("root");
+    let mut client_config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    client_config.alpn_protocols = vec![b"h2".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config));
+    let tcp = TcpStream::connect(server.addr).await.expect("connect");
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    let tls = connector.connect(name, tcp).await.expect("TLS handshake");
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]), "server offers h2 by ALPN");
+
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls)).await.expect("h2 handshake");
+    tokio::spawn(conn);
+    // HTTP/2 carries the host as :authority, which the signature covers like a Host header.
+    let authority = format!("localhost:{}", server.addr.port());
+    let uri: http::Uri = format!("https://{authority}/").parse().expect("uri");
+    let body = r#"{"clusters":["secure"]}"#;
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        "x-amz-target",
+        HeaderValue::from_str(&format!("{}.DescribeClusters", ecs::TARGET_PREFIX)).expect("hv"),
+    );
+    headers.insert("content-type", HeaderValue::from_static("application/x-amz-json-1.1"));
+    let params = SigningParams {
+        credentials: SigningCredentials { access_key_id: KEY, secret_access_key: SECRET, session_token: None },
+        region: "us-east-1",
+        service: "ecs",
+        time: SystemTime::now(),
+    };
+    sigv4::sign(&Method::POST, &uri, &mut headers, body.as_bytes(), &params).expect("sign");
+    headers.remove("host");
+    let mut req = http::Request::new(Full::new(Bytes::from(body)));
+    *req.method_mut() = Method::POST;
+    *req.uri_mut() = uri;
+    *req.version_mut() = http::Version::HTTP_2;
+    *req.headers_mut() = headers;
+    let a = answer(sender.send_request(req).await.expect("response")).await;
+    assert_eq!(a.status, 200, "{}", a.json);
+    assert_eq!(a.json["clusters"][0]["clusterName"], "secure");
+    server.stop().await;
+}

@@ -1,0 +1,41 @@
+//! Access keys. Until IAM lands the account has one principal, its root user, whose keys are created at
+//! first start.
+
+use berth_store::CredentialRow;
+use rand::Rng;
+
+use crate::{Control, ControlError, now};
+
+const KEY_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+const SECRET_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+fn random_from(alphabet: &[u8], n: usize) -> String {
+    let mut rng = rand::rng();
+    (0..n).map(|_| alphabet[rng.random_range(0..alphabet.len())] as char).collect()
+}
+
+impl Control {
+    /// The root user's access key, created on first call.
+    pub fn root_credentials(&self) -> Result<CredentialRow, ControlError> {
+        let root_arn = format!("arn:aws:iam::{}:root", self.names.account);
+        self.tx(|tx| {
+            if let Some(c) = tx.credentials_all()?.into_iter().find(|c| c.principal_arn == root_arn) {
+                return Ok(c);
+            }
+            let row = CredentialRow {
+                access_key_id: format!("AKIA{}", random_from(KEY_ALPHABET, 16)),
+                secret_access_key: random_from(SECRET_ALPHABET, 40),
+                principal_arn: root_arn.clone(),
+                user_id: self.names.account.clone(),
+                created_at: now(),
+            };
+            tx.credential_put(&row)?;
+            Ok(row)
+        })
+    }
+
+    /// Looks up an access key.
+    pub fn credential(&self, access_key_id: &str) -> Result<Option<CredentialRow>, ControlError> {
+        self.tx(|tx| Ok(tx.credential_get(access_key_id)?))
+    }
+}

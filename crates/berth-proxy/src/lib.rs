@@ -1,0 +1,248 @@
+//! berth-proxy: the data plane, berth's own ALB.
+//!
+//! It owns the HTTPS listener (TLS with SNI certificates, HTTP/1.1 and HTTP/2), the HTTP listener that
+//! redirects to HTTPS, host-based routing with weighted target groups and round robin over healthy targets,
+//! forwarding with `X-Forwarded-*` headers, ALB-style health checks, and the route-table watch and reports
+//! over the server's internal API. It consumes only `berth-routes` snapshots: it must never read the store,
+//! never talk to the container runtime, and never stop serving the last table it had because the server is
+//! down.
+
+mod control;
+mod forward;
+mod health;
+mod listener;
+mod route;
+mod state;
+mod table;
+mod target;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use http::HeaderValue;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+
+use crate::listener::Limits;
+use crate::state::{LiveResolver, SharedSnapshot, Snapshot};
+use crate::table::{Applier, Watcher};
+
+/// How a proxy listens and which server it follows.
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    /// The HTTPS listener (port 0 picks a free port; see [`Proxy::https_addr`]).
+    pub https_listen: SocketAddr,
+    /// The HTTP listener that redirects to HTTPS.
+    pub http_listen: SocketAddr,
+    /// The server's internal API, e.g. `http://127.0.0.1:9444`.
+    pub server_url: String,
+    /// The internal token, sent in [`berth_routes::TOKEN_HEADER`].
+    pub token: String,
+    /// Where the last route table is kept, to serve it at start while the server is down.
+    pub state_file: PathBuf,
+    /// This proxy's name in watches and reports.
+    pub proxy_id: String,
+    /// How long a target may take to start answering a request (then 504).
+    pub request_timeout: Duration,
+    /// How long a client connection may stay without traffic and without open requests.
+    pub idle_timeout: Duration,
+    /// How long a client may take to send a request's headers (and its TLS handshake).
+    pub header_read_timeout: Duration,
+    /// How long open connections may finish their requests at shutdown.
+    pub shutdown_grace: Duration,
+}
+
+impl ProxyConfig {
+    /// A configuration with berth's defaults: HTTPS on 443, HTTP on 80, 60 s request and idle timeouts.
+    pub fn new(server_url: impl Into<String>, token: impl Into<String>, state_file: impl Into<PathBuf>) -> Self {
+        ProxyConfig {
+            https_listen: SocketAddr::from(([0, 0, 0, 0], 443)),
+            http_listen: SocketAddr::from(([0, 0, 0, 0], 80)),
+            server_url: server_url.into(),
+            token: token.into(),
+            state_file: state_file.into(),
+            proxy_id: "proxy-1".into(),
+            request_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(60),
+            header_read_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid server url {url:?}: {reason}")]
+    ServerUrl { url: String, reason: String },
+    #[error("the internal token is not a valid header value")]
+    Token,
+    #[error(transparent)]
+    Tls(#[from] berth_certs::CertError),
+}
+
+/// `http://host:port` with no path, query or trailing slash (only plain HTTP: the internal API is
+/// reached over loopback or a private network).
+fn parse_server_url(url: &str) -> Result<String, ProxyError> {
+    let invalid = |reason: &str| ProxyError::ServerUrl { url: url.to_owned(), reason: reason.to_owned() };
+    let trimmed = url.trim_end_matches('/');
+    let uri: http::Uri = trimmed.parse().map_err(|_| invalid("not a URL"))?;
+    if uri.scheme_str() != Some("http") {
+        return Err(invalid("the scheme must be http"));
+    }
+    if uri.authority().is_none() {
+        return Err(invalid("no host"));
+    }
+    if uri.path_and_query().is_some_and(|p| !matches!(p.as_str(), "" | "/")) {
+        return Err(invalid("must not have a path or query"));
+    }
+    Ok(trimmed.to_owned())
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, ProxyError> {
+    TcpListener::bind(addr).await.map_err(|source| ProxyError::Bind { addr, source })
+}
+
+/// A running proxy: its bound addresses, the table version it serves, and a way to stop it.
+#[derive(Debug)]
+pub struct Proxy {
+    https_addr: SocketAddr,
+    http_addr: SocketAddr,
+    snapshot: SharedSnapshot,
+    shutdown: watch::Sender<bool>,
+    listeners: Vec<JoinHandle<()>>,
+    background: Vec<JoinHandle<()>>,
+}
+
+impl Proxy {
+    /// Binds both listeners, serves the table from the state file if there is one, and starts watching
+    /// the server. Returns once the listeners accept connections.
+    pub async fn start(config: ProxyConfig) -> Result<Proxy, ProxyError> {
+        let base = parse_server_url(&config.server_url)?;
+        let token = HeaderValue::from_str(&config.token).map_err(|_| ProxyError::Token)?;
+        let https = bind(config.https_listen).await?;
+        let http = bind(config.http_listen).await?;
+        let local = |l: &TcpListener, addr| l.local_addr().map_err(|source| ProxyError::Bind { addr, source });
+        let https_addr = local(&https, config.https_listen)?;
+        let http_addr = local(&http, config.http_listen)?;
+
+        let snapshot: SharedSnapshot = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
+        let changed = Arc::new(Notify::new());
+        let mut applier = Applier::new(snapshot.clone(), changed.clone());
+        if let Some(table) = table::load_state(&config.state_file) {
+            applier.apply(&table);
+        }
+
+        let tls = berth_certs::server_config(Arc::new(LiveResolver(snapshot.clone())), &[b"h2", b"http/1.1"])?;
+        let acceptor = TlsAcceptor::from(Arc::new(tls));
+        let limits =
+            Limits { idle: config.idle_timeout, header_read: config.header_read_timeout, drain: config.shutdown_grace };
+        let forwarder = Arc::new(forward::Forwarder {
+            snapshot: snapshot.clone(),
+            client: forward::upstream_client(config.idle_timeout),
+            request_timeout: config.request_timeout,
+        });
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let listeners = vec![
+            tokio::spawn(listener::serve_https(https, acceptor, forwarder, limits, shutdown_rx.clone())),
+            tokio::spawn(listener::serve_http(http, https_addr.port(), limits, shutdown_rx)),
+        ];
+
+        let client = control::control_client();
+        let watcher = Watcher {
+            base: base.clone(),
+            token: token.clone(),
+            proxy_id: config.proxy_id.clone(),
+            state_file: config.state_file.clone(),
+            client: client.clone(),
+            applier,
+        };
+        let reporter = control::Reporter {
+            base,
+            token,
+            proxy_id: config.proxy_id.clone(),
+            client,
+            snapshot: snapshot.clone(),
+            changed,
+        };
+        let background = vec![tokio::spawn(watcher.run()), tokio::spawn(reporter.run())];
+        tracing::info!(https = %https_addr, http = %http_addr, server = %config.server_url, "proxy listening");
+        Ok(Proxy { https_addr, http_addr, snapshot, shutdown, listeners, background })
+    }
+
+    pub fn https_addr(&self) -> SocketAddr {
+        self.https_addr
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// The version of the route table being served (0 before the first).
+    pub fn table_version(&self) -> u64 {
+        self.snapshot.load().version
+    }
+
+    /// Stops accepting, lets open connections finish (up to the grace time), then stops watching,
+    /// reporting and probing.
+    pub async fn stop(mut self) {
+        let _ = self.shutdown.send(true);
+        for listener in self.listeners.drain(..) {
+            if let Err(e) = listener.await {
+                tracing::error!(error = %e, "a listener task failed");
+            }
+        }
+        for task in self.background.drain(..) {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+        for task in self.background.iter().chain(self.listeners.iter()) {
+            task.abort();
+        }
+    }
+}
+
+/// Runs a proxy until `shutdown` completes, then drains it.
+pub async fn run(config: ProxyConfig, shutdown: impl Future<Output = ()>) -> Result<(), ProxyError> {
+    let proxy = Proxy::start(config).await?;
+    shutdown.await;
+    proxy.stop().await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_url_table() {
+        let cases = [
+            ("http://127.0.0.1:9444", Some("http://127.0.0.1:9444")),
+            ("http://127.0.0.1:9444/", Some("http://127.0.0.1:9444")),
+            ("http://localhost", Some("http://localhost")),
+            ("https://127.0.0.1:9444", None),
+            ("http://127.0.0.1:9444/api", None),
+            ("127.0.0.1:9444", None),
+            ("", None),
+        ];
+        for (url, want) in cases {
+            assert_eq!(parse_server_url(url).ok().as_deref(), want, "{url}");
+        }
+    }
+}

@@ -1,0 +1,381 @@
+//! The listeners: HTTPS (TLS with SNI and ALPN, HTTP/1.1 and HTTP/2) forwarding to targets, and HTTP
+//! redirecting to HTTPS. Each connection has a header-read timeout and an idle timeout, and drains on
+//! shutdown.
+
+use std::convert::Infallible;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use http::{HeaderValue, Request, Response, StatusCode, header};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+
+use crate::forward::{Forwarder, ProxyBody, fixed};
+use crate::route::{redirect_location, request_host};
+
+/// Per-connection limits.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub idle: Duration,
+    pub header_read: Duration,
+    /// How long open connections may finish their requests after shutdown begins.
+    pub drain: Duration,
+}
+
+/// When a connection last moved bytes, how many of its requests are still open, and since when an
+/// HTTP/1 request head has been arriving.
+#[derive(Debug)]
+pub(crate) struct Activity {
+    start: Instant,
+    last_ms: AtomicU64,
+    active: AtomicUsize,
+    /// 0: no request head in progress; else 1 + the millisecond its first byte arrived.
+    head_started_ms: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Arc<Self> {
+        Arc::new(Activity {
+            start: Instant::now(),
+            last_ms: AtomicU64::new(0),
+            active: AtomicUsize::new(0),
+            head_started_ms: AtomicU64::new(0),
+        })
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+
+    fn touch(&self) {
+        self.last_ms.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    /// Bytes arrived: with no request open, they start a new request head.
+    fn received(&self) {
+        let now = self.now_ms();
+        self.last_ms.store(now, Ordering::Relaxed);
+        if self.active.load(Ordering::Relaxed) == 0 {
+            let _ = self.head_started_ms.compare_exchange(0, now + 1, Ordering::Relaxed, Ordering::Relaxed);
+        }
+    }
+
+    /// A request head is complete and its request starts.
+    pub fn begin(self: &Arc<Self>) -> ActiveRequest {
+        self.active.fetch_add(1, Ordering::Relaxed);
+        self.head_started_ms.store(0, Ordering::Relaxed);
+        ActiveRequest(self.clone())
+    }
+
+    /// Resolves once a request head has been arriving for longer than `limit` (a slow client). An idle
+    /// keep-alive connection that receives nothing is left to the idle timeout.
+    async fn head_overdue(&self, limit: Duration) {
+        loop {
+            let wait = match self.head_started_ms.load(Ordering::Relaxed) {
+                0 => limit,
+                started => {
+                    let deadline = Duration::from_millis(started - 1) + limit;
+                    let now = Duration::from_millis(self.now_ms());
+                    if now >= deadline {
+                        return;
+                    }
+                    deadline - now
+                }
+            };
+            tokio::time::sleep(wait.min(Duration::from_secs(1))).await;
+        }
+    }
+
+    /// Resolves once the connection has had no open request and moved no byte for `idle`.
+    async fn idle_for(&self, idle: Duration) {
+        loop {
+            let last = self.start + Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+            let deadline = last + idle;
+            let now = Instant::now();
+            if now >= deadline && self.active.load(Ordering::Relaxed) == 0 {
+                return;
+            }
+            let wait = if now >= deadline { idle.min(Duration::from_secs(1)) } else { deadline - now };
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// One open request on a connection (until its response body is done).
+#[derive(Debug)]
+pub(crate) struct ActiveRequest(Arc<Activity>);
+
+impl Drop for ActiveRequest {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0.active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// An I/O stream that records activity on every byte read or written.
+struct IdleIo<T> {
+    inner: T,
+    activity: Arc<Activity>,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for IdleIo<T> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            this.activity.received();
+        }
+        polled
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for IdleIo<T> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_write(cx, data);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            this.activity.touch();
+        }
+        polled
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            this.activity.touch();
+        }
+        polled
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+fn connection_builder(limits: Limits) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // hyper's own HTTP/1 header timer also runs while a keep-alive connection waits for its next request,
+    // so it is set to the idle timeout; the header-read timeout proper is `Activity::head_overdue`.
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.idle.max(limits.header_read));
+    builder.http2().timer(TokioTimer::new());
+    builder
+}
+
+async fn shutdown_requested(shutdown: &mut watch::Receiver<bool>) {
+    // A dropped sender means the proxy is gone: shut down too.
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+/// Serves one connection until it ends, idles out or shutdown drains it; a connection whose request head
+/// is overdue (`head_timeout`, HTTP/1 only: HTTP/2 sends frames between requests) is closed at once.
+async fn serve_connection<T, F, Fut>(
+    io: T,
+    activity: Arc<Activity>,
+    limits: Limits,
+    head_timeout: Option<Duration>,
+    mut shutdown: watch::Receiver<bool>,
+    handler: F,
+) where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    F: Fn(Request<Incoming>, ActiveRequest) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<ProxyBody>> + Send + 'static,
+{
+    let builder = connection_builder(limits);
+    let service_activity = activity.clone();
+    let service = service_fn(move |req| {
+        let active = service_activity.begin();
+        let handler = handler.clone();
+        async move { Ok::<_, Infallible>(handler(req, active).await) }
+    });
+    let io = IdleIo { inner: io, activity: activity.clone() };
+    let conn = builder.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        result = conn.as_mut() => {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+            return;
+        }
+        () = activity.idle_for(limits.idle) => {}
+        () = shutdown_requested(&mut shutdown) => {}
+        () = async {
+            match head_timeout {
+                Some(limit) => activity.head_overdue(limit).await,
+                None => std::future::pending().await,
+            }
+        } => {
+            tracing::debug!("closing a connection whose request head is overdue");
+            return;
+        }
+    }
+    conn.as_mut().graceful_shutdown();
+    let _ = tokio::time::timeout(limits.drain, conn).await;
+}
+
+/// Accepts until shutdown, then waits (up to the drain time) for open connections.
+async fn accept_loop<F, Fut>(listener: TcpListener, mut shutdown: watch::Receiver<bool>, limits: Limits, on_conn: F)
+where
+    F: Fn(tokio::net::TcpStream, SocketAddr, watch::Receiver<bool>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            () = shutdown_requested(&mut shutdown) => break,
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, peer)) => {
+                    let _ = tcp.set_nodelay(true);
+                    conns.spawn(on_conn(tcp, peer, shutdown.clone()));
+                }
+                Err(e) => {
+                    // Usually out of file descriptors: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+    drop(listener);
+    let drained = tokio::time::timeout(limits.drain + Duration::from_secs(1), async {
+        while conns.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(open = conns.len(), "closing connections that did not drain in time");
+    }
+}
+
+pub(crate) async fn serve_https(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    forwarder: Arc<Forwarder>,
+    limits: Limits,
+    shutdown: watch::Receiver<bool>,
+) {
+    let port = listener.local_addr().map_or(443, |a| a.port());
+    accept_loop(listener, shutdown.clone(), limits, move |tcp, peer, shutdown| {
+        let acceptor = acceptor.clone();
+        let forwarder = forwarder.clone();
+        async move {
+            let tls = match tokio::time::timeout(limits.header_read, acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+            let head_timeout = (!h2).then_some(limits.header_read);
+            let handler = move |req, active| forwarder.clone().handle(req, peer, port, active);
+            serve_connection(tls, Activity::new(), limits, head_timeout, shutdown, handler).await;
+        }
+    })
+    .await;
+}
+
+/// The HTTP listener's answer to everything: 301 to the same host and path over HTTPS.
+pub(crate) fn redirect(req: &Request<Incoming>, https_port: u16) -> Response<ProxyBody> {
+    let host_header = req.headers().get(header::HOST).and_then(|v| v.to_str().ok());
+    let Some(host) = request_host(host_header, req.uri().authority().map(|a| a.as_str())) else {
+        return fixed(StatusCode::BAD_REQUEST, "missing host\n");
+    };
+    let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    match HeaderValue::from_str(&redirect_location(&host, path, https_port)) {
+        Ok(location) => {
+            let mut response = Response::new(ProxyBody::empty());
+            *response.status_mut() = StatusCode::MOVED_PERMANENTLY;
+            response.headers_mut().insert(header::LOCATION, location);
+            response
+        }
+        Err(_) => fixed(StatusCode::BAD_REQUEST, "invalid host\n"),
+    }
+}
+
+pub(crate) async fn serve_http(
+    listener: TcpListener,
+    https_port: u16,
+    limits: Limits,
+    shutdown: watch::Receiver<bool>,
+) {
+    accept_loop(listener, shutdown.clone(), limits, move |tcp, _peer, shutdown| async move {
+        let handler = move |req: Request<Incoming>, _active| std::future::ready(redirect(&req, https_port));
+        serve_connection(tcp, Activity::new(), limits, Some(limits.header_read), shutdown, handler).await;
+    })
+    .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_waits_for_quiet_and_no_open_request() {
+        let activity = Activity::new();
+        let idle = Duration::from_secs(60);
+        let request = activity.begin();
+        let started = Instant::now();
+        let waiter = {
+            let activity = activity.clone();
+            tokio::spawn(async move { activity.idle_for(idle).await })
+        };
+        tokio::time::sleep(Duration::from_secs(90)).await;
+        assert!(!waiter.is_finished(), "an open request keeps the connection");
+        drop(request);
+        waiter.await.expect("join");
+        assert!(started.elapsed() >= Duration::from_secs(150), "{:?}", started.elapsed());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn head_timeout_counts_from_the_first_byte_of_a_head() {
+        let activity = Activity::new();
+        let limit = Duration::from_secs(10);
+        // Idle keep-alive: no byte, never overdue.
+        let quiet = tokio::time::timeout(Duration::from_secs(30), activity.head_overdue(limit)).await;
+        assert!(quiet.is_err());
+        // A head starts arriving and never completes: overdue 10 s after its first byte.
+        activity.received();
+        let started = Instant::now();
+        activity.head_overdue(limit).await;
+        assert!(started.elapsed() >= limit && started.elapsed() < limit + Duration::from_secs(2));
+        // A completed head clears it; bytes while a request is open do not start a new one.
+        let request = activity.begin();
+        activity.received();
+        let busy = tokio::time::timeout(Duration::from_secs(30), activity.head_overdue(limit)).await;
+        assert!(busy.is_err());
+        drop(request);
+    }
+}

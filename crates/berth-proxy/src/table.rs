@@ -1,0 +1,230 @@
+//! The route-table watch: long-polls the server for newer tables, applies them (health supervisor first,
+//! then one atomic snapshot swap) and persists each one so a restarted proxy serves it while the server is
+//! down.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use berth_routes::{ROUTES_PATH, RouteTable, TOKEN_HEADER, WATCH_TIMEOUT_SECS};
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use tokio::sync::Notify;
+
+use crate::control::ControlClient;
+use crate::health::Supervisor;
+use crate::state::{SharedSnapshot, Snapshot};
+
+/// Tables larger than this are refused (they carry certificates, so they are not tiny).
+const TABLE_LIMIT: usize = 64 * 1024 * 1024;
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(2);
+
+/// Applies tables: converges health probers, then swaps the snapshot and wakes the reporter.
+pub(crate) struct Applier {
+    supervisor: Supervisor,
+    snapshot: SharedSnapshot,
+    changed: Arc<Notify>,
+}
+
+impl Applier {
+    pub fn new(snapshot: SharedSnapshot, changed: Arc<Notify>) -> Self {
+        Applier { supervisor: Supervisor::new(changed.clone()), snapshot, changed }
+    }
+
+    pub fn version(&self) -> u64 {
+        self.snapshot.load().version
+    }
+
+    pub fn apply(&mut self, table: &RouteTable) {
+        let runtimes = self.supervisor.sync(table);
+        self.snapshot.store(Arc::new(Snapshot::build(table, &runtimes)));
+        self.changed.notify_one();
+        tracing::info!(version = table.version, hosts = table.hosts.len(), "serving route table");
+    }
+}
+
+/// The last table a proxy served, if its state file holds a readable one.
+pub(crate) fn load_state(path: &Path) -> Option<RouteTable> {
+    let data = match std::fs::read(path) {
+        Ok(data) => data,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "cannot read the proxy state file");
+            return None;
+        }
+    };
+    match serde_json::from_slice(&data) {
+        Ok(table) => Some(table),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "ignoring an unreadable proxy state file");
+            None
+        }
+    }
+}
+
+/// Writes `table` to `path` through a temporary file and a rename (mode 0600: it holds private keys).
+pub(crate) fn save_state(path: &Path, table: &RouteTable) -> std::io::Result<()> {
+    use std::io::Write;
+    let data = serde_json::to_vec(table).map_err(std::io::Error::other)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(&tmp)?;
+    file.write_all(&data)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&tmp, path)
+}
+
+/// Percent-encodes a query parameter value (everything but RFC 3986 unreserved characters).
+pub(crate) fn encode_query_value(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[derive(Debug, thiserror::Error)]
+enum WatchError {
+    #[error("request failed: {0}")]
+    Request(String),
+    #[error("timed out")]
+    Timeout,
+    #[error("server answered {0}")]
+    Status(StatusCode),
+    #[error("invalid route table: {0}")]
+    Body(String),
+}
+
+pub(crate) struct Watcher {
+    pub base: String,
+    pub token: HeaderValue,
+    pub proxy_id: String,
+    pub state_file: PathBuf,
+    pub client: ControlClient,
+    pub applier: Applier,
+}
+
+impl Watcher {
+    async fn poll(&self, after: u64) -> Result<Option<RouteTable>, WatchError> {
+        let uri = format!("{}{ROUTES_PATH}?after={after}&proxy={}", self.base, encode_query_value(&self.proxy_id));
+        let request = http::Request::get(uri)
+            .header(TOKEN_HEADER, self.token.clone())
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| WatchError::Request(e.to_string()))?;
+        let exchange = async {
+            let response = self.client.request(request).await.map_err(|e| WatchError::Request(e.to_string()))?;
+            match response.status() {
+                StatusCode::NO_CONTENT => Ok(None),
+                StatusCode::OK => {
+                    let body = Limited::new(response.into_body(), TABLE_LIMIT)
+                        .collect()
+                        .await
+                        .map_err(|e| WatchError::Body(e.to_string()))?
+                        .to_bytes();
+                    serde_json::from_slice(&body).map(Some).map_err(|e| WatchError::Body(e.to_string()))
+                }
+                status => Err(WatchError::Status(status)),
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(WATCH_TIMEOUT_SECS + 10), exchange)
+            .await
+            .map_err(|_| WatchError::Timeout)?
+    }
+
+    /// Watches forever (the caller drops it at shutdown).
+    pub async fn run(mut self) {
+        let mut backoff = BACKOFF_MIN;
+        let mut failing = false;
+        loop {
+            let after = self.applier.version();
+            let started = Instant::now();
+            match self.poll(after).await {
+                Ok(Some(table)) if table.version > after => {
+                    self.applier.apply(&table);
+                    let path = self.state_file.clone();
+                    let saved = tokio::task::spawn_blocking(move || save_state(&path, &table)).await;
+                    if let Ok(Err(e)) | Err(e) = saved.map_err(std::io::Error::other) {
+                        tracing::warn!(path = %self.state_file.display(), error = %e, "cannot save the route table");
+                    }
+                }
+                Ok(Some(table)) => {
+                    tracing::warn!(version = table.version, serving = after, "server sent an older route table");
+                    tokio::time::sleep(BACKOFF_MAX).await;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    if failing {
+                        tracing::debug!(error = %e, "route watch still failing");
+                    } else {
+                        tracing::warn!(error = %e, serving = after, "route watch failed; serving the last table");
+                        failing = true;
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    continue;
+                }
+            }
+            if failing {
+                tracing::info!("route watch reconnected");
+                failing = false;
+            }
+            backoff = BACKOFF_MIN;
+            // A server that answers at once every time must not make us spin.
+            if started.elapsed() < BACKOFF_MIN {
+                tokio::time::sleep(BACKOFF_MIN).await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_encoding_table() {
+        let cases =
+            [("proxy-1", "proxy-1"), ("a b", "a%20b"), ("host:9/x?y&z=1", "host%3A9%2Fx%3Fy%26z%3D1"), ("é", "%C3%A9")];
+        for (input, want) in cases {
+            assert_eq!(encode_query_value(input), want);
+        }
+    }
+
+    #[test]
+    fn state_file_round_trips() {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let dir = std::env::temp_dir().join(format!("berth-proxy-state-{}-{nanos}", std::process::id()));
+        let path = dir.join("sub").join("routes.json");
+        assert_eq!(load_state(&path), None);
+        let table = RouteTable { version: 42, ..RouteTable::default() };
+        save_state(&path, &table).expect("save");
+        assert_eq!(load_state(&path), Some(table));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        std::fs::write(&path, "{not json").expect("write");
+        assert_eq!(load_state(&path), None);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

@@ -1,0 +1,718 @@
+//! End-to-end tests of the proxy: a real proxy on ephemeral ports, a fake server answering the route watch
+//! and collecting reports, tiny hyper backends, and real HTTPS clients trusting the test CA.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use berth_certs::{Ca, IssuedCert};
+use berth_proxy::{Proxy, ProxyConfig};
+use berth_routes::{
+    Certificate, HealthCheck, HostRoute, ProxyReport, REPORT_PATH, ROUTES_PATH, RouteTable, TOKEN_HEADER, Target,
+    TargetGroup, TargetHealth, TargetState, WeightedTargetGroup,
+};
+use bytes::Bytes;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::{Frame, Incoming};
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, mpsc, watch};
+
+const TOKEN: &str = "test-token";
+const HOST: &str = "web-abc123.ecs.us-east-1.localhost";
+const STEP: Duration = Duration::from_millis(20);
+const WAIT: Duration = Duration::from_secs(10);
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type TestBody = UnsyncBoxBody<Bytes, BoxError>;
+
+fn full(s: impl Into<Bytes>) -> TestBody {
+    Full::new(s.into()).map_err(|e: Infallible| match e {}).boxed_unsync()
+}
+
+async fn bind() -> (TcpListener, SocketAddr) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    (listener, addr)
+}
+
+/// Serves `handler` over HTTP/1.1 until the test ends.
+fn serve_on<F, Fut>(listener: TcpListener, handler: F)
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<Response<TestBody>, BoxError>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let handler = handler.clone();
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tcp), service_fn(handler))
+                    .await;
+            });
+        }
+    });
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The fake server: route watch and reports.
+
+struct FakeServer {
+    addr: SocketAddr,
+    table: watch::Sender<RouteTable>,
+    reports: Mutex<Vec<ProxyReport>>,
+}
+
+impl FakeServer {
+    async fn start() -> Arc<FakeServer> {
+        let (listener, addr) = bind().await;
+        let (table, _) = watch::channel(RouteTable::default());
+        let server = Arc::new(FakeServer { addr, table, reports: Mutex::default() });
+        let handler_server = server.clone();
+        serve_on(listener, move |req| {
+            let server = handler_server.clone();
+            async move { Ok(server.handle(req).await) }
+        });
+        server
+    }
+
+    fn publish(&self, table: RouteTable) {
+        self.table.send_replace(table);
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    async fn handle(&self, req: Request<Incoming>) -> Response<TestBody> {
+        let status = |s: StatusCode| {
+            let mut r = Response::new(full(""));
+            *r.status_mut() = s;
+            r
+        };
+        if req.headers().get(TOKEN_HEADER).and_then(|v| v.to_str().ok()) != Some(TOKEN) {
+            return status(StatusCode::UNAUTHORIZED);
+        }
+        match (req.method().as_str(), req.uri().path()) {
+            ("GET", ROUTES_PATH) => {
+                let query = req.uri().query().unwrap_or("");
+                let after: u64 =
+                    query.split('&').find_map(|kv| kv.strip_prefix("after=")).and_then(|v| v.parse().ok()).unwrap_or(0);
+                assert!(query.contains("proxy=test-proxy"), "{query}");
+                let mut rx = self.table.subscribe();
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+                loop {
+                    let table = rx.borrow_and_update().clone();
+                    if table.version > after {
+                        return Response::new(full(serde_json::to_vec(&table).expect("json")));
+                    }
+                    if tokio::time::timeout_at(deadline, rx.changed()).await.is_err() {
+                        return status(StatusCode::NO_CONTENT);
+                    }
+                }
+            }
+            ("POST", REPORT_PATH) => {
+                let body = req.into_body().collect().await.expect("body").to_bytes();
+                let report: ProxyReport = serde_json::from_slice(&body).expect("report json");
+                self.reports.lock().expect("lock").push(report);
+                status(StatusCode::NO_CONTENT)
+            }
+            _ => status(StatusCode::NOT_FOUND),
+        }
+    }
+
+    /// The latest report, if any.
+    fn last_report(&self) -> Option<ProxyReport> {
+        self.reports.lock().expect("lock").last().cloned()
+    }
+
+    /// Waits until the latest report satisfies `pred`.
+    async fn wait_report(&self, what: &str, pred: impl Fn(&ProxyReport) -> bool) -> ProxyReport {
+        let started = Instant::now();
+        loop {
+            if let Some(r) = self.last_report().filter(|r| pred(r)) {
+                return r;
+            }
+            assert!(started.elapsed() < WAIT, "timed out waiting for a report: {what}; last {:?}", self.last_report());
+            tokio::time::sleep(STEP).await;
+        }
+    }
+}
+
+fn health_of(report: &ProxyReport, target: &str) -> Option<(TargetHealth, Option<String>, u64)> {
+    report.targets.iter().find(|t| t.target == target).map(|t| (t.health, t.reason.clone(), t.in_flight))
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Backends.
+
+struct Backend {
+    name: &'static str,
+    addr: SocketAddr,
+    ping: AtomicU16,
+    hits: AtomicUsize,
+    release: Notify,
+}
+
+impl Backend {
+    async fn start(name: &'static str) -> Arc<Backend> {
+        let (listener, addr) = bind().await;
+        let backend = Arc::new(Backend {
+            name,
+            addr,
+            ping: AtomicU16::new(200),
+            hits: AtomicUsize::new(0),
+            release: Notify::new(),
+        });
+        let handler_backend = backend.clone();
+        serve_on(listener, move |req| handler_backend.clone().handle(req));
+        backend
+    }
+
+    async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Result<Response<TestBody>, BoxError> {
+        let path = req.uri().path().to_owned();
+        if path == "/ping" {
+            let mut r = Response::new(full("pong"));
+            *r.status_mut() = StatusCode::from_u16(self.ping.load(Ordering::SeqCst)).expect("status");
+            return Ok(r);
+        }
+        self.hits.fetch_add(1, Ordering::SeqCst);
+        let (parts, body) = req.into_parts();
+        let seen = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        let mut response = match path.as_str() {
+            "/reset" => return Err("reset by backend".into()),
+            "/slow" => {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                Response::new(full("slow"))
+            }
+            "/hold" => {
+                // First chunk now, second when the test releases it: proves the proxy streams.
+                let (tx, rx) = mpsc::channel::<Bytes>(2);
+                let backend = self.clone();
+                tokio::spawn(async move {
+                    let _ = tx.send(Bytes::from_static(b"first\n")).await;
+                    backend.release.notified().await;
+                    let _ = tx.send(Bytes::from_static(b"second\n")).await;
+                });
+                let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+                    rx.recv().await.map(|b| (Ok::<_, BoxError>(Frame::data(b)), rx))
+                });
+                Response::new(http_body_util::StreamBody::new(stream).boxed_unsync())
+            }
+            "/echo" => Response::new(body.map_err(|e| Box::new(e) as BoxError).boxed_unsync()),
+            _ => Response::new(full(self.name)),
+        };
+        let h = response.headers_mut();
+        h.insert("x-backend", self.name.parse().expect("hv"));
+        for name in ["host", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-port", "x-amzn-trace-id"] {
+            if let Ok(v) = seen(name).parse() {
+                h.insert(format!("x-seen-{name}").parse::<http::HeaderName>().expect("name"), v);
+            }
+        }
+        Ok(response)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Tables, proxies, clients.
+
+fn check() -> HealthCheck {
+    HealthCheck {
+        path: "/ping".into(),
+        interval_secs: 1,
+        timeout_secs: 1,
+        healthy_threshold: 2,
+        unhealthy_threshold: 2,
+        matcher: "200".into(),
+        initial_interval_ms: 20,
+    }
+}
+
+/// A target: its id, the backend behind it, its registration state.
+type TargetSpec<'a> = (&'a str, &'a Backend, TargetState);
+
+struct Spec<'a> {
+    hosts: &'a [(&'a str, &'a [(&'a str, u32)])],
+    groups: &'a [(&'a str, &'a [TargetSpec<'a>])],
+}
+
+fn table(version: u64, certs: &[(&str, &IssuedCert)], spec: &Spec<'_>) -> RouteTable {
+    RouteTable {
+        version,
+        certificates: certs
+            .iter()
+            .map(|(host, c)| Certificate {
+                id: format!("cert-{host}"),
+                hosts: vec![(*host).into()],
+                cert_pem: c.cert_pem.clone(),
+                key_pem: c.key_pem.clone(),
+            })
+            .collect(),
+        hosts: spec
+            .hosts
+            .iter()
+            .map(|(host, fwd)| HostRoute {
+                host: (*host).into(),
+                service: format!("arn:aws:ecs:us-east-1:000000000000:service/default/{host}"),
+                forward: fwd
+                    .iter()
+                    .map(|(tg, w)| WeightedTargetGroup { target_group: (*tg).into(), weight: *w })
+                    .collect(),
+            })
+            .collect(),
+        target_groups: spec
+            .groups
+            .iter()
+            .map(|(id, targets)| TargetGroup {
+                id: (*id).into(),
+                health_check: check(),
+                targets: targets
+                    .iter()
+                    .map(|(tid, b, state)| Target { id: (*tid).into(), addr: b.addr, state: *state })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+fn state_file(name: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    std::env::temp_dir().join(format!("berth-proxy-it-{name}-{}-{nanos}", std::process::id())).join("routes.json")
+}
+
+async fn start_proxy(server_url: String, state: PathBuf) -> Proxy {
+    let mut config = ProxyConfig::new(server_url, TOKEN, state);
+    config.https_listen = "127.0.0.1:0".parse().expect("addr");
+    config.http_listen = "127.0.0.1:0".parse().expect("addr");
+    config.proxy_id = "test-proxy".into();
+    config.request_timeout = Duration::from_secs(1);
+    config.shutdown_grace = Duration::from_secs(1);
+    Proxy::start(config).await.expect("proxy starts")
+}
+
+async fn wait_version(proxy: &Proxy, version: u64) {
+    let started = Instant::now();
+    while proxy.table_version() < version {
+        assert!(started.elapsed() < WAIT, "proxy never served version {version}");
+        tokio::time::sleep(STEP).await;
+    }
+}
+
+enum Sender {
+    H1(hyper::client::conn::http1::SendRequest<Full<Bytes>>),
+    H2(hyper::client::conn::http2::SendRequest<Full<Bytes>>),
+}
+
+/// An HTTPS connection to the proxy for `sni`, verified against the CA; returns the sender and the
+/// certificate the proxy presented.
+async fn connect(proxy: SocketAddr, ca: &Ca, sni: &str, h2: bool) -> (Sender, CertificateDer<'static>) {
+    let alpn: &[&[u8]] = if h2 { &[b"h2"] } else { &[b"http/1.1"] };
+    let config = berth_certs::client_config(&[ca.root_pem()], alpn).expect("client config");
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = TcpStream::connect(proxy).await.expect("connect");
+    let name = ServerName::try_from(sni.to_owned()).expect("name");
+    let tls =
+        tokio::time::timeout(WAIT, connector.connect(name, tcp)).await.expect("handshake time").expect("handshake");
+    let (_, conn) = tls.get_ref();
+    let peer = conn.peer_certificates().expect("peer")[0].clone().into_owned();
+    assert_eq!(conn.alpn_protocol(), Some(alpn[0]));
+    let io = TokioIo::new(tls);
+    let sender = if h2 {
+        let (s, c) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io).await.expect("h2");
+        tokio::spawn(c);
+        Sender::H2(s)
+    } else {
+        let (s, c) = hyper::client::conn::http1::handshake(io).await.expect("h1");
+        tokio::spawn(c);
+        Sender::H1(s)
+    };
+    (sender, peer)
+}
+
+impl Sender {
+    async fn send(&mut self, host: &str, path: &str, body: &'static [u8]) -> Response<Incoming> {
+        let method = if body.is_empty() { "GET" } else { "POST" };
+        let fut = async {
+            match self {
+                Sender::H1(s) => {
+                    let req = Request::builder().method(method).uri(path).header("host", host);
+                    s.ready().await.expect("ready");
+                    s.send_request(req.body(Full::new(Bytes::from_static(body))).expect("req")).await
+                }
+                Sender::H2(s) => {
+                    let req = Request::builder().method(method).uri(format!("https://{host}{path}"));
+                    s.ready().await.expect("ready");
+                    s.send_request(req.body(Full::new(Bytes::from_static(body))).expect("req")).await
+                }
+            }
+        };
+        tokio::time::timeout(WAIT, fut).await.expect("response in time").expect("response")
+    }
+
+    async fn get(&mut self, host: &str, path: &str) -> (StatusCode, http::HeaderMap, String) {
+        let response = self.send(host, path, b"").await;
+        let (parts, body) = response.into_parts();
+        let body = tokio::time::timeout(WAIT, body.collect()).await.expect("body in time").expect("body").to_bytes();
+        (parts.status, parts.headers, String::from_utf8_lossy(&body).into_owned())
+    }
+}
+
+fn der(cert: &IssuedCert) -> CertificateDer<'static> {
+    CertificateDer::from_pem_slice(cert.cert_pem.as_bytes()).expect("der")
+}
+
+/// Retries a GET on fresh connections until it answers `want` (targets become healthy asynchronously).
+async fn wait_status(proxy: SocketAddr, ca: &Ca, host: &str, want: StatusCode) {
+    let started = Instant::now();
+    loop {
+        let (mut s, _) = connect(proxy, ca, host, false).await;
+        if s.get(host, "/").await.0 == want {
+            return;
+        }
+        assert!(started.elapsed() < WAIT, "{host} never answered {want}");
+        tokio::time::sleep(STEP).await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The tests.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_https_by_host_with_forwarded_headers_over_h1_and_h2() {
+    let ca = Ca::generate().expect("ca");
+    let (cert_a, cert_b) =
+        (ca.issue(&[HOST.into()], &[]).expect("a"), ca.issue(&["other.localhost".into()], &[]).expect("b"));
+    let server = FakeServer::start().await;
+    let web = Backend::start("web").await;
+    let other = Backend::start("other").await;
+    server.publish(table(
+        1,
+        &[(HOST, &cert_a), ("other.localhost", &cert_b)],
+        &Spec {
+            hosts: &[(HOST, &[("tg-web", 100)]), ("other.localhost", &[("tg-other", 1)])],
+            groups: &[
+                ("tg-web", &[("task-web", &web, TargetState::Registered)]),
+                ("tg-other", &[("task-other", &other, TargetState::Registered)]),
+            ],
+        },
+    ));
+    let proxy = start_proxy(server.url(), state_file("headers")).await;
+    wait_version(&proxy, 1).await;
+    wait_status(proxy.https_addr(), &ca, HOST, StatusCode::OK).await;
+    wait_status(proxy.https_addr(), &ca, "other.localhost", StatusCode::OK).await;
+
+    for h2 in [false, true] {
+        let (mut s, peer) = connect(proxy.https_addr(), &ca, HOST, h2).await;
+        assert_eq!(peer, der(&cert_a), "SNI picks the host's certificate");
+        for _ in 0..3 {
+            // Several requests on one connection (keep-alive / multiplexing).
+            let (status, headers, body) = s.get(HOST, "/hello?x=1").await;
+            assert_eq!((status, body.as_str()), (StatusCode::OK, "web"), "h2={h2}");
+            assert_eq!(headers["x-seen-host"], HOST, "the Host header is kept (h2: from :authority)");
+            assert_eq!(headers["x-seen-x-forwarded-proto"], "https");
+            assert_eq!(headers["x-seen-x-forwarded-port"], proxy.https_addr().port().to_string().as_str());
+            assert_eq!(headers["x-seen-x-forwarded-for"], "127.0.0.1");
+            let trace = headers["x-seen-x-amzn-trace-id"].to_str().expect("trace");
+            assert!(trace.starts_with("Root=1-") && trace.len() == "Root=1-".len() + 8 + 1 + 24, "{trace}");
+        }
+        // The same connection's Host decides the route (not SNI); an unknown host is 404.
+        let (status, _, body) = s.get("other.localhost", "/").await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "other"));
+        let (status, _, body) = s.get("unknown.localhost", "/").await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+        // A request body is forwarded and the response streamed back.
+        let response = s.send(HOST, "/echo", b"ping-pong-body").await;
+        let body = response.into_body().collect().await.expect("body").to_bytes();
+        assert_eq!(&body[..], b"ping-pong-body");
+    }
+    let (_, peer) = connect(proxy.https_addr(), &ca, "other.localhost", true).await;
+    assert_eq!(peer, der(&cert_b));
+
+    let report = server
+        .wait_report("both targets healthy", |r| {
+            r.version == 1
+                && health_of(r, "task-web").is_some_and(|h| h.0 == TargetHealth::Healthy && h.2 == 0)
+                && health_of(r, "task-other").is_some_and(|h| h.0 == TargetHealth::Healthy)
+        })
+        .await;
+    assert_eq!(report.proxy_id, "test-proxy");
+    proxy.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_listener_redirects_to_https() {
+    let server = FakeServer::start().await;
+    let proxy = start_proxy(server.url(), state_file("redirect")).await;
+    let cases = [
+        (HOST.to_owned(), "/a/b?c=1", format!("https://{HOST}:{}/a/b?c=1", proxy.https_addr().port())),
+        (
+            format!("Upper.Localhost:{}", proxy.http_addr().port()),
+            "/",
+            format!("https://upper.localhost:{}/", proxy.https_addr().port()),
+        ),
+    ];
+    for (host, path, want) in cases {
+        let tcp = TcpStream::connect(proxy.http_addr()).await.expect("connect");
+        let (mut s, c) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.expect("h1");
+        tokio::spawn(c);
+        let req = Request::get(path).header("host", host.as_str()).body(Empty::<Bytes>::new()).expect("req");
+        let response = tokio::time::timeout(WAIT, s.send_request(req)).await.expect("in time").expect("response");
+        assert_eq!(response.status(), StatusCode::MOVED_PERMANENTLY);
+        assert_eq!(response.headers()["location"], want.as_str());
+    }
+    proxy.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weights_round_robin_and_health_transitions() {
+    let ca = Ca::generate().expect("ca");
+    let cert = ca.issue(&[HOST.into()], &[]).expect("cert");
+    let server = FakeServer::start().await;
+    let (a, b1, b2, c) =
+        (Backend::start("a").await, Backend::start("b1").await, Backend::start("b2").await, Backend::start("c").await);
+    c.ping.store(503, Ordering::SeqCst);
+    server.publish(table(
+        3,
+        &[(HOST, &cert)],
+        &Spec {
+            hosts: &[(HOST, &[("tg-a", 1), ("tg-b", 3), ("tg-c", 0)])],
+            groups: &[
+                ("tg-a", &[("a", &a, TargetState::Registered)]),
+                ("tg-b", &[("b1", &b1, TargetState::Registered), ("b2", &b2, TargetState::Registered)]),
+                ("tg-c", &[("c", &c, TargetState::Registered)]),
+            ],
+        },
+    ));
+    let proxy = start_proxy(server.url(), state_file("weights")).await;
+    let healthy = |r: &ProxyReport, t: &str| health_of(r, t).is_some_and(|h| h.0 == TargetHealth::Healthy);
+    // Weight-0 groups are probed too: the server needs their health for deployments.
+    let report = server
+        .wait_report("a, b1, b2 healthy; c failing", |r| {
+            ["a", "b1", "b2"].iter().all(|t| healthy(r, t))
+                && health_of(r, "c") == Some((TargetHealth::Initial, Some("Target.ResponseCodeMismatch".into()), 0))
+        })
+        .await;
+    assert_eq!(report.version, 3);
+
+    let (mut s, _) = connect(proxy.https_addr(), &ca, HOST, true).await;
+    let mut counts = HashMap::<String, u32>::new();
+    for _ in 0..400 {
+        let (status, _, body) = s.get(HOST, "/").await;
+        assert_eq!(status, StatusCode::OK);
+        *counts.entry(body).or_default() += 1;
+    }
+    let count = |k: &str| counts.get(k).copied().unwrap_or(0);
+    assert!(count("a").abs_diff(100) <= 3, "{counts:?}");
+    assert!(count("b1").abs_diff(150) <= 3 && count("b2").abs_diff(150) <= 3, "{counts:?}");
+    assert_eq!(count("c"), 0, "{counts:?}");
+
+    // b1 starts failing its checks: unhealthy after 2 failures, then gets no traffic.
+    b1.ping.store(500, Ordering::SeqCst);
+    server
+        .wait_report("b1 unhealthy", |r| {
+            health_of(r, "b1") == Some((TargetHealth::Unhealthy, Some("Target.ResponseCodeMismatch".into()), 0))
+        })
+        .await;
+    let before = b1.hits.load(Ordering::SeqCst);
+    for _ in 0..40 {
+        assert_eq!(s.get(HOST, "/").await.0, StatusCode::OK);
+    }
+    assert_eq!(b1.hits.load(Ordering::SeqCst), before, "an unhealthy target gets no request");
+
+    // Every target of the host failing: 503.
+    for backend in [&a, &b2] {
+        backend.ping.store(500, Ordering::SeqCst);
+    }
+    server.wait_report("all unhealthy", |r| ["a", "b1", "b2"].iter().all(|t| !healthy(r, t))).await;
+    let (status, _, _) = s.get(HOST, "/").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    // And back: healthy again after 2 successes.
+    a.ping.store(200, Ordering::SeqCst);
+    server.wait_report("a healthy again", |r| healthy(r, "a")).await;
+    let (status, _, body) = s.get(HOST, "/").await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "a"));
+    proxy.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn draining_target_finishes_streams_and_gets_no_new_requests() {
+    let ca = Ca::generate().expect("ca");
+    let cert = ca.issue(&[HOST.into()], &[]).expect("cert");
+    let server = FakeServer::start().await;
+    let (one, two) = (Backend::start("one").await, Backend::start("two").await);
+    let certs = [(HOST, &cert)];
+    let spec = |state_one| {
+        table(
+            if state_one == TargetState::Registered { 1 } else { 2 },
+            &certs,
+            &Spec {
+                hosts: &[(HOST, &[("tg", 1)])],
+                groups: &[("tg", &[("one", &one, state_one), ("two", &two, TargetState::Registered)])],
+            },
+        )
+    };
+    server.publish(spec(TargetState::Registered));
+    let proxy = start_proxy(server.url(), state_file("draining")).await;
+    let healthy = |r: &ProxyReport, t: &str| health_of(r, t).is_some_and(|h| h.0 == TargetHealth::Healthy);
+    server.wait_report("both healthy", |r| healthy(r, "one") && healthy(r, "two")).await;
+
+    // Two held streams, one per target (round robin); their first chunk arrives before the backend ends
+    // the body, so the proxy does not buffer.
+    let (mut s, _) = connect(proxy.https_addr(), &ca, HOST, true).await;
+    let mut held = HashMap::new();
+    for _ in 0..2 {
+        let response = s.send(HOST, "/hold", b"").await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let name = response.headers()["x-backend"].to_str().expect("name").to_owned();
+        let mut body = response.into_body();
+        let frame = tokio::time::timeout(WAIT, body.frame()).await.expect("first chunk in time");
+        let first = frame.expect("frame").expect("ok").into_data().expect("data");
+        assert_eq!(&first[..], b"first\n");
+        held.insert(name, body);
+    }
+    assert_eq!(held.len(), 2, "round robin sent one stream to each target");
+    server
+        .wait_report("one in flight each", |r| {
+            health_of(r, "one").is_some_and(|h| h.2 == 1) && health_of(r, "two").is_some_and(|h| h.2 == 1)
+        })
+        .await;
+
+    // Target one drains: reported draining with its in-flight stream, and gets no new request.
+    server.publish(spec(TargetState::Draining));
+    wait_version(&proxy, 2).await;
+    server
+        .wait_report("one draining", |r| {
+            r.version == 2
+                && health_of(r, "one")
+                    == Some((TargetHealth::Draining, Some("Target.DeregistrationInProgress".into()), 1))
+        })
+        .await;
+    let before = one.hits.load(Ordering::SeqCst);
+    for _ in 0..10 {
+        let (status, _, body) = s.get(HOST, "/").await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "two"));
+    }
+    assert_eq!(one.hits.load(Ordering::SeqCst), before);
+
+    // The held streams finish; in-flight counts drop to zero.
+    one.release.notify_one();
+    two.release.notify_one();
+    for (name, body) in held {
+        let rest = tokio::time::timeout(WAIT, body.collect()).await.expect("rest in time").expect("rest").to_bytes();
+        assert_eq!(&rest[..], b"second\n", "{name}");
+    }
+    server
+        .wait_report("nothing in flight", |r| {
+            health_of(r, "one").is_some_and(|h| h.2 == 0) && health_of(r, "two").is_some_and(|h| h.2 == 0)
+        })
+        .await;
+    proxy.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_failures_are_502_and_504() {
+    let ca = Ca::generate().expect("ca");
+    let cert = ca.issue(&[HOST.into()], &[]).expect("cert");
+    let server = FakeServer::start().await;
+    let backend = Backend::start("web").await;
+    server.publish(table(
+        1,
+        &[(HOST, &cert)],
+        &Spec { hosts: &[(HOST, &[("tg", 1)])], groups: &[("tg", &[("web", &backend, TargetState::Registered)])] },
+    ));
+    let proxy = start_proxy(server.url(), state_file("errors")).await;
+    wait_version(&proxy, 1).await;
+    wait_status(proxy.https_addr(), &ca, HOST, StatusCode::OK).await;
+    let (mut s, _) = connect(proxy.https_addr(), &ca, HOST, false).await;
+    let (status, _, _) = s.get(HOST, "/reset").await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    let started = Instant::now();
+    let (status, _, _) = s.get(HOST, "/slow").await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+    assert!(started.elapsed() < Duration::from_millis(2500), "504 after the 1 s request timeout");
+    // The connection and the target still work afterwards, and nothing stays counted in flight.
+    let (status, _, body) = s.get(HOST, "/").await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "web"));
+    server.wait_report("nothing in flight", |r| health_of(r, "web").is_some_and(|h| h.2 == 0)).await;
+    proxy.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_the_saved_table_while_the_server_is_down() {
+    let ca = Ca::generate().expect("ca");
+    let cert = ca.issue(&[HOST.into()], &[]).expect("cert");
+    let server = FakeServer::start().await;
+    let backend = Backend::start("web").await;
+    server.publish(table(
+        7,
+        &[(HOST, &cert)],
+        &Spec { hosts: &[(HOST, &[("tg", 1)])], groups: &[("tg", &[("web", &backend, TargetState::Registered)])] },
+    ));
+    let state = state_file("saved");
+    let proxy = start_proxy(server.url(), state.clone()).await;
+    wait_version(&proxy, 7).await;
+    wait_status(proxy.https_addr(), &ca, HOST, StatusCode::OK).await;
+    proxy.stop().await;
+
+    // A server that is not there: the proxy starts from its state file and serves (certificate included).
+    let (listener, dead) = bind().await;
+    drop(listener);
+    let proxy = start_proxy(format!("http://{dead}"), state.clone()).await;
+    assert_eq!(proxy.table_version(), 7, "the saved table is served at once");
+    wait_status(proxy.https_addr(), &ca, HOST, StatusCode::OK).await;
+    proxy.stop().await;
+    if let Some(dir) = state.parent() {
+        std::fs::remove_dir_all(dir).ok();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_request_heads_are_cut_but_idle_keep_alive_is_not() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ca = Ca::generate().expect("ca");
+    let cert = ca.issue(&[HOST.into()], &[]).expect("cert");
+    let server = FakeServer::start().await;
+    let backend = Backend::start("web").await;
+    server.publish(table(
+        1,
+        &[(HOST, &cert)],
+        &Spec { hosts: &[(HOST, &[("tg", 1)])], groups: &[("tg", &[("web", &backend, TargetState::Registered)])] },
+    ));
+    let mut config = ProxyConfig::new(server.url(), TOKEN, state_file("slow"));
+    config.https_listen = "127.0.0.1:0".parse().expect("addr");
+    config.http_listen = "127.0.0.1:0".parse().expect("addr");
+    config.proxy_id = "test-proxy".into();
+    config.header_read_timeout = Duration::from_millis(300);
+    config.shutdown_grace = Duration::from_secs(1);
+    let proxy = Proxy::start(config).await.expect("proxy");
+    wait_version(&proxy, 1).await;
+    wait_status(proxy.https_addr(), &ca, HOST, StatusCode::OK).await;
+
+    // Idle keep-alive longer than the header-read timeout: the connection still serves.
+    let (mut s, _) = connect(proxy.https_addr(), &ca, HOST, false).await;
+    assert_eq!(s.get(HOST, "/").await.0, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert_eq!(s.get(HOST, "/").await.0, StatusCode::OK);
+
+    // Half a request head, then silence: the proxy closes the connection.
+    let config = berth_certs::client_config(&[ca.root_pem()], &[b"http/1.1"]).expect("client config");
+    let tcp = TcpStream::connect(proxy.https_addr()).await.expect("connect");
+    let name = ServerName::try_from(HOST.to_owned()).expect("name");
+    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await.expect("handshake");
+    tls.write_all(b"GET / HTTP/1.1\r\nHo").await.expect("write");
+    let started = Instant::now();
+    let mut buf = [0u8; 256];
+    let read = tokio::time::timeout(WAIT, tls.read(&mut buf)).await.expect("closed in time");
+    assert!(matches!(read, Ok(0) | Err(_)), "no response, just a close: {read:?}");
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    proxy.stop().await;
+}

@@ -1,0 +1,257 @@
+//! berth's configuration: a TOML file (every field optional) plus command-line overrides.
+//! Each field is documented in docs/configuration.md.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The AWS region berth answers as.
+    pub region: String,
+    /// Endpoint hosts are `<service>-<6 hex>.ecs.<region>.<base_domain>`.
+    pub base_domain: String,
+    pub api: ApiSection,
+    pub internal: InternalSection,
+    pub proxy: ProxySection,
+    pub runtime: RuntimeSection,
+    pub deploy: DeploySection,
+    /// Filled from the command line, never from the file.
+    #[serde(skip)]
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiSection {
+    /// Where the AWS API listens.
+    pub listen: SocketAddr,
+    /// Serve the API over HTTPS with a certificate from berth's CA.
+    pub tls: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InternalSection {
+    /// Where proxies watch route tables and report health (loopback or a private network).
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProxySection {
+    pub https_listen: SocketAddr,
+    pub http_listen: SocketAddr,
+    /// The internal API the proxy follows; defaults to `http://<internal.listen>`.
+    pub server_url: Option<String>,
+    pub request_timeout_secs: u64,
+    pub idle_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuntimeSection {
+    /// `docker` (the only driver today).
+    pub driver: String,
+    /// The Docker Engine socket.
+    pub docker_socket: String,
+    /// The bridge network tasks join.
+    pub network: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeploySection {
+    /// The longest a replaced or stopped task drains before it is stopped anyway.
+    pub drain_timeout_secs: u64,
+    /// SIGTERM-to-SIGKILL grace when a task stops.
+    pub stop_timeout_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            region: "us-east-1".into(),
+            base_domain: "localhost".into(),
+            api: ApiSection::default(),
+            internal: InternalSection::default(),
+            proxy: ProxySection::default(),
+            runtime: RuntimeSection::default(),
+            deploy: DeploySection::default(),
+            data_dir: PathBuf::new(),
+        }
+    }
+}
+
+impl Default for ApiSection {
+    fn default() -> Self {
+        ApiSection { listen: SocketAddr::from(([127, 0, 0, 1], 9443)), tls: true }
+    }
+}
+
+impl Default for InternalSection {
+    fn default() -> Self {
+        InternalSection { listen: SocketAddr::from(([127, 0, 0, 1], 9444)) }
+    }
+}
+
+impl Default for ProxySection {
+    fn default() -> Self {
+        ProxySection {
+            https_listen: SocketAddr::from(([0, 0, 0, 0], 443)),
+            http_listen: SocketAddr::from(([0, 0, 0, 0], 80)),
+            server_url: None,
+            request_timeout_secs: 60,
+            idle_timeout_secs: 60,
+        }
+    }
+}
+
+impl Default for RuntimeSection {
+    fn default() -> Self {
+        RuntimeSection {
+            driver: "docker".into(),
+            docker_socket: "/var/run/docker.sock".into(),
+            network: "berth-default".into(),
+        }
+    }
+}
+
+impl Default for DeploySection {
+    fn default() -> Self {
+        DeploySection { drain_timeout_secs: 30, stop_timeout_secs: 30 }
+    }
+}
+
+/// Command-line settings shared by every subcommand.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Common {
+    /// Data directory (SQLite store, CA, credentials). Default: $BERTH_DATA_DIR or ~/.berth.
+    #[arg(long, env = "BERTH_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Configuration file. Default: <data dir>/berth.toml if it exists.
+    #[arg(long, env = "BERTH_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Overrides `api.listen`.
+    #[arg(long, global = true)]
+    pub api_listen: Option<SocketAddr>,
+    /// Overrides `proxy.https_listen`.
+    #[arg(long, global = true)]
+    pub https_listen: Option<SocketAddr>,
+    /// Overrides `proxy.http_listen`.
+    #[arg(long, global = true)]
+    pub http_listen: Option<SocketAddr>,
+    /// Overrides `internal.listen`.
+    #[arg(long, global = true)]
+    pub internal_listen: Option<SocketAddr>,
+}
+
+impl Common {
+    /// The arguments that reproduce these settings for a child process.
+    pub fn to_args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        let mut push = |flag: &str, v: Option<String>| {
+            if let Some(v) = v {
+                args.push(flag.to_string());
+                args.push(v);
+            }
+        };
+        push("--data-dir", self.data_dir.as_ref().map(|p| p.display().to_string()));
+        push("--config", self.config.as_ref().map(|p| p.display().to_string()));
+        push("--api-listen", self.api_listen.map(|a| a.to_string()));
+        push("--https-listen", self.https_listen.map(|a| a.to_string()));
+        push("--http-listen", self.http_listen.map(|a| a.to_string()));
+        push("--internal-listen", self.internal_listen.map(|a| a.to_string()));
+        args
+    }
+
+    pub fn load(&self) -> Result<Config> {
+        let data_dir = match &self.data_dir {
+            Some(d) => d.clone(),
+            None => {
+                let home = std::env::var_os("HOME").context("HOME is not set; pass --data-dir")?;
+                Path::new(&home).join(".berth")
+            }
+        };
+        let file = match &self.config {
+            Some(f) => Some(f.clone()),
+            None => Some(data_dir.join("berth.toml")).filter(|p| p.exists()),
+        };
+        let mut config = match file {
+            Some(f) => {
+                let text = std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
+                toml::from_str::<Config>(&text).with_context(|| format!("parsing {}", f.display()))?
+            }
+            None => Config::default(),
+        };
+        config.data_dir = data_dir;
+        if let Some(a) = self.api_listen {
+            config.api.listen = a;
+        }
+        if let Some(a) = self.https_listen {
+            config.proxy.https_listen = a;
+        }
+        if let Some(a) = self.http_listen {
+            config.proxy.http_listen = a;
+        }
+        if let Some(a) = self.internal_listen {
+            config.internal.listen = a;
+        }
+        if config.runtime.driver != "docker" {
+            anyhow::bail!("runtime.driver {:?} is not supported (only \"docker\")", config.runtime.driver);
+        }
+        Ok(config)
+    }
+}
+
+impl Config {
+    pub fn server_url(&self) -> String {
+        self.proxy.server_url.clone().unwrap_or_else(|| format!("http://{}", self.internal.listen))
+    }
+
+    /// The URL clients use for the API.
+    pub fn api_url(&self) -> String {
+        let scheme = if self.api.tls { "https" } else { "http" };
+        let ip = self.api.listen.ip();
+        let host = if ip.is_loopback() || ip.is_unspecified() { "localhost".to_string() } else { ip.to_string() };
+        format!("{scheme}://{host}:{}", self.api.listen.port())
+    }
+
+    pub fn drain_timeout(&self) -> Duration {
+        Duration::from_secs(self.deploy.drain_timeout_secs)
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.data_dir.join(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_fields_parse_and_unknown_ones_are_refused() {
+        let c: Config = toml::from_str(
+            "region = \"eu-west-1\"\n[api]\nlisten = \"127.0.0.1:1\"\ntls = false\n[deploy]\ndrain_timeout_secs = 5\n",
+        )
+        .expect("parse");
+        assert_eq!(c.region, "eu-west-1");
+        assert!(!c.api.tls);
+        assert_eq!(c.deploy.drain_timeout_secs, 5);
+        assert_eq!(c.proxy.https_listen.port(), 443, "unset sections keep their defaults");
+        assert!(toml::from_str::<Config>("nope = 1").is_err());
+        assert!(toml::from_str::<Config>("[api]\nlisten = \"not an address\"").is_err());
+    }
+
+    #[test]
+    fn api_url_names_localhost_for_loopback() {
+        let c = Config::default();
+        assert_eq!(c.api_url(), "https://localhost:9443");
+        assert_eq!(c.server_url(), "http://127.0.0.1:9444");
+    }
+}

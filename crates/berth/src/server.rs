@@ -1,0 +1,98 @@
+//! `berth server`: the control plane process.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use berth_api::ApiConfig;
+use berth_certs::Ca;
+use berth_control::{Control, ControlConfig};
+use berth_runtime_docker::DockerDriver;
+use berth_store::Store;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::backend::ApiBackend;
+use crate::config::Config;
+use crate::files;
+
+pub async fn run(config: Config) -> Result<()> {
+    files::ensure_data_dir(&config)?;
+    files::write_pid(&config, "server")?;
+    let token = files::ensure_token(&config)?;
+    let store = Store::open(&config.path(files::DB)).context("opening the store")?;
+    let ca = Arc::new(Ca::load_or_create(&config.data_dir).context("loading the internal CA")?);
+    let driver = DockerDriver::connect(Some(&config.runtime.docker_socket)).await.with_context(|| {
+        format!(
+            "Docker Engine is not reachable at {} (install and start it: scripts/ensure-docker.sh)",
+            config.runtime.docker_socket
+        )
+    })?;
+    tracing::info!(api_version = %driver.api_version(), "connected to Docker Engine");
+    let control = Control::new(
+        ControlConfig {
+            region: config.region.clone(),
+            base_domain: config.base_domain.clone(),
+            network: config.runtime.network.clone(),
+            drain_timeout: config.drain_timeout(),
+            stop_timeout: Duration::from_secs(config.deploy.stop_timeout_secs),
+            ..ControlConfig::default()
+        },
+        store,
+        Arc::new(driver),
+        Arc::clone(&ca),
+    )?;
+    let root = control.root_credentials()?;
+    files::write_credentials(&config, &root.access_key_id, &root.secret_access_key)?;
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+
+    let tls = if config.api.tls {
+        let issued = ca
+            .issue(
+                &["localhost".to_string()],
+                &[IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V6(Ipv6Addr::LOCALHOST), config.api.listen.ip()],
+            )
+            .context("issuing the API certificate")?;
+        let cfg = berth_certs::single_cert_server_config(&issued.cert_pem, &issued.key_pem, &[b"h2", b"http/1.1"])?;
+        Some(Arc::new(cfg))
+    } else {
+        None
+    };
+    let api_listener = TcpListener::bind(config.api.listen)
+        .await
+        .with_context(|| format!("binding the API on {}", config.api.listen))?;
+    let internal_listener = TcpListener::bind(config.internal.listen)
+        .await
+        .with_context(|| format!("binding the internal API on {}", config.internal.listen))?;
+
+    let backend = Arc::new(ApiBackend { control: Arc::clone(&control) });
+    let api = tokio::spawn(berth_api::serve(api_listener, tls, backend, ApiConfig::default(), stopped()));
+    let internal = tokio::spawn(crate::internal::serve(internal_listener, Arc::clone(&control), token, stopped()));
+    let reconciler = tokio::spawn(Arc::clone(&control).run_reconciler(stopped()));
+    tracing::info!(
+        api = %config.api_url(),
+        internal = %config.internal.listen,
+        account = %control.account_id(),
+        data_dir = %config.data_dir.display(),
+        "berth server is ready"
+    );
+
+    crate::shutdown_signal().await;
+    tracing::info!("berth server shutting down; task containers keep running");
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(10), async {
+        let _ = api.await;
+        let _ = internal.await;
+        let _ = reconciler.await;
+    })
+    .await;
+    Ok(())
+}

@@ -1,0 +1,144 @@
+//! `berth up`: the server and the proxy as two supervised child processes on one machine.
+//!
+//! A child that dies is started again (with a short backoff), so a crashed or killed server comes back
+//! and adopts its running tasks, while the proxy keeps serving the last route table meanwhile.
+
+use std::net::SocketAddr;
+use std::process::ExitStatus;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use tokio::process::{Child, Command};
+use tokio::sync::watch;
+
+use crate::config::{Common, Config};
+use crate::files;
+
+pub async fn run(common: &Common, config: Config) -> Result<()> {
+    files::ensure_data_dir(&config)?;
+    files::ensure_token(&config)?;
+    let exe = std::env::current_exe().context("finding the berth executable")?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut children = Vec::new();
+    for role in ["server", "proxy"] {
+        let exe = exe.clone();
+        let args = common.to_args();
+        let stop = stop_rx.clone();
+        children.push(tokio::spawn(supervise(role, exe, args, stop)));
+    }
+    let ready = wait_ready(&config).await;
+    match ready {
+        Ok(()) => {
+            println!(
+                "berth is up: API {} · HTTPS proxy {} (HTTP {} redirects) · data {}",
+                config.api_url(),
+                config.proxy.https_listen,
+                config.proxy.http_listen,
+                config.data_dir.display()
+            );
+            println!("  use it with: eval \"$(berth env{})\"", env_args(common));
+        }
+        Err(e) => tracing::warn!(error = %e, "berth is not answering yet; still supervising"),
+    }
+    crate::shutdown_signal().await;
+    tracing::info!("stopping server and proxy");
+    let _ = stop_tx.send(true);
+    for c in children {
+        let _ = c.await;
+    }
+    Ok(())
+}
+
+fn env_args(common: &Common) -> String {
+    let args = common.to_args();
+    if args.is_empty() { String::new() } else { format!(" {}", args.join(" ")) }
+}
+
+async fn supervise(role: &'static str, exe: std::path::PathBuf, args: Vec<String>, mut stop: watch::Receiver<bool>) {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let started = Instant::now();
+        let mut child = match Command::new(&exe).arg(role).args(&args).kill_on_drop(true).spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(role, error = %e, "cannot start");
+                if wait_or_stop(&mut stop, backoff).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        tokio::select! {
+            status = child.wait() => {
+                log_exit(role, status);
+            }
+            _ = stopped(&mut stop) => {
+                terminate(role, &mut child).await;
+                return;
+            }
+        }
+        backoff = if started.elapsed() > Duration::from_secs(10) {
+            Duration::from_millis(200)
+        } else {
+            (backoff * 2).min(Duration::from_secs(5))
+        };
+        tracing::warn!(role, delay_ms = backoff.as_millis() as u64, "restarting");
+        if wait_or_stop(&mut stop, backoff).await {
+            return;
+        }
+    }
+}
+
+fn log_exit(role: &str, status: std::io::Result<ExitStatus>) {
+    match status {
+        Ok(s) => tracing::warn!(role, status = %s, "exited"),
+        Err(e) => tracing::warn!(role, error = %e, "wait failed"),
+    }
+}
+
+/// Sleeps `d`; true if asked to stop meanwhile.
+async fn wait_or_stop(stop: &mut watch::Receiver<bool>, d: Duration) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => false,
+        _ = stopped(stop) => true,
+    }
+}
+
+/// Resolves once the stop flag is set.
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await.map(|_| ());
+}
+
+/// SIGTERM, then SIGKILL after 15 s.
+async fn terminate(role: &str, child: &mut Child) {
+    if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+    }
+    if tokio::time::timeout(Duration::from_secs(15), child.wait()).await.is_err() {
+        tracing::warn!(role, "did not stop in 15 s; killing");
+        let _ = child.kill().await;
+    }
+}
+
+fn dial(addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() { SocketAddr::from(([127, 0, 0, 1], addr.port())) } else { addr }
+}
+
+async fn wait_ready(config: &Config) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for addr in [config.api.listen, config.proxy.https_listen] {
+        let addr = dial(addr);
+        loop {
+            if tokio::net::TcpStream::connect(addr).await.is_ok() {
+                break;
+            }
+            if Instant::now() > deadline {
+                anyhow::bail!("nothing listens on {addr} after 60 s");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,166 @@
+"""Bad input gets AWS's error codes and shapes (so SDKs raise the exceptions users already catch), and a failed
+call leaves nothing behind."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import secrets
+
+import pytest
+from botocore.exceptions import ClientError
+
+from berthlib import error_code, unique
+
+
+def _code(excinfo) -> str:
+    return excinfo.value.response["Error"]["Code"]
+
+
+def _msg(excinfo) -> str:
+    return excinfo.value.response["Error"].get("Message", "")
+
+
+def _assert_error_shape(resp, code: str, status: tuple[int, ...] = (400,)) -> dict:
+    assert resp.status in status, (resp.status, resp.text)
+    body = resp.json()
+    assert error_code(body.get("__type")) == code, body
+    assert error_code(resp.header("x-amzn-errortype")) == code, resp.headers
+    assert body.get("message") or body.get("Message"), body
+    return body
+
+
+def _service_arns(berth) -> list[str]:
+    return sorted(berth.ecs().list_services(cluster="default").get("serviceArns", []))
+
+
+def test_wrong_secret_is_invalid_signature(berth):
+    key, _ = berth.credentials()
+    client = berth.ecs(access_key=key, secret_key=secrets.token_urlsafe(30), max_attempts=1)
+    with pytest.raises(ClientError) as exc:
+        client.list_clusters()
+    assert _code(exc) == "InvalidSignatureException"
+    assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] in (400, 403)
+
+
+def test_unknown_access_key_is_unrecognized_client(berth):
+    client = berth.ecs(access_key="AKIA" + secrets.token_hex(8).upper(), secret_key="x" * 40, max_attempts=1)
+    with pytest.raises(ClientError) as exc:
+        client.list_clusters()
+    assert _code(exc) == "UnrecognizedClientException"
+    assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] in (400, 403)
+
+
+def test_unsigned_request_is_rejected(berth):
+    import http.client
+    import ssl
+
+    ctx = ssl.create_default_context(cafile=str(berth.ca_path))
+    conn = http.client.HTTPSConnection("localhost", berth.ports.api, context=ctx, timeout=10)
+    try:
+        conn.request(
+            "POST",
+            "/",
+            body=b"{}",
+            headers={
+                "Content-Type": "application/x-amz-json-1.1",
+                "X-Amz-Target": "AmazonEC2ContainerServiceV20141113.ListClusters",
+            },
+        )
+        resp = conn.getresponse()
+        body = resp.read()
+    finally:
+        conn.close()
+    assert resp.status in (400, 403), (resp.status, body)
+    assert error_code(json.loads(body).get("__type")) in ("MissingAuthenticationTokenException", "IncompleteSignatureException")
+
+
+def test_stale_date_is_signature_expired(berth):
+    when = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=20)
+    resp = berth.signed_request("ListClusters", "{}", when=when)
+    body = _assert_error_shape(resp, "InvalidSignatureException", status=(400, 403))
+    assert "Signature expired" in (body.get("message") or body.get("Message")), body
+
+
+def test_fresh_raw_signed_request_works(berth):
+    """The raw signer used by the tests below is accepted when the request is valid."""
+    resp = berth.signed_request("ListClusters", "{}")
+    assert resp.status == 200, resp.text
+    assert "clusterArns" in resp.json()
+
+
+def test_malformed_json_is_serialization_exception(berth):
+    before = _service_arns(berth)
+    resp = berth.signed_request("CreateExpressGatewayService", b'{"serviceName": "broken", ')
+    _assert_error_shape(resp, "SerializationException")
+    assert _service_arns(berth) == before
+
+
+def test_wrong_member_type_is_rejected(berth):
+    resp = berth.signed_request("DescribeExpressGatewayService", json.dumps({"serviceArn": 42}))
+    assert resp.status == 400, resp.text
+    assert error_code(resp.json().get("__type")) in ("SerializationException", "InvalidParameterException")
+
+
+def test_missing_required_member_is_named(berth):
+    before = _service_arns(berth)
+    body = {
+        "serviceName": unique("noinfra"),
+        "primaryContainer": {"image": "berth-demo:latest"},
+        "executionRoleArn": berth.role_arns()["executionRoleArn"],
+    }
+    resp = berth.signed_request("CreateExpressGatewayService", json.dumps(body))
+    assert resp.status == 400, resp.text
+    err = resp.json()
+    assert error_code(err.get("__type")) in ("InvalidParameterException", "ValidationException"), err
+    assert "infrastructureRoleArn" in (err.get("message") or err.get("Message") or ""), err
+    assert _service_arns(berth) == before
+
+
+def test_unknown_operation(berth):
+    resp = berth.signed_request("FlyToTheMoon", "{}")
+    assert resp.status == 400, resp.text
+    assert error_code(resp.json().get("__type")) in ("UnknownOperationException", "InvalidAction"), resp.text
+
+
+def test_unknown_service_arn_is_service_not_found(berth):
+    ecs = berth.ecs(max_attempts=1)
+    arn = f"arn:aws:ecs:us-east-1:{berth.account_id}:service/default/{unique('ghost')}"
+    with pytest.raises(ClientError) as exc:
+        ecs.describe_express_gateway_service(serviceArn=arn)
+    assert _code(exc) == "ServiceNotFoundException"
+    with pytest.raises(ClientError) as exc:
+        ecs.delete_express_gateway_service(serviceArn=arn)
+    assert _code(exc) == "ServiceNotFoundException"
+    with pytest.raises(ClientError) as exc:
+        ecs.update_express_gateway_service(serviceArn=arn, primaryContainer={"image": "berth-demo:latest"})
+    assert _code(exc) == "ServiceNotFoundException"
+
+
+@pytest.mark.parametrize(("cpu", "memory"), [("256", "4096"), ("1024", "512"), ("3", "512")])
+def test_invalid_cpu_memory_pair(berth, cpu, memory):
+    before = _service_arns(berth)
+    name = unique("badsize")
+    with pytest.raises(ClientError) as exc:
+        berth.create_service(name, cpu=cpu, memory=memory)
+    assert _code(exc) == "InvalidParameterException"
+    message = _msg(exc)
+    # actionable: names what was wrong and what would be accepted
+    assert cpu in message and memory in message, message
+    assert "memory" in message.lower() and "cpu" in message.lower(), message
+    assert _service_arns(berth) == before
+    assert not berth.task_arns(name)
+
+
+def test_invalid_role_arn_is_rejected(berth):
+    before = _service_arns(berth)
+    with pytest.raises(ClientError) as exc:
+        berth.ecs(max_attempts=1).create_express_gateway_service(
+            serviceName=unique("badrole"),
+            primaryContainer={"image": "berth-demo:latest"},
+            executionRoleArn="ecsTaskExecutionRole",
+            infrastructureRoleArn=berth.role_arns()["infrastructureRoleArn"],
+        )
+    assert _code(exc) in ("InvalidParameterException", "ClientException")
+    assert "executionRoleArn" in _msg(exc) or "ecsTaskExecutionRole" in _msg(exc), _msg(exc)
+    assert _service_arns(berth) == before
