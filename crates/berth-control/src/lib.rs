@@ -94,6 +94,7 @@ impl Control {
             health: Mutex::new(HealthView::default()),
             reconciler: Mutex::new(reconcile::State::default()),
         });
+        control.ensure_default_certificate()?;
         // Publish the table the store describes at once, so proxies get routes before the first pass.
         control.publish_routes()?;
         Ok(control)
@@ -140,6 +141,33 @@ impl Control {
         if changed {
             self.wake();
         }
+    }
+
+    /// The wildcard host of every endpoint: `*.ecs.<region>.<base domain>`.
+    pub fn default_host(&self) -> String {
+        format!("*.ecs.{}.{}", self.names.region, self.config.base_domain)
+    }
+
+    /// The listener's default certificate (a wildcard over every endpoint host), issued once and renewed
+    /// when it has less than 30 days left.
+    fn ensure_default_certificate(&self) -> Result<(), ControlError> {
+        let host = self.default_host();
+        let renew_before = now() + 30.0 * 86400.0;
+        if self.tx(|tx| Ok(tx.certificate_get(&host)?))?.is_some_and(|c| c.not_after > renew_before) {
+            return Ok(());
+        }
+        let cert =
+            self.ca.issue(std::slice::from_ref(&host), &[]).map_err(|e| ControlError::Certificate(e.to_string()))?;
+        let not_after = cert.not_after.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+        self.tx(|tx| {
+            tx.certificate_put(&berth_store::CertificateRow {
+                host: host.clone(),
+                cert_pem: cert.cert_pem.clone(),
+                key_pem: cert.key_pem.clone(),
+                not_after,
+            })?;
+            Ok(())
+        })
     }
 
     /// Asks the reconciler for a pass now.

@@ -470,13 +470,19 @@ impl Control {
         let current = self.routes.borrow().clone();
         let published = self.tx(|tx| {
             let (services, tasks) = self.route_inputs(tx)?;
-            let candidate = routes::build(current.version, &services, &tasks);
+            let default_cert = tx.certificate_get(&self.default_host())?.map(|c| Certificate {
+                id: c.host.clone(),
+                hosts: vec![c.host],
+                cert_pem: c.cert_pem,
+                key_pem: c.key_pem,
+            });
+            let candidate = routes::build(current.version, default_cert.as_ref(), &services, &tasks);
             let version = if routes::same_routes(&candidate, &current) {
                 None
             } else {
                 let v = tx.next_counter("route_version")?.max(current.version + 1);
                 tx.meta_set("route_version", &v.to_string())?;
-                Some(routes::build(v, &services, &tasks))
+                Some(routes::build(v, default_cert.as_ref(), &services, &tasks))
             };
             let stamp = version.as_ref().map(|t| t.version).unwrap_or(current.version);
             for mut task in tx.tasks_not_stopped()? {

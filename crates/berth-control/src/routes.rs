@@ -34,9 +34,16 @@ pub struct TaskTarget {
     pub last_status: TaskStatus,
 }
 
-/// The table for these services and tasks, at `version`.
-pub fn build(version: u64, services: &[ServiceRoutes], tasks: &[TaskTarget]) -> RouteTable {
+/// The table for these services and tasks, at `version`. The default certificate comes first: the proxy
+/// offers it to clients whose SNI matches no endpoint (they then get the listener's 404).
+pub fn build(
+    version: u64,
+    default_certificate: Option<&Certificate>,
+    services: &[ServiceRoutes],
+    tasks: &[TaskTarget],
+) -> RouteTable {
     let mut table = RouteTable { version, ..Default::default() };
+    table.certificates.extend(default_certificate.cloned());
     for s in services {
         if s.status == ServiceStatus::Active {
             let mut forward = Vec::new();
@@ -123,7 +130,7 @@ mod tests {
             task("e", "tg-2", true, TaskStatus::Running, Some("not-an-ip")),
         ];
         // (service status, standby?, expected forward weights, expected (group, target, state))
-        let active = build(5, &[svc(ServiceStatus::Active, true)], &tasks);
+        let active = build(5, None, &[svc(ServiceStatus::Active, true)], &tasks);
         assert_eq!(active.version, 5);
         assert_eq!(active.hosts.len(), 1);
         let w: Vec<(&str, u32)> = active.hosts[0].forward.iter().map(|f| (f.target_group.as_str(), f.weight)).collect();
@@ -142,13 +149,13 @@ mod tests {
             ]
         );
 
-        let draining = build(6, &[svc(ServiceStatus::Draining, false)], &tasks);
+        let draining = build(6, None, &[svc(ServiceStatus::Draining, false)], &tasks);
         assert!(draining.hosts.is_empty(), "a deleted service's host answers 404 at once");
         assert!(
             draining.target_groups.iter().flat_map(|g| &g.targets).all(|t| t.state == TargetState::Draining),
             "but its tasks stay listed as draining so in-flight requests are counted"
         );
-        assert!(same_routes(&active, &build(9, &[svc(ServiceStatus::Active, true)], &tasks)));
+        assert!(same_routes(&active, &build(9, None, &[svc(ServiceStatus::Active, true)], &tasks)));
         assert!(!same_routes(&active, &draining));
     }
 }
