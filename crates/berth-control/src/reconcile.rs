@@ -233,7 +233,8 @@ impl Control {
                         drain_version: task.drain_version,
                         stop_sent: stopping.contains(&task.id) || task.last_status >= TaskStatus::Stopping,
                     })
-                    .filter(|ti| !(starting.contains(&ti.id) && !ti.wanted))
+                    // A task stopped while its start is still in flight is planned once the start has landed.
+                    .filter(|ti| ti.wanted || !starting.contains(&ti.id))
                     .collect(),
                 proxies_version,
                 now: t,

@@ -80,7 +80,13 @@ pub fn build(
                     })
                 })
                 .collect();
-            table.target_groups.push(TargetGroup { id: group.clone(), health_check: health_check.clone(), targets });
+            table.target_groups.push(TargetGroup {
+                id: group.clone(),
+                health_check: health_check.clone(),
+                targets,
+                algorithm: Default::default(),
+                protocol_version: Default::default(),
+            });
         }
     }
     table.hosts.sort_by(|a, b| a.host.cmp(&b.host));

@@ -182,10 +182,9 @@ pub(crate) fn task(c: &Control, tx: &Tx<'_>, t: &TaskRow, with_tags: bool) -> Re
         Some(s) => Some(format!("service:{}", s.name)),
         None => t.started_by.as_ref().map(|_| "family".to_string()),
     };
-    let health = match t.last_status {
-        TaskStatus::Running => HealthStatus::Unknown,
-        _ => HealthStatus::Unknown,
-    };
+    // ECS reports container health checks here; Express task definitions define none (the load
+    // balancer's target health is separate), so it is UNKNOWN as on AWS.
+    let health = HealthStatus::Unknown;
     let stop_code = t.stop_code.as_deref().and_then(TaskStopCode::parse);
     Ok(Task {
         attachments: Some(Vec::new()),
