@@ -43,6 +43,111 @@ pub enum ErrorCode {
     PlatformUnknown,
     PlatformTaskDefinitionIncompatibility,
     LimitExceeded,
+    // Query and EC2 protocols (form-encoded requests, XML responses).
+    /// A Query request violates the model (missing required member, wrong type).
+    ValidationError,
+    /// The `Action` names no operation of the service (or not for this `Version`).
+    InvalidAction,
+    /// The request has no `Action` parameter.
+    MissingAction,
+    /// The form parameters cannot be decoded.
+    MalformedQueryString,
+    /// Query/EC2 spelling of `MissingAuthenticationToken`.
+    MissingAuthenticationTokenQuery,
+    /// Query/EC2 spelling of `IncompleteSignature`.
+    IncompleteSignatureQuery,
+    /// Query/EC2 spelling of `ExpiredToken` (IAM, ELBv2, EC2; STS models `ExpiredTokenException`).
+    ExpiredTokenQuery,
+    /// Query spelling of `AccessDenied` (the Query codec also renders `AccessDenied` this way).
+    AccessDeniedQuery,
+    /// The operation is decoded but no backend implements it yet.
+    NotImplemented,
+    // EC2.
+    /// EC2's answer to unknown keys and signatures that do not verify.
+    AuthFailure,
+    /// EC2 spelling of `AccessDenied` (the EC2 codec also renders `AccessDenied` this way).
+    UnauthorizedOperation,
+    MissingParameter,
+    InvalidParameterValue,
+    InvalidParameterCombination,
+    Ec2InvalidGroupNotFound,
+    Ec2InvalidGroupDuplicate,
+    Ec2InvalidGroupIdMalformed,
+    Ec2InvalidPermissionDuplicate,
+    Ec2InvalidPermissionNotFound,
+    Ec2InvalidSecurityGroupRuleIdNotFound,
+    Ec2InvalidVpcIdNotFound,
+    Ec2InvalidSubnetIdNotFound,
+    Ec2InvalidId,
+    Ec2DependencyViolation,
+    Ec2SecurityGroupLimitExceeded,
+    Ec2RulesPerSecurityGroupLimitExceeded,
+    // ELBv2 (codes from the botocore `elbv2` model).
+    DuplicateTagKeys,
+    HealthUnavailable,
+    IncompatibleProtocols,
+    InvalidConfigurationRequest,
+    InvalidLoadBalancerAction,
+    InvalidTarget,
+    ListenerNotFound,
+    LoadBalancerNotFound,
+    OperationNotPermitted,
+    PriorityInUse,
+    RuleNotFound,
+    TargetGroupAssociationLimit,
+    TargetGroupNotFound,
+    TooManyActions,
+    TooManyRegistrationsForTargetId,
+    TooManyRules,
+    TooManyTags,
+    TooManyTargetGroups,
+    TooManyTargets,
+    TooManyUniqueTargetGroupsPerLoadBalancer,
+    TrustStoreNotFound,
+    UnsupportedProtocol,
+    // IAM and STS (codes from the botocore `iam` and `sts` models; STS's ExpiredTokenException is `ExpiredToken`).
+    ConcurrentModification,
+    DeleteConflict,
+    EntityAlreadyExists,
+    InvalidInput,
+    /// IAM's `LimitExceeded` (ECS's is `LimitExceeded`, spelled `LimitExceededException`).
+    IamLimitExceeded,
+    MalformedPolicyDocument,
+    NoSuchEntity,
+    PolicyNotAttachable,
+    ServiceFailure,
+    UnmodifiableEntity,
+    PackedPolicyTooLarge,
+    RegionDisabled,
+    // Secrets Manager (InvalidParameter, ResourceNotFound and LimitExceeded above are shared).
+    DecryptionFailure,
+    EncryptionFailure,
+    InternalServiceError,
+    InvalidNextTokenException,
+    InvalidRequest,
+    /// Secrets Manager's spelling; IAM's is `MalformedPolicyDocument`.
+    MalformedPolicyDocumentException,
+    PreconditionNotMet,
+    ResourceExists,
+    // SSM Parameter Store.
+    HierarchyLevelLimitExceeded,
+    HierarchyTypeMismatch,
+    InternalServerError,
+    InvalidAllowedPattern,
+    InvalidFilterKey,
+    InvalidFilterOption,
+    InvalidFilterValue,
+    InvalidKeyId,
+    /// SSM's spelling; Secrets Manager's is `InvalidNextTokenException`.
+    InvalidNextToken,
+    ParameterAlreadyExists,
+    ParameterLimitExceeded,
+    ParameterMaxVersionLimitExceeded,
+    ParameterNotFound,
+    ParameterPatternMismatch,
+    ParameterVersionNotFound,
+    TooManyUpdates,
+    UnsupportedParameterType,
 }
 
 impl ErrorCode {
@@ -78,6 +183,91 @@ impl ErrorCode {
             PlatformUnknown => "PlatformUnknownException",
             PlatformTaskDefinitionIncompatibility => "PlatformTaskDefinitionIncompatibilityException",
             LimitExceeded => "LimitExceededException",
+            ValidationError => "ValidationError",
+            InvalidAction => "InvalidAction",
+            MissingAction => "MissingAction",
+            MalformedQueryString => "MalformedQueryString",
+            MissingAuthenticationTokenQuery => "MissingAuthenticationToken",
+            IncompleteSignatureQuery => "IncompleteSignature",
+            ExpiredTokenQuery => "ExpiredToken",
+            AccessDeniedQuery => "AccessDenied",
+            NotImplemented => "NotImplemented",
+            AuthFailure => "AuthFailure",
+            UnauthorizedOperation => "UnauthorizedOperation",
+            MissingParameter => "MissingParameter",
+            InvalidParameterValue => "InvalidParameterValue",
+            InvalidParameterCombination => "InvalidParameterCombination",
+            Ec2InvalidGroupNotFound => "InvalidGroup.NotFound",
+            Ec2InvalidGroupDuplicate => "InvalidGroup.Duplicate",
+            Ec2InvalidGroupIdMalformed => "InvalidGroupId.Malformed",
+            Ec2InvalidPermissionDuplicate => "InvalidPermission.Duplicate",
+            Ec2InvalidPermissionNotFound => "InvalidPermission.NotFound",
+            Ec2InvalidSecurityGroupRuleIdNotFound => "InvalidSecurityGroupRuleId.NotFound",
+            Ec2InvalidVpcIdNotFound => "InvalidVpcID.NotFound",
+            Ec2InvalidSubnetIdNotFound => "InvalidSubnetID.NotFound",
+            Ec2InvalidId => "InvalidID",
+            Ec2DependencyViolation => "DependencyViolation",
+            Ec2SecurityGroupLimitExceeded => "SecurityGroupLimitExceeded",
+            Ec2RulesPerSecurityGroupLimitExceeded => "RulesPerSecurityGroupLimitExceeded",
+            DuplicateTagKeys => "DuplicateTagKeys",
+            HealthUnavailable => "HealthUnavailable",
+            IncompatibleProtocols => "IncompatibleProtocols",
+            InvalidConfigurationRequest => "InvalidConfigurationRequest",
+            InvalidLoadBalancerAction => "InvalidLoadBalancerAction",
+            InvalidTarget => "InvalidTarget",
+            ListenerNotFound => "ListenerNotFound",
+            LoadBalancerNotFound => "LoadBalancerNotFound",
+            OperationNotPermitted => "OperationNotPermitted",
+            PriorityInUse => "PriorityInUse",
+            RuleNotFound => "RuleNotFound",
+            TargetGroupAssociationLimit => "TargetGroupAssociationLimit",
+            TargetGroupNotFound => "TargetGroupNotFound",
+            TooManyActions => "TooManyActions",
+            TooManyRegistrationsForTargetId => "TooManyRegistrationsForTargetId",
+            TooManyRules => "TooManyRules",
+            TooManyTags => "TooManyTags",
+            TooManyTargetGroups => "TooManyTargetGroups",
+            TooManyTargets => "TooManyTargets",
+            TooManyUniqueTargetGroupsPerLoadBalancer => "TooManyUniqueTargetGroupsPerLoadBalancer",
+            TrustStoreNotFound => "TrustStoreNotFound",
+            UnsupportedProtocol => "UnsupportedProtocol",
+            ConcurrentModification => "ConcurrentModification",
+            DeleteConflict => "DeleteConflict",
+            EntityAlreadyExists => "EntityAlreadyExists",
+            InvalidInput => "InvalidInput",
+            IamLimitExceeded => "LimitExceeded",
+            MalformedPolicyDocument => "MalformedPolicyDocument",
+            NoSuchEntity => "NoSuchEntity",
+            PolicyNotAttachable => "PolicyNotAttachable",
+            ServiceFailure => "ServiceFailure",
+            UnmodifiableEntity => "UnmodifiableEntity",
+            PackedPolicyTooLarge => "PackedPolicyTooLarge",
+            RegionDisabled => "RegionDisabledException",
+            DecryptionFailure => "DecryptionFailure",
+            EncryptionFailure => "EncryptionFailure",
+            InternalServiceError => "InternalServiceError",
+            InvalidNextTokenException => "InvalidNextTokenException",
+            InvalidRequest => "InvalidRequestException",
+            MalformedPolicyDocumentException => "MalformedPolicyDocumentException",
+            PreconditionNotMet => "PreconditionNotMetException",
+            ResourceExists => "ResourceExistsException",
+            HierarchyLevelLimitExceeded => "HierarchyLevelLimitExceededException",
+            HierarchyTypeMismatch => "HierarchyTypeMismatchException",
+            InternalServerError => "InternalServerError",
+            InvalidAllowedPattern => "InvalidAllowedPatternException",
+            InvalidFilterKey => "InvalidFilterKey",
+            InvalidFilterOption => "InvalidFilterOption",
+            InvalidFilterValue => "InvalidFilterValue",
+            InvalidKeyId => "InvalidKeyId",
+            InvalidNextToken => "InvalidNextToken",
+            ParameterAlreadyExists => "ParameterAlreadyExists",
+            ParameterLimitExceeded => "ParameterLimitExceeded",
+            ParameterMaxVersionLimitExceeded => "ParameterMaxVersionLimitExceeded",
+            ParameterNotFound => "ParameterNotFound",
+            ParameterPatternMismatch => "ParameterPatternMismatchException",
+            ParameterVersionNotFound => "ParameterVersionNotFound",
+            TooManyUpdates => "TooManyUpdates",
+            UnsupportedParameterType => "UnsupportedParameterType",
         }
     }
 
@@ -110,6 +300,82 @@ impl ErrorCode {
             SignatureDoesNotMatch | InvalidClientTokenId | MissingAuthenticationToken => 403,
             RequestEntityTooLarge => 413,
             InternalFailure | Server => 500,
+            ValidationError
+            | InvalidAction
+            | MissingAction
+            | MalformedQueryString
+            | IncompleteSignatureQuery
+            | ExpiredTokenQuery
+            | MissingParameter
+            | InvalidParameterValue
+            | InvalidParameterCombination
+            | Ec2InvalidGroupNotFound
+            | Ec2InvalidGroupDuplicate
+            | Ec2InvalidGroupIdMalformed
+            | Ec2InvalidPermissionDuplicate
+            | Ec2InvalidPermissionNotFound
+            | Ec2InvalidSecurityGroupRuleIdNotFound
+            | Ec2InvalidVpcIdNotFound
+            | Ec2InvalidSubnetIdNotFound
+            | Ec2InvalidId
+            | Ec2DependencyViolation
+            | Ec2SecurityGroupLimitExceeded
+            | Ec2RulesPerSecurityGroupLimitExceeded
+            | DuplicateTagKeys
+            | IncompatibleProtocols
+            | InvalidConfigurationRequest
+            | InvalidLoadBalancerAction
+            | InvalidTarget
+            | ListenerNotFound
+            | LoadBalancerNotFound
+            | OperationNotPermitted
+            | PriorityInUse
+            | RuleNotFound
+            | TargetGroupAssociationLimit
+            | TargetGroupNotFound
+            | TooManyActions
+            | TooManyRegistrationsForTargetId
+            | TooManyRules
+            | TooManyTags
+            | TooManyTargetGroups
+            | TooManyTargets
+            | TooManyUniqueTargetGroupsPerLoadBalancer
+            | TrustStoreNotFound
+            | UnsupportedProtocol
+            | InvalidInput
+            | MalformedPolicyDocument
+            | PolicyNotAttachable
+            | UnmodifiableEntity
+            | PackedPolicyTooLarge
+            | DecryptionFailure
+            | EncryptionFailure
+            | InvalidNextTokenException
+            | InvalidRequest
+            | MalformedPolicyDocumentException
+            | PreconditionNotMet
+            | ResourceExists
+            | HierarchyLevelLimitExceeded
+            | HierarchyTypeMismatch
+            | InvalidAllowedPattern
+            | InvalidFilterKey
+            | InvalidFilterOption
+            | InvalidFilterValue
+            | InvalidKeyId
+            | InvalidNextToken
+            | ParameterAlreadyExists
+            | ParameterLimitExceeded
+            | ParameterMaxVersionLimitExceeded
+            | ParameterNotFound
+            | ParameterPatternMismatch
+            | ParameterVersionNotFound
+            | TooManyUpdates
+            | UnsupportedParameterType => 400,
+            AuthFailure => 401,
+            MissingAuthenticationTokenQuery | AccessDeniedQuery | UnauthorizedOperation | RegionDisabled => 403,
+            NoSuchEntity => 404,
+            ConcurrentModification | DeleteConflict | EntityAlreadyExists | IamLimitExceeded => 409,
+            HealthUnavailable | ServiceFailure | InternalServiceError | InternalServerError => 500,
+            NotImplemented => 501,
         }
     }
 

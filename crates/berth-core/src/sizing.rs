@@ -62,7 +62,9 @@ pub fn validate(cpu: Option<&str>, memory: Option<&str>) -> Result<TaskSize, Aws
     };
     let Some(&(_, min, max, step)) = FARGATE.iter().find(|r| r.0 == cpu) else {
         return Err(AwsError::invalid_parameter(format!(
-            "Invalid 'cpu' setting '{cpu}'. Valid CPU values are 256, 512, 1024, 2048, 4096, 8192 and 16384 (units of 1/1024 vCPU)."
+            "No Fargate configuration exists for given values: cpu {cpu}, memory {}. \
+             Valid cpu values are 256, 512, 1024, 2048, 4096, 8192 and 16384 (units of 1/1024 vCPU).",
+            memory.unwrap_or("(default)")
         )));
     };
     let memory = match memory {

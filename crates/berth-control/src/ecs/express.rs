@@ -120,7 +120,7 @@ pub(crate) fn describe(
     let arn = r.service_arn.unwrap_or_default();
     let with_tags = r.include.unwrap_or_default().contains(&ExpressGatewayServiceInclude::Tags);
     let service = c.tx(|tx| {
-        let row = express_by_arn(tx, &arn, ErrorCode::ResourceNotFound)?;
+        let row = express_by_arn(tx, &arn)?;
         render::express_service(c, tx, &row, with_tags)
     })?;
     Ok(DescribeExpressGatewayServiceResponse { service: Some(service) })
@@ -143,7 +143,7 @@ pub(crate) fn update(
     let container = r.primary_container.map(normalize_container).transpose()?;
     let t = now();
     let updated = c.tx(|tx| {
-        let mut row = express_by_arn(tx, &arn, ErrorCode::ServiceNotFound)?;
+        let mut row = express_by_arn(tx, &arn)?;
         if row.status != ServiceStatus::Active {
             return Err(ControlError::code(
                 ErrorCode::ServiceNotActive,
@@ -193,7 +193,7 @@ pub(crate) fn delete(
 ) -> Result<DeleteExpressGatewayServiceResponse, ControlError> {
     let arn = r.service_arn.unwrap_or_default();
     let service = c.tx(|tx| {
-        let mut row = express_by_arn(tx, &arn, ErrorCode::ServiceNotFound)?;
+        let mut row = express_by_arn(tx, &arn)?;
         if row.status != ServiceStatus::Active {
             return Err(ControlError::code(
                 ErrorCode::ServiceNotActive,
@@ -502,8 +502,8 @@ pub(crate) fn require_cluster(tx: &Tx<'_>, cluster: &str) -> Result<(), ControlE
     }
 }
 
-fn express_by_arn(tx: &Tx<'_>, arn: &str, missing: ErrorCode) -> Result<ServiceRow, ControlError> {
-    let not_found = || ControlError::code(missing, format!("Service not found: {arn}"));
+fn express_by_arn(tx: &Tx<'_>, arn: &str) -> Result<ServiceRow, ControlError> {
+    let not_found = || ControlError::code(ErrorCode::ServiceNotFound, format!("Service not found: {arn}"));
     if arn.parse::<Arn>().is_err() {
         return Err(ControlError::invalid(format!(
             "Invalid serviceArn '{arn}': expected arn:aws:ecs:<region>:<account-id>:service/<cluster>/<name>."
