@@ -45,7 +45,116 @@ SERVICES = {
             "ListTagsForResource",
         ],
     },
+    "elbv2": {
+        "path": "elbv2/2015-12-01",
+        "operations": [
+            "DescribeLoadBalancers",
+            "DescribeListeners",
+            "DescribeRules",
+            "CreateRule",
+            "ModifyRule",
+            "DeleteRule",
+            "SetRulePriorities",
+            "DescribeTargetGroups",
+            "ModifyTargetGroup",
+            "DescribeTargetGroupAttributes",
+            "ModifyTargetGroupAttributes",
+            "DescribeLoadBalancerAttributes",
+            "ModifyLoadBalancerAttributes",
+            "DescribeTargetHealth",
+            "RegisterTargets",
+            "DeregisterTargets",
+            "DescribeListenerCertificates",
+            "DescribeTags",
+            "AddTags",
+            "RemoveTags",
+        ],
+    },
+    "iam": {
+        "path": "iam/2010-05-08",
+        "operations": [
+            "CreateUser",
+            "GetUser",
+            "ListUsers",
+            "DeleteUser",
+            "CreateAccessKey",
+            "ListAccessKeys",
+            "DeleteAccessKey",
+            "CreateRole",
+            "GetRole",
+            "ListRoles",
+            "DeleteRole",
+            "UpdateAssumeRolePolicy",
+            "PutRolePolicy",
+            "GetRolePolicy",
+            "ListRolePolicies",
+            "DeleteRolePolicy",
+            "CreatePolicy",
+            "GetPolicy",
+            "GetPolicyVersion",
+            "ListPolicies",
+            "DeletePolicy",
+            "AttachRolePolicy",
+            "DetachRolePolicy",
+            "ListAttachedRolePolicies",
+            "AttachUserPolicy",
+            "DetachUserPolicy",
+            "PutUserPolicy",
+            "TagRole",
+            "ListRoleTags",
+        ],
+    },
+    "sts": {
+        "path": "sts/2011-06-15",
+        "operations": ["GetCallerIdentity", "AssumeRole"],
+    },
+    "ec2": {
+        "path": "ec2/2016-11-15",
+        "operations": [
+            "DescribeVpcs",
+            "DescribeSubnets",
+            "CreateSecurityGroup",
+            "DeleteSecurityGroup",
+            "DescribeSecurityGroups",
+            "DescribeSecurityGroupRules",
+            "AuthorizeSecurityGroupIngress",
+            "AuthorizeSecurityGroupEgress",
+            "RevokeSecurityGroupIngress",
+            "RevokeSecurityGroupEgress",
+            "CreateTags",
+            "DescribeTags",
+        ],
+    },
+    "secretsmanager": {
+        "path": "secretsmanager/2017-10-17",
+        "operations": [
+            "CreateSecret",
+            "GetSecretValue",
+            "PutSecretValue",
+            "DescribeSecret",
+            "ListSecrets",
+            "UpdateSecret",
+            "DeleteSecret",
+            "TagResource",
+        ],
+    },
+    "ssm": {
+        "path": "ssm/2014-11-06",
+        "operations": [
+            "PutParameter",
+            "GetParameter",
+            "GetParameters",
+            "GetParametersByPath",
+            "DeleteParameter",
+            "DeleteParameters",
+            "DescribeParameters",
+        ],
+    },
 }
+
+SCALARS = ("string", "integer", "long", "double", "float", "boolean", "timestamp", "blob")
+# The serialization traits a member reference merges over its target shape (botocore's Shape.serialization).
+SERIALIZED_ATTRS = ("locationName", "queryName", "flattened", "timestampFormat", "xmlAttribute", "xmlNamespace", "location")
 
 RUST_KEYWORDS = set("as break const continue crate else enum extern false fn for if impl in let loop match mod move mut pub ref return self Self static struct super trait true type unsafe use where while async await dyn abstract become box do final macro override priv typeof unsized virtual yield try gen".split())
 
@@ -84,13 +193,18 @@ class Gen:
         self.model = model
         self.shapes = model["shapes"]
         self.ops = ops
+        self.protocol = model["metadata"]["protocol"]
         self.reachable = []
+        # Every reachable shape, in visiting order, and the modeled errors of the operations.
+        self.all_shapes = []
+        self.errors = []
         seen = set()
 
         def visit(name):
             if name in seen:
                 return
             seen.add(name)
+            self.all_shapes.append(name)
             s = self.shapes[name]
             t = s["type"]
             if t == "structure":
@@ -110,6 +224,50 @@ class Gen:
             visit(o["input"]["shape"])
             if "output" in o:
                 visit(o["output"]["shape"])
+            for e in o.get("errors", []):
+                if e["shape"] not in self.errors:
+                    self.errors.append(e["shape"])
+        self.check()
+
+    def check(self):
+        """Fails on model features the generated code does not handle, rather than mis-encoding them."""
+        names = {}
+        for name in self.all_shapes:
+            s = self.shapes[name]
+            if s["type"] not in SCALARS and s["type"] not in ("structure", "list", "map"):
+                raise ValueError("%s: unsupported shape type %s" % (name, s["type"]))
+            if self.protocol != "json" and (s.get("union") or s.get("document")):
+                raise ValueError("%s: unions and documents are not supported" % name)
+            rn = rust_type_name(name)
+            if rn in names or rn in ("Operation", "Output"):
+                raise ValueError("%s: Rust name %s collides with %s" % (name, rn, names.get(rn)))
+            if s["type"] == "structure" or (s["type"] == "string" and "enum" in s):
+                names[rn] = name
+            if s["type"] == "structure":
+                fields = [snake(m) for m in s["members"]]
+                if len(set(fields)) != len(fields):
+                    raise ValueError("%s: two members map to the same field" % name)
+            for ref in self.refs_of(s):
+                if ref.get("xmlAttribute") or ref.get("xmlNamespace") or ref.get("location"):
+                    raise ValueError("%s: xmlAttribute/xmlNamespace/location members are not supported" % name)
+        # A structure reaching itself through structure members alone would need a Box.
+        def cycle(name, stack):
+            for m in self.shapes[name]["members"].values():
+                t = m["shape"]
+                if self.shapes[t]["type"] != "structure":
+                    continue
+                if t in stack:
+                    raise ValueError("recursive structure %s" % " -> ".join(stack + [t]))
+                cycle(t, stack + [t])
+
+        for name in self.all_shapes:
+            if self.shapes[name]["type"] == "structure":
+                cycle(name, [name])
+
+    @staticmethod
+    def refs_of(s):
+        refs = [s[k] for k in ("member", "key", "value") if k in s]
+        return refs + list(s.get("members", {}).values())
 
     def ty(self, name):
         s = self.shapes[name]
@@ -172,17 +330,33 @@ class Gen:
         out = []
         w = out.append
         w("// @generated by codegen/model.py from botocore %s (%s). Do not edit by hand." % (botocore.__version__, meta["path"]))
-        w("#![allow(clippy::all, non_camel_case_types, missing_docs)]")
+        if self.protocol == "json":
+            w("#![allow(clippy::all, non_camel_case_types, missing_docs)]")
+        else:
+            w("#![allow(clippy::all, non_camel_case_types, non_upper_case_globals, missing_docs)]")
         w("")
         w("use serde::{Deserialize, Serialize};")
+        if self.protocol != "json":
+            w("")
+            w("use crate::schema as sc;")
         w("")
         md = self.model["metadata"]
-        w("/// `X-Amz-Target` prefix of this service's JSON protocol.")
-        w("pub const TARGET_PREFIX: &str = %s;" % json.dumps(md.get("targetPrefix", "")))
+        if self.protocol == "json":
+            w("/// `X-Amz-Target` prefix of this service's JSON protocol.")
+            w("pub const TARGET_PREFIX: &str = %s;" % json.dumps(md.get("targetPrefix", "")))
         w("/// SigV4 signing name.")
         w("pub const SIGNING_NAME: &str = %s;" % json.dumps(md.get("signingName", md["endpointPrefix"])))
         w("/// API version.")
         w("pub const API_VERSION: &str = %s;" % json.dumps(md["apiVersion"]))
+        if self.protocol != "json":
+            w("/// The wire protocol: `query` (form-encoded request, XML response) or `ec2`.")
+            w("pub const PROTOCOL: &str = %s;" % json.dumps(self.protocol))
+            ns = md["xmlNamespace"]
+            if not ns.endswith("/"):
+                # The EC2 model omits the trailing slash its responses carry.
+                ns += "/"
+            w("/// The XML namespace of the responses.")
+            w("pub const XML_NAMESPACE: &str = %s;" % json.dumps(ns))
         w("")
         for name in sorted(self.reachable):
             s = self.shapes[name]
@@ -267,22 +441,32 @@ class Gen:
             w("            Self::%s(_) => %s," % (op, json.dumps(op)))
         w("        }")
         w("    }")
-        w("    /// Decodes a JSON request body for the named operation, validating required members.")
-        w("    pub fn decode(name: &str, body: &[u8]) -> Result<Self, crate::DecodeError> {")
-        w("        match name {")
-        for op in self.ops:
-            w("            %s => crate::decode_json(body).map(Self::%s)," % (json.dumps(op), op))
+        if self.protocol == "json":
+            w("    /// Decodes a JSON request body for the named operation, validating required members.")
+            w("    pub fn decode(name: &str, body: &[u8]) -> Result<Self, crate::DecodeError> {")
+            w("        match name {")
+            for op in self.ops:
+                w("            %s => crate::decode_json(body).map(Self::%s)," % (json.dumps(op), op))
+        else:
+            w("    /// Decodes the named operation's request from a JSON value keyed by member names (what the Query")
+            w("    /// codec builds from the form parameters), validating required members.")
+            w("    pub fn from_value(name: &str, value: serde_json::Value) -> Result<Self, crate::DecodeError> {")
+            w("        match name {")
+            for op in self.ops:
+                w("            %s => crate::decode_value(value).map(Self::%s)," % (json.dumps(op), op))
         w("            other => Err(crate::DecodeError::UnknownOperation(other.to_string())),")
         w("        }")
         w("    }")
         w("}")
         w("")
-        for op in self.ops:
-            inp = rust_type_name(self.model["operations"][op]["input"]["shape"])
+        for inp in dict.fromkeys(rust_type_name(self.model["operations"][op]["input"]["shape"]) for op in self.ops):
             w("impl crate::Validate for %s {" % inp)
             w("    fn validate_required(&self, errors: &mut Vec<String>) { self.validate(\"\", errors) }")
             w("}")
         w("")
+        if self.protocol != "json":
+            self.emit_query_tail(w)
+            return "\n".join(out) + "\n"
         w("impl Output {")
         w("    /// Encodes the response body.")
         w("    pub fn to_json(&self) -> Vec<u8> {")
@@ -295,6 +479,101 @@ class Gen:
         w("    }")
         w("}")
         return "\n".join(out) + "\n"
+
+    def emit_query_tail(self, w):
+        """The Output encoder and the wire schema the Query/EC2 codecs walk."""
+        w("impl Output {")
+        w("    /// The operation this output answers.")
+        w("    pub fn name(&self) -> &'static str {")
+        w("        match self {")
+        for op in self.ops:
+            w("            Self::%s(_) => %s," % (op, json.dumps(op)))
+        w("        }")
+        w("    }")
+        w("    /// The output as a JSON value keyed by member names (absent members omitted), for the XML encoder.")
+        w("    pub fn to_value(&self) -> serde_json::Value {")
+        w("        match self {")
+        for op in self.ops:
+            w("            Self::%s(v) => crate::to_value(v)," % op)
+        w("        }")
+        w("    }")
+        w("}")
+        w("")
+        w("/// Every operation's wire schema: input and output structures and the output's result wrapper.")
+        w("pub static OPERATIONS: &[sc::OperationSchema] = &[")
+        for op in self.ops:
+            o = self.model["operations"][op]
+            out = o.get("output")
+            w("    sc::OperationSchema { name: %s, input: &S_%s, output: %s, result_wrapper: %s }," % (
+                json.dumps(op), rust_type_name(o["input"]["shape"]),
+                "Some(&S_%s)" % rust_type_name(out["shape"]) if out else "None",
+                "Some(%s)" % json.dumps(out["resultWrapper"]) if out and "resultWrapper" in out else "None"))
+        w("];")
+        w("")
+        w("/// The wire schema of the named operation.")
+        w("pub fn operation(name: &str) -> Option<&'static sc::OperationSchema> {")
+        w("    OPERATIONS.iter().find(|o| o.name == name)")
+        w("}")
+        w("")
+        w("/// The errors the model declares for these operations: code on the wire, HTTP status, sender fault.")
+        w("pub static ERRORS: &[sc::ModeledError] = &[")
+        for e in self.errors:
+            err = self.shapes[e].get("error", {})
+            w("    sc::ModeledError { shape: %s, code: %s, http_status: %d, sender_fault: %s }," % (
+                json.dumps(e), json.dumps(err.get("code", e)), err.get("httpStatusCode", 400),
+                "true" if err.get("senderFault") else "false"))
+        w("];")
+        w("")
+        for name in self.all_shapes:
+            s = self.shapes[name]
+            rn = rust_type_name(name)
+            if s["type"] == "structure":
+                w("static S_%s: sc::Structure = sc::Structure {" % rn)
+                w("    name: %s," % json.dumps(name))
+                w("    members: &[")
+                for mname, m in s["members"].items():
+                    w("        sc::Member { name: %s, required: %s, target: %s }," % (
+                        json.dumps(mname), "true" if mname in s.get("required", []) else "false", self.ref_expr(m)))
+                w("    ],")
+                w("};")
+            elif s["type"] == "list":
+                w("static L_%s: sc::List = sc::List { name: %s, member: %s };" % (rn, json.dumps(name), self.ref_expr(s["member"])))
+            elif s["type"] == "map":
+                w("static M_%s: sc::Map = sc::Map { name: %s, key: %s, value: %s };" % (
+                    rn, json.dumps(name), self.ref_expr(s["key"]), self.ref_expr(s["value"])))
+
+    def shape_expr(self, name):
+        s = self.shapes[name]
+        t = s["type"]
+        rn = rust_type_name(name)
+        return {
+            "structure": "sc::Shape::Structure(&S_%s)" % rn,
+            "list": "sc::Shape::List(&L_%s)" % rn,
+            "map": "sc::Shape::Map(&M_%s)" % rn,
+            "string": "sc::Shape::String",
+            "integer": "sc::Shape::Integer",
+            "long": "sc::Shape::Long",
+            "double": "sc::Shape::Double",
+            "float": "sc::Shape::Double",
+            "boolean": "sc::Shape::Boolean",
+            "timestamp": "sc::Shape::Timestamp",
+            "blob": "sc::Shape::Blob",
+        }[t]
+
+    def ref_expr(self, ref):
+        """A member reference with the serialization traits it merges over its target shape."""
+        eff = {k: v for k, v in self.shapes[ref["shape"]].items() if k in SERIALIZED_ATTRS}
+        eff.update({k: v for k, v in ref.items() if k in SERIALIZED_ATTRS})
+        fields = ["shape: %s" % self.shape_expr(ref["shape"])]
+        if "locationName" in eff:
+            fields.append("location_name: Some(%s)" % json.dumps(eff["locationName"]))
+        if "queryName" in eff:
+            fields.append("query_name: Some(%s)" % json.dumps(eff["queryName"]))
+        if eff.get("flattened"):
+            fields.append("flattened: true")
+        if "timestampFormat" in eff:
+            fields.append("timestamp_format: Some(%s)" % json.dumps(eff["timestampFormat"]))
+        return "sc::Ref { %s, ..sc::Ref::DEFAULT }" % ", ".join(fields)
 
     def _variants(self, s):
         seen, res = set(), []

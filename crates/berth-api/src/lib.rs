@@ -48,7 +48,20 @@ pub struct Caller {
 /// A decoded request, one variant per AWS service.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Request {
+    /// ECS (AWS JSON 1.1).
     Ecs(berth_model::ecs::Operation),
+    /// Elastic Load Balancing v2 (Query; SigV4 service `elasticloadbalancing`).
+    Elbv2(berth_model::elbv2::Operation),
+    /// IAM (Query).
+    Iam(berth_model::iam::Operation),
+    /// STS (Query).
+    Sts(berth_model::sts::Operation),
+    /// EC2 (EC2 Query).
+    Ec2(berth_model::ec2::Operation),
+    /// Secrets Manager (AWS JSON 1.1).
+    SecretsManager(berth_model::secretsmanager::Operation),
+    /// SSM Parameter Store (AWS JSON 1.1).
+    Ssm(berth_model::ssm::Operation),
 }
 
 impl Request {
@@ -56,14 +69,41 @@ impl Request {
     pub fn operation_name(&self) -> &'static str {
         match self {
             Request::Ecs(op) => op.name(),
+            Request::Elbv2(op) => op.name(),
+            Request::Iam(op) => op.name(),
+            Request::Sts(op) => op.name(),
+            Request::Ec2(op) => op.name(),
+            Request::SecretsManager(op) => op.name(),
+            Request::Ssm(op) => op.name(),
+        }
+    }
+
+    /// The service's IAM action prefix (`ecs`, `elasticloadbalancing`, `iam`, `sts`, `ec2`, `secretsmanager`,
+    /// `ssm`): with [`Request::operation_name`] it names the IAM action, e.g. `elasticloadbalancing:AddTags`.
+    pub fn service_name(&self) -> &'static str {
+        match self {
+            Request::Ecs(_) => berth_model::ecs::SIGNING_NAME,
+            Request::Elbv2(_) => berth_model::elbv2::SIGNING_NAME,
+            Request::Iam(_) => berth_model::iam::SIGNING_NAME,
+            Request::Sts(_) => berth_model::sts::SIGNING_NAME,
+            Request::Ec2(_) => berth_model::ec2::SIGNING_NAME,
+            Request::SecretsManager(_) => berth_model::secretsmanager::SIGNING_NAME,
+            Request::Ssm(_) => berth_model::ssm::SIGNING_NAME,
         }
     }
 }
 
-/// A backend's answer, one variant per AWS service.
+/// A backend's answer, one variant per AWS service. It is encoded in the protocol of its own variant's
+/// service, so a backend must answer a request with the variant of the request's service.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Response {
     Ecs(berth_model::ecs::Output),
+    Elbv2(berth_model::elbv2::Output),
+    Iam(berth_model::iam::Output),
+    Sts(berth_model::sts::Output),
+    Ec2(berth_model::ec2::Output),
+    SecretsManager(berth_model::secretsmanager::Output),
+    Ssm(berth_model::ssm::Output),
 }
 
 /// What serves the decoded requests: the control plane in the binary, a stub in tests.
@@ -113,7 +153,7 @@ pub async fn handle_http_at<B: Backend + ?Sized>(
     let started = Instant::now();
     let request_id = new_request_id();
     let (parts, body) = req.into_parts();
-    let protocol = protocol::Protocol::detect(&parts);
+    let protocol = protocol::Protocol::detect(&parts, &body);
     let mut operation = String::from("-");
     let result = dispatch(backend, config, &parts, &body, source_ip, now, &request_id, protocol, &mut operation).await;
     let response = match &result {
@@ -136,7 +176,7 @@ pub async fn handle_http_at<B: Backend + ?Sized>(
 pub(crate) fn reject(parts: &http::request::Parts, error: &AwsError) -> http::Response<Bytes> {
     let request_id = new_request_id();
     tracing::info!(%request_id, code = error.code.name(), message = %error.message, "api request refused");
-    protocol::Protocol::detect(parts).encode_error(error, &request_id)
+    protocol::Protocol::detect(parts, &[]).encode_error(error, &request_id)
 }
 
 pub(crate) fn too_large(max: usize) -> AwsError {
@@ -163,7 +203,7 @@ async fn dispatch<B: Backend + ?Sized>(
         backend.credential(key)
     })
     .map_err(|e| protocol.auth_error(&e))?;
-    let route = protocol.route(parts, body)?;
+    let route = protocol.route(parts, body, &verified.scope.service)?;
     operation.clone_from(&route.operation);
     let signing_name = route.service.signing_name();
     if verified.scope.service != signing_name {
@@ -180,7 +220,7 @@ async fn dispatch<B: Backend + ?Sized>(
         ));
         return Err(protocol.auth_error(&e));
     }
-    let request = protocol.decode(&route, body)?;
+    let request = protocol.decode(&route, parts, body)?;
     let caller = Caller {
         access_key_id: verified.access_key_id,
         principal: verified.credential.principal,

@@ -8,7 +8,14 @@
 use berth_core::{AwsError, ErrorCode};
 use serde::{Deserialize, Serialize};
 
+pub mod ec2;
 pub mod ecs;
+pub mod elbv2;
+pub mod iam;
+pub mod schema;
+pub mod secretsmanager;
+pub mod ssm;
+pub mod sts;
 
 /// An AWS timestamp as the JSON protocols carry it: seconds since the Unix epoch.
 #[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Serialize, Deserialize)]
@@ -37,6 +44,10 @@ pub enum DecodeError {
     /// The body is JSON but violates the model: missing required members or wrong types.
     #[error("{0}")]
     Invalid(String),
+    /// Required members are absent (only [`decode_value`] tells this apart from [`DecodeError::Invalid`], so
+    /// that the EC2 protocol can answer `MissingParameter`). The paths are the members' paths from the root.
+    #[error("{message}")]
+    Missing { paths: Vec<String>, message: String },
 }
 
 impl From<DecodeError> for AwsError {
@@ -46,7 +57,9 @@ impl From<DecodeError> for AwsError {
                 AwsError::new(ErrorCode::UnknownOperation, format!("Operation {op} is not supported by berth"))
             }
             DecodeError::Malformed(m) => AwsError::new(ErrorCode::Serialization, m),
-            DecodeError::Invalid(m) => AwsError::new(ErrorCode::InvalidParameter, m),
+            DecodeError::Invalid(m) | DecodeError::Missing { message: m, .. } => {
+                AwsError::new(ErrorCode::InvalidParameter, m)
+            }
         }
     }
 }
@@ -94,20 +107,43 @@ pub fn decode_json<T: for<'de> Deserialize<'de> + Validate>(body: &[u8]) -> Resu
     }
     let mut errors = Vec::new();
     value.validate_required(&mut errors);
-    if errors.is_empty() {
+    if errors.is_empty() { Ok(value) } else { Err(DecodeError::Invalid(missing_message(&errors))) }
+}
+
+fn missing_message(paths: &[String]) -> String {
+    let n = paths.len();
+    let list: Vec<String> = paths
+        .iter()
+        .map(|p| format!("Value null at '{p}' failed to satisfy constraint: Member must not be null"))
+        .collect();
+    format!("{n} validation error{} detected: {}", if n == 1 { "" } else { "s" }, list.join("; "))
+}
+
+/// Decodes and validates a request from a JSON value keyed by member names, as the Query and EC2 codecs build
+/// it from form parameters. Wrong types are [`DecodeError::Invalid`], absent required members
+/// [`DecodeError::Missing`].
+pub fn decode_value<T: for<'de> Deserialize<'de> + Validate>(value: serde_json::Value) -> Result<T, DecodeError> {
+    let value: T = serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        DecodeError::Invalid(format!(
+            "1 validation error detected: Value at '{path}' failed to satisfy constraint: {}",
+            e.into_inner()
+        ))
+    })?;
+    let mut paths = Vec::new();
+    value.validate_required(&mut paths);
+    if paths.is_empty() {
         Ok(value)
     } else {
-        let n = errors.len();
-        let list: Vec<String> = errors
-            .iter()
-            .map(|p| format!("Value null at '{p}' failed to satisfy constraint: Member must not be null"))
-            .collect();
-        Err(DecodeError::Invalid(format!(
-            "{n} validation error{} detected: {}",
-            if n == 1 { "" } else { "s" },
-            list.join("; ")
-        )))
+        let message = missing_message(&paths);
+        Err(DecodeError::Missing { paths, message })
     }
+}
+
+/// A generated output as a JSON value keyed by member names (absent members omitted).
+pub fn to_value<T: Serialize>(v: &T) -> serde_json::Value {
+    // Plain data structs with string-keyed maps always serialize; NaN doubles become null.
+    serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
 }
 
 #[cfg(test)]
@@ -171,6 +207,7 @@ mod tests {
                 DecodeError::Malformed(m) => ("malformed", m.clone()),
                 DecodeError::Invalid(m) => ("invalid", m.clone()),
                 DecodeError::UnknownOperation(m) => ("unknown", m.clone()),
+                DecodeError::Missing { message, .. } => ("missing", message.clone()),
             };
             assert_eq!(k, *kind, "{op} {body}: {e}");
             assert!(m.contains(text), "{op} {body}: {m}");

@@ -1,11 +1,14 @@
-//! The HTTPS request path: route by host, pick a target, forward over a pooled HTTP/1.1 client with the
-//! `X-Forwarded-*` and trace headers, and stream the response back while counting it in flight.
+//! The request path: match the listener rules, then forward (pick a target group by weight or stickiness, a
+//! target by the group's algorithm, send over a pooled HTTP/1.1 or h2c client with the `X-Forwarded-*` and
+//! trace headers, stream the response back while counting it in flight), redirect or answer a fixed response.
+//! WebSocket upgrades are passed through. Every request is counted and, when enabled, access-logged.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -13,27 +16,101 @@ use http::{Request, Response, StatusCode, Uri, Version};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 
+use crate::access_log::{AccessLog, LogEntry};
 use crate::listener::ActiveRequest;
-use crate::route::request_host;
-use crate::state::SharedSnapshot;
-use crate::target::InFlight;
+use crate::metrics::{LbCounters, Metrics, UNMATCHED};
+use crate::route::{GroupRoute, STICKY_COOKIE, request_host, sticky_cookie};
+use crate::rules::{RedirectInput, RequestView, redirect_location};
+use crate::state::{ActionKind, SharedSnapshot};
+use crate::target::{InFlight, TargetRuntime};
 
 pub(crate) type UpstreamClient = Client<HttpConnector, Incoming>;
 
-pub(crate) fn upstream_client(idle: Duration) -> UpstreamClient {
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn connector() -> HttpConnector {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(Duration::from_secs(5)));
-    Client::builder(TokioExecutor::new()).pool_idle_timeout(idle).build(connector)
+    connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+    connector
+}
+
+/// The pooled keep-alive HTTP/1.1 client towards targets.
+pub(crate) fn upstream_client(idle: Duration) -> UpstreamClient {
+    Client::builder(TokioExecutor::new()).pool_idle_timeout(idle).build(connector())
+}
+
+/// The HTTP/2 prior-knowledge (h2c) client, for target groups whose protocol version is HTTP2.
+pub(crate) fn upstream_h2c_client(idle: Duration) -> UpstreamClient {
+    Client::builder(TokioExecutor::new()).pool_idle_timeout(idle).http2_only(true).build(connector())
+}
+
+/// What the request path knows about the client connection.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnInfo {
+    pub peer: SocketAddr,
+    /// The listener's port.
+    pub port: u16,
+    pub tls: Option<TlsInfo>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct TlsInfo {
+    /// OpenSSL-style names, as ALB logs them.
+    pub cipher: &'static str,
+    pub protocol: &'static str,
+    pub sni: Option<Arc<str>>,
+}
+
+/// ALB's (OpenSSL's) name of a negotiated cipher suite.
+pub(crate) fn cipher_name(suite: rustls::CipherSuite) -> &'static str {
+    use rustls::CipherSuite as C;
+    match suite {
+        C::TLS13_AES_128_GCM_SHA256 => "TLS_AES_128_GCM_SHA256",
+        C::TLS13_AES_256_GCM_SHA384 => "TLS_AES_256_GCM_SHA384",
+        C::TLS13_CHACHA20_POLY1305_SHA256 => "TLS_CHACHA20_POLY1305_SHA256",
+        C::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 => "ECDHE-ECDSA-AES128-GCM-SHA256",
+        C::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384 => "ECDHE-ECDSA-AES256-GCM-SHA384",
+        C::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 => "ECDHE-RSA-AES128-GCM-SHA256",
+        C::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384 => "ECDHE-RSA-AES256-GCM-SHA384",
+        C::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256 => "ECDHE-ECDSA-CHACHA20-POLY1305",
+        C::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256 => "ECDHE-RSA-CHACHA20-POLY1305",
+        _ => "-",
+    }
+}
+
+pub(crate) fn protocol_name(version: rustls::ProtocolVersion) -> &'static str {
+    match version {
+        rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2",
+        rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3",
+        _ => "-",
+    }
+}
+
+/// What to do when a response body ends (or is dropped): stop counting in flight, write the access log.
+#[derive(Debug)]
+pub(crate) struct Finish {
+    _in_flight: Option<InFlight>,
+    _active: ActiveRequest,
+    log: Option<(LogEntry, AccessLog)>,
+}
+
+impl Drop for Finish {
+    fn drop(&mut self) {
+        if let Some((mut entry, sink)) = self.log.take() {
+            entry.time = SystemTime::now();
+            sink.log(entry);
+        }
+    }
 }
 
 /// A response body: a small fixed one the proxy writes, or the target's, streamed.
 #[derive(Debug)]
 pub(crate) enum ProxyBody {
     Fixed(Option<Bytes>),
-    Upstream { inner: Incoming, guards: Option<(InFlight, ActiveRequest)> },
+    Upstream { inner: Incoming, finish: Option<Finish> },
 }
 
 impl ProxyBody {
@@ -44,6 +121,13 @@ impl ProxyBody {
     pub fn empty() -> Self {
         ProxyBody::Fixed(None)
     }
+
+    fn len(&self) -> u64 {
+        match self {
+            ProxyBody::Fixed(Some(b)) => b.len() as u64,
+            _ => 0,
+        }
+    }
 }
 
 impl Body for ProxyBody {
@@ -52,12 +136,18 @@ impl Body for ProxyBody {
 
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match self.get_mut() {
-            ProxyBody::Fixed(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
-            ProxyBody::Upstream { inner, guards } => {
+            ProxyBody::Fixed(data) => Poll::Ready(data.take().filter(|d| !d.is_empty()).map(|d| Ok(Frame::data(d)))),
+            ProxyBody::Upstream { inner, finish } => {
                 let polled = Pin::new(&mut *inner).poll_frame(cx);
+                if let Poll::Ready(Some(Ok(frame))) = &polled
+                    && let Some(data) = frame.data_ref()
+                    && let Some(Finish { log: Some((entry, _)), .. }) = finish
+                {
+                    entry.sent_bytes += data.len() as u64;
+                }
                 // The request is over once its body ends or fails: stop counting it in flight.
                 if matches!(polled, Poll::Ready(None | Some(Err(_)))) || inner.is_end_stream() {
-                    guards.take();
+                    finish.take();
                 }
                 polled
             }
@@ -66,7 +156,7 @@ impl Body for ProxyBody {
 
     fn is_end_stream(&self) -> bool {
         match self {
-            ProxyBody::Fixed(data) => data.is_none(),
+            ProxyBody::Fixed(data) => data.as_ref().is_none_or(|d| d.is_empty()),
             ProxyBody::Upstream { inner, .. } => inner.is_end_stream(),
         }
     }
@@ -120,7 +210,7 @@ pub(crate) fn new_trace_id(now: SystemTime) -> String {
 }
 
 /// Sets the `X-Forwarded-*` headers (appending the client to `X-Forwarded-For`) and a trace id if absent.
-pub(crate) fn set_forwarded_headers(headers: &mut HeaderMap, client: SocketAddr, port: u16) {
+pub(crate) fn set_forwarded_headers(headers: &mut HeaderMap, client: SocketAddr, port: u16, https: bool) {
     let ip = client.ip().to_canonical().to_string();
     let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
         Some(prior) if !prior.trim().is_empty() => format!("{prior}, {ip}"),
@@ -129,7 +219,7 @@ pub(crate) fn set_forwarded_headers(headers: &mut HeaderMap, client: SocketAddr,
     if let Ok(v) = HeaderValue::from_str(&xff) {
         headers.insert("x-forwarded-for", v);
     }
-    headers.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+    headers.insert("x-forwarded-proto", HeaderValue::from_static(if https { "https" } else { "http" }));
     headers.insert("x-forwarded-port", HeaderValue::from(port));
     if !headers.contains_key("x-amzn-trace-id")
         && let Ok(v) = HeaderValue::from_str(&new_trace_id(SystemTime::now()))
@@ -138,37 +228,294 @@ pub(crate) fn set_forwarded_headers(headers: &mut HeaderMap, client: SocketAddr,
     }
 }
 
-/// What the HTTPS service needs for every request.
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// An HTTP/1.1 `Upgrade: websocket` request (with `Connection: upgrade`).
+pub(crate) fn is_websocket<B>(req: &Request<B>) -> bool {
+    let has_token = |name: HeaderName, token: &str| {
+        req.headers()
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
+    };
+    req.version() == Version::HTTP_11
+        && has_token(header::UPGRADE, "websocket")
+        && has_token(header::CONNECTION, "upgrade")
+}
+
+/// What the request path needs for every request.
 pub(crate) struct Forwarder {
     pub snapshot: SharedSnapshot,
     pub client: UpstreamClient,
+    pub h2c_client: UpstreamClient,
     pub request_timeout: Duration,
+    pub metrics: Arc<Metrics>,
+    pub access_log: Option<AccessLog>,
+    pub unmatched: (Arc<str>, Arc<LbCounters>),
+}
+
+impl Forwarder {
+    pub fn new(
+        snapshot: SharedSnapshot,
+        idle: Duration,
+        request_timeout: Duration,
+        metrics: Arc<Metrics>,
+        access_log: Option<AccessLog>,
+    ) -> Self {
+        let unmatched = (Arc::from(UNMATCHED), metrics.lb(UNMATCHED));
+        Forwarder {
+            snapshot,
+            client: upstream_client(idle),
+            h2c_client: upstream_h2c_client(idle),
+            request_timeout,
+            metrics,
+            access_log,
+            unmatched,
+        }
+    }
+}
+
+/// What happened to one request, for the counters and the access log.
+struct Exchange {
+    received: Instant,
+    lb: Arc<LbCounters>,
+    label: Arc<str>,
+    matched: Option<u32>,
+    action: &'static str,
+    target_group: Option<Arc<str>>,
+    target: Option<SocketAddr>,
+    sent: Option<Instant>,
+    headers: Option<Instant>,
+    target_status: Option<u16>,
+    redirect: Option<String>,
+    error: Option<&'static str>,
+    log: Option<LogStart>,
+}
+
+/// The access-log fields taken from the request before it is forwarded.
+struct LogStart {
+    received_at: SystemTime,
+    kind: &'static str,
+    request: String,
+    user_agent: String,
+    received_bytes: u64,
+    trace_id: String,
+}
+
+impl LogStart {
+    fn new(req: &Request<Incoming>, conn: &ConnInfo, host: Option<&str>, websocket: bool) -> Self {
+        let kind = match (conn.tls.is_some(), websocket, req.version()) {
+            (true, true, _) => "wss",
+            (false, true, _) => "ws",
+            (true, false, Version::HTTP_2) => "h2",
+            (true, false, _) => "https",
+            (false, false, _) => "http",
+        };
+        let scheme = if conn.tls.is_some() { "https" } else { "http" };
+        let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        let request =
+            format!("{} {scheme}://{}:{}{path} {:?}", req.method(), host.unwrap_or("-"), conn.port, req.version());
+        let header_bytes: usize = req.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
+        let body_bytes = req.body().size_hint().exact().unwrap_or(0);
+        LogStart {
+            received_at: SystemTime::now(),
+            kind,
+            user_agent: req
+                .headers()
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned(),
+            received_bytes: (request.len() + header_bytes + 2) as u64 + body_bytes,
+            request,
+            trace_id: req.headers().get("x-amzn-trace-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned(),
+        }
+    }
+}
+
+impl Exchange {
+    fn entry(&mut self, conn: &ConnInfo, status: u16, head_bytes: u64, body_bytes: u64) -> Option<LogEntry> {
+        let log = self.log.take()?;
+        let now = Instant::now();
+        Some(LogEntry {
+            kind: log.kind,
+            received: log.received_at,
+            time: SystemTime::now(),
+            elb: self.label.clone(),
+            client: conn.peer,
+            target: self.target,
+            request_processing: Some(self.sent.unwrap_or(now).saturating_duration_since(self.received)),
+            target_processing: self.sent.zip(self.headers).map(|(s, h)| h.saturating_duration_since(s)),
+            response_processing: self.headers.map(|h| now.saturating_duration_since(h)),
+            elb_status: status,
+            target_status: self.target_status,
+            received_bytes: log.received_bytes,
+            sent_bytes: head_bytes + body_bytes,
+            request: log.request,
+            user_agent: log.user_agent,
+            ssl_cipher: conn.tls.as_ref().map_or("-", |t| t.cipher),
+            ssl_protocol: conn.tls.as_ref().map_or("-", |t| t.protocol),
+            target_group: self.target_group.clone(),
+            trace_id: log.trace_id,
+            domain_name: conn.tls.as_ref().and_then(|t| t.sni.clone()),
+            matched_rule_priority: self.matched,
+            actions_executed: self.action,
+            redirect_url: self.redirect.take(),
+            error_reason: self.error,
+        })
+    }
+}
+
+fn head_bytes<B>(response: &Response<B>) -> u64 {
+    let headers: usize = response.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
+    (headers + 17) as u64
 }
 
 impl Forwarder {
     pub async fn handle(
         self: Arc<Self>,
         req: Request<Incoming>,
-        client_addr: SocketAddr,
-        listen_port: u16,
+        conn: Arc<ConnInfo>,
         active: ActiveRequest,
     ) -> Response<ProxyBody> {
         let host_header = req.headers().get(header::HOST).and_then(|v| v.to_str().ok());
-        let Some(host) = request_host(host_header, req.uri().authority().map(|a| a.as_str())) else {
-            return fixed(StatusCode::BAD_REQUEST, "missing host\n");
+        let host = request_host(host_header, req.uri().authority().map(|a| a.as_str()));
+        let websocket = is_websocket(&req);
+        let mut ex = Exchange {
+            received: Instant::now(),
+            lb: self.unmatched.1.clone(),
+            label: self.unmatched.0.clone(),
+            matched: None,
+            action: "fixed-response",
+            target_group: None,
+            target: None,
+            sent: None,
+            headers: None,
+            target_status: None,
+            redirect: None,
+            error: None,
+            log: self.access_log.as_ref().map(|_| LogStart::new(&req, &conn, host.as_deref(), websocket)),
         };
-        let (service, group, target) = {
-            let snapshot = self.snapshot.load();
-            let Some(route) = snapshot.hosts.get(&host) else {
-                return fixed(StatusCode::NOT_FOUND, "no service at this host\n");
-            };
-            match route.choose() {
-                Some((group, target)) => (route.service.clone(), group.id.clone(), target.clone()),
-                None => return fixed(StatusCode::SERVICE_UNAVAILABLE, "no healthy target\n"),
+        let mut response = match host {
+            Some(host) => self.route(req, &conn, &mut ex, active, &host, websocket).await,
+            None => fixed(StatusCode::BAD_REQUEST, "missing host\n"),
+        };
+        ex.lb.requests.fetch_add(1, Ordering::Relaxed);
+        let status = response.status().as_u16();
+        if ex.target_status.is_none() {
+            ex.lb.elb_response(status);
+        }
+        if let Some(sink) = &self.access_log
+            && let Some(entry) = ex.entry(&conn, status, head_bytes(&response), response.body().len())
+        {
+            match response.body_mut() {
+                ProxyBody::Upstream { finish: Some(finish), .. } => finish.log = Some((entry, sink.clone())),
+                _ => sink.log(entry),
             }
+        }
+        response
+    }
+
+    async fn route(
+        &self,
+        req: Request<Incoming>,
+        conn: &ConnInfo,
+        ex: &mut Exchange,
+        active: ActiveRequest,
+        host: &str,
+        websocket: bool,
+    ) -> Response<ProxyBody> {
+        let found = {
+            let snapshot = self.snapshot.load();
+            let view = RequestView {
+                host,
+                path: req.uri().path(),
+                query: req.uri().query(),
+                method: req.method().as_str(),
+                headers: req.headers(),
+                source: conn.peer.ip(),
+            };
+            snapshot.rules.find(&view).map(|(m, a)| (m.priority(), a.clone()))
         };
-        let in_flight = target.begin();
+        let Some((priority, action)) = found else {
+            return fixed(StatusCode::NOT_FOUND, "no service at this host\n");
+        };
+        ex.matched = Some(priority);
+        ex.lb = action.counters.clone();
+        ex.label = action.label.clone();
+        match &action.kind {
+            ActionKind::Fixed { status, content_type, body } => {
+                let mut response = Response::new(ProxyBody::Fixed(Some(body.clone())));
+                *response.status_mut() = *status;
+                response.headers_mut().insert(header::CONTENT_TYPE, content_type.clone());
+                response
+            }
+            ActionKind::Redirect(redirect) => {
+                ex.action = "redirect";
+                let input = RedirectInput {
+                    protocol: if conn.tls.is_some() { "HTTPS" } else { "HTTP" },
+                    host,
+                    port: conn.port,
+                    path: req.uri().path(),
+                    query: req.uri().query(),
+                };
+                let location = redirect_location(redirect, &input).and_then(|l| HeaderValue::from_str(&l).ok());
+                let Some(location) = location else {
+                    ex.error = Some("InvalidRedirect");
+                    return fixed(StatusCode::INTERNAL_SERVER_ERROR, "invalid redirect\n");
+                };
+                ex.redirect = location.to_str().ok().map(str::to_owned);
+                let mut response = Response::new(ProxyBody::empty());
+                *response.status_mut() = match redirect.status_code {
+                    berth_routes::RedirectStatus::Http301 => StatusCode::MOVED_PERMANENTLY,
+                    berth_routes::RedirectStatus::Http302 => StatusCode::FOUND,
+                };
+                response.headers_mut().insert(header::LOCATION, location);
+                response
+            }
+            ActionKind::Forward(forward) => {
+                ex.action = "forward";
+                let cookie = forward.stickiness.and_then(|_| {
+                    sticky_cookie(req.headers().get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()))
+                });
+                let Some((group, target)) = forward.choose_sticky(cookie) else {
+                    ex.error = Some("NoHealthyTarget");
+                    return fixed(StatusCode::SERVICE_UNAVAILABLE, "no healthy target\n");
+                };
+                let mut response = self.forward(req, conn, ex, active, group, target, websocket).await;
+                if let Some(duration) = forward.stickiness
+                    && ex.target_status.is_some()
+                    && let Ok(v) = HeaderValue::from_str(&format!(
+                        "{STICKY_COOKIE}={:016x}; Max-Age={duration}; Path=/",
+                        group.sticky
+                    ))
+                {
+                    response.headers_mut().append(header::SET_COOKIE, v);
+                }
+                response
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn forward(
+        &self,
+        mut req: Request<Incoming>,
+        conn: &ConnInfo,
+        ex: &mut Exchange,
+        active: ActiveRequest,
+        group: &GroupRoute,
+        target: &Arc<TargetRuntime>,
+        websocket: bool,
+    ) -> Response<ProxyBody> {
         let addr = target.key.addr;
+        ex.target_group = Some(group.id.clone());
+        ex.target = Some(addr);
+        group.counters.requests.fetch_add(1, Ordering::Relaxed);
+        let in_flight = target.begin();
+        let client_upgrade = websocket.then(|| hyper::upgrade::on(&mut req));
 
         let (mut parts, body) = req.into_parts();
         let host_value = match parts.headers.get(header::HOST) {
@@ -183,30 +530,93 @@ impl Forwarder {
             Ok(uri) => uri,
             Err(_) => return fixed(StatusCode::BAD_REQUEST, "invalid request target\n"),
         };
-        parts.version = Version::HTTP_11;
+        let h2c = group.h2c && !websocket;
+        parts.version = if h2c { Version::HTTP_2 } else { Version::HTTP_11 };
         strip_hop_by_hop(&mut parts.headers);
         parts.headers.insert(header::HOST, host_value);
-        set_forwarded_headers(&mut parts.headers, client_addr, listen_port);
+        set_forwarded_headers(&mut parts.headers, conn.peer, conn.port, conn.tls.is_some());
+        if websocket {
+            parts.headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            parts.headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        }
+        if let Some(log) = &mut ex.log
+            && let Some(trace) = parts.headers.get("x-amzn-trace-id").and_then(|v| v.to_str().ok())
+        {
+            trace.clone_into(&mut log.trace_id);
+        }
         let upstream = Request::from_parts(parts, body);
 
-        match tokio::time::timeout(self.request_timeout, self.client.request(upstream)).await {
+        let sent = Instant::now();
+        ex.sent = Some(sent);
+        let exchange = async {
+            if websocket {
+                websocket_request(addr, upstream).await
+            } else if h2c {
+                self.h2c_client.request(upstream).await.map_err(BoxError::from)
+            } else {
+                self.client.request(upstream).await.map_err(BoxError::from)
+            }
+        };
+        let mut response = match tokio::time::timeout(self.request_timeout, exchange).await {
             Err(_) => {
-                tracing::warn!(%host, %service, target_group = %group, target = %target.key.target, %addr, "target response timed out");
-                fixed(StatusCode::GATEWAY_TIMEOUT, "target timed out\n")
+                tracing::warn!(label = %ex.label, target_group = %group.id, target = %target.key.target, %addr, "target response timed out");
+                ex.error = Some("TargetResponseTimeout");
+                return fixed(StatusCode::GATEWAY_TIMEOUT, "target timed out\n");
             }
             Ok(Err(e)) => {
-                tracing::warn!(%host, %service, target_group = %group, target = %target.key.target, %addr, error = %e, "target request failed");
-                fixed(StatusCode::BAD_GATEWAY, "bad gateway\n")
+                tracing::warn!(label = %ex.label, target_group = %group.id, target = %target.key.target, %addr, error = %e, "target request failed");
+                ex.error = Some("TargetConnectionError");
+                return fixed(StatusCode::BAD_GATEWAY, "bad gateway\n");
             }
-            Ok(Ok(response)) => {
-                let (mut parts, inner) = response.into_parts();
-                strip_hop_by_hop(&mut parts.headers);
-                let done = inner.is_end_stream();
-                let guards = (!done).then_some((in_flight, active));
-                Response::from_parts(parts, ProxyBody::Upstream { inner, guards })
-            }
+            Ok(Ok(response)) => response,
+        };
+        let now = Instant::now();
+        ex.headers = Some(now);
+        let status = response.status().as_u16();
+        ex.target_status = Some(status);
+        ex.lb.target_response(status);
+        group.counters.target_response(status, now.saturating_duration_since(sent));
+
+        if let Some(client_upgrade) = client_upgrade
+            && response.status() == StatusCode::SWITCHING_PROTOCOLS
+        {
+            let upstream_upgrade = hyper::upgrade::on(&mut response);
+            let open = self.metrics.websockets.open();
+            tokio::spawn(async move {
+                let guards = (in_flight, active, open);
+                let (Ok(client), Ok(upstream)) = tokio::join!(client_upgrade, upstream_upgrade) else {
+                    tracing::debug!("a WebSocket upgrade did not complete");
+                    return;
+                };
+                let (mut client, mut upstream) = (TokioIo::new(client), TokioIo::new(upstream));
+                if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+                    tracing::debug!(error = %e, "WebSocket tunnel ended with an error");
+                }
+                drop(guards);
+            });
+            let (parts, _) = response.into_parts();
+            return Response::from_parts(parts, ProxyBody::empty());
         }
+
+        let (mut parts, inner) = response.into_parts();
+        strip_hop_by_hop(&mut parts.headers);
+        let done = inner.is_end_stream();
+        let finish = (!done).then_some(Finish { _in_flight: Some(in_flight), _active: active, log: None });
+        Response::from_parts(parts, ProxyBody::Upstream { inner, finish })
     }
+}
+
+/// Sends a WebSocket upgrade request over a fresh HTTP/1.1 connection that may be upgraded.
+async fn websocket_request(addr: SocketAddr, req: Request<Incoming>) -> Result<Response<Incoming>, BoxError> {
+    let tcp = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(addr)).await??;
+    tcp.set_nodelay(true)?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.with_upgrades().await {
+            tracing::debug!(error = %e, "WebSocket upstream connection failed");
+        }
+    });
+    Ok(sender.send_request(req).await?)
 }
 
 #[cfg(test)]
@@ -240,7 +650,7 @@ mod tests {
             if let Some(v) = prior_trace {
                 h.insert("x-amzn-trace-id", HeaderValue::from_static(v));
             }
-            set_forwarded_headers(&mut h, client, 8443);
+            set_forwarded_headers(&mut h, client, 8443, true);
             assert_eq!(h["x-forwarded-for"], want);
             assert_eq!(h["x-forwarded-proto"], "https");
             assert_eq!(h["x-forwarded-port"], "8443");
@@ -252,8 +662,9 @@ mod tests {
         }
         let mapped: SocketAddr = "[::ffff:10.0.0.8]:1".parse().expect("addr");
         let mut h = HeaderMap::new();
-        set_forwarded_headers(&mut h, mapped, 443);
+        set_forwarded_headers(&mut h, mapped, 80, false);
         assert_eq!(h["x-forwarded-for"], "10.0.0.8");
+        assert_eq!(h["x-forwarded-proto"], "http");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_routes::{HealthCheck, RouteTable, TargetHealth, TargetState};
+use berth_routes::{HealthCheck, ProtocolVersion, RouteTable, TargetHealth, TargetState};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
@@ -131,10 +131,10 @@ impl Machine {
 
 pub(crate) type ProbeClient = Client<HttpConnector, Empty<Bytes>>;
 
-pub(crate) fn probe_client() -> ProbeClient {
+pub(crate) fn probe_client(h2c: bool) -> ProbeClient {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
-    Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(30)).build(connector)
+    Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(30)).http2_only(h2c).build(connector)
 }
 
 /// Health-check bodies are read up to this size (then the connection is dropped, not pooled).
@@ -199,6 +199,8 @@ async fn run_prober(
 struct Supervised {
     runtime: Arc<TargetRuntime>,
     check: HealthCheck,
+    /// Probed over h2c (the group's protocol version is HTTP2).
+    h2c: bool,
     prober: Option<JoinHandle<()>>,
 }
 
@@ -214,24 +216,19 @@ impl Supervised {
 pub(crate) struct Supervisor {
     entries: HashMap<TargetKey, Supervised>,
     client: ProbeClient,
+    h2c_client: ProbeClient,
     changed: Arc<Notify>,
 }
 
 impl Supervisor {
     pub fn new(changed: Arc<Notify>) -> Self {
-        Supervisor { entries: HashMap::new(), client: probe_client(), changed }
+        Supervisor { entries: HashMap::new(), client: probe_client(false), h2c_client: probe_client(true), changed }
     }
 
-    fn spawn(&self, runtime: &Arc<TargetRuntime>, check: &HealthCheck, machine: Machine) -> JoinHandle<()> {
+    fn spawn(&self, runtime: &Arc<TargetRuntime>, check: &HealthCheck, h2c: bool, machine: Machine) -> JoinHandle<()> {
         let token = runtime.take_over(machine.status());
-        tokio::spawn(run_prober(
-            runtime.clone(),
-            token,
-            check.clone(),
-            machine,
-            self.client.clone(),
-            self.changed.clone(),
-        ))
+        let client = if h2c { &self.h2c_client } else { &self.client };
+        tokio::spawn(run_prober(runtime.clone(), token, check.clone(), machine, client.clone(), self.changed.clone()))
     }
 
     /// Starts probers for new registered targets (every group, weight 0 included), restarts those whose
@@ -240,6 +237,7 @@ impl Supervisor {
     pub fn sync(&mut self, table: &RouteTable) -> HashMap<TargetKey, Arc<TargetRuntime>> {
         let mut seen = HashSet::new();
         for group in &table.target_groups {
+            let h2c = group.protocol_version == ProtocolVersion::Http2;
             for target in &group.targets {
                 let key = TargetKey { group: group.id.clone(), target: target.id.clone(), addr: target.addr };
                 if !seen.insert(key.clone()) {
@@ -253,7 +251,7 @@ impl Supervisor {
                             entry.runtime.take_over(Status::DRAINING);
                         }
                     }
-                    Some(entry) if entry.prober.is_some() && entry.check == group.health_check => {}
+                    Some(entry) if entry.prober.is_some() && entry.check == group.health_check && entry.h2c == h2c => {}
                     Some(entry) => {
                         // Back from draining (start over) or a changed check (keep the health it has).
                         let machine = match entry.prober.is_some() {
@@ -262,17 +260,20 @@ impl Supervisor {
                         };
                         entry.stop();
                         let runtime = entry.runtime.clone();
-                        let prober = self.spawn(&runtime, &group.health_check, machine);
+                        let prober = self.spawn(&runtime, &group.health_check, h2c, machine);
                         if let Some(entry) = self.entries.get_mut(&key) {
                             entry.check = group.health_check.clone();
+                            entry.h2c = h2c;
                             entry.prober = Some(prober);
                         }
                     }
                     None => {
                         let status = if draining { Status::DRAINING } else { Status::INITIAL };
                         let runtime = TargetRuntime::new(key.clone(), status);
-                        let prober = (!draining).then(|| self.spawn(&runtime, &group.health_check, Machine::new()));
-                        self.entries.insert(key, Supervised { runtime, check: group.health_check.clone(), prober });
+                        let prober =
+                            (!draining).then(|| self.spawn(&runtime, &group.health_check, h2c, Machine::new()));
+                        let check = group.health_check.clone();
+                        self.entries.insert(key, Supervised { runtime, check, h2c, prober });
                     }
                 }
             }

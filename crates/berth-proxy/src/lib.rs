@@ -7,14 +7,20 @@
 //! never talk to the container runtime, and never stop serving the last table it had because the server is
 //! down.
 
+mod access_log;
 mod control;
 mod forward;
 mod health;
 mod listener;
+mod metrics;
 mod route;
+mod rules;
 mod state;
 mod table;
 mod target;
+
+#[doc(hidden)]
+pub mod fuzzing;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -28,7 +34,9 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
+use crate::access_log::AccessLog;
 use crate::listener::Limits;
+use crate::metrics::Metrics;
 use crate::state::{LiveResolver, SharedSnapshot, Snapshot};
 use crate::table::{Applier, Watcher};
 
@@ -55,6 +63,12 @@ pub struct ProxyConfig {
     pub header_read_timeout: Duration,
     /// How long open connections may finish their requests at shutdown.
     pub shutdown_grace: Duration,
+    /// Serve the rules on the HTTP listener too (plain-HTTP load balancer) instead of redirecting to HTTPS.
+    pub http_forward: bool,
+    /// Where to serve `GET /metrics` (Prometheus text format); off when `None`.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Append ALB-format access logs to this file; off when `None` (as on AWS).
+    pub access_log: Option<PathBuf>,
 }
 
 impl ProxyConfig {
@@ -71,6 +85,9 @@ impl ProxyConfig {
             idle_timeout: Duration::from_secs(60),
             header_read_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(10),
+            http_forward: false,
+            metrics_listen: None,
+            access_log: None,
         }
     }
 }
@@ -118,6 +135,7 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, ProxyError> {
 pub struct Proxy {
     https_addr: SocketAddr,
     http_addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     snapshot: SharedSnapshot,
     shutdown: watch::Sender<bool>,
     listeners: Vec<JoinHandle<()>>,
@@ -136,9 +154,19 @@ impl Proxy {
         let https_addr = local(&https, config.https_listen)?;
         let http_addr = local(&http, config.http_listen)?;
 
+        let metrics_listener = match config.metrics_listen {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
+        let metrics_addr = match (&metrics_listener, config.metrics_listen) {
+            (Some(l), Some(addr)) => Some(local(l, addr)?),
+            _ => None,
+        };
+
+        let metrics = Arc::new(Metrics::default());
         let snapshot: SharedSnapshot = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
         let changed = Arc::new(Notify::new());
-        let mut applier = Applier::new(snapshot.clone(), changed.clone());
+        let mut applier = Applier::new(snapshot.clone(), changed.clone(), metrics.clone());
         if let Some(table) = table::load_state(&config.state_file) {
             applier.apply(&table);
         }
@@ -147,16 +175,34 @@ impl Proxy {
         let acceptor = TlsAcceptor::from(Arc::new(tls));
         let limits =
             Limits { idle: config.idle_timeout, header_read: config.header_read_timeout, drain: config.shutdown_grace };
-        let forwarder = Arc::new(forward::Forwarder {
-            snapshot: snapshot.clone(),
-            client: forward::upstream_client(config.idle_timeout),
-            request_timeout: config.request_timeout,
+        let mut background = Vec::new();
+        let access_log = config.access_log.clone().map(|path| {
+            let (log, writer) = AccessLog::start(path, metrics.clone());
+            background.push(writer);
+            log
         });
+        let forwarder = Arc::new(forward::Forwarder::new(
+            snapshot.clone(),
+            config.idle_timeout,
+            config.request_timeout,
+            metrics.clone(),
+            access_log,
+        ));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let listeners = vec![
-            tokio::spawn(listener::serve_https(https, acceptor, forwarder, limits, shutdown_rx.clone())),
-            tokio::spawn(listener::serve_http(http, https_addr.port(), limits, shutdown_rx)),
+            tokio::spawn(listener::serve_https(https, acceptor, forwarder.clone(), limits, shutdown_rx.clone())),
+            tokio::spawn(listener::serve_http(
+                http,
+                https_addr.port(),
+                forwarder,
+                config.http_forward,
+                limits,
+                shutdown_rx,
+            )),
         ];
+        if let Some(listener) = metrics_listener {
+            background.push(tokio::spawn(serve_metrics(listener, metrics, snapshot.clone())));
+        }
 
         let client = control::control_client();
         let watcher = Watcher {
@@ -175,9 +221,15 @@ impl Proxy {
             snapshot: snapshot.clone(),
             changed,
         };
-        let background = vec![tokio::spawn(watcher.run()), tokio::spawn(reporter.run())];
+        background.push(tokio::spawn(watcher.run()));
+        background.push(tokio::spawn(reporter.run()));
         tracing::info!(https = %https_addr, http = %http_addr, server = %config.server_url, "proxy listening");
-        Ok(Proxy { https_addr, http_addr, snapshot, shutdown, listeners, background })
+        Ok(Proxy { https_addr, http_addr, metrics_addr, snapshot, shutdown, listeners, background })
+    }
+
+    /// Where `GET /metrics` is served, when enabled.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     pub fn https_addr(&self) -> SocketAddr {
@@ -215,6 +267,45 @@ impl Drop for Proxy {
         for task in self.background.iter().chain(self.listeners.iter()) {
             task.abort();
         }
+    }
+}
+
+/// Serves `GET /metrics` (Prometheus text format) until aborted.
+async fn serve_metrics(listener: TcpListener, metrics: Arc<Metrics>, snapshot: SharedSnapshot) {
+    use http_body_util::Full;
+    use hyper::service::service_fn;
+    loop {
+        let (tcp, _) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let (metrics, snapshot) = (metrics.clone(), snapshot.clone());
+        tokio::spawn(async move {
+            let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                let response = if req.method() == http::Method::GET && req.uri().path() == "/metrics" {
+                    let mut r = http::Response::new(Full::new(bytes::Bytes::from(metrics.render(&snapshot.load()))));
+                    r.headers_mut().insert(
+                        http::header::CONTENT_TYPE,
+                        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                    );
+                    r
+                } else {
+                    let mut r = http::Response::new(Full::new(bytes::Bytes::from_static(b"not found\n")));
+                    *r.status_mut() = http::StatusCode::NOT_FOUND;
+                    r
+                };
+                std::future::ready(Ok::<_, std::convert::Infallible>(response))
+            });
+            let io = hyper_util::rt::TokioIo::new(tcp);
+            let served = hyper::server::conn::http1::Builder::new().serve_connection(io, service);
+            if tokio::time::timeout(Duration::from_secs(30), served).await.is_err() {
+                tracing::debug!("closing a slow metrics connection");
+            }
+        });
     }
 }
 

@@ -24,7 +24,8 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
-use crate::forward::{Forwarder, ProxyBody, fixed};
+use crate::forward::{ConnInfo, Forwarder, ProxyBody, TlsInfo, cipher_name, fixed, protocol_name};
+use crate::metrics::ConnCounters;
 use crate::route::{redirect_location, request_host};
 
 /// Per-connection limits.
@@ -216,7 +217,7 @@ async fn serve_connection<T, F, Fut>(
         async move { Ok::<_, Infallible>(handler(req, active).await) }
     });
     let io = IdleIo { inner: io, activity: activity.clone() };
-    let conn = builder.serve_connection(TokioIo::new(io), service);
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(conn);
     tokio::select! {
         result = conn.as_mut() => {
@@ -242,8 +243,13 @@ async fn serve_connection<T, F, Fut>(
 }
 
 /// Accepts until shutdown, then waits (up to the drain time) for open connections.
-async fn accept_loop<F, Fut>(listener: TcpListener, mut shutdown: watch::Receiver<bool>, limits: Limits, on_conn: F)
-where
+async fn accept_loop<F, Fut>(
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+    limits: Limits,
+    counters: Arc<ConnCounters>,
+    on_conn: F,
+) where
     F: Fn(tokio::net::TcpStream, SocketAddr, watch::Receiver<bool>) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
@@ -254,7 +260,12 @@ where
             accepted = listener.accept() => match accepted {
                 Ok((tcp, peer)) => {
                     let _ = tcp.set_nodelay(true);
-                    conns.spawn(on_conn(tcp, peer, shutdown.clone()));
+                    let open = counters.open();
+                    let served = on_conn(tcp, peer, shutdown.clone());
+                    conns.spawn(async move {
+                        served.await;
+                        drop(open);
+                    });
                 }
                 Err(e) => {
                     // Usually out of file descriptors: back off instead of spinning.
@@ -283,7 +294,8 @@ pub(crate) async fn serve_https(
     shutdown: watch::Receiver<bool>,
 ) {
     let port = listener.local_addr().map_or(443, |a| a.port());
-    accept_loop(listener, shutdown.clone(), limits, move |tcp, peer, shutdown| {
+    let counters = forwarder.metrics.https.clone();
+    accept_loop(listener, shutdown.clone(), limits, counters, move |tcp, peer, shutdown| {
         let acceptor = acceptor.clone();
         let forwarder = forwarder.clone();
         async move {
@@ -298,9 +310,16 @@ pub(crate) async fn serve_https(
                     return;
                 }
             };
-            let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+            let session = tls.get_ref().1;
+            let h2 = session.alpn_protocol() == Some(b"h2");
+            let info = TlsInfo {
+                cipher: session.negotiated_cipher_suite().map_or("-", |s| cipher_name(s.suite())),
+                protocol: session.protocol_version().map_or("-", protocol_name),
+                sni: session.server_name().map(Arc::from),
+            };
+            let conn = Arc::new(ConnInfo { peer, port, tls: Some(info) });
             let head_timeout = (!h2).then_some(limits.header_read);
-            let handler = move |req, active| forwarder.clone().handle(req, peer, port, active);
+            let handler = move |req, active| forwarder.clone().handle(req, conn.clone(), active);
             serve_connection(tls, Activity::new(), limits, head_timeout, shutdown, handler).await;
         }
     })
@@ -325,15 +344,30 @@ pub(crate) fn redirect(req: &Request<Incoming>, https_port: u16) -> Response<Pro
     }
 }
 
+/// The HTTP listener: redirects everything to HTTPS, or (`forward`) serves the rules like the HTTPS one.
 pub(crate) async fn serve_http(
     listener: TcpListener,
     https_port: u16,
+    forwarder: Arc<Forwarder>,
+    forward: bool,
     limits: Limits,
     shutdown: watch::Receiver<bool>,
 ) {
-    accept_loop(listener, shutdown.clone(), limits, move |tcp, _peer, shutdown| async move {
-        let handler = move |req: Request<Incoming>, _active| std::future::ready(redirect(&req, https_port));
-        serve_connection(tcp, Activity::new(), limits, Some(limits.header_read), shutdown, handler).await;
+    let port = listener.local_addr().map_or(80, |a| a.port());
+    let counters = forwarder.metrics.http.clone();
+    accept_loop(listener, shutdown.clone(), limits, counters, move |tcp, peer, shutdown| {
+        let forwarder = forwarder.clone();
+        async move {
+            let head = Some(limits.header_read);
+            if forward {
+                let conn = Arc::new(ConnInfo { peer, port, tls: None });
+                let handler = move |req, active| forwarder.clone().handle(req, conn.clone(), active);
+                serve_connection(tcp, Activity::new(), limits, head, shutdown, handler).await;
+            } else {
+                let handler = move |req: Request<Incoming>, _active| std::future::ready(redirect(&req, https_port));
+                serve_connection(tcp, Activity::new(), limits, head, shutdown, handler).await;
+            }
+        }
     })
     .await;
 }

@@ -4,6 +4,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use berth_routes::Algorithm;
+
+use crate::metrics::TgCounters;
 use crate::target::TargetRuntime;
 
 /// The host a request names (Host header, else the URI authority as HTTP/2's `:authority`), without
@@ -68,44 +71,108 @@ pub(crate) fn pick_round_robin(len: usize, ticket: u64, eligible: impl Fn(usize)
     (0..len).filter(|i| eligible(*i)).nth(nth)
 }
 
-/// A target group as a host forwards to it: its routable (registered) targets.
+/// Least outstanding requests over the eligible indexes of `0..len`: the one with the smallest `load`, ties
+/// broken by scanning from the ticket-th index (so equal loads still rotate).
+pub(crate) fn pick_least_outstanding(
+    len: usize,
+    ticket: u64,
+    eligible: impl Fn(usize) -> bool,
+    load: impl Fn(usize) -> u64,
+) -> Option<usize> {
+    if len == 0 {
+        return None;
+    }
+    let start = (ticket % len as u64) as usize;
+    let mut best: Option<(u64, usize)> = None;
+    for k in 0..len {
+        let i = (start + k) % len;
+        if !eligible(i) {
+            continue;
+        }
+        let l = load(i);
+        if best.is_none_or(|(b, _)| l < b) {
+            best = Some((l, i));
+        }
+    }
+    best.map(|(_, i)| i)
+}
+
+/// The stickiness cookie's value for a target group: a stable hash of its ARN (FNV-1a), in hex.
+pub(crate) fn sticky_token(group_id: &str) -> u64 {
+    group_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
+/// The name of ALB's target-group stickiness cookie.
+pub(crate) const STICKY_COOKIE: &str = "AWSALBTG";
+
+/// The target group token in a request's `Cookie` headers, if it carries the stickiness cookie.
+pub(crate) fn sticky_cookie<'a>(cookies: impl Iterator<Item = &'a str>) -> Option<u64> {
+    cookies.flat_map(|c| c.split(';')).find_map(|kv| {
+        let (k, v) = kv.trim().split_once('=')?;
+        (k == STICKY_COOKIE).then(|| u64::from_str_radix(v.trim(), 16).ok()).flatten()
+    })
+}
+
+/// A target group as a rule forwards to it: its routable (registered) targets and how to pick among them.
 #[derive(Debug)]
 pub(crate) struct GroupRoute {
-    pub id: String,
+    pub id: Arc<str>,
     pub targets: Vec<Arc<TargetRuntime>>,
+    pub algorithm: Algorithm,
+    /// Talk HTTP/2 with prior knowledge to these targets.
+    pub h2c: bool,
+    pub counters: Arc<TgCounters>,
+    pub sticky: u64,
     next: AtomicU64,
 }
 
 impl GroupRoute {
-    pub fn new(id: String, targets: Vec<Arc<TargetRuntime>>) -> Self {
-        GroupRoute { id, targets, next: AtomicU64::new(0) }
+    pub fn new(id: impl Into<Arc<str>>, targets: Vec<Arc<TargetRuntime>>) -> Self {
+        let id: Arc<str> = id.into();
+        GroupRoute {
+            sticky: sticky_token(&id),
+            id,
+            targets,
+            algorithm: Algorithm::RoundRobin,
+            h2c: false,
+            counters: Arc::default(),
+            next: AtomicU64::new(0),
+        }
     }
 
-    /// The next healthy target, round robin.
+    /// The next healthy target by the group's algorithm.
     pub fn pick(&self) -> Option<&Arc<TargetRuntime>> {
         let ticket = self.next.fetch_add(1, Ordering::Relaxed);
-        pick_round_robin(self.targets.len(), ticket, |i| self.targets[i].is_healthy()).map(|i| &self.targets[i])
+        let healthy = |i: usize| self.targets[i].is_healthy();
+        let i = match self.algorithm {
+            Algorithm::RoundRobin => pick_round_robin(self.targets.len(), ticket, healthy),
+            Algorithm::LeastOutstandingRequests => {
+                pick_least_outstanding(self.targets.len(), ticket, healthy, |i| self.targets[i].in_flight())
+            }
+        };
+        i.map(|i| &self.targets[i])
     }
 }
 
-/// A virtual host: its service and its target groups with non-zero weights.
+/// A forward action: target groups with non-zero weights, and optional target-group stickiness.
 #[derive(Debug)]
-pub(crate) struct HostRoute {
-    pub service: Arc<str>,
+pub(crate) struct ForwardRoute {
     groups: Vec<(GroupRoute, u32)>,
     weights: Vec<u32>,
+    /// The stickiness duration in seconds, when enabled.
+    pub stickiness: Option<u32>,
     next: AtomicU64,
 }
 
-impl HostRoute {
+impl ForwardRoute {
     /// `groups` with weight 0 receive no traffic and are dropped here.
-    pub fn new(service: String, groups: Vec<(GroupRoute, u32)>) -> Self {
+    pub fn new(groups: Vec<(GroupRoute, u32)>, stickiness: Option<u32>) -> Self {
         let groups: Vec<_> = groups.into_iter().filter(|(_, w)| *w > 0).collect();
         let weights = groups.iter().map(|(_, w)| *w).collect();
-        HostRoute { service: service.into(), groups, weights, next: AtomicU64::new(0) }
+        ForwardRoute { groups, weights, stickiness, next: AtomicU64::new(0) }
     }
 
-    /// A target group by weight, then a healthy target in it by round robin. When the chosen group has no
+    /// A target group by weight, then a healthy target in it by its algorithm. When the chosen group has no
     /// healthy target, the next weighted group that has one serves instead (a canary without healthy
     /// targets must not fail its share of requests). `None`: no healthy target anywhere (503).
     pub fn choose(&self) -> Option<(&GroupRoute, &Arc<TargetRuntime>)> {
@@ -116,6 +183,19 @@ impl HostRoute {
             let (group, _) = &self.groups[(first + k) % n];
             group.pick().map(|t| (group, t))
         })
+    }
+
+    /// Like [`ForwardRoute::choose`], but a request whose stickiness cookie names one of the groups stays on
+    /// it while it has a healthy target (only when stickiness is enabled).
+    pub fn choose_sticky(&self, cookie: Option<u64>) -> Option<(&GroupRoute, &Arc<TargetRuntime>)> {
+        if self.stickiness.is_some()
+            && let Some(token) = cookie
+            && let Some((group, _)) = self.groups.iter().find(|(g, _)| g.sticky == token)
+            && let Some(target) = group.pick()
+        {
+            return Some((group, target));
+        }
+        self.choose()
     }
 }
 
@@ -217,16 +297,16 @@ mod tests {
         }
     }
 
-    fn host(groups: &[(&str, u32, &[Status])]) -> HostRoute {
+    fn host(groups: &[(&str, u32, &[Status])]) -> ForwardRoute {
         let groups = groups
             .iter()
             .map(|(id, weight, targets)| {
                 let targets =
                     targets.iter().enumerate().map(|(i, s)| test_target(id, &format!("{id}-{i}"), *s)).collect();
-                (GroupRoute::new((*id).into(), targets), *weight)
+                (GroupRoute::new(*id, targets), *weight)
             })
             .collect();
-        HostRoute::new("svc".into(), groups)
+        ForwardRoute::new(groups, None)
     }
 
     #[test]
@@ -254,7 +334,7 @@ mod tests {
             let mut counts = std::collections::HashMap::<String, u64>::new();
             for _ in 0..*n {
                 let (g, t) = h.choose().expect("a target");
-                assert_eq!(g.id, t.key.group);
+                assert_eq!(&*g.id, t.key.group);
                 *counts.entry(t.key.target.clone()).or_default() += 1;
             }
             let want: std::collections::HashMap<String, u64> = want.iter().map(|(k, v)| ((*k).into(), *v)).collect();
@@ -267,5 +347,79 @@ mod tests {
         for groups in [&[][..], &[("a", 1, &[S::INITIAL][..])][..], &[("a", 0, &[S::HEALTHY][..])][..]] {
             assert!(host(groups).choose().is_none(), "{groups:?} must have no target");
         }
+    }
+
+    #[test]
+    fn least_outstanding_table() {
+        // (eligible, in flight, tickets → picks)
+        type Case<'a> = (&'a [bool], &'a [u64], &'a [Option<usize>]);
+        let cases: &[Case<'_>] = &[
+            (&[true, true, true], &[5, 1, 3], &[Some(1), Some(1), Some(1)]),
+            (&[true, false, true], &[5, 0, 3], &[Some(2), Some(2)]),
+            // Equal loads rotate with the ticket.
+            (&[true, true, true], &[2, 2, 2], &[Some(0), Some(1), Some(2), Some(0)]),
+            (&[true, true, true], &[0, 4, 0], &[Some(0), Some(2), Some(2), Some(0)]),
+            (&[false, false], &[0, 0], &[None]),
+            (&[], &[], &[None]),
+        ];
+        for (eligible, load, want) in cases {
+            let got: Vec<_> = (0..want.len() as u64)
+                .map(|t| pick_least_outstanding(eligible.len(), t, |i| eligible[i], |i| load[i]))
+                .collect();
+            assert_eq!(&got, want, "eligible {eligible:?} load {load:?}");
+        }
+    }
+
+    #[test]
+    fn least_outstanding_group_follows_in_flight() {
+        let targets: Vec<_> = (0..3).map(|i| test_target("g", &format!("t{i}"), Status::HEALTHY)).collect();
+        let mut group = GroupRoute::new("g", targets.clone());
+        group.algorithm = Algorithm::LeastOutstandingRequests;
+        let _busy = (targets[0].begin(), targets[0].begin(), targets[2].begin());
+        for _ in 0..5 {
+            assert_eq!(group.pick().map(|t| t.key.target.as_str()), Some("t1"));
+        }
+    }
+
+    #[test]
+    fn sticky_cookie_table() {
+        let token = sticky_token("arn:tg/a");
+        let hex = format!("{token:016x}");
+        let cases: Vec<(Vec<String>, Option<u64>)> = vec![
+            (vec![format!("AWSALBTG={hex}")], Some(token)),
+            (vec![format!("a=1; AWSALBTG={hex}; b=2")], Some(token)),
+            (vec!["a=1".into(), format!("AWSALBTG={hex}")], Some(token)),
+            (vec!["AWSALBTG=zz".into()], None),
+            (vec!["AWSALB=abc".into()], None),
+            (vec![], None),
+        ];
+        for (cookies, want) in cases {
+            assert_eq!(sticky_cookie(cookies.iter().map(String::as_str)), want, "{cookies:?}");
+        }
+        assert_ne!(sticky_token("arn:tg/a"), sticky_token("arn:tg/b"));
+    }
+
+    #[test]
+    fn stickiness_pins_a_group_while_it_is_healthy() {
+        let mk = |id: &str, s: Status| GroupRoute::new(id, vec![test_target(id, &format!("{id}-0"), s)]);
+        let route = ForwardRoute::new(vec![(mk("a", Status::HEALTHY), 1), (mk("b", Status::HEALTHY), 1)], Some(60));
+        let b = sticky_token("b");
+        for _ in 0..10 {
+            assert_eq!(route.choose_sticky(Some(b)).map(|(g, _)| &*g.id), Some("b"));
+        }
+        // An unknown token falls back to the weights.
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..10 {
+            seen.insert(route.choose_sticky(Some(1)).map(|(g, _)| g.id.clone()));
+        }
+        assert_eq!(seen.len(), 2);
+        // A pinned group without a healthy target: another one serves.
+        let route = ForwardRoute::new(vec![(mk("a", Status::HEALTHY), 1), (mk("b", Status::INITIAL), 1)], Some(60));
+        assert_eq!(route.choose_sticky(Some(b)).map(|(g, _)| &*g.id), Some("a"));
+        // Without stickiness the cookie is ignored.
+        let route = ForwardRoute::new(vec![(mk("a", Status::HEALTHY), 1), (mk("b", Status::HEALTHY), 1)], None);
+        let picks: std::collections::HashSet<_> =
+            (0..10).filter_map(|_| route.choose_sticky(Some(b)).map(|(g, _)| g.id.clone())).collect();
+        assert_eq!(picks.len(), 2);
     }
 }

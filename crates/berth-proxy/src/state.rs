@@ -6,36 +6,68 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use berth_certs::{CertEntry, SniResolver};
-use berth_routes::{RouteTable, TargetState};
+use berth_routes::{
+    FixedResponse, ProtocolVersion, Redirect, RouteTable, RuleAction, TargetState, WeightedTargetGroup,
+};
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
-use crate::route::{GroupRoute, HostRoute};
+use crate::metrics::{LbCounters, Metrics};
+use crate::route::{ForwardRoute, GroupRoute};
+use crate::rules::{Cond, RuleSet};
 use crate::target::{TargetKey, TargetRuntime};
+
+/// What a matched rule (or host route) does.
+#[derive(Debug)]
+pub(crate) enum ActionKind {
+    Forward(ForwardRoute),
+    Redirect(Redirect),
+    Fixed { status: StatusCode, content_type: HeaderValue, body: Bytes },
+}
+
+/// A rule's action with the load balancer it counts under.
+#[derive(Debug)]
+pub(crate) struct RouteAction {
+    /// The metrics and access-log label: the host route's service, or the rule's ARN.
+    pub label: Arc<str>,
+    pub counters: Arc<LbCounters>,
+    pub kind: ActionKind,
+}
 
 #[derive(Debug, Default)]
 pub(crate) struct Snapshot {
     pub version: u64,
-    pub hosts: HashMap<String, HostRoute>,
+    pub rules: RuleSet<Arc<RouteAction>>,
     pub resolver: SniResolver,
     /// Every target of every group (weight 0 and draining included), for reports.
     pub targets: Vec<Arc<TargetRuntime>>,
 }
 
+fn fixed_response(f: &FixedResponse) -> ActionKind {
+    let status = StatusCode::from_u16(f.status_code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    let content_type = f
+        .content_type
+        .as_deref()
+        .and_then(|c| HeaderValue::from_str(c).ok())
+        .unwrap_or(HeaderValue::from_static("text/plain; charset=utf-8"));
+    let body = Bytes::from(f.message_body.clone().unwrap_or_default());
+    ActionKind::Fixed { status, content_type, body }
+}
+
 impl Snapshot {
-    /// Builds the routing view of `table` over the targets' live runtimes.
-    pub fn build(table: &RouteTable, runtimes: &HashMap<TargetKey, Arc<TargetRuntime>>) -> Snapshot {
+    /// Builds the routing view of `table` over the targets' live runtimes; counters come from `metrics`.
+    pub fn build(table: &RouteTable, runtimes: &HashMap<TargetKey, Arc<TargetRuntime>>, metrics: &Metrics) -> Snapshot {
         let runtime_of = |group: &str, target: &berth_routes::Target| {
             runtimes.get(&TargetKey { group: group.to_owned(), target: target.id.clone(), addr: target.addr })
         };
-        let mut hosts = HashMap::new();
-        for host in &table.hosts {
-            let groups = host
-                .forward
+        let forward = |weighted: &[WeightedTargetGroup], stickiness: Option<u32>| {
+            let groups = weighted
                 .iter()
                 .map(|w| {
-                    let targets = table
-                        .target_group(&w.target_group)
+                    let group = table.target_group(&w.target_group);
+                    let targets = group
                         .map(|g| {
                             g.targets
                                 .iter()
@@ -44,12 +76,50 @@ impl Snapshot {
                                 .collect()
                         })
                         .unwrap_or_default();
-                    (GroupRoute::new(w.target_group.clone(), targets), w.weight)
+                    let mut route = GroupRoute::new(w.target_group.as_str(), targets);
+                    route.counters = metrics.tg(&w.target_group);
+                    if let Some(g) = group {
+                        route.algorithm = g.algorithm;
+                        route.h2c = g.protocol_version == ProtocolVersion::Http2;
+                    }
+                    (route, w.weight)
                 })
                 .collect();
-            let name = berth_certs::normalize_server_name(&host.host);
-            hosts.entry(name).or_insert_with(|| HostRoute::new(host.service.clone(), groups));
+            ForwardRoute::new(groups, stickiness)
+        };
+        let action =
+            |label: &str, kind| Arc::new(RouteAction { label: label.into(), counters: metrics.lb(label), kind });
+
+        let mut rules = Vec::with_capacity(table.rules.len());
+        for rule in &table.rules {
+            let conditions: Result<Vec<_>, _> = rule.conditions.iter().map(Cond::compile).collect();
+            let conditions = match conditions {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(rule = %rule.arn, error = %e, "not serving an invalid rule");
+                    continue;
+                }
+            };
+            let Some(kind) = rule.actions.iter().find_map(|a| match a {
+                RuleAction::Forward { target_groups, stickiness } => {
+                    Some(ActionKind::Forward(forward(target_groups, stickiness.map(|s| s.duration_secs.max(1)))))
+                }
+                RuleAction::Redirect(r) => Some(ActionKind::Redirect(r.clone())),
+                RuleAction::FixedResponse(f) => Some(fixed_response(f)),
+            }) else {
+                tracing::warn!(rule = %rule.arn, "not serving a rule without an action");
+                continue;
+            };
+            rules.push((rule.priority, conditions, action(&rule.arn, kind)));
         }
+        let hosts: Vec<_> = table
+            .hosts
+            .iter()
+            .map(|h| {
+                let kind = ActionKind::Forward(forward(&h.forward, None));
+                (berth_certs::normalize_server_name(&h.host), action(&h.service, kind))
+            })
+            .collect();
         let resolver = SniResolver::new(table.certificates.iter().map(|c| CertEntry {
             id: &c.id,
             hosts: &c.hosts,
@@ -58,7 +128,7 @@ impl Snapshot {
         }));
         let mut targets: Vec<_> = runtimes.values().cloned().collect();
         targets.sort_by(|a, b| (&a.key.group, &a.key.target).cmp(&(&b.key.group, &b.key.target)));
-        Snapshot { version: table.version, hosts, resolver, targets }
+        Snapshot { version: table.version, rules: RuleSet::new(rules, hosts), resolver, targets }
     }
 }
 

@@ -14,6 +14,7 @@ use tokio::sync::Notify;
 
 use crate::control::ControlClient;
 use crate::health::Supervisor;
+use crate::metrics::Metrics;
 use crate::state::{SharedSnapshot, Snapshot};
 
 /// Tables larger than this are refused (they carry certificates, so they are not tiny).
@@ -26,11 +27,12 @@ pub(crate) struct Applier {
     supervisor: Supervisor,
     snapshot: SharedSnapshot,
     changed: Arc<Notify>,
+    metrics: Arc<Metrics>,
 }
 
 impl Applier {
-    pub fn new(snapshot: SharedSnapshot, changed: Arc<Notify>) -> Self {
-        Applier { supervisor: Supervisor::new(changed.clone()), snapshot, changed }
+    pub fn new(snapshot: SharedSnapshot, changed: Arc<Notify>, metrics: Arc<Metrics>) -> Self {
+        Applier { supervisor: Supervisor::new(changed.clone()), snapshot, changed, metrics }
     }
 
     pub fn version(&self) -> u64 {
@@ -39,9 +41,16 @@ impl Applier {
 
     pub fn apply(&mut self, table: &RouteTable) {
         let runtimes = self.supervisor.sync(table);
-        self.snapshot.store(Arc::new(Snapshot::build(table, &runtimes)));
+        let started = Instant::now();
+        self.snapshot.store(Arc::new(Snapshot::build(table, &runtimes, &self.metrics)));
         self.changed.notify_one();
-        tracing::info!(version = table.version, hosts = table.hosts.len(), "serving route table");
+        tracing::info!(
+            version = table.version,
+            hosts = table.hosts.len(),
+            rules = table.rules.len(),
+            build_us = started.elapsed().as_micros() as u64,
+            "serving route table"
+        );
     }
 }
 

@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 use berth_certs::{Ca, IssuedCert};
 use berth_proxy::{Proxy, ProxyConfig};
 use berth_routes::{
-    Certificate, HealthCheck, HostRoute, ProxyReport, REPORT_PATH, ROUTES_PATH, RouteTable, TOKEN_HEADER, Target,
-    TargetGroup, TargetHealth, TargetState, WeightedTargetGroup,
+    Algorithm, Certificate, Condition, FixedResponse, HealthCheck, HostRoute, ProtocolVersion, ProxyReport,
+    QueryStringPair, REPORT_PATH, ROUTES_PATH, Redirect, RedirectStatus, RouteTable, Rule, RuleAction, Stickiness,
+    TOKEN_HEADER, Target, TargetGroup, TargetHealth, TargetState, WeightedTargetGroup,
 };
 use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
@@ -279,8 +280,10 @@ fn table(version: u64, certs: &[(&str, &IssuedCert)], spec: &Spec<'_>) -> RouteT
                     .iter()
                     .map(|(tid, b, state)| Target { id: (*tid).into(), addr: b.addr, state: *state })
                     .collect(),
+                ..TargetGroup::default()
             })
             .collect(),
+        rules: vec![],
     }
 }
 
@@ -290,12 +293,17 @@ fn state_file(name: &str) -> PathBuf {
 }
 
 async fn start_proxy(server_url: String, state: PathBuf) -> Proxy {
+    start_proxy_with(server_url, state, |_| {}).await
+}
+
+async fn start_proxy_with(server_url: String, state: PathBuf, tweak: impl FnOnce(&mut ProxyConfig)) -> Proxy {
     let mut config = ProxyConfig::new(server_url, TOKEN, state);
     config.https_listen = "127.0.0.1:0".parse().expect("addr");
     config.http_listen = "127.0.0.1:0".parse().expect("addr");
     config.proxy_id = "test-proxy".into();
     config.request_timeout = Duration::from_secs(1);
     config.shutdown_grace = Duration::from_secs(1);
+    tweak(&mut config);
     Proxy::start(config).await.expect("proxy starts")
 }
 
@@ -356,6 +364,29 @@ impl Sender {
             }
         };
         tokio::time::timeout(WAIT, fut).await.expect("response in time").expect("response")
+    }
+
+    /// Sends `req` (its URI a path; the host is added as Host for HTTP/1 and `:authority` for HTTP/2).
+    async fn request(&mut self, host: &str, req: Request<Full<Bytes>>) -> (StatusCode, http::HeaderMap, String) {
+        let (mut parts, body) = req.into_parts();
+        let fut = async {
+            match self {
+                Sender::H1(s) => {
+                    parts.headers.insert("host", host.parse().expect("host"));
+                    s.ready().await.expect("ready");
+                    s.send_request(Request::from_parts(parts, body)).await
+                }
+                Sender::H2(s) => {
+                    parts.uri = format!("https://{host}{}", parts.uri).parse().expect("uri");
+                    s.ready().await.expect("ready");
+                    s.send_request(Request::from_parts(parts, body)).await
+                }
+            }
+        };
+        let response = tokio::time::timeout(WAIT, fut).await.expect("response in time").expect("response");
+        let (parts, body) = response.into_parts();
+        let body = tokio::time::timeout(WAIT, body.collect()).await.expect("body in time").expect("body").to_bytes();
+        (parts.status, parts.headers, String::from_utf8_lossy(&body).into_owned())
     }
 
     async fn get(&mut self, host: &str, path: &str) -> (StatusCode, http::HeaderMap, String) {
@@ -714,5 +745,533 @@ async fn slow_request_heads_are_cut_but_idle_keep_alive_is_not() {
     let read = tokio::time::timeout(WAIT, tls.read(&mut buf)).await.expect("closed in time");
     assert!(matches!(read, Ok(0) | Err(_)), "no response, just a close: {read:?}");
     assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    proxy.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Listener rules, metrics, access logs, WebSocket, h2c.
+
+fn rule(arn: &str, priority: u32, conditions: Vec<Condition>, action: RuleAction) -> Rule {
+    Rule { arn: arn.into(), priority, conditions, actions: vec![action] }
+}
+
+fn forward_to(groups: &[(&str, u32)], stickiness: Option<u32>) -> RuleAction {
+    RuleAction::Forward {
+        target_groups: groups
+            .iter()
+            .map(|(tg, w)| WeightedTargetGroup { target_group: (*tg).into(), weight: *w })
+            .collect(),
+        stickiness: stickiness.map(|duration_secs| Stickiness { duration_secs }),
+    }
+}
+
+fn values(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| (*s).to_owned()).collect()
+}
+
+async fn scrape(addr: SocketAddr) -> String {
+    let tcp = TcpStream::connect(addr).await.expect("connect metrics");
+    let (mut s, c) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.expect("h1");
+    tokio::spawn(c);
+    let req = Request::get("/metrics").header("host", "metrics").body(Empty::<Bytes>::new()).expect("req");
+    let response = s.send_request(req).await.expect("metrics response");
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = response.into_body().collect().await.expect("body").to_bytes();
+    String::from_utf8_lossy(&body).into_owned()
+}
+
+/// The value of one sample line (`name{labels} value`) in a scrape, 0 when absent.
+fn metric(text: &str, series: &str) -> u64 {
+    text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok()).unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listener_rules_metrics_and_access_log() {
+    let ca = Ca::generate().expect("ca");
+    let cert = ca.issue(&[HOST.into(), "*.localhost".into()], &[]).expect("cert");
+    let server = FakeServer::start().await;
+    let (web, api, beta, canary) = (
+        Backend::start("web").await,
+        Backend::start("api").await,
+        Backend::start("beta").await,
+        Backend::start("canary").await,
+    );
+    let mut t = table(
+        1,
+        &[(HOST, &cert)],
+        &Spec {
+            hosts: &[(HOST, &[("tg-web", 1)])],
+            groups: &[
+                ("tg-web", &[("web", &web, TargetState::Registered)]),
+                ("tg-api", &[("api", &api, TargetState::Registered)]),
+                ("tg-beta", &[("beta", &beta, TargetState::Registered)]),
+                ("tg-canary", &[("canary", &canary, TargetState::Registered)]),
+            ],
+        },
+    );
+    let host = |h: &str| Condition::HostHeader { values: values(&[h]) };
+    t.rules = vec![
+        rule(
+            "r-api",
+            10,
+            vec![host(HOST), Condition::PathPattern { values: values(&["/api/*"]) }],
+            forward_to(&[("tg-api", 1)], None),
+        ),
+        rule(
+            "r-beta",
+            20,
+            vec![Condition::HttpHeader { name: "X-Channel".into(), values: values(&["beta*"]) }],
+            forward_to(&[("tg-beta", 1)], None),
+        ),
+        rule(
+            "r-query",
+            25,
+            vec![Condition::QueryString { values: vec![QueryStringPair { key: Some("v".into()), value: "2".into() }] }],
+            forward_to(&[("tg-beta", 1)], None),
+        ),
+        rule(
+            "r-delete",
+            26,
+            vec![host(HOST), Condition::HttpRequestMethod { values: values(&["DELETE"]) }],
+            RuleAction::FixedResponse(FixedResponse {
+                status_code: 405,
+                content_type: Some("application/json".into()),
+                message_body: Some("{\"error\":\"no\"}".into()),
+            }),
+        ),
+        // A user's allow-list: /admin only from 10.0.0.0/8, everyone else gets 403.
+        rule(
+            "r-admin-allow",
+            30,
+            vec![
+                Condition::PathPattern { values: values(&["/admin*"]) },
+                Condition::SourceIp { values: values(&["10.0.0.0/8"]) },
+            ],
+            forward_to(&[("tg-web", 1)], None),
+        ),
+        rule(
+            "r-admin-deny",
+            31,
+            vec![Condition::PathPattern { values: values(&["/admin*"]) }],
+            RuleAction::FixedResponse(FixedResponse {
+                status_code: 403,
+                content_type: None,
+                message_body: Some("denied".into()),
+            }),
+        ),
+        rule(
+            "r-old",
+            40,
+            vec![host("old-*.localhost")],
+            RuleAction::Redirect(Redirect {
+                protocol: None,
+                host: Some("new.localhost".into()),
+                port: None,
+                path: Some("/moved/#{path}".into()),
+                query: None,
+                status_code: RedirectStatus::Http302,
+            }),
+        ),
+        rule("r-sticky", 50, vec![host("sticky.localhost")], forward_to(&[("tg-web", 1), ("tg-canary", 1)], Some(300))),
+        // An invalid rule is not served (and does not break the table).
+        rule(
+            "r-bad",
+            1,
+            vec![Condition::SourceIp { values: values(&["not-a-cidr"]) }],
+            forward_to(&[("tg-api", 1)], None),
+        ),
+    ];
+    server.publish(t);
+    let log_path = state_file("access-log").with_file_name("access.log");
+    let log_for_config = log_path.clone();
+    let proxy = start_proxy_with(server.url(), state_file("rules"), move |c| {
+        c.metrics_listen = Some("127.0.0.1:0".parse().expect("addr"));
+        c.access_log = Some(log_for_config);
+        c.http_forward = true;
+    })
+    .await;
+    wait_version(&proxy, 1).await;
+    let healthy = |r: &ProxyReport, t: &str| health_of(r, t).is_some_and(|h| h.0 == TargetHealth::Healthy);
+    server.wait_report("all healthy", |r| ["web", "api", "beta", "canary"].iter().all(|t| healthy(r, t))).await;
+    let metrics_addr = proxy.metrics_addr().expect("metrics enabled");
+    let before = scrape(metrics_addr).await;
+
+    for h2 in [false, true] {
+        let (mut s, _) = connect(proxy.https_addr(), &ca, HOST, h2).await;
+        let get = |path: &str| Request::get(path).body(Full::new(Bytes::new())).expect("req");
+        // (host, request, want status, want body)
+        let cases: Vec<(&str, Request<Full<Bytes>>, StatusCode, &str)> = vec![
+            (HOST, get("/"), StatusCode::OK, "web"),
+            (HOST, get("/api/users"), StatusCode::OK, "api"),
+            ("other.localhost", get("/api/users"), StatusCode::NOT_FOUND, "no service at this host\n"),
+            (
+                HOST,
+                Request::get("/").header("x-channel", "Beta-7").body(Full::default()).expect("req"),
+                StatusCode::OK,
+                "beta",
+            ),
+            (HOST, get("/?a=1&v=2"), StatusCode::OK, "beta"),
+            (
+                HOST,
+                Request::delete("/x").body(Full::default()).expect("req"),
+                StatusCode::METHOD_NOT_ALLOWED,
+                "{\"error\":\"no\"}",
+            ),
+            (HOST, get("/admin/panel"), StatusCode::FORBIDDEN, "denied"),
+            ("other.localhost", get("/admin"), StatusCode::FORBIDDEN, "denied"),
+            ("unknown.localhost", get("/"), StatusCode::NOT_FOUND, "no service at this host\n"),
+        ];
+        for (host, req, want_status, want_body) in cases {
+            let what = format!("h2={h2} {host} {} {}", req.method(), req.uri());
+            let (status, headers, body) = s.request(host, req).await;
+            assert_eq!((status, body.as_str()), (want_status, want_body), "{what}");
+            if want_status == StatusCode::METHOD_NOT_ALLOWED {
+                assert_eq!(headers["content-type"], "application/json");
+            }
+        }
+        let (status, headers, _) = s.request("old-app.localhost", get("/a/b?c=1")).await;
+        assert_eq!(status, StatusCode::FOUND);
+        assert_eq!(
+            headers["location"],
+            format!("https://new.localhost:{}/moved/a/b?c=1", proxy.https_addr().port()).as_str()
+        );
+    }
+
+    // Stickiness: the cookie pins the group the first response chose.
+    let (mut s, _) = connect(proxy.https_addr(), &ca, "sticky.localhost", false).await;
+    let (status, headers, first) = s.get("sticky.localhost", "/").await;
+    assert_eq!(status, StatusCode::OK);
+    let cookie = headers["set-cookie"].to_str().expect("cookie").to_owned();
+    assert!(cookie.starts_with("AWSALBTG=") && cookie.contains("Max-Age=300"), "{cookie}");
+    let pair = cookie.split(';').next().expect("pair").to_owned();
+    for _ in 0..10 {
+        let req = Request::get("/").header("cookie", pair.as_str()).body(Full::default()).expect("req");
+        let (_, _, body) = s.request("sticky.localhost", req).await;
+        assert_eq!(body, first, "pinned by {pair}");
+    }
+    let unpinned: std::collections::HashSet<String> = {
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..10 {
+            seen.insert(s.get("sticky.localhost", "/").await.2);
+        }
+        seen
+    };
+    assert_eq!(unpinned.len(), 2, "without the cookie both groups serve: {unpinned:?}");
+
+    // The plain HTTP listener serves the rules too when forwarding is on.
+    let tcp = TcpStream::connect(proxy.http_addr()).await.expect("connect");
+    let (mut plain, c) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.expect("h1");
+    tokio::spawn(c);
+    let req = Request::get("/api/x").header("host", HOST).body(Empty::<Bytes>::new()).expect("req");
+    let response = plain.send_request(req).await.expect("response");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["x-seen-x-forwarded-proto"], "http");
+
+    // The counters moved.
+    let after = scrape(metrics_addr).await;
+    let moved = |series: &str| metric(&after, series) - metric(&before, series);
+    let svc = format!("load_balancer=\"arn:aws:ecs:us-east-1:000000000000:service/default/{HOST}\"");
+    assert_eq!(moved(&format!("berth_lb_request_count{{{svc}}}")), 2, "{after}");
+    assert_eq!(moved(&format!("berth_lb_httpcode_target_2xx_count{{{svc}}}")), 2);
+    assert_eq!(moved("berth_lb_request_count{load_balancer=\"r-api\"}"), 3);
+    assert_eq!(moved("berth_lb_httpcode_elb_4xx_count{load_balancer=\"r-delete\"}"), 2);
+    assert_eq!(moved("berth_lb_httpcode_elb_4xx_count{load_balancer=\"r-admin-deny\"}"), 4);
+    assert_eq!(moved("berth_lb_httpcode_elb_3xx_count{load_balancer=\"r-old\"}"), 2);
+    assert_eq!(moved("berth_lb_httpcode_elb_4xx_count{load_balancer=\"-\"}"), 4, "unmatched 404s");
+    assert_eq!(moved("berth_tg_request_count{target_group=\"tg-api\"}"), 3);
+    assert_eq!(moved("berth_tg_target_response_time_seconds_count{target_group=\"tg-api\"}"), 3);
+    assert_eq!(moved("berth_tg_httpcode_target_2xx_count{target_group=\"tg-beta\"}"), 4);
+    assert_eq!(metric(&after, "berth_tg_healthy_host_count{target_group=\"tg-web\"}"), 1);
+    assert_eq!(metric(&after, "berth_tg_unhealthy_host_count{target_group=\"tg-web\"}"), 0);
+    assert!(metric(&after, "berth_lb_new_connection_count{listener=\"https\"}") >= 3);
+    assert!(metric(&after, "berth_lb_active_connection_count{listener=\"https\"}") >= 1);
+    assert_eq!(metric(&after, "berth_lb_new_connection_count{listener=\"http\"}"), 1);
+
+    // The access log has one ALB-format line per request.
+    let started = Instant::now();
+    let lines = loop {
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        if lines.iter().any(|l| l.starts_with("http ")) {
+            break lines;
+        }
+        assert!(started.elapsed() < WAIT, "access log incomplete: {lines:?}");
+        tokio::time::sleep(STEP).await;
+    };
+    let api_line = lines.iter().find(|l| l.contains("/api/users HTTP/1.1")).expect("an api line");
+    let fields: Vec<&str> = api_line.split(' ').collect();
+    assert_eq!(fields[0], "https", "{api_line}");
+    assert_eq!(fields[2], "r-api");
+    assert!(fields[3].starts_with("127.0.0.1:"), "{api_line}");
+    assert_eq!(fields[4], api.addr.to_string());
+    assert_eq!((fields[8], fields[9]), ("200", "200"));
+    assert_eq!(fields[13], format!("\"GET https://{HOST}:{}/api/users", proxy.https_addr().port()));
+    assert!(fields[16].starts_with("TLSv1."), "{api_line}");
+    assert_eq!(fields[17], "tg-api");
+    assert!(fields[18].starts_with("\"Root=1-"), "{api_line}");
+    assert_eq!(fields[19], format!("\"{HOST}\""));
+    assert_eq!((fields[21], fields[23]), ("10", "\"forward\""));
+    assert!(lines.iter().any(|l| l.starts_with("h2 ") && l.contains(" 405 - ") && l.contains("\"fixed-response\"")));
+    assert!(lines.iter().any(|l| l.contains("\"redirect\" \"https://new.localhost:")));
+    let plain_line = lines.iter().find(|l| l.starts_with("http ")).expect("plain line");
+    assert!(plain_line.contains(" - - tg-api "), "no TLS fields on plain HTTP: {plain_line}");
+    proxy.stop().await;
+    std::fs::remove_file(&log_path).ok();
+}
+
+/// A minimal WebSocket echo server: the RFC 6455 handshake, then echoes text frames until a close frame.
+async fn websocket_echo_server() -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (listener, addr) = bind().await;
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if tcp.read(&mut byte).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                if !head.to_ascii_lowercase().contains("upgrade: websocket") {
+                    // A health check.
+                    let _ = tcp.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
+                    return;
+                }
+                let key = head
+                    .lines()
+                    .find_map(|l| {
+                        let (name, value) = l.split_once(':')?;
+                        name.eq_ignore_ascii_case("sec-websocket-key").then(|| value.trim().to_owned())
+                    })
+                    .expect("key");
+                let seen_xff = head.to_ascii_lowercase().contains("x-forwarded-for: 127.0.0.1");
+                let accept = websocket_accept(&key);
+                let reply = format!(
+                    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                     Sec-WebSocket-Accept: {accept}\r\nX-Seen-Xff: {seen_xff}\r\n\r\n"
+                );
+                tcp.write_all(reply.as_bytes()).await.expect("101");
+                loop {
+                    let mut h = [0u8; 2];
+                    if tcp.read_exact(&mut h).await.is_err() {
+                        return;
+                    }
+                    let opcode = h[0] & 0x0f;
+                    let len = usize::from(h[1] & 0x7f);
+                    assert!(h[1] & 0x80 != 0 && len < 126, "masked short frames only");
+                    let mut mask = [0u8; 4];
+                    tcp.read_exact(&mut mask).await.expect("mask");
+                    let mut payload = vec![0u8; len];
+                    tcp.read_exact(&mut payload).await.expect("payload");
+                    for (i, b) in payload.iter_mut().enumerate() {
+                        *b ^= mask[i % 4];
+                    }
+                    let mut frame = vec![0x80 | opcode, len as u8];
+                    frame.extend_from_slice(&payload);
+                    tcp.write_all(&frame).await.expect("echo");
+                    if opcode == 0x8 {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+fn websocket_accept(key: &str) -> String {
+    let digest = ring::digest::digest(
+        &ring::digest::SHA1_FOR_LEGACY_USE_ONLY,
+        format!("{key}258EAFA5-E914-47DA-95CA-C5AB0DC11B85").as_bytes(),
+    );
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in digest.as_ref().chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn websocket_accept_matches_rfc_6455() {
+    assert_eq!(websocket_accept("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kc6ARzsWgsfKd8=");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_upgrade_passes_through_and_counts_in_flight() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ca = Ca::generate().expect("ca");
+    let cert = ca.issue(&[HOST.into()], &[]).expect("cert");
+    let server = FakeServer::start().await;
+    let ws_addr = websocket_echo_server().await;
+    let mut t = table(1, &[(HOST, &cert)], &Spec { hosts: &[], groups: &[] });
+    t.rules.push(rule(
+        "r-ws",
+        1,
+        vec![Condition::PathPattern { values: values(&["/ws"]) }],
+        forward_to(&[("tg-ws", 1)], None),
+    ));
+    t.target_groups.push(TargetGroup {
+        id: "tg-ws".into(),
+        health_check: check(),
+        targets: vec![Target { id: "ws".into(), addr: ws_addr, state: TargetState::Registered }],
+        ..TargetGroup::default()
+    });
+    server.publish(t);
+    let proxy = start_proxy_with(server.url(), state_file("websocket"), |c| {
+        c.metrics_listen = Some("127.0.0.1:0".parse().expect("addr"));
+    })
+    .await;
+    wait_version(&proxy, 1).await;
+    server.wait_report("ws target healthy", |r| health_of(r, "ws").is_some_and(|h| h.0 == TargetHealth::Healthy)).await;
+
+    let config = berth_certs::client_config(&[ca.root_pem()], &[b"http/1.1"]).expect("client config");
+    let tcp = TcpStream::connect(proxy.https_addr()).await.expect("connect");
+    let name = ServerName::try_from(HOST.to_owned()).expect("name");
+    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await.expect("handshake");
+    let key = "dGhlIHNhbXBsZSBub25jZQ==";
+    let req = format!(
+        "GET /ws HTTP/1.1\r\nHost: {HOST}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    tls.write_all(req.as_bytes()).await.expect("upgrade request");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = tokio::time::timeout(WAIT, tls.read(&mut byte)).await.expect("101 in time").expect("read");
+        assert_eq!(n, 1, "closed before the 101: {}", String::from_utf8_lossy(&head));
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("upgrade: websocket") && head.contains("connection: upgrade"), "{head}");
+    assert!(head.contains(&format!("sec-websocket-accept: {}", websocket_accept(key).to_ascii_lowercase())), "{head}");
+    assert!(head.contains("x-seen-xff: true"), "forwarded headers are set on the upgrade: {head}");
+
+    let frame = |opcode: u8, payload: &[u8]| {
+        let mask = [1u8, 2, 3, 4];
+        let mut f = vec![0x80 | opcode, 0x80 | payload.len() as u8];
+        f.extend_from_slice(&mask);
+        f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        f
+    };
+    for message in [&b"hello"[..], b"second message", b""] {
+        tls.write_all(&frame(0x1, message)).await.expect("send");
+        let mut echoed = vec![0u8; 2 + message.len()];
+        tokio::time::timeout(WAIT, tls.read_exact(&mut echoed)).await.expect("echo in time").expect("echo");
+        assert_eq!(echoed[0], 0x81);
+        assert_eq!(&echoed[2..], message);
+    }
+    // Open WebSocket: counted in flight on its target and as an active WebSocket connection.
+    server.wait_report("ws in flight", |r| health_of(r, "ws").is_some_and(|h| h.2 == 1)).await;
+    let metrics_addr = proxy.metrics_addr().expect("metrics");
+    assert_eq!(metric(&scrape(metrics_addr).await, "berth_lb_active_connection_count{listener=\"websocket\"}"), 1);
+
+    // The client closes: the echo server answers the close frame and hangs up; the tunnel ends.
+    tls.write_all(&frame(0x8, b"")).await.expect("close");
+    let mut close = [0u8; 2];
+    tokio::time::timeout(WAIT, tls.read_exact(&mut close)).await.expect("close echo in time").expect("close echo");
+    assert_eq!(close[0], 0x88);
+    server.wait_report("ws done", |r| health_of(r, "ws").is_some_and(|h| h.2 == 0)).await;
+    let text = scrape(metrics_addr).await;
+    assert_eq!(metric(&text, "berth_lb_active_connection_count{listener=\"websocket\"}"), 0);
+    assert_eq!(metric(&text, "berth_lb_new_connection_count{listener=\"websocket\"}"), 1);
+    proxy.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2c_targets_and_least_outstanding_requests() {
+    let ca = Ca::generate().expect("ca");
+    let cert = ca.issue(&[HOST.into()], &[]).expect("cert");
+    let server = FakeServer::start().await;
+    // An HTTP/2-only (prior knowledge) backend.
+    let (listener, h2_addr) = bind().await;
+    let slow = Arc::new(Notify::new());
+    let slow_for_server = slow.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let slow = slow_for_server.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req: Request<Incoming>| {
+                    let slow = slow.clone();
+                    async move {
+                        if req.uri().path() == "/hold" {
+                            slow.notified().await;
+                        }
+                        let seen = format!(
+                            "{:?} host={} authority={}",
+                            req.version(),
+                            req.headers().get("host").and_then(|v| v.to_str().ok()).unwrap_or("-"),
+                            req.uri().authority().map_or("-", |a| a.as_str())
+                        );
+                        Ok::<_, Infallible>(Response::new(full(seen)))
+                    }
+                });
+                let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tcp), service)
+                    .await;
+            });
+        }
+    });
+    let (a, b) = (Backend::start("a").await, Backend::start("b").await);
+    let mut t = table(
+        1,
+        &[(HOST, &cert)],
+        &Spec {
+            hosts: &[(HOST, &[("tg-lor", 1)])],
+            groups: &[("tg-lor", &[("a", &a, TargetState::Registered), ("b", &b, TargetState::Registered)])],
+        },
+    );
+    t.target_groups[0].algorithm = Algorithm::LeastOutstandingRequests;
+    t.target_groups.push(TargetGroup {
+        id: "tg-h2".into(),
+        health_check: check(),
+        targets: vec![Target { id: "h2".into(), addr: h2_addr, state: TargetState::Registered }],
+        protocol_version: ProtocolVersion::Http2,
+        ..TargetGroup::default()
+    });
+    t.rules.push(rule(
+        "r-h2",
+        1,
+        vec![Condition::HostHeader { values: values(&["h2.localhost"]) }],
+        forward_to(&[("tg-h2", 1)], None),
+    ));
+    server.publish(t);
+    let proxy = start_proxy(server.url(), state_file("h2c")).await;
+    wait_version(&proxy, 1).await;
+    let healthy = |r: &ProxyReport, t: &str| health_of(r, t).is_some_and(|h| h.0 == TargetHealth::Healthy);
+    // The h2c target is health-checked over h2c too.
+    server.wait_report("a, b, h2 healthy", |r| healthy(r, "a") && healthy(r, "b") && healthy(r, "h2")).await;
+
+    let (mut s, _) = connect(proxy.https_addr(), &ca, HOST, true).await;
+    for h2 in [false, true] {
+        let (mut c, _) = connect(proxy.https_addr(), &ca, "h2.localhost", h2).await;
+        let (status, _, body) = c.get("h2.localhost", "/x").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(body.starts_with("HTTP/2.0 host=h2.localhost"), "h2={h2}: {body}");
+    }
+
+    // Least outstanding requests: with a request held on one target, new ones go to the other.
+    let (mut hold_conn, _) = connect(proxy.https_addr(), &ca, HOST, true).await;
+    let held = hold_conn.send(HOST, "/hold", b"").await;
+    let busy = held.headers()["x-backend"].to_str().expect("name").to_owned();
+    for _ in 0..6 {
+        let (status, _, body) = s.get(HOST, "/").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_ne!(body, busy, "least outstanding avoids the busy target");
+    }
+    a.release.notify_one();
+    b.release.notify_one();
+    drop(held);
     proxy.stop().await;
 }

@@ -26,8 +26,124 @@ pub struct RouteTable {
     pub certificates: Vec<Certificate>,
     /// Virtual hosts, matched on the request's Host (without port), case-insensitively.
     pub hosts: Vec<HostRoute>,
-    /// Every target group referenced by a host, with its targets and health check.
+    /// Every target group referenced by a host or a rule, with its targets and health check.
     pub target_groups: Vec<TargetGroup>,
+    /// ELBv2 listener rules, evaluated by ascending priority (first match wins) together with `hosts`: each
+    /// [`HostRoute`] behaves as a rule `host-header = host → forward` at [`HOST_ROUTE_PRIORITY`], after every
+    /// explicit rule whose priority is lower or equal. No match: the default action, 404.
+    #[serde(default)]
+    pub rules: Vec<Rule>,
+}
+
+/// The priority the implicit rule of every [`HostRoute`] has. ALB priorities are 1..=50000, so explicit rules
+/// normally all come first; an explicit rule at exactly this priority is still evaluated before host routes.
+pub const HOST_ROUTE_PRIORITY: u32 = 50_000;
+
+/// One ALB listener rule: all `conditions` must hold (an empty list always holds); then `actions` runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rule {
+    /// The rule's ARN (also the metrics label of the requests it matches).
+    pub arn: String,
+    /// Lower numbers are evaluated first.
+    pub priority: u32,
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+    /// The first forward, redirect or fixed-response action is the rule's answer (ALB allows exactly one
+    /// such final action; authenticate actions are not modelled).
+    pub actions: Vec<RuleAction>,
+}
+
+/// An ALB rule condition; a request satisfies it when any of its values matches (OR within a condition).
+///
+/// Wildcards: `*` matches any run of characters (possibly empty), `?` exactly one; `\*`, `\?` and `\\` match
+/// the literal character.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "field", rename_all = "kebab-case")]
+pub enum Condition {
+    /// The request's host (Host header or `:authority`, without port), case-insensitive, wildcards.
+    HostHeader { values: Vec<String> },
+    /// The request's path (not its query), case-sensitive, wildcards.
+    PathPattern { values: Vec<String> },
+    /// A header by name (case-insensitive); any occurrence's value matching a value (case-insensitive,
+    /// wildcards) satisfies it.
+    HttpHeader { name: String, values: Vec<String> },
+    /// The request method, exactly and case-sensitively (`GET`, `POST`, a custom `PURGE`...).
+    HttpRequestMethod { values: Vec<String> },
+    /// Query parameters (percent-decoded, case-insensitive, wildcards); a pair without key matches any
+    /// parameter's value.
+    QueryString { values: Vec<QueryStringPair> },
+    /// The client's address (not `X-Forwarded-For`) in any of these CIDRs (`10.0.0.0/8`, `2001:db8::/32`;
+    /// a bare address means /32 or /128).
+    SourceIp { values: Vec<String> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueryStringPair {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    pub value: String,
+}
+
+/// What a rule does with the requests it matches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum RuleAction {
+    /// Forwards to up to 5 target groups split by weight (weights need not sum to 100).
+    Forward {
+        target_groups: Vec<WeightedTargetGroup>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stickiness: Option<Stickiness>,
+    },
+    Redirect(Redirect),
+    FixedResponse(FixedResponse),
+}
+
+/// Target-group stickiness: the first response sets a cookie (`AWSALBTG`) naming the chosen target group,
+/// and later requests carrying it go to that group while it has a healthy target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stickiness {
+    /// 1..=604800 seconds, as ALB.
+    pub duration_secs: u32,
+}
+
+/// An ALB redirect. Every component may use the placeholders `#{protocol}`, `#{host}`, `#{port}`, `#{path}`
+/// and `#{query}`; an absent component keeps the request's (`#{...}` of itself).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Redirect {
+    /// `HTTP`, `HTTPS` or `#{protocol}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<String>,
+    /// Must start with `/` once placeholders are replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Without the leading `?`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    pub status_code: RedirectStatus,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RedirectStatus {
+    #[serde(rename = "HTTP_301")]
+    Http301,
+    #[serde(rename = "HTTP_302")]
+    Http302,
+}
+
+/// A response the load balancer writes itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FixedResponse {
+    /// 2XX, 4XX or 5XX.
+    pub status_code: u16,
+    /// `text/plain` (default), `text/css`, `text/html`, `application/javascript` or `application/json`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_body: Option<String>,
 }
 
 /// A certificate and its private key (PEM), valid for `hosts`.
@@ -54,12 +170,37 @@ pub struct WeightedTargetGroup {
     pub weight: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TargetGroup {
     /// The target group's ARN.
     pub id: String,
     pub health_check: HealthCheck,
     pub targets: Vec<Target>,
+    /// `load_balancing.algorithm.type`.
+    #[serde(default)]
+    pub algorithm: Algorithm,
+    /// How the proxy talks to the targets: HTTP/1.1, or HTTP/2 with prior knowledge (h2c).
+    #[serde(default)]
+    pub protocol_version: ProtocolVersion,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Algorithm {
+    #[default]
+    RoundRobin,
+    /// The healthy target with the fewest requests in flight (ties in round-robin order).
+    LeastOutstandingRequests,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ProtocolVersion {
+    #[default]
+    #[serde(rename = "HTTP1")]
+    Http1,
+    /// HTTP/2 over cleartext with prior knowledge.
+    #[serde(rename = "HTTP2")]
+    Http2,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -164,6 +305,21 @@ mod tests {
                     addr: "172.18.0.2:80".parse().expect("addr"),
                     state: TargetState::Registered,
                 }],
+                ..TargetGroup::default()
+            }],
+            rules: vec![Rule {
+                arn: "arn:rule/1".into(),
+                priority: 10,
+                conditions: vec![
+                    Condition::PathPattern { values: vec!["/api/*".into()] },
+                    Condition::QueryString {
+                        values: vec![QueryStringPair { key: Some("v".into()), value: "2".into() }],
+                    },
+                ],
+                actions: vec![RuleAction::Forward {
+                    target_groups: vec![WeightedTargetGroup { target_group: "tg-a".into(), weight: 1 }],
+                    stickiness: Some(Stickiness { duration_secs: 60 }),
+                }],
             }],
         };
         let s = serde_json::to_string(&t).expect("json");
@@ -171,5 +327,49 @@ mod tests {
         assert_eq!(back, t);
         assert!(back.target_group("tg-a").is_some());
         assert!(s.contains("\"state\":\"registered\""));
+        assert!(s.contains("\"algorithm\":\"round_robin\"") && s.contains("\"protocol_version\":\"HTTP1\""));
+        assert!(s.contains("\"field\":\"path-pattern\"") && s.contains("\"type\":\"forward\""), "{s}");
+    }
+
+    #[test]
+    fn older_tables_still_parse_and_new_shapes_are_as_documented() {
+        // A table from before rules, algorithms and protocol versions.
+        let old = r#"{"version":3,"certificates":[],"hosts":[],"target_groups":[{"id":"tg","health_check":
+            {"path":"/","interval_secs":5,"timeout_secs":2,"healthy_threshold":2,"unhealthy_threshold":2,
+            "matcher":"200","initial_interval_ms":50},"targets":[]}]}"#;
+        let t: RouteTable = serde_json::from_str(old).expect("old table");
+        assert!(t.rules.is_empty());
+        assert_eq!(t.target_groups[0].algorithm, Algorithm::RoundRobin);
+        assert_eq!(t.target_groups[0].protocol_version, ProtocolVersion::Http1);
+
+        let rule = r#"{"arn":"r","priority":5,"conditions":[
+            {"field":"host-header","values":["*.example.com"]},
+            {"field":"http-header","name":"X-Env","values":["beta*"]},
+            {"field":"http-request-method","values":["GET","HEAD"]},
+            {"field":"query-string","values":[{"value":"x"},{"key":"k","value":"v*"}]},
+            {"field":"source-ip","values":["10.0.0.0/8","2001:db8::/32"]}],
+          "actions":[
+            {"type":"redirect","protocol":"HTTPS","port":"443","status_code":"HTTP_301"},
+            {"type":"fixed-response","status_code":503,"content_type":"text/plain","message_body":"down"}]}"#;
+        let r: Rule = serde_json::from_str(rule).expect("rule");
+        assert_eq!(r.conditions.len(), 5);
+        assert_eq!(
+            r.actions[0],
+            RuleAction::Redirect(Redirect {
+                protocol: Some("HTTPS".into()),
+                host: None,
+                port: Some("443".into()),
+                path: None,
+                query: None,
+                status_code: RedirectStatus::Http301,
+            })
+        );
+        let tg: TargetGroup = serde_json::from_str(
+            r#"{"id":"tg","health_check":{"path":"/","interval_secs":5,"timeout_secs":2,"healthy_threshold":2,
+            "unhealthy_threshold":2,"matcher":"200","initial_interval_ms":50},"targets":[],
+            "algorithm":"least_outstanding_requests","protocol_version":"HTTP2"}"#,
+        )
+        .expect("tg");
+        assert_eq!((tg.algorithm, tg.protocol_version), (Algorithm::LeastOutstandingRequests, ProtocolVersion::Http2));
     }
 }

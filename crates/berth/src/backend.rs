@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use berth_api::{Backend, Caller, Credential, Principal, Request, Response};
 use berth_control::{CallerIdentity, Control};
-use berth_core::AwsError;
+use berth_core::{AwsError, ErrorCode};
 
 pub struct ApiBackend {
     pub control: Arc<Control>,
@@ -40,6 +40,10 @@ impl Backend for ApiBackend {
         let identity = CallerIdentity { principal_arn: caller.principal.arn, account: caller.principal.account };
         match request {
             Request::Ecs(op) => self.control.handle_ecs(&identity, op).await.map(Response::Ecs),
+            other => Err(AwsError::new(
+                ErrorCode::NotImplemented,
+                format!("{}:{} is not implemented yet", other.service_name(), other.operation_name()),
+            )),
         }
     }
 }

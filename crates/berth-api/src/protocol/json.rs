@@ -2,6 +2,7 @@
 //! `{"__type": "...", "message": "..."}` with an `x-amzn-ErrorType` header.
 
 use berth_core::{AwsError, ErrorCode};
+use berth_model::DecodeError;
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
 
@@ -36,6 +37,8 @@ pub(crate) fn route(parts: &http::request::Parts) -> Result<Route, AwsError> {
     }
     let service = match prefix {
         berth_model::ecs::TARGET_PREFIX => Service::Ecs,
+        berth_model::secretsmanager::TARGET_PREFIX => Service::SecretsManager,
+        berth_model::ssm::TARGET_PREFIX => Service::Ssm,
         _ => {
             return Err(AwsError::new(
                 ErrorCode::UnknownOperation,
@@ -53,9 +56,25 @@ pub(crate) fn route(parts: &http::request::Parts) -> Result<Route, AwsError> {
 }
 
 pub(crate) fn decode(route: &Route, body: &[u8]) -> Result<Request, AwsError> {
-    match route.service {
-        Service::Ecs => Ok(Request::Ecs(berth_model::ecs::Operation::decode(&route.operation, body)?)),
-    }
+    let op = &route.operation;
+    let decoded = match route.service {
+        Service::Ecs => berth_model::ecs::Operation::decode(op, body).map(Request::Ecs),
+        Service::SecretsManager => {
+            berth_model::secretsmanager::Operation::decode(op, body).map(Request::SecretsManager)
+        }
+        Service::Ssm => berth_model::ssm::Operation::decode(op, body).map(Request::Ssm),
+        Service::Elbv2 | Service::Iam | Service::Sts | Service::Ec2 => {
+            return Err(AwsError::new(
+                ErrorCode::UnknownOperation,
+                format!("{} is not served over AWS JSON 1.1", route.service.signing_name()),
+            ));
+        }
+    };
+    decoded.map_err(|e| match (route.service, e) {
+        // SSM reports model violations as ValidationException; ECS and Secrets Manager as InvalidParameterException.
+        (Service::Ssm, DecodeError::Invalid(m)) => AwsError::new(ErrorCode::Validation, m),
+        (_, e) => e.into(),
+    })
 }
 
 fn response(status: StatusCode, body: Vec<u8>, request_id: &str) -> http::Response<Bytes> {
@@ -72,6 +91,11 @@ fn response(status: StatusCode, body: Vec<u8>, request_id: &str) -> http::Respon
 pub(crate) fn encode(resp: &Response, request_id: &str) -> http::Response<Bytes> {
     let body = match resp {
         Response::Ecs(out) => out.to_json(),
+        Response::SecretsManager(out) => out.to_json(),
+        Response::Ssm(out) => out.to_json(),
+        Response::Elbv2(_) | Response::Iam(_) | Response::Sts(_) | Response::Ec2(_) => {
+            return super::query::encode(resp, request_id);
+        }
     };
     response(StatusCode::OK, body, request_id)
 }

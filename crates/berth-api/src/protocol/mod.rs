@@ -1,11 +1,17 @@
 //! The AWS wire protocols: which service and operation a request names, how its body becomes a typed
 //! [`Request`](crate::Request), and how responses and errors are written back.
 //!
-//! Only AWS JSON 1.1 (`X-Amz-Target`) exists so far. Query/XML (ELBv2, IAM, STS: a form-encoded `Action=`
-//! body) and the EC2 protocol become further [`Protocol`] variants, detected from the headers before the
-//! request is authenticated so that even authentication errors come back in the caller's protocol.
+//! - AWS JSON 1.1 (ECS, Secrets Manager, SSM): `X-Amz-Target: Prefix.Operation`, JSON bodies.
+//! - Query (ELBv2, IAM, STS): form-encoded `Action=...&Version=...` parameters, XML responses.
+//! - EC2: Query's requests with EC2's parameter names, XML responses in EC2's envelope.
+//!
+//! The protocol is detected from the headers (and, for unsigned form requests, the `Version` parameter)
+//! before the request is authenticated, so that even authentication errors come back in the caller's
+//! protocol. Query and EC2 requests are then routed by the SigV4 scope's service plus `Action`.
 
 pub(crate) mod json;
+pub(crate) mod query;
+pub(crate) mod xml;
 
 use berth_core::AwsError;
 use bytes::Bytes;
@@ -17,6 +23,12 @@ use crate::{Request, Response};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Service {
     Ecs,
+    SecretsManager,
+    Ssm,
+    Elbv2,
+    Iam,
+    Sts,
+    Ec2,
 }
 
 impl Service {
@@ -24,6 +36,47 @@ impl Service {
     pub(crate) fn signing_name(self) -> &'static str {
         match self {
             Service::Ecs => berth_model::ecs::SIGNING_NAME,
+            Service::SecretsManager => berth_model::secretsmanager::SIGNING_NAME,
+            Service::Ssm => berth_model::ssm::SIGNING_NAME,
+            Service::Elbv2 => berth_model::elbv2::SIGNING_NAME,
+            Service::Iam => berth_model::iam::SIGNING_NAME,
+            Service::Sts => berth_model::sts::SIGNING_NAME,
+            Service::Ec2 => berth_model::ec2::SIGNING_NAME,
+        }
+    }
+
+    /// The service a signing name stands for, among those spoken over Query or EC2.
+    pub(crate) fn query_service(signing_name: &str) -> Option<Service> {
+        [Service::Elbv2, Service::Iam, Service::Sts, Service::Ec2]
+            .into_iter()
+            .find(|s| s.signing_name() == signing_name)
+    }
+
+    /// The service whose API version this is, among those spoken over Query or EC2.
+    fn query_service_by_version(version: &str) -> Option<Service> {
+        [Service::Elbv2, Service::Iam, Service::Sts, Service::Ec2].into_iter().find(|s| s.api_version() == version)
+    }
+
+    pub(crate) fn api_version(self) -> &'static str {
+        match self {
+            Service::Ecs => berth_model::ecs::API_VERSION,
+            Service::SecretsManager => berth_model::secretsmanager::API_VERSION,
+            Service::Ssm => berth_model::ssm::API_VERSION,
+            Service::Elbv2 => berth_model::elbv2::API_VERSION,
+            Service::Iam => berth_model::iam::API_VERSION,
+            Service::Sts => berth_model::sts::API_VERSION,
+            Service::Ec2 => berth_model::ec2::API_VERSION,
+        }
+    }
+
+    /// The XML namespace of the service's responses (Query and EC2 services).
+    pub(crate) fn xml_namespace(self) -> Option<&'static str> {
+        match self {
+            Service::Elbv2 => Some(berth_model::elbv2::XML_NAMESPACE),
+            Service::Iam => Some(berth_model::iam::XML_NAMESPACE),
+            Service::Sts => Some(berth_model::sts::XML_NAMESPACE),
+            Service::Ec2 => Some(berth_model::ec2::XML_NAMESPACE),
+            Service::Ecs | Service::SecretsManager | Service::Ssm => None,
         }
     }
 }
@@ -40,39 +93,77 @@ pub(crate) struct Route {
 pub(crate) enum Protocol {
     /// AWS JSON 1.1: `POST /`, `X-Amz-Target: Prefix.Operation`, JSON body.
     Json,
+    /// Query: form parameters `Action`, `Version` and the members; XML responses. The service, when the
+    /// headers tell it, names the namespace of error responses.
+    Query(Option<Service>),
+    /// EC2: Query with EC2's parameter names and response envelope.
+    Ec2,
 }
 
 impl Protocol {
-    /// Guesses the protocol from the headers alone (the request is not authenticated yet).
-    pub(crate) fn detect(_parts: &http::request::Parts) -> Protocol {
-        Protocol::Json
+    /// Guesses the protocol from the request alone (it is not authenticated yet): an `X-Amz-Target` header
+    /// means JSON; otherwise the service in the claimed credential scope decides; an unsigned form request
+    /// is Query, or EC2 if its `Version` is EC2's.
+    pub(crate) fn detect(parts: &http::request::Parts, body: &[u8]) -> Protocol {
+        if parts.headers.contains_key("x-amz-target") {
+            return Protocol::Json;
+        }
+        if let Some(scope_service) = claimed_scope_service(parts) {
+            return match Service::query_service(&scope_service) {
+                Some(Service::Ec2) => Protocol::Ec2,
+                Some(service) => Protocol::Query(Some(service)),
+                None => Protocol::Json,
+            };
+        }
+        if !query::looks_like_query(parts) {
+            return Protocol::Json;
+        }
+        let version = query::parameter(parts, body, "Version");
+        match version.as_deref().and_then(Service::query_service_by_version) {
+            Some(Service::Ec2) => Protocol::Ec2,
+            service => Protocol::Query(service),
+        }
     }
 
     /// The protocol's spelling of an authentication failure.
     pub(crate) fn auth_error(self, e: &AuthError) -> AwsError {
         match self {
             Protocol::Json => json::auth_error(e),
+            Protocol::Query(_) => query::auth_error(query::Flavor::Query, e),
+            Protocol::Ec2 => query::auth_error(query::Flavor::Ec2, e),
         }
     }
 
-    /// Names the service and operation. Runs after authentication.
-    pub(crate) fn route(self, parts: &http::request::Parts, _body: &[u8]) -> Result<Route, AwsError> {
+    /// Names the service and operation. Runs after authentication; `scope_service` is the verified
+    /// credential scope's service, which is how Query and EC2 requests name their service.
+    pub(crate) fn route(
+        self,
+        parts: &http::request::Parts,
+        body: &[u8],
+        scope_service: &str,
+    ) -> Result<Route, AwsError> {
         match self {
             Protocol::Json => json::route(parts),
+            Protocol::Query(_) => query::route(query::Flavor::Query, parts, body, scope_service),
+            Protocol::Ec2 => query::route(query::Flavor::Ec2, parts, body, scope_service),
         }
     }
 
     /// Decodes the body into the typed request of `route`.
-    pub(crate) fn decode(self, route: &Route, body: &[u8]) -> Result<Request, AwsError> {
+    pub(crate) fn decode(self, route: &Route, parts: &http::request::Parts, body: &[u8]) -> Result<Request, AwsError> {
         match self {
             Protocol::Json => json::decode(route, body),
+            Protocol::Query(_) | Protocol::Ec2 => query::decode(route, parts, body),
         }
     }
 
-    /// Writes a successful response.
+    /// Writes a successful response, in the protocol of the service that answered.
     pub(crate) fn encode(self, response: &Response, request_id: &str) -> http::Response<Bytes> {
-        match self {
-            Protocol::Json => json::encode(response, request_id),
+        match response {
+            Response::Ecs(_) | Response::SecretsManager(_) | Response::Ssm(_) => json::encode(response, request_id),
+            Response::Elbv2(_) | Response::Iam(_) | Response::Sts(_) | Response::Ec2(_) => {
+                query::encode(response, request_id)
+            }
         }
     }
 
@@ -80,6 +171,80 @@ impl Protocol {
     pub(crate) fn encode_error(self, error: &AwsError, request_id: &str) -> http::Response<Bytes> {
         match self {
             Protocol::Json => json::encode_error(error, request_id),
+            Protocol::Query(service) => {
+                query::encode_error(query::Flavor::Query, service.and_then(Service::xml_namespace), error, request_id)
+            }
+            Protocol::Ec2 => query::encode_error(query::Flavor::Ec2, None, error, request_id),
+        }
+    }
+}
+
+/// The service of the credential scope a request claims (`Authorization` header or presigned
+/// `X-Amz-Credential`), unverified.
+fn claimed_scope_service(parts: &http::request::Parts) -> Option<String> {
+    let credential = match parts.headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        Some(auth) => {
+            let start = auth.find("Credential=")? + "Credential=".len();
+            let rest = &auth[start..];
+            rest[..rest.find([',', ' ']).unwrap_or(rest.len())].to_string()
+        }
+        None => query::query_parameter(parts, "X-Amz-Credential")?,
+    };
+    // AKID/date/region/service/aws4_request
+    let mut fields = credential.rsplit('/');
+    let _terminator = fields.next()?;
+    Some(fields.next()?.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(method: &str, uri: &str, headers: &[(&str, &str)]) -> http::request::Parts {
+        let mut b = http::Request::builder().method(method).uri(uri);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(()).expect("request").into_parts().0
+    }
+
+    fn auth(service: &str) -> String {
+        format!(
+            "AWS4-HMAC-SHA256 Credential=AKID/20231010/us-east-1/{service}/aws4_request, SignedHeaders=host, \
+             Signature=00"
+        )
+    }
+
+    #[test]
+    fn detects_the_protocol() {
+        let form = ("content-type", "application/x-www-form-urlencoded; charset=utf-8");
+        let cases: Vec<(http::request::Parts, &[u8], Protocol)> = vec![
+            (parts("POST", "/", &[("x-amz-target", "X.Y"), ("authorization", &auth("iam"))]), b"", Protocol::Json),
+            (parts("POST", "/", &[("authorization", &auth("ecs"))]), b"", Protocol::Json),
+            (parts("POST", "/", &[("authorization", &auth("iam")), form]), b"", Protocol::Query(Some(Service::Iam))),
+            (
+                parts("POST", "/", &[("authorization", &auth("elasticloadbalancing"))]),
+                b"",
+                Protocol::Query(Some(Service::Elbv2)),
+            ),
+            (parts("POST", "/", &[("authorization", &auth("ec2")), form]), b"", Protocol::Ec2),
+            (
+                parts(
+                    "GET",
+                    "/?Action=GetCallerIdentity&X-Amz-Credential=AKID%2F20231010%2Fus-east-1%2Fsts%2Faws4_request",
+                    &[],
+                ),
+                b"",
+                Protocol::Query(Some(Service::Sts)),
+            ),
+            (parts("POST", "/", &[form]), b"Action=DescribeVpcs&Version=2016-11-15", Protocol::Ec2),
+            (parts("POST", "/", &[form]), b"Action=GetUser&Version=2010-05-08", Protocol::Query(Some(Service::Iam))),
+            (parts("POST", "/", &[form]), b"Action=GetUser", Protocol::Query(None)),
+            (parts("GET", "/?Action=DescribeVpcs&Version=2016-11-15", &[]), b"", Protocol::Ec2),
+            (parts("POST", "/", &[]), b"Action=GetUser", Protocol::Json),
+        ];
+        for (p, body, expected) in cases {
+            assert_eq!(Protocol::detect(&p, body), expected, "{} {:?}", p.uri, p.headers);
         }
     }
 }

@@ -1,0 +1,107 @@
+//! The wire schema of the Query and EC2 services: for every member, the names and traits the codecs need
+//! (`locationName`, `queryName`, `flattened`, `timestampFormat`), each reference already merged over its
+//! target shape as botocore merges them. Generated alongside the serde types; the serde types carry the
+//! values, this carries how they are spelled on the wire.
+
+use std::fmt;
+
+/// A shape as the codecs see it. Enums are strings (serde checks their values).
+#[derive(Clone, Copy)]
+pub enum Shape {
+    String,
+    Integer,
+    Long,
+    Double,
+    Boolean,
+    Timestamp,
+    /// Base64 text on the wire and in the serde types.
+    Blob,
+    Structure(&'static Structure),
+    List(&'static List),
+    Map(&'static Map),
+}
+
+impl fmt::Debug for Shape {
+    // Names only: shapes reference each other, and printing them whole would repeat the model.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Shape::Structure(s) => write!(f, "Structure({})", s.name),
+            Shape::List(l) => write!(f, "List({})", l.name),
+            Shape::Map(m) => write!(f, "Map({})", m.name),
+            Shape::String => f.write_str("String"),
+            Shape::Integer => f.write_str("Integer"),
+            Shape::Long => f.write_str("Long"),
+            Shape::Double => f.write_str("Double"),
+            Shape::Boolean => f.write_str("Boolean"),
+            Shape::Timestamp => f.write_str("Timestamp"),
+            Shape::Blob => f.write_str("Blob"),
+        }
+    }
+}
+
+/// A reference to a shape (a structure member, a list member, a map key or value) with its effective
+/// serialization traits.
+#[derive(Debug, Clone, Copy)]
+pub struct Ref {
+    pub shape: Shape,
+    /// `locationName`: the XML element name, and the Query parameter name (capitalised for EC2).
+    pub location_name: Option<&'static str>,
+    /// `queryName`: the EC2 request parameter name, which wins over `locationName`.
+    pub query_name: Option<&'static str>,
+    /// A flattened list or map repeats its elements in place instead of wrapping them.
+    pub flattened: bool,
+    /// `timestampFormat`; `None` means ISO 8601, the Query and XML default.
+    pub timestamp_format: Option<&'static str>,
+}
+
+impl Ref {
+    pub const DEFAULT: Ref =
+        Ref { shape: Shape::String, location_name: None, query_name: None, flattened: false, timestamp_format: None };
+}
+
+#[derive(Debug)]
+pub struct Member {
+    /// The member name: the serde key of the generated types.
+    pub name: &'static str,
+    pub required: bool,
+    pub target: Ref,
+}
+
+#[derive(Debug)]
+pub struct Structure {
+    pub name: &'static str,
+    pub members: &'static [Member],
+}
+
+#[derive(Debug)]
+pub struct List {
+    pub name: &'static str,
+    pub member: Ref,
+}
+
+#[derive(Debug)]
+pub struct Map {
+    pub name: &'static str,
+    pub key: Ref,
+    pub value: Ref,
+}
+
+/// One operation's wire schema.
+#[derive(Debug)]
+pub struct OperationSchema {
+    pub name: &'static str,
+    pub input: &'static Structure,
+    /// `None` for operations that answer with only the response metadata.
+    pub output: Option<&'static Structure>,
+    /// The element wrapping the output inside `<{Operation}Response>` (Query protocol).
+    pub result_wrapper: Option<&'static str>,
+}
+
+/// An error the model declares, as it appears on the wire.
+#[derive(Debug)]
+pub struct ModeledError {
+    pub shape: &'static str,
+    pub code: &'static str,
+    pub http_status: u16,
+    pub sender_fault: bool,
+}

@@ -1,0 +1,345 @@
+//! ALB-style counters per load balancer (for now: the host route's service or the rule's ARN) and per target
+//! group, plus connection counts per listener. Requests only touch atomics through `Arc`s the snapshot holds;
+//! the registry's lock is taken when a table is applied and when `/metrics` is rendered.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use berth_routes::TargetHealth;
+
+use crate::state::Snapshot;
+
+/// The load-balancer label of requests no rule matched (or that named no host).
+pub(crate) const UNMATCHED: &str = "-";
+
+/// Response codes by class: 2XX, 3XX, 4XX, 5XX.
+#[derive(Debug, Default)]
+pub(crate) struct Codes([AtomicU64; 4]);
+
+impl Codes {
+    fn add(&self, status: u16) {
+        if let Some(c) = (status / 100).checked_sub(2).and_then(|i| self.0.get(usize::from(i))) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn get(&self, class: usize) -> u64 {
+        self.0[class].load(Ordering::Relaxed)
+    }
+}
+
+/// Upper bounds (seconds) of the target response time histogram.
+const BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+
+#[derive(Debug, Default)]
+pub(crate) struct Histogram {
+    /// Non-cumulative counts per bucket; the last one is +Inf.
+    buckets: [AtomicU64; BUCKETS.len() + 1],
+    sum_us: AtomicU64,
+    count: AtomicU64,
+}
+
+impl Histogram {
+    pub fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        let i = BUCKETS.iter().position(|b| secs <= *b).unwrap_or(BUCKETS.len());
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_us.fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+}
+
+/// Counters of one load balancer.
+#[derive(Debug, Default)]
+pub(crate) struct LbCounters {
+    pub requests: AtomicU64,
+    target: Codes,
+    elb: Codes,
+}
+
+impl LbCounters {
+    pub fn target_response(&self, status: u16) {
+        self.target.add(status);
+    }
+
+    pub fn elb_response(&self, status: u16) {
+        self.elb.add(status);
+    }
+}
+
+/// Counters of one target group.
+#[derive(Debug, Default)]
+pub(crate) struct TgCounters {
+    pub requests: AtomicU64,
+    target: Codes,
+    pub response_time: Histogram,
+}
+
+impl TgCounters {
+    pub fn target_response(&self, status: u16, elapsed: Duration) {
+        self.target.add(status);
+        self.response_time.observe(elapsed);
+    }
+}
+
+/// Connections of one listener.
+#[derive(Debug, Default)]
+pub(crate) struct ConnCounters {
+    active: AtomicI64,
+    new: AtomicU64,
+}
+
+impl ConnCounters {
+    pub fn open(self: &Arc<Self>) -> OpenConnection {
+        self.new.fetch_add(1, Ordering::Relaxed);
+        self.active.fetch_add(1, Ordering::Relaxed);
+        OpenConnection(self.clone())
+    }
+
+    pub fn active(&self) -> i64 {
+        self.active.load(Ordering::Relaxed)
+    }
+}
+
+/// Counted as active until dropped.
+#[derive(Debug)]
+pub(crate) struct OpenConnection(Arc<ConnCounters>);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Every counter of a proxy; lives as long as it.
+#[derive(Debug, Default)]
+pub(crate) struct Metrics {
+    lbs: Mutex<BTreeMap<String, Arc<LbCounters>>>,
+    tgs: Mutex<BTreeMap<String, Arc<TgCounters>>>,
+    pub https: Arc<ConnCounters>,
+    pub http: Arc<ConnCounters>,
+    /// WebSocket connections currently passed through.
+    pub websockets: Arc<ConnCounters>,
+    pub access_log_dropped: AtomicU64,
+}
+
+impl Metrics {
+    pub fn lb(&self, label: &str) -> Arc<LbCounters> {
+        let mut lbs = self.lbs.lock().unwrap_or_else(PoisonError::into_inner);
+        lbs.entry(label.to_owned()).or_default().clone()
+    }
+
+    pub fn tg(&self, id: &str) -> Arc<TgCounters> {
+        let mut tgs = self.tgs.lock().unwrap_or_else(PoisonError::into_inner);
+        tgs.entry(id.to_owned()).or_default().clone()
+    }
+
+    /// The Prometheus text exposition (version 0.0.4) of every counter, and target health from `snapshot`.
+    pub fn render(&self, snapshot: &Snapshot) -> String {
+        let mut out = String::with_capacity(4096);
+        let lbs: Vec<(String, Arc<LbCounters>)> = self
+            .lbs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let tgs: Vec<(String, Arc<TgCounters>)> = self
+            .tgs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let classes = ["2XX", "3XX", "4XX", "5XX"];
+
+        header(&mut out, "berth_lb_request_count", "counter", "Requests processed (ALB RequestCount).");
+        for (lb, c) in &lbs {
+            sample(&mut out, "berth_lb_request_count", &[("load_balancer", lb)], c.requests.load(Ordering::Relaxed));
+        }
+        for (kind, elb) in [("target", false), ("elb", true)] {
+            for (i, class) in classes.iter().enumerate() {
+                if elb && i < 2 {
+                    continue;
+                }
+                let name = format!("berth_lb_httpcode_{kind}_{}_count", class.to_ascii_lowercase());
+                let help = if elb {
+                    format!("HTTP {class} responses the load balancer generated (ALB HTTPCode_ELB_{class}_Count).")
+                } else {
+                    format!("HTTP {class} responses from targets (ALB HTTPCode_Target_{class}_Count).")
+                };
+                header(&mut out, &name, "counter", &help);
+                for (lb, c) in &lbs {
+                    let codes = if elb { &c.elb } else { &c.target };
+                    sample(&mut out, &name, &[("load_balancer", lb)], codes.get(i));
+                }
+            }
+        }
+        header(
+            &mut out,
+            "berth_lb_active_connection_count",
+            "gauge",
+            "Open client connections (ALB ActiveConnectionCount).",
+        );
+        for (listener, c) in [("https", &self.https), ("http", &self.http), ("websocket", &self.websockets)] {
+            sample(&mut out, "berth_lb_active_connection_count", &[("listener", listener)], c.active().max(0) as u64);
+        }
+        header(
+            &mut out,
+            "berth_lb_new_connection_count",
+            "counter",
+            "Client connections accepted (ALB NewConnectionCount).",
+        );
+        for (listener, c) in [("https", &self.https), ("http", &self.http), ("websocket", &self.websockets)] {
+            sample(&mut out, "berth_lb_new_connection_count", &[("listener", listener)], c.new.load(Ordering::Relaxed));
+        }
+
+        header(
+            &mut out,
+            "berth_tg_request_count",
+            "counter",
+            "Requests routed to the target group (ALB RequestCountPerTarget x targets).",
+        );
+        for (tg, c) in &tgs {
+            sample(&mut out, "berth_tg_request_count", &[("target_group", tg)], c.requests.load(Ordering::Relaxed));
+        }
+        for (i, class) in classes.iter().enumerate() {
+            let name = format!("berth_tg_httpcode_target_{}_count", class.to_ascii_lowercase());
+            header(&mut out, &name, "counter", &format!("HTTP {class} responses from the group's targets."));
+            for (tg, c) in &tgs {
+                sample(&mut out, &name, &[("target_group", tg)], c.target.get(i));
+            }
+        }
+        let name = "berth_tg_target_response_time_seconds";
+        header(
+            &mut out,
+            name,
+            "histogram",
+            "Time from sending a request to a target to its response headers (ALB TargetResponseTime).",
+        );
+        for (tg, c) in &tgs {
+            let h = &c.response_time;
+            let mut cumulative = 0;
+            for (i, bound) in
+                BUCKETS.iter().map(|b| b.to_string()).chain(std::iter::once("+Inf".to_owned())).enumerate()
+            {
+                cumulative += h.buckets[i].load(Ordering::Relaxed);
+                sample(&mut out, &format!("{name}_bucket"), &[("target_group", tg), ("le", &bound)], cumulative);
+            }
+            let sum = h.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
+            let _ = writeln!(out, "{name}_sum{{target_group=\"{}\"}} {sum}", escape(tg));
+            sample(&mut out, &format!("{name}_count"), &[("target_group", tg)], h.count());
+        }
+
+        let mut health: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+        for t in &snapshot.targets {
+            let entry = health.entry(t.key.group.as_str()).or_default();
+            match t.status().health {
+                TargetHealth::Healthy => entry.0 += 1,
+                TargetHealth::Unhealthy => entry.1 += 1,
+                TargetHealth::Initial | TargetHealth::Draining => {}
+            }
+        }
+        header(&mut out, "berth_tg_healthy_host_count", "gauge", "Healthy targets (ALB HealthyHostCount).");
+        for (tg, (healthy, _)) in &health {
+            sample(&mut out, "berth_tg_healthy_host_count", &[("target_group", tg)], *healthy);
+        }
+        header(&mut out, "berth_tg_unhealthy_host_count", "gauge", "Unhealthy targets (ALB UnHealthyHostCount).");
+        for (tg, (_, unhealthy)) in &health {
+            sample(&mut out, "berth_tg_unhealthy_host_count", &[("target_group", tg)], *unhealthy);
+        }
+        header(
+            &mut out,
+            "berth_proxy_access_log_dropped",
+            "counter",
+            "Access log entries dropped because the writer lagged.",
+        );
+        sample(&mut out, "berth_proxy_access_log_dropped", &[], self.access_log_dropped.load(Ordering::Relaxed));
+        header(&mut out, "berth_proxy_route_table_version", "gauge", "The route table version served.");
+        sample(&mut out, "berth_proxy_route_table_version", &[], snapshot.version);
+        out
+    }
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+fn escape(v: &str) -> Cow<'_, str> {
+    if v.bytes().any(|b| matches!(b, b'\\' | b'"' | b'\n')) {
+        Cow::Owned(v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n"))
+    } else {
+        Cow::Borrowed(v)
+    }
+}
+
+fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: u64) {
+    out.push_str(name);
+    if !labels.is_empty() {
+        out.push('{');
+        for (i, (k, v)) in labels.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let _ = write!(out, "{k}=\"{}\"", escape(v));
+        }
+        out.push('}');
+    }
+    let _ = writeln!(out, " {value}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_and_histogram_count() {
+        let m = Metrics::default();
+        let lb = m.lb("svc");
+        lb.requests.fetch_add(3, Ordering::Relaxed);
+        lb.target_response(200);
+        lb.target_response(302);
+        lb.elb_response(503);
+        lb.elb_response(101);
+        let tg = m.tg("tg-a");
+        tg.target_response(404, Duration::from_millis(3));
+        tg.target_response(200, Duration::from_secs(30));
+        let conn = m.https.open();
+        let text = m.render(&Snapshot::default());
+        for line in [
+            "berth_lb_request_count{load_balancer=\"svc\"} 3",
+            "berth_lb_httpcode_target_2xx_count{load_balancer=\"svc\"} 1",
+            "berth_lb_httpcode_target_3xx_count{load_balancer=\"svc\"} 1",
+            "berth_lb_httpcode_elb_5xx_count{load_balancer=\"svc\"} 1",
+            "berth_lb_httpcode_elb_4xx_count{load_balancer=\"svc\"} 0",
+            "berth_tg_httpcode_target_4xx_count{target_group=\"tg-a\"} 1",
+            "berth_tg_target_response_time_seconds_bucket{target_group=\"tg-a\",le=\"0.005\"} 1",
+            "berth_tg_target_response_time_seconds_bucket{target_group=\"tg-a\",le=\"10\"} 1",
+            "berth_tg_target_response_time_seconds_bucket{target_group=\"tg-a\",le=\"+Inf\"} 2",
+            "berth_tg_target_response_time_seconds_sum{target_group=\"tg-a\"} 30.003",
+            "berth_tg_target_response_time_seconds_count{target_group=\"tg-a\"} 2",
+            "berth_lb_active_connection_count{listener=\"https\"} 1",
+            "berth_lb_new_connection_count{listener=\"https\"} 1",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
+        drop(conn);
+        assert!(m.render(&Snapshot::default()).contains("berth_lb_active_connection_count{listener=\"https\"} 0"));
+        assert!(Arc::ptr_eq(&m.lb("svc"), &lb), "counters survive table versions");
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let mut out = String::new();
+        sample(&mut out, "m", &[("l", "a\"b\\c\nd")], 1);
+        assert_eq!(out, "m{l=\"a\\\"b\\\\c\\nd\"} 1\n");
+    }
+}
