@@ -393,6 +393,19 @@ impl Control {
             }
             let me = Arc::clone(self);
             tokio::spawn(async move {
+                // PROVISIONING → PENDING: the runtime is pulling and creating the container.
+                let pending = me.tx(|tx| {
+                    if let Some(mut row) = tx.task_get(&id)?
+                        && row.last_status == TaskStatus::Provisioning
+                    {
+                        row.last_status = TaskStatus::Pending;
+                        tx.task_update(&row)?;
+                    }
+                    Ok(())
+                });
+                if let Err(e) = pending {
+                    tracing::warn!(task = %id, error = %e, "cannot record task as pending");
+                }
                 let result = me.driver.run_task(&spec).await;
                 let t = now();
                 let recorded = me.tx(|tx| {
