@@ -155,6 +155,14 @@ impl Control {
                     }
                     stop_row(&mut task, finished_at.map(epoch).unwrap_or(t));
                     tx.task_update(&task)?;
+                    if failed && let Some(sid) = task.service_id {
+                        let name = tx.service_by_id(sid)?.map(|s| s.name).unwrap_or_default();
+                        let msg = format!(
+                            "(service {name}) (task {}) stopped: essential container exited with code {exit_code}.",
+                            task.id
+                        );
+                        tx.event_add(sid, t, &msg)?;
+                    }
                     effects.removes.push(task.id.clone());
                     if failed && let Some(sid) = task.service_id {
                         self.state().backoff.entry(sid).or_default().fail(t);
@@ -243,6 +251,7 @@ impl Control {
             };
             let actions = plan::plan(&input);
             if actions.is_empty() {
+                self.note_steady_state(tx, &service, &input, t)?;
                 continue;
             }
             tracing::debug!(service = %service.arn, ?actions, "plan");
@@ -260,14 +269,22 @@ impl Control {
         effects: &mut Effects,
     ) -> Result<(), ControlError> {
         let mut service_changed = false;
+        let mut draining = 0;
         for action in actions {
             match action {
                 Action::Start { revision, count } => {
                     let config = crate::ecs_config(tx, &revision)?;
+                    let mut ids = Vec::new();
                     for _ in 0..count {
                         let (row, spec) = self.new_task(service, &revision, &config, t)?;
                         tx.task_insert(&row)?;
+                        ids.push(format!("(task {})", row.id));
                         effects.starts.push((row.id, service.id, spec));
+                    }
+                    if !ids.is_empty() {
+                        let msg =
+                            format!("(service {}) has started {} tasks: {}.", service.name, ids.len(), ids.join(" "));
+                        tx.event_add(service.id, t, &msg)?;
                     }
                 }
                 Action::Drain { task, reason } => {
@@ -287,6 +304,7 @@ impl Control {
                         DrainReason::ServiceDeleted => "Service deleted".into(),
                     });
                     tx.task_update(&row)?;
+                    draining += 1;
                 }
                 Action::Stop { task } => {
                     let Some(mut row) = tx.task_get(&task)? else { continue };
@@ -298,10 +316,18 @@ impl Control {
                     } else {
                         row.last_status = TaskStatus::Stopping;
                         tx.task_update(&row)?;
+                        let msg = format!("(service {}) has stopped 1 running tasks: (task {}).", service.name, row.id);
+                        tx.event_add(service.id, t, &msg)?;
                         effects.stops.push(row.id);
                     }
                 }
                 Action::SetLive { revision } => {
+                    let msg = format!(
+                        "(service {}) (deployment ecs-svc/{}) shifted all traffic to the new service revision.",
+                        service.name,
+                        revision.rsplit('/').next().unwrap_or_default()
+                    );
+                    tx.event_add(service.id, t, &msg)?;
                     service.live_revision = Some(revision);
                     service_changed = true;
                 }
@@ -313,9 +339,38 @@ impl Control {
                 }
             }
         }
+        if draining > 0 {
+            let msg = format!("(service {}) has begun draining connections on {draining} tasks.", service.name);
+            tx.event_add(service.id, t, &msg)?;
+        }
         if service_changed {
             service.updated_at = t;
             tx.service_update(service)?;
+        }
+        Ok(())
+    }
+
+    /// Records "has reached a steady state" once per settling: every task is of the target revision,
+    /// healthy, as many as desired, and nothing drains.
+    fn note_steady_state(
+        &self,
+        tx: &Tx<'_>,
+        service: &ServiceRow,
+        input: &PlanInput,
+        t: f64,
+    ) -> Result<(), ControlError> {
+        let steady = service.status == ServiceStatus::Active
+            && service.live_revision.as_deref() == Some(service.target_revision.as_str())
+            && input.tasks.len() == service.desired_count as usize
+            && input.tasks.iter().all(|task| {
+                task.wanted && task.revision == service.target_revision && task.health == Some(TargetHealth::Healthy)
+            });
+        if !steady {
+            return Ok(());
+        }
+        let msg = format!("(service {}) has reached a steady state.", service.name);
+        if tx.events(service.id)?.first().map(|e| e.2.as_str()) != Some(msg.as_str()) {
+            tx.event_add(service.id, t, &msg)?;
         }
         Ok(())
     }
@@ -426,6 +481,10 @@ impl Control {
                             row.stop_code = Some(TaskStopCode::TaskFailedToStart.as_str().into());
                             row.stopped_reason = Some(e.to_string());
                             stop_row(&mut row, t);
+                            if let Some(service) = tx.service_by_id(service_id)? {
+                                let msg = format!("(service {}) (task {}) failed to start: {e}", service.name, row.id);
+                                tx.event_add(service_id, t, &msg)?;
+                            }
                         }
                     }
                     tx.task_update(&row)?;

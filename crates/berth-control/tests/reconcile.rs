@@ -136,6 +136,24 @@ async fn create_update_delete_converge_without_dropping_traffic() {
     assert_eq!(spec.container_port, 80);
     assert!(spec.labels.get("berth.service") == Some(&arn));
 
+    w.report_all(TargetHealth::Healthy, 0);
+    w.settle().await;
+    let Ok(Output::DescribeServices(d)) = w
+        .call(Operation::DescribeServices(DescribeServicesRequest {
+            services: Some(vec!["web".into()]),
+            ..Default::default()
+        }))
+        .await
+    else {
+        panic!("describe services")
+    };
+    let svc = &d.services.unwrap_or_default()[0];
+    assert_eq!(svc.resource_management_type, Some(ResourceManagementType::Ecs));
+    assert_eq!((svc.desired_count, svc.running_count), (Some(1), Some(1)));
+    let events: Vec<String> = svc.events.clone().unwrap_or_default().into_iter().filter_map(|e| e.message).collect();
+    assert_eq!(events.first().map(String::as_str), Some("(service web) has reached a steady state."), "{events:?}");
+    assert!(events.iter().any(|e| e.starts_with("(service web) has started 1 tasks: (task ")), "{events:?}");
+
     // Update: a second task of the new revision starts beside the first; nothing shifts until it is healthy.
     w.report_all(TargetHealth::Healthy, 0);
     w.call(Operation::UpdateExpressGatewayService(UpdateExpressGatewayServiceRequest {

@@ -544,6 +544,31 @@ impl Tx<'_> {
         Ok(())
     }
 
+    // ---- service events
+
+    /// Records an event for a service, keeping its newest 100 (as ECS shows).
+    pub fn event_add(&self, service_id: i64, at: Epoch, message: &str) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO service_events(service_id, created_at, message) VALUES (?1, ?2, ?3)",
+            params![service_id, at, message],
+        )?;
+        self.conn().execute(
+            "DELETE FROM service_events WHERE service_id = ?1 AND id NOT IN \
+             (SELECT id FROM service_events WHERE service_id = ?1 ORDER BY id DESC LIMIT 100)",
+            [service_id],
+        )?;
+        Ok(())
+    }
+
+    /// A service's events, newest first: (id, created_at, message).
+    pub fn events(&self, service_id: i64) -> Result<Vec<(i64, Epoch, String)>> {
+        let mut st = self
+            .conn()
+            .prepare("SELECT id, created_at, message FROM service_events WHERE service_id = ?1 ORDER BY id DESC")?;
+        let rows = st.query_map([service_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     // ---- tags
 
     pub fn tags_get(&self, resource_arn: &str) -> Result<Vec<(String, String)>> {

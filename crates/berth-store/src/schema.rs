@@ -2,7 +2,8 @@
 
 use rusqlite::Connection;
 
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE credentials (
     access_key_id TEXT PRIMARY KEY,
@@ -85,7 +86,17 @@ CREATE TABLE tags (
     value TEXT NOT NULL,
     PRIMARY KEY (resource_arn, key)
 );
-"#];
+"#,
+    r#"
+CREATE TABLE service_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    service_id INTEGER NOT NULL REFERENCES services(id),
+    created_at REAL NOT NULL,
+    message TEXT NOT NULL
+);
+CREATE INDEX service_events_by_service ON service_events(service_id, id);
+"#,
+];
 
 pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;

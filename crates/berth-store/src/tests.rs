@@ -141,3 +141,20 @@ fn reopening_a_file_keeps_data_and_schema() {
     assert_eq!(s.tx(|t| t.meta_get("k")).expect("get").as_deref(), Some("v"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn events_keep_the_newest_hundred() {
+    let mut s = Store::open_in_memory().expect("open");
+    let sid = s.tx(|t| t.service_insert(&service("web"))).expect("svc");
+    s.tx(|t| {
+        for i in 0..105 {
+            t.event_add(sid, f64::from(i), &format!("event {i}"))?;
+        }
+        Ok::<_, StoreError>(())
+    })
+    .expect("events");
+    let events = s.tx(|t| t.events(sid)).expect("q");
+    assert_eq!(events.len(), 100);
+    assert_eq!(events[0].2, "event 104");
+    assert_eq!(events[99].2, "event 5");
+}

@@ -146,7 +146,16 @@ pub(crate) fn service(c: &Control, tx: &Tx<'_>, row: &ServiceRow, with_tags: boo
         // Express services show no task definition on the service itself (as AWS does).
         task_definition: None,
         deployments: Some(deployments),
-        events: Some(Vec::new()),
+        events: Some(
+            tx.events(row.id)?
+                .into_iter()
+                .map(|(id, at, message)| ServiceEvent {
+                    id: Some(id.to_string()),
+                    created_at: Some(Timestamp(at)),
+                    message: Some(message),
+                })
+                .collect(),
+        ),
         created_at: Some(Timestamp(row.created_at)),
         health_check_grace_period_seconds: Some(300),
         scheduling_strategy: Some(SchedulingStrategy::Replica),
