@@ -108,3 +108,46 @@ pub fn trust_allows(trust: &Policy, role_arn: &str, principal: &Principal) -> De
     let request = RequestContext::new("sts:AssumeRole", role_arn).with_principal(principal.clone());
     evaluate(&request, &[trust])
 }
+
+/// The `AccessDenied` message AWS gives for a denied request, e.g. `User: arn:aws:sts::123456789012:assumed-role/
+/// infra/ECSGateway is not authorized to perform: ec2:DescribeAccountAttributes because no identity-based policy
+/// allows the ec2:DescribeAccountAttributes action`. `caller` is the calling identity's ARN (the session ARN for
+/// a role session). `None` when the decision is `Allow`.
+pub fn access_denied_message(caller: &str, request: &RequestContext, decision: &Decision) -> Option<String> {
+    let on = if request.resource == "*" { String::new() } else { format!(" on resource: {}", request.resource) };
+    let why = match decision {
+        Decision::Allow => return None,
+        Decision::ImplicitDeny => format!("because no identity-based policy allows the {} action", request.action),
+        Decision::ExplicitDeny { .. } => "with an explicit deny in an identity-based policy".to_owned(),
+    };
+    Some(format!("User: {caller} is not authorized to perform: {}{on} {why}", request.action))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn access_denied_messages_read_like_aws() {
+        let caller = "arn:aws:sts::123456789012:assumed-role/infra/ECSGateway";
+        let req = RequestContext::new("ec2:DescribeAccountAttributes", "*");
+        assert_eq!(
+            access_denied_message(caller, &req, &Decision::ImplicitDeny).as_deref(),
+            Some(
+                "User: arn:aws:sts::123456789012:assumed-role/infra/ECSGateway is not authorized to perform: \
+                 ec2:DescribeAccountAttributes because no identity-based policy allows the \
+                 ec2:DescribeAccountAttributes action"
+            )
+        );
+        let req = RequestContext::new("ecs:DeleteService", "arn:aws:ecs:us-east-1:123456789012:service/default/web");
+        assert_eq!(
+            access_denied_message(caller, &req, &Decision::ExplicitDeny { sid: None }).as_deref(),
+            Some(
+                "User: arn:aws:sts::123456789012:assumed-role/infra/ECSGateway is not authorized to perform: \
+                 ecs:DeleteService on resource: arn:aws:ecs:us-east-1:123456789012:service/default/web with an \
+                 explicit deny in an identity-based policy"
+            )
+        );
+        assert_eq!(access_denied_message(caller, &req, &Decision::Allow), None);
+    }
+}

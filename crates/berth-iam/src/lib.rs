@@ -23,7 +23,7 @@ pub mod policy;
 
 pub use context::{AwsPrincipal, ContextValue, Principal, RequestContext};
 pub use error::PolicyError;
-pub use eval::{Decision, evaluate, principal_matches, statement_applies, trust_allows};
+pub use eval::{Decision, access_denied_message, evaluate, principal_matches, statement_applies, trust_allows};
 pub use managed::ManagedPolicy;
 pub use pattern::{action_matches, resource_matches};
 pub use policy::{

@@ -20,3 +20,13 @@ fn aws_documented_examples() {
     }
     common::run_table(&cases);
 }
+
+/// The harness itself notices a wrong expectation.
+#[test]
+fn harness_reports_mismatches() {
+    let cases = serde_json::json!([{"name": "wrong on purpose",
+        "statements": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+        "request": {"action": "ecs:ListClusters"}, "expect": "ImplicitDeny"}]);
+    let outcome = std::panic::catch_unwind(|| common::run_table(&cases));
+    assert!(outcome.is_err());
+}

@@ -245,7 +245,9 @@ fn size_quotas_count_non_whitespace_characters() {
     assert_eq!(e.message(), "Cannot exceed quota for ACLSizePerRole: 2048");
     let five = "y".repeat(5000);
     check_inline_aggregate(InlineOwner::Role, "r", [five.as_str(), five.as_str()]).expect("10000 fits");
-    let e = check_inline_aggregate(InlineOwner::Role, "r", [five.as_str(), five.as_str(), "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz"]).expect_err("over 10240");
+    let extra = "z".repeat(241);
+    let e = check_inline_aggregate(InlineOwner::Role, "r", [five.as_str(), five.as_str(), extra.as_str()])
+        .expect_err("over 10240");
     assert_eq!(e.message(), "Maximum policy size of 10240 bytes exceeded for role r");
     let e = check_inline_aggregate(InlineOwner::User, "bob", ["u".repeat(2049).as_str()]).expect_err("over 2048");
     assert_eq!(e.message(), "Maximum policy size of 2048 bytes exceeded for user bob");
