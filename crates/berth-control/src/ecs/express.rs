@@ -128,6 +128,7 @@ pub(crate) fn describe(
 
 pub(crate) fn update(
     c: &Control,
+    caller: &CallerIdentity,
     r: UpdateExpressGatewayServiceRequest,
 ) -> Result<UpdateExpressGatewayServiceResponse, ControlError> {
     let arn = r.service_arn.clone().unwrap_or_default();

@@ -17,7 +17,7 @@ pub(crate) fn handle(c: &Control, caller: &CallerIdentity, op: Operation) -> Res
     Ok(match op {
         O::CreateExpressGatewayService(r) => Output::CreateExpressGatewayService(express::create(c, caller, r)?),
         O::DescribeExpressGatewayService(r) => Output::DescribeExpressGatewayService(express::describe(c, r)?),
-        O::UpdateExpressGatewayService(r) => Output::UpdateExpressGatewayService(express::update(c, r)?),
+        O::UpdateExpressGatewayService(r) => Output::UpdateExpressGatewayService(express::update(c, caller, r)?),
         O::DeleteExpressGatewayService(r) => Output::DeleteExpressGatewayService(express::delete(c, r)?),
         O::CreateCluster(r) => Output::CreateCluster(clusters::create(c, r)?),
         O::DescribeClusters(r) => Output::DescribeClusters(clusters::describe(c, r)?),
