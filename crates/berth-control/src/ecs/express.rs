@@ -164,11 +164,7 @@ pub(crate) fn update(
             cpu_architecture: r.cpu_architecture.or(current.cpu_architecture),
         }
         .validate()?;
-        let caller = CallerIdentity {
-            principal_arn: row.infrastructure_role_arn.clone().unwrap_or_default(),
-            account: c.names.account.clone(),
-        };
-        let revision = new_revision(c, tx, &row, &spec, &caller, t)?;
+        let revision = new_revision(c, tx, &row, &spec, caller, t)?;
         row.target_revision = revision.clone();
         row.desired_count = spec.desired_count();
         row.updated_at = t;
