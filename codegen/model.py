@@ -6,6 +6,14 @@ The AWS API models are the contract for shapes, names, enums and errors: this sc
 serde structs for every shape reachable from the operations berth implements, a closed `Operation`
 enum that decodes a request body once, and an `Output` enum that encodes the response.
 
+JSON services (`protocol: json`) get `Operation::decode` (JSON body) and `Output::to_json`. Query and EC2
+services get `Operation::from_value` / `Output::to_value` (JSON values keyed by member names) plus the wire
+schema the codecs in berth-api walk: static `Structure`/`List`/`Map` tables with every member reference's
+effective `locationName`, `queryName`, `flattened` and `timestampFormat` (merged over its target shape as
+botocore merges them), `OPERATIONS` (input, output, `resultWrapper`), `ERRORS` (modeled codes and HTTP
+statuses), `XML_NAMESPACE` and `PROTOCOL`. Model features the codecs do not handle (XML attributes,
+per-member namespaces, unions, recursive structures) fail the generation instead of being mis-encoded.
+
 Usage: python3 codegen/model.py  (botocore must be importable; see tests/requirements.txt)
 """
 import gzip
@@ -156,6 +164,9 @@ SCALARS = ("string", "integer", "long", "double", "float", "boolean", "timestamp
 # The serialization traits a member reference merges over its target shape (botocore's Shape.serialization).
 SERIALIZED_ATTRS = ("locationName", "queryName", "flattened", "timestampFormat", "xmlAttribute", "xmlNamespace", "location")
 
+# String shapes a service percent-encodes in its XML responses (botocore's `json_decode_policies` undoes it).
+URL_ENCODED_SHAPES = {"iam": ("policyDocumentType",)}
+
 RUST_KEYWORDS = set("as break const continue crate else enum extern false fn for if impl in let loop match mod move mut pub ref return self Self static struct super trait true type unsafe use where while async await dyn abstract become box do final macro override priv typeof unsized virtual yield try gen".split())
 
 
@@ -189,7 +200,8 @@ def rust_type_name(name):
 
 
 class Gen:
-    def __init__(self, model, ops):
+    def __init__(self, service, model, ops):
+        self.service = service
         self.model = model
         self.shapes = model["shapes"]
         self.ops = ops
@@ -447,6 +459,9 @@ class Gen:
             w("        match name {")
             for op in self.ops:
                 w("            %s => crate::decode_json(body).map(Self::%s)," % (json.dumps(op), op))
+            w("            other => Err(crate::DecodeError::UnknownOperation(other.to_string())),")
+            w("        }")
+            w("    }")
         else:
             w("    /// Decodes the named operation's request from a JSON value keyed by member names (what the Query")
             w("    /// codec builds from the form parameters), validating required members.")
@@ -454,9 +469,16 @@ class Gen:
             w("        match name {")
             for op in self.ops:
                 w("            %s => crate::decode_value(value).map(Self::%s)," % (json.dumps(op), op))
-        w("            other => Err(crate::DecodeError::UnknownOperation(other.to_string())),")
-        w("        }")
-        w("    }")
+            w("            other => Err(crate::DecodeError::UnknownOperation(other.to_string())),")
+            w("        }")
+            w("    }")
+            w("    /// The request as a JSON value keyed by member names (absent members omitted), for logs and tests.")
+            w("    pub fn to_value(&self) -> serde_json::Value {")
+            w("        match self {")
+            for op in self.ops:
+                w("            Self::%s(v) => crate::to_value(v)," % op)
+            w("        }")
+            w("    }")
         w("}")
         w("")
         for inp in dict.fromkeys(rust_type_name(self.model["operations"][op]["input"]["shape"]) for op in self.ops):
@@ -488,6 +510,17 @@ class Gen:
         w("        match self {")
         for op in self.ops:
             w("            Self::%s(_) => %s," % (op, json.dumps(op)))
+        w("        }")
+        w("    }")
+        w("    /// Builds the named operation's output from a JSON value keyed by member names (test vectors, fixtures).")
+        w("    pub fn from_value(name: &str, value: serde_json::Value) -> Result<Self, crate::DecodeError> {")
+        w("        match name {")
+        for op in self.ops:
+            if "output" in self.model["operations"][op]:
+                w("            %s => crate::output_from_value(value).map(Self::%s)," % (json.dumps(op), op))
+            else:
+                w("            %s => Ok(Self::%s(()))," % (json.dumps(op), op))
+        w("            other => Err(crate::DecodeError::UnknownOperation(other.to_string())),")
         w("        }")
         w("    }")
         w("    /// The output as a JSON value keyed by member names (absent members omitted), for the XML encoder.")
@@ -573,6 +606,8 @@ class Gen:
             fields.append("flattened: true")
         if "timestampFormat" in eff:
             fields.append("timestamp_format: Some(%s)" % json.dumps(eff["timestampFormat"]))
+        if ref["shape"] in URL_ENCODED_SHAPES.get(self.service, ()):
+            fields.append("url_encoded: true")
         return "sc::Ref { %s, ..sc::Ref::DEFAULT }" % ", ".join(fields)
 
     def _variants(self, s):
@@ -589,7 +624,7 @@ class Gen:
 def main():
     for service, meta in SERVICES.items():
         model = load(meta["path"])
-        g = Gen(model, meta["operations"])
+        g = Gen(service, model, meta["operations"])
         code = g.emit(service, meta)
         path = os.path.join(OUT, service + ".rs")
         with open(path, "w") as f:

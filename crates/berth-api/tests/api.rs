@@ -11,11 +11,12 @@ use std::time::{Duration, SystemTime};
 use berth_api::sigv4::{self, SigningCredentials, SigningParams};
 use berth_api::{ApiConfig, Backend, Caller, Credential, Principal, Request, Response};
 use berth_core::{AwsError, ErrorCode};
-use berth_model::ecs;
+use berth_model::{ec2, ecs, elbv2, ssm, sts};
 use bytes::Bytes;
 use http::{HeaderValue, Method};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -44,8 +45,29 @@ impl Backend for TestBackend {
         "us-east-1".into()
     }
     async fn handle(&self, caller: Caller, request: Request) -> Result<Response, AwsError> {
-        let Request::Ecs(ecs::Operation::DescribeClusters(req)) = request else {
-            return Err(AwsError::new(ErrorCode::Client, "the test backend only describes clusters"));
+        let req = match request {
+            Request::Ecs(ecs::Operation::DescribeClusters(req)) => req,
+            Request::Elbv2(elbv2::Operation::DescribeLoadBalancers(req)) => return describe_load_balancers(req),
+            Request::Sts(sts::Operation::GetCallerIdentity(_)) => {
+                return Ok(Response::Sts(sts::Output::GetCallerIdentity(sts::GetCallerIdentityResponse {
+                    user_id: Some(caller.principal.user_id),
+                    account: Some(caller.principal.account),
+                    arn: Some(caller.principal.arn),
+                })));
+            }
+            Request::Ec2(ec2::Operation::DescribeVpcs(req)) => return describe_vpcs(req),
+            Request::Ssm(ssm::Operation::GetParameter(req)) => {
+                return Ok(Response::Ssm(ssm::Output::GetParameter(ssm::GetParameterResult {
+                    parameter: Some(ssm::Parameter {
+                        name: req.name,
+                        value: Some("from-ssm".into()),
+                        r#type: Some(ssm::ParameterType::String),
+                        version: Some(1),
+                        ..Default::default()
+                    }),
+                })));
+            }
+            _ => return Err(AwsError::new(ErrorCode::Client, "the test backend does not do that")),
         };
         // Echo the names asked for, and who asked, so the test sees the typed request arrived intact.
         let clusters = req
@@ -64,6 +86,56 @@ impl Backend for TestBackend {
             failures: None,
         })))
     }
+}
+
+fn describe_load_balancers(req: elbv2::DescribeLoadBalancersInput) -> Result<Response, AwsError> {
+    let names = req.names.unwrap_or_default();
+    if names.iter().any(|n| n == "missing") {
+        return Err(AwsError::new(ErrorCode::LoadBalancerNotFound, "Load balancers '[missing]' not found"));
+    }
+    let load_balancers = names
+        .into_iter()
+        .map(|name| elbv2::LoadBalancer {
+            load_balancer_arn: Some(format!(
+                "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/{name}/50dc6c495c0c9188"
+            )),
+            load_balancer_name: Some(name),
+            created_time: Some(berth_model::Timestamp(1_696_897_800.5)),
+            scheme: Some(elbv2::LoadBalancerSchemeEnum::InternetFacing),
+            state: Some(elbv2::LoadBalancerState { code: Some(elbv2::LoadBalancerStateEnum::Active), reason: None }),
+            security_groups: Some(vec!["sg-1".into(), "sg-2".into()]),
+            ..Default::default()
+        })
+        .collect();
+    Ok(Response::Elbv2(elbv2::Output::DescribeLoadBalancers(elbv2::DescribeLoadBalancersOutput {
+        load_balancers: Some(load_balancers),
+        next_marker: None,
+    })))
+}
+
+fn describe_vpcs(req: ec2::DescribeVpcsRequest) -> Result<Response, AwsError> {
+    let ids = req.vpc_ids.unwrap_or_default();
+    if let Some(id) = ids.iter().find(|id| id.as_str() == "vpc-missing") {
+        return Err(AwsError::new(ErrorCode::Ec2InvalidVpcIdNotFound, format!("The vpc ID '{id}' does not exist")));
+    }
+    let filters = req.filters.unwrap_or_default();
+    let vpcs = ids
+        .into_iter()
+        .map(|id| ec2::Vpc {
+            vpc_id: Some(id),
+            cidr_block: Some("172.31.0.0/16".into()),
+            state: Some(ec2::VpcState::Available),
+            is_default: Some(true),
+            tags: Some(
+                filters
+                    .iter()
+                    .map(|f| ec2::Tag { key: f.name.clone(), value: f.values.as_ref().map(|v| v.join(",")) })
+                    .collect(),
+            ),
+            ..Default::default()
+        })
+        .collect();
+    Ok(Response::Ec2(ec2::Output::DescribeVpcs(ec2::DescribeVpcsResult { vpcs: Some(vpcs), next_token: None })))
 }
 
 struct Server {
@@ -228,6 +300,47 @@ for name, (k, s) in {"wrong_secret": (key, secret + "x"), "unknown_key": ("AKIDU
 print(json.dumps(out))
 "#;
 
+/// ELBv2 and STS (Query), EC2 and SSM through real boto3: typed requests arrive intact, XML responses parse,
+/// and errors surface as `ClientError`s with the right code (including the modeled exception classes).
+const BOTO3_QUERY_SCRIPT: &str = r#"
+import json, sys
+import boto3, botocore.config, botocore.exceptions
+endpoint, key, secret = sys.argv[1:4]
+def client(service, k=key, s=secret, validate=True):
+    return boto3.client(service, endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=k,
+                        aws_secret_access_key=s,
+                        config=botocore.config.Config(retries={"max_attempts": 1}, parameter_validation=validate))
+def error(call):
+    try:
+        call()
+        return None
+    except botocore.exceptions.ClientError as e:
+        return {"code": e.response["Error"]["Code"], "message": e.response["Error"]["Message"],
+                "type": e.response["Error"].get("Type"), "status": e.response["ResponseMetadata"]["HTTPStatusCode"],
+                "class": type(e).__name__, "request_id": e.response["ResponseMetadata"].get("RequestId")}
+out = {}
+r = client("elbv2").describe_load_balancers(Names=["web", "api"])
+out["elbv2"] = {"names": [lb["LoadBalancerName"] for lb in r["LoadBalancers"]],
+                "created": r["LoadBalancers"][0]["CreatedTime"].isoformat(),
+                "state": r["LoadBalancers"][0]["State"]["Code"],
+                "security_groups": r["LoadBalancers"][0]["SecurityGroups"],
+                "request_id": r["ResponseMetadata"]["RequestId"]}
+out["elbv2_missing"] = error(lambda: client("elbv2").describe_load_balancers(Names=["missing"]))
+r = client("sts").get_caller_identity()
+out["sts"] = {"account": r["Account"], "arn": r["Arn"], "user_id": r["UserId"]}
+out["sts_wrong_secret"] = error(lambda: client("sts", s=secret + "x").get_caller_identity())
+out["sts_unknown_key"] = error(lambda: client("sts", k="AKIDUNKNOWN000000000").get_caller_identity())
+out["iam_invalid"] = error(lambda: client("iam", validate=False).get_role())
+r = client("ec2").describe_vpcs(VpcIds=["vpc-1", "vpc-2"], Filters=[{"Name": "is-default", "Values": ["true", "x"]}])
+out["ec2"] = {"vpcs": [(v["VpcId"], v["IsDefault"], v["State"], v["Tags"]) for v in r["Vpcs"]],
+              "request_id": r["ResponseMetadata"]["RequestId"]}
+out["ec2_missing"] = error(lambda: client("ec2").describe_vpcs(VpcIds=["vpc-missing"]))
+out["ec2_wrong_secret"] = error(lambda: client("ec2", s=secret + "x").describe_vpcs())
+r = client("ssm").get_parameter(Name="/app/db")
+out["ssm"] = {"name": r["Parameter"]["Name"], "value": r["Parameter"]["Value"]}
+print(json.dumps(out))
+"#;
+
 fn boto3_available() -> bool {
     let ok = std::process::Command::new(python())
         .args(["-c", "import boto3"])
@@ -275,6 +388,84 @@ async fn real_boto3_client() {
     assert!(out["wrong_secret"]["message"].as_str().unwrap_or("").starts_with("The request signature we calculated"));
     assert_eq!(out["unknown_key"]["code"], "UnrecognizedClientException", "{out}");
     assert_eq!(out["unknown_key"]["message"], "The security token included in the request is invalid.");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_boto3_query_and_ec2_clients() {
+    if !boto3_available() {
+        return;
+    }
+    let server = Server::start(None).await;
+    let endpoint = format!("http://{}", server.addr);
+    let output = tokio::process::Command::new(python())
+        .args(["-c", BOTO3_QUERY_SCRIPT, &endpoint, KEY, SECRET])
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_SESSION_TOKEN")
+        .output()
+        .await
+        .expect("run python");
+    server.stop().await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "boto3 script failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let out: serde_json::Value = serde_json::from_str(stdout.trim()).expect("script output");
+
+    assert_eq!(out["elbv2"]["names"], json!(["web", "api"]), "{out}");
+    assert_eq!(out["elbv2"]["created"], "2023-10-10T00:30:00.500000+00:00");
+    assert_eq!(out["elbv2"]["state"], "active");
+    assert_eq!(out["elbv2"]["security_groups"], json!(["sg-1", "sg-2"]));
+    assert_eq!(out["elbv2"]["request_id"].as_str().map(str::len), Some(36));
+    let e = &out["elbv2_missing"];
+    assert_eq!(
+        (&e["code"], &e["class"], &e["status"], &e["type"]),
+        (&json!("LoadBalancerNotFound"), &json!("LoadBalancerNotFoundException"), &json!(400), &json!("Sender")),
+        "{out}"
+    );
+    assert_eq!(e["message"], "Load balancers '[missing]' not found");
+
+    assert_eq!(
+        out["sts"],
+        json!({"account": "123456789012", "arn": "arn:aws:iam::123456789012:root", "user_id": "123456789012"})
+    );
+    assert_eq!(
+        (&out["sts_wrong_secret"]["code"], &out["sts_wrong_secret"]["status"]),
+        (&json!("SignatureDoesNotMatch"), &json!(403)),
+        "{out}"
+    );
+    assert!(
+        out["sts_wrong_secret"]["message"].as_str().unwrap_or("").starts_with("The request signature we calculated")
+    );
+    assert_eq!(
+        (&out["sts_unknown_key"]["code"], &out["sts_unknown_key"]["status"]),
+        (&json!("InvalidClientTokenId"), &json!(403)),
+        "{out}"
+    );
+    assert_eq!(out["sts_unknown_key"]["message"], "The security token included in the request is invalid.");
+    assert_eq!(out["iam_invalid"]["code"], "ValidationError", "{out}");
+    assert!(out["iam_invalid"]["message"].as_str().unwrap_or("").contains("'RoleName'"), "{out}");
+
+    let tags = json!([{"Key": "is-default", "Value": "true,x"}]);
+    assert_eq!(
+        out["ec2"]["vpcs"],
+        json!([["vpc-1", true, "available", tags], ["vpc-2", true, "available", tags]]),
+        "{out}"
+    );
+    assert_eq!(out["ec2"]["request_id"].as_str().map(str::len), Some(36));
+    let e = &out["ec2_missing"];
+    assert_eq!((&e["code"], &e["status"]), (&json!("InvalidVpcID.NotFound"), &json!(400)), "{out}");
+    assert_eq!(e["message"], "The vpc ID 'vpc-missing' does not exist");
+    assert_eq!(e["request_id"].as_str().map(str::len), Some(36));
+    assert_eq!(
+        (&out["ec2_wrong_secret"]["code"], &out["ec2_wrong_secret"]["status"]),
+        (&json!("AuthFailure"), &json!(401)),
+        "{out}"
+    );
+
+    assert_eq!(out["ssm"], json!({"name": "/app/db", "value": "from-ssm"}));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

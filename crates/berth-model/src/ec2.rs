@@ -2013,6 +2013,23 @@ impl Operation {
             other => Err(crate::DecodeError::UnknownOperation(other.to_string())),
         }
     }
+    /// The request as a JSON value keyed by member names (absent members omitted), for logs and tests.
+    pub fn to_value(&self) -> serde_json::Value {
+        match self {
+            Self::DescribeVpcs(v) => crate::to_value(v),
+            Self::DescribeSubnets(v) => crate::to_value(v),
+            Self::CreateSecurityGroup(v) => crate::to_value(v),
+            Self::DeleteSecurityGroup(v) => crate::to_value(v),
+            Self::DescribeSecurityGroups(v) => crate::to_value(v),
+            Self::DescribeSecurityGroupRules(v) => crate::to_value(v),
+            Self::AuthorizeSecurityGroupIngress(v) => crate::to_value(v),
+            Self::AuthorizeSecurityGroupEgress(v) => crate::to_value(v),
+            Self::RevokeSecurityGroupIngress(v) => crate::to_value(v),
+            Self::RevokeSecurityGroupEgress(v) => crate::to_value(v),
+            Self::CreateTags(v) => crate::to_value(v),
+            Self::DescribeTags(v) => crate::to_value(v),
+        }
+    }
 }
 
 impl crate::Validate for DescribeVpcsRequest {
@@ -2092,6 +2109,24 @@ impl Output {
             Self::RevokeSecurityGroupEgress(_) => "RevokeSecurityGroupEgress",
             Self::CreateTags(_) => "CreateTags",
             Self::DescribeTags(_) => "DescribeTags",
+        }
+    }
+    /// Builds the named operation's output from a JSON value keyed by member names (test vectors, fixtures).
+    pub fn from_value(name: &str, value: serde_json::Value) -> Result<Self, crate::DecodeError> {
+        match name {
+            "DescribeVpcs" => crate::output_from_value(value).map(Self::DescribeVpcs),
+            "DescribeSubnets" => crate::output_from_value(value).map(Self::DescribeSubnets),
+            "CreateSecurityGroup" => crate::output_from_value(value).map(Self::CreateSecurityGroup),
+            "DeleteSecurityGroup" => crate::output_from_value(value).map(Self::DeleteSecurityGroup),
+            "DescribeSecurityGroups" => crate::output_from_value(value).map(Self::DescribeSecurityGroups),
+            "DescribeSecurityGroupRules" => crate::output_from_value(value).map(Self::DescribeSecurityGroupRules),
+            "AuthorizeSecurityGroupIngress" => crate::output_from_value(value).map(Self::AuthorizeSecurityGroupIngress),
+            "AuthorizeSecurityGroupEgress" => crate::output_from_value(value).map(Self::AuthorizeSecurityGroupEgress),
+            "RevokeSecurityGroupIngress" => crate::output_from_value(value).map(Self::RevokeSecurityGroupIngress),
+            "RevokeSecurityGroupEgress" => crate::output_from_value(value).map(Self::RevokeSecurityGroupEgress),
+            "CreateTags" => Ok(Self::CreateTags(())),
+            "DescribeTags" => crate::output_from_value(value).map(Self::DescribeTags),
+            other => Err(crate::DecodeError::UnknownOperation(other.to_string())),
         }
     }
     /// The output as a JSON value keyed by member names (absent members omitted), for the XML encoder.

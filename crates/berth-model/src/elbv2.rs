@@ -2631,6 +2631,31 @@ impl Operation {
             other => Err(crate::DecodeError::UnknownOperation(other.to_string())),
         }
     }
+    /// The request as a JSON value keyed by member names (absent members omitted), for logs and tests.
+    pub fn to_value(&self) -> serde_json::Value {
+        match self {
+            Self::DescribeLoadBalancers(v) => crate::to_value(v),
+            Self::DescribeListeners(v) => crate::to_value(v),
+            Self::DescribeRules(v) => crate::to_value(v),
+            Self::CreateRule(v) => crate::to_value(v),
+            Self::ModifyRule(v) => crate::to_value(v),
+            Self::DeleteRule(v) => crate::to_value(v),
+            Self::SetRulePriorities(v) => crate::to_value(v),
+            Self::DescribeTargetGroups(v) => crate::to_value(v),
+            Self::ModifyTargetGroup(v) => crate::to_value(v),
+            Self::DescribeTargetGroupAttributes(v) => crate::to_value(v),
+            Self::ModifyTargetGroupAttributes(v) => crate::to_value(v),
+            Self::DescribeLoadBalancerAttributes(v) => crate::to_value(v),
+            Self::ModifyLoadBalancerAttributes(v) => crate::to_value(v),
+            Self::DescribeTargetHealth(v) => crate::to_value(v),
+            Self::RegisterTargets(v) => crate::to_value(v),
+            Self::DeregisterTargets(v) => crate::to_value(v),
+            Self::DescribeListenerCertificates(v) => crate::to_value(v),
+            Self::DescribeTags(v) => crate::to_value(v),
+            Self::AddTags(v) => crate::to_value(v),
+            Self::RemoveTags(v) => crate::to_value(v),
+        }
+    }
 }
 
 impl crate::Validate for DescribeLoadBalancersInput {
@@ -2758,6 +2783,34 @@ impl Output {
             Self::DescribeTags(_) => "DescribeTags",
             Self::AddTags(_) => "AddTags",
             Self::RemoveTags(_) => "RemoveTags",
+        }
+    }
+    /// Builds the named operation's output from a JSON value keyed by member names (test vectors, fixtures).
+    pub fn from_value(name: &str, value: serde_json::Value) -> Result<Self, crate::DecodeError> {
+        match name {
+            "DescribeLoadBalancers" => crate::output_from_value(value).map(Self::DescribeLoadBalancers),
+            "DescribeListeners" => crate::output_from_value(value).map(Self::DescribeListeners),
+            "DescribeRules" => crate::output_from_value(value).map(Self::DescribeRules),
+            "CreateRule" => crate::output_from_value(value).map(Self::CreateRule),
+            "ModifyRule" => crate::output_from_value(value).map(Self::ModifyRule),
+            "DeleteRule" => crate::output_from_value(value).map(Self::DeleteRule),
+            "SetRulePriorities" => crate::output_from_value(value).map(Self::SetRulePriorities),
+            "DescribeTargetGroups" => crate::output_from_value(value).map(Self::DescribeTargetGroups),
+            "ModifyTargetGroup" => crate::output_from_value(value).map(Self::ModifyTargetGroup),
+            "DescribeTargetGroupAttributes" => crate::output_from_value(value).map(Self::DescribeTargetGroupAttributes),
+            "ModifyTargetGroupAttributes" => crate::output_from_value(value).map(Self::ModifyTargetGroupAttributes),
+            "DescribeLoadBalancerAttributes" => {
+                crate::output_from_value(value).map(Self::DescribeLoadBalancerAttributes)
+            }
+            "ModifyLoadBalancerAttributes" => crate::output_from_value(value).map(Self::ModifyLoadBalancerAttributes),
+            "DescribeTargetHealth" => crate::output_from_value(value).map(Self::DescribeTargetHealth),
+            "RegisterTargets" => crate::output_from_value(value).map(Self::RegisterTargets),
+            "DeregisterTargets" => crate::output_from_value(value).map(Self::DeregisterTargets),
+            "DescribeListenerCertificates" => crate::output_from_value(value).map(Self::DescribeListenerCertificates),
+            "DescribeTags" => crate::output_from_value(value).map(Self::DescribeTags),
+            "AddTags" => crate::output_from_value(value).map(Self::AddTags),
+            "RemoveTags" => crate::output_from_value(value).map(Self::RemoveTags),
+            other => Err(crate::DecodeError::UnknownOperation(other.to_string())),
         }
     }
     /// The output as a JSON value keyed by member names (absent members omitted), for the XML encoder.

@@ -1543,6 +1543,40 @@ impl Operation {
             other => Err(crate::DecodeError::UnknownOperation(other.to_string())),
         }
     }
+    /// The request as a JSON value keyed by member names (absent members omitted), for logs and tests.
+    pub fn to_value(&self) -> serde_json::Value {
+        match self {
+            Self::CreateUser(v) => crate::to_value(v),
+            Self::GetUser(v) => crate::to_value(v),
+            Self::ListUsers(v) => crate::to_value(v),
+            Self::DeleteUser(v) => crate::to_value(v),
+            Self::CreateAccessKey(v) => crate::to_value(v),
+            Self::ListAccessKeys(v) => crate::to_value(v),
+            Self::DeleteAccessKey(v) => crate::to_value(v),
+            Self::CreateRole(v) => crate::to_value(v),
+            Self::GetRole(v) => crate::to_value(v),
+            Self::ListRoles(v) => crate::to_value(v),
+            Self::DeleteRole(v) => crate::to_value(v),
+            Self::UpdateAssumeRolePolicy(v) => crate::to_value(v),
+            Self::PutRolePolicy(v) => crate::to_value(v),
+            Self::GetRolePolicy(v) => crate::to_value(v),
+            Self::ListRolePolicies(v) => crate::to_value(v),
+            Self::DeleteRolePolicy(v) => crate::to_value(v),
+            Self::CreatePolicy(v) => crate::to_value(v),
+            Self::GetPolicy(v) => crate::to_value(v),
+            Self::GetPolicyVersion(v) => crate::to_value(v),
+            Self::ListPolicies(v) => crate::to_value(v),
+            Self::DeletePolicy(v) => crate::to_value(v),
+            Self::AttachRolePolicy(v) => crate::to_value(v),
+            Self::DetachRolePolicy(v) => crate::to_value(v),
+            Self::ListAttachedRolePolicies(v) => crate::to_value(v),
+            Self::AttachUserPolicy(v) => crate::to_value(v),
+            Self::DetachUserPolicy(v) => crate::to_value(v),
+            Self::PutUserPolicy(v) => crate::to_value(v),
+            Self::TagRole(v) => crate::to_value(v),
+            Self::ListRoleTags(v) => crate::to_value(v),
+        }
+    }
 }
 
 impl crate::Validate for CreateUserRequest {
@@ -1724,6 +1758,41 @@ impl Output {
             Self::PutUserPolicy(_) => "PutUserPolicy",
             Self::TagRole(_) => "TagRole",
             Self::ListRoleTags(_) => "ListRoleTags",
+        }
+    }
+    /// Builds the named operation's output from a JSON value keyed by member names (test vectors, fixtures).
+    pub fn from_value(name: &str, value: serde_json::Value) -> Result<Self, crate::DecodeError> {
+        match name {
+            "CreateUser" => crate::output_from_value(value).map(Self::CreateUser),
+            "GetUser" => crate::output_from_value(value).map(Self::GetUser),
+            "ListUsers" => crate::output_from_value(value).map(Self::ListUsers),
+            "DeleteUser" => Ok(Self::DeleteUser(())),
+            "CreateAccessKey" => crate::output_from_value(value).map(Self::CreateAccessKey),
+            "ListAccessKeys" => crate::output_from_value(value).map(Self::ListAccessKeys),
+            "DeleteAccessKey" => Ok(Self::DeleteAccessKey(())),
+            "CreateRole" => crate::output_from_value(value).map(Self::CreateRole),
+            "GetRole" => crate::output_from_value(value).map(Self::GetRole),
+            "ListRoles" => crate::output_from_value(value).map(Self::ListRoles),
+            "DeleteRole" => Ok(Self::DeleteRole(())),
+            "UpdateAssumeRolePolicy" => Ok(Self::UpdateAssumeRolePolicy(())),
+            "PutRolePolicy" => Ok(Self::PutRolePolicy(())),
+            "GetRolePolicy" => crate::output_from_value(value).map(Self::GetRolePolicy),
+            "ListRolePolicies" => crate::output_from_value(value).map(Self::ListRolePolicies),
+            "DeleteRolePolicy" => Ok(Self::DeleteRolePolicy(())),
+            "CreatePolicy" => crate::output_from_value(value).map(Self::CreatePolicy),
+            "GetPolicy" => crate::output_from_value(value).map(Self::GetPolicy),
+            "GetPolicyVersion" => crate::output_from_value(value).map(Self::GetPolicyVersion),
+            "ListPolicies" => crate::output_from_value(value).map(Self::ListPolicies),
+            "DeletePolicy" => Ok(Self::DeletePolicy(())),
+            "AttachRolePolicy" => Ok(Self::AttachRolePolicy(())),
+            "DetachRolePolicy" => Ok(Self::DetachRolePolicy(())),
+            "ListAttachedRolePolicies" => crate::output_from_value(value).map(Self::ListAttachedRolePolicies),
+            "AttachUserPolicy" => Ok(Self::AttachUserPolicy(())),
+            "DetachUserPolicy" => Ok(Self::DetachUserPolicy(())),
+            "PutUserPolicy" => Ok(Self::PutUserPolicy(())),
+            "TagRole" => Ok(Self::TagRole(())),
+            "ListRoleTags" => crate::output_from_value(value).map(Self::ListRoleTags),
+            other => Err(crate::DecodeError::UnknownOperation(other.to_string())),
         }
     }
     /// The output as a JSON value keyed by member names (absent members omitted), for the XML encoder.
@@ -2249,7 +2318,7 @@ static S_CreateRoleRequest: sc::Structure = sc::Structure {
         sc::Member {
             name: "AssumeRolePolicyDocument",
             required: true,
-            target: sc::Ref { shape: sc::Shape::String, ..sc::Ref::DEFAULT },
+            target: sc::Ref { shape: sc::Shape::String, url_encoded: true, ..sc::Ref::DEFAULT },
         },
         sc::Member {
             name: "Description",
@@ -2305,7 +2374,7 @@ static S_Role: sc::Structure = sc::Structure {
         sc::Member {
             name: "AssumeRolePolicyDocument",
             required: false,
-            target: sc::Ref { shape: sc::Shape::String, ..sc::Ref::DEFAULT },
+            target: sc::Ref { shape: sc::Shape::String, url_encoded: true, ..sc::Ref::DEFAULT },
         },
         sc::Member {
             name: "Description",
@@ -2451,7 +2520,7 @@ static S_UpdateAssumeRolePolicyRequest: sc::Structure = sc::Structure {
         sc::Member {
             name: "PolicyDocument",
             required: true,
-            target: sc::Ref { shape: sc::Shape::String, ..sc::Ref::DEFAULT },
+            target: sc::Ref { shape: sc::Shape::String, url_encoded: true, ..sc::Ref::DEFAULT },
         },
     ],
 };
@@ -2471,7 +2540,7 @@ static S_PutRolePolicyRequest: sc::Structure = sc::Structure {
         sc::Member {
             name: "PolicyDocument",
             required: true,
-            target: sc::Ref { shape: sc::Shape::String, ..sc::Ref::DEFAULT },
+            target: sc::Ref { shape: sc::Shape::String, url_encoded: true, ..sc::Ref::DEFAULT },
         },
     ],
 };
@@ -2506,7 +2575,7 @@ static S_GetRolePolicyResponse: sc::Structure = sc::Structure {
         sc::Member {
             name: "PolicyDocument",
             required: true,
-            target: sc::Ref { shape: sc::Shape::String, ..sc::Ref::DEFAULT },
+            target: sc::Ref { shape: sc::Shape::String, url_encoded: true, ..sc::Ref::DEFAULT },
         },
     ],
 };
@@ -2579,7 +2648,7 @@ static S_CreatePolicyRequest: sc::Structure = sc::Structure {
         sc::Member {
             name: "PolicyDocument",
             required: true,
-            target: sc::Ref { shape: sc::Shape::String, ..sc::Ref::DEFAULT },
+            target: sc::Ref { shape: sc::Shape::String, url_encoded: true, ..sc::Ref::DEFAULT },
         },
         sc::Member {
             name: "Description",
@@ -2703,7 +2772,7 @@ static S_PolicyVersion: sc::Structure = sc::Structure {
         sc::Member {
             name: "Document",
             required: false,
-            target: sc::Ref { shape: sc::Shape::String, ..sc::Ref::DEFAULT },
+            target: sc::Ref { shape: sc::Shape::String, url_encoded: true, ..sc::Ref::DEFAULT },
         },
         sc::Member {
             name: "VersionId",
@@ -2923,7 +2992,7 @@ static S_PutUserPolicyRequest: sc::Structure = sc::Structure {
         sc::Member {
             name: "PolicyDocument",
             required: true,
-            target: sc::Ref { shape: sc::Shape::String, ..sc::Ref::DEFAULT },
+            target: sc::Ref { shape: sc::Shape::String, url_encoded: true, ..sc::Ref::DEFAULT },
         },
     ],
 };

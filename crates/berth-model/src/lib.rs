@@ -2,7 +2,9 @@
 //!
 //! It owns the request and response types of every implemented operation (one module per AWS service,
 //! written by `codegen/model.py`; never edited by hand), the closed `Operation` enum each request body is
-//! decoded into exactly once, and the validation errors that decoding produces. It must never hold
+//! decoded into exactly once, and the validation errors that decoding produces. For the Query and EC2
+//! services it also carries the wire [`schema`] (member names on the wire, list and map spellings, result
+//! wrappers) that berth-api's codecs walk. It must never hold
 //! behaviour beyond decoding and encoding: what an operation does lives in the control plane.
 
 use berth_core::{AwsError, ErrorCode};
@@ -140,6 +142,15 @@ pub fn decode_value<T: for<'de> Deserialize<'de> + Validate>(value: serde_json::
     }
 }
 
+/// Builds a generated output type from a JSON value keyed by member names (no required-member checks:
+/// outputs declare none that matter).
+pub fn output_from_value<T: for<'de> Deserialize<'de>>(value: serde_json::Value) -> Result<T, DecodeError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        DecodeError::Invalid(format!("Value at '{path}' does not fit the output shape: {}", e.into_inner()))
+    })
+}
+
 /// A generated output as a JSON value keyed by member names (absent members omitted).
 pub fn to_value<T: Serialize>(v: &T) -> serde_json::Value {
     // Plain data structs with string-keyed maps always serialize; NaN doubles become null.
@@ -212,6 +223,42 @@ mod tests {
             assert_eq!(k, *kind, "{op} {body}: {e}");
             assert!(m.contains(text), "{op} {body}: {m}");
         }
+    }
+
+    #[test]
+    fn query_requests_decode_from_values() {
+        let v = serde_json::json!({"RoleName": "r", "Tags": [{"Key": "k"}, {"Value": "v"}]});
+        let e = iam::Operation::from_value("TagRole", v).expect_err("missing");
+        let DecodeError::Missing { paths, message } = e else { panic!("{e:?}") };
+        assert_eq!(paths, ["Tags.member.1.Value", "Tags.member.2.Key"]);
+        assert!(message.starts_with("2 validation errors detected: Value null at 'Tags.member.1.Value'"), "{message}");
+        let e = ec2::Operation::from_value("DescribeVpcs", serde_json::json!({"MaxResults": "x"})).expect_err("type");
+        assert!(matches!(&e, DecodeError::Invalid(m) if m.contains("'MaxResults'")), "{e:?}");
+        let ok = sts::Operation::from_value("GetCallerIdentity", serde_json::json!({})).expect("decodes");
+        assert_eq!(ok.name(), "GetCallerIdentity");
+        assert_eq!(ok.to_value(), serde_json::json!({}));
+        let e = elbv2::Operation::from_value("Nope", serde_json::json!({})).expect_err("unknown");
+        assert_eq!(e, DecodeError::UnknownOperation("Nope".into()));
+    }
+
+    #[test]
+    fn query_schemas_cover_every_operation() {
+        let services: [(&[&str], &[schema::OperationSchema]); 4] = [
+            (elbv2::Operation::NAMES, elbv2::OPERATIONS),
+            (iam::Operation::NAMES, iam::OPERATIONS),
+            (sts::Operation::NAMES, sts::OPERATIONS),
+            (ec2::Operation::NAMES, ec2::OPERATIONS),
+        ];
+        for (names, ops) in services {
+            let schema_names: Vec<&str> = ops.iter().map(|o| o.name).collect();
+            assert_eq!(names, schema_names.as_slice());
+            for o in ops {
+                // Query outputs sit in a result wrapper; EC2's sit directly in the response element.
+                assert_eq!(o.result_wrapper.is_some(), o.output.is_some() && !std::ptr::eq(ops, ec2::OPERATIONS));
+            }
+        }
+        assert_eq!(ec2::XML_NAMESPACE, "http://ec2.amazonaws.com/doc/2016-11-15/");
+        assert_eq!(iam::operation("DeleteUser").map(|o| o.output.is_none()), Some(true));
     }
 
     #[test]

@@ -52,11 +52,20 @@ pub struct Ref {
     pub flattened: bool,
     /// `timestampFormat`; `None` means ISO 8601, the Query and XML default.
     pub timestamp_format: Option<&'static str>,
+    /// The string travels percent-encoded in responses: IAM's policy documents (`policyDocumentType`), which
+    /// botocore URL-decodes and parses into a dict. Requests carry them plain.
+    pub url_encoded: bool,
 }
 
 impl Ref {
-    pub const DEFAULT: Ref =
-        Ref { shape: Shape::String, location_name: None, query_name: None, flattened: false, timestamp_format: None };
+    pub const DEFAULT: Ref = Ref {
+        shape: Shape::String,
+        location_name: None,
+        query_name: None,
+        flattened: false,
+        timestamp_format: None,
+        url_encoded: false,
+    };
 }
 
 #[derive(Debug)]

@@ -257,6 +257,13 @@ impl Operation {
             other => Err(crate::DecodeError::UnknownOperation(other.to_string())),
         }
     }
+    /// The request as a JSON value keyed by member names (absent members omitted), for logs and tests.
+    pub fn to_value(&self) -> serde_json::Value {
+        match self {
+            Self::GetCallerIdentity(v) => crate::to_value(v),
+            Self::AssumeRole(v) => crate::to_value(v),
+        }
+    }
 }
 
 impl crate::Validate for GetCallerIdentityRequest {
@@ -276,6 +283,14 @@ impl Output {
         match self {
             Self::GetCallerIdentity(_) => "GetCallerIdentity",
             Self::AssumeRole(_) => "AssumeRole",
+        }
+    }
+    /// Builds the named operation's output from a JSON value keyed by member names (test vectors, fixtures).
+    pub fn from_value(name: &str, value: serde_json::Value) -> Result<Self, crate::DecodeError> {
+        match name {
+            "GetCallerIdentity" => crate::output_from_value(value).map(Self::GetCallerIdentity),
+            "AssumeRole" => crate::output_from_value(value).map(Self::AssumeRole),
+            other => Err(crate::DecodeError::UnknownOperation(other.to_string())),
         }
     }
     /// The output as a JSON value keyed by member names (absent members omitted), for the XML encoder.

@@ -395,7 +395,7 @@ fn parse_timestamp(text: &str) -> Option<f64> {
         return secs.is_finite().then_some(secs);
     }
     let t = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
-    Some(t.unix_timestamp_nanos() as f64 / 1e9)
+    Some(t.unix_timestamp() as f64 + f64::from(t.nanosecond()) / 1e9)
 }
 
 fn xml_response(status: StatusCode, body: String, request_id: &str) -> http::Response<Bytes> {
@@ -519,4 +519,240 @@ pub(crate) fn encode_error(
     }
     let status = StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     xml_response(status, out, request_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_model::schema::List;
+
+    // A hand-made schema with what the implemented models happen not to use: flattened lists and maps,
+    // named map keys, queryName.
+    static S_TAG: Structure = Structure {
+        name: "Tag",
+        members: &[
+            Member { name: "Key", required: true, target: Ref::DEFAULT },
+            Member { name: "Value", required: false, target: Ref::DEFAULT },
+        ],
+    };
+    static L_NAMES: List = List { name: "Names", member: Ref::DEFAULT };
+    static L_ITEMS: List = List { name: "Items", member: Ref { location_name: Some("item"), ..Ref::DEFAULT } };
+    static L_TAGS: List = List { name: "Tags", member: Ref { shape: Shape::Structure(&S_TAG), ..Ref::DEFAULT } };
+    static M_ATTRS: MapShape = MapShape {
+        name: "Attrs",
+        key: Ref { location_name: Some("Name"), ..Ref::DEFAULT },
+        value: Ref { shape: Shape::Integer, location_name: Some("Count"), ..Ref::DEFAULT },
+    };
+    static M_PLAIN: MapShape = MapShape { name: "Plain", key: Ref::DEFAULT, value: Ref::DEFAULT };
+    static S_INPUT: Structure = Structure {
+        name: "Input",
+        members: &[
+            Member { name: "Names", required: false, target: Ref { shape: Shape::List(&L_NAMES), ..Ref::DEFAULT } },
+            Member {
+                name: "Flat",
+                required: false,
+                target: Ref { shape: Shape::List(&L_ITEMS), flattened: true, ..Ref::DEFAULT },
+            },
+            Member { name: "Tags", required: false, target: Ref { shape: Shape::List(&L_TAGS), ..Ref::DEFAULT } },
+            Member { name: "Attrs", required: false, target: Ref { shape: Shape::Map(&M_ATTRS), ..Ref::DEFAULT } },
+            Member {
+                name: "FlatMap",
+                required: false,
+                target: Ref { shape: Shape::Map(&M_PLAIN), flattened: true, ..Ref::DEFAULT },
+            },
+            Member {
+                name: "Size",
+                required: false,
+                target: Ref {
+                    shape: Shape::Long,
+                    location_name: Some("size"),
+                    query_name: Some("Bytes"),
+                    ..Ref::DEFAULT
+                },
+            },
+            Member { name: "Ratio", required: false, target: Ref { shape: Shape::Double, ..Ref::DEFAULT } },
+            Member {
+                name: "On",
+                required: false,
+                target: Ref { shape: Shape::Boolean, location_name: Some("on"), ..Ref::DEFAULT },
+            },
+            Member { name: "At", required: false, target: Ref { shape: Shape::Timestamp, ..Ref::DEFAULT } },
+            Member { name: "Tag", required: false, target: Ref { shape: Shape::Structure(&S_TAG), ..Ref::DEFAULT } },
+        ],
+    };
+
+    fn build(flavor: Flavor, body: &str) -> Result<Value, DecodeError> {
+        let form = Form { map: form_pairs(body.as_bytes()).expect("form").into_iter().collect() };
+        Builder { flavor, form: &form }.structure(&S_INPUT, "").map(Value::Object)
+    }
+
+    #[test]
+    fn query_parameters_become_member_values() {
+        let cases: &[(&str, Value)] = &[
+            ("", serde_json::json!({})),
+            ("Names=", serde_json::json!({"Names": []})),
+            ("Names.member.2=b&Names.member.10=c&Names.member.1=a", serde_json::json!({"Names": ["a", "b", "c"]})),
+            // Gaps keep the order of the indices.
+            ("Names.member.7=y&Names.member.3=x", serde_json::json!({"Names": ["x", "y"]})),
+            ("item.1=a&item.2=b", serde_json::json!({"Flat": ["a", "b"]})),
+            (
+                "Tags.member.1.Key=k&Tags.member.1.Value=v%20w&Tags.member.2.Key=only",
+                serde_json::json!({"Tags": [{"Key": "k", "Value": "v w"}, {"Key": "only"}]}),
+            ),
+            (
+                "Attrs.entry.1.Name=a&Attrs.entry.1.Count=1&Attrs.entry.2.Name=b&Attrs.entry.2.Count=2",
+                serde_json::json!({"Attrs": {"a": 1, "b": 2}}),
+            ),
+            ("FlatMap.1.key=k&FlatMap.1.value=v", serde_json::json!({"FlatMap": {"k": "v"}})),
+            ("size=5&Ratio=0.5&on=TRUE", serde_json::json!({"Size": 5, "Ratio": 0.5, "On": true})),
+            ("At=2023-10-10T00%3A30%3A00Z", serde_json::json!({"At": 1_696_897_800.0})),
+            ("At=2023-10-10T00:30:00.250Z", serde_json::json!({"At": 1_696_897_800.25})),
+            ("At=2023-10-10T02:30:00%2B02:00", serde_json::json!({"At": 1_696_897_800.0})),
+            ("At=1696897800", serde_json::json!({"At": 1_696_897_800.0})),
+            ("Tag.Key=k&Unknown=1&Tag.Nope=2", serde_json::json!({"Tag": {"Key": "k"}})),
+            // Parameters below a structure that it does not declare make it present but empty.
+            ("Tag.Nope=2", serde_json::json!({"Tag": {}})),
+            ("Names.member.x=1&Names.member=2", serde_json::json!({})),
+        ];
+        for (body, expected) in cases {
+            assert_eq!(build(Flavor::Query, body).expect(body), *expected, "{body}");
+        }
+    }
+
+    #[test]
+    fn ec2_parameters_become_member_values() {
+        let cases: &[(&str, Value)] = &[
+            // queryName wins over the capitalised locationName; lists number right after the name.
+            ("Bytes=7&On=false&Names.1=a&Names.2=b", serde_json::json!({"Size": 7, "On": false, "Names": ["a", "b"]})),
+            ("Size=7&size=8&on=true", serde_json::json!({})),
+            ("Tags.1.Key=k", serde_json::json!({"Tags": [{"Key": "k"}]})),
+            ("Attrs.1.Name=a&Attrs.1.Count=3", serde_json::json!({"Attrs": {"a": 3}})),
+        ];
+        for (body, expected) in cases {
+            assert_eq!(build(Flavor::Ec2, body).expect(body), *expected, "{body}");
+        }
+    }
+
+    #[test]
+    fn bad_scalars_name_the_parameter() {
+        for (body, text) in [
+            ("size=x", "Value 'x' at 'size' failed to satisfy constraint: Member must be an integer"),
+            ("Ratio=NaN", "'Ratio'"),
+            ("Ratio=1e999", "'Ratio'"),
+            ("on=yes", "Member must be true or false"),
+            ("At=yesterday", "ISO 8601"),
+            ("Attrs.entry.1.Name=a&Attrs.entry.1.Count=many", "'Attrs.entry.1.Count'"),
+        ] {
+            let Err(DecodeError::Invalid(m)) = build(Flavor::Query, body) else { panic!("{body} decoded") };
+            assert!(m.contains(text), "{body}: {m}");
+        }
+    }
+
+    #[test]
+    fn form_decoding() {
+        let pairs = form_pairs(b"a=1&&b=x+y%2B%3d&c&d=%zz%4&e=%41%").expect("pairs");
+        let expected = [("a", "1"), ("b", "x y+="), ("c", ""), ("d", "%zz%4"), ("e", "A%")];
+        assert_eq!(pairs, expected.map(|(k, v)| (k.to_string(), v.to_string())));
+        let e = form_pairs(b"a=%ff").expect_err("not utf-8");
+        assert_eq!(e.code, ErrorCode::MalformedQueryString);
+    }
+
+    #[test]
+    fn decode_errors_per_flavor() {
+        let missing = || DecodeError::Missing { paths: vec!["GroupName".into()], message: "m".into() };
+        assert_eq!(decode_error(Flavor::Query, missing()).code, ErrorCode::ValidationError);
+        let e = decode_error(Flavor::Ec2, missing());
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (ErrorCode::MissingParameter, "The request must contain the parameter GroupName")
+        );
+        assert_eq!(decode_error(Flavor::Ec2, DecodeError::Invalid("x".into())).code, ErrorCode::InvalidParameterValue);
+        assert_eq!(decode_error(Flavor::Query, DecodeError::Invalid("x".into())).code, ErrorCode::ValidationError);
+    }
+
+    #[test]
+    fn auth_errors_per_flavor() {
+        let cases = [
+            (Flavor::Query, AuthError::Missing, "MissingAuthenticationToken", 403),
+            (Flavor::Query, AuthError::UnrecognizedClient, "InvalidClientTokenId", 403),
+            (Flavor::Query, AuthError::InvalidSignature("x".into()), "SignatureDoesNotMatch", 403),
+            (Flavor::Query, AuthError::Expired("Signature expired: x".into()), "SignatureDoesNotMatch", 403),
+            (Flavor::Query, AuthError::ExpiredToken, "ExpiredToken", 400),
+            (Flavor::Query, AuthError::Incomplete("x".into()), "IncompleteSignature", 400),
+            (Flavor::Ec2, AuthError::UnrecognizedClient, "AuthFailure", 401),
+            (Flavor::Ec2, AuthError::InvalidSignature("x".into()), "AuthFailure", 401),
+            (Flavor::Ec2, AuthError::Expired("x".into()), "RequestExpired", 400),
+        ];
+        for (flavor, e, code, status) in cases {
+            let err = auth_error(flavor, &e);
+            assert_eq!((err.code.name(), err.code.http_status()), (code, status), "{flavor:?} {e:?}");
+        }
+    }
+
+    #[test]
+    fn xml_writes_flattened_members_and_maps() {
+        let value = serde_json::json!({
+            "Names": ["a", "b"], "Flat": ["x", "y"], "Tags": [{"Key": "k", "Value": "<v>"}, null],
+            "Attrs": {"a": 1}, "FlatMap": {"k": "v"}, "Size": 5, "Ratio": 0.5, "On": false,
+            "At": 1_696_897_800.0, "Tag": null, "Unknown": 1
+        });
+        let mut out = String::new();
+        xml::write_members(&mut out, &S_INPUT, &value);
+        assert_eq!(
+            out,
+            "<Names><member>a</member><member>b</member></Names><item>x</item><item>y</item>\
+             <Tags><member><Key>k</Key><Value>&lt;v&gt;</Value></member></Tags>\
+             <Attrs><entry><Name>a</Name><Count>1</Count></entry></Attrs>\
+             <FlatMap><key>k</key><value>v</value></FlatMap><size>5</size><Ratio>0.5</Ratio><on>false</on>\
+             <At>2023-10-10T00:30:00Z</At>"
+        );
+    }
+
+    #[test]
+    fn error_documents() {
+        let e = AwsError::new(ErrorCode::AccessDenied, "not <allowed>");
+        let resp = encode_error(Flavor::Query, Some("https://iam.amazonaws.com/doc/2010-05-08/"), &e, "rid");
+        assert_eq!(resp.status(), 403);
+        assert_eq!(
+            std::str::from_utf8(resp.body()).expect("utf8"),
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ErrorResponse xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\">\
+             <Error><Type>Sender</Type><Code>AccessDenied</Code><Message>not &lt;allowed&gt;</Message></Error>\
+             <RequestId>rid</RequestId></ErrorResponse>"
+        );
+        let resp = encode_error(Flavor::Ec2, None, &AwsError::internal("boom"), "rid");
+        assert_eq!(resp.status(), 500);
+        assert_eq!(
+            std::str::from_utf8(resp.body()).expect("utf8"),
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>ServerException</Code>\
+             <Message>boom</Message></Error></Errors><RequestID>rid</RequestID></Response>"
+        );
+    }
+
+    #[test]
+    fn routes_by_scope_and_action() {
+        let parts = |uri: &str| http::Request::builder().uri(uri).body(()).expect("req").into_parts().0;
+        let p = parts("/");
+        let r = route(Flavor::Query, &p, b"Action=GetUser&Version=2010-05-08", "iam").expect("route");
+        assert_eq!(r, Route { service: Service::Iam, operation: "GetUser".into() });
+        // GET query strings work too, and Version may be left out.
+        let r = route(Flavor::Query, &parts("/?Action=GetCallerIdentity"), b"", "sts").expect("route");
+        assert_eq!(r, Route { service: Service::Sts, operation: "GetCallerIdentity".into() });
+        for (flavor, body, scope, code, text) in [
+            (
+                Flavor::Query,
+                "Action=GetUser&Version=2011-06-15",
+                "iam",
+                ErrorCode::InvalidAction,
+                "for version 2011-06-15",
+            ),
+            (Flavor::Query, "Action=DescribeVpcs", "iam", ErrorCode::InvalidAction, "DescribeVpcs"),
+            (Flavor::Query, "Action=GetUser", "ec2", ErrorCode::InvalidAction, "'ec2'"),
+            (Flavor::Query, "Version=2010-05-08", "iam", ErrorCode::MissingAction, "Action"),
+            (Flavor::Ec2, "Action=GetUser", "ec2", ErrorCode::InvalidAction, "not valid for this web service"),
+        ] {
+            let e = route(flavor, &p, body.as_bytes(), scope).expect_err(body);
+            assert_eq!(e.code, code, "{body}");
+            assert!(e.message.contains(text), "{body}: {}", e.message);
+        }
+    }
 }

@@ -114,10 +114,24 @@ pub(crate) fn write_element(out: &mut String, name: &str, r: &Ref, v: &Value) {
             };
             text_element(out, name, &text);
         }
+        Shape::String if r.url_encoded => text_element(out, name, &percent_encode(&scalar_text(v))),
         Shape::String | Shape::Integer | Shape::Long | Shape::Double | Shape::Boolean | Shape::Blob => {
             text_element(out, name, &scalar_text(v));
         }
     }
+}
+
+/// RFC 3986 percent-encoding of everything but the unreserved characters, as IAM encodes policy documents.
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 2);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 fn scalar_text(v: &Value) -> String {
@@ -162,6 +176,11 @@ mod tests {
         let mut s = String::new();
         escape(&mut s, "a<b>&\"c'\r\n\t\u{1}é");
         assert_eq!(s, "a&lt;b&gt;&amp;&quot;c&apos;&#13;\n\t\u{FFFD}é");
+    }
+
+    #[test]
+    fn percent_encodes_policy_documents() {
+        assert_eq!(percent_encode(r#"{"A":"b c/é~"}"#), "%7B%22A%22%3A%22b%20c%2F%C3%A9~%22%7D");
     }
 
     #[test]
