@@ -543,12 +543,7 @@ impl Control {
         let current = self.routes.borrow().clone();
         let published = self.tx(|tx| {
             let (services, tasks) = self.route_inputs(tx)?;
-            let default_cert = tx.certificate_get(&self.default_host())?.map(|c| Certificate {
-                id: c.host.clone(),
-                hosts: vec![c.host],
-                cert_pem: c.cert_pem,
-                key_pem: c.key_pem,
-            });
+            let default_cert = tx.certificate_get(&self.default_host())?.map(route_certificate);
             let candidate = routes::build(current.version, default_cert.as_ref(), &services, &tasks);
             let version = if routes::same_routes(&candidate, &current) {
                 None
@@ -597,12 +592,7 @@ impl Control {
                 let config = crate::ecs_config(tx, r)?;
                 groups.push((self.names.target_group(s.id, r), health_check(&config)));
             }
-            let certificate = tx.certificate_get(&s.endpoint_host)?.map(|c| Certificate {
-                id: c.host.clone(),
-                hosts: vec![c.host],
-                cert_pem: c.cert_pem,
-                key_pem: c.key_pem,
-            });
+            let certificate = tx.certificate_get(&s.endpoint_host)?.map(route_certificate);
             services.push(ServiceRoutes {
                 arn: s.arn.clone(),
                 status: s.status,
@@ -641,6 +631,11 @@ impl Control {
         self.tx(|tx| Ok(tx.tasks_prune_stopped(before)?))?;
         Ok(())
     }
+}
+
+/// A stored certificate as the proxy gets it: valid for its one host.
+fn route_certificate(c: berth_store::CertificateRow) -> Certificate {
+    Certificate { id: c.host.clone(), hosts: vec![c.host], cert_pem: c.cert_pem, key_pem: c.key_pem }
 }
 
 fn stop_row(row: &mut TaskRow, at: f64) {

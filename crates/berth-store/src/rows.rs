@@ -110,6 +110,22 @@ fn corrupt(msg: String) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(StoreError::Corrupt(msg)))
 }
 
+const CREDENTIAL_COLS: &str = "access_key_id, secret_access_key, principal_arn, user_id, created_at";
+
+fn credential_row(r: &Row<'_>) -> rusqlite::Result<CredentialRow> {
+    Ok(CredentialRow {
+        access_key_id: r.get(0)?,
+        secret_access_key: r.get(1)?,
+        principal_arn: r.get(2)?,
+        user_id: r.get(3)?,
+        created_at: r.get(4)?,
+    })
+}
+
+fn cluster_row(r: &Row<'_>) -> rusqlite::Result<ClusterRow> {
+    Ok(ClusterRow { name: r.get(0)?, arn: r.get(1)?, status: r.get(2)?, created_at: r.get(3)? })
+}
+
 const SERVICE_COLS: &str = "id, arn, cluster, name, status, status_reason, express, infrastructure_role_arn, \
     target_revision, live_revision, desired_count, endpoint_host, created_at, updated_at";
 
@@ -184,38 +200,14 @@ impl Tx<'_> {
     }
 
     pub fn credential_get(&self, access_key_id: &str) -> Result<Option<CredentialRow>> {
-        Ok(self
-            .conn()
-            .query_row(
-                "SELECT access_key_id, secret_access_key, principal_arn, user_id, created_at FROM credentials \
-                 WHERE access_key_id = ?1",
-                [access_key_id],
-                |r| {
-                    Ok(CredentialRow {
-                        access_key_id: r.get(0)?,
-                        secret_access_key: r.get(1)?,
-                        principal_arn: r.get(2)?,
-                        user_id: r.get(3)?,
-                        created_at: r.get(4)?,
-                    })
-                },
-            )
-            .optional()?)
+        let sql = format!("SELECT {CREDENTIAL_COLS} FROM credentials WHERE access_key_id = ?1");
+        Ok(self.conn().query_row(&sql, [access_key_id], credential_row).optional()?)
     }
 
     pub fn credentials_all(&self) -> Result<Vec<CredentialRow>> {
-        let mut st = self.conn().prepare(
-            "SELECT access_key_id, secret_access_key, principal_arn, user_id, created_at FROM credentials ORDER BY created_at",
-        )?;
-        let rows = st.query_map([], |r| {
-            Ok(CredentialRow {
-                access_key_id: r.get(0)?,
-                secret_access_key: r.get(1)?,
-                principal_arn: r.get(2)?,
-                user_id: r.get(3)?,
-                created_at: r.get(4)?,
-            })
-        })?;
+        let sql = format!("SELECT {CREDENTIAL_COLS} FROM credentials ORDER BY created_at");
+        let mut st = self.conn().prepare(&sql)?;
+        let rows = st.query_map([], credential_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
@@ -233,17 +225,13 @@ impl Tx<'_> {
     pub fn cluster_get(&self, name: &str) -> Result<Option<ClusterRow>> {
         Ok(self
             .conn()
-            .query_row("SELECT name, arn, status, created_at FROM clusters WHERE name = ?1", [name], |r| {
-                Ok(ClusterRow { name: r.get(0)?, arn: r.get(1)?, status: r.get(2)?, created_at: r.get(3)? })
-            })
+            .query_row("SELECT name, arn, status, created_at FROM clusters WHERE name = ?1", [name], cluster_row)
             .optional()?)
     }
 
     pub fn clusters(&self) -> Result<Vec<ClusterRow>> {
         let mut st = self.conn().prepare("SELECT name, arn, status, created_at FROM clusters ORDER BY name")?;
-        let rows = st.query_map([], |r| {
-            Ok(ClusterRow { name: r.get(0)?, arn: r.get(1)?, status: r.get(2)?, created_at: r.get(3)? })
-        })?;
+        let rows = st.query_map([], cluster_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
