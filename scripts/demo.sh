@@ -126,7 +126,7 @@ url="https://$endpoint"
 
 step "Fetch $url through berth's HTTPS proxy"
 deadline=$((SECONDS + 30))
-until answer="$(curl -sS --fail --max-time 5 --cacert "$AWS_CA_BUNDLE" "$url/" 2>&1)"; do
+until answer="$(curl -sS --fail --include --max-time 5 --cacert "$AWS_CA_BUNDLE" "$url/" 2>&1)"; do
     if [ $SECONDS -ge $deadline ]; then
         echo "$answer" >&2
         die "$url did not answer 200 within 30 s (log: $LOG)"
@@ -134,8 +134,8 @@ until answer="$(curl -sS --fail --max-time 5 --cacert "$AWS_CA_BUNDLE" "$url/" 2
     sleep 0.5
 done
 
-step "Done"
-echo "$answer" | sed 's/<[^>]*>//g' | grep -v '^[[:space:]]*$' | head -n 20
+step "Done: the app's answer through $url"
+echo "$answer" | tr -d '\r' | grep -iv '^\(date\|content-length\):' | head -n 20
 echo
 echo "Service URL: $url"
 echo "Try:  curl --cacert $AWS_CA_BUNDLE $url/ping"

@@ -77,7 +77,7 @@ rust_tests() {
 
 e2e() {
     local rc=0
-    BERTH_BINARY="$ROOT/target/release/berth" "$VENV/bin/python" -m pytest tests/e2e -x -v "$@" || rc=$?
+    BERTH_BINARY="$ROOT/target/release/berth" "$VENV/bin/python" -m pytest tests/e2e -x -v --durations=10 "$@" || rc=$?
     if [ $rc -eq 5 ]; then
         echo "pytest collected no tests: that is a failure here"
     fi

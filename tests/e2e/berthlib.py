@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DEMO_IMAGE = os.environ.get("BERTH_DEMO_IMAGE", "berth-demo:latest")
 REGION = "us-east-1"
 ECS_TARGET_PREFIX = "AmazonEC2ContainerServiceV20141113"
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 class TimeoutError_(AssertionError):
@@ -72,6 +73,27 @@ def free_port_check(host: str, port: int) -> None:
             s.bind((host, port))
         except OSError as exc:
             raise RuntimeError(f"port {host}:{port} is already in use ({exc}); set BERTH_E2E_*_PORT") from exc
+
+
+def port_free(host: str, port: int) -> bool:
+    try:
+        free_port_check(host, port)
+        return True
+    except RuntimeError:
+        return False
+
+
+def pick_free_ports(n: int) -> list[int]:
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 def tcp_open(host: str, port: int, timeout: float = 0.5) -> bool:
@@ -145,12 +167,16 @@ class Ports:
 
     @classmethod
     def from_env(cls, prefix: str = "BERTH_E2E", base: tuple[int, int, int, int] = (19443, 18443, 18080, 19444)):
-        return cls(
-            api=int(os.environ.get(f"{prefix}_API_PORT", base[0])),
-            https=int(os.environ.get(f"{prefix}_HTTPS_PORT", base[1])),
-            http=int(os.environ.get(f"{prefix}_HTTP_PORT", base[2])),
-            internal=int(os.environ.get(f"{prefix}_INTERNAL_PORT", base[3])),
-        )
+        """Ports from `<prefix>_{API,HTTPS,HTTP,INTERNAL}_PORT`; otherwise the `base` ports when all four are free,
+        else four free ports the kernel picks (other programs on this machine may hold the defaults)."""
+        names = ("API", "HTTPS", "HTTP", "INTERNAL")
+        ports = list(base)
+        if not all(port_free("127.0.0.1", p) for p in base):
+            ports = pick_free_ports(4)
+        for i, name in enumerate(names):
+            if f"{prefix}_{name}_PORT" in os.environ:
+                ports[i] = int(os.environ[f"{prefix}_{name}_PORT"])
+        return cls(api=ports[0], https=ports[1], http=ports[2], internal=ports[3])
 
 
 @dataclass
@@ -325,7 +351,7 @@ class BerthInstance:
             return ""
 
     def log_tail(self, lines: int = 80) -> str:
-        return "\n".join(self.log_text().splitlines()[-lines:])
+        return "\n".join(ANSI.sub("", line) for line in self.log_text().splitlines()[-lines:])
 
     # ------------------------------------------------------------------ berth CLI
 

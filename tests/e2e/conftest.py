@@ -3,7 +3,8 @@
 Environment knobs:
   BERTH_BINARY              the binary to run (default: target/release/berth)
   BERTH_E2E_API_PORT, BERTH_E2E_HTTPS_PORT, BERTH_E2E_HTTP_PORT, BERTH_E2E_INTERNAL_PORT
-                            ports (default 19443, 18443, 18080, 19444: clear of a dev instance on the defaults)
+                            ports (default 19443, 18443, 18080, 19444, clear of a dev instance on the
+                            defaults; free ports picked at random when any of those is taken)
   BERTH_E2E_KEEP=1          keep the data dir (and its log) after the run
   BERTH_E2E_LOG_DIR         where berth's log is copied after the run (default: target/e2e)
 """
@@ -23,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from berthlib import ROOT, DEMO_IMAGE, BerthInstance, Ports  # noqa: E402
 
 _INSTANCE: BerthInstance | None = None
+_START_FAILURE = ""
 
 
 def pytest_configure(config):
@@ -38,9 +40,11 @@ def demo_image() -> str:
 
 
 @pytest.fixture(scope="session")
-def berth(demo_image) -> BerthInstance:
+def berth(demo_image, request) -> BerthInstance:
     """The running berth: `.ecs()` (boto3), `.aws(...)` (AWS CLI), `.https_get(host, path)`, `.data_dir`, pids."""
-    global _INSTANCE
+    global _INSTANCE, _START_FAILURE
+    if _START_FAILURE:
+        pytest.fail(_START_FAILURE, pytrace=False)
     binary = Path(os.environ.get("BERTH_BINARY", ROOT / "target" / "release" / "berth"))
     instance = BerthInstance(binary=binary, ports=Ports.from_env())
     _INSTANCE = instance
@@ -49,20 +53,31 @@ def berth(demo_image) -> BerthInstance:
     except Exception as exc:  # noqa: BLE001
         _save_log(instance)
         instance.cleanup(keep_dir=os.environ.get("BERTH_E2E_KEEP") == "1")
-        pytest.fail(f"could not start berth: {exc}", pytrace=False)
+        _START_FAILURE = f"could not start berth: {exc}"
+        pytest.fail(_START_FAILURE, pytrace=False)
     yield instance
     code = instance.stop()
     removed = instance.remove_containers()
     _save_log(instance)
-    print(
-        f"\nberth up exited with {code} after SIGTERM; removed {len(removed)} task container(s); "
-        f"log saved to {_log_dir() / 'berth.log'}"
+    _say(
+        request,
+        f"berth up exited with {code} after SIGTERM; removed {len(removed)} task container(s); "
+        f"log saved to {_log_dir() / 'berth.log'}",
     )
     if os.environ.get("BERTH_E2E_KEEP") != "1":
         shutil.rmtree(instance.data_dir, ignore_errors=True)
     else:
-        print(f"kept data dir {instance.data_dir}")
+        _say(request, f"kept data dir {instance.data_dir}")
     _INSTANCE = None
+
+
+def _say(request, line: str) -> None:
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if capture is not None:
+        with capture.global_and_fixture_disabled():
+            print(f"\n{line}", flush=True)
+    else:
+        print(line)
 
 
 def _log_dir() -> Path:

@@ -170,6 +170,11 @@ impl AccessLog {
 }
 
 async fn write_log(path: PathBuf, mut rx: mpsc::Receiver<LogEntry>) {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && let Err(e) = tokio::fs::create_dir_all(dir).await
+    {
+        tracing::warn!(path = %dir.display(), error = %e, "cannot create the access log directory");
+    }
     let file = tokio::fs::OpenOptions::new().create(true).append(true).open(&path).await;
     let mut file = match file {
         Ok(f) => tokio::io::BufWriter::with_capacity(64 * 1024, f),

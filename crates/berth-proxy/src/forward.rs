@@ -94,12 +94,13 @@ pub(crate) fn protocol_name(version: rustls::ProtocolVersion) -> &'static str {
 pub(crate) struct Finish {
     _in_flight: Option<InFlight>,
     _active: ActiveRequest,
-    log: Option<(LogEntry, AccessLog)>,
+    log: Option<Box<(LogEntry, AccessLog)>>,
 }
 
 impl Drop for Finish {
     fn drop(&mut self) {
-        if let Some((mut entry, sink)) = self.log.take() {
+        if let Some(log) = self.log.take() {
+            let (mut entry, sink) = *log;
             entry.time = SystemTime::now();
             sink.log(entry);
         }
@@ -141,9 +142,9 @@ impl Body for ProxyBody {
                 let polled = Pin::new(&mut *inner).poll_frame(cx);
                 if let Poll::Ready(Some(Ok(frame))) = &polled
                     && let Some(data) = frame.data_ref()
-                    && let Some(Finish { log: Some((entry, _)), .. }) = finish
+                    && let Some(Finish { log: Some(log), .. }) = finish
                 {
-                    entry.sent_bytes += data.len() as u64;
+                    log.0.sent_bytes += data.len() as u64;
                 }
                 // The request is over once its body ends or fails: stop counting it in flight.
                 if matches!(polled, Poll::Ready(None | Some(Err(_)))) || inner.is_end_stream() {
@@ -205,8 +206,14 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
 pub(crate) fn new_trace_id(now: SystemTime) -> String {
     let epoch = now.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs()) as u32;
     let random: [u8; 12] = rand::random();
-    let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
-    format!("Root=1-{epoch:08x}-{hex}")
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut id = String::with_capacity(40);
+    let _ = std::fmt::Write::write_fmt(&mut id, format_args!("Root=1-{epoch:08x}-"));
+    for b in random {
+        id.push(char::from(HEX[usize::from(b >> 4)]));
+        id.push(char::from(HEX[usize::from(b & 15)]));
+    }
+    id
 }
 
 /// Sets the `X-Forwarded-*` headers (appending the client to `X-Forwarded-For`) and a trace id if absent.
@@ -411,7 +418,7 @@ impl Forwarder {
             && let Some(entry) = ex.entry(&conn, status, head_bytes(&response), response.body().len())
         {
             match response.body_mut() {
-                ProxyBody::Upstream { finish: Some(finish), .. } => finish.log = Some((entry, sink.clone())),
+                ProxyBody::Upstream { finish: Some(finish), .. } => finish.log = Some(Box::new((entry, sink.clone()))),
                 _ => sink.log(entry),
             }
         }
@@ -588,10 +595,7 @@ impl Forwarder {
                     tracing::debug!("a WebSocket upgrade did not complete");
                     return;
                 };
-                let (mut client, mut upstream) = (TokioIo::new(client), TokioIo::new(upstream));
-                if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
-                    tracing::debug!(error = %e, "WebSocket tunnel ended with an error");
-                }
+                tunnel(TokioIo::new(client), TokioIo::new(upstream)).await;
                 drop(guards);
             });
             let (parts, _) = response.into_parts();
@@ -604,6 +608,29 @@ impl Forwarder {
         let finish = (!done).then_some(Finish { _in_flight: Some(in_flight), _active: active, log: None });
         Response::from_parts(parts, ProxyBody::Upstream { inner, finish })
     }
+}
+
+/// Copies bytes both ways until either side closes (or fails), then closes both.
+async fn tunnel<C, U>(client: C, upstream: U)
+where
+    C: tokio::io::AsyncRead + tokio::io::AsyncWrite,
+    U: tokio::io::AsyncRead + tokio::io::AsyncWrite,
+{
+    use tokio::io::AsyncWriteExt;
+    let (mut client_read, mut client_write) = tokio::io::split(client);
+    let (mut upstream_read, mut upstream_write) = tokio::io::split(upstream);
+    let result = tokio::select! {
+        r = tokio::io::copy(&mut client_read, &mut upstream_write) => r,
+        r = tokio::io::copy(&mut upstream_read, &mut client_write) => r,
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "WebSocket tunnel ended with an error");
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let _ = client_write.shutdown().await;
+        let _ = upstream_write.shutdown().await;
+    })
+    .await;
 }
 
 /// Sends a WebSocket upgrade request over a fresh HTTP/1.1 connection that may be upgraded.

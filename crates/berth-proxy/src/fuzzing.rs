@@ -9,7 +9,10 @@ use http::{HeaderMap, HeaderName, HeaderValue, Request};
 use crate::rules::{Cond, RedirectInput, RequestView, RuleSet, Wildcard};
 
 /// Host / `:authority` parsing: the result is never empty, lowercase, and stable when parsed again.
+/// Inputs the proxy can never see (invalid header values or authorities) are ignored.
 pub fn request_host(host_header: Option<&str>, authority: Option<&str>) -> Option<String> {
+    let host_header = host_header.filter(|h| HeaderValue::from_str(h).is_ok());
+    let authority = authority.filter(|a| a.parse::<http::uri::Authority>().is_ok());
     let host = crate::route::request_host(host_header, authority)?;
     assert!(!host.is_empty());
     assert!(!host.bytes().any(|b| b.is_ascii_uppercase()), "{host:?}");
@@ -24,7 +27,7 @@ pub fn wildcard(pattern: &str, text: &str, fold: bool) -> bool {
     if !pattern.contains(['*', '?', '\\']) {
         assert!(w.matches(pattern), "{pattern:?} must match itself");
     }
-    if pattern.bytes().all(|b| b == b'*') {
+    if !pattern.is_empty() && pattern.bytes().all(|b| b == b'*') {
         assert!(w.matches(text));
     }
     w.matches(text)

@@ -167,9 +167,6 @@ impl Metrics {
         }
         for (kind, elb) in [("target", false), ("elb", true)] {
             for (i, class) in classes.iter().enumerate() {
-                if elb && i < 2 {
-                    continue;
-                }
                 let name = format!("berth_lb_httpcode_{kind}_{}_count", class.to_ascii_lowercase());
                 let help = if elb {
                     format!("HTTP {class} responses the load balancer generated (ALB HTTPCode_ELB_{class}_Count).")

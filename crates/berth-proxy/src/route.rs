@@ -14,7 +14,7 @@ use crate::target::TargetRuntime;
 pub(crate) fn request_host(host_header: Option<&str>, authority: Option<&str>) -> Option<String> {
     let raw = host_header.or(authority)?.trim();
     let host = strip_port(raw);
-    let host = host.strip_suffix('.').unwrap_or(host);
+    let host = host.strip_suffix('.').unwrap_or(host).trim_end();
     if host.is_empty() {
         return None;
     }

@@ -597,7 +597,8 @@ mod tests {
             [("app.example.com".to_owned(), "host-app"), ("late.example.com".to_owned(), "host-late")],
         );
         // (host, path, source, want)
-        let cases: &[(&str, &str, &str, Option<(Matched, &str)>)] = &[
+        type Case<'a> = (&'a str, &'a str, &'a str, Option<(Matched, &'a str)>);
+        let cases: &[Case<'_>] = &[
             ("app.example.com", "/api/x", "10.0.0.1", Some((Matched::Rule(10), "api-10"))),
             ("app.example.com", "/api/x", "192.168.1.1", Some((Matched::Rule(5), "internal-5"))),
             ("app.example.com", "/admin", "10.0.0.1", Some((Matched::Rule(20), "admin-20"))),

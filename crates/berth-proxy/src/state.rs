@@ -100,12 +100,12 @@ impl Snapshot {
                     continue;
                 }
             };
-            let Some(kind) = rule.actions.iter().find_map(|a| match a {
+            let Some(kind) = rule.actions.first().map(|a| match a {
                 RuleAction::Forward { target_groups, stickiness } => {
-                    Some(ActionKind::Forward(forward(target_groups, stickiness.map(|s| s.duration_secs.max(1)))))
+                    ActionKind::Forward(forward(target_groups, stickiness.map(|s| s.duration_secs.max(1))))
                 }
-                RuleAction::Redirect(r) => Some(ActionKind::Redirect(r.clone())),
-                RuleAction::FixedResponse(f) => Some(fixed_response(f)),
+                RuleAction::Redirect(r) => ActionKind::Redirect(r.clone()),
+                RuleAction::FixedResponse(f) => fixed_response(f),
             }) else {
                 tracing::warn!(rule = %rule.arn, "not serving a rule without an action");
                 continue;

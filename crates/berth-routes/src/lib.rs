@@ -48,8 +48,8 @@ pub struct Rule {
     pub priority: u32,
     #[serde(default)]
     pub conditions: Vec<Condition>,
-    /// The first forward, redirect or fixed-response action is the rule's answer (ALB allows exactly one
-    /// such final action; authenticate actions are not modelled).
+    /// The first action is the rule's answer (ALB allows exactly one final forward, redirect or
+    /// fixed-response action; authenticate actions are not modelled). A rule without actions is not served.
     pub actions: Vec<RuleAction>,
 }
 
