@@ -49,6 +49,8 @@ pub struct Control {
     ca: Arc<Ca>,
     wake: Notify,
     routes: watch::Sender<Arc<RouteTable>>,
+    /// Serializes route publishing, so tables reach the watch in version order.
+    publishing: Mutex<()>,
     health: Mutex<HealthView>,
     reconciler: Mutex<reconcile::State>,
 }
@@ -91,6 +93,7 @@ impl Control {
             ca,
             wake: Notify::new(),
             routes,
+            publishing: Mutex::new(()),
             health: Mutex::new(HealthView::default()),
             reconciler: Mutex::new(reconcile::State::default()),
         });

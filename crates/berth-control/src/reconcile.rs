@@ -498,6 +498,13 @@ impl Control {
                     tracing::warn!(task = %id, error = %e, "cannot record task start");
                 }
                 me.state().starting.remove(&id);
+                // Publish the new target now rather than after the next pass's runtime listing: every
+                // millisecond here is time to the first request served.
+                if result.is_ok()
+                    && let Err(e) = me.publish_routes()
+                {
+                    tracing::warn!(error = %e, "cannot publish routes");
+                }
                 me.wake();
             });
         }
@@ -540,6 +547,7 @@ impl Control {
     /// Publishes a new route table if the routes changed, and stamps draining tasks with the version
     /// from which no proxy sends them new requests.
     pub(crate) fn publish_routes(&self) -> Result<(), ControlError> {
+        let _serial = self.publishing.lock().unwrap_or_else(|e| e.into_inner());
         let current = self.routes.borrow().clone();
         let published = self.tx(|tx| {
             let (services, tasks) = self.route_inputs(tx)?;

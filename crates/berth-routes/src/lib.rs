@@ -243,7 +243,7 @@ impl Default for HealthCheck {
             healthy_threshold: 5,
             unhealthy_threshold: 2,
             matcher: "200-399".into(),
-            initial_interval_ms: 50,
+            initial_interval_ms: 20,
         }
     }
 }
