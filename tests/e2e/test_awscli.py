@@ -55,6 +55,14 @@ def test_berth_env_and_ca(berth):
     assert ca.stdout.strip() == berth.ca_path.read_text().strip()
 
 
+def test_sts_get_caller_identity(berth):
+    """STS over the Query protocol (XML) with the same endpoint and credentials."""
+    me = berth.aws("sts", "get-caller-identity")
+    assert me["Account"] == berth.account_id
+    assert me["Arn"] == f"arn:aws:iam::{berth.account_id}:root"
+    assert me["UserId"] == berth.account_id
+
+
 def test_describe_and_curl(berth, cli_service):
     host = cli_service["endpoint"]
     assert re.fullmatch(rf"{cli_service['name']}-[0-9a-f]{{6}}\.ecs\.us-east-1\.localhost", host), host

@@ -24,12 +24,16 @@ mod tests {
 
     #[test]
     fn root_is_allowed_others_are_not() {
-        let root =
-            CallerIdentity { principal_arn: "arn:aws:iam::123456789012:root".into(), account: "123456789012".into() };
+        let root = CallerIdentity {
+            principal_arn: "arn:aws:iam::123456789012:root".into(),
+            account: "123456789012".into(),
+            user_id: String::new(),
+        };
         assert!(authorize(&root, "ecs:CreateCluster").is_ok());
         let other = CallerIdentity {
             principal_arn: "arn:aws:iam::123456789012:user/bob".into(),
             account: "123456789012".into(),
+            user_id: "AIDAEXAMPLE".into(),
         };
         let e = authorize(&other, "ecs:CreateCluster").expect_err("denied");
         assert_eq!(e.code, ErrorCode::AccessDenied);

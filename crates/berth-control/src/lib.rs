@@ -17,6 +17,7 @@ mod names;
 pub mod plan;
 mod reconcile;
 pub mod routes;
+mod sts;
 
 pub use config::ControlConfig;
 pub use error::ControlError;
@@ -38,6 +39,8 @@ use crate::names::Names;
 pub struct CallerIdentity {
     pub principal_arn: String,
     pub account: String,
+    /// The principal's unique id (the account id for the root user), as STS reports it.
+    pub user_id: String,
 }
 
 /// The control plane. Cheap to share: clone the `Arc`.

@@ -40,6 +40,7 @@ impl World {
         let caller = CallerIdentity {
             principal_arn: format!("arn:aws:iam::{}:root", control.account_id()),
             account: control.account_id().into(),
+            user_id: control.account_id().into(),
         };
         World { control, driver, caller, db, ca }
     }

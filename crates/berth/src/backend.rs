@@ -37,9 +37,14 @@ impl Backend for ApiBackend {
     }
 
     async fn handle(&self, caller: Caller, request: Request) -> Result<Response, AwsError> {
-        let identity = CallerIdentity { principal_arn: caller.principal.arn, account: caller.principal.account };
+        let identity = CallerIdentity {
+            principal_arn: caller.principal.arn,
+            account: caller.principal.account,
+            user_id: caller.principal.user_id,
+        };
         match request {
             Request::Ecs(op) => self.control.handle_ecs(&identity, op).await.map(Response::Ecs),
+            Request::Sts(op) => self.control.handle_sts(&identity, op).await.map(Response::Sts),
             other => Err(AwsError::new(
                 ErrorCode::NotImplemented,
                 format!("{}:{} is not implemented yet", other.service_name(), other.operation_name()),
