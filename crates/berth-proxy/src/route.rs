@@ -15,7 +15,9 @@ pub(crate) fn request_host(host_header: Option<&str>, authority: Option<&str>) -
     let raw = host_header.or(authority)?.trim();
     let host = strip_port(raw);
     let host = host.strip_suffix('.').unwrap_or(host).trim_end();
-    if host.is_empty() {
+    // What is left must be a name or an address: a ':' outside an IPv6 literal means a port that is not
+    // a number (or garbage such as ":."), which no route can match.
+    if host.is_empty() || (!host.starts_with('[') && host.contains(':')) {
         return None;
     }
     Some(host.to_ascii_lowercase())
@@ -216,7 +218,8 @@ mod tests {
             (Some("[::1]:443"), None, Some("[::1]")),
             (Some("[::1]"), None, Some("[::1]")),
             (Some("127.0.0.1:80"), None, Some("127.0.0.1")),
-            (Some("example.com:notaport"), None, Some("example.com:notaport")),
+            (Some("example.com:notaport"), None, None),
+            (None, Some(":."), None),
             (Some(""), None, None),
             (Some(":443"), None, None),
             (None, None, None),
