@@ -46,6 +46,9 @@ fn main() -> Result<()> {
         Command::Ca => return files::print_ca(&config),
         _ => {}
     }
+    if matches!(cli.command, Command::Server | Command::Proxy) {
+        up::exit_with_supervisor()?;
+    }
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG").unwrap_or_else(|_| "info".into()))
         .with_target(false)

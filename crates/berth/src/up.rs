@@ -16,6 +16,23 @@ use tokio::sync::watch;
 use crate::config::{Common, Config};
 use crate::files;
 
+/// Tells a child which `berth up` supervises it, so it stops when that process dies (see
+/// [`exit_with_supervisor`]).
+const PARENT_ENV: &str = "BERTH_SUPERVISOR_PID";
+
+/// In a supervised child: ask the kernel for SIGTERM when the supervisor dies (even by SIGKILL), so no
+/// orphaned server or proxy keeps the ports; and stop at once if it is already gone.
+pub fn exit_with_supervisor() -> Result<()> {
+    let Some(parent) = std::env::var(PARENT_ENV).ok().and_then(|p| p.parse::<i32>().ok()) else {
+        return Ok(());
+    };
+    nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).context("prctl(PR_SET_PDEATHSIG)")?;
+    if nix::unistd::getppid() != Pid::from_raw(parent) {
+        anyhow::bail!("the supervising berth up (pid {parent}) is gone");
+    }
+    Ok(())
+}
+
 pub async fn run(common: &Common, config: Config) -> Result<()> {
     files::ensure_data_dir(&config)?;
     files::ensure_token(&config)?;
@@ -60,7 +77,13 @@ async fn supervise(role: &'static str, exe: std::path::PathBuf, args: Vec<String
     let mut backoff = Duration::from_millis(200);
     loop {
         let started = Instant::now();
-        let mut child = match Command::new(&exe).arg(role).args(&args).kill_on_drop(true).spawn() {
+        let mut child = match Command::new(&exe)
+            .arg(role)
+            .args(&args)
+            .env(PARENT_ENV, std::process::id().to_string())
+            .kill_on_drop(true)
+            .spawn()
+        {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(role, error = %e, "cannot start");
