@@ -110,6 +110,16 @@ def test_list_and_describe_services(berth, cli_service):
     clusters = berth.aws("ecs", "describe-clusters", "--clusters", "default")["clusters"]
     assert clusters[0]["status"] == "ACTIVE"
 
+    # The service's events tell its story, newest first, as ECS words them.
+    def steady_events():
+        svc = berth.aws("ecs", "describe-services", "--services", cli_service["arn"])["services"][0]
+        messages = [e["message"] for e in svc.get("events") or []]
+        steady = f"(service {cli_service['name']}) has reached a steady state."
+        return messages if messages and messages[0] == steady else None
+
+    messages = wait_for("a steady-state event", steady_events, 60)
+    assert any(m.startswith(f"(service {cli_service['name']}) has started 1 tasks: (task ") for m in messages), messages
+
 
 def test_tasks_and_task_definition(berth, cli_service):
     def running():

@@ -24,6 +24,8 @@ pub const INSTANCE_LABEL: &str = "berth.instance";
 #[derive(Debug, Default)]
 pub(crate) struct State {
     starting: HashSet<String>,
+    /// When each recent start finished: a runtime listing taken before that cannot show the container yet.
+    started_at: HashMap<String, std::time::Instant>,
     stopping: HashSet<String>,
     backoff: HashMap<i64, Backoff>,
     network_ready: bool,
@@ -80,6 +82,7 @@ impl Control {
                 Err(e) => tracing::warn!(error = %e, "cannot prepare the task network"),
             }
         }
+        let listed_at = std::time::Instant::now();
         let observed = match self.driver.list_tasks().await {
             Ok(list) => Some(
                 list.into_iter()
@@ -95,7 +98,7 @@ impl Control {
         let t = now();
         let mut effects = Effects::default();
         if let Some(observed) = &observed {
-            self.tx(|tx| self.observe(tx, observed, t, &mut effects))?;
+            self.tx(|tx| self.observe(tx, observed, listed_at, t, &mut effects))?;
             self.tx(|tx| self.plan_services(tx, t, &mut effects))?;
         }
         self.execute(effects);
@@ -109,23 +112,29 @@ impl Control {
         &self,
         tx: &Tx<'_>,
         observed: &BTreeMap<String, ObservedTask>,
+        listed_at: std::time::Instant,
         t: f64,
         effects: &mut Effects,
     ) -> Result<(), ControlError> {
-        let (starting, stopping) = {
-            let s = self.state();
-            (s.starting.clone(), s.stopping.clone())
+        let (starting, stopping, fresh) = {
+            let mut s = self.state();
+            s.started_at.retain(|_, at| at.elapsed() < std::time::Duration::from_secs(60));
+            // Tasks whose start finished after the listing began: the listing may predate their container.
+            let fresh: HashSet<String> =
+                s.started_at.iter().filter(|(_, at)| **at >= listed_at).map(|(id, _)| id.clone()).collect();
+            (s.starting.clone(), s.stopping.clone(), fresh)
         };
         let tasks = tx.tasks_not_stopped()?;
         let known: HashSet<&str> = tasks.iter().map(|t| t.id.as_str()).collect();
         for mut task in tasks.iter().cloned() {
-            if starting.contains(&task.id) || stopping.contains(&task.id) {
+            if starting.contains(&task.id) || stopping.contains(&task.id) || fresh.contains(&task.id) {
                 continue;
             }
             match observed.get(&task.id).map(|o| (&o.state, o)) {
                 Some((ObservedState::Running, o)) => {
                     let ip = o.ip.map(|ip| ip.to_string());
                     if task.last_status < TaskStatus::Running || (ip.is_some() && task.ip != ip) {
+                        tracing::info!(task = %task.id, from = ?task.ip, to = ?ip, status = task.last_status.as_str(), "adopting a running task as observed");
                         if task.last_status < TaskStatus::Running {
                             task.last_status = if task.desired_status == TaskStatus::Running {
                                 TaskStatus::Running
@@ -170,6 +179,7 @@ impl Control {
                 }
                 Some((ObservedState::Created, _)) | None => {
                     let failed = task.desired_status == TaskStatus::Running;
+                    tracing::info!(task = %task.id, status = task.last_status.as_str(), "task's container is gone or never started");
                     if failed {
                         task.stop_code = Some(TaskStopCode::TaskFailedToStart.as_str().into());
                         task.stopped_reason = Some(if task.last_status < TaskStatus::Running {
@@ -188,7 +198,7 @@ impl Control {
             }
         }
         for id in observed.keys() {
-            if !known.contains(id.as_str()) && !starting.contains(id) && !stopping.contains(id) {
+            if !known.contains(id.as_str()) && !starting.contains(id) && !stopping.contains(id) && !fresh.contains(id) {
                 tracing::info!(task = %id, "removing a container no task owns");
                 effects.removes.push(id.clone());
             }
@@ -497,7 +507,11 @@ impl Control {
                 if let Err(e) = recorded {
                     tracing::warn!(task = %id, error = %e, "cannot record task start");
                 }
-                me.state().starting.remove(&id);
+                {
+                    let mut state = me.state();
+                    state.starting.remove(&id);
+                    state.started_at.insert(id.clone(), std::time::Instant::now());
+                }
                 // Publish the new target now rather than after the next pass's runtime listing: every
                 // millisecond here is time to the first request served.
                 if result.is_ok()

@@ -489,6 +489,7 @@ impl Forwarder {
                 });
                 let Some((group, target)) = forward.choose_sticky(cookie) else {
                     ex.error = Some("NoHealthyTarget");
+                    tracing::debug!(host, "no healthy target: 503");
                     return fixed(StatusCode::SERVICE_UNAVAILABLE, "no healthy target\n");
                 };
                 let mut response = self.forward(req, conn, ex, active, group, target, websocket).await;
