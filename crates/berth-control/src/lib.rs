@@ -187,11 +187,3 @@ pub(crate) fn now() -> f64 {
     let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     d.as_millis() as f64 / 1000.0
 }
-
-/// The configuration recorded for a service revision.
-pub(crate) fn ecs_config(
-    tx: &berth_store::Tx<'_>,
-    revision: &str,
-) -> Result<berth_model::ecs::ExpressGatewayServiceConfiguration, ControlError> {
-    ecs::revision_config(tx, revision)
-}

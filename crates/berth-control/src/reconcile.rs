@@ -283,7 +283,7 @@ impl Control {
         for action in actions {
             match action {
                 Action::Start { revision, count } => {
-                    let config = crate::ecs_config(tx, &revision)?;
+                    let config = crate::ecs::revision_config(tx, &revision)?;
                     let mut ids = Vec::new();
                     for _ in 0..count {
                         let (row, spec) = self.new_task(service, &revision, &config, t)?;
@@ -611,7 +611,7 @@ impl Control {
             }
             let mut groups = Vec::new();
             for r in &revisions {
-                let config = crate::ecs_config(tx, r)?;
+                let config = crate::ecs::revision_config(tx, r)?;
                 groups.push((self.names.target_group(s.id, r), health_check(&config)));
             }
             let certificate = tx.certificate_get(&s.endpoint_host)?.map(route_certificate);

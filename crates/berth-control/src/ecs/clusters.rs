@@ -17,7 +17,7 @@ pub(crate) fn create(c: &Control, r: CreateClusterRequest) -> Result<CreateClust
             "Invalid clusterName '{name}': up to 255 letters (uppercase and lowercase), numbers, underscores, and hyphens are allowed."
         )));
     }
-    let tags = super::express::tag_pairs(r.tags.unwrap_or_default())?;
+    let tags = super::tags::tag_pairs(r.tags.unwrap_or_default())?;
     let cluster = c.tx(|tx| {
         let row = match tx.cluster_get(&name)? {
             Some(row) if row.status == "ACTIVE" => row,

@@ -17,7 +17,6 @@ const DEFAULT_CONTAINER_PORT: i32 = 80;
 const DEFAULT_MIN_TASKS: i32 = 1;
 const DEFAULT_MAX_TASKS: i32 = 20;
 const DEFAULT_SCALING_TARGET: i32 = 60;
-const MAX_TAGS: usize = 50;
 
 pub(crate) fn create(
     c: &Control,
@@ -50,7 +49,7 @@ pub(crate) fn create(
         )));
     }
     let cluster = cluster_name(r.cluster.as_deref());
-    let tags = tags_of(r.tags.unwrap_or_default())?;
+    let tags = super::tags::tag_pairs(r.tags.unwrap_or_default())?;
     let config = RevisionSpec {
         execution_role_arn: Some(exec),
         task_role_arn: r.task_role_arn,
@@ -447,32 +446,6 @@ fn role_arn(member: &str, value: &str) -> Result<(), ControlError> {
         )));
     }
     Ok(())
-}
-
-fn tags_of(tags: Vec<Tag>) -> Result<Vec<(String, String)>, ControlError> {
-    if tags.len() > MAX_TAGS {
-        return Err(ControlError::invalid(format!(
-            "A resource can have at most {MAX_TAGS} tags; {} given.",
-            tags.len()
-        )));
-    }
-    tags.into_iter()
-        .map(|t| {
-            let key = t.key.unwrap_or_default();
-            if key.is_empty() || key.len() > 128 {
-                return Err(ControlError::invalid("Tag keys must be 1 to 128 characters."));
-            }
-            let value = t.value.unwrap_or_default();
-            if value.len() > 256 {
-                return Err(ControlError::invalid("Tag values must be at most 256 characters."));
-            }
-            Ok((key, value))
-        })
-        .collect()
-}
-
-pub(crate) fn tag_pairs(tags: Vec<Tag>) -> Result<Vec<(String, String)>, ControlError> {
-    tags_of(tags)
 }
 
 /// Creates the `default` cluster on first use; any other cluster must exist and be ACTIVE.

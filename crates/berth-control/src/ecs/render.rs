@@ -27,12 +27,8 @@ pub(crate) fn express_status(row: &ServiceRow) -> ExpressGatewayServiceStatus {
     }
 }
 
-fn tags(tx: &Tx<'_>, arn: &str) -> Result<Vec<Tag>, ControlError> {
-    Ok(tx.tags_get(arn)?.into_iter().map(|(k, v)| Tag { key: Some(k), value: Some(v) }).collect())
-}
-
 pub(crate) fn tag_list(tx: &Tx<'_>, arn: &str) -> Result<Vec<Tag>, ControlError> {
-    tags(tx, arn)
+    Ok(tx.tags_get(arn)?.into_iter().map(|(k, v)| Tag { key: Some(k), value: Some(v) }).collect())
 }
 
 pub(crate) fn express_service(
@@ -58,7 +54,7 @@ pub(crate) fn express_service(
         status: Some(express_status(row)),
         current_deployment: Some(c.names.deployment(&row.cluster, &row.name, &row.target_revision)),
         active_configurations: Some(active),
-        tags: if with_tags { Some(tags(tx, &row.arn)?) } else { None },
+        tags: if with_tags { Some(tag_list(tx, &row.arn)?) } else { None },
         created_at: Some(Timestamp(row.created_at)),
         updated_at: Some(Timestamp(row.updated_at)),
     })
@@ -160,7 +156,7 @@ pub(crate) fn service(c: &Control, tx: &Tx<'_>, row: &ServiceRow, with_tags: boo
         health_check_grace_period_seconds: Some(300),
         scheduling_strategy: Some(SchedulingStrategy::Replica),
         deployment_controller: Some(DeploymentController { r#type: Some(DeploymentControllerType::Ecs) }),
-        tags: if with_tags { Some(tags(tx, &row.arn)?) } else { None },
+        tags: if with_tags { Some(tag_list(tx, &row.arn)?) } else { None },
         created_by: row.infrastructure_role_arn.clone(),
         enable_ecs_managed_tags: Some(true),
         propagate_tags: Some(PropagateTags::Service),
@@ -242,7 +238,7 @@ pub(crate) fn task(c: &Control, tx: &Tx<'_>, t: &TaskRow, with_tags: bool) -> Re
         execution_stopped_at: t.stopped_at.map(Timestamp),
         stopped_reason: t.stopped_reason.clone(),
         stopping_at: t.stopping_at.map(Timestamp),
-        tags: if with_tags { Some(tags(tx, &t.arn)?) } else { None },
+        tags: if with_tags { Some(tag_list(tx, &t.arn)?) } else { None },
         task_arn: Some(t.arn.clone()),
         task_definition_arn: Some(t.task_definition_arn.clone()),
         version: Some(version_of(t)),
@@ -267,7 +263,7 @@ pub(crate) fn cluster(tx: &Tx<'_>, row: &berth_store::ClusterRow, with_tags: boo
         pending_tasks_count: Some(tasks.iter().filter(|t| t.last_status < TaskStatus::Running).count() as i32),
         active_services_count: Some(services.iter().filter(|s| s.status == ServiceStatus::Active).count() as i32),
         statistics: Some(Vec::new()),
-        tags: if with_tags { Some(tags(tx, &row.arn)?) } else { Some(Vec::new()) },
+        tags: if with_tags { Some(tag_list(tx, &row.arn)?) } else { Some(Vec::new()) },
         settings: Some(vec![ClusterSetting {
             name: Some(ClusterSettingName::ContainerInsights),
             value: Some("disabled".into()),

@@ -7,14 +7,17 @@ use berth_store::Tx;
 use super::render;
 use crate::{Control, ControlError};
 
+/// ECS allows at most 50 tags per resource.
+const MAX_TAGS: usize = 50;
+
 pub(crate) fn tag(c: &Control, r: TagResourceRequest) -> Result<TagResourceResponse, ControlError> {
     let arn = r.resource_arn.unwrap_or_default();
-    let tags = super::express::tag_pairs(r.tags.unwrap_or_default())?;
+    let tags = tag_pairs(r.tags.unwrap_or_default())?;
     c.tx(|tx| {
         require_resource(tx, &arn)?;
         let existing = tx.tags_get(&arn)?;
         let total = existing.iter().filter(|(k, _)| !tags.iter().any(|(n, _)| n == k)).count() + tags.len();
-        if total > 50 {
+        if total > MAX_TAGS {
             return Err(ControlError::invalid("A resource can have at most 50 tags."));
         }
         tx.tags_put(&arn, &tags)?;
@@ -69,4 +72,27 @@ fn require_resource(tx: &Tx<'_>, arn: &str) -> Result<(), ControlError> {
     } else {
         Err(ControlError::code(ErrorCode::ResourceNotFound, format!("The specified resource was not found: {arn}")))
     }
+}
+
+/// Validates tags as ECS does (1–128 character keys, values up to 256, at most 50) into key/value pairs.
+pub(crate) fn tag_pairs(tags: Vec<Tag>) -> Result<Vec<(String, String)>, ControlError> {
+    if tags.len() > MAX_TAGS {
+        return Err(ControlError::invalid(format!(
+            "A resource can have at most {MAX_TAGS} tags; {} given.",
+            tags.len()
+        )));
+    }
+    tags.into_iter()
+        .map(|t| {
+            let key = t.key.unwrap_or_default();
+            if key.is_empty() || key.len() > 128 {
+                return Err(ControlError::invalid("Tag keys must be 1 to 128 characters."));
+            }
+            let value = t.value.unwrap_or_default();
+            if value.len() > 256 {
+                return Err(ControlError::invalid("Tag values must be at most 256 characters."));
+            }
+            Ok((key, value))
+        })
+        .collect()
 }
