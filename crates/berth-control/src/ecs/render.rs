@@ -183,9 +183,10 @@ pub(crate) fn task(c: &Control, tx: &Tx<'_>, t: &TaskRow, with_tags: bool) -> Re
         .and_then(|d| d.container_definitions.as_ref())
         .and_then(|c| c.first())
         .and_then(|c| c.image.clone());
-    let group = match t.service_id.and_then(|id| tx.service_by_id(id).ok().flatten()) {
+    // ECS groups a service's tasks as `service:<name>` and standalone tasks as `family:<family>`.
+    let group = match t.service_id.map(|id| tx.service_by_id(id)).transpose()?.flatten() {
         Some(s) => Some(format!("service:{}", s.name)),
-        None => t.started_by.as_ref().map(|_| "family".to_string()),
+        None => td.as_ref().map(|d| format!("family:{}", d.family)),
     };
     // ECS reports container health checks here; Express task definitions define none (the load
     // balancer's target health is separate), so it is UNKNOWN as on AWS.
