@@ -143,7 +143,9 @@ SERVICES = {
             "ListSecrets",
             "UpdateSecret",
             "DeleteSecret",
+            "RestoreSecret",
             "TagResource",
+            "UntagResource",
         ],
     },
     "ssm": {

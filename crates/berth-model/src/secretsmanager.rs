@@ -442,6 +442,37 @@ impl ReplicationStatusType {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RestoreSecretRequest {
+    #[serde(rename = "SecretId", default, skip_serializing_if = "Option::is_none")]
+    pub secret_id: Option<String>,
+}
+
+impl RestoreSecretRequest {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {
+        match &self.secret_id {
+            None => errors.push(crate::join_path(path, "SecretId")),
+            Some(v) => {}
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RestoreSecretResponse {
+    #[serde(rename = "ARN", default, skip_serializing_if = "Option::is_none")]
+    pub arn: Option<String>,
+    #[serde(rename = "Name", default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+impl RestoreSecretResponse {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {}
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RotationRulesType {
     #[serde(rename = "AutomaticallyAfterDays", default, skip_serializing_if = "Option::is_none")]
     pub automatically_after_days: Option<i64>,
@@ -625,6 +656,29 @@ impl TagResourceRequest {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UntagResourceRequest {
+    #[serde(rename = "SecretId", default, skip_serializing_if = "Option::is_none")]
+    pub secret_id: Option<String>,
+    #[serde(rename = "TagKeys", default, skip_serializing_if = "Option::is_none")]
+    pub tag_keys: Option<Vec<String>>,
+}
+
+impl UntagResourceRequest {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {
+        match &self.secret_id {
+            None => errors.push(crate::join_path(path, "SecretId")),
+            Some(v) => {}
+        }
+        match &self.tag_keys {
+            None => errors.push(crate::join_path(path, "TagKeys")),
+            Some(v) => {}
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UpdateSecretRequest {
     #[serde(rename = "SecretId", default, skip_serializing_if = "Option::is_none")]
     pub secret_id: Option<String>,
@@ -679,7 +733,9 @@ pub enum Operation {
     ListSecrets(ListSecretsRequest),
     UpdateSecret(UpdateSecretRequest),
     DeleteSecret(DeleteSecretRequest),
+    RestoreSecret(RestoreSecretRequest),
     TagResource(TagResourceRequest),
+    UntagResource(UntagResourceRequest),
 }
 
 /// The response of every operation in [`Operation`].
@@ -692,7 +748,9 @@ pub enum Output {
     ListSecrets(ListSecretsResponse),
     UpdateSecret(UpdateSecretResponse),
     DeleteSecret(DeleteSecretResponse),
+    RestoreSecret(RestoreSecretResponse),
     TagResource(()),
+    UntagResource(()),
 }
 
 impl Operation {
@@ -705,7 +763,9 @@ impl Operation {
         "ListSecrets",
         "UpdateSecret",
         "DeleteSecret",
+        "RestoreSecret",
         "TagResource",
+        "UntagResource",
     ];
     pub fn name(&self) -> &'static str {
         match self {
@@ -716,7 +776,9 @@ impl Operation {
             Self::ListSecrets(_) => "ListSecrets",
             Self::UpdateSecret(_) => "UpdateSecret",
             Self::DeleteSecret(_) => "DeleteSecret",
+            Self::RestoreSecret(_) => "RestoreSecret",
             Self::TagResource(_) => "TagResource",
+            Self::UntagResource(_) => "UntagResource",
         }
     }
     /// Decodes a JSON request body for the named operation, validating required members.
@@ -729,7 +791,9 @@ impl Operation {
             "ListSecrets" => crate::decode_json(body).map(Self::ListSecrets),
             "UpdateSecret" => crate::decode_json(body).map(Self::UpdateSecret),
             "DeleteSecret" => crate::decode_json(body).map(Self::DeleteSecret),
+            "RestoreSecret" => crate::decode_json(body).map(Self::RestoreSecret),
             "TagResource" => crate::decode_json(body).map(Self::TagResource),
+            "UntagResource" => crate::decode_json(body).map(Self::UntagResource),
             other => Err(crate::DecodeError::UnknownOperation(other.to_string())),
         }
     }
@@ -770,7 +834,17 @@ impl crate::Validate for DeleteSecretRequest {
         self.validate("", errors)
     }
 }
+impl crate::Validate for RestoreSecretRequest {
+    fn validate_required(&self, errors: &mut Vec<String>) {
+        self.validate("", errors)
+    }
+}
 impl crate::Validate for TagResourceRequest {
+    fn validate_required(&self, errors: &mut Vec<String>) {
+        self.validate("", errors)
+    }
+}
+impl crate::Validate for UntagResourceRequest {
     fn validate_required(&self, errors: &mut Vec<String>) {
         self.validate("", errors)
     }
@@ -787,7 +861,9 @@ impl Output {
             Self::ListSecrets(v) => serde_json::to_vec(v),
             Self::UpdateSecret(v) => serde_json::to_vec(v),
             Self::DeleteSecret(v) => serde_json::to_vec(v),
+            Self::RestoreSecret(v) => serde_json::to_vec(v),
             Self::TagResource(v) => serde_json::to_vec(v),
+            Self::UntagResource(v) => serde_json::to_vec(v),
         };
         // Serializing plain data structs to a Vec cannot fail.
         r.unwrap_or_else(|_| b"{}".to_vec())

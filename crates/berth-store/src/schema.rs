@@ -96,6 +96,57 @@ CREATE TABLE service_events (
 );
 CREATE INDEX service_events_by_service ON service_events(service_id, id);
 "#,
+    // Secrets Manager and SSM Parameter Store (secret values and SecureStrings are stored sealed).
+    r#"
+CREATE TABLE secrets (
+    arn TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    description TEXT,
+    kms_key_id TEXT,
+    created_at REAL NOT NULL,
+    last_changed_at REAL NOT NULL,
+    last_accessed_at REAL,
+    deleted_at REAL,
+    deletion_date REAL
+);
+CREATE TABLE secret_versions (
+    secret_arn TEXT NOT NULL REFERENCES secrets(arn),
+    version_id TEXT NOT NULL,
+    is_binary INTEGER NOT NULL,
+    sealed BLOB NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (secret_arn, version_id)
+);
+CREATE TABLE secret_stages (
+    secret_arn TEXT NOT NULL REFERENCES secrets(arn),
+    stage TEXT NOT NULL,
+    version_id TEXT NOT NULL,
+    PRIMARY KEY (secret_arn, stage),
+    FOREIGN KEY (secret_arn, version_id) REFERENCES secret_versions(secret_arn, version_id)
+);
+CREATE TABLE parameters (
+    name TEXT PRIMARY KEY,
+    arn TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    description TEXT,
+    allowed_pattern TEXT,
+    key_id TEXT,
+    tier TEXT NOT NULL,
+    data_type TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    last_modified_at REAL NOT NULL,
+    last_modified_user TEXT NOT NULL
+);
+CREATE TABLE parameter_versions (
+    name TEXT NOT NULL REFERENCES parameters(name),
+    version INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    value BLOB NOT NULL,
+    last_modified_at REAL NOT NULL,
+    last_modified_user TEXT NOT NULL,
+    PRIMARY KEY (name, version)
+);
+"#,
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

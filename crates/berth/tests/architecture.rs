@@ -71,7 +71,7 @@ fn dependency_rules_hold() {
         let inner: Vec<&String> = deps[k].iter().filter(|d| d.starts_with("berth")).collect();
         rule(inner.is_empty(), format!("{k} depends on {inner:?}: it must depend on no berth crate"));
     }
-    for k in ["berth-store", "berth-runtime", "berth-model", "berth-certs", "berth-iam"] {
+    for k in ["berth-store", "berth-runtime", "berth-model", "berth-certs", "berth-iam", "berth-vault"] {
         let inner: Vec<&String> = deps[k].iter().filter(|d| d.starts_with("berth") && *d != "berth-core").collect();
         rule(inner.is_empty(), format!("{k} depends on {inner:?}: only berth-core is allowed"));
     }
