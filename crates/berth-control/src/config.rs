@@ -1,3 +1,4 @@
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// What the control plane needs from the server's configuration.
@@ -16,6 +17,9 @@ pub struct ControlConfig {
     pub resync_interval: Duration,
     /// How long stopped tasks stay visible (ECS keeps them about an hour).
     pub stopped_task_retention: Duration,
+    /// The data key that seals secret values and SecureStrings (created 0600 on first start). `None` keeps
+    /// a key in memory only, for tests: sealed values then do not survive the process.
+    pub secrets_key: Option<PathBuf>,
 }
 
 impl Default for ControlConfig {
@@ -28,6 +32,7 @@ impl Default for ControlConfig {
             stop_timeout: Duration::from_secs(30),
             resync_interval: Duration::from_secs(1),
             stopped_task_retention: Duration::from_secs(3600),
+            secrets_key: None,
         }
     }
 }

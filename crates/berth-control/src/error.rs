@@ -10,6 +10,8 @@ pub enum ControlError {
     Store(#[from] StoreError),
     #[error("certificate: {0}")]
     Certificate(String),
+    #[error("secrets key: {0}")]
+    Vault(String),
 }
 
 impl ControlError {
@@ -35,6 +37,10 @@ impl From<ControlError> for AwsError {
             ControlError::Certificate(m) => {
                 tracing::error!(error = %m, "certificate failure");
                 AwsError::internal(format!("Could not issue the endpoint certificate: {m}"))
+            }
+            ControlError::Vault(m) => {
+                tracing::error!(error = %m, "secrets key failure");
+                AwsError::internal("The server could not use its secrets key; nothing was changed.")
             }
         }
     }

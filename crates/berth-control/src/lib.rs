@@ -17,6 +17,7 @@ mod names;
 pub mod plan;
 mod reconcile;
 pub mod routes;
+pub(crate) mod secrets;
 mod sts;
 
 pub use config::ControlConfig;
@@ -56,6 +57,8 @@ pub struct Control {
     publishing: Mutex<()>,
     health: Mutex<HealthView>,
     reconciler: Mutex<reconcile::State>,
+    /// Seals secret values and SecureStrings at rest.
+    vault: berth_vault::Vault,
 }
 
 impl Control {
@@ -86,6 +89,11 @@ impl Control {
             let version: u64 = t.meta_get("route_version")?.and_then(|v| v.parse().ok()).unwrap_or(0);
             Ok::<_, ControlError>((account, instance, version))
         })?;
+        let vault = match &config.secrets_key {
+            Some(path) => berth_vault::Vault::load_or_create(path),
+            None => berth_vault::Vault::ephemeral(),
+        }
+        .map_err(|e| ControlError::Vault(e.to_string()))?;
         let names = Names { region: config.region.clone(), account, instance };
         let (routes, _) = watch::channel(Arc::new(RouteTable { version, ..Default::default() }));
         let control = Arc::new(Control {
@@ -99,6 +107,7 @@ impl Control {
             publishing: Mutex::new(()),
             health: Mutex::new(HealthView::default()),
             reconciler: Mutex::new(reconcile::State::default()),
+            vault,
         });
         control.ensure_default_certificate()?;
         // Publish the table the store describes at once, so proxies get routes before the first pass.

@@ -14,6 +14,7 @@ use berth_store::{ServiceRow, TaskRow, Tx};
 
 use crate::plan::{self, Action, DrainReason, PlanInput, ServiceInput, TaskInput};
 use crate::routes::{self, ServiceRoutes, TaskTarget};
+use crate::secrets::launch::LaunchNeeds;
 use crate::{Control, ControlError, now};
 
 /// Label that marks which berth server owns a container (several may share one Docker Engine).
@@ -49,7 +50,7 @@ impl Backoff {
 /// Work decided in a pass, done after the transaction.
 #[derive(Default)]
 struct Effects {
-    starts: Vec<(String, i64, TaskSpec)>,
+    starts: Vec<(String, i64, TaskSpec, LaunchNeeds)>,
     stops: Vec<String>,
     removes: Vec<String>,
 }
@@ -286,10 +287,10 @@ impl Control {
                     let config = crate::ecs::revision_config(tx, &revision)?;
                     let mut ids = Vec::new();
                     for _ in 0..count {
-                        let (row, spec) = self.new_task(service, &revision, &config, t)?;
+                        let (row, spec, needs) = self.new_task(service, &revision, &config, t)?;
                         tx.task_insert(&row)?;
                         ids.push(format!("(task {})", row.id));
-                        effects.starts.push((row.id, service.id, spec));
+                        effects.starts.push((row.id, service.id, spec, needs));
                     }
                     if !ids.is_empty() {
                         let msg =
@@ -391,10 +392,11 @@ impl Control {
         revision: &str,
         config: &ExpressGatewayServiceConfiguration,
         t: f64,
-    ) -> Result<(TaskRow, TaskSpec), ControlError> {
+    ) -> Result<(TaskRow, TaskSpec, LaunchNeeds), ControlError> {
         let id = berth_core::ids::task_id();
         let arn = self.names.task(&service.cluster, &id);
         let container = config.primary_container.clone().unwrap_or_default();
+        let needs = LaunchNeeds::of(&container, config.execution_role_arn.as_deref());
         let port = container.container_port.unwrap_or(80).clamp(1, 65535) as u16;
         let size = berth_core::sizing::validate(config.cpu.as_deref(), config.memory.as_deref())?;
         let mut labels = BTreeMap::new();
@@ -447,12 +449,12 @@ impl Control {
             exit_code: None,
             drain_version: None,
         };
-        Ok((row, spec))
+        Ok((row, spec, needs))
     }
 
     /// Starts and stops containers in the background; each completion is recorded and wakes a new pass.
     fn execute(self: &Arc<Self>, effects: Effects) {
-        for (id, service_id, spec) in effects.starts {
+        for (id, service_id, mut spec, needs) in effects.starts {
             if !self.state().starting.insert(id.clone()) {
                 continue;
             }
@@ -471,7 +473,20 @@ impl Control {
                 if let Err(e) = pending {
                     tracing::warn!(task = %id, error = %e, "cannot record task as pending");
                 }
-                let result = me.driver.run_task(&spec).await;
+                // Secrets and registry credentials are fetched now, as the execution role, and live only in
+                // the spec handed to the runtime.
+                let result = match me.resolve_launch(&needs) {
+                    Ok(resolved) => {
+                        for (k, v) in resolved.environment {
+                            spec.environment.retain(|(name, _)| *name != k);
+                            spec.environment.push((k, v));
+                        }
+                        spec.registry_auth = resolved.registry_auth;
+                        me.driver.run_task(&spec).await.map_err(|e| e.to_string())
+                    }
+                    Err(reason) => Err(reason),
+                };
+                drop(spec);
                 let t = now();
                 let recorded = me.tx(|tx| {
                     let Some(mut row) = tx.task_get(&id)? else { return Ok(()) };

@@ -45,6 +45,10 @@ impl Backend for ApiBackend {
         match request {
             Request::Ecs(op) => self.control.handle_ecs(&identity, op).await.map(Response::Ecs),
             Request::Sts(op) => self.control.handle_sts(&identity, op).await.map(Response::Sts),
+            Request::SecretsManager(op) => {
+                self.control.handle_secretsmanager(&identity, op).await.map(Response::SecretsManager)
+            }
+            Request::Ssm(op) => self.control.handle_ssm(&identity, op).await.map(Response::Ssm),
             other => Err(AwsError::new(
                 ErrorCode::NotImplemented,
                 format!("{}:{} is not implemented yet", other.service_name(), other.operation_name()),

@@ -13,6 +13,8 @@ pub const CA_PEM: &str = "ca.pem";
 pub const CREDENTIALS: &str = "credentials";
 pub const TOKEN: &str = "internal-token";
 pub const PROXY_STATE: &str = "proxy-state.json";
+/// The data key that seals secret values and SecureStrings (0600, created on first start).
+pub const SECRETS_KEY: &str = "secrets.key";
 
 /// Creates the data directory (0700) if needed.
 pub fn ensure_data_dir(config: &Config) -> Result<()> {

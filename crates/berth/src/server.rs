@@ -37,6 +37,7 @@ pub async fn run(config: Config) -> Result<()> {
             network: config.runtime.network.clone(),
             drain_timeout: config.drain_timeout(),
             stop_timeout: Duration::from_secs(config.deploy.stop_timeout_secs),
+            secrets_key: Some(config.path(files::SECRETS_KEY)),
             ..ControlConfig::default()
         },
         store,

@@ -335,17 +335,25 @@ fn normalize_container(mut c: ExpressGatewayContainer) -> Result<ExpressGatewayC
         )));
     }
     c.container_port = Some(port);
-    if c.repository_credentials.is_some() {
-        return Err(ControlError::code(
-            ErrorCode::UnsupportedFeature,
-            "primaryContainer.repositoryCredentials is not supported by berth yet (it needs Secrets Manager).",
-        ));
+    if let Some(creds) = &c.repository_credentials {
+        let param = creds.credentials_parameter.as_deref().unwrap_or_default();
+        crate::secrets::launch::check_credentials_parameter(param).map_err(|e| {
+            ControlError::invalid(format!("Invalid primaryContainer.repositoryCredentials.credentialsParameter: {e}."))
+        })?;
     }
-    if c.secrets.as_ref().is_some_and(|s| !s.is_empty()) {
-        return Err(ControlError::code(
-            ErrorCode::UnsupportedFeature,
-            "primaryContainer.secrets is not supported by berth yet (it needs Secrets Manager and SSM).",
-        ));
+    let mut secret_names: Vec<&str> = Vec::new();
+    for s in c.secrets.iter().flatten() {
+        let name = s.name.as_deref().unwrap_or_default();
+        if name.is_empty() || name.contains('=') || name.contains('\0') {
+            return Err(ControlError::invalid(format!("Invalid secret name '{name}' in primaryContainer.secrets.")));
+        }
+        if secret_names.contains(&name) {
+            return Err(ControlError::invalid(format!("Duplicate secret name '{name}' in primaryContainer.secrets.")));
+        }
+        secret_names.push(name);
+        crate::secrets::launch::parse_value_from(s.value_from.as_deref().unwrap_or_default()).map_err(|e| {
+            ControlError::invalid(format!("Invalid valueFrom of secret '{name}' in primaryContainer.secrets: {e}."))
+        })?;
     }
     for kv in c.environment.iter().flatten() {
         let name = kv.name.as_deref().unwrap_or_default();

@@ -307,6 +307,10 @@ pub(crate) fn task_definition_json(
             }]),
             command: container.command.filter(|c| !c.is_empty()),
             environment: container.environment,
+            secrets: container.secrets.filter(|s| !s.is_empty()),
+            repository_credentials: container
+                .repository_credentials
+                .map(|r| RepositoryCredentials { credentials_parameter: r.credentials_parameter }),
             stop_timeout: Some(30),
             version_consistency: Some(VersionConsistency::Enabled),
             linux_parameters: Some(LinuxParameters { init_process_enabled: Some(true), ..Default::default() }),
