@@ -82,14 +82,18 @@ impl DockerDriver {
         }
     }
 
-    /// Pulls `image` unless it is present locally.
+    /// Pulls `image` unless it is present locally. With registry credentials it always pulls (layers
+    /// already present are not downloaded again), so the credentials are checked by the registry for
+    /// every task, as on Fargate, and a cached private image never starts with wrong credentials.
     async fn ensure_image(&self, spec: &TaskSpec) -> Result<(), DriverError> {
         let image = spec.image.as_str();
-        match self.docker.inspect_image(image).await {
-            Ok(_) => return Ok(()),
-            Err(e) if is_status(&e, 404) => {}
-            Err(e) if is_unavailable(&e) => return Err(DriverError::Unavailable(e.to_string())),
-            Err(e) => return Err(pull_error(image, e)),
+        if spec.registry_auth.is_none() {
+            match self.docker.inspect_image(image).await {
+                Ok(_) => return Ok(()),
+                Err(e) if is_status(&e, 404) => {}
+                Err(e) if is_unavailable(&e) => return Err(DriverError::Unavailable(e.to_string())),
+                Err(e) => return Err(pull_error(image, e)),
+            }
         }
         let reference = util::normalize_image(image);
         let credentials = spec.registry_auth.as_ref().map(|a| DockerCredentials {

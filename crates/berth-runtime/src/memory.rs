@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
-use crate::{Driver, DriverError, ObservedState, ObservedTask, StartedTask, TaskSpec};
+use crate::{Driver, DriverError, ObservedState, ObservedTask, RegistryAuth, StartedTask, TaskSpec};
 
 #[derive(Default)]
 pub struct MemoryDriver {
@@ -19,6 +19,7 @@ struct Inner {
     tasks: BTreeMap<String, ObservedTask>,
     networks: BTreeSet<String>,
     missing_images: BTreeSet<String>,
+    private_images: BTreeMap<String, RegistryAuth>,
     started: Vec<TaskSpec>,
 }
 
@@ -35,6 +36,11 @@ impl MemoryDriver {
     /// Makes every later `run_task` of `image` fail as a pull error.
     pub fn fail_pulls_of(&self, image: &str) {
         self.lock().missing_images.insert(image.to_string());
+    }
+
+    /// Makes `image` private: a `run_task` pulls it only with exactly these registry credentials.
+    pub fn require_registry_auth(&self, image: &str, auth: RegistryAuth) {
+        self.lock().private_images.insert(image.to_string(), auth);
     }
 
     /// Makes a running task exit with `code`, as if its process died.
@@ -78,6 +84,14 @@ impl Driver for MemoryDriver {
         let mut inner = self.lock();
         if inner.missing_images.contains(&spec.image) {
             return Err(DriverError::ImagePull { image: spec.image.clone(), message: "not found".into() });
+        }
+        if let Some(auth) = inner.private_images.get(&spec.image)
+            && spec.registry_auth.as_ref() != Some(auth)
+        {
+            return Err(DriverError::ImagePull {
+                image: spec.image.clone(),
+                message: "pull access denied: no basic auth credentials, or wrong ones".into(),
+            });
         }
         if let Some(t) = inner.tasks.get(&spec.task_id)
             && t.state == ObservedState::Running
