@@ -48,7 +48,7 @@ def at_rest(berth: BerthInstance) -> bytes:
 
 
 def env_of(berth: BerthInstance, host: str) -> dict[str, str]:
-    body = berth.wait_status(host, 200, "/env").text()
+    body = berth.wait_status(host, 200, "/env").text
     return dict(line.split("=", 1) for line in body.splitlines() if "=" in line)
 
 
@@ -295,6 +295,22 @@ def test_private_registry_right_and_wrong_password(berth, registry):
     good = sm.create_secret(Name=unique("e2e/reg-good"), SecretString='{"username":"alice","password":"right"}')["ARN"]
     bad = sm.create_secret(Name=unique("e2e/reg-bad"), SecretString='{"username":"alice","password":"wrong"}')["ARN"]
 
+    good_name = unique("private")
+    good_arn = berth.ecs().create_express_gateway_service(
+        serviceName=good_name,
+        primaryContainer={"image": registry, "repositoryCredentials": {"credentialsParameter": good}},
+        **berth.role_arns(),
+    )["service"]["serviceArn"]
+    try:
+        host = berth.wait_endpoint(good_arn)
+        assert berth.wait_status(host, 200, "/ping", timeout=120).text == "pong"
+        assert not stopped_reasons(berth, good_name)
+    finally:
+        berth.best_effort_delete(good_arn)
+
+    # The image is now in Docker's cache: a wrong password must still be refused (berth pulls whenever a task has
+    # registry credentials, so the registry checks them every time).
+    assert docker("image", "inspect", registry, check=False).returncode == 0, "the good pull cached the image"
     bad_name = unique("private-bad")
     bad_arn = berth.ecs().create_express_gateway_service(
         serviceName=bad_name,
@@ -306,16 +322,3 @@ def test_private_registry_right_and_wrong_password(berth, registry):
         assert reasons[0].startswith("CannotPullContainerError:"), reasons
     finally:
         berth.best_effort_delete(bad_arn)
-
-    good_name = unique("private")
-    good_arn = berth.ecs().create_express_gateway_service(
-        serviceName=good_name,
-        primaryContainer={"image": registry, "repositoryCredentials": {"credentialsParameter": good}},
-        **berth.role_arns(),
-    )["service"]["serviceArn"]
-    try:
-        host = berth.wait_endpoint(good_arn)
-        assert berth.wait_status(host, 200, "/ping", timeout=120).text() == "pong"
-        assert not stopped_reasons(berth, good_name)
-    finally:
-        berth.best_effort_delete(good_arn)
