@@ -152,7 +152,7 @@ impl Control {
                         resolved.environment.push((env.clone(), value));
                     }
                     ValueFrom::Parameter { name } => {
-                        if let Err(e) = self.execution_role_may(role, "ssm:GetParameters", &name) {
+                        if let Err(e) = self.execution_role_may(tx, role, "ssm:GetParameters", &name) {
                             return Ok(Err(format!(
                                 "{INIT_ERROR}: unable to retrieve secrets from ssm: service call has been retried 1 time(s): {e}"
                             )));
@@ -215,7 +215,7 @@ impl Control {
                 e.message
             )
         };
-        if let Err(e) = self.execution_role_may(role, "secretsmanager:GetSecretValue", secret_id) {
+        if let Err(e) = self.execution_role_may(tx, role, "secretsmanager:GetSecretValue", secret_id) {
             return Ok(Err(fail(AwsError::new(ErrorCode::AccessDenied, e))));
         }
         let secret = match manager::find(self, tx, secret_id) {
@@ -243,11 +243,20 @@ impl Control {
 
     /// THE one place where the execution role's permission to read a secret or parameter is checked.
     ///
-    /// IAM policy evaluation for roles is being wired into `authz.rs` in parallel (issue 4); until
-    /// `authz` offers a role check, every execution role may read what its revision references, as the
-    /// root user who created the service may. Replace the body with the `authz` call when it lands.
-    fn execution_role_may(&self, role: Option<&str>, action: &str, resource: &str) -> Result<(), String> {
-        let _ = (role, action, resource);
+    /// NOT ENFORCED YET. IAM policy evaluation for roles is being wired into `authz.rs` in parallel (issue 4)
+    /// and has not landed in main; until it does, every execution role may read what its revision references
+    /// (the revision was created by a caller allowed to create it). When it lands, this body becomes: load the
+    /// role (`tx`), resolve its grants for a session of the role, and check
+    /// `RequestContext::new(action, resource)`, mapping a denial to the returned message (AWS words it
+    /// `AccessDeniedException: User: arn:aws:sts::<acct>:assumed-role/<role>/<task id> is not authorized ...`).
+    fn execution_role_may(
+        &self,
+        tx: &berth_store::Tx<'_>,
+        role: Option<&str>,
+        action: &str,
+        resource: &str,
+    ) -> Result<(), String> {
+        let _ = (tx, role, action, resource);
         Ok(())
     }
 }
