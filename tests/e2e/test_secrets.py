@@ -90,6 +90,9 @@ def test_secrets_manager_with_boto3_and_cli(berth):
     raw = at_rest(berth)
     assert b"pw-one-e2e" not in raw and b"pw-two-e2e" not in raw
     assert name.encode() in raw, "the check reads the right files"
+    key = (berth.data_dir / "secrets.key").stat()
+    assert (key.st_mode & 0o777, key.st_size) == (0o600, 32), "a 256-bit key readable by its owner only"
+    assert "pw-one-e2e" not in berth.log_text() and "pw-two-e2e" not in berth.log_text()
 
     # Scheduled deletion, then force.
     with pytest.raises(ClientError) as e:
