@@ -77,6 +77,9 @@ def test_secrets_manager_with_boto3_and_cli(berth):
     assert desc["VersionIdsToStages"][put["VersionId"]] == ["AWSCURRENT"]
     assert desc["VersionIdsToStages"][created["VersionId"]] == ["AWSPREVIOUS"]
     assert {"Key": "team", "Value": "a"} in desc["Tags"]
+    sm.tag_resource(SecretId=name, Tags=[{"Key": "env", "Value": "e2e"}])
+    sm.untag_resource(SecretId=arn, TagKeys=["team"])
+    assert sm.describe_secret(SecretId=name)["Tags"] == [{"Key": "env", "Value": "e2e"}]
 
     # The AWS CLI, as a user would type it.
     cli = berth.aws("secretsmanager", "get-secret-value", "--secret-id", name)

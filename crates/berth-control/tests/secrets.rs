@@ -254,6 +254,26 @@ async fn secret_versions_stages_lookup_and_deletion() {
     assert_eq!(prev.version_id.as_deref(), Some(first.as_str()));
     assert_eq!(prev.secret_string.as_deref(), Some(r#"{"password":"p1"}"#));
 
+    // A repeated ClientRequestToken: the same value is a no-op, another value is refused.
+    let token = "0123456789abcdef0123456789abcdef".to_string();
+    let put_with = |value: &str| sm::PutSecretValueRequest {
+        secret_id: Some("app/db".into()),
+        client_request_token: Some(token.clone()),
+        secret_string: Some(value.into()),
+        ..Default::default()
+    };
+    w.sm(sm::Operation::PutSecretValue(put_with("v-token"))).await.expect("first put");
+    w.sm(sm::Operation::PutSecretValue(put_with("v-token"))).await.expect("same token, same value");
+    assert_eq!(code(w.sm(sm::Operation::PutSecretValue(put_with("other"))).await), ErrorCode::ResourceExists);
+    assert_eq!(w.get_secret("app/db").await.expect("get").version_id.as_deref(), Some(token.as_str()));
+    w.sm(sm::Operation::PutSecretValue(sm::PutSecretValueRequest {
+        secret_id: Some("app/db".into()),
+        secret_string: Some(r#"{"password":"p2"}"#.into()),
+        ..Default::default()
+    }))
+    .await
+    .expect("put p2 again");
+
     // The value survives a restart (the key file is reused) and the database holds no plaintext.
     w.restart();
     assert_eq!(w.get_secret(&arn).await.expect("after restart").secret_string.as_deref(), Some(r#"{"password":"p2"}"#));
