@@ -5,10 +5,12 @@
 //! ([`Store::tx`]), so a failed command leaves nothing half-written. It must never call a runtime, the
 //! network or the proxy, and never decide anything: it records what the control plane decides.
 
+mod iam;
 mod rows;
 mod schema;
 mod secrets;
 
+pub use iam::*;
 pub use rows::*;
 pub use secrets::*;
 

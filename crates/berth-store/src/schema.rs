@@ -147,6 +147,69 @@ CREATE TABLE parameter_versions (
     PRIMARY KEY (name, version)
 );
 "#,
+    // IAM and STS (issue 4): users, roles, inline and customer managed policies with versions, attachments and
+    // role sessions. User access keys live in `credentials` (principal_arn = the user's ARN).
+    r#"
+CREATE TABLE iam_users (
+    name TEXT PRIMARY KEY COLLATE NOCASE,
+    user_id TEXT NOT NULL UNIQUE,
+    arn TEXT NOT NULL,
+    path TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE iam_roles (
+    name TEXT PRIMARY KEY COLLATE NOCASE,
+    role_id TEXT NOT NULL UNIQUE,
+    arn TEXT NOT NULL,
+    path TEXT NOT NULL,
+    trust_policy TEXT NOT NULL,
+    description TEXT,
+    max_session_duration INTEGER NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE iam_inline_policies (
+    owner_kind TEXT NOT NULL,
+    owner_name TEXT NOT NULL COLLATE NOCASE,
+    policy_name TEXT NOT NULL COLLATE NOCASE,
+    document TEXT NOT NULL,
+    PRIMARY KEY (owner_kind, owner_name, policy_name)
+);
+CREATE TABLE iam_policies (
+    arn TEXT PRIMARY KEY,
+    name TEXT NOT NULL COLLATE NOCASE UNIQUE,
+    policy_id TEXT NOT NULL UNIQUE,
+    path TEXT NOT NULL,
+    description TEXT,
+    default_version TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE iam_policy_versions (
+    policy_arn TEXT NOT NULL REFERENCES iam_policies(arn) ON DELETE CASCADE,
+    version_id TEXT NOT NULL,
+    document TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (policy_arn, version_id)
+);
+CREATE TABLE iam_attachments (
+    owner_kind TEXT NOT NULL,
+    owner_name TEXT NOT NULL COLLATE NOCASE,
+    policy_arn TEXT NOT NULL,
+    PRIMARY KEY (owner_kind, owner_name, policy_arn)
+);
+CREATE INDEX iam_attachments_by_policy ON iam_attachments(policy_arn);
+CREATE TABLE sts_sessions (
+    access_key_id TEXT PRIMARY KEY,
+    secret_access_key TEXT NOT NULL,
+    session_token TEXT NOT NULL,
+    role_name TEXT NOT NULL,
+    role_id TEXT NOT NULL,
+    session_name TEXT NOT NULL,
+    assumed_role_arn TEXT NOT NULL,
+    expires_at REAL NOT NULL,
+    created_at REAL NOT NULL
+);
+"#,
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
