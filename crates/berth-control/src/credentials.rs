@@ -39,3 +39,39 @@ impl Control {
         self.tx(|tx| Ok(tx.credential_get(access_key_id)?))
     }
 }
+
+/// An access key as the API layer needs it: the secret, whose it is and, for a role session, its token and
+/// expiry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccessKey {
+    pub secret_access_key: String,
+    pub principal_arn: String,
+    pub user_id: String,
+    pub session_token: Option<String>,
+    /// Seconds since the epoch.
+    pub expires_at: Option<f64>,
+}
+
+impl Control {
+    /// Looks up a long-term key (root, IAM users) or a role session's temporary key.
+    pub fn access_key(&self, access_key_id: &str) -> Result<Option<AccessKey>, ControlError> {
+        self.tx(|tx| {
+            if let Some(c) = tx.credential_get(access_key_id)? {
+                return Ok(Some(AccessKey {
+                    secret_access_key: c.secret_access_key,
+                    principal_arn: c.principal_arn,
+                    user_id: c.user_id,
+                    session_token: None,
+                    expires_at: None,
+                }));
+            }
+            Ok(tx.sts_session_get(access_key_id)?.map(|s| AccessKey {
+                secret_access_key: s.secret_access_key,
+                principal_arn: s.assumed_role_arn,
+                user_id: format!("{}:{}", s.role_id, s.session_name),
+                session_token: Some(s.session_token),
+                expires_at: Some(s.expires_at),
+            }))
+        })
+    }
+}

@@ -13,6 +13,7 @@ mod credentials;
 mod ecs;
 mod error;
 mod health;
+mod iam;
 mod names;
 pub mod plan;
 mod reconcile;
@@ -21,6 +22,7 @@ pub(crate) mod secrets;
 mod sts;
 
 pub use config::ControlConfig;
+pub use credentials::AccessKey;
 pub use error::ControlError;
 pub use health::HealthView;
 
@@ -42,6 +44,20 @@ pub struct CallerIdentity {
     pub account: String,
     /// The principal's unique id (the account id for the root user), as STS reports it.
     pub user_id: String,
+    /// The identity policies that apply, resolved by [`Control::identify`] (none: only root is allowed).
+    pub access: authz::Access,
+}
+
+impl CallerIdentity {
+    /// The account's root user (allowed everything).
+    pub fn root(account: &str) -> Self {
+        CallerIdentity {
+            principal_arn: format!("arn:aws:iam::{account}:root"),
+            account: account.to_owned(),
+            user_id: account.to_owned(),
+            access: authz::Access::default(),
+        }
+    }
 }
 
 /// The control plane. Cheap to share: clone the `Arc`.

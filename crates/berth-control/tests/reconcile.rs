@@ -37,12 +37,15 @@ impl World {
         let ca = Arc::new(Ca::generate().expect("ca"));
         let control =
             Control::new(config(), Store::open(&db).expect("store"), driver.clone(), ca.clone()).expect("control");
-        let caller = CallerIdentity {
-            principal_arn: format!("arn:aws:iam::{}:root", control.account_id()),
-            account: control.account_id().into(),
-            user_id: control.account_id().into(),
-        };
+        let caller = CallerIdentity::root(control.account_id());
         World { control, driver, caller, db, ca }
+    }
+
+    /// A world whose account has the two Express roles, created as the AWS documentation's CLI flow does.
+    async fn new_with_roles(name: &str) -> World {
+        let w = World::new(name);
+        create_express_roles(&w.control, &w.caller).await;
+        w
     }
 
     /// A new control plane over the same store and runtime, as after a server restart.
@@ -107,6 +110,43 @@ impl World {
     }
 }
 
+/// Creates `exec` (trusting ecs-tasks.amazonaws.com, AmazonECSTaskExecutionRolePolicy) and `infra` (trusting
+/// ecs.amazonaws.com, AmazonECSInfrastructureRoleforExpressGatewayServices).
+async fn create_express_roles(control: &Control, caller: &CallerIdentity) {
+    use berth_model::iam::{AttachRolePolicyRequest, CreateRoleRequest, Operation as Iam};
+    let trust = |service: &str| {
+        format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"Service":"{service}"}},"Action":"sts:AssumeRole"}}]}}"#
+        )
+    };
+    for (role, service, policy) in [
+        ("exec", "ecs-tasks.amazonaws.com", "AmazonECSTaskExecutionRolePolicy"),
+        ("infra", "ecs.amazonaws.com", "AmazonECSInfrastructureRoleforExpressGatewayServices"),
+    ] {
+        control
+            .handle_iam(
+                caller,
+                Iam::CreateRole(CreateRoleRequest {
+                    role_name: Some(role.into()),
+                    assume_role_policy_document: Some(trust(service)),
+                    ..Default::default()
+                }),
+            )
+            .await
+            .expect("create role");
+        control
+            .handle_iam(
+                caller,
+                Iam::AttachRolePolicy(AttachRolePolicyRequest {
+                    role_name: Some(role.into()),
+                    policy_arn: Some(format!("arn:aws:iam::aws:policy/service-role/{policy}")),
+                }),
+            )
+            .await
+            .expect("attach");
+    }
+}
+
 fn container(env: &[(&str, &str)]) -> ExpressGatewayContainer {
     ExpressGatewayContainer {
         image: Some("berth-demo:latest".into()),
@@ -123,7 +163,7 @@ fn env_of(driver: &MemoryDriver, task_id: &str) -> Vec<(String, String)> {
 
 #[tokio::test]
 async fn create_update_delete_converge_without_dropping_traffic() {
-    let w = World::new("lifecycle");
+    let w = World::new_with_roles("lifecycle").await;
     let arn = w.create("web", &[("DEMO_VERSION", "v1")]).await;
     w.settle().await;
     let v1 = w.driver.running_ids();
@@ -217,7 +257,7 @@ async fn create_update_delete_converge_without_dropping_traffic() {
 
 #[tokio::test]
 async fn a_crashing_task_is_replaced_with_backoff() {
-    let w = World::new("crash");
+    let w = World::new_with_roles("crash").await;
     w.create("crashy", &[]).await;
     w.settle().await;
     let first = w.driver.running_ids();
@@ -255,7 +295,7 @@ async fn a_crashing_task_is_replaced_with_backoff() {
 
 #[tokio::test]
 async fn a_missing_image_stops_tasks_with_a_pull_error_and_keeps_the_service() {
-    let w = World::new("pull");
+    let w = World::new_with_roles("pull").await;
     w.driver.fail_pulls_of("berth-demo:latest");
     let arn = w.create("nopull", &[]).await;
     w.settle().await;
@@ -294,7 +334,7 @@ async fn a_missing_image_stops_tasks_with_a_pull_error_and_keeps_the_service() {
 
 #[tokio::test]
 async fn a_restarted_server_adopts_running_tasks_without_duplicates() {
-    let mut w = World::new("adopt");
+    let mut w = World::new_with_roles("adopt").await;
     w.create("keep", &[]).await;
     w.settle().await;
     let before = w.driver.running_ids();
@@ -309,7 +349,7 @@ async fn a_restarted_server_adopts_running_tasks_without_duplicates() {
 
 #[tokio::test]
 async fn bad_input_is_refused_and_leaves_nothing() {
-    let w = World::new("bad");
+    let w = World::new_with_roles("bad").await;
     let account = w.control.account_id().to_string();
     let base = CreateExpressGatewayServiceRequest {
         service_name: Some("x".into()),

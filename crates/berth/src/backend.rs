@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use berth_api::{Backend, Caller, Credential, Principal, Request, Response};
-use berth_control::{CallerIdentity, Control};
+use berth_control::Control;
 use berth_core::{AwsError, ErrorCode};
 
 pub struct ApiBackend {
@@ -13,16 +13,18 @@ pub struct ApiBackend {
 #[async_trait::async_trait]
 impl Backend for ApiBackend {
     fn credential(&self, access_key_id: &str) -> Option<Credential> {
-        match self.control.credential(access_key_id) {
-            Ok(Some(row)) => Some(Credential {
-                secret_access_key: row.secret_access_key,
+        match self.control.access_key(access_key_id) {
+            Ok(Some(key)) => Some(Credential {
+                secret_access_key: key.secret_access_key,
                 principal: Principal {
-                    arn: row.principal_arn,
+                    arn: key.principal_arn,
                     account: self.control.account_id().into(),
-                    user_id: row.user_id,
+                    user_id: key.user_id,
                 },
-                session_token: None,
-                expires_at: None,
+                session_token: key.session_token,
+                expires_at: key
+                    .expires_at
+                    .map(|t| std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(t.max(0.0))),
             }),
             Ok(None) => None,
             Err(e) => {
@@ -37,11 +39,11 @@ impl Backend for ApiBackend {
     }
 
     async fn handle(&self, caller: Caller, request: Request) -> Result<Response, AwsError> {
-        let identity = CallerIdentity {
-            principal_arn: caller.principal.arn,
-            account: caller.principal.account,
-            user_id: caller.principal.user_id,
-        };
+        // Resolve the caller's identity policies once; every handler authorizes against them.
+        let identity = self
+            .control
+            .identify(&caller.principal.arn, &caller.principal.account, &caller.principal.user_id)
+            .map_err(AwsError::from)?;
         match request {
             Request::Ecs(op) => self.control.handle_ecs(&identity, op).await.map(Response::Ecs),
             Request::Sts(op) => self.control.handle_sts(&identity, op).await.map(Response::Sts),
@@ -49,6 +51,7 @@ impl Backend for ApiBackend {
                 self.control.handle_secretsmanager(&identity, op).await.map(Response::SecretsManager)
             }
             Request::Ssm(op) => self.control.handle_ssm(&identity, op).await.map(Response::Ssm),
+            Request::Iam(op) => self.control.handle_iam(&identity, op).await.map(Response::Iam),
             other => Err(AwsError::new(
                 ErrorCode::NotImplemented,
                 format!("{}:{} is not implemented yet", other.service_name(), other.operation_name()),

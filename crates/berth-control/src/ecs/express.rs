@@ -9,6 +9,7 @@ use berth_model::ecs::*;
 use berth_store::{CertificateRow, RevisionRow, ServiceRow, Tx};
 
 use super::render;
+use crate::iam::access::ExpressRoles;
 use crate::names::cluster_name;
 use crate::{CallerIdentity, Control, ControlError, now};
 
@@ -50,6 +51,15 @@ pub(crate) fn create(
     }
     let cluster = cluster_name(r.cluster.as_deref());
     let tags = super::tags::tag_pairs(r.tags.unwrap_or_default())?;
+    c.check_express_roles(
+        caller,
+        ExpressRoles {
+            infrastructure: Some(infra),
+            execution: Some(&exec),
+            task: r.task_role_arn.as_deref(),
+            provision_service: Some(&service_name),
+        },
+    )?;
     let config = RevisionSpec {
         execution_role_arn: Some(exec),
         task_role_arn: r.task_role_arn,
@@ -141,6 +151,15 @@ pub(crate) fn update(
         role_arn("executionRoleArn", e)?;
     }
     let container = r.primary_container.map(normalize_container).transpose()?;
+    c.check_express_roles(
+        caller,
+        ExpressRoles {
+            infrastructure: None,
+            execution: r.execution_role_arn.as_deref(),
+            task: r.task_role_arn.as_deref(),
+            provision_service: None,
+        },
+    )?;
     let t = now();
     let updated = c.tx(|tx| {
         let mut row = express_by_arn(tx, &arn)?;

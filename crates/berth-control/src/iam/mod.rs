@@ -1,0 +1,210 @@
+//! IAM: users and their access keys, roles and their trust policies, inline and customer managed policies,
+//! attachments (the AWS managed policies included, served from berth-iam) and role tags.
+//!
+//! Every operation is authorized against the caller's identity policies with its IAM resource ARN before it runs;
+//! documents are validated by berth-iam (`MalformedPolicyDocument` with IAM's reason, `LimitExceeded` for
+//! sizes) and stored as given; responses carry them URL-encoded, exactly as IAM does (the AWS CLI and boto3
+//! decode them). Errors are IAM's: `NoSuchEntity` (404), `EntityAlreadyExists` and `DeleteConflict` (409),
+//! `InvalidInput`, `ValidationError`, `LimitExceeded`. What the policies mean for a request is [`access`].
+
+pub(crate) mod access;
+mod policies;
+mod roles;
+mod users;
+
+use berth_core::{AwsError, ErrorCode};
+use berth_iam::RequestContext;
+use berth_model::iam::{Operation, Output};
+use rand::Rng;
+
+use crate::{CallerIdentity, Control, ControlError, authz};
+
+impl Control {
+    /// Handles one decoded IAM operation for an authenticated caller.
+    pub async fn handle_iam(&self, caller: &CallerIdentity, op: Operation) -> Result<Output, AwsError> {
+        handle(self, caller, op).map_err(AwsError::from)
+    }
+}
+
+fn handle(c: &Control, caller: &CallerIdentity, op: Operation) -> Result<Output, ControlError> {
+    use Operation as O;
+    Ok(match op {
+        O::CreateUser(r) => Output::CreateUser(users::create(c, caller, r)?),
+        O::GetUser(r) => Output::GetUser(users::get(c, caller, r)?),
+        O::ListUsers(r) => Output::ListUsers(users::list(c, caller, r)?),
+        O::DeleteUser(r) => Output::DeleteUser(users::delete(c, caller, r)?),
+        O::CreateAccessKey(r) => Output::CreateAccessKey(users::create_access_key(c, caller, r)?),
+        O::ListAccessKeys(r) => Output::ListAccessKeys(users::list_access_keys(c, caller, r)?),
+        O::DeleteAccessKey(r) => Output::DeleteAccessKey(users::delete_access_key(c, caller, r)?),
+        O::PutUserPolicy(r) => Output::PutUserPolicy(users::put_policy(c, caller, r)?),
+        O::AttachUserPolicy(r) => Output::AttachUserPolicy(users::attach(c, caller, r)?),
+        O::DetachUserPolicy(r) => Output::DetachUserPolicy(users::detach(c, caller, r)?),
+        O::CreateRole(r) => Output::CreateRole(roles::create(c, caller, r)?),
+        O::GetRole(r) => Output::GetRole(roles::get(c, caller, r)?),
+        O::ListRoles(r) => Output::ListRoles(roles::list(c, caller, r)?),
+        O::DeleteRole(r) => Output::DeleteRole(roles::delete(c, caller, r)?),
+        O::UpdateAssumeRolePolicy(r) => Output::UpdateAssumeRolePolicy(roles::update_trust(c, caller, r)?),
+        O::PutRolePolicy(r) => Output::PutRolePolicy(roles::put_policy(c, caller, r)?),
+        O::GetRolePolicy(r) => Output::GetRolePolicy(roles::get_policy(c, caller, r)?),
+        O::ListRolePolicies(r) => Output::ListRolePolicies(roles::list_policies(c, caller, r)?),
+        O::DeleteRolePolicy(r) => Output::DeleteRolePolicy(roles::delete_policy(c, caller, r)?),
+        O::AttachRolePolicy(r) => Output::AttachRolePolicy(roles::attach(c, caller, r)?),
+        O::DetachRolePolicy(r) => Output::DetachRolePolicy(roles::detach(c, caller, r)?),
+        O::ListAttachedRolePolicies(r) => Output::ListAttachedRolePolicies(roles::list_attached(c, caller, r)?),
+        O::TagRole(r) => Output::TagRole(roles::tag(c, caller, r)?),
+        O::ListRoleTags(r) => Output::ListRoleTags(roles::list_tags(c, caller, r)?),
+        O::CreatePolicy(r) => Output::CreatePolicy(policies::create(c, caller, r)?),
+        O::GetPolicy(r) => Output::GetPolicy(policies::get(c, caller, r)?),
+        O::GetPolicyVersion(r) => Output::GetPolicyVersion(policies::get_version(c, caller, r)?),
+        O::ListPolicies(r) => Output::ListPolicies(policies::list(c, caller, r)?),
+        O::DeletePolicy(r) => Output::DeletePolicy(policies::delete(c, caller, r)?),
+    })
+}
+
+/// Authorizes `iam:<action>` on `resource` with extra condition keys.
+fn authorize(caller: &CallerIdentity, action: &str, resource: &str) -> Result<(), ControlError> {
+    Ok(authz::authorize_request(caller, RequestContext::new(format!("iam:{action}"), resource))?)
+}
+
+fn err(code: ErrorCode, message: impl Into<String>) -> ControlError {
+    ControlError::code(code, message)
+}
+
+fn validation(message: impl Into<String>) -> ControlError {
+    err(ErrorCode::ValidationError, message)
+}
+
+fn no_such(message: impl Into<String>) -> ControlError {
+    err(ErrorCode::NoSuchEntity, message)
+}
+
+/// A policy document error as IAM reports it.
+fn policy_error(e: berth_iam::PolicyError) -> ControlError {
+    match e {
+        berth_iam::PolicyError::Malformed(m) => err(ErrorCode::MalformedPolicyDocument, m),
+        berth_iam::PolicyError::LimitExceeded(m) => err(ErrorCode::IamLimitExceeded, m),
+    }
+}
+
+/// Checks a user, role or policy name: `[\w+=,.@-]+`, 1..=`max` characters.
+fn check_name(member: &str, value: &str, max: usize) -> Result<(), ControlError> {
+    let ok = !value.is_empty()
+        && value.chars().count() <= max
+        && value.chars().all(|ch| ch.is_ascii_alphanumeric() || "_+=,.@-".contains(ch));
+    if ok {
+        Ok(())
+    } else {
+        Err(validation(format!(
+            "1 validation error detected: Value '{value}' at '{member}' failed to satisfy constraint: Member must \
+             satisfy regular expression pattern: [\\w+=,.@-]+ and have length between 1 and {max}"
+        )))
+    }
+}
+
+/// Checks a path: `/` or `/a/b/`, at most 512 characters. `None` is `/`.
+fn check_path(path: Option<&str>) -> Result<String, ControlError> {
+    let p = path.unwrap_or("/");
+    let ok = p.starts_with('/')
+        && p.ends_with('/')
+        && p.len() <= 512
+        && !p.contains("//")
+        && p.chars().all(|ch| ('\u{21}'..='\u{7e}').contains(&ch));
+    if ok {
+        Ok(p.to_owned())
+    } else {
+        Err(validation(format!(
+            "The specified value for path is invalid. It must begin and end with / and contain only alphanumeric \
+             characters and/or / characters. Got '{p}'."
+        )))
+    }
+}
+
+const ID_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+
+/// A unique id with IAM's prefix (`AIDA` users, `AROA` roles, `ANPA` policies, `AKIA`/`ASIA` keys).
+pub(crate) fn new_id(prefix: &str, len: usize) -> String {
+    let mut rng = rand::rng();
+    let tail: String = (0..len).map(|_| ID_ALPHABET[rng.random_range(0..ID_ALPHABET.len())] as char).collect();
+    format!("{prefix}{tail}")
+}
+
+/// A secret access key (40 characters of base64's alphabet).
+pub(crate) fn new_secret(len: usize) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut rng = rand::rng();
+    (0..len).map(|_| A[rng.random_range(0..A.len())] as char).collect()
+}
+
+/// URL-encodes a policy document as IAM returns it (RFC 3986: everything but the unreserved characters).
+fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 2);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// One page of `items` after `marker` (an offset), at most `max_items` (default 100, 1..=1000): the items,
+/// `IsTruncated` and the next marker.
+fn page<T>(
+    items: Vec<T>,
+    marker: Option<&str>,
+    max_items: Option<i32>,
+) -> Result<(Vec<T>, bool, Option<String>), ControlError> {
+    let start: usize = match marker {
+        None => 0,
+        Some(m) => m.parse().map_err(|_| validation("Invalid Marker."))?,
+    };
+    let max = match max_items {
+        None => 100,
+        Some(m) if (1..=1000).contains(&m) => m as usize,
+        Some(m) => {
+            return Err(validation(format!(
+                "1 validation error detected: Value '{m}' at 'maxItems' failed to satisfy constraint: Member must have \
+                 value between 1 and 1000"
+            )));
+        }
+    };
+    let total = items.len();
+    let page: Vec<T> = items.into_iter().skip(start).take(max).collect();
+    let truncated = start + max < total;
+    Ok((page, truncated, truncated.then(|| (start + max).to_string())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documents_are_url_encoded_like_iam() {
+        assert_eq!(url_encode(r#"{"Version": "2012-10-17"}"#), "%7B%22Version%22%3A%20%222012-10-17%22%7D");
+    }
+
+    #[test]
+    fn names_and_paths() {
+        for ok in ["a", "ecsTaskExecutionRole", "a+b=c,d.e@f-g_h"] {
+            assert!(check_name("roleName", ok, 64).is_ok(), "{ok}");
+        }
+        for bad in ["", "a b", "a/b", &"x".repeat(65)] {
+            assert!(check_name("roleName", bad, 64).is_err(), "{bad}");
+        }
+        assert_eq!(check_path(None).ok().as_deref(), Some("/"));
+        assert_eq!(check_path(Some("/service-role/")).ok().as_deref(), Some("/service-role/"));
+        for bad in ["service-role/", "/a", "//", "/a b/"] {
+            assert!(check_path(Some(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn pages() {
+        let (p, t, m) = page((0..5).collect(), None, Some(2)).expect("page");
+        assert_eq!((p, t, m.as_deref()), (vec![0, 1], true, Some("2")));
+        let (p, t, m) = page((0..5).collect(), Some("4"), Some(2)).expect("page");
+        assert_eq!((p, t, m), (vec![4], false, None));
+        assert!(page::<i32>(vec![], None, Some(0)).is_err());
+    }
+}
