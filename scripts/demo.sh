@@ -87,6 +87,20 @@ until api_answers; do
 done
 echo "API: $AWS_ENDPOINT_URL (account $BERTH_ACCOUNT_ID, CA $AWS_CA_BUNDLE)"
 
+step "Create the two roles (the AWS documentation's CLI flow), unless they exist"
+for spec in "ecsTaskExecutionRole ecs-tasks.amazonaws.com AmazonECSTaskExecutionRolePolicy" \
+    "ecsInfrastructureRoleForExpressServices ecs.amazonaws.com AmazonECSInfrastructureRoleforExpressGatewayServices"; do
+    set -- $spec
+    if ! aws iam get-role --role-name "$1" >/dev/null 2>&1; then
+        (
+            set -x
+            aws iam create-role --role-name "$1" --query 'Role.Arn' --output text --assume-role-policy-document \
+                "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Principal\":{\"Service\":\"$2\"},\"Action\":\"sts:AssumeRole\"}]}"
+            aws iam attach-role-policy --role-name "$1" --policy-arn "arn:aws:iam::aws:policy/service-role/$3"
+        )
+    fi
+done
+
 step "Create the Express service \"$SERVICE\" with the AWS CLI"
 service_arn="arn:aws:ecs:${AWS_DEFAULT_REGION}:${BERTH_ACCOUNT_ID}:service/default/${SERVICE}"
 status="$(aws ecs describe-express-gateway-service --service-arn "$service_arn" \

@@ -43,6 +43,21 @@ ECS_TARGET_PREFIX = "AmazonEC2ContainerServiceV20141113"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
+# The roles every service in the suites is created with: (name, trusted service, AWS managed policy).
+EXPRESS_ROLES = [
+    ("ecsTaskExecutionRole", "ecs-tasks.amazonaws.com", "AmazonECSTaskExecutionRolePolicy"),
+    ("ecsInfrastructureRoleForExpressServices", "ecs.amazonaws.com", "AmazonECSInfrastructureRoleforExpressGatewayServices"),
+]
+
+
+def trust_policy(service: str) -> dict[str, Any]:
+    """A role trust policy letting one AWS service principal assume the role (as in the AWS docs)."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}],
+    }
+
+
 class TimeoutError_(AssertionError):
     """A bounded wait ran out of time (an assertion failure, so pytest reports it as a test failure)."""
 
@@ -294,6 +309,7 @@ class BerthInstance:
             self.account_id = self.env.get("BERTH_ACCOUNT_ID", "")
             # The API answers a signed call (bounded: the store may still be opening).
             wait_for("the API to answer ListClusters", lambda: self.ecs().list_clusters() is not None, 30)
+            self.ensure_express_roles()
         except Exception as exc:
             raise RuntimeError(f"{exc}\n--- berth log tail ---\n{self.log_tail()}") from exc
 
@@ -405,6 +421,35 @@ class BerthInstance:
         if default:
             self._ecs = client
         return client
+
+    def client(self, service: str, access_key: str | None = None, secret_key: str | None = None, token: str | None = None):
+        """A boto3 client for any service berth serves (root credentials unless others are given)."""
+        key, secret = self.credentials()
+        session = boto3.session.Session(
+            aws_access_key_id=access_key or key,
+            aws_secret_access_key=secret_key or secret,
+            aws_session_token=token,
+            region_name=REGION,
+        )
+        return session.client(
+            service,
+            endpoint_url=self.api_url,
+            verify=str(self.ca_path),
+            config=Config(retries={"mode": "standard", "max_attempts": 1}, connect_timeout=5, read_timeout=30),
+        )
+
+    def ensure_express_roles(self) -> None:
+        """Creates the two roles of `role_arns()` as the AWS documentation's CLI flow does (trust policy for
+        ecs-tasks.amazonaws.com / ecs.amazonaws.com, the managed policy attached), unless they exist."""
+        iam = self.client("iam")
+        for name, service, policy in EXPRESS_ROLES:
+            try:
+                iam.get_role(RoleName=name)
+                continue
+            except iam.exceptions.NoSuchEntityException:
+                pass
+            iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust_policy(service)))
+            iam.attach_role_policy(RoleName=name, PolicyArn=f"arn:aws:iam::aws:policy/service-role/{policy}")
 
     def aws_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
