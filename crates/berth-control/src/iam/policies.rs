@@ -93,7 +93,11 @@ fn lookup(tx: &Tx<'_>, arn: &str) -> Result<Policy, ControlError> {
 }
 
 fn check_arn(arn: &str) -> Result<(), ControlError> {
-    if super::access::is_policy_arn(arn) { Ok(()) } else { Err(err(ErrorCode::InvalidInput, format!("ARN {arn} is not valid."))) }
+    if super::access::is_policy_arn(arn) {
+        Ok(())
+    } else {
+        Err(err(ErrorCode::InvalidInput, format!("ARN {arn} is not valid.")))
+    }
 }
 
 pub(super) fn create(

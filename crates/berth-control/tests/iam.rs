@@ -1,0 +1,273 @@
+//! IAM and STS through the control plane: entities and their errors, authorization of users and role sessions
+//! by their policies (data-driven), and the Express role checks. No sockets: callers are resolved with
+//! `Control::identify` as the API backend does.
+
+use std::sync::Arc;
+
+use berth_certs::Ca;
+use berth_control::{CallerIdentity, Control, ControlConfig};
+use berth_core::{AwsError, ErrorCode};
+use berth_model::iam::{self, Operation as Iam, Output as IamOut};
+use berth_model::sts::{self, Operation as Sts, Output as StsOut};
+use berth_runtime::memory::MemoryDriver;
+use berth_store::Store;
+
+fn control() -> Arc<Control> {
+    let driver = Arc::new(MemoryDriver::new());
+    let ca = Arc::new(Ca::generate().expect("ca"));
+    Control::new(ControlConfig::default(), Store::open_in_memory().expect("store"), driver, ca).expect("control")
+}
+
+async fn iam(c: &Control, caller: &CallerIdentity, op: Iam) -> Result<IamOut, AwsError> {
+    c.handle_iam(caller, op).await
+}
+
+/// Creates a user with one inline policy and returns it as a resolved caller.
+async fn user_with(c: &Control, name: &str, policy: &str) -> CallerIdentity {
+    let root = CallerIdentity::root(c.account_id());
+    iam(c, &root, Iam::CreateUser(iam::CreateUserRequest { user_name: Some(name.into()), ..Default::default() }))
+        .await
+        .expect("user");
+    iam(
+        c,
+        &root,
+        Iam::PutUserPolicy(iam::PutUserPolicyRequest {
+            user_name: Some(name.into()),
+            policy_name: Some("p".into()),
+            policy_document: Some(policy.into()),
+        }),
+    )
+    .await
+    .expect("policy");
+    let IamOut::CreateAccessKey(k) =
+        iam(c, &root, Iam::CreateAccessKey(iam::CreateAccessKeyRequest { user_name: Some(name.into()) }))
+            .await
+            .expect("key")
+    else {
+        panic!("wrong output")
+    };
+    let key = c.access_key(&k.access_key.and_then(|k| k.access_key_id).expect("id")).expect("lookup").expect("key");
+    c.identify(&key.principal_arn, c.account_id(), &key.user_id).expect("identify")
+}
+
+fn create_role(name: &str, trust: &str) -> Iam {
+    Iam::CreateRole(iam::CreateRoleRequest {
+        role_name: Some(name.into()),
+        assume_role_policy_document: Some(trust.into()),
+        ..Default::default()
+    })
+}
+
+const TRUST_ECS_TASKS: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ecs-tasks.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+
+#[tokio::test]
+async fn entities_and_their_errors() {
+    let c = control();
+    let root = CallerIdentity::root(c.account_id());
+    let code = |r: Result<IamOut, AwsError>| r.map(|_| ()).map_err(|e| e.code);
+    assert_eq!(code(iam(&c, &root, create_role("r", TRUST_ECS_TASKS)).await), Ok(()));
+    // (operation, expected)
+    let cases: Vec<(Iam, Result<(), ErrorCode>)> = vec![
+        (create_role("R", TRUST_ECS_TASKS), Err(ErrorCode::EntityAlreadyExists)),
+        (create_role("bad name", TRUST_ECS_TASKS), Err(ErrorCode::ValidationError)),
+        (
+            create_role("x", r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:AssumeRole"}]}"#),
+            Err(ErrorCode::MalformedPolicyDocument),
+        ),
+        (create_role("x", "not json"), Err(ErrorCode::MalformedPolicyDocument)),
+        (Iam::GetRole(iam::GetRoleRequest { role_name: Some("nope".into()) }), Err(ErrorCode::NoSuchEntity)),
+        (
+            Iam::AttachRolePolicy(iam::AttachRolePolicyRequest {
+                role_name: Some("r".into()),
+                policy_arn: Some("arn:aws:iam::aws:policy/Nope".into()),
+            }),
+            Err(ErrorCode::NoSuchEntity),
+        ),
+        (
+            Iam::AttachRolePolicy(iam::AttachRolePolicyRequest {
+                role_name: Some("r".into()),
+                policy_arn: Some("not-an-arn".into()),
+            }),
+            Err(ErrorCode::InvalidInput),
+        ),
+        (
+            Iam::AttachRolePolicy(iam::AttachRolePolicyRequest {
+                role_name: Some("r".into()),
+                policy_arn: Some("arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy".into()),
+            }),
+            Ok(()),
+        ),
+        (Iam::DeleteRole(iam::DeleteRoleRequest { role_name: Some("r".into()) }), Err(ErrorCode::DeleteConflict)),
+        (
+            Iam::PutRolePolicy(iam::PutRolePolicyRequest {
+                role_name: Some("r".into()),
+                policy_name: Some("p".into()),
+                policy_document: Some(
+                    r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*"}]}"#.into(),
+                ),
+            }),
+            Err(ErrorCode::MalformedPolicyDocument),
+        ),
+        (
+            Iam::GetRolePolicy(iam::GetRolePolicyRequest {
+                role_name: Some("r".into()),
+                policy_name: Some("p".into()),
+            }),
+            Err(ErrorCode::NoSuchEntity),
+        ),
+        (
+            Iam::DetachRolePolicy(iam::DetachRolePolicyRequest {
+                role_name: Some("r".into()),
+                policy_arn: Some("arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy".into()),
+            }),
+            Ok(()),
+        ),
+        (Iam::DeleteRole(iam::DeleteRoleRequest { role_name: Some("r".into()) }), Ok(())),
+        (Iam::DeleteUser(iam::DeleteUserRequest { user_name: Some("nobody".into()) }), Err(ErrorCode::NoSuchEntity)),
+    ];
+    for (i, (op, want)) in cases.into_iter().enumerate() {
+        let name = op.name();
+        assert_eq!(code(iam(&c, &root, op).await), want, "case {i}: {name}");
+    }
+}
+
+#[tokio::test]
+async fn documents_come_back_url_encoded() {
+    let c = control();
+    let root = CallerIdentity::root(c.account_id());
+    let IamOut::CreateRole(r) = iam(&c, &root, create_role("r", TRUST_ECS_TASKS)).await.expect("role") else {
+        panic!("wrong output")
+    };
+    let doc = r.role.and_then(|r| r.assume_role_policy_document).expect("doc");
+    assert!(doc.starts_with("%7B%22Version%22%3A%222012-10-17%22"), "{doc}");
+}
+
+/// (the user's policy, operation as a label, expected allowed)
+#[tokio::test]
+async fn users_get_what_their_policies_allow() {
+    let c = control();
+    let cases: &[(&str, &str, bool)] = &[
+        (
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ecs:ListClusters","Resource":"*"}]}"#,
+            "ListClusters",
+            true,
+        ),
+        (
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ecs:ListClusters","Resource":"*"}]}"#,
+            "ListRoles",
+            false,
+        ),
+        (
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iam:List*","Resource":"*"}]}"#,
+            "ListRoles",
+            true,
+        ),
+        (
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"},{"Effect":"Deny","Action":"iam:*","Resource":"*"}]}"#,
+            "ListRoles",
+            false,
+        ),
+        (
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","NotAction":"iam:*","Resource":"*"}]}"#,
+            "ListClusters",
+            true,
+        ),
+        (
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","NotAction":"iam:*","Resource":"*"}]}"#,
+            "ListRoles",
+            false,
+        ),
+    ];
+    for (i, (policy, op, allowed)) in cases.iter().enumerate() {
+        let user = user_with(&c, &format!("u{i}"), policy).await;
+        let got = match *op {
+            "ListClusters" => {
+                c.handle_ecs(&user, berth_model::ecs::Operation::ListClusters(Default::default())).await.map(|_| ())
+            }
+            "ListRoles" => iam(&c, &user, Iam::ListRoles(Default::default())).await.map(|_| ()),
+            _ => unreachable!(),
+        };
+        assert_eq!(got.is_ok(), *allowed, "case {i}: {op}: {got:?}");
+        if let Err(e) = got {
+            assert_eq!(e.code, ErrorCode::AccessDenied);
+            assert!(
+                e.message.starts_with(&format!("User: arn:aws:iam::{}:user/u{i} is not authorized", c.account_id()))
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn assume_role_sessions_carry_the_role_policies_and_expire() {
+    let c = control();
+    let root = CallerIdentity::root(c.account_id());
+    let account = c.account_id().to_owned();
+    let user = user_with(
+        &c,
+        "alice",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"*"}]}"#,
+    )
+    .await;
+    let trust = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{account}:root"}},"Action":"sts:AssumeRole"}}]}}"#
+    );
+    iam(&c, &root, create_role("reader", &trust)).await.expect("role");
+    iam(
+        &c,
+        &root,
+        Iam::PutRolePolicy(iam::PutRolePolicyRequest {
+            role_name: Some("reader".into()),
+            policy_name: Some("p".into()),
+            policy_document: Some(
+                r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iam:ListRoles","Resource":"*"}]}"#
+                    .into(),
+            ),
+        }),
+    )
+    .await
+    .expect("policy");
+    let assume = |duration: i32| {
+        Sts::AssumeRole(sts::AssumeRoleRequest {
+            role_arn: Some(format!("arn:aws:iam::{account}:role/reader")),
+            role_session_name: Some("s1".into()),
+            duration_seconds: Some(duration),
+            ..Default::default()
+        })
+    };
+    assert_eq!(c.handle_sts(&user, assume(600)).await.map(|_| ()).map_err(|e| e.code), Err(ErrorCode::ValidationError));
+    assert_eq!(
+        c.handle_sts(&user, assume(3601)).await.map(|_| ()).map_err(|e| e.code),
+        Err(ErrorCode::ValidationError)
+    );
+    assert_eq!(c.handle_sts(&root, assume(900)).await.map(|_| ()).map_err(|e| e.code), Err(ErrorCode::AccessDenied));
+    let StsOut::AssumeRole(out) = c.handle_sts(&user, assume(900)).await.expect("assume") else {
+        panic!("wrong output")
+    };
+    let creds = out.credentials.expect("credentials");
+    let key = c.access_key(creds.access_key_id.as_deref().expect("id")).expect("lookup").expect("key");
+    assert_eq!(key.principal_arn, format!("arn:aws:sts::{account}:assumed-role/reader/s1"));
+    assert_eq!(key.session_token, creds.session_token);
+    let expires = key.expires_at.expect("expiry");
+    assert_eq!(creds.expiration.map(|t| t.0), Some(expires.floor()));
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs_f64();
+    assert!((expires - now - 900.0).abs() < 5.0, "expires in 900 s");
+
+    let session = c.identify(&key.principal_arn, &account, &key.user_id).expect("identify");
+    assert!(iam(&c, &session, Iam::ListRoles(Default::default())).await.is_ok());
+    let e = iam(&c, &session, Iam::ListUsers(Default::default())).await.expect_err("denied");
+    assert_eq!(
+        e.message,
+        format!(
+            "User: arn:aws:sts::{account}:assumed-role/reader/s1 is not authorized to perform: iam:ListUsers because \
+             no identity-based policy allows the iam:ListUsers action"
+        )
+    );
+    // A user whose policies do not allow sts:AssumeRole is refused even though the trust names the account.
+    let bob = user_with(
+        &c,
+        "bob",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ecs:*","Resource":"*"}]}"#,
+    )
+    .await;
+    assert_eq!(c.handle_sts(&bob, assume(900)).await.map(|_| ()).map_err(|e| e.code), Err(ErrorCode::AccessDenied));
+}
