@@ -299,7 +299,7 @@ def test_a_role_whose_trust_policy_names_someone_else_cannot_be_assumed(berth):
     )
     role_arn = make_role(berth, "ecs-tasks.amazonaws.com", None)
     with pytest.raises(botocore.exceptions.ClientError) as e:
-        as_user(berth, key, "sts").assume_role(RoleArn=role_arn, RoleSessionName="x")
+        as_user(berth, key, "sts").assume_role(RoleArn=role_arn, RoleSessionName="xx")
     code, message = error_of(e.value)
     assert code == "AccessDenied" and "sts:AssumeRole" in message, message
 
@@ -339,3 +339,26 @@ def test_a_user_with_a_narrow_policy_can_do_exactly_what_it_allows(berth):
     with pytest.raises(botocore.exceptions.ClientError) as e:
         ecs.list_clusters()
     assert error_of(e.value)[0] == "UnrecognizedClientException"
+
+
+def test_trust_updates_and_role_tags(berth):
+    """A role's trust policy can be replaced (and a wrong one then fails the create); tags are kept and listed."""
+    iam = berth.client("iam")
+    arn = make_role(berth, "ecs-tasks.amazonaws.com", EXEC_POLICY)
+    name = arn.rsplit("/", 1)[-1]
+    iam.tag_role(RoleName=name, Tags=[{"Key": "team", "Value": "web"}])
+    assert iam.list_role_tags(RoleName=name)["Tags"] == [{"Key": "team", "Value": "web"}]
+    assert iam.get_role(RoleName=name)["Role"]["Tags"] == [{"Key": "team", "Value": "web"}]
+    iam.update_assume_role_policy(RoleName=name, PolicyDocument=json.dumps(trust_policy("ec2.amazonaws.com")))
+    assert iam.get_role(RoleName=name)["Role"]["AssumeRolePolicyDocument"] == trust_policy("ec2.amazonaws.com")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        iam.update_assume_role_policy(RoleName=name, PolicyDocument='{"Version":"2012-10-17","Statement":[]}')
+    assert error_of(e.value)[0] == "MalformedPolicyDocument"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        berth.ecs().create_express_gateway_service(
+            serviceName=unique("retrust"),
+            primaryContainer={"image": DEMO_IMAGE},
+            executionRoleArn=arn,
+            infrastructureRoleArn=berth.role_arns()["infrastructureRoleArn"],
+        )
+    assert error_of(e.value)[0] == "InvalidParameterException"

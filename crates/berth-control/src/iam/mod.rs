@@ -3,8 +3,8 @@
 //!
 //! Every operation is authorized against the caller's identity policies with its IAM resource ARN before it runs;
 //! documents are validated by berth-iam (`MalformedPolicyDocument` with IAM's reason, `LimitExceeded` for
-//! sizes) and stored as given; responses carry them URL-encoded, exactly as IAM does (the AWS CLI and boto3
-//! decode them). Errors are IAM's: `NoSuchEntity` (404), `EntityAlreadyExists` and `DeleteConflict` (409),
+//! sizes) and stored and returned as given (the XML encoder URL-encodes the members the model marks, as IAM
+//! does; the AWS CLI and boto3 decode them). Errors are IAM's: `NoSuchEntity` (404), `EntityAlreadyExists` and `DeleteConflict` (409),
 //! `InvalidInput`, `ValidationError`, `LimitExceeded`. What the policies mean for a request is [`access`].
 
 pub(crate) mod access;
@@ -135,19 +135,6 @@ pub(crate) fn new_secret(len: usize) -> String {
     (0..len).map(|_| A[rng.random_range(0..A.len())] as char).collect()
 }
 
-/// URL-encodes a policy document as IAM returns it (RFC 3986: everything but the unreserved characters).
-fn url_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() * 2);
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// One page of `items` after `marker` (an offset), at most `max_items` (default 100, 1..=1000): the items,
 /// `IsTruncated` and the next marker.
 fn page<T>(
@@ -178,11 +165,6 @@ fn page<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn documents_are_url_encoded_like_iam() {
-        assert_eq!(url_encode(r#"{"Version": "2012-10-17"}"#), "%7B%22Version%22%3A%20%222012-10-17%22%7D");
-    }
 
     #[test]
     fn names_and_paths() {

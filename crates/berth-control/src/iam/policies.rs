@@ -8,7 +8,7 @@ use berth_model::iam::*;
 use berth_store::{IamPolicyRow, IamPolicyVersionRow, Tx};
 
 use super::access::AWS_MANAGED_PREFIX;
-use super::{authorize, check_name, check_path, err, new_id, no_such, page, policy_error, url_encode};
+use super::{authorize, check_name, check_path, err, new_id, no_such, page, policy_error};
 use crate::{CallerIdentity, Control, ControlError, now};
 
 /// `(path, name)` of a policy ARN: `arn:aws:iam::aws:policy/service-role/X` → (`/service-role/`, `X`).
@@ -165,7 +165,7 @@ pub(super) fn get_version(
     let v = if arn.starts_with(AWS_MANAGED_PREFIX) {
         let p = berth_iam::managed::find(&arn).filter(|p| p.version_id == version).ok_or_else(missing)?;
         PolicyVersion {
-            document: Some(url_encode(p.document)),
+            document: Some(p.document.to_owned()),
             version_id: Some(p.version_id.to_owned()),
             is_default_version: Some(true),
             create_date: Some(Timestamp(aws_dates(p).1)),
@@ -177,7 +177,7 @@ pub(super) fn get_version(
             Ok((p, v))
         })?;
         PolicyVersion {
-            document: Some(url_encode(&v.document)),
+            document: Some(v.document.clone()),
             is_default_version: Some(p.default_version == v.version_id),
             version_id: Some(v.version_id),
             create_date: Some(Timestamp(v.created_at)),

@@ -7,7 +7,7 @@ use berth_model::iam::*;
 use berth_store::{IamOwner, IamRoleRow, Tx};
 
 use super::users::attachable;
-use super::{authorize, check_name, check_path, err, new_id, no_such, page, policy_error, url_encode, validation};
+use super::{authorize, check_name, check_path, err, new_id, no_such, page, policy_error, validation};
 use crate::{CallerIdentity, Control, ControlError, authz, now};
 
 /// IAM's bounds for `MaxSessionDuration` (seconds).
@@ -27,7 +27,7 @@ fn render(r: &IamRoleRow, tags: Vec<(String, String)>) -> Role {
         role_id: Some(r.role_id.clone()),
         arn: Some(r.arn.clone()),
         create_date: Some(Timestamp(r.created_at)),
-        assume_role_policy_document: Some(url_encode(&r.trust_policy)),
+        assume_role_policy_document: Some(r.trust_policy.clone()),
         description: r.description.clone(),
         max_session_duration: Some(r.max_session_duration as i32),
         tags: (!tags.is_empty()).then(|| tags.into_iter().map(|(k, v)| Tag { key: Some(k), value: Some(v) }).collect()),
@@ -209,7 +209,7 @@ pub(super) fn get_policy(
         Ok(GetRolePolicyResponse {
             role_name: Some(role.name),
             policy_name: Some(policy_name),
-            policy_document: Some(url_encode(&doc)),
+            policy_document: Some(doc.clone()),
         })
     })
 }
