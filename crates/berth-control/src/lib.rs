@@ -156,7 +156,9 @@ impl Control {
         caller: &CallerIdentity,
         op: berth_model::ecs::Operation,
     ) -> Result<berth_model::ecs::Output, AwsError> {
-        authz::authorize(caller, &format!("ecs:{}", op.name()))?;
+        if !authz::is_root(caller) {
+            authz::authorize_request(caller, iam::ecs_context::ecs_request(self, &op).map_err(AwsError::from)?)?;
+        }
         let out = ecs::handle(self, caller, op).map_err(AwsError::from)?;
         Ok(out)
     }

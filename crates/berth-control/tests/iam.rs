@@ -272,3 +272,80 @@ async fn assume_role_sessions_carry_the_role_policies_and_expire() {
     .await;
     assert_eq!(c.handle_sts(&bob, assume(900)).await.map(|_| ()).map_err(|e| e.code), Err(ErrorCode::AccessDenied));
 }
+
+async fn express_roles(c: &Control) {
+    let root = CallerIdentity::root(c.account_id());
+    for (role, service, policy) in [
+        ("exec", "ecs-tasks.amazonaws.com", "AmazonECSTaskExecutionRolePolicy"),
+        ("infra", "ecs.amazonaws.com", "AmazonECSInfrastructureRoleforExpressGatewayServices"),
+    ] {
+        let trust = format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"Service":"{service}"}},"Action":"sts:AssumeRole"}}]}}"#
+        );
+        iam(c, &root, create_role(role, &trust)).await.expect("role");
+        iam(
+            c,
+            &root,
+            Iam::AttachRolePolicy(iam::AttachRolePolicyRequest {
+                role_name: Some(role.into()),
+                policy_arn: Some(format!("arn:aws:iam::aws:policy/service-role/{policy}")),
+            }),
+        )
+        .await
+        .expect("attach");
+    }
+}
+
+#[tokio::test]
+async fn ecs_permissions_can_be_scoped_by_tags() {
+    use berth_model::ecs::{
+        CreateExpressGatewayServiceRequest, DescribeExpressGatewayServiceRequest, ExpressGatewayContainer,
+        Operation as Ecs, Output as EcsOut, Tag,
+    };
+    let c = control();
+    express_roles(&c).await;
+    let root = CallerIdentity::root(c.account_id());
+    let account = c.account_id().to_owned();
+    let user = user_with(
+        &c,
+        "web-team",
+        r#"{"Version":"2012-10-17","Statement":[
+            {"Effect":"Allow","Action":"ecs:CreateExpressGatewayService","Resource":"*","Condition":{"StringEquals":{"aws:RequestTag/team":"web"}}},
+            {"Effect":"Allow","Action":"ecs:DescribeExpressGatewayService","Resource":"*","Condition":{"StringEquals":{"aws:ResourceTag/team":"web"}}},
+            {"Effect":"Allow","Action":"iam:PassRole","Resource":"*"}]}"#,
+    )
+    .await;
+    let create = |name: &str, tags: Option<Vec<Tag>>| {
+        Ecs::CreateExpressGatewayService(CreateExpressGatewayServiceRequest {
+            service_name: Some(name.into()),
+            execution_role_arn: Some(format!("arn:aws:iam::{account}:role/exec")),
+            infrastructure_role_arn: Some(format!("arn:aws:iam::{account}:role/infra")),
+            primary_container: Some(ExpressGatewayContainer { image: Some("demo:1".into()), ..Default::default() }),
+            tags,
+            ..Default::default()
+        })
+    };
+    let web = Some(vec![Tag { key: Some("team".into()), value: Some("web".into()) }]);
+    let e = c.handle_ecs(&user, create("untagged", None)).await.expect_err("denied");
+    assert_eq!(e.code, ErrorCode::AccessDenied);
+    assert!(
+        e.message.contains(&format!("on resource: arn:aws:ecs:us-east-1:{account}:service/default/untagged")),
+        "{}",
+        e.message
+    );
+    let arn_of = |out: EcsOut| match out {
+        EcsOut::CreateExpressGatewayService(r) => r.service.and_then(|s| s.service_arn).expect("arn"),
+        _ => panic!("wrong output"),
+    };
+    let mine = arn_of(c.handle_ecs(&user, create("mine", web)).await.expect("tagged create"));
+    let theirs = arn_of(c.handle_ecs(&root, create("theirs", None)).await.expect("root create"));
+    let describe = |arn: &str| {
+        Ecs::DescribeExpressGatewayService(DescribeExpressGatewayServiceRequest {
+            service_arn: Some(arn.into()),
+            ..Default::default()
+        })
+    };
+    assert!(c.handle_ecs(&user, describe(&mine)).await.is_ok());
+    let e = c.handle_ecs(&user, describe(&theirs)).await.expect_err("denied");
+    assert_eq!(e.code, ErrorCode::AccessDenied);
+}
