@@ -104,7 +104,13 @@ impl Control {
                 && let Some(rest) = arn.resource.strip_prefix("assumed-role/")
                 && let Some((role_name, session)) = rest.split_once('/')
             {
-                let Some(role) = tx.iam_role_get(role_name)? else { return Ok(None) };
+                // A session belongs to the role it was issued for: a role deleted and created again under the
+                // same name (a new role id) does not inherit the old role's sessions.
+                let Some(role) =
+                    tx.iam_role_get(role_name)?.filter(|r| user_id.starts_with(&format!("{}:", r.role_id)))
+                else {
+                    return Ok(None);
+                };
                 return Ok(Some(role_grants(tx, &role, session)?));
             }
             Ok(None)
