@@ -349,3 +349,54 @@ async fn ecs_permissions_can_be_scoped_by_tags() {
     let e = c.handle_ecs(&user, describe(&theirs)).await.expect_err("denied");
     assert_eq!(e.code, ErrorCode::AccessDenied);
 }
+
+#[tokio::test]
+async fn updating_a_service_needs_passrole_for_the_roles_it_passes() {
+    use berth_model::ecs::{
+        CreateExpressGatewayServiceRequest, ExpressGatewayContainer, Operation as Ecs, Output as EcsOut,
+        UpdateExpressGatewayServiceRequest,
+    };
+    let c = control();
+    express_roles(&c).await;
+    let root = CallerIdentity::root(c.account_id());
+    let account = c.account_id().to_owned();
+    let EcsOut::CreateExpressGatewayService(out) = c
+        .handle_ecs(
+            &root,
+            Ecs::CreateExpressGatewayService(CreateExpressGatewayServiceRequest {
+                service_name: Some("web".into()),
+                execution_role_arn: Some(format!("arn:aws:iam::{account}:role/exec")),
+                infrastructure_role_arn: Some(format!("arn:aws:iam::{account}:role/infra")),
+                primary_container: Some(ExpressGatewayContainer { image: Some("demo:1".into()), ..Default::default() }),
+                ..Default::default()
+            }),
+        )
+        .await
+        .expect("create")
+    else {
+        panic!("wrong output")
+    };
+    let arn = out.service.and_then(|s| s.service_arn).expect("arn");
+    // May pass roles to ecs.amazonaws.com only: not an execution role (passed to ecs-tasks.amazonaws.com).
+    let user = user_with(
+        &c,
+        "deployer",
+        r#"{"Version":"2012-10-17","Statement":[
+            {"Effect":"Allow","Action":"ecs:UpdateExpressGatewayService","Resource":"*"},
+            {"Effect":"Allow","Action":"iam:PassRole","Resource":"*","Condition":{"StringEquals":{"iam:PassedToService":"ecs.amazonaws.com"}}}]}"#,
+    )
+    .await;
+    let update = |exec: Option<String>| {
+        Ecs::UpdateExpressGatewayService(UpdateExpressGatewayServiceRequest {
+            service_arn: Some(arn.clone()),
+            execution_role_arn: exec,
+            primary_container: Some(ExpressGatewayContainer { image: Some("demo:2".into()), ..Default::default() }),
+            ..Default::default()
+        })
+    };
+    // An update that passes no role needs no PassRole.
+    c.handle_ecs(&user, update(None)).await.expect("image update");
+    let e = c.handle_ecs(&user, update(Some(format!("arn:aws:iam::{account}:role/exec")))).await.expect_err("denied");
+    assert_eq!(e.code, ErrorCode::AccessDenied);
+    assert!(e.message.contains("iam:PassRole"), "{}", e.message);
+}
