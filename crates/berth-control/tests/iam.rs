@@ -400,3 +400,21 @@ async fn updating_a_service_needs_passrole_for_the_roles_it_passes() {
     assert_eq!(e.code, ErrorCode::AccessDenied);
     assert!(e.message.contains("iam:PassRole"), "{}", e.message);
 }
+
+#[tokio::test]
+async fn berth_acts_as_a_role_with_that_roles_policies() {
+    let c = control();
+    express_roles(&c).await;
+    let account = c.account_id().to_owned();
+    let exec = format!("arn:aws:iam::{account}:role/exec");
+    let ctx = |action: &str| berth_iam::RequestContext::new(action, "*");
+    // AmazonECSTaskExecutionRolePolicy allows pulling from ECR and writing logs, not reading secrets.
+    assert!(c.authorize_as_role(&exec, "task1", ctx("ecr:BatchGetImage")).is_ok());
+    assert!(c.authorize_as_role(&exec, "task1", ctx("logs:PutLogEvents")).is_ok());
+    let e = c.authorize_as_role(&exec, "task1", ctx("secretsmanager:GetSecretValue")).expect_err("denied");
+    assert!(e.message.contains("assumed-role/exec/task1 is not authorized"), "{}", e.message);
+    let e = c
+        .authorize_as_role(&format!("arn:aws:iam::{account}:role/nope"), "t", ctx("ecr:BatchGetImage"))
+        .expect_err("missing role");
+    assert_eq!(e.code, ErrorCode::AccessDenied);
+}

@@ -120,6 +120,32 @@ impl Control {
     }
 }
 
+impl Control {
+    /// Authorizes `request` as a session of the role `role_arn` named `session_name`, as berth does when it acts
+    /// for a task or a service (the execution role reading a secret or pulling an image, the infrastructure role
+    /// provisioning). A role that does not exist is refused like a denied action.
+    pub fn authorize_as_role(
+        &self,
+        role_arn: &str,
+        session_name: &str,
+        request: RequestContext,
+    ) -> Result<(), AwsError> {
+        let grants = self
+            .tx(|tx| match role_by_arn(tx, &self.names.account, role_arn)? {
+                Some(role) => Ok(Some(role_grants(tx, &role, session_name)?)),
+                None => Ok(None),
+            })
+            .map_err(AwsError::from)?;
+        match grants {
+            Some(g) => g.check(request),
+            None => Err(AwsError::new(
+                ErrorCode::AccessDenied,
+                format!("Role {role_arn} does not exist; berth cannot act as it to perform {}", request.action),
+            )),
+        }
+    }
+}
+
 /// The services Express passes its roles to, by member.
 pub(crate) const EXECUTION_ROLE_SERVICE: &str = "ecs-tasks.amazonaws.com";
 pub(crate) const INFRASTRUCTURE_ROLE_SERVICE: &str = "ecs.amazonaws.com";
