@@ -23,6 +23,21 @@ from botocore.exceptions import ClientError
 from berthlib import DEMO_IMAGE, REGION, BerthInstance, docker, unique, wait_for
 
 
+@pytest.fixture(scope="module", autouse=True)
+def execution_role_reads_secrets(berth):
+    """As the AWS docs say for secrets: the execution role needs `secretsmanager:GetSecretValue` and
+    `ssm:GetParameters` besides AmazonECSTaskExecutionRolePolicy (berth evaluates the role's policies at launch)."""
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue", "ssm:GetParameters"], "Resource": "*"}
+        ],
+    }
+    berth.client("iam").put_role_policy(
+        RoleName="ecsTaskExecutionRole", PolicyName="secrets", PolicyDocument=json.dumps(policy)
+    )
+
+
 def client(berth: BerthInstance, service: str):
     key, secret = berth.credentials()
     session = boto3.session.Session(aws_access_key_id=key, aws_secret_access_key=secret, region_name=REGION)

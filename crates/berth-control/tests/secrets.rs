@@ -28,11 +28,7 @@ impl World {
         let driver = Arc::new(MemoryDriver::new());
         let ca = Arc::new(Ca::generate().expect("ca"));
         let control = Self::open(&dir, &driver, &ca);
-        let caller = CallerIdentity {
-            principal_arn: format!("arn:aws:iam::{}:root", control.account_id()),
-            account: control.account_id().into(),
-            user_id: control.account_id().into(),
-        };
+        let caller = CallerIdentity::root(control.account_id());
         World { control, driver, caller, dir, ca }
     }
 
@@ -110,12 +106,67 @@ impl World {
         }
     }
 
+    /// The two roles, as the AWS docs create them, plus what the docs tell you to add to the execution role for
+    /// secrets: `secretsmanager:GetSecretValue` and `ssm:GetParameters`. Idempotent.
+    async fn ensure_roles(&self) {
+        use berth_model::iam::{self, Operation as Iam};
+        for (role, service, policy) in [
+            ("exec", "ecs-tasks.amazonaws.com", "AmazonECSTaskExecutionRolePolicy"),
+            ("infra", "ecs.amazonaws.com", "AmazonECSInfrastructureRoleforExpressGatewayServices"),
+        ] {
+            let trust = format!(
+                r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"Service":"{service}"}},"Action":"sts:AssumeRole"}}]}}"#
+            );
+            let created = self
+                .control
+                .handle_iam(
+                    &self.caller,
+                    Iam::CreateRole(iam::CreateRoleRequest {
+                        role_name: Some(role.into()),
+                        assume_role_policy_document: Some(trust),
+                        ..Default::default()
+                    }),
+                )
+                .await;
+            match created {
+                Ok(_) => {}
+                Err(e) if e.code == ErrorCode::EntityAlreadyExists => continue,
+                Err(e) => panic!("create role: {e:?}"),
+            }
+            self.control
+                .handle_iam(
+                    &self.caller,
+                    Iam::AttachRolePolicy(iam::AttachRolePolicyRequest {
+                        role_name: Some(role.into()),
+                        policy_arn: Some(format!("arn:aws:iam::aws:policy/service-role/{policy}")),
+                    }),
+                )
+                .await
+                .expect("attach");
+        }
+        self.control
+            .handle_iam(
+                &self.caller,
+                Iam::PutRolePolicy(iam::PutRolePolicyRequest {
+                    role_name: Some("exec".into()),
+                    policy_name: Some("secrets".into()),
+                    policy_document: Some(
+                        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["secretsmanager:GetSecretValue","ssm:GetParameters"],"Resource":"*"}]}"#
+                            .into(),
+                    ),
+                }),
+            )
+            .await
+            .expect("inline policy");
+    }
+
     async fn create_service(
         &self,
         name: &str,
         container: ecs::ExpressGatewayContainer,
     ) -> Result<String, berth_core::AwsError> {
         let account = self.control.account_id();
+        self.ensure_roles().await;
         let out = self
             .control
             .handle_ecs(

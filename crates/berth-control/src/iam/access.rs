@@ -146,6 +146,24 @@ impl Control {
     }
 }
 
+/// May a session of `role_arn` perform `action` on `resource`? The denial's message, as AWS words it.
+pub(crate) fn check_role_action(
+    tx: &Tx<'_>,
+    account: &str,
+    role_arn: &str,
+    session: &str,
+    action: &str,
+    resource: &str,
+) -> Result<(), String> {
+    let role = match role_by_arn(tx, account, role_arn) {
+        Ok(Some(r)) => r,
+        Ok(None) => return Err(format!("the role {role_arn} does not exist")),
+        Err(e) => return Err(AwsError::from(e).message),
+    };
+    let grants = role_grants(tx, &role, session).map_err(|e| AwsError::from(e).message)?;
+    grants.check(RequestContext::new(action, resource)).map_err(|e| e.message)
+}
+
 /// The services Express passes its roles to, by member.
 pub(crate) const EXECUTION_ROLE_SERVICE: &str = "ecs-tasks.amazonaws.com";
 pub(crate) const INFRASTRUCTURE_ROLE_SERVICE: &str = "ecs.amazonaws.com";

@@ -241,14 +241,10 @@ impl Control {
         }
     }
 
-    /// THE one place where the execution role's permission to read a secret or parameter is checked.
-    ///
-    /// NOT ENFORCED YET. IAM policy evaluation for roles is being wired into `authz.rs` in parallel (issue 4)
-    /// and has not landed in main; until it does, every execution role may read what its revision references
-    /// (the revision was created by a caller allowed to create it). When it lands, this body becomes: load the
-    /// role (`tx`), resolve its grants for a session of the role, and check
-    /// `RequestContext::new(action, resource)`, mapping a denial to the returned message (AWS words it
-    /// `AccessDeniedException: User: arn:aws:sts::<acct>:assumed-role/<role>/<task id> is not authorized ...`).
+    /// THE one place where the execution role's permission to read a secret or parameter is checked: the action
+    /// is evaluated against the role's policies, as a session of the role (AWS words a denial `User:
+    /// arn:aws:sts::<acct>:assumed-role/<role>/<session> is not authorized ...`). A bare parameter name or secret
+    /// name becomes its ARN (a secret name without AWS's random suffix).
     fn execution_role_may(
         &self,
         tx: &berth_store::Tx<'_>,
@@ -256,10 +252,23 @@ impl Control {
         action: &str,
         resource: &str,
     ) -> Result<(), String> {
-        let _ = (tx, role, action, resource);
-        Ok(())
+        let Some(role_arn) = role else {
+            return Err(format!("no execution role is configured to perform {action} on {resource}"));
+        };
+        let (region, account) = (&self.names.region, &self.names.account);
+        let resource = if resource.starts_with("arn:") {
+            resource.to_owned()
+        } else if action.starts_with("ssm:") {
+            format!("arn:aws:ssm:{region}:{account}:parameter/{}", resource.trim_start_matches('/'))
+        } else {
+            format!("arn:aws:secretsmanager:{region}:{account}:secret:{resource}")
+        };
+        crate::iam::access::check_role_action(tx, account, role_arn, EXECUTION_SESSION, action, &resource)
     }
 }
+
+/// The session name berth's execution-role calls carry.
+const EXECUTION_SESSION: &str = "ECSTaskExecution";
 
 /// The value under `key` of a JSON object: strings as they are, other values as JSON text.
 fn json_value(text: &str, key: &str) -> Option<String> {
