@@ -3,7 +3,8 @@
 //! It owns what every ECS operation means (commands change desired state in one store transaction and
 //! return at once), the reconciler that starts, drains, stops and replaces tasks (a pure [`plan`] over
 //! desired and observed state, then a thin executor), the route table it publishes to proxies, and the
-//! target health it learns back from them. It must never speak a wire protocol (it receives decoded
+//! target health it learns back from them, and the ELBv2 load balancers, listeners, rules and target groups
+//! behind Express services (`elbv2/`), from which that table is built. It must never speak a wire protocol (it receives decoded
 //! operations and returns typed outputs), never know Docker (only the [`Driver`] trait), and never block
 //! a command on a container: commands record intent, the reconciler acts.
 
@@ -11,6 +12,7 @@ pub mod authz;
 mod config;
 mod credentials;
 mod ecs;
+mod elbv2;
 mod error;
 mod health;
 mod iam;
@@ -160,6 +162,17 @@ impl Control {
             authz::authorize_request(caller, iam::ecs_context::ecs_request(self, &op).map_err(AwsError::from)?)?;
         }
         let out = ecs::handle(self, caller, op).map_err(AwsError::from)?;
+        Ok(out)
+    }
+
+    /// Handles one decoded ELBv2 operation for an authenticated caller.
+    pub async fn handle_elbv2(
+        &self,
+        caller: &CallerIdentity,
+        op: berth_model::elbv2::Operation,
+    ) -> Result<berth_model::elbv2::Output, AwsError> {
+        authz::authorize(caller, &format!("elasticloadbalancing:{}", op.name()))?;
+        let out = elbv2::handle(self, op).map_err(AwsError::from)?;
         Ok(out)
     }
 

@@ -44,14 +44,6 @@ impl Names {
     pub fn task_definition(&self, family: &str, revision: i64) -> String {
         self.ecs(&format!("task-definition/{family}:{revision}"))
     }
-    /// The target group a revision's tasks register in.
-    pub fn target_group(&self, service_id: i64, revision_arn: &str) -> String {
-        let id = revision_arn.rsplit('/').next().unwrap_or(revision_arn);
-        format!(
-            "arn:aws:elasticloadbalancing:{}:{}:targetgroup/ecs-gateway-tg-{service_id}/{id}",
-            self.region, self.account
-        )
-    }
 }
 
 /// Accepts a cluster given as a name or an ARN and returns its name.

@@ -8,12 +8,12 @@ use std::sync::Arc;
 
 use berth_core::status::{ServiceStatus, TaskStatus};
 use berth_model::ecs::{ExpressGatewayServiceConfiguration, TaskStopCode};
-use berth_routes::{Certificate, HealthCheck, TargetHealth};
+use berth_routes::{Certificate, TargetHealth};
 use berth_runtime::{ObservedState, ObservedTask, TaskSpec, labels};
 use berth_store::{ServiceRow, TaskRow, Tx};
 
 use crate::plan::{self, Action, DrainReason, PlanInput, ServiceInput, TaskInput};
-use crate::routes::{self, ServiceRoutes, TaskTarget};
+use crate::routes::{self, GroupInput, TaskTarget};
 use crate::secrets::launch::LaunchNeeds;
 use crate::{Control, ControlError, now};
 
@@ -208,14 +208,15 @@ impl Control {
     }
 
     fn plan_services(&self, tx: &Tx<'_>, t: f64, effects: &mut Effects) -> Result<(), ControlError> {
+        crate::elbv2::adopt_unplaced(self, tx, t)?;
         let all_tasks = tx.tasks_not_stopped()?;
+        let groups = crate::elbv2::revision_groups(tx)?;
         let (proxies_version, health) = {
             let h = self.health.lock().unwrap_or_else(|e| e.into_inner());
             let mut map = HashMap::new();
             for task in &all_tasks {
-                if let (Some(sid), Some(rev)) = (task.service_id, &task.revision_arn) {
-                    let group = self.names.target_group(sid, rev);
-                    if let Some(s) = h.target(&group, &task.arn, t) {
+                if let Some(group) = task.revision_arn.as_ref().and_then(|rev| groups.get(rev)) {
+                    if let Some(s) = h.target(group, &task.arn, t) {
                         map.insert(task.id.clone(), s);
                     }
                 }
@@ -339,6 +340,7 @@ impl Control {
                         revision.rsplit('/').next().unwrap_or_default()
                     );
                     tx.event_add(service.id, t, &msg)?;
+                    crate::elbv2::shift_service(tx, service.id, &revision)?;
                     service.live_revision = Some(revision);
                     service_changed = true;
                 }
@@ -347,6 +349,7 @@ impl Control {
                     service.status_reason = None;
                     service_changed = true;
                     tx.certificate_delete(&service.endpoint_host)?;
+                    crate::elbv2::retire_groups(tx, service.id)?;
                 }
             }
         }
@@ -579,15 +582,14 @@ impl Control {
         let _serial = self.publishing.lock().unwrap_or_else(|e| e.into_inner());
         let current = self.routes.borrow().clone();
         let published = self.tx(|tx| {
-            let (services, tasks) = self.route_inputs(tx)?;
-            let default_cert = tx.certificate_get(&self.default_host())?.map(route_certificate);
-            let candidate = routes::build(current.version, default_cert.as_ref(), &services, &tasks);
+            let (certificates, rules, groups, tasks) = self.route_inputs(tx)?;
+            let candidate = routes::build(current.version, &certificates, &rules, &groups, &tasks);
             let version = if routes::same_routes(&candidate, &current) {
                 None
             } else {
                 let v = tx.next_counter("route_version")?.max(current.version + 1);
                 tx.meta_set("route_version", &v.to_string())?;
-                Some(routes::build(v, default_cert.as_ref(), &services, &tasks))
+                Some(routes::build(v, &certificates, &rules, &groups, &tasks))
             };
             let stamp = version.as_ref().map(|t| t.version).unwrap_or(current.version);
             for mut task in tx.tasks_not_stopped()? {
@@ -599,64 +601,61 @@ impl Control {
             Ok(version)
         })?;
         if let Some(table) = published {
-            tracing::debug!(version = table.version, hosts = table.hosts.len(), "publishing route table");
+            tracing::debug!(version = table.version, rules = table.rules.len(), "publishing route table");
             self.routes.send_replace(Arc::new(table));
         }
         Ok(())
     }
 
-    fn route_inputs(&self, tx: &Tx<'_>) -> Result<(Vec<ServiceRoutes>, Vec<TaskTarget>), ControlError> {
-        let tasks = tx.tasks_not_stopped()?;
-        let mut services = Vec::new();
-        for s in tx.services_live(None)? {
-            let mut revisions: Vec<String> = Vec::new();
-            let mut add = |r: &str| {
-                if !r.is_empty() && !revisions.iter().any(|x| x == r) {
-                    revisions.push(r.to_string());
-                }
-            };
-            if let Some(l) = &s.live_revision {
-                add(l);
+    /// What the route table is built from: certificates (the default first), the HTTPS listeners' rules, every
+    /// target group and every task that may be a target. The store only, never the runtime.
+    #[allow(clippy::type_complexity)]
+    fn route_inputs(
+        &self,
+        tx: &Tx<'_>,
+    ) -> Result<(Vec<Certificate>, Vec<berth_routes::Rule>, Vec<GroupInput>, Vec<TaskTarget>), ControlError> {
+        let services = tx.services_live(None)?;
+        let hosts: HashMap<i64, String> = services
+            .iter()
+            .filter(|s| s.status == ServiceStatus::Active)
+            .map(|s| (s.id, s.endpoint_host.clone()))
+            .collect();
+        let active: HashSet<i64> = hosts.keys().copied().collect();
+        let mut certificates: Vec<Certificate> =
+            tx.certificate_get(&self.default_host())?.map(route_certificate).into_iter().collect();
+        for host in crate::elbv2::certificate_hosts(tx)? {
+            if let Some(c) = tx.certificate_get(&host)? {
+                certificates.push(route_certificate(c));
             }
-            add(&s.target_revision);
-            for task in tasks.iter().filter(|t| t.service_id == Some(s.id)) {
-                if let Some(r) = &task.revision_arn {
-                    add(r);
-                }
-            }
-            let mut groups = Vec::new();
-            for r in &revisions {
-                let config = crate::ecs::revision_config(tx, r)?;
-                groups.push((self.names.target_group(s.id, r), health_check(&config)));
-            }
-            let certificate = tx.certificate_get(&s.endpoint_host)?.map(route_certificate);
-            services.push(ServiceRoutes {
-                arn: s.arn.clone(),
-                status: s.status,
-                host: s.endpoint_host.clone(),
-                live_group: s.live_revision.as_deref().map(|r| self.names.target_group(s.id, r)),
-                standby_group: (s.live_revision.as_deref() != Some(s.target_revision.as_str()))
-                    .then(|| self.names.target_group(s.id, &s.target_revision)),
-                groups,
-                certificate,
-            });
         }
-        let targets = tasks
+        let rules = crate::elbv2::route_rules(tx, &hosts)?;
+        let groups = crate::elbv2::route_groups(tx)?
+            .into_iter()
+            .map(|g| GroupInput {
+                arn: g.arn,
+                health_check: g.health_check,
+                algorithm: g.algorithm,
+                registered: g.registered,
+            })
+            .collect();
+        let by_revision = crate::elbv2::revision_groups(tx)?;
+        let targets = tx
+            .tasks_not_stopped()?
             .iter()
             .filter_map(|task| {
                 let sid = task.service_id?;
-                let rev = task.revision_arn.as_deref()?;
+                let group = by_revision.get(task.revision_arn.as_deref()?)?;
                 Some(TaskTarget {
                     task_arn: task.arn.clone(),
-                    group: self.names.target_group(sid, rev),
+                    group: group.clone(),
                     ip: task.ip.clone(),
                     port: task.port,
-                    wanted: task.desired_status == TaskStatus::Running,
+                    wanted: task.desired_status == TaskStatus::Running && active.contains(&sid),
                     last_status: task.last_status,
                 })
             })
             .collect();
-        Ok((services, targets))
+        Ok((certificates, rules, groups, targets))
     }
 
     fn prune(&self, t: f64) -> Result<(), ControlError> {
@@ -684,8 +683,4 @@ fn stop_row(row: &mut TaskRow, at: f64) {
 
 fn epoch(t: std::time::SystemTime) -> f64 {
     t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as f64 / 1000.0).unwrap_or(0.0)
-}
-
-fn health_check(config: &ExpressGatewayServiceConfiguration) -> HealthCheck {
-    HealthCheck { path: config.health_check_path.clone().unwrap_or_else(|| "/ping".into()), ..HealthCheck::default() }
 }

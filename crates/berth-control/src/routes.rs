@@ -3,115 +3,100 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use berth_core::status::{ServiceStatus, TaskStatus};
-use berth_routes::{
-    Certificate, HealthCheck, HostRoute, RouteTable, Target, TargetGroup, TargetState, WeightedTargetGroup,
-};
+use berth_core::status::TaskStatus;
+use berth_routes::{Algorithm, Certificate, HealthCheck, RouteTable, Rule, Target, TargetGroup, TargetState};
 
-/// One service, with what the table needs of it.
+/// One target group, with what the table needs of it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ServiceRoutes {
+pub struct GroupInput {
     pub arn: String,
-    pub status: ServiceStatus,
-    pub host: String,
-    /// Target group of the live revision.
-    pub live_group: Option<String>,
-    /// Target group of the revision being deployed, when it is not the live one.
-    pub standby_group: Option<String>,
-    /// Every target group of the service that has tasks, with its health check.
-    pub groups: Vec<(String, HealthCheck)>,
-    pub certificate: Option<Certificate>,
+    pub health_check: HealthCheck,
+    pub algorithm: Algorithm,
+    /// Targets registered by hand (RegisterTargets): (ip, port).
+    pub registered: Vec<(String, u16)>,
 }
 
 /// One task that may be a target.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskTarget {
     pub task_arn: String,
+    /// The target group of the task's revision.
     pub group: String,
     pub ip: Option<String>,
     pub port: u16,
+    /// Desired running and its service active; otherwise the target drains.
     pub wanted: bool,
     pub last_status: TaskStatus,
 }
 
-/// The table for these services and tasks, at `version`. The default certificate comes first: the proxy
-/// offers it to clients whose SNI matches no endpoint (they then get the listener's 404).
+/// The table for these listener rules, target groups and tasks, at `version`. `certificates` come in the
+/// order the proxy should offer them: the default (wildcard) certificate first, which clients whose SNI
+/// matches no endpoint get (they then get the listener's 404).
 pub fn build(
     version: u64,
-    default_certificate: Option<&Certificate>,
-    services: &[ServiceRoutes],
+    certificates: &[Certificate],
+    rules: &[Rule],
+    groups: &[GroupInput],
     tasks: &[TaskTarget],
 ) -> RouteTable {
     let mut table = RouteTable { version, ..Default::default() };
-    table.certificates.extend(default_certificate.cloned());
-    for s in services {
-        if s.status == ServiceStatus::Active {
-            let mut forward = Vec::new();
-            if let Some(live) = &s.live_group {
-                forward.push(WeightedTargetGroup { target_group: live.clone(), weight: 100 });
-            }
-            if let Some(standby) = &s.standby_group {
-                forward.push(WeightedTargetGroup { target_group: standby.clone(), weight: 0 });
-            }
-            table.hosts.push(HostRoute { host: s.host.clone(), service: s.arn.clone(), forward });
-            if let Some(c) = &s.certificate {
-                table.certificates.push(c.clone());
-            }
-        }
-        for (group, health_check) in &s.groups {
-            let targets: Vec<Target> = tasks
-                .iter()
-                .filter(|t| &t.group == group)
-                .filter(|t| matches!(t.last_status, TaskStatus::Running | TaskStatus::Deactivating))
-                .filter_map(|t| {
-                    let ip: IpAddr = t.ip.as_deref()?.parse().ok()?;
-                    // A container that exited at once may report 0.0.0.0, which is not an address of it.
-                    if ip.is_unspecified() {
-                        return None;
-                    }
-                    Some(Target {
-                        id: t.task_arn.clone(),
-                        addr: SocketAddr::new(ip, t.port),
-                        state: if t.wanted && s.status == ServiceStatus::Active {
-                            TargetState::Registered
-                        } else {
-                            TargetState::Draining
-                        },
-                    })
+    table.certificates = certificates.to_vec();
+    table.rules = rules.to_vec();
+    table.rules.sort_by(|a, b| a.priority.cmp(&b.priority).then_with(|| a.arn.cmp(&b.arn)));
+    for g in groups {
+        let mut targets: Vec<Target> = tasks
+            .iter()
+            .filter(|t| t.group == g.arn)
+            .filter(|t| matches!(t.last_status, TaskStatus::Running | TaskStatus::Deactivating))
+            .filter_map(|t| {
+                let ip: IpAddr = t.ip.as_deref()?.parse().ok()?;
+                // A container that exited at once may report 0.0.0.0, which is not an address of it.
+                if ip.is_unspecified() {
+                    return None;
+                }
+                Some(Target {
+                    id: t.task_arn.clone(),
+                    addr: SocketAddr::new(ip, t.port),
+                    state: if t.wanted { TargetState::Registered } else { TargetState::Draining },
                 })
-                .collect();
-            table.target_groups.push(TargetGroup {
-                id: group.clone(),
-                health_check: health_check.clone(),
-                targets,
-                algorithm: Default::default(),
-                protocol_version: Default::default(),
-            });
-        }
+            })
+            .collect();
+        targets.extend(g.registered.iter().filter_map(|(ip, port)| {
+            let ip: IpAddr = ip.parse().ok()?;
+            Some(Target {
+                id: format!("{}", SocketAddr::new(ip, *port)),
+                addr: SocketAddr::new(ip, *port),
+                state: TargetState::Registered,
+            })
+        }));
+        table.target_groups.push(TargetGroup {
+            id: g.arn.clone(),
+            health_check: g.health_check.clone(),
+            targets,
+            algorithm: g.algorithm,
+            protocol_version: Default::default(),
+        });
     }
-    table.hosts.sort_by(|a, b| a.host.cmp(&b.host));
     table.target_groups.sort_by(|a, b| a.id.cmp(&b.id));
     table
 }
 
 /// Whether two tables route the same way (everything but the version).
 pub fn same_routes(a: &RouteTable, b: &RouteTable) -> bool {
-    a.hosts == b.hosts && a.target_groups == b.target_groups && a.certificates == b.certificates
+    a.hosts == b.hosts && a.rules == b.rules && a.target_groups == b.target_groups && a.certificates == b.certificates
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use berth_routes::{Condition, RuleAction, WeightedTargetGroup};
 
-    fn svc(status: ServiceStatus, standby: bool) -> ServiceRoutes {
-        ServiceRoutes {
-            arn: "svc".into(),
-            status,
-            host: "web-abc.ecs.us-east-1.localhost".into(),
-            live_group: Some("tg-1".into()),
-            standby_group: standby.then(|| "tg-2".into()),
-            groups: vec![("tg-1".into(), HealthCheck::default()), ("tg-2".into(), HealthCheck::default())],
-            certificate: None,
+    fn group(arn: &str, path: &str) -> GroupInput {
+        GroupInput {
+            arn: arn.into(),
+            health_check: HealthCheck { path: path.into(), ..HealthCheck::default() },
+            algorithm: Algorithm::RoundRobin,
+            registered: vec![],
         }
     }
 
@@ -126,6 +111,21 @@ mod tests {
         }
     }
 
+    fn rule(arn: &str, priority: u32, host: &str, groups: &[(&str, u32)]) -> Rule {
+        Rule {
+            arn: arn.into(),
+            priority,
+            conditions: vec![Condition::HostHeader { values: vec![host.into()] }],
+            actions: vec![RuleAction::Forward {
+                target_groups: groups
+                    .iter()
+                    .map(|(g, w)| WeightedTargetGroup { target_group: (*g).into(), weight: *w })
+                    .collect(),
+                stickiness: None,
+            }],
+        }
+    }
+
     #[test]
     fn cases() {
         let tasks = vec![
@@ -134,14 +134,23 @@ mod tests {
             task("c", "tg-2", true, TaskStatus::Running, Some("10.0.0.3")),
             task("d", "tg-2", true, TaskStatus::Provisioning, None),
             task("e", "tg-2", true, TaskStatus::Running, Some("not-an-ip")),
+            task("f", "tg-2", true, TaskStatus::Running, Some("0.0.0.0")),
+            task("g", "tg-gone", true, TaskStatus::Running, Some("10.0.0.9")),
         ];
-        // (service status, standby?, expected forward weights, expected (group, target, state))
-        let active = build(5, None, &[svc(ServiceStatus::Active, true)], &tasks);
-        assert_eq!(active.version, 5);
-        assert_eq!(active.hosts.len(), 1);
-        let w: Vec<(&str, u32)> = active.hosts[0].forward.iter().map(|f| (f.target_group.as_str(), f.weight)).collect();
-        assert_eq!(w, vec![("tg-1", 100), ("tg-2", 0)]);
-        let targets: Vec<(&str, &str, TargetState)> = active
+        let mut manual = group("tg-3", "/health");
+        manual.registered = vec![("10.0.1.1".into(), 8080), ("bad".into(), 1)];
+        manual.algorithm = Algorithm::LeastOutstandingRequests;
+        let groups = vec![group("tg-2", "/ping"), group("tg-1", "/ping"), manual];
+        let rules = vec![
+            rule("r-user", 10, "custom.example.com", &[("tg-1", 1)]),
+            rule("r-express", 1, "web.example.com", &[("tg-1", 100), ("tg-2", 0)]),
+        ];
+        let table = build(5, &[], &rules, &groups, &tasks);
+        assert_eq!(table.version, 5);
+        assert!(table.hosts.is_empty(), "everything is a rule");
+        let order: Vec<&str> = table.rules.iter().map(|r| r.arn.as_str()).collect();
+        assert_eq!(order, vec!["r-express", "r-user"], "by priority");
+        let targets: Vec<(&str, &str, TargetState)> = table
             .target_groups
             .iter()
             .flat_map(|g| g.targets.iter().map(move |t| (g.id.as_str(), t.id.as_str(), t.state)))
@@ -151,17 +160,18 @@ mod tests {
             vec![
                 ("tg-1", "a", TargetState::Registered),
                 ("tg-1", "b", TargetState::Draining),
-                ("tg-2", "c", TargetState::Registered)
-            ]
+                ("tg-2", "c", TargetState::Registered),
+                ("tg-3", "10.0.1.1:8080", TargetState::Registered),
+            ],
+            "a task of a group that no longer exists is not a target"
         );
-
-        let draining = build(6, None, &[svc(ServiceStatus::Draining, false)], &tasks);
-        assert!(draining.hosts.is_empty(), "a deleted service's host answers 404 at once");
-        assert!(
-            draining.target_groups.iter().flat_map(|g| &g.targets).all(|t| t.state == TargetState::Draining),
-            "but its tasks stay listed as draining so in-flight requests are counted"
-        );
-        assert!(same_routes(&active, &build(9, None, &[svc(ServiceStatus::Active, true)], &tasks)));
-        assert!(!same_routes(&active, &draining));
+        let tg3 = table.target_group("tg-3").expect("tg-3");
+        assert_eq!((tg3.health_check.path.as_str(), tg3.algorithm), ("/health", Algorithm::LeastOutstandingRequests));
+        assert!(same_routes(&table, &build(9, &[], &rules, &groups, &tasks)));
+        let flipped = vec![rules[0].clone(), rule("r-express", 1, "web.example.com", &[("tg-1", 0), ("tg-2", 100)])];
+        assert!(!same_routes(&table, &build(9, &[], &flipped, &groups, &tasks)), "a weight change is a new table");
+        let mut changed_check = groups.clone();
+        changed_check[0].health_check.interval_secs = 5;
+        assert!(!same_routes(&table, &build(9, &[], &rules, &changed_check, &tasks)), "so is a health check change");
     }
 }

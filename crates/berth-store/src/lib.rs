@@ -1,15 +1,18 @@
 //! berth-store: berth's desired and recorded state in embedded SQLite (WAL).
 //!
 //! It owns the schema, its migrations and typed rows for clusters, services, service revisions, task
-//! definitions, tasks, certificates, credentials, tags, secrets and SSM parameters; every change happens inside one transaction
+//! definitions, tasks, certificates, credentials, tags, secrets, SSM parameters and the ELBv2 resources behind
+//! Express services; every change happens inside one transaction
 //! ([`Store::tx`]), so a failed command leaves nothing half-written. It must never call a runtime, the
 //! network or the proxy, and never decide anything: it records what the control plane decides.
 
+mod elbv2;
 mod iam;
 mod rows;
 mod schema;
 mod secrets;
 
+pub use elbv2::*;
 pub use iam::*;
 pub use rows::*;
 pub use secrets::*;

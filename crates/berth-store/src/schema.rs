@@ -210,6 +210,68 @@ CREATE TABLE sts_sessions (
     created_at REAL NOT NULL
 );
 "#,
+    // ELBv2 (issue 3): load balancers, listeners, rules and target groups behind Express services. Tags live in
+    // `tags`; conditions, actions, health checks and attributes are JSON in the control plane's shapes.
+    r#"
+CREATE TABLE elbv2_load_balancers (
+    arn TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    scheme TEXT NOT NULL,
+    dns_name TEXT NOT NULL,
+    attributes TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE elbv2_listeners (
+    arn TEXT PRIMARY KEY,
+    load_balancer_arn TEXT NOT NULL REFERENCES elbv2_load_balancers(arn) ON DELETE CASCADE,
+    port INTEGER NOT NULL,
+    protocol TEXT NOT NULL,
+    default_actions TEXT NOT NULL,
+    UNIQUE (load_balancer_arn, port)
+);
+CREATE TABLE elbv2_listener_certificates (
+    listener_arn TEXT NOT NULL REFERENCES elbv2_listeners(arn) ON DELETE CASCADE,
+    certificate_arn TEXT NOT NULL,
+    host TEXT NOT NULL,
+    is_default INTEGER NOT NULL,
+    PRIMARY KEY (listener_arn, certificate_arn)
+);
+CREATE TABLE elbv2_rules (
+    arn TEXT PRIMARY KEY,
+    listener_arn TEXT NOT NULL REFERENCES elbv2_listeners(arn) ON DELETE CASCADE,
+    priority INTEGER,
+    conditions TEXT NOT NULL,
+    actions TEXT NOT NULL,
+    service_id INTEGER,
+    UNIQUE (listener_arn, priority)
+);
+CREATE TABLE elbv2_target_groups (
+    arn TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    service_id INTEGER,
+    protocol TEXT NOT NULL,
+    port INTEGER NOT NULL,
+    health_check TEXT NOT NULL,
+    attributes TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE elbv2_targets (
+    target_group_arn TEXT NOT NULL REFERENCES elbv2_target_groups(arn) ON DELETE CASCADE,
+    id TEXT NOT NULL,
+    port INTEGER NOT NULL,
+    PRIMARY KEY (target_group_arn, id, port)
+);
+CREATE TABLE elbv2_placements (
+    service_id INTEGER PRIMARY KEY,
+    load_balancer_arn TEXT NOT NULL REFERENCES elbv2_load_balancers(arn),
+    group_a TEXT NOT NULL,
+    group_b TEXT NOT NULL
+);
+CREATE TABLE elbv2_revision_groups (
+    revision_arn TEXT PRIMARY KEY,
+    target_group_arn TEXT NOT NULL
+);
+"#,
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

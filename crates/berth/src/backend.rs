@@ -46,6 +46,7 @@ impl Backend for ApiBackend {
             .map_err(AwsError::from)?;
         match request {
             Request::Ecs(op) => self.control.handle_ecs(&identity, op).await.map(Response::Ecs),
+            Request::Elbv2(op) => self.control.handle_elbv2(&identity, op).await.map(Response::Elbv2),
             Request::Sts(op) => self.control.handle_sts(&identity, op).await.map(Response::Sts),
             Request::SecretsManager(op) => {
                 self.control.handle_secretsmanager(&identity, op).await.map(Response::SecretsManager)

@@ -115,6 +115,9 @@ pub(crate) fn create(
             key_pem: cert.key_pem.clone(),
             not_after,
         })?;
+        let health_path = config.config.health_check_path.as_deref().unwrap_or(DEFAULT_HEALTH_CHECK_PATH);
+        let port = config.config.primary_container.as_ref().and_then(|p| p.container_port).unwrap_or(80);
+        crate::elbv2::place_service(c, tx, &row, health_path, port.clamp(1, 65535) as u16, t)?;
         tx.tags_put(&arn, &tags)?;
         render::express_service(c, tx, &row, true)
     })?;
@@ -170,6 +173,7 @@ pub(crate) fn update(
             ));
         }
         let current = render::revision_config(tx, &row.target_revision)?;
+        let old_path = current.health_check_path.clone();
         let spec = RevisionSpec {
             execution_role_arn: r.execution_role_arn.clone().or(current.execution_role_arn),
             task_role_arn: r.task_role_arn.clone().or(current.task_role_arn),
@@ -183,6 +187,8 @@ pub(crate) fn update(
         }
         .validate()?;
         let revision = new_revision(c, tx, &row, &spec, caller, t)?;
+        let new_path = spec.config.health_check_path.as_deref().filter(|p| Some(*p) != old_path.as_deref());
+        crate::elbv2::assign_revision(tx, &row, &revision, new_path)?;
         row.target_revision = revision.clone();
         row.desired_count = spec.desired_count();
         row.updated_at = t;
@@ -219,6 +225,7 @@ pub(crate) fn delete(
         row.status_reason = Some("Service deletion requested; draining tasks.".into());
         row.updated_at = now();
         tx.service_update(&row)?;
+        crate::elbv2::release_service(tx, &row)?;
         render::express_service(c, tx, &row, false)
     })?;
     c.wake();

@@ -125,9 +125,7 @@ pub(crate) fn service(c: &Control, tx: &Tx<'_>, row: &ServiceRow, with_tags: boo
         service_name: Some(row.name.clone()),
         cluster_arn: Some(c.names.cluster(&row.cluster)),
         load_balancers: Some(vec![LoadBalancer {
-            target_group_arn: Some(
-                c.names.target_group(row.id, row.live_revision.as_deref().unwrap_or(&row.target_revision)),
-            ),
+            target_group_arn: tx.revision_group(row.live_revision.as_deref().unwrap_or(&row.target_revision))?,
             container_name: Some("Main".into()),
             container_port: Some(port),
             ..Default::default()
