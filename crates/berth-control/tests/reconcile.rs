@@ -7,7 +7,7 @@ use berth_certs::Ca;
 use berth_control::{CallerIdentity, Control, ControlConfig};
 use berth_core::ErrorCode;
 use berth_model::ecs::*;
-use berth_routes::{ProxyReport, RouteTable, TargetHealth, TargetReport, TargetState};
+use berth_routes::{Condition, ProxyReport, RouteTable, RuleAction, TargetHealth, TargetReport, TargetState};
 use berth_runtime::memory::MemoryDriver;
 use berth_store::Store;
 
@@ -147,6 +147,29 @@ async fn create_express_roles(control: &Control, caller: &CallerIdentity) {
     }
 }
 
+/// The host and forward weights of the table's rules, by priority.
+fn rule_routes(table: &RouteTable) -> Vec<(String, Vec<u32>)> {
+    table
+        .rules
+        .iter()
+        .map(|r| {
+            let host = r
+                .conditions
+                .iter()
+                .find_map(|c| match c {
+                    Condition::HostHeader { values } => values.first().cloned(),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            let weights = match r.actions.first() {
+                Some(RuleAction::Forward { target_groups, .. }) => target_groups.iter().map(|g| g.weight).collect(),
+                _ => vec![],
+            };
+            (host, weights)
+        })
+        .collect()
+}
+
 fn container(env: &[(&str, &str)]) -> ExpressGatewayContainer {
     ExpressGatewayContainer {
         image: Some("berth-demo:latest".into()),
@@ -169,8 +192,11 @@ async fn create_update_delete_converge_without_dropping_traffic() {
     let v1 = w.driver.running_ids();
     assert_eq!(v1.len(), 1, "one task runs");
     let table = w.table();
-    assert_eq!(table.hosts.len(), 1);
-    assert!(table.hosts[0].host.starts_with("web-") && table.hosts[0].host.ends_with(".ecs.us-east-1.localhost"));
+    let routes = rule_routes(&table);
+    assert_eq!(routes.len(), 1, "{routes:?}");
+    assert!(routes[0].0.starts_with("web-") && routes[0].0.ends_with(".ecs.us-east-1.localhost"));
+    assert_eq!(routes[0].1, vec![100, 0], "the live group and the idle one");
+    assert!(table.hosts.is_empty(), "every route is a listener rule");
     assert_eq!(table.certificates.len(), 2, "the default wildcard certificate and the endpoint's own");
     let spec = &w.driver.started()[0];
     assert_eq!(spec.size.cpu, 256);
@@ -212,14 +238,25 @@ async fn create_update_delete_converge_without_dropping_traffic() {
         env_of(&w.driver, &new_id).iter().find(|(k, _)| k == "DEMO_VERSION").map(|(_, v)| v.as_str()),
         Some("v2")
     );
-    let weights: Vec<u32> = w.table().hosts[0].forward.iter().map(|f| f.weight).collect();
-    assert_eq!(weights, vec![100, 0], "traffic stays on the live revision while the new one is checked");
+    assert_eq!(
+        rule_routes(&w.table())[0].1,
+        vec![100, 0],
+        "traffic stays on the live revision while the new one is checked"
+    );
+    let idle = match w.table().rules[0].actions.first() {
+        Some(RuleAction::Forward { target_groups, .. }) => target_groups[1].target_group.clone(),
+        _ => panic!("forward"),
+    };
+    let in_idle: Vec<String> =
+        w.table().target_group(&idle).map(|g| g.targets.iter().map(|t| t.id.clone()).collect()).unwrap_or_default();
+    assert_eq!(in_idle.len(), 1, "the new revision's task registers in the idle group");
+    assert!(in_idle[0].ends_with(&new_id));
 
     // The proxy finds the new task healthy: traffic shifts, the old task drains but is not stopped while
     // requests are in flight.
     w.report_all(TargetHealth::Healthy, 1);
     w.settle().await;
-    assert_eq!(w.table().hosts[0].forward.len(), 1, "the new revision is live");
+    assert_eq!(rule_routes(&w.table())[0].1, vec![0, 100], "the new revision is live: the weights flipped");
     assert_eq!(w.driver.running_ids().len(), 2, "the old task drains with requests in flight");
     w.report_all(TargetHealth::Healthy, 0);
     w.settle().await;
@@ -232,7 +269,7 @@ async fn create_update_delete_converge_without_dropping_traffic() {
     .await
     .expect("delete");
     w.settle().await;
-    assert!(w.table().hosts.is_empty());
+    assert!(w.table().rules.is_empty(), "the endpoint's rule is gone at once");
     w.report_all(TargetHealth::Healthy, 0);
     w.settle().await;
     w.report_all(TargetHealth::Healthy, 0);
@@ -341,7 +378,8 @@ async fn a_restarted_server_adopts_running_tasks_without_duplicates() {
     let table_before = w.table();
     w.restart();
     assert!(w.table().version >= table_before.version, "versions never go back");
-    assert_eq!(w.table().hosts, table_before.hosts, "the same routes are published before any pass");
+    assert_eq!(w.table().rules, table_before.rules, "the same routes are published before any pass");
+    assert_eq!(w.table().target_groups, table_before.target_groups);
     w.settle().await;
     assert_eq!(w.driver.running_ids(), before, "adopted, not duplicated");
     assert_eq!(w.driver.started().len(), 1);
