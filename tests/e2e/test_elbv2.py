@@ -1,0 +1,397 @@
+"""The ELBv2 resources behind Express services, through boto3 and the AWS CLI, and the traffic they route through
+the real proxy: describe what a service gets; user rules (custom domain, a path to a second service, a source-ip
+allow-list, a 90/10 weighted forward); a health-check change taking effect; a user rule following the live target
+group across an Express deployment; the 26th service landing on a second load balancer."""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import ssl
+import time
+from collections import Counter
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from berthlib import REGION, Response, unique, wait_for
+
+
+def elbv2(berth):
+    key, secret = berth.credentials()
+    session = boto3.session.Session(aws_access_key_id=key, aws_secret_access_key=secret, region_name=REGION)
+    return session.client(
+        "elbv2",
+        endpoint_url=berth.api_url,
+        verify=str(berth.ca_path),
+        config=Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=30),
+    )
+
+
+def insecure_context() -> ssl.SSLContext:
+    # A custom domain is served with the listener's default certificate (as on ALB without an ACM certificate
+    # for it), so these requests do not verify the name.
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def get(berth, host: str, path: str = "/", source: str | None = None, timeout: float = 5) -> Response:
+    """One HTTPS request to the proxy with SNI and Host = `host`, optionally from a given loopback address."""
+    raw = socket.create_connection(
+        ("127.0.0.1", berth.ports.https), timeout=timeout, source_address=(source, 0) if source else None
+    )
+    try:
+        tls = insecure_context().wrap_socket(raw, server_hostname=host)
+    except BaseException:
+        raw.close()
+        raise
+    conn = http.client.HTTPSConnection(host, berth.ports.https, timeout=timeout)
+    conn.sock = tls
+    try:
+        conn.request("GET", path, headers={"Host": f"{host}:{berth.ports.https}", "User-Agent": "berth-e2e"})
+        resp = conn.getresponse()
+        return Response(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read())
+    finally:
+        conn.close()
+
+
+def wait_version(berth, host: str, version: str, path: str = "/", timeout: float = 60) -> Response:
+    def probe():
+        r = get(berth, host, path, timeout=3)
+        return r if r.status == 200 and r.header("x-demo-version") == version else None
+
+    return wait_for(f"https://{host}{path} to answer version {version}", probe, timeout, interval=0.1)
+
+
+def service_resources(client, endpoint: str) -> dict:
+    """The load balancer, HTTPS listener, Express rule and target groups (live first) serving `endpoint`."""
+    for lb in client.describe_load_balancers()["LoadBalancers"]:
+        listeners = client.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]
+        https = next(li for li in listeners if li["Port"] == 443)
+        for rule in client.describe_rules(ListenerArn=https["ListenerArn"])["Rules"]:
+            hosts = [v for c in rule["Conditions"] if c["Field"] == "host-header" for v in c["Values"]]
+            if endpoint in hosts:
+                groups = sorted(
+                    rule["Actions"][0]["ForwardConfig"]["TargetGroups"], key=lambda g: -g["Weight"]
+                )
+                return {
+                    "lb": lb,
+                    "listeners": listeners,
+                    "listener": https["ListenerArn"],
+                    "rule": rule,
+                    "live": groups[0]["TargetGroupArn"],
+                    "idle": groups[1]["TargetGroupArn"],
+                }
+    raise AssertionError(f"no rule routes {endpoint}")
+
+
+def free_priority(client, listener: str, start: int) -> int:
+    used = {r["Priority"] for r in client.describe_rules(ListenerArn=listener)["Rules"]}
+    p = start
+    while str(p) in used:
+        p += 1
+    return p
+
+
+def forward(*groups: tuple[str, int]) -> list[dict]:
+    return [{"Type": "forward", "ForwardConfig": {"TargetGroups": [{"TargetGroupArn": g, "Weight": w} for g, w in groups]}}]
+
+
+@pytest.fixture(scope="module")
+def two_services(berth):
+    names = [unique("elba"), unique("elbb")]
+    arns = []
+    try:
+        for name, version in zip(names, ("A", "B")):
+            arns.append(berth.create_service(name, environment={"DEMO_VERSION": version})["serviceArn"])
+        endpoints = [berth.wait_endpoint(arn) for arn in arns]
+        for endpoint, version in zip(endpoints, ("A", "B")):
+            wait_version(berth, endpoint, version)
+        yield list(zip(arns, endpoints))
+    finally:
+        for arn in arns:
+            berth.best_effort_delete(arn)
+
+
+def test_a_service_has_visible_managed_resources(berth, two_services):
+    (arn, endpoint), _ = two_services
+    client = elbv2(berth)
+    res = service_resources(client, endpoint)
+    lb = res["lb"]
+    assert lb["LoadBalancerName"].startswith("ecs-express-gateway-alb-"), lb
+    assert lb["LoadBalancerArn"].startswith(
+        f"arn:aws:elasticloadbalancing:{REGION}:{berth.account_id}:loadbalancer/app/ecs-express-gateway-alb-"
+    )
+    assert (lb["Type"], lb["Scheme"], lb["State"]["Code"]) == ("application", "internet-facing", "active")
+    ports = sorted((li["Port"], li["Protocol"]) for li in res["listeners"])
+    assert ports == [(80, "HTTP"), (443, "HTTPS")]
+    http_listener = next(li for li in res["listeners"] if li["Port"] == 80)
+    assert http_listener["DefaultActions"][0]["Type"] == "redirect"
+    rules = client.describe_rules(ListenerArn=res["listener"])["Rules"]
+    default = rules[-1]
+    assert default["IsDefault"] and default["Priority"] == "default"
+    assert default["Actions"][0]["FixedResponseConfig"]["StatusCode"] == "404"
+    weights = [g["Weight"] for g in res["rule"]["Actions"][0]["ForwardConfig"]["TargetGroups"]]
+    assert sorted(weights) == [0, 100]
+
+    groups = client.describe_target_groups(TargetGroupArns=[res["live"], res["idle"]])["TargetGroups"]
+    for g in groups:
+        assert g["TargetGroupName"].startswith("ecs-gateway-tg-") and len(g["TargetGroupName"]) == 32, g
+        assert (g["TargetType"], g["Protocol"], g["Port"], g["HealthCheckPath"]) == ("ip", "HTTP", 80, "/ping")
+        assert (g["HealthCheckIntervalSeconds"], g["HealthyThresholdCount"], g["UnhealthyThresholdCount"]) == (30, 5, 2)
+        assert lb["LoadBalancerArn"] in g["LoadBalancerArns"]
+    attrs = {a["Key"]: a["Value"] for a in client.describe_target_group_attributes(TargetGroupArn=res["live"])["Attributes"]}
+    assert attrs["load_balancing.algorithm.type"] == "round_robin"
+    health = client.describe_target_health(TargetGroupArn=res["live"])["TargetHealthDescriptions"]
+    assert [h["TargetHealth"]["State"] for h in health] == ["healthy"], health
+    certs = client.describe_listener_certificates(ListenerArn=res["listener"])["Certificates"]
+    assert sum(1 for c in certs if c["IsDefault"]) == 1 and len(certs) >= 3, certs
+
+    tags = client.describe_tags(ResourceArns=[lb["LoadBalancerArn"], res["live"], res["rule"]["RuleArn"]])
+    for desc in tags["TagDescriptions"]:
+        assert {"Key": "AmazonECSManaged", "Value": "true"} in desc["Tags"], desc
+
+    # The AWS CLI sees the same.
+    out = berth.aws("elbv2", "describe-target-groups", "--target-group-arns", res["live"])
+    assert out["TargetGroups"][0]["HealthCheckPath"] == "/ping"
+    out = berth.aws("elbv2", "describe-load-balancer-attributes", "--load-balancer-arn", lb["LoadBalancerArn"])
+    assert {"Key": "idle_timeout.timeout_seconds", "Value": "60"} in out["Attributes"]
+
+    # ALB's errors.
+    with pytest.raises(ClientError) as e:
+        client.delete_rule(RuleArn=default["RuleArn"])
+    assert e.value.response["Error"]["Code"] == "OperationNotPermitted"
+    with pytest.raises(ClientError) as e:
+        client.create_rule(
+            ListenerArn=res["listener"],
+            Priority=int(res["rule"]["Priority"]),
+            Conditions=[{"Field": "host-header", "Values": ["x.example.test"]}],
+            Actions=forward((res["live"], 1)),
+        )
+    assert e.value.response["Error"]["Code"] == "PriorityInUse"
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    with pytest.raises(ClientError) as e:
+        client.describe_target_groups(TargetGroupArns=[res["live"] + "0"])
+    assert e.value.response["Error"]["Code"] == "TargetGroupNotFound"
+    with pytest.raises(ClientError) as e:
+        client.create_rule(
+            ListenerArn=res["listener"],
+            Priority=50001,
+            Conditions=[{"Field": "host-header", "Values": ["x.example.test"]}],
+            Actions=forward((res["live"], 1)),
+        )
+    assert e.value.response["Error"]["Code"] == "ValidationError"
+
+
+def test_user_rules_route_custom_domain_path_and_source_ip(berth, two_services):
+    (arn_a, endpoint_a), (arn_b, endpoint_b) = two_services
+    client = elbv2(berth)
+    a = service_resources(client, endpoint_a)
+    b = service_resources(client, endpoint_b)
+    domain = f"{unique('app')}.example.test"
+    created = []
+    try:
+        p_path = free_priority(client, a["listener"], 200)
+        path_rule = client.create_rule(
+            ListenerArn=a["listener"],
+            Priority=p_path,
+            Conditions=[
+                {"Field": "host-header", "HostHeaderConfig": {"Values": [domain]}},
+                {"Field": "path-pattern", "PathPatternConfig": {"Values": ["/status/*"]}},
+            ],
+            Actions=forward((b["live"], 1)),
+        )["Rules"][0]
+        created.append(path_rule["RuleArn"])
+        p_domain = free_priority(client, a["listener"], p_path + 1)
+        domain_rule = client.create_rule(
+            ListenerArn=a["listener"],
+            Priority=p_domain,
+            Conditions=[{"Field": "host-header", "Values": [domain]}],
+            Actions=forward((a["live"], 1)),
+        )["Rules"][0]
+        created.append(domain_rule["RuleArn"])
+
+        # The custom domain reaches service A; its /status/* paths reach service B.
+        wait_version(berth, domain, "A", "/", timeout=10)
+        r = get(berth, domain, "/status/201")
+        assert (r.status, r.header("x-demo-version")) == (201, "B"), r
+        assert get(berth, endpoint_a, "/status/201").header("x-demo-version") == "A", "the endpoint is unchanged"
+
+        # A source-ip allow-list: the domain rule only for 127.0.0.1, everyone else gets 403.
+        client.modify_rule(
+            RuleArn=domain_rule["RuleArn"],
+            Conditions=[
+                {"Field": "host-header", "Values": [domain]},
+                {"Field": "source-ip", "SourceIpConfig": {"Values": ["127.0.0.1/32"]}},
+            ],
+        )
+        p_deny = free_priority(client, a["listener"], p_domain + 1)
+        deny = client.create_rule(
+            ListenerArn=a["listener"],
+            Priority=p_deny,
+            Conditions=[{"Field": "host-header", "Values": [domain]}],
+            Actions=[
+                {
+                    "Type": "fixed-response",
+                    "FixedResponseConfig": {"StatusCode": "403", "ContentType": "text/plain", "MessageBody": "denied"},
+                }
+            ],
+        )["Rules"][0]
+        created.append(deny["RuleArn"])
+        wait_for(
+            "127.0.0.2 to be refused",
+            lambda: get(berth, domain, "/", source="127.0.0.2").status == 403,
+            10,
+            interval=0.1,
+        )
+        refused = get(berth, domain, "/", source="127.0.0.2")
+        assert refused.text == "denied", refused
+        allowed = get(berth, domain, "/", source="127.0.0.1")
+        assert (allowed.status, allowed.header("x-demo-version")) == (200, "A"), allowed
+    finally:
+        for rule in created:
+            client.delete_rule(RuleArn=rule)
+    wait_for("the custom domain to answer 404 again", lambda: get(berth, domain).status == 404, 10, interval=0.1)
+
+
+def test_weighted_forward_splits_90_10(berth, two_services):
+    (_, endpoint_a), (_, endpoint_b) = two_services
+    client = elbv2(berth)
+    a = service_resources(client, endpoint_a)
+    b = service_resources(client, endpoint_b)
+    domain = f"{unique('split')}.example.test"
+    rule = client.create_rule(
+        ListenerArn=a["listener"],
+        Priority=free_priority(client, a["listener"], 300),
+        Conditions=[{"Field": "host-header", "Values": [domain]}],
+        Actions=forward((a["live"], 90), (b["live"], 10)),
+    )["Rules"][0]
+    try:
+        wait_for("the split rule to serve", lambda: get(berth, domain).status == 200, 10, interval=0.1)
+        counts: Counter = Counter()
+        conn = http.client.HTTPSConnection("127.0.0.1", berth.ports.https, timeout=5, context=insecure_context())
+        raw = socket.create_connection(("127.0.0.1", berth.ports.https), timeout=5)
+        conn.sock = insecure_context().wrap_socket(raw, server_hostname=domain)
+        try:
+            for _ in range(2000):
+                conn.request("GET", "/ping", headers={"Host": domain})
+                resp = conn.getresponse()
+                resp.read()
+                counts[(resp.status, resp.getheader("x-demo-version"))] += 1
+        finally:
+            conn.close()
+        assert sum(counts.values()) == 2000
+        assert counts[(200, "A")] + counts[(200, "B")] == 2000, counts
+        share_b = counts[(200, "B")] / 2000
+        assert 0.08 <= share_b <= 0.12, counts
+    finally:
+        client.delete_rule(RuleArn=rule["RuleArn"])
+
+
+def test_health_check_change_takes_effect(berth, two_services):
+    (_, endpoint_a), _ = two_services
+    client = elbv2(berth)
+    a = service_resources(client, endpoint_a)
+    try:
+        client.modify_target_group(
+            TargetGroupArn=a["live"],
+            HealthCheckPath="/status/500",
+            HealthCheckIntervalSeconds=5,
+            HealthCheckTimeoutSeconds=2,
+            HealthyThresholdCount=2,
+            UnhealthyThresholdCount=2,
+        )
+        tg = client.describe_target_groups(TargetGroupArns=[a["live"]])["TargetGroups"][0]
+        assert (tg["HealthCheckPath"], tg["HealthCheckIntervalSeconds"]) == ("/status/500", 5)
+
+        def unhealthy():
+            h = client.describe_target_health(TargetGroupArn=a["live"])["TargetHealthDescriptions"]
+            return h and all(d["TargetHealth"]["State"] == "unhealthy" for d in h) and h
+
+        health = wait_for("the target to become unhealthy", unhealthy, 30, interval=0.5)
+        assert health[0]["TargetHealth"]["Reason"] == "Target.ResponseCodeMismatch", health
+        assert get(berth, endpoint_a, "/").status == 503
+    finally:
+        client.modify_target_group(TargetGroupArn=a["live"], HealthCheckPath="/ping")
+    wait_version(berth, endpoint_a, "A", timeout=30)
+    state = client.describe_target_health(TargetGroupArn=a["live"])["TargetHealthDescriptions"][0]["TargetHealth"]
+    assert state["State"] == "healthy", state
+    # Leave the service's checks as Express set them.
+    client.modify_target_group(
+        TargetGroupArn=a["live"], HealthCheckIntervalSeconds=30, HealthCheckTimeoutSeconds=5, HealthyThresholdCount=5
+    )
+
+
+def test_a_user_rule_follows_the_live_group_across_a_deployment(berth, two_services):
+    (arn_a, endpoint_a), _ = two_services
+    client = elbv2(berth)
+    a = service_resources(client, endpoint_a)
+    domain = f"{unique('follow')}.example.test"
+    rule = client.create_rule(
+        ListenerArn=a["listener"],
+        Priority=free_priority(client, a["listener"], 400),
+        Conditions=[{"Field": "host-header", "Values": [domain]}],
+        Actions=forward((a["live"], 1)),
+    )["Rules"][0]
+    try:
+        wait_version(berth, domain, "A", timeout=10)
+        berth.ecs().update_express_gateway_service(
+            serviceArn=arn_a,
+            primaryContainer={"image": "berth-demo:latest", "environment": [{"name": "DEMO_VERSION", "value": "A2"}]},
+        )
+        wait_version(berth, endpoint_a, "A2", timeout=90)
+        wait_version(berth, domain, "A2", timeout=10)
+        after = client.describe_rules(RuleArns=[rule["RuleArn"]])["Rules"][0]
+        groups = after["Actions"][0]["ForwardConfig"]["TargetGroups"]
+        assert [g["TargetGroupArn"] for g in groups] == [a["idle"]], "the rule now names the new live group"
+        flipped = service_resources(client, endpoint_a)
+        assert (flipped["live"], flipped["idle"]) == (a["idle"], a["live"])
+    finally:
+        client.delete_rule(RuleArn=rule["RuleArn"])
+
+
+@pytest.mark.slow
+def test_the_26th_service_lands_on_a_second_load_balancer(berth):
+    client = elbv2(berth)
+
+    def placements() -> dict[str, int]:
+        # Services per load balancer: Express rules carry the AmazonECSManaged tag, user rules do not.
+        out = {}
+        for lb in client.describe_load_balancers()["LoadBalancers"]:
+            listeners = client.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]
+            https = next(li for li in listeners if li["Port"] == 443)
+            rules = [r for r in client.describe_rules(ListenerArn=https["ListenerArn"])["Rules"] if not r["IsDefault"]]
+            managed = 0
+            for i in range(0, len(rules), 20):
+                tags = client.describe_tags(ResourceArns=[r["RuleArn"] for r in rules[i : i + 20]])["TagDescriptions"]
+                managed += sum(1 for d in tags if {"Key": "AmazonECSManaged", "Value": "true"} in d["Tags"])
+            out[lb["LoadBalancerArn"]] = managed
+        return out
+
+    before = placements()
+    free = sum(25 - n for n in before.values())
+    arns = []
+    started = time.monotonic()
+    try:
+        for i in range(free):
+            arns.append(berth.create_service(unique(f"fill{i}"))["serviceArn"])
+        assert set(placements()) == set(before), "room left on existing load balancers is used first"
+        last = berth.create_service(unique("over"), environment={"DEMO_VERSION": "26th"})
+        arns.append(last["serviceArn"])
+        after = placements()
+        new = set(after) - set(before)
+        assert len(new) == 1, after
+        assert after[new.pop()] == 1
+        endpoint = berth.wait_endpoint(last["serviceArn"])
+        wait_version(berth, endpoint, "26th", timeout=120)
+        res = service_resources(client, endpoint)
+        assert res["lb"]["LoadBalancerArn"] not in before
+    finally:
+        for arn in arns:
+            berth.best_effort_delete(arn)
+    assert set(placements()) == set(before) or len(placements()) <= len(before), "an empty load balancer is removed"
+    print(f"26th-service test: {len(arns)} services created in {time.monotonic() - started:.1f}s")
