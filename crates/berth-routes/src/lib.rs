@@ -24,7 +24,9 @@ pub struct RouteTable {
     pub version: u64,
     /// Certificates the HTTPS listener offers, chosen by SNI.
     pub certificates: Vec<Certificate>,
-    /// Virtual hosts, matched on the request's Host (without port), case-insensitively.
+    /// Virtual hosts, matched on the request's Host (without port), case-insensitively. berth's control plane
+    /// now expresses every route as a listener rule and leaves this empty; the proxy still serves it for tables
+    /// written by older servers.
     pub hosts: Vec<HostRoute>,
     /// Every target group referenced by a host or a rule, with its targets and health check.
     pub target_groups: Vec<TargetGroup>,
