@@ -287,6 +287,7 @@ def test_weighted_forward_splits_90_10(berth, two_services):
         assert sum(counts.values()) == 2000
         assert counts[(200, "A")] + counts[(200, "B")] == 2000, counts
         share_b = counts[(200, "B")] / 2000
+        print(f"90/10 split over 2000 requests: {dict(counts)}")
         assert 0.08 <= share_b <= 0.12, counts
     finally:
         client.delete_rule(RuleArn=rule["RuleArn"])

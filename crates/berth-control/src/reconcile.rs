@@ -215,10 +215,10 @@ impl Control {
             let h = self.health.lock().unwrap_or_else(|e| e.into_inner());
             let mut map = HashMap::new();
             for task in &all_tasks {
-                if let Some(group) = task.revision_arn.as_ref().and_then(|rev| groups.get(rev)) {
-                    if let Some(s) = h.target(group, &task.arn, t) {
-                        map.insert(task.id.clone(), s);
-                    }
+                if let Some(group) = task.revision_arn.as_ref().and_then(|rev| groups.get(rev))
+                    && let Some(s) = h.target(group, &task.arn, t)
+                {
+                    map.insert(task.id.clone(), s);
                 }
             }
             (h.min_version(t), map)

@@ -232,8 +232,8 @@ pub(crate) fn normalize_actions(
             Some(ActionTypeEnum::Forward) => {
                 let mut tuples = a.forward_config.as_ref().and_then(|f| f.target_groups.clone()).unwrap_or_default();
                 if let Some(arn) = &a.target_group_arn {
-                    if !tuples.is_empty() && !(tuples.len() == 1 && tuples[0].target_group_arn.as_deref() == Some(arn))
-                    {
+                    let same = tuples.len() == 1 && tuples[0].target_group_arn.as_deref() == Some(arn);
+                    if !tuples.is_empty() && !same {
                         return Err(validation("You cannot specify both TargetGroupArn and a different ForwardConfig"));
                     }
                     if tuples.is_empty() {
@@ -567,7 +567,10 @@ mod tests {
         }
     }
 
-    fn weights(a: &Action) -> Vec<(String, i32)> {
+    type Lbs = Vec<(String, String, usize)>;
+    type Weights = Vec<(String, i32)>;
+
+    fn weights(a: &Action) -> Weights {
         a.forward_config
             .iter()
             .flat_map(|f| f.target_groups.iter().flatten())
@@ -579,7 +582,7 @@ mod tests {
     fn placement_table() {
         let lb = |arn: &str, scheme: &str, n: usize| (arn.to_string(), scheme.to_string(), n);
         // (load balancers, scheme, expected)
-        let cases: Vec<(Vec<(String, String, usize)>, &str, Option<&str>)> = vec![
+        let cases: Vec<(Lbs, &str, Option<&str>)> = vec![
             (vec![], "internet-facing", None),
             (vec![lb("a", "internet-facing", 0)], "internet-facing", Some("a")),
             (vec![lb("a", "internet-facing", 24)], "internet-facing", Some("a")),
@@ -611,7 +614,7 @@ mod tests {
     #[test]
     fn shift_weights_table() {
         // (actions before, live, idle, weights after, changed)
-        let cases: Vec<(Action, Vec<(String, i32)>, bool)> = vec![
+        let cases: Vec<(Action, Weights, bool)> = vec![
             // The Express rule: 100/0 flips to 0/100.
             (fwd(&[("A", 100), ("B", 0)]), vec![("A".into(), 0), ("B".into(), 100)], true),
             // A user's rule naming only the old live group follows the service.
