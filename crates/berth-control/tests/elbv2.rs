@@ -301,6 +301,41 @@ async fn a_service_gets_visible_resources_and_user_rules_follow_deployments() {
     assert_eq!(table_weights(&w.table(), &user), vec![(idle.clone(), 1)], "the user's rule follows the live group");
     let rules = w.rules(&listener).await;
     assert_eq!(weights(&rules[1]), vec![(idle.clone(), 1)], "and DescribeRules shows it");
+    for g in [&live, &idle] {
+        let path = w.table().target_group(g).map(|t| t.health_check.path.clone());
+        assert_eq!(path.as_deref(), Some("/healthz"), "reconciliation never reverts the user's health check");
+    }
+
+    // An unhealthy report shows with ALB's reason code.
+    let table = w.table();
+    let group = table.target_group(&idle).expect("group");
+    let target = group.targets[0].id.clone();
+    w.control.report(ProxyReport {
+        proxy_id: "p1".into(),
+        version: table.version,
+        targets: vec![TargetReport {
+            target_group: idle.clone(),
+            target,
+            health: TargetHealth::Unhealthy,
+            reason: Some("Target.ResponseCodeMismatch".into()),
+            in_flight: 0,
+        }],
+    });
+    let Ok(EO::DescribeTargetHealth(h)) = w
+        .elb(E::DescribeTargetHealth(elb::DescribeTargetHealthInput {
+            target_group_arn: Some(idle.clone()),
+            ..Default::default()
+        }))
+        .await
+    else {
+        panic!("health")
+    };
+    let th = h.target_health_descriptions.unwrap_or_default()[0].target_health.clone().expect("health");
+    assert_eq!(
+        (th.state, th.reason),
+        (Some(elb::TargetHealthStateEnum::Unhealthy), Some(elb::TargetHealthReasonEnum::TargetResponseCodeMismatch))
+    );
+    w.report_all(TargetHealth::Healthy);
 
     // Target health as ALB reports it.
     let Ok(EO::DescribeTargetHealth(h)) = w

@@ -412,3 +412,98 @@ impl Tx<'_> {
             .optional()?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Store;
+
+    fn lb_row(arn: &str, at: f64) -> LoadBalancerRow {
+        LoadBalancerRow {
+            arn: arn.into(),
+            name: format!("name-{arn}"),
+            scheme: "internet-facing".into(),
+            dns_name: "d".into(),
+            attributes: "{}".into(),
+            created_at: at,
+        }
+    }
+
+    fn rule_row(arn: &str, listener: &str, priority: Option<u32>) -> RuleRow {
+        RuleRow {
+            arn: arn.into(),
+            listener_arn: listener.into(),
+            priority,
+            conditions: "[]".into(),
+            actions: "[]".into(),
+            service_id: None,
+        }
+    }
+
+    #[test]
+    fn rules_order_unique_priorities_and_cascade() {
+        let mut store = Store::open_in_memory().expect("store");
+        store
+            .tx(|tx| {
+                tx.lb_insert(&lb_row("lb2", 2.0))?;
+                tx.lb_insert(&lb_row("lb1", 1.0))?;
+                assert_eq!(tx.lbs()?.iter().map(|l| l.arn.as_str()).collect::<Vec<_>>(), vec!["lb1", "lb2"]);
+                tx.listener_insert(&ListenerRow {
+                    arn: "l1".into(),
+                    load_balancer_arn: "lb1".into(),
+                    port: 443,
+                    protocol: "HTTPS".into(),
+                    default_actions: "[]".into(),
+                })?;
+                tx.listener_certificate_add(&ListenerCertificateRow {
+                    listener_arn: "l1".into(),
+                    certificate_arn: "c".into(),
+                    host: "h".into(),
+                    is_default: false,
+                })?;
+                tx.rule_insert(&rule_row("default", "l1", None))?;
+                tx.rule_insert(&rule_row("r5", "l1", Some(5)))?;
+                tx.rule_insert(&rule_row("r1", "l1", Some(1)))?;
+                assert!(tx.rule_insert(&rule_row("dup", "l1", Some(5))).is_err(), "one rule per priority");
+                let order: Vec<String> = tx.rules("l1")?.into_iter().map(|r| r.arn).collect();
+                assert_eq!(order, vec!["r1", "r5", "default"], "by priority, the default rule last");
+                tx.tags_put("r1", &[("k".into(), "v".into())])?;
+                tx.lb_delete("lb1")?;
+                assert!(tx.listener_get("l1")?.is_none() && tx.rule_get("r1")?.is_none());
+                assert!(tx.listener_certificates("l1")?.is_empty());
+                assert!(tx.tags_get("r1")?.is_empty(), "tags of deleted rules go too");
+                Ok::<_, crate::StoreError>(())
+            })
+            .expect("tx");
+    }
+
+    #[test]
+    fn target_groups_targets_and_revision_groups() {
+        let mut store = Store::open_in_memory().expect("store");
+        store
+            .tx(|tx| {
+                tx.tg_insert(&TargetGroupRow {
+                    arn: "tg".into(),
+                    name: "n".into(),
+                    service_id: Some(1),
+                    protocol: "HTTP".into(),
+                    port: 80,
+                    health_check: "{}".into(),
+                    attributes: "{}".into(),
+                    created_at: 1.0,
+                })?;
+                tx.target_register("tg", "10.0.0.1", 80)?;
+                tx.target_register("tg", "10.0.0.1", 80)?;
+                assert_eq!(tx.targets_registered()?.len(), 1, "registering twice is one target");
+                assert!(tx.target_deregister("tg", "10.0.0.1", 80)?);
+                assert!(!tx.target_deregister("tg", "10.0.0.1", 80)?);
+                tx.revision_group_set("rev", "tg")?;
+                assert_eq!(tx.revision_group("rev")?.as_deref(), Some("tg"));
+                tx.target_register("tg", "10.0.0.2", 8080)?;
+                tx.tg_delete("tg")?;
+                assert!(tx.revision_group("rev")?.is_none() && tx.targets_registered()?.is_empty());
+                Ok::<_, crate::StoreError>(())
+            })
+            .expect("tx");
+    }
+}
