@@ -258,7 +258,12 @@ impl Control {
                     .collect(),
                 proxies_version,
                 now: t,
-                drain_timeout: self.config.drain_timeout.as_secs_f64(),
+                // Draining ends when nothing is in flight, at the latest after the target group's
+                // deregistration delay (capped by `deploy.drain_timeout_secs`).
+                drain_timeout: crate::elbv2::deregistration_delay(tx, &service)?
+                    .map_or(self.config.drain_timeout.as_secs_f64(), |d| {
+                        d.min(self.config.drain_timeout.as_secs_f64())
+                    }),
                 start_not_before: not_before,
             };
             let actions = plan::plan(&input);

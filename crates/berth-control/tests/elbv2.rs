@@ -15,6 +15,7 @@ use berth_store::Store;
 
 struct World {
     control: Arc<Control>,
+    driver: Arc<MemoryDriver>,
     caller: CallerIdentity,
 }
 
@@ -24,10 +25,11 @@ impl World {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("dir");
         let config = ControlConfig { drain_timeout: std::time::Duration::from_secs(30), ..ControlConfig::default() };
+        let driver = Arc::new(MemoryDriver::new());
         let control = Control::new(
             config,
             Store::open(&dir.join("berth.db")).expect("store"),
-            Arc::new(MemoryDriver::new()),
+            driver.clone(),
             Arc::new(Ca::generate().expect("ca")),
         )
         .expect("control");
@@ -36,7 +38,7 @@ impl World {
             account: control.account_id().into(),
             user_id: control.account_id().into(),
         };
-        World { control, caller }
+        World { control, driver, caller }
     }
 
     async fn ecs(&self, op: ecs::Operation) -> ecs::Output {
@@ -76,6 +78,10 @@ impl World {
     }
 
     fn report_all(&self, health: TargetHealth) {
+        self.report_all_in_flight(health, 0);
+    }
+
+    fn report_all_in_flight(&self, health: TargetHealth, in_flight: u64) {
         let table = self.table();
         let targets = table
             .target_groups
@@ -86,7 +92,7 @@ impl World {
                     target: t.id.clone(),
                     health: if t.state == TargetState::Draining { TargetHealth::Draining } else { health },
                     reason: None,
-                    in_flight: 0,
+                    in_flight,
                 })
             })
             .collect();
@@ -443,4 +449,57 @@ async fn the_26th_service_gets_a_new_load_balancer_and_empty_ones_go() {
     assert_eq!(rules.len(), 26);
     assert!(rules.iter().any(|r| r.priority.as_deref() == Some("4")), "priority 4 was freed and reused");
     assert_eq!(w.lbs().await.len(), 1);
+}
+
+#[tokio::test]
+async fn the_deregistration_delay_bounds_draining() {
+    let w = World::new("dereg");
+    let svc = w.create("web", "v1").await;
+    w.settle().await;
+    w.report_all(TargetHealth::Healthy);
+    w.settle().await;
+    let old = w.driver.running_ids();
+    let group = w.table().target_groups.iter().find(|g| !g.targets.is_empty()).map(|g| g.id.clone()).expect("group");
+    let Ok(EO::ModifyTargetGroupAttributes(out)) = w
+        .elb(E::ModifyTargetGroupAttributes(elb::ModifyTargetGroupAttributesInput {
+            target_group_arn: Some(group.clone()),
+            attributes: Some(vec![elb::TargetGroupAttribute {
+                key: Some("deregistration_delay.timeout_seconds".into()),
+                value: Some("0".into()),
+            }]),
+        }))
+        .await
+    else {
+        panic!("modify attributes")
+    };
+    assert!(out.attributes.unwrap_or_default().iter().any(|a| a.value.as_deref() == Some("0")));
+    assert_eq!(
+        code(
+            w.elb(E::ModifyTargetGroupAttributes(elb::ModifyTargetGroupAttributesInput {
+                target_group_arn: Some(group),
+                attributes: Some(vec![elb::TargetGroupAttribute {
+                    key: Some("no.such.key".into()),
+                    value: Some("1".into()),
+                }]),
+            }))
+            .await
+        ),
+        ErrorCode::ValidationError
+    );
+    w.ecs(ecs::Operation::UpdateExpressGatewayService(ecs::UpdateExpressGatewayServiceRequest {
+        service_arn: Some(svc),
+        primary_container: Some(container("v2")),
+        ..Default::default()
+    }))
+    .await;
+    w.settle().await;
+    // The new task is healthy and the old one still has a request in flight: with a 0 s deregistration delay
+    // (ALB: do not wait) it is stopped anyway; with the default 300 s it would wait for the request.
+    w.report_all_in_flight(TargetHealth::Healthy, 1);
+    w.settle().await;
+    w.report_all_in_flight(TargetHealth::Healthy, 1);
+    w.settle().await;
+    let running = w.driver.running_ids();
+    assert_eq!(running.len(), 1, "{running:?}");
+    assert!(!old.iter().any(|id| running.contains(id)), "the old task stopped");
 }

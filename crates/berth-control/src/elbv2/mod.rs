@@ -439,6 +439,15 @@ pub(crate) fn retire_groups(tx: &Tx<'_>, service_id: i64) -> Result<(), ControlE
     Ok(())
 }
 
+/// The `deregistration_delay.timeout_seconds` of the group the service's live (else target) revision uses.
+pub(crate) fn deregistration_delay(tx: &Tx<'_>, service: &ServiceRow) -> Result<Option<f64>, ControlError> {
+    let revision = service.live_revision.as_deref().unwrap_or(&service.target_revision);
+    let Some(group) = tx.revision_group(revision)? else { return Ok(None) };
+    let Some(g) = tx.tg_get(&group)? else { return Ok(None) };
+    let attrs: BTreeMap<String, String> = parse(&g.attributes, "target group attributes")?;
+    Ok(attrs.get("deregistration_delay.timeout_seconds").and_then(|v| v.parse::<f64>().ok()))
+}
+
 /// Revision ARN → target group ARN, for every revision that has one.
 pub(crate) fn revision_groups(tx: &Tx<'_>) -> Result<HashMap<String, String>, ControlError> {
     Ok(tx.revision_groups()?.into_iter().collect())
