@@ -239,6 +239,21 @@ async fn a_service_gets_visible_resources_and_user_rules_follow_deployments() {
         && g.target_type == Some(elb::TargetTypeEnum::Ip)
         && g.health_check_interval_seconds == Some(30)));
 
+    let ecs::Output::DescribeServices(d) = w
+        .ecs(ecs::Operation::DescribeServices(ecs::DescribeServicesRequest {
+            services: Some(vec![svc.clone()]),
+            ..Default::default()
+        }))
+        .await
+    else {
+        panic!("describe services")
+    };
+    let lbs = d.services.unwrap_or_default()[0].load_balancers.clone().unwrap_or_default();
+    assert_eq!(lbs[0].target_group_arn.as_deref(), Some(live.as_str()));
+    let advanced = lbs[0].advanced_configuration.clone().expect("blue/green");
+    assert_eq!(advanced.alternate_target_group_arn.as_deref(), Some(idle.as_str()));
+    assert_eq!(advanced.production_listener_rule.as_deref(), Some(express.as_str()));
+
     // A user's rule: a custom domain forwarding to the live group, and a fixed response.
     let Ok(EO::CreateRule(created)) = w
         .elb(E::CreateRule(elb::CreateRuleInput {

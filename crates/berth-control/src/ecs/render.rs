@@ -120,14 +120,22 @@ pub(crate) fn service(c: &Control, tx: &Tx<'_>, row: &ServiceRow, with_tags: boo
         }
     }
     let port = target.primary_container.as_ref().and_then(|p| p.container_port).unwrap_or(80);
+    // Express services deploy blue/green across their two target groups, as ECS shows it.
+    let groups = crate::elbv2::service_groups(tx, row)?;
     Ok(Service {
         service_arn: Some(row.arn.clone()),
         service_name: Some(row.name.clone()),
         cluster_arn: Some(c.names.cluster(&row.cluster)),
         load_balancers: Some(vec![LoadBalancer {
-            target_group_arn: tx.revision_group(row.live_revision.as_deref().unwrap_or(&row.target_revision))?,
+            target_group_arn: groups.as_ref().map(|g| g.0.clone()),
             container_name: Some("Main".into()),
             container_port: Some(port),
+            advanced_configuration: groups.map(|(_, alternate, rule)| AdvancedConfiguration {
+                alternate_target_group_arn: Some(alternate),
+                production_listener_rule: rule,
+                test_listener_rule: None,
+                role_arn: row.infrastructure_role_arn.clone(),
+            }),
             ..Default::default()
         }]),
         status: Some(row.status.as_str().into()),

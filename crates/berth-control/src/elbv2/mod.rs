@@ -439,6 +439,19 @@ pub(crate) fn retire_groups(tx: &Tx<'_>, service_id: i64) -> Result<(), ControlE
     Ok(())
 }
 
+/// What ECS shows of a service's load balancing: (live target group, the other one, the Express rule ARN).
+pub(crate) fn service_groups(
+    tx: &Tx<'_>,
+    service: &ServiceRow,
+) -> Result<Option<(String, String, Option<String>)>, ControlError> {
+    let Some(p) = tx.placement_get(service.id)? else { return Ok(None) };
+    let revision = service.live_revision.as_deref().unwrap_or(&service.target_revision);
+    let live = tx.revision_group(revision)?.unwrap_or_else(|| p.group_a.clone());
+    let other = if live == p.group_a { p.group_b.clone() } else { p.group_a.clone() };
+    let rule = tx.rules_all()?.into_iter().find(|r| r.service_id == Some(service.id)).map(|r| r.arn);
+    Ok(Some((live, other, rule)))
+}
+
 /// The `deregistration_delay.timeout_seconds` of the group the service's live (else target) revision uses.
 pub(crate) fn deregistration_delay(tx: &Tx<'_>, service: &ServiceRow) -> Result<Option<f64>, ControlError> {
     let revision = service.live_revision.as_deref().unwrap_or(&service.target_revision);
