@@ -327,6 +327,32 @@ def test_health_check_change_takes_effect(berth, two_services):
     )
 
 
+def test_registered_ip_targets_get_traffic(berth, two_services):
+    (_, endpoint_a), (_, endpoint_b) = two_services
+    client = elbv2(berth)
+    a = service_resources(client, endpoint_a)
+    b = service_resources(client, endpoint_b)
+    b_target = client.describe_target_health(TargetGroupArn=b["live"])["TargetHealthDescriptions"][0]["Target"]
+    target = {"Id": b_target["Id"], "Port": b_target["Port"]}
+    client.register_targets(TargetGroupArn=a["live"], Targets=[target])
+    try:
+
+        def both_healthy():
+            h = client.describe_target_health(TargetGroupArn=a["live"])["TargetHealthDescriptions"]
+            return len(h) == 2 and all(d["TargetHealth"]["State"] == "healthy" for d in h)
+
+        wait_for("the registered target to become healthy", both_healthy, 30, interval=0.2)
+        seen = Counter(get(berth, endpoint_a, "/ping").header("x-demo-version") for _ in range(40))
+        assert set(seen) == {"A", "B"} and min(seen.values()) >= 10, seen
+    finally:
+        client.deregister_targets(TargetGroupArn=a["live"], Targets=[target])
+    seen = Counter(get(berth, endpoint_a, "/ping").header("x-demo-version") for _ in range(20))
+    assert seen == Counter({"A": 20}), seen
+    with pytest.raises(ClientError) as e:
+        client.register_targets(TargetGroupArn=a["live"], Targets=[{"Id": "i-0123456789abcdef0"}])
+    assert e.value.response["Error"]["Code"] == "InvalidTarget"
+
+
 def test_a_user_rule_follows_the_live_group_across_a_deployment(berth, two_services):
     (arn_a, endpoint_a), _ = two_services
     client = elbv2(berth)
