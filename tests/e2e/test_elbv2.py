@@ -207,6 +207,7 @@ def test_user_rules_route_custom_domain_path_and_source_ip(berth, two_services):
         )["Rules"][0]
         created.append(path_rule["RuleArn"])
         p_domain = free_priority(client, a["listener"], p_path + 1)
+        t0 = time.monotonic()
         domain_rule = client.create_rule(
             ListenerArn=a["listener"],
             Priority=p_domain,
@@ -217,6 +218,7 @@ def test_user_rules_route_custom_domain_path_and_source_ip(berth, two_services):
 
         # The custom domain reaches service A; its /status/* paths reach service B.
         wait_version(berth, domain, "A", "/", timeout=10)
+        print(f"CreateRule call → first request routed by it: {time.monotonic() - t0:.3f}s")
         r = get(berth, domain, "/status/201")
         assert (r.status, r.header("x-demo-version")) == (201, "B"), r
         assert get(berth, endpoint_a, "/status/201").header("x-demo-version") == "A", "the endpoint is unchanged"
