@@ -150,8 +150,9 @@ fn lb_path(lb_arn: &str) -> &str {
     lb_arn.split_once(":loadbalancer/").map(|(_, p)| p).unwrap_or(lb_arn)
 }
 
-fn action_forward(groups: &[(&str, i32)]) -> Action {
-    let mut a = Action {
+/// A normalized forward action over `groups` (target group, weight), as DescribeRules shows it.
+fn forward_actions(groups: &[(&str, i32)]) -> Result<Vec<Action>, ControlError> {
+    let a = Action {
         r#type: Some(ActionTypeEnum::Forward),
         forward_config: Some(berth_model::elbv2::ForwardActionConfig {
             target_groups: Some(
@@ -167,8 +168,7 @@ fn action_forward(groups: &[(&str, i32)]) -> Action {
         }),
         ..Default::default()
     };
-    a = rules::normalize_actions(vec![a], &|_| true).map(|mut v| v.remove(0)).unwrap_or_default();
-    a
+    rules::normalize_actions(vec![a], &|_| true)
 }
 
 /// Creates a load balancer with its HTTPS:443 (default certificate, 404 default rule) and HTTP:80 (redirect)
@@ -316,7 +316,7 @@ pub(crate) fn place_service(
         listener_arn: listener.arn.clone(),
         priority: Some(priority),
         conditions: json(&conditions)?,
-        actions: json(&vec![action_forward(&[(&groups[0], 100), (&groups[1], 0)])])?,
+        actions: json(&forward_actions(&[(&groups[0], 100), (&groups[1], 0)])?)?,
         service_id: Some(service.id),
     };
     tx.rule_insert(&rule)?;
