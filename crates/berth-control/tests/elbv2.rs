@@ -33,12 +33,15 @@ impl World {
             Arc::new(Ca::generate().expect("ca")),
         )
         .expect("control");
-        let caller = CallerIdentity {
-            principal_arn: format!("arn:aws:iam::{}:root", control.account_id()),
-            account: control.account_id().into(),
-            user_id: control.account_id().into(),
-        };
+        let caller = CallerIdentity::root(control.account_id());
         World { control, driver, caller }
+    }
+
+    /// A world whose account has the two Express roles (services need them).
+    async fn with_roles(name: &str) -> World {
+        let w = World::new(name);
+        create_express_roles(&w.control, &w.caller).await;
+        w
     }
 
     async fn ecs(&self, op: ecs::Operation) -> ecs::Output {
@@ -135,6 +138,43 @@ impl World {
     }
 }
 
+/// Creates `exec` (trusting ecs-tasks.amazonaws.com, AmazonECSTaskExecutionRolePolicy) and `infra` (trusting
+/// ecs.amazonaws.com, AmazonECSInfrastructureRoleforExpressGatewayServices).
+async fn create_express_roles(control: &Control, caller: &CallerIdentity) {
+    use berth_model::iam::{AttachRolePolicyRequest, CreateRoleRequest, Operation as Iam};
+    let trust = |service: &str| {
+        format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"Service":"{service}"}},"Action":"sts:AssumeRole"}}]}}"#
+        )
+    };
+    for (role, service, policy) in [
+        ("exec", "ecs-tasks.amazonaws.com", "AmazonECSTaskExecutionRolePolicy"),
+        ("infra", "ecs.amazonaws.com", "AmazonECSInfrastructureRoleforExpressGatewayServices"),
+    ] {
+        control
+            .handle_iam(
+                caller,
+                Iam::CreateRole(CreateRoleRequest {
+                    role_name: Some(role.into()),
+                    assume_role_policy_document: Some(trust(service)),
+                    ..Default::default()
+                }),
+            )
+            .await
+            .expect("create role");
+        control
+            .handle_iam(
+                caller,
+                Iam::AttachRolePolicy(AttachRolePolicyRequest {
+                    role_name: Some(role.into()),
+                    policy_arn: Some(format!("arn:aws:iam::aws:policy/service-role/{policy}")),
+                }),
+            )
+            .await
+            .expect("attach");
+    }
+}
+
 fn container(version: &str) -> ExpressGatewayContainer {
     ExpressGatewayContainer {
         image: Some("berth-demo:latest".into()),
@@ -189,7 +229,7 @@ fn code(r: Result<EO, berth_core::AwsError>) -> ErrorCode {
 
 #[tokio::test]
 async fn a_service_gets_visible_resources_and_user_rules_follow_deployments() {
-    let w = World::new("resources");
+    let w = World::with_roles("resources").await;
     let svc = w.create("web", "v1").await;
     w.settle().await;
 
@@ -411,7 +451,7 @@ async fn a_service_gets_visible_resources_and_user_rules_follow_deployments() {
 
 #[tokio::test]
 async fn the_26th_service_gets_a_new_load_balancer_and_empty_ones_go() {
-    let w = World::new("share");
+    let w = World::with_roles("share").await;
     let mut arns = Vec::new();
     for i in 0..26 {
         arns.push(w.create(&format!("s{i}"), "v1").await);
@@ -468,7 +508,7 @@ async fn the_26th_service_gets_a_new_load_balancer_and_empty_ones_go() {
 
 #[tokio::test]
 async fn the_deregistration_delay_bounds_draining() {
-    let w = World::new("dereg");
+    let w = World::with_roles("dereg").await;
     let svc = w.create("web", "v1").await;
     w.settle().await;
     w.report_all(TargetHealth::Healthy);
