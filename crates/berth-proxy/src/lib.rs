@@ -29,6 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use berth_routes::TargetHealth;
 use http::HeaderValue;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{Notify, watch};
@@ -72,6 +73,9 @@ pub struct ProxyConfig {
     pub access_log: Option<PathBuf>,
     /// Listener worker threads, each with its own event loop and upstream pool (0: one per CPU).
     pub workers: usize,
+    /// With a saved table, how long to wait for its targets' first health checks before listening, so a
+    /// restarted proxy that shares the port with its predecessor never answers 503 for healthy targets.
+    pub settle_timeout: Duration,
 }
 
 impl ProxyConfig {
@@ -92,6 +96,7 @@ impl ProxyConfig {
             metrics_listen: None,
             access_log: None,
             workers: 0,
+            settle_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -145,6 +150,21 @@ fn bind_shared(addr: SocketAddr) -> Result<std::net::TcpListener, ProxyError> {
     socket.set_reuseport(true).map_err(err)?;
     socket.bind(addr).map_err(err)?;
     socket.listen(4096).map_err(err)?.into_std().map_err(err)
+}
+
+/// Waits (up to `limit`) until no target of the served table is still in its initial health checks.
+async fn settle(snapshot: &SharedSnapshot, limit: Duration) {
+    let started = std::time::Instant::now();
+    let initial = || snapshot.load().targets.iter().filter(|t| t.status().health == TargetHealth::Initial).count();
+    while initial() > 0 && started.elapsed() < limit {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let left = initial();
+    if left > 0 {
+        tracing::warn!(targets = left, "listening before every target's first health checks finished");
+    } else {
+        tracing::debug!(ms = started.elapsed().as_millis() as u64, "saved table's targets checked");
+    }
 }
 
 /// How many listener workers to run: `configured`, or one per CPU.
@@ -240,12 +260,6 @@ impl Proxy {
     pub async fn start(config: ProxyConfig) -> Result<Proxy, ProxyError> {
         let base = parse_server_url(&config.server_url)?;
         let token = HeaderValue::from_str(&config.token).map_err(|_| ProxyError::Token)?;
-        let https = bind_shared(config.https_listen)?;
-        let http = bind_shared(config.http_listen)?;
-        let local =
-            |l: &std::net::TcpListener, addr| l.local_addr().map_err(|source| ProxyError::Bind { addr, source });
-        let https_addr = local(&https, config.https_listen)?;
-        let http_addr = local(&http, config.http_listen)?;
 
         let metrics_listener = match config.metrics_listen {
             Some(addr) => Some(bind(addr).await?),
@@ -262,7 +276,14 @@ impl Proxy {
         let mut applier = Applier::new(snapshot.clone(), changed.clone(), metrics.clone());
         if let Some(table) = table::load_state(&config.state_file) {
             applier.apply(&table);
+            settle(&snapshot, config.settle_timeout).await;
         }
+        let https = bind_shared(config.https_listen)?;
+        let http = bind_shared(config.http_listen)?;
+        let local =
+            |l: &std::net::TcpListener, addr| l.local_addr().map_err(|source| ProxyError::Bind { addr, source });
+        let https_addr = local(&https, config.https_listen)?;
+        let http_addr = local(&http, config.http_listen)?;
 
         let tls = berth_certs::server_config(Arc::new(LiveResolver(snapshot.clone())), &[b"h2", b"http/1.1"])?;
         let acceptor = TlsAcceptor::from(Arc::new(tls));

@@ -47,6 +47,8 @@ pub(crate) struct Activity {
     head_pending: AtomicBool,
     /// How many request heads have completed.
     heads: AtomicU64,
+    /// The proxy is shutting down: HTTP/1 responses carry `Connection: close`.
+    draining: AtomicBool,
 }
 
 /// The watchers' tick for a limit: a quarter of it, between 1 ms and 1 s.
@@ -213,14 +215,25 @@ async fn serve_connection<T, F, Fut>(
 {
     let builder = connection_builder(limits);
     let service_activity = activity.clone();
-    let service = service_fn(move |req| {
+    let service = service_fn(move |req: Request<Incoming>| {
         let active = service_activity.begin();
         let handler = handler.clone();
-        async move { Ok::<_, Infallible>(handler(req, active).await) }
+        let activity = service_activity.clone();
+        let h1 = req.version() < http::Version::HTTP_2;
+        async move {
+            let mut response = handler(req, active).await;
+            // While draining, an HTTP/1 client is told to open its next request elsewhere (the new proxy);
+            // a 101 keeps its own `Connection: upgrade`.
+            if h1 && activity.draining.load(Ordering::Relaxed) && response.status() != StatusCode::SWITCHING_PROTOCOLS {
+                response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            Ok::<_, Infallible>(response)
+        }
     });
     let io = IdleIo { inner: io, activity: activity.clone() };
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(conn);
+    let mut draining = false;
     tokio::select! {
         result = conn.as_mut() => {
             if let Err(e) = result {
@@ -229,7 +242,7 @@ async fn serve_connection<T, F, Fut>(
             return;
         }
         () = activity.idle_for(limits.idle) => {}
-        () = shutdown_requested(&mut shutdown) => {}
+        () = shutdown_requested(&mut shutdown) => draining = true,
         () = async {
             match head_timeout {
                 Some(limit) => activity.head_overdue(limit).await,
@@ -240,9 +253,29 @@ async fn serve_connection<T, F, Fut>(
             return;
         }
     }
+    if draining && head_timeout.is_some() {
+        // HTTP/1 has no way to close an idle keep-alive connection without racing a request the client may
+        // be sending on it. So the next response says `Connection: close` (hyper closes after it), and only
+        // a connection that stays quiet for a while (no client is about to use it) is closed by us.
+        activity.draining.store(true, Ordering::Relaxed);
+        let deadline = tokio::time::sleep(limits.drain);
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "connection ended with an error while draining");
+                }
+                return;
+            }
+            () = activity.idle_for(DRAIN_QUIET.min(limits.idle)) => {}
+            () = deadline => {}
+        }
+    }
     conn.as_mut().graceful_shutdown();
     let _ = tokio::time::timeout(limits.drain, conn).await;
 }
+
+/// While draining, an HTTP/1 keep-alive connection this long without traffic is closed.
+const DRAIN_QUIET: Duration = Duration::from_secs(1);
 
 /// Accepts until shutdown, then waits (up to the drain time) for open connections.
 async fn accept_loop<F, Fut>(
@@ -278,7 +311,24 @@ async fn accept_loop<F, Fut>(
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
         }
     }
-    drop(listener);
+    // Connections the kernel already queued on this socket are served too, not reset by the close.
+    match listener.into_std() {
+        Ok(listener) => {
+            while let Ok((tcp, peer)) = listener.accept() {
+                let Ok(tcp) = tcp.set_nonblocking(true).and_then(|()| tokio::net::TcpStream::from_std(tcp)) else {
+                    continue;
+                };
+                let _ = tcp.set_nodelay(true);
+                let open = counters.open();
+                let served = on_conn(tcp, peer, shutdown.clone());
+                conns.spawn(async move {
+                    served.await;
+                    drop(open);
+                });
+            }
+        }
+        Err(e) => tracing::debug!(error = %e, "cannot take the listener back to drain its queue"),
+    }
     let drained = tokio::time::timeout(limits.drain + Duration::from_secs(1), async {
         while conns.join_next().await.is_some() {}
     })
