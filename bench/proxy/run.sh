@@ -4,13 +4,14 @@
 # routes and the time to apply a new 1,000-route table. Result: bench/out/proxy.md.
 #
 # Env: DURATION (wrk seconds, default 10), CONNS (default 50), THREADS (wrk threads, default 1),
-#      BERTH_BENCH_NO_BUILD=1 to skip the release build.
+#      PORT_BASE (default 28000: ports PORT_BASE+1..+99 must be free), BERTH_BENCH_NO_BUILD=1 to skip the build.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 DURATION="${DURATION:-10}"
 CONNS="${CONNS:-50}"
 THREADS="${THREADS:-1}"
+PORT_BASE="${PORT_BASE:-28000}"
 HOST=bench.localhost
 WORK="$(mktemp -d /tmp/berth-bench-proxy.XXXXXX)"
 OUT="$ROOT/bench/out/proxy.md"
@@ -42,8 +43,15 @@ wait_port() {
     return 1
 }
 
-# Ports: backend 18081; nginx 18080/18443; haproxy 18090/18453; berth 18070/18463 (+ metrics 18079).
-BACKEND=127.0.0.1:18081
+# Ports (offsets from PORT_BASE): backend 81; nginx 80/43; haproxy 90/53; berth 70/63 (+ metrics 79).
+P_BACKEND=$((PORT_BASE + 81)); P_NGINX=$((PORT_BASE + 80)); P_NGINX_TLS=$((PORT_BASE + 43))
+P_HAPROXY=$((PORT_BASE + 90)); P_HAPROXY_TLS=$((PORT_BASE + 53))
+P_BERTH=$((PORT_BASE + 70)); P_BERTH_TLS=$((PORT_BASE + 63)); P_METRICS=$((PORT_BASE + 79))
+for p in $P_BACKEND $P_NGINX $P_NGINX_TLS $P_HAPROXY $P_HAPROXY_TLS $P_BERTH $P_BERTH_TLS $P_METRICS; do
+    # Something else answering on a bench port would be measured instead of the proxy under test.
+    if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "port $p is in use; set PORT_BASE" >&2; exit 1; fi
+done
+BACKEND=127.0.0.1:$P_BACKEND
 mkdir -p "$WORK/logs" "$WORK/certs"
 "$BIN" gen 1 "$BACKEND" "$HOST" "$WORK/routes-1.json" "$WORK/certs"
 "$BIN" gen 1000 "$BACKEND" "$HOST" "$WORK/routes-1000.json" "$WORK/certs-1000"
@@ -64,7 +72,7 @@ http {
 CONF
 
 cat > "$WORK/nginx.conf" <<CONF
-worker_processes 2;
+worker_processes $(nproc);
 pid $WORK/nginx.pid;
 error_log $WORK/logs/nginx-error.log;
 events { worker_connections 4096; }
@@ -73,8 +81,8 @@ http {
     keepalive_requests 1000000;
     upstream backend { server $BACKEND; keepalive 128; }
     server {
-        listen 127.0.0.1:18080;
-        listen 127.0.0.1:18443 ssl http2;
+        listen 127.0.0.1:$P_NGINX;
+        listen 127.0.0.1:$P_NGINX_TLS ssl http2;
         server_name $HOST;
         ssl_certificate $WORK/certs/cert.pem;
         ssl_certificate_key $WORK/certs/key.pem;
@@ -94,7 +102,7 @@ CONF
 
 cat > "$WORK/haproxy.cfg" <<CONF
 global
-    nbthread 2
+    nbthread $(nproc)
     maxconn 4000
 defaults
     mode http
@@ -104,8 +112,8 @@ defaults
     option http-keep-alive
     http-reuse always
 frontend fe
-    bind 127.0.0.1:18090
-    bind 127.0.0.1:18453 ssl crt $WORK/certs/combined.pem alpn h2,http/1.1
+    bind 127.0.0.1:$P_HAPROXY
+    bind 127.0.0.1:$P_HAPROXY_TLS ssl crt $WORK/certs/combined.pem alpn h2,http/1.1
     option forwardfor
     http-request set-header X-Forwarded-Proto https if { ssl_fc }
     http-request set-header X-Forwarded-Proto http if !{ ssl_fc }
@@ -116,7 +124,7 @@ backend be
 CONF
 
 nginx -c "$WORK/backend.conf" -g "daemon off;" & PIDS+=($!)
-wait_port 18081
+wait_port $P_BACKEND
 
 # wrk's latency distribution and requests/s.
 run_wrk() { # url
@@ -151,34 +159,34 @@ bench_one() { # name port-http port-https
 }
 
 nginx -c "$WORK/nginx.conf" -g "daemon off;" & NGINX=$!; PIDS+=($NGINX)
-wait_port 18080
+wait_port $P_NGINX
 DURATION_SAVED=$DURATION
-bench_one nginx 18080 18443
+bench_one nginx $P_NGINX $P_NGINX_TLS
 kill "$NGINX"; wait "$NGINX" 2>/dev/null || true
 
 haproxy -f "$WORK/haproxy.cfg" & HAPROXY=$!; PIDS+=($HAPROXY)
-wait_port 18090
-bench_one haproxy 18090 18453
+wait_port $P_HAPROXY
+bench_one haproxy $P_HAPROXY $P_HAPROXY_TLS
 kill "$HAPROXY"; wait "$HAPROXY" 2>/dev/null || true
 
-"$BIN" serve "$WORK/routes-1.json" 127.0.0.1:18463 127.0.0.1:18070 127.0.0.1:18079 2>"$WORK/logs/berth.log" & BERTH=$!; PIDS+=($BERTH)
-wait_port 18070
+"$BIN" serve "$WORK/routes-1.json" 127.0.0.1:$P_BERTH_TLS 127.0.0.1:$P_BERTH 127.0.0.1:$P_METRICS 2>"$WORK/logs/berth.log" & BERTH=$!; PIDS+=($BERTH)
+wait_port $P_BERTH
 # The target becomes healthy after its first probes.
 for _ in $(seq 1 50); do
-    [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Host: $HOST" http://127.0.0.1:18070/)" = 200 ] && break
+    [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Host: $HOST" http://127.0.0.1:$P_BERTH/)" = 200 ] && break
     sleep 0.1
 done
-bench_one berth 18070 18463
+bench_one berth $P_BERTH $P_BERTH_TLS
 kill "$BERTH"; wait "$BERTH" 2>/dev/null || true
 
 # Memory with 1,000 routes (1,000 target groups, each probed), after the targets are healthy.
 rss_of() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
-"$BIN" serve "$WORK/routes-1.json" 127.0.0.1:18463 127.0.0.1:18070 2>/dev/null & B1=$!; PIDS+=($B1)
-wait_port 18070; sleep 2
+"$BIN" serve "$WORK/routes-1.json" 127.0.0.1:$P_BERTH_TLS 127.0.0.1:$P_BERTH 2>/dev/null & B1=$!; PIDS+=($B1)
+wait_port $P_BERTH; sleep 2
 RSS1="$(rss_of "$B1")"
 kill "$B1"; wait "$B1" 2>/dev/null || true
-"$BIN" serve "$WORK/routes-1000.json" 127.0.0.1:18463 127.0.0.1:18070 2>/dev/null & B1000=$!; PIDS+=($B1000)
-wait_port 18070; sleep 3
+"$BIN" serve "$WORK/routes-1000.json" 127.0.0.1:$P_BERTH_TLS 127.0.0.1:$P_BERTH 2>/dev/null & B1000=$!; PIDS+=($B1000)
+wait_port $P_BERTH; sleep 3
 RSS1000="$(rss_of "$B1000")"
 kill "$B1000"; wait "$B1000" 2>/dev/null || true
 # Time to apply a new table with 1,000 routes (publication by a fake server → served), three times.
@@ -191,7 +199,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
     echo
     echo "$(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)),"
     echo "wrk -t$THREADS -c$CONNS -d${DURATION}s keep-alive on loopback; backend: nginx (1 worker) answering a 23-byte body;"
-    echo "proxies: nginx 2 workers, HAProxy 2 threads, berth (tokio, 2 workers); all share the same 2 CPUs with wrk and the backend."
+    echo "proxies: nginx $(nproc) workers, HAProxy $(nproc) threads, berth $(nproc) listener workers; all share the same $(nproc) CPUs with wrk and the backend."
     echo
     echo "| proxy | protocol | requests/s | p50 ms | p99 ms | non-2xx | rps vs nginx | p99 vs nginx |"
     echo "|---|---|---:|---:|---:|---:|---:|---:|"

@@ -25,21 +25,15 @@ use crate::route::{GroupRoute, STICKY_COOKIE, request_host, sticky_cookie};
 use crate::rules::{RedirectInput, RequestView, redirect_location};
 use crate::state::{ActionKind, SharedSnapshot};
 use crate::target::{InFlight, TargetRuntime};
+use crate::upstream::{BoxError, CONNECT_TIMEOUT, Pool, Pooled};
 
 pub(crate) type UpstreamClient = Client<HttpConnector, Incoming>;
-
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn connector() -> HttpConnector {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
     connector
-}
-
-/// The pooled keep-alive HTTP/1.1 client towards targets.
-pub(crate) fn upstream_client(idle: Duration) -> UpstreamClient {
-    Client::builder(TokioExecutor::new()).pool_idle_timeout(idle).build(connector())
 }
 
 /// The HTTP/2 prior-knowledge (h2c) client, for target groups whose protocol version is HTTP2.
@@ -54,6 +48,31 @@ pub(crate) struct ConnInfo {
     /// The listener's port.
     pub port: u16,
     pub tls: Option<TlsInfo>,
+    /// `X-Forwarded-For`'s client address and `X-Forwarded-Port`, rendered once per connection.
+    pub forwarded: Forwarded,
+}
+
+impl ConnInfo {
+    pub fn new(peer: SocketAddr, port: u16, tls: Option<TlsInfo>) -> Self {
+        let forwarded = Forwarded::new(peer, port, tls.is_some());
+        ConnInfo { peer, port, tls, forwarded }
+    }
+}
+
+/// The `X-Forwarded-*` values of one client connection.
+#[derive(Debug, Clone)]
+pub(crate) struct Forwarded {
+    client: HeaderValue,
+    port: HeaderValue,
+    https: bool,
+}
+
+impl Forwarded {
+    pub fn new(peer: SocketAddr, port: u16, https: bool) -> Self {
+        let ip = peer.ip().to_canonical().to_string();
+        let client = HeaderValue::from_str(&ip).unwrap_or(HeaderValue::from_static("-"));
+        Forwarded { client, port: HeaderValue::from(port), https }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -94,6 +113,8 @@ pub(crate) fn protocol_name(version: rustls::ProtocolVersion) -> &'static str {
 pub(crate) struct Finish {
     _in_flight: Option<InFlight>,
     _active: ActiveRequest,
+    /// The upstream connection, back to its pool once the body has been read to its end.
+    _pooled: Option<Pooled>,
     log: Option<Box<(LogEntry, AccessLog)>>,
 }
 
@@ -190,6 +211,10 @@ const HOP_BY_HOP: [HeaderName; 7] = [
 ];
 
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages carry none: one pass over the names is cheaper than seven lookups.
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+        return;
+    }
     let listed: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -203,39 +228,46 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// `Root=1-<epoch seconds, 8 hex>-<24 hex random>`, as ALB writes it.
-pub(crate) fn new_trace_id(now: SystemTime) -> String {
+pub(crate) fn new_trace_id(now: SystemTime) -> HeaderValue {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let epoch = now.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs()) as u32;
     let random: [u8; 12] = rand::random();
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut id = String::with_capacity(40);
-    let _ = std::fmt::Write::write_fmt(&mut id, format_args!("Root=1-{epoch:08x}-"));
-    for b in random {
-        id.push(char::from(HEX[usize::from(b >> 4)]));
-        id.push(char::from(HEX[usize::from(b & 15)]));
+    let mut id = *b"Root=1-00000000-000000000000000000000000";
+    for (i, shift) in (0..8).rev().enumerate() {
+        id[7 + i] = HEX[((epoch >> (shift * 4)) & 15) as usize];
     }
-    id
+    for (i, b) in random.iter().enumerate() {
+        id[16 + 2 * i] = HEX[usize::from(b >> 4)];
+        id[17 + 2 * i] = HEX[usize::from(b & 15)];
+    }
+    HeaderValue::from_bytes(&id).unwrap_or(HeaderValue::from_static("Root=1-00000000-000000000000000000000000"))
 }
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+static X_AMZN_TRACE_ID: HeaderName = HeaderName::from_static("x-amzn-trace-id");
 
 /// Sets the `X-Forwarded-*` headers (appending the client to `X-Forwarded-For`) and a trace id if absent.
-pub(crate) fn set_forwarded_headers(headers: &mut HeaderMap, client: SocketAddr, port: u16, https: bool) {
-    let ip = client.ip().to_canonical().to_string();
-    let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(prior) if !prior.trim().is_empty() => format!("{prior}, {ip}"),
-        _ => ip,
+pub(crate) fn set_forwarded_headers(headers: &mut HeaderMap, forwarded: &Forwarded) {
+    let prior = headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()).filter(|p| !p.trim().is_empty());
+    let xff = match prior {
+        Some(prior) => {
+            let ip = forwarded.client.to_str().unwrap_or("-");
+            HeaderValue::from_str(&format!("{prior}, {ip}")).ok()
+        }
+        None => Some(forwarded.client.clone()),
     };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
-        headers.insert("x-forwarded-for", v);
+    if let Some(v) = xff {
+        headers.insert(X_FORWARDED_FOR.clone(), v);
     }
-    headers.insert("x-forwarded-proto", HeaderValue::from_static(if https { "https" } else { "http" }));
-    headers.insert("x-forwarded-port", HeaderValue::from(port));
-    if !headers.contains_key("x-amzn-trace-id")
-        && let Ok(v) = HeaderValue::from_str(&new_trace_id(SystemTime::now()))
-    {
-        headers.insert("x-amzn-trace-id", v);
+    let proto = HeaderValue::from_static(if forwarded.https { "https" } else { "http" });
+    headers.insert(X_FORWARDED_PROTO.clone(), proto);
+    headers.insert(X_FORWARDED_PORT.clone(), forwarded.port.clone());
+    if !headers.contains_key(&X_AMZN_TRACE_ID) {
+        headers.insert(X_AMZN_TRACE_ID.clone(), new_trace_id(SystemTime::now()));
     }
 }
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// An HTTP/1.1 `Upgrade: websocket` request (with `Connection: upgrade`).
 pub(crate) fn is_websocket<B>(req: &Request<B>) -> bool {
@@ -255,7 +287,7 @@ pub(crate) fn is_websocket<B>(req: &Request<B>) -> bool {
 /// What the request path needs for every request.
 pub(crate) struct Forwarder {
     pub snapshot: SharedSnapshot,
-    pub client: UpstreamClient,
+    pub pool: Arc<Pool>,
     pub h2c_client: UpstreamClient,
     pub request_timeout: Duration,
     pub metrics: Arc<Metrics>,
@@ -263,18 +295,23 @@ pub(crate) struct Forwarder {
     pub unmatched: (Arc<str>, Arc<LbCounters>),
 }
 
-impl Forwarder {
-    pub fn new(
-        snapshot: SharedSnapshot,
-        idle: Duration,
-        request_timeout: Duration,
-        metrics: Arc<Metrics>,
-        access_log: Option<AccessLog>,
-    ) -> Self {
+/// What each listener worker builds its own [`Forwarder`] (and so its own upstream pools) from.
+#[derive(Clone)]
+pub(crate) struct ForwarderConfig {
+    pub snapshot: SharedSnapshot,
+    pub idle: Duration,
+    pub request_timeout: Duration,
+    pub metrics: Arc<Metrics>,
+    pub access_log: Option<AccessLog>,
+}
+
+impl ForwarderConfig {
+    pub fn build(self) -> Forwarder {
+        let ForwarderConfig { snapshot, idle, request_timeout, metrics, access_log } = self;
         let unmatched = (Arc::from(UNMATCHED), metrics.lb(UNMATCHED));
         Forwarder {
             snapshot,
-            client: upstream_client(idle),
+            pool: Pool::new(idle),
             h2c_client: upstream_h2c_client(idle),
             request_timeout,
             metrics,
@@ -533,16 +570,28 @@ impl Forwarder {
                 _ => return fixed(StatusCode::BAD_REQUEST, "missing host\n"),
             },
         };
-        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        parts.uri = match Uri::try_from(format!("http://{addr}{path}")) {
-            Ok(uri) => uri,
-            Err(_) => return fixed(StatusCode::BAD_REQUEST, "invalid request target\n"),
-        };
         let h2c = group.h2c && !websocket;
+        if h2c {
+            // The h2c client takes an absolute URI and sends it as `:scheme`/`:authority`/`:path`.
+            let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+            parts.uri = match Uri::try_from(format!("http://{addr}{path}")) {
+                Ok(uri) => uri,
+                Err(_) => return fixed(StatusCode::BAD_REQUEST, "invalid request target\n"),
+            };
+        } else if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
+            // HTTP/1.1 to a target: origin-form (`/path?query`); an HTTP/2 client's URI is absolute.
+            let mut origin = http::uri::Parts::default();
+            origin.path_and_query =
+                Some(parts.uri.path_and_query().cloned().unwrap_or(http::uri::PathAndQuery::from_static("/")));
+            parts.uri = match Uri::from_parts(origin) {
+                Ok(uri) => uri,
+                Err(_) => return fixed(StatusCode::BAD_REQUEST, "invalid request target\n"),
+            };
+        }
         parts.version = if h2c { Version::HTTP_2 } else { Version::HTTP_11 };
         strip_hop_by_hop(&mut parts.headers);
         parts.headers.insert(header::HOST, host_value);
-        set_forwarded_headers(&mut parts.headers, conn.peer, conn.port, conn.tls.is_some());
+        set_forwarded_headers(&mut parts.headers, &conn.forwarded);
         if websocket {
             parts.headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
             parts.headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
@@ -558,14 +607,14 @@ impl Forwarder {
         ex.sent = Some(sent);
         let exchange = async {
             if websocket {
-                websocket_request(addr, upstream).await
+                websocket_request(addr, upstream).await.map(|r| (r, None))
             } else if h2c {
-                self.h2c_client.request(upstream).await.map_err(BoxError::from)
+                self.h2c_client.request(upstream).await.map(|r| (r, None)).map_err(BoxError::from)
             } else {
-                self.client.request(upstream).await.map_err(BoxError::from)
+                self.pool.request(addr, upstream).await.map(|(r, pooled)| (r, Some(pooled)))
             }
         };
-        let mut response = match tokio::time::timeout(self.request_timeout, exchange).await {
+        let (mut response, pooled) = match tokio::time::timeout(self.request_timeout, exchange).await {
             Err(_) => {
                 tracing::warn!(label = %ex.label, target_group = %group.id, target = %target.key.target, %addr, "target response timed out");
                 ex.error = Some("TargetResponseTimeout");
@@ -576,7 +625,7 @@ impl Forwarder {
                 ex.error = Some("TargetConnectionError");
                 return fixed(StatusCode::BAD_GATEWAY, "bad gateway\n");
             }
-            Ok(Ok(response)) => response,
+            Ok(Ok(exchanged)) => exchanged,
         };
         let now = Instant::now();
         ex.headers = Some(now);
@@ -606,7 +655,8 @@ impl Forwarder {
         let (mut parts, inner) = response.into_parts();
         strip_hop_by_hop(&mut parts.headers);
         let done = inner.is_end_stream();
-        let finish = (!done).then_some(Finish { _in_flight: Some(in_flight), _active: active, log: None });
+        let finish =
+            (!done).then_some(Finish { _in_flight: Some(in_flight), _active: active, _pooled: pooled, log: None });
         Response::from_parts(parts, ProxyBody::Upstream { inner, finish })
     }
 }
@@ -678,7 +728,7 @@ mod tests {
             if let Some(v) = prior_trace {
                 h.insert("x-amzn-trace-id", HeaderValue::from_static(v));
             }
-            set_forwarded_headers(&mut h, client, 8443, true);
+            set_forwarded_headers(&mut h, &Forwarded::new(client, 8443, true));
             assert_eq!(h["x-forwarded-for"], want);
             assert_eq!(h["x-forwarded-proto"], "https");
             assert_eq!(h["x-forwarded-port"], "8443");
@@ -690,7 +740,7 @@ mod tests {
         }
         let mapped: SocketAddr = "[::ffff:10.0.0.8]:1".parse().expect("addr");
         let mut h = HeaderMap::new();
-        set_forwarded_headers(&mut h, mapped, 80, false);
+        set_forwarded_headers(&mut h, &Forwarded::new(mapped, 80, false));
         assert_eq!(h["x-forwarded-for"], "10.0.0.8");
         assert_eq!(h["x-forwarded-proto"], "http");
     }
@@ -699,6 +749,7 @@ mod tests {
     fn trace_id_format() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(0x5f00_0001);
         let id = new_trace_id(now);
+        let id = id.to_str().expect("ascii");
         let parts: Vec<_> = id.split('-').collect();
         assert_eq!(parts.len(), 3, "{id}");
         assert_eq!(parts[0], "Root=1");

@@ -94,7 +94,7 @@ pub fn headers(pairs: &[(&[u8], &[u8])], client: SocketAddr, https: bool) {
     for name in ["connection", "keep-alive", "transfer-encoding", "upgrade", "te", "trailer"] {
         assert!(!headers.contains_key(name), "{name} survived");
     }
-    crate::forward::set_forwarded_headers(&mut headers, client, 443, https);
+    crate::forward::set_forwarded_headers(&mut headers, &crate::forward::Forwarded::new(client, 443, https));
     assert!(
         headers.contains_key("x-forwarded-for")
             || pairs.iter().any(|(n, _)| n.eq_ignore_ascii_case(b"x-forwarded-for"))

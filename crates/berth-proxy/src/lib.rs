@@ -18,6 +18,7 @@ mod rules;
 mod state;
 mod table;
 mod target;
+mod upstream;
 
 #[doc(hidden)]
 pub mod fuzzing;
@@ -28,8 +29,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use berth_routes::TargetHealth;
 use http::HeaderValue;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
@@ -69,6 +71,11 @@ pub struct ProxyConfig {
     pub metrics_listen: Option<SocketAddr>,
     /// Append ALB-format access logs to this file; off when `None` (as on AWS).
     pub access_log: Option<PathBuf>,
+    /// Listener worker threads, each with its own event loop and upstream pool (0: one per CPU).
+    pub workers: usize,
+    /// With a saved table, how long to wait for its targets' first health checks before listening, so a
+    /// restarted proxy that shares the port with its predecessor never answers 503 for healthy targets.
+    pub settle_timeout: Duration,
 }
 
 impl ProxyConfig {
@@ -88,6 +95,8 @@ impl ProxyConfig {
             http_forward: false,
             metrics_listen: None,
             access_log: None,
+            workers: 0,
+            settle_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -106,6 +115,8 @@ pub enum ProxyError {
     Token,
     #[error(transparent)]
     Tls(#[from] berth_certs::CertError),
+    #[error("cannot start a listener worker: {0}")]
+    Worker(#[source] std::io::Error),
 }
 
 /// `http://host:port` with no path, query or trailing slash (only plain HTTP: the internal API is
@@ -130,6 +141,106 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, ProxyError> {
     TcpListener::bind(addr).await.map_err(|source| ProxyError::Bind { addr, source })
 }
 
+/// A listening socket that a second process (a restarted or upgraded proxy) can bind too (`SO_REUSEPORT`),
+/// handed over to the worker threads as a std socket.
+fn bind_shared(addr: SocketAddr) -> Result<std::net::TcpListener, ProxyError> {
+    let err = |source| ProxyError::Bind { addr, source };
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() }.map_err(err)?;
+    socket.set_reuseaddr(true).map_err(err)?;
+    socket.set_reuseport(true).map_err(err)?;
+    socket.bind(addr).map_err(err)?;
+    socket.listen(4096).map_err(err)?.into_std().map_err(err)
+}
+
+/// Waits (up to `limit`) until no target of the served table is still in its initial health checks.
+async fn settle(snapshot: &SharedSnapshot, limit: Duration) {
+    let started = std::time::Instant::now();
+    let initial = || snapshot.load().targets.iter().filter(|t| t.status().health == TargetHealth::Initial).count();
+    while initial() > 0 && started.elapsed() < limit {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let left = initial();
+    if left > 0 {
+        tracing::warn!(targets = left, "listening before every target's first health checks finished");
+    } else {
+        tracing::debug!(ms = started.elapsed().as_millis() as u64, "saved table's targets checked");
+    }
+}
+
+/// How many listener workers to run: `configured`, or one per CPU.
+fn worker_count(configured: usize) -> usize {
+    match configured {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+}
+
+/// One listener worker: an OS thread with a single-threaded event loop that accepts on (a duplicate of) the
+/// shared listening sockets and serves its connections start to end, with its own upstream pools. Requests
+/// never hop threads, as in nginx's worker model.
+#[derive(Debug)]
+struct Worker {
+    done: tokio::sync::oneshot::Receiver<()>,
+}
+
+struct WorkerSetup {
+    https: std::net::TcpListener,
+    http: std::net::TcpListener,
+    https_port: u16,
+    acceptor: TlsAcceptor,
+    forwarder: forward::ForwarderConfig,
+    http_forward: bool,
+    limits: Limits,
+    shutdown: watch::Receiver<bool>,
+    abort: watch::Receiver<bool>,
+}
+
+impl Worker {
+    fn start(index: usize, setup: WorkerSetup) -> Result<Worker, ProxyError> {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(ProxyError::Worker)?;
+        let (done_tx, done) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name(format!("berth-proxy-{index}"))
+            .spawn(move || {
+                runtime.block_on(setup.run());
+                // Dropping the runtime closes whatever connections are left.
+                drop(runtime);
+                let _ = done_tx.send(());
+            })
+            .map_err(ProxyError::Worker)?;
+        Ok(Worker { done })
+    }
+}
+
+impl WorkerSetup {
+    async fn run(self) {
+        let WorkerSetup { https, http, https_port, acceptor, forwarder, http_forward, limits, shutdown, mut abort } =
+            self;
+        let listen = |l: std::net::TcpListener| l.set_nonblocking(true).and_then(|()| TcpListener::from_std(l));
+        let (https, http) = match (listen(https), listen(http)) {
+            (Ok(https), Ok(http)) => (https, http),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::error!(error = %e, "a listener worker cannot register its sockets");
+                return;
+            }
+        };
+        let forwarder = Arc::new(forwarder.build());
+        let sweeper = forwarder.pool.clone().sweep_forever();
+        let serve = async {
+            tokio::join!(
+                listener::serve_https(https, acceptor, forwarder.clone(), limits, shutdown.clone()),
+                listener::serve_http(http, https_port, forwarder, http_forward, limits, shutdown),
+            )
+        };
+        tokio::select! {
+            _ = serve => {}
+            () = sweeper => {}
+            // A dropped sender (the proxy is gone) aborts too.
+            _ = abort.wait_for(|a| *a) => {}
+        }
+    }
+}
+
 /// A running proxy: its bound addresses, the table version it serves, and a way to stop it.
 #[derive(Debug)]
 pub struct Proxy {
@@ -138,7 +249,8 @@ pub struct Proxy {
     metrics_addr: Option<SocketAddr>,
     snapshot: SharedSnapshot,
     shutdown: watch::Sender<bool>,
-    listeners: Vec<JoinHandle<()>>,
+    abort: watch::Sender<bool>,
+    workers: Vec<Worker>,
     background: Vec<JoinHandle<()>>,
 }
 
@@ -148,18 +260,13 @@ impl Proxy {
     pub async fn start(config: ProxyConfig) -> Result<Proxy, ProxyError> {
         let base = parse_server_url(&config.server_url)?;
         let token = HeaderValue::from_str(&config.token).map_err(|_| ProxyError::Token)?;
-        let https = bind(config.https_listen).await?;
-        let http = bind(config.http_listen).await?;
-        let local = |l: &TcpListener, addr| l.local_addr().map_err(|source| ProxyError::Bind { addr, source });
-        let https_addr = local(&https, config.https_listen)?;
-        let http_addr = local(&http, config.http_listen)?;
 
         let metrics_listener = match config.metrics_listen {
             Some(addr) => Some(bind(addr).await?),
             None => None,
         };
         let metrics_addr = match (&metrics_listener, config.metrics_listen) {
-            (Some(l), Some(addr)) => Some(local(l, addr)?),
+            (Some(l), Some(addr)) => Some(l.local_addr().map_err(|source| ProxyError::Bind { addr, source })?),
             _ => None,
         };
 
@@ -169,7 +276,14 @@ impl Proxy {
         let mut applier = Applier::new(snapshot.clone(), changed.clone(), metrics.clone());
         if let Some(table) = table::load_state(&config.state_file) {
             applier.apply(&table);
+            settle(&snapshot, config.settle_timeout).await;
         }
+        let https = bind_shared(config.https_listen)?;
+        let http = bind_shared(config.http_listen)?;
+        let local =
+            |l: &std::net::TcpListener, addr| l.local_addr().map_err(|source| ProxyError::Bind { addr, source });
+        let https_addr = local(&https, config.https_listen)?;
+        let http_addr = local(&http, config.http_listen)?;
 
         let tls = berth_certs::server_config(Arc::new(LiveResolver(snapshot.clone())), &[b"h2", b"http/1.1"])?;
         let acceptor = TlsAcceptor::from(Arc::new(tls));
@@ -181,25 +295,34 @@ impl Proxy {
             background.push(writer);
             log
         });
-        let forwarder = Arc::new(forward::Forwarder::new(
-            snapshot.clone(),
-            config.idle_timeout,
-            config.request_timeout,
-            metrics.clone(),
+        let forwarder = forward::ForwarderConfig {
+            snapshot: snapshot.clone(),
+            idle: config.idle_timeout,
+            request_timeout: config.request_timeout,
+            metrics: metrics.clone(),
             access_log,
-        ));
+        };
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let listeners = vec![
-            tokio::spawn(listener::serve_https(https, acceptor, forwarder.clone(), limits, shutdown_rx.clone())),
-            tokio::spawn(listener::serve_http(
-                http,
-                https_addr.port(),
-                forwarder,
-                config.http_forward,
+        let (abort, abort_rx) = watch::channel(false);
+        let mut workers = Vec::new();
+        for index in 0..worker_count(config.workers) {
+            let dup =
+                |l: &std::net::TcpListener, addr| l.try_clone().map_err(|source| ProxyError::Bind { addr, source });
+            let setup = WorkerSetup {
+                https: dup(&https, https_addr)?,
+                http: dup(&http, http_addr)?,
+                https_port: https_addr.port(),
+                acceptor: acceptor.clone(),
+                forwarder: forwarder.clone(),
+                http_forward: config.http_forward,
                 limits,
-                shutdown_rx,
-            )),
-        ];
+                shutdown: shutdown_rx.clone(),
+                abort: abort_rx.clone(),
+            };
+            workers.push(Worker::start(index, setup)?);
+        }
+        // The workers hold duplicates; these originals are not polled by anyone.
+        drop((https, http));
         if let Some(listener) = metrics_listener {
             background.push(tokio::spawn(serve_metrics(listener, metrics, snapshot.clone())));
         }
@@ -224,7 +347,7 @@ impl Proxy {
         background.push(tokio::spawn(watcher.run()));
         background.push(tokio::spawn(reporter.run()));
         tracing::info!(https = %https_addr, http = %http_addr, server = %config.server_url, "proxy listening");
-        Ok(Proxy { https_addr, http_addr, metrics_addr, snapshot, shutdown, listeners, background })
+        Ok(Proxy { https_addr, http_addr, metrics_addr, snapshot, shutdown, abort, workers, background })
     }
 
     /// Where `GET /metrics` is served, when enabled.
@@ -249,9 +372,9 @@ impl Proxy {
     /// reporting and probing.
     pub async fn stop(mut self) {
         let _ = self.shutdown.send(true);
-        for listener in self.listeners.drain(..) {
-            if let Err(e) = listener.await {
-                tracing::error!(error = %e, "a listener task failed");
+        for worker in self.workers.drain(..) {
+            if worker.done.await.is_err() {
+                tracing::error!("a listener worker failed");
             }
         }
         for task in self.background.drain(..) {
@@ -264,7 +387,8 @@ impl Proxy {
 impl Drop for Proxy {
     fn drop(&mut self) {
         let _ = self.shutdown.send(true);
-        for task in self.background.iter().chain(self.listeners.iter()) {
+        let _ = self.abort.send(true);
+        for task in &self.background {
             task.abort();
         }
     }

@@ -7,11 +7,9 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
-
-use tokio::time::Instant;
 
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
@@ -37,81 +35,87 @@ pub(crate) struct Limits {
     pub drain: Duration,
 }
 
-/// When a connection last moved bytes, how many of its requests are still open, and since when an
-/// HTTP/1 request head has been arriving.
-#[derive(Debug)]
+/// Whether a connection moved bytes lately, how many of its requests are still open, and whether an HTTP/1
+/// request head is arriving. The I/O path only sets flags (no clock reads); the idle and header-read watchers
+/// look at them on a coarse tick, so their timeouts fire within one tick (at most a second) after the limit.
+#[derive(Debug, Default)]
 pub(crate) struct Activity {
-    start: Instant,
-    last_ms: AtomicU64,
+    /// Set on every read or write and when a request ends; cleared by the idle watcher.
+    touched: AtomicBool,
     active: AtomicUsize,
-    /// 0: no request head in progress; else 1 + the millisecond its first byte arrived.
-    head_started_ms: AtomicU64,
+    /// Bytes arrived while no request was open, and no request head has completed since.
+    head_pending: AtomicBool,
+    /// How many request heads have completed.
+    heads: AtomicU64,
+    /// The proxy is shutting down: HTTP/1 responses carry `Connection: close`.
+    draining: AtomicBool,
+}
+
+/// The watchers' tick for a limit: a quarter of it, between 1 ms and 1 s.
+fn tick(limit: Duration) -> Duration {
+    (limit / 4).clamp(Duration::from_millis(1), Duration::from_secs(1))
 }
 
 impl Activity {
     fn new() -> Arc<Self> {
-        Arc::new(Activity {
-            start: Instant::now(),
-            last_ms: AtomicU64::new(0),
-            active: AtomicUsize::new(0),
-            head_started_ms: AtomicU64::new(0),
-        })
-    }
-
-    fn now_ms(&self) -> u64 {
-        self.start.elapsed().as_millis() as u64
+        Arc::new(Activity::default())
     }
 
     fn touch(&self) {
-        self.last_ms.store(self.now_ms(), Ordering::Relaxed);
+        self.touched.store(true, Ordering::Relaxed);
     }
 
     /// Bytes arrived: with no request open, they start a new request head.
     fn received(&self) {
-        let now = self.now_ms();
-        self.last_ms.store(now, Ordering::Relaxed);
+        self.touched.store(true, Ordering::Relaxed);
         if self.active.load(Ordering::Relaxed) == 0 {
-            let _ = self.head_started_ms.compare_exchange(0, now + 1, Ordering::Relaxed, Ordering::Relaxed);
+            self.head_pending.store(true, Ordering::Relaxed);
         }
     }
 
     /// A request head is complete and its request starts.
     pub fn begin(self: &Arc<Self>) -> ActiveRequest {
         self.active.fetch_add(1, Ordering::Relaxed);
-        self.head_started_ms.store(0, Ordering::Relaxed);
+        self.head_pending.store(false, Ordering::Relaxed);
+        self.heads.fetch_add(1, Ordering::Relaxed);
         ActiveRequest(self.clone())
     }
 
-    /// Resolves once a request head has been arriving for longer than `limit` (a slow client). An idle
-    /// keep-alive connection that receives nothing is left to the idle timeout.
+    /// Resolves once the same request head has been arriving for longer than `limit` (a slow client). An
+    /// idle keep-alive connection that receives nothing is left to the idle timeout.
     async fn head_overdue(&self, limit: Duration) {
+        let tick = tick(limit);
+        let mut waited = Duration::ZERO;
+        let mut heads = self.heads.load(Ordering::Relaxed);
         loop {
-            let wait = match self.head_started_ms.load(Ordering::Relaxed) {
-                0 => limit,
-                started => {
-                    let deadline = Duration::from_millis(started - 1) + limit;
-                    let now = Duration::from_millis(self.now_ms());
-                    if now >= deadline {
-                        return;
-                    }
-                    deadline - now
+            tokio::time::sleep(tick).await;
+            let now_heads = self.heads.load(Ordering::Relaxed);
+            if self.head_pending.load(Ordering::Relaxed) && now_heads == heads {
+                waited += tick;
+                if waited >= limit {
+                    return;
                 }
-            };
-            tokio::time::sleep(wait.min(Duration::from_secs(1))).await;
+            } else {
+                waited = Duration::ZERO;
+                heads = now_heads;
+            }
         }
     }
 
     /// Resolves once the connection has had no open request and moved no byte for `idle`.
     async fn idle_for(&self, idle: Duration) {
+        let tick = tick(idle);
+        let mut quiet = Duration::ZERO;
         loop {
-            let last = self.start + Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
-            let deadline = last + idle;
-            let now = Instant::now();
-            if now >= deadline && self.active.load(Ordering::Relaxed) == 0 {
-                return;
+            tokio::time::sleep(tick).await;
+            if self.touched.swap(false, Ordering::Relaxed) || self.active.load(Ordering::Relaxed) > 0 {
+                quiet = Duration::ZERO;
+            } else {
+                quiet += tick;
+                if quiet >= idle {
+                    return;
+                }
             }
-            let wait = if now >= deadline { idle.min(Duration::from_secs(1)) } else { deadline - now };
-            tokio::time::sleep(wait).await;
         }
     }
 }
@@ -211,14 +215,25 @@ async fn serve_connection<T, F, Fut>(
 {
     let builder = connection_builder(limits);
     let service_activity = activity.clone();
-    let service = service_fn(move |req| {
+    let service = service_fn(move |req: Request<Incoming>| {
         let active = service_activity.begin();
         let handler = handler.clone();
-        async move { Ok::<_, Infallible>(handler(req, active).await) }
+        let activity = service_activity.clone();
+        let h1 = req.version() < http::Version::HTTP_2;
+        async move {
+            let mut response = handler(req, active).await;
+            // While draining, an HTTP/1 client is told to open its next request elsewhere (the new proxy);
+            // a 101 keeps its own `Connection: upgrade`.
+            if h1 && activity.draining.load(Ordering::Relaxed) && response.status() != StatusCode::SWITCHING_PROTOCOLS {
+                response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            Ok::<_, Infallible>(response)
+        }
     });
     let io = IdleIo { inner: io, activity: activity.clone() };
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(conn);
+    let mut draining = false;
     tokio::select! {
         result = conn.as_mut() => {
             if let Err(e) = result {
@@ -227,7 +242,7 @@ async fn serve_connection<T, F, Fut>(
             return;
         }
         () = activity.idle_for(limits.idle) => {}
-        () = shutdown_requested(&mut shutdown) => {}
+        () = shutdown_requested(&mut shutdown) => draining = true,
         () = async {
             match head_timeout {
                 Some(limit) => activity.head_overdue(limit).await,
@@ -238,9 +253,29 @@ async fn serve_connection<T, F, Fut>(
             return;
         }
     }
+    if draining && head_timeout.is_some() {
+        // HTTP/1 has no way to close an idle keep-alive connection without racing a request the client may
+        // be sending on it. So the next response says `Connection: close` (hyper closes after it), and only
+        // a connection that stays quiet for a while (no client is about to use it) is closed by us.
+        activity.draining.store(true, Ordering::Relaxed);
+        let deadline = tokio::time::sleep(limits.drain);
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "connection ended with an error while draining");
+                }
+                return;
+            }
+            () = activity.idle_for(DRAIN_QUIET.min(limits.idle)) => {}
+            () = deadline => {}
+        }
+    }
     conn.as_mut().graceful_shutdown();
     let _ = tokio::time::timeout(limits.drain, conn).await;
 }
+
+/// While draining, an HTTP/1 keep-alive connection this long without traffic is closed.
+const DRAIN_QUIET: Duration = Duration::from_secs(1);
 
 /// Accepts until shutdown, then waits (up to the drain time) for open connections.
 async fn accept_loop<F, Fut>(
@@ -276,7 +311,24 @@ async fn accept_loop<F, Fut>(
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
         }
     }
-    drop(listener);
+    // Connections the kernel already queued on this socket are served too, not reset by the close.
+    match listener.into_std() {
+        Ok(listener) => {
+            while let Ok((tcp, peer)) = listener.accept() {
+                let Ok(tcp) = tcp.set_nonblocking(true).and_then(|()| tokio::net::TcpStream::from_std(tcp)) else {
+                    continue;
+                };
+                let _ = tcp.set_nodelay(true);
+                let open = counters.open();
+                let served = on_conn(tcp, peer, shutdown.clone());
+                conns.spawn(async move {
+                    served.await;
+                    drop(open);
+                });
+            }
+        }
+        Err(e) => tracing::debug!(error = %e, "cannot take the listener back to drain its queue"),
+    }
     let drained = tokio::time::timeout(limits.drain + Duration::from_secs(1), async {
         while conns.join_next().await.is_some() {}
     })
@@ -317,7 +369,7 @@ pub(crate) async fn serve_https(
                 protocol: session.protocol_version().map_or("-", protocol_name),
                 sni: session.server_name().map(Arc::from),
             };
-            let conn = Arc::new(ConnInfo { peer, port, tls: Some(info) });
+            let conn = Arc::new(ConnInfo::new(peer, port, Some(info)));
             let head_timeout = (!h2).then_some(limits.header_read);
             let handler = move |req, active| forwarder.clone().handle(req, conn.clone(), active);
             serve_connection(tls, Activity::new(), limits, head_timeout, shutdown, handler).await;
@@ -360,7 +412,7 @@ pub(crate) async fn serve_http(
         async move {
             let head = Some(limits.header_read);
             if forward {
-                let conn = Arc::new(ConnInfo { peer, port, tls: None });
+                let conn = Arc::new(ConnInfo::new(peer, port, None));
                 let handler = move |req, active| forwarder.clone().handle(req, conn.clone(), active);
                 serve_connection(tcp, Activity::new(), limits, head, shutdown, handler).await;
             } else {
@@ -375,6 +427,7 @@ pub(crate) async fn serve_http(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::time::Instant;
 
     #[tokio::test(start_paused = true)]
     async fn idle_waits_for_quiet_and_no_open_request() {

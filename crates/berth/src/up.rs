@@ -2,8 +2,13 @@
 //!
 //! A child that dies is started again (with a short backoff), so a crashed or killed server comes back
 //! and adopts its running tasks, while the proxy keeps serving the last route table meanwhile.
+//!
+//! SIGHUP replaces the proxy without losing a connection (also how a new `berth` binary is rolled out: the
+//! executable is started again from its path): a new proxy starts next to the old one on the same ports and,
+//! once it reports ready, the old one gets SIGTERM and drains.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
@@ -38,12 +43,22 @@ pub async fn run(common: &Common, config: Config) -> Result<()> {
     files::ensure_token(&config)?;
     let exe = std::env::current_exe().context("finding the berth executable")?;
     let (stop_tx, stop_rx) = watch::channel(false);
+    let (reload_tx, reload_rx) = watch::channel(0u64);
+    let mut hangup =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).context("listening for SIGHUP")?;
+    tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            tracing::info!("SIGHUP: replacing the proxy");
+            reload_tx.send_modify(|n| *n += 1);
+        }
+    });
     let mut children = Vec::new();
     for role in ["server", "proxy"] {
         let exe = exe.clone();
         let args = common.to_args();
         let stop = stop_rx.clone();
-        children.push(tokio::spawn(supervise(role, exe, args, stop)));
+        let reload = (role == "proxy").then(|| (reload_rx.clone(), config.data_dir.clone()));
+        children.push(tokio::spawn(supervise(role, exe, args, stop, reload)));
     }
     let ready = wait_ready(&config).await;
     match ready {
@@ -73,17 +88,47 @@ fn env_args(common: &Common) -> String {
     if args.is_empty() { String::new() } else { format!(" {}", args.join(" ")) }
 }
 
-async fn supervise(role: &'static str, exe: std::path::PathBuf, args: Vec<String>, mut stop: watch::Receiver<bool>) {
+fn command(role: &str, exe: &Path, args: &[String]) -> Command {
+    let mut command = Command::new(exe);
+    command.arg(role).args(args).env(PARENT_ENV, std::process::id().to_string()).kill_on_drop(true);
+    command
+}
+
+/// Starts a second proxy next to the running one and waits until it accepts connections (its ready file).
+async fn start_replacement(exe: &Path, args: &[String], data_dir: &Path) -> Result<Child> {
+    let ready = data_dir.join(format!("proxy-ready-{}", berth_core::ids::random_hex(8)));
+    let mut child = command("proxy", exe, args).env(crate::proxy::READY_ENV, &ready).spawn().context("spawning")?;
+    let deadline = Instant::now() + REPLACE_TIMEOUT;
+    loop {
+        if ready.exists() {
+            let _ = std::fs::remove_file(&ready);
+            return Ok(child);
+        }
+        if let Some(status) = child.try_wait().context("waiting")? {
+            anyhow::bail!("the new proxy exited before it was ready ({status})");
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill().await;
+            anyhow::bail!("the new proxy was not ready after {} s", REPLACE_TIMEOUT.as_secs());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// How long a replacement proxy may take to load its table, check its targets and listen.
+const REPLACE_TIMEOUT: Duration = Duration::from_secs(30);
+
+async fn supervise(
+    role: &'static str,
+    exe: std::path::PathBuf,
+    args: Vec<String>,
+    mut stop: watch::Receiver<bool>,
+    mut reload: Option<(watch::Receiver<u64>, PathBuf)>,
+) {
     let mut backoff = Duration::from_millis(200);
     loop {
         let started = Instant::now();
-        let mut child = match Command::new(&exe)
-            .arg(role)
-            .args(&args)
-            .env(PARENT_ENV, std::process::id().to_string())
-            .kill_on_drop(true)
-            .spawn()
-        {
+        let mut child = match command(role, &exe, &args).spawn() {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(role, error = %e, "cannot start");
@@ -93,13 +138,35 @@ async fn supervise(role: &'static str, exe: std::path::PathBuf, args: Vec<String
                 continue;
             }
         };
-        tokio::select! {
-            status = child.wait() => {
-                log_exit(role, status);
-            }
-            _ = stopped(&mut stop) => {
-                terminate(role, &mut child).await;
-                return;
+        loop {
+            let reloaded = async {
+                match reload.as_mut() {
+                    Some((rx, data_dir)) => match rx.changed().await {
+                        Ok(()) => data_dir.clone(),
+                        Err(_) => std::future::pending().await,
+                    },
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                status = child.wait() => {
+                    log_exit(role, status);
+                    break;
+                }
+                _ = stopped(&mut stop) => {
+                    terminate(role, &mut child).await;
+                    return;
+                }
+                data_dir = reloaded => {
+                    match start_replacement(&exe, &args, &data_dir).await {
+                        Ok(new) => {
+                            let mut old = std::mem::replace(&mut child, new);
+                            tracing::info!(role, pid = child.id(), "replacement ready; draining the old one");
+                            tokio::spawn(async move { terminate(role, &mut old).await });
+                        }
+                        Err(e) => tracing::error!(role, error = %e, "cannot replace; the running one stays"),
+                    }
+                }
             }
         }
         backoff = if started.elapsed() > Duration::from_secs(10) {
