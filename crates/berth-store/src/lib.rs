@@ -6,11 +6,13 @@
 //! network or the proxy, and never decide anything: it records what the control plane decides.
 
 mod iam;
+mod ec2;
 mod rows;
 mod schema;
 mod secrets;
 
 pub use iam::*;
+pub use ec2::*;
 pub use rows::*;
 pub use secrets::*;
 
