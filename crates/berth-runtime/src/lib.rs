@@ -22,6 +22,8 @@ pub mod labels {
     pub const REVISION: &str = "berth.revision";
     pub const TASK: &str = "berth.task";
     pub const TASK_ARN: &str = "berth.task-arn";
+    /// The berth instance (server) that owns the container.
+    pub const INSTANCE: &str = "berth.instance";
 }
 
 /// Everything a driver needs to start one task.
@@ -126,10 +128,7 @@ pub trait Driver: Send + Sync + 'static {
         Ok(None)
     }
     /// Makes the runtime's firewall enforce `policy` (replacing this owner's previous policy). Idempotent.
-    async fn sync_firewall(
-        &self,
-        _policy: &firewall::FirewallPolicy,
-    ) -> Result<firewall::FirewallReport, DriverError> {
+    async fn sync_firewall(&self, _policy: &firewall::FirewallPolicy) -> Result<firewall::FirewallReport, DriverError> {
         Err(DriverError::Unavailable(format!("the {} runtime has no firewall", self.name())))
     }
 }

@@ -48,7 +48,9 @@ pub(crate) fn network_for_revision(
     // Subnets: given ones must exist and share one VPC; default to the default VPC's public subnets.
     let requested_subnets = requested.and_then(|n| n.subnets.clone()).unwrap_or_default();
     let subnets = if requested_subnets.is_empty() {
-        let vpc = tx.vpc_default()?.ok_or_else(|| ControlError::invalid("There is no default VPC; give networkConfiguration.subnets."))?;
+        let vpc = tx
+            .vpc_default()?
+            .ok_or_else(|| ControlError::invalid("There is no default VPC; give networkConfiguration.subnets."))?;
         tx.subnets()?.into_iter().filter(|s| s.vpc_id == vpc.id && s.map_public_ip).collect::<Vec<_>>()
     } else {
         let mut out = Vec::new();
@@ -88,7 +90,9 @@ pub(crate) fn network_for_revision(
         user_groups.push(id);
     }
     if user_groups.len() + 1 > 5 {
-        return Err(ControlError::invalid("networkConfiguration.securityGroups can have at most 4 groups besides the one Express creates."));
+        return Err(ControlError::invalid(
+            "networkConfiguration.securityGroups can have at most 4 groups besides the one Express creates.",
+        ));
     }
 
     let tags = vec![(MANAGED_TAG.0.to_string(), MANAGED_TAG.1.to_string())];
@@ -109,11 +113,21 @@ pub(crate) fn network_for_revision(
                 for source in ["0.0.0.0/0", "::/0"] {
                     let c = cidr(source)?;
                     let peer = if c.is_ipv4() { Peer::V4(c) } else { Peer::V6(c) };
-                    specs.push(RuleSpec { protocol: "tcp".into(), from_port: port, to_port: port, peer, description: None });
+                    specs.push(RuleSpec {
+                        protocol: "tcp".into(),
+                        from_port: port,
+                        to_port: port,
+                        peer,
+                        description: None,
+                    });
                 }
             }
             groups::authorize(c, tx, &g, false, &specs, &tags)?;
-            tx.service_group_put(&ServiceGroupRow { service_id: service.id, group_id: g.id.clone(), role: GroupRole::LoadBalancer })?;
+            tx.service_group_put(&ServiceGroupRow {
+                service_id: service.id,
+                group_id: g.id.clone(),
+                role: GroupRole::LoadBalancer,
+            })?;
             g
         }
     };
@@ -128,7 +142,11 @@ pub(crate) fn network_for_revision(
                 &vpc_id,
                 &tags,
             )?;
-            tx.service_group_put(&ServiceGroupRow { service_id: service.id, group_id: g.id.clone(), role: GroupRole::Service })?;
+            tx.service_group_put(&ServiceGroupRow {
+                service_id: service.id,
+                group_id: g.id.clone(),
+                role: GroupRole::Service,
+            })?;
             g
         }
     };

@@ -94,7 +94,8 @@ impl Control {
             None => match self.driver.network_info(&self.config.network).await {
                 Ok(Some(info)) => {
                     if let Some(subnet) = info.subnet
-                        && let Err(e) = self.tx(|tx| super::network::adopt_network_subnet(tx, &self.config.network, subnet))
+                        && let Err(e) =
+                            self.tx(|tx| super::network::adopt_network_subnet(tx, &self.config.network, subnet))
                     {
                         tracing::warn!(error = %e, "cannot record the VPC's CIDR");
                     }
@@ -113,7 +114,14 @@ impl Control {
             let tasks = tx.tasks_not_stopped()?;
             let attachments = tx.service_groups_all()?;
             let rules = tx.security_group_rules_all()?;
-            Ok::<_, ControlError>(desired(&self.names.instance, &self.config.network, &tasks, &attachments, &rules, &lb_sources))
+            Ok::<_, ControlError>(desired(
+                &self.names.instance,
+                &self.config.network,
+                &tasks,
+                &attachments,
+                &rules,
+                &lb_sources,
+            ))
         }) {
             Ok(p) => p,
             Err(e) => {
@@ -277,7 +285,11 @@ mod tests {
         let mut stopped = tasks.clone();
         stopped[1].last_status = TaskStatus::Stopped;
         let p = desired("inst", "net", &stopped, &attachments, &rules, &lb);
-        assert_eq!(show(&p), ["172.18.0.2 [tcp:8080<-172.18.0.1/32]"], "a stopped task is neither protected nor a source");
+        assert_eq!(
+            show(&p),
+            ["172.18.0.2 [tcp:8080<-172.18.0.1/32]"],
+            "a stopped task is neither protected nor a source"
+        );
     }
 
     #[test]

@@ -65,7 +65,8 @@ pub(crate) fn resolve(tx: &Tx<'_>, id: Option<&str>, name: Option<&str>) -> Resu
     match (id, name) {
         (Some(id), _) => tx.security_group_get(id)?.ok_or_else(|| malformed_or_missing(id)),
         (None, Some(name)) => {
-            let vpc = tx.vpc_default()?.ok_or_else(|| err(ErrorCode::Ec2InvalidVpcIdNotFound, "There is no default VPC"))?;
+            let vpc =
+                tx.vpc_default()?.ok_or_else(|| err(ErrorCode::Ec2InvalidVpcIdNotFound, "There is no default VPC"))?;
             tx.security_group_by_name(&vpc.id, name)?.ok_or_else(|| {
                 err(
                     ErrorCode::Ec2InvalidGroupNotFound,
@@ -73,7 +74,9 @@ pub(crate) fn resolve(tx: &Tx<'_>, id: Option<&str>, name: Option<&str>) -> Resu
                 )
             })
         }
-        (None, None) => Err(err(ErrorCode::MissingParameter, "The request must contain the parameter groupName or groupId")),
+        (None, None) => {
+            Err(err(ErrorCode::MissingParameter, "The request must contain the parameter groupName or groupId"))
+        }
     }
 }
 
@@ -86,7 +89,10 @@ fn rule_arn(c: &Control, id: &str) -> String {
 }
 
 /// The tags of the TagSpecifications addressed to `resource_type`.
-fn spec_tags(specs: &Option<Vec<TagSpecification>>, resource_type: ResourceType) -> Result<Vec<(String, String)>, ControlError> {
+fn spec_tags(
+    specs: &Option<Vec<TagSpecification>>,
+    resource_type: ResourceType,
+) -> Result<Vec<(String, String)>, ControlError> {
     let mut tags = Vec::new();
     for s in specs.iter().flatten() {
         match s.resource_type {
@@ -118,7 +124,10 @@ pub(crate) fn create_group(
         return Err(err(ErrorCode::InvalidParameterValue, "Group names have 1 to 255 characters."));
     }
     if name.to_ascii_lowercase().starts_with("sg-") {
-        return Err(err(ErrorCode::InvalidParameterValue, format!("Group names may not be in the format sg-*: '{name}'.")));
+        return Err(err(
+            ErrorCode::InvalidParameterValue,
+            format!("Group names may not be in the format sg-*: '{name}'."),
+        ));
     }
     if description.chars().count() > 255 {
         return Err(err(ErrorCode::InvalidParameterValue, "Group descriptions have at most 255 characters."));
@@ -153,7 +162,10 @@ pub(crate) fn create(c: &Control, r: CreateSecurityGroupRequest) -> Result<Creat
     let g = c.tx(|tx| {
         let vpc_id = match &r.vpc_id {
             Some(v) => v.clone(),
-            None => tx.vpc_default()?.map(|v| v.id).ok_or_else(|| err(ErrorCode::Ec2InvalidVpcIdNotFound, "No default VPC"))?,
+            None => tx
+                .vpc_default()?
+                .map(|v| v.id)
+                .ok_or_else(|| err(ErrorCode::Ec2InvalidVpcIdNotFound, "No default VPC"))?,
         };
         create_group(c, tx, &name, &description, &vpc_id, &tags)
     })?;
@@ -196,7 +208,10 @@ pub(crate) fn delete(c: &Control, r: DeleteSecurityGroupRequest) -> Result<Delet
     Ok(DeleteSecurityGroupResult { r#return: Some(true), group_id: Some(id) })
 }
 
-pub(crate) fn describe(c: &Control, r: DescribeSecurityGroupsRequest) -> Result<DescribeSecurityGroupsResult, ControlError> {
+pub(crate) fn describe(
+    c: &Control,
+    r: DescribeSecurityGroupsRequest,
+) -> Result<DescribeSecurityGroupsResult, ControlError> {
     let ids = r.group_ids.unwrap_or_default();
     let names = r.group_names.unwrap_or_default();
     let filters = r.filters.unwrap_or_default();
@@ -256,7 +271,10 @@ fn page<T>(items: Vec<T>, token: Option<&str>, max: Option<i32>) -> Result<(Vec<
     if let Some(m) = max
         && !(5..=1000).contains(&m)
     {
-        return Err(err(ErrorCode::InvalidParameterValue, format!("Value ( {m} ) for parameter maxResults is invalid. Expecting a value between 5 and 1000.")));
+        return Err(err(
+            ErrorCode::InvalidParameterValue,
+            format!("Value ( {m} ) for parameter maxResults is invalid. Expecting a value between 5 and 1000."),
+        ));
     }
     let start: usize = match token {
         None => 0,
@@ -268,7 +286,12 @@ fn page<T>(items: Vec<T>, token: Option<&str>, max: Option<i32>) -> Result<(Vec<
     Ok((out, (start + max < total).then(|| (start + max).to_string())))
 }
 
-fn render_rule(c: &Control, tx: &Tx<'_>, r: &SecurityGroupRuleRow, owner: &str) -> Result<SecurityGroupRule, ControlError> {
+fn render_rule(
+    c: &Control,
+    tx: &Tx<'_>,
+    r: &SecurityGroupRuleRow,
+    owner: &str,
+) -> Result<SecurityGroupRule, ControlError> {
     let (from, to) = rules::ports(r);
     let referenced = match &r.referenced_group_id {
         Some(g) => Some(ReferencedSecurityGroup {
@@ -378,7 +401,10 @@ fn specs(tx: &Tx<'_>, g: &SecurityGroupRow, perms: &[IpPermission]) -> Result<Ve
             let peer = match (&pair.group_id, &pair.group_name) {
                 (Some(id), _) => tx.security_group_get(id)?.ok_or_else(|| malformed_or_missing(id))?,
                 (None, Some(name)) => tx.security_group_by_name(&g.vpc_id, name)?.ok_or_else(|| {
-                    err(ErrorCode::Ec2InvalidGroupNotFound, format!("The security group '{name}' does not exist in VPC '{}'", g.vpc_id))
+                    err(
+                        ErrorCode::Ec2InvalidGroupNotFound,
+                        format!("The security group '{name}' does not exist in VPC '{}'", g.vpc_id),
+                    )
                 })?,
                 (None, None) => {
                     return Err(err(ErrorCode::MissingParameter, "A UserIdGroupPair needs GroupId or GroupName."));
@@ -387,7 +413,10 @@ fn specs(tx: &Tx<'_>, g: &SecurityGroupRow, perms: &[IpPermission]) -> Result<Ve
             if peer.vpc_id != g.vpc_id {
                 return Err(err(
                     ErrorCode::InvalidParameterValue,
-                    format!("Security group {} is in VPC {}, not in {} (no peering in berth).", peer.id, peer.vpc_id, g.vpc_id),
+                    format!(
+                        "Security group {} is in VPC {}, not in {} (no peering in berth).",
+                        peer.id, peer.vpc_id, g.vpc_id
+                    ),
                 ));
             }
             Ok(peer.id)
@@ -424,7 +453,11 @@ pub(crate) fn authorize(
     let existing: Vec<SecurityGroupRuleRow> =
         tx.security_group_rules(&g.id)?.into_iter().filter(|x| x.egress == egress).collect();
     for (i, s) in specs.iter().enumerate() {
-        if existing.iter().any(|x| s.same_as(x)) || specs[..i].iter().any(|o| o.protocol == s.protocol && o.from_port == s.from_port && o.to_port == s.to_port && o.peer == s.peer) {
+        if existing.iter().any(|x| s.same_as(x))
+            || specs[..i].iter().any(|o| {
+                o.protocol == s.protocol && o.from_port == s.from_port && o.to_port == s.to_port && o.peer == s.peer
+            })
+        {
             return Err(err(
                 ErrorCode::Ec2InvalidPermissionDuplicate,
                 format!("the specified rule \"{}\" already exists", describe_spec(s)),

@@ -80,7 +80,10 @@ pub(crate) fn tag_pairs(tags: &[Tag]) -> Result<Vec<(String, String)>, ControlEr
             ));
         }
         if key.to_ascii_lowercase().starts_with("aws:") {
-            return Err(err(ErrorCode::InvalidParameterValue, format!("Tag keys starting with 'aws:' are reserved: '{key}'.")));
+            return Err(err(
+                ErrorCode::InvalidParameterValue,
+                format!("Tag keys starting with 'aws:' are reserved: '{key}'."),
+            ));
         }
         if out.iter().any(|(k, _)| *k == key) {
             return Err(err(ErrorCode::InvalidParameterValue, format!("Duplicate tag key '{key}'.")));
@@ -130,7 +133,8 @@ pub(crate) fn filters_match(
         } else if name == "tag-value" {
             tags.iter().map(|(_, v)| v.clone()).collect()
         } else {
-            field(name).ok_or_else(|| err(ErrorCode::InvalidParameterValue, format!("The filter '{name}' is invalid")))?
+            field(name)
+                .ok_or_else(|| err(ErrorCode::InvalidParameterValue, format!("The filter '{name}' is invalid")))?
         };
         if !wanted.iter().any(|w| have.iter().any(|h| glob(w, h))) {
             return Ok(false);

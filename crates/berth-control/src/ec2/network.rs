@@ -61,13 +61,18 @@ pub(crate) fn ensure_default_vpc(c: &Control, tx: &Tx<'_>) -> Result<(), Control
         };
         tx.security_group_insert(&g)?;
         // AWS's default group: members may reach each other; all outbound traffic is allowed.
-        super::groups::insert_rule(tx, &g.id, false, &super::rules::RuleSpec {
-            protocol: "-1".into(),
-            from_port: -1,
-            to_port: -1,
-            peer: super::rules::Peer::Group(g.id.clone()),
-            description: None,
-        })?;
+        super::groups::insert_rule(
+            tx,
+            &g.id,
+            false,
+            &super::rules::RuleSpec {
+                protocol: "-1".into(),
+                from_port: -1,
+                to_port: -1,
+                peer: super::rules::Peer::Group(g.id.clone()),
+                description: None,
+            },
+        )?;
         super::groups::insert_default_egress(tx, &g.id)?;
     }
     Ok(())
@@ -270,7 +275,12 @@ pub(crate) fn describe_tags(c: &Control, r: DescribeTagsRequest) -> Result<Descr
             _ => None,
         })?;
         if keep {
-            out.push(TagDescription { resource_id: Some(id), resource_type: rtype, key: Some(key), value: Some(value) });
+            out.push(TagDescription {
+                resource_id: Some(id),
+                resource_type: rtype,
+                key: Some(key),
+                value: Some(value),
+            });
         }
     }
     let max = r.max_results.map(|m| m.clamp(5, 1000));
@@ -279,7 +289,11 @@ pub(crate) fn describe_tags(c: &Control, r: DescribeTagsRequest) -> Result<Descr
 }
 
 /// Pagination for lists that allow up to 1,000 items a page.
-fn paginate_large<T>(items: Vec<T>, token: Option<&str>, max: Option<i32>) -> Result<(Vec<T>, Option<String>), ControlError> {
+fn paginate_large<T>(
+    items: Vec<T>,
+    token: Option<&str>,
+    max: Option<i32>,
+) -> Result<(Vec<T>, Option<String>), ControlError> {
     let start: usize = match token {
         None => 0,
         Some(t) => t.parse().map_err(|_| err(ErrorCode::InvalidParameterValue, "Invalid NextToken"))?,
@@ -296,7 +310,9 @@ mod tests {
 
     #[test]
     fn default_subnets_follow_the_vpc_block() {
-        let show = |c: &str| default_subnet_cidrs(c.parse().expect("cidr")).iter().map(ToString::to_string).collect::<Vec<_>>();
+        let show = |c: &str| {
+            default_subnet_cidrs(c.parse().expect("cidr")).iter().map(ToString::to_string).collect::<Vec<_>>()
+        };
         assert_eq!(show("172.31.0.0/16"), ["172.31.0.0/20", "172.31.16.0/20", "172.31.32.0/20"]);
         assert_eq!(show("172.18.0.0/16"), ["172.18.0.0/20", "172.18.16.0/20", "172.18.32.0/20"]);
         assert_eq!(show("10.0.0.0/24"), ["10.0.0.0/26", "10.0.0.64/26", "10.0.0.128/26"]);

@@ -64,7 +64,9 @@ pub fn normalize_protocol(
     from: Option<i32>,
     to: Option<i32>,
 ) -> Result<(String, i32, i32), ControlError> {
-    let raw = protocol.ok_or_else(|| ControlError::code(ErrorCode::MissingParameter, "The request must contain the parameter ipProtocol"))?;
+    let raw = protocol.ok_or_else(|| {
+        ControlError::code(ErrorCode::MissingParameter, "The request must contain the parameter ipProtocol")
+    })?;
     let name = match raw.to_ascii_lowercase().as_str() {
         "-1" | "all" => "-1".to_string(),
         "tcp" | "6" => "tcp".into(),
@@ -246,8 +248,7 @@ pub fn allowed_sources(rules: &[SecurityGroupRuleRow], port: u16, members: &dyn 
         .iter()
         .flat_map(|r| to_allows(r, members))
         .filter(|a| {
-            matches!(a.protocol, Protocol::All | Protocol::Tcp)
-                && a.ports.is_none_or(|(f, t)| (f..=t).contains(&port))
+            matches!(a.protocol, Protocol::All | Protocol::Tcp) && a.ports.is_none_or(|(f, t)| (f..=t).contains(&port))
         })
         .map(|a| a.source)
         .collect();
@@ -331,8 +332,14 @@ mod tests {
         );
         assert_eq!(specs[0].description.as_deref(), Some("d"));
         let bad_cases = [
-            IpPermission { ip_ranges: Some(vec![IpRange { cidr_ip: Some("::/0".into()), description: None }]), ..p.clone() },
-            IpPermission { ip_ranges: Some(vec![IpRange { cidr_ip: Some("10.0.0.0/40".into()), description: None }]), ..p.clone() },
+            IpPermission {
+                ip_ranges: Some(vec![IpRange { cidr_ip: Some("::/0".into()), description: None }]),
+                ..p.clone()
+            },
+            IpPermission {
+                ip_ranges: Some(vec![IpRange { cidr_ip: Some("10.0.0.0/40".into()), description: None }]),
+                ..p.clone()
+            },
             IpPermission {
                 ipv6_ranges: Some(vec![Ipv6Range { cidr_ipv6: Some("10.0.0.0/8".into()), description: None }]),
                 ..p.clone()

@@ -298,8 +298,15 @@ impl ValidSpec {
     /// Creates or validates the service's security groups and subnets (EC2) and records the effective
     /// network configuration in the spec.
     fn with_security_groups(&mut self, c: &Control, tx: &Tx<'_>, service: &ServiceRow) -> Result<(), ControlError> {
-        let port = self.config.primary_container.as_ref().and_then(|p| p.container_port).unwrap_or(DEFAULT_CONTAINER_PORT);
-        let net = crate::ec2::express::network_for_revision(c, tx, service, self.config.network_configuration.as_ref(), port)?;
+        let port =
+            self.config.primary_container.as_ref().and_then(|p| p.container_port).unwrap_or(DEFAULT_CONTAINER_PORT);
+        let net = crate::ec2::express::network_for_revision(
+            c,
+            tx,
+            service,
+            self.config.network_configuration.as_ref(),
+            port,
+        )?;
         self.config.network_configuration = Some(net);
         Ok(())
     }
