@@ -188,7 +188,7 @@ pub fn load_balancer_group(tx: &Tx<'_>, service_id: i64) -> Result<Option<String
 }
 
 /// Deletes the groups berth created for services that are gone (INACTIVE), and forgets those services'
-/// attachments. A group another group's rule still references stays (logged) until that rule goes.
+/// attachments of user groups. A group another group's rule still references stays until that rule goes.
 pub(crate) fn release_inactive(tx: &Tx<'_>) -> Result<(), ControlError> {
     let mut doomed: Vec<(i64, String, GroupRole)> = Vec::new();
     for a in tx.service_groups_all()? {
@@ -210,10 +210,7 @@ pub(crate) fn release_inactive(tx: &Tx<'_>) -> Result<(), ControlError> {
         let mut kept = Vec::new();
         for g in left {
             let Some(row) = tx.security_group_get(g)? else { continue };
-            tx.service_groups_all()?
-                .into_iter()
-                .filter(|a| &a.group_id == g)
-                .try_for_each(|a| tx.service_group_remove(a.service_id, &a.group_id))?;
+            // Attachments to INACTIVE services do not count; deleting the group removes them.
             match groups::in_use(tx, &row)? {
                 None => {
                     tracing::info!(group = %g, "deleting the security group of a deleted Express service");
@@ -228,7 +225,8 @@ pub(crate) fn release_inactive(tx: &Tx<'_>) -> Result<(), ControlError> {
         }
     }
     for g in left {
-        tracing::warn!(group = %g, "a deleted service's security group is still referenced by another group's rule; keeping it");
+        // Retried on every pass until the referencing rule or group goes.
+        tracing::debug!(group = %g, "a deleted service's security group is still referenced by another group's rule; keeping it");
     }
     Ok(())
 }
