@@ -21,6 +21,7 @@ impl Control {
     /// Handles one decoded EC2 operation for an authenticated caller.
     pub async fn handle_ec2(&self, caller: &CallerIdentity, op: Operation) -> Result<Output, AwsError> {
         authz::authorize(caller, &format!("ec2:{}", op.name()))?;
+        let mutates = !op.name().starts_with("Describe");
         let out = match op {
             Operation::DescribeVpcs(r) => network::describe_vpcs(self, r).map(Output::DescribeVpcs),
             Operation::DescribeSubnets(r) => network::describe_subnets(self, r).map(Output::DescribeSubnets),
@@ -45,7 +46,7 @@ impl Control {
                 groups::revoke_egress(self, r).map(Output::RevokeSecurityGroupEgress)
             }
         };
-        if out.is_ok() {
+        if out.is_ok() && mutates {
             // Rules, groups or attachments may have changed: let the reconciler re-plan the firewall.
             self.wake();
         }
