@@ -13,7 +13,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from berthlib import DEMO_IMAGE, containers, docker, unique, wait_for
+from berthlib import DEMO_IMAGE, container_labels, containers, docker, unique, wait_for
 
 NETWORK = "berth-default"
 
@@ -80,7 +80,7 @@ def test_default_vpc_subnets_and_group_with_the_cli(berth):
 def test_security_group_lifecycle_and_errors(berth):
     client = ec2(berth)
     vpc_id = client.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
-    name = unique("sg")
+    name = unique("grp")
     created = client.create_security_group(
         GroupName=name,
         Description="e2e group",
@@ -255,13 +255,13 @@ def test_express_groups_are_created_and_enforced(berth):
 
         # -- enforcement: B's task and a stranger container cannot open A's port; the proxy can.
         a_ct, b_ct = task_container(a), task_container(b)
-        target = f"{container_ip(a_ct['Id'])}:80"
+        target = f"{container_ip(a_ct['ID'])}:80"
         start = time.monotonic()
-        wait_for("B's connection to A to be refused", lambda: not probe_from(b_ct["Id"], target), 15, interval=0.2)
-        assert not probe_from(b_ct["Id"], target)
+        wait_for("B's connection to A to be refused", lambda: not probe_from(b_ct["ID"], target), 15, interval=0.2)
+        assert not probe_from(b_ct["ID"], target)
         assert not probe_from_stranger(target)
         assert berth.https_get(a_host, "/ping").status == 200, "the load balancer still reaches A"
-        instance = a_ct["Labels"]["berth.instance"]
+        instance = container_labels(a_ct["ID"])["berth.instance"]
         chain = subprocess.run(["iptables", "-S", f"BERTH-SG-{instance}"], capture_output=True, text=True,
                                timeout=10, check=True).stdout
         assert f"-d {target.split(':')[0]}/32 -j DROP" in chain, chain
@@ -270,7 +270,7 @@ def test_express_groups_are_created_and_enforced(berth):
         client.authorize_security_group_ingress(GroupId=a_sg, IpPermissions=[{
             "IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "UserIdGroupPairs": [{"GroupId": b_sg}]}])
         start = time.monotonic()
-        wait_for("B's connection to A to open", lambda: probe_from(b_ct["Id"], target), 10, interval=0.1)
+        wait_for("B's connection to A to open", lambda: probe_from(b_ct["ID"], target), 10, interval=0.1)
         opened_after = time.monotonic() - start
         print(f"\nB reached A {opened_after:.2f}s after AuthorizeSecurityGroupIngress")
         assert opened_after < 5, opened_after
@@ -278,7 +278,7 @@ def test_express_groups_are_created_and_enforced(berth):
         # ... and revoking closes it again
         client.revoke_security_group_ingress(GroupId=a_sg, IpPermissions=[{
             "IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "UserIdGroupPairs": [{"GroupId": b_sg}]}])
-        wait_for("B's connection to A to be refused again", lambda: not probe_from(b_ct["Id"], target), 10,
+        wait_for("B's connection to A to be refused again", lambda: not probe_from(b_ct["ID"], target), 10,
                  interval=0.1)
     finally:
         berth.best_effort_delete(a)
