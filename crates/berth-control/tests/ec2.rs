@@ -166,7 +166,7 @@ async fn express_groups_become_the_firewall_policy() {
     let api = w.create("api", &[&extra]).await.expect("api");
     let (web_groups, api_groups) = (service_groups(&web), service_groups(&api));
     assert_eq!(web_groups.len(), 1);
-    assert_eq!(api_groups[1..], [extra.clone()], "the user's group is added after Express's own");
+    assert_eq!(api_groups[1..], *std::slice::from_ref(&extra), "the user's group is added after Express's own");
     assert_eq!(w.groups(vec![filter("tag:AmazonECSManaged", "true")]).await.len(), 4, "two groups per service");
     w.settle().await;
 

@@ -231,7 +231,8 @@ pub(crate) fn describe(
             if !ids.is_empty() && !ids.contains(&g.id) {
                 continue;
             }
-            if !names.is_empty() && !(names.contains(&g.name) && default_vpc.as_deref() == Some(g.vpc_id.as_str())) {
+            let named = names.contains(&g.name) && default_vpc.as_deref() == Some(g.vpc_id.as_str());
+            if !names.is_empty() && !named {
                 continue;
             }
             let tags = tx.ec2_tags_get(&g.id)?;

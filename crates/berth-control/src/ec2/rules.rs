@@ -285,7 +285,8 @@ mod tests {
 
     #[test]
     fn protocols_and_ports_normalize_like_ec2() {
-        let cases: &[(Option<&str>, Option<i32>, Option<i32>, Result<(&str, i32, i32), &str>)] = &[
+        type Case<'a> = (Option<&'a str>, Option<i32>, Option<i32>, Result<(&'a str, i32, i32), &'a str>);
+        let cases: &[Case<'_>] = &[
             (Some("tcp"), Some(80), Some(80), Ok(("tcp", 80, 80))),
             (Some("6"), Some(1000), Some(2000), Ok(("tcp", 1000, 2000))),
             (Some("UDP"), Some(53), Some(53), Ok(("udp", 53, 53))),
@@ -354,7 +355,8 @@ mod tests {
     fn ingress_rules_match_protocol_port_and_source() {
         let v4 = |s: &str| -> IpAddr { s.parse().expect("ip") };
         // (rule, protocol, port, source, source groups, allowed)
-        let cases: &[(SecurityGroupRuleRow, Protocol, u16, &str, &[&str], bool)] = &[
+        type Case<'a> = (SecurityGroupRuleRow, Protocol, u16, &'a str, &'a [&'a str], bool);
+        let cases: &[Case<'_>] = &[
             (rule("tcp", 80, 80, "0.0.0.0/0"), Protocol::Tcp, 80, "203.0.113.5", &[], true),
             (rule("tcp", 80, 80, "0.0.0.0/0"), Protocol::Tcp, 81, "203.0.113.5", &[], false),
             (rule("tcp", 80, 80, "0.0.0.0/0"), Protocol::Udp, 80, "203.0.113.5", &[], false),
