@@ -145,7 +145,7 @@ async fn the_default_vpc_exists_from_first_start_and_takes_the_networks_subnet()
 
 #[tokio::test]
 async fn express_groups_become_the_firewall_policy() {
-    let w = World::new("express");
+    let mut w = World::new("express");
     w.settle().await;
     let err = w.create("bad", &["sg-00000000000000000"]).await.expect_err("unknown group");
     assert_eq!(err.code, ErrorCode::InvalidParameter);
@@ -181,6 +181,25 @@ async fn express_groups_become_the_firewall_policy() {
             "only the load balancer reaches the container port"
         );
     }
+
+    // The load balancer admits anyone on 443 and 80, nobody on other ports (the proxy's source filter).
+    let show =
+        |v: Option<Vec<berth_core::cidr::Cidr>>| v.map(|v| v.iter().map(ToString::to_string).collect::<Vec<_>>());
+    let lb443 =
+        (1..=2).map(|id| show(w.control.load_balancer_allowed_sources(id, 443).expect("sources"))).collect::<Vec<_>>();
+    assert!(
+        lb443.iter().all(|s| s.as_deref() == Some(&["0.0.0.0/0".to_string(), "::/0".to_string()][..])),
+        "{lb443:?}"
+    );
+    assert_eq!(show(w.control.load_balancer_allowed_sources(1, 8443).expect("sources")), Some(vec![]));
+    assert_eq!(w.control.load_balancer_allowed_sources(99, 443).expect("sources"), None);
+
+    // A restarted control plane applies the same policy (restart-safe).
+    let (before, syncs) = (w.driver.firewall(), w.driver.firewall_syncs());
+    w.restart();
+    w.settle().await;
+    assert!(w.driver.firewall_syncs() > syncs, "a new control plane applies its policy at its first pass");
+    assert_eq!(w.driver.firewall(), before);
 
     // Let api's tasks into web through api's user group: web's entry gains api's task address.
     w.ec2(ec2::Operation::AuthorizeSecurityGroupIngress(ec2::AuthorizeSecurityGroupIngressRequest {

@@ -230,3 +230,33 @@ pub(crate) fn release_inactive(tx: &Tx<'_>) -> Result<(), ControlError> {
     }
     Ok(())
 }
+
+impl Control {
+    /// The source networks the load balancer of service `service_id` admits on listener `port`, from its
+    /// load balancer security group's ingress rules (a group reference stands for that group's tasks).
+    /// `None` when the service has no load balancer group. This is what the proxy's source filter uses.
+    pub fn load_balancer_allowed_sources(&self, service_id: i64, port: u16) -> Result<Option<Vec<Cidr>>, ControlError> {
+        self.tx(|tx| {
+            let Some(group) = load_balancer_group(tx, service_id)? else {
+                return Ok(None);
+            };
+            let rules = tx.security_group_rules(&group)?;
+            let tasks = tx.tasks_not_stopped()?;
+            let attachments = tx.service_groups_all()?;
+            let members = |g: &str| -> Vec<Cidr> {
+                let services: Vec<i64> = attachments
+                    .iter()
+                    .filter(|a| a.group_id == g && a.role != GroupRole::LoadBalancer)
+                    .map(|a| a.service_id)
+                    .collect();
+                tasks
+                    .iter()
+                    .filter(|t| t.service_id.is_some_and(|s| services.contains(&s)))
+                    .filter_map(|t| t.ip.as_deref()?.parse().ok())
+                    .map(Cidr::host)
+                    .collect()
+            };
+            Ok(Some(super::rules::allowed_sources(&rules, port, &members)))
+        })
+    }
+}
