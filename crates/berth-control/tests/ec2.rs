@@ -250,3 +250,67 @@ async fn express_groups_become_the_firewall_policy() {
     assert_eq!(w.groups(vec![filter("group-id", &extra)]).await.len(), 1);
     assert!(w.driver.firewall().expect("policy").tasks.is_empty(), "no task left to protect");
 }
+
+#[tokio::test]
+async fn an_update_keeps_the_managed_groups_and_follows_the_port_and_the_users_groups() {
+    let w = World::new("update");
+    w.settle().await;
+    let mut extra = Vec::new();
+    for name in ["one", "two"] {
+        let Ok(ec2::Output::CreateSecurityGroup(g)) = w
+            .ec2(ec2::Operation::CreateSecurityGroup(ec2::CreateSecurityGroupRequest {
+                group_name: Some(name.into()),
+                description: Some(name.into()),
+                ..Default::default()
+            }))
+            .await
+        else {
+            panic!("create group")
+        };
+        extra.push(g.group_id.expect("id"));
+    }
+    let web = w.create("web", &[&extra[0]]).await.expect("web");
+    let groups = service_groups(&web);
+    let managed = groups[0].clone();
+    // The user passes back what Describe showed, swaps their group, and changes the port.
+    let out = w
+        .ecs(ecs::Operation::UpdateExpressGatewayService(ecs::UpdateExpressGatewayServiceRequest {
+            service_arn: web.service_arn.clone(),
+            primary_container: Some(ecs::ExpressGatewayContainer {
+                image: Some("berth-demo:latest".into()),
+                container_port: Some(9090),
+                ..Default::default()
+            }),
+            network_configuration: Some(ecs::ExpressGatewayServiceNetworkConfiguration {
+                security_groups: Some(vec![managed.clone(), extra[1].clone()]),
+                subnets: None,
+            }),
+            ..Default::default()
+        }))
+        .await
+        .expect("update");
+    let ecs::Output::UpdateExpressGatewayService(u) = out else { panic!("wrong output") };
+    let target = u.service.and_then(|s| s.target_configuration).expect("target");
+    let net = target.network_configuration.expect("network");
+    assert_eq!(net.security_groups, Some(vec![managed.clone(), extra[1].clone()]), "no second managed group");
+    assert_eq!(w.groups(vec![filter("tag:AmazonECSManaged", "true")]).await.len(), 2);
+    let [svc] = &w.groups(vec![filter("group-id", &managed)]).await[..] else { panic!("one group") };
+    let ports: Vec<(Option<i32>, Option<i32>)> =
+        svc.ip_permissions.iter().flatten().map(|p| (p.from_port, p.to_port)).collect();
+    assert_eq!(ports, [(Some(9090), Some(9090))], "the container-port rule follows the port");
+    // The first user group is free again; the second is in use.
+    w.ec2(ec2::Operation::DeleteSecurityGroup(ec2::DeleteSecurityGroupRequest {
+        group_id: Some(extra[0].clone()),
+        ..Default::default()
+    }))
+    .await
+    .expect("no longer used");
+    let e = w
+        .ec2(ec2::Operation::DeleteSecurityGroup(ec2::DeleteSecurityGroupRequest {
+            group_id: Some(extra[1].clone()),
+            ..Default::default()
+        }))
+        .await
+        .expect_err("in use");
+    assert_eq!(e.code, ErrorCode::Ec2DependencyViolation);
+}
