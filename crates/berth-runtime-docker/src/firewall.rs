@@ -148,20 +148,36 @@ pub fn plan(
     }
     // Chains of instances that are gone: unhook, flush, delete.
     for (name, _) in observed.chains.iter().filter(|(n, _)| *n != chain) {
-        let owner = &name[CHAIN_PREFIX.len()..];
-        if !dead.contains(owner) {
-            continue;
+        if dead.contains(&name[CHAIN_PREFIX.len()..]) {
+            cmds.extend(removal(name, observed));
         }
-        for j in observed.jumps.iter().filter(|j| j.ends_with(&format!(" -j {name}"))) {
-            cmds.push(j.replacen("-A ", "-D ", 1));
-        }
-        cmds.push(format!("-F {name}"));
-        cmds.push(format!("-X {name}"));
     }
-    if cmds.is_empty() {
+    restore(cmds)
+}
+
+/// The restore input that removes `owner`'s chain and its jumps; `None` when it has none.
+pub fn remove(owner: &str, observed: &Observed) -> Option<String> {
+    let chain = chain_name(owner);
+    if !observed.chains.iter().any(|(n, _)| *n == chain) {
         return None;
     }
-    Some(format!("*filter\n{}\nCOMMIT\n", cmds.join("\n")))
+    restore(removal(&chain, observed))
+}
+
+fn removal(chain: &str, observed: &Observed) -> Vec<String> {
+    let mut cmds: Vec<String> = observed
+        .jumps
+        .iter()
+        .filter(|j| j.ends_with(&format!(" -j {chain}")))
+        .map(|j| j.replacen("-A ", "-D ", 1))
+        .collect();
+    cmds.push(format!("-F {chain}"));
+    cmds.push(format!("-X {chain}"));
+    cmds
+}
+
+fn restore(cmds: Vec<String>) -> Option<String> {
+    (!cmds.is_empty()).then(|| format!("*filter\n{}\nCOMMIT\n", cmds.join("\n")))
 }
 
 /// The owners of the berth chains `observed` has, other than `owner`.
