@@ -23,9 +23,14 @@ pub const RESYNC: Duration = Duration::from_secs(10);
 pub struct State {
     applied: Option<FirewallPolicy>,
     applied_at: Option<Instant>,
-    network: Option<NetworkInfo>,
+    /// The task network's addresses, and when they were read (re-read every [`NETWORK_REFRESH`], in case the
+    /// network was recreated).
+    network: Option<(NetworkInfo, Instant)>,
     unavailable_logged: bool,
 }
+
+/// How often the task network's subnet and gateway are re-read.
+pub const NETWORK_REFRESH: Duration = Duration::from_secs(60);
 
 /// The policy for `tasks`: each task that has an address and belongs to a service with security groups
 /// gets one entry; the sources of a group reference are the addresses of the tasks in that group, plus
@@ -90,8 +95,8 @@ impl Control {
         }
         let network = self.firewall.lock().unwrap_or_else(|e| e.into_inner()).network.clone();
         let network = match network {
-            Some(n) => n,
-            None => match self.driver.network_info(&self.config.network).await {
+            Some((n, at)) if at.elapsed() < NETWORK_REFRESH => n,
+            _ => match self.driver.network_info(&self.config.network).await {
                 Ok(Some(info)) => {
                     if let Some(subnet) = info.subnet
                         && let Err(e) =
@@ -99,7 +104,8 @@ impl Control {
                     {
                         tracing::warn!(error = %e, "cannot record the VPC's CIDR");
                     }
-                    self.firewall.lock().unwrap_or_else(|e| e.into_inner()).network = Some(info.clone());
+                    self.firewall.lock().unwrap_or_else(|e| e.into_inner()).network =
+                        Some((info.clone(), Instant::now()));
                     info
                 }
                 Ok(None) => return,
