@@ -146,6 +146,7 @@ CREATE TABLE parameter_versions (
     last_modified_user TEXT NOT NULL,
     PRIMARY KEY (name, version)
 );
+"#,
     // EC2: VPCs, subnets, security groups and their rules, tags on EC2 ids, and which groups a service uses.
     r#"
 CREATE TABLE ec2_vpcs (
