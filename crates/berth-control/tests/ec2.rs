@@ -33,11 +33,7 @@ impl World {
         let ca = Arc::new(Ca::generate().expect("ca"));
         let control =
             Control::new(config(), Store::open(&db).expect("store"), driver.clone(), ca.clone()).expect("control");
-        let caller = CallerIdentity {
-            principal_arn: format!("arn:aws:iam::{}:root", control.account_id()),
-            account: control.account_id().into(),
-            user_id: control.account_id().into(),
-        };
+        let caller = CallerIdentity::root(control.account_id());
         World { control, driver, caller, db, ca }
     }
 

@@ -5,14 +5,14 @@
 //! ([`Store::tx`]), so a failed command leaves nothing half-written. It must never call a runtime, the
 //! network or the proxy, and never decide anything: it records what the control plane decides.
 
-mod iam;
 mod ec2;
+mod iam;
 mod rows;
 mod schema;
 mod secrets;
 
-pub use iam::*;
 pub use ec2::*;
+pub use iam::*;
 pub use rows::*;
 pub use secrets::*;
 
