@@ -103,6 +103,43 @@ impl World {
     }
 }
 
+/// Creates `exec` (trusting ecs-tasks.amazonaws.com, AmazonECSTaskExecutionRolePolicy) and `infra` (trusting
+/// ecs.amazonaws.com, AmazonECSInfrastructureRoleforExpressGatewayServices).
+async fn create_express_roles(control: &Control, caller: &CallerIdentity) {
+    use berth_model::iam::{AttachRolePolicyRequest, CreateRoleRequest, Operation as Iam};
+    let trust = |service: &str| {
+        format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"Service":"{service}"}},"Action":"sts:AssumeRole"}}]}}"#
+        )
+    };
+    for (role, service, policy) in [
+        ("exec", "ecs-tasks.amazonaws.com", "AmazonECSTaskExecutionRolePolicy"),
+        ("infra", "ecs.amazonaws.com", "AmazonECSInfrastructureRoleforExpressGatewayServices"),
+    ] {
+        control
+            .handle_iam(
+                caller,
+                Iam::CreateRole(CreateRoleRequest {
+                    role_name: Some(role.into()),
+                    assume_role_policy_document: Some(trust(service)),
+                    ..Default::default()
+                }),
+            )
+            .await
+            .expect("create role");
+        control
+            .handle_iam(
+                caller,
+                Iam::AttachRolePolicy(AttachRolePolicyRequest {
+                    role_name: Some(role.into()),
+                    policy_arn: Some(format!("arn:aws:iam::aws:policy/service-role/{policy}")),
+                }),
+            )
+            .await
+            .expect("attach");
+    }
+}
+
 fn filter(name: &str, value: &str) -> ec2::Filter {
     ec2::Filter { name: Some(name.into()), values: Some(vec![value.into()]) }
 }
@@ -142,6 +179,7 @@ async fn the_default_vpc_exists_from_first_start_and_takes_the_networks_subnet()
 #[tokio::test]
 async fn express_groups_become_the_firewall_policy() {
     let mut w = World::new("express");
+    create_express_roles(&w.control, &w.caller).await;
     w.settle().await;
     let err = w.create("bad", &["sg-00000000000000000"]).await.expect_err("unknown group");
     assert_eq!(err.code, ErrorCode::InvalidParameter);
@@ -250,6 +288,7 @@ async fn express_groups_become_the_firewall_policy() {
 #[tokio::test]
 async fn an_update_keeps_the_managed_groups_and_follows_the_port_and_the_users_groups() {
     let w = World::new("update");
+    create_express_roles(&w.control, &w.caller).await;
     w.settle().await;
     let mut extra = Vec::new();
     for name in ["one", "two"] {
