@@ -11,6 +11,7 @@
 pub mod authz;
 mod config;
 mod credentials;
+pub mod ec2;
 mod ecs;
 mod elbv2;
 mod error;
@@ -77,6 +78,7 @@ pub struct Control {
     reconciler: Mutex<reconcile::State>,
     /// Seals secret values and SecureStrings at rest.
     vault: berth_vault::Vault,
+    firewall: Mutex<ec2::firewall::State>,
 }
 
 impl Control {
@@ -126,8 +128,10 @@ impl Control {
             health: Mutex::new(HealthView::default()),
             reconciler: Mutex::new(reconcile::State::default()),
             vault,
+            firewall: Mutex::new(ec2::firewall::State::default()),
         });
         control.ensure_default_certificate()?;
+        control.tx(|tx| ec2::network::ensure_default_vpc(&control, tx))?;
         // Publish the table the store describes at once, so proxies get routes before the first pass.
         control.publish_routes()?;
         Ok(control)

@@ -104,6 +104,7 @@ impl Control {
         }
         self.execute(effects);
         self.publish_routes()?;
+        self.sync_firewall().await;
         self.prune(t)?;
         Ok(())
     }

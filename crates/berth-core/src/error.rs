@@ -82,6 +82,8 @@ pub enum ErrorCode {
     Ec2DependencyViolation,
     Ec2SecurityGroupLimitExceeded,
     Ec2RulesPerSecurityGroupLimitExceeded,
+    /// EC2 security groups: the default group cannot be deleted.
+    Ec2CannotDelete,
     // ELBv2 (codes from the botocore `elbv2` model).
     DuplicateTagKeys,
     HealthUnavailable,
@@ -209,6 +211,7 @@ impl ErrorCode {
             Ec2DependencyViolation => "DependencyViolation",
             Ec2SecurityGroupLimitExceeded => "SecurityGroupLimitExceeded",
             Ec2RulesPerSecurityGroupLimitExceeded => "RulesPerSecurityGroupLimitExceeded",
+            Ec2CannotDelete => "CannotDelete",
             DuplicateTagKeys => "DuplicateTagKeys",
             HealthUnavailable => "HealthUnavailable",
             IncompatibleProtocols => "IncompatibleProtocols",
@@ -321,6 +324,7 @@ impl ErrorCode {
             | Ec2DependencyViolation
             | Ec2SecurityGroupLimitExceeded
             | Ec2RulesPerSecurityGroupLimitExceeded
+            | Ec2CannotDelete
             | DuplicateTagKeys
             | IncompatibleProtocols
             | InvalidConfigurationRequest

@@ -5,6 +5,7 @@
 //! depend on another berth crate: every other crate may depend on it.
 
 pub mod arn;
+pub mod cidr;
 pub mod error;
 pub mod ids;
 pub mod sizing;

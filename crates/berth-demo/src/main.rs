@@ -27,6 +27,10 @@ struct Server {
 }
 
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("probe") {
+        std::process::exit(probe(&args[2..]));
+    }
     if let Ok(code) = std::env::var("DEMO_EXIT_CODE") {
         let code: i32 = code.trim().parse().unwrap_or(1);
         println!("berth-demo: DEMO_EXIT_CODE is set, exiting with code {code}");
@@ -73,6 +77,40 @@ fn main() {
                 eprintln!("berth-demo: accept failed: {e}");
                 std::thread::sleep(Duration::from_millis(10));
             }
+        }
+    }
+}
+
+/// `berth-demo probe <host:port> [timeout-ms]`: a TCP client for connectivity tests from inside a container.
+/// Exits 0 when the connection opens, 1 when it is refused or times out, 2 on bad arguments.
+fn probe(args: &[String]) -> i32 {
+    let Some(target) = args.first() else {
+        eprintln!("usage: berth-demo probe <host:port> [timeout-ms]");
+        return 2;
+    };
+    let timeout = match args.get(1).map(|t| t.parse::<u64>()) {
+        None => Duration::from_millis(2000),
+        Some(Ok(ms)) if ms > 0 => Duration::from_millis(ms),
+        Some(_) => {
+            eprintln!("berth-demo probe: timeout must be a positive number of milliseconds");
+            return 2;
+        }
+    };
+    let addr: SocketAddr = match target.parse() {
+        Ok(a) => a,
+        Err(_) => {
+            eprintln!("berth-demo probe: {target:?} is not an address such as 172.18.0.2:80");
+            return 2;
+        }
+    };
+    match TcpStream::connect_timeout(&addr, timeout) {
+        Ok(_) => {
+            println!("open {addr}");
+            0
+        }
+        Err(e) => {
+            println!("closed {addr}: {e}");
+            1
         }
     }
 }

@@ -8,6 +8,7 @@
 //! networks without berth's labels (other than refusing to reuse a name), and never leave a half-built
 //! container behind when a create or start fails.
 
+pub mod firewall;
 mod util;
 
 use std::collections::{BTreeMap, HashMap};
@@ -214,6 +215,45 @@ impl DockerDriver {
         Ok(())
     }
 
+    /// The network's subnet, gateway and bridge interface, if it exists.
+    async fn network_details(
+        &self,
+        name: &str,
+    ) -> Result<Option<(berth_runtime::firewall::NetworkInfo, String)>, DriverError> {
+        let Some(n) = self.networks_named(name).await?.into_iter().next() else {
+            return Ok(None);
+        };
+        let configs = n.ipam.and_then(|i| i.config).unwrap_or_default();
+        let v4 = configs.iter().find_map(|c| {
+            let subnet: berth_core::cidr::Cidr = c.subnet.as_deref()?.parse().ok()?;
+            subnet.is_ipv4().then(|| (subnet, c.gateway.as_deref().and_then(|g| g.parse::<IpAddr>().ok())))
+        });
+        let gateway = v4.and_then(|(subnet, gw)| {
+            gw.or_else(|| match subnet.addr() {
+                IpAddr::V4(a) => Some(IpAddr::V4(Ipv4Addr::from(u32::from(a) + 1))),
+                IpAddr::V6(_) => None,
+            })
+        });
+        let bridge = n
+            .options
+            .as_ref()
+            .and_then(|o| o.get("com.docker.network.bridge.name").cloned())
+            .or_else(|| n.id.as_deref().map(|id| format!("br-{}", &id[..id.len().min(12)])))
+            .ok_or_else(|| DriverError::Unavailable(format!("network {name} has no id")))?;
+        Ok(Some((berth_runtime::firewall::NetworkInfo { subnet: v4.map(|v| v.0), gateway }, bridge)))
+    }
+
+    /// Whether any running container carries `berth.instance=<owner>`.
+    async fn instance_has_containers(&self, owner: &str) -> Result<bool, DriverError> {
+        let options = ListContainersOptions {
+            all: false,
+            filters: Some(HashMap::from([("label".to_string(), vec![format!("{}={owner}", labels::INSTANCE)])])),
+            ..Default::default()
+        };
+        let list = self.docker.list_containers(Some(options)).await.map_err(|e| other(e, DriverError::Create))?;
+        Ok(!list.is_empty())
+    }
+
     /// The ObservedTask for one listed container, or `None` if it vanished meanwhile or is not a task.
     async fn observe(&self, summary: ContainerSummary) -> Result<Option<ObservedTask>, DriverError> {
         let container_labels: BTreeMap<String, String> = summary.labels.unwrap_or_default().into_iter().collect();
@@ -327,6 +367,35 @@ fn pull_error(image: &str, e: BollardError) -> DriverError {
 impl Driver for DockerDriver {
     fn name(&self) -> &'static str {
         "docker"
+    }
+
+    async fn network_info(&self, network: &str) -> Result<Option<berth_runtime::firewall::NetworkInfo>, DriverError> {
+        Ok(self.network_details(network).await?.map(|(info, _)| info))
+    }
+
+    async fn sync_firewall(
+        &self,
+        policy: &berth_runtime::firewall::FirewallPolicy,
+    ) -> Result<berth_runtime::firewall::FirewallReport, DriverError> {
+        let Some((_, bridge)) = self.network_details(&policy.network).await? else {
+            return Err(DriverError::Unavailable(format!("network {} does not exist yet", policy.network)));
+        };
+        let observed = firewall::observe().await?;
+        let mut dead = std::collections::BTreeSet::new();
+        for owner in firewall::other_owners(&policy.owner, &observed) {
+            if !self.instance_has_containers(&owner).await? {
+                dead.insert(owner);
+            }
+        }
+        let desired = firewall::render(policy);
+        let Some(input) = firewall::plan(&policy.owner, &bridge, &desired, &observed, &dead) else {
+            return Ok(berth_runtime::firewall::FirewallReport::default());
+        };
+        firewall::apply(&input).await?;
+        Ok(berth_runtime::firewall::FirewallReport {
+            changed: true,
+            collected: dead.iter().map(|o| format!("{}{o}", firewall::CHAIN_PREFIX)).collect(),
+        })
     }
 
     async fn ensure_network(&self, network: &str) -> Result<(), DriverError> {

@@ -5,6 +5,7 @@
 //! know Docker (only `berth-runtime-docker` does), never read the store, and never decide how many tasks
 //! should run: that is the control plane's job.
 
+pub mod firewall;
 pub mod memory;
 
 use std::collections::BTreeMap;
@@ -21,6 +22,8 @@ pub mod labels {
     pub const REVISION: &str = "berth.revision";
     pub const TASK: &str = "berth.task";
     pub const TASK_ARN: &str = "berth.task-arn";
+    /// The berth instance (server) that owns the container.
+    pub const INSTANCE: &str = "berth.instance";
 }
 
 /// Everything a driver needs to start one task.
@@ -120,4 +123,12 @@ pub trait Driver: Send + Sync + 'static {
     async fn remove_task(&self, task_id: &str) -> Result<(), DriverError>;
     /// Every berth-managed task container the runtime has, running or exited.
     async fn list_tasks(&self) -> Result<Vec<ObservedTask>, DriverError>;
+    /// The addresses of a task network, or `None` when it does not exist (yet).
+    async fn network_info(&self, _network: &str) -> Result<Option<firewall::NetworkInfo>, DriverError> {
+        Ok(None)
+    }
+    /// Makes the runtime's firewall enforce `policy` (replacing this owner's previous policy). Idempotent.
+    async fn sync_firewall(&self, _policy: &firewall::FirewallPolicy) -> Result<firewall::FirewallReport, DriverError> {
+        Err(DriverError::Unavailable(format!("the {} runtime has no firewall", self.name())))
+    }
 }

@@ -21,6 +21,8 @@ struct Inner {
     missing_images: BTreeSet<String>,
     private_images: BTreeMap<String, RegistryAuth>,
     started: Vec<TaskSpec>,
+    firewall: Option<crate::firewall::FirewallPolicy>,
+    firewall_syncs: usize,
 }
 
 impl MemoryDriver {
@@ -66,6 +68,16 @@ impl MemoryDriver {
 
     pub fn has_network(&self, name: &str) -> bool {
         self.lock().networks.contains(name)
+    }
+
+    /// The firewall policy applied last, if any.
+    pub fn firewall(&self) -> Option<crate::firewall::FirewallPolicy> {
+        self.lock().firewall.clone()
+    }
+
+    /// How many times a firewall policy was applied.
+    pub fn firewall_syncs(&self) -> usize {
+        self.lock().firewall_syncs
     }
 }
 
@@ -129,5 +141,23 @@ impl Driver for MemoryDriver {
 
     async fn list_tasks(&self) -> Result<Vec<ObservedTask>, DriverError> {
         Ok(self.lock().tasks.values().cloned().collect())
+    }
+
+    async fn network_info(&self, network: &str) -> Result<Option<crate::firewall::NetworkInfo>, DriverError> {
+        Ok(self.lock().networks.contains(network).then(|| crate::firewall::NetworkInfo {
+            subnet: berth_core::cidr::Cidr::new(IpAddr::V4(Ipv4Addr::new(10, 99, 0, 0)), 16),
+            gateway: Some(IpAddr::V4(Ipv4Addr::new(10, 99, 0, 1))),
+        }))
+    }
+
+    async fn sync_firewall(
+        &self,
+        policy: &crate::firewall::FirewallPolicy,
+    ) -> Result<crate::firewall::FirewallReport, DriverError> {
+        let mut inner = self.lock();
+        let changed = inner.firewall.as_ref() != Some(policy);
+        inner.firewall = Some(policy.clone());
+        inner.firewall_syncs += 1;
+        Ok(crate::firewall::FirewallReport { changed, collected: Vec::new() })
     }
 }

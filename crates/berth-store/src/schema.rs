@@ -272,6 +272,61 @@ CREATE TABLE elbv2_revision_groups (
     target_group_arn TEXT NOT NULL
 );
 "#,
+    // EC2: VPCs, subnets, security groups and their rules, tags on EC2 ids, and which groups a service uses.
+    r#"
+CREATE TABLE ec2_vpcs (
+    id TEXT PRIMARY KEY,
+    cidr TEXT NOT NULL,
+    is_default INTEGER NOT NULL,
+    network TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE ec2_subnets (
+    id TEXT PRIMARY KEY,
+    vpc_id TEXT NOT NULL REFERENCES ec2_vpcs(id),
+    availability_zone TEXT NOT NULL,
+    cidr TEXT NOT NULL,
+    map_public_ip INTEGER NOT NULL,
+    default_for_az INTEGER NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE ec2_security_groups (
+    id TEXT PRIMARY KEY,
+    vpc_id TEXT NOT NULL REFERENCES ec2_vpcs(id),
+    name TEXT NOT NULL,
+    description TEXT NOT NULL,
+    owner_id TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    UNIQUE(vpc_id, name)
+);
+CREATE TABLE ec2_security_group_rules (
+    id TEXT PRIMARY KEY,
+    group_id TEXT NOT NULL REFERENCES ec2_security_groups(id) ON DELETE CASCADE,
+    egress INTEGER NOT NULL,
+    protocol TEXT NOT NULL,
+    from_port INTEGER NOT NULL,
+    to_port INTEGER NOT NULL,
+    cidr_ipv4 TEXT,
+    cidr_ipv6 TEXT,
+    referenced_group_id TEXT,
+    description TEXT,
+    seq INTEGER NOT NULL
+);
+CREATE INDEX ec2_rules_by_group ON ec2_security_group_rules(group_id, seq);
+CREATE TABLE ec2_tags (
+    resource_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (resource_id, key)
+);
+CREATE TABLE ec2_service_groups (
+    service_id INTEGER NOT NULL REFERENCES services(id),
+    group_id TEXT NOT NULL REFERENCES ec2_security_groups(id) ON DELETE CASCADE,
+    role TEXT NOT NULL,
+    PRIMARY KEY (service_id, group_id)
+);
+CREATE INDEX ec2_service_groups_by_group ON ec2_service_groups(group_id);
+"#,
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

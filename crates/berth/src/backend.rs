@@ -53,6 +53,7 @@ impl Backend for ApiBackend {
             }
             Request::Ssm(op) => self.control.handle_ssm(&identity, op).await.map(Response::Ssm),
             Request::Iam(op) => self.control.handle_iam(&identity, op).await.map(Response::Iam),
+            Request::Ec2(op) => self.control.handle_ec2(&identity, op).await.map(Response::Ec2),
             other => Err(AwsError::new(
                 ErrorCode::NotImplemented,
                 format!("{}:{} is not implemented yet", other.service_name(), other.operation_name()),

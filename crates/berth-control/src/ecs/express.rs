@@ -60,7 +60,7 @@ pub(crate) fn create(
             provision_service: Some(&service_name),
         },
     )?;
-    let config = RevisionSpec {
+    let mut config = RevisionSpec {
         execution_role_arn: Some(exec),
         task_role_arn: r.task_role_arn,
         cpu: r.cpu,
@@ -105,6 +105,7 @@ pub(crate) fn create(
             updated_at: t,
         };
         row.id = tx.service_insert(&row)?;
+        config.with_security_groups(c, tx, &row)?;
         let revision = new_revision(c, tx, &row, &config, caller, t)?;
         row.target_revision = revision.clone();
         row.live_revision = Some(revision);
@@ -174,7 +175,7 @@ pub(crate) fn update(
         }
         let current = render::revision_config(tx, &row.target_revision)?;
         let old_path = current.health_check_path.clone();
-        let spec = RevisionSpec {
+        let mut spec = RevisionSpec {
             execution_role_arn: r.execution_role_arn.clone().or(current.execution_role_arn),
             task_role_arn: r.task_role_arn.clone().or(current.task_role_arn),
             cpu: r.cpu.clone().or(current.cpu),
@@ -186,6 +187,7 @@ pub(crate) fn update(
             cpu_architecture: r.cpu_architecture.or(current.cpu_architecture),
         }
         .validate()?;
+        spec.with_security_groups(c, tx, &row)?;
         let revision = new_revision(c, tx, &row, &spec, caller, t)?;
         let new_path = spec.config.health_check_path.as_deref().filter(|p| Some(*p) != old_path.as_deref());
         crate::elbv2::assign_revision(tx, &row, &revision, new_path)?;
@@ -300,6 +302,22 @@ struct ValidSpec {
 }
 
 impl ValidSpec {
+    /// Creates or validates the service's security groups and subnets (EC2) and records the effective
+    /// network configuration in the spec.
+    fn with_security_groups(&mut self, c: &Control, tx: &Tx<'_>, service: &ServiceRow) -> Result<(), ControlError> {
+        let port =
+            self.config.primary_container.as_ref().and_then(|p| p.container_port).unwrap_or(DEFAULT_CONTAINER_PORT);
+        let net = crate::ec2::express::network_for_revision(
+            c,
+            tx,
+            service,
+            self.config.network_configuration.as_ref(),
+            port,
+        )?;
+        self.config.network_configuration = Some(net);
+        Ok(())
+    }
+
     fn desired_count(&self) -> u32 {
         let min = self.config.scaling_target.as_ref().and_then(|s| s.min_task_count).unwrap_or(DEFAULT_MIN_TASKS);
         min.max(0) as u32

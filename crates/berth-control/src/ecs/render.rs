@@ -147,6 +147,13 @@ pub(crate) fn service(c: &Control, tx: &Tx<'_>, row: &ServiceRow, with_tags: boo
         platform_family: Some("Linux".into()),
         // Express services show no task definition on the service itself (as AWS does).
         task_definition: None,
+        network_configuration: target.network_configuration.as_ref().map(|n| NetworkConfiguration {
+            awsvpc_configuration: Some(AwsVpcConfiguration {
+                subnets: n.subnets.clone(),
+                security_groups: n.security_groups.clone(),
+                assign_public_ip: Some(AssignPublicIp::Enabled),
+            }),
+        }),
         deployments: Some(deployments),
         events: Some(
             tx.events(row.id)?

@@ -1,0 +1,306 @@
+//! Security groups enforced between task containers: the pure [`desired`] policy from the store (which
+//! sources may open which ports of each task), and the reconciler step that hands it to the runtime when
+//! it changes (and every [`RESYNC`] anyway, so rules removed behind berth's back come back).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use berth_core::cidr::Cidr;
+use berth_core::status::TaskStatus;
+use berth_runtime::firewall::{Allow, FirewallPolicy, NetworkInfo, TaskIngress};
+use berth_store::{GroupRole, SecurityGroupRuleRow, ServiceGroupRow, TaskRow};
+
+use super::rules;
+use crate::{Control, ControlError};
+
+/// How often the policy is re-applied even when it did not change.
+pub const RESYNC: Duration = Duration::from_secs(10);
+
+/// The firewall step's memory. Losing it only costs one extra sync.
+#[derive(Default)]
+pub struct State {
+    applied: Option<FirewallPolicy>,
+    applied_at: Option<Instant>,
+    /// The task network's addresses, and when they were read (re-read every [`NETWORK_REFRESH`], in case the
+    /// network was recreated).
+    network: Option<(NetworkInfo, Instant)>,
+    unavailable_logged: bool,
+}
+
+/// How often the task network's subnet and gateway are re-read.
+pub const NETWORK_REFRESH: Duration = Duration::from_secs(60);
+
+/// The policy for `tasks`: each task that has an address and belongs to a service with security groups
+/// gets one entry; the sources of a group reference are the addresses of the tasks in that group, plus
+/// `lb_sources` (where the load balancer connects from) for a group that guards a load balancer.
+pub fn desired(
+    owner: &str,
+    network: &str,
+    tasks: &[TaskRow],
+    attachments: &[ServiceGroupRow],
+    rules: &[SecurityGroupRuleRow],
+    lb_sources: &[Cidr],
+) -> FirewallPolicy {
+    let addr = |t: &TaskRow| -> Option<IpAddr> {
+        (t.last_status != TaskStatus::Stopped).then_some(())?;
+        t.ip.as_deref()?.parse().ok()
+    };
+    // Which groups each service's tasks are in, and who is in each group.
+    let mut task_groups: BTreeMap<i64, Vec<&str>> = BTreeMap::new();
+    let mut lb_groups: BTreeSet<&str> = BTreeSet::new();
+    for a in attachments {
+        match a.role {
+            GroupRole::LoadBalancer => {
+                lb_groups.insert(a.group_id.as_str());
+            }
+            GroupRole::Service | GroupRole::User => task_groups.entry(a.service_id).or_default().push(&a.group_id),
+        }
+    }
+    let members = |group: &str| -> Vec<Cidr> {
+        let mut out: Vec<Cidr> = tasks
+            .iter()
+            .filter(|t| t.service_id.and_then(|s| task_groups.get(&s)).is_some_and(|g| g.contains(&group)))
+            .filter_map(addr)
+            .map(Cidr::host)
+            .collect();
+        if lb_groups.contains(group) {
+            out.extend_from_slice(lb_sources);
+        }
+        out
+    };
+    let mut entries = Vec::new();
+    for t in tasks {
+        let (Some(ip), Some(groups)) = (addr(t), t.service_id.and_then(|s| task_groups.get(&s))) else {
+            continue;
+        };
+        let mut allow: BTreeSet<Allow> = BTreeSet::new();
+        for r in rules.iter().filter(|r| !r.egress && groups.contains(&r.group_id.as_str())) {
+            allow.extend(rules::to_allows(r, &members).into_iter().filter(|a| a.source.is_ipv4() == ip.is_ipv4()));
+        }
+        entries.push(TaskIngress { address: ip, allow: allow.into_iter().collect() });
+    }
+    entries.sort();
+    entries.dedup_by(|a, b| a.address == b.address);
+    FirewallPolicy { owner: owner.to_string(), network: network.to_string(), tasks: entries }
+}
+
+impl Control {
+    /// One firewall step of a reconcile pass: adopt the network's subnet as the VPC CIDR (once), compute
+    /// the policy, and apply it when it changed or [`RESYNC`] passed. Never fails the pass.
+    pub(crate) async fn sync_firewall(self: &Arc<Self>) {
+        if let Err(e) = self.tx(super::express::release_inactive) {
+            tracing::warn!(error = %e, "cannot release the security groups of deleted services");
+        }
+        let network = self.firewall.lock().unwrap_or_else(|e| e.into_inner()).network.clone();
+        let network = match network {
+            Some((n, at)) if at.elapsed() < NETWORK_REFRESH => n,
+            _ => match self.driver.network_info(&self.config.network).await {
+                Ok(Some(info)) => {
+                    if let Some(subnet) = info.subnet
+                        && let Err(e) =
+                            self.tx(|tx| super::network::adopt_network_subnet(tx, &self.config.network, subnet))
+                    {
+                        tracing::warn!(error = %e, "cannot record the VPC's CIDR");
+                    }
+                    self.firewall.lock().unwrap_or_else(|e| e.into_inner()).network =
+                        Some((info.clone(), Instant::now()));
+                    info
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot inspect the task network");
+                    return;
+                }
+            },
+        };
+        let lb_sources: Vec<Cidr> = network.gateway.map(Cidr::host).into_iter().collect();
+        let policy = match self.tx(|tx| {
+            let tasks = tx.tasks_not_stopped()?;
+            let attachments = tx.service_groups_all()?;
+            let rules = tx.security_group_rules_all()?;
+            Ok::<_, ControlError>(desired(
+                &self.names.instance,
+                &self.config.network,
+                &tasks,
+                &attachments,
+                &rules,
+                &lb_sources,
+            ))
+        }) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot compute the firewall policy");
+                return;
+            }
+        };
+        {
+            let st = self.firewall.lock().unwrap_or_else(|e| e.into_inner());
+            let fresh = st.applied_at.is_some_and(|at| at.elapsed() < RESYNC);
+            if st.applied.as_ref() == Some(&policy) && fresh {
+                return;
+            }
+            if st.unavailable_logged && fresh {
+                return;
+            }
+        }
+        let result = self.driver.sync_firewall(&policy).await;
+        let mut st = self.firewall.lock().unwrap_or_else(|e| e.into_inner());
+        st.applied_at = Some(Instant::now());
+        match result {
+            Ok(report) => {
+                if report.changed {
+                    tracing::info!(tasks = policy.tasks.len(), "firewall rules updated from security groups");
+                }
+                for gone in report.collected {
+                    tracing::info!(chain = %gone, "removed the firewall rules of a berth instance that is gone");
+                }
+                st.applied = Some(policy);
+                st.unavailable_logged = false;
+            }
+            Err(e) => {
+                st.applied = None;
+                if !st.unavailable_logged {
+                    tracing::warn!(error = %e, "security groups are NOT enforced between containers: the firewall cannot be programmed (berth keeps serving; run as root with iptables to enforce them)");
+                    st.unavailable_logged = true;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_runtime::firewall::Protocol;
+
+    fn task(id: &str, service: i64, ip: &str) -> TaskRow {
+        TaskRow {
+            id: id.into(),
+            arn: format!("arn:{id}"),
+            cluster: "default".into(),
+            service_id: Some(service),
+            revision_arn: None,
+            task_definition_arn: "td".into(),
+            started_by: None,
+            desired_status: TaskStatus::Running,
+            last_status: TaskStatus::Running,
+            ip: (!ip.is_empty()).then(|| ip.to_string()),
+            port: 80,
+            created_at: 0.0,
+            started_at: None,
+            stopping_at: None,
+            stopped_at: None,
+            stop_code: None,
+            stopped_reason: None,
+            exit_code: None,
+            drain_version: None,
+        }
+    }
+
+    fn att(service: i64, group: &str, role: GroupRole) -> ServiceGroupRow {
+        ServiceGroupRow { service_id: service, group_id: group.into(), role }
+    }
+
+    fn ingress(group: &str, protocol: &str, from: i32, to: i32, peer: &str) -> SecurityGroupRuleRow {
+        let group_ref = peer.starts_with("sg-");
+        SecurityGroupRuleRow {
+            id: format!("sgr-{group}-{peer}"),
+            group_id: group.into(),
+            egress: false,
+            protocol: protocol.into(),
+            from_port: from,
+            to_port: to,
+            cidr_ipv4: (!group_ref && !peer.contains(':')).then(|| peer.to_string()),
+            cidr_ipv6: (!group_ref && peer.contains(':')).then(|| peer.to_string()),
+            referenced_group_id: group_ref.then(|| peer.to_string()),
+            description: None,
+        }
+    }
+
+    fn show(p: &FirewallPolicy) -> Vec<String> {
+        p.tasks
+            .iter()
+            .map(|t| {
+                let allow: Vec<String> = t
+                    .allow
+                    .iter()
+                    .map(|a| {
+                        let proto = match a.protocol {
+                            Protocol::All => "all".to_string(),
+                            Protocol::Tcp => "tcp".into(),
+                            Protocol::Udp => "udp".into(),
+                            Protocol::Icmp => "icmp".into(),
+                            Protocol::Number(n) => n.to_string(),
+                        };
+                        match a.ports {
+                            Some((f, t)) if f == t => format!("{proto}:{f}<-{}", a.source),
+                            Some((f, t)) => format!("{proto}:{f}-{t}<-{}", a.source),
+                            None => format!("{proto}<-{}", a.source),
+                        }
+                    })
+                    .collect();
+                format!("{} [{}]", t.address, allow.join(", "))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn express_services_admit_the_load_balancer_and_granted_groups_only() {
+        let lb = vec!["172.18.0.1/32".parse().expect("cidr")];
+        // Service 1 (web) and service 2 (api), each with Express's two groups; api also has a user group.
+        let attachments = vec![
+            att(1, "sg-weblb", GroupRole::LoadBalancer),
+            att(1, "sg-web", GroupRole::Service),
+            att(2, "sg-apilb", GroupRole::LoadBalancer),
+            att(2, "sg-api", GroupRole::Service),
+            att(2, "sg-user", GroupRole::User),
+        ];
+        let tasks = vec![
+            task("w1", 1, "172.18.0.2"),
+            task("a1", 2, "172.18.0.3"),
+            task("a2", 2, ""),
+            task("x", 3, "172.18.0.9"),
+        ];
+        let mut rules = vec![
+            ingress("sg-web", "tcp", 8080, 8080, "sg-weblb"),
+            ingress("sg-api", "tcp", 80, 80, "sg-apilb"),
+            ingress("sg-weblb", "tcp", 443, 443, "0.0.0.0/0"),
+            ingress("sg-weblb", "tcp", 443, 443, "::/0"),
+        ];
+        let p = desired("inst", "net", &tasks, &attachments, &rules, &lb);
+        assert_eq!(
+            show(&p),
+            ["172.18.0.2 [tcp:8080<-172.18.0.1/32]", "172.18.0.3 [tcp:80<-172.18.0.1/32]"],
+            "tasks without an address or without groups are not listed; web is not open to api"
+        );
+        // Granting the api's user group on web admits api's tasks (and only on that rule's ports).
+        rules.push(ingress("sg-web", "tcp", 8080, 8080, "sg-user"));
+        rules.push(ingress("sg-api", "-1", -1, -1, "10.0.0.0/8"));
+        rules.push(ingress("sg-user", "udp", 53, 53, "192.0.2.0/24"));
+        rules.push(ingress("sg-user", "tcp", 1000, 2000, "::/0"));
+        let p = desired("inst", "net", &tasks, &attachments, &rules, &lb);
+        assert_eq!(
+            show(&p),
+            [
+                "172.18.0.2 [tcp:8080<-172.18.0.1/32, tcp:8080<-172.18.0.3/32]",
+                "172.18.0.3 [all<-10.0.0.0/8, tcp:80<-172.18.0.1/32, udp:53<-192.0.2.0/24]",
+            ]
+        );
+        let mut stopped = tasks.clone();
+        stopped[1].last_status = TaskStatus::Stopped;
+        let p = desired("inst", "net", &stopped, &attachments, &rules, &lb);
+        assert_eq!(
+            show(&p),
+            ["172.18.0.2 [tcp:8080<-172.18.0.1/32]"],
+            "a stopped task is neither protected nor a source"
+        );
+    }
+
+    #[test]
+    fn a_service_group_without_rules_admits_nothing() {
+        let p = desired("i", "n", &[task("t", 1, "10.0.0.5")], &[att(1, "sg-a", GroupRole::User)], &[], &[]);
+        assert_eq!(show(&p), ["10.0.0.5 []"]);
+    }
+}

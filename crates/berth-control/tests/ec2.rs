@@ -1,0 +1,351 @@
+//! EC2 over the in-memory driver: the default VPC from first start, Express's two security groups, the
+//! firewall policy the reconciler hands to the runtime, and the groups going away with their service.
+
+use std::sync::Arc;
+
+use berth_certs::Ca;
+use berth_control::{CallerIdentity, Control, ControlConfig};
+use berth_core::ErrorCode;
+use berth_model::{ec2, ecs};
+use berth_runtime::firewall::{Allow, Protocol};
+use berth_runtime::memory::MemoryDriver;
+use berth_store::Store;
+
+struct World {
+    control: Arc<Control>,
+    driver: Arc<MemoryDriver>,
+    caller: CallerIdentity,
+    db: std::path::PathBuf,
+    ca: Arc<Ca>,
+}
+
+fn config() -> ControlConfig {
+    ControlConfig { drain_timeout: std::time::Duration::from_secs(0), ..ControlConfig::default() }
+}
+
+impl World {
+    fn new(name: &str) -> World {
+        let dir = std::env::temp_dir().join(format!("berth-control-ec2-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let db = dir.join("berth.db");
+        let driver = Arc::new(MemoryDriver::new());
+        let ca = Arc::new(Ca::generate().expect("ca"));
+        let control =
+            Control::new(config(), Store::open(&db).expect("store"), driver.clone(), ca.clone()).expect("control");
+        let caller = CallerIdentity::root(control.account_id());
+        World { control, driver, caller, db, ca }
+    }
+
+    fn restart(&mut self) {
+        self.control =
+            Control::new(config(), Store::open(&self.db).expect("store"), self.driver.clone(), self.ca.clone())
+                .expect("control");
+    }
+
+    async fn ec2(&self, op: ec2::Operation) -> Result<ec2::Output, berth_core::AwsError> {
+        self.control.handle_ec2(&self.caller, op).await
+    }
+
+    async fn ecs(&self, op: ecs::Operation) -> Result<ecs::Output, berth_core::AwsError> {
+        self.control.handle_ecs(&self.caller, op).await
+    }
+
+    async fn create(&self, name: &str, groups: &[&str]) -> Result<ecs::ECSExpressGatewayService, berth_core::AwsError> {
+        let account = self.control.account_id();
+        let out = self
+            .ecs(ecs::Operation::CreateExpressGatewayService(ecs::CreateExpressGatewayServiceRequest {
+                service_name: Some(name.into()),
+                infrastructure_role_arn: Some(format!("arn:aws:iam::{account}:role/infra")),
+                execution_role_arn: Some(format!("arn:aws:iam::{account}:role/exec")),
+                primary_container: Some(ecs::ExpressGatewayContainer {
+                    image: Some("berth-demo:latest".into()),
+                    container_port: Some(8080),
+                    ..Default::default()
+                }),
+                network_configuration: (!groups.is_empty()).then(|| ecs::ExpressGatewayServiceNetworkConfiguration {
+                    security_groups: Some(groups.iter().map(|g| g.to_string()).collect()),
+                    subnets: None,
+                }),
+                ..Default::default()
+            }))
+            .await?;
+        let ecs::Output::CreateExpressGatewayService(r) = out else { panic!("wrong output") };
+        Ok(r.service.expect("service"))
+    }
+
+    async fn settle(&self) {
+        for _ in 0..4 {
+            self.control.reconcile_once().await.expect("pass");
+            for _ in 0..10 {
+                tokio::task::yield_now().await;
+            }
+        }
+    }
+
+    async fn vpcs(&self) -> Vec<ec2::Vpc> {
+        let Ok(ec2::Output::DescribeVpcs(r)) = self.ec2(ec2::Operation::DescribeVpcs(Default::default())).await else {
+            panic!("describe vpcs")
+        };
+        r.vpcs.unwrap_or_default()
+    }
+
+    async fn groups(&self, filters: Vec<ec2::Filter>) -> Vec<ec2::SecurityGroup> {
+        let out = self
+            .ec2(ec2::Operation::DescribeSecurityGroups(ec2::DescribeSecurityGroupsRequest {
+                filters: Some(filters),
+                ..Default::default()
+            }))
+            .await
+            .expect("describe groups");
+        let ec2::Output::DescribeSecurityGroups(r) = out else { panic!("wrong output") };
+        r.security_groups.unwrap_or_default()
+    }
+}
+
+/// Creates `exec` (trusting ecs-tasks.amazonaws.com, AmazonECSTaskExecutionRolePolicy) and `infra` (trusting
+/// ecs.amazonaws.com, AmazonECSInfrastructureRoleforExpressGatewayServices).
+async fn create_express_roles(control: &Control, caller: &CallerIdentity) {
+    use berth_model::iam::{AttachRolePolicyRequest, CreateRoleRequest, Operation as Iam};
+    let trust = |service: &str| {
+        format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"Service":"{service}"}},"Action":"sts:AssumeRole"}}]}}"#
+        )
+    };
+    for (role, service, policy) in [
+        ("exec", "ecs-tasks.amazonaws.com", "AmazonECSTaskExecutionRolePolicy"),
+        ("infra", "ecs.amazonaws.com", "AmazonECSInfrastructureRoleforExpressGatewayServices"),
+    ] {
+        control
+            .handle_iam(
+                caller,
+                Iam::CreateRole(CreateRoleRequest {
+                    role_name: Some(role.into()),
+                    assume_role_policy_document: Some(trust(service)),
+                    ..Default::default()
+                }),
+            )
+            .await
+            .expect("create role");
+        control
+            .handle_iam(
+                caller,
+                Iam::AttachRolePolicy(AttachRolePolicyRequest {
+                    role_name: Some(role.into()),
+                    policy_arn: Some(format!("arn:aws:iam::aws:policy/service-role/{policy}")),
+                }),
+            )
+            .await
+            .expect("attach");
+    }
+}
+
+fn filter(name: &str, value: &str) -> ec2::Filter {
+    ec2::Filter { name: Some(name.into()), values: Some(vec![value.into()]) }
+}
+
+fn service_groups(s: &ecs::ECSExpressGatewayService) -> Vec<String> {
+    s.active_configurations
+        .as_ref()
+        .and_then(|c| c.first())
+        .and_then(|c| c.network_configuration.as_ref())
+        .and_then(|n| n.security_groups.clone())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn the_default_vpc_exists_from_first_start_and_takes_the_networks_subnet() {
+    let mut w = World::new("vpc");
+    let before = w.vpcs().await;
+    assert_eq!(before.len(), 1);
+    assert_eq!(before[0].is_default, Some(true));
+    assert_eq!(before[0].cidr_block.as_deref(), Some("172.31.0.0/16"), "AWS's block until the network is known");
+    w.settle().await;
+    let after = w.vpcs().await;
+    assert_eq!(after[0].vpc_id, before[0].vpc_id);
+    assert_eq!(after[0].cidr_block.as_deref(), Some("10.99.0.0/16"), "the memory network's subnet");
+    let Ok(ec2::Output::DescribeSubnets(s)) = w.ec2(ec2::Operation::DescribeSubnets(Default::default())).await else {
+        panic!("subnets")
+    };
+    let cidrs: Vec<String> = s.subnets.unwrap_or_default().into_iter().filter_map(|s| s.cidr_block).collect();
+    assert_eq!(cidrs, ["10.99.0.0/20", "10.99.16.0/20", "10.99.32.0/20"]);
+    let default = w.groups(vec![filter("group-name", "default")]).await;
+    assert_eq!(default.len(), 1);
+    w.restart();
+    assert_eq!(w.vpcs().await[0].vpc_id, before[0].vpc_id, "created once, whatever the restarts");
+    assert_eq!(w.groups(vec![filter("group-name", "default")]).await.len(), 1);
+}
+
+#[tokio::test]
+async fn express_groups_become_the_firewall_policy() {
+    let mut w = World::new("express");
+    create_express_roles(&w.control, &w.caller).await;
+    w.settle().await;
+    let err = w.create("bad", &["sg-00000000000000000"]).await.expect_err("unknown group");
+    assert_eq!(err.code, ErrorCode::InvalidParameter);
+    assert!(w.groups(vec![filter("tag:AmazonECSManaged", "true")]).await.is_empty(), "a failed create leaves no group");
+
+    let web = w.create("web", &[]).await.expect("web");
+    let Ok(ec2::Output::CreateSecurityGroup(extra)) = w
+        .ec2(ec2::Operation::CreateSecurityGroup(ec2::CreateSecurityGroupRequest {
+            group_name: Some("extra".into()),
+            description: Some("mine".into()),
+            ..Default::default()
+        }))
+        .await
+    else {
+        panic!("create group")
+    };
+    let extra = extra.group_id.expect("id");
+    let api = w.create("api", &[&extra]).await.expect("api");
+    let (web_groups, api_groups) = (service_groups(&web), service_groups(&api));
+    assert_eq!(web_groups.len(), 1);
+    assert_eq!(api_groups[1..], *std::slice::from_ref(&extra), "the user's group is added after Express's own");
+    assert_eq!(w.groups(vec![filter("tag:AmazonECSManaged", "true")]).await.len(), 4, "two groups per service");
+    w.settle().await;
+
+    let policy = w.driver.firewall().expect("a policy was applied");
+    assert_eq!(policy.owner, w.control.instance_id());
+    assert_eq!(policy.tasks.len(), 2, "{policy:?}");
+    let gateway: berth_core::cidr::Cidr = "10.99.0.1/32".parse().expect("cidr");
+    for t in &policy.tasks {
+        assert_eq!(
+            t.allow,
+            [Allow { protocol: Protocol::Tcp, ports: Some((8080, 8080)), source: gateway }],
+            "only the load balancer reaches the container port"
+        );
+    }
+
+    // The load balancer admits anyone on 443 and 80, nobody on other ports (the proxy's source filter).
+    let show =
+        |v: Option<Vec<berth_core::cidr::Cidr>>| v.map(|v| v.iter().map(ToString::to_string).collect::<Vec<_>>());
+    let lb443 =
+        (1..=2).map(|id| show(w.control.load_balancer_allowed_sources(id, 443).expect("sources"))).collect::<Vec<_>>();
+    assert!(
+        lb443.iter().all(|s| s.as_deref() == Some(&["0.0.0.0/0".to_string(), "::/0".to_string()][..])),
+        "{lb443:?}"
+    );
+    assert_eq!(show(w.control.load_balancer_allowed_sources(1, 8443).expect("sources")), Some(vec![]));
+    assert_eq!(w.control.load_balancer_allowed_sources(99, 443).expect("sources"), None);
+
+    // A restarted control plane applies the same policy (restart-safe).
+    let (before, syncs) = (w.driver.firewall(), w.driver.firewall_syncs());
+    w.restart();
+    w.settle().await;
+    assert!(w.driver.firewall_syncs() > syncs, "a new control plane applies its policy at its first pass");
+    assert_eq!(w.driver.firewall(), before);
+
+    // Let api's tasks into web through api's user group: web's entry gains api's task address.
+    w.ec2(ec2::Operation::AuthorizeSecurityGroupIngress(ec2::AuthorizeSecurityGroupIngressRequest {
+        group_id: Some(web_groups[0].clone()),
+        ip_permissions: Some(vec![ec2::IpPermission {
+            ip_protocol: Some("tcp".into()),
+            from_port: Some(8080),
+            to_port: Some(8080),
+            user_id_group_pairs: Some(vec![ec2::UserIdGroupPair {
+                group_id: Some(extra.clone()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    }))
+    .await
+    .expect("authorize");
+    let syncs = w.driver.firewall_syncs();
+    w.settle().await;
+    assert!(w.driver.firewall_syncs() > syncs, "a rule change is applied on the next pass");
+    let policy = w.driver.firewall().expect("policy");
+    let sources: Vec<usize> = policy.tasks.iter().map(|t| t.allow.len()).collect();
+    assert_eq!(sources.iter().sum::<usize>(), 3, "{policy:?}");
+
+    // The user's group is in use, and so is a group another rule references.
+    let e = w
+        .ec2(ec2::Operation::DeleteSecurityGroup(ec2::DeleteSecurityGroupRequest {
+            group_id: Some(extra.clone()),
+            ..Default::default()
+        }))
+        .await
+        .expect_err("in use");
+    assert_eq!(e.code, ErrorCode::Ec2DependencyViolation);
+
+    // Deleting both services deletes the four groups Express made; the user's group stays.
+    for s in [&web, &api] {
+        w.ecs(ecs::Operation::DeleteExpressGatewayService(ecs::DeleteExpressGatewayServiceRequest {
+            service_arn: s.service_arn.clone(),
+        }))
+        .await
+        .expect("delete");
+    }
+    for _ in 0..5 {
+        w.settle().await;
+    }
+    assert!(w.groups(vec![filter("tag:AmazonECSManaged", "true")]).await.is_empty());
+    assert_eq!(w.groups(vec![filter("group-id", &extra)]).await.len(), 1);
+    assert!(w.driver.firewall().expect("policy").tasks.is_empty(), "no task left to protect");
+}
+
+#[tokio::test]
+async fn an_update_keeps_the_managed_groups_and_follows_the_port_and_the_users_groups() {
+    let w = World::new("update");
+    create_express_roles(&w.control, &w.caller).await;
+    w.settle().await;
+    let mut extra = Vec::new();
+    for name in ["one", "two"] {
+        let Ok(ec2::Output::CreateSecurityGroup(g)) = w
+            .ec2(ec2::Operation::CreateSecurityGroup(ec2::CreateSecurityGroupRequest {
+                group_name: Some(name.into()),
+                description: Some(name.into()),
+                ..Default::default()
+            }))
+            .await
+        else {
+            panic!("create group")
+        };
+        extra.push(g.group_id.expect("id"));
+    }
+    let web = w.create("web", &[&extra[0]]).await.expect("web");
+    let groups = service_groups(&web);
+    let managed = groups[0].clone();
+    // The user passes back what Describe showed, swaps their group, and changes the port.
+    let out = w
+        .ecs(ecs::Operation::UpdateExpressGatewayService(ecs::UpdateExpressGatewayServiceRequest {
+            service_arn: web.service_arn.clone(),
+            primary_container: Some(ecs::ExpressGatewayContainer {
+                image: Some("berth-demo:latest".into()),
+                container_port: Some(9090),
+                ..Default::default()
+            }),
+            network_configuration: Some(ecs::ExpressGatewayServiceNetworkConfiguration {
+                security_groups: Some(vec![managed.clone(), extra[1].clone()]),
+                subnets: None,
+            }),
+            ..Default::default()
+        }))
+        .await
+        .expect("update");
+    let ecs::Output::UpdateExpressGatewayService(u) = out else { panic!("wrong output") };
+    let target = u.service.and_then(|s| s.target_configuration).expect("target");
+    let net = target.network_configuration.expect("network");
+    assert_eq!(net.security_groups, Some(vec![managed.clone(), extra[1].clone()]), "no second managed group");
+    assert_eq!(w.groups(vec![filter("tag:AmazonECSManaged", "true")]).await.len(), 2);
+    let [svc] = &w.groups(vec![filter("group-id", &managed)]).await[..] else { panic!("one group") };
+    let ports: Vec<(Option<i32>, Option<i32>)> =
+        svc.ip_permissions.iter().flatten().map(|p| (p.from_port, p.to_port)).collect();
+    assert_eq!(ports, [(Some(9090), Some(9090))], "the container-port rule follows the port");
+    // The first user group is free again; the second is in use.
+    w.ec2(ec2::Operation::DeleteSecurityGroup(ec2::DeleteSecurityGroupRequest {
+        group_id: Some(extra[0].clone()),
+        ..Default::default()
+    }))
+    .await
+    .expect("no longer used");
+    let e = w
+        .ec2(ec2::Operation::DeleteSecurityGroup(ec2::DeleteSecurityGroupRequest {
+            group_id: Some(extra[1].clone()),
+            ..Default::default()
+        }))
+        .await
+        .expect_err("in use");
+    assert_eq!(e.code, ErrorCode::Ec2DependencyViolation);
+}

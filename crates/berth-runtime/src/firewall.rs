@@ -1,0 +1,63 @@
+//! The firewall policy a runtime enforces between task containers: for each task address, the
+//! (protocol, ports, source network) triples allowed to open connections to it. Everything else towards a
+//! listed task is refused; replies to established connections and traffic to unlisted addresses are not
+//! touched. The control plane computes the policy from security groups; a driver makes it real.
+
+use std::net::IpAddr;
+
+use berth_core::cidr::Cidr;
+
+/// The whole policy of one berth instance on one network. Applying it replaces the previous one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FirewallPolicy {
+    /// The berth instance that owns the rules (several berths may share one engine).
+    pub owner: String,
+    /// The runtime network the tasks are on.
+    pub network: String,
+    /// One entry per protected task, sorted by address.
+    pub tasks: Vec<TaskIngress>,
+}
+
+/// What may reach one task.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TaskIngress {
+    pub address: IpAddr,
+    /// Sorted and deduplicated.
+    pub allow: Vec<Allow>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Allow {
+    pub protocol: Protocol,
+    /// Inclusive destination port range; `None` for every port (or a protocol without ports).
+    pub ports: Option<(u16, u16)>,
+    pub source: Cidr,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Protocol {
+    All,
+    Tcp,
+    Udp,
+    Icmp,
+    /// Any other IP protocol number.
+    Number(u8),
+}
+
+/// What applying a policy did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FirewallReport {
+    /// Whether any rule changed.
+    pub changed: bool,
+    /// Rules of other (gone) berth instances that were removed.
+    pub collected: Vec<String>,
+}
+
+/// A runtime network's addresses, as the engine reports them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetworkInfo {
+    /// The IPv4 subnet tasks get addresses from.
+    pub subnet: Option<Cidr>,
+    /// The host side of the network (what the host, and so the proxy, connects to tasks from).
+    pub gateway: Option<IpAddr>,
+}
