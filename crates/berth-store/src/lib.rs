@@ -6,15 +6,15 @@
 //! ([`Store::tx`]), so a failed command leaves nothing half-written. It must never call a runtime, the
 //! network or the proxy, and never decide anything: it records what the control plane decides.
 
-mod elbv2;
 mod ec2;
+mod elbv2;
 mod iam;
 mod rows;
 mod schema;
 mod secrets;
 
-pub use elbv2::*;
 pub use ec2::*;
+pub use elbv2::*;
 pub use iam::*;
 pub use rows::*;
 pub use secrets::*;

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use berth_api::{Backend, Caller, Credential, Principal, Request, Response};
 use berth_control::Control;
-use berth_core::{AwsError, ErrorCode};
+use berth_core::AwsError;
 
 pub struct ApiBackend {
     pub control: Arc<Control>,
@@ -54,10 +54,6 @@ impl Backend for ApiBackend {
             Request::Ssm(op) => self.control.handle_ssm(&identity, op).await.map(Response::Ssm),
             Request::Iam(op) => self.control.handle_iam(&identity, op).await.map(Response::Iam),
             Request::Ec2(op) => self.control.handle_ec2(&identity, op).await.map(Response::Ec2),
-            other => Err(AwsError::new(
-                ErrorCode::NotImplemented,
-                format!("{}:{} is not implemented yet", other.service_name(), other.operation_name()),
-            )),
         }
     }
 }
