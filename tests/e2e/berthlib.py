@@ -199,6 +199,8 @@ class BerthInstance:
     binary: Path
     ports: Ports
     drain_timeout_secs: int = 5
+    # Short, so the 504 test does not wait a minute; no demo request comes near it.
+    proxy_request_timeout_secs: int = 8
     data_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="berth-e2e-")))
     proc: subprocess.Popen | None = None
     env: dict[str, str] = field(default_factory=dict)
@@ -252,6 +254,7 @@ class BerthInstance:
                     "[proxy]",
                     f'https_listen = "127.0.0.1:{self.ports.https}"',
                     f'http_listen = "127.0.0.1:{self.ports.http}"',
+                    f"request_timeout_secs = {self.proxy_request_timeout_secs}",
                     "[deploy]",
                     f"drain_timeout_secs = {self.drain_timeout_secs}",
                     "",

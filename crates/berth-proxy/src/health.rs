@@ -65,14 +65,19 @@ pub(crate) enum Probe {
 ///
 /// `initial` (never healthy yet) probes every `initial_interval_ms` and becomes healthy after
 /// `healthy_threshold` consecutive successes; failures keep it `initial` (with the failure as reason) so a
-/// slow-starting target still serves within one fast interval of being ready. `healthy` becomes `unhealthy`
-/// after `unhealthy_threshold` consecutive failures; `unhealthy` becomes `healthy` after
-/// `healthy_threshold` consecutive successes. Both probe every `interval_secs`.
+/// slow-starting target still serves within one fast interval of being ready, until it has failed for as long
+/// as ALB would take to call it unhealthy (`unhealthy_threshold` × `interval_secs`, counted in the fast
+/// intervals waited): then it is `unhealthy` and probed at the normal pace, so a broken target is not probed
+/// fifty times a second forever. `healthy` becomes `unhealthy` after `unhealthy_threshold` consecutive
+/// failures; `unhealthy` becomes `healthy` after `healthy_threshold` consecutive successes. Both probe every
+/// `interval_secs`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Machine {
     status: Status,
     successes: u32,
     failures: u32,
+    /// While `initial`: the time waited between consecutive failed probes (probe durations not counted).
+    initial_failing: Duration,
 }
 
 impl Machine {
@@ -83,7 +88,7 @@ impl Machine {
     /// Continues from a known status (a prober restarted because its health check changed).
     pub fn resume(status: Status) -> Self {
         let status = if status.health == TargetHealth::Draining { Status::INITIAL } else { status };
-        Machine { status, successes: 0, failures: 0 }
+        Machine { status, successes: 0, failures: 0, initial_failing: Duration::ZERO }
     }
 
     pub fn status(&self) -> Status {
@@ -98,6 +103,7 @@ impl Machine {
         match probe {
             Probe::Success => {
                 self.failures = 0;
+                self.initial_failing = Duration::ZERO;
                 self.successes = self.successes.saturating_add(1);
                 if self.status.health != TargetHealth::Healthy && self.successes >= healthy_threshold {
                     self.status = Status::HEALTHY;
@@ -111,7 +117,20 @@ impl Machine {
                         self.status = Status { health: TargetHealth::Unhealthy, reason: Some(reason) };
                     }
                     TargetHealth::Healthy => {}
-                    TargetHealth::Initial | TargetHealth::Unhealthy | TargetHealth::Draining => {
+                    TargetHealth::Initial => {
+                        if self.failures > 1 {
+                            self.initial_failing += self.next_delay(check);
+                        }
+                        let alb_window =
+                            Duration::from_secs(u64::from(check.interval_secs.max(1))) * unhealthy_threshold;
+                        let health = if self.initial_failing >= alb_window {
+                            TargetHealth::Unhealthy
+                        } else {
+                            TargetHealth::Initial
+                        };
+                        self.status = Status { health, reason: Some(reason) };
+                    }
+                    TargetHealth::Unhealthy | TargetHealth::Draining => {
                         self.status.reason = Some(reason);
                     }
                 }
@@ -382,6 +401,33 @@ mod tests {
         m.observe(Probe::Success, &check);
         assert_eq!(m.next_delay(&check), Duration::from_secs(7));
         assert_eq!(Machine::resume(Status::DRAINING).status(), Status::INITIAL);
+    }
+
+    #[test]
+    fn a_target_failing_from_the_start_turns_unhealthy_after_albs_window() {
+        // interval 1 s × threshold 2 = 2 s of failing, counted in 100 ms fast intervals: 20 waits.
+        let check = HealthCheck {
+            interval_secs: 1,
+            unhealthy_threshold: 2,
+            healthy_threshold: 2,
+            initial_interval_ms: 100,
+            ..HealthCheck::default()
+        };
+        let (states, reason) = run(&check, &"c".repeat(22));
+        assert_eq!(states, format!("{}uu", "i".repeat(20)));
+        assert_eq!(reason, Some(Reason::ResponseCodeMismatch));
+        // A success in between starts the window again.
+        let probes = format!("{}+{}", "c".repeat(15), "c".repeat(15));
+        assert_eq!(run(&check, &probes).0, "i".repeat(31));
+        let mut m = Machine::new();
+        for _ in 0..21 {
+            m.observe(Probe::Failure(Reason::Timeout), &check);
+        }
+        assert_eq!(m.status().health, TargetHealth::Unhealthy);
+        assert_eq!(m.next_delay(&check), Duration::from_secs(1), "probed at the normal pace now");
+        assert!(!m.observe(Probe::Success, &check));
+        assert!(m.observe(Probe::Success, &check), "healthy after the healthy threshold");
+        assert_eq!(m.status(), Status::HEALTHY);
     }
 
     #[test]
