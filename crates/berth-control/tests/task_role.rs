@@ -174,6 +174,11 @@ async fn a_task_gets_its_task_role_through_the_credentials_endpoint() {
         .await
         .expect("update trust");
     assert!(matches!(w.control.task_credentials(id, token), Err(TaskCredentialsError::Denied(_))));
+
+    // Once the task has stopped, its id is no longer served.
+    w.driver.exit_task(&spec.task_id, 1);
+    w.settle().await;
+    assert_eq!(w.control.task_credentials(id, token), Err(TaskCredentialsError::NotFound));
 }
 
 #[tokio::test]
