@@ -101,8 +101,8 @@ def test_a_task_without_a_task_role_gets_no_credentials(berth, boto3_image):
         host = berth.wait_endpoint(svc["serviceArn"], timeout=90)
         _, env = task_env(berth, svc["serviceArn"])
         assert not CRED_VARS & env.keys()
-        names = wait_for("the task's /env", lambda: berth.https_get(host, "/env").json(), 30)
-        assert not CRED_VARS & set(names)
+        resp = wait_for("the task's /env", lambda: (r := berth.https_get(host, "/env")).status == 200 and r, 30)
+        assert not CRED_VARS & set(resp.json())
         ident = berth.https_get(host, "/whoami", timeout=30).json()
         assert not ident["ok"] and "NoCredentials" in ident["error"], ident
     finally:
