@@ -206,6 +206,8 @@ class BerthInstance:
     env: dict[str, str] = field(default_factory=dict)
     account_id: str = ""
     preexisting_containers: set[str] = field(default_factory=set)
+    # The task endpoint's credentials and API ports (on 169.254.170.2), distinct per instance.
+    task_ports: list[int] = field(default_factory=lambda: pick_free_ports(2))
     _log_file: Any = None
     _ecs: Any = None
 
@@ -257,6 +259,9 @@ class BerthInstance:
                     f"request_timeout_secs = {self.proxy_request_timeout_secs}",
                     "[deploy]",
                     f"drain_timeout_secs = {self.drain_timeout_secs}",
+                    "[task_endpoint]",
+                    f"credentials_port = {self.task_ports[0]}",
+                    f"api_port = {self.task_ports[1]}",
                     "",
                 ]
             )

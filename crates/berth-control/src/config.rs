@@ -20,6 +20,8 @@ pub struct ControlConfig {
     /// The data key that seals secret values and SecureStrings (created 0600 on first start). `None` keeps
     /// a key in memory only, for tests: sealed values then do not survive the process.
     pub secrets_key: Option<PathBuf>,
+    /// Where tasks reach the credentials endpoint and the API; `None` gives tasks no task-role credentials.
+    pub task_endpoint: Option<crate::task_role::TaskEndpoint>,
 }
 
 impl Default for ControlConfig {
@@ -33,6 +35,7 @@ impl Default for ControlConfig {
             resync_interval: Duration::from_secs(1),
             stopped_task_retention: Duration::from_secs(3600),
             secrets_key: None,
+            task_endpoint: None,
         }
     }
 }

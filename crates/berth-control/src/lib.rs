@@ -23,6 +23,7 @@ mod reconcile;
 pub mod routes;
 pub(crate) mod secrets;
 mod sts;
+pub mod task_role;
 
 pub use config::ControlConfig;
 pub use credentials::AccessKey;

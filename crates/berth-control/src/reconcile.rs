@@ -294,8 +294,9 @@ impl Control {
                     let config = crate::ecs::revision_config(tx, &revision)?;
                     let mut ids = Vec::new();
                     for _ in 0..count {
-                        let (row, spec, needs) = self.new_task(service, &revision, &config, t)?;
+                        let (row, mut spec, needs) = self.new_task(service, &revision, &config, t)?;
                         tx.task_insert(&row)?;
+                        self.grant_task_role(tx, config.task_role_arn.as_deref(), &mut spec, t)?;
                         ids.push(format!("(task {})", row.id));
                         effects.starts.push((row.id, service.id, spec, needs));
                     }

@@ -12,12 +12,14 @@ mod iam;
 mod rows;
 mod schema;
 mod secrets;
+mod task_role;
 
 pub use ec2::*;
 pub use elbv2::*;
 pub use iam::*;
 pub use rows::*;
 pub use secrets::*;
+pub use task_role::*;
 
 use std::path::Path;
 

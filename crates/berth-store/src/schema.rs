@@ -327,6 +327,18 @@ CREATE TABLE ec2_service_groups (
 );
 CREATE INDEX ec2_service_groups_by_group ON ec2_service_groups(group_id);
 "#,
+    // Task-role credentials (the ECS-style credentials endpoint).
+    r#"
+CREATE TABLE task_credentials (
+    credential_id TEXT PRIMARY KEY,
+    task_id TEXT NOT NULL,
+    role_arn TEXT NOT NULL,
+    token TEXT NOT NULL,
+    access_key_id TEXT,
+    created_at REAL NOT NULL
+);
+CREATE INDEX task_credentials_by_task ON task_credentials(task_id);
+"#,
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

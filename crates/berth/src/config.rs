@@ -20,6 +20,7 @@ pub struct Config {
     pub proxy: ProxySection,
     pub runtime: RuntimeSection,
     pub deploy: DeploySection,
+    pub task_endpoint: TaskEndpointSection,
     /// Filled from the command line, never from the file.
     #[serde(skip)]
     pub data_dir: PathBuf,
@@ -72,6 +73,30 @@ pub struct DeploySection {
     pub stop_timeout_secs: u64,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TaskEndpointSection {
+    /// Serve task-role credentials (and the API) to tasks.
+    pub enabled: bool,
+    /// The link-local address tasks reach berth on; berth adds it to the host's loopback interface.
+    pub address: std::net::Ipv4Addr,
+    /// The ECS-style credentials endpoint (`/v2/credentials/<id>`), plain HTTP as in ECS.
+    pub credentials_port: u16,
+    /// The AWS API for tasks (`AWS_ENDPOINT_URL`), plain HTTP on the same address.
+    pub api_port: u16,
+}
+
+impl Default for TaskEndpointSection {
+    fn default() -> Self {
+        TaskEndpointSection {
+            enabled: true,
+            address: std::net::Ipv4Addr::new(169, 254, 170, 2),
+            credentials_port: 51679,
+            api_port: 51680,
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -82,6 +107,7 @@ impl Default for Config {
             proxy: ProxySection::default(),
             runtime: RuntimeSection::default(),
             deploy: DeploySection::default(),
+            task_endpoint: TaskEndpointSection::default(),
             data_dir: PathBuf::new(),
         }
     }

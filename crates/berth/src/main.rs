@@ -10,6 +10,7 @@ mod files;
 mod internal;
 mod proxy;
 mod server;
+mod task_endpoint;
 mod up;
 
 use anyhow::Result;

@@ -30,6 +30,28 @@ pub async fn run(config: Config) -> Result<()> {
         )
     })?;
     tracing::info!(api_version = %driver.api_version(), "connected to Docker Engine");
+    // Tasks reach berth on a link-local address: credentials for their task role, and the API.
+    let te = &config.task_endpoint;
+    let task_listeners = if te.enabled {
+        let bound = async {
+            let creds = crate::task_endpoint::bind(te.address, te.credentials_port).await?;
+            let api = crate::task_endpoint::bind(te.address, te.api_port).await?;
+            anyhow::Ok((creds, api))
+        };
+        match bound.await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "task endpoint unavailable: tasks get no task-role credentials");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let task_endpoint = task_listeners.as_ref().map(|_| berth_control::task_role::TaskEndpoint {
+        credentials_base: format!("http://{}:{}", te.address, te.credentials_port),
+        api_url: Some(format!("http://{}:{}", te.address, te.api_port)),
+    });
     let control = Control::new(
         ControlConfig {
             region: config.region.clone(),
@@ -38,6 +60,7 @@ pub async fn run(config: Config) -> Result<()> {
             drain_timeout: config.drain_timeout(),
             stop_timeout: Duration::from_secs(config.deploy.stop_timeout_secs),
             secrets_key: Some(config.path(files::SECRETS_KEY)),
+            task_endpoint,
             ..ControlConfig::default()
         },
         store,
@@ -75,8 +98,13 @@ pub async fn run(config: Config) -> Result<()> {
         .with_context(|| format!("binding the internal API on {}", config.internal.listen))?;
 
     let backend = Arc::new(ApiBackend { control: Arc::clone(&control) });
-    let api = tokio::spawn(berth_api::serve(api_listener, tls, backend, ApiConfig::default(), stopped()));
+    let api = tokio::spawn(berth_api::serve(api_listener, tls, Arc::clone(&backend), ApiConfig::default(), stopped()));
     let internal = tokio::spawn(crate::internal::serve(internal_listener, Arc::clone(&control), token, stopped()));
+    let task_tasks = task_listeners.map(|(creds, api)| {
+        let c = tokio::spawn(crate::task_endpoint::serve_credentials(creds, Arc::clone(&control), stopped()));
+        let a = tokio::spawn(berth_api::serve(api, None, Arc::clone(&backend), ApiConfig::default(), stopped()));
+        (c, a)
+    });
     let reconciler = tokio::spawn(Arc::clone(&control).run_reconciler(stopped()));
     tracing::info!(
         api = %config.api_url(),
@@ -93,6 +121,10 @@ pub async fn run(config: Config) -> Result<()> {
         let _ = api.await;
         let _ = internal.await;
         let _ = reconciler.await;
+        if let Some((c, a)) = task_tasks {
+            let _ = c.await;
+            let _ = a.await;
+        }
     })
     .await;
     Ok(())

@@ -1,0 +1,219 @@
+//! Task roles: a task whose service has a `taskRoleArn` gets credentials for that role through an ECS-style
+//! credentials endpoint. At launch the task receives `AWS_CONTAINER_CREDENTIALS_FULL_URI` (naming a fresh
+//! credential id) and `AWS_CONTAINER_AUTHORIZATION_TOKEN`; the endpoint (served by the binary) hands the id
+//! and token to [`Control::task_credentials`], which answers with a role session named after the task id,
+//! issued as `ecs-tasks.amazonaws.com` would assume the role and renewed well before it expires. A task without
+//! a task role gets none of this.
+
+use berth_iam::{Policy, PolicyKind, Principal};
+use berth_runtime::TaskSpec;
+use berth_store::{StsSessionRow, TaskCredentialRow, Tx};
+use serde::Serialize;
+
+use crate::iam::access::role_by_arn;
+use crate::iam::{new_id, new_secret};
+use crate::{Control, ControlError, now};
+
+/// The service principal a task role must trust.
+pub const TASKS_SERVICE: &str = "ecs-tasks.amazonaws.com";
+/// The path prefix of the credentials endpoint (the ECS agent's `/v2/credentials/<id>`).
+pub const CREDENTIALS_PATH: &str = "/v2/credentials/";
+/// How long a task-role session lasts (bounded by the role's `MaxSessionDuration`).
+const SESSION_SECS: f64 = 6.0 * 3600.0;
+/// A served session with less than this left is replaced by a fresh one (SDKs refresh 15 minutes ahead).
+const RENEW_BEFORE_SECS: f64 = 30.0 * 60.0;
+
+/// Where tasks reach berth: the credentials endpoint and, optionally, the AWS API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskEndpoint {
+    /// `http://169.254.170.2:51679`: `AWS_CONTAINER_CREDENTIALS_FULL_URI` is this plus `/v2/credentials/<id>`.
+    pub credentials_base: String,
+    /// Given to tasks as `AWS_ENDPOINT_URL`, so their SDKs call berth's API.
+    pub api_url: Option<String>,
+}
+
+/// The ECS credentials endpoint's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TaskCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub token: String,
+    /// `2026-11-27T10:13:39Z`.
+    pub expiration: String,
+    pub role_arn: String,
+}
+
+/// Why the endpoint refuses; the binary maps these to HTTP statuses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TaskCredentialsError {
+    /// Unknown credential id, or the task has stopped (404).
+    #[error("no credentials for this id")]
+    NotFound,
+    /// Missing or wrong `Authorization` token (401).
+    #[error("the authorization token does not match")]
+    Unauthorized,
+    /// The role is gone or no longer trusts `ecs-tasks.amazonaws.com` (403).
+    #[error("{0}")]
+    Denied(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Control {
+    /// Gives a starting task its credential id and token, if it has a task role and berth serves the endpoint.
+    /// Runs in the transaction that writes the task row.
+    pub(crate) fn grant_task_role(
+        &self,
+        tx: &Tx<'_>,
+        role_arn: Option<&str>,
+        spec: &mut TaskSpec,
+        t: f64,
+    ) -> Result<(), ControlError> {
+        let (Some(role_arn), Some(endpoint)) = (role_arn, &self.config.task_endpoint) else { return Ok(()) };
+        let row = TaskCredentialRow {
+            credential_id: uuid(),
+            task_id: spec.task_id.clone(),
+            role_arn: role_arn.to_owned(),
+            token: new_secret(48),
+            access_key_id: None,
+            created_at: t,
+        };
+        tx.task_credentials_prune()?;
+        tx.task_credential_insert(&row)?;
+        let env = &mut spec.environment;
+        let mut set = |k: &str, v: String, overwrite: bool| {
+            if overwrite {
+                env.retain(|(name, _)| name != k);
+            } else if env.iter().any(|(name, _)| name == k) {
+                return;
+            }
+            env.push((k.to_owned(), v));
+        };
+        let uri = format!("{}{CREDENTIALS_PATH}{}", endpoint.credentials_base.trim_end_matches('/'), row.credential_id);
+        set("AWS_CONTAINER_CREDENTIALS_FULL_URI", uri, true);
+        set("AWS_CONTAINER_AUTHORIZATION_TOKEN", row.token, true);
+        set("AWS_REGION", self.names.region.clone(), false);
+        set("AWS_DEFAULT_REGION", self.names.region.clone(), false);
+        if let Some(api) = &endpoint.api_url {
+            set("AWS_ENDPOINT_URL", api.clone(), false);
+        }
+        Ok(())
+    }
+
+    /// Answers the credentials endpoint: the task's current role session, issuing a new one when none is
+    /// served yet or the served one is close to expiring.
+    pub fn task_credentials(&self, credential_id: &str, token: &str) -> Result<TaskCredentials, TaskCredentialsError> {
+        let internal = |e: ControlError| TaskCredentialsError::Internal(e.to_string());
+        let t = now();
+        let account = self.names.account.clone();
+        self.tx(|tx| {
+            let Some(grant) = tx.task_credential_get(credential_id)? else {
+                return Ok(Err(TaskCredentialsError::NotFound));
+            };
+            if !same(grant.token.as_bytes(), token.as_bytes()) {
+                return Ok(Err(TaskCredentialsError::Unauthorized));
+            }
+            match tx.task_get(&grant.task_id)? {
+                Some(task) if task.last_status < berth_core::status::TaskStatus::Stopped => {}
+                _ => return Ok(Err(TaskCredentialsError::NotFound)),
+            }
+            let Some(role) = role_by_arn(tx, &account, &grant.role_arn)? else {
+                return Ok(Err(TaskCredentialsError::Denied(format!(
+                    "The task role {} does not exist.",
+                    grant.role_arn
+                ))));
+            };
+            let trusted = Policy::parse(&role.trust_policy, PolicyKind::Trust).is_ok_and(|trust| {
+                berth_iam::trust_allows(&trust, &role.arn, &Principal::Service(TASKS_SERVICE.into())).is_allowed()
+            });
+            if !trusted {
+                return Ok(Err(TaskCredentialsError::Denied(format!(
+                    "The trust policy of the task role {} does not allow {TASKS_SERVICE} to call sts:AssumeRole.",
+                    role.arn
+                ))));
+            }
+            let current = match &grant.access_key_id {
+                Some(key) => tx.sts_session_get(key)?,
+                None => None,
+            };
+            let session = match current {
+                Some(s) if s.role_id == role.role_id && s.expires_at - t > RENEW_BEFORE_SECS => s,
+                _ => {
+                    let duration = SESSION_SECS.min(role.max_session_duration as f64);
+                    let s = StsSessionRow {
+                        access_key_id: new_id("ASIA", 16),
+                        secret_access_key: new_secret(40),
+                        session_token: format!("IQoJb3JpZ2luX2Vj{}", new_secret(320)),
+                        role_name: role.name.clone(),
+                        role_id: role.role_id.clone(),
+                        session_name: grant.task_id.clone(),
+                        assumed_role_arn: format!(
+                            "arn:aws:sts::{account}:assumed-role/{}/{}",
+                            role.name, grant.task_id
+                        ),
+                        expires_at: t + duration,
+                        created_at: t,
+                    };
+                    tx.sts_session_insert(&s)?;
+                    tx.task_credential_set_session(credential_id, &s.access_key_id)?;
+                    s
+                }
+            };
+            Ok(Ok(TaskCredentials {
+                access_key_id: session.access_key_id,
+                secret_access_key: session.secret_access_key,
+                token: session.session_token,
+                expiration: iso8601(session.expires_at.floor() as i64),
+                role_arn: role.arn,
+            }))
+        })
+        .map_err(internal)?
+    }
+}
+
+/// Compares without an early exit, so a token cannot be guessed byte by byte from timings.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A random version-4 UUID, the shape of the ECS agent's credential ids.
+fn uuid() -> String {
+    let h = berth_core::ids::random_hex(32);
+    format!("{}-{}-4{}-a{}-{}", &h[0..8], &h[8..12], &h[13..16], &h[17..20], &h[20..32])
+}
+
+/// `2026-11-27T10:13:39Z` for epoch seconds (Howard Hinnant's civil-from-days).
+fn iso8601(secs: i64) -> String {
+    let z = secs.div_euclid(86_400) + 719_468;
+    let rem = secs.rem_euclid(86_400);
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso8601_and_uuid_shapes() {
+        for (secs, want) in [
+            (0, "1970-01-01T00:00:00Z"),
+            (1_795_781_619, "2026-11-27T12:13:39Z"),
+            (951_782_400, "2000-02-29T00:00:00Z"),
+        ] {
+            assert_eq!(iso8601(secs), want);
+        }
+        let u = uuid();
+        assert_eq!(u.len(), 36);
+        assert_eq!(u.split('-').map(str::len).collect::<Vec<_>>(), [8, 4, 4, 4, 12]);
+        assert!(same(b"abc", b"abc") && !same(b"abc", b"abd") && !same(b"abc", b"ab"));
+    }
+}

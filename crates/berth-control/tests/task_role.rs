@@ -1,0 +1,193 @@
+//! Task roles over the in-memory driver: a task of a service with a `taskRoleArn` gets the credentials
+//! endpoint's variables and its token; the endpoint answers with a role session named after the task, reused
+//! until renewal and accepted as an access key; wrong tokens, unknown ids, untrusted roles and stopped tasks are
+//! refused; a task without a task role gets nothing.
+
+use std::sync::Arc;
+
+use berth_certs::Ca;
+use berth_control::task_role::{TaskCredentialsError, TaskEndpoint};
+use berth_control::{CallerIdentity, Control, ControlConfig};
+use berth_model::ecs;
+use berth_model::iam::{self, Operation as Iam};
+use berth_runtime::TaskSpec;
+use berth_runtime::memory::MemoryDriver;
+use berth_store::Store;
+
+struct World {
+    control: Arc<Control>,
+    driver: Arc<MemoryDriver>,
+    caller: CallerIdentity,
+}
+
+fn trust(service: &str) -> String {
+    format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"Service":"{service}"}},"Action":"sts:AssumeRole"}}]}}"#
+    )
+}
+
+impl World {
+    fn new() -> World {
+        let driver = Arc::new(MemoryDriver::new());
+        let config = ControlConfig {
+            task_endpoint: Some(TaskEndpoint {
+                credentials_base: "http://169.254.170.2:51679".into(),
+                api_url: Some("http://169.254.170.2:51680".into()),
+            }),
+            ..ControlConfig::default()
+        };
+        let control = Control::new(
+            config,
+            Store::open_in_memory().expect("store"),
+            driver.clone(),
+            Arc::new(Ca::generate().expect("ca")),
+        )
+        .expect("control");
+        let caller = CallerIdentity::root(control.account_id());
+        World { control, driver, caller }
+    }
+
+    async fn role(&self, name: &str, service: &str, policy: Option<&str>) -> String {
+        self.control
+            .handle_iam(
+                &self.caller,
+                Iam::CreateRole(iam::CreateRoleRequest {
+                    role_name: Some(name.into()),
+                    assume_role_policy_document: Some(trust(service)),
+                    ..Default::default()
+                }),
+            )
+            .await
+            .expect("create role");
+        if let Some(policy) = policy {
+            self.control
+                .handle_iam(
+                    &self.caller,
+                    Iam::AttachRolePolicy(iam::AttachRolePolicyRequest {
+                        role_name: Some(name.into()),
+                        policy_arn: Some(format!("arn:aws:iam::aws:policy/service-role/{policy}")),
+                    }),
+                )
+                .await
+                .expect("attach");
+        }
+        format!("arn:aws:iam::{}:role/{name}", self.control.account_id())
+    }
+
+    async fn service(&self, name: &str, task_role: Option<String>) -> String {
+        let infra = self
+            .role(
+                &format!("{name}-infra"),
+                "ecs.amazonaws.com",
+                Some("AmazonECSInfrastructureRoleforExpressGatewayServices"),
+            )
+            .await;
+        let exec = self
+            .role(&format!("{name}-exec"), "ecs-tasks.amazonaws.com", Some("AmazonECSTaskExecutionRolePolicy"))
+            .await;
+        let out = self
+            .control
+            .handle_ecs(
+                &self.caller,
+                ecs::Operation::CreateExpressGatewayService(ecs::CreateExpressGatewayServiceRequest {
+                    service_name: Some(name.into()),
+                    infrastructure_role_arn: Some(infra),
+                    execution_role_arn: Some(exec),
+                    task_role_arn: task_role,
+                    primary_container: Some(ecs::ExpressGatewayContainer {
+                        image: Some("berth-demo:latest".into()),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+            )
+            .await
+            .expect("create service");
+        let ecs::Output::CreateExpressGatewayService(r) = out else { panic!("wrong output") };
+        r.service.and_then(|s| s.service_arn).expect("arn")
+    }
+
+    async fn settle(&self) {
+        for _ in 0..4 {
+            self.control.reconcile_once().await.expect("pass");
+            for _ in 0..10 {
+                tokio::task::yield_now().await;
+            }
+        }
+    }
+
+    fn started(&self, service_arn: &str) -> TaskSpec {
+        self.driver
+            .started()
+            .into_iter()
+            .find(|s| s.labels.get("berth.service").map(String::as_str) == Some(service_arn))
+            .expect("a started task")
+    }
+}
+
+fn env<'a>(spec: &'a TaskSpec, name: &str) -> Option<&'a str> {
+    spec.environment.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+#[tokio::test]
+async fn a_task_gets_its_task_role_through_the_credentials_endpoint() {
+    let w = World::new();
+    let role = w.role("app", "ecs-tasks.amazonaws.com", None).await;
+    let svc = w.service("web", Some(role.clone())).await;
+    w.settle().await;
+    let spec = w.started(&svc);
+    let uri = env(&spec, "AWS_CONTAINER_CREDENTIALS_FULL_URI").expect("full uri");
+    let id = uri.strip_prefix("http://169.254.170.2:51679/v2/credentials/").expect("endpoint base");
+    let token = env(&spec, "AWS_CONTAINER_AUTHORIZATION_TOKEN").expect("token");
+    assert_eq!(env(&spec, "AWS_ENDPOINT_URL"), Some("http://169.254.170.2:51680"));
+    assert_eq!(env(&spec, "AWS_DEFAULT_REGION"), Some("us-east-1"));
+
+    let creds = w.control.task_credentials(id, token).expect("credentials");
+    assert_eq!(creds.role_arn, role);
+    assert!(creds.access_key_id.starts_with("ASIA"));
+    // The session authenticates as the role, named after the task.
+    let key = w.control.access_key(&creds.access_key_id).expect("lookup").expect("a key");
+    assert_eq!(key.principal_arn, format!("arn:aws:sts::{}:assumed-role/app/{}", w.control.account_id(), spec.task_id));
+    assert_eq!(key.session_token.as_deref(), Some(creds.token.as_str()));
+    // Asked again, the same session is served (it is far from expiring).
+    assert_eq!(w.control.task_credentials(id, token).expect("again"), creds);
+
+    let wrong = format!("{token}x");
+    let cases: [(&str, &str, TaskCredentialsError); 3] = [
+        (id, &wrong, TaskCredentialsError::Unauthorized),
+        (id, "", TaskCredentialsError::Unauthorized),
+        ("00000000-0000-4000-a000-000000000000", token, TaskCredentialsError::NotFound),
+    ];
+    for (id, token, want) in cases {
+        assert_eq!(w.control.task_credentials(id, token), Err(want));
+    }
+
+    // A role that stops trusting ecs-tasks.amazonaws.com gets no new sessions.
+    w.control
+        .handle_iam(
+            &w.caller,
+            Iam::UpdateAssumeRolePolicy(iam::UpdateAssumeRolePolicyRequest {
+                role_name: Some("app".into()),
+                policy_document: Some(trust("ecs.amazonaws.com")),
+            }),
+        )
+        .await
+        .expect("update trust");
+    assert!(matches!(w.control.task_credentials(id, token), Err(TaskCredentialsError::Denied(_))));
+
+    // Once the task has stopped, its id is no longer served.
+    w.driver.exit_task(&spec.task_id, 1);
+    w.settle().await;
+    assert_eq!(w.control.task_credentials(id, token), Err(TaskCredentialsError::NotFound));
+}
+
+#[tokio::test]
+async fn a_task_without_a_task_role_gets_no_credentials() {
+    let w = World::new();
+    let svc = w.service("plain", None).await;
+    w.settle().await;
+    let spec = w.started(&svc);
+    for name in ["AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN", "AWS_ENDPOINT_URL"] {
+        assert_eq!(env(&spec, name), None, "{name}");
+    }
+}
