@@ -142,7 +142,14 @@ impl Cidr {
 /// Lookups borrow the request's (already lowercase) host and allocate nothing.
 #[derive(Debug, Default)]
 pub(crate) struct SourceFilters {
-    by_host: HashMap<String, Arc<(Vec<Cidr>, Vec<Cidr>)>>,
+    by_host: HashMap<String, Arc<ListenerSources>>,
+}
+
+/// The CIDRs one load balancer admits on each listener.
+#[derive(Debug)]
+struct ListenerSources {
+    https: Vec<Cidr>,
+    http: Vec<Cidr>,
 }
 
 impl SourceFilters {
@@ -161,7 +168,7 @@ impl SourceFilters {
         };
         let mut by_host = HashMap::new();
         for f in filters {
-            let lists = Arc::new((compile(&f.https), compile(&f.http)));
+            let lists = Arc::new(ListenerSources { https: compile(&f.https), http: compile(&f.http) });
             for h in &f.hosts {
                 by_host.insert(h.to_ascii_lowercase(), Arc::clone(&lists));
             }
@@ -175,7 +182,7 @@ impl SourceFilters {
         match self.by_host.get(host) {
             None => true,
             Some(lists) => {
-                let cidrs = if https { &lists.0 } else { &lists.1 };
+                let cidrs = if https { &lists.https } else { &lists.http };
                 cidrs.iter().any(|c| c.contains(source))
             }
         }
