@@ -3,8 +3,11 @@ groups an Express service gets, and security groups enforced between real contai
 
 from __future__ import annotations
 
+import http.client
 import ipaddress
 import json
+import socket
+import ssl
 import subprocess
 import time
 
@@ -294,3 +297,67 @@ def test_express_groups_are_created_and_enforced(berth):
 
     wait_for("the Express groups to be deleted", gone, 15, interval=0.5)
     client.delete_security_group(GroupId=user_group)
+
+
+def https_status_from(berth, source: str, host: str, path: str = "/ping") -> int | str:
+    """One HTTPS request to the proxy from client address `source` (a loopback alias): the status, or
+    `"closed"` when the connection ends without an HTTP answer."""
+    ctx = ssl.create_default_context(cafile=str(berth.ca_path))
+    raw = socket.create_connection(("127.0.0.1", berth.ports.https), timeout=5, source_address=(source, 0))
+    try:
+        tls = ctx.wrap_socket(raw, server_hostname=host)
+    except BaseException:
+        raw.close()
+        raise
+    conn = http.client.HTTPSConnection(host, berth.ports.https, timeout=5, context=ctx)
+    conn.sock = tls
+    try:
+        conn.request("GET", path, headers={"Host": f"{host}:{berth.ports.https}", "User-Agent": "berth-e2e"})
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status
+    except (ConnectionError, http.client.RemoteDisconnected, ssl.SSLError):
+        return "closed"
+    finally:
+        conn.close()
+
+
+def test_the_load_balancer_group_filters_client_sources(berth):
+    client = ec2(berth)
+    arn = berth.create_service(unique("lbsrc"))["serviceArn"]
+    try:
+        host = berth.wait_endpoint(arn)
+        berth.wait_status(host, 200, "/ping", timeout=60)
+        assert https_status_from(berth, "127.0.0.2", host) == 200, "Express's group admits everyone"
+        sg = berth.describe_service(arn)["activeConfigurations"][0]["networkConfiguration"]["securityGroups"][0]
+        [pair] = client.describe_security_groups(GroupIds=[sg])["SecurityGroups"][0]["IpPermissions"][0][
+            "UserIdGroupPairs"]
+        lb = pair["GroupId"]
+        everyone = [{"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": "0.0.0.0/0"}],
+                     "Ipv6Ranges": [{"CidrIpv6": "::/0"}]}]
+        only_me = [{"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": "127.0.0.1/32"}]}]
+
+        # -- narrow the load balancer group to 127.0.0.1: 127.0.0.2 is refused within a second
+        client.revoke_security_group_ingress(GroupId=lb, IpPermissions=everyone)
+        client.authorize_security_group_ingress(GroupId=lb, IpPermissions=only_me)
+        start = time.monotonic()
+        wait_for("127.0.0.2 to be refused", lambda: https_status_from(berth, "127.0.0.2", host) == 403, 5,
+                 interval=0.05)
+        refused_after = time.monotonic() - start
+        print(f"\n127.0.0.2 refused {refused_after:.3f}s after AuthorizeSecurityGroupIngress")
+        assert refused_after < 1, refused_after
+        for _ in range(5):
+            assert https_status_from(berth, "127.0.0.1", host) == 200, "the allowed source is still served"
+            assert https_status_from(berth, "127.0.0.2", host) == 403
+
+        # -- restore: served again
+        client.revoke_security_group_ingress(GroupId=lb, IpPermissions=only_me)
+        client.authorize_security_group_ingress(GroupId=lb, IpPermissions=everyone)
+        start = time.monotonic()
+        wait_for("127.0.0.2 to be served again", lambda: https_status_from(berth, "127.0.0.2", host) == 200, 5,
+                 interval=0.05)
+        served_after = time.monotonic() - start
+        print(f"127.0.0.2 served again {served_after:.3f}s after the restore")
+        assert served_after < 1, served_after
+    finally:
+        berth.best_effort_delete(arn)

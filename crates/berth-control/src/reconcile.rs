@@ -589,14 +589,16 @@ impl Control {
         let _serial = self.publishing.lock().unwrap_or_else(|e| e.into_inner());
         let current = self.routes.borrow().clone();
         let published = self.tx(|tx| {
-            let (certificates, rules, groups, tasks) = self.route_inputs(tx)?;
-            let candidate = routes::build(current.version, &certificates, &rules, &groups, &tasks);
+            let (certificates, rules, groups, tasks, sources) = self.route_inputs(tx)?;
+            let mut candidate = routes::build(current.version, &certificates, &rules, &groups, &tasks);
+            candidate.source_filters = sources;
             let version = if routes::same_routes(&candidate, &current) {
                 None
             } else {
                 let v = tx.next_counter("route_version")?.max(current.version + 1);
                 tx.meta_set("route_version", &v.to_string())?;
-                Some(routes::build(v, &certificates, &rules, &groups, &tasks))
+                candidate.version = v;
+                Some(candidate)
             };
             let stamp = version.as_ref().map(|t| t.version).unwrap_or(current.version);
             for mut task in tx.tasks_not_stopped()? {
@@ -615,12 +617,16 @@ impl Control {
     }
 
     /// What the route table is built from: certificates (the default first), the HTTPS listeners' rules, every
-    /// target group and every task that may be a target. The store only, never the runtime.
+    /// target group, every task that may be a target, and the load balancer groups' source filters. The store
+    /// only, never the runtime.
     #[allow(clippy::type_complexity)]
     fn route_inputs(
         &self,
         tx: &Tx<'_>,
-    ) -> Result<(Vec<Certificate>, Vec<berth_routes::Rule>, Vec<GroupInput>, Vec<TaskTarget>), ControlError> {
+    ) -> Result<
+        (Vec<Certificate>, Vec<berth_routes::Rule>, Vec<GroupInput>, Vec<TaskTarget>, Vec<berth_routes::SourceFilter>),
+        ControlError,
+    > {
         let services = tx.services_live(None)?;
         let hosts: HashMap<i64, String> = services
             .iter()
@@ -662,7 +668,8 @@ impl Control {
                 })
             })
             .collect();
-        Ok((certificates, rules, groups, targets))
+        let sources = crate::ec2::express::route_source_filters(tx, &hosts)?;
+        Ok((certificates, rules, groups, targets, sources))
     }
 
     fn prune(&self, t: f64) -> Result<(), ControlError> {

@@ -83,7 +83,11 @@ pub fn build(
 
 /// Whether two tables route the same way (everything but the version).
 pub fn same_routes(a: &RouteTable, b: &RouteTable) -> bool {
-    a.hosts == b.hosts && a.rules == b.rules && a.target_groups == b.target_groups && a.certificates == b.certificates
+    a.hosts == b.hosts
+        && a.rules == b.rules
+        && a.target_groups == b.target_groups
+        && a.certificates == b.certificates
+        && a.source_filters == b.source_filters
 }
 
 #[cfg(test)]
@@ -173,5 +177,12 @@ mod tests {
         let mut changed_check = groups.clone();
         changed_check[0].health_check.interval_secs = 5;
         assert!(!same_routes(&table, &build(9, &[], &rules, &changed_check, &tasks)), "so is a health check change");
+        let mut narrowed = build(9, &[], &rules, &groups, &tasks);
+        narrowed.source_filters = vec![berth_routes::SourceFilter {
+            hosts: vec!["web.example.com".into()],
+            https: vec!["127.0.0.1/32".into()],
+            http: vec![],
+        }];
+        assert!(!same_routes(&table, &narrowed), "and so is a load balancer group change");
     }
 }

@@ -349,3 +349,66 @@ async fn an_update_keeps_the_managed_groups_and_follows_the_port_and_the_users_g
         .expect_err("in use");
     assert_eq!(e.code, ErrorCode::Ec2DependencyViolation);
 }
+
+fn tcp_443(v4: &[&str], v6: &[&str]) -> Vec<ec2::IpPermission> {
+    vec![ec2::IpPermission {
+        ip_protocol: Some("tcp".into()),
+        from_port: Some(443),
+        to_port: Some(443),
+        ip_ranges: Some(v4.iter().map(|c| ec2::IpRange { cidr_ip: Some((*c).into()), ..Default::default() }).collect()),
+        ipv6_ranges: Some(
+            v6.iter().map(|c| ec2::Ipv6Range { cidr_ipv6: Some((*c).into()), ..Default::default() }).collect(),
+        ),
+        ..Default::default()
+    }]
+}
+
+#[tokio::test]
+async fn narrowing_the_load_balancer_group_publishes_a_narrower_source_filter_at_once() {
+    let w = World::new("lbsources");
+    create_express_roles(&w.control, &w.caller).await;
+    w.settle().await;
+    w.create("web", &[]).await.expect("web");
+    w.settle().await;
+    let routes = w.control.subscribe_routes();
+    let filter_of = |host: &str| {
+        let table = routes.borrow().clone();
+        let f = table.source_filters.iter().find(|f| f.hosts == [host.to_string()]).cloned();
+        (table.version, f.map(|f| (f.https, f.http)))
+    };
+    let hosts: Vec<Vec<String>> = routes.borrow().source_filters.iter().map(|f| f.hosts.clone()).collect();
+    assert_eq!(hosts.len(), 1, "one filter per service endpoint: {hosts:?}");
+    let host = hosts[0][0].clone();
+    assert!(host.starts_with("web-"), "{host}");
+    let any = vec!["0.0.0.0/0".to_string(), "::/0".to_string()];
+    let (v1, f) = filter_of(&host);
+    assert_eq!(f, Some((any.clone(), any.clone())), "Express's load balancer group admits everyone");
+
+    let lb = w.groups(vec![filter("group-name", "ecs-express-web-lb-*")]).await;
+    let lb = lb.first().and_then(|g| g.group_id.clone()).expect("the load balancer group");
+    w.ec2(ec2::Operation::RevokeSecurityGroupIngress(ec2::RevokeSecurityGroupIngressRequest {
+        group_id: Some(lb.clone()),
+        ip_permissions: Some(tcp_443(&["0.0.0.0/0"], &["::/0"])),
+        ..Default::default()
+    }))
+    .await
+    .expect("revoke");
+    let (v2, f) = filter_of(&host);
+    assert!(v2 > v1, "published by the revoke itself, without a reconcile pass");
+    assert_eq!(f, Some((vec![], any.clone())), "nobody on 443, HTTP untouched");
+
+    w.ec2(ec2::Operation::AuthorizeSecurityGroupIngress(ec2::AuthorizeSecurityGroupIngressRequest {
+        group_id: Some(lb.clone()),
+        ip_permissions: Some(tcp_443(&["127.0.0.1/32"], &[])),
+        ..Default::default()
+    }))
+    .await
+    .expect("authorize");
+    let (v3, f) = filter_of(&host);
+    assert!(v3 > v2);
+    assert_eq!(f, Some((vec!["127.0.0.1/32".to_string()], any.clone())));
+
+    // A pass with nothing changed publishes nothing new.
+    w.settle().await;
+    assert_eq!(filter_of(&host).0, v3);
+}

@@ -473,6 +473,13 @@ impl Forwarder {
     ) -> Response<ProxyBody> {
         let found = {
             let snapshot = self.snapshot.load();
+            // The load balancer's security groups: berth shares listener sockets across load balancers, so a
+            // source they do not admit is refused once the host names the load balancer (see
+            // docs/compatibility.md).
+            if !snapshot.sources.allows(host, conn.tls.is_some(), conn.peer.ip()) {
+                ex.error = Some("SourceNotAllowed");
+                return fixed(StatusCode::FORBIDDEN, "source not allowed by the load balancer's security groups\n");
+            }
             let view = RequestView {
                 host,
                 path: req.uri().path(),

@@ -378,12 +378,20 @@ pub(crate) async fn serve_https(
     .await;
 }
 
-/// The HTTP listener's answer to everything: 301 to the same host and path over HTTPS.
-pub(crate) fn redirect(req: &Request<Incoming>, https_port: u16) -> Response<ProxyBody> {
+/// The HTTP listener's answer to everything: 301 to the same host and path over HTTPS (403 to a client the
+/// load balancer group does not admit on port 80: `allowed(host)` says whether this client may reach `host`).
+pub(crate) fn redirect(
+    req: &Request<Incoming>,
+    https_port: u16,
+    allowed: impl Fn(&str) -> bool,
+) -> Response<ProxyBody> {
     let host_header = req.headers().get(header::HOST).and_then(|v| v.to_str().ok());
     let Some(host) = request_host(host_header, req.uri().authority().map(|a| a.as_str())) else {
         return fixed(StatusCode::BAD_REQUEST, "missing host\n");
     };
+    if !allowed(&host) {
+        return fixed(StatusCode::FORBIDDEN, "source not allowed by the load balancer's security groups\n");
+    }
     let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
     match HeaderValue::from_str(&redirect_location(&host, path, https_port)) {
         Ok(location) => {
@@ -416,7 +424,11 @@ pub(crate) async fn serve_http(
                 let handler = move |req, active| forwarder.clone().handle(req, conn.clone(), active);
                 serve_connection(tcp, Activity::new(), limits, head, shutdown, handler).await;
             } else {
-                let handler = move |req: Request<Incoming>, _active| std::future::ready(redirect(&req, https_port));
+                let handler = move |req: Request<Incoming>, _active| {
+                    let snapshot = forwarder.snapshot.load();
+                    let allowed = |host: &str| snapshot.sources.allows(host, false, peer.ip());
+                    std::future::ready(redirect(&req, https_port, allowed))
+                };
                 serve_connection(tcp, Activity::new(), limits, head, shutdown, handler).await;
             }
         }

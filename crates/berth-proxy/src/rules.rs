@@ -1,10 +1,12 @@
 //! Pure ALB listener-rule matching: wildcard patterns, CIDRs, the six condition types, rule order (explicit
-//! rules by priority, host routes as exact-host rules at [`HOST_ROUTE_PRIORITY`]) and redirect URLs. No I/O,
+//! rules by priority, host routes as exact-host rules at [`HOST_ROUTE_PRIORITY`]), redirect URLs and the load
+//! balancers' security-group source filters ([`SourceFilters`]). No I/O,
 //! no locks; rules are compiled once per route table and matched against a borrowed [`RequestView`].
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use berth_routes::{Condition, HOST_ROUTE_PRIORITY, Redirect};
 use http::{HeaderMap, HeaderName};
@@ -132,6 +134,57 @@ impl Cidr {
             (Cidr::V4 { net, mask }, IpAddr::V4(a)) => u32::from(a) & mask == *net,
             (Cidr::V6 { net, mask }, IpAddr::V6(a)) => u128::from(a) & mask == *net,
             _ => false,
+        }
+    }
+}
+
+/// The load balancers' source filters, compiled once per table: host → the CIDRs each listener admits.
+/// Lookups borrow the request's (already lowercase) host and allocate nothing.
+#[derive(Debug, Default)]
+pub(crate) struct SourceFilters {
+    by_host: HashMap<String, Arc<ListenerSources>>,
+}
+
+/// The CIDRs one load balancer admits on each listener.
+#[derive(Debug)]
+struct ListenerSources {
+    https: Vec<Cidr>,
+    http: Vec<Cidr>,
+}
+
+impl SourceFilters {
+    /// Invalid CIDRs are dropped (logged): a filter never admits more than its valid entries say.
+    pub fn new(filters: &[berth_routes::SourceFilter]) -> Self {
+        let compile = |list: &[String]| -> Vec<Cidr> {
+            list.iter()
+                .filter_map(|c| {
+                    let parsed = Cidr::parse(c);
+                    if parsed.is_none() {
+                        tracing::warn!(cidr = %c, "ignoring an invalid source CIDR");
+                    }
+                    parsed
+                })
+                .collect()
+        };
+        let mut by_host = HashMap::new();
+        for f in filters {
+            let lists = Arc::new(ListenerSources { https: compile(&f.https), http: compile(&f.http) });
+            for h in &f.hosts {
+                by_host.insert(h.to_ascii_lowercase(), Arc::clone(&lists));
+            }
+        }
+        SourceFilters { by_host }
+    }
+
+    /// Whether a client at `source` may reach lowercase `host` on the HTTPS (`https`) or HTTP listener.
+    /// A host no filter names is open to everyone.
+    pub fn allows(&self, host: &str, https: bool, source: IpAddr) -> bool {
+        match self.by_host.get(host) {
+            None => true,
+            Some(lists) => {
+                let cidrs = if https { &lists.https } else { &lists.http };
+                cidrs.iter().any(|c| c.contains(source))
+            }
         }
     }
 }
@@ -409,6 +462,36 @@ mod tests {
         for (pattern, fold, text, want) in cases {
             assert_eq!(Wildcard::new(pattern, *fold).matches(text), *want, "{pattern:?} vs {text:?} (fold {fold})");
         }
+    }
+
+    #[test]
+    fn source_filter_table() {
+        let f = |hosts: &[&str], https: &[&str], http: &[&str]| berth_routes::SourceFilter {
+            hosts: strings(hosts),
+            https: strings(https),
+            http: strings(http),
+        };
+        let filters = SourceFilters::new(&[
+            f(&["Web.Example.com"], &["127.0.0.1/32", "10.0.0.0/8"], &["0.0.0.0/0", "::/0"]),
+            f(&["closed.example.com"], &[], &["nonsense", "192.0.2.0/24"]),
+        ]);
+        let cases: &[(&str, bool, &str, bool)] = &[
+            ("web.example.com", true, "127.0.0.1", true),
+            ("web.example.com", true, "127.0.0.2", false),
+            ("web.example.com", true, "10.9.8.7", true),
+            ("web.example.com", true, "::ffff:127.0.0.1", true),
+            ("web.example.com", true, "::1", false),
+            ("web.example.com", false, "127.0.0.2", true),
+            ("web.example.com", false, "2001:db8::1", true),
+            ("closed.example.com", true, "127.0.0.1", false),
+            ("closed.example.com", false, "192.0.2.9", true),
+            ("closed.example.com", false, "198.51.100.1", false),
+            ("other.example.com", true, "203.0.113.1", true),
+        ];
+        for (host, https, ip, want) in cases {
+            assert_eq!(filters.allows(host, *https, ip.parse().expect("ip")), *want, "{host} https={https} {ip}");
+        }
+        assert!(SourceFilters::new(&[]).allows("web.example.com", true, "127.0.0.2".parse().expect("ip")));
     }
 
     #[test]

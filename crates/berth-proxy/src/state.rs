@@ -16,7 +16,7 @@ use rustls::sign::CertifiedKey;
 
 use crate::metrics::{LbCounters, Metrics};
 use crate::route::{ForwardRoute, GroupRoute};
-use crate::rules::{Cond, RuleSet};
+use crate::rules::{Cond, RuleSet, SourceFilters};
 use crate::target::{TargetKey, TargetRuntime};
 
 /// What a matched rule (or host route) does.
@@ -40,6 +40,8 @@ pub(crate) struct RouteAction {
 pub(crate) struct Snapshot {
     pub version: u64,
     pub rules: RuleSet<Arc<RouteAction>>,
+    /// Which client sources each load balancer's security groups admit, by host.
+    pub sources: SourceFilters,
     pub resolver: SniResolver,
     /// Every target of every group (weight 0 and draining included), for reports.
     pub targets: Vec<Arc<TargetRuntime>>,
@@ -128,7 +130,13 @@ impl Snapshot {
         }));
         let mut targets: Vec<_> = runtimes.values().cloned().collect();
         targets.sort_by(|a, b| (&a.key.group, &a.key.target).cmp(&(&b.key.group, &b.key.target)));
-        Snapshot { version: table.version, rules: RuleSet::new(rules, hosts), resolver, targets }
+        Snapshot {
+            version: table.version,
+            rules: RuleSet::new(rules, hosts),
+            sources: SourceFilters::new(&table.source_filters),
+            resolver,
+            targets,
+        }
     }
 }
 

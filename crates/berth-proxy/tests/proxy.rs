@@ -284,6 +284,7 @@ fn table(version: u64, certs: &[(&str, &IssuedCert)], spec: &Spec<'_>) -> RouteT
             })
             .collect(),
         rules: vec![],
+        source_filters: vec![],
     }
 }
 

@@ -35,6 +35,23 @@ pub struct RouteTable {
     /// explicit rule whose priority is lower or equal. No match: the default action, 404.
     #[serde(default)]
     pub rules: Vec<Rule>,
+    /// Who may connect: the sources each load balancer's security groups admit, by the hosts it serves.
+    /// A request for a host no filter names is allowed (tables from older servers have none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub source_filters: Vec<SourceFilter>,
+}
+
+/// The client sources a load balancer admits on its listeners, from its security groups' ingress rules.
+/// A request whose host (exact, case-insensitive) is in `hosts` and whose client address is in none of its
+/// listener's CIDRs is refused. An empty list admits nobody on that listener.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceFilter {
+    /// Lowercase hosts this load balancer serves.
+    pub hosts: Vec<String>,
+    /// CIDRs (`0.0.0.0/0`, `127.0.0.1/32`, `::/0`) admitted on the HTTPS listener (port 443).
+    pub https: Vec<String>,
+    /// CIDRs admitted on the HTTP listener (port 80).
+    pub http: Vec<String>,
 }
 
 /// The priority the implicit rule of every [`HostRoute`] has. ALB priorities are 1..=50000, so explicit rules
@@ -323,6 +340,11 @@ mod tests {
                     stickiness: Some(Stickiness { duration_secs: 60 }),
                 }],
             }],
+            source_filters: vec![SourceFilter {
+                hosts: vec!["web-abc123.ecs.us-east-1.localhost".into()],
+                https: vec!["127.0.0.1/32".into()],
+                http: vec![],
+            }],
         };
         let s = serde_json::to_string(&t).expect("json");
         let back: RouteTable = serde_json::from_str(&s).expect("parse");
@@ -341,6 +363,7 @@ mod tests {
             "matcher":"200","initial_interval_ms":50},"targets":[]}]}"#;
         let t: RouteTable = serde_json::from_str(old).expect("old table");
         assert!(t.rules.is_empty());
+        assert!(t.source_filters.is_empty(), "no filter: every source is allowed");
         assert_eq!(t.target_groups[0].algorithm, Algorithm::RoundRobin);
         assert_eq!(t.target_groups[0].protocol_version, ProtocolVersion::Http1);
 

@@ -231,32 +231,72 @@ pub(crate) fn release_inactive(tx: &Tx<'_>) -> Result<(), ControlError> {
     Ok(())
 }
 
+/// What a set of ingress rules admits on each of `ports`, with group references resolved to the addresses
+/// of the not-stopped tasks of the services using that group (load balancer attachments do not count).
+struct Members {
+    tasks: Vec<berth_store::TaskRow>,
+    attachments: Vec<ServiceGroupRow>,
+}
+
+impl Members {
+    fn load(tx: &Tx<'_>) -> Result<Self, ControlError> {
+        Ok(Members { tasks: tx.tasks_not_stopped()?, attachments: tx.service_groups_all()? })
+    }
+
+    fn of(&self, g: &str) -> Vec<Cidr> {
+        let services: Vec<i64> = self
+            .attachments
+            .iter()
+            .filter(|a| a.group_id == g && a.role != GroupRole::LoadBalancer)
+            .map(|a| a.service_id)
+            .collect();
+        self.tasks
+            .iter()
+            .filter(|t| t.service_id.is_some_and(|s| services.contains(&s)))
+            .filter_map(|t| t.ip.as_deref()?.parse().ok())
+            .map(Cidr::host)
+            .collect()
+    }
+
+    fn sources(&self, tx: &Tx<'_>, group: &str, port: u16) -> Result<Vec<Cidr>, ControlError> {
+        let rules = tx.security_group_rules(group)?;
+        Ok(super::rules::allowed_sources(&rules, port, &|g| self.of(g)))
+    }
+}
+
+/// The route table's source filters: for every service in `hosts_by_service` (service id → endpoint host)
+/// that has a load balancer group, the sources that group admits on the HTTPS (443) and HTTP (80)
+/// listeners, for its endpoint host. Sorted by host, so equal inputs give equal tables.
+pub(crate) fn route_source_filters(
+    tx: &Tx<'_>,
+    hosts_by_service: &std::collections::HashMap<i64, String>,
+) -> Result<Vec<berth_routes::SourceFilter>, ControlError> {
+    let members = Members::load(tx)?;
+    let mut out = Vec::new();
+    for (service, host) in hosts_by_service {
+        let Some(group) = load_balancer_group(tx, *service)? else { continue };
+        let show = |v: Vec<Cidr>| v.iter().map(ToString::to_string).collect::<Vec<_>>();
+        out.push(berth_routes::SourceFilter {
+            hosts: vec![host.to_ascii_lowercase()],
+            https: show(members.sources(tx, &group, 443)?),
+            http: show(members.sources(tx, &group, 80)?),
+        });
+    }
+    out.sort_by(|a, b| a.hosts.cmp(&b.hosts));
+    Ok(out)
+}
+
 impl Control {
     /// The source networks the load balancer of service `service_id` admits on listener `port`, from its
     /// load balancer security group's ingress rules (a group reference stands for that group's tasks).
-    /// `None` when the service has no load balancer group. This is what the proxy's source filter uses.
+    /// `None` when the service has no load balancer group. The route table's source filters
+    /// ([`route_source_filters`]) are built the same way.
     pub fn load_balancer_allowed_sources(&self, service_id: i64, port: u16) -> Result<Option<Vec<Cidr>>, ControlError> {
         self.tx(|tx| {
             let Some(group) = load_balancer_group(tx, service_id)? else {
                 return Ok(None);
             };
-            let rules = tx.security_group_rules(&group)?;
-            let tasks = tx.tasks_not_stopped()?;
-            let attachments = tx.service_groups_all()?;
-            let members = |g: &str| -> Vec<Cidr> {
-                let services: Vec<i64> = attachments
-                    .iter()
-                    .filter(|a| a.group_id == g && a.role != GroupRole::LoadBalancer)
-                    .map(|a| a.service_id)
-                    .collect();
-                tasks
-                    .iter()
-                    .filter(|t| t.service_id.is_some_and(|s| services.contains(&s)))
-                    .filter_map(|t| t.ip.as_deref()?.parse().ok())
-                    .map(Cidr::host)
-                    .collect()
-            };
-            Ok(Some(super::rules::allowed_sources(&rules, port, &members)))
+            Ok(Some(Members::load(tx)?.sources(tx, &group, port)?))
         })
     }
 }

@@ -47,7 +47,11 @@ impl Control {
             }
         };
         if out.is_ok() && mutates {
-            // Rules, groups or attachments may have changed: let the reconciler re-plan the firewall.
+            // Rules, groups or attachments may have changed: publish the load balancers' source filters now
+            // (sub-second, without waiting for a reconcile pass) and let the reconciler re-plan the firewall.
+            if let Err(e) = self.publish_routes() {
+                tracing::warn!(error = %e, "cannot publish routes after a security group change");
+            }
             self.wake();
         }
         out.map_err(AwsError::from)
