@@ -662,6 +662,32 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{secrets.token_hex(3)}"
 
 
+def process_alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def serving_service(berth: BerthInstance, prefix: str):
+    """An Express service of the demo image answering /ping, deleted afterwards: {"name", "arn", "endpoint"}."""
+    name = unique(prefix)
+    arn = berth.create_service(name)["serviceArn"]
+    try:
+        endpoint = berth.wait_endpoint(arn)
+        berth.wait_status(endpoint, 200, "/ping", timeout=60)
+        yield {"name": name, "arn": arn, "endpoint": endpoint}
+    finally:
+        berth.best_effort_delete(arn)
+
+
 class RequestLoop:
     """Sends GETs through the proxy in a background thread until stopped; records every outcome."""
 

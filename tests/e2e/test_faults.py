@@ -7,18 +7,14 @@ import time
 
 import pytest
 
-from berthlib import unique, wait_for
+from berthlib import serving_service, unique, wait_for
 
 
 @pytest.fixture(scope="module")
 def healthy_service(berth):
     """A bystander service that must keep answering while the faulty ones fail around it."""
-    name = unique("bystander")
-    arn = berth.create_service(name)["serviceArn"]
-    endpoint = berth.wait_endpoint(arn)
-    berth.wait_status(endpoint, 200, "/ping", timeout=60)
-    yield {"name": name, "arn": arn, "endpoint": endpoint}
-    berth.best_effort_delete(arn)
+    with serving_service(berth, "bystander") as service:
+        yield service
 
 
 def _stopped_tasks(berth, name):

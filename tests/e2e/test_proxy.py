@@ -14,29 +14,13 @@ import time
 
 import pytest
 
-from berthlib import RequestLoop, unique, wait_for
+from berthlib import RequestLoop, process_alive, serving_service, wait_for
 
 
 @pytest.fixture(scope="module")
 def running_service(berth):
-    name = unique("steady")
-    arn = berth.create_service(name)["serviceArn"]
-    endpoint = berth.wait_endpoint(arn)
-    berth.wait_status(endpoint, 200, "/ping", timeout=60)
-    yield {"name": name, "arn": arn, "endpoint": endpoint}
-    berth.best_effort_delete(arn)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
+    with serving_service(berth, "steady") as service:
+        yield service
 
 
 class KeepAliveLoop:
@@ -102,7 +86,7 @@ class KeepAliveLoop:
 def test_proxy_replacement_under_load_fails_no_request(berth, running_service):
     endpoint = running_service["endpoint"]
     old_pid = berth.pid_of("proxy")
-    assert _alive(old_pid)
+    assert process_alive(old_pid)
     up_pid = berth.proc.pid
     with RequestLoop(berth, endpoint, "/ping", pause=0.005) as fresh, KeepAliveLoop(berth, endpoint, "/ping") as kept:
         wait_for("both loops to get going", lambda: len(fresh.results) >= 10 and kept.ok >= 40, 20, 0.1)
@@ -114,10 +98,10 @@ def test_proxy_replacement_under_load_fails_no_request(berth, running_service):
                 pid = berth.pid_of("proxy")
             except (OSError, ValueError):
                 return None
-            return pid if pid != old_pid and _alive(pid) else None
+            return pid if pid != old_pid and process_alive(pid) else None
 
         new_pid = wait_for("a new proxy to start", new_proxy, 30, 0.05)
-        wait_for("the old proxy to drain and exit", lambda: not _alive(old_pid), 40, 0.1)
+        wait_for("the old proxy to drain and exit", lambda: not process_alive(old_pid), 40, 0.1)
         served_after = kept.ok
         wait_for("the new proxy to serve the keep-alive clients", lambda: kept.ok >= served_after + 40, 20, 0.1)
         during = [r for r in fresh.results if r[0] >= replaced_at]
@@ -126,7 +110,7 @@ def test_proxy_replacement_under_load_fails_no_request(berth, running_service):
     assert not failures, f"{len(failures)} of {len(fresh.results)} new-connection requests failed: {failures[:5]}"
     assert not kept.failures, f"{len(kept.failures)} keep-alive requests failed (of {kept.ok}): {kept.failures[:5]}"
     assert kept.closes >= 1, "the old proxy never asked a keep-alive client to reconnect"
-    assert _alive(new_pid)
+    assert process_alive(new_pid)
     assert berth.https_get(endpoint, "/ping").status == 200
 
 

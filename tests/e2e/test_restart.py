@@ -10,31 +10,14 @@ import time
 
 import pytest
 
-from berthlib import RequestLoop, containers, unique, wait_for
+from berthlib import RequestLoop, containers, process_alive, serving_service, wait_for
 
 
 @pytest.fixture(scope="module")
 def running_service(berth):
-    name = unique("sturdy")
-    arn = berth.create_service(name)["serviceArn"]
-    endpoint = berth.wait_endpoint(arn)
-    berth.wait_status(endpoint, 200, "/ping", timeout=60)
-    wait_for("exactly one running task", lambda: len(berth.task_arns(name)) == 1, 30)
-    yield {"name": name, "arn": arn, "endpoint": endpoint}
-    berth.best_effort_delete(arn)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # a zombie is not alive either
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
+    with serving_service(berth, "sturdy") as service:
+        wait_for("exactly one running task", lambda: len(berth.task_arns(service["name"])) == 1, 30)
+        yield service
 
 
 def _restarted(berth, child: str, old_pid: int) -> int | None:
@@ -42,7 +25,7 @@ def _restarted(berth, child: str, old_pid: int) -> int | None:
         pid = berth.pid_of(child)
     except (OSError, ValueError):
         return None
-    return pid if pid != old_pid and _alive(pid) else None
+    return pid if pid != old_pid and process_alive(pid) else None
 
 
 def test_kill_server_keeps_traffic_and_adopts_tasks(berth, running_service):
@@ -51,7 +34,7 @@ def test_kill_server_keeps_traffic_and_adopts_tasks(berth, running_service):
     containers_before = sorted(c["ID"] for c in containers(f"berth.service={arn}"))
     assert len(containers_before) == 1
     old_pid = berth.pid_of("server")
-    assert _alive(old_pid)
+    assert process_alive(old_pid)
 
     with RequestLoop(berth, endpoint, "/ping", pause=0.02) as loop:
         wait_for("the request loop to get going", lambda: len(loop.results) >= 10, 10)
