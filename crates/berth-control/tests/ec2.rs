@@ -1,22 +1,24 @@
 //! EC2 over the in-memory driver: the default VPC from first start, Express's two security groups, the
 //! firewall policy the reconciler hands to the runtime, and the groups going away with their service.
 
-use std::sync::Arc;
-
-use berth_certs::Ca;
-use berth_control::{CallerIdentity, Control, ControlConfig};
+use berth_control::ControlConfig;
 use berth_core::ErrorCode;
 use berth_model::{ec2, ecs};
 use berth_runtime::firewall::{Allow, Protocol};
-use berth_runtime::memory::MemoryDriver;
-use berth_store::Store;
+
+mod common;
+
+use common::Harness;
 
 struct World {
-    control: Arc<Control>,
-    driver: Arc<MemoryDriver>,
-    caller: CallerIdentity,
-    db: std::path::PathBuf,
-    ca: Arc<Ca>,
+    h: Harness,
+}
+
+impl std::ops::Deref for World {
+    type Target = Harness;
+    fn deref(&self) -> &Harness {
+        &self.h
+    }
 }
 
 fn config() -> ControlConfig {
@@ -25,22 +27,11 @@ fn config() -> ControlConfig {
 
 impl World {
     fn new(name: &str) -> World {
-        let dir = std::env::temp_dir().join(format!("berth-control-ec2-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("dir");
-        let db = dir.join("berth.db");
-        let driver = Arc::new(MemoryDriver::new());
-        let ca = Arc::new(Ca::generate().expect("ca"));
-        let control =
-            Control::new(config(), Store::open(&db).expect("store"), driver.clone(), ca.clone()).expect("control");
-        let caller = CallerIdentity::root(control.account_id());
-        World { control, driver, caller, db, ca }
+        World { h: Harness::new(&format!("ec2-{name}"), |_| config()) }
     }
 
     fn restart(&mut self) {
-        self.control =
-            Control::new(config(), Store::open(&self.db).expect("store"), self.driver.clone(), self.ca.clone())
-                .expect("control");
+        self.h.restart();
     }
 
     async fn ec2(&self, op: ec2::Operation) -> Result<ec2::Output, berth_core::AwsError> {
@@ -74,15 +65,6 @@ impl World {
         Ok(r.service.expect("service"))
     }
 
-    async fn settle(&self) {
-        for _ in 0..4 {
-            self.control.reconcile_once().await.expect("pass");
-            for _ in 0..10 {
-                tokio::task::yield_now().await;
-            }
-        }
-    }
-
     async fn vpcs(&self) -> Vec<ec2::Vpc> {
         let Ok(ec2::Output::DescribeVpcs(r)) = self.ec2(ec2::Operation::DescribeVpcs(Default::default())).await else {
             panic!("describe vpcs")
@@ -100,43 +82,6 @@ impl World {
             .expect("describe groups");
         let ec2::Output::DescribeSecurityGroups(r) = out else { panic!("wrong output") };
         r.security_groups.unwrap_or_default()
-    }
-}
-
-/// Creates `exec` (trusting ecs-tasks.amazonaws.com, AmazonECSTaskExecutionRolePolicy) and `infra` (trusting
-/// ecs.amazonaws.com, AmazonECSInfrastructureRoleforExpressGatewayServices).
-async fn create_express_roles(control: &Control, caller: &CallerIdentity) {
-    use berth_model::iam::{AttachRolePolicyRequest, CreateRoleRequest, Operation as Iam};
-    let trust = |service: &str| {
-        format!(
-            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"Service":"{service}"}},"Action":"sts:AssumeRole"}}]}}"#
-        )
-    };
-    for (role, service, policy) in [
-        ("exec", "ecs-tasks.amazonaws.com", "AmazonECSTaskExecutionRolePolicy"),
-        ("infra", "ecs.amazonaws.com", "AmazonECSInfrastructureRoleforExpressGatewayServices"),
-    ] {
-        control
-            .handle_iam(
-                caller,
-                Iam::CreateRole(CreateRoleRequest {
-                    role_name: Some(role.into()),
-                    assume_role_policy_document: Some(trust(service)),
-                    ..Default::default()
-                }),
-            )
-            .await
-            .expect("create role");
-        control
-            .handle_iam(
-                caller,
-                Iam::AttachRolePolicy(AttachRolePolicyRequest {
-                    role_name: Some(role.into()),
-                    policy_arn: Some(format!("arn:aws:iam::aws:policy/service-role/{policy}")),
-                }),
-            )
-            .await
-            .expect("attach");
     }
 }
 
@@ -179,7 +124,7 @@ async fn the_default_vpc_exists_from_first_start_and_takes_the_networks_subnet()
 #[tokio::test]
 async fn express_groups_become_the_firewall_policy() {
     let mut w = World::new("express");
-    create_express_roles(&w.control, &w.caller).await;
+    w.create_express_roles().await;
     w.settle().await;
     let err = w.create("bad", &["sg-00000000000000000"]).await.expect_err("unknown group");
     assert_eq!(err.code, ErrorCode::InvalidParameter);
@@ -288,7 +233,7 @@ async fn express_groups_become_the_firewall_policy() {
 #[tokio::test]
 async fn an_update_keeps_the_managed_groups_and_follows_the_port_and_the_users_groups() {
     let w = World::new("update");
-    create_express_roles(&w.control, &w.caller).await;
+    w.create_express_roles().await;
     w.settle().await;
     let mut extra = Vec::new();
     for name in ["one", "two"] {
@@ -366,7 +311,7 @@ fn tcp_443(v4: &[&str], v6: &[&str]) -> Vec<ec2::IpPermission> {
 #[tokio::test]
 async fn narrowing_the_load_balancer_group_publishes_a_narrower_source_filter_at_once() {
     let w = World::new("lbsources");
-    create_express_roles(&w.control, &w.caller).await;
+    w.create_express_roles().await;
     w.settle().await;
     w.create("web", &[]).await.expect("web");
     w.settle().await;

@@ -2,45 +2,33 @@
 //! and target-group edits reaching the route table at once, weights moving on every rule at a deployment,
 //! the 26th service's load balancer, cleanup on delete, and ALB's errors.
 
-use std::sync::Arc;
-
-use berth_certs::Ca;
-use berth_control::{CallerIdentity, Control, ControlConfig};
+use berth_control::ControlConfig;
 use berth_core::ErrorCode;
 use berth_model::ecs::{self, ExpressGatewayContainer, KeyValuePair};
 use berth_model::elbv2::{self as elb, Operation as E, Output as EO};
 use berth_routes::{ProxyReport, RouteTable, RuleAction, TargetHealth, TargetReport, TargetState};
-use berth_runtime::memory::MemoryDriver;
-use berth_store::Store;
+
+mod common;
+
+use common::Harness;
 
 struct World {
-    control: Arc<Control>,
-    driver: Arc<MemoryDriver>,
-    caller: CallerIdentity,
+    h: Harness,
+}
+
+impl std::ops::Deref for World {
+    type Target = Harness;
+    fn deref(&self) -> &Harness {
+        &self.h
+    }
 }
 
 impl World {
-    fn new(name: &str) -> World {
-        let dir = std::env::temp_dir().join(format!("berth-elbv2-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("dir");
-        let config = ControlConfig { drain_timeout: std::time::Duration::from_secs(30), ..ControlConfig::default() };
-        let driver = Arc::new(MemoryDriver::new());
-        let control = Control::new(
-            config,
-            Store::open(&dir.join("berth.db")).expect("store"),
-            driver.clone(),
-            Arc::new(Ca::generate().expect("ca")),
-        )
-        .expect("control");
-        let caller = CallerIdentity::root(control.account_id());
-        World { control, driver, caller }
-    }
-
     /// A world whose account has the two Express roles (services need them).
     async fn with_roles(name: &str) -> World {
-        let w = World::new(name);
-        create_express_roles(&w.control, &w.caller).await;
+        let config = ControlConfig { drain_timeout: std::time::Duration::from_secs(30), ..ControlConfig::default() };
+        let w = World { h: Harness::new(&format!("elbv2-{name}"), |_| config) };
+        w.create_express_roles().await;
         w
     }
 
@@ -65,19 +53,6 @@ impl World {
             .await;
         let ecs::Output::CreateExpressGatewayService(r) = out else { panic!("wrong output") };
         r.service.and_then(|s| s.service_arn).expect("arn")
-    }
-
-    async fn settle(&self) {
-        for _ in 0..4 {
-            self.control.reconcile_once().await.expect("pass");
-            for _ in 0..10 {
-                tokio::task::yield_now().await;
-            }
-        }
-    }
-
-    fn table(&self) -> Arc<RouteTable> {
-        self.control.subscribe_routes().borrow().clone()
     }
 
     fn report_all(&self, health: TargetHealth) {
@@ -135,43 +110,6 @@ impl World {
             panic!("describe rules")
         };
         o.rules.unwrap_or_default()
-    }
-}
-
-/// Creates `exec` (trusting ecs-tasks.amazonaws.com, AmazonECSTaskExecutionRolePolicy) and `infra` (trusting
-/// ecs.amazonaws.com, AmazonECSInfrastructureRoleforExpressGatewayServices).
-async fn create_express_roles(control: &Control, caller: &CallerIdentity) {
-    use berth_model::iam::{AttachRolePolicyRequest, CreateRoleRequest, Operation as Iam};
-    let trust = |service: &str| {
-        format!(
-            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"Service":"{service}"}},"Action":"sts:AssumeRole"}}]}}"#
-        )
-    };
-    for (role, service, policy) in [
-        ("exec", "ecs-tasks.amazonaws.com", "AmazonECSTaskExecutionRolePolicy"),
-        ("infra", "ecs.amazonaws.com", "AmazonECSInfrastructureRoleforExpressGatewayServices"),
-    ] {
-        control
-            .handle_iam(
-                caller,
-                Iam::CreateRole(CreateRoleRequest {
-                    role_name: Some(role.into()),
-                    assume_role_policy_document: Some(trust(service)),
-                    ..Default::default()
-                }),
-            )
-            .await
-            .expect("create role");
-        control
-            .handle_iam(
-                caller,
-                Iam::AttachRolePolicy(AttachRolePolicyRequest {
-                    role_name: Some(role.into()),
-                    policy_arn: Some(format!("arn:aws:iam::aws:policy/service-role/{policy}")),
-                }),
-            )
-            .await
-            .expect("attach");
     }
 }
 

@@ -12,6 +12,8 @@ use berth_model::sts::{self, Operation as Sts, Output as StsOut};
 use berth_runtime::memory::MemoryDriver;
 use berth_store::Store;
 
+mod common;
+
 fn control() -> Arc<Control> {
     let driver = Arc::new(MemoryDriver::new());
     let ca = Arc::new(Ca::generate().expect("ca"));
@@ -273,29 +275,6 @@ async fn assume_role_sessions_carry_the_role_policies_and_expire() {
     assert_eq!(c.handle_sts(&bob, assume(900)).await.map(|_| ()).map_err(|e| e.code), Err(ErrorCode::AccessDenied));
 }
 
-async fn express_roles(c: &Control) {
-    let root = CallerIdentity::root(c.account_id());
-    for (role, service, policy) in [
-        ("exec", "ecs-tasks.amazonaws.com", "AmazonECSTaskExecutionRolePolicy"),
-        ("infra", "ecs.amazonaws.com", "AmazonECSInfrastructureRoleforExpressGatewayServices"),
-    ] {
-        let trust = format!(
-            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"Service":"{service}"}},"Action":"sts:AssumeRole"}}]}}"#
-        );
-        iam(c, &root, create_role(role, &trust)).await.expect("role");
-        iam(
-            c,
-            &root,
-            Iam::AttachRolePolicy(iam::AttachRolePolicyRequest {
-                role_name: Some(role.into()),
-                policy_arn: Some(format!("arn:aws:iam::aws:policy/service-role/{policy}")),
-            }),
-        )
-        .await
-        .expect("attach");
-    }
-}
-
 #[tokio::test]
 async fn ecs_permissions_can_be_scoped_by_tags() {
     use berth_model::ecs::{
@@ -303,7 +282,7 @@ async fn ecs_permissions_can_be_scoped_by_tags() {
         Operation as Ecs, Output as EcsOut, Tag,
     };
     let c = control();
-    express_roles(&c).await;
+    common::create_express_roles(&c, &CallerIdentity::root(c.account_id())).await;
     let root = CallerIdentity::root(c.account_id());
     let account = c.account_id().to_owned();
     let user = user_with(
@@ -357,7 +336,7 @@ async fn updating_a_service_needs_passrole_for_the_roles_it_passes() {
         UpdateExpressGatewayServiceRequest,
     };
     let c = control();
-    express_roles(&c).await;
+    common::create_express_roles(&c, &CallerIdentity::root(c.account_id())).await;
     let root = CallerIdentity::root(c.account_id());
     let account = c.account_id().to_owned();
     let EcsOut::CreateExpressGatewayService(out) = c
@@ -404,7 +383,7 @@ async fn updating_a_service_needs_passrole_for_the_roles_it_passes() {
 #[tokio::test]
 async fn berth_acts_as_a_role_with_that_roles_policies() {
     let c = control();
-    express_roles(&c).await;
+    common::create_express_roles(&c, &CallerIdentity::root(c.account_id())).await;
     let account = c.account_id().to_owned();
     let exec = format!("arn:aws:iam::{account}:role/exec");
     let ctx = |action: &str| berth_iam::RequestContext::new(action, "*");

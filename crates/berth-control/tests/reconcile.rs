@@ -1,29 +1,25 @@
 //! The control plane end to end over the in-memory driver: commands, reconciler passes, simulated proxy
 //! reports, restarts. No Docker, no sockets: every step is driven explicitly.
 
-use std::sync::Arc;
-
-use berth_certs::Ca;
-use berth_control::{CallerIdentity, Control, ControlConfig};
+use berth_control::ControlConfig;
 use berth_core::ErrorCode;
 use berth_model::ecs::*;
 use berth_routes::{Condition, ProxyReport, RouteTable, RuleAction, TargetHealth, TargetReport, TargetState};
 use berth_runtime::memory::MemoryDriver;
-use berth_store::Store;
+
+mod common;
+
+use common::Harness;
 
 struct World {
-    control: Arc<Control>,
-    driver: Arc<MemoryDriver>,
-    caller: CallerIdentity,
-    db: std::path::PathBuf,
-    ca: Arc<Ca>,
+    h: Harness,
 }
 
-fn temp_db(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("berth-control-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
-    dir.join("berth.db")
+impl std::ops::Deref for World {
+    type Target = Harness;
+    fn deref(&self) -> &Harness {
+        &self.h
+    }
 }
 
 fn config() -> ControlConfig {
@@ -31,28 +27,15 @@ fn config() -> ControlConfig {
 }
 
 impl World {
-    fn new(name: &str) -> World {
-        let db = temp_db(name);
-        let driver = Arc::new(MemoryDriver::new());
-        let ca = Arc::new(Ca::generate().expect("ca"));
-        let control =
-            Control::new(config(), Store::open(&db).expect("store"), driver.clone(), ca.clone()).expect("control");
-        let caller = CallerIdentity::root(control.account_id());
-        World { control, driver, caller, db, ca }
-    }
-
     /// A world whose account has the two Express roles, created as the AWS documentation's CLI flow does.
     async fn new_with_roles(name: &str) -> World {
-        let w = World::new(name);
-        create_express_roles(&w.control, &w.caller).await;
+        let w = World { h: Harness::new(name, |_| config()) };
+        w.create_express_roles().await;
         w
     }
 
-    /// A new control plane over the same store and runtime, as after a server restart.
     fn restart(&mut self) {
-        self.control =
-            Control::new(config(), Store::open(&self.db).expect("store"), self.driver.clone(), self.ca.clone())
-                .expect("control");
+        self.h.restart();
     }
 
     async fn call(&self, op: Operation) -> Result<Output, berth_core::AwsError> {
@@ -75,20 +58,6 @@ impl World {
         r.service.and_then(|s| s.service_arn).expect("arn")
     }
 
-    /// Runs reconciler passes, letting spawned starts and stops finish in between.
-    async fn settle(&self) {
-        for _ in 0..4 {
-            self.control.reconcile_once().await.expect("pass");
-            for _ in 0..10 {
-                tokio::task::yield_now().await;
-            }
-        }
-    }
-
-    fn table(&self) -> Arc<RouteTable> {
-        self.control.subscribe_routes().borrow().clone()
-    }
-
     /// Reports what a proxy serving the current table would: every target healthy (or as `health` says)
     /// with no requests in flight.
     fn report_all(&self, health: TargetHealth, in_flight: u64) {
@@ -107,43 +76,6 @@ impl World {
             })
             .collect();
         self.control.report(ProxyReport { proxy_id: "p1".into(), version: table.version, targets });
-    }
-}
-
-/// Creates `exec` (trusting ecs-tasks.amazonaws.com, AmazonECSTaskExecutionRolePolicy) and `infra` (trusting
-/// ecs.amazonaws.com, AmazonECSInfrastructureRoleforExpressGatewayServices).
-async fn create_express_roles(control: &Control, caller: &CallerIdentity) {
-    use berth_model::iam::{AttachRolePolicyRequest, CreateRoleRequest, Operation as Iam};
-    let trust = |service: &str| {
-        format!(
-            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"Service":"{service}"}},"Action":"sts:AssumeRole"}}]}}"#
-        )
-    };
-    for (role, service, policy) in [
-        ("exec", "ecs-tasks.amazonaws.com", "AmazonECSTaskExecutionRolePolicy"),
-        ("infra", "ecs.amazonaws.com", "AmazonECSInfrastructureRoleforExpressGatewayServices"),
-    ] {
-        control
-            .handle_iam(
-                caller,
-                Iam::CreateRole(CreateRoleRequest {
-                    role_name: Some(role.into()),
-                    assume_role_policy_document: Some(trust(service)),
-                    ..Default::default()
-                }),
-            )
-            .await
-            .expect("create role");
-        control
-            .handle_iam(
-                caller,
-                Iam::AttachRolePolicy(AttachRolePolicyRequest {
-                    role_name: Some(role.into()),
-                    policy_arn: Some(format!("arn:aws:iam::aws:policy/service-role/{policy}")),
-                }),
-            )
-            .await
-            .expect("attach");
     }
 }
 

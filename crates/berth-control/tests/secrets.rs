@@ -2,44 +2,37 @@
 //! values sealed at rest (and surviving a restart with the key file), and launch-time resolution with
 //! ECS's stop reasons.
 
-use std::sync::Arc;
-
-use berth_certs::Ca;
-use berth_control::{CallerIdentity, Control, ControlConfig};
+use berth_control::ControlConfig;
 use berth_core::ErrorCode;
 use berth_model::{ecs, secretsmanager as sm, ssm};
 use berth_runtime::RegistryAuth;
-use berth_runtime::memory::MemoryDriver;
-use berth_store::Store;
+
+mod common;
+
+use common::Harness;
 
 struct World {
-    control: Arc<Control>,
-    driver: Arc<MemoryDriver>,
-    caller: CallerIdentity,
-    dir: std::path::PathBuf,
-    ca: Arc<Ca>,
+    h: Harness,
+}
+
+impl std::ops::Deref for World {
+    type Target = Harness;
+    fn deref(&self) -> &Harness {
+        &self.h
+    }
 }
 
 impl World {
     fn new(name: &str) -> World {
-        let dir = std::env::temp_dir().join(format!("berth-secrets-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("dir");
-        let driver = Arc::new(MemoryDriver::new());
-        let ca = Arc::new(Ca::generate().expect("ca"));
-        let control = Self::open(&dir, &driver, &ca);
-        let caller = CallerIdentity::root(control.account_id());
-        World { control, driver, caller, dir, ca }
-    }
-
-    fn open(dir: &std::path::Path, driver: &Arc<MemoryDriver>, ca: &Arc<Ca>) -> Arc<Control> {
-        let config = ControlConfig { secrets_key: Some(dir.join("secrets.key")), ..ControlConfig::default() };
-        Control::new(config, Store::open(&dir.join("berth.db")).expect("store"), driver.clone(), ca.clone())
-            .expect("control")
+        let h = Harness::new(&format!("secrets-{name}"), |dir| ControlConfig {
+            secrets_key: Some(dir.join("secrets.key")),
+            ..ControlConfig::default()
+        });
+        World { h }
     }
 
     fn restart(&mut self) {
-        self.control = Self::open(&self.dir, &self.driver, &self.ca);
+        self.h.restart();
     }
 
     async fn sm(&self, op: sm::Operation) -> Result<sm::Output, berth_core::AwsError> {
@@ -110,40 +103,7 @@ impl World {
     /// secrets: `secretsmanager:GetSecretValue` and `ssm:GetParameters`. Idempotent.
     async fn ensure_roles(&self) {
         use berth_model::iam::{self, Operation as Iam};
-        for (role, service, policy) in [
-            ("exec", "ecs-tasks.amazonaws.com", "AmazonECSTaskExecutionRolePolicy"),
-            ("infra", "ecs.amazonaws.com", "AmazonECSInfrastructureRoleforExpressGatewayServices"),
-        ] {
-            let trust = format!(
-                r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"Service":"{service}"}},"Action":"sts:AssumeRole"}}]}}"#
-            );
-            let created = self
-                .control
-                .handle_iam(
-                    &self.caller,
-                    Iam::CreateRole(iam::CreateRoleRequest {
-                        role_name: Some(role.into()),
-                        assume_role_policy_document: Some(trust),
-                        ..Default::default()
-                    }),
-                )
-                .await;
-            match created {
-                Ok(_) => {}
-                Err(e) if e.code == ErrorCode::EntityAlreadyExists => continue,
-                Err(e) => panic!("create role: {e:?}"),
-            }
-            self.control
-                .handle_iam(
-                    &self.caller,
-                    Iam::AttachRolePolicy(iam::AttachRolePolicyRequest {
-                        role_name: Some(role.into()),
-                        policy_arn: Some(format!("arn:aws:iam::aws:policy/service-role/{policy}")),
-                    }),
-                )
-                .await
-                .expect("attach");
-        }
+        self.create_express_roles().await;
         self.control
             .handle_iam(
                 &self.caller,
@@ -182,15 +142,6 @@ impl World {
             .await?;
         let ecs::Output::CreateExpressGatewayService(r) = out else { panic!("wrong output") };
         Ok(r.service.and_then(|s| s.service_arn).expect("arn"))
-    }
-
-    async fn settle(&self) {
-        for _ in 0..4 {
-            self.control.reconcile_once().await.expect("pass");
-            for _ in 0..10 {
-                tokio::task::yield_now().await;
-            }
-        }
     }
 
     async fn stopped_reasons(&self, service_arn: &str) -> Vec<String> {

@@ -3,32 +3,29 @@
 //! until renewal and accepted as an access key; wrong tokens, unknown ids, untrusted roles and stopped tasks are
 //! refused; a task without a task role gets nothing.
 
-use std::sync::Arc;
-
-use berth_certs::Ca;
+use berth_control::ControlConfig;
 use berth_control::task_role::{TaskCredentialsError, TaskEndpoint};
-use berth_control::{CallerIdentity, Control, ControlConfig};
 use berth_model::ecs;
 use berth_model::iam::{self, Operation as Iam};
 use berth_runtime::TaskSpec;
-use berth_runtime::memory::MemoryDriver;
-use berth_store::Store;
+
+mod common;
+
+use common::Harness;
 
 struct World {
-    control: Arc<Control>,
-    driver: Arc<MemoryDriver>,
-    caller: CallerIdentity,
+    h: Harness,
 }
 
-fn trust(service: &str) -> String {
-    format!(
-        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"Service":"{service}"}},"Action":"sts:AssumeRole"}}]}}"#
-    )
+impl std::ops::Deref for World {
+    type Target = Harness;
+    fn deref(&self) -> &Harness {
+        &self.h
+    }
 }
 
 impl World {
-    fn new() -> World {
-        let driver = Arc::new(MemoryDriver::new());
+    fn new(name: &str) -> World {
         let config = ControlConfig {
             task_endpoint: Some(TaskEndpoint {
                 credentials_base: "http://169.254.170.2:51679".into(),
@@ -36,42 +33,11 @@ impl World {
             }),
             ..ControlConfig::default()
         };
-        let control = Control::new(
-            config,
-            Store::open_in_memory().expect("store"),
-            driver.clone(),
-            Arc::new(Ca::generate().expect("ca")),
-        )
-        .expect("control");
-        let caller = CallerIdentity::root(control.account_id());
-        World { control, driver, caller }
+        World { h: Harness::new(&format!("task-role-{name}"), |_| config) }
     }
 
     async fn role(&self, name: &str, service: &str, policy: Option<&str>) -> String {
-        self.control
-            .handle_iam(
-                &self.caller,
-                Iam::CreateRole(iam::CreateRoleRequest {
-                    role_name: Some(name.into()),
-                    assume_role_policy_document: Some(trust(service)),
-                    ..Default::default()
-                }),
-            )
-            .await
-            .expect("create role");
-        if let Some(policy) = policy {
-            self.control
-                .handle_iam(
-                    &self.caller,
-                    Iam::AttachRolePolicy(iam::AttachRolePolicyRequest {
-                        role_name: Some(name.into()),
-                        policy_arn: Some(format!("arn:aws:iam::aws:policy/service-role/{policy}")),
-                    }),
-                )
-                .await
-                .expect("attach");
-        }
-        format!("arn:aws:iam::{}:role/{name}", self.control.account_id())
+        common::create_role(&self.control, &self.caller, name, service, policy).await
     }
 
     async fn service(&self, name: &str, task_role: Option<String>) -> String {
@@ -107,15 +73,6 @@ impl World {
         r.service.and_then(|s| s.service_arn).expect("arn")
     }
 
-    async fn settle(&self) {
-        for _ in 0..4 {
-            self.control.reconcile_once().await.expect("pass");
-            for _ in 0..10 {
-                tokio::task::yield_now().await;
-            }
-        }
-    }
-
     fn started(&self, service_arn: &str) -> TaskSpec {
         self.driver
             .started()
@@ -131,7 +88,7 @@ fn env<'a>(spec: &'a TaskSpec, name: &str) -> Option<&'a str> {
 
 #[tokio::test]
 async fn a_task_gets_its_task_role_through_the_credentials_endpoint() {
-    let w = World::new();
+    let w = World::new("with-role");
     let role = w.role("app", "ecs-tasks.amazonaws.com", None).await;
     let svc = w.service("web", Some(role.clone())).await;
     w.settle().await;
@@ -168,7 +125,7 @@ async fn a_task_gets_its_task_role_through_the_credentials_endpoint() {
             &w.caller,
             Iam::UpdateAssumeRolePolicy(iam::UpdateAssumeRolePolicyRequest {
                 role_name: Some("app".into()),
-                policy_document: Some(trust("ecs.amazonaws.com")),
+                policy_document: Some(common::trust_policy("ecs.amazonaws.com")),
             }),
         )
         .await
@@ -183,7 +140,7 @@ async fn a_task_gets_its_task_role_through_the_credentials_endpoint() {
 
 #[tokio::test]
 async fn a_task_without_a_task_role_gets_no_credentials() {
-    let w = World::new();
+    let w = World::new("without-role");
     let svc = w.service("plain", None).await;
     w.settle().await;
     let spec = w.started(&svc);

@@ -1,0 +1,138 @@
+//! What the control-plane suites share: a control plane over a fresh store in a temporary directory and the
+//! in-memory driver, restarts over the same store, reconciler passes run until spawned work settles, and IAM
+//! roles created the way the AWS documentation's CLI flow creates them.
+
+// Each test binary uses its own part of this module.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use berth_certs::Ca;
+use berth_control::{CallerIdentity, Control, ControlConfig};
+use berth_core::ErrorCode;
+use berth_model::iam::{self, Operation as Iam};
+use berth_routes::RouteTable;
+use berth_runtime::memory::MemoryDriver;
+use berth_store::Store;
+
+/// A control plane as a server runs it, minus the wire protocols.
+pub struct Harness {
+    pub control: Arc<Control>,
+    pub driver: Arc<MemoryDriver>,
+    pub caller: CallerIdentity,
+    /// The data directory (`berth.db` lives here).
+    pub dir: PathBuf,
+    pub ca: Arc<Ca>,
+    config: ControlConfig,
+}
+
+impl Harness {
+    /// A fresh world named `name` (the directory is removed first); `config` may place files in the directory.
+    pub fn new(name: &str, config: impl FnOnce(&Path) -> ControlConfig) -> Harness {
+        let dir = std::env::temp_dir().join(format!("berth-control-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let config = config(&dir);
+        let driver = Arc::new(MemoryDriver::new());
+        let ca = Arc::new(Ca::generate().expect("ca"));
+        let control = open(&config, &dir, &driver, &ca);
+        let caller = CallerIdentity::root(control.account_id());
+        Harness { control, driver, caller, dir, ca, config }
+    }
+
+    /// A new control plane over the same store and runtime, as after a server restart.
+    pub fn restart(&mut self) {
+        self.control = open(&self.config, &self.dir, &self.driver, &self.ca);
+    }
+
+    /// Runs reconciler passes, letting spawned starts and stops finish in between.
+    pub async fn settle(&self) {
+        for _ in 0..4 {
+            self.control.reconcile_once().await.expect("pass");
+            for _ in 0..10 {
+                tokio::task::yield_now().await;
+            }
+        }
+    }
+
+    /// The route table the control plane publishes now.
+    pub fn table(&self) -> Arc<RouteTable> {
+        self.control.subscribe_routes().borrow().clone()
+    }
+
+    pub fn role_arn(&self, name: &str) -> String {
+        format!("arn:aws:iam::{}:role/{name}", self.control.account_id())
+    }
+
+    /// The account's `exec` and `infra` roles (see [`create_express_roles`]).
+    pub async fn create_express_roles(&self) {
+        create_express_roles(&self.control, &self.caller).await;
+    }
+}
+
+fn open(config: &ControlConfig, dir: &Path, driver: &Arc<MemoryDriver>, ca: &Arc<Ca>) -> Arc<Control> {
+    Control::new(config.clone(), Store::open(&dir.join("berth.db")).expect("store"), driver.clone(), ca.clone())
+        .expect("control")
+}
+
+/// A trust policy letting `service` assume the role.
+pub fn trust_policy(service: &str) -> String {
+    format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"Service":"{service}"}},"Action":"sts:AssumeRole"}}]}}"#
+    )
+}
+
+/// Creates role `name` trusting `service`, with the AWS managed policy `managed` (a `service-role/` name)
+/// attached when given, and returns its ARN. A role that exists already is left as it is.
+pub async fn create_role(
+    control: &Control,
+    caller: &CallerIdentity,
+    name: &str,
+    service: &str,
+    managed: Option<&str>,
+) -> String {
+    let created = control
+        .handle_iam(
+            caller,
+            Iam::CreateRole(iam::CreateRoleRequest {
+                role_name: Some(name.into()),
+                assume_role_policy_document: Some(trust_policy(service)),
+                ..Default::default()
+            }),
+        )
+        .await;
+    match created {
+        Ok(_) => {
+            if let Some(policy) = managed {
+                control
+                    .handle_iam(
+                        caller,
+                        Iam::AttachRolePolicy(iam::AttachRolePolicyRequest {
+                            role_name: Some(name.into()),
+                            policy_arn: Some(format!("arn:aws:iam::aws:policy/service-role/{policy}")),
+                        }),
+                    )
+                    .await
+                    .expect("attach");
+            }
+        }
+        Err(e) if e.code == ErrorCode::EntityAlreadyExists => {}
+        Err(e) => panic!("create role {name}: {e:?}"),
+    }
+    format!("arn:aws:iam::{}:role/{name}", control.account_id())
+}
+
+/// Creates `exec` (trusting ecs-tasks.amazonaws.com, AmazonECSTaskExecutionRolePolicy) and `infra` (trusting
+/// ecs.amazonaws.com, AmazonECSInfrastructureRoleforExpressGatewayServices), as Express services need them.
+pub async fn create_express_roles(control: &Control, caller: &CallerIdentity) {
+    create_role(control, caller, "exec", "ecs-tasks.amazonaws.com", Some("AmazonECSTaskExecutionRolePolicy")).await;
+    create_role(
+        control,
+        caller,
+        "infra",
+        "ecs.amazonaws.com",
+        Some("AmazonECSInfrastructureRoleforExpressGatewayServices"),
+    )
+    .await;
+}
