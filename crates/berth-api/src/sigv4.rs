@@ -104,7 +104,7 @@ pub fn verify(
     let credential = lookup(&claim.access_key_id).ok_or(AuthError::UnrecognizedClient)?;
     match (&credential.session_token, &claim.session_token) {
         (None, None) => {}
-        (Some(expected), Some(given)) if ct_eq(expected.as_bytes(), given.as_bytes()) => {}
+        (Some(expected), Some(given)) if berth_core::ids::constant_time_eq(expected.as_bytes(), given.as_bytes()) => {}
         _ => return Err(AuthError::UnrecognizedClient),
     }
     if let Some(expires_at) = credential.expires_at
@@ -140,7 +140,7 @@ pub fn verify(
     let key = signing_key(&credential.secret_access_key, &claim.scope);
     let expected = hmac_sha256(&key, sts.as_bytes());
     let given = hex::decode(claim.signature.as_bytes()).unwrap_or_default();
-    if !ct_eq(&expected, &given) {
+    if !berth_core::ids::constant_time_eq(&expected, &given) {
         return Err(AuthError::InvalidSignature(SIGNATURE_MISMATCH.into()));
     }
     Ok(Verified { access_key_id: claim.access_key_id, credential, scope: claim.scope })
@@ -596,14 +596,6 @@ fn signing_key(secret: &str, scope: &Scope) -> [u8; 32] {
     let k_region = hmac_sha256(&k_date, scope.region.as_bytes());
     let k_service = hmac_sha256(&k_region, scope.service.as_bytes());
     hmac_sha256(&k_service, TERMINATOR.as_bytes())
-}
-
-/// Compares in time that depends only on the lengths.
-fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Keys a client signs with.

@@ -111,7 +111,7 @@ impl Control {
             let Some(grant) = tx.task_credential_get(credential_id)? else {
                 return Ok(Err(TaskCredentialsError::NotFound));
             };
-            if !same(grant.token.as_bytes(), token.as_bytes()) {
+            if !berth_core::ids::constant_time_eq(grant.token.as_bytes(), token.as_bytes()) {
                 return Ok(Err(TaskCredentialsError::Unauthorized));
             }
             match tx.task_get(&grant.task_id)? {
@@ -164,17 +164,12 @@ impl Control {
                 access_key_id: session.access_key_id,
                 secret_access_key: session.secret_access_key,
                 token: session.session_token,
-                expiration: iso8601(session.expires_at.floor() as i64),
+                expiration: berth_core::time::iso8601(session.expires_at.floor() as i64),
                 role_arn: role.arn,
             }))
         })
         .map_err(internal)?
     }
-}
-
-/// Compares without an early exit, so a token cannot be guessed byte by byte from timings.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// A random version-4 UUID, the shape of the ECS agent's credential ids.
@@ -183,37 +178,14 @@ fn uuid() -> String {
     format!("{}-{}-4{}-a{}-{}", &h[0..8], &h[8..12], &h[13..16], &h[17..20], &h[20..32])
 }
 
-/// `2026-11-27T10:13:39Z` for epoch seconds (Howard Hinnant's civil-from-days).
-fn iso8601(secs: i64) -> String {
-    let z = secs.div_euclid(86_400) + 719_468;
-    let rem = secs.rem_euclid(86_400);
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn iso8601_and_uuid_shapes() {
-        for (secs, want) in [
-            (0, "1970-01-01T00:00:00Z"),
-            (1_795_781_619, "2026-11-27T12:13:39Z"),
-            (951_782_400, "2000-02-29T00:00:00Z"),
-        ] {
-            assert_eq!(iso8601(secs), want);
-        }
+    fn uuid_shape() {
         let u = uuid();
         assert_eq!(u.len(), 36);
         assert_eq!(u.split('-').map(str::len).collect::<Vec<_>>(), [8, 4, 4, 4, 12]);
-        assert!(same(b"abc", b"abc") && !same(b"abc", b"abd") && !same(b"abc", b"ab"));
     }
 }

@@ -9,6 +9,12 @@ pub fn random_hex(n: usize) -> String {
     (0..n).map(|_| HEX[rng.random_range(0..16)] as char).collect()
 }
 
+/// Compares secrets (tokens, signatures) in time that depends only on their lengths, so a secret cannot be
+/// guessed byte by byte from response timings.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// A task id as ECS prints them: 32 lowercase hex characters.
 pub fn task_id() -> String {
     random_hex(32)
@@ -51,6 +57,14 @@ pub fn endpoint_host(service_name: &str, suffix: &str, region: &str, base_domain
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn constant_time_eq_compares_contents_and_lengths() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(constant_time_eq(b"", b""));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+    }
 
     #[test]
     fn names() {

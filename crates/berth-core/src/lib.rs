@@ -10,6 +10,7 @@ pub mod error;
 pub mod ids;
 pub mod sizing;
 pub mod status;
+pub mod time;
 
 pub use arn::Arn;
 pub use error::{AwsError, ErrorCode};

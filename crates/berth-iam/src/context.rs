@@ -164,7 +164,7 @@ impl RequestContext {
             Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
             Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
         };
-        self.set("aws:CurrentTime", ContextValue::Single(crate::date::format_iso8601(secs)));
+        self.set("aws:CurrentTime", ContextValue::Single(berth_core::time::iso8601(secs)));
         self.set("aws:EpochTime", ContextValue::Single(secs.to_string()));
         self
     }

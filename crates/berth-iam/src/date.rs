@@ -38,7 +38,7 @@ fn parse_iso(s: &str) -> Option<i64> {
     if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
         return None;
     }
-    let mut millis = days_from_civil(year, month, day) * 86_400_000;
+    let mut millis = berth_core::time::days_from_civil(year, month, day) * 86_400_000;
     let Some(time) = rest.strip_prefix('T').or_else(|| rest.strip_prefix('t')) else {
         return rest.is_empty().then_some(millis);
     };
@@ -98,38 +98,6 @@ fn days_in_month(y: i64, m: i64) -> i64 {
     }
 }
 
-/// Days since 1970-01-01 (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
-/// `2026-11-27T10:13:39Z` for epoch seconds.
-pub(crate) fn format_iso8601(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,9 +127,9 @@ mod tests {
     #[test]
     fn formats_round_trip() {
         for secs in [0, 1_563_278_400, 1_795_000_000, -86_400] {
-            let s = format_iso8601(secs);
+            let s = berth_core::time::iso8601(secs);
             assert_eq!(parse(&s), Some(secs * 1000), "{s}");
         }
-        assert_eq!(format_iso8601(1_563_278_400), "2019-07-16T12:00:00Z");
+        assert_eq!(berth_core::time::iso8601(1_563_278_400), "2019-07-16T12:00:00Z");
     }
 }

@@ -56,20 +56,8 @@ pub(crate) struct LogEntry {
 /// ISO 8601 with microseconds in UTC, as ALB writes `time` and `request_creation_time`.
 pub(crate) fn format_time(t: SystemTime) -> String {
     let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs();
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (h, m, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
-    // Civil date from days since the epoch (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{:06}Z", d.subsec_micros())
+    let secs = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+    format!("{}.{:06}Z", berth_core::time::iso8601_seconds(secs), d.subsec_micros())
 }
 
 /// A quoted field: `"` and `\` escaped, control characters as `\xNN`, empty as `-`.
