@@ -367,6 +367,20 @@ struct Legacy<'a> {
     source_group_name: Option<&'a str>,
 }
 
+/// The legacy members of a request: all four Authorize/Revoke requests carry them under the same names, in
+/// four distinct generated types.
+macro_rules! legacy {
+    ($r:expr) => {
+        Legacy {
+            cidr_ip: $r.cidr_ip.as_deref(),
+            protocol: $r.ip_protocol.as_deref(),
+            from: $r.from_port,
+            to: $r.to_port,
+            source_group_name: $r.source_security_group_name.as_deref(),
+        }
+    };
+}
+
 fn permissions(list: Option<Vec<IpPermission>>, l: Legacy<'_>) -> Result<Vec<IpPermission>, ControlError> {
     let mut out = list.unwrap_or_default();
     if l.cidr_ip.is_some() || l.source_group_name.is_some() || l.protocol.is_some() {
@@ -485,16 +499,7 @@ pub(crate) fn authorize_ingress(
     r: AuthorizeSecurityGroupIngressRequest,
 ) -> Result<AuthorizeSecurityGroupIngressResult, ControlError> {
     let tags = spec_tags(&r.tag_specifications, ResourceType::SecurityGroupRule)?;
-    let perms = permissions(
-        r.ip_permissions.clone(),
-        Legacy {
-            cidr_ip: r.cidr_ip.as_deref(),
-            protocol: r.ip_protocol.as_deref(),
-            from: r.from_port,
-            to: r.to_port,
-            source_group_name: r.source_security_group_name.as_deref(),
-        },
-    )?;
+    let perms = permissions(r.ip_permissions.clone(), legacy!(r))?;
     let rules = c.tx(|tx| {
         let g = resolve(tx, r.group_id.as_deref(), r.group_name.as_deref())?;
         let specs = specs(tx, &g, &perms)?;
@@ -508,16 +513,7 @@ pub(crate) fn authorize_egress(
     r: AuthorizeSecurityGroupEgressRequest,
 ) -> Result<AuthorizeSecurityGroupEgressResult, ControlError> {
     let tags = spec_tags(&r.tag_specifications, ResourceType::SecurityGroupRule)?;
-    let perms = permissions(
-        r.ip_permissions.clone(),
-        Legacy {
-            cidr_ip: r.cidr_ip.as_deref(),
-            protocol: r.ip_protocol.as_deref(),
-            from: r.from_port,
-            to: r.to_port,
-            source_group_name: r.source_security_group_name.as_deref(),
-        },
-    )?;
+    let perms = permissions(r.ip_permissions.clone(), legacy!(r))?;
     let rules = c.tx(|tx| {
         let g = resolve(tx, r.group_id.as_deref(), None)?;
         let specs = specs(tx, &g, &perms)?;
@@ -600,17 +596,7 @@ pub(crate) fn revoke_ingress(
     r: RevokeSecurityGroupIngressRequest,
 ) -> Result<RevokeSecurityGroupIngressResult, ControlError> {
     let ids = r.security_group_rule_ids.clone().unwrap_or_default();
-    let perms = revoke_perms(
-        r.ip_permissions.clone(),
-        Legacy {
-            cidr_ip: r.cidr_ip.as_deref(),
-            protocol: r.ip_protocol.as_deref(),
-            from: r.from_port,
-            to: r.to_port,
-            source_group_name: r.source_security_group_name.as_deref(),
-        },
-        !ids.is_empty(),
-    )?;
+    let perms = revoke_perms(r.ip_permissions.clone(), legacy!(r), !ids.is_empty())?;
     let revoked = c.tx(|tx| {
         let g = resolve(tx, r.group_id.as_deref(), r.group_name.as_deref())?;
         revoke(tx, &g, false, &ids, perms)
@@ -627,17 +613,7 @@ pub(crate) fn revoke_egress(
     r: RevokeSecurityGroupEgressRequest,
 ) -> Result<RevokeSecurityGroupEgressResult, ControlError> {
     let ids = r.security_group_rule_ids.clone().unwrap_or_default();
-    let perms = revoke_perms(
-        r.ip_permissions.clone(),
-        Legacy {
-            cidr_ip: r.cidr_ip.as_deref(),
-            protocol: r.ip_protocol.as_deref(),
-            from: r.from_port,
-            to: r.to_port,
-            source_group_name: r.source_security_group_name.as_deref(),
-        },
-        !ids.is_empty(),
-    )?;
+    let perms = revoke_perms(r.ip_permissions.clone(), legacy!(r), !ids.is_empty())?;
     let revoked = c.tx(|tx| {
         let g = resolve(tx, r.group_id.as_deref(), None)?;
         revoke(tx, &g, true, &ids, perms)
