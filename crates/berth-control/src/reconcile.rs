@@ -229,6 +229,10 @@ impl Control {
             (s.starting.clone(), s.stopping.clone())
         };
         for mut service in tx.services_live(None)? {
+            if service.status == ServiceStatus::Draining {
+                // A deletion the infrastructure role refused so far: try again (level-triggered).
+                crate::ecs::teardown::release(self, tx, &mut service, t)?;
+            }
             let tasks: Vec<&TaskRow> = all_tasks.iter().filter(|task| task.service_id == Some(service.id)).collect();
             if tasks.iter().any(|task| health.get(&task.id).is_some_and(|h| h.health == TargetHealth::Healthy)) {
                 self.state().backoff.remove(&service.id);
@@ -352,11 +356,14 @@ impl Control {
                     service_changed = true;
                 }
                 Action::MarkInactive => {
+                    // Not before the infrastructure role has deleted the service's resources.
+                    if !crate::ecs::teardown::retire(self, tx, service, t)? {
+                        continue;
+                    }
                     service.status = ServiceStatus::Inactive;
                     service.status_reason = None;
                     service_changed = true;
                     tx.certificate_delete(&service.endpoint_host)?;
-                    crate::elbv2::retire_groups(tx, service.id)?;
                 }
             }
         }

@@ -10,6 +10,7 @@ mod ec2;
 mod elbv2;
 mod iam;
 mod rows;
+mod savepoint;
 mod schema;
 mod secrets;
 mod task_role;

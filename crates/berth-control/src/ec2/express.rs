@@ -12,6 +12,7 @@ use berth_store::{GroupRole, SecurityGroupRow, ServiceGroupRow, ServiceRow, Tx};
 
 use super::groups;
 use super::rules::{Peer, RuleSpec};
+use crate::iam::provisioning::Journal;
 use crate::{Control, ControlError};
 
 const MANAGED_TAG: (&str, &str) = ("AmazonECSManaged", "true");
@@ -33,14 +34,18 @@ fn managed(tx: &Tx<'_>, service_id: i64, role: GroupRole) -> Result<Option<Secur
 
 /// Creates (once) the service's two groups, validates the user's groups and subnets, records which
 /// groups the service uses, and returns the network configuration the revision runs with: the service
-/// group first, then the user's groups; the given subnets or the default VPC's public ones.
+/// group first, then the user's groups; the given subnets or the default VPC's public ones. What it does as the
+/// infrastructure role goes into `journal`.
 pub(crate) fn network_for_revision(
     c: &Control,
     tx: &Tx<'_>,
     service: &ServiceRow,
     requested: Option<&ExpressGatewayServiceNetworkConfiguration>,
     container_port: i32,
+    journal: &mut Journal,
 ) -> Result<ExpressGatewayServiceNetworkConfiguration, ControlError> {
+    journal.describe("ec2:DescribeSecurityGroups");
+    journal.describe("ec2:DescribeSubnets");
     let lb_existing = managed(tx, service.id, GroupRole::LoadBalancer)?;
     let svc_existing = managed(tx, service.id, GroupRole::Service)?;
     let managed_ids: Vec<String> = lb_existing.iter().chain(svc_existing.iter()).map(|g| g.id.clone()).collect();
@@ -48,6 +53,7 @@ pub(crate) fn network_for_revision(
     // Subnets: given ones must exist and share one VPC; default to the default VPC's public subnets.
     let requested_subnets = requested.and_then(|n| n.subnets.clone()).unwrap_or_default();
     let subnets = if requested_subnets.is_empty() {
+        journal.describe("ec2:DescribeVpcs");
         let vpc = tx
             .vpc_default()?
             .ok_or_else(|| ControlError::invalid("There is no default VPC; give networkConfiguration.subnets."))?;
@@ -108,6 +114,7 @@ pub(crate) fn network_for_revision(
                 &vpc_id,
                 &tags,
             )?;
+            journal.ec2_create_group(c, &vpc_id, &g.id, &tags);
             let mut specs = Vec::new();
             for port in LISTENER_PORTS {
                 for source in ["0.0.0.0/0", "::/0"] {
@@ -122,7 +129,8 @@ pub(crate) fn network_for_revision(
                     });
                 }
             }
-            groups::authorize(c, tx, &g, false, &specs, &tags)?;
+            let added = groups::authorize(c, tx, &g, false, &specs, &tags)?;
+            journal.ec2_authorize_ingress(c, tx, &g.id, &rule_ids(&added), &tags)?;
             tx.service_group_put(&ServiceGroupRow {
                 service_id: service.id,
                 group_id: g.id.clone(),
@@ -142,6 +150,7 @@ pub(crate) fn network_for_revision(
                 &vpc_id,
                 &tags,
             )?;
+            journal.ec2_create_group(c, &vpc_id, &g.id, &tags);
             tx.service_group_put(&ServiceGroupRow {
                 service_id: service.id,
                 group_id: g.id.clone(),
@@ -161,9 +170,11 @@ pub(crate) fn network_for_revision(
     let rules = tx.security_group_rules(&svc.id)?;
     if !rules.iter().any(|r| !r.egress && want.same_as(r)) {
         for r in rules.iter().filter(|r| !r.egress && r.referenced_group_id.as_deref() == Some(lb.id.as_str())) {
+            journal.ec2_group(c, tx, "RevokeSecurityGroupIngress", &svc.id)?;
             tx.security_group_rule_delete(&r.id)?;
         }
-        groups::authorize(c, tx, &svc, false, std::slice::from_ref(&want), &tags)?;
+        let added = groups::authorize(c, tx, &svc, false, std::slice::from_ref(&want), &tags)?;
+        journal.ec2_authorize_ingress(c, tx, &svc.id, &rule_ids(&added), &tags)?;
     }
 
     for a in tx.service_groups(service.id)? {
@@ -180,6 +191,26 @@ pub(crate) fn network_for_revision(
         security_groups: Some(security_groups),
         subnets: Some(subnets.into_iter().map(|s| s.id).collect()),
     })
+}
+
+fn rule_ids(rules: &[berth_model::ec2::SecurityGroupRule]) -> Vec<String> {
+    rules.iter().filter_map(|r| r.security_group_rule_id.clone()).collect()
+}
+
+/// Records the deletion of the groups berth created for `service_id` (the firewall pass deletes them once the
+/// service is INACTIVE and no other group's rule references them).
+pub(crate) fn record_group_deletion(
+    c: &Control,
+    tx: &Tx<'_>,
+    service_id: i64,
+    journal: &mut Journal,
+) -> Result<(), ControlError> {
+    for a in tx.service_groups(service_id)? {
+        if a.role.created() {
+            journal.ec2_group(c, tx, "DeleteSecurityGroup", &a.group_id)?;
+        }
+    }
+    Ok(())
 }
 
 /// The load balancer security group of a service, if Express made one.

@@ -10,6 +10,7 @@ use berth_store::{CertificateRow, RevisionRow, ServiceRow, Tx};
 
 use super::render;
 use crate::iam::access::ExpressRoles;
+use crate::iam::provisioning::{self, Journal, Purpose};
 use crate::names::cluster_name;
 use crate::{CallerIdentity, Control, ControlError, now};
 
@@ -57,7 +58,6 @@ pub(crate) fn create(
             infrastructure: Some(infra),
             execution: Some(&exec),
             task: r.task_role_arn.as_deref(),
-            provision_service: Some(&service_name),
         },
     )?;
     let mut config = RevisionSpec {
@@ -105,7 +105,8 @@ pub(crate) fn create(
             updated_at: t,
         };
         row.id = tx.service_insert(&row)?;
-        config.with_security_groups(c, tx, &row)?;
+        let mut journal = Journal::default();
+        config.with_security_groups(c, tx, &row, &mut journal)?;
         let revision = new_revision(c, tx, &row, &config, caller, t)?;
         row.target_revision = revision.clone();
         row.live_revision = Some(revision);
@@ -118,7 +119,9 @@ pub(crate) fn create(
         })?;
         let health_path = config.config.health_check_path.as_deref().unwrap_or(DEFAULT_HEALTH_CHECK_PATH);
         let port = config.config.primary_container.as_ref().and_then(|p| p.container_port).unwrap_or(80);
-        crate::elbv2::place_service(c, tx, &row, health_path, port.clamp(1, 65535) as u16, t)?;
+        crate::elbv2::place_service(c, tx, &row, health_path, port.clamp(1, 65535) as u16, t, &mut journal)?;
+        // Everything above is undone if the infrastructure role may not do all of it.
+        provisioning::authorize(c, tx, infra, &journal, Purpose::Create)?;
         tx.tags_put(&arn, &tags)?;
         render::express_service(c, tx, &row, true)
     })?;
@@ -161,7 +164,6 @@ pub(crate) fn update(
             infrastructure: None,
             execution: r.execution_role_arn.as_deref(),
             task: r.task_role_arn.as_deref(),
-            provision_service: None,
         },
     )?;
     let t = now();
@@ -187,10 +189,14 @@ pub(crate) fn update(
             cpu_architecture: r.cpu_architecture.or(current.cpu_architecture),
         }
         .validate()?;
-        spec.with_security_groups(c, tx, &row)?;
+        let mut journal = Journal::default();
+        spec.with_security_groups(c, tx, &row, &mut journal)?;
         let revision = new_revision(c, tx, &row, &spec, caller, t)?;
         let new_path = spec.config.health_check_path.as_deref().filter(|p| Some(*p) != old_path.as_deref());
-        crate::elbv2::assign_revision(tx, &row, &revision, new_path)?;
+        crate::elbv2::assign_revision(tx, &row, &revision, new_path, &mut journal)?;
+        if let Some(role) = &row.infrastructure_role_arn {
+            provisioning::authorize(c, tx, role, &journal, Purpose::Update)?;
+        }
         row.target_revision = revision.clone();
         row.desired_count = spec.desired_count();
         row.updated_at = t;
@@ -224,10 +230,12 @@ pub(crate) fn delete(
             ));
         }
         row.status = ServiceStatus::Draining;
-        row.status_reason = Some("Service deletion requested; draining tasks.".into());
-        row.updated_at = now();
+        row.status_reason = Some(super::teardown::DRAINING_REASON.into());
+        let t = now();
+        row.updated_at = t;
         tx.service_update(&row)?;
-        crate::elbv2::release_service(tx, &row)?;
+        // Off its load balancer now if the infrastructure role allows it; else the reconciler retries.
+        super::teardown::release(c, tx, &mut row, t)?;
         render::express_service(c, tx, &row, false)
     })?;
     c.wake();
@@ -304,7 +312,13 @@ struct ValidSpec {
 impl ValidSpec {
     /// Creates or validates the service's security groups and subnets (EC2) and records the effective
     /// network configuration in the spec.
-    fn with_security_groups(&mut self, c: &Control, tx: &Tx<'_>, service: &ServiceRow) -> Result<(), ControlError> {
+    fn with_security_groups(
+        &mut self,
+        c: &Control,
+        tx: &Tx<'_>,
+        service: &ServiceRow,
+        journal: &mut Journal,
+    ) -> Result<(), ControlError> {
         let port =
             self.config.primary_container.as_ref().and_then(|p| p.container_port).unwrap_or(DEFAULT_CONTAINER_PORT);
         let net = crate::ec2::express::network_for_revision(
@@ -313,6 +327,7 @@ impl ValidSpec {
             service,
             self.config.network_configuration.as_ref(),
             port,
+            journal,
         )?;
         self.config.network_configuration = Some(net);
         Ok(())

@@ -25,6 +25,7 @@ use berth_store::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::iam::provisioning::Journal;
 use crate::{Control, ControlError};
 
 pub(crate) const SCHEME: &str = "internet-facing";
@@ -173,7 +174,7 @@ fn forward_actions(groups: &[(&str, i32)]) -> Result<Vec<Action>, ControlError> 
 
 /// Creates a load balancer with its HTTPS:443 (default certificate, 404 default rule) and HTTP:80 (redirect)
 /// listeners. Returns its ARN.
-fn create_load_balancer(c: &Control, tx: &Tx<'_>, t: f64) -> Result<String, ControlError> {
+fn create_load_balancer(c: &Control, tx: &Tx<'_>, t: f64, journal: &mut Journal) -> Result<String, ControlError> {
     let name = format!("ecs-express-gateway-alb-{}", ids::random_hex(8));
     let id = ids::random_hex(16);
     let arn = c.elb_arn(&format!("loadbalancer/app/{name}/{id}"));
@@ -188,6 +189,7 @@ fn create_load_balancer(c: &Control, tx: &Tx<'_>, t: f64) -> Result<String, Cont
     })?;
     let managed = [(MANAGED_TAG.0.to_string(), MANAGED_TAG.1.to_string())];
     tx.tags_put(&arn, &managed)?;
+    journal.elb_create("CreateLoadBalancer", &arn, &managed);
     let not_found = Action {
         r#type: Some(ActionTypeEnum::FixedResponse),
         order: Some(1),
@@ -223,6 +225,7 @@ fn create_load_balancer(c: &Control, tx: &Tx<'_>, t: f64) -> Result<String, Cont
             default_actions: actions.clone(),
         })?;
         tx.tags_put(&listener, &managed)?;
+        journal.elb_create("CreateListener", &listener, &managed);
         tx.rule_insert(&RuleRow {
             arn: rule_arn(c, &listener),
             listener_arn: listener.clone(),
@@ -255,7 +258,8 @@ pub(crate) fn https_listener(tx: &Tx<'_>, lb_arn: &str) -> Result<Option<Listene
 
 /// Places a new Express service: a shared load balancer (or a new one), two target groups, the endpoint
 /// certificate on the HTTPS listener and a host-header rule at the lowest free priority. Assigns the
-/// service's current revisions to the first group. Called in the transaction that creates the service.
+/// service's current revisions to the first group. Called in the transaction that creates the service; what
+/// it does as the infrastructure role goes into `journal`.
 pub(crate) fn place_service(
     c: &Control,
     tx: &Tx<'_>,
@@ -263,7 +267,9 @@ pub(crate) fn place_service(
     health_path: &str,
     port: u16,
     t: f64,
+    journal: &mut Journal,
 ) -> Result<PlacementRow, ControlError> {
+    journal.describe("elasticloadbalancing:DescribeLoadBalancers");
     let placements = tx.placements()?;
     let lbs: Vec<(String, String, usize)> = tx
         .lbs()?
@@ -275,8 +281,9 @@ pub(crate) fn place_service(
         .collect();
     let lb_arn = match rules::choose_load_balancer(&lbs, SCHEME) {
         Some(arn) => arn.to_string(),
-        None => create_load_balancer(c, tx, t)?,
+        None => create_load_balancer(c, tx, t, journal)?,
     };
+    journal.describe("elasticloadbalancing:DescribeListeners");
     let listener = https_listener(tx, &lb_arn)?.ok_or_else(|| {
         ControlError::code(berth_core::ErrorCode::ListenerNotFound, "The load balancer has no HTTPS listener")
     })?;
@@ -296,8 +303,10 @@ pub(crate) fn place_service(
             created_at: t,
         })?;
         tx.tags_put(&arn, &managed)?;
+        journal.elb_create("CreateTargetGroup", &arn, &managed);
         groups.push(arn);
     }
+    journal.describe("elasticloadbalancing:DescribeRules");
     let used: Vec<u32> = tx.rules(&listener.arn)?.iter().filter_map(|r| r.priority).collect();
     let priority = rules::lowest_free_priority(&used).ok_or_else(|| {
         ControlError::code(
@@ -321,12 +330,14 @@ pub(crate) fn place_service(
     };
     tx.rule_insert(&rule)?;
     tx.tags_put(&rule.arn, &managed)?;
+    journal.elb_create("CreateRule", &rule.arn, &managed);
     tx.listener_certificate_add(&ListenerCertificateRow {
         listener_arn: listener.arn.clone(),
         certificate_arn: c.certificate_arn(),
         host,
         is_default: false,
     })?;
+    journal.elb(tx, "AddListenerCertificates", &listener.arn)?;
     let placement = PlacementRow {
         service_id: service.id,
         load_balancer_arn: lb_arn,
@@ -337,6 +348,7 @@ pub(crate) fn place_service(
     for rev in [Some(&service.target_revision), service.live_revision.as_ref()].into_iter().flatten() {
         if !rev.is_empty() && tx.revision_group(rev)?.is_none() {
             tx.revision_group_set(rev, &placement.group_a)?;
+            journal.elb(tx, "RegisterTargets", &placement.group_a)?;
         }
     }
     Ok(placement)
@@ -344,12 +356,14 @@ pub(crate) fn place_service(
 
 /// Assigns a new revision to the service's idle target group (the one the live revision does not use) and
 /// carries the live group's health check and attributes over to it, so a user's edits survive the
-/// deployment. `health_path` is the revision's path when the update changed it.
+/// deployment. `health_path` is the revision's path when the update changed it. The deployment's load balancer
+/// actions go into `journal`.
 pub(crate) fn assign_revision(
     tx: &Tx<'_>,
     service: &ServiceRow,
     revision: &str,
     health_path: Option<&str>,
+    journal: &mut Journal,
 ) -> Result<(), ControlError> {
     let Some(p) = tx.placement_get(service.id)? else { return Ok(()) };
     let base = service.live_revision.as_deref().unwrap_or(&service.target_revision);
@@ -360,6 +374,7 @@ pub(crate) fn assign_revision(
     };
     tx.revision_group_set(revision, &group)?;
     let source = base_group.unwrap_or_else(|| p.group_a.clone());
+    journal.deployment(tx, &group, &source)?;
     let (Some(src), Some(mut dst)) = (tx.tg_get(&source)?, tx.tg_get(&group)?) else { return Ok(()) };
     if src.arn != dst.arn {
         dst.health_check = src.health_check.clone();
@@ -402,38 +417,52 @@ pub(crate) fn shift_service(tx: &Tx<'_>, service_id: i64, revision: &str) -> Res
 
 /// A deleted service leaves its load balancer: its rule and certificate go, other rules stop forwarding to
 /// its groups (a rule left with nothing to forward to is deleted), and a load balancer with no service left
-/// is deleted with its listeners. The groups stay (their tasks drain) until [`retire_groups`].
-pub(crate) fn release_service(tx: &Tx<'_>, service: &ServiceRow) -> Result<(), ControlError> {
+/// is deleted with its listeners. The groups stay (their tasks drain) until [`retire_groups`]. What it does as
+/// the infrastructure role goes into `journal`.
+pub(crate) fn release_service(tx: &Tx<'_>, service: &ServiceRow, journal: &mut Journal) -> Result<(), ControlError> {
     let Some(p) = tx.placement_get(service.id)? else { return Ok(()) };
     let groups = vec![p.group_a.clone(), p.group_b.clone()];
+    journal.describe("elasticloadbalancing:DescribeRules");
     for mut rule in tx.rules_all()? {
         if rule.service_id == Some(service.id) {
+            journal.elb(tx, "DeleteRule", &rule.arn)?;
             tx.rule_delete(&rule.arn)?;
             continue;
         }
         let mut actions: Vec<Action> = parse(&rule.actions, "rule actions")?;
         match rules::strip_groups(&mut actions, &groups) {
-            None if rule.priority.is_some() => tx.rule_delete(&rule.arn)?,
+            None if rule.priority.is_some() => {
+                journal.elb(tx, "DeleteRule", &rule.arn)?;
+                tx.rule_delete(&rule.arn)?
+            }
             Some(true) => {
+                journal.elb(tx, "ModifyRule", &rule.arn)?;
                 rule.actions = json(&actions)?;
                 tx.rule_update(&rule)?;
             }
             _ => {}
         }
     }
+    journal.describe("elasticloadbalancing:DescribeListeners");
     if let Some(l) = https_listener(tx, &p.load_balancer_arn)? {
+        journal.elb(tx, "RemoveListenerCertificates", &l.arn)?;
         tx.listener_certificate_remove_host(&l.arn, &service.endpoint_host)?;
     }
     tx.placement_delete(service.id)?;
     if !tx.placements()?.iter().any(|o| o.load_balancer_arn == p.load_balancer_arn) {
+        for l in tx.listeners(&p.load_balancer_arn)? {
+            journal.elb(tx, "DeleteListener", &l.arn)?;
+        }
+        journal.elb(tx, "DeleteLoadBalancer", &p.load_balancer_arn)?;
         tx.lb_delete(&p.load_balancer_arn)?;
     }
     Ok(())
 }
 
-/// Deletes an inactive service's target groups.
-pub(crate) fn retire_groups(tx: &Tx<'_>, service_id: i64) -> Result<(), ControlError> {
+/// Deletes an inactive service's target groups; what it does as the infrastructure role goes into `journal`.
+pub(crate) fn retire_groups(tx: &Tx<'_>, service_id: i64, journal: &mut Journal) -> Result<(), ControlError> {
     for g in tx.tgs()?.into_iter().filter(|g| g.service_id == Some(service_id)) {
+        journal.elb(tx, "DeleteTargetGroup", &g.arn)?;
         tx.tg_delete(&g.arn)?;
     }
     Ok(())
@@ -580,7 +609,8 @@ pub(crate) fn adopt_unplaced(c: &Control, tx: &Tx<'_>, t: f64) -> Result<bool, C
         let path = config.health_check_path.clone().unwrap_or_else(|| "/ping".into());
         let port =
             config.primary_container.as_ref().and_then(|p| p.container_port).unwrap_or(80).clamp(1, 65535) as u16;
-        let p = place_service(c, tx, &s, &path, port, t)?;
+        // An upgrade of berth's own store, not a request: not authorized as the service's role.
+        let p = place_service(c, tx, &s, &path, port, t, &mut Journal::default())?;
         for task in tx.tasks_not_stopped()?.into_iter().filter(|task| task.service_id == Some(s.id)) {
             if let Some(rev) = task.revision_arn
                 && tx.revision_group(&rev)?.is_none()

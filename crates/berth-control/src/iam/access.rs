@@ -1,6 +1,7 @@
 //! What the stored policies mean for a request: resolving a caller's grants, the documents behind managed policy
 //! ARNs, role sessions (the caller's own and the ones berth takes, such as the infrastructure role's
-//! `ECSGateway`), and the role checks of Express services (`iam:PassRole`, trust, provisioning permissions).
+//! `ECSGateway`), and the role checks of Express services (`iam:PassRole`, trust). What the infrastructure role
+//! does is checked in `provisioning`.
 
 use std::sync::Arc;
 
@@ -203,118 +204,13 @@ pub(crate) fn check_passed_role(
 /// The session name AWS shows for the infrastructure role.
 pub(crate) const INFRASTRUCTURE_SESSION: &str = "ECSGateway";
 
-/// One action berth performs as the infrastructure role when it provisions an Express service.
-pub(crate) struct ProvisioningAction {
-    pub action: &'static str,
-    /// Resource ARN after `arn:aws:<service>:<region>:<account>:`.
-    pub resource: String,
-    /// `(key, value)` condition keys besides the tags.
-    pub keys: Vec<(&'static str, &'static str)>,
-    /// Whether `AmazonECSManaged=true` is on the request (and so on the resource being created).
-    pub managed_tag: bool,
-}
-
-/// What berth does for a new Express service, in AWS's words: the load balancer resources (shared load
-/// balancer, listeners, rule, two target groups, tagged on create), the two security groups with their rules,
-/// the scaling target and policy, the rollback alarm and the log group.
-pub(crate) fn provisioning_actions(service: &str) -> Vec<ProvisioningAction> {
-    let a = |action, resource: String, keys: Vec<(&'static str, &'static str)>, managed_tag| ProvisioningAction {
-        action,
-        resource,
-        keys,
-        managed_tag,
-    };
-    let lb = "loadbalancer/app/ecs-express-gateway-alb/0".to_owned();
-    let listener = "listener/app/ecs-express-gateway-alb/0/0".to_owned();
-    let rule = "listener-rule/app/ecs-express-gateway-alb/0/0/0".to_owned();
-    let tg = format!("targetgroup/{service}/0");
-    vec![
-        a("elasticloadbalancing:DescribeLoadBalancers", "*".into(), vec![], false),
-        a("elasticloadbalancing:CreateLoadBalancer", lb.clone(), vec![], true),
-        a("elasticloadbalancing:AddTags", lb, vec![("elasticloadbalancing:CreateAction", "CreateLoadBalancer")], true),
-        a("elasticloadbalancing:CreateTargetGroup", tg.clone(), vec![], true),
-        a(
-            "elasticloadbalancing:AddTags",
-            tg.clone(),
-            vec![("elasticloadbalancing:CreateAction", "CreateTargetGroup")],
-            true,
-        ),
-        a("elasticloadbalancing:CreateListener", listener.clone(), vec![], true),
-        a(
-            "elasticloadbalancing:AddTags",
-            listener,
-            vec![("elasticloadbalancing:CreateAction", "CreateListener")],
-            true,
-        ),
-        a("elasticloadbalancing:CreateRule", rule.clone(), vec![], true),
-        a("elasticloadbalancing:AddTags", rule, vec![("elasticloadbalancing:CreateAction", "CreateRule")], true),
-        a("elasticloadbalancing:RegisterTargets", tg, vec![], true),
-        a("ec2:DescribeVpcs", "*".into(), vec![], false),
-        a("ec2:DescribeSubnets", "*".into(), vec![], false),
-        a("ec2:CreateSecurityGroup", "vpc/vpc-default".into(), vec![], true),
-        a("ec2:CreateSecurityGroup", "security-group/*".into(), vec![], true),
-        a("ec2:CreateTags", "security-group/*".into(), vec![("ec2:CreateAction", "CreateSecurityGroup")], true),
-        a("ec2:AuthorizeSecurityGroupIngress", "security-group/*".into(), vec![], true),
-        a("application-autoscaling:RegisterScalableTarget", "scalable-target/*".into(), vec![], true),
-        a(
-            "application-autoscaling:PutScalingPolicy",
-            "scalable-target/*".into(),
-            vec![("application-autoscaling:service-namespace", "ecs")],
-            false,
-        ),
-        a("cloudwatch:PutMetricAlarm", format!("alarm:{service}-rollback"), vec![], true),
-        a("logs:CreateLogGroup", format!("log-group:/aws/ecs/default/{service}"), vec![], true),
-    ]
-}
-
-/// Evaluates every provisioning action as a session of the infrastructure role (`ECSGateway`), before
-/// anything is written. The first denied action fails the create with AWS's `AccessDenied` message, which names
-/// the role session and the action.
-pub(crate) fn check_provisioning(
-    tx: &Tx<'_>,
-    region: &str,
-    account: &str,
-    infrastructure_role: &IamRoleRow,
-    service: &str,
-) -> Result<(), ControlError> {
-    let grants = role_grants(tx, infrastructure_role, INFRASTRUCTURE_SESSION)?;
-    for p in provisioning_actions(service) {
-        let resource = if p.resource == "*" {
-            "*".to_owned()
-        } else {
-            let svc = p.action.split(':').next().unwrap_or_default();
-            format!("arn:aws:{svc}:{region}:{account}:{}", p.resource)
-        };
-        let mut request = RequestContext::new(p.action, resource);
-        for (k, v) in &p.keys {
-            request = request.with_key(k, *v);
-        }
-        if p.managed_tag {
-            let tags = [("AmazonECSManaged", "true")];
-            // The tags created with a resource are its resource tags too (see berth-iam's managed module).
-            request = request.with_request_tags(tags).with_resource_tags(tags);
-        }
-        grants.check(request).map_err(|e| {
-            ControlError::Aws(AwsError::new(
-                ErrorCode::AccessDenied,
-                format!(
-                    "The infrastructure role {} cannot provision the service: {}",
-                    infrastructure_role.arn, e.message
-                ),
-            ))
-        })?;
-    }
-    Ok(())
-}
-
 /// The roles of an Express create or update, checked before anything is written: each role given may be passed
-/// by the caller, exists and trusts its service; on create, the infrastructure role must also allow everything
-/// berth will do for the service (`provision_service` names it).
+/// by the caller, exists and trusts its service. What the infrastructure role is then asked to do is checked
+/// against exactly what berth does, in the command's transaction (see [`super::provisioning`]).
 pub(crate) struct ExpressRoles<'a> {
     pub infrastructure: Option<&'a str>,
     pub execution: Option<&'a str>,
     pub task: Option<&'a str>,
-    pub provision_service: Option<&'a str>,
 }
 
 impl Control {
@@ -324,9 +220,8 @@ impl Control {
         roles: ExpressRoles<'_>,
     ) -> Result<(), ControlError> {
         self.tx(|tx| {
-            let mut infra = None;
             if let Some(arn) = roles.infrastructure {
-                infra = Some(check_passed_role(tx, caller, "infrastructureRoleArn", arn, INFRASTRUCTURE_ROLE_SERVICE)?);
+                check_passed_role(tx, caller, "infrastructureRoleArn", arn, INFRASTRUCTURE_ROLE_SERVICE)?;
             }
             if let Some(arn) = roles.execution {
                 check_passed_role(tx, caller, "executionRoleArn", arn, EXECUTION_ROLE_SERVICE)?;
@@ -334,65 +229,7 @@ impl Control {
             if let Some(arn) = roles.task {
                 check_passed_role(tx, caller, "taskRoleArn", arn, EXECUTION_ROLE_SERVICE)?;
             }
-            if let (Some(role), Some(service)) = (infra, roles.provision_service) {
-                check_provisioning(tx, &self.names.region, &self.names.account, &role, service)?;
-            }
             Ok(())
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn role_with(tx: &Tx<'_>, name: &str, attached: &[&str], inline: Option<&str>) -> IamRoleRow {
-        let row = IamRoleRow {
-            name: name.into(),
-            role_id: format!("AROA{name}"),
-            arn: format!("arn:aws:iam::123456789012:role/{name}"),
-            path: "/".into(),
-            trust_policy: r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ecs.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#.into(),
-            description: None,
-            max_session_duration: 3600,
-            created_at: 0.0,
-        };
-        tx.iam_role_insert(&row).expect("role");
-        for a in attached {
-            tx.iam_attach(IamOwner::Role, name, a).expect("attach");
-        }
-        if let Some(doc) = inline {
-            tx.iam_inline_put(IamOwner::Role, name, "inline", doc).expect("inline");
-        }
-        row
-    }
-
-    const INFRA: &str = "arn:aws:iam::aws:policy/service-role/AmazonECSInfrastructureRoleforExpressGatewayServices";
-
-    #[test]
-    fn the_managed_infrastructure_policy_allows_every_provisioning_action() {
-        let mut store = berth_store::Store::open_in_memory().expect("store");
-        store
-            .tx(|tx| {
-                let ok = role_with(tx, "infra", &[INFRA], None);
-                check_provisioning(tx, "us-east-1", "123456789012", &ok, "web").expect("allowed");
-                // Without it nothing is allowed, and the message names the session and the first action.
-                let none = role_with(tx, "empty", &[], None);
-                let e = AwsError::from(check_provisioning(tx, "us-east-1", "123456789012", &none, "web").expect_err("denied"));
-                assert_eq!(e.code, ErrorCode::AccessDenied);
-                assert!(e.message.contains("arn:aws:sts::123456789012:assumed-role/empty/ECSGateway"), "{}", e.message);
-                assert!(e.message.contains("elasticloadbalancing:DescribeLoadBalancers"), "{}", e.message);
-                // The managed policy with an explicit deny of one ELB action fails on exactly that action.
-                let deny = role_with(
-                    tx,
-                    "denied",
-                    &[INFRA],
-                    Some(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"elasticloadbalancing:CreateRule","Resource":"*"}]}"#),
-                );
-                let e = AwsError::from(check_provisioning(tx, "us-east-1", "123456789012", &deny, "web").expect_err("denied"));
-                assert!(e.message.contains("perform: elasticloadbalancing:CreateRule on resource"), "{}", e.message);
-                Ok::<_, ControlError>(())
-            })
-            .expect("tx");
     }
 }

@@ -8,6 +8,7 @@
 //! `InvalidInput`, `ValidationError`, `LimitExceeded`. What the policies mean for a request is [`access`].
 
 pub(crate) mod access;
+pub(crate) mod provisioning;
 pub(crate) mod ecs_context;
 mod policies;
 mod roles;
