@@ -432,11 +432,15 @@ pub(crate) fn release_service(tx: &Tx<'_>, service: &ServiceRow, journal: &mut J
         let mut actions: Vec<Action> = parse(&rule.actions, "rule actions")?;
         match rules::strip_groups(&mut actions, &groups) {
             None if rule.priority.is_some() => {
-                journal.elb(tx, "DeleteRule", &rule.arn)?;
+                if crate::iam::provisioning::is_express_rule(&rule) {
+                    journal.elb(tx, "DeleteRule", &rule.arn)?;
+                }
                 tx.rule_delete(&rule.arn)?
             }
             Some(true) => {
-                journal.elb(tx, "ModifyRule", &rule.arn)?;
+                if crate::iam::provisioning::is_express_rule(&rule) {
+                    journal.elb(tx, "ModifyRule", &rule.arn)?;
+                }
                 rule.actions = json(&actions)?;
                 tx.rule_update(&rule)?;
             }

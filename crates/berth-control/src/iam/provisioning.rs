@@ -170,14 +170,15 @@ impl Journal {
     }
 
     /// What a deployment to `group` does on the load balancer: its tasks are registered in `group`, traffic
-    /// moves by modifying every rule that forwards to `group` or `other` (user rules included), and the old
-    /// revision's tasks are deregistered from `other`.
+    /// moves by modifying the Express rules that forward to `group` or `other`, and the old revision's tasks
+    /// are deregistered from `other`. A user's own rules that forward to the groups follow too, but that is
+    /// berth keeping the user's rules consistent, not the infrastructure role's work (see [`is_express_rule`]).
     pub fn deployment(&mut self, tx: &Tx<'_>, group: &str, other: &str) -> Result<(), ControlError> {
         self.elb(tx, "RegisterTargets", group)?;
         self.describe("elasticloadbalancing:DescribeRules");
         for rule in tx.rules_all()? {
             let actions: Vec<Action> = crate::elbv2::parse(&rule.actions, "rule actions")?;
-            if forwards_to(&actions, &[group, other]) {
+            if is_express_rule(&rule) && forwards_to(&actions, &[group, other]) {
                 self.elb(tx, "ModifyRule", &rule.arn)?;
             }
         }
@@ -186,6 +187,14 @@ impl Journal {
         }
         Ok(())
     }
+}
+
+/// Is this rule one Express made (a service's host-header rule), as opposed to a user's own rule? The
+/// infrastructure role acts on the former only; when berth edits a user's rule because the groups it forwards
+/// to move or go away, it does so for the user (who made the rule through the API, authorized then), and that
+/// edit is not checked against the role (a managed role could not edit an untagged rule at all).
+pub(crate) fn is_express_rule(rule: &berth_store::RuleRow) -> bool {
+    rule.service_id.is_some()
 }
 
 /// Does any of `actions` forward to one of `groups`?
