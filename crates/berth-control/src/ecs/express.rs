@@ -54,11 +54,7 @@ pub(crate) fn create(
     let tags = super::tags::tag_pairs(r.tags.unwrap_or_default())?;
     c.check_express_roles(
         caller,
-        ExpressRoles {
-            infrastructure: Some(infra),
-            execution: Some(&exec),
-            task: r.task_role_arn.as_deref(),
-        },
+        ExpressRoles { infrastructure: Some(infra), execution: Some(&exec), task: r.task_role_arn.as_deref() },
     )?;
     let mut config = RevisionSpec {
         execution_role_arn: Some(exec),

@@ -61,12 +61,7 @@ fn authorize(c: &Control, tx: &Tx<'_>, service: &ServiceRow, journal: &Journal) 
 
 /// Records the outcome of a teardown step on the service: a denial becomes its status reason (and an event
 /// when the reason is new); success after a denial restores the draining reason.
-fn settle(
-    tx: &Tx<'_>,
-    service: &mut ServiceRow,
-    step: Result<(), ControlError>,
-    t: f64,
-) -> Result<bool, ControlError> {
+fn settle(tx: &Tx<'_>, service: &mut ServiceRow, step: Result<(), ControlError>, t: f64) -> Result<bool, ControlError> {
     let (done, reason) = match step {
         Ok(()) => (true, DRAINING_REASON.to_string()),
         Err(e) if provisioning::is_denial(&e) => {
@@ -78,7 +73,11 @@ fn settle(
     if service.status_reason.as_deref() != Some(reason.as_str()) {
         if !done {
             tracing::warn!(service = %service.arn, reason = %reason, "deletion is waiting for the infrastructure role");
-            tx.event_add(service.id, t, &format!("(service {}) is waiting to delete its resources: {reason}", service.name))?;
+            tx.event_add(
+                service.id,
+                t,
+                &format!("(service {}) is waiting to delete its resources: {reason}", service.name),
+            )?;
         }
         service.status_reason = Some(reason);
         service.updated_at = t;

@@ -8,9 +8,9 @@
 //! `InvalidInput`, `ValidationError`, `LimitExceeded`. What the policies mean for a request is [`access`].
 
 pub(crate) mod access;
-pub(crate) mod provisioning;
 pub(crate) mod ecs_context;
 mod policies;
+pub(crate) mod provisioning;
 mod roles;
 mod users;
 

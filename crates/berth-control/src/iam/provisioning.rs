@@ -201,9 +201,10 @@ pub(crate) fn is_express_rule(rule: &berth_store::RuleRow) -> bool {
 fn forwards_to(actions: &[Action], groups: &[&str]) -> bool {
     actions.iter().any(|a| {
         a.target_group_arn.as_deref().is_some_and(|g| groups.contains(&g))
-            || a.forward_config.as_ref().and_then(|f| f.target_groups.as_ref()).is_some_and(|ts| {
-                ts.iter().any(|t| t.target_group_arn.as_deref().is_some_and(|g| groups.contains(&g)))
-            })
+            || a.forward_config
+                .as_ref()
+                .and_then(|f| f.target_groups.as_ref())
+                .is_some_and(|ts| ts.iter().any(|t| t.target_group_arn.as_deref().is_some_and(|g| groups.contains(&g))))
     })
 }
 
@@ -294,8 +295,7 @@ mod tests {
         }
     }
 
-    const LB: &str =
-        "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/ecs-express-gateway-alb-1a2b3c4d/0123456789abcdef";
+    const LB: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/ecs-express-gateway-alb-1a2b3c4d/0123456789abcdef";
     const RULE: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener-rule/app/ecs-express-gateway-alb-1a2b3c4d/0123456789abcdef/fedcba9876543210/0011223344556677";
     const SG: &str = "arn:aws:ec2:us-east-1:123456789012:security-group/sg-0123456789abcdef0";
 
@@ -355,11 +355,8 @@ mod tests {
         j.elb_create("CreateRule", RULE, &managed());
         j.describe("elasticloadbalancing:DescribeRules");
         j.describe("elasticloadbalancing:DescribeRules");
-        let got: Vec<(&str, Option<&str>)> = j
-            .entries()
-            .iter()
-            .map(|p| (p.action.as_str(), p.keys.first().map(|(_, v)| v.as_str())))
-            .collect();
+        let got: Vec<(&str, Option<&str>)> =
+            j.entries().iter().map(|p| (p.action.as_str(), p.keys.first().map(|(_, v)| v.as_str()))).collect();
         assert_eq!(
             got,
             vec![
