@@ -10,7 +10,8 @@ from datetime import datetime, timezone
 import botocore.exceptions
 import pytest
 
-from berthlib import DEMO_IMAGE, trust_policy, unique
+from berthlib import DEMO_IMAGE, trust_policy, unique, wait_for
+from elblib import elbv2
 
 EXEC_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
 INFRA_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonECSInfrastructureRoleforExpressGatewayServices"
@@ -178,15 +179,26 @@ def test_a_user_with_passrole_for_the_right_service_can_create(berth):
         berth.best_effort_delete(arn)
 
 
+def elb_resources(berth) -> dict[str, set[str]]:
+    """Every load balancer, listener, rule, target group and security group berth holds, by ARN or id."""
+    elb = elbv2(berth)
+    lbs = {lb["LoadBalancerArn"] for lb in elb.describe_load_balancers()["LoadBalancers"]}
+    listeners = {l["ListenerArn"] for lb in lbs for l in elb.describe_listeners(LoadBalancerArn=lb)["Listeners"]}
+    rules = {r["RuleArn"] for l in listeners for r in elb.describe_rules(ListenerArn=l)["Rules"]}
+    groups = {g["TargetGroupArn"] for g in elb.describe_target_groups()["TargetGroups"]}
+    sgs = {g["GroupId"] for g in berth.client("ec2").describe_security_groups()["SecurityGroups"]}
+    return {"lbs": lbs, "listeners": listeners, "rules": rules, "target_groups": groups, "security_groups": sgs}
+
+
 def test_an_infrastructure_role_without_an_elb_permission_fails_cleanly(berth):
     deny = {
         "Version": "2012-10-17",
-        "Statement": [{"Effect": "Deny", "Action": "elasticloadbalancing:CreateLoadBalancer", "Resource": "*"}],
+        "Statement": [{"Effect": "Deny", "Action": "elasticloadbalancing:CreateRule", "Resource": "*"}],
     }
     infra = make_role(berth, "ecs.amazonaws.com", INFRA_POLICY, deny)
     role_name = infra.rsplit("/", 1)[-1]
     name = unique("noelb")
-    before = service_names(berth)
+    before, resources = service_names(berth), elb_resources(berth)
     with pytest.raises(botocore.exceptions.ClientError) as e:
         berth.ecs().create_express_gateway_service(
             serviceName=name,
@@ -197,8 +209,11 @@ def test_an_infrastructure_role_without_an_elb_permission_fails_cleanly(berth):
     code, message = error_of(e.value)
     assert code == "AccessDeniedException", (code, message)
     assert f"assumed-role/{role_name}/ECSGateway" in message, message
-    assert "elasticloadbalancing:CreateLoadBalancer" in message, message
+    assert "elasticloadbalancing:CreateRule on resource: arn:aws:elasticloadbalancing:" in message, message
     assert service_names(berth) == before, "nothing is left behind"
+    after = elb_resources(berth)
+    for kind, arns in after.items():
+        assert arns <= resources[kind], (kind, arns - resources[kind])
     # A role with no policies at all fails on the first thing berth does.
     bare = make_role(berth, "ecs.amazonaws.com", None)
     with pytest.raises(botocore.exceptions.ClientError) as e:
@@ -210,6 +225,71 @@ def test_an_infrastructure_role_without_an_elb_permission_fails_cleanly(berth):
         )
     assert error_of(e.value)[0] == "AccessDeniedException"
     assert service_names(berth) == before
+
+
+def test_a_role_without_create_load_balancer_shares_an_existing_one(berth):
+    deny = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Deny", "Action": "elasticloadbalancing:CreateLoadBalancer", "Resource": "*"}],
+    }
+    infra = make_role(berth, "ecs.amazonaws.com", INFRA_POLICY, deny)
+    first = berth.create_service(unique("lbowner"))["serviceArn"]
+    try:
+        lbs = elb_resources(berth)["lbs"]
+        assert lbs
+        second = berth.ecs().create_express_gateway_service(
+            serviceName=unique("sharer"),
+            primaryContainer={"image": DEMO_IMAGE},
+            executionRoleArn=berth.role_arns()["executionRoleArn"],
+            infrastructureRoleArn=infra,
+        )["service"]["serviceArn"]
+        berth.best_effort_delete(second)
+        assert elb_resources(berth)["lbs"] <= lbs
+    finally:
+        berth.best_effort_delete(first)
+
+
+def test_a_deletion_waits_for_the_infrastructure_role(berth):
+    """The role loses its policy: the deletion is accepted but keeps every resource, the service stays DRAINING
+    with the denial as its reason; once the policy is back the deletion completes by itself."""
+    iam = berth.client("iam")
+    infra = make_role(berth, "ecs.amazonaws.com", INFRA_POLICY)
+    role_name = infra.rsplit("/", 1)[-1]
+    before = elb_resources(berth)
+    arn = berth.ecs().create_express_gateway_service(
+        serviceName=unique("waits"),
+        primaryContainer={"image": DEMO_IMAGE},
+        executionRoleArn=berth.role_arns()["executionRoleArn"],
+        infrastructureRoleArn=infra,
+    )["service"]["serviceArn"]
+    created = elb_resources(berth)
+    mine = {kind: created[kind] - before[kind] for kind in created}
+    assert len(mine["target_groups"]) == 2 and len(mine["security_groups"]) == 2, mine
+    iam.detach_role_policy(RoleName=role_name, PolicyArn=INFRA_POLICY)
+    try:
+        status = berth.ecs().delete_express_gateway_service(serviceArn=arn)["service"]["status"]
+        assert status["statusCode"] == "DRAINING"
+        assert f"assumed-role/{role_name}/ECSGateway" in status["statusReason"], status
+        time.sleep(3)  # several reconciler passes (resync: 1 s): none of them may go further
+        status = berth.describe_service(arn)["status"]
+        assert status["statusCode"] == "DRAINING", status
+        assert "elasticloadbalancing:" in status["statusReason"] and role_name in status["statusReason"], status
+        events = berth.ecs().describe_services(cluster="default", services=[arn])["services"][0]["events"]
+        assert any(f"assumed-role/{role_name}/ECSGateway" in e["message"] for e in events), events
+        now = elb_resources(berth)
+        for kind, ids in mine.items():
+            assert ids <= now[kind], (kind, ids - now[kind])
+    finally:
+        iam.attach_role_policy(RoleName=role_name, PolicyArn=INFRA_POLICY)
+    berth.wait_inactive(arn, timeout=60)
+    after = elb_resources(berth)
+    assert not (mine["target_groups"] & after["target_groups"]), after
+    assert not (mine["rules"] & after["rules"]), after
+    wait_for(
+        "the service's security groups to go",
+        lambda: not (mine["security_groups"] & elb_resources(berth)["security_groups"]),
+        30,
+    )
 
 
 def test_wrong_trust_principal_and_missing_roles_are_clear_errors(berth):
