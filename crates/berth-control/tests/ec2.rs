@@ -203,6 +203,57 @@ async fn express_groups_become_the_firewall_policy() {
     let policy = w.driver.firewall().expect("policy");
     let sources: Vec<usize> = policy.tasks.iter().map(|t| t.allow.len()).collect();
     assert_eq!(sources.iter().sum::<usize>(), 3, "{policy:?}");
+    assert!(policy.egress.is_empty(), "Express's groups keep EC2's default egress rule: {policy:?}");
+
+    // Revoking web's default egress restricts web's task to nothing (the world serves no task endpoint);
+    // allowing api's user group on 8080 lets it reach api's task only; restoring the default lifts it.
+    let egress = |peer: ec2::IpPermission| ec2::RevokeSecurityGroupEgressRequest {
+        group_id: Some(web_groups[0].clone()),
+        ip_permissions: Some(vec![peer]),
+        ..Default::default()
+    };
+    let everything = ec2::IpPermission {
+        ip_protocol: Some("-1".into()),
+        ip_ranges: Some(vec![ec2::IpRange { cidr_ip: Some("0.0.0.0/0".into()), ..Default::default() }]),
+        ..Default::default()
+    };
+    let to_api = ec2::IpPermission {
+        ip_protocol: Some("tcp".into()),
+        from_port: Some(8080),
+        to_port: Some(8080),
+        user_id_group_pairs: Some(vec![ec2::UserIdGroupPair { group_id: Some(extra.clone()), ..Default::default() }]),
+        ..Default::default()
+    };
+    w.ec2(ec2::Operation::RevokeSecurityGroupEgress(egress(everything.clone()))).await.expect("revoke egress");
+    w.settle().await;
+    let policy = w.driver.firewall().expect("policy");
+    let web_ip = policy.egress.first().map(|e| e.address).expect("web's task is restricted");
+    assert_eq!(policy.egress.len(), 1, "{policy:?}");
+    assert!(policy.egress[0].allow.is_empty(), "{policy:?}");
+    let api_ip = policy.tasks.iter().map(|t| t.address).find(|a| *a != web_ip).expect("api's task");
+    let r = egress(to_api);
+    w.ec2(ec2::Operation::AuthorizeSecurityGroupEgress(ec2::AuthorizeSecurityGroupEgressRequest {
+        group_id: r.group_id.clone(),
+        ip_permissions: r.ip_permissions.clone(),
+        ..Default::default()
+    }))
+    .await
+    .expect("authorize egress");
+    w.settle().await;
+    let policy = w.driver.firewall().expect("policy");
+    assert_eq!(
+        policy.egress[0].allow,
+        [Allow { protocol: Protocol::Tcp, ports: Some((8080, 8080)), source: berth_core::cidr::Cidr::host(api_ip) }]
+    );
+    w.ec2(ec2::Operation::AuthorizeSecurityGroupEgress(ec2::AuthorizeSecurityGroupEgressRequest {
+        group_id: Some(web_groups[0].clone()),
+        ip_permissions: Some(vec![everything]),
+        ..Default::default()
+    }))
+    .await
+    .expect("restore the default");
+    w.settle().await;
+    assert!(w.driver.firewall().expect("policy").egress.is_empty(), "the default rule lifts the restriction");
 
     // The user's group is in use, and so is a group another rule references.
     let e = w

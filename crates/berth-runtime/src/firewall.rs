@@ -1,7 +1,9 @@
-//! The firewall policy a runtime enforces between task containers: for each task address, the
-//! (protocol, ports, source network) triples allowed to open connections to it. Everything else towards a
-//! listed task is refused; replies to established connections and traffic to unlisted addresses are not
-//! touched. The control plane computes the policy from security groups; a driver makes it real.
+//! The firewall policy a runtime enforces for task containers: for each task address, the (protocol, ports,
+//! source network) triples allowed to open connections to it (ingress), and for each task whose egress is
+//! restricted, the (protocol, ports, destination network) triples it may open connections to (egress).
+//! Everything else towards a listed ingress task, or from a listed egress task, is refused; replies to
+//! established connections and traffic of unlisted addresses are not touched. The control plane computes the
+//! policy from security groups; a driver makes it real.
 
 use std::net::IpAddr;
 
@@ -16,6 +18,9 @@ pub struct FirewallPolicy {
     pub network: String,
     /// One entry per protected task, sorted by address.
     pub tasks: Vec<TaskIngress>,
+    /// One entry per task whose outgoing connections are restricted, sorted by address. A task not listed
+    /// may connect anywhere (the security group default: all traffic to 0.0.0.0/0).
+    pub egress: Vec<TaskEgress>,
 }
 
 /// What may reach one task.
@@ -26,11 +31,20 @@ pub struct TaskIngress {
     pub allow: Vec<Allow>,
 }
 
+/// Where one task may open connections to. In its [`Allow`]s, `source` is the peer: the destination network.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TaskEgress {
+    pub address: IpAddr,
+    /// Sorted and deduplicated; empty means the task may open no connection at all.
+    pub allow: Vec<Allow>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Allow {
     pub protocol: Protocol,
     /// Inclusive destination port range; `None` for every port (or a protocol without ports).
     pub ports: Option<(u16, u16)>,
+    /// The peer network: where connections come from (ingress) or go to (egress).
     pub source: Cidr,
 }
 

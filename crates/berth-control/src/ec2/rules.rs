@@ -225,6 +225,12 @@ pub fn to_allows(r: &SecurityGroupRuleRow, members: &dyn Fn(&str) -> Vec<Cidr>) 
     if r.egress {
         return Vec::new();
     }
+    peer_allows(r, members)
+}
+
+/// A rule of either direction as firewall entries whose `source` is the rule's peer (where an ingress rule's
+/// traffic comes from, where an egress rule's goes to).
+pub fn peer_allows(r: &SecurityGroupRuleRow, members: &dyn Fn(&str) -> Vec<Cidr>) -> Vec<Allow> {
     let protocol = protocol_of(&r.protocol);
     let ports = match protocol {
         Protocol::Tcp | Protocol::Udp => {
