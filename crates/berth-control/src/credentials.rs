@@ -65,11 +65,20 @@ impl Control {
                     expires_at: None,
                 }));
             }
-            Ok(tx.sts_session_get(access_key_id)?.map(|s| AccessKey {
-                secret_access_key: s.secret_access_key,
+            let Some(s) = tx.sts_session_get(access_key_id)? else { return Ok(None) };
+            // A session sealed under another key (the key file was replaced) is as good as unknown.
+            let (secret, token) = match self.open_session(&s) {
+                Ok(opened) => opened,
+                Err(e) => {
+                    tracing::warn!(access_key_id, error = %e, "a role session's sealed secrets do not open");
+                    return Ok(None);
+                }
+            };
+            Ok(Some(AccessKey {
+                secret_access_key: secret,
                 principal_arn: s.assumed_role_arn,
                 user_id: format!("{}:{}", s.role_id, s.session_name),
-                session_token: Some(s.session_token),
+                session_token: Some(token),
                 expires_at: Some(s.expires_at),
             }))
         })

@@ -21,6 +21,7 @@ mod names;
 pub mod plan;
 mod reconcile;
 pub mod routes;
+mod sealed_credentials;
 pub(crate) mod secrets;
 mod sts;
 pub mod task_role;
@@ -131,6 +132,7 @@ impl Control {
             vault,
             firewall: Mutex::new(ec2::firewall::State::default()),
         });
+        control.seal_legacy_credentials()?;
         control.ensure_default_certificate()?;
         control.tx(|tx| ec2::network::ensure_default_vpc(&control, tx))?;
         // Publish the table the store describes at once, so proxies get routes before the first pass.

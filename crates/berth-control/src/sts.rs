@@ -1,5 +1,6 @@
 //! STS: who is calling (`GetCallerIdentity`) and role sessions (`AssumeRole`): temporary `ASIA…` credentials
-//! with a session token, accepted by SigV4 until they expire.
+//! with a session token, accepted by SigV4 until they expire. The session's secrets are stored sealed
+//! ([`crate::sealed_credentials`]).
 
 use berth_core::{Arn, AwsError, ErrorCode};
 use berth_iam::{AwsPrincipal, PolicyKind, Principal, PrincipalBlock, RequestContext};
@@ -93,10 +94,12 @@ impl Control {
             if !names_caller(&trust, &principal) {
                 authz::authorize_on(caller, "sts:AssumeRole", &role_arn).map_err(|_| denied())?;
             }
+            let access_key_id = new_id("ASIA", 16);
+            let secret = new_secret(40);
+            let token = format!("IQoJb3JpZ2luX2Vj{}", new_secret(320));
             let row = StsSessionRow {
-                access_key_id: new_id("ASIA", 16),
-                secret_access_key: new_secret(40),
-                session_token: format!("IQoJb3JpZ2luX2Vj{}", new_secret(320)),
+                sealed: self.seal_session(&access_key_id, &secret, &token)?,
+                access_key_id,
                 role_name: role.name.clone(),
                 role_id: role.role_id.clone(),
                 session_name: session.clone(),
@@ -106,13 +109,14 @@ impl Control {
             };
             tx.sts_sessions_prune(t - 86_400.0)?;
             tx.sts_session_insert(&row)?;
-            Ok(row)
+            Ok((row, secret, token))
         })?;
+        let (row, secret, token) = row;
         Ok(AssumeRoleResponse {
             credentials: Some(Credentials {
                 access_key_id: Some(row.access_key_id),
-                secret_access_key: Some(row.secret_access_key),
-                session_token: Some(row.session_token),
+                secret_access_key: Some(secret),
+                session_token: Some(token),
                 expiration: Some(Timestamp(row.expires_at.floor())),
             }),
             assumed_role_user: Some(AssumedRoleUser {

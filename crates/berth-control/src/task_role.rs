@@ -3,7 +3,8 @@
 //! credential id) and `AWS_CONTAINER_AUTHORIZATION_TOKEN`; the endpoint (served by the binary) hands the id
 //! and token to [`Control::task_credentials`], which answers with a role session named after the task id,
 //! issued as `ecs-tasks.amazonaws.com` would assume the role and renewed well before it expires. A task without
-//! a task role gets none of this.
+//! a task role gets none of this. Only a hash of the task's token is stored, and the session's secrets sealed
+//! ([`crate::sealed_credentials`]).
 
 use berth_iam::{Policy, PolicyKind, Principal};
 use berth_runtime::TaskSpec;
@@ -12,6 +13,7 @@ use serde::Serialize;
 
 use crate::iam::access::role_by_arn;
 use crate::iam::{new_id, new_secret};
+use crate::sealed_credentials::{token_hash, token_matches};
 use crate::{Control, ControlError, now};
 
 /// The service principal a task role must trust.
@@ -19,9 +21,9 @@ pub const TASKS_SERVICE: &str = "ecs-tasks.amazonaws.com";
 /// The path prefix of the credentials endpoint (the ECS agent's `/v2/credentials/<id>`).
 pub const CREDENTIALS_PATH: &str = "/v2/credentials/";
 /// How long a task-role session lasts (bounded by the role's `MaxSessionDuration`).
-const SESSION_SECS: f64 = 6.0 * 3600.0;
+pub const SESSION_SECS: f64 = 6.0 * 3600.0;
 /// A served session with less than this left is replaced by a fresh one (SDKs refresh 15 minutes ahead).
-const RENEW_BEFORE_SECS: f64 = 30.0 * 60.0;
+pub const RENEW_BEFORE_SECS: f64 = 30.0 * 60.0;
 
 /// Where tasks reach berth: the credentials endpoint and, optionally, the AWS API.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,11 +73,12 @@ impl Control {
         t: f64,
     ) -> Result<(), ControlError> {
         let (Some(role_arn), Some(endpoint)) = (role_arn, &self.config.task_endpoint) else { return Ok(()) };
+        let token = new_secret(48);
         let row = TaskCredentialRow {
             credential_id: uuid(),
             task_id: spec.task_id.clone(),
             role_arn: role_arn.to_owned(),
-            token: new_secret(48),
+            token_hash: token_hash(&token),
             access_key_id: None,
             created_at: t,
         };
@@ -92,7 +95,7 @@ impl Control {
         };
         let uri = format!("{}{CREDENTIALS_PATH}{}", endpoint.credentials_base.trim_end_matches('/'), row.credential_id);
         set("AWS_CONTAINER_CREDENTIALS_FULL_URI", uri, true);
-        set("AWS_CONTAINER_AUTHORIZATION_TOKEN", row.token, true);
+        set("AWS_CONTAINER_AUTHORIZATION_TOKEN", token, true);
         set("AWS_REGION", self.names.region.clone(), false);
         set("AWS_DEFAULT_REGION", self.names.region.clone(), false);
         if let Some(api) = &endpoint.api_url {
@@ -104,14 +107,23 @@ impl Control {
     /// Answers the credentials endpoint: the task's current role session, issuing a new one when none is
     /// served yet or the served one is close to expiring.
     pub fn task_credentials(&self, credential_id: &str, token: &str) -> Result<TaskCredentials, TaskCredentialsError> {
+        self.task_credentials_at(credential_id, token, now())
+    }
+
+    /// [`Control::task_credentials`] at time `t` (seconds since the epoch): tests drive renewal with it.
+    pub fn task_credentials_at(
+        &self,
+        credential_id: &str,
+        token: &str,
+        t: f64,
+    ) -> Result<TaskCredentials, TaskCredentialsError> {
         let internal = |e: ControlError| TaskCredentialsError::Internal(e.to_string());
-        let t = now();
         let account = self.names.account.clone();
         self.tx(|tx| {
             let Some(grant) = tx.task_credential_get(credential_id)? else {
                 return Ok(Err(TaskCredentialsError::NotFound));
             };
-            if !berth_core::ids::constant_time_eq(grant.token.as_bytes(), token.as_bytes()) {
+            if !token_matches(&grant.token_hash, token) {
                 return Ok(Err(TaskCredentialsError::Unauthorized));
             }
             match tx.task_get(&grant.task_id)? {
@@ -137,14 +149,20 @@ impl Control {
                 Some(key) => tx.sts_session_get(key)?,
                 None => None,
             };
-            let session = match current {
-                Some(s) if s.role_id == role.role_id && s.expires_at - t > RENEW_BEFORE_SECS => s,
-                _ => {
+            // The served session while it is far from expiring (and opens: a replaced key file means a new one).
+            let reuse = current
+                .filter(|s| s.role_id == role.role_id && s.expires_at - t > RENEW_BEFORE_SECS)
+                .and_then(|s| self.open_session(&s).ok().map(|(secret, token)| (s, secret, token)));
+            let (session, secret, session_token) = match reuse {
+                Some(reused) => reused,
+                None => {
                     let duration = SESSION_SECS.min(role.max_session_duration as f64);
+                    let access_key_id = new_id("ASIA", 16);
+                    let secret = new_secret(40);
+                    let session_token = format!("IQoJb3JpZ2luX2Vj{}", new_secret(320));
                     let s = StsSessionRow {
-                        access_key_id: new_id("ASIA", 16),
-                        secret_access_key: new_secret(40),
-                        session_token: format!("IQoJb3JpZ2luX2Vj{}", new_secret(320)),
+                        sealed: self.seal_session(&access_key_id, &secret, &session_token)?,
+                        access_key_id,
                         role_name: role.name.clone(),
                         role_id: role.role_id.clone(),
                         session_name: grant.task_id.clone(),
@@ -157,13 +175,13 @@ impl Control {
                     };
                     tx.sts_session_insert(&s)?;
                     tx.task_credential_set_session(credential_id, &s.access_key_id)?;
-                    s
+                    (s, secret, session_token)
                 }
             };
             Ok(Ok(TaskCredentials {
                 access_key_id: session.access_key_id,
-                secret_access_key: session.secret_access_key,
-                token: session.session_token,
+                secret_access_key: secret,
+                token: session_token,
                 expiration: berth_core::time::iso8601(session.expires_at.floor() as i64),
                 role_arn: role.arn,
             }))

@@ -1,7 +1,9 @@
 //! Task roles over the in-memory driver: a task of a service with a `taskRoleArn` gets the credentials
 //! endpoint's variables and its token; the endpoint answers with a role session named after the task, reused
 //! until renewal and accepted as an access key; wrong tokens, unknown ids, untrusted roles and stopped tasks are
-//! refused; a task without a task role gets nothing.
+//! refused; a task without a task role gets nothing. Sessions are renewed before they expire; tokens and session
+//! secrets never reach the database file or its WAL in plain text, and rows an older berth wrote in plain text
+//! are converted at start.
 
 use berth_control::ControlConfig;
 use berth_control::task_role::{TaskCredentialsError, TaskEndpoint};
@@ -24,16 +26,23 @@ impl std::ops::Deref for World {
     }
 }
 
+impl std::ops::DerefMut for World {
+    fn deref_mut(&mut self) -> &mut Harness {
+        &mut self.h
+    }
+}
+
 impl World {
     fn new(name: &str) -> World {
-        let config = ControlConfig {
+        let config = |dir: &std::path::Path| ControlConfig {
             task_endpoint: Some(TaskEndpoint {
                 credentials_base: "http://169.254.170.2:51679".into(),
                 api_url: Some("http://169.254.170.2:51680".into()),
             }),
+            secrets_key: Some(dir.join("secrets.key")),
             ..ControlConfig::default()
         };
-        World { h: Harness::new(&format!("task-role-{name}"), |_| config) }
+        World { h: Harness::new(&format!("task-role-{name}"), config) }
     }
 
     async fn role(&self, name: &str, service: &str, policy: Option<&str>) -> String {
@@ -147,4 +156,110 @@ async fn a_task_without_a_task_role_gets_no_credentials() {
     for name in ["AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN", "AWS_ENDPOINT_URL"] {
         assert_eq!(env(&spec, name), None, "{name}");
     }
+}
+
+/// Whether any of `needles` occurs in the database file or its WAL.
+fn at_rest(w: &World, needles: &[&str]) -> Vec<String> {
+    let db = std::fs::read(w.dir.join("berth.db")).expect("db");
+    let wal = std::fs::read(w.dir.join("berth.db-wal")).unwrap_or_default();
+    needles
+        .iter()
+        .filter(|n| [&db, &wal].iter().any(|bytes| bytes.windows(n.len()).any(|x| x == n.as_bytes())))
+        .map(|n| n.to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn task_credentials_are_renewed_before_they_expire_and_kept_sealed() {
+    use berth_control::task_role::{RENEW_BEFORE_SECS, SESSION_SECS};
+    let w = World::new("renewal");
+    let role = w.role("app", "ecs-tasks.amazonaws.com", None).await;
+    let svc = w.service("web", Some(role)).await;
+    w.settle().await;
+    let spec = w.started(&svc);
+    let uri = env(&spec, "AWS_CONTAINER_CREDENTIALS_FULL_URI").expect("full uri");
+    let id = uri.rsplit('/').next().expect("id");
+    let token = env(&spec, "AWS_CONTAINER_AUTHORIZATION_TOKEN").expect("token");
+    let t0 = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs_f64();
+
+    let first = w.control.task_credentials_at(id, token, t0).expect("first");
+    // The role's MaxSessionDuration (1 hour by default) bounds the session.
+    let fresh_until = t0 + SESSION_SECS.min(3600.0) - RENEW_BEFORE_SECS;
+    for t in [t0 + 60.0, fresh_until - 60.0] {
+        assert_eq!(w.control.task_credentials_at(id, token, t).expect("reused"), first, "at t0+{}", t - t0);
+    }
+    // Inside the renewal window (SDKs refresh 15 minutes ahead), a fresh session that expires later.
+    let renewed = w.control.task_credentials_at(id, token, fresh_until + 60.0).expect("renewed");
+    assert_ne!(renewed.access_key_id, first.access_key_id);
+    assert_ne!(renewed.secret_access_key, first.secret_access_key);
+    assert!(renewed.expiration > first.expiration, "{} > {}", renewed.expiration, first.expiration);
+    assert_eq!(w.control.task_credentials_at(id, token, fresh_until + 120.0).expect("again"), renewed);
+    // Both sessions authenticate with their own secrets (the old one until it expires).
+    for c in [&first, &renewed] {
+        let key = w.control.access_key(&c.access_key_id).expect("lookup").expect("a key");
+        assert_eq!(
+            (key.secret_access_key.as_str(), key.session_token.as_deref()),
+            (c.secret_access_key.as_str(), Some(c.token.as_str()))
+        );
+    }
+
+    let secrets = [
+        token,
+        first.secret_access_key.as_str(),
+        first.token.as_str(),
+        renewed.secret_access_key.as_str(),
+        renewed.token.as_str(),
+    ];
+    assert_eq!(at_rest(&w, &secrets), Vec::<String>::new(), "plain text at rest");
+}
+
+#[tokio::test]
+async fn plain_text_rows_of_an_older_berth_are_converted_at_start() {
+    let mut w = World::new("legacy");
+    let role = w.role("app", "ecs-tasks.amazonaws.com", None).await;
+    let svc = w.service("web", Some(role)).await;
+    w.settle().await;
+    let spec = w.started(&svc);
+    let uri = env(&spec, "AWS_CONTAINER_CREDENTIALS_FULL_URI").expect("full uri");
+    let id = uri.rsplit('/').next().expect("id").to_string();
+    let token = env(&spec, "AWS_CONTAINER_AUTHORIZATION_TOKEN").expect("token").to_string();
+    let creds = w.control.task_credentials(&id, &token).expect("credentials");
+
+    // Put the rows back as the previous schema's migration leaves them: plain text aside, nothing sealed.
+    // Plus an AssumeRole session that only ever existed in plain text.
+    let legacy_secret = "LegacySecretKeyOnlyInPlainText0123456789";
+    let legacy_token = "IQoJb3JpZ2luX2VjLegacySessionTokenOnlyInPlainText";
+    {
+        let db = rusqlite::Connection::open(w.dir.join("berth.db")).expect("open");
+        db.execute(
+            "UPDATE task_credentials SET token_hash = NULL, legacy_token = ?1 WHERE credential_id = ?2",
+            rusqlite::params![token, id],
+        )
+        .expect("legacy token");
+        db.execute(
+            "UPDATE sts_sessions SET sealed = NULL, legacy_secret = ?1, legacy_token = ?2 WHERE access_key_id = ?3",
+            rusqlite::params![creds.secret_access_key, creds.token, creds.access_key_id],
+        )
+        .expect("legacy session");
+        db.execute(
+            "INSERT INTO sts_sessions(access_key_id, legacy_secret, legacy_token, role_name, role_id, session_name, \
+             assumed_role_arn, expires_at, created_at) SELECT 'ASIALEGACY', ?1, ?2, role_name, role_id, 'old', \
+             assumed_role_arn, expires_at, created_at FROM sts_sessions WHERE access_key_id = ?3",
+            rusqlite::params![legacy_secret, legacy_token, creds.access_key_id],
+        )
+        .expect("legacy assume-role session");
+    }
+    assert_eq!(w.control.task_credentials(&id, &token), Err(TaskCredentialsError::NotFound), "unconverted");
+
+    w.restart();
+    assert_eq!(w.control.task_credentials(&id, &token).expect("converted"), creds, "the same session, reused");
+    assert_eq!(
+        w.control.task_credentials(&id, "wrong"),
+        Err(TaskCredentialsError::Unauthorized),
+        "the hash still refuses other tokens"
+    );
+    let key = w.control.access_key("ASIALEGACY").expect("lookup").expect("the legacy session");
+    assert_eq!((key.secret_access_key.as_str(), key.session_token.as_deref()), (legacy_secret, Some(legacy_token)));
+    let secrets = [token.as_str(), &creds.secret_access_key, &creds.token, legacy_secret, legacy_token];
+    assert_eq!(at_rest(&w, &secrets), Vec::<String>::new(), "plain text at rest after the conversion");
 }

@@ -70,13 +70,14 @@ pub struct IamPolicyVersionRow {
     pub created_at: Epoch,
 }
 
-/// Temporary credentials of a role session (`AssumeRole`).
+/// Temporary credentials of a role session (`AssumeRole`, task roles).
 #[derive(Debug, Clone, PartialEq)]
 pub struct StsSessionRow {
     /// `ASIA…`.
     pub access_key_id: String,
-    pub secret_access_key: String,
-    pub session_token: String,
+    /// The secret access key and session token, sealed by the control plane's vault (bound to the key id);
+    /// never stored in plain text.
+    pub sealed: Vec<u8>,
     pub role_name: String,
     pub role_id: String,
     pub session_name: String,
@@ -120,20 +121,19 @@ fn policy_row(r: &Row<'_>) -> rusqlite::Result<IamPolicyRow> {
     })
 }
 
-const SESSION_COLS: &str = "access_key_id, secret_access_key, session_token, role_name, role_id, session_name, \
-    assumed_role_arn, expires_at, created_at";
+const SESSION_COLS: &str =
+    "access_key_id, sealed, role_name, role_id, session_name, assumed_role_arn, expires_at, created_at";
 
 fn session_row(r: &Row<'_>) -> rusqlite::Result<StsSessionRow> {
     Ok(StsSessionRow {
         access_key_id: r.get(0)?,
-        secret_access_key: r.get(1)?,
-        session_token: r.get(2)?,
-        role_name: r.get(3)?,
-        role_id: r.get(4)?,
-        session_name: r.get(5)?,
-        assumed_role_arn: r.get(6)?,
-        expires_at: r.get(7)?,
-        created_at: r.get(8)?,
+        sealed: r.get(1)?,
+        role_name: r.get(2)?,
+        role_id: r.get(3)?,
+        session_name: r.get(4)?,
+        assumed_role_arn: r.get(5)?,
+        expires_at: r.get(6)?,
+        created_at: r.get(7)?,
     })
 }
 
@@ -362,11 +362,10 @@ impl Tx<'_> {
 
     pub fn sts_session_insert(&self, s: &StsSessionRow) -> Result<()> {
         self.conn().execute(
-            &format!("INSERT INTO sts_sessions({SESSION_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
+            &format!("INSERT INTO sts_sessions({SESSION_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
             params![
                 s.access_key_id,
-                s.secret_access_key,
-                s.session_token,
+                s.sealed,
                 s.role_name,
                 s.role_id,
                 s.session_name,
@@ -378,9 +377,29 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// A sealed session (a row still awaiting conversion from plain text is not served).
     pub fn sts_session_get(&self, access_key_id: &str) -> Result<Option<StsSessionRow>> {
-        let sql = format!("SELECT {SESSION_COLS} FROM sts_sessions WHERE access_key_id = ?1");
+        let sql = format!("SELECT {SESSION_COLS} FROM sts_sessions WHERE access_key_id = ?1 AND sealed IS NOT NULL");
         Ok(self.conn().query_row(&sql, [access_key_id], session_row).optional()?)
+    }
+
+    /// Sessions written in plain text before sealing: (access key id, secret access key, session token).
+    pub fn sts_sessions_unsealed(&self) -> Result<Vec<(String, String, String)>> {
+        let mut stmt = self.conn().prepare(
+            "SELECT access_key_id, COALESCE(legacy_secret, ''), COALESCE(legacy_token, '') FROM sts_sessions \
+             WHERE sealed IS NULL ORDER BY access_key_id",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// Stores a session's sealed secrets and forgets their plain text.
+    pub fn sts_session_seal(&self, access_key_id: &str, sealed: &[u8]) -> Result<()> {
+        self.conn().execute(
+            "UPDATE sts_sessions SET sealed = ?2, legacy_secret = NULL, legacy_token = NULL WHERE access_key_id = ?1",
+            params![access_key_id, sealed],
+        )?;
+        Ok(())
     }
 
     /// Removes sessions that expired before `before`; returns how many.
@@ -427,8 +446,7 @@ mod tests {
                 assert!(!tx.iam_detach(IamOwner::Role, "Infra", "arn:aws:iam::aws:policy/X")?);
                 let s = StsSessionRow {
                     access_key_id: "ASIA1".into(),
-                    secret_access_key: "s".into(),
-                    session_token: "t".into(),
+                    sealed: vec![1, 2, 3],
                     role_name: "Infra".into(),
                     role_id: "AROAEXAMPLE".into(),
                     session_name: "x".into(),

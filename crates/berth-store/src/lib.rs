@@ -65,10 +65,19 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Deleted and rewritten content (secrets, converted credentials) is zeroed, not left in free space.
+        conn.pragma_update(None, "secure_delete", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         let mut store = Store { conn };
         schema::migrate(&mut store.conn)?;
         Ok(store)
+    }
+
+    /// Copies the WAL into the database file and truncates it, so values rewritten since (plain text replaced
+    /// by sealed values) do not linger in old WAL frames.
+    pub fn checkpoint(&mut self) -> Result<()> {
+        self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
     }
 
     /// Runs `f` in a transaction, committing when it returns `Ok`.

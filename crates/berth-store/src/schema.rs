@@ -339,11 +339,61 @@ CREATE TABLE task_credentials (
 );
 CREATE INDEX task_credentials_by_task ON task_credentials(task_id);
 "#,
+    // Credentials at rest (issue 4): role sessions keep their secret key and token sealed by the control plane's
+    // vault (`sealed`), task credentials keep only a SHA-256 of their token (`token_hash`). Rows written before
+    // keep their plaintext in `legacy_*` until the control plane converts them at start (it cannot be done in
+    // SQL) and clears those columns.
+    r#"
+CREATE TABLE sts_sessions_sealed (
+    access_key_id TEXT PRIMARY KEY,
+    sealed BLOB,
+    legacy_secret TEXT,
+    legacy_token TEXT,
+    role_name TEXT NOT NULL,
+    role_id TEXT NOT NULL,
+    session_name TEXT NOT NULL,
+    assumed_role_arn TEXT NOT NULL,
+    expires_at REAL NOT NULL,
+    created_at REAL NOT NULL
+);
+INSERT INTO sts_sessions_sealed(access_key_id, sealed, legacy_secret, legacy_token, role_name, role_id,
+    session_name, assumed_role_arn, expires_at, created_at)
+    SELECT access_key_id, NULL, secret_access_key, session_token, role_name, role_id, session_name,
+        assumed_role_arn, expires_at, created_at FROM sts_sessions;
+DROP TABLE sts_sessions;
+ALTER TABLE sts_sessions_sealed RENAME TO sts_sessions;
+CREATE TABLE task_credentials_hashed (
+    credential_id TEXT PRIMARY KEY,
+    task_id TEXT NOT NULL,
+    role_arn TEXT NOT NULL,
+    token_hash TEXT,
+    legacy_token TEXT,
+    access_key_id TEXT,
+    created_at REAL NOT NULL
+);
+INSERT INTO task_credentials_hashed(credential_id, task_id, role_arn, token_hash, legacy_token, access_key_id,
+    created_at)
+    SELECT credential_id, task_id, role_arn, NULL, token, access_key_id, created_at FROM task_credentials;
+DROP TABLE task_credentials;
+ALTER TABLE task_credentials_hashed RENAME TO task_credentials;
+CREATE INDEX task_credentials_by_task ON task_credentials(task_id);
+"#,
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    migrate_to(conn, MIGRATIONS.len())
+}
+
+/// The number of migrations before the first one containing `marker` (tests of a migration's data conversion).
+#[cfg(test)]
+pub(crate) fn version_before(marker: &str) -> Option<usize> {
+    MIGRATIONS.iter().position(|m| m.contains(marker))
+}
+
+/// Runs the migrations up to (not including) number `target`.
+pub(crate) fn migrate_to(conn: &mut Connection, target: usize) -> rusqlite::Result<()> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+    for (i, sql) in MIGRATIONS.iter().enumerate().take(target).skip(version as usize) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;

@@ -126,6 +126,12 @@ impl Vault {
     }
 }
 
+/// The lowercase hex SHA-256 of `value`: what is stored of a random bearer token that only needs comparing
+/// (a task's credentials token), so the database never holds the token itself.
+pub fn sha256_hex(value: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, value).as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
 fn key_error(path: &Path, message: String) -> VaultError {
     VaultError::KeyFile { path: path.display().to_string(), message }
 }
@@ -152,6 +158,12 @@ fn write_new_key(path: &Path, key: &[u8; KEY_LEN]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sha256_hex_matches_the_standard_vectors() {
+        assert_eq!(sha256_hex(b""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+        assert_eq!(sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
 
     fn temp_dir(name: &str) -> std::path::PathBuf {
         let mut rnd = [0u8; 8];
