@@ -230,6 +230,9 @@ async fn express_groups_become_the_firewall_policy() {
     let web_ip = policy.egress.first().map(|e| e.address).expect("web's task is restricted");
     assert_eq!(policy.egress.len(), 1, "{policy:?}");
     assert!(policy.egress[0].allow.is_empty(), "{policy:?}");
+    w.restart();
+    w.settle().await;
+    assert_eq!(w.driver.firewall().as_ref(), Some(&policy), "a restarted control plane restricts the same task");
     let api_ip = policy.tasks.iter().map(|t| t.address).find(|a| *a != web_ip).expect("api's task");
     let r = egress(to_api);
     w.ec2(ec2::Operation::AuthorizeSecurityGroupEgress(ec2::AuthorizeSecurityGroupEgressRequest {
