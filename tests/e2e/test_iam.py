@@ -210,7 +210,8 @@ def test_an_infrastructure_role_without_an_elb_permission_fails_cleanly(berth):
     assert code == "AccessDeniedException", (code, message)
     assert f"assumed-role/{role_name}/ECSGateway" in message, message
     assert "elasticloadbalancing:CreateRule on resource: arn:aws:elasticloadbalancing:" in message, message
-    assert service_names(berth) == before, "nothing is left behind"
+    # Earlier tests' services may finish deleting meanwhile: what matters is that nothing new appears.
+    assert service_names(berth) <= before, "nothing is left behind"
     after = elb_resources(berth)
     for kind, arns in after.items():
         assert arns <= resources[kind], (kind, arns - resources[kind])
@@ -224,7 +225,7 @@ def test_an_infrastructure_role_without_an_elb_permission_fails_cleanly(berth):
             infrastructureRoleArn=bare,
         )
     assert error_of(e.value)[0] == "AccessDeniedException"
-    assert service_names(berth) == before
+    assert service_names(berth) <= before
 
 
 def test_a_role_without_create_load_balancer_shares_an_existing_one(berth):
