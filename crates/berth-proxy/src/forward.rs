@@ -21,7 +21,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use crate::access_log::{AccessLog, LogEntry};
 use crate::listener::ActiveRequest;
 use crate::metrics::{LbCounters, Metrics, UNMATCHED};
-use crate::route::{GroupRoute, STICKY_COOKIE, request_host, sticky_cookie};
+use crate::route::{GroupRoute, request_host};
 use crate::rules::{RedirectInput, RequestView, redirect_location};
 use crate::state::{ActionKind, SharedSnapshot};
 use crate::target::{InFlight, TargetRuntime};
@@ -528,23 +528,14 @@ impl Forwarder {
             }
             ActionKind::Forward(forward) => {
                 ex.action = "forward";
-                let cookie = forward.stickiness.and_then(|_| {
-                    sticky_cookie(req.headers().get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()))
-                });
-                let Some((group, target)) = forward.choose_sticky(cookie) else {
+                let Some(pick) = forward.pick(req.headers()) else {
                     ex.error = Some("NoHealthyTarget");
                     tracing::debug!(host, "no healthy target: 503");
                     return fixed(StatusCode::SERVICE_UNAVAILABLE, "no healthy target\n");
                 };
-                let mut response = self.forward(req, conn, ex, active, group, target, websocket).await;
-                if let Some(duration) = forward.stickiness
-                    && ex.target_status.is_some()
-                    && let Ok(v) = HeaderValue::from_str(&format!(
-                        "{STICKY_COOKIE}={:016x}; Max-Age={duration}; Path=/",
-                        group.sticky
-                    ))
-                {
-                    response.headers_mut().append(header::SET_COOKIE, v);
+                let mut response = self.forward(req, conn, ex, active, pick.group, pick.target, websocket).await;
+                if ex.target_status.is_some() {
+                    pick.set_cookies(response.headers_mut());
                 }
                 response
             }

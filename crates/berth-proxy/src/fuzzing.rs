@@ -83,10 +83,14 @@ pub fn redirect(r: &Redirect, host: &str, port: u16, path: &str, query: Option<&
 }
 
 /// Header handling on arbitrary headers: hop-by-hop stripping, forwarding headers, WebSocket detection,
-/// the stickiness cookie.
+/// the stickiness cookies.
 pub fn headers(pairs: &[(&[u8], &[u8])], client: SocketAddr, https: bool) {
     let mut headers = header_map(pairs);
-    let _ = crate::route::sticky_cookie(headers.get_all(http::header::COOKIE).iter().filter_map(|v| v.to_str().ok()));
+    let _ = crate::route::cookie(&headers, "AWSALBTG");
+    if let Some(value) = crate::route::cookie(&headers, crate::route::LB_COOKIE) {
+        // An arbitrary cookie value never opens under a key it was not sealed with.
+        assert_eq!(crate::route::StickyKey::new("fuzz").open("lb", "tg", value), None);
+    }
     let mut req = Request::new(());
     *req.headers_mut() = headers.clone();
     let _ = crate::forward::is_websocket(&req);

@@ -1,13 +1,33 @@
-//! Pure routing decisions: which host a request names, which target group (by weight) and which target
-//! (round robin among the healthy) serve it, and where the HTTP listener redirects. No I/O, no locks.
+//! Pure routing decisions: which host a request names, which target group (by weight or the `AWSALBTG`
+//! cookie) and which target (round robin with slow start, least outstanding requests, or the target pinned by
+//! an `AWSALB` / `AWSALBAPP-<n>` cookie) serve it, the stickiness cookies to set on the response, and where the
+//! HTTP listener redirects. No I/O, no locks; the clock is an input ([`Now`]).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
-use berth_routes::Algorithm;
+use berth_routes::{Algorithm, ProtocolVersion, TargetStickiness};
+use http::HeaderMap;
+use http::header::{COOKIE, HeaderValue, SET_COOKIE};
+use ring::hmac;
 
 use crate::metrics::TgCounters;
-use crate::target::TargetRuntime;
+use crate::target::{NOT_HEALTHY, TargetRuntime, clock_ms};
+
+/// The moment a request is routed: the proxy's monotonic clock (slow start) and the wall clock (stickiness
+/// deadlines inside cookies, which every proxy of a server must read alike).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Now {
+    pub mono_ms: u64,
+    pub epoch_secs: u64,
+}
+
+impl Now {
+    pub fn current() -> Now {
+        let epoch_secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        Now { mono_ms: clock_ms(), epoch_secs }
+    }
+}
 
 /// The host a request names (Host header, else the URI authority as HTTP/2's `:authority`), without
 /// port or trailing dot, lowercased. `None` when there is none.
@@ -108,11 +128,208 @@ pub(crate) fn sticky_token(group_id: &str) -> u64 {
 pub(crate) const STICKY_COOKIE: &str = "AWSALBTG";
 
 /// The target group token in a request's `Cookie` headers, if it carries the stickiness cookie.
+#[cfg(test)]
 pub(crate) fn sticky_cookie<'a>(cookies: impl Iterator<Item = &'a str>) -> Option<u64> {
-    cookies.flat_map(|c| c.split(';')).find_map(|kv| {
-        let (k, v) = kv.trim().split_once('=')?;
-        (k == STICKY_COOKIE).then(|| u64::from_str_radix(v.trim(), 16).ok()).flatten()
+    cookie_in(cookies, STICKY_COOKIE).and_then(|v| u64::from_str_radix(v, 16).ok())
+}
+
+/// The full weight of a target under slow start (a slow-starting one gets a linear part of it).
+pub(crate) const FULL_WEIGHT: u64 = 1000;
+
+/// Slow start's weight of target `i` at `now` (ms): [`FULL_WEIGHT`] for a healthy target, 0 for one that is
+/// not, and `FULL_WEIGHT × elapsed / window` while it is slow-starting. A target slow-starts for `window` ms
+/// after it became healthy (`since`) when, at the moment it joined the group or last stopped being healthy
+/// (`joined`), another target was already healthy: so the first healthy targets of a group, and targets
+/// registered together into an empty one, do not slow-start, as on ALB. The earliest healthy target never
+/// slow-starts, so a group with a healthy target always has a positive total weight.
+pub(crate) fn slow_start_weight(
+    i: usize,
+    len: usize,
+    window: u64,
+    now: u64,
+    joined: impl Fn(usize) -> u64,
+    since: impl Fn(usize) -> u64,
+) -> u64 {
+    let own = since(i);
+    if own == NOT_HEALTHY {
+        return 0;
+    }
+    let elapsed = now.saturating_sub(own);
+    if window == 0 || elapsed >= window {
+        return FULL_WEIGHT;
+    }
+    let others_first = (0..len).filter(|j| *j != i).map(&since).min().unwrap_or(NOT_HEALTHY);
+    if others_first == NOT_HEALTHY || others_first > joined(i) {
+        return FULL_WEIGHT;
+    }
+    FULL_WEIGHT * elapsed / window
+}
+
+/// Like [`pick_weighted`] over weights computed by `weight` (no allocation for small groups).
+pub(crate) fn pick_weighted_by(len: usize, ticket: u64, weight: impl Fn(usize) -> u64) -> Option<usize> {
+    let mut small = [0u32; 32];
+    let mut large = Vec::new();
+    let weights: &mut [u32] = if len <= small.len() {
+        &mut small[..len]
+    } else {
+        large.resize(len, 0);
+        &mut large
+    };
+    for (i, w) in weights.iter_mut().enumerate() {
+        *w = weight(i).min(u64::from(u32::MAX)) as u32;
+    }
+    pick_weighted(weights, ticket)
+}
+
+/// The secret keying target-stickiness cookies: an HMAC-SHA256 key from the table's `stickiness_key` (or, for
+/// a table without one, a random key of this process).
+pub(crate) struct StickyKey(hmac::Key);
+
+impl std::fmt::Debug for StickyKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StickyKey(..)")
+    }
+}
+
+/// Length of a target cookie's value: 16 hex (target hint), 12 hex (deadline), 64 hex (HMAC-SHA256).
+const TARGET_COOKIE_LEN: usize = 16 + 12 + 64;
+
+impl StickyKey {
+    pub fn new(secret: &str) -> StickyKey {
+        static FALLBACK: OnceLock<[u8; 32]> = OnceLock::new();
+        let bytes = match secret.is_empty() {
+            true => &FALLBACK.get_or_init(rand::random)[..],
+            false => secret.as_bytes(),
+        };
+        StickyKey(hmac::Key::new(hmac::HMAC_SHA256, bytes))
+    }
+
+    /// A target's public handle in cookies: the first 8 bytes of a keyed hash of its group, id and address, so a
+    /// cookie can only ever name a target of the group that is in the table (never an address).
+    pub fn hint(&self, group: &str, target: &crate::target::TargetKey) -> u64 {
+        let mut ctx = hmac::Context::with_key(&self.0);
+        for part in
+            [b"target".as_slice(), group.as_bytes(), target.target.as_bytes(), target.addr.to_string().as_bytes()]
+        {
+            ctx.update(part);
+            ctx.update(&[0]);
+        }
+        let tag = ctx.sign();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&tag.as_ref()[..8]);
+        u64::from_be_bytes(first)
+    }
+
+    fn message(kind: &str, group: &str, hint: u64, deadline: u64) -> Vec<u8> {
+        let mut m = Vec::with_capacity(kind.len() + group.len() + 18);
+        m.extend_from_slice(kind.as_bytes());
+        m.push(0);
+        m.extend_from_slice(group.as_bytes());
+        m.push(0);
+        m.extend_from_slice(&hint.to_be_bytes());
+        m.extend_from_slice(&deadline.to_be_bytes());
+        m
+    }
+
+    /// A cookie value pinning the target `hint` of `group` until `deadline` (epoch seconds).
+    pub fn seal(&self, kind: &str, group: &str, hint: u64, deadline: u64) -> String {
+        let tag = hmac::sign(&self.0, &StickyKey::message(kind, group, hint, deadline));
+        let mut out = format!("{hint:016x}{:012x}", deadline & 0xffff_ffff_ffff);
+        for b in tag.as_ref() {
+            out.push_str(&format!("{b:02x}"));
+        }
+        out
+    }
+
+    /// The (hint, deadline) a cookie value seals, when its tag is ours (checked in constant time).
+    pub fn open(&self, kind: &str, group: &str, value: &str) -> Option<(u64, u64)> {
+        if value.len() != TARGET_COOKIE_LEN || !value.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let hint = u64::from_str_radix(&value[..16], 16).ok()?;
+        let deadline = u64::from_str_radix(&value[16..28], 16).ok()?;
+        let tag: Vec<u8> = (28..TARGET_COOKIE_LEN)
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&value[i..i + 2], 16))
+            .collect::<Result<_, _>>()
+            .ok()?;
+        hmac::verify(&self.0, &StickyKey::message(kind, group, hint, deadline), &tag).ok()?;
+        Some((hint, deadline))
+    }
+}
+
+/// ALB's duration-based stickiness cookie, and its CORS twin.
+pub(crate) const LB_COOKIE: &str = "AWSALB";
+pub(crate) const LB_CORS_COOKIE: &str = "AWSALBCORS";
+/// ALB's application-based stickiness cookie: `AWSALBAPP-<index of the group in the forward action>`.
+pub(crate) const APP_COOKIE_PREFIX: &str = "AWSALBAPP-";
+/// ALB's own cookies last 7 days whatever the stickiness duration (which the sealed deadline enforces).
+const LB_COOKIE_LIFETIME_SECS: u64 = 7 * 24 * 3600;
+
+/// A request cookie's value by exact name, over every `Cookie` header (HTTP/2 may split them).
+pub(crate) fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    cookie_in(headers.get_all(COOKIE).iter().filter_map(|v| v.to_str().ok()), name)
+}
+
+fn cookie_in<'a>(mut cookies: impl Iterator<Item = &'a str>, name: &str) -> Option<&'a str> {
+    cookies.find_map(|c| {
+        c.split(';').find_map(|kv| {
+            let (k, v) = kv.trim().split_once('=')?;
+            (k.trim() == name).then(|| v.trim())
+        })
     })
+}
+
+/// Whether a response sets the cookie `name` (ALB then issues its application-based stickiness cookie).
+fn sets_cookie(headers: &HeaderMap, name: &str) -> bool {
+    headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|c| c.split_once('=').is_some_and(|(k, _)| k.trim() == name))
+}
+
+/// `Thu, 03 Dec 2026 16:20:00 GMT` (RFC 9110's IMF-fixdate) for epoch seconds.
+pub(crate) fn http_date(secs: u64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let days = (secs / 86_400) as i64;
+    let (y, m, d) = berth_core::time::civil_from_days(days);
+    let rem = secs % 86_400;
+    format!(
+        "{}, {d:02} {} {y:04} {:02}:{:02}:{:02} GMT",
+        DAYS[(days % 7) as usize],
+        MONTHS[(m - 1).clamp(0, 11) as usize],
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// A group's target stickiness, ready for the request path.
+#[derive(Debug)]
+pub(crate) struct TargetSticky {
+    pub mode: TargetStickiness,
+    pub key: Arc<StickyKey>,
+    /// Each target's cookie hint ([`StickyKey::hint`]), by index in the group's targets.
+    pub hints: Vec<u64>,
+}
+
+impl TargetSticky {
+    fn kind(&self) -> &'static str {
+        match self.mode {
+            TargetStickiness::LbCookie { .. } => "lb",
+            TargetStickiness::AppCookie { .. } => "app",
+        }
+    }
+
+    fn duration(&self) -> u64 {
+        match &self.mode {
+            TargetStickiness::LbCookie { duration_secs } | TargetStickiness::AppCookie { duration_secs, .. } => {
+                u64::from((*duration_secs).max(1))
+            }
+        }
+    }
 }
 
 /// A target group as a rule forwards to it: its routable (registered) targets and how to pick among them.
@@ -124,7 +341,14 @@ pub(crate) struct GroupRoute {
     /// Talk HTTP/2 with prior knowledge to these targets.
     pub h2c: bool,
     pub counters: Arc<TgCounters>,
+    /// The group's token in the `AWSALBTG` cookie (forward-action stickiness).
     pub sticky: u64,
+    /// Slow start's window in milliseconds (0: off; round robin only).
+    pub slow_start_ms: u64,
+    /// Target stickiness (`stickiness.*` attributes).
+    pub target_sticky: Option<TargetSticky>,
+    /// The group's place in its forward action: the `<n>` of `AWSALBAPP-<n>`.
+    pub index: usize,
     next: AtomicU64,
 }
 
@@ -138,21 +362,80 @@ impl GroupRoute {
             algorithm: Algorithm::RoundRobin,
             h2c: false,
             counters: Arc::default(),
+            slow_start_ms: 0,
+            target_sticky: None,
+            index: 0,
             next: AtomicU64::new(0),
         }
     }
 
+    /// Takes the table's settings of the group: algorithm, protocol version, slow start and target stickiness
+    /// (cookie hints are computed once here, not per request).
+    pub fn configure(&mut self, group: &berth_routes::TargetGroup, key: &Arc<StickyKey>) {
+        self.algorithm = group.algorithm;
+        self.h2c = group.protocol_version == ProtocolVersion::Http2;
+        self.slow_start_ms = u64::from(group.slow_start_secs) * 1000;
+        self.target_sticky = group.stickiness.clone().map(|mode| TargetSticky {
+            mode,
+            key: key.clone(),
+            hints: self.targets.iter().map(|t| key.hint(&self.id, &t.key)).collect(),
+        });
+    }
+
+    /// Whether routing to this group needs the clock.
+    fn needs_clock(&self) -> bool {
+        self.slow_start_ms > 0 || self.target_sticky.is_some()
+    }
+
     /// The next healthy target by the group's algorithm.
+    #[cfg(test)]
     pub fn pick(&self) -> Option<&Arc<TargetRuntime>> {
+        let now = if self.needs_clock() { Now::current() } else { Now { mono_ms: 0, epoch_secs: 0 } };
+        self.pick_index(now).map(|i| &self.targets[i])
+    }
+
+    /// The index of the next healthy target by the group's algorithm at `now` (slow start applies to round
+    /// robin only, as on ALB).
+    pub fn pick_index(&self, now: Now) -> Option<usize> {
         let ticket = self.next.fetch_add(1, Ordering::Relaxed);
         let healthy = |i: usize| self.targets[i].is_healthy();
-        let i = match self.algorithm {
+        match self.algorithm {
+            Algorithm::RoundRobin if self.slow_start_ms > 0 => {
+                let len = self.targets.len();
+                let joined = |j: usize| self.targets[j].joined();
+                let since = |j: usize| match self.targets[j].is_healthy() {
+                    true => self.targets[j].healthy_since(),
+                    false => NOT_HEALTHY,
+                };
+                pick_weighted_by(len, ticket, |i| {
+                    slow_start_weight(i, len, self.slow_start_ms, now.mono_ms, joined, since)
+                })
+            }
             Algorithm::RoundRobin => pick_round_robin(self.targets.len(), ticket, healthy),
             Algorithm::LeastOutstandingRequests => {
                 pick_least_outstanding(self.targets.len(), ticket, healthy, |i| self.targets[i].in_flight())
             }
+        }
+    }
+
+    /// The target a request's stickiness cookie pins, with the cookie's deadline, if it is valid, unexpired and
+    /// names a healthy target of this group. An application-based cookie counts only while the request also
+    /// carries the application's own cookie.
+    fn pinned(&self, headers: &HeaderMap, now: Now) -> Option<(usize, u64)> {
+        let sticky = self.target_sticky.as_ref()?;
+        let value = match &sticky.mode {
+            TargetStickiness::LbCookie { .. } => cookie(headers, LB_COOKIE)?,
+            TargetStickiness::AppCookie { cookie_name, .. } => {
+                cookie(headers, cookie_name)?;
+                cookie(headers, &format!("{APP_COOKIE_PREFIX}{}", self.index))?
+            }
         };
-        i.map(|i| &self.targets[i])
+        let (hint, deadline) = sticky.key.open(sticky.kind(), &self.id, value)?;
+        if deadline <= now.epoch_secs {
+            return None;
+        }
+        let i = sticky.hints.iter().position(|h| *h == hint)?;
+        self.targets[i].is_healthy().then_some((i, deadline))
     }
 }
 
@@ -163,41 +446,135 @@ pub(crate) struct ForwardRoute {
     weights: Vec<u32>,
     /// The stickiness duration in seconds, when enabled.
     pub stickiness: Option<u32>,
+    /// Some group slow-starts or has target stickiness: routing reads the clock.
+    needs_clock: bool,
     next: AtomicU64,
+}
+
+/// One routing decision: the group, the target, and what the response must carry to keep the client there.
+#[derive(Debug)]
+pub(crate) struct Pick<'a> {
+    pub group: &'a GroupRoute,
+    pub target: &'a Arc<TargetRuntime>,
+    index: usize,
+    /// `AWSALBTG`'s lifetime, when the forward action is sticky.
+    group_cookie: Option<u32>,
+    /// The deadline of the target cookie the request carried (valid and kept), if any.
+    pinned_until: Option<u64>,
+    now: Now,
+}
+
+impl Pick<'_> {
+    /// Appends the stickiness cookies to a target's response: `AWSALBTG` for a sticky forward action; for
+    /// duration-based target stickiness `AWSALB` and `AWSALBCORS` (`SameSite=None; Secure`) on every response,
+    /// keeping the deadline the client was pinned with; for application-based stickiness `AWSALBAPP-<n>`
+    /// whenever the target sets the application cookie, with a fresh deadline.
+    pub fn set_cookies(&self, headers: &mut HeaderMap) {
+        if let Some(duration) = self.group_cookie
+            && let Ok(v) = HeaderValue::from_str(&format!(
+                "{STICKY_COOKIE}={:016x}; Max-Age={duration}; Path=/",
+                self.group.sticky
+            ))
+        {
+            headers.append(SET_COOKIE, v);
+        }
+        let Some(sticky) = &self.group.target_sticky else { return };
+        let Some(hint) = sticky.hints.get(self.index).copied() else { return };
+        let expires = http_date(self.now.epoch_secs + LB_COOKIE_LIFETIME_SECS);
+        let fresh = self.now.epoch_secs + sticky.duration();
+        let cookies = match &sticky.mode {
+            TargetStickiness::LbCookie { .. } => {
+                let value = sticky.key.seal(sticky.kind(), &self.group.id, hint, self.pinned_until.unwrap_or(fresh));
+                vec![
+                    format!("{LB_COOKIE}={value}; Expires={expires}; Path=/"),
+                    format!("{LB_CORS_COOKIE}={value}; Expires={expires}; Path=/; SameSite=None; Secure"),
+                ]
+            }
+            TargetStickiness::AppCookie { cookie_name, .. } if sets_cookie(headers, cookie_name) => {
+                let value = sticky.key.seal(sticky.kind(), &self.group.id, hint, fresh);
+                vec![format!("{APP_COOKIE_PREFIX}{}={value}; Expires={expires}; Path=/", self.group.index)]
+            }
+            TargetStickiness::AppCookie { .. } => vec![],
+        };
+        for c in cookies {
+            if let Ok(v) = HeaderValue::from_str(&c) {
+                headers.append(SET_COOKIE, v);
+            }
+        }
+    }
 }
 
 impl ForwardRoute {
     /// `groups` with weight 0 receive no traffic and are dropped here.
     pub fn new(groups: Vec<(GroupRoute, u32)>, stickiness: Option<u32>) -> Self {
-        let groups: Vec<_> = groups.into_iter().filter(|(_, w)| *w > 0).collect();
+        let mut groups: Vec<_> = groups.into_iter().filter(|(_, w)| *w > 0).collect();
+        for (i, (g, _)) in groups.iter_mut().enumerate() {
+            g.index = i;
+        }
         let weights = groups.iter().map(|(_, w)| *w).collect();
-        ForwardRoute { groups, weights, stickiness, next: AtomicU64::new(0) }
+        let needs_clock = groups.iter().any(|(g, _)| g.needs_clock());
+        ForwardRoute { groups, weights, stickiness, needs_clock, next: AtomicU64::new(0) }
     }
 
     /// A target group by weight, then a healthy target in it by its algorithm. When the chosen group has no
     /// healthy target, the next weighted group that has one serves instead (a canary without healthy
     /// targets must not fail its share of requests). `None`: no healthy target anywhere (503).
+    #[cfg(test)]
     pub fn choose(&self) -> Option<(&GroupRoute, &Arc<TargetRuntime>)> {
+        let now = self.now();
+        self.choose_at(now).map(|(g, i)| (g, &g.targets[i]))
+    }
+
+    fn now(&self) -> Now {
+        if self.needs_clock { Now::current() } else { Now { mono_ms: 0, epoch_secs: 0 } }
+    }
+
+    #[cfg(test)]
+    fn choose_at(&self, now: Now) -> Option<(&GroupRoute, usize)> {
         let ticket = self.next.fetch_add(1, Ordering::Relaxed);
         let first = pick_weighted(&self.weights, ticket)?;
         let n = self.groups.len();
         (0..n).find_map(|k| {
             let (group, _) = &self.groups[(first + k) % n];
-            group.pick().map(|t| (group, t))
+            group.pick_index(now).map(|i| (group, i))
         })
     }
 
-    /// Like [`ForwardRoute::choose`], but a request whose stickiness cookie names one of the groups stays on
-    /// it while it has a healthy target (only when stickiness is enabled).
-    pub fn choose_sticky(&self, cookie: Option<u64>) -> Option<(&GroupRoute, &Arc<TargetRuntime>)> {
-        if self.stickiness.is_some()
-            && let Some(token) = cookie
-            && let Some((group, _)) = self.groups.iter().find(|(g, _)| g.sticky == token)
-            && let Some(target) = group.pick()
-        {
-            return Some((group, target));
+    /// Routes a request by its cookies: the group its `AWSALBTG` cookie names while that has a healthy target
+    /// (only when the action is sticky), else one by weight; within the group the target its stickiness
+    /// cookie pins while healthy, else one by the group's algorithm. `None`: no healthy target (503).
+    pub fn pick(&self, headers: &HeaderMap) -> Option<Pick<'_>> {
+        self.pick_at(headers, self.now())
+    }
+
+    pub fn pick_at(&self, headers: &HeaderMap, now: Now) -> Option<Pick<'_>> {
+        let sticky_group = self.stickiness.and_then(|_| {
+            let token = cookie(headers, STICKY_COOKIE).and_then(|v| u64::from_str_radix(v, 16).ok())?;
+            self.groups.iter().position(|(g, _)| g.sticky == token)
+        });
+        let ticket = self.next.fetch_add(1, Ordering::Relaxed);
+        let first = pick_weighted(&self.weights, ticket)?;
+        let n = self.groups.len();
+        let order = sticky_group.into_iter().chain((0..n).map(|k| (first + k) % n));
+        for g in order {
+            let group = &self.groups[g].0;
+            let (index, pinned_until) = match group.pinned(headers, now) {
+                Some((i, until)) => (i, Some(until)),
+                None => match group.pick_index(now) {
+                    Some(i) => (i, None),
+                    None => continue,
+                },
+            };
+            return Some(Pick {
+                group,
+                target: &group.targets[index],
+                index,
+                group_cookie: self.stickiness,
+                pinned_until,
+                now,
+            });
         }
-        self.choose()
+        None
     }
 }
 
@@ -402,27 +779,234 @@ mod tests {
         assert_ne!(sticky_token("arn:tg/a"), sticky_token("arn:tg/b"));
     }
 
+    /// Cookies as a client would send them back: every `name=value` of the Set-Cookie headers.
+    fn cookie_header(set: &HeaderMap) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        let pairs: Vec<&str> = set
+            .get_all(SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(|c| c.split(';').next())
+            .collect();
+        if !pairs.is_empty() {
+            h.insert(COOKIE, HeaderValue::from_str(&pairs.join("; ")).expect("cookie"));
+        }
+        h
+    }
+
+    fn cookies(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(COOKIE, HeaderValue::from_str(&format!("{k}={v}")).expect("cookie"));
+        }
+        h
+    }
+
+    const T0: Now = Now { mono_ms: 1_000_000, epoch_secs: 1_795_781_619 };
+
     #[test]
     fn stickiness_pins_a_group_while_it_is_healthy() {
         let mk = |id: &str, s: Status| GroupRoute::new(id, vec![test_target(id, &format!("{id}-0"), s)]);
         let route = ForwardRoute::new(vec![(mk("a", Status::HEALTHY), 1), (mk("b", Status::HEALTHY), 1)], Some(60));
-        let b = sticky_token("b");
+        let b = cookies(&[("AWSALBTG", &format!("{:016x}", sticky_token("b")))]);
         for _ in 0..10 {
-            assert_eq!(route.choose_sticky(Some(b)).map(|(g, _)| &*g.id), Some("b"));
+            let pick = route.pick_at(&b, T0).expect("pick");
+            assert_eq!(&*pick.group.id, "b");
+            let mut set = HeaderMap::new();
+            pick.set_cookies(&mut set);
+            assert_eq!(set[SET_COOKIE], format!("AWSALBTG={:016x}; Max-Age=60; Path=/", sticky_token("b")).as_str());
         }
         // An unknown token falls back to the weights.
-        let mut seen = std::collections::HashSet::new();
-        for _ in 0..10 {
-            seen.insert(route.choose_sticky(Some(1)).map(|(g, _)| g.id.clone()));
-        }
+        let unknown = cookies(&[("AWSALBTG", "1")]);
+        let seen: std::collections::HashSet<_> =
+            (0..10).map(|_| route.pick_at(&unknown, T0).map(|p| p.group.id.clone())).collect();
         assert_eq!(seen.len(), 2);
         // A pinned group without a healthy target: another one serves.
         let route = ForwardRoute::new(vec![(mk("a", Status::HEALTHY), 1), (mk("b", Status::INITIAL), 1)], Some(60));
-        assert_eq!(route.choose_sticky(Some(b)).map(|(g, _)| &*g.id), Some("a"));
-        // Without stickiness the cookie is ignored.
+        assert_eq!(route.pick_at(&b, T0).map(|p| p.group.id.clone()).as_deref(), Some("a"));
+        // Without stickiness the cookie is ignored, and nothing is set.
         let route = ForwardRoute::new(vec![(mk("a", Status::HEALTHY), 1), (mk("b", Status::HEALTHY), 1)], None);
         let picks: std::collections::HashSet<_> =
-            (0..10).filter_map(|_| route.choose_sticky(Some(b)).map(|(g, _)| g.id.clone())).collect();
+            (0..10).filter_map(|_| route.pick_at(&b, T0).map(|p| p.group.id.clone())).collect();
+        assert_eq!(picks.len(), 2);
+        let mut set = HeaderMap::new();
+        route.pick_at(&b, T0).expect("pick").set_cookies(&mut set);
+        assert!(set.is_empty());
+    }
+
+    #[test]
+    fn slow_start_weight_table() {
+        // Targets as (joined, healthy since); window 60 s; now 100 s (all in ms).
+        const NO: u64 = NOT_HEALTHY;
+        type Case<'a> = (&'a [(u64, u64)], &'a [u64], &'a str);
+        let cases: &[Case<'_>] = &[
+            (&[(0, 10_000), (70_000, 100_000)], &[1000, 0], "healthy just now while another is: 0%"),
+            (&[(0, 10_000), (60_000, 70_000)], &[1000, 500], "half way: half its weight"),
+            (&[(0, 10_000), (30_000, 40_000)], &[1000, 1000], "the window has passed"),
+            (&[(0, 10_000), (5_000, 70_000)], &[1000, 1000], "joined before any other was healthy: not slow"),
+            (&[(0, 90_000), (0, 95_000)], &[1000, 1000], "registered together into an empty group"),
+            (&[(0, 10_000), (70_000, NO)], &[1000, 0], "not healthy: nothing"),
+            (&[(0, NO), (70_000, 100_000)], &[0, 1000], "the only healthy target does not slow-start"),
+            (&[(0, 10_000), (70_000, 85_000), (80_000, 85_000)], &[1000, 250, 250], "two newcomers"),
+        ];
+        for (targets, want, what) in cases {
+            let got: Vec<u64> = (0..targets.len())
+                .map(|i| slow_start_weight(i, targets.len(), 60_000, 100_000, |j| targets[j].0, |j| targets[j].1))
+                .collect();
+            assert_eq!(&got, want, "{what}");
+        }
+        assert_eq!(slow_start_weight(1, 2, 0, 100_000, |_| 50_000, |j| [0, 100_000][j]), FULL_WEIGHT, "off");
+    }
+
+    /// Shares of the newcomer of a slow-starting group of one settled and one new target, over `n` picks at
+    /// `now` (ms since it became healthy, window 60 s).
+    fn newcomer_share(algorithm: Algorithm, elapsed_ms: u64, n: u64) -> u64 {
+        let old = test_target("g", "old", Status::HEALTHY);
+        let new = test_target("g", "new", Status::HEALTHY);
+        old.set_times(0, 1_000);
+        new.set_times(500_000, 600_000);
+        let mut group = GroupRoute::new("g", vec![old, new]);
+        group.algorithm = algorithm;
+        group.slow_start_ms = 60_000;
+        let now = Now { mono_ms: 600_000 + elapsed_ms, epoch_secs: 0 };
+        (0..n).filter(|_| group.pick_index(now) == Some(1)).count() as u64
+    }
+
+    #[test]
+    fn slow_start_shares_over_many_picks() {
+        // (elapsed ms, expected newcomer picks of 3000): weights 1000 : 1000 × elapsed / window.
+        let cases = [(0, 0), (15_000, 600), (30_000, 1000), (45_000, 1286), (60_000, 1500), (600_000, 1500)];
+        for (elapsed, want) in cases {
+            let got = newcomer_share(Algorithm::RoundRobin, elapsed, 3000);
+            assert!(got.abs_diff(want) <= 3, "at {elapsed} ms: {got} of 3000, want {want}");
+        }
+        // Least outstanding requests ignores slow start (ALB allows it with round robin only).
+        let got = newcomer_share(Algorithm::LeastOutstandingRequests, 0, 3000);
+        assert!(got.abs_diff(1500) <= 3, "{got}");
+    }
+
+    #[test]
+    fn cookies_seal_and_open_only_under_their_key() {
+        let key = StickyKey::new("secret");
+        let v = key.seal("lb", "tg", 0x0123_4567_89ab_cdef, 1_795_781_619);
+        assert_eq!(v.len(), TARGET_COOKIE_LEN);
+        assert_eq!(key.open("lb", "tg", &v), Some((0x0123_4567_89ab_cdef, 1_795_781_619)));
+        assert_eq!(StickyKey::new("secret").open("lb", "tg", &v), Some((0x0123_4567_89ab_cdef, 1_795_781_619)));
+        assert_eq!(StickyKey::new("other").open("lb", "tg", &v), None, "another server's key");
+        assert_eq!(key.open("app", "tg", &v), None, "another kind");
+        assert_eq!(key.open("lb", "tg2", &v), None, "another group");
+        // Changing the target or the deadline breaks the tag.
+        let forged_hint = format!("{:016x}{}", 0x0123_4567_89ab_cdeeu64, &v[16..]);
+        let forged_deadline = format!("{}{:012x}{}", &v[..16], 4_000_000_000u64, &v[28..]);
+        for bad in [forged_hint.as_str(), forged_deadline.as_str(), "", "zz", &v[..90], &format!("{v}0")] {
+            assert_eq!(key.open("lb", "tg", bad), None, "{bad}");
+        }
+        let a = test_target("tg", "a", Status::HEALTHY);
+        let b = test_target("tg", "b", Status::HEALTHY);
+        assert_ne!(key.hint("tg", &a.key), key.hint("tg", &b.key));
+        assert_ne!(key.hint("tg", &a.key), StickyKey::new("other").hint("tg", &a.key));
+    }
+
+    #[test]
+    fn http_date_table() {
+        for (secs, want) in [
+            (0, "Thu, 01 Jan 1970 00:00:00 GMT"),
+            (1_795_781_619, "Fri, 27 Nov 2026 12:13:39 GMT"),
+            (951_782_400, "Tue, 29 Feb 2000 00:00:00 GMT"),
+        ] {
+            assert_eq!(http_date(secs), want);
+        }
+    }
+
+    fn sticky_group(mode: TargetStickiness, statuses: &[Status]) -> ForwardRoute {
+        let targets = statuses.iter().enumerate().map(|(i, s)| test_target("tg", &format!("t{i}"), *s)).collect();
+        let mut group = GroupRoute::new("tg", targets);
+        let table_group = berth_routes::TargetGroup { id: "tg".into(), stickiness: Some(mode), ..Default::default() };
+        group.configure(&table_group, &Arc::new(StickyKey::new("k")));
+        ForwardRoute::new(vec![(group, 1)], None)
+    }
+
+    #[test]
+    fn lb_cookie_pins_a_target_until_its_deadline_while_healthy() {
+        let route = sticky_group(TargetStickiness::LbCookie { duration_secs: 3600 }, &[Status::HEALTHY; 3]);
+        let none = HeaderMap::new();
+        // Without a cookie: round robin, and every response carries AWSALB and AWSALBCORS.
+        let first = route.pick_at(&none, T0).expect("pick");
+        let mut set = HeaderMap::new();
+        first.set_cookies(&mut set);
+        let values: Vec<&str> = set.get_all(SET_COOKIE).iter().filter_map(|v| v.to_str().ok()).collect();
+        assert_eq!(values.len(), 2, "{values:?}");
+        assert!(
+            values[0].starts_with("AWSALB=") && values[0].ends_with("; Expires=Fri, 04 Dec 2026 12:13:39 GMT; Path=/")
+        );
+        assert!(values[1].starts_with("AWSALBCORS=") && values[1].ends_with("; Path=/; SameSite=None; Secure"));
+        let pinned_to = first.target.key.target.clone();
+        let back = cookie_header(&set);
+        for k in 0..20 {
+            let now = Now { epoch_secs: T0.epoch_secs + k * 100, ..T0 };
+            let p = route.pick_at(&back, now).expect("pick");
+            assert_eq!(p.target.key.target, pinned_to, "pinned request {k}");
+            let mut again = HeaderMap::new();
+            p.set_cookies(&mut again);
+            assert_eq!(cookie_header(&again), back, "the deadline stays where the client was pinned");
+        }
+        let free: std::collections::HashSet<String> =
+            (0..6).map(|_| route.pick_at(&none, T0).expect("pick").target.key.target.clone()).collect();
+        assert_eq!(free.len(), 3, "requests without the cookie rotate");
+        // After the duration the cookie is stale: normal choice, and a new deadline.
+        let late = Now { epoch_secs: T0.epoch_secs + 3600, ..T0 };
+        let picks: std::collections::HashSet<String> =
+            (0..6).map(|_| route.pick_at(&back, late).expect("pick").target.key.target.clone()).collect();
+        assert_eq!(picks.len(), 3);
+        // A pinned target that is not healthy: another one serves, and the new cookie names it.
+        let i = route.groups[0].0.targets.iter().position(|t| t.key.target == pinned_to).expect("target");
+        let token = route.groups[0].0.targets[i].take_over(Status::HEALTHY);
+        route.groups[0].0.targets[i].record(token, Status::DRAINING);
+        let p = route.pick_at(&back, T0).expect("pick");
+        assert_ne!(p.target.key.target, pinned_to);
+        let mut moved = HeaderMap::new();
+        p.set_cookies(&mut moved);
+        let moved_to = p.target.key.target.clone();
+        for _ in 0..5 {
+            assert_eq!(route.pick_at(&cookie_header(&moved), T0).expect("pick").target.key.target, moved_to);
+        }
+        // A forged cookie (another target's hint, bad tag) is ignored.
+        let mut forged = back.clone();
+        let v = cookie(&back, LB_COOKIE).expect("value").to_owned();
+        forged.insert(COOKIE, HeaderValue::from_str(&format!("AWSALB={}0{}", &v[..15], &v[16..])).expect("hv"));
+        let picks: std::collections::HashSet<String> =
+            (0..6).map(|_| route.pick_at(&forged, T0).expect("pick").target.key.target.clone()).collect();
+        assert_eq!(picks.len(), 2, "the two healthy targets rotate");
+    }
+
+    #[test]
+    fn app_cookie_follows_the_applications_cookie() {
+        let mode = TargetStickiness::AppCookie { cookie_name: "SESSION".into(), duration_secs: 60 };
+        let route = sticky_group(mode, &[Status::HEALTHY; 2]);
+        let none = HeaderMap::new();
+        let p = route.pick_at(&none, T0).expect("pick");
+        let mut plain = HeaderMap::new();
+        p.set_cookies(&mut plain);
+        assert!(plain.is_empty(), "no application cookie in the response: nothing to pin");
+        let mut set = HeaderMap::new();
+        set.append(SET_COOKIE, HeaderValue::from_static("SESSION=abc; Path=/; HttpOnly"));
+        p.set_cookies(&mut set);
+        let app = set.get_all(SET_COOKIE).iter().nth(1).and_then(|v| v.to_str().ok()).expect("AWSALBAPP-0");
+        assert!(app.starts_with("AWSALBAPP-0=") && app.ends_with("; Path=/"), "{app}");
+        let pinned_to = p.target.key.target.clone();
+        let back = cookie_header(&set);
+        for _ in 0..10 {
+            assert_eq!(route.pick_at(&back, T0).expect("pick").target.key.target, pinned_to);
+        }
+        // Without the application's cookie the request is not sticky.
+        let only_alb = cookies(&[("AWSALBAPP-0", cookie(&back, "AWSALBAPP-0").expect("value"))]);
+        let picks: std::collections::HashSet<String> =
+            (0..4).map(|_| route.pick_at(&only_alb, T0).expect("pick").target.key.target.clone()).collect();
+        assert_eq!(picks.len(), 2);
+        // The application duration is enforced from the sealed deadline.
+        let late = Now { epoch_secs: T0.epoch_secs + 60, ..T0 };
+        let picks: std::collections::HashSet<String> =
+            (0..4).map(|_| route.pick_at(&back, late).expect("pick").target.key.target.clone()).collect();
         assert_eq!(picks.len(), 2);
     }
 }

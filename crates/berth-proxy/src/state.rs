@@ -6,16 +6,14 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use berth_certs::{CertEntry, SniResolver};
-use berth_routes::{
-    FixedResponse, ProtocolVersion, Redirect, RouteTable, RuleAction, TargetState, WeightedTargetGroup,
-};
+use berth_routes::{FixedResponse, Redirect, RouteTable, RuleAction, TargetState, WeightedTargetGroup};
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
 use crate::metrics::{LbCounters, Metrics};
-use crate::route::{ForwardRoute, GroupRoute};
+use crate::route::{ForwardRoute, GroupRoute, StickyKey};
 use crate::rules::{Cond, RuleSet, SourceFilters};
 use crate::target::{TargetKey, TargetRuntime};
 
@@ -64,6 +62,7 @@ impl Snapshot {
         let runtime_of = |group: &str, target: &berth_routes::Target| {
             runtimes.get(&TargetKey { group: group.to_owned(), target: target.id.clone(), addr: target.addr })
         };
+        let sticky_key = Arc::new(StickyKey::new(&table.stickiness_key));
         let forward = |weighted: &[WeightedTargetGroup], stickiness: Option<u32>| {
             let groups = weighted
                 .iter()
@@ -81,8 +80,7 @@ impl Snapshot {
                     let mut route = GroupRoute::new(w.target_group.as_str(), targets);
                     route.counters = metrics.tg(&w.target_group);
                     if let Some(g) = group {
-                        route.algorithm = g.algorithm;
-                        route.h2c = g.protocol_version == ProtocolVersion::Http2;
+                        route.configure(g, &sticky_key);
                     }
                     (route, w.weight)
                 })

@@ -1,9 +1,11 @@
-//! The live side of one target: its health status (written by its prober, read by the router) and its
-//! in-flight request count. It outlives table versions as long as the target stays in its group.
+//! The live side of one target: its health status (written by its prober, read by the router), when it joined
+//! its group and last became healthy (for slow start, on the proxy's monotonic clock), and its in-flight
+//! request count. It outlives table versions as long as the target stays in its group.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::Instant;
 
 use berth_routes::TargetHealth;
 
@@ -84,10 +86,24 @@ impl Status {
     }
 }
 
+/// Milliseconds on the proxy's monotonic clock (since its first use in this process).
+pub(crate) fn clock_ms() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64
+}
+
+/// `healthy_since` of a target that is not healthy.
+pub(crate) const NOT_HEALTHY: u64 = u64::MAX;
+
 pub(crate) struct TargetRuntime {
     pub key: TargetKey,
     /// The encoded [`Status`]: read lock-free on the hot path.
     status: AtomicU8,
+    /// When (on [`clock_ms`]) the target was registered or last stopped being healthy: whether it enters slow
+    /// start is judged against the group as it was then.
+    joined: AtomicU64,
+    /// When it last became healthy ([`NOT_HEALTHY`] while it is not).
+    healthy_since: AtomicU64,
     /// Which prober may write the status; bumped whenever the supervisor takes over (so a prober being
     /// aborted can never overwrite what replaced it).
     owner: Mutex<u64>,
@@ -106,12 +122,49 @@ impl std::fmt::Debug for TargetRuntime {
 
 impl TargetRuntime {
     pub fn new(key: TargetKey, status: Status) -> Arc<Self> {
+        let now = clock_ms();
+        let healthy = status.health == TargetHealth::Healthy;
         Arc::new(TargetRuntime {
             key,
             status: AtomicU8::new(status.encode()),
+            joined: AtomicU64::new(now),
+            healthy_since: AtomicU64::new(if healthy { now } else { NOT_HEALTHY }),
             owner: Mutex::new(0),
             in_flight: AtomicU64::new(0),
         })
+    }
+
+    /// Stores a status (under the owner lock) and stamps the moments the target becomes or stops being
+    /// healthy.
+    fn set(&self, status: Status) {
+        let before = Status::decode(self.status.swap(status.encode(), Ordering::AcqRel));
+        let (was, is) = (before.health == TargetHealth::Healthy, status.health == TargetHealth::Healthy);
+        if was != is {
+            let now = clock_ms();
+            if is {
+                self.healthy_since.store(now, Ordering::Release);
+            } else {
+                self.joined.store(now, Ordering::Release);
+                self.healthy_since.store(NOT_HEALTHY, Ordering::Release);
+            }
+        }
+    }
+
+    /// When the target joined its group or last stopped being healthy (ms, [`clock_ms`]).
+    pub fn joined(&self) -> u64 {
+        self.joined.load(Ordering::Acquire)
+    }
+
+    /// When the target last became healthy (ms, [`clock_ms`]); [`NOT_HEALTHY`] while it is not.
+    pub fn healthy_since(&self) -> u64 {
+        self.healthy_since.load(Ordering::Acquire)
+    }
+
+    /// Sets both moments (tests drive slow start with their own clock).
+    #[cfg(test)]
+    pub fn set_times(&self, joined: u64, healthy_since: u64) {
+        self.joined.store(joined, Ordering::Release);
+        self.healthy_since.store(healthy_since, Ordering::Release);
     }
 
     pub fn status(&self) -> Status {
@@ -126,7 +179,7 @@ impl TargetRuntime {
     pub fn take_over(&self, status: Status) -> u64 {
         let mut owner = self.owner.lock().unwrap_or_else(PoisonError::into_inner);
         *owner += 1;
-        self.status.store(status.encode(), Ordering::Release);
+        self.set(status);
         *owner
     }
 
@@ -136,7 +189,7 @@ impl TargetRuntime {
         if *owner != token {
             return false;
         }
-        self.status.store(status.encode(), Ordering::Release);
+        self.set(status);
         true
     }
 
@@ -198,5 +251,24 @@ mod tests {
         assert_eq!(t.in_flight(), 1);
         drop(b);
         assert_eq!(t.in_flight(), 0);
+    }
+
+    #[test]
+    fn health_transitions_are_stamped() {
+        let t = test_target("tg", "a", Status::INITIAL);
+        assert_eq!(t.healthy_since(), NOT_HEALTHY);
+        let joined = t.joined();
+        let token = t.take_over(Status::INITIAL);
+        assert!(t.record(token, Status::HEALTHY));
+        let since = t.healthy_since();
+        assert!(since != NOT_HEALTHY && since >= joined);
+        assert_eq!(t.joined(), joined, "becoming healthy does not move the join time");
+        assert!(t.record(token, Status::HEALTHY));
+        assert_eq!(t.healthy_since(), since, "staying healthy keeps the moment");
+        let unhealthy = Status { health: TargetHealth::Unhealthy, reason: Some(Reason::Timeout) };
+        assert!(t.record(token, unhealthy));
+        assert_eq!(t.healthy_since(), NOT_HEALTHY);
+        assert!(t.joined() >= since, "leaving healthy starts a new join");
+        assert_ne!(test_target("tg", "b", Status::HEALTHY).healthy_since(), NOT_HEALTHY);
     }
 }

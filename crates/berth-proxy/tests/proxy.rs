@@ -285,6 +285,7 @@ fn table(version: u64, certs: &[(&str, &IssuedCert)], spec: &Spec<'_>) -> RouteT
             .collect(),
         rules: vec![],
         source_filters: vec![],
+        stickiness_key: String::new(),
     }
 }
 

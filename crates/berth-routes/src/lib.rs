@@ -39,6 +39,11 @@ pub struct RouteTable {
     /// A request for a host no filter names is allowed (tables from older servers have none).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub source_filters: Vec<SourceFilter>,
+    /// The secret that keys target-stickiness cookies (`AWSALB`, `AWSALBAPP-<n>`), so every proxy of a server
+    /// (and a restarted one) accepts the cookies any of them issued and no client can forge one. Empty in
+    /// tables from older servers: the proxy then uses a key of its own.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub stickiness_key: String,
 }
 
 /// The client sources a load balancer admits on its listeners, from its security groups' ingress rules.
@@ -201,6 +206,30 @@ pub struct TargetGroup {
     /// How the proxy talks to the targets: HTTP/1.1, or HTTP/2 with prior knowledge (h2c).
     #[serde(default)]
     pub protocol_version: ProtocolVersion,
+    /// `slow_start.duration_seconds`: a target that becomes healthy while the group has a healthy target that
+    /// is not itself slow-starting gets a linearly growing share of new requests over this many seconds
+    /// (round robin only). 0: off.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub slow_start_secs: u32,
+    /// Target stickiness (`stickiness.*` attributes), when enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stickiness: Option<TargetStickiness>,
+}
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
+}
+
+/// Target-group stickiness: requests carrying the load balancer's cookie stay on the target that issued it
+/// while it is healthy, for `duration_secs` (1..=604800).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TargetStickiness {
+    /// Duration-based: the load balancer's own `AWSALB` (and `AWSALBCORS`) cookie, set on every response.
+    LbCookie { duration_secs: u32 },
+    /// Application-based: an `AWSALBAPP-<n>` cookie set whenever the target sets `cookie_name`; a request
+    /// sticks while it carries both.
+    AppCookie { cookie_name: String, duration_secs: u32 },
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -324,6 +353,8 @@ mod tests {
                     addr: "172.18.0.2:80".parse().expect("addr"),
                     state: TargetState::Registered,
                 }],
+                slow_start_secs: 30,
+                stickiness: Some(TargetStickiness::AppCookie { cookie_name: "SESSION".into(), duration_secs: 60 }),
                 ..TargetGroup::default()
             }],
             rules: vec![Rule {
@@ -345,6 +376,7 @@ mod tests {
                 https: vec!["127.0.0.1/32".into()],
                 http: vec![],
             }],
+            stickiness_key: "00ff".into(),
         };
         let s = serde_json::to_string(&t).expect("json");
         let back: RouteTable = serde_json::from_str(&s).expect("parse");
@@ -353,6 +385,7 @@ mod tests {
         assert!(s.contains("\"state\":\"registered\""));
         assert!(s.contains("\"algorithm\":\"round_robin\"") && s.contains("\"protocol_version\":\"HTTP1\""));
         assert!(s.contains("\"field\":\"path-pattern\"") && s.contains("\"type\":\"forward\""), "{s}");
+        assert!(s.contains(r#""stickiness":{"type":"app_cookie","cookie_name":"SESSION","duration_secs":60}"#), "{s}");
     }
 
     #[test]
@@ -366,6 +399,8 @@ mod tests {
         assert!(t.source_filters.is_empty(), "no filter: every source is allowed");
         assert_eq!(t.target_groups[0].algorithm, Algorithm::RoundRobin);
         assert_eq!(t.target_groups[0].protocol_version, ProtocolVersion::Http1);
+        assert_eq!((t.target_groups[0].slow_start_secs, &t.target_groups[0].stickiness), (0, &None));
+        assert!(t.stickiness_key.is_empty());
 
         let rule = r#"{"arn":"r","priority":5,"conditions":[
             {"field":"host-header","values":["*.example.com"]},
