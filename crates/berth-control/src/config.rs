@@ -22,6 +22,9 @@ pub struct ControlConfig {
     pub secrets_key: Option<PathBuf>,
     /// Where tasks reach the credentials endpoint and the API; `None` gives tasks no task-role credentials.
     pub task_endpoint: Option<crate::task_role::TaskEndpoint>,
+    /// The reconciler reissues a listener certificate when it expires within this window (leaf certificates
+    /// are valid 90 days; ACM renews 60 days before, berth 30).
+    pub certificate_renew_before: Duration,
 }
 
 impl Default for ControlConfig {
@@ -36,6 +39,7 @@ impl Default for ControlConfig {
             stopped_task_retention: Duration::from_secs(3600),
             secrets_key: None,
             task_endpoint: None,
+            certificate_renew_before: Duration::from_secs(30 * 86_400),
         }
     }
 }

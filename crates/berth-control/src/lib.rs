@@ -9,6 +9,7 @@
 //! a command on a container: commands record intent, the reconciler acts.
 
 pub mod authz;
+mod certs;
 mod config;
 mod credentials;
 pub mod ec2;
@@ -201,26 +202,17 @@ impl Control {
         format!("*.ecs.{}.{}", self.names.region, self.config.base_domain)
     }
 
-    /// The listener's default certificate (a wildcard over every endpoint host), issued once and renewed
-    /// when it has less than 30 days left.
+    /// The listener's default certificate (a wildcard over every endpoint host), issued at start when missing
+    /// or due (the reconciler renews it, and every endpoint's, from then on: `certs.rs`).
     fn ensure_default_certificate(&self) -> Result<(), ControlError> {
         let host = self.default_host();
-        let renew_before = now() + 30.0 * 86400.0;
-        if self.tx(|tx| Ok(tx.certificate_get(&host)?))?.is_some_and(|c| c.not_after > renew_before) {
+        let renew_before = self.config.certificate_renew_before;
+        if self.tx(|tx| Ok(tx.certificate_get(&host)?))?.is_some_and(|c| !certs::due(c.not_after, now(), renew_before))
+        {
             return Ok(());
         }
-        let cert =
-            self.ca.issue(std::slice::from_ref(&host), &[]).map_err(|e| ControlError::Certificate(e.to_string()))?;
-        let not_after = cert.not_after.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
-        self.tx(|tx| {
-            tx.certificate_put(&berth_store::CertificateRow {
-                host: host.clone(),
-                cert_pem: cert.cert_pem.clone(),
-                key_pem: cert.key_pem.clone(),
-                not_after,
-            })?;
-            Ok(())
-        })
+        let row = self.issue_certificate(&host)?;
+        self.tx(|tx| Ok(tx.certificate_put(&row)?))
     }
 
     /// Asks the reconciler for a pass now.

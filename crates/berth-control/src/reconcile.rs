@@ -103,6 +103,7 @@ impl Control {
             self.tx(|tx| self.plan_services(tx, t, &mut effects))?;
         }
         self.execute(effects);
+        self.renew_certificates(t)?;
         self.publish_routes()?;
         self.sync_firewall().await;
         self.prune(t)?;
@@ -599,6 +600,7 @@ impl Control {
             let (certificates, rules, groups, tasks, sources) = self.route_inputs(tx)?;
             let mut candidate = routes::build(current.version, &certificates, &rules, &groups, &tasks);
             candidate.source_filters = sources;
+            candidate.stickiness_key = crate::elbv2::stickiness_key(tx)?;
             let version = if routes::same_routes(&candidate, &current) {
                 None
             } else {
@@ -655,6 +657,8 @@ impl Control {
                 arn: g.arn,
                 health_check: g.health_check,
                 algorithm: g.algorithm,
+                slow_start_secs: g.slow_start_secs,
+                stickiness: g.stickiness,
                 registered: g.registered,
             })
             .collect();

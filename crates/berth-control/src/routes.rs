@@ -4,7 +4,9 @@
 use std::net::{IpAddr, SocketAddr};
 
 use berth_core::status::TaskStatus;
-use berth_routes::{Algorithm, Certificate, HealthCheck, RouteTable, Rule, Target, TargetGroup, TargetState};
+use berth_routes::{
+    Algorithm, Certificate, HealthCheck, RouteTable, Rule, Target, TargetGroup, TargetState, TargetStickiness,
+};
 
 /// One target group, with what the table needs of it.
 #[derive(Debug, Clone, PartialEq)]
@@ -12,6 +14,10 @@ pub struct GroupInput {
     pub arn: String,
     pub health_check: HealthCheck,
     pub algorithm: Algorithm,
+    /// `slow_start.duration_seconds` (0: off).
+    pub slow_start_secs: u32,
+    /// Target stickiness, when the group's `stickiness.*` attributes enable it.
+    pub stickiness: Option<TargetStickiness>,
     /// Targets registered by hand (RegisterTargets): (ip, port).
     pub registered: Vec<(String, u16)>,
 }
@@ -75,6 +81,8 @@ pub fn build(
             targets,
             algorithm: g.algorithm,
             protocol_version: Default::default(),
+            slow_start_secs: g.slow_start_secs,
+            stickiness: g.stickiness.clone(),
         });
     }
     table.target_groups.sort_by(|a, b| a.id.cmp(&b.id));
@@ -88,6 +96,7 @@ pub fn same_routes(a: &RouteTable, b: &RouteTable) -> bool {
         && a.target_groups == b.target_groups
         && a.certificates == b.certificates
         && a.source_filters == b.source_filters
+        && a.stickiness_key == b.stickiness_key
 }
 
 #[cfg(test)]
@@ -100,6 +109,8 @@ mod tests {
             arn: arn.into(),
             health_check: HealthCheck { path: path.into(), ..HealthCheck::default() },
             algorithm: Algorithm::RoundRobin,
+            slow_start_secs: 0,
+            stickiness: None,
             registered: vec![],
         }
     }
@@ -177,6 +188,16 @@ mod tests {
         let mut changed_check = groups.clone();
         changed_check[0].health_check.interval_secs = 5;
         assert!(!same_routes(&table, &build(9, &[], &rules, &changed_check, &tasks)), "so is a health check change");
+        let mut sticky = groups.clone();
+        sticky[1].slow_start_secs = 30;
+        sticky[1].stickiness = Some(TargetStickiness::LbCookie { duration_secs: 60 });
+        let with_settings = build(9, &[], &rules, &sticky, &tasks);
+        let tg1 = with_settings.target_group("tg-1").expect("tg-1");
+        assert_eq!(
+            (tg1.slow_start_secs, &tg1.stickiness),
+            (30, &Some(TargetStickiness::LbCookie { duration_secs: 60 }))
+        );
+        assert!(!same_routes(&table, &with_settings), "and so are slow start and stickiness");
         let mut narrowed = build(9, &[], &rules, &groups, &tasks);
         narrowed.source_filters = vec![berth_routes::SourceFilter {
             hosts: vec!["web.example.com".into()],

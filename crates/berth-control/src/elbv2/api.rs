@@ -255,7 +255,9 @@ fn render_tg(
 }
 
 fn tg_attributes(g: &TargetGroupRow) -> Result<Vec<TargetGroupAttribute>, ControlError> {
-    let attrs: BTreeMap<String, String> = parse(&g.attributes, "target group attributes")?;
+    // Defaults first: a group stored before an attribute existed shows its default.
+    let mut attrs = default_tg_attributes();
+    attrs.extend(parse::<BTreeMap<String, String>>(&g.attributes, "target group attributes")?);
     Ok(attrs.into_iter().map(|(k, v)| TargetGroupAttribute { key: Some(k), value: Some(v) }).collect())
 }
 
@@ -589,8 +591,9 @@ fn modify_tg_attributes(
     r: ModifyTargetGroupAttributesInput,
 ) -> Result<ModifyTargetGroupAttributesOutput, ControlError> {
     let mut g = tg(tx, r.target_group_arn.as_deref())?;
-    let mut attrs: BTreeMap<String, String> = parse(&g.attributes, "target group attributes")?;
     let defaults = default_tg_attributes();
+    let mut attrs = defaults.clone();
+    attrs.extend(parse::<BTreeMap<String, String>>(&g.attributes, "target group attributes")?);
     for a in r.attributes.unwrap_or_default() {
         let key = a.key.unwrap_or_default();
         let value = a.value.unwrap_or_default();
@@ -607,8 +610,16 @@ fn modify_tg_attributes(
                 matches!(value.as_str(), "true" | "false" | "use_load_balancer_configuration")
             }
             "stickiness.enabled" => matches!(value.as_str(), "true" | "false"),
-            "stickiness.type" => value == "lb_cookie",
-            "stickiness.lb_cookie.duration_seconds" => int(1, 604_800),
+            "stickiness.type" => matches!(value.as_str(), "lb_cookie" | "app_cookie"),
+            "stickiness.lb_cookie.duration_seconds" | "stickiness.app_cookie.duration_seconds" => int(1, 604_800),
+            "stickiness.app_cookie.cookie_name" => {
+                if value.starts_with("AWSALB") {
+                    return Err(validation(format!(
+                        "Application cookie name '{value}' is not allowed: names that start with the following prefixes are not allowed: AWSALB, AWSALBAPP, and AWSALBTG; they're reserved for use by the load balancer"
+                    )));
+                }
+                value.is_empty() || value.bytes().all(is_cookie_name_byte)
+            }
             _ => false,
         };
         if !ok {
@@ -616,9 +627,37 @@ fn modify_tg_attributes(
         }
         attrs.insert(key, value);
     }
+    check_tg_attributes(&attrs)?;
     g.attributes = json(&attrs)?;
     tx.tg_update(&g)?;
     Ok(ModifyTargetGroupAttributesOutput { attributes: Some(tg_attributes(&g)?) })
+}
+
+/// A token character of RFC 6265's cookie-name (visible ASCII but separators).
+fn is_cookie_name_byte(b: u8) -> bool {
+    b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b)
+}
+
+/// The checks ALB makes across a target group's attributes once a modification is applied.
+fn check_tg_attributes(attrs: &BTreeMap<String, String>) -> Result<(), ControlError> {
+    let get = |k: &str| attrs.get(k).map(String::as_str).unwrap_or_default();
+    if get("slow_start.duration_seconds").parse::<u32>().is_ok_and(|v| v > 0)
+        && get("load_balancing.algorithm.type") == "least_outstanding_requests"
+    {
+        return Err(err(
+            ErrorCode::InvalidConfigurationRequest,
+            "Slow start mode cannot be enabled when the load balancing algorithm is 'least_outstanding_requests'",
+        ));
+    }
+    if get("stickiness.enabled") == "true"
+        && get("stickiness.type") == "app_cookie"
+        && get("stickiness.app_cookie.cookie_name").is_empty()
+    {
+        return Err(validation(
+            "The target group attribute 'stickiness.app_cookie.cookie_name' is required when 'stickiness.type' is 'app_cookie'",
+        ));
+    }
+    Ok(())
 }
 
 fn modify_lb_attributes(

@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use berth_core::ids;
 use berth_model::elbv2::{Action, ActionTypeEnum, FixedResponseActionConfig, RedirectActionConfig, RuleCondition};
-use berth_routes::{Algorithm, Condition, HealthCheck, Rule};
+use berth_routes::{Algorithm, Condition, HealthCheck, Rule, TargetStickiness};
 use berth_store::{
     ListenerCertificateRow, ListenerRow, LoadBalancerRow, PlacementRow, RuleRow, ServiceRow, TargetGroupRow, Tx,
 };
@@ -84,6 +84,8 @@ pub(crate) fn default_tg_attributes() -> BTreeMap<String, String> {
         ("stickiness.enabled", "false"),
         ("stickiness.type", "lb_cookie"),
         ("stickiness.lb_cookie.duration_seconds", "86400"),
+        ("stickiness.app_cookie.cookie_name", ""),
+        ("stickiness.app_cookie.duration_seconds", "86400"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -557,8 +559,40 @@ pub(crate) struct GroupRoute {
     pub service_id: Option<i64>,
     pub health_check: HealthCheck,
     pub algorithm: Algorithm,
+    /// `slow_start.duration_seconds` (0: off).
+    pub slow_start_secs: u32,
+    /// The `stickiness.*` attributes, when enabled.
+    pub stickiness: Option<TargetStickiness>,
     /// Targets registered by hand: (ip, port).
     pub registered: Vec<(String, u16)>,
+}
+
+/// The secret keying the proxies' target-stickiness cookies: created once, kept in the store's meta, so every
+/// proxy (and a restarted server) accepts the cookies any proxy issued.
+pub(crate) fn stickiness_key(tx: &Tx<'_>) -> Result<String, ControlError> {
+    if let Some(key) = tx.meta_get("stickiness_key")?.filter(|k| !k.is_empty()) {
+        return Ok(key);
+    }
+    let key = berth_core::ids::random_hex(64);
+    tx.meta_set("stickiness_key", &key)?;
+    Ok(key)
+}
+
+/// The target stickiness `stickiness.*` attributes enable, if any (values were validated when set).
+pub(crate) fn target_stickiness(attrs: &BTreeMap<String, String>) -> Option<TargetStickiness> {
+    let get = |k: &str| attrs.get(k).map(String::as_str).unwrap_or_default();
+    let secs = |k: &str| get(k).parse::<u32>().ok().filter(|v| *v > 0).unwrap_or(86_400);
+    if get("stickiness.enabled") != "true" {
+        return None;
+    }
+    match get("stickiness.type") {
+        "app_cookie" => Some(TargetStickiness::AppCookie {
+            cookie_name: get("stickiness.app_cookie.cookie_name").to_owned(),
+            duration_secs: secs("stickiness.app_cookie.duration_seconds"),
+        })
+        .filter(|s| matches!(s, TargetStickiness::AppCookie { cookie_name, .. } if !cookie_name.is_empty())),
+        _ => Some(TargetStickiness::LbCookie { duration_secs: secs("stickiness.lb_cookie.duration_seconds") }),
+    }
 }
 
 pub(crate) fn route_groups(tx: &Tx<'_>) -> Result<Vec<GroupRoute>, ControlError> {
@@ -581,6 +615,8 @@ pub(crate) fn route_groups(tx: &Tx<'_>) -> Result<Vec<GroupRoute>, ControlError>
             service_id: g.service_id,
             health_check: h.route(),
             algorithm,
+            slow_start_secs: attrs.get("slow_start.duration_seconds").and_then(|v| v.parse().ok()).unwrap_or(0),
+            stickiness: target_stickiness(&attrs),
         });
     }
     Ok(out)
