@@ -14,7 +14,7 @@ use berth_proxy::{Proxy, ProxyConfig};
 use berth_routes::{
     Algorithm, Certificate, Condition, FixedResponse, HealthCheck, HostRoute, ProtocolVersion, ProxyReport,
     QueryStringPair, REPORT_PATH, ROUTES_PATH, Redirect, RedirectStatus, RouteTable, Rule, RuleAction, Stickiness,
-    TOKEN_HEADER, Target, TargetGroup, TargetHealth, TargetState, WeightedTargetGroup,
+    TOKEN_HEADER, Target, TargetGroup, TargetHealth, TargetState, TargetStickiness, WeightedTargetGroup,
 };
 use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
@@ -210,6 +210,12 @@ impl Backend {
                 Response::new(http_body_util::StreamBody::new(stream).boxed_unsync())
             }
             "/echo" => Response::new(body.map_err(|e| Box::new(e) as BoxError).boxed_unsync()),
+            "/login" => {
+                // The application's own session cookie (application-based stickiness follows it).
+                let mut r = Response::new(full(self.name));
+                r.headers_mut().insert("set-cookie", "SESSION=s1; Path=/; HttpOnly".parse().expect("hv"));
+                r
+            }
             _ => Response::new(full(self.name)),
         };
         let h = response.headers_mut();
@@ -1281,5 +1287,149 @@ async fn h2c_targets_and_least_outstanding_requests() {
     a.release.notify_one();
     b.release.notify_one();
     drop(held);
+    proxy.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renewed_certificates_serve_new_handshakes_and_keep_open_connections() {
+    let ca = Ca::generate().expect("ca");
+    let old = ca.issue(&[HOST.into()], &[]).expect("old");
+    let server = FakeServer::start().await;
+    let web = Backend::start("web").await;
+    let spec = Spec {
+        hosts: &[(HOST, &[("tg-web", 1)])],
+        groups: &[("tg-web", &[("task-web", &web, TargetState::Registered)])],
+    };
+    server.publish(table(1, &[(HOST, &old)], &spec));
+    let proxy = start_proxy(server.url(), state_file("cert-renewal")).await;
+    wait_version(&proxy, 1).await;
+    wait_status(proxy.https_addr(), &ca, HOST, StatusCode::OK).await;
+    let (mut h1, peer1) = connect(proxy.https_addr(), &ca, HOST, false).await;
+    let (mut h2, peer2) = connect(proxy.https_addr(), &ca, HOST, true).await;
+    assert_eq!((peer1.clone(), peer2), (der(&old), der(&old)));
+    assert_eq!(h1.get(HOST, "/").await.0, StatusCode::OK);
+
+    // The server renews the certificate (same host, new key) and publishes a new table.
+    let new = ca.issue(&[HOST.into()], &[]).expect("new");
+    assert_ne!(der(&new), der(&old));
+    server.publish(table(2, &[(HOST, &new)], &spec));
+    wait_version(&proxy, 2).await;
+    // Connections opened before the swap keep working (their TLS session is not touched)...
+    for _ in 0..3 {
+        let (status, _, body) = h1.get(HOST, "/").await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "web"));
+        let (status, _, body) = h2.get(HOST, "/").await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "web"));
+    }
+    // ... and every new handshake gets the new certificate, over HTTP/1.1 and HTTP/2.
+    for h2 in [false, true] {
+        let (mut s, peer) = connect(proxy.https_addr(), &ca, HOST, h2).await;
+        assert_eq!(peer, der(&new), "h2={h2}");
+        assert_eq!(s.get(HOST, "/").await.0, StatusCode::OK);
+    }
+    ca.verify(&new.cert_pem, HOST).expect("valid");
+    proxy.stop().await;
+}
+
+/// The value of the Set-Cookie named `name` (up to its first `;`).
+fn set_cookie<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| c.split(';').next().and_then(|kv| kv.strip_prefix(name)).and_then(|v| v.strip_prefix('=')))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn target_stickiness_pins_clients_by_cookie() {
+    let ca = Ca::generate().expect("ca");
+    let cert = ca.issue(&[HOST.into()], &[]).expect("cert");
+    let server = FakeServer::start().await;
+    let (a, b) = (Backend::start("a").await, Backend::start("b").await);
+    let spec = Spec {
+        hosts: &[(HOST, &[("tg", 1)])],
+        groups: &[("tg", &[("a", &a, TargetState::Registered), ("b", &b, TargetState::Registered)])],
+    };
+    let sticky = |version: u64, mode: TargetStickiness| {
+        let mut t = table(version, &[(HOST, &cert)], &spec);
+        t.target_groups[0].stickiness = Some(mode);
+        t.stickiness_key = "test-stickiness-key".into();
+        t
+    };
+    server.publish(sticky(1, TargetStickiness::LbCookie { duration_secs: 600 }));
+    let proxy = start_proxy(server.url(), state_file("target-stickiness")).await;
+    server
+        .wait_report("both healthy", |r| {
+            ["a", "b"].iter().all(|t| health_of(r, t).is_some_and(|h| h.0 == TargetHealth::Healthy))
+        })
+        .await;
+    let (mut s, _) = connect(proxy.https_addr(), &ca, HOST, false).await;
+    let get = |cookie: Option<String>| {
+        let mut req = Request::get("/");
+        if let Some(c) = cookie {
+            req = req.header("cookie", c);
+        }
+        req.body(Full::new(Bytes::new())).expect("req")
+    };
+    // Without a cookie: the two targets alternate, and every response carries AWSALB and AWSALBCORS.
+    let mut bodies = Vec::new();
+    let mut cookies = HashMap::new();
+    for _ in 0..4 {
+        let (status, headers, body) = s.request(HOST, get(None)).await;
+        assert_eq!(status, StatusCode::OK);
+        let alb = set_cookie(&headers, "AWSALB").expect("AWSALB").to_owned();
+        assert_eq!(set_cookie(&headers, "AWSALBCORS"), Some(alb.as_str()));
+        let cors =
+            headers.get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).find(|c| c.starts_with("AWSALBCORS="));
+        assert!(cors.is_some_and(|c| c.ends_with("; SameSite=None; Secure")), "{cors:?}");
+        cookies.insert(body.clone(), alb);
+        bodies.push(body);
+    }
+    assert_eq!(bodies, ["a", "b", "a", "b"]);
+    // With a target's cookie: always that target, on new connections too.
+    for target in ["a", "b"] {
+        for _ in 0..3 {
+            let (mut fresh, _) = connect(proxy.https_addr(), &ca, HOST, true).await;
+            for _ in 0..3 {
+                let (status, _, body) = fresh.request(HOST, get(Some(format!("AWSALB={}", cookies[target])))).await;
+                assert_eq!((status, body.as_str()), (StatusCode::OK, target));
+            }
+        }
+    }
+    // A cookie from another server's key pins nothing.
+    let forged = format!("AWSALB={}0", &cookies["a"][..cookies["a"].len() - 1]);
+    let picked: Vec<String> = {
+        let mut v = Vec::new();
+        for _ in 0..4 {
+            v.push(s.request(HOST, get(Some(forged.clone()))).await.2);
+        }
+        v
+    };
+    assert!(picked.contains(&"a".to_owned()) && picked.contains(&"b".to_owned()), "{picked:?}");
+    // The pinned target fails its checks: the request goes to the other one, and the cookie follows.
+    a.ping.store(500, Ordering::SeqCst);
+    server.wait_report("a unhealthy", |r| health_of(r, "a").is_some_and(|h| h.0 == TargetHealth::Unhealthy)).await;
+    let (status, headers, body) = s.request(HOST, get(Some(format!("AWSALB={}", cookies["a"])))).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "b"));
+    let moved = set_cookie(&headers, "AWSALB").expect("cookie").to_owned();
+    a.ping.store(200, Ordering::SeqCst);
+    server.wait_report("a healthy", |r| health_of(r, "a").is_some_and(|h| h.0 == TargetHealth::Healthy)).await;
+    for _ in 0..4 {
+        assert_eq!(s.request(HOST, get(Some(format!("AWSALB={moved}")))).await.2, "b");
+    }
+
+    // Application-based: the load balancer's cookie appears when the application sets its own.
+    server.publish(sticky(2, TargetStickiness::AppCookie { cookie_name: "SESSION".into(), duration_secs: 600 }));
+    wait_version(&proxy, 2).await;
+    let (_, headers, _) = s.request(HOST, get(None)).await;
+    assert_eq!(set_cookie(&headers, "AWSALBAPP-0"), None, "no application cookie, no AWSALBAPP");
+    let (_, headers, target) =
+        s.request(HOST, Request::get("/login").body(Full::new(Bytes::new())).expect("req")).await;
+    let app = set_cookie(&headers, "AWSALBAPP-0").expect("AWSALBAPP-0").to_owned();
+    assert_eq!(set_cookie(&headers, "SESSION"), Some("s1"), "the application's cookie passes through");
+    for _ in 0..4 {
+        let (_, _, body) = s.request(HOST, get(Some(format!("SESSION=s1; AWSALBAPP-0={app}")))).await;
+        assert_eq!(body, target);
+    }
     proxy.stop().await;
 }
