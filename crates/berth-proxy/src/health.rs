@@ -234,6 +234,8 @@ impl Supervised {
 /// Owns every target's runtime and prober; [`Supervisor::sync`] converges them on a route table.
 pub(crate) struct Supervisor {
     entries: HashMap<TargetKey, Supervised>,
+    /// Each group's slow-start window in the last table (seconds).
+    slow_start: HashMap<String, u32>,
     client: ProbeClient,
     h2c_client: ProbeClient,
     changed: Arc<Notify>,
@@ -241,7 +243,13 @@ pub(crate) struct Supervisor {
 
 impl Supervisor {
     pub fn new(changed: Arc<Notify>) -> Self {
-        Supervisor { entries: HashMap::new(), client: probe_client(false), h2c_client: probe_client(true), changed }
+        Supervisor {
+            entries: HashMap::new(),
+            slow_start: HashMap::new(),
+            client: probe_client(false),
+            h2c_client: probe_client(true),
+            changed,
+        }
     }
 
     fn spawn(&self, runtime: &Arc<TargetRuntime>, check: &HealthCheck, h2c: bool, machine: Machine) -> JoinHandle<()> {
@@ -297,6 +305,7 @@ impl Supervisor {
                 }
             }
         }
+        self.settle_on_slow_start(table);
         self.entries.retain(|key, entry| {
             let keep = seen.contains(key);
             if !keep {
@@ -305,6 +314,27 @@ impl Supervisor {
             keep
         });
         self.entries.iter().map(|(k, e)| (k.clone(), e.runtime.clone())).collect()
+    }
+}
+
+impl Supervisor {
+    /// Slow start just enabled (or widened from 0) for a group: its targets that are already healthy keep their
+    /// full share, as on ALB; only targets that turn healthy from now on slow-start.
+    fn settle_on_slow_start(&mut self, table: &RouteTable) {
+        let now = crate::target::clock_ms();
+        for group in &table.target_groups {
+            let before = self.slow_start.insert(group.id.clone(), group.slow_start_secs).unwrap_or(0);
+            if before == 0 && group.slow_start_secs > 0 {
+                let window = u64::from(group.slow_start_secs) * 1000;
+                for target in &group.targets {
+                    let key = TargetKey { group: group.id.clone(), target: target.id.clone(), addr: target.addr };
+                    if let Some(entry) = self.entries.get(&key) {
+                        entry.runtime.settle(now, window);
+                    }
+                }
+            }
+        }
+        self.slow_start.retain(|id, _| table.target_group(id).is_some());
     }
 }
 
@@ -428,6 +458,41 @@ mod tests {
         assert!(!m.observe(Probe::Success, &check));
         assert!(m.observe(Probe::Success, &check), "healthy after the healthy threshold");
         assert_eq!(m.status(), Status::HEALTHY);
+    }
+
+    #[tokio::test]
+    async fn enabling_slow_start_settles_targets_already_healthy() {
+        use berth_routes::{Target, TargetGroup};
+        let table = |slow_start_secs: u32, ids: &[&str]| RouteTable {
+            target_groups: vec![TargetGroup {
+                id: "tg".into(),
+                targets: ids
+                    .iter()
+                    .map(|id| Target {
+                        id: (*id).into(),
+                        addr: "127.0.0.1:1".parse().expect("addr"),
+                        state: TargetState::Registered,
+                    })
+                    .collect(),
+                slow_start_secs,
+                ..TargetGroup::default()
+            }],
+            ..RouteTable::default()
+        };
+        let mut supervisor = Supervisor::new(Arc::new(Notify::new()));
+        let runtimes = supervisor.sync(&table(0, &["old"]));
+        let old = runtimes.values().next().expect("runtime").clone();
+        old.take_over(Status::HEALTHY);
+        let since = old.healthy_since();
+        // Slow start enabled: the healthy target is not put into slow start.
+        let runtimes = supervisor.sync(&table(30, &["old", "new"]));
+        assert!(old.healthy_since() <= since.min(crate::target::clock_ms() - 30_000), "settled");
+        // A target that turns healthy from now on is not settled by later tables.
+        let new = runtimes.iter().find(|(k, _)| k.target == "new").map(|(_, r)| r.clone()).expect("new");
+        new.take_over(Status::HEALTHY);
+        let new_since = new.healthy_since();
+        supervisor.sync(&table(30, &["old", "new"]));
+        assert_eq!(new.healthy_since(), new_since);
     }
 
     #[test]

@@ -86,10 +86,14 @@ impl Status {
     }
 }
 
-/// Milliseconds on the proxy's monotonic clock (since its first use in this process).
+/// Where [`clock_ms`] starts: far enough from 0 that a moment can be moved a whole slow-start window (≤ 900 s)
+/// into the past.
+const CLOCK_START_MS: u64 = 1 << 30;
+
+/// Milliseconds on the proxy's monotonic clock (from [`CLOCK_START_MS`] at its first use in this process).
 pub(crate) fn clock_ms() -> u64 {
     static EPOCH: OnceLock<Instant> = OnceLock::new();
-    EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64
+    CLOCK_START_MS + EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64
 }
 
 /// `healthy_since` of a target that is not healthy.
@@ -158,6 +162,15 @@ impl TargetRuntime {
     /// When the target last became healthy (ms, [`clock_ms`]); [`NOT_HEALTHY`] while it is not.
     pub fn healthy_since(&self) -> u64 {
         self.healthy_since.load(Ordering::Acquire)
+    }
+
+    /// A healthy target takes its full share at once: its healthy moment moves at least `window_ms` into the
+    /// past (slow start was just enabled for its group, and ALB does not slow-start targets already healthy).
+    pub fn settle(&self, now_ms: u64, window_ms: u64) {
+        let _owner = self.owner.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.is_healthy() {
+            self.healthy_since.fetch_min(now_ms.saturating_sub(window_ms), Ordering::AcqRel);
+        }
     }
 
     /// Sets both moments (tests drive slow start with their own clock).
@@ -270,5 +283,19 @@ mod tests {
         assert_eq!(t.healthy_since(), NOT_HEALTHY);
         assert!(t.joined() >= since, "leaving healthy starts a new join");
         assert_ne!(test_target("tg", "b", Status::HEALTHY).healthy_since(), NOT_HEALTHY);
+        assert!(clock_ms() >= CLOCK_START_MS);
+    }
+
+    #[test]
+    fn settling_moves_only_a_healthy_target_past_the_window() {
+        let t = test_target("tg", "a", Status::HEALTHY);
+        t.set_times(5_000_000_000, 5_000_000_000);
+        t.settle(5_000_010_000, 60_000);
+        assert_eq!(t.healthy_since(), 5_000_010_000 - 60_000);
+        t.settle(5_000_010_000, 30_000);
+        assert_eq!(t.healthy_since(), 5_000_010_000 - 60_000, "never forward");
+        let u = test_target("tg", "u", Status::INITIAL);
+        u.settle(5_000_010_000, 60_000);
+        assert_eq!(u.healthy_since(), NOT_HEALTHY);
     }
 }
