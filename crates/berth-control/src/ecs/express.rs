@@ -6,7 +6,7 @@ use berth_core::status::ServiceStatus;
 use berth_core::{Arn, ErrorCode};
 use berth_model::Timestamp;
 use berth_model::ecs::*;
-use berth_store::{CertificateRow, RevisionRow, ServiceRow, Tx};
+use berth_store::{RevisionRow, ServiceRow, Tx};
 
 use super::render;
 use crate::iam::access::ExpressRoles;
@@ -70,8 +70,7 @@ pub(crate) fn create(
     .validate()?;
 
     let host = ids::endpoint_host(&service_name, &ids::random_hex(6), &c.names.region, &c.config.base_domain);
-    let cert = c.ca.issue(std::slice::from_ref(&host), &[]).map_err(|e| ControlError::Certificate(e.to_string()))?;
-    let not_after = cert.not_after.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+    let cert = c.issue_certificate(&host)?;
 
     let t = now();
     let service = c.tx(|tx| {
@@ -107,12 +106,7 @@ pub(crate) fn create(
         row.target_revision = revision.clone();
         row.live_revision = Some(revision);
         tx.service_update(&row)?;
-        tx.certificate_put(&CertificateRow {
-            host: host.clone(),
-            cert_pem: cert.cert_pem.clone(),
-            key_pem: cert.key_pem.clone(),
-            not_after,
-        })?;
+        tx.certificate_put(&cert)?;
         let health_path = config.config.health_check_path.as_deref().unwrap_or(DEFAULT_HEALTH_CHECK_PATH);
         let port = config.config.primary_container.as_ref().and_then(|p| p.container_port).unwrap_or(80);
         crate::elbv2::place_service(c, tx, &row, health_path, port.clamp(1, 65535) as u16, t, &mut journal)?;
