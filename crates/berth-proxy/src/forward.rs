@@ -68,6 +68,11 @@ pub(crate) struct Forwarded {
 }
 
 impl Forwarded {
+    /// The values the fast path writes.
+    pub fn for_h1(&self) -> crate::h1::ForwardedFor<'_> {
+        crate::h1::ForwardedFor { client: self.client.as_bytes(), port: self.port.as_bytes(), https: self.https }
+    }
+
     pub fn new(peer: SocketAddr, port: u16, https: bool) -> Self {
         let ip = peer.ip().to_canonical().to_string();
         let client = HeaderValue::from_str(&ip).unwrap_or(HeaderValue::from_static("-"));
@@ -229,6 +234,12 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
 
 /// `Root=1-<epoch seconds, 8 hex>-<24 hex random>`, as ALB writes it.
 pub(crate) fn new_trace_id(now: SystemTime) -> HeaderValue {
+    HeaderValue::from_bytes(&trace_id_bytes(now))
+        .unwrap_or(HeaderValue::from_static("Root=1-00000000-000000000000000000000000"))
+}
+
+/// [`new_trace_id`]'s bytes.
+pub(crate) fn trace_id_bytes(now: SystemTime) -> [u8; 40] {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let epoch = now.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs()) as u32;
     let random: [u8; 12] = rand::random();
@@ -240,7 +251,7 @@ pub(crate) fn new_trace_id(now: SystemTime) -> HeaderValue {
         id[16 + 2 * i] = HEX[usize::from(b >> 4)];
         id[17 + 2 * i] = HEX[usize::from(b & 15)];
     }
-    HeaderValue::from_bytes(&id).unwrap_or(HeaderValue::from_static("Root=1-00000000-000000000000000000000000"))
+    id
 }
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -418,6 +429,12 @@ fn head_bytes<B>(response: &Response<B>) -> u64 {
 }
 
 impl Forwarder {
+    /// Whether HTTP/1.1 connections take the fast path (`fast.rs`); not with an access log, which only
+    /// hyper's path writes.
+    pub fn fast_path(&self) -> bool {
+        self.access_log.is_none()
+    }
+
     pub async fn handle(
         self: Arc<Self>,
         req: Request<Incoming>,

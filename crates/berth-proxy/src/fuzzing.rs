@@ -105,3 +105,90 @@ pub fn headers(pairs: &[(&[u8], &[u8])], client: SocketAddr, https: bool) {
     );
     assert!(headers.contains_key("x-amzn-trace-id"));
 }
+
+/// The fast path's request head parsing and rewriting: a head it accepts is rewritten into a head that
+/// parses again, is accepted again with the same framing, carries exactly one `X-Forwarded-For` and no
+/// hop-by-hop header; the fast path's host normalization agrees with [`request_host`].
+pub fn h1_request(raw: &[u8]) {
+    use crate::h1::{ForwardedFor, ParsedRequest, header_buf, parse_request, write_request_head};
+    let mut storage = header_buf();
+    let ParsedRequest::Ready(head) = parse_request(raw, &mut storage) else { return };
+    assert!(head.len <= raw.len());
+    let expected = crate::route::request_host(Some(head.host), None);
+    assert_eq!(crate::fast::normalized_host(head.host).map(std::borrow::Cow::into_owned), expected);
+    let mut out = Vec::new();
+    let fwd = ForwardedFor { client: b"10.1.2.3", port: b"443", https: true };
+    write_request_head(&mut out, &head, &storage[..head.headers], fwd, || *b"Root=1-00000000-000000000000000000000000");
+    let mut again = header_buf();
+    let ParsedRequest::Ready(rewritten) = parse_request(&out, &mut again) else {
+        panic!("rewritten head not accepted: {:?}", String::from_utf8_lossy(&out))
+    };
+    assert_eq!(rewritten.len, out.len());
+    assert_eq!(rewritten.framing, head.framing);
+    assert_eq!((rewritten.method, rewritten.target), (head.method, head.target));
+    let names: Vec<String> = again[..rewritten.headers].iter().map(|h| h.name.to_ascii_lowercase()).collect();
+    assert_eq!(names.iter().filter(|n| *n == "x-forwarded-for").count(), 1);
+    assert_eq!(names.iter().filter(|n| *n == "x-amzn-trace-id").count().min(1), 1);
+    for hop in ["connection", "keep-alive", "te", "trailer", "upgrade", "proxy-connection"] {
+        assert!(!names.iter().any(|n| n == hop), "{hop} forwarded");
+    }
+}
+
+/// The fast path's response head rewriting: what it sends to the client parses as a response with the same
+/// status and no hop-by-hop header but its own `Connection: close`.
+pub fn h1_response(raw: &[u8], head_request: bool, close: bool) {
+    use crate::h1::{Framing, ParsedResponse, parse_response};
+    let mut out = Vec::new();
+    let ParsedResponse::Ready(head) = parse_response(raw, head_request, close, &mut out) else { return };
+    assert!(head.len <= raw.len());
+    let mut storage = crate::h1::header_buf();
+    let mut parsed = httparse::Response::new(&mut storage);
+    assert_eq!(
+        parsed.parse(&out).ok(),
+        Some(httparse::Status::Complete(out.len())),
+        "{:?}",
+        String::from_utf8_lossy(&out)
+    );
+    assert_eq!(parsed.code, Some(head.status));
+    let connection: Vec<&[u8]> =
+        parsed.headers.iter().filter(|h| h.name.eq_ignore_ascii_case("connection")).map(|h| h.value).collect();
+    let closes = close || head.framing == Framing::Close;
+    assert_eq!(connection, if closes { vec![&b"close"[..]] } else { vec![] });
+    for hop in ["keep-alive", "te", "trailer", "upgrade", "proxy-connection"] {
+        assert!(!parsed.headers.iter().any(|h| h.name.eq_ignore_ascii_case(hop)), "{hop} forwarded");
+    }
+    if head.framing == Framing::Chunked {
+        assert!(parsed.headers.iter().any(|h| h.name.eq_ignore_ascii_case("transfer-encoding")));
+    }
+}
+
+/// The chunked-body scanner gives the same result whatever pieces the body arrives in.
+pub fn chunked(body: &[u8], cuts: &[u16]) {
+    let mut whole = crate::h1::Chunked::new();
+    let expected = whole.scan(body).map(|n| (n, whole.is_done()));
+    let mut pieces = crate::h1::Chunked::new();
+    let mut at = 0;
+    let mut got = Ok((0, false));
+    let mut bounds: Vec<usize> = cuts.iter().map(|c| usize::from(*c) % (body.len() + 1)).collect();
+    bounds.sort_unstable();
+    bounds.push(body.len());
+    for end in bounds {
+        if end < at {
+            continue;
+        }
+        match pieces.scan(&body[at..end]) {
+            Ok(n) => {
+                got = Ok((at + n, pieces.is_done()));
+                if pieces.is_done() {
+                    break;
+                }
+                at = end;
+            }
+            Err(e) => {
+                got = Err(e);
+                break;
+            }
+        }
+    }
+    assert_eq!(got, expected);
+}

@@ -9,7 +9,9 @@
 
 mod access_log;
 mod control;
+mod fast;
 mod forward;
+mod h1;
 mod health;
 mod listener;
 mod metrics;

@@ -22,6 +22,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
+use crate::fast::{self, Outcome, Rewind};
 use crate::forward::{ConnInfo, Forwarder, ProxyBody, TlsInfo, cipher_name, fixed, protocol_name};
 use crate::metrics::ConnCounters;
 use crate::route::{redirect_location, request_host};
@@ -71,6 +72,11 @@ impl Activity {
         if self.active.load(Ordering::Relaxed) == 0 {
             self.head_pending.store(true, Ordering::Relaxed);
         }
+    }
+
+    /// The proxy is shutting down: HTTP/1 responses say `Connection: close`.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
     }
 
     /// A request head is complete and its request starts.
@@ -274,6 +280,65 @@ async fn serve_connection<T, F, Fut>(
     let _ = tokio::time::timeout(limits.drain, conn).await;
 }
 
+/// Serves an HTTP/1.1 connection on the fast path (`fast.rs`) with the same idle, header-read and draining
+/// rules as [`serve_connection`]; a request the fast path leaves to hyper hands the connection, with the
+/// bytes already read, to [`serve_connection`] for the rest of its life.
+async fn serve_h1<T>(
+    io: T,
+    limits: Limits,
+    mut shutdown: watch::Receiver<bool>,
+    forwarder: Arc<Forwarder>,
+    conn: Arc<ConnInfo>,
+) where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let activity = Activity::new();
+    let stop = tokio::sync::Notify::new();
+    let outcome = {
+        let io = IdleIo { inner: io, activity: activity.clone() };
+        let served = fast::serve(io, &forwarder, &conn, &activity, &stop);
+        tokio::pin!(served);
+        enum First<S> {
+            Done(Outcome<S>),
+            Drain,
+        }
+        let first = tokio::select! {
+            outcome = served.as_mut() => First::Done(outcome),
+            () = activity.idle_for(limits.idle) => First::Done(Outcome::Closed),
+            () = shutdown_requested(&mut shutdown) => First::Drain,
+            () = activity.head_overdue(limits.header_read) => {
+                tracing::debug!("closing a connection whose request head is overdue");
+                First::Done(Outcome::Closed)
+            }
+        };
+        match first {
+            First::Done(outcome) => outcome,
+            // Shutdown: the same draining as `serve_connection`'s.
+            First::Drain => {
+                activity.draining.store(true, Ordering::Relaxed);
+                let deadline = tokio::time::sleep(limits.drain);
+                let outcome = tokio::select! {
+                    outcome = served.as_mut() => Some(outcome),
+                    () = activity.idle_for(DRAIN_QUIET.min(limits.idle)) => None,
+                    () = deadline => None,
+                };
+                match outcome {
+                    Some(outcome) => outcome,
+                    None => {
+                        stop.notify_one();
+                        tokio::time::timeout(limits.drain, served).await.unwrap_or(Outcome::Closed)
+                    }
+                }
+            }
+        }
+    };
+    if let Outcome::Fallback(io, read) = outcome {
+        let head = Some(limits.header_read);
+        let handler = move |req, active| forwarder.clone().handle(req, conn.clone(), active);
+        serve_connection(Rewind::new(read, io.inner), activity, limits, head, shutdown, handler).await;
+    }
+}
+
 /// While draining, an HTTP/1 keep-alive connection this long without traffic is closed.
 const DRAIN_QUIET: Duration = Duration::from_secs(1);
 
@@ -370,6 +435,10 @@ pub(crate) async fn serve_https(
                 sni: session.server_name().map(Arc::from),
             };
             let conn = Arc::new(ConnInfo::new(peer, port, Some(info)));
+            if !h2 && forwarder.fast_path() {
+                serve_h1(tls, limits, shutdown, forwarder, conn).await;
+                return;
+            }
             let head_timeout = (!h2).then_some(limits.header_read);
             let handler = move |req, active| forwarder.clone().handle(req, conn.clone(), active);
             serve_connection(tls, Activity::new(), limits, head_timeout, shutdown, handler).await;
@@ -421,6 +490,10 @@ pub(crate) async fn serve_http(
             let head = Some(limits.header_read);
             if forward {
                 let conn = Arc::new(ConnInfo::new(peer, port, None));
+                if forwarder.fast_path() {
+                    serve_h1(tcp, limits, shutdown, forwarder, conn).await;
+                    return;
+                }
                 let handler = move |req, active| forwarder.clone().handle(req, conn.clone(), active);
                 serve_connection(tcp, Activity::new(), limits, head, shutdown, handler).await;
             } else {

@@ -540,6 +540,13 @@ impl ForwardRoute {
         })
     }
 
+    /// Whether requests can take the HTTP/1.1 fast path: no stickiness (forward-action or target) and no h2c
+    /// group, so routing never reads cookies or sets any. Checked before [`ForwardRoute::pick`], which advances
+    /// the round robin.
+    pub fn is_plain(&self) -> bool {
+        self.stickiness.is_none() && self.groups.iter().all(|(g, _)| g.target_sticky.is_none() && !g.h2c)
+    }
+
     /// Routes a request by its cookies: the group its `AWSALBTG` cookie names while that has a healthy target
     /// (only when the action is sticky), else one by weight; within the group the target its stickiness
     /// cookie pins while healthy, else one by the group's algorithm. `None`: no healthy target (503).
@@ -803,6 +810,19 @@ mod tests {
     }
 
     const T0: Now = Now { mono_ms: 1_000_000, epoch_secs: 1_795_781_619 };
+
+    #[test]
+    fn only_routes_without_stickiness_or_h2c_are_plain() {
+        let mk = |id: &str| GroupRoute::new(id, vec![test_target(id, &format!("{id}-0"), Status::HEALTHY)]);
+        assert!(ForwardRoute::new(vec![(mk("a"), 1), (mk("b"), 1)], None).is_plain());
+        assert!(!ForwardRoute::new(vec![(mk("a"), 1)], Some(60)).is_plain());
+        let mut h2c = mk("b");
+        h2c.h2c = true;
+        assert!(!ForwardRoute::new(vec![(mk("a"), 1), (h2c, 1)], None).is_plain());
+        let mut h2c_unused = mk("c");
+        h2c_unused.h2c = true;
+        assert!(ForwardRoute::new(vec![(mk("a"), 1), (h2c_unused, 0)], None).is_plain(), "weight 0 is dropped");
+    }
 
     #[test]
     fn stickiness_pins_a_group_while_it_is_healthy() {

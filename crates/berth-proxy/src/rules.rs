@@ -339,6 +339,11 @@ impl<A> RuleSet<A> {
         RuleSet { before: rules, hosts: map, after }
     }
 
+    /// Whether a rule looks at request headers (the fast path then builds a header map for [`RuleSet::find`]).
+    pub fn uses_headers(&self) -> bool {
+        self.before.iter().chain(&self.after).any(|(_, conds, _)| conds.iter().any(|c| matches!(c, Cond::Header(..))))
+    }
+
     /// The first matching rule's payload; `None`: the default action (404).
     pub fn find(&self, req: &RequestView<'_>) -> Option<(Matched, &A)> {
         fn explicit<'r, A>(rules: &'r [(u32, Vec<Cond>, A)], req: &RequestView<'_>) -> Option<&'r (u32, Vec<Cond>, A)> {

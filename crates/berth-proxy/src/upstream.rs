@@ -1,7 +1,8 @@
 //! Pooled keep-alive HTTP/1.1 connections to targets. Each listener worker has its own [`Pool`], so a request
 //! and its upstream connection live on the same thread and the pool's lock is never contended across cores.
 //! A connection goes back to the pool when its response body has been read to the end; one that the target
-//! closed, or that idled past the idle timeout, is dropped.
+//! closed, or that idled past the idle timeout, is dropped. The HTTP/1.1 fast path (`fast.rs`) keeps its
+//! own raw connections ([`RawConn`]: a socket and its read buffer) in the same pool.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -29,8 +30,39 @@ struct Idle {
 /// One worker's idle upstream connections, by target address.
 pub(crate) struct Pool {
     idle: Mutex<HashMap<SocketAddr, Vec<Idle>>>,
+    raw: Mutex<HashMap<SocketAddr, Vec<RawConn>>>,
     idle_timeout: Duration,
 }
+
+/// A keep-alive HTTP/1.1 connection to a target for the fast path, with its read buffer (kept with the
+/// connection, so it is allocated once per connection, not per request).
+#[derive(Debug)]
+pub(crate) struct RawConn {
+    pub tcp: tokio::net::TcpStream,
+    pub buf: Vec<u8>,
+    since: Instant,
+}
+
+impl RawConn {
+    /// A new connection to `addr` (within [`CONNECT_TIMEOUT`]).
+    pub async fn connect(addr: SocketAddr) -> std::io::Result<RawConn> {
+        let tcp = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(addr))
+            .await
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
+        tcp.set_nodelay(true)?;
+        Ok(RawConn { tcp, buf: Vec::with_capacity(RAW_BUF), since: Instant::now() })
+    }
+
+    /// Whether an idle connection is still usable: the target has neither closed it nor sent anything. The
+    /// check costs no system call unless the socket was reported readable.
+    fn idle_and_open(&self) -> bool {
+        let mut probe = [0u8; 1];
+        matches!(self.tcp.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    }
+}
+
+/// A raw connection's read buffer size.
+pub(crate) const RAW_BUF: usize = 16 * 1024;
 
 impl std::fmt::Debug for Pool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -61,7 +93,7 @@ impl Drop for Pooled {
 
 impl Pool {
     pub fn new(idle_timeout: Duration) -> Arc<Pool> {
-        Arc::new(Pool { idle: Mutex::new(HashMap::new()), idle_timeout })
+        Arc::new(Pool { idle: Mutex::new(HashMap::new()), raw: Mutex::new(HashMap::new()), idle_timeout })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, Vec<Idle>>> {
@@ -107,6 +139,37 @@ impl Pool {
             list.retain(|i| !i.sender.is_closed() && i.since.elapsed() < timeout);
             !list.is_empty()
         });
+        self.lock_raw().retain(|_, list| {
+            list.retain(|c| c.since.elapsed() < timeout && c.idle_and_open());
+            !list.is_empty()
+        });
+    }
+
+    fn lock_raw(&self) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, Vec<RawConn>>> {
+        self.raw.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The most recently returned raw connection to `addr` that is still open and not expired.
+    pub fn checkout_raw(&self, addr: SocketAddr) -> Option<RawConn> {
+        let mut raw = self.lock_raw();
+        let list = raw.get_mut(&addr)?;
+        while let Some(c) = list.pop() {
+            if c.since.elapsed() < self.idle_timeout && c.idle_and_open() {
+                return Some(c);
+            }
+        }
+        None
+    }
+
+    /// Keeps a raw connection whose last response was read to its end, for the next request to `addr`.
+    pub fn checkin_raw(&self, addr: SocketAddr, mut conn: RawConn) {
+        conn.buf.clear();
+        conn.since = Instant::now();
+        let mut raw = self.lock_raw();
+        let list = raw.entry(addr).or_default();
+        if list.len() < MAX_IDLE_PER_TARGET {
+            list.push(conn);
+        }
     }
 
     /// Sweeps every few seconds, forever (run on the worker that owns the pool).

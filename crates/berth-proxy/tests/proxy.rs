@@ -1433,3 +1433,93 @@ async fn target_stickiness_pins_clients_by_cookie() {
     }
     proxy.stop().await;
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// The HTTP/1.1 fast path, byte by byte.
+
+/// Writes `parts` (pausing between them, so bodies arrive in pieces) and reads until the proxy closes.
+async fn raw_exchange(addr: SocketAddr, parts: &[&str]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = TcpStream::connect(addr).await.expect("connect");
+    for part in parts {
+        tcp.write_all(part.as_bytes()).await.expect("write");
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    let mut out = Vec::new();
+    tokio::time::timeout(WAIT, tcp.read_to_end(&mut out)).await.expect("closed in time").expect("read");
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http1_fast_path_pipelines_streams_bodies_and_hands_over_to_hyper() {
+    let ca = Ca::generate().expect("ca");
+    let cert = ca.issue(&[HOST.into()], &[]).expect("cert");
+    let server = FakeServer::start().await;
+    let backend = Backend::start("web").await;
+    server.publish(table(
+        1,
+        &[(HOST, &cert)],
+        &Spec { hosts: &[(HOST, &[("tg", 1)])], groups: &[("tg", &[("web", &backend, TargetState::Registered)])] },
+    ));
+    let proxy = start_proxy_with(server.url(), state_file("fast"), |c| c.http_forward = true).await;
+    wait_version(&proxy, 1).await;
+    wait_status(proxy.https_addr(), &ca, HOST, StatusCode::OK).await;
+    let addr = proxy.http_addr();
+
+    // Pipelined in one write: a GET with a prior X-Forwarded-For, a chunked POST and a Content-Length POST
+    // (both echoed), a HEAD, then an HTTP/1.0 request, which hyper serves (and closes after).
+    let pipelined = format!(
+        "GET /a HTTP/1.1\r\nHost: {HOST}\r\nX-Forwarded-For: 1.2.3.4\r\nConnection: keep-alive\r\n\r\n\
+         POST /echo HTTP/1.1\r\nHost: {HOST}\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n4;x=y\r\ndefg\r\n0\r\n\r\n\
+         POST /echo HTTP/1.1\r\nHost: {HOST}\r\nContent-Length: 5\r\n\r\nhello\
+         HEAD /h HTTP/1.1\r\nHost: {HOST}\r\n\r\n\
+         GET /old HTTP/1.0\r\nHost: {HOST}\r\n\r\n"
+    );
+    let text = raw_exchange(addr, &[&pipelined]).await;
+    assert_eq!(text.matches(" 200 OK\r\n").count(), 5, "{text}");
+    assert!(text.contains("x-seen-x-forwarded-for: 1.2.3.4, 127.0.0.1\r\n"), "{text}");
+    assert!(text.contains("x-seen-x-forwarded-proto: http\r\n"), "{text}");
+    assert!(text.contains("x-seen-x-amzn-trace-id: Root=1-"), "{text}");
+    assert!(text.contains("3\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\n") && text.contains("\r\n\r\nhello"), "{text}");
+    assert!(!text.to_ascii_lowercase().contains("keep-alive"), "{text}");
+
+    // A chunked body and a Content-Length body arriving in pieces; Connection: close ends the connection.
+    let text = raw_exchange(
+        addr,
+        &[
+            &format!("POST /echo HTTP/1.1\r\nHost: {HOST}\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel"),
+            "lo\r\n",
+            "6\r\n world\r\n0\r\n\r\n",
+            &format!("PUT /echo HTTP/1.1\r\nHost: {HOST}\r\nContent-Length: 6\r\nConnection: close\r\n\r\nab"),
+            "cdef",
+        ],
+    )
+    .await;
+    assert_eq!(text.matches("HTTP/1.1 200 OK\r\n").count(), 2, "{text}");
+    assert!(text.contains("hel") && text.contains(" world") && text.contains("\r\n\r\nabcdef"), "{text}");
+    assert!(text.contains("connection: close\r\n"), "{text}");
+
+    // An invalid chunked body is a 400 and the end of the connection; a target reset is a 502 (and the
+    // connection goes on); a malformed head is hyper's 400.
+    let text = raw_exchange(
+        addr,
+        &[&format!("POST /echo HTTP/1.1\r\nHost: {HOST}\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")],
+    )
+    .await;
+    assert!(text.starts_with("HTTP/1.1 400 "), "{text}");
+    let text = raw_exchange(
+        addr,
+        &[&format!(
+            "GET /reset HTTP/1.1\r\nHost: {HOST}\r\n\r\nGET / HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n"
+        )],
+    )
+    .await;
+    assert!(text.starts_with("HTTP/1.1 502 Bad Gateway\r\n") && text.contains("HTTP/1.1 200 OK\r\n"), "{text}");
+    let text = raw_exchange(addr, &["GET / HTTP/1.1\r\nHo st: x\r\n\r\n"]).await;
+    assert!(text.starts_with("HTTP/1.1 400 "), "{text}");
+    // Unknown host: hyper's 404 after the fast path handed over.
+    let text = raw_exchange(addr, &["GET / HTTP/1.1\r\nHost: nowhere.test\r\nConnection: close\r\n\r\n"]).await;
+    assert!(text.starts_with("HTTP/1.1 404 "), "{text}");
+    server.wait_report("nothing in flight", |r| health_of(r, "web").is_some_and(|h| h.2 == 0)).await;
+    proxy.stop().await;
+}
