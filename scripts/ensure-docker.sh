@@ -38,7 +38,8 @@ if command -v pgrep >/dev/null 2>&1 && pgrep -x dockerd >/dev/null 2>&1; then
     log "dockerd is running but not answering yet; waiting"
 else
     log "starting dockerd in the background (log: $LOG_FILE)"
-    nohup dockerd >>"$LOG_FILE" 2>&1 </dev/null &
+    # Its own session (setsid): a daemon started from a job must not die with that job's process group.
+    setsid nohup dockerd >>"$LOG_FILE" 2>&1 </dev/null &
     log "dockerd started (pid $!)"
 fi
 
