@@ -46,8 +46,10 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Deletes a subnet and its tags.
     pub fn subnet_delete(&self, id: &str) -> Result<()> {
         self.conn().execute("DELETE FROM ec2_subnets WHERE id = ?1", [id])?;
+        self.conn().execute("DELETE FROM ec2_tags WHERE resource_id = ?1", [id])?;
         Ok(())
     }
 }
