@@ -292,6 +292,7 @@ fn table(version: u64, certs: &[(&str, &IssuedCert)], spec: &Spec<'_>) -> RouteT
         rules: vec![],
         source_filters: vec![],
         stickiness_key: String::new(),
+        load_balancers: vec![],
     }
 }
 
@@ -760,7 +761,7 @@ async fn slow_request_heads_are_cut_but_idle_keep_alive_is_not() {
 // Listener rules, metrics, access logs, WebSocket, h2c.
 
 fn rule(arn: &str, priority: u32, conditions: Vec<Condition>, action: RuleAction) -> Rule {
-    Rule { arn: arn.into(), priority, conditions, actions: vec![action] }
+    Rule { arn: arn.into(), priority, conditions, actions: vec![action], load_balancer: None }
 }
 
 fn forward_to(groups: &[(&str, u32)], stickiness: Option<u32>) -> RuleAction {

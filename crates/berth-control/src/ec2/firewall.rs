@@ -165,7 +165,10 @@ impl Control {
                         tracing::warn!(error = %e, "cannot record the VPC's CIDR");
                     }
                     // Internal load balancers listen on the gateway: publish them once it is known.
-                    match info.gateway.map(|g| self.tx(|tx| crate::elbv2::network::record_gateway(tx, &self.config.network, g))) {
+                    match info
+                        .gateway
+                        .map(|g| self.tx(|tx| crate::elbv2::network::record_gateway(tx, &self.config.network, g)))
+                    {
                         Some(Ok(true)) => {
                             if let Err(e) = self.publish_routes() {
                                 tracing::warn!(error = %e, "cannot publish routes after learning the network's gateway");

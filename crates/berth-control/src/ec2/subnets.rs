@@ -65,7 +65,12 @@ pub(crate) fn privacy_of_ids(tx: &Tx<'_>, ids: &[String]) -> Result<Privacy, Con
 }
 
 fn parse_block(s: &str) -> Result<Cidr, ControlError> {
-    s.parse().map_err(|_| err(ErrorCode::InvalidParameterValue, format!("Value ({s}) for parameter cidrBlock is invalid. This is not a valid CIDR block.")))
+    s.parse().map_err(|_| {
+        err(
+            ErrorCode::InvalidParameterValue,
+            format!("Value ({s}) for parameter cidrBlock is invalid. This is not a valid CIDR block."),
+        )
+    })
 }
 
 fn overlaps(a: Cidr, b: Cidr) -> bool {
@@ -122,7 +127,8 @@ fn user_of(tx: &Tx<'_>, subnet: &str) -> Result<Option<String>, ControlError> {
             continue;
         }
         let config = crate::ecs::revision_config(tx, &s.target_revision)?;
-        let uses = config.network_configuration.and_then(|n| n.subnets).is_some_and(|ids| ids.iter().any(|i| i == subnet));
+        let uses =
+            config.network_configuration.and_then(|n| n.subnets).is_some_and(|ids| ids.iter().any(|i| i == subnet));
         if uses {
             return Ok(Some(s.arn));
         }

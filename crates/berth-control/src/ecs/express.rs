@@ -481,10 +481,8 @@ fn new_revision(
         crate::ec2::subnets::Privacy::Public => AccessType::Public,
         crate::ec2::subnets::Privacy::Private => AccessType::Private,
     };
-    config.ingress_paths = Some(vec![IngressPathSummary {
-        access_type: Some(access),
-        endpoint: Some(service.endpoint_host.clone()),
-    }]);
+    config.ingress_paths =
+        Some(vec![IngressPathSummary { access_type: Some(access), endpoint: Some(service.endpoint_host.clone()) }]);
     config.created_at = Some(Timestamp(t));
     let json = serde_json::to_string(&config).map_err(|e| ControlError::invalid(e.to_string()))?;
     tx.revision_insert(&RevisionRow {
