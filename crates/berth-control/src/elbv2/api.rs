@@ -35,6 +35,7 @@ pub(crate) fn handle(c: &Control, op: Operation) -> Result<Output, ControlError>
             | O::ModifyTargetGroupAttributes(_)
             | O::RegisterTargets(_)
             | O::DeregisterTargets(_)
+            | O::ModifyLoadBalancerAttributes(_)
     );
     let out = match op {
         O::DescribeLoadBalancers(r) => Output::DescribeLoadBalancers(c.tx(|tx| describe_lbs(c, tx, r))?),
