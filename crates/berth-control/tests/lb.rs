@@ -215,6 +215,7 @@ async fn private_services_get_an_internal_load_balancer_on_the_gateway_never_sha
     assert!(t_int.hosts.contains(&host(&private2)));
     let t_pub = w.table_lb(&host(&public));
     assert_eq!((t_pub.scheme, t_pub.https_listen), (Scheme::InternetFacing, None));
+    assert_eq!(Some(&t_pub.arn), facing.load_balancer_arn.as_ref());
     let table = w.table();
     let rule_lb = |h: &str| {
         table.rules.iter().find(|r| format!("{:?}", r.conditions).contains(h)).and_then(|r| r.load_balancer.clone())

@@ -393,7 +393,8 @@ mod tests {
         let own_http: SocketAddr = "127.0.0.5:8080".parse().expect("addr");
         let internal: SocketAddr = "172.18.0.1:8443".parse().expect("addr");
         // (socket, https, host, client, Ok(matched rule) / Err)
-        let cases: &[(Option<SocketAddr>, bool, &str, &str, Result<Option<&str>, Refusal>)] = &[
+        type Case<'a> = (Option<SocketAddr>, bool, &'a str, &'a str, Result<Option<&'a str>, Refusal>);
+        let cases: &[Case<'_>] = &[
             (None, true, "a.example", "127.0.0.1", Ok(Some("r-a"))),
             (None, true, "a.example", "127.0.0.2", Err(Refusal::Source)),
             (None, true, "x.wild.example", "127.0.0.1", Ok(Some("r-wild"))),

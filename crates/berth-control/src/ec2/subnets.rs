@@ -215,7 +215,8 @@ mod tests {
 
     #[test]
     fn privacy_table() {
-        let cases: &[(&[(&str, bool)], Option<Privacy>)] = &[
+        type Case<'a> = (&'a [(&'a str, bool)], Option<Privacy>);
+        let cases: &[Case<'_>] = &[
             (&[], Some(Privacy::Public)),
             (&[("a", true), ("b", true)], Some(Privacy::Public)),
             (&[("a", false)], Some(Privacy::Private)),
