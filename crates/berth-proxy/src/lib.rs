@@ -329,48 +329,62 @@ impl OwnListeners {
     }
 }
 
-/// Binds and closes load balancers' own sockets as the served table asks (`want`: (address, HTTPS?)), handing
-/// each new one to every worker. A socket that cannot be bound (its address is not on this host yet) is
-/// retried every few seconds; its load balancer is not served elsewhere meanwhile.
+/// The own sockets bound now, by (address, HTTPS?); dropping one's sender closes it in every worker.
+type OwnBound = std::collections::HashMap<(SocketAddr, bool), watch::Sender<bool>>;
+
+/// Brings `bound` to `wanted`: closes sockets no longer wanted (their open connections drain) and binds new ones,
+/// handing a duplicate to every worker. Returns whether some socket could not be bound.
+fn bind_own_sockets(
+    wanted: &[(SocketAddr, bool)],
+    bound: &mut OwnBound,
+    workers: &[tokio::sync::mpsc::UnboundedSender<OwnSocket>],
+) -> bool {
+    bound.retain(|key, _| wanted.contains(key));
+    let mut failed = false;
+    for &key in wanted {
+        if bound.contains_key(&key) {
+            continue;
+        }
+        let (addr, https) = key;
+        let socket = match bind_shared(addr) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for a load balancer yet; retrying");
+                failed = true;
+                continue;
+            }
+        };
+        let (stop, stop_rx) = watch::channel(false);
+        for worker in workers {
+            match socket.try_clone() {
+                Ok(listener) => {
+                    let _ = worker.send(OwnSocket { addr, https, listener, stop: stop_rx.clone() });
+                }
+                Err(e) => tracing::warn!(%addr, error = %e, "cannot hand a load balancer socket to a worker"),
+            }
+        }
+        tracing::info!(%addr, https, "listening for a load balancer");
+        bound.insert(key, stop);
+    }
+    failed
+}
+
+/// Binds and closes load balancers' own sockets as the served table asks (`want`: (address, HTTPS?)). A socket
+/// that cannot be bound (its address is not on this host yet) is retried every 2 s; its load balancer is not
+/// served elsewhere meanwhile.
 async fn manage_own_sockets(
     mut want: watch::Receiver<Vec<(SocketAddr, bool)>>,
     workers: Vec<tokio::sync::mpsc::UnboundedSender<OwnSocket>>,
+    mut bound: OwnBound,
+    mut failed: bool,
 ) {
-    let mut bound: std::collections::HashMap<(SocketAddr, bool), watch::Sender<bool>> = Default::default();
     loop {
-        let wanted = want.borrow_and_update().clone();
-        // Dropping a socket's sender stops it in every worker (open connections drain).
-        bound.retain(|key, _| wanted.contains(key));
-        let mut failed = false;
-        for key in wanted {
-            if bound.contains_key(&key) {
-                continue;
-            }
-            let (addr, https) = key;
-            let socket = match bind_shared(addr) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot listen for a load balancer yet; retrying");
-                    failed = true;
-                    continue;
-                }
-            };
-            let (stop, stop_rx) = watch::channel(false);
-            for worker in &workers {
-                match socket.try_clone() {
-                    Ok(listener) => {
-                        let _ = worker.send(OwnSocket { addr, https, listener, stop: stop_rx.clone() });
-                    }
-                    Err(e) => tracing::warn!(%addr, error = %e, "cannot hand a load balancer socket to a worker"),
-                }
-            }
-            tracing::info!(%addr, https, "listening for a load balancer");
-            bound.insert(key, stop);
-        }
         tokio::select! {
             changed = want.changed() => if changed.is_err() { return },
             () = tokio::time::sleep(Duration::from_secs(2)), if failed => {}
         }
+        let wanted = want.borrow_and_update().clone();
+        failed = bind_own_sockets(&wanted, &mut bound, &workers);
     }
 }
 
@@ -461,7 +475,13 @@ impl Proxy {
         }
         // The workers hold duplicates; these originals are not polled by anyone.
         drop((https, http));
-        background.push(tokio::spawn(manage_own_sockets(listen_rx, own_senders)));
+        // The saved table's own sockets are bound before the proxy reports itself started (a replacement proxy
+        // must listen everywhere its predecessor does before that one goes).
+        let mut listen_rx = listen_rx;
+        let mut own_bound = OwnBound::new();
+        let wanted = listen_rx.borrow_and_update().clone();
+        let failed = bind_own_sockets(&wanted, &mut own_bound, &own_senders);
+        background.push(tokio::spawn(manage_own_sockets(listen_rx, own_senders, own_bound, failed)));
         if let Some(listener) = metrics_listener {
             background.push(tokio::spawn(serve_metrics(listener, metrics, snapshot.clone())));
         }
