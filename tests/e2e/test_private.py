@@ -10,6 +10,7 @@ import ipaddress
 import socket
 import ssl
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -124,8 +125,10 @@ def test_a_private_service_is_served_on_the_vpc_side_only(berth, python_image):
         # Narrowing its load balancer group refuses the connection itself (closed before TLS).
         group = lb_group(ec2, name)
         ec2.revoke_security_group_ingress(GroupId=group, IpPermissions=EVERYONE_443)
+        started = time.monotonic()
         wait_for("the internal load balancer to refuse", lambda: https_status(berth, gw, port, host) == "closed", 10,
                  interval=0.05)
+        print(f"\ninternal load balancer closed connections {time.monotonic() - started:.3f}s after the revoke")
         assert https_from_container(berth, python_image, host, gw, port).startswith("closed")
         ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=EVERYONE_443)
         wait_for("the internal load balancer to serve again", lambda: https_status(berth, gw, port, host) == 200, 10,
@@ -188,7 +191,6 @@ def test_a_pool_address_serves_only_its_own_hosts(berth):
         ctx = ssl.create_default_context(cafile=str(other.ca_path))
 
         def idle_closed_after() -> float | None:
-            import time
             raw = socket.create_connection(("127.0.0.7", https), timeout=10, source_address=("127.0.0.1", 0))
             tls = ctx.wrap_socket(raw, server_hostname=host)
             started = time.monotonic()
