@@ -121,6 +121,9 @@ SERVICES = {
         "operations": [
             "DescribeVpcs",
             "DescribeSubnets",
+            "CreateSubnet",
+            "DeleteSubnet",
+            "ModifySubnetAttribute",
             "CreateSecurityGroup",
             "DeleteSecurityGroup",
             "DescribeSecurityGroups",

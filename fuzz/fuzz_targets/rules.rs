@@ -55,6 +55,7 @@ fuzz_target!(|input: Input| {
                 })
                 .collect(),
             actions: vec![RuleAction::Forward { target_groups: vec![], stickiness: None }],
+            load_balancer: None,
         })
         .collect();
     let (ip, v4) = input.source;

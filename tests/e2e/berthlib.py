@@ -208,6 +208,8 @@ class BerthInstance:
     preexisting_containers: set[str] = field(default_factory=set)
     # The task endpoint's credentials and API ports (on 169.254.170.2), distinct per instance.
     task_ports: list[int] = field(default_factory=lambda: pick_free_ports(2))
+    # More `[proxy]` settings, e.g. `address_pool = ["127.0.0.5"]`.
+    extra_proxy_config: list[str] = field(default_factory=list)
     _log_file: Any = None
     _ecs: Any = None
 
@@ -257,6 +259,7 @@ class BerthInstance:
                     f'https_listen = "127.0.0.1:{self.ports.https}"',
                     f'http_listen = "127.0.0.1:{self.ports.http}"',
                     f"request_timeout_secs = {self.proxy_request_timeout_secs}",
+                    *self.extra_proxy_config,
                     "[deploy]",
                     f"drain_timeout_secs = {self.drain_timeout_secs}",
                     "[task_endpoint]",

@@ -25,6 +25,13 @@ pub struct ControlConfig {
     /// The reconciler reissues a listener certificate when it expires within this window (leaf certificates
     /// are valid 90 days; ACM renews 60 days before, berth 30).
     pub certificate_renew_before: Duration,
+    /// Addresses internet-facing load balancers may listen on by themselves, one each (`proxy.address_pool`);
+    /// a load balancer created when none is free shares the proxy's default sockets.
+    pub address_pool: Vec<std::net::IpAddr>,
+    /// The port of the proxy's HTTPS listener, also used by load balancers with their own address.
+    pub https_port: u16,
+    /// The port of the proxy's HTTP listener, likewise.
+    pub http_port: u16,
 }
 
 impl Default for ControlConfig {
@@ -40,6 +47,9 @@ impl Default for ControlConfig {
             secrets_key: None,
             task_endpoint: None,
             certificate_renew_before: Duration::from_secs(30 * 86_400),
+            address_pool: Vec::new(),
+            https_port: 443,
+            http_port: 80,
         }
     }
 }

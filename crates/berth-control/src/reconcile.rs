@@ -597,9 +597,9 @@ impl Control {
         let _serial = self.publishing.lock().unwrap_or_else(|e| e.into_inner());
         let current = self.routes.borrow().clone();
         let published = self.tx(|tx| {
-            let (certificates, rules, groups, tasks, sources) = self.route_inputs(tx)?;
+            let (certificates, rules, groups, tasks, load_balancers) = self.route_inputs(tx)?;
             let mut candidate = routes::build(current.version, &certificates, &rules, &groups, &tasks);
-            candidate.source_filters = sources;
+            candidate.load_balancers = load_balancers;
             candidate.stickiness_key = crate::elbv2::stickiness_key(tx)?;
             let version = if routes::same_routes(&candidate, &current) {
                 None
@@ -626,14 +626,14 @@ impl Control {
     }
 
     /// What the route table is built from: certificates (the default first), the HTTPS listeners' rules, every
-    /// target group, every task that may be a target, and the load balancer groups' source filters. The store
-    /// only, never the runtime.
+    /// target group, every task that may be a target, and the load balancers (addresses, hosts, the union of
+    /// their security groups' sources, idle timeouts). The store only, never the runtime.
     #[allow(clippy::type_complexity)]
     fn route_inputs(
         &self,
         tx: &Tx<'_>,
     ) -> Result<
-        (Vec<Certificate>, Vec<berth_routes::Rule>, Vec<GroupInput>, Vec<TaskTarget>, Vec<berth_routes::SourceFilter>),
+        (Vec<Certificate>, Vec<berth_routes::Rule>, Vec<GroupInput>, Vec<TaskTarget>, Vec<berth_routes::LoadBalancer>),
         ControlError,
     > {
         let services = tx.services_live(None)?;
@@ -650,7 +650,7 @@ impl Control {
                 certificates.push(route_certificate(c));
             }
         }
-        let rules = crate::elbv2::route_rules(tx, &hosts)?;
+        let (rules, load_balancers) = crate::elbv2::route_rules(self, tx, &hosts)?;
         let groups = crate::elbv2::route_groups(tx)?
             .into_iter()
             .map(|g| GroupInput {
@@ -679,8 +679,7 @@ impl Control {
                 })
             })
             .collect();
-        let sources = crate::ec2::express::route_source_filters(tx, &hosts)?;
-        Ok((certificates, rules, groups, targets, sources))
+        Ok((certificates, rules, groups, targets, load_balancers))
     }
 
     fn prune(&self, t: f64) -> Result<(), ControlError> {

@@ -97,6 +97,7 @@ pub fn same_routes(a: &RouteTable, b: &RouteTable) -> bool {
         && a.certificates == b.certificates
         && a.source_filters == b.source_filters
         && a.stickiness_key == b.stickiness_key
+        && a.load_balancers == b.load_balancers
 }
 
 #[cfg(test)]
@@ -138,6 +139,7 @@ mod tests {
                     .collect(),
                 stickiness: None,
             }],
+            load_balancer: None,
         }
     }
 
@@ -205,5 +207,12 @@ mod tests {
             http: vec![],
         }];
         assert!(!same_routes(&table, &narrowed), "and so is a load balancer group change");
+        let mut moved = build(9, &[], &rules, &groups, &tasks);
+        moved.load_balancers = vec![berth_routes::LoadBalancer {
+            arn: "lb".into(),
+            https_listen: Some("127.0.0.5:443".parse().expect("addr")),
+            ..Default::default()
+        }];
+        assert!(!same_routes(&table, &moved), "and a load balancer's new address");
     }
 }

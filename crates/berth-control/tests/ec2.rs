@@ -364,6 +364,7 @@ fn tcp_443(v4: &[&str], v6: &[&str]) -> Vec<ec2::IpPermission> {
 
 #[tokio::test]
 async fn narrowing_the_load_balancer_group_publishes_a_narrower_source_filter_at_once() {
+    // The filter belongs to the load balancer (the union of its groups), see tests/lb.rs for several services.
     let w = World::new("lbsources");
     w.create_express_roles().await;
     w.settle().await;
@@ -372,11 +373,11 @@ async fn narrowing_the_load_balancer_group_publishes_a_narrower_source_filter_at
     let routes = w.control.subscribe_routes();
     let filter_of = |host: &str| {
         let table = routes.borrow().clone();
-        let f = table.source_filters.iter().find(|f| f.hosts == [host.to_string()]).cloned();
-        (table.version, f.map(|f| (f.https, f.http)))
+        let f = table.load_balancers.iter().find(|l| l.hosts.iter().any(|h| h == host)).cloned();
+        (table.version, f.and_then(|l| l.sources).map(|s| (s.https, s.http)))
     };
-    let hosts: Vec<Vec<String>> = routes.borrow().source_filters.iter().map(|f| f.hosts.clone()).collect();
-    assert_eq!(hosts.len(), 1, "one filter per service endpoint: {hosts:?}");
+    let hosts: Vec<Vec<String>> = routes.borrow().load_balancers.iter().map(|l| l.hosts.clone()).collect();
+    assert_eq!(hosts.len(), 1, "one load balancer with the service's endpoint: {hosts:?}");
     let host = hosts[0][0].clone();
     assert!(host.starts_with("web-"), "{host}");
     let any = vec!["0.0.0.0/0".to_string(), "::/0".to_string()];

@@ -84,6 +84,11 @@ pub enum ErrorCode {
     Ec2RulesPerSecurityGroupLimitExceeded,
     /// EC2 security groups: the default group cannot be deleted.
     Ec2CannotDelete,
+    // EC2 subnets (lb: CreateSubnet / ModifySubnetAttribute).
+    /// The CIDR block is not inside the VPC's or has an invalid size.
+    Ec2InvalidSubnetRange,
+    /// The CIDR block overlaps another subnet's.
+    Ec2InvalidSubnetConflict,
     // ELBv2 (codes from the botocore `elbv2` model).
     DuplicateTagKeys,
     HealthUnavailable,
@@ -212,6 +217,8 @@ impl ErrorCode {
             Ec2SecurityGroupLimitExceeded => "SecurityGroupLimitExceeded",
             Ec2RulesPerSecurityGroupLimitExceeded => "RulesPerSecurityGroupLimitExceeded",
             Ec2CannotDelete => "CannotDelete",
+            Ec2InvalidSubnetRange => "InvalidSubnet.Range",
+            Ec2InvalidSubnetConflict => "InvalidSubnet.Conflict",
             DuplicateTagKeys => "DuplicateTagKeys",
             HealthUnavailable => "HealthUnavailable",
             IncompatibleProtocols => "IncompatibleProtocols",
@@ -325,6 +332,8 @@ impl ErrorCode {
             | Ec2SecurityGroupLimitExceeded
             | Ec2RulesPerSecurityGroupLimitExceeded
             | Ec2CannotDelete
+            | Ec2InvalidSubnetRange
+            | Ec2InvalidSubnetConflict
             | DuplicateTagKeys
             | IncompatibleProtocols
             | InvalidConfigurationRequest

@@ -15,6 +15,18 @@ pub const PROTOCOL: &str = "ec2";
 pub const XML_NAMESPACE: &str = "http://ec2.amazonaws.com/doc/2016-11-15/";
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AttributeBooleanValue {
+    #[serde(rename = "Value", default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<bool>,
+}
+
+impl AttributeBooleanValue {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {}
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AuthorizeSecurityGroupEgressRequest {
     #[serde(rename = "TagSpecifications", default, skip_serializing_if = "Option::is_none")]
     pub tag_specifications: Option<Vec<TagSpecification>>,
@@ -191,6 +203,59 @@ impl CreateSecurityGroupResult {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CreateSubnetRequest {
+    #[serde(rename = "TagSpecifications", default, skip_serializing_if = "Option::is_none")]
+    pub tag_specifications: Option<Vec<TagSpecification>>,
+    #[serde(rename = "AvailabilityZone", default, skip_serializing_if = "Option::is_none")]
+    pub availability_zone: Option<String>,
+    #[serde(rename = "AvailabilityZoneId", default, skip_serializing_if = "Option::is_none")]
+    pub availability_zone_id: Option<String>,
+    #[serde(rename = "CidrBlock", default, skip_serializing_if = "Option::is_none")]
+    pub cidr_block: Option<String>,
+    #[serde(rename = "Ipv6CidrBlock", default, skip_serializing_if = "Option::is_none")]
+    pub ipv6_cidr_block: Option<String>,
+    #[serde(rename = "OutpostArn", default, skip_serializing_if = "Option::is_none")]
+    pub outpost_arn: Option<String>,
+    #[serde(rename = "VpcId", default, skip_serializing_if = "Option::is_none")]
+    pub vpc_id: Option<String>,
+    #[serde(rename = "Ipv6Native", default, skip_serializing_if = "Option::is_none")]
+    pub ipv6_native: Option<bool>,
+    #[serde(rename = "Ipv4IpamPoolId", default, skip_serializing_if = "Option::is_none")]
+    pub ipv4_ipam_pool_id: Option<String>,
+    #[serde(rename = "Ipv4NetmaskLength", default, skip_serializing_if = "Option::is_none")]
+    pub ipv4_netmask_length: Option<i32>,
+    #[serde(rename = "Ipv6IpamPoolId", default, skip_serializing_if = "Option::is_none")]
+    pub ipv6_ipam_pool_id: Option<String>,
+    #[serde(rename = "Ipv6NetmaskLength", default, skip_serializing_if = "Option::is_none")]
+    pub ipv6_netmask_length: Option<i32>,
+    #[serde(rename = "DryRun", default, skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<bool>,
+}
+
+impl CreateSubnetRequest {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {
+        match &self.vpc_id {
+            None => errors.push(crate::join_path(path, "VpcId")),
+            Some(v) => {}
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CreateSubnetResult {
+    #[serde(rename = "Subnet", default, skip_serializing_if = "Option::is_none")]
+    pub subnet: Option<Subnet>,
+}
+
+impl CreateSubnetResult {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {}
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CreateTagsRequest {
     #[serde(rename = "DryRun", default, skip_serializing_if = "Option::is_none")]
     pub dry_run: Option<bool>,
@@ -243,6 +308,25 @@ impl DeleteSecurityGroupResult {
     /// Records every missing required member below this value, with its path from the request root.
     #[allow(unused_variables)]
     pub fn validate(&self, path: &str, errors: &mut Vec<String>) {}
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeleteSubnetRequest {
+    #[serde(rename = "SubnetId", default, skip_serializing_if = "Option::is_none")]
+    pub subnet_id: Option<String>,
+    #[serde(rename = "DryRun", default, skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<bool>,
+}
+
+impl DeleteSubnetRequest {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {
+        match &self.subnet_id {
+            None => errors.push(crate::join_path(path, "SubnetId")),
+            Some(v) => {}
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -590,6 +674,43 @@ impl Ipv6Range {
     /// Records every missing required member below this value, with its path from the request root.
     #[allow(unused_variables)]
     pub fn validate(&self, path: &str, errors: &mut Vec<String>) {}
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ModifySubnetAttributeRequest {
+    #[serde(rename = "AssignIpv6AddressOnCreation", default, skip_serializing_if = "Option::is_none")]
+    pub assign_ipv6_address_on_creation: Option<AttributeBooleanValue>,
+    #[serde(rename = "MapPublicIpOnLaunch", default, skip_serializing_if = "Option::is_none")]
+    pub map_public_ip_on_launch: Option<AttributeBooleanValue>,
+    #[serde(rename = "SubnetId", default, skip_serializing_if = "Option::is_none")]
+    pub subnet_id: Option<String>,
+    #[serde(rename = "MapCustomerOwnedIpOnLaunch", default, skip_serializing_if = "Option::is_none")]
+    pub map_customer_owned_ip_on_launch: Option<AttributeBooleanValue>,
+    #[serde(rename = "CustomerOwnedIpv4Pool", default, skip_serializing_if = "Option::is_none")]
+    pub customer_owned_ipv4_pool: Option<String>,
+    #[serde(rename = "EnableDns64", default, skip_serializing_if = "Option::is_none")]
+    pub enable_dns64: Option<AttributeBooleanValue>,
+    #[serde(rename = "PrivateDnsHostnameTypeOnLaunch", default, skip_serializing_if = "Option::is_none")]
+    pub private_dns_hostname_type_on_launch: Option<HostnameType>,
+    #[serde(rename = "EnableResourceNameDnsARecordOnLaunch", default, skip_serializing_if = "Option::is_none")]
+    pub enable_resource_name_dns_a_record_on_launch: Option<AttributeBooleanValue>,
+    #[serde(rename = "EnableResourceNameDnsAAAARecordOnLaunch", default, skip_serializing_if = "Option::is_none")]
+    pub enable_resource_name_dns_aaaa_record_on_launch: Option<AttributeBooleanValue>,
+    #[serde(rename = "EnableLniAtDeviceIndex", default, skip_serializing_if = "Option::is_none")]
+    pub enable_lni_at_device_index: Option<i32>,
+    #[serde(rename = "DisableLniAtDeviceIndex", default, skip_serializing_if = "Option::is_none")]
+    pub disable_lni_at_device_index: Option<AttributeBooleanValue>,
+}
+
+impl ModifySubnetAttributeRequest {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {
+        match &self.subnet_id {
+            None => errors.push(crate::join_path(path, "SubnetId")),
+            Some(v) => {}
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -1933,6 +2054,9 @@ impl VpcState {
 pub enum Operation {
     DescribeVpcs(DescribeVpcsRequest),
     DescribeSubnets(DescribeSubnetsRequest),
+    CreateSubnet(CreateSubnetRequest),
+    DeleteSubnet(DeleteSubnetRequest),
+    ModifySubnetAttribute(ModifySubnetAttributeRequest),
     CreateSecurityGroup(CreateSecurityGroupRequest),
     DeleteSecurityGroup(DeleteSecurityGroupRequest),
     DescribeSecurityGroups(DescribeSecurityGroupsRequest),
@@ -1950,6 +2074,9 @@ pub enum Operation {
 pub enum Output {
     DescribeVpcs(DescribeVpcsResult),
     DescribeSubnets(DescribeSubnetsResult),
+    CreateSubnet(CreateSubnetResult),
+    DeleteSubnet(()),
+    ModifySubnetAttribute(()),
     CreateSecurityGroup(CreateSecurityGroupResult),
     DeleteSecurityGroup(DeleteSecurityGroupResult),
     DescribeSecurityGroups(DescribeSecurityGroupsResult),
@@ -1967,6 +2094,9 @@ impl Operation {
     pub const NAMES: &'static [&'static str] = &[
         "DescribeVpcs",
         "DescribeSubnets",
+        "CreateSubnet",
+        "DeleteSubnet",
+        "ModifySubnetAttribute",
         "CreateSecurityGroup",
         "DeleteSecurityGroup",
         "DescribeSecurityGroups",
@@ -1982,6 +2112,9 @@ impl Operation {
         match self {
             Self::DescribeVpcs(_) => "DescribeVpcs",
             Self::DescribeSubnets(_) => "DescribeSubnets",
+            Self::CreateSubnet(_) => "CreateSubnet",
+            Self::DeleteSubnet(_) => "DeleteSubnet",
+            Self::ModifySubnetAttribute(_) => "ModifySubnetAttribute",
             Self::CreateSecurityGroup(_) => "CreateSecurityGroup",
             Self::DeleteSecurityGroup(_) => "DeleteSecurityGroup",
             Self::DescribeSecurityGroups(_) => "DescribeSecurityGroups",
@@ -2000,6 +2133,9 @@ impl Operation {
         match name {
             "DescribeVpcs" => crate::decode_value(value).map(Self::DescribeVpcs),
             "DescribeSubnets" => crate::decode_value(value).map(Self::DescribeSubnets),
+            "CreateSubnet" => crate::decode_value(value).map(Self::CreateSubnet),
+            "DeleteSubnet" => crate::decode_value(value).map(Self::DeleteSubnet),
+            "ModifySubnetAttribute" => crate::decode_value(value).map(Self::ModifySubnetAttribute),
             "CreateSecurityGroup" => crate::decode_value(value).map(Self::CreateSecurityGroup),
             "DeleteSecurityGroup" => crate::decode_value(value).map(Self::DeleteSecurityGroup),
             "DescribeSecurityGroups" => crate::decode_value(value).map(Self::DescribeSecurityGroups),
@@ -2018,6 +2154,9 @@ impl Operation {
         match self {
             Self::DescribeVpcs(v) => crate::to_value(v),
             Self::DescribeSubnets(v) => crate::to_value(v),
+            Self::CreateSubnet(v) => crate::to_value(v),
+            Self::DeleteSubnet(v) => crate::to_value(v),
+            Self::ModifySubnetAttribute(v) => crate::to_value(v),
             Self::CreateSecurityGroup(v) => crate::to_value(v),
             Self::DeleteSecurityGroup(v) => crate::to_value(v),
             Self::DescribeSecurityGroups(v) => crate::to_value(v),
@@ -2038,6 +2177,21 @@ impl crate::Validate for DescribeVpcsRequest {
     }
 }
 impl crate::Validate for DescribeSubnetsRequest {
+    fn validate_required(&self, errors: &mut Vec<String>) {
+        self.validate("", errors)
+    }
+}
+impl crate::Validate for CreateSubnetRequest {
+    fn validate_required(&self, errors: &mut Vec<String>) {
+        self.validate("", errors)
+    }
+}
+impl crate::Validate for DeleteSubnetRequest {
+    fn validate_required(&self, errors: &mut Vec<String>) {
+        self.validate("", errors)
+    }
+}
+impl crate::Validate for ModifySubnetAttributeRequest {
     fn validate_required(&self, errors: &mut Vec<String>) {
         self.validate("", errors)
     }
@@ -2099,6 +2253,9 @@ impl Output {
         match self {
             Self::DescribeVpcs(_) => "DescribeVpcs",
             Self::DescribeSubnets(_) => "DescribeSubnets",
+            Self::CreateSubnet(_) => "CreateSubnet",
+            Self::DeleteSubnet(_) => "DeleteSubnet",
+            Self::ModifySubnetAttribute(_) => "ModifySubnetAttribute",
             Self::CreateSecurityGroup(_) => "CreateSecurityGroup",
             Self::DeleteSecurityGroup(_) => "DeleteSecurityGroup",
             Self::DescribeSecurityGroups(_) => "DescribeSecurityGroups",
@@ -2116,6 +2273,9 @@ impl Output {
         match name {
             "DescribeVpcs" => crate::output_from_value(value).map(Self::DescribeVpcs),
             "DescribeSubnets" => crate::output_from_value(value).map(Self::DescribeSubnets),
+            "CreateSubnet" => crate::output_from_value(value).map(Self::CreateSubnet),
+            "DeleteSubnet" => Ok(Self::DeleteSubnet(())),
+            "ModifySubnetAttribute" => Ok(Self::ModifySubnetAttribute(())),
             "CreateSecurityGroup" => crate::output_from_value(value).map(Self::CreateSecurityGroup),
             "DeleteSecurityGroup" => crate::output_from_value(value).map(Self::DeleteSecurityGroup),
             "DescribeSecurityGroups" => crate::output_from_value(value).map(Self::DescribeSecurityGroups),
@@ -2134,6 +2294,9 @@ impl Output {
         match self {
             Self::DescribeVpcs(v) => crate::to_value(v),
             Self::DescribeSubnets(v) => crate::to_value(v),
+            Self::CreateSubnet(v) => crate::to_value(v),
+            Self::DeleteSubnet(v) => crate::to_value(v),
+            Self::ModifySubnetAttribute(v) => crate::to_value(v),
             Self::CreateSecurityGroup(v) => crate::to_value(v),
             Self::DeleteSecurityGroup(v) => crate::to_value(v),
             Self::DescribeSecurityGroups(v) => crate::to_value(v),
@@ -2160,6 +2323,19 @@ pub static OPERATIONS: &[sc::OperationSchema] = &[
         name: "DescribeSubnets",
         input: &S_DescribeSubnetsRequest,
         output: Some(&S_DescribeSubnetsResult),
+        result_wrapper: None,
+    },
+    sc::OperationSchema {
+        name: "CreateSubnet",
+        input: &S_CreateSubnetRequest,
+        output: Some(&S_CreateSubnetResult),
+        result_wrapper: None,
+    },
+    sc::OperationSchema { name: "DeleteSubnet", input: &S_DeleteSubnetRequest, output: None, result_wrapper: None },
+    sc::OperationSchema {
+        name: "ModifySubnetAttribute",
+        input: &S_ModifySubnetAttributeRequest,
+        output: None,
         result_wrapper: None,
     },
     sc::OperationSchema {
@@ -3044,20 +3220,9 @@ static S_PrivateDnsNameOptionsOnLaunch: sc::Structure = sc::Structure {
         },
     ],
 };
-static S_CreateSecurityGroupRequest: sc::Structure = sc::Structure {
-    name: "CreateSecurityGroupRequest",
+static S_CreateSubnetRequest: sc::Structure = sc::Structure {
+    name: "CreateSubnetRequest",
     members: &[
-        sc::Member {
-            name: "Description",
-            required: true,
-            target: sc::Ref { shape: sc::Shape::String, location_name: Some("GroupDescription"), ..sc::Ref::DEFAULT },
-        },
-        sc::Member {
-            name: "GroupName",
-            required: true,
-            target: sc::Ref { shape: sc::Shape::String, ..sc::Ref::DEFAULT },
-        },
-        sc::Member { name: "VpcId", required: false, target: sc::Ref { shape: sc::Shape::String, ..sc::Ref::DEFAULT } },
         sc::Member {
             name: "TagSpecifications",
             required: false,
@@ -3066,6 +3231,57 @@ static S_CreateSecurityGroupRequest: sc::Structure = sc::Structure {
                 location_name: Some("TagSpecification"),
                 ..sc::Ref::DEFAULT
             },
+        },
+        sc::Member {
+            name: "AvailabilityZone",
+            required: false,
+            target: sc::Ref { shape: sc::Shape::String, ..sc::Ref::DEFAULT },
+        },
+        sc::Member {
+            name: "AvailabilityZoneId",
+            required: false,
+            target: sc::Ref { shape: sc::Shape::String, ..sc::Ref::DEFAULT },
+        },
+        sc::Member {
+            name: "CidrBlock",
+            required: false,
+            target: sc::Ref { shape: sc::Shape::String, ..sc::Ref::DEFAULT },
+        },
+        sc::Member {
+            name: "Ipv6CidrBlock",
+            required: false,
+            target: sc::Ref { shape: sc::Shape::String, ..sc::Ref::DEFAULT },
+        },
+        sc::Member {
+            name: "OutpostArn",
+            required: false,
+            target: sc::Ref { shape: sc::Shape::String, ..sc::Ref::DEFAULT },
+        },
+        sc::Member { name: "VpcId", required: true, target: sc::Ref { shape: sc::Shape::String, ..sc::Ref::DEFAULT } },
+        sc::Member {
+            name: "Ipv6Native",
+            required: false,
+            target: sc::Ref { shape: sc::Shape::Boolean, ..sc::Ref::DEFAULT },
+        },
+        sc::Member {
+            name: "Ipv4IpamPoolId",
+            required: false,
+            target: sc::Ref { shape: sc::Shape::String, ..sc::Ref::DEFAULT },
+        },
+        sc::Member {
+            name: "Ipv4NetmaskLength",
+            required: false,
+            target: sc::Ref { shape: sc::Shape::Integer, ..sc::Ref::DEFAULT },
+        },
+        sc::Member {
+            name: "Ipv6IpamPoolId",
+            required: false,
+            target: sc::Ref { shape: sc::Shape::String, ..sc::Ref::DEFAULT },
+        },
+        sc::Member {
+            name: "Ipv6NetmaskLength",
+            required: false,
+            target: sc::Ref { shape: sc::Shape::Integer, ..sc::Ref::DEFAULT },
         },
         sc::Member {
             name: "DryRun",
@@ -3094,6 +3310,127 @@ static S_TagSpecification: sc::Structure = sc::Structure {
             name: "Tags",
             required: false,
             target: sc::Ref { shape: sc::Shape::List(&L_TagList), location_name: Some("Tag"), ..sc::Ref::DEFAULT },
+        },
+    ],
+};
+static S_CreateSubnetResult: sc::Structure = sc::Structure {
+    name: "CreateSubnetResult",
+    members: &[sc::Member {
+        name: "Subnet",
+        required: false,
+        target: sc::Ref { shape: sc::Shape::Structure(&S_Subnet), location_name: Some("subnet"), ..sc::Ref::DEFAULT },
+    }],
+};
+static S_DeleteSubnetRequest: sc::Structure = sc::Structure {
+    name: "DeleteSubnetRequest",
+    members: &[
+        sc::Member {
+            name: "SubnetId",
+            required: true,
+            target: sc::Ref { shape: sc::Shape::String, ..sc::Ref::DEFAULT },
+        },
+        sc::Member {
+            name: "DryRun",
+            required: false,
+            target: sc::Ref { shape: sc::Shape::Boolean, location_name: Some("dryRun"), ..sc::Ref::DEFAULT },
+        },
+    ],
+};
+static S_ModifySubnetAttributeRequest: sc::Structure = sc::Structure {
+    name: "ModifySubnetAttributeRequest",
+    members: &[
+        sc::Member {
+            name: "AssignIpv6AddressOnCreation",
+            required: false,
+            target: sc::Ref { shape: sc::Shape::Structure(&S_AttributeBooleanValue), ..sc::Ref::DEFAULT },
+        },
+        sc::Member {
+            name: "MapPublicIpOnLaunch",
+            required: false,
+            target: sc::Ref { shape: sc::Shape::Structure(&S_AttributeBooleanValue), ..sc::Ref::DEFAULT },
+        },
+        sc::Member {
+            name: "SubnetId",
+            required: true,
+            target: sc::Ref { shape: sc::Shape::String, location_name: Some("subnetId"), ..sc::Ref::DEFAULT },
+        },
+        sc::Member {
+            name: "MapCustomerOwnedIpOnLaunch",
+            required: false,
+            target: sc::Ref { shape: sc::Shape::Structure(&S_AttributeBooleanValue), ..sc::Ref::DEFAULT },
+        },
+        sc::Member {
+            name: "CustomerOwnedIpv4Pool",
+            required: false,
+            target: sc::Ref { shape: sc::Shape::String, ..sc::Ref::DEFAULT },
+        },
+        sc::Member {
+            name: "EnableDns64",
+            required: false,
+            target: sc::Ref { shape: sc::Shape::Structure(&S_AttributeBooleanValue), ..sc::Ref::DEFAULT },
+        },
+        sc::Member {
+            name: "PrivateDnsHostnameTypeOnLaunch",
+            required: false,
+            target: sc::Ref { shape: sc::Shape::String, ..sc::Ref::DEFAULT },
+        },
+        sc::Member {
+            name: "EnableResourceNameDnsARecordOnLaunch",
+            required: false,
+            target: sc::Ref { shape: sc::Shape::Structure(&S_AttributeBooleanValue), ..sc::Ref::DEFAULT },
+        },
+        sc::Member {
+            name: "EnableResourceNameDnsAAAARecordOnLaunch",
+            required: false,
+            target: sc::Ref { shape: sc::Shape::Structure(&S_AttributeBooleanValue), ..sc::Ref::DEFAULT },
+        },
+        sc::Member {
+            name: "EnableLniAtDeviceIndex",
+            required: false,
+            target: sc::Ref { shape: sc::Shape::Integer, ..sc::Ref::DEFAULT },
+        },
+        sc::Member {
+            name: "DisableLniAtDeviceIndex",
+            required: false,
+            target: sc::Ref { shape: sc::Shape::Structure(&S_AttributeBooleanValue), ..sc::Ref::DEFAULT },
+        },
+    ],
+};
+static S_AttributeBooleanValue: sc::Structure = sc::Structure {
+    name: "AttributeBooleanValue",
+    members: &[sc::Member {
+        name: "Value",
+        required: false,
+        target: sc::Ref { shape: sc::Shape::Boolean, location_name: Some("value"), ..sc::Ref::DEFAULT },
+    }],
+};
+static S_CreateSecurityGroupRequest: sc::Structure = sc::Structure {
+    name: "CreateSecurityGroupRequest",
+    members: &[
+        sc::Member {
+            name: "Description",
+            required: true,
+            target: sc::Ref { shape: sc::Shape::String, location_name: Some("GroupDescription"), ..sc::Ref::DEFAULT },
+        },
+        sc::Member {
+            name: "GroupName",
+            required: true,
+            target: sc::Ref { shape: sc::Shape::String, ..sc::Ref::DEFAULT },
+        },
+        sc::Member { name: "VpcId", required: false, target: sc::Ref { shape: sc::Shape::String, ..sc::Ref::DEFAULT } },
+        sc::Member {
+            name: "TagSpecifications",
+            required: false,
+            target: sc::Ref {
+                shape: sc::Shape::List(&L_TagSpecificationList),
+                location_name: Some("TagSpecification"),
+                ..sc::Ref::DEFAULT
+            },
+        },
+        sc::Member {
+            name: "DryRun",
+            required: false,
+            target: sc::Ref { shape: sc::Shape::Boolean, location_name: Some("dryRun"), ..sc::Ref::DEFAULT },
         },
     ],
 };

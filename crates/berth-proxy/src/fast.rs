@@ -70,10 +70,8 @@ struct Plan {
 fn plan(fwd: &Forwarder, conn: &ConnInfo, head: &RequestHead<'_>, headers: &[httparse::Header<'_>]) -> Option<Plan> {
     let host = normalized_host(head.host)?;
     let snapshot = fwd.snapshot.load();
-    if !snapshot.sources.allows(&host, conn.tls.is_some(), conn.peer.ip()) {
-        return None;
-    }
-    let map = if snapshot.rules.uses_headers() { header_map(headers)? } else { HeaderMap::new() };
+    // The rule set of the socket the connection arrived on (a load balancer's own address, or the default ones).
+    let map = if snapshot.socket(conn.socket).rules.uses_headers() { header_map(headers)? } else { HeaderMap::new() };
     let view = RequestView {
         host: &host,
         path: head.path,
@@ -82,7 +80,8 @@ fn plan(fwd: &Forwarder, conn: &ConnInfo, head: &RequestHead<'_>, headers: &[htt
         headers: &map,
         source: conn.peer.ip(),
     };
-    let (_, action) = snapshot.rules.find(&view)?;
+    // A client the load balancer's groups do not admit is hyper's path's (403).
+    let (_, action) = snapshot.route(conn.socket, &view, conn.tls.is_some()).ok()??;
     let ActionKind::Forward(forward) = &action.kind else { return None };
     // Decided before picking: a request handed to hyper must not advance the round robin twice.
     if !forward.is_plain() {

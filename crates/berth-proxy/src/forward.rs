@@ -50,12 +50,20 @@ pub(crate) struct ConnInfo {
     pub tls: Option<TlsInfo>,
     /// `X-Forwarded-For`'s client address and `X-Forwarded-Port`, rendered once per connection.
     pub forwarded: Forwarded,
+    /// The load balancer socket the connection arrived on (`None`: a default socket).
+    pub socket: Option<SocketAddr>,
 }
 
 impl ConnInfo {
     pub fn new(peer: SocketAddr, port: u16, tls: Option<TlsInfo>) -> Self {
         let forwarded = Forwarded::new(peer, port, tls.is_some());
-        ConnInfo { peer, port, tls, forwarded }
+        ConnInfo { peer, port, tls, forwarded, socket: None }
+    }
+
+    /// The connection arrived on load balancer socket `socket`.
+    pub fn on(mut self, socket: Option<SocketAddr>) -> Self {
+        self.socket = socket;
+        self
     }
 }
 
@@ -490,13 +498,6 @@ impl Forwarder {
     ) -> Response<ProxyBody> {
         let found = {
             let snapshot = self.snapshot.load();
-            // The load balancer's security groups: berth shares listener sockets across load balancers, so a
-            // source they do not admit is refused once the host names the load balancer (see
-            // docs/compatibility.md).
-            if !snapshot.sources.allows(host, conn.tls.is_some(), conn.peer.ip()) {
-                ex.error = Some("SourceNotAllowed");
-                return fixed(StatusCode::FORBIDDEN, "source not allowed by the load balancer's security groups\n");
-            }
             let view = RequestView {
                 host,
                 path: req.uri().path(),
@@ -505,7 +506,15 @@ impl Forwarder {
                 headers: req.headers(),
                 source: conn.peer.ip(),
             };
-            snapshot.rules.find(&view).map(|(m, a)| (m.priority(), a.clone()))
+            // The load balancer's security groups: on a socket several load balancers share, a source they
+            // do not admit is refused once the host names the load balancer (see docs/compatibility.md).
+            match snapshot.route(conn.socket, &view, conn.tls.is_some()) {
+                Ok(found) => found.map(|(m, a)| (m.priority(), a.clone())),
+                Err(_) => {
+                    ex.error = Some("SourceNotAllowed");
+                    return fixed(StatusCode::FORBIDDEN, "source not allowed by the load balancer's security groups\n");
+                }
+            }
         };
         let Some((priority, action)) = found else {
             return fixed(StatusCode::NOT_FOUND, "no service at this host\n");

@@ -185,9 +185,20 @@ struct Worker {
     done: tokio::sync::oneshot::Receiver<()>,
 }
 
+/// A load balancer's own listening socket, as handed to each worker (a duplicate of one shared socket).
+struct OwnSocket {
+    addr: SocketAddr,
+    https: bool,
+    listener: std::net::TcpListener,
+    /// Turns true, or its sender is dropped, when the socket is no longer wanted.
+    stop: watch::Receiver<bool>,
+}
+
 struct WorkerSetup {
     https: std::net::TcpListener,
     http: std::net::TcpListener,
+    /// Load balancers' own sockets as they come and go.
+    own: tokio::sync::mpsc::UnboundedReceiver<OwnSocket>,
     https_port: u16,
     acceptor: TlsAcceptor,
     forwarder: forward::ForwarderConfig,
@@ -216,8 +227,18 @@ impl Worker {
 
 impl WorkerSetup {
     async fn run(self) {
-        let WorkerSetup { https, http, https_port, acceptor, forwarder, http_forward, limits, shutdown, mut abort } =
-            self;
+        let WorkerSetup {
+            https,
+            http,
+            own: own_sockets,
+            https_port,
+            acceptor,
+            forwarder,
+            http_forward,
+            limits,
+            shutdown,
+            mut abort,
+        } = self;
         let listen = |l: std::net::TcpListener| l.set_nonblocking(true).and_then(|()| TcpListener::from_std(l));
         let (https, http) = match (listen(https), listen(http)) {
             (Ok(https), Ok(http)) => (https, http),
@@ -228,10 +249,13 @@ impl WorkerSetup {
         };
         let forwarder = Arc::new(forwarder.build());
         let sweeper = forwarder.pool.clone().sweep_forever();
+        let own =
+            OwnListeners { acceptor: acceptor.clone(), forwarder: forwarder.clone(), https_port, http_forward, limits };
         let serve = async {
             tokio::join!(
-                listener::serve_https(https, acceptor, forwarder.clone(), limits, shutdown.clone()),
-                listener::serve_http(http, https_port, forwarder, http_forward, limits, shutdown),
+                listener::serve_https(https, acceptor, forwarder.clone(), limits, shutdown.clone(), None),
+                listener::serve_http(http, https_port, forwarder, http_forward, limits, shutdown.clone(), None),
+                own.serve(own_sockets, shutdown),
             )
         };
         tokio::select! {
@@ -240,6 +264,127 @@ impl WorkerSetup {
             // A dropped sender (the proxy is gone) aborts too.
             _ = abort.wait_for(|a| *a) => {}
         }
+    }
+}
+
+/// What a worker needs to serve load balancers' own sockets.
+struct OwnListeners {
+    acceptor: TlsAcceptor,
+    forwarder: Arc<forward::Forwarder>,
+    https_port: u16,
+    http_forward: bool,
+    limits: Limits,
+}
+
+impl OwnListeners {
+    /// Serves each own socket it is handed until that socket is no longer wanted or the proxy shuts down;
+    /// then waits for their connections to drain.
+    async fn serve(
+        self,
+        mut sockets: tokio::sync::mpsc::UnboundedReceiver<OwnSocket>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let mut served = tokio::task::JoinSet::new();
+        loop {
+            let socket = tokio::select! {
+                _ = shutdown.wait_for(|s| *s) => break,
+                socket = sockets.recv() => socket,
+                Some(_) = served.join_next(), if !served.is_empty() => continue,
+            };
+            let Some(socket) = socket else {
+                // The proxy is going away: wait for the shutdown that follows.
+                let _ = shutdown.wait_for(|s| *s).await;
+                break;
+            };
+            let listener = match socket
+                .listener
+                .set_nonblocking(true)
+                .and_then(|()| TcpListener::from_std(socket.listener))
+            {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::error!(addr = %socket.addr, error = %e, "a worker cannot register a load balancer socket");
+                    continue;
+                }
+            };
+            // Stops when the socket is unwanted (its sender dropped or set) or at shutdown.
+            let (stop_tx, stop_rx) = watch::channel(false);
+            let (mut unwanted, mut global) = (socket.stop, shutdown.clone());
+            served.spawn(async move {
+                tokio::select! {
+                    _ = unwanted.wait_for(|s| *s) => {}
+                    _ = global.wait_for(|s| *s) => {}
+                }
+                let _ = stop_tx.send(true);
+            });
+            let (addr, limits, forwarder) = (Some(socket.addr), self.limits, self.forwarder.clone());
+            if socket.https {
+                served.spawn(listener::serve_https(listener, self.acceptor.clone(), forwarder, limits, stop_rx, addr));
+            } else {
+                let (port, forward) = (self.https_port, self.http_forward);
+                served.spawn(listener::serve_http(listener, port, forwarder, forward, limits, stop_rx, addr));
+            }
+        }
+        while served.join_next().await.is_some() {}
+    }
+}
+
+/// The own sockets bound now, by (address, HTTPS?); dropping one's sender closes it in every worker.
+type OwnBound = std::collections::HashMap<(SocketAddr, bool), watch::Sender<bool>>;
+
+/// Brings `bound` to `wanted`: closes sockets no longer wanted (their open connections drain) and binds new ones,
+/// handing a duplicate to every worker. Returns whether some socket could not be bound.
+fn bind_own_sockets(
+    wanted: &[(SocketAddr, bool)],
+    bound: &mut OwnBound,
+    workers: &[tokio::sync::mpsc::UnboundedSender<OwnSocket>],
+) -> bool {
+    bound.retain(|key, _| wanted.contains(key));
+    let mut failed = false;
+    for &key in wanted {
+        if bound.contains_key(&key) {
+            continue;
+        }
+        let (addr, https) = key;
+        let socket = match bind_shared(addr) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for a load balancer yet; retrying");
+                failed = true;
+                continue;
+            }
+        };
+        let (stop, stop_rx) = watch::channel(false);
+        for worker in workers {
+            match socket.try_clone() {
+                Ok(listener) => {
+                    let _ = worker.send(OwnSocket { addr, https, listener, stop: stop_rx.clone() });
+                }
+                Err(e) => tracing::warn!(%addr, error = %e, "cannot hand a load balancer socket to a worker"),
+            }
+        }
+        tracing::info!(%addr, https, "listening for a load balancer");
+        bound.insert(key, stop);
+    }
+    failed
+}
+
+/// Binds and closes load balancers' own sockets as the served table asks (`want`: (address, HTTPS?)). A socket
+/// that cannot be bound (its address is not on this host yet) is retried every 2 s; its load balancer is not
+/// served elsewhere meanwhile.
+async fn manage_own_sockets(
+    mut want: watch::Receiver<Vec<(SocketAddr, bool)>>,
+    workers: Vec<tokio::sync::mpsc::UnboundedSender<OwnSocket>>,
+    mut bound: OwnBound,
+    mut failed: bool,
+) {
+    loop {
+        tokio::select! {
+            changed = want.changed() => if changed.is_err() { return },
+            () = tokio::time::sleep(Duration::from_secs(2)), if failed => {}
+        }
+        let wanted = want.borrow_and_update().clone();
+        failed = bind_own_sockets(&wanted, &mut bound, &workers);
     }
 }
 
@@ -275,7 +420,8 @@ impl Proxy {
         let metrics = Arc::new(Metrics::default());
         let snapshot: SharedSnapshot = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
         let changed = Arc::new(Notify::new());
-        let mut applier = Applier::new(snapshot.clone(), changed.clone(), metrics.clone());
+        let (listen_tx, listen_rx) = watch::channel(Vec::new());
+        let mut applier = Applier::new(snapshot.clone(), changed.clone(), metrics.clone()).with_listen(listen_tx);
         if let Some(table) = table::load_state(&config.state_file) {
             applier.apply(&table);
             settle(&snapshot, config.settle_timeout).await;
@@ -307,12 +453,16 @@ impl Proxy {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (abort, abort_rx) = watch::channel(false);
         let mut workers = Vec::new();
+        let mut own_senders = Vec::new();
         for index in 0..worker_count(config.workers) {
+            let (own_tx, own) = tokio::sync::mpsc::unbounded_channel();
+            own_senders.push(own_tx);
             let dup =
                 |l: &std::net::TcpListener, addr| l.try_clone().map_err(|source| ProxyError::Bind { addr, source });
             let setup = WorkerSetup {
                 https: dup(&https, https_addr)?,
                 http: dup(&http, http_addr)?,
+                own,
                 https_port: https_addr.port(),
                 acceptor: acceptor.clone(),
                 forwarder: forwarder.clone(),
@@ -325,6 +475,13 @@ impl Proxy {
         }
         // The workers hold duplicates; these originals are not polled by anyone.
         drop((https, http));
+        // The saved table's own sockets are bound before the proxy reports itself started (a replacement proxy
+        // must listen everywhere its predecessor does before that one goes).
+        let mut listen_rx = listen_rx;
+        let mut own_bound = OwnBound::new();
+        let wanted = listen_rx.borrow_and_update().clone();
+        let failed = bind_own_sockets(&wanted, &mut own_bound, &own_senders);
+        background.push(tokio::spawn(manage_own_sockets(listen_rx, own_senders, own_bound, failed)));
         if let Some(listener) = metrics_listener {
             background.push(tokio::spawn(serve_metrics(listener, metrics, snapshot.clone())));
         }

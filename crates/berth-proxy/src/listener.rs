@@ -403,12 +403,15 @@ async fn accept_loop<F, Fut>(
     }
 }
 
+/// Serves HTTPS on `listener`: a default socket (`own` is `None`) or a load balancer's own address `own`, whose
+/// connections are closed at accept, before TLS, when no load balancer there admits the client.
 pub(crate) async fn serve_https(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     forwarder: Arc<Forwarder>,
     limits: Limits,
     shutdown: watch::Receiver<bool>,
+    own: Option<SocketAddr>,
 ) {
     let port = listener.local_addr().map_or(443, |a| a.port());
     let counters = forwarder.metrics.https.clone();
@@ -416,6 +419,12 @@ pub(crate) async fn serve_https(
         let acceptor = acceptor.clone();
         let forwarder = forwarder.clone();
         async move {
+            if let Some(socket) = own
+                && !forwarder.snapshot.load().accepts(socket, true, peer.ip())
+            {
+                tracing::debug!(%peer, %socket, "refused by the load balancer's security groups");
+                return;
+            }
             let tls = match tokio::time::timeout(limits.header_read, acceptor.accept(tcp)).await {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(e)) => {
@@ -434,7 +443,10 @@ pub(crate) async fn serve_https(
                 protocol: session.protocol_version().map_or("-", protocol_name),
                 sni: session.server_name().map(Arc::from),
             };
-            let conn = Arc::new(ConnInfo::new(peer, port, Some(info)));
+            // The load balancer's own idle timeout (`idle_timeout.timeout_seconds`), by socket or SNI.
+            let idle = forwarder.snapshot.load().idle_for(own, info.sni.as_deref());
+            let limits = Limits { idle: idle.unwrap_or(limits.idle), ..limits };
+            let conn = Arc::new(ConnInfo::new(peer, port, Some(info)).on(own));
             if !h2 && forwarder.fast_path() {
                 serve_h1(tls, limits, shutdown, forwarder, conn).await;
                 return;
@@ -474,6 +486,7 @@ pub(crate) fn redirect(
 }
 
 /// The HTTP listener: redirects everything to HTTPS, or (`forward`) serves the rules like the HTTPS one.
+/// `own`: as for [`serve_https`].
 pub(crate) async fn serve_http(
     listener: TcpListener,
     https_port: u16,
@@ -481,15 +494,24 @@ pub(crate) async fn serve_http(
     forward: bool,
     limits: Limits,
     shutdown: watch::Receiver<bool>,
+    own: Option<SocketAddr>,
 ) {
     let port = listener.local_addr().map_or(80, |a| a.port());
     let counters = forwarder.metrics.http.clone();
     accept_loop(listener, shutdown.clone(), limits, counters, move |tcp, peer, shutdown| {
         let forwarder = forwarder.clone();
         async move {
+            if let Some(socket) = own
+                && !forwarder.snapshot.load().accepts(socket, false, peer.ip())
+            {
+                tracing::debug!(%peer, %socket, "refused by the load balancer's security groups");
+                return;
+            }
             let head = Some(limits.header_read);
+            let limits =
+                Limits { idle: forwarder.snapshot.load().idle_for(own, None).unwrap_or(limits.idle), ..limits };
             if forward {
-                let conn = Arc::new(ConnInfo::new(peer, port, None));
+                let conn = Arc::new(ConnInfo::new(peer, port, None).on(own));
                 if forwarder.fast_path() {
                     serve_h1(tcp, limits, shutdown, forwarder, conn).await;
                     return;
@@ -499,7 +521,7 @@ pub(crate) async fn serve_http(
             } else {
                 let handler = move |req: Request<Incoming>, _active| {
                     let snapshot = forwarder.snapshot.load();
-                    let allowed = |host: &str| snapshot.sources.allows(host, false, peer.ip());
+                    let allowed = |host: &str| snapshot.admits_host(own, host, false, peer.ip());
                     std::future::ready(redirect(&req, https_port, allowed))
                 };
                 serve_connection(tcp, Activity::new(), limits, head, shutdown, handler).await;

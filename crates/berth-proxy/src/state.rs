@@ -1,8 +1,17 @@
 //! The served state: one immutable [`Snapshot`] per route-table version, swapped atomically. Requests and
 //! TLS handshakes read it without a lock; only the table watcher writes it.
+//!
+//! Load balancers: the rules of load balancers without their own address (and rules naming none, from older
+//! servers) form the default sockets' rule set; those of a load balancer with its own address form the rule
+//! set of that address ([`SocketRoutes`]), served only there. On every socket the request's Host picks the
+//! load balancer it reached (the matched rule's, else the one whose hosts name it), and that load balancer's
+//! security-group sources decide whether the client may be served; a socket of load balancers that all
+//! refuse a client closes its connections at accept.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use berth_certs::{CertEntry, SniResolver};
@@ -14,7 +23,7 @@ use rustls::sign::CertifiedKey;
 
 use crate::metrics::{LbCounters, Metrics};
 use crate::route::{ForwardRoute, GroupRoute, StickyKey};
-use crate::rules::{Cond, RuleSet, SourceFilters};
+use crate::rules::{Cidr, Cond, Matched, RequestView, RuleSet, SourceFilters};
 use crate::target::{TargetKey, TargetRuntime};
 
 /// What a matched rule (or host route) does.
@@ -32,13 +41,71 @@ pub(crate) struct RouteAction {
     pub label: Arc<str>,
     pub counters: Arc<LbCounters>,
     pub kind: ActionKind,
+    /// The load balancer whose rule this is (`None`: a rule or host route of an older table).
+    pub lb: Option<Arc<LbView>>,
+}
+
+/// A load balancer as the request path needs it: who may connect and its client idle timeout.
+#[derive(Debug)]
+pub(crate) struct LbView {
+    /// `None`: no security group filter.
+    sources: Option<(Vec<Cidr>, Vec<Cidr>)>,
+    pub idle: Option<Duration>,
+}
+
+impl LbView {
+    fn new(lb: &berth_routes::LoadBalancer) -> Self {
+        let compile = |list: &[String]| -> Vec<Cidr> {
+            list.iter()
+                .filter_map(|c| {
+                    let parsed = Cidr::parse(c);
+                    if parsed.is_none() {
+                        tracing::warn!(cidr = %c, load_balancer = %lb.arn, "ignoring an invalid source CIDR");
+                    }
+                    parsed
+                })
+                .collect()
+        };
+        LbView {
+            sources: lb.sources.as_ref().map(|s| (compile(&s.https), compile(&s.http))),
+            idle: lb.idle_timeout_secs.map(|s| Duration::from_secs(u64::from(s.max(1)))),
+        }
+    }
+
+    /// Whether its security groups admit `source` on its HTTPS (`https`) or HTTP listener.
+    pub fn admits(&self, https: bool, source: IpAddr) -> bool {
+        match &self.sources {
+            None => true,
+            Some((h, p)) => (if https { h } else { p }).iter().any(|c| c.contains(source)),
+        }
+    }
+}
+
+/// What one listening socket serves: its rules and which load balancer each exact host belongs to.
+#[derive(Debug, Default)]
+pub(crate) struct SocketRoutes {
+    pub rules: RuleSet<Arc<RouteAction>>,
+    hosts: HashMap<String, Arc<LbView>>,
+    lbs: Vec<Arc<LbView>>,
+}
+
+/// Why a request is not routed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// The load balancer's security groups do not admit the client.
+    Source,
 }
 
 #[derive(Debug, Default)]
 pub(crate) struct Snapshot {
     pub version: u64,
-    pub rules: RuleSet<Arc<RouteAction>>,
-    /// Which client sources each load balancer's security groups admit, by host.
+    /// The default sockets' rules and load balancers.
+    pub default: SocketRoutes,
+    /// The sockets of load balancers with their own addresses (HTTPS and HTTP addresses both), by address.
+    pub own: HashMap<SocketAddr, Arc<SocketRoutes>>,
+    /// The own addresses to listen on: (address, HTTPS?), sorted.
+    pub listen: Vec<(SocketAddr, bool)>,
+    /// Which client sources each load balancer's security groups admit, by host (tables of older servers).
     pub sources: SourceFilters,
     pub resolver: SniResolver,
     /// Every target of every group (weight 0 and draining included), for reports.
@@ -87,11 +154,27 @@ impl Snapshot {
                 .collect();
             ForwardRoute::new(groups, stickiness)
         };
-        let action =
-            |label: &str, kind| Arc::new(RouteAction { label: label.into(), counters: metrics.lb(label), kind });
+        let action = |label: &str, kind, lb: Option<Arc<LbView>>| {
+            Arc::new(RouteAction { label: label.into(), counters: metrics.lb(label), kind, lb })
+        };
+        let views: HashMap<&str, Arc<LbView>> =
+            table.load_balancers.iter().map(|l| (l.arn.as_str(), Arc::new(LbView::new(l)))).collect();
+        // Each load balancer's socket: its own HTTPS address, or `None` for the default sockets.
+        let socket_of: HashMap<&str, Option<SocketAddr>> =
+            table.load_balancers.iter().map(|l| (l.arn.as_str(), l.https_listen)).collect();
 
-        let mut rules = Vec::with_capacity(table.rules.len());
+        let mut rules: HashMap<Option<SocketAddr>, Vec<_>> = HashMap::new();
         for rule in &table.rules {
+            let (socket, lb) = match rule.load_balancer.as_deref() {
+                None => (None, None),
+                Some(arn) => match (socket_of.get(arn), views.get(arn)) {
+                    (Some(socket), Some(view)) => (*socket, Some(view.clone())),
+                    _ => {
+                        tracing::warn!(rule = %rule.arn, load_balancer = arn, "not serving a rule of an unknown load balancer");
+                        continue;
+                    }
+                },
+            };
             let conditions: Result<Vec<_>, _> = rule.conditions.iter().map(Cond::compile).collect();
             let conditions = match conditions {
                 Ok(c) => c,
@@ -110,16 +193,57 @@ impl Snapshot {
                 tracing::warn!(rule = %rule.arn, "not serving a rule without an action");
                 continue;
             };
-            rules.push((rule.priority, conditions, action(&rule.arn, kind)));
+            rules.entry(socket).or_default().push((rule.priority, conditions, action(&rule.arn, kind, lb)));
         }
         let hosts: Vec<_> = table
             .hosts
             .iter()
             .map(|h| {
                 let kind = ActionKind::Forward(forward(&h.forward, None));
-                (berth_certs::normalize_server_name(&h.host), action(&h.service, kind))
+                (berth_certs::normalize_server_name(&h.host), action(&h.service, kind, None))
             })
             .collect();
+        let routes = |socket: Option<SocketAddr>, rules: Vec<_>, hosts: Vec<_>| {
+            let lbs: Vec<Arc<LbView>> = table
+                .load_balancers
+                .iter()
+                .filter(|l| l.https_listen == socket)
+                .filter_map(|l| views.get(l.arn.as_str()).cloned())
+                .collect();
+            let mut by_host = HashMap::new();
+            for l in table.load_balancers.iter().filter(|l| l.https_listen == socket) {
+                if let Some(view) = views.get(l.arn.as_str()) {
+                    for h in &l.hosts {
+                        by_host.entry(h.to_ascii_lowercase()).or_insert_with(|| view.clone());
+                    }
+                }
+            }
+            SocketRoutes { rules: RuleSet::new(rules, hosts), hosts: by_host, lbs }
+        };
+        let default = routes(None, rules.remove(&None).unwrap_or_default(), hosts);
+        let mut own = HashMap::new();
+        let mut listen = Vec::new();
+        for l in &table.load_balancers {
+            let Some(https) = l.https_listen else { continue };
+            let group = match own.get(&https) {
+                Some(g) => Arc::clone(g),
+                None => {
+                    let g = Arc::new(routes(Some(https), rules.remove(&Some(https)).unwrap_or_default(), Vec::new()));
+                    own.insert(https, Arc::clone(&g));
+                    listen.push((https, true));
+                    g
+                }
+            };
+            if let Some(http) = l.http_listen
+                && http != https
+                && !own.contains_key(&http)
+            {
+                own.insert(http, group);
+                listen.push((http, false));
+            }
+        }
+        listen.sort();
+        listen.dedup();
         let resolver = SniResolver::new(table.certificates.iter().map(|c| CertEntry {
             id: &c.id,
             hosts: &c.hosts,
@@ -130,11 +254,67 @@ impl Snapshot {
         targets.sort_by(|a, b| (&a.key.group, &a.key.target).cmp(&(&b.key.group, &b.key.target)));
         Snapshot {
             version: table.version,
-            rules: RuleSet::new(rules, hosts),
+            default,
+            own,
+            listen,
             sources: SourceFilters::new(&table.source_filters),
             resolver,
             targets,
         }
+    }
+}
+
+impl Snapshot {
+    /// The routes of a socket: `None` or an unknown address (one being closed) are the default sockets'.
+    pub fn socket(&self, socket: Option<SocketAddr>) -> &SocketRoutes {
+        socket.and_then(|s| self.own.get(&s)).map_or(&self.default, |g| g)
+    }
+
+    /// Whether a connection from `source` on own socket `socket` may be accepted at all: some load balancer
+    /// listening there admits it. (On the default sockets the load balancer is known from the Host only.)
+    pub fn accepts(&self, socket: SocketAddr, https: bool, source: IpAddr) -> bool {
+        self.own.get(&socket).is_some_and(|g| g.lbs.iter().any(|l| l.admits(https, source)))
+    }
+
+    /// The client idle timeout of a connection on `socket` whose TLS SNI (if any) is `host`: the load
+    /// balancer's when the socket has only one or the host names one; `None`: the proxy's default.
+    pub fn idle_for(&self, socket: Option<SocketAddr>, host: Option<&str>) -> Option<Duration> {
+        let g = self.socket(socket);
+        match g.lbs.as_slice() {
+            [only] => only.idle,
+            _ => host.and_then(|h| g.hosts.get(&berth_certs::normalize_server_name(h))).and_then(|l| l.idle),
+        }
+    }
+
+    /// Whether a client at `source` may reach (lowercase) `host` on `socket` before any rule is matched:
+    /// the load balancer whose hosts name it admits the client (older tables: the host's source filter).
+    pub fn admits_host(&self, socket: Option<SocketAddr>, host: &str, https: bool, source: IpAddr) -> bool {
+        let g = self.socket(socket);
+        match g.hosts.get(host) {
+            Some(lb) => lb.admits(https, source),
+            None => self.sources.allows(host, https, source),
+        }
+    }
+
+    /// Routes a request that arrived on `socket`: the first matching rule of that socket's rule set, unless
+    /// the load balancer the request reached (its host's, then the matched rule's) does not admit the client.
+    pub fn route(
+        &self,
+        socket: Option<SocketAddr>,
+        view: &RequestView<'_>,
+        https: bool,
+    ) -> Result<Option<(Matched, &Arc<RouteAction>)>, Refusal> {
+        if !self.admits_host(socket, view.host, https, view.source) {
+            return Err(Refusal::Source);
+        }
+        let found = self.socket(socket).rules.find(view);
+        if let Some((_, action)) = &found
+            && let Some(lb) = &action.lb
+            && !lb.admits(https, view.source)
+        {
+            return Err(Refusal::Source);
+        }
+        Ok(found)
     }
 }
 
@@ -147,5 +327,124 @@ pub(crate) struct LiveResolver(pub SharedSnapshot);
 impl ResolvesServerCert for LiveResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         self.0.load().resolver.select(hello.server_name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_routes::{Condition, ListenerSources, LoadBalancer, Rule, Scheme};
+    use http::HeaderMap;
+
+    fn lb(arn: &str, own: Option<&str>, hosts: &[&str], sources: Option<&[&str]>, idle: Option<u32>) -> LoadBalancer {
+        let addr = |port: u16| own.map(|ip| SocketAddr::new(ip.parse().expect("ip"), port));
+        let list = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        LoadBalancer {
+            arn: arn.into(),
+            scheme: if arn.contains("int") { Scheme::Internal } else { Scheme::InternetFacing },
+            https_listen: addr(8443),
+            http_listen: addr(8080),
+            hosts: list(hosts),
+            idle_timeout_secs: idle,
+            sources: sources.map(|s| ListenerSources { https: list(s), http: list(s) }),
+        }
+    }
+
+    fn rule(arn: &str, priority: u32, host: &str, lb: Option<&str>) -> Rule {
+        Rule {
+            arn: arn.into(),
+            priority,
+            conditions: vec![Condition::HostHeader { values: vec![host.into()] }],
+            actions: vec![RuleAction::FixedResponse(FixedResponse {
+                status_code: 200,
+                content_type: None,
+                message_body: None,
+            })],
+            load_balancer: lb.map(Into::into),
+        }
+    }
+
+    fn snapshot() -> Snapshot {
+        let table = RouteTable {
+            version: 3,
+            load_balancers: vec![
+                lb("lb-pub", None, &["a.example"], Some(&["127.0.0.1/32"]), Some(30)),
+                lb("lb-own", Some("127.0.0.5"), &["b.example"], Some(&["10.0.0.0/8"]), None),
+                lb("lb-int", Some("172.18.0.1"), &["c.example"], None, Some(7)),
+            ],
+            rules: vec![
+                rule("r-a", 1, "a.example", Some("lb-pub")),
+                rule("r-wild", 2, "*.wild.example", Some("lb-pub")),
+                rule("r-b", 3, "b.example", Some("lb-own")),
+                rule("r-c", 4, "c.example", Some("lb-int")),
+                rule("r-old", 5, "old.example", None),
+                rule("r-gone", 6, "gone.example", Some("lb-gone")),
+            ],
+            ..RouteTable::default()
+        };
+        Snapshot::build(&table, &HashMap::new(), &Metrics::default())
+    }
+
+    #[test]
+    fn requests_are_routed_and_filtered_by_their_load_balancer() {
+        let s = snapshot();
+        let headers = HeaderMap::new();
+        let own: SocketAddr = "127.0.0.5:8443".parse().expect("addr");
+        let own_http: SocketAddr = "127.0.0.5:8080".parse().expect("addr");
+        let internal: SocketAddr = "172.18.0.1:8443".parse().expect("addr");
+        // (socket, https, host, client, Ok(matched rule) / Err)
+        type Case<'a> = (Option<SocketAddr>, bool, &'a str, &'a str, Result<Option<&'a str>, Refusal>);
+        let cases: &[Case<'_>] = &[
+            (None, true, "a.example", "127.0.0.1", Ok(Some("r-a"))),
+            (None, true, "a.example", "127.0.0.2", Err(Refusal::Source)),
+            (None, true, "x.wild.example", "127.0.0.1", Ok(Some("r-wild"))),
+            // A user rule's host is filtered by its load balancer's groups too.
+            (None, true, "x.wild.example", "127.0.0.2", Err(Refusal::Source)),
+            // Load balancers with their own address are not served on the default sockets.
+            (None, true, "b.example", "10.1.1.1", Ok(None)),
+            (None, true, "c.example", "172.18.0.5", Ok(None)),
+            (None, true, "old.example", "192.0.2.1", Ok(Some("r-old"))),
+            (None, true, "gone.example", "127.0.0.1", Ok(None)),
+            (Some(own), true, "b.example", "10.1.1.1", Ok(Some("r-b"))),
+            (Some(own), true, "b.example", "127.0.0.1", Err(Refusal::Source)),
+            (Some(own), true, "a.example", "127.0.0.1", Ok(None)),
+            (Some(own), true, "old.example", "10.1.1.1", Ok(None)),
+            (Some(own_http), false, "b.example", "10.1.1.1", Ok(Some("r-b"))),
+            (Some(internal), true, "c.example", "172.18.0.5", Ok(Some("r-c"))),
+            (Some(internal), true, "a.example", "127.0.0.1", Ok(None)),
+        ];
+        for (socket, https, host, client, want) in cases {
+            let view = RequestView {
+                host,
+                path: "/",
+                query: None,
+                method: "GET",
+                headers: &headers,
+                source: client.parse().expect("ip"),
+            };
+            let got = s.route(*socket, &view, *https).map(|found| found.map(|(_, a)| a.label.to_string()));
+            assert_eq!(got, want.map(|w| w.map(str::to_owned)), "{socket:?} {host} from {client}");
+        }
+    }
+
+    #[test]
+    fn own_sockets_accept_idle_and_listen() {
+        let s = snapshot();
+        let ip = |a: &str| a.parse::<IpAddr>().expect("ip");
+        let own: SocketAddr = "127.0.0.5:8443".parse().expect("addr");
+        assert!(s.accepts(own, true, ip("10.9.9.9")));
+        assert!(!s.accepts(own, true, ip("127.0.0.1")), "refused at accept");
+        assert!(!s.accepts("127.0.0.9:8443".parse().expect("addr"), true, ip("10.9.9.9")), "not a socket of ours");
+        assert_eq!(s.idle_for(Some("172.18.0.1:8443".parse().expect("addr")), None), Some(Duration::from_secs(7)));
+        assert_eq!(s.idle_for(None, Some("A.Example")), Some(Duration::from_secs(30)), "by SNI");
+        assert_eq!(s.idle_for(None, Some("unknown.example")), Some(Duration::from_secs(30)), "the socket's only one");
+        assert_eq!(s.idle_for(Some(own), None), None, "no attribute: the proxy's default");
+        let listen: Vec<String> = s.listen.iter().map(|(a, https)| format!("{a}/{https}")).collect();
+        assert_eq!(
+            listen,
+            ["127.0.0.5:8080/false", "127.0.0.5:8443/true", "172.18.0.1:8080/false", "172.18.0.1:8443/true"]
+        );
+        assert!(s.admits_host(None, "a.example", false, ip("127.0.0.1")));
+        assert!(!s.admits_host(None, "a.example", false, ip("127.0.0.3")), "the HTTP listener's redirect too");
     }
 }

@@ -28,11 +28,19 @@ pub(crate) struct Applier {
     snapshot: SharedSnapshot,
     changed: Arc<Notify>,
     metrics: Arc<Metrics>,
+    /// The load balancers' own addresses each applied table asks to listen on.
+    listen: Option<tokio::sync::watch::Sender<Vec<(std::net::SocketAddr, bool)>>>,
 }
 
 impl Applier {
     pub fn new(snapshot: SharedSnapshot, changed: Arc<Notify>, metrics: Arc<Metrics>) -> Self {
-        Applier { supervisor: Supervisor::new(changed.clone()), snapshot, changed, metrics }
+        Applier { supervisor: Supervisor::new(changed.clone()), snapshot, changed, metrics, listen: None }
+    }
+
+    /// Publishes each applied table's own load balancer addresses to `listen`.
+    pub fn with_listen(mut self, listen: tokio::sync::watch::Sender<Vec<(std::net::SocketAddr, bool)>>) -> Self {
+        self.listen = Some(listen);
+        self
     }
 
     pub fn version(&self) -> u64 {
@@ -42,7 +50,17 @@ impl Applier {
     pub fn apply(&mut self, table: &RouteTable) {
         let runtimes = self.supervisor.sync(table);
         let started = Instant::now();
-        self.snapshot.store(Arc::new(Snapshot::build(table, &runtimes, &self.metrics)));
+        let snapshot = Arc::new(Snapshot::build(table, &runtimes, &self.metrics));
+        if let Some(listen) = &self.listen {
+            listen.send_if_modified(|l| {
+                let changed = *l != snapshot.listen;
+                if changed {
+                    l.clone_from(&snapshot.listen);
+                }
+                changed
+            });
+        }
+        self.snapshot.store(snapshot);
         self.changed.notify_one();
         tracing::info!(
             version = table.version,

@@ -292,6 +292,7 @@ fn table(version: u64, certs: &[(&str, &IssuedCert)], spec: &Spec<'_>) -> RouteT
         rules: vec![],
         source_filters: vec![],
         stickiness_key: String::new(),
+        load_balancers: vec![],
     }
 }
 
@@ -760,7 +761,7 @@ async fn slow_request_heads_are_cut_but_idle_keep_alive_is_not() {
 // Listener rules, metrics, access logs, WebSocket, h2c.
 
 fn rule(arn: &str, priority: u32, conditions: Vec<Condition>, action: RuleAction) -> Rule {
-    Rule { arn: arn.into(), priority, conditions, actions: vec![action] }
+    Rule { arn: arn.into(), priority, conditions, actions: vec![action], load_balancer: None }
 }
 
 fn forward_to(groups: &[(&str, u32)], stickiness: Option<u32>) -> RuleAction {
@@ -1521,5 +1522,96 @@ async fn http1_fast_path_pipelines_streams_bodies_and_hands_over_to_hyper() {
     let text = raw_exchange(addr, &["GET / HTTP/1.1\r\nHost: nowhere.test\r\nConnection: close\r\n\r\n"]).await;
     assert!(text.starts_with("HTTP/1.1 404 "), "{text}");
     server.wait_report("nothing in flight", |r| health_of(r, "web").is_some_and(|h| h.2 == 0)).await;
+    proxy.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Load balancers with their own addresses.
+
+/// Whether an HTTPS GET to `addr` for `host` is answered (its status), or the connection is refused or closed.
+async fn status_at(addr: SocketAddr, ca: &Ca, host: &str) -> Option<StatusCode> {
+    let config = berth_certs::client_config(&[ca.root_pem()], &[b"http/1.1"]).expect("client config");
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = TcpStream::connect(addr).await.ok()?;
+    let name = ServerName::try_from(host.to_owned()).expect("name");
+    let tls = tokio::time::timeout(WAIT, connector.connect(name, tcp)).await.ok()?.ok()?;
+    let (mut s, c) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.ok()?;
+    tokio::spawn(c);
+    let req = Request::get("/").header("host", host).body(Full::<Bytes>::default()).expect("req");
+    Some(tokio::time::timeout(WAIT, s.send_request(req)).await.ok()?.ok()?.status())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_balancers_own_address_is_bound_filtered_and_closed_as_the_table_says() {
+    use berth_routes::{ListenerSources, LoadBalancer};
+    let ca = Ca::generate().expect("ca");
+    let cert = ca.issue(&[HOST.into(), "shared.localhost".into()], &[]).expect("cert");
+    let server = FakeServer::start().await;
+    let web = Backend::start("web").await;
+    // A free port on a loopback alias for the load balancer's own HTTPS listener.
+    let own = {
+        let l = std::net::TcpListener::bind("127.0.0.9:0").expect("free port");
+        l.local_addr().expect("addr")
+    };
+    let lb = |sources: &[&str]| LoadBalancer {
+        arn: "lb-own".into(),
+        https_listen: Some(own),
+        hosts: vec![HOST.into()],
+        sources: Some(ListenerSources { https: values(sources), http: vec![] }),
+        ..LoadBalancer::default()
+    };
+    let fixed = RuleAction::FixedResponse(FixedResponse {
+        status_code: 200,
+        content_type: None,
+        message_body: Some("shared".into()),
+    });
+    let mut t = table(
+        1,
+        &[(HOST, &cert)],
+        &Spec { hosts: &[], groups: &[("tg-web", &[("web", &web, TargetState::Registered)])] },
+    );
+    let mut own_rule =
+        rule("r-own", 1, vec![Condition::HostHeader { values: values(&[HOST]) }], forward_to(&[("tg-web", 1)], None));
+    own_rule.load_balancer = Some("lb-own".into());
+    t.rules = vec![
+        own_rule,
+        rule("r-shared", 2, vec![Condition::HostHeader { values: values(&["shared.localhost"]) }], fixed),
+    ];
+    t.load_balancers = vec![lb(&["127.0.0.0/8"])];
+    server.publish(t.clone());
+    let proxy = start_proxy(server.url(), state_file("own-address")).await;
+    wait_version(&proxy, 1).await;
+
+    let started = Instant::now();
+    while status_at(own, &ca, HOST).await != Some(StatusCode::OK) {
+        assert!(started.elapsed() < WAIT, "the load balancer's own address never served its host");
+        tokio::time::sleep(STEP).await;
+    }
+    assert_eq!(
+        status_at(proxy.https_addr(), &ca, HOST).await,
+        Some(StatusCode::NOT_FOUND),
+        "not on the default socket"
+    );
+    assert_eq!(status_at(own, &ca, "shared.localhost").await, Some(StatusCode::NOT_FOUND), "only its own rules");
+    assert_eq!(status_at(proxy.https_addr(), &ca, "shared.localhost").await, Some(StatusCode::OK));
+
+    // Its groups stop admitting loopback: the connection is closed at accept, before TLS.
+    t.version = 2;
+    t.load_balancers = vec![lb(&["10.0.0.0/8"])];
+    server.publish(t.clone());
+    wait_version(&proxy, 2).await;
+    assert_eq!(status_at(own, &ca, HOST).await, None, "refused at accept");
+
+    // A table without it closes the socket.
+    t.version = 3;
+    t.load_balancers = vec![];
+    t.rules.retain(|r| r.load_balancer.is_none());
+    server.publish(t);
+    wait_version(&proxy, 3).await;
+    let started = Instant::now();
+    while TcpStream::connect(own).await.is_ok() {
+        assert!(started.elapsed() < WAIT, "the socket of a load balancer no table names stays open");
+        tokio::time::sleep(STEP).await;
+    }
     proxy.stop().await;
 }

@@ -44,10 +44,65 @@ pub struct RouteTable {
     /// tables from older servers: the proxy then uses a key of its own.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub stickiness_key: String,
+    /// The load balancers whose rules this table carries (a rule names its own in [`Rule::load_balancer`]).
+    /// Empty in tables from older servers: then every rule is served on the proxy's default sockets.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub load_balancers: Vec<LoadBalancer>,
 }
 
-/// The client sources a load balancer admits on its listeners, from its security groups' ingress rules.
-/// A request whose host (exact, case-insensitive) is in `hosts` and whose client address is in none of its
+/// One load balancer: where it listens, which hosts it serves on shared sockets, who may connect, and its
+/// client idle timeout.
+///
+/// Sockets: a load balancer with `https_listen`/`http_listen` is served on those addresses only, with only
+/// its own rules (and those of other load balancers naming the same address); one without shares the
+/// proxy's default listener sockets with every other such load balancer, and the request's Host (or the TLS
+/// SNI, for the idle timeout) picks which of them it reached.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoadBalancer {
+    pub arn: String,
+    pub scheme: Scheme,
+    /// Its own HTTPS listener address; `None`: the proxy's default HTTPS socket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub https_listen: Option<SocketAddr>,
+    /// Its own HTTP listener address; `None`: the proxy's default HTTP socket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_listen: Option<SocketAddr>,
+    /// The lowercase hosts it serves exactly (its endpoints and the exact host-header values of its rules):
+    /// on a socket shared by several load balancers, a request for one of these reached this one.
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    /// `idle_timeout.timeout_seconds`: its client connections idle this long are closed. `None`: the proxy's
+    /// configured idle timeout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout_secs: Option<u32>,
+    /// The union of its security groups' ingress rules on its listeners. `None`: no filter (all sources).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sources: Option<ListenerSources>,
+}
+
+/// A load balancer's scheme.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Scheme {
+    #[default]
+    #[serde(rename = "internet-facing")]
+    InternetFacing,
+    /// Reachable from inside its VPC only.
+    #[serde(rename = "internal")]
+    Internal,
+}
+
+/// The client sources a load balancer admits on each listener: CIDRs (`0.0.0.0/0`, `127.0.0.1/32`, `::/0`).
+/// An empty list admits nobody on that listener.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListenerSources {
+    /// Admitted on the HTTPS listener (port 443).
+    pub https: Vec<String>,
+    /// Admitted on the HTTP listener (port 80).
+    pub http: Vec<String>,
+}
+
+/// The client sources a load balancer admits on its listeners, by host (the format of older servers; current
+/// ones put [`ListenerSources`] on each [`LoadBalancer`]). A request whose host (exact, case-insensitive) is in `hosts` and whose client address is in none of its
 /// listener's CIDRs is refused. An empty list admits nobody on that listener.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceFilter {
@@ -75,6 +130,10 @@ pub struct Rule {
     /// The first action is the rule's answer (ALB allows exactly one final forward, redirect or
     /// fixed-response action; authenticate actions are not modelled). A rule without actions is not served.
     pub actions: Vec<RuleAction>,
+    /// The ARN of the load balancer (in [`RouteTable::load_balancers`]) whose listener has this rule. `None`
+    /// (tables from older servers): the rule is served on the default sockets for every host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_balancer: Option<String>,
 }
 
 /// An ALB rule condition; a request satisfies it when any of its values matches (OR within a condition).
@@ -370,6 +429,7 @@ mod tests {
                     target_groups: vec![WeightedTargetGroup { target_group: "tg-a".into(), weight: 1 }],
                     stickiness: Some(Stickiness { duration_secs: 60 }),
                 }],
+                load_balancer: Some("arn:lb/1".into()),
             }],
             source_filters: vec![SourceFilter {
                 hosts: vec!["web-abc123.ecs.us-east-1.localhost".into()],
@@ -377,6 +437,15 @@ mod tests {
                 http: vec![],
             }],
             stickiness_key: "00ff".into(),
+            load_balancers: vec![LoadBalancer {
+                arn: "arn:lb/1".into(),
+                scheme: Scheme::Internal,
+                https_listen: Some("172.18.0.1:443".parse().expect("addr")),
+                http_listen: None,
+                hosts: vec!["web-abc123.ecs.us-east-1.localhost".into()],
+                idle_timeout_secs: Some(5),
+                sources: Some(ListenerSources { https: vec!["10.0.0.0/8".into()], http: vec![] }),
+            }],
         };
         let s = serde_json::to_string(&t).expect("json");
         let back: RouteTable = serde_json::from_str(&s).expect("parse");
@@ -386,6 +455,7 @@ mod tests {
         assert!(s.contains("\"algorithm\":\"round_robin\"") && s.contains("\"protocol_version\":\"HTTP1\""));
         assert!(s.contains("\"field\":\"path-pattern\"") && s.contains("\"type\":\"forward\""), "{s}");
         assert!(s.contains(r#""stickiness":{"type":"app_cookie","cookie_name":"SESSION","duration_secs":60}"#), "{s}");
+        assert!(s.contains("\"scheme\":\"internal\"") && s.contains("\"load_balancer\":\"arn:lb/1\""), "{s}");
     }
 
     #[test]
@@ -397,6 +467,7 @@ mod tests {
         let t: RouteTable = serde_json::from_str(old).expect("old table");
         assert!(t.rules.is_empty());
         assert!(t.source_filters.is_empty(), "no filter: every source is allowed");
+        assert!(t.load_balancers.is_empty(), "no load balancers: every rule on the default sockets");
         assert_eq!(t.target_groups[0].algorithm, Algorithm::RoundRobin);
         assert_eq!(t.target_groups[0].protocol_version, ProtocolVersion::Http1);
         assert_eq!((t.target_groups[0].slow_start_secs, &t.target_groups[0].stickiness), (0, &None));
@@ -413,6 +484,9 @@ mod tests {
             {"type":"fixed-response","status_code":503,"content_type":"text/plain","message_body":"down"}]}"#;
         let r: Rule = serde_json::from_str(rule).expect("rule");
         assert_eq!(r.conditions.len(), 5);
+        assert_eq!(r.load_balancer, None);
+        let lb: LoadBalancer = serde_json::from_str(r#"{"arn":"a","scheme":"internet-facing"}"#).expect("lb");
+        assert_eq!((lb.scheme, lb.https_listen, lb.sources), (Scheme::InternetFacing, None, None));
         assert_eq!(
             r.actions[0],
             RuleAction::Redirect(Redirect {

@@ -9,6 +9,7 @@
 mod ec2;
 mod elbv2;
 mod iam;
+mod lb_network;
 mod rows;
 mod savepoint;
 mod schema;
@@ -18,6 +19,7 @@ mod task_role;
 pub use ec2::*;
 pub use elbv2::*;
 pub use iam::*;
+pub use lb_network::*;
 pub use rows::*;
 pub use secrets::*;
 pub use task_role::*;

@@ -378,6 +378,14 @@ DROP TABLE task_credentials;
 ALTER TABLE task_credentials_hashed RENAME TO task_credentials;
 CREATE INDEX task_credentials_by_task ON task_credentials(task_id);
 "#,
+    // Load balancer networking (lb): each load balancer's VPC and its own listening address.
+    r#"
+CREATE TABLE elbv2_lb_network (
+    lb_arn TEXT PRIMARY KEY REFERENCES elbv2_load_balancers(arn) ON DELETE CASCADE,
+    vpc_id TEXT NOT NULL,
+    address TEXT
+);
+"#,
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

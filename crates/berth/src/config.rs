@@ -51,6 +51,8 @@ pub struct ProxySection {
     pub server_url: Option<String>,
     pub request_timeout_secs: u64,
     pub idle_timeout_secs: u64,
+    /// Addresses internet-facing load balancers listen on by themselves, one each (on the listeners' ports).
+    pub address_pool: Vec<std::net::IpAddr>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -133,6 +135,7 @@ impl Default for ProxySection {
             server_url: None,
             request_timeout_secs: 60,
             idle_timeout_secs: 60,
+            address_pool: Vec::new(),
         }
     }
 }
@@ -229,6 +232,9 @@ impl Common {
         }
         if config.runtime.driver != "docker" {
             anyhow::bail!("runtime.driver {:?} is not supported (only \"docker\")", config.runtime.driver);
+        }
+        if let Some(a) = config.proxy.address_pool.iter().find(|a| a.is_unspecified() || a.is_multicast()) {
+            anyhow::bail!("proxy.address_pool: {a} cannot be a load balancer's own address");
         }
         Ok(config)
     }

@@ -61,6 +61,9 @@ pub async fn run(config: Config) -> Result<()> {
             stop_timeout: Duration::from_secs(config.deploy.stop_timeout_secs),
             secrets_key: Some(config.path(files::SECRETS_KEY)),
             task_endpoint,
+            address_pool: config.proxy.address_pool.clone(),
+            https_port: config.proxy.https_listen.port(),
+            http_port: config.proxy.http_listen.port(),
             ..ControlConfig::default()
         },
         store,

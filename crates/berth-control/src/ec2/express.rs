@@ -78,6 +78,23 @@ pub(crate) fn network_for_revision(
         )));
     }
 
+    // All public (internet-facing load balancer) or all private (internal); a placed service keeps its kind.
+    let privacy = super::subnets::privacy(&subnets)?;
+    if let Some(p) = tx.placement_get(service.id)?
+        && let Some(lb) = tx.lb_get(&p.load_balancer_arn)?
+    {
+        let lb_vpc = crate::elbv2::network::lb_vpc(tx, &lb.arn)?;
+        if lb.scheme != privacy.scheme() || lb_vpc != vpc_id {
+            return Err(ControlError::invalid(format!(
+                "The service's load balancer is {} in {lb_vpc}; the new subnets need an {} one in {vpc_id}. An \
+                 Express service cannot move between public and private subnets or between VPCs; create a new \
+                 service instead.",
+                lb.scheme,
+                privacy.scheme()
+            )));
+        }
+    }
+
     // The user's groups: they exist and are in the subnets' VPC; berth's own groups are not "user" groups.
     let mut user_groups: Vec<String> = Vec::new();
     for id in requested.and_then(|n| n.security_groups.clone()).unwrap_or_default() {
@@ -264,13 +281,13 @@ pub(crate) fn release_inactive(tx: &Tx<'_>) -> Result<(), ControlError> {
 
 /// What a set of ingress rules admits on each of `ports`, with group references resolved to the addresses
 /// of the not-stopped tasks of the services using that group (load balancer attachments do not count).
-struct Members {
+pub(crate) struct Members {
     tasks: Vec<berth_store::TaskRow>,
     attachments: Vec<ServiceGroupRow>,
 }
 
 impl Members {
-    fn load(tx: &Tx<'_>) -> Result<Self, ControlError> {
+    pub(crate) fn load(tx: &Tx<'_>) -> Result<Self, ControlError> {
         Ok(Members { tasks: tx.tasks_not_stopped()?, attachments: tx.service_groups_all()? })
     }
 
@@ -289,39 +306,17 @@ impl Members {
             .collect()
     }
 
-    fn sources(&self, tx: &Tx<'_>, group: &str, port: u16) -> Result<Vec<Cidr>, ControlError> {
+    pub(crate) fn sources(&self, tx: &Tx<'_>, group: &str, port: u16) -> Result<Vec<Cidr>, ControlError> {
         let rules = tx.security_group_rules(group)?;
         Ok(super::rules::allowed_sources(&rules, port, &|g| self.of(g)))
     }
 }
 
-/// The route table's source filters: for every service in `hosts_by_service` (service id → endpoint host)
-/// that has a load balancer group, the sources that group admits on the HTTPS (443) and HTTP (80)
-/// listeners, for its endpoint host. Sorted by host, so equal inputs give equal tables.
-pub(crate) fn route_source_filters(
-    tx: &Tx<'_>,
-    hosts_by_service: &std::collections::HashMap<i64, String>,
-) -> Result<Vec<berth_routes::SourceFilter>, ControlError> {
-    let members = Members::load(tx)?;
-    let mut out = Vec::new();
-    for (service, host) in hosts_by_service {
-        let Some(group) = load_balancer_group(tx, *service)? else { continue };
-        let show = |v: Vec<Cidr>| v.iter().map(ToString::to_string).collect::<Vec<_>>();
-        out.push(berth_routes::SourceFilter {
-            hosts: vec![host.to_ascii_lowercase()],
-            https: show(members.sources(tx, &group, 443)?),
-            http: show(members.sources(tx, &group, 80)?),
-        });
-    }
-    out.sort_by(|a, b| a.hosts.cmp(&b.hosts));
-    Ok(out)
-}
-
 impl Control {
     /// The source networks the load balancer of service `service_id` admits on listener `port`, from its
     /// load balancer security group's ingress rules (a group reference stands for that group's tasks).
-    /// `None` when the service has no load balancer group. The route table's source filters
-    /// ([`route_source_filters`]) are built the same way.
+    /// `None` when the service has no load balancer group. The route table's load balancer sources
+    /// ([`crate::elbv2::network`]) are the union of these over a load balancer's services.
     pub fn load_balancer_allowed_sources(&self, service_id: i64, port: u16) -> Result<Option<Vec<Cidr>>, ControlError> {
         self.tx(|tx| {
             let Some(group) = load_balancer_group(tx, service_id)? else {

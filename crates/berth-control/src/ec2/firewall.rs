@@ -164,6 +164,19 @@ impl Control {
                     {
                         tracing::warn!(error = %e, "cannot record the VPC's CIDR");
                     }
+                    // Internal load balancers listen on the gateway: publish them once it is known.
+                    match info
+                        .gateway
+                        .map(|g| self.tx(|tx| crate::elbv2::network::record_gateway(tx, &self.config.network, g)))
+                    {
+                        Some(Ok(true)) => {
+                            if let Err(e) = self.publish_routes() {
+                                tracing::warn!(error = %e, "cannot publish routes after learning the network's gateway");
+                            }
+                        }
+                        Some(Err(e)) => tracing::warn!(error = %e, "cannot record the network's gateway"),
+                        _ => {}
+                    }
                     self.firewall.lock().unwrap_or_else(|e| e.into_inner()).network =
                         Some((info.clone(), Instant::now()));
                     info

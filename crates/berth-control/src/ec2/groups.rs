@@ -89,7 +89,7 @@ fn rule_arn(c: &Control, id: &str) -> String {
 }
 
 /// The tags of the TagSpecifications addressed to `resource_type`.
-fn spec_tags(
+pub(crate) fn spec_tags(
     specs: &Option<Vec<TagSpecification>>,
     resource_type: ResourceType,
 ) -> Result<Vec<(String, String)>, ControlError> {

@@ -11,6 +11,7 @@ pub mod firewall;
 mod groups;
 pub(crate) mod network;
 pub mod rules;
+pub mod subnets;
 
 use berth_core::{AwsError, ErrorCode};
 use berth_model::ec2::{Filter, Operation, Output, Tag};
@@ -25,6 +26,11 @@ impl Control {
         let out = match op {
             Operation::DescribeVpcs(r) => network::describe_vpcs(self, r).map(Output::DescribeVpcs),
             Operation::DescribeSubnets(r) => network::describe_subnets(self, r).map(Output::DescribeSubnets),
+            Operation::CreateSubnet(r) => subnets::create(self, r).map(Output::CreateSubnet),
+            Operation::DeleteSubnet(r) => subnets::delete(self, r).map(Output::DeleteSubnet),
+            Operation::ModifySubnetAttribute(r) => {
+                subnets::modify_attribute(self, r).map(Output::ModifySubnetAttribute)
+            }
             Operation::CreateTags(r) => network::create_tags(self, r).map(Output::CreateTags),
             Operation::DescribeTags(r) => network::describe_tags(self, r).map(Output::DescribeTags),
             Operation::CreateSecurityGroup(r) => groups::create(self, r).map(Output::CreateSecurityGroup),

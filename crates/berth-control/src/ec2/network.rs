@@ -190,7 +190,7 @@ pub(crate) fn describe_subnets(c: &Control, r: DescribeSubnetsRequest) -> Result
     Ok(DescribeSubnetsResult { subnets: Some(page), next_token: next })
 }
 
-fn render_subnet(c: &Control, s: &SubnetRow, tags: Vec<(String, String)>) -> Subnet {
+pub(super) fn render_subnet(c: &Control, s: &SubnetRow, tags: Vec<(String, String)>) -> Subnet {
     let free = s.cidr.parse::<Cidr>().map(|n| (1i64 << (32 - u32::from(n.prefix().min(32)))) - 5).unwrap_or(0);
     Subnet {
         subnet_id: Some(s.id.clone()),

@@ -475,10 +475,14 @@ fn new_revision(
     let mut config = spec.config.clone();
     config.service_revision_arn = Some(arn.clone());
     config.task_definition_arn = Some(td.arn);
-    config.ingress_paths = Some(vec![IngressPathSummary {
-        access_type: Some(AccessType::Public),
-        endpoint: Some(service.endpoint_host.clone()),
-    }]);
+    // Private subnets give an internal load balancer, reachable from the VPC only.
+    let subnets = config.network_configuration.as_ref().and_then(|n| n.subnets.clone()).unwrap_or_default();
+    let access = match crate::ec2::subnets::privacy_of_ids(tx, &subnets)? {
+        crate::ec2::subnets::Privacy::Public => AccessType::Public,
+        crate::ec2::subnets::Privacy::Private => AccessType::Private,
+    };
+    config.ingress_paths =
+        Some(vec![IngressPathSummary { access_type: Some(access), endpoint: Some(service.endpoint_host.clone()) }]);
     config.created_at = Some(Timestamp(t));
     let json = serde_json::to_string(&config).map_err(|e| ControlError::invalid(e.to_string()))?;
     tx.revision_insert(&RevisionRow {

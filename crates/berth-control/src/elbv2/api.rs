@@ -35,6 +35,7 @@ pub(crate) fn handle(c: &Control, op: Operation) -> Result<Output, ControlError>
             | O::ModifyTargetGroupAttributes(_)
             | O::RegisterTargets(_)
             | O::DeregisterTargets(_)
+            | O::ModifyLoadBalancerAttributes(_)
     );
     let out = match op {
         O::DescribeLoadBalancers(r) => Output::DescribeLoadBalancers(c.tx(|tx| describe_lbs(c, tx, r))?),
@@ -152,25 +153,27 @@ fn require_resource(tx: &Tx<'_>, arn: &str) -> Result<(), ControlError> {
 
 // ---- rendering
 
-fn render_lb(c: &Control, l: &LoadBalancerRow) -> LoadBalancer {
-    LoadBalancer {
+fn render_lb(c: &Control, tx: &Tx<'_>, l: &LoadBalancerRow) -> Result<LoadBalancer, ControlError> {
+    let vpc_id = super::network::lb_vpc(tx, &l.arn)?;
+    let security_groups = super::network::lb_security_groups(tx, &l.arn)?;
+    Ok(LoadBalancer {
         load_balancer_arn: Some(l.arn.clone()),
         dns_name: Some(l.dns_name.clone()),
         canonical_hosted_zone_id: Some("Z35SXDOTRQ7X7K".into()),
         created_time: Some(Timestamp(l.created_at)),
         load_balancer_name: Some(l.name.clone()),
         scheme: LoadBalancerSchemeEnum::parse(&l.scheme),
-        vpc_id: Some(c.vpc_id()),
+        vpc_id: Some(vpc_id),
         state: Some(LoadBalancerState { code: Some(LoadBalancerStateEnum::Active), reason: None }),
         r#type: Some(LoadBalancerTypeEnum::Application),
         availability_zones: Some(vec![AvailabilityZone {
             zone_name: Some(format!("{}a", c.names.region)),
             ..Default::default()
         }]),
-        security_groups: Some(vec![]),
+        security_groups: Some(security_groups),
         ip_address_type: Some(IpAddressType::Ipv4),
         ..Default::default()
-    }
+    })
 }
 
 fn render_listener(tx: &Tx<'_>, l: &ListenerRow) -> Result<Listener, ControlError> {
@@ -293,7 +296,7 @@ fn describe_lbs(
     }
     let (page, next) = page(rows, r.marker.as_deref(), r.page_size)?;
     Ok(DescribeLoadBalancersOutput {
-        load_balancers: Some(page.iter().map(|l| render_lb(c, l)).collect()),
+        load_balancers: Some(page.iter().map(|l| render_lb(c, tx, l)).collect::<Result<_, _>>()?),
         next_marker: next,
     })
 }

@@ -11,6 +11,7 @@
 //! only ([`route_rules`], [`route_groups`]).
 
 mod api;
+pub(crate) mod network;
 pub(crate) mod rules;
 
 pub(crate) use api::handle;
@@ -28,7 +29,6 @@ use serde::{Deserialize, Serialize};
 use crate::iam::provisioning::Journal;
 use crate::{Control, ControlError};
 
-pub(crate) const SCHEME: &str = "internet-facing";
 const MANAGED_TAG: (&str, &str) = ("AmazonECSManaged", "true");
 
 /// A target group's health check, as ModifyTargetGroup edits it.
@@ -174,21 +174,31 @@ fn forward_actions(groups: &[(&str, i32)]) -> Result<Vec<Action>, ControlError> 
     rules::normalize_actions(vec![a], &|_| true)
 }
 
-/// Creates a load balancer with its HTTPS:443 (default certificate, 404 default rule) and HTTP:80 (redirect)
-/// listeners. Returns its ARN.
-fn create_load_balancer(c: &Control, tx: &Tx<'_>, t: f64, journal: &mut Journal) -> Result<String, ControlError> {
+/// Creates a load balancer in `vpc_id` with the scheme of `privacy`, with its HTTPS:443 (default certificate,
+/// 404 default rule) and HTTP:80 (redirect) listeners. Returns its ARN.
+fn create_load_balancer(
+    c: &Control,
+    tx: &Tx<'_>,
+    t: f64,
+    vpc_id: &str,
+    privacy: crate::ec2::subnets::Privacy,
+    journal: &mut Journal,
+) -> Result<String, ControlError> {
     let name = format!("ecs-express-gateway-alb-{}", ids::random_hex(8));
     let id = ids::random_hex(16);
     let arn = c.elb_arn(&format!("loadbalancer/app/{name}/{id}"));
-    let dns = format!("{name}-{}.{}.elb.{}", &id[..10], c.names.region, c.config.base_domain);
+    // AWS names an internal load balancer's DNS record `internal-<name>-...`.
+    let prefix = if privacy == crate::ec2::subnets::Privacy::Private { "internal-" } else { "" };
+    let dns = format!("{prefix}{name}-{}.{}.elb.{}", &id[..10], c.names.region, c.config.base_domain);
     tx.lb_insert(&LoadBalancerRow {
         arn: arn.clone(),
         name,
-        scheme: SCHEME.into(),
+        scheme: privacy.scheme().into(),
         dns_name: dns,
         attributes: json(&default_lb_attributes())?,
         created_at: t,
     })?;
+    network::assign(c, tx, &arn, vpc_id, privacy)?;
     let managed = [(MANAGED_TAG.0.to_string(), MANAGED_TAG.1.to_string())];
     tx.tags_put(&arn, &managed)?;
     journal.elb_create("CreateLoadBalancer", &arn, &managed);
@@ -258,10 +268,11 @@ pub(crate) fn https_listener(tx: &Tx<'_>, lb_arn: &str) -> Result<Option<Listene
     Ok(tx.listeners(lb_arn)?.into_iter().find(|l| l.protocol == "HTTPS"))
 }
 
-/// Places a new Express service: a shared load balancer (or a new one), two target groups, the endpoint
-/// certificate on the HTTPS listener and a host-header rule at the lowest free priority. Assigns the
-/// service's current revisions to the first group. Called in the transaction that creates the service; what
-/// it does as the infrastructure role goes into `journal`.
+/// Places a new Express service: a shared load balancer of its VPC and scheme (internet-facing for public
+/// subnets, internal for private ones; or a new one), two target groups, the endpoint certificate on the
+/// HTTPS listener and a host-header rule at the lowest free priority. Assigns the service's current
+/// revisions to the first group. Called in the transaction that creates the service, after its first
+/// revision; what it does as the infrastructure role goes into `journal`.
 pub(crate) fn place_service(
     c: &Control,
     tx: &Tx<'_>,
@@ -272,18 +283,19 @@ pub(crate) fn place_service(
     journal: &mut Journal,
 ) -> Result<PlacementRow, ControlError> {
     journal.describe("elasticloadbalancing:DescribeLoadBalancers");
+    let (vpc, privacy) = network::service_network(tx, &service.target_revision)?;
     let placements = tx.placements()?;
-    let lbs: Vec<(String, String, usize)> = tx
-        .lbs()?
-        .into_iter()
-        .map(|lb| {
-            let n = placements.iter().filter(|p| p.load_balancer_arn == lb.arn).count();
-            (lb.arn, lb.scheme, n)
-        })
-        .collect();
-    let lb_arn = match rules::choose_load_balancer(&lbs, SCHEME) {
+    let mut lbs: Vec<(String, String, usize)> = Vec::new();
+    for lb in tx.lbs()? {
+        if network::lb_vpc(tx, &lb.arn)? != vpc {
+            continue;
+        }
+        let n = placements.iter().filter(|p| p.load_balancer_arn == lb.arn).count();
+        lbs.push((lb.arn, lb.scheme, n));
+    }
+    let lb_arn = match rules::choose_load_balancer(&lbs, privacy.scheme()) {
         Some(arn) => arn.to_string(),
-        None => create_load_balancer(c, tx, t, journal)?,
+        None => create_load_balancer(c, tx, t, &vpc, privacy, journal)?,
     };
     journal.describe("elasticloadbalancing:DescribeListeners");
     let listener = https_listener(tx, &lb_arn)?.ok_or_else(|| {
@@ -501,15 +513,20 @@ pub(crate) fn revision_groups(tx: &Tx<'_>) -> Result<HashMap<String, String>, Co
     Ok(tx.revision_groups()?.into_iter().collect())
 }
 
-/// The listener rules the proxy serves: every HTTPS listener's non-default rules, as route-table rules.
-/// When there is more than one load balancer, a rule without a host-header condition is limited to the
-/// hosts its own load balancer serves (its services' endpoints and the hosts its rules name), since every
-/// load balancer shares the proxy's sockets and the Host picks the rule set.
-pub(crate) fn route_rules(tx: &Tx<'_>, hosts_by_service: &HashMap<i64, String>) -> Result<Vec<Rule>, ControlError> {
+/// The listener rules and load balancers the proxy serves: every servable load balancer (see
+/// [`network::route_load_balancers`]) and its HTTPS listener's non-default rules, each tied to its load
+/// balancer. When several load balancers share a socket (the default ones, or an internal VPC address), a
+/// rule without a host-header condition is limited to the hosts its own load balancer serves (its services'
+/// endpoints and the hosts its rules name), since there the Host picks the load balancer.
+pub(crate) fn route_rules(
+    c: &Control,
+    tx: &Tx<'_>,
+    hosts_by_service: &HashMap<i64, String>,
+) -> Result<(Vec<Rule>, Vec<berth_routes::LoadBalancer>), ControlError> {
     let lbs = tx.lbs()?;
     let placements = tx.placements()?;
-    let scoped = lbs.len() > 1;
-    let mut out = Vec::new();
+    let mut parsed_by_lb = Vec::new();
+    let mut rule_hosts: HashMap<String, Vec<String>> = HashMap::new();
     for lb in &lbs {
         let Some(listener) = https_listener(tx, &lb.arn)? else { continue };
         let rows = tx.rules(&listener.arn)?;
@@ -519,22 +536,34 @@ pub(crate) fn route_rules(tx: &Tx<'_>, hosts_by_service: &HashMap<i64, String>) 
             .filter(|p| p.load_balancer_arn == lb.arn)
             .filter_map(|p| hosts_by_service.get(&p.service_id).cloned())
             .collect();
-        for row in rows.iter().filter(|r| r.priority.is_some()) {
+        for row in rows.into_iter().filter(|r| r.priority.is_some()) {
             let conditions: Vec<RuleCondition> = parse(&row.conditions, "rule conditions")?;
             let actions: Vec<Action> = parse(&row.actions, "rule actions")?;
             let conditions = rules::route_conditions(&conditions);
             for c in &conditions {
                 if let Condition::HostHeader { values } = c {
                     scope.extend(values.iter().cloned());
+                    rule_hosts
+                        .entry(lb.arn.clone())
+                        .or_default()
+                        .extend(values.iter().filter(|v| !v.contains(['*', '?'])).cloned());
                 }
             }
             parsed.push((row, conditions, actions));
         }
         scope.sort();
         scope.dedup();
+        parsed_by_lb.push((lb.arn.clone(), scope, parsed));
+    }
+    let served = network::route_load_balancers(c, tx, hosts_by_service, &rule_hosts)?;
+    let socket_of = |arn: &str| served.iter().find(|l| l.arn == arn).map(|l| l.https_listen);
+    let mut out = Vec::new();
+    for (lb_arn, scope, parsed) in parsed_by_lb {
+        let Some(socket) = socket_of(&lb_arn) else { continue };
+        let shared = served.iter().filter(|l| l.https_listen == socket).count() > 1;
         for (row, mut conditions, actions) in parsed {
             let Some(action) = rules::route_action(&actions) else { continue };
-            if scoped && !conditions.iter().any(|c| matches!(c, Condition::HostHeader { .. })) {
+            if shared && !conditions.iter().any(|c| matches!(c, Condition::HostHeader { .. })) {
                 if scope.is_empty() {
                     continue;
                 }
@@ -545,11 +574,12 @@ pub(crate) fn route_rules(tx: &Tx<'_>, hosts_by_service: &HashMap<i64, String>) 
                 priority: row.priority.unwrap_or(0),
                 conditions,
                 actions: vec![action],
+                load_balancer: Some(lb_arn.clone()),
             });
         }
     }
     out.sort_by_key(|r| r.priority);
-    Ok(out)
+    Ok((out, served))
 }
 
 /// One target group as the route table needs it.
