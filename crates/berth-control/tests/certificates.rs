@@ -6,7 +6,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use berth_control::ControlConfig;
-use berth_model::ecs::{self, ExpressGatewayContainer};
 use berth_routes::RouteTable;
 use berth_store::{CertificateRow, Store, StoreError};
 
@@ -46,25 +45,7 @@ fn stored(dir: &Path, host: &str) -> CertificateRow {
 async fn near_expiry_certificates_are_reissued_and_published() {
     let mut h = Harness::new("cert-renewal", |_| ControlConfig::default());
     h.create_express_roles().await;
-    let account = h.control.account_id().to_string();
-    let out = h
-        .control
-        .handle_ecs(
-            &h.caller,
-            ecs::Operation::CreateExpressGatewayService(ecs::CreateExpressGatewayServiceRequest {
-                service_name: Some("web".into()),
-                infrastructure_role_arn: Some(format!("arn:aws:iam::{account}:role/infra")),
-                execution_role_arn: Some(format!("arn:aws:iam::{account}:role/exec")),
-                primary_container: Some(ExpressGatewayContainer {
-                    image: Some("berth-demo:latest".into()),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-        )
-        .await
-        .expect("create");
-    assert!(matches!(out, ecs::Output::CreateExpressGatewayService(_)));
+    h.create_demo_service("web").await;
     h.settle().await;
     let default_host = h.control.default_host();
     let endpoint = h

@@ -3,7 +3,6 @@
 
 use berth_control::ControlConfig;
 use berth_core::ErrorCode;
-use berth_model::ecs::{self, ExpressGatewayContainer};
 use berth_model::elbv2::{self as elb, Operation as E, Output as EO};
 use berth_routes::TargetStickiness;
 
@@ -14,23 +13,7 @@ use common::Harness;
 async fn world(name: &str) -> (Harness, String) {
     let h = Harness::new(&format!("tg-attrs-{name}"), |_| ControlConfig::default());
     h.create_express_roles().await;
-    let account = h.control.account_id().to_string();
-    h.control
-        .handle_ecs(
-            &h.caller,
-            ecs::Operation::CreateExpressGatewayService(ecs::CreateExpressGatewayServiceRequest {
-                service_name: Some("web".into()),
-                infrastructure_role_arn: Some(format!("arn:aws:iam::{account}:role/infra")),
-                execution_role_arn: Some(format!("arn:aws:iam::{account}:role/exec")),
-                primary_container: Some(ExpressGatewayContainer {
-                    image: Some("berth-demo:latest".into()),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-        )
-        .await
-        .expect("create");
+    h.create_demo_service("web").await;
     h.settle().await;
     let group = h.table().target_groups.iter().find(|g| !g.targets.is_empty()).map(|g| g.id.clone()).expect("group");
     (h, group)

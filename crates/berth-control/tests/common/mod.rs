@@ -11,6 +11,7 @@ use std::sync::Arc;
 use berth_certs::Ca;
 use berth_control::{CallerIdentity, Control, ControlConfig};
 use berth_core::ErrorCode;
+use berth_model::ecs;
 use berth_model::iam::{self, Operation as Iam};
 use berth_routes::RouteTable;
 use berth_runtime::memory::MemoryDriver;
@@ -68,6 +69,32 @@ impl Harness {
     /// The account's `exec` and `infra` roles (see [`create_express_roles`]).
     pub async fn create_express_roles(&self) {
         create_express_roles(&self.control, &self.caller).await;
+    }
+
+    /// Creates the Express service `name` running `berth-demo:latest` with the `exec` and `infra` roles (create
+    /// them first with [`Harness::create_express_roles`]).
+    pub async fn create_demo_service(&self, name: &str) -> ecs::CreateExpressGatewayServiceResponse {
+        let out = self
+            .control
+            .handle_ecs(
+                &self.caller,
+                ecs::Operation::CreateExpressGatewayService(ecs::CreateExpressGatewayServiceRequest {
+                    service_name: Some(name.into()),
+                    infrastructure_role_arn: Some(self.role_arn("infra")),
+                    execution_role_arn: Some(self.role_arn("exec")),
+                    primary_container: Some(ecs::ExpressGatewayContainer {
+                        image: Some("berth-demo:latest".into()),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+            )
+            .await
+            .expect("create");
+        match out {
+            ecs::Output::CreateExpressGatewayService(r) => r,
+            other => panic!("unexpected output {other:?}"),
+        }
     }
 }
 
