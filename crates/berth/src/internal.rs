@@ -1,7 +1,6 @@
 //! The internal API proxies follow: a long-poll watch of route tables and health reports back.
 //! Plain HTTP/1.1 on loopback (or a private network), guarded by the data directory's token.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +10,6 @@ use bytes::Bytes;
 use http::{Method, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 const MAX_REPORT_BYTES: usize = 4 * 1024 * 1024;
@@ -23,30 +21,12 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let token = Arc::new(token);
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, _) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(error = %e, "internal API accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = &mut shutdown => return,
-        };
+    crate::http1::serve(listener, "internal API", shutdown, move |req| {
         let control = Arc::clone(&control);
         let token = Arc::clone(&token);
-        tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| {
-                let control = Arc::clone(&control);
-                let token = Arc::clone(&token);
-                async move { Ok::<_, Infallible>(handle(req, &control, &token).await) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
-        });
-    }
+        async move { handle(req, &control, &token).await }
+    })
+    .await
 }
 
 fn reply(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {

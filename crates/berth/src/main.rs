@@ -7,6 +7,7 @@
 mod backend;
 mod config;
 mod files;
+mod http1;
 mod internal;
 mod proxy;
 mod server;

@@ -4,10 +4,8 @@
 //! loopback interface. A container reaches it through its bridge gateway; botocore accepts plain HTTP for
 //! `AWS_CONTAINER_CREDENTIALS_FULL_URI` on exactly that address.
 
-use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use berth_control::Control;
@@ -16,7 +14,6 @@ use bytes::Bytes;
 use http::{Method, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 /// Makes sure `address` is one of the host's addresses (adding it to `lo` as a /32 when missing) and binds it.
@@ -42,28 +39,11 @@ pub async fn serve_credentials(
     control: Arc<Control>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, _) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(error = %e, "credentials endpoint accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = &mut shutdown => return,
-        };
+    crate::http1::serve(listener, "credentials endpoint", shutdown, move |req| {
         let control = Arc::clone(&control);
-        tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| {
-                let control = Arc::clone(&control);
-                async move { Ok::<_, Infallible>(handle(&req, &control)) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
-        });
-    }
+        async move { handle(&req, &control) }
+    })
+    .await
 }
 
 fn json(status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {
