@@ -1,7 +1,7 @@
 //! berth-store: berth's desired and recorded state in embedded SQLite (WAL).
 //!
 //! It owns the schema, its migrations and typed rows for clusters, services, service revisions, task
-//! definitions, tasks, certificates, credentials, tags, secrets, SSM parameters and the ELBv2 resources behind
+//! definitions, tasks, certificates, credentials, tags, secrets, SSM parameters, CloudWatch Logs groups/streams/events and the ELBv2 resources behind
 //! Express services; every change happens inside one transaction
 //! ([`Store::tx`]), so a failed command leaves nothing half-written. It must never call a runtime, the
 //! network or the proxy, and never decide anything: it records what the control plane decides.
@@ -10,6 +10,7 @@ mod ec2;
 mod elbv2;
 mod iam;
 mod lb_network;
+mod logs;
 mod rows;
 mod savepoint;
 mod schema;
@@ -20,6 +21,7 @@ pub use ec2::*;
 pub use elbv2::*;
 pub use iam::*;
 pub use lb_network::*;
+pub use logs::*;
 pub use rows::*;
 pub use secrets::*;
 pub use task_role::*;

@@ -386,6 +386,40 @@ CREATE TABLE elbv2_lb_network (
     address TEXT
 );
 "#,
+    // CloudWatch Logs (logs): log groups, streams and events; times in epoch milliseconds. Events are read per
+    // stream by time and scanned per group by time (FilterLogEvents, retention).
+    r#"
+CREATE TABLE log_groups (
+    name TEXT PRIMARY KEY,
+    arn TEXT NOT NULL UNIQUE,
+    created_ms INTEGER NOT NULL,
+    retention_days INTEGER,
+    kms_key_id TEXT,
+    log_group_class TEXT NOT NULL,
+    deletion_protection INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE log_streams (
+    group_name TEXT NOT NULL REFERENCES log_groups(name) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    first_event_ms INTEGER,
+    last_event_ms INTEGER,
+    last_ingestion_ms INTEGER,
+    stored_bytes INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (group_name, name)
+);
+CREATE TABLE log_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    group_name TEXT NOT NULL,
+    stream TEXT NOT NULL,
+    timestamp_ms INTEGER NOT NULL,
+    ingestion_ms INTEGER NOT NULL,
+    message TEXT NOT NULL,
+    FOREIGN KEY (group_name, stream) REFERENCES log_streams(group_name, name) ON DELETE CASCADE
+);
+CREATE INDEX log_events_by_stream ON log_events(group_name, stream, timestamp_ms, seq);
+CREATE INDEX log_events_by_group ON log_events(group_name, timestamp_ms, seq);
+"#,
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
