@@ -163,6 +163,28 @@ SERVICES = {
             "DescribeParameters",
         ],
     },
+    "logs": {
+        "path": "logs/2014-03-28",
+        "operations": [
+            "CreateLogGroup",
+            "DeleteLogGroup",
+            "DescribeLogGroups",
+            "CreateLogStream",
+            "DeleteLogStream",
+            "DescribeLogStreams",
+            "PutLogEvents",
+            "GetLogEvents",
+            "FilterLogEvents",
+            "PutRetentionPolicy",
+            "DeleteRetentionPolicy",
+            "TagResource",
+            "UntagResource",
+            "ListTagsForResource",
+            "TagLogGroup",
+            "UntagLogGroup",
+            "ListTagsLogGroup",
+        ],
+    },
 }
 
 SCALARS = ("string", "integer", "long", "double", "float", "boolean", "timestamp", "blob")

@@ -65,6 +65,8 @@ pub enum Request {
     SecretsManager(berth_model::secretsmanager::Operation),
     /// SSM Parameter Store (AWS JSON 1.1).
     Ssm(berth_model::ssm::Operation),
+    /// CloudWatch Logs (AWS JSON 1.1).
+    Logs(berth_model::logs::Operation),
 }
 
 impl Request {
@@ -78,11 +80,12 @@ impl Request {
             Request::Ec2(op) => op.name(),
             Request::SecretsManager(op) => op.name(),
             Request::Ssm(op) => op.name(),
+            Request::Logs(op) => op.name(),
         }
     }
 
     /// The service's IAM action prefix (`ecs`, `elasticloadbalancing`, `iam`, `sts`, `ec2`, `secretsmanager`,
-    /// `ssm`): with [`Request::operation_name`] it names the IAM action, e.g. `elasticloadbalancing:AddTags`.
+    /// `ssm`, `logs`): with [`Request::operation_name`] it names the IAM action, e.g. `elasticloadbalancing:AddTags`.
     pub fn service_name(&self) -> &'static str {
         match self {
             Request::Ecs(_) => berth_model::ecs::SIGNING_NAME,
@@ -92,6 +95,7 @@ impl Request {
             Request::Ec2(_) => berth_model::ec2::SIGNING_NAME,
             Request::SecretsManager(_) => berth_model::secretsmanager::SIGNING_NAME,
             Request::Ssm(_) => berth_model::ssm::SIGNING_NAME,
+            Request::Logs(_) => berth_model::logs::SIGNING_NAME,
         }
     }
 }
@@ -108,6 +112,7 @@ pub enum Response {
     Ec2(berth_model::ec2::Output),
     SecretsManager(berth_model::secretsmanager::Output),
     Ssm(berth_model::ssm::Output),
+    Logs(berth_model::logs::Output),
 }
 
 /// What serves the decoded requests: the control plane in the binary, a stub in tests.

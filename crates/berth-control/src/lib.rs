@@ -18,6 +18,7 @@ mod elbv2;
 mod error;
 mod health;
 mod iam;
+pub mod logs;
 mod names;
 pub mod plan;
 mod reconcile;

@@ -689,6 +689,11 @@ impl Control {
         self.state().last_prune = t;
         let before = t - self.config.stopped_task_retention.as_secs_f64();
         self.tx(|tx| Ok(tx.tasks_prune_stopped(before)?))?;
+        // CloudWatch Logs retention: events older than their group's retention go.
+        let expired = self.expire_log_events((t * 1000.0) as i64)?;
+        if expired > 0 {
+            tracing::debug!(expired, "log events past their retention deleted");
+        }
         Ok(())
     }
 }

@@ -155,6 +155,11 @@ pub enum ErrorCode {
     ParameterVersionNotFound,
     TooManyUpdates,
     UnsupportedParameterType,
+    // CloudWatch Logs (InvalidParameter, ResourceNotFound, LimitExceeded and Validation above are shared).
+    LogsResourceAlreadyExists,
+    LogsOperationAborted,
+    /// Logs' spelling; ELBv2's is `TooManyTags`.
+    LogsTooManyTags,
 }
 
 impl ErrorCode {
@@ -278,6 +283,9 @@ impl ErrorCode {
             ParameterVersionNotFound => "ParameterVersionNotFound",
             TooManyUpdates => "TooManyUpdates",
             UnsupportedParameterType => "UnsupportedParameterType",
+            LogsResourceAlreadyExists => "ResourceAlreadyExistsException",
+            LogsOperationAborted => "OperationAbortedException",
+            LogsTooManyTags => "TooManyTagsException",
         }
     }
 
@@ -382,7 +390,10 @@ impl ErrorCode {
             | ParameterPatternMismatch
             | ParameterVersionNotFound
             | TooManyUpdates
-            | UnsupportedParameterType => 400,
+            | UnsupportedParameterType
+            | LogsResourceAlreadyExists
+            | LogsOperationAborted
+            | LogsTooManyTags => 400,
             AuthFailure => 401,
             MissingAuthenticationTokenQuery | AccessDeniedQuery | UnauthorizedOperation | RegionDisabled => 403,
             NoSuchEntity => 404,

@@ -14,6 +14,7 @@ pub mod ec2;
 pub mod ecs;
 pub mod elbv2;
 pub mod iam;
+pub mod logs;
 pub mod schema;
 pub mod secretsmanager;
 pub mod ssm;

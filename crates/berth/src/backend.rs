@@ -54,6 +54,7 @@ impl Backend for ApiBackend {
             Request::Ssm(op) => self.control.handle_ssm(&identity, op).await.map(Response::Ssm),
             Request::Iam(op) => self.control.handle_iam(&identity, op).await.map(Response::Iam),
             Request::Ec2(op) => self.control.handle_ec2(&identity, op).await.map(Response::Ec2),
+            Request::Logs(op) => self.control.handle_logs(&identity, op).await.map(Response::Logs),
         }
     }
 }

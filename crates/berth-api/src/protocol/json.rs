@@ -39,6 +39,7 @@ pub(crate) fn route(parts: &http::request::Parts) -> Result<Route, AwsError> {
         berth_model::ecs::TARGET_PREFIX => Service::Ecs,
         berth_model::secretsmanager::TARGET_PREFIX => Service::SecretsManager,
         berth_model::ssm::TARGET_PREFIX => Service::Ssm,
+        berth_model::logs::TARGET_PREFIX => Service::Logs,
         _ => {
             return Err(AwsError::new(
                 ErrorCode::UnknownOperation,
@@ -63,6 +64,7 @@ pub(crate) fn decode(route: &Route, body: &[u8]) -> Result<Request, AwsError> {
             berth_model::secretsmanager::Operation::decode(op, body).map(Request::SecretsManager)
         }
         Service::Ssm => berth_model::ssm::Operation::decode(op, body).map(Request::Ssm),
+        Service::Logs => berth_model::logs::Operation::decode(op, body).map(Request::Logs),
         Service::Elbv2 | Service::Iam | Service::Sts | Service::Ec2 => {
             return Err(AwsError::new(
                 ErrorCode::UnknownOperation,
@@ -93,6 +95,7 @@ pub(crate) fn encode(resp: &Response, request_id: &str) -> http::Response<Bytes>
         Response::Ecs(out) => out.to_json(),
         Response::SecretsManager(out) => out.to_json(),
         Response::Ssm(out) => out.to_json(),
+        Response::Logs(out) => out.to_json(),
         Response::Elbv2(_) | Response::Iam(_) | Response::Sts(_) | Response::Ec2(_) => {
             return super::query::encode(resp, request_id);
         }

@@ -1,7 +1,7 @@
 //! The AWS wire protocols: which service and operation a request names, how its body becomes a typed
 //! [`Request`](crate::Request), and how responses and errors are written back.
 //!
-//! - AWS JSON 1.1 (ECS, Secrets Manager, SSM): `X-Amz-Target: Prefix.Operation`, JSON bodies.
+//! - AWS JSON 1.1 (ECS, Secrets Manager, SSM, CloudWatch Logs): `X-Amz-Target: Prefix.Operation`, JSON bodies.
 //! - Query (ELBv2, IAM, STS): form-encoded `Action=...&Version=...` parameters, XML responses.
 //! - EC2: Query's requests with EC2's parameter names, XML responses in EC2's envelope.
 //!
@@ -25,6 +25,7 @@ pub(crate) enum Service {
     Ecs,
     SecretsManager,
     Ssm,
+    Logs,
     Elbv2,
     Iam,
     Sts,
@@ -38,6 +39,7 @@ impl Service {
             Service::Ecs => berth_model::ecs::SIGNING_NAME,
             Service::SecretsManager => berth_model::secretsmanager::SIGNING_NAME,
             Service::Ssm => berth_model::ssm::SIGNING_NAME,
+            Service::Logs => berth_model::logs::SIGNING_NAME,
             Service::Elbv2 => berth_model::elbv2::SIGNING_NAME,
             Service::Iam => berth_model::iam::SIGNING_NAME,
             Service::Sts => berth_model::sts::SIGNING_NAME,
@@ -62,6 +64,7 @@ impl Service {
             Service::Ecs => berth_model::ecs::API_VERSION,
             Service::SecretsManager => berth_model::secretsmanager::API_VERSION,
             Service::Ssm => berth_model::ssm::API_VERSION,
+            Service::Logs => berth_model::logs::API_VERSION,
             Service::Elbv2 => berth_model::elbv2::API_VERSION,
             Service::Iam => berth_model::iam::API_VERSION,
             Service::Sts => berth_model::sts::API_VERSION,
@@ -76,7 +79,7 @@ impl Service {
             Service::Iam => Some(berth_model::iam::XML_NAMESPACE),
             Service::Sts => Some(berth_model::sts::XML_NAMESPACE),
             Service::Ec2 => Some(berth_model::ec2::XML_NAMESPACE),
-            Service::Ecs | Service::SecretsManager | Service::Ssm => None,
+            Service::Ecs | Service::SecretsManager | Service::Ssm | Service::Logs => None,
         }
     }
 }
@@ -160,7 +163,9 @@ impl Protocol {
     /// Writes a successful response, in the protocol of the service that answered.
     pub(crate) fn encode(self, response: &Response, request_id: &str) -> http::Response<Bytes> {
         match response {
-            Response::Ecs(_) | Response::SecretsManager(_) | Response::Ssm(_) => json::encode(response, request_id),
+            Response::Ecs(_) | Response::SecretsManager(_) | Response::Ssm(_) | Response::Logs(_) => {
+                json::encode(response, request_id)
+            }
             Response::Elbv2(_) | Response::Iam(_) | Response::Sts(_) | Response::Ec2(_) => {
                 query::encode(response, request_id)
             }

@@ -130,7 +130,7 @@ fn flavor_of(service: Service) -> Option<Flavor> {
     match service {
         Service::Elbv2 | Service::Iam | Service::Sts => Some(Flavor::Query),
         Service::Ec2 => Some(Flavor::Ec2),
-        Service::Ecs | Service::SecretsManager | Service::Ssm => None,
+        Service::Ecs | Service::SecretsManager | Service::Ssm | Service::Logs => None,
     }
 }
 
@@ -140,7 +140,7 @@ fn operation_schema(service: Service, name: &str) -> Option<&'static OperationSc
         Service::Iam => iam::operation(name),
         Service::Sts => sts::operation(name),
         Service::Ec2 => ec2::operation(name),
-        Service::Ecs | Service::SecretsManager | Service::Ssm => None,
+        Service::Ecs | Service::SecretsManager | Service::Ssm | Service::Logs => None,
     }
 }
 
@@ -187,7 +187,9 @@ pub(crate) fn decode(route: &Route, parts: &http::request::Parts, body: &[u8]) -
         Service::Iam => iam::Operation::from_value(op, value).map(Request::Iam),
         Service::Sts => sts::Operation::from_value(op, value).map(Request::Sts),
         Service::Ec2 => ec2::Operation::from_value(op, value).map(Request::Ec2),
-        Service::Ecs | Service::SecretsManager | Service::Ssm => return Err(AwsError::internal("not a Query service")),
+        Service::Ecs | Service::SecretsManager | Service::Ssm | Service::Logs => {
+            return Err(AwsError::internal("not a Query service"));
+        }
     };
     decoded.map_err(|e| decode_error(flavor, e))
 }
@@ -416,7 +418,7 @@ pub(crate) fn encode(response: &Response, request_id: &str) -> http::Response<By
         Response::Iam(o) => (Flavor::Query, iam::XML_NAMESPACE, o.name(), o.to_value()),
         Response::Sts(o) => (Flavor::Query, sts::XML_NAMESPACE, o.name(), o.to_value()),
         Response::Ec2(o) => (Flavor::Ec2, ec2::XML_NAMESPACE, o.name(), o.to_value()),
-        Response::Ecs(_) | Response::SecretsManager(_) | Response::Ssm(_) => {
+        Response::Ecs(_) | Response::SecretsManager(_) | Response::Ssm(_) | Response::Logs(_) => {
             return super::json::encode(response, request_id);
         }
     };
