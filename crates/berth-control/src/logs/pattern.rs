@@ -79,7 +79,9 @@ fn contains_word(message: &str, term: &str) -> bool {
     message.match_indices(term).any(|(i, _)| {
         let before = message[..i].chars().next_back();
         let after = message[i + term.len()..].chars().next();
-        !(starts_word && before.is_some_and(is_word)) && !(ends_word && after.is_some_and(is_word))
+        let glued_before = starts_word && before.is_some_and(is_word);
+        let glued_after = ends_word && after.is_some_and(is_word);
+        !glued_before && !glued_after
     })
 }
 
@@ -499,14 +501,17 @@ mod json {
 enum Field {
     /// `...`: any number of fields.
     Ellipsis,
-    /// A named field and its conditions (`None`: any value): alternatives (`||`) of conjunctions (`&&`).
-    Named(Option<Vec<Vec<(Op, Operand)>>>),
+    /// A named field and its conditions (`None`: any value).
+    Named(Option<Conditions>),
 }
+
+/// Alternatives (`||`) of conjunctions (`&&`) of comparisons.
+type Conditions = Vec<Vec<(Op, Operand)>>;
 
 mod delimited {
     //! `[a, b = x, ...]` patterns.
 
-    use super::{Field, Op, Operand, op_of, quoted};
+    use super::{Conditions, Field, Op, Operand, op_of, quoted};
 
     pub(super) fn parse(p: &str) -> Result<Vec<Field>, String> {
         let inner = p
@@ -560,7 +565,7 @@ mod delimited {
     }
 
     /// `name`, or `name op value` conditions joined by `&&`/`||` (each condition names the same field).
-    fn field(part: &str) -> Result<(String, Option<Vec<Vec<(Op, Operand)>>>), String> {
+    fn field(part: &str) -> Result<(String, Option<Conditions>), String> {
         if ident_ok(part) {
             return Ok((part.to_string(), None));
         }
