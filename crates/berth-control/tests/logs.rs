@@ -714,7 +714,7 @@ async fn users_are_authorized_per_log_group_and_tag() {
     let denied = call(Logs::put_op("/app/other", "s", &[(t, "theirs")])).await.expect_err("put other");
     assert_eq!(denied.code, ErrorCode::AccessDenied);
     assert!(denied.message.contains("logs:PutLogEvents"), "{}", denied.message);
-    assert!(denied.message.contains(&format!("log-group:/app/other:log-stream:s")), "{}", denied.message);
+    assert!(denied.message.contains("log-group:/app/other:log-stream:s"), "{}", denied.message);
     let denied = call(Op::DeleteLogGroup(logs::DeleteLogGroupRequest { log_group_name: Some("/app/other".into()) }))
         .await
         .expect_err("delete other");
