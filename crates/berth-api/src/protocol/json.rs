@@ -128,10 +128,12 @@ mod tests {
     fn routes_by_target() {
         let r = route(&parts("POST", Some("AmazonEC2ContainerServiceV20141113.ListClusters"))).expect("route");
         assert_eq!(r, Route { service: Service::Ecs, operation: "ListClusters".into() });
+        let r = route(&parts("POST", Some("Logs_20140328.GetLogEvents"))).expect("route");
+        assert_eq!(r, Route { service: Service::Logs, operation: "GetLogEvents".into() });
         for (method, target) in [
             ("POST", None),
             ("POST", Some("AmazonEC2ContainerServiceV20141113")),
-            ("POST", Some("Logs_20140328.GetLogEvents")),
+            ("POST", Some("Kinesis_20131202.ListStreams")),
             ("GET", Some("AmazonEC2ContainerServiceV20141113.ListClusters")),
         ] {
             let e = route(&parts(method, target)).expect_err("unroutable");
