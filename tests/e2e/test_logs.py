@@ -164,6 +164,7 @@ def test_filter_patterns_and_paginators_with_boto3(berth):
     assert run("ERROR -ARGUMENTS", logStreamNamePrefix="web/") == ["[ERROR 400] BAD REQUEST"]
     assert run("?ARGUMENTS ?nightly") == ["[ERROR 419] MISSING ARGUMENTS", "[ERROR 500] nightly job"]
     assert run('"MISSING ARGUMENTS"') == ["[ERROR 419] MISSING ARGUMENTS"]
+    assert run("%ERROR 4[01]%") == ["[ERROR 400] BAD REQUEST", "[ERROR 419] MISSING ARGUMENTS"]
     assert run('{ $.level = "error" }') == ['{"level":"error","latency":900}']
     assert run("{ $.latency > 100 || $.level = info }") == ['{"level":"error","latency":900}', '{"level":"info","latency":12}']
     assert len(run("")) == 6

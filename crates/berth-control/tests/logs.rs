@@ -480,6 +480,10 @@ async fn filter_log_events_by_pattern_streams_and_pages() {
     assert_eq!(msgs(&l.filter(run("ERROR -ARGUMENTS", Some("ecs/"))).await), ["[ERROR 400] BAD REQUEST"]);
     assert_eq!(msgs(&l.filter(run("?WARN ?INFO", None)).await), ["INFO ok", "WARN slow"]);
     assert_eq!(msgs(&l.filter(run("{ $.n > 5 }", None)).await), [r#"{"level":"error","n":7}"#]);
+    assert_eq!(
+        msgs(&l.filter(run("%^\\[ERROR [45]%", Some("ecs/"))).await),
+        ["[ERROR 400] BAD REQUEST", "[ERROR 419] MISSING ARGUMENTS"]
+    );
     assert_eq!(msgs(&l.filter(run("", None)).await).len(), 6);
     let named = l
         .filter(logs::FilterLogEventsRequest {
@@ -520,7 +524,7 @@ async fn filter_log_events_by_pattern_streams_and_pages() {
     }
     assert_eq!(seen, msgs(&l.filter(run("", None)).await));
 
-    for bad in ["%ERR%", "{ $.n > }", "\"open"] {
+    for bad in ["%ERR(OR)%", "{ $.n > }", "\"open"] {
         let e = l.c.handle_logs(&l.root, Op::FilterLogEvents(run(bad, None))).await.expect_err(bad);
         assert_eq!(e.code, ErrorCode::InvalidParameter);
         assert!(e.message.contains("Invalid filter pattern"), "{}", e.message);

@@ -12,6 +12,7 @@ mod events;
 mod groups;
 pub(crate) mod ingest;
 pub mod pattern;
+mod regex;
 mod streams;
 
 use berth_core::{AwsError, ErrorCode};

@@ -11,9 +11,18 @@
 //!   `"..."` or `[...]` is one field; `...` stands for any number of fields, and a field's conditions may be
 //!   combined with `&&` and `||`.
 //!
-//! Anything else (regular expressions in `%...%` among them) is refused with a reason, never matched loosely.
+//! - Regular expressions between `%`: the whole pattern (`%AUTHORIZED%` searches the message), or a value in a
+//!   JSON or space-delimited comparison (`{ $.code = %^4\d\d$% }`, at most two per pattern), in AWS's subset
+//!   ([`super::regex`]).
+//!
+//! Anything else is refused with a reason, never matched loosely.
 
 use serde_json::Value;
+
+use super::regex::Regex;
+
+/// Regular expressions allowed in one JSON or space-delimited pattern, as AWS limits them.
+const MAX_REGEXES: usize = 2;
 
 /// A parsed filter pattern.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,6 +38,7 @@ enum Form {
     },
     Json(Expr),
     Delimited(Vec<Field>),
+    Regex(Regex),
 }
 
 impl Pattern {
@@ -43,6 +53,11 @@ impl Pattern {
         }
         if p.starts_with('[') {
             return delimited::parse(p).map(|f| Pattern(Form::Delimited(f)));
+        }
+        if let Some(inner) = p.strip_prefix('%').and_then(|r| r.strip_suffix('%')) {
+            return Regex::parse(inner)
+                .map(|r| Pattern(Form::Regex(r)))
+                .map_err(|e| format!("regular expression: {e}"));
         }
         terms(p)
     }
@@ -60,6 +75,7 @@ impl Pattern {
                 _ => false,
             },
             Form::Delimited(fields) => delimited::matches(fields, message),
+            Form::Regex(r) => r.is_match(message),
         }
     }
 }
@@ -136,7 +152,7 @@ fn terms(p: &str) -> Result<Pattern, String> {
             }
             let t: String = chars[start..i].iter().collect();
             if t.starts_with('%') {
-                return Err("regular expressions (%...%) are not supported by berth".into());
+                return Err("a regular expression (%...%) must be the whole pattern".into());
             }
             if let Some(c) = t.chars().find(|c| "{}[]()%".contains(*c)) {
                 return Err(format!("'{c}' in the term '{t}': quote terms that contain symbols"));
@@ -193,11 +209,12 @@ enum Op {
     Ge,
 }
 
-/// A value to compare with: a number, or a string that may hold `*` wildcards.
+/// A value to compare with: a number, a string that may hold `*` wildcards, or a regular expression.
 #[derive(Debug, Clone, PartialEq)]
 enum Operand {
     Number(f64),
     Text(String),
+    Regex(Regex),
 }
 
 impl Operand {
@@ -225,8 +242,10 @@ impl Operand {
             }
             (Operand::Text(p), Op::Eq) => glob(p, text),
             (Operand::Text(p), Op::Ne) => !glob(p, text),
-            // Checked at parse time: strings only compare with = and !=.
-            (Operand::Text(_), _) => false,
+            (Operand::Regex(r), Op::Eq) => r.is_match(text),
+            (Operand::Regex(r), Op::Ne) => !r.is_match(text),
+            // Checked at parse time: strings and expressions only compare with = and !=.
+            (Operand::Text(_) | Operand::Regex(_), _) => false,
         }
     }
 }
@@ -288,7 +307,7 @@ impl Expr {
 mod json {
     //! `{ ... }` patterns.
 
-    use super::{Expr, Op, Operand, Step, op_of, quoted};
+    use super::{Expr, MAX_REGEXES, Op, Operand, Regex, Step, op_of, quoted};
 
     #[derive(Debug, Clone, PartialEq)]
     enum Tok {
@@ -300,6 +319,8 @@ mod json {
         Selector(Vec<Step>),
         /// A value, and whether it was quoted.
         Value(String, bool),
+        /// `%...%`.
+        Regex(String),
         Word(String),
     }
 
@@ -341,7 +362,11 @@ mod json {
                     let s = quoted(&chars, &mut i)?;
                     out.push(Tok::Value(s, true));
                 }
-                '%' => return Err("regular expressions (%...%) are not supported by berth".into()),
+                '%' => {
+                    let end = chars[i + 1..].iter().position(|c| *c == '%').ok_or("a '%' expression is not closed")?;
+                    out.push(Tok::Regex(chars[i + 1..i + 1 + end].iter().collect()));
+                    i += end + 2;
+                }
                 '$' => out.push(Tok::Selector(selector(&chars, &mut i)?)),
                 _ => {
                     let start = i;
@@ -447,9 +472,12 @@ mod json {
                     let operand = match self.next() {
                         Some(Tok::Value(s, q)) => Operand::new(s, q),
                         Some(Tok::Word(w)) => Operand::new(w, false),
+                        Some(Tok::Regex(r)) => {
+                            Operand::Regex(Regex::parse(&r).map_err(|e| format!("regular expression: {e}"))?)
+                        }
                         other => return Err(format!("expected a value, found {}", describe(other.as_ref()))),
                     };
-                    if matches!(operand, Operand::Text(_)) && !matches!(op, Op::Eq | Op::Ne) {
+                    if !matches!(operand, Operand::Number(_)) && !matches!(op, Op::Eq | Op::Ne) {
                         return Err("strings can only be compared with = and !=".into());
                     }
                     Ok(Expr::Compare(path, op, operand))
@@ -487,6 +515,9 @@ mod json {
         if toks.is_empty() {
             return Err("empty JSON pattern".into());
         }
+        if toks.iter().filter(|t| matches!(t, Tok::Regex(_))).count() > MAX_REGEXES {
+            return Err(format!("a JSON pattern can hold at most {MAX_REGEXES} regular expressions"));
+        }
         let mut parser = Parser { toks, pos: 0 };
         let e = parser.or()?;
         if parser.pos != parser.toks.len() {
@@ -511,7 +542,7 @@ type Conditions = Vec<Vec<(Op, Operand)>>;
 mod delimited {
     //! `[a, b = x, ...]` patterns.
 
-    use super::{Conditions, Field, Op, Operand, op_of, quoted};
+    use super::{Conditions, Field, MAX_REGEXES, Op, Operand, Regex, op_of, quoted};
 
     pub(super) fn parse(p: &str) -> Result<Vec<Field>, String> {
         let inner = p
@@ -557,6 +588,18 @@ mod delimited {
             names.push(name);
             fields.push(Field::Named(conds));
         }
+        let regexes = fields
+            .iter()
+            .map(|f| match f {
+                Field::Named(Some(alts)) => {
+                    alts.iter().flatten().filter(|(_, o)| matches!(o, Operand::Regex(_))).count()
+                }
+                _ => 0,
+            })
+            .sum::<usize>();
+        if regexes > MAX_REGEXES {
+            return Err(format!("a space-delimited pattern can hold at most {MAX_REGEXES} regular expressions"));
+        }
         Ok(fields)
     }
 
@@ -601,10 +644,10 @@ mod delimited {
         if value.is_empty() {
             return Err(format!("missing value in '{c}'"));
         }
-        if value.starts_with('%') {
-            return Err("regular expressions (%...%) are not supported by berth".into());
-        }
-        let operand = if value.starts_with('"') {
+        let operand = if let Some(inner) = value.strip_prefix('%') {
+            let inner = inner.strip_suffix('%').ok_or_else(|| format!("a '%' expression is not closed in '{c}'"))?;
+            Operand::Regex(Regex::parse(inner).map_err(|e| format!("regular expression: {e}"))?)
+        } else if value.starts_with('"') {
             let chars: Vec<char> = value.chars().collect();
             let mut i = 0;
             let s = quoted(&chars, &mut i)?;
@@ -618,7 +661,7 @@ mod delimited {
             }
             Operand::new(value.to_string(), false)
         };
-        if matches!(operand, Operand::Text(_)) && !matches!(op, Op::Eq | Op::Ne) {
+        if !matches!(operand, Operand::Number(_)) && !matches!(op, Op::Eq | Op::Ne) {
             return Err("strings can only be compared with = and !=".into());
         }
         Ok((name.to_string(), op, operand))
@@ -816,9 +859,51 @@ mod tests {
     }
 
     #[test]
+    fn regular_expressions_as_documented() {
+        let unstructured: &[(&str, [bool; 4])] = &[
+            ("%AUTHORIZED%", [false, true, false, false]),
+            ("%ERROR 4[01][0-9]%", [true, true, true, false]),
+            ("%^\\[ERROR 42%", [false, false, false, true]),
+            ("%ARGUMENTS$%", [false, false, true, true]),
+            ("%MISSING|INVALID%", [false, false, true, true]),
+        ];
+        for (pattern, want) in unstructured {
+            let p = Pattern::parse(pattern).unwrap_or_else(|e| panic!("{pattern}: {e}"));
+            for (msg, w) in UNSTRUCTURED.iter().zip(want) {
+                assert_eq!(p.matches(msg), *w, "pattern {pattern:?} on {msg:?}");
+            }
+        }
+        let json: &[(&str, bool)] = &[
+            ("{ $.eventType = %Update% }", true),
+            ("{ $.eventType = %^Trail% }", false),
+            ("{ $.sourceIPAddress = %^111\\.111\\.% && $.eventType != %Delete% }", true),
+            ("{ $.user.email = %@example\\.com$% }", true),
+        ];
+        for (pattern, want) in json {
+            let p = Pattern::parse(pattern).unwrap_or_else(|e| panic!("{pattern}: {e}"));
+            assert_eq!(p.matches(JSON_EVENT), *want, "{pattern}");
+        }
+        let delimited: &[(&str, bool)] = &[
+            ("[..., status_code = %^4\\d\\d$%, bytes]", true),
+            ("[..., status_code = %^5%, bytes]", false),
+            ("[ip = %^127\\.%, ..., bytes != %^0$%]", true),
+        ];
+        for (pattern, want) in delimited {
+            let p = Pattern::parse(pattern).unwrap_or_else(|e| panic!("{pattern}: {e}"));
+            assert_eq!(p.matches(ACCESS_LOG), *want, "{pattern}");
+        }
+    }
+
+    #[test]
     fn unsupported_or_broken_patterns_are_refused() {
         for bad in [
-            "%AUTHORIZED%",
+            "%AUTHORIZED!%",
+            "%(a)%",
+            "ERROR %AUTH%",
+            "{ $.a = %x% || $.b = %y% || $.c = %z% }",
+            "[a = %x%, b = %y%, c = %z%]",
+            "{ $.a = %open }",
+            "{ $.a > %x% }",
             "\"unterminated",
             "{ $.a = }",
             "{ $.a = 1",
@@ -826,11 +911,9 @@ mod tests {
             "{ $.a ~ 1 }",
             "{ $.* = 1 }",
             "{ $.a IS MAYBE }",
-            "{ $.a = %regex% }",
             r#"{ $.a > "text" }"#,
             "{ $.a = 1 } trailing",
             "{ ($.a = 1 }",
-            "[a, b = %x%]",
             "[a, b > abc]",
             "[a b]",
             "?ERROR WARN",
