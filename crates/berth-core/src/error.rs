@@ -157,7 +157,6 @@ pub enum ErrorCode {
     UnsupportedParameterType,
     // CloudWatch Logs (InvalidParameter, ResourceNotFound, LimitExceeded and Validation above are shared).
     LogsResourceAlreadyExists,
-    LogsOperationAborted,
     /// Logs' spelling; ELBv2's is `TooManyTags`.
     LogsTooManyTags,
 }
@@ -284,7 +283,6 @@ impl ErrorCode {
             TooManyUpdates => "TooManyUpdates",
             UnsupportedParameterType => "UnsupportedParameterType",
             LogsResourceAlreadyExists => "ResourceAlreadyExistsException",
-            LogsOperationAborted => "OperationAbortedException",
             LogsTooManyTags => "TooManyTagsException",
         }
     }
@@ -392,7 +390,6 @@ impl ErrorCode {
             | TooManyUpdates
             | UnsupportedParameterType
             | LogsResourceAlreadyExists
-            | LogsOperationAborted
             | LogsTooManyTags => 400,
             AuthFailure => 401,
             MissingAuthenticationTokenQuery | AccessDeniedQuery | UnauthorizedOperation | RegionDisabled => 403,
