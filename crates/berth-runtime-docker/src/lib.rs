@@ -9,15 +9,19 @@
 //! container behind when a create or start fails.
 
 pub mod firewall;
+mod output;
 mod util;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use berth_runtime::{Driver, DriverError, ObservedState, ObservedTask, StartedTask, TaskSpec, labels};
+use berth_runtime::{
+    Driver, DriverError, ObservedState, ObservedTask, OutputFollower, OutputStream, StartedTask, TaskSpec, labels,
+};
 use bollard::Docker;
 use bollard::auth::DockerCredentials;
+use bollard::container::LogOutput;
 use bollard::errors::Error as BollardError;
 use bollard::models::{
     ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, ContainerSummary,
@@ -26,6 +30,7 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, InspectContainerOptions, ListContainersOptions, ListNetworksOptions,
+    LogsOptions,
     RemoveContainerOptions, StopContainerOptions,
 };
 use futures_util::StreamExt;
@@ -155,6 +160,22 @@ impl DockerDriver {
                 ..Default::default()
             }),
             ..Default::default()
+        }
+    }
+
+    /// Stops a task's container (SIGTERM, SIGKILL after `timeout`) and keeps it. A missing container is fine;
+    /// other refusals (e.g. it is being removed) are left for the removal to settle.
+    async fn halt(&self, task_id: &str, timeout: Duration) -> Result<(), DriverError> {
+        let name = container_name(task_id);
+        let timeout = timeout.min(MAX_STOP_TIMEOUT);
+        let t = i32::try_from(timeout.as_secs()).unwrap_or(i32::MAX);
+        // The stop request returns once the container has stopped, up to `timeout` plus the kill.
+        let docker = self.docker.clone().with_timeout(REQUEST_TIMEOUT + timeout);
+        match docker.stop_container(&name, Some(StopContainerOptions { t: Some(t), signal: None })).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_status(&e, 404) => Ok(()),
+            Err(e) if is_unavailable(&e) => Err(DriverError::Unavailable(e.to_string())),
+            Err(_) => Ok(()),
         }
     }
 
@@ -454,24 +475,74 @@ impl Driver for DockerDriver {
     }
 
     async fn stop_task(&self, task_id: &str, timeout: Duration) -> Result<(), DriverError> {
+        self.halt(task_id, timeout).await?;
+        self.force_remove(&container_name(task_id)).await
+    }
+
+    async fn halt_task(&self, task_id: &str, timeout: Duration) -> Result<(), DriverError> {
+        self.halt(task_id, timeout).await
+    }
+
+    /// Follows the container's log (`docker logs --follow --timestamps --since`), reassembling Docker's frames
+    /// into lines (`output.rs`); the Engine ends the stream once the container has stopped and its log is read.
+    async fn follow_output(&self, task_id: &str, since_ns: Option<i64>) -> Result<OutputFollower, DriverError> {
         let name = container_name(task_id);
-        let timeout = timeout.min(MAX_STOP_TIMEOUT);
-        let t = i32::try_from(timeout.as_secs()).unwrap_or(i32::MAX);
-        // The stop request returns once the container has stopped, up to `timeout` plus the kill.
-        let docker = self.docker.clone().with_timeout(REQUEST_TIMEOUT + timeout);
-        match docker.stop_container(&name, Some(StopContainerOptions { t: Some(t), signal: None })).await {
-            Ok(()) => {}
-            Err(e) if is_status(&e, 404) => return Ok(()),
-            Err(e) if is_unavailable(&e) => return Err(DriverError::Unavailable(e.to_string())),
-            // Anything else (e.g. the container is being removed): removal below settles it.
-            Err(_) => {}
+        if self.inspect_task(&name).await?.is_none() {
+            return Err(DriverError::NotFound(task_id.to_string()));
         }
-        self.force_remove(&name).await
+        let since = since_ns.unwrap_or(i64::MIN);
+        // The Engine takes whole seconds here; the lines before `since` in that second are dropped below.
+        let since_secs = i32::try_from(since.max(0).div_euclid(1_000_000_000)).unwrap_or(i32::MAX);
+        let options = LogsOptions {
+            follow: true,
+            stdout: true,
+            stderr: true,
+            since: since_secs,
+            timestamps: true,
+            ..Default::default()
+        };
+        let docker = self.docker.clone();
+        let (tx, follower) = OutputFollower::channel(1024);
+        tokio::spawn(async move {
+            let mut frames = docker.logs(&name, Some(options));
+            let mut assembler = output::Assembler::default();
+            loop {
+                let lines = match frames.next().await {
+                    Some(Ok(LogOutput::StdOut { message })) => assembler.frame(OutputStream::Stdout, &message),
+                    Some(Ok(LogOutput::StdErr { message })) => assembler.frame(OutputStream::Stderr, &message),
+                    Some(Ok(_)) => continue,
+                    Some(Err(e)) => {
+                        let err = if is_status(&e, 404) {
+                            DriverError::NotFound(name.clone())
+                        } else {
+                            other(e, DriverError::Unavailable)
+                        };
+                        let _ = tx.send(Err(err)).await;
+                        return;
+                    }
+                    None => {
+                        for line in assembler.finish().into_iter().filter(|l| l.timestamp_ns >= since) {
+                            if tx.send(Ok(line)).await.is_err() {
+                                return;
+                            }
+                        }
+                        return;
+                    }
+                };
+                for line in lines.into_iter().filter(|l| l.timestamp_ns >= since) {
+                    if tx.send(Ok(line)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(follower)
     }
 
     async fn remove_task(&self, task_id: &str) -> Result<(), DriverError> {
         self.force_remove(&container_name(task_id)).await
     }
+
 
     async fn list_tasks(&self) -> Result<Vec<ObservedTask>, DriverError> {
         let filters =

@@ -90,6 +90,47 @@ pub struct StartedTask {
     pub started_at: SystemTime,
 }
 
+/// Which output stream of a container a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputStream {
+    Stdout,
+    Stderr,
+}
+
+/// One line a task's container wrote, as the awslogs driver would ship it: without its newline, at most
+/// [`MAX_LINE_BYTES`] long (longer lines arrive split into several), never empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputLine {
+    /// When the runtime received the line, in nanoseconds since the Unix epoch.
+    pub timestamp_ns: i64,
+    pub stream: OutputStream,
+    pub line: String,
+}
+
+/// The longest line a follower yields: CloudWatch Logs' event limit (256 KiB less the 26 bytes of per-event
+/// overhead), where the awslogs driver splits longer lines.
+pub const MAX_LINE_BYTES: usize = 256 * 1024 - 26;
+
+/// A task container's output as it is written: lines in order, ending (`None`) once the container has stopped
+/// and everything it wrote has been yielded. Dropping it stops the following.
+#[derive(Debug)]
+pub struct OutputFollower {
+    rx: tokio::sync::mpsc::Receiver<Result<OutputLine, DriverError>>,
+}
+
+impl OutputFollower {
+    /// A follower fed by a driver through the sending half (capacity `bound` lines).
+    pub fn channel(bound: usize) -> (tokio::sync::mpsc::Sender<Result<OutputLine, DriverError>>, OutputFollower) {
+        let (tx, rx) = tokio::sync::mpsc::channel(bound.max(1));
+        (tx, OutputFollower { rx })
+    }
+
+    /// The next line, an error (after which nothing follows), or `None` at the end of the output.
+    pub async fn next(&mut self) -> Option<Result<OutputLine, DriverError>> {
+        self.rx.recv().await
+    }
+}
+
 /// Why a driver could not do what was asked, classed as ECS classes stop reasons.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DriverError {
@@ -121,6 +162,16 @@ pub trait Driver: Send + Sync + 'static {
     async fn stop_task(&self, task_id: &str, timeout: Duration) -> Result<(), DriverError>;
     /// Removes a task's container whatever its state (used after a task has exited and been recorded).
     async fn remove_task(&self, task_id: &str) -> Result<(), DriverError>;
+    /// Stops the task (SIGTERM, then SIGKILL after `timeout`) but keeps its container, so its output can still be
+    /// read; [`Driver::remove_task`] removes it later. Drivers that cannot keep a stopped container stop and
+    /// remove it.
+    async fn halt_task(&self, task_id: &str, timeout: Duration) -> Result<(), DriverError> {
+        self.stop_task(task_id, timeout).await
+    }
+    /// Follows a task container's stdout and stderr from `since_ns` (inclusive, nanoseconds since the Unix epoch;
+    /// `None`: from the start), in the order written, until the container has stopped and its output is drained.
+    /// Errors with [`DriverError::NotFound`] when the container does not exist.
+    async fn follow_output(&self, task_id: &str, since_ns: Option<i64>) -> Result<OutputFollower, DriverError>;
     /// Every berth-managed task container the runtime has, running or exited.
     async fn list_tasks(&self) -> Result<Vec<ObservedTask>, DriverError>;
     /// The addresses of a task network, or `None` when it does not exist (yet).

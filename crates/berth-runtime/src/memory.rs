@@ -1,16 +1,21 @@
-//! An in-memory [`Driver`] for tests: tasks "run" instantly, get addresses from 10.99.0.0/16, and can be
-//! made to fail or exit on demand.
+//! An in-memory [`Driver`] for tests: tasks "run" instantly, get addresses from 10.99.0.0/16, can be
+//! made to fail or exit on demand, and write the output lines a test gives them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use crate::{Driver, DriverError, ObservedState, ObservedTask, RegistryAuth, StartedTask, TaskSpec};
+use crate::{
+    Driver, DriverError, ObservedState, ObservedTask, OutputFollower, OutputLine, OutputStream, RegistryAuth,
+    StartedTask, TaskSpec,
+};
 
 #[derive(Default)]
 pub struct MemoryDriver {
-    inner: Mutex<Inner>,
+    inner: Arc<Mutex<Inner>>,
+    /// Wakes output followers when a task writes, exits or goes away.
+    changed: Arc<tokio::sync::Notify>,
 }
 
 #[derive(Default)]
@@ -23,6 +28,19 @@ struct Inner {
     started: Vec<TaskSpec>,
     firewall: Option<crate::firewall::FirewallPolicy>,
     firewall_syncs: usize,
+    /// Each container's output so far (gone with the container, as in Docker).
+    output: BTreeMap<String, Vec<OutputLine>>,
+    follows: usize,
+    halts: usize,
+}
+
+fn lock(inner: &Mutex<Inner>) -> std::sync::MutexGuard<'_, Inner> {
+    // A poisoned lock only means another test thread panicked; the data is still usable.
+    inner.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn now_ns() -> i64 {
+    SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
 }
 
 impl MemoryDriver {
@@ -31,8 +49,54 @@ impl MemoryDriver {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        // A poisoned lock only means another test thread panicked; the data is still usable.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.inner)
+    }
+
+    /// Makes a task's container write `line` now (a timestamp never before its previous line's). Ignored when
+    /// the task has no container.
+    pub fn write_output(&self, task_id: &str, stream: OutputStream, line: &str) {
+        let last = self.lock().output.get(task_id).and_then(|o| o.last()).map(|l| l.timestamp_ns).unwrap_or(0);
+        self.write_output_at(task_id, now_ns().max(last), stream, line);
+    }
+
+    /// Makes a task's container write `line` with the given timestamp (tests of equal timestamps).
+    pub fn write_output_at(&self, task_id: &str, timestamp_ns: i64, stream: OutputStream, line: &str) {
+        {
+            let mut inner = self.lock();
+            if !inner.tasks.contains_key(task_id) {
+                return;
+            }
+            inner.output.entry(task_id.to_string()).or_default().push(OutputLine {
+                timestamp_ns,
+                stream,
+                line: line.to_string(),
+            });
+        }
+        self.changed.notify_waiters();
+    }
+
+    /// How many times `follow_output` was called.
+    pub fn follows(&self) -> usize {
+        self.lock().follows
+    }
+
+    /// How many times `halt_task` was called.
+    pub fn halts(&self) -> usize {
+        self.lock().halts
+    }
+
+    /// Whether a container exists for the task (running or exited).
+    pub fn has_container(&self, task_id: &str) -> bool {
+        self.lock().tasks.contains_key(task_id)
+    }
+
+    fn forget(&self, task_id: &str) {
+        {
+            let mut inner = self.lock();
+            inner.tasks.remove(task_id);
+            inner.output.remove(task_id);
+        }
+        self.changed.notify_waiters();
     }
 
     /// Makes every later `run_task` of `image` fail as a pull error.
@@ -50,11 +114,12 @@ impl MemoryDriver {
         if let Some(t) = self.lock().tasks.get_mut(task_id) {
             t.state = ObservedState::Exited { exit_code: code, finished_at: Some(SystemTime::now()), error: None };
         }
+        self.changed.notify_waiters();
     }
 
     /// Forgets a task, as if its container was removed behind berth's back.
     pub fn vanish(&self, task_id: &str) {
-        self.lock().tasks.remove(task_id);
+        self.forget(task_id);
     }
 
     /// The specs of every task started so far, in order.
@@ -130,13 +195,68 @@ impl Driver for MemoryDriver {
     }
 
     async fn stop_task(&self, task_id: &str, _timeout: Duration) -> Result<(), DriverError> {
-        self.lock().tasks.remove(task_id);
+        self.forget(task_id);
+        Ok(())
+    }
+
+    async fn halt_task(&self, task_id: &str, _timeout: Duration) -> Result<(), DriverError> {
+        {
+            let mut inner = self.lock();
+            inner.halts += 1;
+            if let Some(t) = inner.tasks.get_mut(task_id)
+                && t.state == ObservedState::Running
+            {
+                // SIGTERM ends the process with 143, as a stopped container reports.
+                t.state = ObservedState::Exited { exit_code: 143, finished_at: Some(SystemTime::now()), error: None };
+            }
+        }
+        self.changed.notify_waiters();
         Ok(())
     }
 
     async fn remove_task(&self, task_id: &str) -> Result<(), DriverError> {
-        self.lock().tasks.remove(task_id);
+        self.forget(task_id);
         Ok(())
+    }
+
+    async fn follow_output(&self, task_id: &str, since_ns: Option<i64>) -> Result<OutputFollower, DriverError> {
+        {
+            let mut inner = self.lock();
+            if !inner.tasks.contains_key(task_id) {
+                return Err(DriverError::NotFound(task_id.to_string()));
+            }
+            inner.follows += 1;
+        }
+        let (tx, follower) = OutputFollower::channel(256);
+        let (inner, changed, id) = (Arc::clone(&self.inner), Arc::clone(&self.changed), task_id.to_string());
+        let since = since_ns.unwrap_or(i64::MIN);
+        tokio::spawn(async move {
+            let mut next = 0;
+            loop {
+                let notified = changed.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                let (lines, done) = {
+                    let g = lock(&inner);
+                    let all = g.output.get(&id).map(Vec::as_slice).unwrap_or_default();
+                    let lines: Vec<OutputLine> =
+                        all.iter().skip(next).filter(|l| l.timestamp_ns >= since).cloned().collect();
+                    next = all.len();
+                    let alive = g.tasks.get(&id).is_some_and(|t| !matches!(t.state, ObservedState::Exited { .. }));
+                    (lines, !alive)
+                };
+                for line in lines {
+                    if tx.send(Ok(line)).await.is_err() {
+                        return;
+                    }
+                }
+                if done {
+                    return;
+                }
+                notified.await;
+            }
+        });
+        Ok(follower)
     }
 
     async fn list_tasks(&self) -> Result<Vec<ObservedTask>, DriverError> {
