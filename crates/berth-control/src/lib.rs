@@ -18,6 +18,7 @@ mod elbv2;
 mod error;
 mod health;
 mod iam;
+mod logging;
 pub mod logs;
 mod names;
 pub mod plan;
@@ -83,6 +84,8 @@ pub struct Control {
     /// Seals secret values and SecureStrings at rest.
     vault: berth_vault::Vault,
     firewall: Mutex<ec2::firewall::State>,
+    /// The log shippers running in this process (`logging.rs`).
+    shippers: Mutex<logging::Shippers>,
 }
 
 impl Control {
@@ -133,6 +136,7 @@ impl Control {
             reconciler: Mutex::new(reconcile::State::default()),
             vault,
             firewall: Mutex::new(ec2::firewall::State::default()),
+            shippers: Mutex::new(logging::Shippers::default()),
         });
         control.seal_legacy_credentials()?;
         control.ensure_default_certificate()?;

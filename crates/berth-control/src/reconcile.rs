@@ -101,6 +101,7 @@ impl Control {
         if let Some(observed) = &observed {
             self.tx(|tx| self.observe(tx, observed, listed_at, t, &mut effects))?;
             self.tx(|tx| self.plan_services(tx, t, &mut effects))?;
+            self.ensure_shippers(observed);
         }
         self.execute(effects);
         self.renew_certificates(t)?;
@@ -500,7 +501,15 @@ impl Control {
                             spec.environment.push((k, v));
                         }
                         spec.registry_auth = resolved.registry_auth;
-                        me.driver.run_task(&spec).await.map_err(|e| e.to_string())
+                        // The log stream, as the execution role too (logging.rs), before the container exists.
+                        let logging = match &needs.log {
+                            Some(target) => me.prepare_log_stream(&id, target, needs.execution_role.as_deref()),
+                            None => Ok(()),
+                        };
+                        match logging {
+                            Ok(()) => me.driver.run_task(&spec).await.map_err(|e| e.to_string()),
+                            Err(reason) => Err(reason),
+                        }
                     }
                     Err(reason) => Err(reason),
                 };
@@ -540,6 +549,9 @@ impl Control {
                 if let Err(e) = recorded {
                     tracing::warn!(task = %id, error = %e, "cannot record task start");
                 }
+                if result.is_ok() {
+                    me.ensure_shipper(&id);
+                }
                 {
                     let mut state = me.state();
                     state.starting.remove(&id);
@@ -561,7 +573,8 @@ impl Control {
             }
             let me = Arc::clone(self);
             tokio::spawn(async move {
-                let result = me.driver.stop_task(&id, me.config.stop_timeout).await;
+                // A task that ships its output is stopped, drained, then removed (logging.rs).
+                let result = me.stop_container(&id).await;
                 match result {
                     Ok(()) => {
                         let recorded = me.tx(|tx| {
@@ -584,7 +597,7 @@ impl Control {
         for id in effects.removes {
             let me = Arc::clone(self);
             tokio::spawn(async move {
-                if let Err(e) = me.driver.remove_task(&id).await {
+                if let Err(e) = me.remove_container(&id).await {
                     tracing::warn!(task = %id, error = %e, "cannot remove container; will retry");
                 }
             });
@@ -688,7 +701,11 @@ impl Control {
         }
         self.state().last_prune = t;
         let before = t - self.config.stopped_task_retention.as_secs_f64();
-        self.tx(|tx| Ok(tx.tasks_prune_stopped(before)?))?;
+        self.tx(|tx| {
+            tx.tasks_prune_stopped(before)?;
+            tx.log_shipping_prune()?;
+            Ok(())
+        })?;
         // CloudWatch Logs retention: events older than their group's retention go.
         let expired = self.expire_log_events((t * 1000.0) as i64)?;
         if expired > 0 {

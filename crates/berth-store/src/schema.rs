@@ -420,6 +420,19 @@ CREATE TABLE log_events (
 CREATE INDEX log_events_by_stream ON log_events(group_name, stream, timestamp_ms, seq);
 CREATE INDEX log_events_by_group ON log_events(group_name, timestamp_ms, seq);
 "#,
+    // logs-ship: where each task's output goes and how far it was shipped.
+    r#"
+CREATE TABLE log_shipping (
+    task_id TEXT PRIMARY KEY,
+    group_name TEXT NOT NULL,
+    stream TEXT NOT NULL,
+    role_arn TEXT NOT NULL,
+    last_ns INTEGER,
+    same_ns INTEGER NOT NULL DEFAULT 0,
+    dropped INTEGER NOT NULL DEFAULT 0,
+    drained INTEGER NOT NULL DEFAULT 0
+);
+"#,
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -51,6 +51,14 @@ pub(crate) fn create(
         )));
     }
     let cluster = cluster_name(r.cluster.as_deref());
+    let mut container = container;
+    if container.aws_logs_configuration.is_none() {
+        // Express picks the group; it is kept by every later revision unless an update names another.
+        container.aws_logs_configuration = Some(ExpressGatewayServiceAwsLogsConfiguration {
+            log_group: Some(crate::logging::default_group(&cluster, &service_name)),
+            log_stream_prefix: Some(crate::logging::DEFAULT_PREFIX.into()),
+        });
+    }
     let tags = super::tags::tag_pairs(r.tags.unwrap_or_default())?;
     c.check_express_roles(
         caller,
@@ -110,6 +118,9 @@ pub(crate) fn create(
         let health_path = config.config.health_check_path.as_deref().unwrap_or(DEFAULT_HEALTH_CHECK_PATH);
         let port = config.config.primary_container.as_ref().and_then(|p| p.container_port).unwrap_or(80);
         crate::elbv2::place_service(c, tx, &row, health_path, port.clamp(1, 65535) as u16, t, &mut journal)?;
+        if let Some(target) = config.config.primary_container.as_ref().and_then(crate::logging::LogTarget::of) {
+            crate::logging::ensure_group(c, tx, &target.group, &mut journal)?;
+        }
         // Everything above is undone if the infrastructure role may not do all of it.
         provisioning::authorize(c, tx, infra, &journal, Purpose::Create)?;
         tx.tags_put(&arn, &tags)?;
@@ -167,13 +178,21 @@ pub(crate) fn update(
         }
         let current = render::revision_config(tx, &row.target_revision)?;
         let old_path = current.health_check_path.clone();
+        let old_logs = current.primary_container.as_ref().and_then(|p| p.aws_logs_configuration.clone());
+        // A new primaryContainer without awsLogsConfiguration keeps the service's log group.
+        let container = container.clone().map(|mut p| {
+            if p.aws_logs_configuration.is_none() {
+                p.aws_logs_configuration = old_logs.clone();
+            }
+            p
+        });
         let mut spec = RevisionSpec {
             execution_role_arn: r.execution_role_arn.clone().or(current.execution_role_arn),
             task_role_arn: r.task_role_arn.clone().or(current.task_role_arn),
             cpu: r.cpu.clone().or(current.cpu),
             memory: r.memory.clone().or(current.memory),
             health_check_path: r.health_check_path.clone().or(current.health_check_path),
-            primary_container: container.clone().or(current.primary_container).unwrap_or_default(),
+            primary_container: container.or(current.primary_container).unwrap_or_default(),
             scaling_target: merge_scaling(r.scaling_target.clone(), current.scaling_target),
             network_configuration: r.network_configuration.clone().or(current.network_configuration),
             cpu_architecture: r.cpu_architecture.or(current.cpu_architecture),
@@ -184,6 +203,13 @@ pub(crate) fn update(
         let revision = new_revision(c, tx, &row, &spec, caller, t)?;
         let new_path = spec.config.health_check_path.as_deref().filter(|p| Some(*p) != old_path.as_deref());
         crate::elbv2::assign_revision(tx, &row, &revision, new_path, &mut journal)?;
+        // A new log group is created for the new tasks; the old one keeps the old logs.
+        let new_logs = spec.config.primary_container.as_ref().and_then(crate::logging::LogTarget::of);
+        if let Some(target) = new_logs
+            && old_logs.as_ref().and_then(|o| o.log_group.as_deref()) != Some(target.group.as_str())
+        {
+            crate::logging::ensure_group(c, tx, &target.group, &mut journal)?;
+        }
         if let Some(role) = &row.infrastructure_role_arn {
             provisioning::authorize(c, tx, role, &journal, Purpose::Update)?;
         }
@@ -384,6 +410,9 @@ fn normalize_container(mut c: ExpressGatewayContainer) -> Result<ExpressGatewayC
         )));
     }
     c.container_port = Some(port);
+    if let Some(logs) = &c.aws_logs_configuration {
+        crate::logging::validate(logs)?;
+    }
     if let Some(creds) = &c.repository_credentials {
         let param = creds.credentials_parameter.as_deref().unwrap_or_default();
         crate::secrets::launch::check_credentials_parameter(param).map_err(|e| {
@@ -467,7 +496,7 @@ fn new_revision(
     let td = tx.task_definition_register(
         &family,
         |rev| c.names.task_definition(&family, rev),
-        |arn, rev| render::task_definition_json(&spec.config, spec.size, &family, arn, rev, caller, t),
+        |arn, rev| render::task_definition_json(&spec.config, spec.size, &c.names.region, &family, arn, rev, caller, t),
         t,
     )?;
     let seq = tx.next_counter("revision_seq")?;

@@ -293,9 +293,11 @@ pub(crate) fn cluster(tx: &Tx<'_>, row: &berth_store::ClusterRow, with_tags: boo
 }
 
 /// The task definition of a revision, as JSON for the store.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn task_definition_json(
     config: &ExpressGatewayServiceConfiguration,
     size: TaskSize,
+    region: &str,
     family: &str,
     arn: &str,
     revision: i64,
@@ -304,6 +306,7 @@ pub(crate) fn task_definition_json(
 ) -> String {
     let container = config.primary_container.clone().unwrap_or_default();
     let port = container.container_port.unwrap_or(80);
+    let log_configuration = crate::logging::LogTarget::of(&container).map(|l| l.log_configuration(region));
     let def = TaskDefinition {
         task_definition_arn: Some(arn.into()),
         container_definitions: Some(vec![ContainerDefinition {
@@ -327,6 +330,7 @@ pub(crate) fn task_definition_json(
             stop_timeout: Some(30),
             version_consistency: Some(VersionConsistency::Enabled),
             linux_parameters: Some(LinuxParameters { init_process_enabled: Some(true), ..Default::default() }),
+            log_configuration,
             ..Default::default()
         }]),
         family: Some(family.into()),

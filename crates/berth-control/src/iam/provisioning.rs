@@ -7,8 +7,9 @@
 //! resource carries. Before the transaction (or the savepoint of a teardown step) commits, [`authorize`]
 //! evaluates every entry as the role's `ECSGateway` session; a denial fails the whole step, so what is
 //! authorized is exactly what was done, and a denied step leaves nothing behind. Only actions berth performs are
-//! recorded: berth has no Application Auto Scaling, CloudWatch alarms, log groups or ACM, so it records none
-//! of their actions.
+//! recorded: berth has no Application Auto Scaling, CloudWatch alarms or ACM, so it records none of their
+//! actions; it does create log groups (`logging.rs`: `logs:DescribeLogGroups`, `logs:CreateLogGroup`,
+//! `logs:TagResource`).
 //!
 //! The condition keys follow the managed policy `AmazonECSInfrastructureRoleforExpressGatewayServices` (see
 //! berth-iam's `managed` module): a create call carries its tags as request tags and, as AWS evaluates the tags
@@ -68,6 +69,20 @@ impl Journal {
             resource_tags: vec![],
             keys: vec![],
         });
+    }
+
+    /// `logs:CreateLogGroup` with its tags and the `logs:TagResource` that puts them on the group; both carry
+    /// the tags as request tags (the managed policy's `aws:RequestTag/AmazonECSManaged` condition).
+    pub fn logs_create_group(&mut self, arn: &str, tags: &[(String, String)]) {
+        for action in ["logs:CreateLogGroup", "logs:TagResource"] {
+            self.push(Performed {
+                action: action.into(),
+                resource: arn.into(),
+                request_tags: tags.to_vec(),
+                resource_tags: vec![],
+                keys: vec![],
+            });
+        }
     }
 
     /// An action on an existing resource that carries `resource_tags`.

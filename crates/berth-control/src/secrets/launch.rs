@@ -85,6 +85,8 @@ pub(crate) struct LaunchNeeds {
     /// (environment variable, valueFrom).
     pub secrets: Vec<(String, String)>,
     pub registry_credentials: Option<String>,
+    /// Where the container's output goes (`logging.rs`), when it logs.
+    pub log: Option<crate::logging::LogTarget>,
 }
 
 impl LaunchNeeds {
@@ -101,6 +103,7 @@ impl LaunchNeeds {
                 .repository_credentials
                 .as_ref()
                 .and_then(|r| r.credentials_parameter.clone()),
+            log: crate::logging::LogTarget::of(container),
         }
     }
 
@@ -245,7 +248,7 @@ impl Control {
     /// is evaluated against the role's policies, as a session of the role (AWS words a denial `User:
     /// arn:aws:sts::<acct>:assumed-role/<role>/<session> is not authorized ...`). A bare parameter name or secret
     /// name becomes its ARN (a secret name without AWS's random suffix).
-    fn execution_role_may(
+    pub(crate) fn execution_role_may(
         &self,
         tx: &berth_store::Tx<'_>,
         role: Option<&str>,
