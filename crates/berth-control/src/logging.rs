@@ -30,7 +30,9 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use berth_core::ids;
-use berth_model::ecs::{ExpressGatewayContainer, ExpressGatewayServiceAwsLogsConfiguration, LogConfiguration, LogDriver};
+use berth_model::ecs::{
+    ExpressGatewayContainer, ExpressGatewayServiceAwsLogsConfiguration, LogConfiguration, LogDriver,
+};
 use berth_runtime::{DriverError, ObservedTask, OutputLine};
 use berth_store::{LogGroupRow, LogShippingRow, LogStreamRow, Tx};
 use tokio::sync::watch;
@@ -256,7 +258,9 @@ impl Control {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(task = %task_id, error = %e, "cannot prepare a task's log stream");
-                Err(format!("{LOGGER_ERROR}: ServiceUnavailableException: the log store is unavailable : exit status 1"))
+                Err(format!(
+                    "{LOGGER_ERROR}: ServiceUnavailableException: the log store is unavailable : exit status 1"
+                ))
             }
         }
     }
@@ -271,9 +275,8 @@ impl Control {
         let rows = match self.tx(|tx| {
             let mut out = Vec::new();
             for row in tx.log_shipping_undrained()? {
-                let stopped = tx
-                    .task_get(&row.task_id)?
-                    .is_none_or(|t| t.last_status == berth_core::status::TaskStatus::Stopped);
+                let stopped =
+                    tx.task_get(&row.task_id)?.is_none_or(|t| t.last_status == berth_core::status::TaskStatus::Stopped);
                 out.push((row, stopped));
             }
             Ok(out)
@@ -288,9 +291,8 @@ impl Control {
             if observed.contains_key(&row.task_id) {
                 self.ensure_shipper(&row.task_id);
             } else if stopped && !self.shippers().running.contains_key(&row.task_id) {
-                let closed = self.tx(|tx| {
-                    Ok(tx.log_shipping_update(&LogShippingRow { drained: true, ..row.clone() })?)
-                });
+                let closed =
+                    self.tx(|tx| Ok(tx.log_shipping_update(&LogShippingRow { drained: true, ..row.clone() })?));
                 if let Err(e) = closed {
                     tracing::warn!(task = %row.task_id, error = %e, "cannot close log shipping");
                 }
@@ -587,7 +589,8 @@ mod tests {
 
     #[test]
     fn a_resumed_follow_skips_what_was_shipped() {
-        let line = |ts: i64| OutputLine { timestamp_ns: ts, stream: berth_runtime::OutputStream::Stdout, line: "x".into() };
+        let line =
+            |ts: i64| OutputLine { timestamp_ns: ts, stream: berth_runtime::OutputStream::Stdout, line: "x".into() };
         // Cursor at 5 with two lines shipped there: the follower yields 5, 5, 5, 6 again from 5 on.
         let mut r = Resume { at: Some(5), skip: 2 };
         let got: Vec<bool> = [5, 5, 5, 6, 5].iter().map(|ts| r.skips(&line(*ts))).collect();

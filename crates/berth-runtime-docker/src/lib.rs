@@ -30,8 +30,7 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, InspectContainerOptions, ListContainersOptions, ListNetworksOptions,
-    LogsOptions,
-    RemoveContainerOptions, StopContainerOptions,
+    LogsOptions, RemoveContainerOptions, StopContainerOptions,
 };
 use futures_util::StreamExt;
 
@@ -542,7 +541,6 @@ impl Driver for DockerDriver {
     async fn remove_task(&self, task_id: &str) -> Result<(), DriverError> {
         self.force_remove(&container_name(task_id)).await
     }
-
 
     async fn list_tasks(&self) -> Result<Vec<ObservedTask>, DriverError> {
         let filters =

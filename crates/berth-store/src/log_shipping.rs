@@ -74,9 +74,8 @@ impl Tx<'_> {
 
     /// Forgets drained rows of tasks that no longer exist (pruned).
     pub fn log_shipping_prune(&self) -> Result<usize> {
-        Ok(self.conn().execute(
-            "DELETE FROM log_shipping WHERE drained = 1 AND task_id NOT IN (SELECT id FROM tasks)",
-            [],
-        )?)
+        Ok(self
+            .conn()
+            .execute("DELETE FROM log_shipping WHERE drained = 1 AND task_id NOT IN (SELECT id FROM tasks)", [])?)
     }
 }
