@@ -367,8 +367,10 @@ impl Control {
             let stream = tx.log_stream_get(&row.group, &row.stream)?;
             match (denied, stream) {
                 (None, Some(_)) => {
-                    let events: Vec<(i64, &str)> =
+                    let mut events: Vec<(i64, &str)> =
                         batch.iter().map(|(ns, m)| (ns.div_euclid(1_000_000), m.as_str())).collect();
+                    // As the awslogs driver does: a batch is put in time order (stdout and stderr interleave).
+                    events.sort_by_key(|(ms, _)| *ms);
                     tx.log_events_append(&row.group, &row.stream, &events, now_ms())?;
                 }
                 (denied, _) => {
