@@ -355,3 +355,58 @@ async fn unreachable_daemon_is_unavailable() {
         other => panic!("expected Unavailable, got {:?}", other.map(|_| "a driver")),
     }
 }
+
+/// The follower's next line (within 10 s).
+async fn next(f: &mut berth_runtime::OutputFollower) -> berth_runtime::OutputLine {
+    match tokio::time::timeout(Duration::from_secs(10), f.next()).await {
+        Ok(Some(Ok(line))) => line,
+        other => panic!("no line: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn output_is_followed_until_the_halted_container_is_drained() {
+    let Some((driver, network, mut cleanup)) = setup("output").await else { return };
+    let id = unique_id();
+    cleanup.containers.push(container_name(&id));
+    let started = driver.run_task(&spec(&id, &network, "output")).await.unwrap_or_else(|e| panic!("run_task: {e}"));
+    let mut follower = driver.follow_output(&id, None).await.unwrap_or_else(|e| panic!("follow_output: {e}"));
+    // The demo says where it listens, then one line per request, on stdout.
+    let first = next(&mut follower).await;
+    assert!(first.line.contains("listening on"), "{first:?}");
+    assert_eq!(first.stream, berth_runtime::OutputStream::Stdout);
+    let now_ns = SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0);
+    assert!((now_ns - first.timestamp_ns).abs() < 60_000_000_000, "{first:?} vs {now_ns}");
+    assert_eq!(http_get(started.ip, "/ping?first").await.0, 200);
+    let request = next(&mut follower).await;
+    assert!(request.line.contains("\"GET /ping?first\" 200"), "{request:?}");
+    assert!(request.timestamp_ns >= first.timestamp_ns);
+
+    // From an instant: only what came at or after it.
+    let mut later =
+        driver.follow_output(&id, Some(request.timestamp_ns)).await.unwrap_or_else(|e| panic!("follow: {e}"));
+    assert_eq!(next(&mut later).await, request);
+
+    // Halted, the container stays and the output ends once drained.
+    assert_eq!(http_get(started.ip, "/ping?last").await.0, 200);
+    driver.halt_task(&id, Duration::from_secs(5)).await.unwrap_or_else(|e| panic!("halt_task: {e}"));
+    let mut rest = Vec::new();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), follower.next()).await {
+            Ok(Some(Ok(line))) => rest.push(line.line),
+            Ok(None) => break,
+            other => panic!("follower did not end: {other:?}"),
+        }
+    }
+    assert!(rest.iter().any(|l| l.contains("/ping?last")), "{rest:?}");
+    assert!(matches!(find(&driver, &id).await.map(|t| t.state), Some(ObservedState::Exited { .. })));
+    // A halted container's output can still be read whole.
+    let mut again = driver.follow_output(&id, None).await.unwrap_or_else(|e| panic!("follow halted: {e}"));
+    let mut count = 0;
+    while let Ok(Some(Ok(_))) = tokio::time::timeout(Duration::from_secs(10), again.next()).await {
+        count += 1;
+    }
+    assert!(count >= 3, "{count}");
+    driver.remove_task(&id).await.unwrap_or_else(|e| panic!("remove_task: {e}"));
+    assert!(matches!(driver.follow_output(&id, None).await, Err(berth_runtime::DriverError::NotFound(_))));
+}
