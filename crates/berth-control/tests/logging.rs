@@ -266,9 +266,16 @@ async fn output_is_drained_before_the_container_goes() {
     let (group, _) = World::group_of(&service);
     let task = w.running_task().await;
     let stream = format!("ecs/Main/{task}");
+    // A slow reader: the shipper gets nothing until released.
+    w.driver.hold_output();
     w.driver.write_output(&task, OutputStream::Stdout, "first");
     w.driver.write_output(&task, OutputStream::Stderr, "last words");
     w.driver.exit_task(&task, 1);
+    w.settle().await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    w.settle().await;
+    assert!(w.driver.has_container(&task), "removed before its output was shipped");
+    w.driver.release_output();
     for _ in 0..50 {
         w.settle().await;
         if !w.driver.has_container(&task) {
@@ -279,6 +286,42 @@ async fn output_is_drained_before_the_container_goes() {
     assert!(!w.driver.has_container(&task), "the exited container is removed");
     // Removed only after its output was shipped: both lines are there.
     assert_eq!(w.messages(&group, &stream), ["first", "last words"]);
+}
+
+#[tokio::test]
+async fn a_stopped_task_is_halted_drained_then_removed() {
+    let w = World::new("stoptask").await;
+    let service = w.create("web", "infra", "exec", None).await.expect("create");
+    let (group, _) = World::group_of(&service);
+    let task = w.running_task().await;
+    w.driver.hold_output();
+    w.driver.write_output(&task, OutputStream::Stdout, "before the stop");
+    w.ecs(ecs::Operation::StopTask(ecs::StopTaskRequest {
+        cluster: Some("default".into()),
+        task: Some(task.clone()),
+        reason: Some("test".into()),
+    }))
+    .await
+    .expect("stop task");
+    for _ in 0..50 {
+        w.settle().await;
+        if w.driver.halts() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(w.driver.halts() > 0, "the container is halted, not removed");
+    assert!(w.driver.has_container(&task), "kept until its output is shipped");
+    w.driver.release_output();
+    for _ in 0..100 {
+        w.settle().await;
+        if !w.driver.has_container(&task) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!w.driver.has_container(&task));
+    assert_eq!(w.messages(&group, &format!("ecs/Main/{task}")), ["before the stop"]);
 }
 
 #[tokio::test]

@@ -32,6 +32,8 @@ struct Inner {
     output: BTreeMap<String, Vec<OutputLine>>,
     follows: usize,
     halts: usize,
+    /// Followers deliver nothing while set (a slow reader, for drain tests).
+    output_held: bool,
 }
 
 fn lock(inner: &Mutex<Inner>) -> std::sync::MutexGuard<'_, Inner> {
@@ -72,6 +74,16 @@ impl MemoryDriver {
                 line: line.to_string(),
             });
         }
+        self.changed.notify_waiters();
+    }
+
+    /// Holds every follower back (nothing is delivered) until [`MemoryDriver::release_output`].
+    pub fn hold_output(&self) {
+        self.lock().output_held = true;
+    }
+
+    pub fn release_output(&self) {
+        self.lock().output_held = false;
         self.changed.notify_waiters();
     }
 
@@ -236,6 +248,10 @@ impl Driver for MemoryDriver {
                 let notified = changed.notified();
                 tokio::pin!(notified);
                 notified.as_mut().enable();
+                if lock(&inner).output_held {
+                    notified.await;
+                    continue;
+                }
                 let (lines, done) = {
                     let g = lock(&inner);
                     let all = g.output.get(&id).map(Vec::as_slice).unwrap_or_default();
