@@ -14,8 +14,8 @@
 //!   exists, with ECS's `ResourceInitializationError: failed to validate logger args: ...`.
 //! - **The shipper** (one per task with a shipping row, in the executor) follows the container's output through
 //!   [`berth_runtime::Driver::follow_output`] and appends batches (≤ 1,000 lines, ≤ 1 MiB, at most
-//!   [`BATCH_WAIT`] after a batch's first line) in short transactions that also move the task's cursor, so a
-//!   batch is shipped exactly once. Each batch is authorized as the execution role (`logs:PutLogEvents`); a
+//!   [`BATCH_WAIT`] after a batch's first line) through PutLogEvents' rules (`logs/ingest.rs`) in short
+//!   transactions that also move the task's cursor, so a batch is shipped exactly once. Each batch is authorized as the execution role (`logs:PutLogEvents`); a
 //!   denied batch, or one whose stream was deleted, is dropped with a log line and counted, as the awslogs driver
 //!   loses what it cannot put.
 //!
@@ -367,11 +367,26 @@ impl Control {
             let stream = tx.log_stream_get(&row.group, &row.stream)?;
             match (denied, stream) {
                 (None, Some(_)) => {
-                    let mut events: Vec<(i64, &str)> =
-                        batch.iter().map(|(ns, m)| (ns.div_euclid(1_000_000), m.as_str())).collect();
+                    let mut events: Vec<(i64, String)> =
+                        batch.iter().map(|(ns, m)| (ns.div_euclid(1_000_000), m.clone())).collect();
                     // As the awslogs driver does: a batch is put in time order (stdout and stderr interleave).
                     events.sort_by_key(|(ms, _)| *ms);
-                    tx.log_events_append(&row.group, &row.stream, &events, now_ms())?;
+                    // PutLogEvents' own rules (logs/ingest.rs): what it rejects is lost, as with awslogs.
+                    match crate::logs::ingest::append(tx, &row.group, &row.stream, &events, now_ms()) {
+                        Ok(rejected) if !rejected.is_empty() => {
+                            let start = rejected.too_old_end.max(rejected.expired_end).map_or(0, |i| i + 1);
+                            let end = rejected.too_new_start.unwrap_or(events.len()).max(start);
+                            let lost = start + (events.len() - end);
+                            tracing::warn!(task = %task_id, lines = lost, ?rejected, "log events rejected");
+                            row.dropped += lost as i64;
+                        }
+                        Ok(_) => {}
+                        Err(ControlError::Aws(e)) => {
+                            tracing::warn!(task = %task_id, lines = batch.len(), error = %e.message, "dropping log events");
+                            row.dropped += batch.len() as i64;
+                        }
+                        Err(e) => return Err(e),
+                    }
                 }
                 (denied, _) => {
                     let why = denied.map(|e| format!("AccessDeniedException: {e}")).unwrap_or_else(|| {
