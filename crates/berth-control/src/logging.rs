@@ -13,7 +13,7 @@
 //!   task's shipping row (`berth-store/src/log_shipping.rs`). A failure stops the task before its container
 //!   exists, with ECS's `ResourceInitializationError: failed to validate logger args: ...`.
 //! - **The shipper** (one per task with a shipping row, in the executor) follows the container's output through
-//!   [`berth_runtime::Driver::follow_output`] and appends batches (≤ 1,000 lines, ≤ 1 MiB, at most
+//!   [`berth_runtime::Driver::follow_output`] and appends batches (≤ 1,000 lines, ≤ 1 MiB, < 24 h apart, at most
 //!   [`BATCH_WAIT`] after a batch's first line) through PutLogEvents' rules (`logs/ingest.rs`) in short
 //!   transactions that also move the task's cursor, so a batch is shipped exactly once. Each batch is authorized as the execution role (`logs:PutLogEvents`); a
 //!   denied batch, or one whose stream was deleted, is dropped with a log line and counted, as the awslogs driver
@@ -54,6 +54,8 @@ pub(crate) const BATCH_WAIT: Duration = Duration::from_millis(250);
 const BATCH_LINES: usize = 1_000;
 /// ... or would exceed PutLogEvents' 1 MiB (message bytes plus 26 per event).
 const BATCH_BYTES: usize = 1_048_576;
+/// ... or would span 24 hours (PutLogEvents' limit).
+const MAX_SPAN_NS: i64 = 24 * 3600 * 1_000_000_000;
 /// The longest a stopped task's container waits for its shipper before it is removed anyway.
 pub(crate) const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pause before a shipper follows again after the runtime or the store failed.
@@ -513,7 +515,15 @@ async fn follow_once(weak: &Weak<Control>, task_id: &str) -> Ended {
                     continue;
                 }
                 let size = line.line.len() + 26;
-                if batch.len() >= BATCH_LINES || bytes + size > BATCH_BYTES {
+                // PutLogEvents refuses a batch spanning more than 24 h: such a line starts a new one.
+                // (Lines come nearly in time order: the first and the last line bound the batch.)
+                let span = [batch.first(), batch.last()]
+                    .into_iter()
+                    .flatten()
+                    .map(|(ns, _)| (ns - line.timestamp_ns).abs())
+                    .max()
+                    .unwrap_or(0);
+                if batch.len() >= BATCH_LINES || bytes + size > BATCH_BYTES || span >= MAX_SPAN_NS {
                     if let Err(ended) = flush(&mut batch, &mut bytes, cursor) {
                         return ended;
                     }

@@ -241,7 +241,9 @@ async fn a_restart_resumes_without_duplicates_or_gaps() {
     let task = w.running_task().await;
     let stream = format!("ecs/Main/{task}");
     // Two lines share one instant: the cursor must count them.
-    let t0 = 1_800_000_000_000_000_000i64;
+    let t0 =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).expect("clock")
+            - 60_000_000_000;
     w.driver.write_output_at(&task, t0, OutputStream::Stdout, "a");
     w.driver.write_output_at(&task, t0 + 1, OutputStream::Stdout, "b1");
     w.driver.write_output_at(&task, t0 + 1, OutputStream::Stdout, "b2");
@@ -375,18 +377,24 @@ async fn put_denied_later_drops_batches() {
     let (group, _) = World::group_of(&service);
     let task = w.running_task().await;
     let stream = format!("ecs/Main/{task}");
+    // PutLogEvents' rules apply: a line stamped 15 days ago is rejected as too old (and counted).
+    let old_ns =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).expect("clock")
+            - 15 * 86_400 * 1_000_000_000;
+    w.driver.write_output_at(&task, old_ns, OutputStream::Stdout, "too old");
     w.driver.write_output(&task, OutputStream::Stdout, "kept");
     assert_eq!(w.wait_messages(&group, &stream, 1).await, ["kept"]);
+    assert_eq!(w.control.log_lines_dropped(&task), 1);
     w.exec_role_with("logger", &allow(r#""logs:CreateLogStream""#)).await;
     w.driver.write_output(&task, OutputStream::Stdout, "lost 1");
     w.driver.write_output(&task, OutputStream::Stdout, "lost 2");
     for _ in 0..200 {
-        if w.control.log_lines_dropped(&task) == 2 {
+        if w.control.log_lines_dropped(&task) == 3 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    assert_eq!(w.control.log_lines_dropped(&task), 2);
+    assert_eq!(w.control.log_lines_dropped(&task), 3);
     assert_eq!(w.messages(&group, &stream), ["kept"]);
 }
 
