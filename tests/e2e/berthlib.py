@@ -398,6 +398,12 @@ class BerthInstance:
 
     # ------------------------------------------------------------------ credentials and AWS clients
 
+    def in_plain_text_at_rest(self, values: dict[str, str]) -> list[str]:
+        """The names of `values` (name -> value) found in the database file or its WAL."""
+        at_rest = [(self.data_dir / f).read_bytes() for f in ("berth.db", "berth.db-wal")
+                   if (self.data_dir / f).exists()]
+        return [name for name, value in values.items() if any(value.encode() in data for data in at_rest)]
+
     def credentials(self) -> tuple[str, str]:
         cp = configparser.ConfigParser()
         cp.read(self.data_dir / "credentials")

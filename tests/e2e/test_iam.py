@@ -422,6 +422,18 @@ def test_a_user_with_a_narrow_policy_can_do_exactly_what_it_allows(berth):
     assert error_of(e.value)[0] == "UnrecognizedClientException"
 
 
+def test_access_keys_are_sealed_at_rest(berth):
+    """Long-term secrets (the root user's, an IAM user's) are in no database page or WAL frame in plain text, yet
+    both authenticate; the root user's is only in the data directory's credentials file (0600)."""
+    _, key = make_user(berth, None)
+    root_key, root_secret = berth.credentials()
+    assert as_user(berth, key, "sts").get_caller_identity()["Arn"].endswith(":user/" + key["UserName"])
+    assert berth.client("sts").get_caller_identity()["Arn"].endswith(":root")
+    secrets = {"user's secret key": key["SecretAccessKey"], "root user's secret key": root_secret}
+    assert berth.in_plain_text_at_rest(secrets) == []
+    assert (berth.data_dir / "credentials").stat().st_mode & 0o777 == 0o600
+
+
 def test_trust_updates_and_role_tags(berth):
     """A role's trust policy can be replaced (and a wrong one then fails the create); tags are kept and listed."""
     iam = berth.client("iam")

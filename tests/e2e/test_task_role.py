@@ -93,11 +93,8 @@ def test_boto3_in_a_task_calls_as_its_task_role(berth, boto3_image):
         assert get(url.rsplit("/", 1)[0] + "/00000000-0000-4000-a000-000000000000", token)[0] == 404
 
         # Nothing of it is at rest in plain text: the token is stored hashed, the session's secrets sealed.
-        at_rest = [(berth.data_dir / f).read_bytes() for f in ("berth.db", "berth.db-wal")
-                   if (berth.data_dir / f).exists()]
-        for name, value in [("task token", token), ("secret key", creds["SecretAccessKey"]),
-                            ("session token", creds["Token"])]:
-            assert not any(value.encode() in data for data in at_rest), f"the {name} is in the database in plain text"
+        secrets = {"task token": token, "secret key": creds["SecretAccessKey"], "session token": creds["Token"]}
+        assert berth.in_plain_text_at_rest(secrets) == []
     finally:
         berth.best_effort_delete(svc["serviceArn"])
 

@@ -30,7 +30,7 @@ mod sts;
 pub mod task_role;
 
 pub use config::ControlConfig;
-pub use credentials::AccessKey;
+pub use credentials::{AccessKey, IssuedKey};
 pub use error::ControlError;
 pub use health::HealthView;
 
@@ -83,6 +83,8 @@ pub struct Control {
     reconciler: Mutex<reconcile::State>,
     /// Seals secret values and SecureStrings at rest.
     vault: berth_vault::Vault,
+    /// Long-term access keys opened for SigV4.
+    access_keys: credentials::KeyCache,
     firewall: Mutex<ec2::firewall::State>,
     /// The log shippers running in this process (`logging.rs`).
     shippers: Mutex<logging::Shippers>,
@@ -135,6 +137,7 @@ impl Control {
             health: Mutex::new(HealthView::default()),
             reconciler: Mutex::new(reconcile::State::default()),
             vault,
+            access_keys: credentials::KeyCache::default(),
             firewall: Mutex::new(ec2::firewall::State::default()),
             shippers: Mutex::new(logging::Shippers::default()),
         });

@@ -158,17 +158,6 @@ async fn a_task_without_a_task_role_gets_no_credentials() {
     }
 }
 
-/// Whether any of `needles` occurs in the database file or its WAL.
-fn at_rest(w: &World, needles: &[&str]) -> Vec<String> {
-    let db = std::fs::read(w.dir.join("berth.db")).expect("db");
-    let wal = std::fs::read(w.dir.join("berth.db-wal")).unwrap_or_default();
-    needles
-        .iter()
-        .filter(|n| [&db, &wal].iter().any(|bytes| bytes.windows(n.len()).any(|x| x == n.as_bytes())))
-        .map(|n| n.to_string())
-        .collect()
-}
-
 #[tokio::test]
 async fn task_credentials_are_renewed_before_they_expire_and_kept_sealed() {
     use berth_control::task_role::{RENEW_BEFORE_SECS, SESSION_SECS};
@@ -210,7 +199,7 @@ async fn task_credentials_are_renewed_before_they_expire_and_kept_sealed() {
         renewed.secret_access_key.as_str(),
         renewed.token.as_str(),
     ];
-    assert_eq!(at_rest(&w, &secrets), Vec::<String>::new(), "plain text at rest");
+    assert_eq!(w.at_rest(&secrets), Vec::<String>::new(), "plain text at rest");
 }
 
 #[tokio::test]
@@ -261,5 +250,5 @@ async fn plain_text_rows_of_an_older_berth_are_converted_at_start() {
     let key = w.control.access_key("ASIALEGACY").expect("lookup").expect("the legacy session");
     assert_eq!((key.secret_access_key.as_str(), key.session_token.as_deref()), (legacy_secret, Some(legacy_token)));
     let secrets = [token.as_str(), &creds.secret_access_key, &creds.token, legacy_secret, legacy_token];
-    assert_eq!(at_rest(&w, &secrets), Vec::<String>::new(), "plain text at rest after the conversion");
+    assert_eq!(w.at_rest(&secrets), Vec::<String>::new(), "plain text at rest after the conversion");
 }

@@ -5,7 +5,7 @@
 
 use rusqlite::{OptionalExtension, Row, params};
 
-use crate::{CredentialRow, Epoch, Result, Tx};
+use crate::{Epoch, Result, Tx};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct IamUserRow {
@@ -165,29 +165,6 @@ impl Tx<'_> {
     pub fn iam_user_delete(&self, name: &str) -> Result<()> {
         self.conn().execute("DELETE FROM iam_users WHERE name = ?1", [name])?;
         Ok(())
-    }
-
-    // ---- access keys (in `credentials`)
-
-    pub fn credentials_of(&self, principal_arn: &str) -> Result<Vec<CredentialRow>> {
-        let mut st = self.conn().prepare(
-            "SELECT access_key_id, secret_access_key, principal_arn, user_id, created_at FROM credentials \
-             WHERE principal_arn = ?1 ORDER BY created_at",
-        )?;
-        collect(st.query_map([principal_arn], |r| {
-            Ok(CredentialRow {
-                access_key_id: r.get(0)?,
-                secret_access_key: r.get(1)?,
-                principal_arn: r.get(2)?,
-                user_id: r.get(3)?,
-                created_at: r.get(4)?,
-            })
-        })?)
-    }
-
-    /// Deletes an access key; `false` when there was none.
-    pub fn credential_delete(&self, access_key_id: &str) -> Result<bool> {
-        Ok(self.conn().execute("DELETE FROM credentials WHERE access_key_id = ?1", [access_key_id])? > 0)
     }
 
     // ---- roles

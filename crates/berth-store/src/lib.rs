@@ -6,6 +6,7 @@
 //! ([`Store::tx`]), so a failed command leaves nothing half-written. It must never call a runtime, the
 //! network or the proxy, and never decide anything: it records what the control plane decides.
 
+mod access_keys;
 mod ec2;
 mod elbv2;
 mod iam;
@@ -18,6 +19,7 @@ mod schema;
 mod secrets;
 mod task_role;
 
+pub use access_keys::*;
 pub use ec2::*;
 pub use elbv2::*;
 pub use iam::*;

@@ -9,15 +9,6 @@ use crate::{Result, StoreError, Tx};
 pub type Epoch = f64;
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct CredentialRow {
-    pub access_key_id: String,
-    pub secret_access_key: String,
-    pub principal_arn: String,
-    pub user_id: String,
-    pub created_at: Epoch,
-}
-
-#[derive(Debug, Clone, PartialEq)]
 pub struct ClusterRow {
     pub name: String,
     pub arn: String,
@@ -110,18 +101,6 @@ fn corrupt(msg: String) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(StoreError::Corrupt(msg)))
 }
 
-const CREDENTIAL_COLS: &str = "access_key_id, secret_access_key, principal_arn, user_id, created_at";
-
-fn credential_row(r: &Row<'_>) -> rusqlite::Result<CredentialRow> {
-    Ok(CredentialRow {
-        access_key_id: r.get(0)?,
-        secret_access_key: r.get(1)?,
-        principal_arn: r.get(2)?,
-        user_id: r.get(3)?,
-        created_at: r.get(4)?,
-    })
-}
-
 fn cluster_row(r: &Row<'_>) -> rusqlite::Result<ClusterRow> {
     Ok(ClusterRow { name: r.get(0)?, arn: r.get(1)?, status: r.get(2)?, created_at: r.get(3)? })
 }
@@ -188,29 +167,6 @@ fn task_def_row(r: &Row<'_>) -> rusqlite::Result<TaskDefinitionRow> {
 }
 
 impl Tx<'_> {
-    // ---- credentials
-
-    pub fn credential_put(&self, c: &CredentialRow) -> Result<()> {
-        self.conn().execute(
-            "INSERT INTO credentials(access_key_id, secret_access_key, principal_arn, user_id, created_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![c.access_key_id, c.secret_access_key, c.principal_arn, c.user_id, c.created_at],
-        )?;
-        Ok(())
-    }
-
-    pub fn credential_get(&self, access_key_id: &str) -> Result<Option<CredentialRow>> {
-        let sql = format!("SELECT {CREDENTIAL_COLS} FROM credentials WHERE access_key_id = ?1");
-        Ok(self.conn().query_row(&sql, [access_key_id], credential_row).optional()?)
-    }
-
-    pub fn credentials_all(&self) -> Result<Vec<CredentialRow>> {
-        let sql = format!("SELECT {CREDENTIAL_COLS} FROM credentials ORDER BY created_at");
-        let mut st = self.conn().prepare(&sql)?;
-        let rows = st.query_map([], credential_row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
-    }
-
     // ---- clusters
 
     pub fn cluster_insert(&self, c: &ClusterRow) -> Result<()> {

@@ -433,6 +433,22 @@ CREATE TABLE log_shipping (
     drained INTEGER NOT NULL DEFAULT 0
 );
 "#,
+    // Long-term access keys sealed at rest (sealkeys): the secret access key is sealed by the control plane's
+    // vault (`sealed`); keys written before keep it in `legacy_secret` until the control plane seals it at start.
+    r#"
+CREATE TABLE credentials_sealed (
+    access_key_id TEXT PRIMARY KEY,
+    sealed BLOB,
+    legacy_secret TEXT,
+    principal_arn TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+INSERT INTO credentials_sealed(access_key_id, sealed, legacy_secret, principal_arn, user_id, created_at)
+    SELECT access_key_id, NULL, secret_access_key, principal_arn, user_id, created_at FROM credentials;
+DROP TABLE credentials;
+ALTER TABLE credentials_sealed RENAME TO credentials;
+"#,
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

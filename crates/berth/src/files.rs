@@ -67,26 +67,35 @@ pub fn write_credentials(config: &Config, access_key_id: &str, secret: &str) -> 
     write_private(&config.path(CREDENTIALS), &text, 0o600)
 }
 
+/// The root user's (access key id, secret access key) from the credentials file, the user's copy (the store
+/// holds the secret only sealed). The server rewrites the file at every start.
+fn read_credentials(config: &Config) -> Result<(String, String)> {
+    let path = config.path(CREDENTIALS);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading {}: start berth first with `berth up`", path.display()))?;
+    let field = |name: &str| {
+        text.lines()
+            .filter_map(|l| l.split_once('='))
+            .find(|(k, _)| k.trim() == name)
+            .map(|(_, v)| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+            .with_context(|| format!("{} has no {name}: restart berth to rewrite it", path.display()))
+    };
+    Ok((field("aws_access_key_id")?, field("aws_secret_access_key")?))
+}
+
 pub fn print_env(config: &Config) -> Result<()> {
     let db = config.path(DB);
     if !db.exists() {
         anyhow::bail!("no berth data in {}: start it first with `berth up`", config.data_dir.display());
     }
     let mut store = Store::open(&db)?;
-    let (account, creds) = store.tx(|t| {
-        let account = t.meta_get("account_id")?;
-        let creds = t.credentials_all()?;
-        Ok::<_, berth_store::StoreError>((account, creds))
-    })?;
+    let account = store.tx(|t| t.meta_get("account_id"))?;
     let account = account.context("the store has no account yet: start berth first with `berth up`")?;
-    let root = format!("arn:aws:iam::{account}:root");
-    let cred = creds
-        .into_iter()
-        .find(|c| c.principal_arn == root)
-        .context("no root credentials yet: start berth first with `berth up`")?;
+    let (access_key_id, secret) = read_credentials(config)?;
     println!("export AWS_ENDPOINT_URL={}", config.api_url());
-    println!("export AWS_ACCESS_KEY_ID={}", cred.access_key_id);
-    println!("export AWS_SECRET_ACCESS_KEY={}", cred.secret_access_key);
+    println!("export AWS_ACCESS_KEY_ID={access_key_id}");
+    println!("export AWS_SECRET_ACCESS_KEY={secret}");
     println!("export AWS_DEFAULT_REGION={}", config.region);
     println!("unset AWS_SESSION_TOKEN AWS_PROFILE");
     if config.api.tls {

@@ -4,10 +4,10 @@ use berth_core::ErrorCode;
 use berth_iam::{InlineOwner, Policy, PolicyKind, RequestContext};
 use berth_model::Timestamp;
 use berth_model::iam::*;
-use berth_store::{CredentialRow, IamOwner, IamUserRow, Tx};
+use berth_store::{IamOwner, IamUserRow, Tx};
 
 use super::access::managed_document;
-use super::{authorize, check_name, check_path, err, new_id, new_secret, no_such, page, policy_error};
+use super::{authorize, check_name, check_path, err, new_id, no_such, page, policy_error};
 use crate::{CallerIdentity, Control, ControlError, authz, now};
 
 /// IAM's quota of access keys per user.
@@ -160,15 +160,8 @@ pub(super) fn create_access_key(
                 format!("Cannot exceed quota for AccessKeysPerUser: {ACCESS_KEYS_PER_USER}"),
             ));
         }
-        let row = CredentialRow {
-            access_key_id: new_id("AKIA", 16),
-            secret_access_key: new_secret(40),
-            principal_arn: u.arn.clone(),
-            user_id: u.user_id.clone(),
-            created_at: now(),
-        };
-        tx.credential_put(&row)?;
-        Ok((u.name, row))
+        let key = c.issue_access_key(tx, &u.arn, &u.user_id)?;
+        Ok((u.name, key))
     })?;
     let (user_name, key) = row;
     Ok(CreateAccessKeyResponse {
@@ -218,7 +211,7 @@ pub(super) fn delete_access_key(
         let u = require_user(tx, &name)?;
         authorize(caller, "DeleteAccessKey", &u.arn)?;
         let owned = tx.credential_get(&key_id)?.is_some_and(|k| k.principal_arn == u.arn);
-        if !owned || !tx.credential_delete(&key_id)? {
+        if !owned || !c.delete_access_key(tx, &key_id)? {
             return Err(no_such(format!("The Access Key with id {key_id} cannot be found.")));
         }
         Ok(())

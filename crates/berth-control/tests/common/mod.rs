@@ -57,6 +57,17 @@ impl Harness {
         }
     }
 
+    /// Which of `needles` occur in the database file or its WAL.
+    pub fn at_rest(&self, needles: &[&str]) -> Vec<String> {
+        let db = std::fs::read(self.dir.join("berth.db")).expect("db");
+        let wal = std::fs::read(self.dir.join("berth.db-wal")).unwrap_or_default();
+        needles
+            .iter()
+            .filter(|n| [&db, &wal].iter().any(|bytes| bytes.windows(n.len()).any(|x| x == n.as_bytes())))
+            .map(|n| n.to_string())
+            .collect()
+    }
+
     /// The route table the control plane publishes now.
     pub fn table(&self) -> Arc<RouteTable> {
         self.control.subscribe_routes().borrow().clone()
