@@ -210,6 +210,8 @@ class BerthInstance:
     task_ports: list[int] = field(default_factory=lambda: pick_free_ports(2))
     # More `[proxy]` settings, e.g. `address_pool = ["127.0.0.5"]`.
     extra_proxy_config: list[str] = field(default_factory=list)
+    # More sections at the end of the config, e.g. `["[runtime]", 'dns_servers = ["192.0.2.53"]']`.
+    extra_config: list[str] = field(default_factory=list)
     _log_file: Any = None
     _ecs: Any = None
 
@@ -265,6 +267,7 @@ class BerthInstance:
                     "[task_endpoint]",
                     f"credentials_port = {self.task_ports[0]}",
                     f"api_port = {self.task_ports[1]}",
+                    *self.extra_config,
                     "",
                 ]
             )

@@ -1,7 +1,9 @@
 """Security group EGRESS enforced on real containers (iptables on this host): revoking a service group's default
 egress rule stops its task from opening connections to another service's task and to a listener on the host,
 while the load balancer still reaches it and berth's own task endpoint stays reachable; authorizing egress to the
-peer's group opens exactly that; restoring the default rule lifts the restriction."""
+peer's group opens exactly that; restoring the default rule lifts the restriction. DNS keeps working with all
+egress revoked (Docker's embedded resolver forwards from the task's namespace; berth exempts its upstreams, as
+AWS never blocks the VPC's DNS server)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ import subprocess
 import threading
 import time
 
-from berthlib import container_labels, docker, unique, wait_for
+from berthlib import BerthInstance, Ports, container_labels, docker, pick_free_ports, unique, wait_for
+from dnslib import query, upstream_resolver, wait_resolution
 from test_ec2 import NETWORK, container_ip, ec2, probe_from, task_container
 
 EVERYTHING = [{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]
@@ -112,3 +115,54 @@ def test_egress_rules_limit_where_a_task_connects(berth):
         berth.best_effort_delete(b)
     berth.wait_inactive(a)
     berth.wait_inactive(b)
+
+
+def test_dns_resolves_with_all_egress_revoked(berth):
+    gateway = network_gateway()
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((gateway, 0))
+    listener.listen(64)
+    threading.Thread(target=accept_all, args=(listener,), daemon=True).start()
+    host_target = f"{gateway}:{listener.getsockname()[1]}"
+    with upstream_resolver(".berth-dns.test", "192.0.2.77") as resolver:
+        # A berth whose tasks' DNS is forwarded to that resolver (beyond the host, as the host's own usually is).
+        api, https, http_, internal = pick_free_ports(4)
+        other = BerthInstance(binary=berth.binary, ports=Ports(api=api, https=https, http=http_, internal=internal),
+                              extra_config=["[runtime]", f'dns_servers = ["{resolver}"]'])
+        try:
+            other.start()
+            other.ensure_express_roles()
+            client = other.client("ec2")
+            arn = other.create_service(unique("dns"))["serviceArn"]
+            other.wait_endpoint(arn)
+            ct = task_container(arn)
+            name = "web.berth-dns.test"
+            wait_resolution(ct["ID"], name, "192.0.2.77", 30)
+            assert probe_from(ct["ID"], host_target)
+
+            group = other.describe_service(arn)["activeConfigurations"][0]["networkConfiguration"]["securityGroups"][0]
+            client.revoke_security_group_egress(GroupId=group, IpPermissions=EVERYTHING)
+            wait_for("the task's connection to the host to be refused",
+                     lambda: not probe_from(ct["ID"], host_target), 15, interval=0.2)
+            assert query(ct["ID"], name) == "192.0.2.77", "DNS resolves with all egress revoked"
+            assert query(ct["ID"], "other.berth-dns.test") == "192.0.2.77"
+
+            # The exemption is what lets it through: the forwarded queries leave with the task's address.
+            instance = container_labels(ct["ID"])["berth.instance"]
+            ip = container_ip(ct["ID"])
+            exempt = [f"-A BERTH-EG-{instance} -s {ip}/32 -d {resolver}/32 -p {p} -m {p} --dport 53 -j RETURN"
+                      for p in ("tcp", "udp")]
+            chain = egress_chain(instance)
+            assert all(rule in chain for rule in exempt), chain
+            for rule in exempt:
+                subprocess.run(["iptables", "-w", "5", *rule.replace("-A ", "-D ", 1).split()], check=True,
+                               timeout=10)
+            assert query(ct["ID"], "again.berth-dns.test") is None, "without the exemption the lookup fails"
+            # berth puts its rules back on its next resync (every 10 s).
+            wait_resolution(ct["ID"], "back.berth-dns.test", "192.0.2.77", 40)
+            assert not probe_from(ct["ID"], host_target), "and TCP elsewhere stays blocked"
+            other.delete_service(arn, wait=False)
+        finally:
+            other.cleanup()
+            listener.close()

@@ -8,6 +8,7 @@
 //! networks without berth's labels (other than refusing to reuse a name), and never leave a half-built
 //! container behind when a create or start fails.
 
+pub mod dns;
 pub mod firewall;
 mod output;
 mod util;
@@ -59,6 +60,8 @@ pub struct DockerDriver {
     docker: Docker,
     /// Serialises network creation in this process (API 1.41 has no server-side duplicate-name check).
     network_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// The DNS servers task containers get (`--dns`); empty for the engine's choice (see `dns.rs`).
+    dns: Vec<IpAddr>,
 }
 
 impl DockerDriver {
@@ -70,7 +73,19 @@ impl DockerDriver {
             .map_err(|e| DriverError::Unavailable(format!("cannot connect to the Docker daemon at {path}: {e}")))?;
         let docker = docker.negotiate_version().await.map_err(|e| unavailable(path, e))?;
         docker.ping().await.map_err(|e| unavailable(path, e))?;
-        Ok(DockerDriver { docker, network_lock: Default::default() })
+        Ok(DockerDriver { docker, network_lock: Default::default(), dns: Vec::new() })
+    }
+
+    /// Gives task containers these DNS servers (Docker's embedded resolver forwards to them) instead of the
+    /// host's.
+    pub fn with_dns(mut self, servers: Vec<IpAddr>) -> DockerDriver {
+        self.dns = servers;
+        self
+    }
+
+    /// Where task containers' DNS queries are forwarded to.
+    fn dns_upstreams(&self) -> Vec<IpAddr> {
+        if self.dns.is_empty() { dns::read_host_upstreams() } else { self.dns.clone() }
     }
 
     /// The Engine API version in use after negotiation, e.g. `1.41`.
@@ -260,7 +275,12 @@ impl DockerDriver {
             .and_then(|o| o.get("com.docker.network.bridge.name").cloned())
             .or_else(|| n.id.as_deref().map(|id| format!("br-{}", &id[..id.len().min(12)])))
             .ok_or_else(|| DriverError::Unavailable(format!("network {name} has no id")))?;
-        Ok(Some((berth_runtime::firewall::NetworkInfo { subnet: v4.map(|v| v.0), gateway }, bridge)))
+        let info = berth_runtime::firewall::NetworkInfo {
+            subnet: v4.map(|v| v.0),
+            gateway,
+            dns_resolvers: self.dns_upstreams(),
+        };
+        Ok(Some((info, bridge)))
     }
 
     /// Whether any running container carries `berth.instance=<owner>`.
@@ -440,7 +460,11 @@ impl Driver for DockerDriver {
         self.ensure_image(spec).await?;
 
         let options = CreateContainerOptions { name: Some(name.clone()), ..Default::default() };
-        match self.docker.create_container(Some(options), Self::create_body(spec)).await {
+        let mut body = Self::create_body(spec);
+        if let Some(hc) = body.host_config.as_mut().filter(|_| !self.dns.is_empty()) {
+            hc.dns = Some(self.dns.iter().map(IpAddr::to_string).collect());
+        }
+        match self.docker.create_container(Some(options), body).await {
             Ok(_) => {}
             Err(e) if is_status(&e, 409) => {
                 // A concurrent run_task of the same id got there first; answer with its container if it runs.

@@ -74,4 +74,7 @@ pub struct NetworkInfo {
     pub subnet: Option<Cidr>,
     /// The host side of the network (what the host, and so the proxy, connects to tasks from).
     pub gateway: Option<IpAddr>,
+    /// The DNS servers the engine forwards tasks' queries to from inside their network namespace (so they
+    /// pass the egress rules as the task's own traffic); empty when queries never leave the host.
+    pub dns_resolvers: Vec<IpAddr>,
 }

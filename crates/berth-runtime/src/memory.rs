@@ -283,6 +283,7 @@ impl Driver for MemoryDriver {
         Ok(self.lock().networks.contains(network).then(|| crate::firewall::NetworkInfo {
             subnet: berth_core::cidr::Cidr::new(IpAddr::V4(Ipv4Addr::new(10, 99, 0, 0)), 16),
             gateway: Some(IpAddr::V4(Ipv4Addr::new(10, 99, 0, 1))),
+            dns_resolvers: Vec::new(),
         }))
     }
 

@@ -64,6 +64,8 @@ pub struct RuntimeSection {
     pub docker_socket: String,
     /// The bridge network tasks join.
     pub network: String,
+    /// DNS servers for task containers (Docker's embedded resolver forwards to them); empty: the host's.
+    pub dns_servers: Vec<std::net::IpAddr>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -146,6 +148,7 @@ impl Default for RuntimeSection {
             driver: "docker".into(),
             docker_socket: "/var/run/docker.sock".into(),
             network: "berth-default".into(),
+            dns_servers: Vec::new(),
         }
     }
 }

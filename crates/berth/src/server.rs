@@ -23,12 +23,15 @@ pub async fn run(config: Config) -> Result<()> {
     let token = files::ensure_token(&config)?;
     let store = Store::open(&config.path(files::DB)).context("opening the store")?;
     let ca = Arc::new(Ca::load_or_create(&config.data_dir).context("loading the internal CA")?);
-    let driver = DockerDriver::connect(Some(&config.runtime.docker_socket)).await.with_context(|| {
-        format!(
-            "Docker Engine is not reachable at {} (install and start it: scripts/ensure-docker.sh)",
-            config.runtime.docker_socket
-        )
-    })?;
+    let driver = DockerDriver::connect(Some(&config.runtime.docker_socket))
+        .await
+        .with_context(|| {
+            format!(
+                "Docker Engine is not reachable at {} (install and start it: scripts/ensure-docker.sh)",
+                config.runtime.docker_socket
+            )
+        })?
+        .with_dns(config.runtime.dns_servers.clone());
     tracing::info!(api_version = %driver.api_version(), "connected to Docker Engine");
     // Tasks reach berth on a link-local address: credentials for their task role, and the API.
     let te = &config.task_endpoint;

@@ -6,7 +6,8 @@
 //! Egress: a task's outgoing connections are limited to the union of its groups' egress rules, unless that union
 //! holds "all traffic to 0.0.0.0/0" (EC2's default rule), in which case the task is not listed at all. berth's own
 //! endpoints for tasks (the credentials endpoint and the task API, [`berth_endpoints`]) stay reachable whatever the
-//! rules say, as AWS's link-local endpoints (instance metadata, the ECS credentials endpoint) are. IPv6 rules are
+//! rules say, as AWS's link-local endpoints (instance metadata, the ECS credentials endpoint) are, and so does DNS
+//! to the servers the runtime forwards tasks' queries to ([`dns_allows`]), as the Amazon DNS server is. IPv6 rules are
 //! kept but have nothing to match: task networks are IPv4 only.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -129,6 +130,25 @@ pub fn berth_endpoints(endpoint: Option<&crate::task_role::TaskEndpoint>) -> Vec
     out
 }
 
+/// DNS (UDP and TCP port 53) to each of the runtime's upstream resolvers: Docker's embedded resolver forwards
+/// a task's queries from the task's own network namespace, so without these its lookups would obey the task's
+/// egress rules, where AWS never blocks the VPC's DNS server.
+pub fn dns_allows(resolvers: &[IpAddr]) -> Vec<Allow> {
+    let mut out: Vec<Allow> = resolvers
+        .iter()
+        .flat_map(|r| {
+            [Protocol::Udp, Protocol::Tcp].map(|protocol| Allow {
+                protocol,
+                ports: Some((53, 53)),
+                source: Cidr::host(*r),
+            })
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// The literal address and port of an `http://` or `https://` URL (default ports 80 and 443).
 fn host_port(url: &str) -> Option<(IpAddr, u16)> {
     let (scheme, rest) = url.split_once("://")?;
@@ -189,6 +209,8 @@ impl Control {
             },
         };
         let lb_sources: Vec<Cidr> = network.gateway.map(Cidr::host).into_iter().collect();
+        let mut always = berth_endpoints(self.config.task_endpoint.as_ref());
+        always.extend(dns_allows(&network.dns_resolvers));
         let policy = match self.tx(|tx| {
             let tasks = tx.tasks_not_stopped()?;
             let attachments = tx.service_groups_all()?;
@@ -200,7 +222,7 @@ impl Control {
                 &attachments,
                 &rules,
                 &lb_sources,
-                &berth_endpoints(self.config.task_endpoint.as_ref()),
+                &always,
             ))
         }) {
             Ok(p) => p,
@@ -392,7 +414,7 @@ mod tests {
     }
 
     #[test]
-    fn egress_is_the_union_of_the_groups_rules_plus_berths_endpoints() {
+    fn egress_is_the_union_of_the_groups_rules_plus_berths_endpoints_and_dns() {
         let lb = vec!["172.18.0.1/32".parse().expect("cidr")];
         let endpoints = berth_endpoints(Some(&crate::task_role::TaskEndpoint {
             credentials_base: "http://169.254.170.2:51679".into(),
@@ -412,6 +434,8 @@ mod tests {
             name: &'static str,
             rules: Vec<SecurityGroupRuleRow>,
             stopped: &'static [&'static str],
+            /// The runtime's DNS upstreams.
+            dns: &'static [&'static str],
             want: Vec<String>,
         }
         let cases = vec![
@@ -419,42 +443,49 @@ mod tests {
                 name: "EC2's default rule everywhere: nobody is restricted",
                 rules: vec![default("sg-web"), default("sg-api"), default("sg-user")],
                 stopped: &[],
+                dns: &[],
                 want: vec![],
             },
             Case {
                 name: "web's default revoked: web reaches berth's endpoints only",
                 rules: vec![default("sg-api"), default("sg-user")],
                 stopped: &[],
+                dns: &[],
                 want: vec![format!("172.18.0.2 [{ep}]")],
             },
             Case {
                 name: "a group peer stands for its tasks' addresses",
                 rules: vec![egress("sg-web", "tcp", 80, 80, "sg-api"), default("sg-api")],
                 stopped: &[],
+                dns: &[],
                 want: vec![format!("172.18.0.2 [tcp:80->172.18.0.3/32, {ep}]")],
             },
             Case {
                 name: "a stopped task is no destination",
                 rules: vec![egress("sg-web", "tcp", 80, 80, "sg-api"), default("sg-user")],
                 stopped: &["a1"],
+                dns: &[],
                 want: vec![format!("172.18.0.2 [{ep}]")],
             },
             Case {
                 name: "the union over a task's groups: the user group's default keeps api unrestricted",
                 rules: vec![egress("sg-api", "tcp", 5432, 5432, "10.0.0.0/8"), default("sg-user")],
                 stopped: &[],
+                dns: &[],
                 want: vec![format!("172.18.0.2 [{ep}]")],
             },
             Case {
                 name: "a load balancer group peer is where the load balancer listens (the gateway)",
                 rules: vec![egress("sg-web", "tcp", 443, 443, "sg-weblb"), default("sg-api")],
                 stopped: &[],
+                dns: &[],
                 want: vec![format!("172.18.0.2 [tcp:443->172.18.0.1/32, {ep}]")],
             },
             Case {
                 name: "all traffic to ::/0 alone matches nothing on an IPv4 network and is not 'anywhere'",
                 rules: vec![egress("sg-web", "-1", -1, -1, "::/0"), default("sg-api")],
                 stopped: &[],
+                dns: &[],
                 want: vec![format!("172.18.0.2 [{ep}]")],
             },
             Case {
@@ -468,15 +499,33 @@ mod tests {
                     default("sg-api"),
                 ],
                 stopped: &[],
+                dns: &[],
                 want: vec![format!(
                     "172.18.0.2 [all->10.0.0.0/8, tcp->198.51.100.7/32, tcp:1000-2000->0.0.0.0/0, {ep}, \
                      udp:53->192.0.2.0/24, icmp->0.0.0.0/0]"
                 )],
             },
             Case {
+                name: "DNS to the runtime's upstream resolvers stays open, UDP and TCP (the other family's dropped)",
+                rules: vec![egress("sg-web", "tcp", 80, 80, "sg-api"), default("sg-api")],
+                stopped: &[],
+                dns: &["192.0.2.53", "fd00::53"],
+                want: vec![format!(
+                    "172.18.0.2 [tcp:53->192.0.2.53/32, tcp:80->172.18.0.3/32, {ep}, udp:53->192.0.2.53/32]"
+                )],
+            },
+            Case {
+                name: "unrestricted tasks get no DNS entries either",
+                rules: vec![default("sg-web"), default("sg-api")],
+                stopped: &[],
+                dns: &["192.0.2.53"],
+                want: vec![],
+            },
+            Case {
                 name: "ingress rules do not open egress",
                 rules: vec![ingress("sg-web", "-1", -1, -1, "0.0.0.0/0"), default("sg-api")],
                 stopped: &[],
+                dns: &[],
                 want: vec![format!("172.18.0.2 [{ep}]")],
             },
         ];
@@ -485,7 +534,9 @@ mod tests {
             for t in tasks.iter_mut().filter(|t| c.stopped.contains(&t.id.as_str())) {
                 t.last_status = TaskStatus::Stopped;
             }
-            let p = desired("inst", "net", &tasks, &attachments, &c.rules, &lb, &endpoints);
+            let resolvers: Vec<IpAddr> = c.dns.iter().map(|r| r.parse().expect("ip")).collect();
+            let always: Vec<Allow> = endpoints.iter().copied().chain(dns_allows(&resolvers)).collect();
+            let p = desired("inst", "net", &tasks, &attachments, &c.rules, &lb, &always);
             assert_eq!(show_egress(&p), c.want, "{}", c.name);
         }
     }
