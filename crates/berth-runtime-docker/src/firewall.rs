@@ -66,29 +66,47 @@ pub struct Chain {
 
 /// The two chains of a policy: ingress first, then egress.
 pub fn render(policy: &FirewallPolicy) -> Vec<Chain> {
-    let ingress = chain_name(&policy.owner);
-    let mut rules = vec![format!("-A {ingress} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN")];
-    for t in &policy.tasks {
-        let (dest, all) = host_and_any(t.address);
-        for a in &t.allow {
-            let peer = a.source.to_string();
-            let source = if peer == all { String::new() } else { format!(" -s {peer}") };
-            rules.push(format!("-A {ingress}{source} -d {dest}{} -j RETURN", matches(a)));
+    let ingress = policy.tasks.iter().map(|t| (t.address, t.allow.as_slice()));
+    let egress = policy.egress.iter().map(|t| (t.address, t.allow.as_slice()));
+    vec![
+        render_chain(chain_name(&policy.owner), Direction::Ingress, ingress),
+        render_chain(egress_chain_name(&policy.owner), Direction::Egress, egress),
+    ]
+}
+
+/// Which end of a packet a chain's task is: the destination (ingress) or the source (egress).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    Ingress,
+    Egress,
+}
+
+/// One chain: replies return, then per task each allowance (peer, protocol, ports) returns and the rest of the
+/// task's traffic in that direction is dropped.
+fn render_chain<'a>(
+    name: String,
+    direction: Direction,
+    entries: impl Iterator<Item = (std::net::IpAddr, &'a [Allow])>,
+) -> Chain {
+    let mut rules = vec![format!("-A {name} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN")];
+    for (address, allow) in entries {
+        let (task, all) = host_and_any(address);
+        // `iptables -S` prints the source before the destination; a peer of "anywhere" is no match at all.
+        let ends = |peer: Option<String>| {
+            let peer = peer.filter(|p| p != all);
+            match direction {
+                Direction::Ingress => (peer.map(|p| format!(" -s {p}")).unwrap_or_default(), format!(" -d {task}")),
+                Direction::Egress => (format!(" -s {task}"), peer.map(|p| format!(" -d {p}")).unwrap_or_default()),
+            }
+        };
+        for a in allow {
+            let (src, dst) = ends(Some(a.source.to_string()));
+            rules.push(format!("-A {name}{src}{dst}{} -j RETURN", matches(a)));
         }
-        rules.push(format!("-A {ingress} -d {dest} -j DROP"));
+        let (src, dst) = ends(None);
+        rules.push(format!("-A {name}{src}{dst} -j DROP"));
     }
-    let egress = egress_chain_name(&policy.owner);
-    let mut out_rules = vec![format!("-A {egress} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN")];
-    for t in &policy.egress {
-        let (source, all) = host_and_any(t.address);
-        for a in &t.allow {
-            let peer = a.source.to_string();
-            let dest = if peer == all { String::new() } else { format!(" -d {peer}") };
-            out_rules.push(format!("-A {egress} -s {source}{dest}{} -j RETURN", matches(a)));
-        }
-        out_rules.push(format!("-A {egress} -s {source} -j DROP"));
-    }
-    vec![marked(ingress, rules), marked(egress, out_rules)]
+    marked(name, rules)
 }
 
 fn host_and_any(address: std::net::IpAddr) -> (String, &'static str) {
