@@ -10,30 +10,15 @@ mod common;
 
 use common::Harness;
 
-struct World {
-    h: Harness,
-}
-
-impl std::ops::Deref for World {
-    type Target = Harness;
-    fn deref(&self) -> &Harness {
-        &self.h
-    }
-}
-
 fn config() -> ControlConfig {
     ControlConfig { drain_timeout: std::time::Duration::from_secs(0), ..ControlConfig::default() }
 }
 
-impl World {
-    fn new(name: &str) -> World {
-        World { h: Harness::new(&format!("ec2-{name}"), |_| config()) }
-    }
+fn world(name: &str) -> Harness {
+    Harness::new(&format!("ec2-{name}"), |_| config())
+}
 
-    fn restart(&mut self) {
-        self.h.restart();
-    }
-
+impl Harness {
     async fn ec2(&self, op: ec2::Operation) -> Result<ec2::Output, berth_core::AwsError> {
         self.control.handle_ec2(&self.caller, op).await
     }
@@ -100,7 +85,7 @@ fn service_groups(s: &ecs::ECSExpressGatewayService) -> Vec<String> {
 
 #[tokio::test]
 async fn the_default_vpc_exists_from_first_start_and_takes_the_networks_subnet() {
-    let mut w = World::new("vpc");
+    let mut w = world("vpc");
     let before = w.vpcs().await;
     assert_eq!(before.len(), 1);
     assert_eq!(before[0].is_default, Some(true));
@@ -123,7 +108,7 @@ async fn the_default_vpc_exists_from_first_start_and_takes_the_networks_subnet()
 
 #[tokio::test]
 async fn express_groups_become_the_firewall_policy() {
-    let mut w = World::new("express");
+    let mut w = world("express");
     w.create_express_roles().await;
     w.settle().await;
     let err = w.create("bad", &["sg-00000000000000000"]).await.expect_err("unknown group");
@@ -286,7 +271,7 @@ async fn express_groups_become_the_firewall_policy() {
 
 #[tokio::test]
 async fn an_update_keeps_the_managed_groups_and_follows_the_port_and_the_users_groups() {
-    let w = World::new("update");
+    let w = world("update");
     w.create_express_roles().await;
     w.settle().await;
     let mut extra = Vec::new();
@@ -365,7 +350,7 @@ fn tcp_443(v4: &[&str], v6: &[&str]) -> Vec<ec2::IpPermission> {
 #[tokio::test]
 async fn narrowing_the_load_balancer_group_publishes_a_narrower_source_filter_at_once() {
     // The filter belongs to the load balancer (the union of its groups), see tests/lb.rs for several services.
-    let w = World::new("lbsources");
+    let w = world("lbsources");
     w.create_express_roles().await;
     w.settle().await;
     w.create("web", &[]).await.expect("web");

@@ -12,26 +12,15 @@ mod common;
 
 use common::Harness;
 
-struct World {
-    h: Harness,
+/// A world whose account has the two Express roles (services need them).
+async fn world(name: &str) -> Harness {
+    let config = ControlConfig { drain_timeout: std::time::Duration::from_secs(30), ..ControlConfig::default() };
+    let w = Harness::new(&format!("elbv2-{name}"), |_| config);
+    w.create_express_roles().await;
+    w
 }
 
-impl std::ops::Deref for World {
-    type Target = Harness;
-    fn deref(&self) -> &Harness {
-        &self.h
-    }
-}
-
-impl World {
-    /// A world whose account has the two Express roles (services need them).
-    async fn with_roles(name: &str) -> World {
-        let config = ControlConfig { drain_timeout: std::time::Duration::from_secs(30), ..ControlConfig::default() };
-        let w = World { h: Harness::new(&format!("elbv2-{name}"), |_| config) };
-        w.create_express_roles().await;
-        w
-    }
-
+impl Harness {
     async fn ecs(&self, op: ecs::Operation) -> ecs::Output {
         self.control.handle_ecs(&self.caller, op).await.expect("ecs call")
     }
@@ -167,7 +156,7 @@ fn code(r: Result<EO, berth_core::AwsError>) -> ErrorCode {
 
 #[tokio::test]
 async fn a_service_gets_visible_resources_and_user_rules_follow_deployments() {
-    let w = World::with_roles("resources").await;
+    let w = world("resources").await;
     let svc = w.create("web", "v1").await;
     w.settle().await;
 
@@ -389,7 +378,7 @@ async fn a_service_gets_visible_resources_and_user_rules_follow_deployments() {
 
 #[tokio::test]
 async fn the_26th_service_gets_a_new_load_balancer_and_empty_ones_go() {
-    let w = World::with_roles("share").await;
+    let w = world("share").await;
     let mut arns = Vec::new();
     for i in 0..26 {
         arns.push(w.create(&format!("s{i}"), "v1").await);
@@ -446,7 +435,7 @@ async fn the_26th_service_gets_a_new_load_balancer_and_empty_ones_go() {
 
 #[tokio::test]
 async fn the_deregistration_delay_bounds_draining() {
-    let w = World::with_roles("dereg").await;
+    let w = world("dereg").await;
     let svc = w.create("web", "v1").await;
     w.settle().await;
     w.report_all(TargetHealth::Healthy);

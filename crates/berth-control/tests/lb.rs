@@ -16,17 +16,6 @@ mod common;
 
 use common::Harness;
 
-struct World {
-    h: Harness,
-}
-
-impl std::ops::Deref for World {
-    type Target = Harness;
-    fn deref(&self) -> &Harness {
-        &self.h
-    }
-}
-
 fn ip(s: &str) -> IpAddr {
     s.parse().expect("ip")
 }
@@ -35,18 +24,17 @@ fn addr(s: &str) -> SocketAddr {
     s.parse().expect("addr")
 }
 
-impl World {
-    async fn new(name: &str, pool: &[&str]) -> World {
-        let pool: Vec<IpAddr> = pool.iter().map(|a| ip(a)).collect();
-        let config =
-            ControlConfig { address_pool: pool, https_port: 8443, http_port: 8080, ..ControlConfig::default() };
-        let w = World { h: Harness::new(&format!("lb-{name}"), |_| config) };
-        w.create_express_roles().await;
-        // The first passes create the network and learn its subnet (10.99.0.0/16) and gateway (10.99.0.1).
-        w.settle().await;
-        w
-    }
+async fn world(name: &str, pool: &[&str]) -> Harness {
+    let pool: Vec<IpAddr> = pool.iter().map(|a| ip(a)).collect();
+    let config = ControlConfig { address_pool: pool, https_port: 8443, http_port: 8080, ..ControlConfig::default() };
+    let w = Harness::new(&format!("lb-{name}"), |_| config);
+    w.create_express_roles().await;
+    // The first passes create the network and learn its subnet (10.99.0.0/16) and gateway (10.99.0.1).
+    w.settle().await;
+    w
+}
 
+impl Harness {
     async fn ec2(&self, op: ec2::Operation) -> Result<ec2::Output, berth_core::AwsError> {
         self.control.handle_ec2(&self.caller, op).await
     }
@@ -181,7 +169,7 @@ fn host(s: &ecs::ECSExpressGatewayService) -> String {
 
 #[tokio::test]
 async fn private_services_get_an_internal_load_balancer_on_the_gateway_never_shared_with_public_ones() {
-    let w = World::new("private", &[]).await;
+    let w = world("private", &[]).await;
     let a = w.subnet("10.99.128.0/20").await.expect("subnet a");
     let b = w.subnet("10.99.144.0/20").await.expect("subnet b");
     assert_eq!(a.map_public_ip_on_launch, Some(false), "a new subnet is private, as on AWS");
@@ -265,11 +253,11 @@ async fn private_services_get_an_internal_load_balancer_on_the_gateway_never_sha
 
 #[tokio::test]
 async fn the_filter_is_the_union_of_a_load_balancers_groups_and_covers_user_rule_hosts() {
-    let w = World::new("union", &[]).await;
+    let w = world("union", &[]).await;
     let one = w.create("one", &[]).await.expect("one");
     w.create("two", &[]).await.expect("two");
     let any = vec!["0.0.0.0/0".to_string(), "::/0".to_string()];
-    let sources = |w: &World| w.table_lb(&host(&one)).sources.map(|s| s.https);
+    let sources = |w: &Harness| w.table_lb(&host(&one)).sources.map(|s| s.https);
     assert_eq!(sources(&w), Some(any.clone()));
 
     let (g1, g2) = (w.lb_group("one").await, w.lb_group("two").await);
@@ -323,7 +311,7 @@ async fn the_filter_is_the_union_of_a_load_balancers_groups_and_covers_user_rule
 
 #[tokio::test]
 async fn public_load_balancers_take_pool_addresses_and_carry_their_idle_timeout() {
-    let mut w = World::new("pool", &["127.0.0.5"]).await;
+    let mut w = world("pool", &["127.0.0.5"]).await;
     let public = w.create("web", &[]).await.expect("web");
     let private_subnet = w.subnet("10.99.128.0/20").await.expect("subnet").subnet_id.expect("id");
     let private = w.create("inner", &[&private_subnet]).await.expect("inner");
@@ -345,7 +333,7 @@ async fn public_load_balancers_take_pool_addresses_and_carry_their_idle_timeout(
 
     // The pool has one address: a second internet-facing load balancer (the 26th public service) would share
     // the default sockets. The address survives a restart.
-    w.h.restart();
+    w.restart();
     w.settle().await;
     assert_eq!(w.table_lb(&host(&public)).https_listen, Some(addr("127.0.0.5:8443")));
 }

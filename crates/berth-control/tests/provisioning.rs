@@ -21,17 +21,6 @@ fn deny(action: &str) -> String {
     format!(r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Deny","Action":"{action}","Resource":"*"}}]}}"#)
 }
 
-struct World {
-    h: Harness,
-}
-
-impl std::ops::Deref for World {
-    type Target = Harness;
-    fn deref(&self) -> &Harness {
-        &self.h
-    }
-}
-
 /// Everything a create, update or deletion could touch, as the APIs describe it.
 #[derive(Debug, PartialEq)]
 struct Snapshot {
@@ -52,15 +41,15 @@ impl Snapshot {
     }
 }
 
-impl World {
-    async fn new(name: &str) -> World {
-        // Tasks of a deleted service stop at once (no proxy reports in-flight requests here).
-        let config = ControlConfig { drain_timeout: std::time::Duration::ZERO, ..ControlConfig::default() };
-        let w = World { h: Harness::new(&format!("prov-{name}"), |_| config) };
-        w.create_express_roles().await;
-        w
-    }
+async fn world(name: &str) -> Harness {
+    // Tasks of a deleted service stop at once (no proxy reports in-flight requests here).
+    let config = ControlConfig { drain_timeout: std::time::Duration::ZERO, ..ControlConfig::default() };
+    let w = Harness::new(&format!("prov-{name}"), |_| config);
+    w.create_express_roles().await;
+    w
+}
 
+impl Harness {
     /// A role trusting ecs.amazonaws.com with the managed infrastructure policy and, when given, an inline
     /// policy named `inline`.
     async fn role(&self, name: &str, inline: Option<&str>) -> String {
@@ -286,7 +275,7 @@ fn assert_denied(e: &AwsError, role: &str, action: &str) {
 
 #[tokio::test]
 async fn a_create_the_role_may_not_complete_leaves_nothing_behind() {
-    let w = World::new("create").await;
+    let w = world("create").await;
     let empty = w.snapshot().await;
     let no_rule = w.role("norule", Some(&deny("elasticloadbalancing:CreateRule"))).await;
 
@@ -316,7 +305,7 @@ async fn a_create_the_role_may_not_complete_leaves_nothing_behind() {
 
 #[tokio::test]
 async fn a_shared_load_balancer_needs_no_create_load_balancer() {
-    let w = World::new("shared").await;
+    let w = world("shared").await;
     let no_lb = w.role("nolb", Some(&deny("elasticloadbalancing:CreateLoadBalancer"))).await;
     let e = w.create("a", &no_lb).await.expect_err("no load balancer to share yet");
     assert_denied(&e, "nolb", "elasticloadbalancing:CreateLoadBalancer");
@@ -338,7 +327,7 @@ async fn a_shared_load_balancer_needs_no_create_load_balancer() {
 
 #[tokio::test]
 async fn an_update_the_role_may_not_do_changes_nothing() {
-    let w = World::new("update").await;
+    let w = world("update").await;
     let role = w.role("upd", None).await;
     let arn = w.create("web", &role).await.expect("create");
     w.settle().await;
@@ -373,7 +362,7 @@ async fn an_update_the_role_may_not_do_changes_nothing() {
 
 #[tokio::test]
 async fn a_deletion_waits_for_the_role_and_completes_once_allowed() {
-    let mut w = World::new("delete").await;
+    let mut w = world("delete").await;
     let role = w.role("del", None).await;
     let arn = w.create("web", &role).await.expect("create");
     w.settle().await;
@@ -401,7 +390,7 @@ async fn a_deletion_waits_for_the_role_and_completes_once_allowed() {
     );
 
     // Across a restart it still waits, from the store alone.
-    w.h.restart();
+    w.restart();
     w.settle().await;
     assert_eq!(w.status(&arn).await.0, ecs::ExpressGatewayServiceStatusCode::Draining);
     assert_eq!(w.snapshot().await.rules, with_service.rules);
@@ -418,7 +407,7 @@ async fn a_deletion_waits_for_the_role_and_completes_once_allowed() {
 
 #[tokio::test]
 async fn a_deletion_denied_at_its_last_step_keeps_every_group() {
-    let w = World::new("retire").await;
+    let w = world("retire").await;
     let role = w.role("sg", Some(&deny("ec2:DeleteSecurityGroup"))).await;
     let arn = w.create("web", &role).await.expect("create");
     w.settle().await;

@@ -11,33 +11,18 @@ mod common;
 
 use common::Harness;
 
-struct World {
-    h: Harness,
-}
-
-impl std::ops::Deref for World {
-    type Target = Harness;
-    fn deref(&self) -> &Harness {
-        &self.h
-    }
-}
-
 fn config() -> ControlConfig {
     ControlConfig { drain_timeout: std::time::Duration::from_secs(30), ..ControlConfig::default() }
 }
 
-impl World {
-    /// A world whose account has the two Express roles, created as the AWS documentation's CLI flow does.
-    async fn new_with_roles(name: &str) -> World {
-        let w = World { h: Harness::new(name, |_| config()) };
-        w.create_express_roles().await;
-        w
-    }
+/// A world whose account has the two Express roles, created as the AWS documentation's CLI flow does.
+async fn world(name: &str) -> Harness {
+    let w = Harness::new(name, |_| config());
+    w.create_express_roles().await;
+    w
+}
 
-    fn restart(&mut self) {
-        self.h.restart();
-    }
-
+impl Harness {
     async fn call(&self, op: Operation) -> Result<Output, berth_core::AwsError> {
         self.control.handle_ecs(&self.caller, op).await
     }
@@ -118,7 +103,7 @@ fn env_of(driver: &MemoryDriver, task_id: &str) -> Vec<(String, String)> {
 
 #[tokio::test]
 async fn create_update_delete_converge_without_dropping_traffic() {
-    let w = World::new_with_roles("lifecycle").await;
+    let w = world("lifecycle").await;
     let arn = w.create("web", &[("DEMO_VERSION", "v1")]).await;
     w.settle().await;
     let v1 = w.driver.running_ids();
@@ -226,7 +211,7 @@ async fn create_update_delete_converge_without_dropping_traffic() {
 
 #[tokio::test]
 async fn a_crashing_task_is_replaced_with_backoff() {
-    let w = World::new_with_roles("crash").await;
+    let w = world("crash").await;
     w.create("crashy", &[]).await;
     w.settle().await;
     let first = w.driver.running_ids();
@@ -264,7 +249,7 @@ async fn a_crashing_task_is_replaced_with_backoff() {
 
 #[tokio::test]
 async fn a_missing_image_stops_tasks_with_a_pull_error_and_keeps_the_service() {
-    let w = World::new_with_roles("pull").await;
+    let w = world("pull").await;
     w.driver.fail_pulls_of("berth-demo:latest");
     let arn = w.create("nopull", &[]).await;
     w.settle().await;
@@ -303,7 +288,7 @@ async fn a_missing_image_stops_tasks_with_a_pull_error_and_keeps_the_service() {
 
 #[tokio::test]
 async fn a_restarted_server_adopts_running_tasks_without_duplicates() {
-    let mut w = World::new_with_roles("adopt").await;
+    let mut w = world("adopt").await;
     w.create("keep", &[]).await;
     w.settle().await;
     let before = w.driver.running_ids();
@@ -319,7 +304,7 @@ async fn a_restarted_server_adopts_running_tasks_without_duplicates() {
 
 #[tokio::test]
 async fn bad_input_is_refused_and_leaves_nothing() {
-    let w = World::new_with_roles("bad").await;
+    let w = world("bad").await;
     let account = w.control.account_id().to_string();
     let base = CreateExpressGatewayServiceRequest {
         service_name: Some("x".into()),

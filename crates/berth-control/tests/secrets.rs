@@ -11,30 +11,14 @@ mod common;
 
 use common::Harness;
 
-struct World {
-    h: Harness,
+fn world(name: &str) -> Harness {
+    Harness::new(&format!("secrets-{name}"), |dir| ControlConfig {
+        secrets_key: Some(dir.join("secrets.key")),
+        ..ControlConfig::default()
+    })
 }
 
-impl std::ops::Deref for World {
-    type Target = Harness;
-    fn deref(&self) -> &Harness {
-        &self.h
-    }
-}
-
-impl World {
-    fn new(name: &str) -> World {
-        let h = Harness::new(&format!("secrets-{name}"), |dir| ControlConfig {
-            secrets_key: Some(dir.join("secrets.key")),
-            ..ControlConfig::default()
-        });
-        World { h }
-    }
-
-    fn restart(&mut self) {
-        self.h.restart();
-    }
-
+impl Harness {
     async fn sm(&self, op: sm::Operation) -> Result<sm::Output, berth_core::AwsError> {
         self.control.handle_secretsmanager(&self.caller, op).await
     }
@@ -212,7 +196,7 @@ fn demo(secrets: Vec<ecs::Secret>) -> ecs::ExpressGatewayContainer {
 
 #[tokio::test]
 async fn secret_versions_stages_lookup_and_deletion() {
-    let mut w = World::new("sm");
+    let mut w = world("sm");
     let arn = w.create_secret("app/db", r#"{"password":"p1"}"#).await;
     assert!(arn.starts_with(&format!("arn:aws:secretsmanager:us-east-1:{}:secret:app/db-", w.control.account_id())));
     assert_eq!(arn.len() - arn.rfind('-').expect("suffix") - 1, 6);
@@ -328,7 +312,7 @@ fn berth_now() -> f64 {
 
 #[tokio::test]
 async fn parameters_types_versions_paths_and_decryption() {
-    let w = World::new("ssm");
+    let w = world("ssm");
     assert_eq!(w.put_parameter("/app/db/host", "db.local", ssm::ParameterType::String, false).await, 1);
     assert_eq!(w.put_parameter("/app/db/password", "s3cret-pw", ssm::ParameterType::SecureString, false).await, 1);
     assert_eq!(w.put_parameter("/app/hosts", "a,b", ssm::ParameterType::StringList, false).await, 1);
@@ -414,7 +398,7 @@ async fn parameters_types_versions_paths_and_decryption() {
 
 #[tokio::test]
 async fn secrets_reach_the_task_and_missing_ones_stop_it() {
-    let w = World::new("launch");
+    let w = world("launch");
     let arn = w.create_secret("db", r#"{"username":"admin","password":"pw1"}"#).await;
     w.put_parameter("/app/token", "tok-1", ssm::ParameterType::SecureString, false).await;
     w.put_parameter("plain", "plain-1", ssm::ParameterType::String, false).await;
@@ -470,7 +454,7 @@ async fn secrets_reach_the_task_and_missing_ones_stop_it() {
 
 #[tokio::test]
 async fn launch_failures_carry_ecs_reasons() {
-    let w = World::new("failures");
+    let w = world("failures");
     let arn = w.create_secret("creds", r#"{"username":"u"}"#).await;
     let missing =
         w.create_service("a", demo(vec![secret("A", "arn:aws:secretsmanager:us-east-1:1:secret:gone")])).await;
@@ -493,7 +477,7 @@ async fn launch_failures_carry_ecs_reasons() {
 
 #[tokio::test]
 async fn registry_credentials_are_resolved_and_checked_by_the_registry() {
-    let w = World::new("registry");
+    let w = world("registry");
     let image = "registry.local:5000/private/app:1";
     w.driver.require_registry_auth(image, RegistryAuth { username: "alice".into(), password: "right".into() });
     w.create_secret("reg/good", r#"{"username":"alice","password":"right"}"#).await;

@@ -15,36 +15,19 @@ mod common;
 
 use common::Harness;
 
-struct World {
-    h: Harness,
+fn world(name: &str) -> Harness {
+    let config = |dir: &std::path::Path| ControlConfig {
+        task_endpoint: Some(TaskEndpoint {
+            credentials_base: "http://169.254.170.2:51679".into(),
+            api_url: Some("http://169.254.170.2:51680".into()),
+        }),
+        secrets_key: Some(dir.join("secrets.key")),
+        ..ControlConfig::default()
+    };
+    Harness::new(&format!("task-role-{name}"), config)
 }
 
-impl std::ops::Deref for World {
-    type Target = Harness;
-    fn deref(&self) -> &Harness {
-        &self.h
-    }
-}
-
-impl std::ops::DerefMut for World {
-    fn deref_mut(&mut self) -> &mut Harness {
-        &mut self.h
-    }
-}
-
-impl World {
-    fn new(name: &str) -> World {
-        let config = |dir: &std::path::Path| ControlConfig {
-            task_endpoint: Some(TaskEndpoint {
-                credentials_base: "http://169.254.170.2:51679".into(),
-                api_url: Some("http://169.254.170.2:51680".into()),
-            }),
-            secrets_key: Some(dir.join("secrets.key")),
-            ..ControlConfig::default()
-        };
-        World { h: Harness::new(&format!("task-role-{name}"), config) }
-    }
-
+impl Harness {
     async fn role(&self, name: &str, service: &str, policy: Option<&str>) -> String {
         common::create_role(&self.control, &self.caller, name, service, policy).await
     }
@@ -97,7 +80,7 @@ fn env<'a>(spec: &'a TaskSpec, name: &str) -> Option<&'a str> {
 
 #[tokio::test]
 async fn a_task_gets_its_task_role_through_the_credentials_endpoint() {
-    let w = World::new("with-role");
+    let w = world("with-role");
     let role = w.role("app", "ecs-tasks.amazonaws.com", None).await;
     let svc = w.service("web", Some(role.clone())).await;
     w.settle().await;
@@ -149,7 +132,7 @@ async fn a_task_gets_its_task_role_through_the_credentials_endpoint() {
 
 #[tokio::test]
 async fn a_task_without_a_task_role_gets_no_credentials() {
-    let w = World::new("without-role");
+    let w = world("without-role");
     let svc = w.service("plain", None).await;
     w.settle().await;
     let spec = w.started(&svc);
@@ -161,7 +144,7 @@ async fn a_task_without_a_task_role_gets_no_credentials() {
 #[tokio::test]
 async fn task_credentials_are_renewed_before_they_expire_and_kept_sealed() {
     use berth_control::task_role::{RENEW_BEFORE_SECS, SESSION_SECS};
-    let w = World::new("renewal");
+    let w = world("renewal");
     let role = w.role("app", "ecs-tasks.amazonaws.com", None).await;
     let svc = w.service("web", Some(role)).await;
     w.settle().await;
@@ -204,7 +187,7 @@ async fn task_credentials_are_renewed_before_they_expire_and_kept_sealed() {
 
 #[tokio::test]
 async fn plain_text_rows_of_an_older_berth_are_converted_at_start() {
-    let mut w = World::new("legacy");
+    let mut w = world("legacy");
     let role = w.role("app", "ecs-tasks.amazonaws.com", None).await;
     let svc = w.service("web", Some(role)).await;
     w.settle().await;
