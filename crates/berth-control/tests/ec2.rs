@@ -28,26 +28,18 @@ impl Harness {
     }
 
     async fn create(&self, name: &str, groups: &[&str]) -> Result<ecs::ECSExpressGatewayService, berth_core::AwsError> {
-        let account = self.control.account_id();
-        let out = self
-            .ecs(ecs::Operation::CreateExpressGatewayService(ecs::CreateExpressGatewayServiceRequest {
-                service_name: Some(name.into()),
-                infrastructure_role_arn: Some(format!("arn:aws:iam::{account}:role/infra")),
-                execution_role_arn: Some(format!("arn:aws:iam::{account}:role/exec")),
-                primary_container: Some(ecs::ExpressGatewayContainer {
-                    image: Some("berth-demo:latest".into()),
-                    container_port: Some(8080),
-                    ..Default::default()
-                }),
-                network_configuration: (!groups.is_empty()).then(|| ecs::ExpressGatewayServiceNetworkConfiguration {
-                    security_groups: Some(groups.iter().map(|g| g.to_string()).collect()),
-                    subnets: None,
-                }),
-                ..Default::default()
-            }))
-            .await?;
-        let ecs::Output::CreateExpressGatewayService(r) = out else { panic!("wrong output") };
-        Ok(r.service.expect("service"))
+        self.create_service(ecs::CreateExpressGatewayServiceRequest {
+            primary_container: Some(ecs::ExpressGatewayContainer {
+                container_port: Some(8080),
+                ..common::demo_container()
+            }),
+            network_configuration: (!groups.is_empty()).then(|| ecs::ExpressGatewayServiceNetworkConfiguration {
+                security_groups: Some(groups.iter().map(|g| g.to_string()).collect()),
+                subnets: None,
+            }),
+            ..common::named(name)
+        })
+        .await
     }
 
     async fn vpcs(&self) -> Vec<ec2::Vpc> {

@@ -30,18 +30,11 @@ impl Harness {
     }
 
     async fn create(&self, name: &str, version: &str) -> String {
-        let account = self.control.account_id().to_string();
-        let out = self
-            .ecs(ecs::Operation::CreateExpressGatewayService(ecs::CreateExpressGatewayServiceRequest {
-                service_name: Some(name.into()),
-                infrastructure_role_arn: Some(format!("arn:aws:iam::{account}:role/infra")),
-                execution_role_arn: Some(format!("arn:aws:iam::{account}:role/exec")),
-                primary_container: Some(container(version)),
-                ..Default::default()
-            }))
-            .await;
-        let ecs::Output::CreateExpressGatewayService(r) = out else { panic!("wrong output") };
-        r.service.and_then(|s| s.service_arn).expect("arn")
+        let request = ecs::CreateExpressGatewayServiceRequest {
+            primary_container: Some(container(version)),
+            ..common::named(name)
+        };
+        self.create_service(request).await.expect("create").service_arn.expect("arn")
     }
 
     fn report_all(&self, health: TargetHealth) {

@@ -68,32 +68,17 @@ impl Harness {
         name: &str,
         subnets: &[&str],
     ) -> Result<ecs::ECSExpressGatewayService, berth_core::AwsError> {
-        let account = self.control.account_id();
-        let out = self
-            .control
-            .handle_ecs(
-                &self.caller,
-                ecs::Operation::CreateExpressGatewayService(ecs::CreateExpressGatewayServiceRequest {
-                    service_name: Some(name.into()),
-                    infrastructure_role_arn: Some(format!("arn:aws:iam::{account}:role/infra")),
-                    execution_role_arn: Some(format!("arn:aws:iam::{account}:role/exec")),
-                    primary_container: Some(ecs::ExpressGatewayContainer {
-                        image: Some("berth-demo:latest".into()),
-                        ..Default::default()
-                    }),
-                    network_configuration: (!subnets.is_empty()).then(|| {
-                        ecs::ExpressGatewayServiceNetworkConfiguration {
-                            security_groups: None,
-                            subnets: Some(subnets.iter().map(|s| s.to_string()).collect()),
-                        }
-                    }),
-                    ..Default::default()
+        let service = self
+            .create_service(ecs::CreateExpressGatewayServiceRequest {
+                network_configuration: (!subnets.is_empty()).then(|| ecs::ExpressGatewayServiceNetworkConfiguration {
+                    security_groups: None,
+                    subnets: Some(subnets.iter().map(|s| s.to_string()).collect()),
                 }),
-            )
+                ..common::named(name)
+            })
             .await?;
-        let ecs::Output::CreateExpressGatewayService(r) = out else { panic!("wrong output") };
         self.settle().await;
-        Ok(r.service.expect("service"))
+        Ok(service)
     }
 
     async fn lbs(&self) -> Vec<elb::LoadBalancer> {

@@ -89,20 +89,11 @@ impl Harness {
     }
 
     async fn create(&self, name: &str, infra: &str) -> Result<String, AwsError> {
-        let out = self
-            .ecs(ecs::Operation::CreateExpressGatewayService(ecs::CreateExpressGatewayServiceRequest {
-                service_name: Some(name.into()),
-                infrastructure_role_arn: Some(infra.into()),
-                execution_role_arn: Some(self.role_arn("exec")),
-                primary_container: Some(ExpressGatewayContainer {
-                    image: Some("berth-demo:latest".into()),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }))
-            .await?;
-        let ecs::Output::CreateExpressGatewayService(r) = out else { panic!("wrong output") };
-        Ok(r.service.and_then(|s| s.service_arn).expect("arn"))
+        let request = ecs::CreateExpressGatewayServiceRequest {
+            infrastructure_role_arn: Some(infra.into()),
+            ..common::named(name)
+        };
+        Ok(self.create_service(request).await?.service_arn.expect("arn"))
     }
 
     async fn update(&self, arn: &str, image: &str, port: Option<i32>) -> Result<(), AwsError> {

@@ -28,19 +28,9 @@ impl Harness {
     }
 
     async fn create(&self, name: &str, env: &[(&str, &str)]) -> String {
-        let account = self.control.account_id();
-        let out = self
-            .call(Operation::CreateExpressGatewayService(CreateExpressGatewayServiceRequest {
-                service_name: Some(name.into()),
-                infrastructure_role_arn: Some(format!("arn:aws:iam::{account}:role/infra")),
-                execution_role_arn: Some(format!("arn:aws:iam::{account}:role/exec")),
-                primary_container: Some(container(env)),
-                ..Default::default()
-            }))
-            .await
-            .expect("create");
-        let Output::CreateExpressGatewayService(r) = out else { panic!("wrong output") };
-        r.service.and_then(|s| s.service_arn).expect("arn")
+        let request =
+            CreateExpressGatewayServiceRequest { primary_container: Some(container(env)), ..common::named(name) };
+        self.create_service(request).await.expect("create").service_arn.expect("arn")
     }
 
     /// Reports what a proxy serving the current table would: every target healthy (or as `health` says)

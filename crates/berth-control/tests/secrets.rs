@@ -104,28 +104,16 @@ impl Harness {
             .expect("inline policy");
     }
 
-    async fn create_service(
+    /// Creates service `name` running `container`, with the roles [`Harness::ensure_roles`] makes.
+    async fn create_with(
         &self,
         name: &str,
         container: ecs::ExpressGatewayContainer,
     ) -> Result<String, berth_core::AwsError> {
-        let account = self.control.account_id();
         self.ensure_roles().await;
-        let out = self
-            .control
-            .handle_ecs(
-                &self.caller,
-                ecs::Operation::CreateExpressGatewayService(ecs::CreateExpressGatewayServiceRequest {
-                    service_name: Some(name.into()),
-                    infrastructure_role_arn: Some(format!("arn:aws:iam::{account}:role/infra")),
-                    execution_role_arn: Some(format!("arn:aws:iam::{account}:role/exec")),
-                    primary_container: Some(container),
-                    ..Default::default()
-                }),
-            )
-            .await?;
-        let ecs::Output::CreateExpressGatewayService(r) = out else { panic!("wrong output") };
-        Ok(r.service.and_then(|s| s.service_arn).expect("arn"))
+        let request =
+            ecs::CreateExpressGatewayServiceRequest { primary_container: Some(container), ..common::named(name) };
+        Ok(self.create_service(request).await?.service_arn.expect("arn"))
     }
 
     async fn stopped_reasons(&self, service_arn: &str) -> Vec<String> {
@@ -405,10 +393,10 @@ async fn secrets_reach_the_task_and_missing_ones_stop_it() {
     let param_arn = format!("arn:aws:ssm:us-east-1:{}:parameter/app/token", w.control.account_id());
 
     // Invalid references are refused at create.
-    let bad = w.create_service("bad", demo(vec![secret("X", "arn:aws:s3:::bucket")])).await;
+    let bad = w.create_with("bad", demo(vec![secret("X", "arn:aws:s3:::bucket")])).await;
     assert_eq!(code(bad), ErrorCode::InvalidParameter);
 
-    w.create_service(
+    w.create_with(
         "web",
         demo(vec![
             secret("DB_PASSWORD", &format!("{arn}:password::")),
@@ -456,11 +444,10 @@ async fn secrets_reach_the_task_and_missing_ones_stop_it() {
 async fn launch_failures_carry_ecs_reasons() {
     let w = world("failures");
     let arn = w.create_secret("creds", r#"{"username":"u"}"#).await;
-    let missing =
-        w.create_service("a", demo(vec![secret("A", "arn:aws:secretsmanager:us-east-1:1:secret:gone")])).await;
+    let missing = w.create_with("a", demo(vec![secret("A", "arn:aws:secretsmanager:us-east-1:1:secret:gone")])).await;
     let missing = missing.expect("create does not check existence");
-    let json_key = w.create_service("b", demo(vec![secret("B", &format!("{arn}:nokey::"))])).await.expect("create");
-    let ssm_missing = w.create_service("c", demo(vec![secret("C", "/no/such/param")])).await.expect("create");
+    let json_key = w.create_with("b", demo(vec![secret("B", &format!("{arn}:nokey::"))])).await.expect("create");
+    let ssm_missing = w.create_with("c", demo(vec![secret("C", "/no/such/param")])).await.expect("create");
     w.settle().await;
     assert!(w.driver.started().is_empty(), "no task started");
     let r = w.stopped_reasons(&missing).await;
@@ -489,13 +476,13 @@ async fn registry_credentials_are_resolved_and_checked_by_the_registry() {
         }),
         ..Default::default()
     };
-    let bad = w.create_service("bad", with("reg/bad")).await.expect("create");
+    let bad = w.create_with("bad", with("reg/bad")).await.expect("create");
     w.settle().await;
     let r = w.stopped_reasons(&bad).await;
     assert!(r.iter().any(|r| r.starts_with("CannotPullContainerError:")), "{r:?}");
     assert!(w.driver.running_ids().is_empty());
 
-    w.create_service("good", with("reg/good")).await.expect("create");
+    w.create_with("good", with("reg/good")).await.expect("create");
     w.settle().await;
     let good: Vec<_> = w.driver.started().into_iter().filter(|s| s.registry_auth.is_some()).collect();
     assert_eq!(good.len(), 1);

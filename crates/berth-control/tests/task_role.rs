@@ -33,36 +33,9 @@ impl Harness {
     }
 
     async fn service(&self, name: &str, task_role: Option<String>) -> String {
-        let infra = self
-            .role(
-                &format!("{name}-infra"),
-                "ecs.amazonaws.com",
-                Some("AmazonECSInfrastructureRoleforExpressGatewayServices"),
-            )
-            .await;
-        let exec = self
-            .role(&format!("{name}-exec"), "ecs-tasks.amazonaws.com", Some("AmazonECSTaskExecutionRolePolicy"))
-            .await;
-        let out = self
-            .control
-            .handle_ecs(
-                &self.caller,
-                ecs::Operation::CreateExpressGatewayService(ecs::CreateExpressGatewayServiceRequest {
-                    service_name: Some(name.into()),
-                    infrastructure_role_arn: Some(infra),
-                    execution_role_arn: Some(exec),
-                    task_role_arn: task_role,
-                    primary_container: Some(ecs::ExpressGatewayContainer {
-                        image: Some("berth-demo:latest".into()),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                }),
-            )
-            .await
-            .expect("create service");
-        let ecs::Output::CreateExpressGatewayService(r) = out else { panic!("wrong output") };
-        r.service.and_then(|s| s.service_arn).expect("arn")
+        self.create_express_roles().await;
+        let request = ecs::CreateExpressGatewayServiceRequest { task_role_arn: task_role, ..common::named(name) };
+        self.create_service(request).await.expect("create service").service_arn.expect("arn")
     }
 
     fn started(&self, service_arn: &str) -> TaskSpec {

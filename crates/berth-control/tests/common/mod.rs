@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use berth_certs::Ca;
 use berth_control::{CallerIdentity, Control, ControlConfig};
-use berth_core::ErrorCode;
+use berth_core::{AwsError, ErrorCode};
 use berth_model::ecs;
 use berth_model::iam::{self, Operation as Iam};
 use berth_routes::RouteTable;
@@ -82,31 +82,38 @@ impl Harness {
         create_express_roles(&self.control, &self.caller).await;
     }
 
-    /// Creates the Express service `name` running `berth-demo:latest` with the `exec` and `infra` roles (create
-    /// them first with [`Harness::create_express_roles`]).
-    pub async fn create_demo_service(&self, name: &str) -> ecs::CreateExpressGatewayServiceResponse {
-        let out = self
-            .control
-            .handle_ecs(
-                &self.caller,
-                ecs::Operation::CreateExpressGatewayService(ecs::CreateExpressGatewayServiceRequest {
-                    service_name: Some(name.into()),
-                    infrastructure_role_arn: Some(self.role_arn("infra")),
-                    execution_role_arn: Some(self.role_arn("exec")),
-                    primary_container: Some(ecs::ExpressGatewayContainer {
-                        image: Some("berth-demo:latest".into()),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                }),
-            )
-            .await
-            .expect("create");
-        match out {
-            ecs::Output::CreateExpressGatewayService(r) => r,
+    /// Creates an Express service as `request` says, filling in what it leaves out: the `infra` and `exec` roles
+    /// (create them first with [`Harness::create_express_roles`]) and a `berth-demo:latest` container.
+    pub async fn create_service(
+        &self,
+        request: ecs::CreateExpressGatewayServiceRequest,
+    ) -> Result<ecs::ECSExpressGatewayService, AwsError> {
+        let request = ecs::CreateExpressGatewayServiceRequest {
+            infrastructure_role_arn: request.infrastructure_role_arn.or_else(|| Some(self.role_arn("infra"))),
+            execution_role_arn: request.execution_role_arn.or_else(|| Some(self.role_arn("exec"))),
+            primary_container: request.primary_container.or_else(|| Some(demo_container())),
+            ..request
+        };
+        match self.control.handle_ecs(&self.caller, ecs::Operation::CreateExpressGatewayService(request)).await? {
+            ecs::Output::CreateExpressGatewayService(r) => Ok(r.service.expect("service")),
             other => panic!("unexpected output {other:?}"),
         }
     }
+
+    /// Creates the Express service `name` with [`Harness::create_service`]'s defaults; returns its ARN.
+    pub async fn create_demo_service(&self, name: &str) -> String {
+        self.create_service(named(name)).await.expect("create").service_arn.expect("arn")
+    }
+}
+
+/// A create request for the service `name` (the rest defaulted by [`Harness::create_service`]).
+pub fn named(name: &str) -> ecs::CreateExpressGatewayServiceRequest {
+    ecs::CreateExpressGatewayServiceRequest { service_name: Some(name.into()), ..Default::default() }
+}
+
+/// The demo image's container with nothing else set.
+pub fn demo_container() -> ecs::ExpressGatewayContainer {
+    ecs::ExpressGatewayContainer { image: Some("berth-demo:latest".into()), ..Default::default() }
 }
 
 fn open(config: &ControlConfig, dir: &Path, driver: &Arc<MemoryDriver>, ca: &Arc<Ca>) -> Arc<Control> {
