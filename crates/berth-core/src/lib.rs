@@ -1,5 +1,5 @@
-//! berth-core: the domain words of berth (ARNs, ids, names, statuses, defaults, Fargate sizing rules) and the
-//! one exhaustive mapping from error codes to AWS wire codes and HTTP statuses.
+//! berth-core: the domain words of berth (ARNs, ids, names, statuses, defaults, Fargate sizing rules, wildcard
+//! patterns) and the one exhaustive mapping from error codes to AWS wire codes and HTTP statuses.
 //!
 //! It owns pure rules and values only. It must never do I/O, never know a wire protocol's framing, and never
 //! depend on another berth crate: every other crate may depend on it.
@@ -11,6 +11,7 @@ pub mod ids;
 pub mod sizing;
 pub mod status;
 pub mod time;
+pub mod wildcard;
 
 pub use arn::Arn;
 pub use error::{AwsError, ErrorCode};

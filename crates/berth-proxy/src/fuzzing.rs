@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use berth_routes::{Redirect, Rule};
 use http::{HeaderMap, HeaderName, HeaderValue, Request};
 
-use crate::rules::{Cond, RedirectInput, RequestView, RuleSet, Wildcard};
+use crate::rules::{Cond, RedirectInput, RequestView, RuleSet};
 
 /// Host / `:authority` parsing: the result is never empty, lowercase, and stable when parsed again.
 /// Inputs the proxy can never see (invalid header values or authorities) are ignored.
@@ -23,7 +23,7 @@ pub fn request_host(host_header: Option<&str>, authority: Option<&str>) -> Optio
 
 /// A wildcard pattern against a text; a pattern without special characters matches exactly itself.
 pub fn wildcard(pattern: &str, text: &str, fold: bool) -> bool {
-    let w = Wildcard::new(pattern, fold);
+    let w = crate::rules::wildcard(pattern, fold);
     if !pattern.contains(['*', '?', '\\']) {
         assert!(w.matches(pattern), "{pattern:?} must match itself");
     }

@@ -8,92 +8,24 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use berth_core::wildcard::{Token, Wildcard};
 use berth_routes::{Condition, HOST_ROUTE_PRIORITY, Redirect};
 use http::{HeaderMap, HeaderName};
 
-/// One token of a compiled wildcard pattern.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Tok {
-    Lit(u8),
-    /// `?`: exactly one character.
-    One,
-    /// `*`: any run of characters.
-    Star,
-}
-
 /// An ALB wildcard pattern: `*` any run (possibly empty), `?` exactly one character; `\*`, `\?`, `\\` are
-/// literals. Case folding (ASCII) is decided at compile time.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Wildcard {
-    toks: Box<[Tok]>,
-    fold: bool,
-}
-
-fn utf8_width(lead: u8) -> usize {
-    match lead {
-        0xF0..=0xFF => 4,
-        0xE0..=0xEF => 3,
-        0xC0..=0xDF => 2,
-        _ => 1,
+/// literals (a lone trailing `\` too). Case folding (ASCII) is decided at compile time.
+pub(crate) fn wildcard(pattern: &str, fold: bool) -> Wildcard {
+    let mut tokens = Vec::with_capacity(pattern.len());
+    let mut bytes = pattern.bytes();
+    while let Some(b) = bytes.next() {
+        tokens.push(match b {
+            b'*' => Token::Star { colon: true },
+            b'?' => Token::One { colon: true },
+            b'\\' => Token::Byte(bytes.next().unwrap_or(b'\\')),
+            b => Token::Byte(b),
+        });
     }
-}
-
-impl Wildcard {
-    pub fn new(pattern: &str, fold: bool) -> Self {
-        let mut toks = Vec::with_capacity(pattern.len());
-        let mut bytes = pattern.bytes();
-        while let Some(b) = bytes.next() {
-            toks.push(match b {
-                b'*' => Tok::Star,
-                b'?' => Tok::One,
-                b'\\' => Tok::Lit(bytes.next().unwrap_or(b'\\')),
-                b => Tok::Lit(if fold { b.to_ascii_lowercase() } else { b }),
-            });
-        }
-        // Consecutive stars match what one does; collapsing them keeps matching linear-ish.
-        toks.dedup_by(|a, b| *a == Tok::Star && *b == Tok::Star);
-        Wildcard { toks: toks.into(), fold }
-    }
-
-    pub fn matches(&self, text: &str) -> bool {
-        let text = text.as_bytes();
-        let (mut p, mut t) = (0usize, 0usize);
-        // Where the last star was and the text position it currently absorbs up to.
-        let mut star: Option<(usize, usize)> = None;
-        while t < text.len() {
-            match self.toks.get(p) {
-                Some(Tok::Star) => {
-                    star = Some((p, t));
-                    p += 1;
-                    continue;
-                }
-                Some(Tok::One) => {
-                    p += 1;
-                    t += utf8_width(text[t]);
-                    continue;
-                }
-                Some(Tok::Lit(c)) => {
-                    let b = if self.fold { text[t].to_ascii_lowercase() } else { text[t] };
-                    if *c == b {
-                        p += 1;
-                        t += 1;
-                        continue;
-                    }
-                }
-                None => {}
-            }
-            match star {
-                Some((sp, st)) => {
-                    let next = st + utf8_width(text[st]);
-                    star = Some((sp, next));
-                    p = sp + 1;
-                    t = next;
-                }
-                None => return false,
-            }
-        }
-        self.toks[p.min(self.toks.len())..].iter().all(|t| *t == Tok::Star)
-    }
+    Wildcard::new(tokens, fold)
 }
 
 /// An address block; a bare address is a /32 or /128.
@@ -238,7 +170,7 @@ pub(crate) enum Cond {
 impl Cond {
     /// Compiles a condition; an invalid header name or CIDR is an error (the rule is not served).
     pub fn compile(c: &Condition) -> Result<Cond, String> {
-        let wild = |values: &[String], fold| values.iter().map(|v| Wildcard::new(v, fold)).collect();
+        let wild = |values: &[String], fold| values.iter().map(|v| wildcard(v, fold)).collect();
         Ok(match c {
             Condition::HostHeader { values } => Cond::Host(wild(values, true)),
             Condition::PathPattern { values } => Cond::Path(wild(values, false)),
@@ -252,8 +184,8 @@ impl Cond {
                 values
                     .iter()
                     .map(|p| {
-                        let key = p.key.as_deref().map(|k| Wildcard::new(&percent_decode(k), true));
-                        (key, Wildcard::new(&percent_decode(&p.value), true))
+                        let key = p.key.as_deref().map(|k| wildcard(&percent_decode(k), true));
+                        (key, wildcard(&percent_decode(&p.value), true))
                     })
                     .collect(),
             ),
@@ -463,9 +395,10 @@ mod tests {
             ("trail\\", false, "trail\\", true),
             ("/Path", false, "/path", false),
             ("/Path", true, "/path", true),
+            ("\\Path", true, "path", true),
         ];
         for (pattern, fold, text, want) in cases {
-            assert_eq!(Wildcard::new(pattern, *fold).matches(text), *want, "{pattern:?} vs {text:?} (fold {fold})");
+            assert_eq!(wildcard(pattern, *fold).matches(text), *want, "{pattern:?} vs {text:?} (fold {fold})");
         }
     }
 
