@@ -12,19 +12,12 @@ use crate::iam::{new_id, new_secret};
 use crate::{Control, ControlError, now};
 
 /// A long-term access key with its secret, as its owner gets it once (CreateAccessKey's answer, the root
-/// user's credentials file).
-#[derive(Clone, PartialEq)]
+/// user's credentials file). Deliberately not `Debug`: nothing may print the secret.
 pub struct IssuedKey {
     pub access_key_id: String,
     pub secret_access_key: String,
     /// Seconds since the epoch.
     pub created_at: f64,
-}
-
-impl std::fmt::Debug for IssuedKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IssuedKey").field("access_key_id", &self.access_key_id).finish_non_exhaustive()
-    }
 }
 
 /// An access key as the API layer needs it: the secret, whose it is and, for a role session, its token and
