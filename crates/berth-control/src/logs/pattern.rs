@@ -176,26 +176,10 @@ fn terms(p: &str) -> Result<Pattern, String> {
 
 /// `*`-wildcard matching of a whole string.
 fn glob(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    let (mut pi, mut ti) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if pi < p.len() && p[pi] == '*' {
-            star = Some((pi, ti));
-            pi += 1;
-        } else if pi < p.len() && p[pi] == t[ti] {
-            pi += 1;
-            ti += 1;
-        } else if let Some((sp, st)) = star {
-            pi = sp + 1;
-            ti = st + 1;
-            star = Some((sp, st + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|c| *c == '*')
+    use berth_core::wildcard::{Token, Wildcard};
+    let tokens =
+        pattern.bytes().map(|b| if b == b'*' { Token::Star { colon: true } } else { Token::Byte(b) }).collect();
+    Wildcard::new(tokens, false).matches(text)
 }
 
 /// A comparison operator.
