@@ -14,6 +14,8 @@ use berth_store::Store;
 
 mod common;
 
+use common::{user_key, user_with};
+
 fn control() -> Arc<Control> {
     let driver = Arc::new(MemoryDriver::new());
     let ca = Arc::new(Ca::generate().expect("ca"));
@@ -22,42 +24,6 @@ fn control() -> Arc<Control> {
 
 async fn iam(c: &Control, caller: &CallerIdentity, op: Iam) -> Result<IamOut, AwsError> {
     c.handle_iam(caller, op).await
-}
-
-/// Creates user `name` with one access key and returns (access key id, secret access key).
-async fn user_key(c: &Control, name: &str) -> (String, String) {
-    let root = CallerIdentity::root(c.account_id());
-    iam(c, &root, Iam::CreateUser(iam::CreateUserRequest { user_name: Some(name.into()), ..Default::default() }))
-        .await
-        .expect("user");
-    let IamOut::CreateAccessKey(k) =
-        iam(c, &root, Iam::CreateAccessKey(iam::CreateAccessKeyRequest { user_name: Some(name.into()) }))
-            .await
-            .expect("key")
-    else {
-        panic!("wrong output")
-    };
-    let k = k.access_key.expect("key");
-    (k.access_key_id.expect("id"), k.secret_access_key.expect("secret"))
-}
-
-/// Creates a user with one inline policy and returns it as a resolved caller.
-async fn user_with(c: &Control, name: &str, policy: &str) -> CallerIdentity {
-    let (id, _) = user_key(c, name).await;
-    let root = CallerIdentity::root(c.account_id());
-    iam(
-        c,
-        &root,
-        Iam::PutUserPolicy(iam::PutUserPolicyRequest {
-            user_name: Some(name.into()),
-            policy_name: Some("p".into()),
-            policy_document: Some(policy.into()),
-        }),
-    )
-    .await
-    .expect("policy");
-    let key = c.access_key(&id).expect("lookup").expect("key");
-    c.identify(&key.principal_arn, c.account_id(), &key.user_id).expect("identify")
 }
 
 fn create_role(name: &str, trust: &str) -> Iam {

@@ -18,25 +18,15 @@ mod common;
 
 use common::Harness;
 
-struct World {
-    h: Harness,
+/// A fresh world with the documentation's Express roles; stopped containers are drained without delay.
+async fn world(name: &str) -> Harness {
+    let config = ControlConfig { drain_timeout: Duration::ZERO, ..ControlConfig::default() };
+    let w = Harness::new(&format!("logging-{name}"), |_| config);
+    w.create_express_roles().await;
+    w
 }
 
-impl std::ops::Deref for World {
-    type Target = Harness;
-    fn deref(&self) -> &Harness {
-        &self.h
-    }
-}
-
-impl World {
-    async fn new(name: &str) -> World {
-        let config = ControlConfig { drain_timeout: Duration::ZERO, ..ControlConfig::default() };
-        let w = World { h: Harness::new(&format!("logging-{name}"), |_| config) };
-        w.create_express_roles().await;
-        w
-    }
-
+impl Harness {
     fn store(&self) -> Store {
         Store::open(&self.dir.join("berth.db")).expect("store")
     }
@@ -123,32 +113,7 @@ impl World {
     }
 
     async fn stopped_reasons(&self) -> Vec<String> {
-        let cluster = Some("default".to_string());
-        let Ok(ecs::Output::ListTasks(list)) = self
-            .ecs(ecs::Operation::ListTasks(ecs::ListTasksRequest {
-                cluster: cluster.clone(),
-                desired_status: Some(ecs::DesiredStatus::Stopped),
-                ..Default::default()
-            }))
-            .await
-        else {
-            panic!("list tasks")
-        };
-        let arns = list.task_arns.unwrap_or_default();
-        if arns.is_empty() {
-            return Vec::new();
-        }
-        let Ok(ecs::Output::DescribeTasks(d)) = self
-            .ecs(ecs::Operation::DescribeTasks(ecs::DescribeTasksRequest {
-                cluster,
-                tasks: Some(arns),
-                ..Default::default()
-            }))
-            .await
-        else {
-            panic!("describe tasks")
-        };
-        d.tasks.unwrap_or_default().into_iter().filter_map(|t| t.stopped_reason).collect()
+        self.stopped_tasks().await.into_iter().filter_map(|t| t.stopped_reason).collect()
     }
 
     async fn wait_stopped_reason(&self) -> String {
@@ -180,9 +145,9 @@ fn allow(actions: &str) -> String {
 
 #[tokio::test]
 async fn output_reaches_the_stream_in_order() {
-    let w = World::new("order").await;
+    let w = world("order").await;
     let service = w.create("web", "infra", "exec", None).await.expect("create");
-    let (group, prefix) = World::group_of(&service);
+    let (group, prefix) = Harness::group_of(&service);
     assert!(group.starts_with("/aws/ecs/default/web-") && group.len() == "/aws/ecs/default/web-".len() + 4, "{group}");
     assert_eq!(prefix, "ecs");
     // Express created the group, tagged as its own, never expiring.
@@ -235,9 +200,9 @@ async fn output_reaches_the_stream_in_order() {
 
 #[tokio::test]
 async fn a_restart_resumes_without_duplicates_or_gaps() {
-    let mut w = World::new("restart").await;
+    let mut w = world("restart").await;
     let service = w.create("web", "infra", "exec", None).await.expect("create");
-    let (group, _) = World::group_of(&service);
+    let (group, _) = Harness::group_of(&service);
     let task = w.running_task().await;
     let stream = format!("ecs/Main/{task}");
     // Two lines share one instant: the cursor must count them.
@@ -249,7 +214,7 @@ async fn a_restart_resumes_without_duplicates_or_gaps() {
     w.driver.write_output_at(&task, t0 + 1, OutputStream::Stdout, "b2");
     assert_eq!(w.wait_messages(&group, &stream, 3).await, ["a", "b1", "b2"]);
 
-    w.h.restart();
+    w.restart();
     // Written while the "old server" is gone: one more line at the cursor's instant, then later ones.
     w.driver.write_output_at(&task, t0 + 1, OutputStream::Stderr, "b3");
     w.driver.write_output_at(&task, t0 + 2, OutputStream::Stdout, "c");
@@ -263,9 +228,9 @@ async fn a_restart_resumes_without_duplicates_or_gaps() {
 
 #[tokio::test]
 async fn output_is_drained_before_the_container_goes() {
-    let w = World::new("drain").await;
+    let w = world("drain").await;
     let service = w.create("web", "infra", "exec", None).await.expect("create");
-    let (group, _) = World::group_of(&service);
+    let (group, _) = Harness::group_of(&service);
     let task = w.running_task().await;
     let stream = format!("ecs/Main/{task}");
     // A slow reader: the shipper gets nothing until released.
@@ -292,9 +257,9 @@ async fn output_is_drained_before_the_container_goes() {
 
 #[tokio::test]
 async fn a_stopped_task_is_halted_drained_then_removed() {
-    let w = World::new("stoptask").await;
+    let w = world("stoptask").await;
     let service = w.create("web", "infra", "exec", None).await.expect("create");
-    let (group, _) = World::group_of(&service);
+    let (group, _) = Harness::group_of(&service);
     let task = w.running_task().await;
     w.driver.hold_output();
     w.driver.write_output(&task, OutputStream::Stdout, "before the stop");
@@ -328,10 +293,10 @@ async fn a_stopped_task_is_halted_drained_then_removed() {
 
 #[tokio::test]
 async fn an_execution_role_without_logs_permissions_stops_the_task() {
-    let w = World::new("denied").await;
+    let w = world("denied").await;
     w.exec_role_with("nologs", &allow(r#""ecr:GetAuthorizationToken""#)).await;
     let service = w.create("web", "infra", "nologs", None).await.expect("create");
-    let (group, _) = World::group_of(&service);
+    let (group, _) = Harness::group_of(&service);
     let reason = w.wait_stopped_reason().await;
     assert!(
         reason.starts_with("ResourceInitializationError: failed to validate logger args: create stream has been retried 1 times: failed to create Cloudwatch log stream: AccessDeniedException: User: arn:aws:sts::"),
@@ -347,9 +312,9 @@ async fn an_execution_role_without_logs_permissions_stops_the_task() {
 
 #[tokio::test]
 async fn a_deleted_group_stops_new_tasks() {
-    let w = World::new("nogroup").await;
+    let w = world("nogroup").await;
     let service = w.create("web", "infra", "exec", None).await.expect("create");
-    let (group, _) = World::group_of(&service);
+    let (group, _) = Harness::group_of(&service);
     let task = w.running_task().await;
     // The user deletes the group (DeleteLogGroup), then the task dies and is replaced.
     assert!(w.store().tx(|tx| tx.log_group_delete(&group)).expect("delete"));
@@ -371,10 +336,10 @@ async fn a_deleted_group_stops_new_tasks() {
 
 #[tokio::test]
 async fn put_denied_later_drops_batches() {
-    let w = World::new("putdenied").await;
+    let w = world("putdenied").await;
     w.exec_role_with("logger", &allow(r#""logs:CreateLogStream","logs:PutLogEvents""#)).await;
     let service = w.create("web", "infra", "logger", None).await.expect("create");
-    let (group, _) = World::group_of(&service);
+    let (group, _) = Harness::group_of(&service);
     let task = w.running_task().await;
     let stream = format!("ecs/Main/{task}");
     // PutLogEvents' rules apply: a line stamped 15 days ago is rejected as too old (and counted).
@@ -400,7 +365,7 @@ async fn put_denied_later_drops_batches() {
 
 #[tokio::test]
 async fn an_infrastructure_role_without_create_log_group_fails_the_create() {
-    let w = World::new("infra").await;
+    let w = world("infra").await;
     common::create_role(
         &w.control,
         &w.caller,
@@ -438,20 +403,20 @@ async fn an_infrastructure_role_without_create_log_group_fails_the_create() {
     }))
     .await;
     let service = w.create("web", "infra-nologs", "exec", None).await.expect("create");
-    let (group, _) = World::group_of(&service);
+    let (group, _) = Harness::group_of(&service);
     assert!(w.store().tx(|tx| tx.log_group_get(&group)).expect("read").is_some());
 }
 
 #[tokio::test]
 async fn the_group_outlives_the_service_and_names_can_be_chosen() {
-    let w = World::new("keep").await;
+    let w = world("keep").await;
     let bad = w.create("web", "infra", "exec", Some(("bad group", "ecs"))).await.expect_err("invalid");
     assert_eq!(bad.code, ErrorCode::InvalidParameter);
     let bad = w.create("web", "infra", "exec", Some(("/custom/web", "a:b"))).await.expect_err("invalid");
     assert_eq!(bad.code, ErrorCode::InvalidParameter);
 
     let service = w.create("web", "infra", "exec", Some(("/custom/web", "app"))).await.expect("create");
-    assert_eq!(World::group_of(&service), ("/custom/web".to_string(), "app".to_string()));
+    assert_eq!(Harness::group_of(&service), ("/custom/web".to_string(), "app".to_string()));
     let arn = service.service_arn.clone().expect("arn");
     let task = w.running_task().await;
     w.driver.write_output(&task, OutputStream::Stdout, "v1 says hi");

@@ -8,12 +8,13 @@ use std::sync::Arc;
 use berth_certs::Ca;
 use berth_control::{CallerIdentity, Control, ControlConfig};
 use berth_core::{AwsError, ErrorCode};
-use berth_model::iam::{self, Operation as Iam, Output as IamOut};
 use berth_model::logs::{self, Operation as Op, Output as Out};
 use berth_runtime::memory::MemoryDriver;
 use berth_store::Store;
 
 mod common;
+
+use common::user_with;
 
 const DAY: i64 = 24 * 60 * 60 * 1000;
 
@@ -644,31 +645,6 @@ async fn tags_on_log_groups() {
     l.ok(Op::DeleteLogGroup(logs::DeleteLogGroupRequest { log_group_name: Some("g".into()) })).await;
     l.group("g").await;
     assert!(l.tags(&arn).await.is_empty());
-}
-
-/// Creates an IAM user with one inline policy and returns it as a resolved caller.
-async fn user_with(c: &Control, name: &str, policy: &str) -> CallerIdentity {
-    let root = CallerIdentity::root(c.account_id());
-    c.handle_iam(&root, Iam::CreateUser(iam::CreateUserRequest { user_name: Some(name.into()), ..Default::default() }))
-        .await
-        .expect("user");
-    c.handle_iam(
-        &root,
-        Iam::PutUserPolicy(iam::PutUserPolicyRequest {
-            user_name: Some(name.into()),
-            policy_name: Some("p".into()),
-            policy_document: Some(policy.into()),
-        }),
-    )
-    .await
-    .expect("policy");
-    let Ok(IamOut::CreateAccessKey(k)) =
-        c.handle_iam(&root, Iam::CreateAccessKey(iam::CreateAccessKeyRequest { user_name: Some(name.into()) })).await
-    else {
-        panic!("key")
-    };
-    let key = c.access_key(&k.access_key.and_then(|k| k.access_key_id).expect("id")).expect("lookup").expect("key");
-    c.identify(&key.principal_arn, c.account_id(), &key.user_id).expect("identify")
 }
 
 #[tokio::test]

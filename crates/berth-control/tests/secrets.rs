@@ -117,41 +117,8 @@ impl Harness {
     }
 
     async fn stopped_reasons(&self, service_arn: &str) -> Vec<String> {
-        let cluster = Some("default".to_string());
-        let Ok(ecs::Output::ListTasks(list)) = self
-            .control
-            .handle_ecs(
-                &self.caller,
-                ecs::Operation::ListTasks(ecs::ListTasksRequest {
-                    cluster: cluster.clone(),
-                    desired_status: Some(ecs::DesiredStatus::Stopped),
-                    ..Default::default()
-                }),
-            )
+        self.stopped_tasks()
             .await
-        else {
-            panic!("list tasks")
-        };
-        let arns = list.task_arns.unwrap_or_default();
-        if arns.is_empty() {
-            return Vec::new();
-        }
-        let Ok(ecs::Output::DescribeTasks(d)) = self
-            .control
-            .handle_ecs(
-                &self.caller,
-                ecs::Operation::DescribeTasks(ecs::DescribeTasksRequest {
-                    cluster,
-                    tasks: Some(arns),
-                    ..Default::default()
-                }),
-            )
-            .await
-        else {
-            panic!("describe tasks")
-        };
-        d.tasks
-            .unwrap_or_default()
             .into_iter()
             .filter(|t| {
                 t.group

@@ -100,6 +100,32 @@ impl Harness {
         }
     }
 
+    /// Every stopped task of the `default` cluster, as DescribeTasks shows it.
+    pub async fn stopped_tasks(&self) -> Vec<ecs::Task> {
+        let cluster = Some("default".to_string());
+        let list = ecs::Operation::ListTasks(ecs::ListTasksRequest {
+            cluster: cluster.clone(),
+            desired_status: Some(ecs::DesiredStatus::Stopped),
+            ..Default::default()
+        });
+        let Ok(ecs::Output::ListTasks(list)) = self.control.handle_ecs(&self.caller, list).await else {
+            panic!("list tasks")
+        };
+        let arns = list.task_arns.unwrap_or_default();
+        if arns.is_empty() {
+            return Vec::new();
+        }
+        let describe = ecs::Operation::DescribeTasks(ecs::DescribeTasksRequest {
+            cluster,
+            tasks: Some(arns),
+            ..Default::default()
+        });
+        let Ok(ecs::Output::DescribeTasks(d)) = self.control.handle_ecs(&self.caller, describe).await else {
+            panic!("describe tasks")
+        };
+        d.tasks.unwrap_or_default()
+    }
+
     /// Creates the Express service `name` with [`Harness::create_service`]'s defaults; returns its ARN.
     pub async fn create_demo_service(&self, name: &str) -> String {
         self.create_service(named(name)).await.expect("create").service_arn.expect("arn")
@@ -180,4 +206,33 @@ pub async fn create_express_roles(control: &Control, caller: &CallerIdentity) {
         Some("AmazonECSInfrastructureRoleforExpressGatewayServices"),
     )
     .await;
+}
+
+/// Creates user `name` with one access key and returns (access key id, secret access key).
+pub async fn user_key(c: &Control, name: &str) -> (String, String) {
+    let root = CallerIdentity::root(c.account_id());
+    c.handle_iam(&root, Iam::CreateUser(iam::CreateUserRequest { user_name: Some(name.into()), ..Default::default() }))
+        .await
+        .expect("user");
+    let Ok(iam::Output::CreateAccessKey(k)) =
+        c.handle_iam(&root, Iam::CreateAccessKey(iam::CreateAccessKeyRequest { user_name: Some(name.into()) })).await
+    else {
+        panic!("key")
+    };
+    let k = k.access_key.expect("key");
+    (k.access_key_id.expect("id"), k.secret_access_key.expect("secret"))
+}
+
+/// Creates a user with one inline policy and returns it as a resolved caller.
+pub async fn user_with(c: &Control, name: &str, policy: &str) -> CallerIdentity {
+    let (id, _) = user_key(c, name).await;
+    let root = CallerIdentity::root(c.account_id());
+    let put = Iam::PutUserPolicy(iam::PutUserPolicyRequest {
+        user_name: Some(name.into()),
+        policy_name: Some("p".into()),
+        policy_document: Some(policy.into()),
+    });
+    c.handle_iam(&root, put).await.expect("policy");
+    let key = c.access_key(&id).expect("lookup").expect("key");
+    c.identify(&key.principal_arn, c.account_id(), &key.user_id).expect("identify")
 }
