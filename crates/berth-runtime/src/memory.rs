@@ -129,11 +129,6 @@ impl MemoryDriver {
         self.changed.notify_waiters();
     }
 
-    /// Forgets a task, as if its container was removed behind berth's back.
-    pub fn vanish(&self, task_id: &str) {
-        self.forget(task_id);
-    }
-
     /// The specs of every task started so far, in order.
     pub fn started(&self) -> Vec<TaskSpec> {
         self.lock().started.clone()
@@ -141,10 +136,6 @@ impl MemoryDriver {
 
     pub fn running_ids(&self) -> Vec<String> {
         self.lock().tasks.values().filter(|t| t.state == ObservedState::Running).map(|t| t.task_id.clone()).collect()
-    }
-
-    pub fn has_network(&self, name: &str) -> bool {
-        self.lock().networks.contains(name)
     }
 
     /// The firewall policy applied last, if any.
