@@ -28,6 +28,7 @@ mod sealed_credentials;
 pub(crate) mod secrets;
 mod sts;
 pub mod task_role;
+mod token;
 
 pub use config::ControlConfig;
 pub use credentials::{AccessKey, IssuedKey};

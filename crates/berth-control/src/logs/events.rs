@@ -6,7 +6,7 @@ use berth_model::logs::*;
 use berth_store::{LogCursor, LogEventRange, LogEventRow};
 
 use super::pattern::Pattern;
-use super::{existing_group, group_ref, hex, ingest, invalid, limit, stream_not_found, unhex};
+use super::{existing_group, group_ref, ingest, invalid, limit, stream_not_found};
 use crate::{Control, ControlError};
 
 /// Largest response of GetLogEvents and FilterLogEvents: the messages' bytes plus 26 per event.
@@ -147,7 +147,7 @@ pub(super) fn filter(c: &Control, r: FilterLogEventsRequest) -> Result<FilterLog
     let mut cursor = match r.next_token.as_deref().filter(|t| !t.is_empty()) {
         None => None,
         Some(t) => Some(
-            unhex(t)
+            crate::token::decode(t)
                 .and_then(|s| {
                     let (a, b) = s.split_once('/')?;
                     Some(LogCursor { timestamp_ms: a.parse().ok()?, seq: b.parse().ok()? })
@@ -207,7 +207,7 @@ pub(super) fn filter(c: &Control, r: FilterLogEventsRequest) -> Result<FilterLog
         Ok(())
     })?;
     let next_token = match (more, cursor) {
-        (true, Some(cur)) => Some(hex(&format!("{}/{}", cur.timestamp_ms, cur.seq))),
+        (true, Some(cur)) => Some(crate::token::encode(&format!("{}/{}", cur.timestamp_ms, cur.seq))),
         _ => None,
     };
     Ok(FilterLogEventsResponse { events: Some(events), searched_log_streams: Some(Vec::new()), next_token })

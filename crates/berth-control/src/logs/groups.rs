@@ -7,7 +7,7 @@ use berth_core::{AwsError, ErrorCode};
 use berth_model::logs::*;
 use berth_store::{LogGroupRow, StoreError};
 
-use super::{DAY_MS, RETENTION_DAYS, existing_group, hex, invalid, limit, unhex, valid_group_name};
+use super::{DAY_MS, RETENTION_DAYS, existing_group, invalid, limit, valid_group_name};
 use crate::{Control, ControlError};
 
 const MAX_TAGS: usize = 50;
@@ -83,7 +83,7 @@ pub(super) fn describe(c: &Control, r: DescribeLogGroupsRequest) -> Result<Descr
     };
     let after = match r.next_token.as_deref().filter(|t| !t.is_empty()) {
         None => None,
-        Some(t) => Some(unhex(t).ok_or_else(|| invalid("The specified nextToken is invalid."))?),
+        Some(t) => Some(crate::token::decode(t).ok_or_else(|| invalid("The specified nextToken is invalid."))?),
     };
     let pattern_lower = pattern.map(|p| p.to_lowercase());
     let (rows, stored): (Vec<LogGroupRow>, Vec<i64>) = c.tx(|tx| {
@@ -119,7 +119,8 @@ pub(super) fn describe(c: &Control, r: DescribeLogGroupsRequest) -> Result<Descr
             ..Default::default()
         })
         .collect();
-    let next_token = if more { groups.last().and_then(|g| g.log_group_name.as_deref()).map(hex) } else { None };
+    let next_token =
+        if more { groups.last().and_then(|g| g.log_group_name.as_deref()).map(crate::token::encode) } else { None };
     Ok(DescribeLogGroupsResponse { log_groups: Some(groups), next_token })
 }
 

@@ -229,20 +229,6 @@ pub(crate) fn limit(value: Option<i32>, default: usize, max: usize) -> Result<us
     }
 }
 
-/// Hex encoding of an opaque paging key.
-pub(crate) fn hex(s: &str) -> String {
-    s.bytes().map(|b| format!("{b:02x}")).collect()
-}
-
-pub(crate) fn unhex(t: &str) -> Option<String> {
-    if !t.len().is_multiple_of(2) {
-        return None;
-    }
-    let bytes: Option<Vec<u8>> =
-        (0..t.len()).step_by(2).map(|i| t.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok())).collect();
-    String::from_utf8(bytes?).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,13 +250,10 @@ mod tests {
     }
 
     #[test]
-    fn limits_and_tokens() {
+    fn limits() {
         assert_eq!(limit(None, 50, 50).ok(), Some(50));
         assert_eq!(limit(Some(7), 50, 50).ok(), Some(7));
         assert!(limit(Some(0), 50, 50).is_err());
         assert!(limit(Some(51), 50, 50).is_err());
-        assert_eq!(unhex(&hex("/a/b é")).as_deref(), Some("/a/b é"));
-        assert_eq!(unhex("zz"), None);
-        assert_eq!(unhex("abc"), None);
     }
 }

@@ -4,7 +4,7 @@ use berth_core::ErrorCode;
 use berth_model::logs::*;
 use berth_store::{LogStreamRow, StoreError};
 
-use super::{existing_group, group_ref, hex, invalid, limit, stream_not_found, unhex, valid_stream_name};
+use super::{existing_group, group_ref, invalid, limit, stream_not_found, valid_stream_name};
 use crate::{Control, ControlError};
 
 pub(super) fn create(c: &Control, r: CreateLogStreamRequest, now: i64) -> Result<(), ControlError> {
@@ -49,11 +49,11 @@ fn key(s: &LogStreamRow, by_time: bool) -> (i64, String) {
 }
 
 fn encode_key(k: &(i64, String)) -> String {
-    hex(&format!("{}/{}", k.0, k.1))
+    crate::token::encode(&format!("{}/{}", k.0, k.1))
 }
 
 fn decode_key(t: &str) -> Option<(i64, String)> {
-    let s = unhex(t)?;
+    let s = crate::token::decode(t)?;
     let (n, name) = s.split_once('/')?;
     Some((n.parse().ok()?, name.to_string()))
 }

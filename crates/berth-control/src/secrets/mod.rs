@@ -78,7 +78,9 @@ pub(crate) fn page_after<T>(
 ) -> Result<(Vec<T>, Option<String>), AwsError> {
     let after = match token.filter(|t| !t.is_empty()) {
         None => None,
-        Some(t) => Some(decode_token(t).ok_or_else(|| AwsError::new(bad_token, "The nextToken is not valid."))?),
+        Some(t) => {
+            Some(crate::token::decode(t).ok_or_else(|| AwsError::new(bad_token, "The nextToken is not valid."))?)
+        }
     };
     let mut rest: Vec<T> = match &after {
         None => items,
@@ -86,21 +88,8 @@ pub(crate) fn page_after<T>(
     };
     let more = rest.len() > max;
     rest.truncate(max);
-    let next = if more { rest.last().map(|i| encode_token(key(i))) } else { None };
+    let next = if more { rest.last().map(|i| crate::token::encode(key(i))) } else { None };
     Ok((rest, next))
-}
-
-fn encode_token(key: &str) -> String {
-    key.bytes().map(|b| format!("{b:02x}")).collect()
-}
-
-fn decode_token(t: &str) -> Option<String> {
-    if !t.len().is_multiple_of(2) {
-        return None;
-    }
-    let bytes: Option<Vec<u8>> =
-        (0..t.len()).step_by(2).map(|i| t.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok())).collect();
-    String::from_utf8(bytes?).ok()
 }
 
 /// Validates tags as both services do: keys 1..128 characters, values up to 256, at most 50 per call.
