@@ -7,6 +7,10 @@
 //!   too), following a server that is not there, until SIGINT/SIGTERM.
 //! - `apply <routes> <backend addr>`: an in-process fake server publishes two different tables of `<routes>`
 //!   routes; prints how long each took from publication to being served, and the process's RSS.
+//! - `apply-one <routes> <changes>`: an in-process fake server publishes a table shaped as berth's server builds
+//!   it (`<routes>` host-header rules on load balancers of 25, two target groups per service, one target each
+//!   on an in-process backend, a certificate per host), then `<changes>` tables that each replace the target
+//!   of one group (a deployment step); prints the p50/p99 time from publication to being served.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -118,13 +122,13 @@ async fn main() -> Result<(), Error> {
             Ok(())
         }
         Some("apply") => apply(arg(&args, 2, "routes")?, arg(&args, 3, "backend")?).await,
+        Some("apply-one") => apply_one(arg(&args, 2, "routes")?, arg(&args, 3, "changes")?).await,
         _ => Err("usage: bench_proxy gen|serve|apply ...".into()),
     }
 }
 
-/// A fake server whose route watch answers with the latest published table at once.
-async fn apply(routes: usize, backend: SocketAddr) -> Result<(), Error> {
-    let (tx, rx) = tokio::sync::watch::channel(Arc::new(RouteTable::default()));
+/// A fake server whose route watch answers with the latest table `rx` holds at once; returns its address.
+async fn fake_server(rx: tokio::sync::watch::Receiver<Arc<RouteTable>>) -> Result<SocketAddr, Error> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
@@ -168,6 +172,13 @@ async fn apply(routes: usize, backend: SocketAddr) -> Result<(), Error> {
             });
         }
     });
+    Ok(addr)
+}
+
+/// A fake server whose route watch answers with the latest published table at once.
+async fn apply(routes: usize, backend: SocketAddr) -> Result<(), Error> {
+    let (tx, rx) = tokio::sync::watch::channel(Arc::new(RouteTable::default()));
+    let addr = fake_server(rx).await?;
     let dir = std::env::temp_dir().join(format!("berth-bench-apply-{}", std::process::id()));
     let mut config = ProxyConfig::new(format!("http://{addr}"), "bench", dir.join("routes.json"));
     config.https_listen = "127.0.0.1:0".parse()?;
@@ -189,6 +200,141 @@ async fn apply(routes: usize, backend: SocketAddr) -> Result<(), Error> {
     tokio::time::sleep(Duration::from_secs(2)).await;
     println!("rss_empty_kib {rss_empty}");
     println!("rss_loaded_kib {}", rss_kib());
+    proxy.stop().await;
+    std::fs::remove_dir_all(&dir).ok();
+    Ok(())
+}
+
+/// A backend answering 200 to everything (the health checks), on loopback.
+async fn backend() -> Result<SocketAddr, Error> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let service = service_fn(|_req: http::Request<hyper::body::Incoming>| async {
+                    Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(Bytes::from_static(b"ok"))))
+                });
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), service).await;
+            });
+        }
+    });
+    Ok(addr)
+}
+
+/// A table as berth's server builds it for `routes` Express services: service `i` has host
+/// `svc-<i>.bench.localhost`, a host-header rule at priority `i + 1` forwarding 100/0 to its groups `a`/`b` on
+/// load balancer `i / 25`, its own certificate, and one target in group `a` (`targets[i]`, on `backend`).
+fn express_table(
+    version: u64,
+    backend: SocketAddr,
+    certs: &[(String, berth_certs::IssuedCert)],
+    targets: &[String],
+) -> RouteTable {
+    use berth_routes::{Condition, LoadBalancer, Rule, RuleAction};
+    let mut t = RouteTable { version, stickiness_key: "00".repeat(32), ..RouteTable::default() };
+    let group = |i: usize, side: &str| {
+        format!("arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/svc-{i}-{side}/{i:016x}")
+    };
+    let lb = |i: usize| format!("arn:aws:elasticloadbalancing:us-east-1:000000000000:loadbalancer/app/lb-{}/x", i / 25);
+    for (i, (host, cert)) in certs.iter().enumerate() {
+        t.certificates.push(Certificate {
+            id: host.clone(),
+            hosts: vec![host.clone()],
+            cert_pem: cert.cert_pem.clone(),
+            key_pem: cert.key_pem.clone(),
+        });
+        t.rules.push(Rule {
+            arn: format!("arn:aws:elasticloadbalancing:us-east-1:000000000000:listener-rule/app/r/{i}"),
+            priority: i as u32 + 1,
+            conditions: vec![Condition::HostHeader { values: vec![host.clone()] }],
+            actions: vec![RuleAction::Forward {
+                target_groups: vec![
+                    WeightedTargetGroup { target_group: group(i, "a"), weight: 100 },
+                    WeightedTargetGroup { target_group: group(i, "b"), weight: 0 },
+                ],
+                stickiness: None,
+            }],
+            load_balancer: Some(lb(i)),
+        });
+        if i % 25 == 0 {
+            t.load_balancers.push(LoadBalancer { arn: lb(i), ..LoadBalancer::default() });
+        }
+        if let Some(l) = t.load_balancers.last_mut() {
+            l.hosts.push(host.clone());
+        }
+        let check = HealthCheck { path: "/ping".into(), ..HealthCheck::default() };
+        t.target_groups.push(TargetGroup {
+            id: group(i, "a"),
+            health_check: check.clone(),
+            targets: vec![Target { id: targets[i].clone(), addr: backend, state: TargetState::Registered }],
+            ..TargetGroup::default()
+        });
+        t.target_groups.push(TargetGroup { id: group(i, "b"), health_check: check, ..TargetGroup::default() });
+    }
+    t.target_groups.sort_by(|a, b| a.id.cmp(&b.id));
+    t
+}
+
+fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
+    let i = ((sorted.len().max(1) as f64 - 1.0) * p).round() as usize;
+    sorted.get(i).map_or(0.0, |d| d.as_secs_f64() * 1e3)
+}
+
+/// Publishes a berth-shaped table of `routes` services, then `changes` tables that each replace one group's
+/// target; prints the time each took from publication to being served (first, then p50/p99 of the changes).
+async fn apply_one(routes: usize, changes: usize) -> Result<(), Error> {
+    let backend = backend().await?;
+    let (tx, rx) = tokio::sync::watch::channel(Arc::new(RouteTable::default()));
+    let addr = fake_server(rx).await?;
+    let dir = std::env::temp_dir().join(format!("berth-bench-apply-one-{}", std::process::id()));
+    let mut config = ProxyConfig::new(format!("http://{addr}"), "bench", dir.join("routes.json"));
+    config.https_listen = "127.0.0.1:0".parse()?;
+    config.http_listen = "127.0.0.1:0".parse()?;
+    let proxy = Proxy::start(config).await?;
+    let ca = berth_certs::Ca::generate()?;
+    let mut certs = Vec::new();
+    for i in 0..routes {
+        let host = format!("svc-{i}.bench.localhost");
+        let cert = ca.issue(std::slice::from_ref(&host), &[])?;
+        certs.push((host, cert));
+    }
+    let mut targets: Vec<String> =
+        (0..routes).map(|i| format!("arn:aws:ecs:us-east-1:000000000000:task/default/{i:032x}")).collect();
+    let publish = |version: u64, targets: &[String]| {
+        let t = Arc::new(express_table(version, backend, &certs, targets));
+        let started = Instant::now();
+        tx.send_replace(t);
+        started
+    };
+    let wait = |version: u64, started: Instant| {
+        let proxy = &proxy;
+        async move {
+            while proxy.table_version() < version {
+                tokio::time::sleep(Duration::from_micros(100)).await;
+            }
+            started.elapsed()
+        }
+    };
+    let started = publish(1, &targets);
+    let first = wait(1, started).await;
+    println!("apply_first_ms {:.1}", first.as_secs_f64() * 1e3);
+    // Every target's first health checks, before the measured changes.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut times = Vec::new();
+    for k in 0..changes {
+        let i = (k * 37) % routes;
+        targets[i] = format!("arn:aws:ecs:us-east-1:000000000000:task/default/{:016x}{:016x}", k + 1, i);
+        let version = k as u64 + 2;
+        let started = publish(version, &targets);
+        times.push(wait(version, started).await);
+        // A new target is probed every 20 ms until healthy: let it settle like a real deployment step would.
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    times.sort();
+    println!("apply_one_p50_ms {:.1}", percentile_ms(&times, 0.5));
+    println!("apply_one_p99_ms {:.1}", percentile_ms(&times, 0.99));
+    println!("apply_one_n {}", times.len());
     proxy.stop().await;
     std::fs::remove_dir_all(&dir).ok();
     Ok(())

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_routes::{HealthCheck, ProtocolVersion, RouteTable, TargetHealth, TargetState};
+use berth_routes::{HealthCheck, ProtocolVersion, RouteTable, Target, TargetGroup, TargetHealth, TargetState};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
@@ -231,11 +231,16 @@ impl Supervised {
     }
 }
 
-/// Owns every target's runtime and prober; [`Supervisor::sync`] converges them on a route table.
+/// One target group as the supervisor last synced it: the group itself and its targets' runtimes and probers.
+struct Group {
+    synced: TargetGroup,
+    targets: HashMap<TargetKey, Supervised>,
+}
+
+/// Owns every target's runtime and prober; [`Supervisor::sync`] converges them on a route table, group by group:
+/// a group equal to the one last synced is not touched at all.
 pub(crate) struct Supervisor {
-    entries: HashMap<TargetKey, Supervised>,
-    /// Each group's slow-start window in the last table (seconds).
-    slow_start: HashMap<String, u32>,
+    groups: HashMap<String, Group>,
     client: ProbeClient,
     h2c_client: ProbeClient,
     changed: Arc<Notify>,
@@ -243,13 +248,52 @@ pub(crate) struct Supervisor {
 
 impl Supervisor {
     pub fn new(changed: Arc<Notify>) -> Self {
-        Supervisor {
-            entries: HashMap::new(),
-            slow_start: HashMap::new(),
-            client: probe_client(false),
-            h2c_client: probe_client(true),
-            changed,
+        Supervisor { groups: HashMap::new(), client: probe_client(false), h2c_client: probe_client(true), changed }
+    }
+
+    /// Converges on `table`: for each group that differs from the one last synced (or is new), starts probers
+    /// for new registered targets (weight 0 included), restarts those whose check changed (keeping their
+    /// health), stops draining and removed ones; drops groups the table no longer has. Returns the ids of the
+    /// groups it changed, added or dropped: every other group's targets keep their runtimes as they were.
+    pub fn sync(&mut self, table: &RouteTable) -> HashSet<String> {
+        let mut changed = HashSet::new();
+        let mut present = HashSet::with_capacity(table.target_groups.len());
+        for group in &table.target_groups {
+            if !present.insert(group.id.as_str()) {
+                continue;
+            }
+            if self.groups.get(&group.id).is_some_and(|g| g.synced == *group) {
+                continue;
+            }
+            changed.insert(group.id.clone());
+            let mut entry = self.groups.remove(&group.id).unwrap_or_else(|| Group {
+                synced: TargetGroup { slow_start_secs: 0, ..TargetGroup::default() },
+                targets: HashMap::new(),
+            });
+            self.sync_group(group, &mut entry.targets);
+            // Slow start just enabled (or widened from 0): its targets already healthy keep their full share, as
+            // on ALB; only targets that turn healthy from now on slow-start.
+            if entry.synced.slow_start_secs == 0 && group.slow_start_secs > 0 {
+                let now = crate::target::clock_ms();
+                let window = u64::from(group.slow_start_secs) * 1000;
+                for t in entry.targets.values() {
+                    t.runtime.settle(now, window);
+                }
+            }
+            entry.synced = group.clone();
+            self.groups.insert(group.id.clone(), entry);
         }
+        self.groups.retain(|id, g| {
+            let keep = present.contains(id.as_str());
+            if !keep {
+                for t in g.targets.values_mut() {
+                    t.stop();
+                }
+                changed.insert(id.clone());
+            }
+            keep
+        });
+        changed
     }
 
     fn spawn(&self, runtime: &Arc<TargetRuntime>, check: &HealthCheck, h2c: bool, machine: Machine) -> JoinHandle<()> {
@@ -258,90 +302,74 @@ impl Supervisor {
         tokio::spawn(run_prober(runtime.clone(), token, check.clone(), machine, client.clone(), self.changed.clone()))
     }
 
-    /// Starts probers for new registered targets (every group, weight 0 included), restarts those whose
-    /// check changed (keeping their health), stops draining and removed ones. Returns every target's
-    /// runtime by key.
-    pub fn sync(&mut self, table: &RouteTable) -> HashMap<TargetKey, Arc<TargetRuntime>> {
-        let mut seen = HashSet::new();
-        for group in &table.target_groups {
-            let h2c = group.protocol_version == ProtocolVersion::Http2;
-            for target in &group.targets {
-                let key = TargetKey { group: group.id.clone(), target: target.id.clone(), addr: target.addr };
-                if !seen.insert(key.clone()) {
-                    continue;
-                }
-                let draining = target.state == TargetState::Draining;
-                match self.entries.get_mut(&key) {
-                    Some(entry) if draining => {
-                        if entry.prober.is_some() || entry.runtime.status() != Status::DRAINING {
-                            entry.stop();
-                            entry.runtime.take_over(Status::DRAINING);
-                        }
-                    }
-                    Some(entry) if entry.prober.is_some() && entry.check == group.health_check && entry.h2c == h2c => {}
-                    Some(entry) => {
-                        // Back from draining (start over) or a changed check (keep the health it has).
-                        let machine = match entry.prober.is_some() {
-                            true => Machine::resume(entry.runtime.status()),
-                            false => Machine::new(),
-                        };
+    fn sync_group(&self, group: &TargetGroup, entries: &mut HashMap<TargetKey, Supervised>) {
+        let h2c = group.protocol_version == ProtocolVersion::Http2;
+        let mut seen = HashSet::with_capacity(group.targets.len());
+        for target in &group.targets {
+            let key = TargetKey { group: group.id.clone(), target: target.id.clone(), addr: target.addr };
+            if !seen.insert(key.clone()) {
+                continue;
+            }
+            let draining = target.state == TargetState::Draining;
+            match entries.get_mut(&key) {
+                Some(entry) if draining => {
+                    if entry.prober.is_some() || entry.runtime.status() != Status::DRAINING {
                         entry.stop();
-                        let runtime = entry.runtime.clone();
-                        let prober = self.spawn(&runtime, &group.health_check, h2c, machine);
-                        if let Some(entry) = self.entries.get_mut(&key) {
-                            entry.check = group.health_check.clone();
-                            entry.h2c = h2c;
-                            entry.prober = Some(prober);
-                        }
+                        entry.runtime.take_over(Status::DRAINING);
                     }
-                    None => {
-                        let status = if draining { Status::DRAINING } else { Status::INITIAL };
-                        let runtime = TargetRuntime::new(key.clone(), status);
-                        let prober =
-                            (!draining).then(|| self.spawn(&runtime, &group.health_check, h2c, Machine::new()));
-                        let check = group.health_check.clone();
-                        self.entries.insert(key, Supervised { runtime, check, h2c, prober });
-                    }
+                }
+                Some(entry) if entry.prober.is_some() && entry.check == group.health_check && entry.h2c == h2c => {}
+                Some(entry) => {
+                    // Back from draining (start over) or a changed check (keep the health it has).
+                    let machine = match entry.prober.is_some() {
+                        true => Machine::resume(entry.runtime.status()),
+                        false => Machine::new(),
+                    };
+                    entry.stop();
+                    entry.prober = Some(self.spawn(&entry.runtime, &group.health_check, h2c, machine));
+                    entry.check = group.health_check.clone();
+                    entry.h2c = h2c;
+                }
+                None => {
+                    let status = if draining { Status::DRAINING } else { Status::INITIAL };
+                    let runtime = TargetRuntime::new(key.clone(), status);
+                    let prober = (!draining).then(|| self.spawn(&runtime, &group.health_check, h2c, Machine::new()));
+                    let check = group.health_check.clone();
+                    entries.insert(key, Supervised { runtime, check, h2c, prober });
                 }
             }
         }
-        self.settle_on_slow_start(table);
-        self.entries.retain(|key, entry| {
+        entries.retain(|key, entry| {
             let keep = seen.contains(key);
             if !keep {
                 entry.stop();
             }
             keep
         });
-        self.entries.iter().map(|(k, e)| (k.clone(), e.runtime.clone())).collect()
     }
-}
 
-impl Supervisor {
-    /// Slow start just enabled (or widened from 0) for a group: its targets that are already healthy keep their
-    /// full share, as on ALB; only targets that turn healthy from now on slow-start.
-    fn settle_on_slow_start(&mut self, table: &RouteTable) {
-        let now = crate::target::clock_ms();
-        for group in &table.target_groups {
-            let before = self.slow_start.insert(group.id.clone(), group.slow_start_secs).unwrap_or(0);
-            if before == 0 && group.slow_start_secs > 0 {
-                let window = u64::from(group.slow_start_secs) * 1000;
-                for target in &group.targets {
-                    let key = TargetKey { group: group.id.clone(), target: target.id.clone(), addr: target.addr };
-                    if let Some(entry) = self.entries.get(&key) {
-                        entry.runtime.settle(now, window);
-                    }
-                }
-            }
-        }
-        self.slow_start.retain(|id, _| table.target_group(id).is_some());
+    /// The runtime of `target` of group `group`, if the last synced table has it.
+    pub fn runtime(&self, group: &str, target: &Target) -> Option<&Arc<TargetRuntime>> {
+        let g = self.groups.get(group)?;
+        let key = TargetKey { group: group.to_owned(), target: target.id.clone(), addr: target.addr };
+        g.targets.get(&key).map(|e| &e.runtime)
+    }
+
+    /// Every target's runtime (weight 0 and draining included), by group and target id.
+    pub fn runtimes(&self) -> Vec<Arc<TargetRuntime>> {
+        let mut all: Vec<_> =
+            self.groups.values().flat_map(|g| g.targets.values().map(|e| e.runtime.clone())).collect();
+        all.sort_by(|a, b| (&a.key.group, &a.key.target).cmp(&(&b.key.group, &b.key.target)));
+        all
     }
 }
 
 impl Drop for Supervisor {
     fn drop(&mut self) {
-        for entry in self.entries.values_mut() {
-            entry.stop();
+        for g in self.groups.values_mut() {
+            for entry in g.targets.values_mut() {
+                entry.stop();
+            }
         }
     }
 }
@@ -462,7 +490,6 @@ mod tests {
 
     #[tokio::test]
     async fn enabling_slow_start_settles_targets_already_healthy() {
-        use berth_routes::{Target, TargetGroup};
         let table = |slow_start_secs: u32, ids: &[&str]| RouteTable {
             target_groups: vec![TargetGroup {
                 id: "tg".into(),
@@ -480,15 +507,15 @@ mod tests {
             ..RouteTable::default()
         };
         let mut supervisor = Supervisor::new(Arc::new(Notify::new()));
-        let runtimes = supervisor.sync(&table(0, &["old"]));
-        let old = runtimes.values().next().expect("runtime").clone();
+        supervisor.sync(&table(0, &["old"]));
+        let old = supervisor.runtimes().first().expect("runtime").clone();
         old.take_over(Status::HEALTHY);
         let since = old.healthy_since();
         // Slow start enabled: the healthy target is not put into slow start.
-        let runtimes = supervisor.sync(&table(30, &["old", "new"]));
+        supervisor.sync(&table(30, &["old", "new"]));
         assert!(old.healthy_since() <= since.min(crate::target::clock_ms() - 30_000), "settled");
         // A target that turns healthy from now on is not settled by later tables.
-        let new = runtimes.iter().find(|(k, _)| k.target == "new").map(|(_, r)| r.clone()).expect("new");
+        let new = supervisor.runtimes().into_iter().find(|r| r.key.target == "new").expect("new");
         new.take_over(Status::HEALTHY);
         let new_since = new.healthy_since();
         supervisor.sync(&table(30, &["old", "new"]));

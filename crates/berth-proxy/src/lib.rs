@@ -423,7 +423,7 @@ impl Proxy {
         let (listen_tx, listen_rx) = watch::channel(Vec::new());
         let mut applier = Applier::new(snapshot.clone(), changed.clone(), metrics.clone()).with_listen(listen_tx);
         if let Some(table) = table::load_state(&config.state_file) {
-            applier.apply(&table);
+            applier.apply(Arc::new(table));
             settle(&snapshot, config.settle_timeout).await;
         }
         let https = bind_shared(config.https_listen)?;

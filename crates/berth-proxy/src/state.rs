@@ -8,14 +8,14 @@
 //! security-group sources decide whether the client may be served; a socket of load balancers that all
 //! refuse a client closes its connections at accept.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use berth_certs::{CertEntry, SniResolver};
-use berth_routes::{FixedResponse, Redirect, RouteTable, RuleAction, TargetState, WeightedTargetGroup};
+use berth_routes::{FixedResponse, Redirect, RouteTable, RuleAction, Target, TargetState, WeightedTargetGroup};
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
 use rustls::server::{ClientHello, ResolvesServerCert};
@@ -100,16 +100,27 @@ pub(crate) enum Refusal {
 pub(crate) struct Snapshot {
     pub version: u64,
     /// The default sockets' rules and load balancers.
-    pub default: SocketRoutes,
+    pub default: Arc<SocketRoutes>,
     /// The sockets of load balancers with their own addresses (HTTPS and HTTP addresses both), by address.
     pub own: HashMap<SocketAddr, Arc<SocketRoutes>>,
     /// The own addresses to listen on: (address, HTTPS?), sorted.
     pub listen: Vec<(SocketAddr, bool)>,
     /// Which client sources each load balancer's security groups admit, by host (tables of older servers).
     pub sources: SourceFilters,
-    pub resolver: SniResolver,
+    pub resolver: Arc<SniResolver>,
     /// Every target of every group (weight 0 and draining included), for reports.
     pub targets: Vec<Arc<TargetRuntime>>,
+    /// Each served rule compiled, by ARN: what the next snapshot reuses when the rule did not change.
+    compiled: HashMap<String, CompiledRule>,
+    /// Each load balancer's view, by ARN, likewise.
+    views: HashMap<String, Arc<LbView>>,
+}
+
+/// A rule's compiled conditions and its action.
+#[derive(Debug, Clone)]
+struct CompiledRule {
+    conditions: Vec<Cond>,
+    action: Arc<RouteAction>,
 }
 
 fn fixed_response(f: &FixedResponse) -> ActionKind {
@@ -123,12 +134,59 @@ fn fixed_response(f: &FixedResponse) -> ActionKind {
     ActionKind::Fixed { status, content_type, body }
 }
 
+/// Where a snapshot finds each target's live runtime: the health supervisor (or a plain map in tests).
+pub(crate) trait Runtimes {
+    fn runtime(&self, group: &str, target: &Target) -> Option<Arc<TargetRuntime>>;
+    /// Every target's runtime, sorted by group and target id.
+    fn all(&self) -> Vec<Arc<TargetRuntime>>;
+}
+
+impl Runtimes for HashMap<TargetKey, Arc<TargetRuntime>> {
+    fn runtime(&self, group: &str, target: &Target) -> Option<Arc<TargetRuntime>> {
+        self.get(&TargetKey { group: group.to_owned(), target: target.id.clone(), addr: target.addr }).cloned()
+    }
+
+    fn all(&self) -> Vec<Arc<TargetRuntime>> {
+        let mut all: Vec<_> = self.values().cloned().collect();
+        all.sort_by(|a, b| (&a.key.group, &a.key.target).cmp(&(&b.key.group, &b.key.target)));
+        all
+    }
+}
+
+impl Runtimes for crate::health::Supervisor {
+    fn runtime(&self, group: &str, target: &Target) -> Option<Arc<TargetRuntime>> {
+        crate::health::Supervisor::runtime(self, group, target).cloned()
+    }
+
+    fn all(&self) -> Vec<Arc<TargetRuntime>> {
+        self.runtimes()
+    }
+}
+
+/// What a new snapshot may reuse of the one it replaces: the table that one was built from, and the groups
+/// whose targets (or settings) changed since, as the health supervisor synced them. A rule whose rule, load
+/// balancer, stickiness key and target groups are all unchanged keeps its compiled conditions and its action
+/// (its groups' routes, their round-robin position included); unchanged certificates keep the SNI resolver.
+pub(crate) struct Previous<'a> {
+    pub table: &'a RouteTable,
+    pub snapshot: &'a Snapshot,
+    pub changed_groups: &'a HashSet<String>,
+}
+
 impl Snapshot {
     /// Builds the routing view of `table` over the targets' live runtimes; counters come from `metrics`.
-    pub fn build(table: &RouteTable, runtimes: &HashMap<TargetKey, Arc<TargetRuntime>>, metrics: &Metrics) -> Snapshot {
-        let runtime_of = |group: &str, target: &berth_routes::Target| {
-            runtimes.get(&TargetKey { group: group.to_owned(), target: target.id.clone(), addr: target.addr })
-        };
+    #[cfg(test)]
+    pub fn build(table: &RouteTable, runtimes: &impl Runtimes, metrics: &Metrics) -> Snapshot {
+        Snapshot::build_from(table, runtimes, metrics, None)
+    }
+
+    /// Like [`Snapshot::build`], compiling only what changed since `previous` (when given).
+    pub fn build_from(
+        table: &RouteTable,
+        runtimes: &impl Runtimes,
+        metrics: &Metrics,
+        previous: Option<Previous<'_>>,
+    ) -> Snapshot {
         let sticky_key = Arc::new(StickyKey::new(&table.stickiness_key));
         let forward = |weighted: &[WeightedTargetGroup], stickiness: Option<u32>| {
             let groups = weighted
@@ -140,7 +198,7 @@ impl Snapshot {
                             g.targets
                                 .iter()
                                 .filter(|t| t.state == TargetState::Registered)
-                                .filter_map(|t| runtime_of(&g.id, t).cloned())
+                                .filter_map(|t| runtimes.runtime(&g.id, t))
                                 .collect()
                         })
                         .unwrap_or_default();
@@ -157,12 +215,49 @@ impl Snapshot {
         let action = |label: &str, kind, lb: Option<Arc<LbView>>| {
             Arc::new(RouteAction { label: label.into(), counters: metrics.lb(label), kind, lb })
         };
-        let views: HashMap<&str, Arc<LbView>> =
-            table.load_balancers.iter().map(|l| (l.arn.as_str(), Arc::new(LbView::new(l)))).collect();
+        // What the previous table had, by ARN.
+        let prev_rules: HashMap<&str, &berth_routes::Rule> =
+            previous.iter().flat_map(|p| p.table.rules.iter().map(|r| (r.arn.as_str(), r))).collect();
+        let prev_lbs: HashMap<&str, &berth_routes::LoadBalancer> =
+            previous.iter().flat_map(|p| p.table.load_balancers.iter().map(|l| (l.arn.as_str(), l))).collect();
+        let same_lb = |l: &berth_routes::LoadBalancer| prev_lbs.get(l.arn.as_str()).is_some_and(|p| **p == *l);
+        let views: HashMap<&str, Arc<LbView>> = table
+            .load_balancers
+            .iter()
+            .map(|l| {
+                let reused =
+                    previous.as_ref().filter(|_| same_lb(l)).and_then(|p| p.snapshot.views.get(&l.arn)).cloned();
+                (l.arn.as_str(), reused.unwrap_or_else(|| Arc::new(LbView::new(l))))
+            })
+            .collect();
+        let lb_of: HashMap<&str, &berth_routes::LoadBalancer> =
+            table.load_balancers.iter().map(|l| (l.arn.as_str(), l)).collect();
         // Each load balancer's socket: its own HTTPS address, or `None` for the default sockets.
         let socket_of: HashMap<&str, Option<SocketAddr>> =
             table.load_balancers.iter().map(|l| (l.arn.as_str(), l.https_listen)).collect();
+        let same_key = previous.as_ref().is_some_and(|p| p.table.stickiness_key == table.stickiness_key);
+        // Whether the rule's compiled conditions and action from the previous snapshot still hold.
+        let reusable = |rule: &berth_routes::Rule| -> Option<&CompiledRule> {
+            let p = previous.as_ref()?;
+            if !same_key || prev_rules.get(rule.arn.as_str()).is_none_or(|r| **r != *rule) {
+                return None;
+            }
+            if let Some(arn) = rule.load_balancer.as_deref()
+                && !lb_of.get(arn).is_some_and(|l| same_lb(l))
+            {
+                return None;
+            }
+            let groups_unchanged = rule.actions.iter().all(|a| match a {
+                RuleAction::Forward { target_groups, .. } => {
+                    target_groups.iter().all(|w| !p.changed_groups.contains(&w.target_group))
+                }
+                _ => true,
+            });
+            groups_unchanged.then(|| p.snapshot.compiled.get(&rule.arn)).flatten()
+        };
 
+        let mut compiled = HashMap::with_capacity(table.rules.len());
+        let mut all_reused = previous.is_some();
         let mut rules: HashMap<Option<SocketAddr>, Vec<_>> = HashMap::new();
         for rule in &table.rules {
             let (socket, lb) = match rule.load_balancer.as_deref() {
@@ -175,25 +270,53 @@ impl Snapshot {
                     }
                 },
             };
-            let conditions: Result<Vec<_>, _> = rule.conditions.iter().map(Cond::compile).collect();
-            let conditions = match conditions {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(rule = %rule.arn, error = %e, "not serving an invalid rule");
-                    continue;
+            let entry = match reusable(rule) {
+                Some(c) => c.clone(),
+                None => {
+                    all_reused = false;
+                    let conditions: Result<Vec<_>, _> = rule.conditions.iter().map(Cond::compile).collect();
+                    let conditions = match conditions {
+                        Ok(c) => c,
+                        Err(e) => {
+                            tracing::warn!(rule = %rule.arn, error = %e, "not serving an invalid rule");
+                            continue;
+                        }
+                    };
+                    let Some(kind) = rule.actions.first().map(|a| match a {
+                        RuleAction::Forward { target_groups, stickiness } => {
+                            ActionKind::Forward(forward(target_groups, stickiness.map(|s| s.duration_secs.max(1))))
+                        }
+                        RuleAction::Redirect(r) => ActionKind::Redirect(r.clone()),
+                        RuleAction::FixedResponse(f) => fixed_response(f),
+                    }) else {
+                        tracing::warn!(rule = %rule.arn, "not serving a rule without an action");
+                        continue;
+                    };
+                    CompiledRule { conditions, action: action(&rule.arn, kind, lb) }
                 }
             };
-            let Some(kind) = rule.actions.first().map(|a| match a {
-                RuleAction::Forward { target_groups, stickiness } => {
-                    ActionKind::Forward(forward(target_groups, stickiness.map(|s| s.duration_secs.max(1))))
-                }
-                RuleAction::Redirect(r) => ActionKind::Redirect(r.clone()),
-                RuleAction::FixedResponse(f) => fixed_response(f),
-            }) else {
-                tracing::warn!(rule = %rule.arn, "not serving a rule without an action");
-                continue;
+            rules.entry(socket).or_default().push((rule.priority, entry.conditions.clone(), entry.action.clone()));
+            compiled.insert(rule.arn.clone(), entry);
+        }
+        // Nothing the sockets' routes are made of changed: keep them as they are.
+        if let Some(p) = previous.as_ref().filter(|p| {
+            all_reused
+                && p.table.rules == table.rules
+                && p.table.load_balancers == table.load_balancers
+                && p.table.hosts.is_empty()
+                && table.hosts.is_empty()
+        }) {
+            return Snapshot {
+                version: table.version,
+                default: Arc::clone(&p.snapshot.default),
+                own: p.snapshot.own.clone(),
+                listen: p.snapshot.listen.clone(),
+                sources: SourceFilters::new(&table.source_filters),
+                resolver: resolver(table, previous.as_ref()),
+                targets: targets(runtimes, previous.as_ref()),
+                compiled,
+                views: views.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
             };
-            rules.entry(socket).or_default().push((rule.priority, conditions, action(&rule.arn, kind, lb)));
         }
         let hosts: Vec<_> = table
             .hosts
@@ -220,7 +343,7 @@ impl Snapshot {
             }
             SocketRoutes { rules: RuleSet::new(rules, hosts), hosts: by_host, lbs }
         };
-        let default = routes(None, rules.remove(&None).unwrap_or_default(), hosts);
+        let default = Arc::new(routes(None, rules.remove(&None).unwrap_or_default(), hosts));
         let mut own = HashMap::new();
         let mut listen = Vec::new();
         for l in &table.load_balancers {
@@ -244,23 +367,39 @@ impl Snapshot {
         }
         listen.sort();
         listen.dedup();
-        let resolver = SniResolver::new(table.certificates.iter().map(|c| CertEntry {
-            id: &c.id,
-            hosts: &c.hosts,
-            cert_pem: &c.cert_pem,
-            key_pem: &c.key_pem,
-        }));
-        let mut targets: Vec<_> = runtimes.values().cloned().collect();
-        targets.sort_by(|a, b| (&a.key.group, &a.key.target).cmp(&(&b.key.group, &b.key.target)));
         Snapshot {
             version: table.version,
             default,
             own,
             listen,
             sources: SourceFilters::new(&table.source_filters),
-            resolver,
-            targets,
+            resolver: resolver(table, previous.as_ref()),
+            targets: targets(runtimes, previous.as_ref()),
+            compiled,
+            views: views.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
         }
+    }
+}
+
+/// The SNI resolver of `table`'s certificates: the previous one when they did not change (parsing a
+/// thousand certificates and keys is most of a full build).
+fn resolver(table: &RouteTable, previous: Option<&Previous<'_>>) -> Arc<SniResolver> {
+    if let Some(p) = previous.filter(|p| p.table.certificates == table.certificates) {
+        return Arc::clone(&p.snapshot.resolver);
+    }
+    Arc::new(SniResolver::new(table.certificates.iter().map(|c| CertEntry {
+        id: &c.id,
+        hosts: &c.hosts,
+        cert_pem: &c.cert_pem,
+        key_pem: &c.key_pem,
+    })))
+}
+
+/// Every target's runtime for reports: the previous list when no group changed.
+fn targets(runtimes: &impl Runtimes, previous: Option<&Previous<'_>>) -> Vec<Arc<TargetRuntime>> {
+    match previous.filter(|p| p.changed_groups.is_empty()) {
+        Some(p) => p.snapshot.targets.clone(),
+        None => runtimes.all(),
     }
 }
 

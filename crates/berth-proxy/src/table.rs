@@ -15,7 +15,7 @@ use tokio::sync::Notify;
 use crate::control::ControlClient;
 use crate::health::Supervisor;
 use crate::metrics::Metrics;
-use crate::state::{SharedSnapshot, Snapshot};
+use crate::state::{Previous, SharedSnapshot, Snapshot};
 
 /// Tables larger than this are refused (they carry certificates, so they are not tiny).
 const TABLE_LIMIT: usize = 64 * 1024 * 1024;
@@ -30,11 +30,20 @@ pub(crate) struct Applier {
     metrics: Arc<Metrics>,
     /// The load balancers' own addresses each applied table asks to listen on.
     listen: Option<tokio::sync::watch::Sender<Vec<(std::net::SocketAddr, bool)>>>,
+    /// The table the current snapshot was built from: the next one is compared against it, group by group.
+    applied: Option<Arc<RouteTable>>,
 }
 
 impl Applier {
     pub fn new(snapshot: SharedSnapshot, changed: Arc<Notify>, metrics: Arc<Metrics>) -> Self {
-        Applier { supervisor: Supervisor::new(changed.clone()), snapshot, changed, metrics, listen: None }
+        Applier {
+            supervisor: Supervisor::new(changed.clone()),
+            snapshot,
+            changed,
+            metrics,
+            listen: None,
+            applied: None,
+        }
     }
 
     /// Publishes each applied table's own load balancer addresses to `listen`.
@@ -47,10 +56,16 @@ impl Applier {
         self.snapshot.load().version
     }
 
-    pub fn apply(&mut self, table: &RouteTable) {
-        let runtimes = self.supervisor.sync(table);
+    /// Applies `table`: only the target groups that differ from the last applied table are re-synced (the
+    /// others' targets keep their runtimes untouched), and only what changed is compiled again.
+    pub fn apply(&mut self, table: Arc<RouteTable>) {
         let started = Instant::now();
-        let snapshot = Arc::new(Snapshot::build(table, &runtimes, &self.metrics));
+        let changed_groups = self.supervisor.sync(&table);
+        let current = self.snapshot.load();
+        let previous =
+            self.applied.as_deref().map(|t| Previous { table: t, snapshot: &current, changed_groups: &changed_groups });
+        let snapshot = Arc::new(Snapshot::build_from(&table, &self.supervisor, &self.metrics, previous));
+        drop(current);
         if let Some(listen) = &self.listen {
             listen.send_if_modified(|l| {
                 let changed = *l != snapshot.listen;
@@ -66,9 +81,11 @@ impl Applier {
             version = table.version,
             hosts = table.hosts.len(),
             rules = table.rules.len(),
-            build_us = started.elapsed().as_micros() as u64,
+            changed_groups = changed_groups.len(),
+            apply_us = started.elapsed().as_micros() as u64,
             "serving route table"
         );
+        self.applied = Some(table);
     }
 }
 
@@ -185,7 +202,8 @@ impl Watcher {
             let started = Instant::now();
             match self.poll(after).await {
                 Ok(Some(table)) if table.version > after => {
-                    self.applier.apply(&table);
+                    let table = Arc::new(table);
+                    self.applier.apply(Arc::clone(&table));
                     let path = self.state_file.clone();
                     let saved = tokio::task::spawn_blocking(move || save_state(&path, &table)).await;
                     if let Ok(Err(e)) | Err(e) = saved.map_err(std::io::Error::other) {
