@@ -472,7 +472,7 @@ impl ResolvesServerCert for LiveResolver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use berth_routes::{Condition, ListenerSources, LoadBalancer, Rule, Scheme};
+    use berth_routes::{Condition, ListenerSources, LoadBalancer, Rule, Scheme, TargetGroup};
     use http::HeaderMap;
 
     fn lb(arn: &str, own: Option<&str>, hosts: &[&str], sources: Option<&[&str]>, idle: Option<u32>) -> LoadBalancer {
@@ -585,5 +585,261 @@ mod tests {
         );
         assert!(s.admits_host(None, "a.example", false, ip("127.0.0.1")));
         assert!(!s.admits_host(None, "a.example", false, ip("127.0.0.3")), "the HTTP listener's redirect too");
+    }
+
+    /// A tiny deterministic generator for the edit sequences.
+    struct Rng(u64);
+
+    impl Rng {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 % n.max(1) as u64) as usize
+        }
+    }
+
+    fn group_id(i: usize) -> String {
+        format!("tg-{i}")
+    }
+
+    fn target(id: &str, port: u16) -> berth_routes::Target {
+        berth_routes::Target {
+            id: id.into(),
+            addr: SocketAddr::new([127, 0, 0, 1].into(), port),
+            state: TargetState::Registered,
+        }
+    }
+
+    fn forward_rule(arn: &str, priority: u32, host: &str, lb: &str, groups: &[(usize, u32)]) -> Rule {
+        Rule {
+            arn: arn.into(),
+            priority,
+            conditions: vec![Condition::HostHeader { values: vec![host.into()] }],
+            actions: vec![RuleAction::Forward {
+                target_groups: groups
+                    .iter()
+                    .map(|(g, w)| WeightedTargetGroup { target_group: group_id(*g), weight: *w })
+                    .collect(),
+                stickiness: None,
+            }],
+            load_balancer: Some(lb.into()),
+        }
+    }
+
+    /// Everything a request or a handshake can observe of a snapshot, for the hosts and sockets of `table`.
+    fn observe(s: &Snapshot, table: &RouteTable) -> Vec<String> {
+        let headers = HeaderMap::new();
+        let mut hosts: Vec<String> = table
+            .rules
+            .iter()
+            .flat_map(|r| r.conditions.iter())
+            .filter_map(|c| match c {
+                Condition::HostHeader { values } => values.first().cloned(),
+                _ => None,
+            })
+            .collect();
+        hosts.push("nobody.example".into());
+        let mut sockets: Vec<Option<SocketAddr>> = vec![None];
+        sockets.extend(table.load_balancers.iter().filter_map(|l| l.https_listen).map(Some));
+        let mut out = vec![format!("listen {:?}", s.listen), format!("version {}", s.version)];
+        out.extend(s.targets.iter().map(|t| format!("target {:?}", t.key)));
+        for socket in &sockets {
+            for host in &hosts {
+                for client in ["127.0.0.1", "10.1.2.3"] {
+                    let view = RequestView {
+                        host,
+                        path: "/",
+                        query: None,
+                        method: "GET",
+                        headers: &headers,
+                        source: client.parse().expect("ip"),
+                    };
+                    out.push(format!("{socket:?} {host} {client}: {:?}", s.route(*socket, &view, true)));
+                }
+                out.push(format!("{socket:?} {host} idle {:?}", s.idle_for(*socket, Some(host))));
+            }
+        }
+        for host in &hosts {
+            let cert = s.resolver.select(Some(host)).map(|k| k.cert.first().map(|c| c.to_vec()));
+            out.push(format!("{host} cert {cert:?}"));
+        }
+        out
+    }
+
+    /// One random edit of the kinds a server publishes; returns what it did.
+    fn edit(t: &mut RouteTable, rng: &mut Rng, certs: &[berth_routes::Certificate], step: usize) -> String {
+        let groups = t.target_groups.len();
+        match rng.below(10) {
+            0 | 1 => {
+                // A deployment step: a group's targets change (new, gone, draining).
+                let g = &mut t.target_groups[rng.below(groups)];
+                match rng.below(3) {
+                    0 => g.targets.push(target(&format!("task-{step}"), 1000 + step as u16)),
+                    1 if !g.targets.is_empty() => {
+                        g.targets.remove(0);
+                    }
+                    _ => {
+                        if let Some(x) = g.targets.first_mut() {
+                            x.state = TargetState::Draining;
+                        }
+                    }
+                }
+                format!("targets of {}", g.id)
+            }
+            2 => {
+                let g = &mut t.target_groups[rng.below(groups)];
+                g.health_check.path = format!("/health-{step}");
+                format!("health check of {}", g.id)
+            }
+            3 => {
+                let g = &mut t.target_groups[rng.below(groups)];
+                g.slow_start_secs = if g.slow_start_secs == 0 { 30 } else { 0 };
+                g.algorithm = if rng.below(2) == 0 {
+                    berth_routes::Algorithm::LeastOutstandingRequests
+                } else {
+                    berth_routes::Algorithm::RoundRobin
+                };
+                format!("settings of {}", g.id)
+            }
+            4 => {
+                // Weights shift (SetLive) on one rule.
+                let i = rng.below(t.rules.len());
+                if let Some(RuleAction::Forward { target_groups, .. }) = t.rules[i].actions.first_mut() {
+                    for w in target_groups.iter_mut() {
+                        w.weight = if w.weight == 0 { 100 } else { 0 };
+                    }
+                }
+                format!("weights of {}", t.rules[i].arn)
+            }
+            5 => {
+                if t.rules.len() > 2 && rng.below(2) == 0 {
+                    let r = t.rules.remove(rng.below(t.rules.len()));
+                    format!("removed {}", r.arn)
+                } else {
+                    let lb = t.load_balancers[rng.below(t.load_balancers.len())].arn.clone();
+                    let g = rng.below(groups);
+                    let arn = format!("r-new-{step}");
+                    let host = format!("new{step}.example");
+                    t.rules.push(forward_rule(&arn, 100 + step as u32, &host, &lb, &[(g, 100)]));
+                    if let Some(l) = t.load_balancers.iter_mut().find(|l| l.arn == lb) {
+                        l.hosts.push(host);
+                    }
+                    format!("added {arn}")
+                }
+            }
+            6 => {
+                let i = rng.below(t.load_balancers.len());
+                let l = &mut t.load_balancers[i];
+                match rng.below(3) {
+                    0 => l.sources = Some(ListenerSources { https: vec!["10.0.0.0/8".into()], http: vec![] }),
+                    1 => l.sources = None,
+                    _ => l.idle_timeout_secs = Some(step as u32 + 1),
+                }
+                format!("load balancer {}", l.arn)
+            }
+            7 => {
+                t.certificates = certs.iter().take(rng.below(certs.len() + 1)).cloned().collect();
+                format!("{} certificates", t.certificates.len())
+            }
+            8 => {
+                t.stickiness_key = format!("{step:064x}");
+                "stickiness key".into()
+            }
+            _ => {
+                // A group goes or comes back (a service deleted, or a new one).
+                if rng.below(2) == 0 && groups > 1 {
+                    let g = t.target_groups.remove(rng.below(groups));
+                    format!("removed {}", g.id)
+                } else {
+                    let id = group_id(100 + step);
+                    t.target_groups.push(TargetGroup {
+                        id: id.clone(),
+                        targets: vec![target("task-x", 2000 + step as u16)],
+                        ..TargetGroup::default()
+                    });
+                    t.target_groups.sort_by(|a, b| a.id.cmp(&b.id));
+                    format!("added {id}")
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn an_incremental_apply_serves_what_a_fresh_build_serves() {
+        let ca = berth_certs::Ca::generate().expect("ca");
+        let certs: Vec<berth_routes::Certificate> = ["a0.example", "a1.example", "a2.example"]
+            .iter()
+            .map(|h| {
+                let c = ca.issue(&[(*h).to_owned()], &[]).expect("cert");
+                berth_routes::Certificate {
+                    id: (*h).into(),
+                    hosts: vec![(*h).into()],
+                    cert_pem: c.cert_pem,
+                    key_pem: c.key_pem,
+                }
+            })
+            .collect();
+        let mut table = RouteTable {
+            version: 1,
+            load_balancers: vec![
+                lb("lb-a", None, &[], Some(&["127.0.0.1/32"]), Some(30)),
+                lb("lb-b", None, &[], None, None),
+                lb("lb-own", Some("127.0.0.5"), &[], None, None),
+            ],
+            certificates: certs.clone(),
+            ..RouteTable::default()
+        };
+        for i in 0..8 {
+            let host = format!("a{i}.example");
+            let lb = ["lb-a", "lb-b", "lb-own"][i % 3];
+            table.rules.push(forward_rule(&format!("r-{i}"), i as u32 + 1, &host, lb, &[(2 * i, 100), (2 * i + 1, 0)]));
+            if let Some(l) = table.load_balancers.iter_mut().find(|l| l.arn == lb) {
+                l.hosts.push(host);
+            }
+        }
+        for i in 0..16 {
+            let targets = (0..i % 3).map(|t| target(&format!("task-{i}-{t}"), 3000 + (i * 3 + t) as u16)).collect();
+            table.target_groups.push(TargetGroup { id: group_id(i), targets, ..TargetGroup::default() });
+        }
+        table.target_groups.sort_by(|a, b| a.id.cmp(&b.id));
+
+        let metrics = Metrics::default();
+        let mut supervisor = crate::health::Supervisor::new(Arc::new(tokio::sync::Notify::new()));
+        supervisor.sync(&table);
+        let mut current = Snapshot::build_from(&table, &supervisor, &metrics, None);
+        let mut applied = table.clone();
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut reused_rules = 0;
+        for step in 0..400 {
+            let what = edit(&mut table, &mut rng, &certs, step);
+            table.version += 1;
+            let before: HashMap<TargetKey, Arc<TargetRuntime>> =
+                supervisor.runtimes().into_iter().map(|r| (r.key.clone(), r)).collect();
+            let changed = supervisor.sync(&table);
+            for g in &table.target_groups {
+                if applied.target_group(&g.id) != Some(g) {
+                    assert!(changed.contains(&g.id), "step {step} ({what}): {} differs but was not re-synced", g.id);
+                }
+            }
+            for r in supervisor.runtimes() {
+                if !changed.contains(r.key.group.as_str()) {
+                    let old = before.get(&r.key).expect("an unchanged group's target existed before");
+                    assert!(Arc::ptr_eq(old, &r), "step {step} ({what}): {:?} lost its runtime", r.key);
+                }
+            }
+            let previous = Previous { table: &applied, snapshot: &current, changed_groups: &changed };
+            let incremental = Snapshot::build_from(&table, &supervisor, &metrics, Some(previous));
+            let fresh = Snapshot::build_from(&table, &supervisor, &metrics, None);
+            assert_eq!(observe(&incremental, &table), observe(&fresh, &table), "step {step} ({what})");
+            reused_rules += incremental
+                .compiled
+                .iter()
+                .filter(|(arn, c)| current.compiled.get(*arn).is_some_and(|p| Arc::ptr_eq(&p.action, &c.action)))
+                .count();
+            current = incremental;
+            applied = table.clone();
+        }
+        assert!(reused_rules > 1000, "unchanged rules are reused, not compiled again ({reused_rules})");
     }
 }
