@@ -78,8 +78,9 @@ pub struct Control {
     ca: Arc<Ca>,
     wake: Notify,
     routes: watch::Sender<Arc<RouteTable>>,
-    /// Serializes route publishing, so tables reach the watch in version order.
-    publishing: Mutex<()>,
+    /// Serializes route publishing, so tables reach the watch in version order; remembers which store state the
+    /// last built table reflects.
+    publishing: Mutex<routes::Built>,
     health: Mutex<HealthView>,
     reconciler: Mutex<reconcile::State>,
     /// Seals secret values and SecureStrings at rest.
@@ -134,7 +135,7 @@ impl Control {
             ca,
             wake: Notify::new(),
             routes,
-            publishing: Mutex::new(()),
+            publishing: Mutex::new(routes::Built::default()),
             health: Mutex::new(HealthView::default()),
             reconciler: Mutex::new(reconcile::State::default()),
             vault,

@@ -606,10 +606,18 @@ impl Control {
 
     /// Publishes a new route table if the routes changed, and stamps draining tasks with the version
     /// from which no proxy sends them new requests.
+    ///
+    /// It builds the table only when the store's route generation moved since the last build (every write that
+    /// can change the table bumps it, by trigger, in its own transaction), and in any case every
+    /// [`routes::FULL_REBUILD_EVERY`], so a pass that changed nothing reads one row.
     pub(crate) fn publish_routes(&self) -> Result<(), ControlError> {
-        let _serial = self.publishing.lock().unwrap_or_else(|e| e.into_inner());
+        let mut built = self.publishing.lock().unwrap_or_else(|e| e.into_inner());
         let current = self.routes.borrow().clone();
         let published = self.tx(|tx| {
+            let generation = tx.route_generation()?;
+            if built.is_current(generation, std::time::Instant::now()) {
+                return Ok(None);
+            }
             let (certificates, rules, groups, tasks, load_balancers) = self.route_inputs(tx)?;
             let mut candidate = routes::build(current.version, &certificates, &rules, &groups, &tasks);
             candidate.load_balancers = load_balancers;
@@ -629,8 +637,11 @@ impl Control {
                     tx.task_update(&task)?;
                 }
             }
-            Ok(version)
+            // The build's own writes (the stickiness key, once) count as seen.
+            Ok(Some((version, tx.route_generation()?)))
         })?;
+        let Some((published, generation)) = published else { return Ok(()) };
+        built.record(generation, std::time::Instant::now());
         if let Some(table) = published {
             tracing::debug!(version = table.version, rules = table.rules.len(), "publishing route table");
             self.routes.send_replace(Arc::new(table));

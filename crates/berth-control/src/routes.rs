@@ -2,6 +2,7 @@
 //! restarted server publishes the same routes before it has observed anything.
 
 use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
 
 use berth_core::status::TaskStatus;
 use berth_routes::{
@@ -87,6 +88,32 @@ pub fn build(
     }
     table.target_groups.sort_by(|a, b| a.id.cmp(&b.id));
     table
+}
+
+/// The longest the control plane trusts the route generation alone: a table is rebuilt from the store at least
+/// this often, so a write that failed to bump it cannot leave a stale table for long.
+pub const FULL_REBUILD_EVERY: Duration = Duration::from_secs(60);
+
+/// Which store state the last built table reflects: the route generation it was built at, and when.
+#[derive(Debug, Default)]
+pub struct Built {
+    generation: Option<u64>,
+    at: Option<Instant>,
+}
+
+impl Built {
+    /// Whether a table built at `generation` is still the one the store describes: nothing that feeds the table
+    /// was written since, and the last full build is recent enough.
+    pub fn is_current(&self, generation: u64, now: Instant) -> bool {
+        self.generation == Some(generation)
+            && self.at.is_some_and(|at| now.saturating_duration_since(at) < FULL_REBUILD_EVERY)
+    }
+
+    /// A table was built (and published when it differed) at `generation`.
+    pub fn record(&mut self, generation: u64, now: Instant) {
+        self.generation = Some(generation);
+        self.at = Some(now);
+    }
 }
 
 /// Whether two tables route the same way (everything but the version).

@@ -130,6 +130,14 @@ const RULE_COLS: &str = "arn, listener_arn, priority, conditions, actions, servi
 const TG_COLS: &str = "arn, name, service_id, protocol, port, health_check, attributes, created_at";
 
 impl Tx<'_> {
+    /// The route generation: bumped, by triggers in the writing transaction, by every write that can change
+    /// the route table (see the migration that creates `route_generation`), so an unchanged value means an
+    /// unchanged table.
+    pub fn route_generation(&self) -> Result<u64> {
+        Ok(self.conn().query_row("SELECT n FROM route_generation WHERE id = 0", [], |r| r.get::<_, i64>(0))?.max(0)
+            as u64)
+    }
+
     fn all<T>(&self, sql: &str, p: impl rusqlite::Params, f: fn(&Row<'_>) -> rusqlite::Result<T>) -> Result<Vec<T>> {
         let mut st = self.conn().prepare(sql)?;
         let rows = st.query_map(p, f)?;

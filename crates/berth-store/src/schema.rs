@@ -449,6 +449,72 @@ INSERT INTO credentials_sealed(access_key_id, sealed, legacy_secret, principal_a
 DROP TABLE credentials;
 ALTER TABLE credentials_sealed RENAME TO credentials;
 "#,
+    // Route generation (routes): a counter every write that can change the route table bumps in its own
+    // transaction, by trigger, whatever code path writes; the control plane rebuilds the table only when it moved.
+    // Tasks count only when a column the table reads changes (not `drain_version`, stop reasons or times); meta
+    // only for the keys the table reads (network gateways, the stickiness key).
+    r#"
+CREATE TABLE route_generation (id INTEGER PRIMARY KEY CHECK (id = 0), n INTEGER NOT NULL);
+INSERT INTO route_generation(id, n) VALUES (0, 0);
+CREATE TRIGGER route_gen_services_insert AFTER INSERT ON services BEGIN UPDATE route_generation SET n = n + 1; END;
+CREATE TRIGGER route_gen_services_update AFTER UPDATE ON services BEGIN UPDATE route_generation SET n = n + 1; END;
+CREATE TRIGGER route_gen_services_delete AFTER DELETE ON services BEGIN UPDATE route_generation SET n = n + 1; END;
+CREATE TRIGGER route_gen_certificates_insert AFTER INSERT ON certificates BEGIN UPDATE route_generation SET n = n + 1; END;
+CREATE TRIGGER route_gen_certificates_update AFTER UPDATE ON certificates BEGIN UPDATE route_generation SET n = n + 1; END;
+CREATE TRIGGER route_gen_certificates_delete AFTER DELETE ON certificates BEGIN UPDATE route_generation SET n = n + 1; END;
+CREATE TRIGGER route_gen_elbv2_load_balancers_insert AFTER INSERT ON elbv2_load_balancers BEGIN UPDATE route_generation SET n = n + 1; END;
+CREATE TRIGGER route_gen_elbv2_load_balancers_update AFTER UPDATE ON elbv2_load_balancers BEGIN UPDATE route_generation SET n = n + 1; END;
+CREATE TRIGGER route_gen_elbv2_load_balancers_delete AFTER DELETE ON elbv2_load_balancers BEGIN UPDATE route_generation SET n = n + 1; END;
+CREATE TRIGGER route_gen_elbv2_listeners_insert AFTER INSERT ON elbv2_listeners BEGIN UPDATE route_generation SET n = n + 1; END;
+CREATE TRIGGER route_gen_elbv2_listeners_update AFTER UPDATE ON elbv2_listeners BEGIN UPDATE route_generation SET n = n + 1; END;
+CREATE TRIGGER route_gen_elbv2_listeners_delete AFTER DELETE ON elbv2_listeners BEGIN UPDATE route_generation SET n = n + 1; END;
+CREATE TRIGGER route_gen_elbv2_listener_certificates_insert AFTER INSERT ON elbv2_listener_certificates BEGIN UPDATE route_generation SET n = n + 1; END;
+CREATE TRIGGER route_gen_elbv2_listener_certificates_update AFTER UPDATE ON elbv2_listener_certificates BEGIN UPDATE route_generation SET n = n + 1; END;
+CREATE TRIGGER route_gen_elbv2_listener_certificates_delete AFTER DELETE ON elbv2_listener_certificates BEGIN UPDATE route_generation SET n = n + 1; END;
+CREATE TRIGGER route_gen_elbv2_rules_insert AFTER INSERT ON elbv2_rules BEGIN UPDATE route_generation SET n = n + 1; END;
+CREATE TRIGGER route_gen_elbv2_rules_update AFTER UPDATE ON elbv2_rules BEGIN UPDATE route_generation SET n = n + 1; END;
+CREATE TRIGGER route_gen_elbv2_rules_delete AFTER DELETE ON elbv2_rules BEGIN UPDATE route_generation SET n = n + 1; END;
+CREATE TRIGGER route_gen_elbv2_target_groups_insert AFTER INSERT ON elbv2_target_groups BEGIN UPDATE route_generation SET n = n + 1; END;
+CREATE TRIGGER route_gen_elbv2_target_groups_update AFTER UPDATE ON elbv2_target_groups BEGIN UPDATE route_generation SET n = n + 1; END;
+CREATE TRIGGER route_gen_elbv2_target_groups_delete AFTER DELETE ON elbv2_target_groups BEGIN UPDATE route_generation SET n = n + 1; END;
+CREATE TRIGGER route_gen_elbv2_targets_insert AFTER INSERT ON elbv2_targets BEGIN UPDATE route_generation SET n = n + 1; END;
+CREATE TRIGGER route_gen_elbv2_targets_update AFTER UPDATE ON elbv2_targets BEGIN UPDATE route_generation SET n = n + 1; END;
+CREATE TRIGGER route_gen_elbv2_targets_delete AFTER DELETE ON elbv2_targets BEGIN UPDATE route_generation SET n = n + 1; END;
+CREATE TRIGGER route_gen_elbv2_placements_insert AFTER INSERT ON elbv2_placements BEGIN UPDATE route_generation SET n = n + 1; END;
+CREATE TRIGGER route_gen_elbv2_placements_update AFTER UPDATE ON elbv2_placements BEGIN UPDATE route_generation SET n = n + 1; END;
+CREATE TRIGGER route_gen_elbv2_placements_delete AFTER DELETE ON elbv2_placements BEGIN UPDATE route_generation SET n = n + 1; END;
+CREATE TRIGGER route_gen_elbv2_revision_groups_insert AFTER INSERT ON elbv2_revision_groups BEGIN UPDATE route_generation SET n = n + 1; END;
+CREATE TRIGGER route_gen_elbv2_revision_groups_update AFTER UPDATE ON elbv2_revision_groups BEGIN UPDATE route_generation SET n = n + 1; END;
+CREATE TRIGGER route_gen_elbv2_revision_groups_delete AFTER DELETE ON elbv2_revision_groups BEGIN UPDATE route_generation SET n = n + 1; END;
+CREATE TRIGGER route_gen_elbv2_lb_network_insert AFTER INSERT ON elbv2_lb_network BEGIN UPDATE route_generation SET n = n + 1; END;
+CREATE TRIGGER route_gen_elbv2_lb_network_update AFTER UPDATE ON elbv2_lb_network BEGIN UPDATE route_generation SET n = n + 1; END;
+CREATE TRIGGER route_gen_elbv2_lb_network_delete AFTER DELETE ON elbv2_lb_network BEGIN UPDATE route_generation SET n = n + 1; END;
+CREATE TRIGGER route_gen_ec2_vpcs_insert AFTER INSERT ON ec2_vpcs BEGIN UPDATE route_generation SET n = n + 1; END;
+CREATE TRIGGER route_gen_ec2_vpcs_update AFTER UPDATE ON ec2_vpcs BEGIN UPDATE route_generation SET n = n + 1; END;
+CREATE TRIGGER route_gen_ec2_vpcs_delete AFTER DELETE ON ec2_vpcs BEGIN UPDATE route_generation SET n = n + 1; END;
+CREATE TRIGGER route_gen_ec2_security_groups_insert AFTER INSERT ON ec2_security_groups BEGIN UPDATE route_generation SET n = n + 1; END;
+CREATE TRIGGER route_gen_ec2_security_groups_update AFTER UPDATE ON ec2_security_groups BEGIN UPDATE route_generation SET n = n + 1; END;
+CREATE TRIGGER route_gen_ec2_security_groups_delete AFTER DELETE ON ec2_security_groups BEGIN UPDATE route_generation SET n = n + 1; END;
+CREATE TRIGGER route_gen_ec2_security_group_rules_insert AFTER INSERT ON ec2_security_group_rules BEGIN UPDATE route_generation SET n = n + 1; END;
+CREATE TRIGGER route_gen_ec2_security_group_rules_update AFTER UPDATE ON ec2_security_group_rules BEGIN UPDATE route_generation SET n = n + 1; END;
+CREATE TRIGGER route_gen_ec2_security_group_rules_delete AFTER DELETE ON ec2_security_group_rules BEGIN UPDATE route_generation SET n = n + 1; END;
+CREATE TRIGGER route_gen_ec2_service_groups_insert AFTER INSERT ON ec2_service_groups BEGIN UPDATE route_generation SET n = n + 1; END;
+CREATE TRIGGER route_gen_ec2_service_groups_update AFTER UPDATE ON ec2_service_groups BEGIN UPDATE route_generation SET n = n + 1; END;
+CREATE TRIGGER route_gen_ec2_service_groups_delete AFTER DELETE ON ec2_service_groups BEGIN UPDATE route_generation SET n = n + 1; END;
+CREATE TRIGGER route_gen_tasks_insert AFTER INSERT ON tasks BEGIN UPDATE route_generation SET n = n + 1; END;
+CREATE TRIGGER route_gen_tasks_delete AFTER DELETE ON tasks BEGIN UPDATE route_generation SET n = n + 1; END;
+CREATE TRIGGER route_gen_tasks_update AFTER UPDATE ON tasks
+    WHEN OLD.arn IS NOT NEW.arn OR OLD.service_id IS NOT NEW.service_id OR OLD.revision_arn IS NOT NEW.revision_arn
+        OR OLD.desired_status IS NOT NEW.desired_status OR OLD.last_status IS NOT NEW.last_status
+        OR OLD.ip IS NOT NEW.ip OR OLD.port IS NOT NEW.port
+    BEGIN UPDATE route_generation SET n = n + 1; END;
+CREATE TRIGGER route_gen_meta_insert AFTER INSERT ON meta
+    WHEN NEW.key = 'stickiness_key' OR NEW.key LIKE 'network_gateway:%' BEGIN UPDATE route_generation SET n = n + 1; END;
+CREATE TRIGGER route_gen_meta_update AFTER UPDATE ON meta
+    WHEN NEW.key = 'stickiness_key' OR NEW.key LIKE 'network_gateway:%' BEGIN UPDATE route_generation SET n = n + 1; END;
+CREATE TRIGGER route_gen_meta_delete AFTER DELETE ON meta
+    WHEN OLD.key = 'stickiness_key' OR OLD.key LIKE 'network_gateway:%' BEGIN UPDATE route_generation SET n = n + 1; END;
+"#,
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
