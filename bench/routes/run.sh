@@ -42,6 +42,7 @@ if [ -n "${BASE:-}" ]; then
             cp "$WORK/export/$f" "$BASE_TREE/$f"
         fi
     done
+    mkdir -p "$BASE_TREE/crates/berth-control/examples"
     cp crates/berth-control/examples/bench_routes.rs "$BASE_TREE/crates/berth-control/examples/"
     cp crates/berth-proxy/examples/bench_proxy.rs "$BASE_TREE/crates/berth-proxy/examples/"
     build "$BASE_TREE" "$WORK/base"

@@ -242,4 +242,22 @@ mod tests {
         }];
         assert!(!same_routes(&table, &moved), "and a load balancer's new address");
     }
+
+    #[test]
+    fn a_table_is_rebuilt_when_the_generation_moved_or_the_last_build_is_old() {
+        let t0 = Instant::now();
+        let mut built = Built::default();
+        assert!(!built.is_current(0, t0), "nothing built yet");
+        built.record(7, t0);
+        let cases = [
+            (7, Duration::ZERO, true),
+            (7, FULL_REBUILD_EVERY - Duration::from_millis(1), true),
+            (8, Duration::ZERO, false),
+            (6, Duration::ZERO, false),
+            (7, FULL_REBUILD_EVERY, false),
+        ];
+        for (generation, after, current) in cases {
+            assert_eq!(built.is_current(generation, t0 + after), current, "generation {generation} after {after:?}");
+        }
+    }
 }

@@ -1,0 +1,325 @@
+//! The route table is rebuilt only when the store's route generation moved (a counter every write that feeds
+//! the table bumps, by trigger, in its own transaction). So every API path that changes what the table is made
+//! of must publish a new table, and the table kept this way must always be the one a server restarted now
+//! builds from the store from scratch.
+
+use std::sync::Arc;
+
+use berth_control::ControlConfig;
+use berth_control::routes::same_routes;
+use berth_model::ec2;
+use berth_model::ecs;
+use berth_model::elbv2::{self as elb, Operation as E, Output as EO};
+use berth_routes::{ProxyReport, RouteTable, RuleAction, TargetHealth, TargetReport, TargetState};
+
+mod common;
+
+use common::Harness;
+
+async fn world(name: &str, config: ControlConfig) -> Harness {
+    let w = Harness::new(&format!("routegen-{name}"), |_| config);
+    w.create_express_roles().await;
+    w
+}
+
+impl Harness {
+    async fn elb(&self, op: E) -> EO {
+        self.control.handle_elbv2(&self.caller, op).await.expect("elbv2 call")
+    }
+
+    async fn ec2(&self, op: ec2::Operation) -> ec2::Output {
+        self.control.handle_ec2(&self.caller, op).await.expect("ec2 call")
+    }
+
+    async fn ecs(&self, op: ecs::Operation) -> ecs::Output {
+        self.control.handle_ecs(&self.caller, op).await.expect("ecs call")
+    }
+
+    /// What a proxy serving the current table reports: every target healthy, nothing in flight.
+    fn report_healthy(&self) {
+        let table = self.table();
+        let targets = table
+            .target_groups
+            .iter()
+            .flat_map(|g| {
+                g.targets.iter().map(move |t| TargetReport {
+                    target_group: g.id.clone(),
+                    target: t.id.clone(),
+                    health: if t.state == TargetState::Draining {
+                        TargetHealth::Draining
+                    } else {
+                        TargetHealth::Healthy
+                    },
+                    reason: None,
+                    in_flight: 0,
+                })
+            })
+            .collect();
+        self.control.report(ProxyReport { proxy_id: "p1".into(), version: table.version, targets });
+    }
+
+    /// Runs passes, then checks that the table served now is the one a restarted server builds from the store,
+    /// and returns it. `what` names the step in failures.
+    async fn converge(&mut self, what: &str) -> Arc<RouteTable> {
+        self.settle().await;
+        let kept = self.table();
+        self.restart();
+        let fresh = self.table();
+        assert!(same_routes(&kept, &fresh), "{what}: the kept table differs from a fresh build\n{kept:#?}\n{fresh:#?}");
+        assert!(fresh.version >= kept.version, "{what}: versions only grow");
+        fresh
+    }
+}
+
+/// The (live, other) target groups of the rule whose host-header names `host`.
+fn groups_of(table: &RouteTable, host: &str) -> (String, String, String) {
+    let rule = table
+        .rules
+        .iter()
+        .find(|r| format!("{:?}", r.conditions).contains(host))
+        .unwrap_or_else(|| panic!("a rule for {host}"));
+    let Some(RuleAction::Forward { target_groups, .. }) = rule.actions.first() else { panic!("a forward") };
+    let live = target_groups.iter().find(|w| w.weight > 0).expect("live group").target_group.clone();
+    let other = target_groups.iter().find(|w| w.weight == 0).expect("other group").target_group.clone();
+    (live, other, rule.load_balancer.clone().expect("load balancer"))
+}
+
+fn endpoint(s: &ecs::ECSExpressGatewayService) -> String {
+    s.active_configurations
+        .as_ref()
+        .and_then(|c| c.first())
+        .and_then(|c| c.ingress_paths.as_ref())
+        .and_then(|p| p.first())
+        .and_then(|p| p.endpoint.clone())
+        .expect("endpoint")
+}
+
+#[tokio::test]
+async fn every_api_path_that_changes_routes_publishes_the_table_a_fresh_build_gives() {
+    let mut w = world("paths", ControlConfig::default()).await;
+    let web = w.create_service(common::named("web")).await.expect("web");
+    let host = endpoint(&web);
+    w.converge("created").await;
+    w.report_healthy();
+    let mut table = w.converge("healthy").await;
+    let (live, other, lb) = groups_of(&table, &host);
+    let tg = |t: &RouteTable, id: &str| t.target_group(id).cloned().unwrap_or_else(|| panic!("group {id}"));
+
+    // Each step: an edit through one API path, then a newer table that shows it and equals a fresh build.
+    let step = |t: Arc<RouteTable>, what: &str, before: u64| {
+        assert!(t.version > before, "{what}: a new table was published ({} → {})", before, t.version);
+        t
+    };
+
+    // ELBv2: a user's rule, created then modified.
+    let Ok(EO::DescribeListeners(listeners)) = w
+        .control
+        .handle_elbv2(
+            &w.caller,
+            E::DescribeListeners(elb::DescribeListenersInput {
+                load_balancer_arn: Some(lb.clone()),
+                ..Default::default()
+            }),
+        )
+        .await
+    else {
+        panic!("describe listeners")
+    };
+    let listener = listeners
+        .listeners
+        .unwrap_or_default()
+        .into_iter()
+        .find(|l| l.port == Some(443))
+        .and_then(|l| l.listener_arn)
+        .expect("https listener");
+    let forward = elb::Action {
+        r#type: Some(elb::ActionTypeEnum::Forward),
+        target_group_arn: Some(live.clone()),
+        ..Default::default()
+    };
+    let condition = |h: &str| elb::RuleCondition {
+        field: Some("host-header".into()),
+        values: Some(vec![h.into()]),
+        ..Default::default()
+    };
+    let v = table.version;
+    let EO::CreateRule(created) = w
+        .elb(E::CreateRule(elb::CreateRuleInput {
+            listener_arn: Some(listener),
+            priority: Some(500),
+            conditions: Some(vec![condition("custom.example.com")]),
+            actions: Some(vec![forward]),
+            ..Default::default()
+        }))
+        .await
+    else {
+        panic!("create rule")
+    };
+    let rule = created.rules.unwrap_or_default().first().and_then(|r| r.rule_arn.clone()).expect("rule arn");
+    table = step(w.converge("CreateRule").await, "CreateRule", v);
+    assert!(format!("{:?}", table.rules).contains("custom.example.com"));
+    let v = table.version;
+    w.elb(E::ModifyRule(elb::ModifyRuleInput {
+        rule_arn: Some(rule),
+        conditions: Some(vec![condition("other.example.com")]),
+        ..Default::default()
+    }))
+    .await;
+    table = step(w.converge("ModifyRule").await, "ModifyRule", v);
+    assert!(format!("{:?}", table.rules).contains("other.example.com"));
+
+    // ELBv2: a target group's health check, its attributes, registered targets; the load balancer's attributes.
+    let v = table.version;
+    w.elb(E::ModifyTargetGroup(elb::ModifyTargetGroupInput {
+        target_group_arn: Some(live.clone()),
+        health_check_path: Some("/healthz".into()),
+        ..Default::default()
+    }))
+    .await;
+    table = step(w.converge("ModifyTargetGroup").await, "ModifyTargetGroup", v);
+    assert_eq!(tg(&table, &live).health_check.path, "/healthz");
+    let v = table.version;
+    w.elb(E::ModifyTargetGroupAttributes(elb::ModifyTargetGroupAttributesInput {
+        target_group_arn: Some(live.clone()),
+        attributes: Some(vec![elb::TargetGroupAttribute {
+            key: Some("slow_start.duration_seconds".into()),
+            value: Some("45".into()),
+        }]),
+    }))
+    .await;
+    table = step(w.converge("ModifyTargetGroupAttributes").await, "ModifyTargetGroupAttributes", v);
+    assert_eq!(tg(&table, &live).slow_start_secs, 45);
+    let v = table.version;
+    w.elb(E::RegisterTargets(elb::RegisterTargetsInput {
+        target_group_arn: Some(other.clone()),
+        targets: Some(vec![elb::TargetDescription {
+            id: Some("10.0.0.7".into()),
+            port: Some(8080),
+            ..Default::default()
+        }]),
+    }))
+    .await;
+    table = step(w.converge("RegisterTargets").await, "RegisterTargets", v);
+    assert!(tg(&table, &other).targets.iter().any(|t| t.addr.to_string() == "10.0.0.7:8080"));
+    let v = table.version;
+    w.elb(E::ModifyLoadBalancerAttributes(elb::ModifyLoadBalancerAttributesInput {
+        load_balancer_arn: Some(lb.clone()),
+        attributes: Some(vec![elb::LoadBalancerAttribute {
+            key: Some("idle_timeout.timeout_seconds".into()),
+            value: Some("120".into()),
+        }]),
+    }))
+    .await;
+    table = step(w.converge("ModifyLoadBalancerAttributes").await, "ModifyLoadBalancerAttributes", v);
+    let served = table.load_balancers.iter().find(|l| l.arn == lb).expect("load balancer");
+    assert_eq!(served.idle_timeout_secs, Some(120));
+
+    // EC2: an ingress rule on the service's load balancer group changes who may connect.
+    let EO::DescribeLoadBalancers(lbs) = w
+        .elb(E::DescribeLoadBalancers(elb::DescribeLoadBalancersInput {
+            load_balancer_arns: Some(vec![lb.clone()]),
+            ..Default::default()
+        }))
+        .await
+    else {
+        panic!("describe load balancers")
+    };
+    let group = lbs
+        .load_balancers
+        .unwrap_or_default()
+        .first()
+        .and_then(|l| l.security_groups.clone())
+        .and_then(|g| g.first().cloned())
+        .expect("load balancer group");
+    let v = table.version;
+    w.ec2(ec2::Operation::AuthorizeSecurityGroupIngress(ec2::AuthorizeSecurityGroupIngressRequest {
+        group_id: Some(group),
+        ip_permissions: Some(vec![ec2::IpPermission {
+            ip_protocol: Some("tcp".into()),
+            from_port: Some(443),
+            to_port: Some(443),
+            ip_ranges: Some(vec![ec2::IpRange { cidr_ip: Some("10.20.0.0/16".into()), ..Default::default() }]),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    }))
+    .await;
+    table = step(w.converge("AuthorizeSecurityGroupIngress").await, "AuthorizeSecurityGroupIngress", v);
+    let served = table.load_balancers.iter().find(|l| l.arn == lb).expect("load balancer");
+    assert!(served.sources.as_ref().is_some_and(|s| s.https.contains(&"10.20.0.0/16".to_string())));
+
+    // ECS: a deployment, which health reports move along (new tasks, weights shift, old tasks drain).
+    let v = table.version;
+    w.ecs(ecs::Operation::UpdateExpressGatewayService(ecs::UpdateExpressGatewayServiceRequest {
+        service_arn: web.service_arn.clone(),
+        primary_container: Some(ecs::ExpressGatewayContainer {
+            image: Some("berth-demo:v2".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }))
+    .await;
+    table = step(w.converge("UpdateExpressGatewayService").await, "deployment started", v);
+    assert_eq!(tg(&table, &other).targets.iter().filter(|t| t.id.contains(":task/")).count(), 1, "the new task");
+    let v = table.version;
+    w.report_healthy();
+    table = step(w.converge("health report").await, "health report", v);
+    assert_eq!(groups_of(&table, &host).0, other, "traffic moved to the new revision's group");
+
+    // ECS: a task stopped by hand drains out of the table.
+    let task = tg(&table, &other).targets.iter().find(|t| t.id.contains(":task/")).expect("task").id.clone();
+    let v = table.version;
+    w.ecs(ecs::Operation::StopTask(ecs::StopTaskRequest {
+        cluster: Some("default".into()),
+        task: Some(task.clone()),
+        reason: Some("test".into()),
+    }))
+    .await;
+    table = step(w.converge("StopTask").await, "StopTask", v);
+    assert!(
+        tg(&table, &other).targets.iter().all(|t| t.id != task || t.state == TargetState::Draining),
+        "the stopped task is no longer served"
+    );
+
+    // ECS: a new service brings its certificate; deleting it takes its certificate and rule away.
+    let v = table.version;
+    let api = w.create_service(common::named("api")).await.expect("api");
+    let api_host = endpoint(&api);
+    table = step(w.converge("second service").await, "second service", v);
+    assert!(table.certificates.iter().any(|c| c.hosts.contains(&api_host)));
+    let v = table.version;
+    w.ecs(ecs::Operation::DeleteExpressGatewayService(ecs::DeleteExpressGatewayServiceRequest {
+        service_arn: api.service_arn.clone(),
+    }))
+    .await;
+    table = step(w.converge("DeleteExpressGatewayService").await, "DeleteExpressGatewayService", v);
+    assert!(!table.certificates.iter().any(|c| c.hosts.contains(&api_host)));
+    assert!(!format!("{:?}", table.rules).contains(&api_host));
+
+    // Nothing changed: passes publish nothing.
+    let v = table.version;
+    for _ in 0..3 {
+        w.control.reconcile_once().await.expect("pass");
+    }
+    assert_eq!(w.table().version, v, "an idle pass publishes nothing");
+}
+
+#[tokio::test]
+async fn renewed_certificates_are_published() {
+    // Leaves are valid 90 days: renewing within 91 days of expiry renews every certificate on every pass.
+    let config = ControlConfig {
+        certificate_renew_before: std::time::Duration::from_secs(91 * 86_400),
+        ..ControlConfig::default()
+    };
+    let w = world("renew", config).await;
+    w.create_service(common::named("web")).await.expect("web");
+    w.settle().await;
+    let before = w.table();
+    w.control.reconcile_once().await.expect("pass");
+    let after = w.table();
+    assert!(after.version > before.version, "renewed certificates are a new table");
+    assert_ne!(
+        before.certificates.iter().map(|c| &c.cert_pem).collect::<Vec<_>>(),
+        after.certificates.iter().map(|c| &c.cert_pem).collect::<Vec<_>>()
+    );
+}
