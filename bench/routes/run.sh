@@ -8,7 +8,7 @@
 # Env: SERVICES (default 1000), PASSES (idle passes, default 50), CHANGES (one-group tables, default 100), ROUNDS
 # (runs of each binary, alternating base and this tree, default 2). BASE is exported (git archive) to
 # target/bench-base with this tree's bench programs copied in (they use only public APIs main has too), and built
-# into the same target dir (dependencies are shared). Result: bench/out/routes.md.
+# in target/bench-base-target. Result: bench/out/routes.md.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
@@ -21,13 +21,13 @@ WORK="$(mktemp -d /tmp/berth-bench-routes.XXXXXX)"
 trap 'rm -rf "$WORK"' EXIT
 mkdir -p "$ROOT/bench/out"
 
-# Builds the two bench programs of the tree at $1 into $2.
+# Builds the two bench programs of the tree at $1 with target dir $2 into $3.
 build() {
-    local tree="$1" bin="$2"
+    local tree="$1" target="$2" bin="$3"
     mkdir -p "$bin"
-    (cd "$tree" && CARGO_TARGET_DIR="$ROOT/target" cargo build --release -q \
+    (cd "$tree" && CARGO_TARGET_DIR="$target" cargo build --release -q \
         -p berth-control --example bench_routes -p berth-proxy --example bench_proxy)
-    cp "$ROOT/target/release/examples/bench_routes" "$ROOT/target/release/examples/bench_proxy" "$bin/"
+    cp "$target/release/examples/bench_routes" "$target/release/examples/bench_proxy" "$bin/"
 }
 
 TREES=()
@@ -45,10 +45,17 @@ if [ -n "${BASE:-}" ]; then
     mkdir -p "$BASE_TREE/crates/berth-control/examples"
     cp crates/berth-control/examples/bench_routes.rs "$BASE_TREE/crates/berth-control/examples/"
     cp crates/berth-proxy/examples/bench_proxy.rs "$BASE_TREE/crates/berth-proxy/examples/"
-    build "$BASE_TREE" "$WORK/base"
+    # Its own target dir (cargo would take one tree's artifacts as fresh for the other), seeded once with this
+    # tree's dependencies, BASE's sources then touched so that every berth crate is built from them.
+    BASE_TARGET="$ROOT/target/bench-base-target"
+    if [ ! -d "$BASE_TARGET/release" ]; then
+        mkdir -p "$BASE_TARGET" && cp -a "$ROOT/target/release" "$BASE_TARGET/"
+        find "$BASE_TREE/crates" -type f -exec touch {} +
+    fi
+    build "$BASE_TREE" "$BASE_TARGET" "$WORK/base"
     TREES+=(base)
 fi
-build "$ROOT" "$WORK/head"
+build "$ROOT" "$ROOT/target" "$WORK/head"
 TREES+=(head)
 
 # Runs every binary ROUNDS times, alternating; each line of output is "<tree> <metric> <value>".
@@ -57,6 +64,9 @@ for round in $(seq 1 "$ROUNDS"); do
         echo "round $round: $tree" >&2
         "$WORK/$tree/bench_routes" "$SERVICES" "$PASSES" | sed "s/^/$tree /" >>"$WORK/results"
         "$WORK/$tree/bench_proxy" apply-one "$SERVICES" "$CHANGES" | sed "s/^/$tree /" >>"$WORK/results"
+        # Tables 30 ms apart, as a deployment publishes them.
+        BENCH_APPLY_GAP_MS=30 "$WORK/$tree/bench_proxy" apply-one "$SERVICES" "$CHANGES" | grep '^apply_one' \
+            | sed "s/^apply_one/apply_one_gap30ms/; s/^/$tree /" >>"$WORK/results"
     done
 done
 

@@ -321,6 +321,8 @@ async fn apply_one(routes: usize, changes: usize) -> Result<(), Error> {
     println!("apply_first_ms {:.1}", first.as_secs_f64() * 1e3);
     // Every target's first health checks, before the measured changes.
     tokio::time::sleep(Duration::from_secs(3)).await;
+    // The gap between tables (ms): BENCH_APPLY_GAP_MS, default 150 (older proxies wait 100 ms after each table).
+    let gap_ms: u64 = std::env::var("BENCH_APPLY_GAP_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(150);
     let mut times = Vec::new();
     for k in 0..changes {
         let i = (k * 37) % routes;
@@ -329,7 +331,7 @@ async fn apply_one(routes: usize, changes: usize) -> Result<(), Error> {
         let started = publish(version, &targets);
         times.push(wait(version, started).await);
         // A new target is probed every 20 ms until healthy: let it settle like a real deployment step would.
-        tokio::time::sleep(Duration::from_millis(30)).await;
+        tokio::time::sleep(Duration::from_millis(gap_ms)).await;
     }
     times.sort();
     println!("apply_one_p50_ms {:.1}", percentile_ms(&times, 0.5));

@@ -200,8 +200,10 @@ impl Watcher {
         loop {
             let after = self.applier.version();
             let started = Instant::now();
+            let mut newer = false;
             match self.poll(after).await {
                 Ok(Some(table)) if table.version > after => {
+                    newer = true;
                     let table = Arc::new(table);
                     self.applier.apply(Arc::clone(&table));
                     let path = self.state_file.clone();
@@ -232,8 +234,10 @@ impl Watcher {
                 failing = false;
             }
             backoff = BACKOFF_MIN;
-            // A server that answers at once every time must not make us spin.
-            if started.elapsed() < BACKOFF_MIN {
+            // A server that answers at once with nothing new must not make us spin; a newer table is followed at
+            // once (the next poll waits for the one after it), so tables published in quick succession are not
+            // held back.
+            if !newer && started.elapsed() < BACKOFF_MIN {
                 tokio::time::sleep(BACKOFF_MIN).await;
             }
         }

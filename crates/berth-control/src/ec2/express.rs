@@ -4,11 +4,13 @@
 //! same VPC) and added beside the service group, never substituted. The groups berth created go away with
 //! the service.
 
+use std::collections::HashMap;
+
 use berth_core::ErrorCode;
 use berth_core::cidr::Cidr;
 use berth_core::status::ServiceStatus;
 use berth_model::ecs::ExpressGatewayServiceNetworkConfiguration;
-use berth_store::{GroupRole, SecurityGroupRow, ServiceGroupRow, ServiceRow, Tx};
+use berth_store::{GroupRole, SecurityGroupRow, SecurityGroupRuleRow, ServiceGroupRow, ServiceRow, Tx};
 
 use super::groups;
 use super::rules::{Peer, RuleSpec};
@@ -281,14 +283,29 @@ pub(crate) fn release_inactive(tx: &Tx<'_>) -> Result<(), ControlError> {
 
 /// What a set of ingress rules admits on each of `ports`, with group references resolved to the addresses
 /// of the not-stopped tasks of the services using that group (load balancer attachments do not count).
+/// Everything is read in three queries, so a route table over many services costs no query per service.
 pub(crate) struct Members {
     tasks: Vec<berth_store::TaskRow>,
     attachments: Vec<ServiceGroupRow>,
+    /// Every group's rules, in order.
+    rules: HashMap<String, Vec<SecurityGroupRuleRow>>,
 }
 
 impl Members {
     pub(crate) fn load(tx: &Tx<'_>) -> Result<Self, ControlError> {
-        Ok(Members { tasks: tx.tasks_not_stopped()?, attachments: tx.service_groups_all()? })
+        let mut rules: HashMap<String, Vec<SecurityGroupRuleRow>> = HashMap::new();
+        for r in tx.security_group_rules_all()? {
+            rules.entry(r.group_id.clone()).or_default().push(r);
+        }
+        Ok(Members { tasks: tx.tasks_not_stopped()?, attachments: tx.service_groups_all()?, rules })
+    }
+
+    /// The load balancer group of service `service_id` (as [`load_balancer_group`] reads it).
+    pub(crate) fn load_balancer_group(&self, service_id: i64) -> Option<&str> {
+        self.attachments
+            .iter()
+            .find(|a| a.service_id == service_id && a.role == GroupRole::LoadBalancer)
+            .map(|a| a.group_id.as_str())
     }
 
     fn of(&self, g: &str) -> Vec<Cidr> {
@@ -306,9 +323,9 @@ impl Members {
             .collect()
     }
 
-    pub(crate) fn sources(&self, tx: &Tx<'_>, group: &str, port: u16) -> Result<Vec<Cidr>, ControlError> {
-        let rules = tx.security_group_rules(group)?;
-        Ok(super::rules::allowed_sources(&rules, port, &|g| self.of(g)))
+    pub(crate) fn sources(&self, group: &str, port: u16) -> Vec<Cidr> {
+        let rules = self.rules.get(group).map(Vec::as_slice).unwrap_or_default();
+        super::rules::allowed_sources(rules, port, &|g| self.of(g))
     }
 }
 
@@ -322,7 +339,7 @@ impl Control {
             let Some(group) = load_balancer_group(tx, service_id)? else {
                 return Ok(None);
             };
-            Ok(Some(Members::load(tx)?.sources(tx, &group, port)?))
+            Ok(Some(Members::load(tx)?.sources(&group, port)))
         })
     }
 }

@@ -133,19 +133,14 @@ pub(crate) fn route_load_balancers(
         let attrs: BTreeMap<String, String> = parse(&lb.attributes, "load balancer attributes")?;
         let idle = attrs.get("idle_timeout.timeout_seconds").and_then(|v| v.parse::<u32>().ok());
         // The union of the load balancer groups of the services it carries.
-        let mut groups = BTreeSet::new();
-        for s in &services {
-            if let Some(g) = crate::ec2::express::load_balancer_group(tx, *s)? {
-                groups.insert(g);
-            }
-        }
+        let groups: BTreeSet<&str> = services.iter().filter_map(|s| members.load_balancer_group(*s)).collect();
         let sources = if groups.is_empty() {
             None
         } else {
             let union = |port: u16| -> Result<Vec<String>, ControlError> {
                 let mut all: Vec<Cidr> = Vec::new();
                 for g in &groups {
-                    all.extend(members.sources(tx, g, port)?);
+                    all.extend(members.sources(g, port));
                 }
                 let mut shown: Vec<String> = all.iter().map(ToString::to_string).collect();
                 shown.sort();
