@@ -35,15 +35,19 @@ impl Control {
     }
 
     /// Reissues every served certificate that is missing or expires within the renewal window at `now`.
-    /// Returns how many were renewed; a failure to issue one is logged and retried on the next pass.
-    pub(crate) fn renew_certificates(&self, now: f64) -> Result<usize, ControlError> {
+    /// Returns when the next one falls due (epoch seconds; `now` when one could not be renewed): until then,
+    /// only a write that changes the served certificates can make one due. A failure to issue one is logged and
+    /// retried on the next pass.
+    pub(crate) fn renew_certificates(&self, now: f64) -> Result<f64, ControlError> {
         let renew_before = self.config.certificate_renew_before;
+        let mut next_due = f64::INFINITY;
         let hosts = self.tx(|tx| {
             let mut due_hosts = Vec::new();
             for host in self.served_certificate_hosts(tx)? {
                 let row = tx.certificate_get(&host)?;
-                if row.as_ref().is_none_or(|c| due(c.not_after, now, renew_before)) {
-                    due_hosts.push((host, row.map(|c| c.not_after)));
+                match row.as_ref().filter(|c| !due(c.not_after, now, renew_before)) {
+                    Some(c) => next_due = next_due.min(c.not_after - renew_before.as_secs_f64()),
+                    None => due_hosts.push((host, row.map(|c| c.not_after))),
                 }
             }
             Ok(due_hosts)
@@ -54,6 +58,7 @@ impl Control {
                 Ok(row) => row,
                 Err(e) => {
                     tracing::warn!(%host, error = %e, "cannot renew a certificate; retrying on the next pass");
+                    next_due = now;
                     continue;
                 }
             };
@@ -71,8 +76,12 @@ impl Control {
                 tracing::info!(%host, old_not_after = ?old, not_after, "renewed a certificate");
                 renewed += 1;
             }
+            next_due = next_due.min(not_after - renew_before.as_secs_f64());
         }
-        Ok(renewed)
+        if renewed > 0 {
+            tracing::debug!(renewed, "certificates renewed");
+        }
+        Ok(next_due)
     }
 }
 

@@ -31,6 +31,9 @@ pub(crate) struct State {
     backoff: HashMap<i64, Backoff>,
     network_ready: bool,
     last_prune: f64,
+    /// The route generation of the last certificate check and when the next certificate falls due then: until
+    /// either moves, a pass has nothing to renew.
+    certificates_due: Option<(u64, f64)>,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -104,7 +107,11 @@ impl Control {
             self.ensure_shippers(observed);
         }
         self.execute(effects);
-        self.renew_certificates(t)?;
+        let generation = self.tx(|tx| Ok(tx.route_generation()?))?;
+        if !matches!(self.state().certificates_due, Some((g, at)) if g == generation && t < at) {
+            let next_due = self.renew_certificates(t)?;
+            self.state().certificates_due = Some((generation, next_due));
+        }
         self.publish_routes()?;
         self.sync_firewall().await;
         self.prune(t)?;
