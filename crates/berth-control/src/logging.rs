@@ -257,13 +257,16 @@ impl Control {
     /// stopped without a container (never started, or removed behind berth's back) are closed.
     pub(crate) fn ensure_shippers(self: &Arc<Self>, observed: &BTreeMap<String, ObservedTask>) {
         let rows = match self.tx(|tx| {
-            let mut out = Vec::new();
-            for row in tx.log_shipping_undrained()? {
-                let stopped =
-                    tx.task_get(&row.task_id)?.is_none_or(|t| t.last_status == berth_core::status::TaskStatus::Stopped);
-                out.push((row, stopped));
-            }
-            Ok(out)
+            // A task that is gone or stopped is not among the not-stopped ones: one read, not one per row.
+            let live: std::collections::HashSet<String> = tx.tasks_not_stopped()?.into_iter().map(|t| t.id).collect();
+            let rows = tx.log_shipping_undrained()?;
+            Ok(rows
+                .into_iter()
+                .map(|row| {
+                    let stopped = !live.contains(&row.task_id);
+                    (row, stopped)
+                })
+                .collect::<Vec<_>>())
         }) {
             Ok(rows) => rows,
             Err(e) => {

@@ -273,11 +273,14 @@ impl Control {
                 proxies_version,
                 now: t,
                 // Draining ends when nothing is in flight, at the latest after the target group's
-                // deregistration delay (capped by `deploy.drain_timeout_secs`).
-                drain_timeout: crate::elbv2::deregistration_delay(tx, &service)?
-                    .map_or(self.config.drain_timeout.as_secs_f64(), |d| {
-                        d.min(self.config.drain_timeout.as_secs_f64())
-                    }),
+                // deregistration delay (capped by `deploy.drain_timeout_secs`); read only when a task drains.
+                drain_timeout: match tasks.iter().any(|task| task.desired_status != TaskStatus::Running) {
+                    true => crate::elbv2::deregistration_delay(tx, &service)?
+                        .map_or(self.config.drain_timeout.as_secs_f64(), |d| {
+                            d.min(self.config.drain_timeout.as_secs_f64())
+                        }),
+                    false => self.config.drain_timeout.as_secs_f64(),
+                },
                 start_not_before: not_before,
             };
             let actions = plan::plan(&input);

@@ -35,6 +35,9 @@ pub struct State {
     /// network was recreated).
     network: Option<(NetworkInfo, Instant)>,
     unavailable_logged: bool,
+    /// The route generation and network the last policy was computed from: its inputs (tasks, service groups,
+    /// rules) are all tables the generation follows, so while neither moved the policy is the same.
+    computed_from: Option<(u64, NetworkInfo)>,
 }
 
 /// How often the task network's subnet and gateway are re-read.
@@ -170,7 +173,13 @@ impl Control {
     /// One firewall step of a reconcile pass: adopt the network's subnet as the VPC CIDR (once), compute
     /// the policy, and apply it when it changed or [`RESYNC`] passed. Never fails the pass.
     pub(crate) async fn sync_firewall(self: &Arc<Self>) {
-        if let Err(e) = self.tx(super::express::release_inactive) {
+        let generation = self.tx(|tx| Ok(tx.route_generation()?)).ok();
+        let same_inputs =
+            |st: &State| generation.is_some_and(|g| st.computed_from.as_ref().is_some_and(|(seen, _)| *seen == g));
+        // Deleted services' groups: only a write (a service going INACTIVE, a rule removed) can free one.
+        if !same_inputs(&self.firewall.lock().unwrap_or_else(|e| e.into_inner()))
+            && let Err(e) = self.tx(super::express::release_inactive)
+        {
             tracing::warn!(error = %e, "cannot release the security groups of deleted services");
         }
         let network = self.firewall.lock().unwrap_or_else(|e| e.into_inner()).network.clone();
@@ -208,6 +217,14 @@ impl Control {
                 }
             },
         };
+        {
+            let st = self.firewall.lock().unwrap_or_else(|e| e.into_inner());
+            let fresh = st.applied_at.is_some_and(|at| at.elapsed() < RESYNC);
+            let settled = st.applied.is_some() || st.unavailable_logged;
+            if fresh && settled && same_inputs(&st) && st.computed_from.as_ref().is_some_and(|(_, n)| *n == network) {
+                return;
+            }
+        }
         let lb_sources: Vec<Cidr> = network.gateway.map(Cidr::host).into_iter().collect();
         let mut always = berth_endpoints(self.config.task_endpoint.as_ref());
         always.extend(dns_allows(&network.dns_resolvers));
@@ -232,7 +249,8 @@ impl Control {
             }
         };
         {
-            let st = self.firewall.lock().unwrap_or_else(|e| e.into_inner());
+            let mut st = self.firewall.lock().unwrap_or_else(|e| e.into_inner());
+            st.computed_from = generation.map(|g| (g, network.clone()));
             let fresh = st.applied_at.is_some_and(|at| at.elapsed() < RESYNC);
             if st.applied.as_ref() == Some(&policy) && fresh {
                 return;
@@ -244,6 +262,7 @@ impl Control {
         let result = self.driver.sync_firewall(&policy).await;
         let mut st = self.firewall.lock().unwrap_or_else(|e| e.into_inner());
         st.applied_at = Some(Instant::now());
+        st.computed_from = generation.map(|g| (g, network.clone()));
         match result {
             Ok(report) => {
                 if report.changed {

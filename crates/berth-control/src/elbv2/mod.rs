@@ -671,8 +671,9 @@ pub(crate) fn certificate_hosts(tx: &Tx<'_>) -> Result<Vec<String>, ControlError
 /// existed) its resources, with all its revisions in the first group.
 pub(crate) fn adopt_unplaced(c: &Control, tx: &Tx<'_>, t: f64) -> Result<bool, ControlError> {
     let mut adopted = false;
+    let placed: std::collections::HashSet<i64> = tx.placements()?.into_iter().map(|p| p.service_id).collect();
     for s in tx.services_live(None)? {
-        if !s.express || s.status != berth_core::status::ServiceStatus::Active || tx.placement_get(s.id)?.is_some() {
+        if !s.express || s.status != berth_core::status::ServiceStatus::Active || placed.contains(&s.id) {
             continue;
         }
         let config = crate::ecs::revision_config(tx, &s.target_revision)?;
