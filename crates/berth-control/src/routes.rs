@@ -50,10 +50,15 @@ pub fn build(
     table.certificates = certificates.to_vec();
     table.rules = rules.to_vec();
     table.rules.sort_by(|a, b| a.priority.cmp(&b.priority).then_with(|| a.arn.cmp(&b.arn)));
+    let mut by_group: std::collections::HashMap<&str, Vec<&TaskTarget>> = std::collections::HashMap::new();
+    for t in tasks {
+        by_group.entry(t.group.as_str()).or_default().push(t);
+    }
     for g in groups {
-        let mut targets: Vec<Target> = tasks
-            .iter()
-            .filter(|t| t.group == g.arn)
+        let mut targets: Vec<Target> = by_group
+            .get(g.arn.as_str())
+            .into_iter()
+            .flatten()
             .filter(|t| matches!(t.last_status, TaskStatus::Running | TaskStatus::Deactivating))
             .filter_map(|t| {
                 let ip: IpAddr = t.ip.as_deref()?.parse().ok()?;
