@@ -16,9 +16,10 @@ pub mod ec2;
 mod ecs;
 mod elbv2;
 mod error;
+mod express;
 mod health;
 mod iam;
-mod logging;
+mod log_shipping;
 pub mod logs;
 mod names;
 pub mod plan;
@@ -87,8 +88,8 @@ pub struct Control {
     /// Long-term access keys opened for SigV4.
     access_keys: credentials::KeyCache,
     firewall: Mutex<ec2::firewall::State>,
-    /// The log shippers running in this process (`logging.rs`).
-    shippers: Mutex<logging::Shippers>,
+    /// The log shippers running in this process (`log_shipping.rs`).
+    shippers: Mutex<log_shipping::Shippers>,
 }
 
 impl Control {
@@ -140,7 +141,7 @@ impl Control {
             vault,
             access_keys: credentials::KeyCache::default(),
             firewall: Mutex::new(ec2::firewall::State::default()),
-            shippers: Mutex::new(logging::Shippers::default()),
+            shippers: Mutex::new(log_shipping::Shippers::default()),
         });
         control.seal_legacy_credentials()?;
         control.ensure_default_certificate()?;

@@ -233,7 +233,7 @@ impl Control {
         for mut service in tx.services_live(None)? {
             if service.status == ServiceStatus::Draining {
                 // A deletion the infrastructure role refused so far: try again (level-triggered).
-                crate::ecs::teardown::release(self, tx, &mut service, t)?;
+                crate::express::teardown::release(self, tx, &mut service, t)?;
             }
             let tasks: Vec<&TaskRow> = all_tasks.iter().filter(|task| task.service_id == Some(service.id)).collect();
             if tasks.iter().any(|task| health.get(&task.id).is_some_and(|h| h.health == TargetHealth::Healthy)) {
@@ -359,7 +359,7 @@ impl Control {
                 }
                 Action::MarkInactive => {
                     // Not before the infrastructure role has deleted the service's resources.
-                    if !crate::ecs::teardown::retire(self, tx, service, t)? {
+                    if !crate::express::teardown::retire(self, tx, service, t)? {
                         continue;
                     }
                     service.status = ServiceStatus::Inactive;

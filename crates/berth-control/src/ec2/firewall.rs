@@ -170,7 +170,7 @@ impl Control {
     /// One firewall step of a reconcile pass: adopt the network's subnet as the VPC CIDR (once), compute
     /// the policy, and apply it when it changed or [`RESYNC`] passed. Never fails the pass.
     pub(crate) async fn sync_firewall(self: &Arc<Self>) {
-        if let Err(e) = self.tx(super::express::release_inactive) {
+        if let Err(e) = self.tx(crate::express::security_groups::release_inactive) {
             tracing::warn!(error = %e, "cannot release the security groups of deleted services");
         }
         let network = self.firewall.lock().unwrap_or_else(|e| e.into_inner()).network.clone();

@@ -6,9 +6,8 @@
 //! the load balancer's source filter ([`rules::allowed_sources`]). Express services get their two groups
 //! from [`express`].
 
-pub mod express;
 pub mod firewall;
-mod groups;
+pub(crate) mod groups;
 pub(crate) mod network;
 pub mod rules;
 pub mod subnets;

@@ -6,7 +6,6 @@ mod express;
 pub(crate) mod render;
 mod tags;
 mod tasks;
-pub(crate) mod teardown;
 
 use berth_model::ecs::{Operation, Output};
 pub(crate) use render::revision_config;

@@ -306,7 +306,7 @@ pub(crate) fn task_definition_json(
 ) -> String {
     let container = config.primary_container.clone().unwrap_or_default();
     let port = container.container_port.unwrap_or(80);
-    let log_configuration = crate::logging::LogTarget::of(&container).map(|l| l.log_configuration(region));
+    let log_configuration = crate::log_shipping::LogTarget::of(&container).map(|l| l.log_configuration(region));
     let def = TaskDefinition {
         task_definition_arn: Some(arn.into()),
         container_definitions: Some(vec![ContainerDefinition {

@@ -26,7 +26,7 @@ use berth_store::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::iam::provisioning::Journal;
+use crate::express::journal::Journal;
 use crate::{Control, ControlError};
 
 const MANAGED_TAG: (&str, &str) = ("AmazonECSManaged", "true");
@@ -446,13 +446,13 @@ pub(crate) fn release_service(tx: &Tx<'_>, service: &ServiceRow, journal: &mut J
         let mut actions: Vec<Action> = parse(&rule.actions, "rule actions")?;
         match rules::strip_groups(&mut actions, &groups) {
             None if rule.priority.is_some() => {
-                if crate::iam::provisioning::is_express_rule(&rule) {
+                if crate::express::journal::is_express_rule(&rule) {
                     journal.elb(tx, "DeleteRule", &rule.arn)?;
                 }
                 tx.rule_delete(&rule.arn)?
             }
             Some(true) => {
-                if crate::iam::provisioning::is_express_rule(&rule) {
+                if crate::express::journal::is_express_rule(&rule) {
                     journal.elb(tx, "ModifyRule", &rule.arn)?;
                 }
                 rule.actions = json(&actions)?;

@@ -116,7 +116,7 @@ pub(crate) fn route_load_balancers(
     rule_hosts: &HashMap<String, Vec<String>>,
 ) -> Result<Vec<LoadBalancer>, ControlError> {
     let placements = tx.placements()?;
-    let members = crate::ec2::express::Members::load(tx)?;
+    let members = crate::express::security_groups::Members::load(tx)?;
     let mut out = Vec::new();
     for lb in tx.lbs()? {
         let Some(listen) = listen_addresses(c, tx, &lb)? else { continue };
@@ -135,7 +135,7 @@ pub(crate) fn route_load_balancers(
         // The union of the load balancer groups of the services it carries.
         let mut groups = BTreeSet::new();
         for s in &services {
-            if let Some(g) = crate::ec2::express::load_balancer_group(tx, *s)? {
+            if let Some(g) = crate::express::security_groups::load_balancer_group(tx, *s)? {
                 groups.insert(g);
             }
         }
@@ -171,7 +171,7 @@ pub(crate) fn route_load_balancers(
 pub(crate) fn lb_security_groups(tx: &Tx<'_>, lb_arn: &str) -> Result<Vec<String>, ControlError> {
     let mut groups = BTreeSet::new();
     for p in tx.placements()?.into_iter().filter(|p| p.load_balancer_arn == lb_arn) {
-        if let Some(g) = crate::ec2::express::load_balancer_group(tx, p.service_id)? {
+        if let Some(g) = crate::express::security_groups::load_balancer_group(tx, p.service_id)? {
             groups.insert(g);
         }
     }

@@ -10,7 +10,6 @@
 pub(crate) mod access;
 pub(crate) mod ecs_context;
 mod policies;
-pub(crate) mod provisioning;
 mod roles;
 mod users;
 

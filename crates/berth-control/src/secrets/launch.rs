@@ -86,7 +86,7 @@ pub(crate) struct LaunchNeeds {
     pub secrets: Vec<(String, String)>,
     pub registry_credentials: Option<String>,
     /// Where the container's output goes (`logging.rs`), when it logs.
-    pub log: Option<crate::logging::LogTarget>,
+    pub log: Option<crate::log_shipping::LogTarget>,
 }
 
 impl LaunchNeeds {
@@ -103,7 +103,7 @@ impl LaunchNeeds {
                 .repository_credentials
                 .as_ref()
                 .and_then(|r| r.credentials_parameter.clone()),
-            log: crate::logging::LogTarget::of(container),
+            log: crate::log_shipping::LogTarget::of(container),
         }
     }
 

@@ -10,9 +10,9 @@ use berth_core::status::ServiceStatus;
 use berth_model::ecs::ExpressGatewayServiceNetworkConfiguration;
 use berth_store::{GroupRole, SecurityGroupRow, ServiceGroupRow, ServiceRow, Tx};
 
-use super::groups;
-use super::rules::{Peer, RuleSpec};
-use crate::iam::provisioning::Journal;
+use crate::ec2::groups;
+use crate::ec2::rules::{Peer, RuleSpec};
+use crate::express::journal::Journal;
 use crate::{Control, ControlError};
 
 const MANAGED_TAG: (&str, &str) = ("AmazonECSManaged", "true");
@@ -79,7 +79,7 @@ pub(crate) fn network_for_revision(
     }
 
     // All public (internet-facing load balancer) or all private (internal); a placed service keeps its kind.
-    let privacy = super::subnets::privacy(&subnets)?;
+    let privacy = crate::ec2::subnets::privacy(&subnets)?;
     if let Some(p) = tx.placement_get(service.id)?
         && let Some(lb) = tx.lb_get(&p.load_balancer_arn)?
     {
@@ -308,7 +308,7 @@ impl Members {
 
     pub(crate) fn sources(&self, tx: &Tx<'_>, group: &str, port: u16) -> Result<Vec<Cidr>, ControlError> {
         let rules = tx.security_group_rules(group)?;
-        Ok(super::rules::allowed_sources(&rules, port, &|g| self.of(g)))
+        Ok(crate::ec2::rules::allowed_sources(&rules, port, &|g| self.of(g)))
     }
 }
 

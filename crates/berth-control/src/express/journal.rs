@@ -22,7 +22,7 @@ use berth_iam::RequestContext;
 use berth_model::elbv2::Action;
 use berth_store::Tx;
 
-use super::access::{INFRASTRUCTURE_SESSION, role_by_arn, role_grants};
+use crate::iam::access::{INFRASTRUCTURE_SESSION, role_by_arn, role_grants};
 use crate::{Control, ControlError};
 
 type Tags = Vec<(String, String)>;

@@ -13,7 +13,7 @@
 
 use berth_store::{ServiceRow, Tx};
 
-use crate::iam::provisioning::{self, Journal, Purpose};
+use crate::express::journal::{self, Journal, Purpose};
 use crate::{Control, ControlError};
 
 /// The status reason of a service being deleted while nothing blocks it.
@@ -45,7 +45,7 @@ pub(crate) fn retire(c: &Control, tx: &Tx<'_>, service: &mut ServiceRow, t: f64)
     let step = tx.savepoint(|tx| {
         let mut journal = Journal::default();
         crate::elbv2::retire_groups(tx, snapshot.id, &mut journal)?;
-        crate::ec2::express::record_group_deletion(c, tx, snapshot.id, &mut journal)?;
+        crate::express::security_groups::record_group_deletion(c, tx, snapshot.id, &mut journal)?;
         authorize(c, tx, &snapshot, &journal)
     });
     settle(tx, service, step, t)

@@ -37,7 +37,7 @@ use berth_runtime::{DriverError, ObservedTask, OutputLine};
 use berth_store::{LogGroupRow, LogShippingRow, LogStreamRow, Tx};
 use tokio::sync::watch;
 
-use crate::iam::provisioning::Journal;
+use crate::express::journal::Journal;
 use crate::logs::now_ms;
 use crate::{Control, ControlError};
 

@@ -1,0 +1,7 @@
+//! The Express feature as an orchestration of the AWS services' resources behind a service: its security
+//! groups (`security_groups.rs`), the journal of what berth does as the infrastructure role and its check
+//! (`journal.rs`), and the deletion of a service's resources as that role (`teardown.rs`).
+
+pub(crate) mod journal;
+pub(crate) mod security_groups;
+pub(crate) mod teardown;
