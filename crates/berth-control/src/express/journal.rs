@@ -8,7 +8,7 @@
 //! evaluates every entry as the role's `ECSGateway` session; a denial fails the whole step, so what is
 //! authorized is exactly what was done, and a denied step leaves nothing behind. Only actions berth performs are
 //! recorded: berth has no Application Auto Scaling, CloudWatch alarms or ACM, so it records none of their
-//! actions; it does create log groups (`logging.rs`: `logs:DescribeLogGroups`, `logs:CreateLogGroup`,
+//! actions; it does create log groups (`log_group.rs`: `logs:DescribeLogGroups`, `logs:CreateLogGroup`,
 //! `logs:TagResource`).
 //!
 //! The condition keys follow the managed policy `AmazonECSInfrastructureRoleforExpressGatewayServices` (see
