@@ -403,6 +403,41 @@ fn control_modules_use_only_lower_layers() {
     );
 }
 
+/// Every service module enters the same way: `Control::handle_<service>` defined in its own module, none in the
+/// crate root.
+#[test]
+fn every_service_enters_through_its_own_module() {
+    let base = src_dir();
+    let mut raw = Vec::new();
+    sources(&base, &base, &mut raw);
+    let mut broken = Vec::new();
+    let entries = [
+        ("ecs", "handle_ecs"),
+        ("elbv2", "handle_elbv2"),
+        ("ec2", "handle_ec2"),
+        ("iam", "handle_iam"),
+        ("logs", "handle_logs"),
+        ("secrets", "handle_secretsmanager"),
+        ("secrets", "handle_ssm"),
+        ("sts", "handle_sts"),
+    ];
+    for (module, entry) in entries {
+        let defined = raw
+            .iter()
+            .filter(|(rel, _)| file_module(rel).first().map(String::as_str) == Some(module))
+            .any(|(_, text)| text.contains(&format!("pub async fn {entry}(")));
+        if !defined {
+            broken.push(format!("{module} does not define Control::{entry}"));
+        }
+    }
+    for (rel, text) in &raw {
+        if rel == "lib.rs" && text.contains("pub async fn handle_") {
+            broken.push("lib.rs defines a handle_*: a service enters through its own module".to_string());
+        }
+    }
+    assert!(broken.is_empty(), "{}", broken.join("\n"));
+}
+
 #[test]
 fn pure_files_touch_no_state() {
     let base = src_dir();
