@@ -6,7 +6,7 @@ use berth_control::ControlConfig;
 use berth_core::ErrorCode;
 use berth_model::ecs::{self, ExpressGatewayContainer, KeyValuePair};
 use berth_model::elbv2::{self as elb, Operation as E, Output as EO};
-use berth_routes::{ProxyReport, RouteTable, RuleAction, TargetHealth, TargetReport, TargetState};
+use berth_routes::{ProxyReport, RouteTable, RuleAction, TargetHealth, TargetReport};
 
 mod common;
 
@@ -42,21 +42,7 @@ impl Harness {
     }
 
     fn report_all_in_flight(&self, health: TargetHealth, in_flight: u64) {
-        let table = self.table();
-        let targets = table
-            .target_groups
-            .iter()
-            .flat_map(|g| {
-                g.targets.iter().map(move |t| TargetReport {
-                    target_group: g.id.clone(),
-                    target: t.id.clone(),
-                    health: if t.state == TargetState::Draining { TargetHealth::Draining } else { health },
-                    reason: None,
-                    in_flight,
-                })
-            })
-            .collect();
-        self.control.report(ProxyReport { proxy_id: "p1".into(), version: table.version, targets });
+        self.report_as_proxy(health, in_flight);
     }
 
     async fn lbs(&self) -> Vec<elb::LoadBalancer> {

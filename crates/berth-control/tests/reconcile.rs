@@ -4,7 +4,7 @@
 use berth_control::ControlConfig;
 use berth_core::ErrorCode;
 use berth_model::ecs::*;
-use berth_routes::{Condition, ProxyReport, RouteTable, RuleAction, TargetHealth, TargetReport, TargetState};
+use berth_routes::{Condition, RouteTable, RuleAction, TargetHealth};
 use berth_runtime::memory::MemoryDriver;
 
 mod common;
@@ -36,21 +36,7 @@ impl Harness {
     /// Reports what a proxy serving the current table would: every target healthy (or as `health` says)
     /// with no requests in flight.
     fn report_all(&self, health: TargetHealth, in_flight: u64) {
-        let table = self.table();
-        let targets = table
-            .target_groups
-            .iter()
-            .flat_map(|g| {
-                g.targets.iter().map(move |t| TargetReport {
-                    target_group: g.id.clone(),
-                    target: t.id.clone(),
-                    health: if t.state == TargetState::Draining { TargetHealth::Draining } else { health },
-                    reason: None,
-                    in_flight,
-                })
-            })
-            .collect();
-        self.control.report(ProxyReport { proxy_id: "p1".into(), version: table.version, targets });
+        self.report_as_proxy(health, in_flight);
     }
 }
 

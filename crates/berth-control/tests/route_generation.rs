@@ -10,7 +10,7 @@ use berth_control::routes::same_routes;
 use berth_model::ec2;
 use berth_model::ecs;
 use berth_model::elbv2::{self as elb, Operation as E, Output as EO};
-use berth_routes::{ProxyReport, RouteTable, RuleAction, TargetHealth, TargetReport, TargetState};
+use berth_routes::{RouteTable, RuleAction, TargetHealth, TargetState};
 
 mod common;
 
@@ -37,25 +37,7 @@ impl Harness {
 
     /// What a proxy serving the current table reports: every target healthy, nothing in flight.
     fn report_healthy(&self) {
-        let table = self.table();
-        let targets = table
-            .target_groups
-            .iter()
-            .flat_map(|g| {
-                g.targets.iter().map(move |t| TargetReport {
-                    target_group: g.id.clone(),
-                    target: t.id.clone(),
-                    health: if t.state == TargetState::Draining {
-                        TargetHealth::Draining
-                    } else {
-                        TargetHealth::Healthy
-                    },
-                    reason: None,
-                    in_flight: 0,
-                })
-            })
-            .collect();
-        self.control.report(ProxyReport { proxy_id: "p1".into(), version: table.version, targets });
+        self.report_as_proxy(TargetHealth::Healthy, 0);
     }
 
     /// Runs passes, then checks that the table served now is the one a restarted server builds from the store,

@@ -13,7 +13,7 @@ use berth_control::{CallerIdentity, Control, ControlConfig};
 use berth_core::{AwsError, ErrorCode};
 use berth_model::ecs;
 use berth_model::iam::{self, Operation as Iam};
-use berth_routes::RouteTable;
+use berth_routes::{ProxyReport, RouteTable, TargetHealth, TargetReport, TargetState};
 use berth_runtime::memory::MemoryDriver;
 use berth_store::Store;
 
@@ -71,6 +71,26 @@ impl Harness {
     /// The route table the control plane publishes now.
     pub fn table(&self) -> Arc<RouteTable> {
         self.control.subscribe_routes().borrow().clone()
+    }
+
+    /// Reports what a proxy serving the current table would: every target as `health` says (draining ones
+    /// draining) with `in_flight` requests each.
+    pub fn report_as_proxy(&self, health: TargetHealth, in_flight: u64) {
+        let table = self.table();
+        let targets = table
+            .target_groups
+            .iter()
+            .flat_map(|g| {
+                g.targets.iter().map(move |t| TargetReport {
+                    target_group: g.id.clone(),
+                    target: t.id.clone(),
+                    health: if t.state == TargetState::Draining { TargetHealth::Draining } else { health },
+                    reason: None,
+                    in_flight,
+                })
+            })
+            .collect();
+        self.control.report(ProxyReport { proxy_id: "p1".into(), version: table.version, targets });
     }
 
     pub fn role_arn(&self, name: &str) -> String {
