@@ -1,0 +1,29 @@
+//! berth-telemetry: the pure core of CloudWatch metrics, alarms and target tracking (issue 11).
+//!
+//! It owns the rules, not the data: metric identity and PutMetricData's datum validation (`metric.rs`), the
+//! per-period aggregate with its mergeable log-bucket sketch and its byte encoding (`sketch.rs`, `aggregate.rs`),
+//! CloudWatch's storage tiers, roll-up and the period/StartTime rules of GetMetricData and GetMetricStatistics
+//! (`storage.rs`), statistics and their string forms (`statistic.rs`), alarm evaluation with M of N and
+//! TreatMissingData (`alarm.rs`), metric math (`math.rs`) and target tracking's alarms and scaling decision
+//! (`scaling.rs`).
+//!
+//! It must never do I/O, read a clock, touch the store or speak a wire protocol: time is always an input (epoch
+//! seconds), every function is deterministic, and the wiring (berth-control, berth-api) persists and serves what
+//! this crate computes. It depends on `berth-core` at most.
+
+#![forbid(unsafe_code)]
+
+pub mod aggregate;
+pub mod alarm;
+pub mod error;
+pub mod math;
+pub mod metric;
+pub mod scaling;
+pub mod sketch;
+pub mod statistic;
+pub mod storage;
+
+pub use aggregate::Aggregate;
+pub use error::Invalid;
+pub use metric::{Datum, Dimension, MetricId, Unit};
+pub use statistic::Statistic;

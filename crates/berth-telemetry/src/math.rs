@@ -1,0 +1,1 @@
+//! Metric math (reference §2): not yet.

@@ -1,0 +1,1 @@
+//! Target tracking (reference §6): not yet.
