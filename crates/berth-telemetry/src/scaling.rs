@@ -380,7 +380,8 @@ mod tests {
         use Direction::{In, Out};
         use NotScaled::*;
         use Trigger::{High, Low};
-        let cases: Vec<(&str, ScalingConfig, Capacity, Trigger, Option<f64>, Option<Activity>, Decision)> = vec![
+        type Case = (&'static str, ScalingConfig, Capacity, Trigger, Option<f64>, Option<Activity>, Decision);
+        let cases: Vec<Case> = vec![
             ("proportional: 2 tasks at 90% of 60 → 3", cfg, cap(2, 2), High, Some(90.0), None, Scale { to: 3, direction: Out }),
             ("proportional: 4 at 150 → 10", cfg, cap(4, 4), High, Some(150.0), None, Scale { to: 10, direction: Out }),
             ("rounded up: 3 at 61 → 4", cfg, cap(3, 3), High, Some(61.0), None, Scale { to: 4, direction: Out }),
