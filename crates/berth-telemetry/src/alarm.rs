@@ -145,7 +145,9 @@ impl AlarmConfig {
     pub fn validate(&self) -> Result<(), Invalid> {
         let p = self.period;
         if !(p == 10 || p == 20 || p == 30 || (p >= 60 && p % 60 == 0)) {
-            return Err(Invalid::value(format!("The parameter Period must be 10, 20, 30 or a multiple of 60; {p} is not valid.")));
+            return Err(Invalid::value(format!(
+                "The parameter Period must be 10, 20, 30 or a multiple of 60; {p} is not valid."
+            )));
         }
         if self.evaluation_periods == 0 {
             return Err(Invalid::value("The parameter EvaluationPeriods must be greater than or equal to 1."));
@@ -155,9 +157,7 @@ impl AlarmConfig {
                 return Err(Invalid::value("The parameter DatapointsToAlarm must be greater than or equal to 1."));
             }
             if m > self.evaluation_periods {
-                return Err(Invalid::value(
-                    "DatapointsToAlarm must be less than or equal to EvaluationPeriods.",
-                ));
+                return Err(Invalid::value("DatapointsToAlarm must be less than or equal to EvaluationPeriods."));
             }
         }
         let total = p * i64::from(self.evaluation_periods);
@@ -288,9 +288,9 @@ pub fn evaluate(config: &AlarmConfig, datapoints: &[Datapoint], now: f64, previo
     let real_breaching = evaluated.iter().filter(|(_, d)| breaches(d)).count();
 
     let keep = |why: String| (before, why);
-    let (state, reason) = if let Some(p) = config.statistic.percentile_fraction().filter(|_| {
-        !config.evaluate_low_sample_count_percentile
-    }) && let Some(low) = evaluated.iter().find(|(_, d)| d.sample_count < low_sample_minimum(p))
+    let (state, reason) = if let Some(p) =
+        config.statistic.percentile_fraction().filter(|_| !config.evaluate_low_sample_count_percentile)
+        && let Some(low) = evaluated.iter().find(|(_, d)| d.sample_count < low_sample_minimum(p))
     {
         keep(format!(
             "Unchanged: {} samples in the period starting {} are too few to evaluate {} (EvaluateLowSampleCountPercentile is ignore).",
@@ -300,20 +300,27 @@ pub fn evaluate(config: &AlarmConfig, datapoints: &[Datapoint], now: f64, previo
         ))
     } else if reals.is_empty() {
         match config.treat_missing_data {
-            TreatMissingData::Missing => {
-                (State::InsufficientData, format!("Insufficient Data: {} unknown.", plural(r, "datapoint was", "datapoints were")))
-            }
+            TreatMissingData::Missing => (
+                State::InsufficientData,
+                format!("Insufficient Data: {} unknown.", plural(r, "datapoint was", "datapoints were")),
+            ),
             TreatMissingData::Ignore => keep(format!(
                 "Unchanged: {} missing and TreatMissingData is ignore.",
                 plural(r, "datapoint was", "datapoints were")
             )),
             TreatMissingData::Breaching => (
                 State::Alarm,
-                format!("Threshold Crossed: no datapoints were received for {n} periods and {} treated as [Breaching].", plural(n, "missing datapoint was", "missing datapoints were")),
+                format!(
+                    "Threshold Crossed: no datapoints were received for {n} periods and {} treated as [Breaching].",
+                    plural(n, "missing datapoint was", "missing datapoints were")
+                ),
             ),
             TreatMissingData::NotBreaching => (
                 State::Ok,
-                format!("Threshold Crossed: no datapoints were received for {n} periods and {} treated as [NonBreaching].", plural(n, "missing datapoint was", "missing datapoints were")),
+                format!(
+                    "Threshold Crossed: no datapoints were received for {n} periods and {} treated as [NonBreaching].",
+                    plural(n, "missing datapoint was", "missing datapoints were")
+                ),
             ),
         }
     } else if fill > 0
@@ -388,7 +395,11 @@ pub fn evaluate(config: &AlarmConfig, datapoints: &[Datapoint], now: f64, previo
         evaluated_datapoints: evaluated
             .iter()
             .rev()
-            .map(|(_, d)| Evaluated { timestamp: reason_date(d.timestamp as f64), sample_count: d.sample_count, value: d.value })
+            .map(|(_, d)| Evaluated {
+                timestamp: reason_date(d.timestamp as f64),
+                sample_count: d.sample_count,
+                value: d.value,
+            })
             .collect(),
     };
     let reason_data = serde_json::to_string(&data).unwrap_or_default();

@@ -403,15 +403,29 @@ mod tests {
             (
                 "above 2^360",
                 val(2f64.powi(361)),
-                Err(("InvalidParameterValue", "The value 4.6970851655476665E108 for parameter MetricData.member.1.Value is invalid.")),
+                Err((
+                    "InvalidParameterValue",
+                    "The value 4.6970851655476665E108 for parameter MetricData.member.1.Value is invalid.",
+                )),
             ),
-            ("NaN", val(f64::NAN), Err(("InvalidParameterValue", "The value NaN for parameter MetricData.member.1.Value is invalid."))),
+            (
+                "NaN",
+                val(f64::NAN),
+                Err(("InvalidParameterValue", "The value NaN for parameter MetricData.member.1.Value is invalid.")),
+            ),
             (
                 "-Infinity",
                 val(f64::NEG_INFINITY),
-                Err(("InvalidParameterValue", "The value -Infinity for parameter MetricData.member.1.Value is invalid.")),
+                Err((
+                    "InvalidParameterValue",
+                    "The value -Infinity for parameter MetricData.member.1.Value is invalid.",
+                )),
             ),
-            ("no value", DatumInput::default(), Err(("MissingParameter", "The parameter MetricData.member.1.Value is required."))),
+            (
+                "no value",
+                DatumInput::default(),
+                Err(("MissingParameter", "The parameter MetricData.member.1.Value is required.")),
+            ),
             (
                 "value and statistic set",
                 DatumInput {
@@ -475,7 +489,10 @@ mod tests {
             (
                 "151 values",
                 DatumInput { values: Some(vec![1.0; 151]), ..Default::default() },
-                Err(("InvalidParameterValue", "The collection MetricData.member.1.Values must not have a size greater than 150.")),
+                Err((
+                    "InvalidParameterValue",
+                    "The collection MetricData.member.1.Values must not have a size greater than 150.",
+                )),
             ),
             (
                 "150 values",
@@ -485,7 +502,10 @@ mod tests {
             (
                 "NaN among values",
                 DatumInput { values: Some(vec![1.0, f64::NAN]), ..Default::default() },
-                Err(("InvalidParameterValue", "The value NaN for parameter MetricData.member.1.Values.member.2 is invalid.")),
+                Err((
+                    "InvalidParameterValue",
+                    "The value NaN for parameter MetricData.member.1.Values.member.2 is invalid.",
+                )),
             ),
             (
                 "counts without values",
@@ -530,7 +550,12 @@ mod tests {
     #[test]
     fn timestamps_and_resolution() {
         let d = validate_datum(
-            &DatumInput { value: Some(1.0), timestamp: Some(NOW - 12.7), storage_resolution: Some(1), ..Default::default() },
+            &DatumInput {
+                value: Some(1.0),
+                timestamp: Some(NOW - 12.7),
+                storage_resolution: Some(1),
+                ..Default::default()
+            },
             "MetricData.member.1",
             NOW,
         )
@@ -557,13 +582,43 @@ mod tests {
         let too_many: Vec<Dimension> = (0..31).map(|i| Dimension::new(format!("d{i:02}"), "v")).collect();
         let cases: Vec<(&str, &str, Vec<Dimension>, &str)> = vec![
             ("", "m", vec![], "MissingParameter: The parameter Namespace is required."),
-            (":x", "m", vec![], "InvalidParameterValue: The value :x for parameter Namespace is invalid: it must not start with ':' or contain control characters."),
+            (
+                ":x",
+                "m",
+                vec![],
+                "InvalidParameterValue: The value :x for parameter Namespace is invalid: it must not start with ':' or contain control characters.",
+            ),
             ("App", "", vec![], "MissingParameter: The parameter MetricData.member.1.MetricName is required."),
-            ("App", &long, vec![], "InvalidParameterValue: The parameter MetricData.member.1.MetricName must be between 1 and 255 characters long."),
-            ("App", "m", too_many, "InvalidParameterValue: The collection MetricData.member.1.Dimensions must not have a size greater than 30."),
-            ("App", "m", vec![Dimension::new("A", " ")], "InvalidParameterValue: The value   for parameter MetricData.member.1.Dimensions.member.1.Value is invalid."),
-            ("App", "m", vec![Dimension::new(":A", "v")], "InvalidParameterValue: The value :A for parameter MetricData.member.1.Dimensions.member.1.Name is invalid."),
-            ("App", "m", vec![Dimension::new("A", "v"), Dimension::new("A", "w")], "InvalidParameterCombination: The collection MetricData.member.1.Dimensions must not contain duplicate dimension names: A."),
+            (
+                "App",
+                &long,
+                vec![],
+                "InvalidParameterValue: The parameter MetricData.member.1.MetricName must be between 1 and 255 characters long.",
+            ),
+            (
+                "App",
+                "m",
+                too_many,
+                "InvalidParameterValue: The collection MetricData.member.1.Dimensions must not have a size greater than 30.",
+            ),
+            (
+                "App",
+                "m",
+                vec![Dimension::new("A", " ")],
+                "InvalidParameterValue: The value   for parameter MetricData.member.1.Dimensions.member.1.Value is invalid.",
+            ),
+            (
+                "App",
+                "m",
+                vec![Dimension::new(":A", "v")],
+                "InvalidParameterValue: The value :A for parameter MetricData.member.1.Dimensions.member.1.Name is invalid.",
+            ),
+            (
+                "App",
+                "m",
+                vec![Dimension::new("A", "v"), Dimension::new("A", "w")],
+                "InvalidParameterCombination: The collection MetricData.member.1.Dimensions must not contain duplicate dimension names: A.",
+            ),
         ];
         for (ns, name, dims, want) in cases {
             let got = MetricId::new(ns, name, dims, Unit::None, "MetricData.member.1").expect_err("invalid");
@@ -587,7 +642,15 @@ mod tests {
 
     #[test]
     fn java_doubles() {
-        for (v, s) in [(70.0, "70.0"), (0.5, "0.5"), (6.046241709654764, "6.046241709654764"), (1e7, "1.0E7"), (1.5e-5, "1.5E-5"), (-3.0, "-3.0"), (0.0, "0.0")] {
+        for (v, s) in [
+            (70.0, "70.0"),
+            (0.5, "0.5"),
+            (6.046241709654764, "6.046241709654764"),
+            (1e7, "1.0E7"),
+            (1.5e-5, "1.5E-5"),
+            (-3.0, "-3.0"),
+            (0.0, "0.0"),
+        ] {
             assert_eq!(java_double(v), s);
         }
     }

@@ -19,7 +19,9 @@ pub enum PredefinedMetric {
     EcsServiceAverageCpuUtilization,
     EcsServiceAverageMemoryUtilization,
     /// With the `ResourceLabel` `app/<lb>/<id>/targetgroup/<tg>/<id>`.
-    AlbRequestCountPerTarget { resource_label: String },
+    AlbRequestCountPerTarget {
+        resource_label: String,
+    },
     EcsServiceAverageCpuUtilizationHighResolution,
     EcsServiceAverageMemoryUtilizationHighResolution,
 }
@@ -328,7 +330,10 @@ mod tests {
         assert_eq!(a[1].name, "TargetTracking-service/default/web-AlarmLow-l-2");
         assert_eq!(a[0].description, format!("DO NOT EDIT OR DELETE. For TargetTrackingScaling policy {arn}."));
         assert_eq!((a[0].namespace.as_str(), a[0].metric_name.as_str()), ("AWS/ECS", "CPUUtilization"));
-        assert_eq!(a[0].dimensions, vec![Dimension::new("ClusterName", "default"), Dimension::new("ServiceName", "web")]);
+        assert_eq!(
+            a[0].dimensions,
+            vec![Dimension::new("ClusterName", "default"), Dimension::new("ServiceName", "web")]
+        );
         assert_eq!((a[0].statistic.as_str(), a[0].unit.as_deref()), ("Average", Some("Percent")));
         assert_eq!((a[0].comparison, a[0].threshold), (Comparison::GreaterThanThreshold, 60.0));
         assert_eq!((a[1].comparison, a[1].threshold), (Comparison::LessThanThreshold, 54.0));
@@ -337,7 +342,16 @@ mod tests {
         assert_eq!(a[0].alarm_actions, vec![arn.to_string()]);
         // §6.4's thresholds: 70→63, 80→72, 6000→5400, 1500→1350.
         for (t, low) in [(70.0, 63.0), (80.0, 72.0), (6000.0, 5400.0), (1500.0, 1350.0)] {
-            let a = alarms("service/c/s", arn, &PredefinedMetric::EcsServiceAverageMemoryUtilization, t, false, AlarmTiming::BERTH, "a", "b");
+            let a = alarms(
+                "service/c/s",
+                arn,
+                &PredefinedMetric::EcsServiceAverageMemoryUtilization,
+                t,
+                false,
+                AlarmTiming::BERTH,
+                "a",
+                "b",
+            );
             assert!((a[1].threshold - low).abs() < 1e-9, "{t}");
             assert_eq!(a[0].metric_name, "MemoryUtilization");
             assert_eq!((a[0].period, a[0].evaluation_periods, a[1].evaluation_periods), (10, 1, 30));
@@ -382,29 +396,141 @@ mod tests {
         use Trigger::{High, Low};
         type Case = (&'static str, ScalingConfig, Capacity, Trigger, Option<f64>, Option<Activity>, Decision);
         let cases: Vec<Case> = vec![
-            ("proportional: 2 tasks at 90% of 60 → 3", cfg, cap(2, 2), High, Some(90.0), None, Scale { to: 3, direction: Out }),
+            (
+                "proportional: 2 tasks at 90% of 60 → 3",
+                cfg,
+                cap(2, 2),
+                High,
+                Some(90.0),
+                None,
+                Scale { to: 3, direction: Out },
+            ),
             ("proportional: 4 at 150 → 10", cfg, cap(4, 4), High, Some(150.0), None, Scale { to: 10, direction: Out }),
             ("rounded up: 3 at 61 → 4", cfg, cap(3, 3), High, Some(61.0), None, Scale { to: 4, direction: Out }),
             ("clamped to max", cfg, cap(10, 10), High, Some(600.0), None, Scale { to: 20, direction: Out }),
             ("at max", cfg, cap(20, 20), High, Some(600.0), None, N(AlreadyAtMaxCapacity)),
-            ("from running, not desired: a scale-out in progress counts", cfg, cap(2, 3), High, Some(90.0), None, N(AlreadyAtDesiredCapacity)),
-            ("a larger scale-out during the cooldown", cfg, cap(3, 3), High, Some(120.0), act(60, Out, 3), Scale { to: 6, direction: Out }),
-            ("scale-out suspended", ScalingConfig { scale_out_suspended: true, ..cfg }, cap(2, 2), High, Some(90.0), None, N(Suspended)),
+            (
+                "from running, not desired: a scale-out in progress counts",
+                cfg,
+                cap(2, 3),
+                High,
+                Some(90.0),
+                None,
+                N(AlreadyAtDesiredCapacity),
+            ),
+            (
+                "a larger scale-out during the cooldown",
+                cfg,
+                cap(3, 3),
+                High,
+                Some(120.0),
+                act(60, Out, 3),
+                Scale { to: 6, direction: Out },
+            ),
+            (
+                "scale-out suspended",
+                ScalingConfig { scale_out_suspended: true, ..cfg },
+                cap(2, 2),
+                High,
+                Some(90.0),
+                None,
+                N(Suspended),
+            ),
             ("no data: nothing", cfg, cap(2, 2), High, None, None, N(InsufficientData)),
             ("no data on AlarmLow: nothing", cfg, cap(4, 4), Low, None, None, N(InsufficientData)),
-            ("scale from zero on demand", ScalingConfig { min_capacity: 0, ..cfg }, cap(0, 0), High, Some(5.0), None, Scale { to: 1, direction: Out }),
+            (
+                "scale from zero on demand",
+                ScalingConfig { min_capacity: 0, ..cfg },
+                cap(0, 0),
+                High,
+                Some(5.0),
+                None,
+                Scale { to: 1, direction: Out },
+            ),
             ("scale in: 10 at 30 → 5", cfg, cap(10, 10), Low, Some(30.0), None, Scale { to: 5, direction: In }),
-            ("scale in never removes too much: 10 at 50 → 9", cfg, cap(10, 10), Low, Some(50.0), None, Scale { to: 9, direction: In }),
-            ("scale in never below min", ScalingConfig { min_capacity: 2, ..cfg }, cap(4, 4), Low, Some(1.0), None, Scale { to: 2, direction: In }),
+            (
+                "scale in never removes too much: 10 at 50 → 9",
+                cfg,
+                cap(10, 10),
+                Low,
+                Some(50.0),
+                None,
+                Scale { to: 9, direction: In },
+            ),
+            (
+                "scale in never below min",
+                ScalingConfig { min_capacity: 2, ..cfg },
+                cap(4, 4),
+                Low,
+                Some(1.0),
+                None,
+                Scale { to: 2, direction: In },
+            ),
             ("at min", cfg, cap(1, 1), Low, Some(1.0), None, N(AlreadyAtMinCapacity)),
-            ("DisableScaleIn", ScalingConfig { disable_scale_in: true, ..cfg }, cap(10, 10), Low, Some(30.0), None, N(ScaleInDisabled)),
-            ("scale-in suspended", ScalingConfig { scale_in_suspended: true, ..cfg }, cap(10, 10), Low, Some(30.0), None, N(Suspended)),
-            ("deployment in progress", cfg, Capacity { running: 10, desired: 10, deploying: true }, Low, Some(30.0), None, N(DeploymentInProgress)),
+            (
+                "DisableScaleIn",
+                ScalingConfig { disable_scale_in: true, ..cfg },
+                cap(10, 10),
+                Low,
+                Some(30.0),
+                None,
+                N(ScaleInDisabled),
+            ),
+            (
+                "scale-in suspended",
+                ScalingConfig { scale_in_suspended: true, ..cfg },
+                cap(10, 10),
+                Low,
+                Some(30.0),
+                None,
+                N(Suspended),
+            ),
+            (
+                "deployment in progress",
+                cfg,
+                Capacity { running: 10, desired: 10, deploying: true },
+                Low,
+                Some(30.0),
+                None,
+                N(DeploymentInProgress),
+            ),
             ("scale-in cooldown", cfg, cap(10, 10), Low, Some(30.0), act(100, In, 10), N(Cooldown)),
-            ("scale-in cooldown over", cfg, cap(10, 10), Low, Some(30.0), act(300, In, 10), Scale { to: 5, direction: In }),
-            ("a scale-out cancels the scale-in cooldown", cfg, cap(10, 10), Low, Some(30.0), act(10, Out, 10), Scale { to: 5, direction: In }),
-            ("desired below min is raised to min", ScalingConfig { min_capacity: 3, ..cfg }, cap(1, 1), Low, Some(1.0), None, Scale { to: 3, direction: Out }),
-            ("scale-out while desired below min", ScalingConfig { min_capacity: 3, ..cfg }, cap(1, 1), High, Some(70.0), None, Scale { to: 3, direction: Out }),
+            (
+                "scale-in cooldown over",
+                cfg,
+                cap(10, 10),
+                Low,
+                Some(30.0),
+                act(300, In, 10),
+                Scale { to: 5, direction: In },
+            ),
+            (
+                "a scale-out cancels the scale-in cooldown",
+                cfg,
+                cap(10, 10),
+                Low,
+                Some(30.0),
+                act(10, Out, 10),
+                Scale { to: 5, direction: In },
+            ),
+            (
+                "desired below min is raised to min",
+                ScalingConfig { min_capacity: 3, ..cfg },
+                cap(1, 1),
+                Low,
+                Some(1.0),
+                None,
+                Scale { to: 3, direction: Out },
+            ),
+            (
+                "scale-out while desired below min",
+                ScalingConfig { min_capacity: 3, ..cfg },
+                cap(1, 1),
+                High,
+                Some(70.0),
+                None,
+                Scale { to: 3, direction: Out },
+            ),
         ];
         for (case, cfg, cap, trigger, metric, last, want) in cases {
             assert_eq!(decide(&cfg, cap, trigger, metric, now, last), want, "{case}");

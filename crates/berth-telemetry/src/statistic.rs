@@ -40,7 +40,12 @@ pub enum Statistic {
     /// Percentile, 0..=100.
     Percentile(f64),
     /// A trimmed statistic with optional lower/upper bounds (`None` = open end), and the text it was parsed from.
-    Trimmed { kind: Trimmed, lower: Option<Bound>, upper: Option<Bound>, text: String },
+    Trimmed {
+        kind: Trimmed,
+        lower: Option<Bound>,
+        upper: Option<Bound>,
+        text: String,
+    },
 }
 
 impl fmt::Display for Statistic {
@@ -84,7 +89,8 @@ impl Statistic {
             }
             return Ok(Statistic::Percentile(p));
         }
-        for (short, kind) in [("tm", Trimmed::Mean), ("wm", Trimmed::Winsorized), ("tc", Trimmed::Count), ("ts", Trimmed::Sum)]
+        for (short, kind) in
+            [("tm", Trimmed::Mean), ("wm", Trimmed::Winsorized), ("tc", Trimmed::Count), ("ts", Trimmed::Sum)]
         {
             if let Some(num) = s.strip_prefix(short) {
                 let p = parse_number(num, 10).ok_or_else(bad)?;
@@ -183,7 +189,11 @@ impl Statistic {
 fn parse_number(s: &str, max_decimals: usize) -> Option<f64> {
     let (int, frac) = s.split_once('.').unwrap_or((s, ""));
     let digits = |t: &str| t.chars().all(|c| c.is_ascii_digit());
-    if int.is_empty() || !digits(int) || !digits(frac) || frac.len() > max_decimals || (s.contains('.') && frac.is_empty())
+    if int.is_empty()
+        || !digits(int)
+        || !digits(frac)
+        || frac.len() > max_decimals
+        || (s.contains('.') && frac.is_empty())
     {
         return None;
     }
@@ -294,8 +304,22 @@ mod tests {
             assert_eq!(Statistic::parse(s, "ExtendedStatistic"), Ok(want), "{s}");
         }
         for s in [
-            "average", "p", "p101", "p99.", "p99.12345678901", "p-1", "P99", "tm0", "TM(90%:10%)", "TM(:)", "TM(10%:900)",
-            "PR(10%:20%)", "TM(10%:90%", "Median", "wm", "TM(a:b)",
+            "average",
+            "p",
+            "p101",
+            "p99.",
+            "p99.12345678901",
+            "p-1",
+            "P99",
+            "tm0",
+            "TM(90%:10%)",
+            "TM(:)",
+            "TM(10%:900)",
+            "PR(10%:20%)",
+            "TM(10%:90%",
+            "Median",
+            "wm",
+            "TM(a:b)",
         ] {
             let e = Statistic::parse(s, "ExtendedStatistic").expect_err(s);
             assert_eq!(e.message, format!("The value {s} for parameter ExtendedStatistic is not a valid statistic."));
@@ -331,7 +355,9 @@ mod tests {
         // 1..=10: exact values are within one bucket of themselves (1% accuracy) and clamped to min/max.
         let a = Aggregate::of(&Datum::Values((1..=10).map(|v| (f64::from(v), 1.0)).collect()));
         let get = |s: &str| Statistic::parse(s, "s").expect(s).compute(&a).expect(s);
-        let close = |got: f64, want: f64, s: &str| assert!((got - want).abs() <= 0.011 * want.abs() + 1e-9, "{s}: {got} vs {want}");
+        let close = |got: f64, want: f64, s: &str| {
+            assert!((got - want).abs() <= 0.011 * want.abs() + 1e-9, "{s}: {got} vs {want}")
+        };
         assert_eq!(get("SampleCount"), 10.0);
         assert_eq!(get("Sum"), 55.0);
         assert_eq!(get("Minimum"), 1.0);

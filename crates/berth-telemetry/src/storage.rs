@@ -293,15 +293,53 @@ mod tests {
             ("high-res 20 s", NOW - 95, NOW, 20, Ok((Tier::Second, NOW - 100, 5))),
             ("10 s period on 4 h old data: no data", NOW - 4 * HOUR, NOW, 10, Ok((Tier::Minute, 0, 0))),
             ("60 s on 20 d old data: no data", NOW - 20 * DAY, NOW - 19 * DAY, 60, Ok((Tier::FiveMinutes, 0, 0))),
-            ("300 s on 20 d old data", NOW - 20 * DAY - 100, NOW - 19 * DAY, 300, Ok((Tier::FiveMinutes, NOW - 20 * DAY - 300, 289))),
+            (
+                "300 s on 20 d old data",
+                NOW - 20 * DAY - 100,
+                NOW - 19 * DAY,
+                300,
+                Ok((Tier::FiveMinutes, NOW - 20 * DAY - 300, 289)),
+            ),
             ("300 s on 70 d old data: no data", NOW - 70 * DAY, NOW - 69 * DAY, 300, Ok((Tier::Hour, 0, 0))),
-            ("3600 s on 70 d old data, rounded to the hour", NOW - 70 * DAY - 1800, NOW - 69 * DAY, 3600, Ok((Tier::Hour, NOW - 70 * DAY - 3600, 25))),
+            (
+                "3600 s on 70 d old data, rounded to the hour",
+                NOW - 70 * DAY - 1800,
+                NOW - 69 * DAY,
+                3600,
+                Ok((Tier::Hour, NOW - 70 * DAY - 3600, 25)),
+            ),
             ("EndTime exclusive", NOW - 120, NOW - 60, 60, Ok((Tier::Minute, NOW - 120, 1))),
-            ("period 45", NOW - HOUR, NOW, 45, Err("The parameter Period must be 1, 5, 10, 20, 30, or a multiple of 60; 45 is not valid.")),
-            ("period 90", NOW - HOUR, NOW, 90, Err("The parameter Period must be 1, 5, 10, 20, 30, or a multiple of 60; 90 is not valid.")),
-            ("period 0", NOW - HOUR, NOW, 0, Err("The parameter Period must be 1, 5, 10, 20, 30, or a multiple of 60; 0 is not valid.")),
+            (
+                "period 45",
+                NOW - HOUR,
+                NOW,
+                45,
+                Err("The parameter Period must be 1, 5, 10, 20, 30, or a multiple of 60; 45 is not valid."),
+            ),
+            (
+                "period 90",
+                NOW - HOUR,
+                NOW,
+                90,
+                Err("The parameter Period must be 1, 5, 10, 20, 30, or a multiple of 60; 90 is not valid."),
+            ),
+            (
+                "period 0",
+                NOW - HOUR,
+                NOW,
+                0,
+                Err("The parameter Period must be 1, 5, 10, 20, 30, or a multiple of 60; 0 is not valid."),
+            ),
             ("start = end", NOW, NOW, 60, Err("The parameter StartTime must be less than the parameter EndTime.")),
-            ("1441 points", NOW - 1441 * m, NOW, 60, Err("You have requested up to 1,441 datapoints, which exceeds the limit of 1,440. You may reduce the datapoints requested by increasing Period, or decreasing the time range.")),
+            (
+                "1441 points",
+                NOW - 1441 * m,
+                NOW,
+                60,
+                Err(
+                    "You have requested up to 1,441 datapoints, which exceeds the limit of 1,440. You may reduce the datapoints requested by increasing Period, or decreasing the time range.",
+                ),
+            ),
         ];
         for (case, start, end, period, want) in cases {
             let got = plan_range(start, end, period, NOW, Api::GetMetricStatistics)
@@ -319,7 +357,10 @@ mod tests {
     fn bound_is_the_sum_of_tier_bands() {
         // Standard: 15 d of minutes + 48 d of 5 minutes + 392 d of hours (+2 h ahead, +2 per tier edge).
         assert_eq!(max_stored_aggregates(false), (15 * 1440 + 120 + 2) + (48 * 288 + 2) + (392 * 24 + 2));
-        assert_eq!(max_stored_aggregates(true), (3 * 3600 + 7200 + 2) + (15 * 1440 + 120 + 2) + (48 * 288 + 2) + (392 * 24 + 2));
+        assert_eq!(
+            max_stored_aggregates(true),
+            (3 * 3600 + 7200 + 2) + (15 * 1440 + 120 + 2) + (48 * 288 + 2) + (392 * 24 + 2)
+        );
     }
 
     /// A standard series written every minute for 460 days, rolled up every hour: its size never exceeds the bound
@@ -372,8 +413,16 @@ mod tests {
         type Gen = fn(&mut Rng) -> Vec<(f64, f64)>;
         let kinds: [(&str, Gen, usize); 4] = [
             ("constant (1 sample/min, e.g. HealthyHostCount)", |_| vec![(2.0, 1.0)], 1_050_000),
-            ("CPUUtilization (6 samples/min, 40-60%)", |r| (0..6).map(|_| (40.0 + 20.0 * r.unit(), 1.0)).collect(), 2_500_000),
-            ("RequestCount (per-interval counts, 6/min)", |r| (0..6).map(|_| ((100.0 * r.unit()).floor(), 1.0)).collect(), 4_000_000),
+            (
+                "CPUUtilization (6 samples/min, 40-60%)",
+                |r| (0..6).map(|_| (40.0 + 20.0 * r.unit(), 1.0)).collect(),
+                2_500_000,
+            ),
+            (
+                "RequestCount (per-interval counts, 6/min)",
+                |r| (0..6).map(|_| ((100.0 * r.unit()).floor(), 1.0)).collect(),
+                4_000_000,
+            ),
             (
                 "TargetResponseTime (1000 requests/min, lognormal)",
                 |r| (0..1000).map(|_| (0.05 * (0.8 * r.normal()).exp(), 1.0)).collect(),

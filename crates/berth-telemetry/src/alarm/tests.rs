@@ -62,7 +62,12 @@ fn documented_m_of_n_table() {
         ("- - - - 0", 2, [S(OkS), S(OkS), S(Alarm), S(OkS)]),
         ("- - - X -", 2, [S(Alarm), Keep, S(Alarm), S(OkS)]),
     ];
-    let treats = [TreatMissingData::Missing, TreatMissingData::Ignore, TreatMissingData::Breaching, TreatMissingData::NotBreaching];
+    let treats = [
+        TreatMissingData::Missing,
+        TreatMissingData::Ignore,
+        TreatMissingData::Breaching,
+        TreatMissingData::NotBreaching,
+    ];
     for (pattern, m, wants) in table {
         for (treat, want) in treats.iter().zip(wants) {
             for previous in [State::Ok, State::Alarm] {
@@ -101,8 +106,18 @@ fn more_m_of_n_cases() {
         ("< at threshold", mk(1, 1, LessThanThreshold), vec![at(1, 50.0)], State::Ok),
         ("<= at threshold", mk(1, 1, LessThanOrEqualToThreshold), vec![at(1, 50.0)], State::Alarm),
         ("< below", mk(1, 1, LessThanThreshold), vec![at(1, 49.9)], State::Alarm),
-        ("2 of 5 breaching", mk(5, 2, GreaterThanThreshold), vec![at(5, 60.0), at(4, 1.0), at(3, 1.0), at(2, 70.0), at(1, 1.0)], State::Alarm),
-        ("1 of 5 breaching", mk(5, 2, GreaterThanThreshold), vec![at(5, 60.0), at(4, 1.0), at(3, 1.0), at(2, 1.0), at(1, 1.0)], State::Ok),
+        (
+            "2 of 5 breaching",
+            mk(5, 2, GreaterThanThreshold),
+            vec![at(5, 60.0), at(4, 1.0), at(3, 1.0), at(2, 70.0), at(1, 1.0)],
+            State::Alarm,
+        ),
+        (
+            "1 of 5 breaching",
+            mk(5, 2, GreaterThanThreshold),
+            vec![at(5, 60.0), at(4, 1.0), at(3, 1.0), at(2, 1.0), at(1, 1.0)],
+            State::Ok,
+        ),
         (
             "newest N real points only: an old breach outside them does not count",
             mk(2, 2, GreaterThanThreshold),
@@ -115,7 +130,12 @@ fn more_m_of_n_cases() {
             vec![at(5, 99.0), at(3, 99.0), at(1, 99.0)],
             State::Alarm,
         ),
-        ("the period in progress is not evaluated", mk(1, 1, GreaterThanThreshold), vec![at(0, 99.0)], State::InsufficientData),
+        (
+            "the period in progress is not evaluated",
+            mk(1, 1, GreaterThanThreshold),
+            vec![at(0, 99.0)],
+            State::InsufficientData,
+        ),
         ("outside the range (N + 2)", mk(1, 1, GreaterThanThreshold), vec![at(4, 99.0)], State::InsufficientData),
         ("NaN is no datapoint", mk(1, 1, GreaterThanThreshold), vec![at(1, f64::NAN)], State::InsufficientData),
     ];
@@ -153,13 +173,20 @@ fn reasons_and_reason_data() {
     assert_eq!(data["evaluatedDatapoints"][0]["sampleCount"], 5.0);
     assert_eq!(data["queryDate"], reason_date(NOW));
     assert_eq!(data["startDate"], reason_date((END - 4 * 60) as f64));
-    assert!(got.reason_data.starts_with(r#"{"version":"1.0","queryDate":""#), "CloudWatch's key order: {}", got.reason_data);
+    assert!(
+        got.reason_data.starts_with(r#"{"version":"1.0","queryDate":""#),
+        "CloudWatch's key order: {}",
+        got.reason_data
+    );
 
-    let ok = evaluate(&cfg, &[Datapoint { timestamp: END - 60, value: 1.0, sample_count: 1.0 }], NOW, Some(State::Alarm));
+    let ok =
+        evaluate(&cfg, &[Datapoint { timestamp: END - 60, value: 1.0, sample_count: 1.0 }], NOW, Some(State::Alarm));
     assert_eq!(ok.state, State::Ok);
     assert_eq!(
         ok.reason,
-        format!("Threshold Crossed: 1 out of the last 1 datapoint [1.0 ({t1})] was not greater than the threshold (50.0) (minimum 1 datapoint for ALARM -> OK transition).")
+        format!(
+            "Threshold Crossed: 1 out of the last 1 datapoint [1.0 ({t1})] was not greater than the threshold (50.0) (minimum 1 datapoint for ALARM -> OK transition)."
+        )
     );
     let none = evaluate(&cfg, &[], NOW, Some(State::Ok));
     assert_eq!(none.reason, "Insufficient Data: 4 datapoints were unknown.");
@@ -200,9 +227,18 @@ fn config_validation() {
     let ok = config(3, 3, TreatMissingData::Missing);
     assert_eq!(ok.validate(), Ok(()));
     let cases: Vec<(AlarmConfig, &str)> = vec![
-        (AlarmConfig { period: 45, ..ok.clone() }, "The parameter Period must be 10, 20, 30 or a multiple of 60; 45 is not valid."),
-        (AlarmConfig { evaluation_periods: 0, ..ok.clone() }, "The parameter EvaluationPeriods must be greater than or equal to 1."),
-        (AlarmConfig { datapoints_to_alarm: Some(4), ..ok.clone() }, "DatapointsToAlarm must be less than or equal to EvaluationPeriods."),
+        (
+            AlarmConfig { period: 45, ..ok.clone() },
+            "The parameter Period must be 10, 20, 30 or a multiple of 60; 45 is not valid.",
+        ),
+        (
+            AlarmConfig { evaluation_periods: 0, ..ok.clone() },
+            "The parameter EvaluationPeriods must be greater than or equal to 1.",
+        ),
+        (
+            AlarmConfig { datapoints_to_alarm: Some(4), ..ok.clone() },
+            "DatapointsToAlarm must be less than or equal to EvaluationPeriods.",
+        ),
         (
             AlarmConfig { period: 60, evaluation_periods: 1441, datapoints_to_alarm: None, ..ok.clone() },
             "The evaluation period (86460 seconds = Period × EvaluationPeriods) must not exceed 86400 seconds.",
@@ -219,7 +255,10 @@ fn config_validation() {
     for (cfg, want) in cases {
         assert_eq!(cfg.validate().expect_err(want).message, want);
     }
-    assert!(AlarmConfig { period: 3600, evaluation_periods: 168, ..ok.clone() }.validate().is_ok(), "7 days at 1 h periods");
+    assert!(
+        AlarmConfig { period: 3600, evaluation_periods: 168, ..ok.clone() }.validate().is_ok(),
+        "7 days at 1 h periods"
+    );
     assert!(AlarmConfig { period: 10, evaluation_periods: 8640, datapoints_to_alarm: None, ..ok }.validate().is_ok());
     assert!(Comparison::parse("LessThanLowerThreshold").is_err());
     assert_eq!(TreatMissingData::parse("notBreaching"), Ok(TreatMissingData::NotBreaching));
