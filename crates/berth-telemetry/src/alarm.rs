@@ -199,6 +199,17 @@ pub struct Datapoint {
     pub sample_count: f64,
 }
 
+/// The alarm's datapoints from per-period aggregates (e.g. [`crate::storage::Series::read`] with the alarm's
+/// period): the statistic of each, skipping periods where it has no value.
+pub fn datapoints(statistic: &Statistic, aggregates: &[(i64, crate::aggregate::Aggregate)]) -> Vec<Datapoint> {
+    aggregates
+        .iter()
+        .filter_map(|(t, a)| {
+            statistic.compute(a).map(|value| Datapoint { timestamp: *t, value, sample_count: a.sample_count })
+        })
+        .collect()
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Evaluation {
     pub state: State,

@@ -158,22 +158,25 @@ impl Series {
     }
 
     /// The aggregates of a planned range: for each bucket of the plan that has data, the merge of every stored
-    /// aggregate (of the plan's tier and the finer ones) whose start falls in `[bucket, bucket + period)`.
+    /// aggregate whose start falls in `[bucket, bucket + period)`, from every tier (each datum is in exactly one,
+    /// so nothing counts twice; a standard-resolution metric read with a 10 s period shows its minutes at the
+    /// buckets where they start).
     pub fn read(&self, plan: &RangePlan) -> Vec<(i64, Aggregate)> {
-        let mut out: Vec<(i64, Aggregate)> = Vec::new();
-        let Some(&first) = plan.timestamps.first() else { return out };
+        let mut out: BTreeMap<i64, Aggregate> = BTreeMap::new();
+        let Some(&first) = plan.timestamps.first() else { return Vec::new() };
         let end = first + plan.period * plan.timestamps.len() as i64;
-        for tier in TIERS.iter().filter(|t| **t <= plan.tier) {
-            for (start, agg) in self.tiers[*tier as usize].range(first..end) {
+        for tier in TIERS {
+            for (start, agg) in self.tiers[tier as usize].range(first..end) {
                 let bucket = first + (start - first) / plan.period * plan.period;
-                match out.iter_mut().find(|(b, _)| *b == bucket) {
-                    Some((_, a)) => a.merge(agg),
-                    None => out.push((bucket, agg.clone())),
+                match out.get_mut(&bucket) {
+                    Some(a) => a.merge(agg),
+                    None => {
+                        out.insert(bucket, agg.clone());
+                    }
                 }
             }
         }
-        out.sort_by_key(|(b, _)| *b);
-        out
+        out.into_iter().collect()
     }
 
     /// Every stored (tier, start, aggregate), for persisting.
@@ -211,7 +214,7 @@ pub const MAX_STATISTICS_DATAPOINTS: usize = 1440;
 /// The answer to "which tier, which buckets, what timestamps".
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RangePlan {
-    /// Read this tier and every finer one.
+    /// The coarsest tier the rules allow at this age (informational: [`Series::read`] reads every tier).
     pub tier: Tier,
     pub period: i64,
     /// Bucket starts (each datapoint is labelled with the start of its period), ascending; empty when CloudWatch
@@ -485,6 +488,18 @@ mod tests {
         let got = s.read(&plan);
         assert_eq!(got.len(), 360);
         assert!(got.iter().all(|(_, a)| a.sample_count == 10.0));
+    }
+
+    #[test]
+    fn a_standard_metric_read_at_10_s_shows_its_minutes() {
+        let mut s = Series::new();
+        for k in 0..3 {
+            s.record(NOW - 180 + k * 60 + 5, false, Aggregate::of(&Datum::Value(k as f64)), NOW);
+        }
+        let plan = plan_range(NOW - 180, NOW, 10, NOW, Api::GetMetricData).expect("plan");
+        assert_eq!(plan.timestamps.len(), 18);
+        let got: Vec<(i64, f64)> = s.read(&plan).into_iter().map(|(t, a)| (t, a.sum)).collect();
+        assert_eq!(got, vec![(NOW - 180, 0.0), (NOW - 120, 1.0), (NOW - 60, 2.0)]);
     }
 
     #[test]

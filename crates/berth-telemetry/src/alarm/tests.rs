@@ -263,3 +263,71 @@ fn config_validation() {
     assert!(Comparison::parse("LessThanLowerThreshold").is_err());
     assert_eq!(TreatMissingData::parse("notBreaching"), Ok(TreatMissingData::NotBreaching));
 }
+
+/// Every pattern of 5 periods (ok / breaching / missing: 243) for N = 3 and every M: invariants that hold for any
+/// reading of §3.4. With no missing point among the last N, the four treatments agree; breaching never alarms
+/// less than notBreaching; ignore either agrees with missing or keeps the state; notBreaching never gives
+/// INSUFFICIENT_DATA; a result never depends on the previous state except through ignore.
+#[test]
+fn exhaustive_invariants_over_all_patterns() {
+    let treats = [
+        TreatMissingData::Missing,
+        TreatMissingData::Ignore,
+        TreatMissingData::Breaching,
+        TreatMissingData::NotBreaching,
+    ];
+    let mut checked = 0;
+    for code in 0..243u32 {
+        let mut c = code;
+        let pattern: Vec<&str> = (0..5)
+            .map(|_| {
+                let s = ["0", "X", "-"][(c % 3) as usize];
+                c /= 3;
+                s
+            })
+            .collect();
+        let pattern = pattern.join(" ");
+        let pts = points(&pattern);
+        let last_n_complete = pattern.split_whitespace().skip(2).all(|s| s != "-");
+        for m in 1..=3 {
+            let run = |t: TreatMissingData, prev: State| evaluate(&config(3, m, t), &pts, NOW, Some(prev)).state;
+            for prev in [State::Ok, State::Alarm, State::InsufficientData] {
+                let r: Vec<State> = treats.iter().map(|t| run(*t, prev)).collect();
+                if last_n_complete {
+                    assert!(r.iter().all(|s| *s == r[0]), "{pattern} M={m}: {r:?}");
+                }
+                if r[3] == State::Alarm {
+                    assert_eq!(r[2], State::Alarm, "{pattern} M={m}: breaching alarms less than notBreaching");
+                }
+                assert!(r[1] == r[0] || r[1] == prev, "{pattern} M={m}: ignore gave {:?}", r[1]);
+                assert_ne!(r[3], State::InsufficientData, "{pattern} M={m}");
+                assert_ne!(r[2], State::InsufficientData, "{pattern} M={m}");
+                for t in [TreatMissingData::Missing, TreatMissingData::Breaching, TreatMissingData::NotBreaching] {
+                    assert_eq!(run(t, prev), run(t, State::Ok), "{pattern} M={m} {t:?}: depends on the previous state");
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, 243 * 3 * 3);
+}
+
+#[test]
+fn datapoints_from_aggregates() {
+    use crate::aggregate::Aggregate;
+    use crate::metric::Datum;
+    let aggs = vec![
+        (END - 120, Aggregate::of(&Datum::Values(vec![(1.0, 1.0), (3.0, 1.0)]))),
+        (END - 60, Aggregate::of(&Datum::Value(-5.0))),
+    ];
+    let avg = datapoints(&Statistic::Average, &aggs);
+    assert_eq!(
+        avg,
+        vec![
+            Datapoint { timestamp: END - 120, value: 2.0, sample_count: 2.0 },
+            Datapoint { timestamp: END - 60, value: -5.0, sample_count: 1.0 },
+        ]
+    );
+    let p50 = datapoints(&Statistic::Percentile(50.0), &aggs);
+    assert_eq!(p50.len(), 1, "no percentile for the period with a negative value");
+}
