@@ -295,6 +295,19 @@ pub fn evaluate(config: &AlarmConfig, datapoints: &[Datapoint], now: f64, previo
     // The points that decide (oldest → newest), how many missing points are filled, and the outcome.
     let evaluated: Vec<(usize, Datapoint)> =
         if reals.len() >= n { reals[reals.len() - n..].to_vec() } else { reals.clone() };
+    // `Threshold Crossed: 2 out of the last 3 datapoints [v (date), …] were [not ]greater than the threshold (70.0)
+    // (minimum 2 datapoints for OK -> ALARM transition).`
+    let crossed = |count: usize, not: &str, min: usize, to: State| {
+        format!(
+            "Threshold Crossed: {count} out of the last {} [{}] {} {not}{words} the threshold ({thr}) (minimum {} for {} -> {} transition).",
+            plural(evaluated.len(), "datapoint", "datapoints"),
+            fmt_points(&evaluated),
+            if count == 1 { "was" } else { "were" },
+            plural(min, "datapoint", "datapoints"),
+            before.as_str(),
+            to.as_str()
+        )
+    };
     let fill = n.saturating_sub(evaluated.len());
     let real_breaching = evaluated.iter().filter(|(_, d)| breaches(d)).count();
 
@@ -361,31 +374,9 @@ pub fn evaluate(config: &AlarmConfig, datapoints: &[Datapoint], now: f64, previo
                 plural(fill, "datapoint was", "datapoints were")
             ))
         } else if premature || real_breaching >= m {
-            let min = m;
-            (
-                State::Alarm,
-                format!(
-                    "Threshold Crossed: {real_breaching} out of the last {} [{}] {} {words} the threshold ({thr}) (minimum {} for {} -> ALARM transition).",
-                    plural(evaluated.len(), "datapoint", "datapoints"),
-                    fmt_points(&evaluated),
-                    if real_breaching == 1 { "was" } else { "were" },
-                    plural(min, "datapoint", "datapoints"),
-                    before.as_str()
-                ),
-            )
+            (State::Alarm, crossed(real_breaching, "", m, State::Alarm))
         } else {
-            let ok = evaluated.len() - real_breaching;
-            (
-                State::Ok,
-                format!(
-                    "Threshold Crossed: {ok} out of the last {} [{}] {} not {words} the threshold ({thr}) (minimum {} for {} -> OK transition).",
-                    plural(evaluated.len(), "datapoint", "datapoints"),
-                    fmt_points(&evaluated),
-                    if ok == 1 { "was" } else { "were" },
-                    plural(n - m + 1, "datapoint", "datapoints"),
-                    before.as_str()
-                ),
-            )
+            (State::Ok, crossed(evaluated.len() - real_breaching, "not ", n - m + 1, State::Ok))
         }
     };
 
