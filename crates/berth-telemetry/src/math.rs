@@ -289,19 +289,25 @@ pub fn parse(s: &str) -> Result<Expr, MathError> {
     Ok(e)
 }
 
-/// What an expression can see: every query's result by id (metric queries first, in request order, for
-/// `METRICS()`), which ids are metric queries, the timestamps of the request (for `FILL`) and the period.
+/// What an expression can see: the metric queries' series (in request order, for `METRICS()`), the results of
+/// expressions evaluated so far, the timestamps of the request (for `FILL`) and the period.
 #[derive(Debug, Clone, Default)]
 pub struct Context {
-    pub results: Vec<(String, Series)>,
-    pub metric_ids: BTreeSet<String>,
+    pub metrics: Vec<(String, Series)>,
+    pub expressions: BTreeMap<String, Value>,
     pub timestamps: Vec<i64>,
     pub period: i64,
 }
 
 impl Context {
-    fn get(&self, id: &str) -> Option<&Series> {
-        self.results.iter().find(|(i, _)| i == id).map(|(_, s)| s)
+    fn get(&self, id: &str) -> Option<Value> {
+        if let Some((_, s)) = self.metrics.iter().find(|(i, _)| i == id) {
+            return Some(Value::Series(s.clone()));
+        }
+        self.expressions.get(id).cloned()
+    }
+    fn is_metric(&self, id: &str) -> bool {
+        self.metrics.iter().any(|(i, _)| i == id)
     }
 }
 
@@ -312,7 +318,7 @@ pub fn eval(e: &Expr, ctx: &Context) -> Result<Value, MathError> {
         Expr::Str(_) | Expr::Keyword(_) => {
             Err(MathError::Type("A string or keyword is only valid as a function argument.".into()))
         }
-        Expr::Id(id) => ctx.get(id).cloned().map(Value::Series).ok_or_else(|| MathError::UnknownId(id.clone())),
+        Expr::Id(id) => ctx.get(id).ok_or_else(|| MathError::UnknownId(id.clone())),
         Expr::Neg(x) => map_values(eval(x, ctx)?, |v| Some(-v)),
         Expr::Binary(op, a, b) => binary(*op, eval(a, ctx)?, eval(b, ctx)?),
         Expr::Call(f, args) => call(f, args, ctx),
@@ -418,11 +424,7 @@ fn call(f: &str, args: &[Expr], ctx: &Context) -> Result<Value, MathError> {
                 Some(_) => return Err(MathError::Type("METRICS takes an optional string.".into())),
             };
             Ok(Value::Array(
-                ctx.results
-                    .iter()
-                    .filter(|(id, _)| ctx.metric_ids.contains(id) && filter.is_none_or(|f| id.contains(f)))
-                    .cloned()
-                    .collect(),
+                ctx.metrics.iter().filter(|(id, _)| filter.is_none_or(|f| id.contains(f))).cloned().collect(),
             ))
         }
         "SUM" | "AVG" | "MIN" | "MAX" => {
@@ -475,7 +477,7 @@ fn call(f: &str, args: &[Expr], ctx: &Context) -> Result<Value, MathError> {
         "PERIOD" => {
             arity(f, args, 1, 1)?;
             match &args[0] {
-                Expr::Id(id) if ctx.metric_ids.contains(id) => Ok(Value::Scalar(ctx.period as f64)),
+                Expr::Id(id) if ctx.is_metric(id) => Ok(Value::Scalar(ctx.period as f64)),
                 _ => Err(MathError::Type("PERIOD takes the id of a metric query.".into())),
             }
         }
@@ -588,6 +590,105 @@ fn if_(cond: Value, a: Value, b: Option<Value>) -> Result<Value, MathError> {
     }
 }
 
+/// One `MetricDataQuery` as far as validation and ordering need it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Query {
+    pub id: String,
+    /// `None` for a `MetricStat` query.
+    pub expression: Option<String>,
+    pub return_data: bool,
+}
+
+/// Most queries in one GetMetricData call, and in one alarm (reference §2.1, §1.6).
+pub const MAX_QUERIES: usize = 500;
+pub const MAX_ALARM_QUERIES: usize = 20;
+pub const MAX_ALARM_METRICS: usize = 10;
+
+/// The query-set rules of GetMetricData (`for_alarm` false) and PutMetricAlarm's `Metrics` (true): ids start with
+/// a lowercase letter and hold letters, digits and `_` (1–255), unique; at most 500 queries, or for an alarm at
+/// most 20 with ≤ 10 metrics and ≤ 10 expressions and exactly one `ReturnData`.
+pub fn validate_queries(queries: &[Query], for_alarm: bool) -> Result<(), Invalid> {
+    let max = if for_alarm { MAX_ALARM_QUERIES } else { MAX_QUERIES };
+    let what = if for_alarm { "Metrics" } else { "MetricDataQueries" };
+    if queries.is_empty() {
+        return Err(Invalid::missing(what));
+    }
+    if queries.len() > max {
+        return Err(Invalid::value(format!("The collection {what} must not have a size greater than {max}.")));
+    }
+    let mut seen = BTreeSet::new();
+    for (i, q) in queries.iter().enumerate() {
+        let at = format!("{what}.member.{}.Id", i + 1);
+        let valid = (1..=255).contains(&q.id.len())
+            && q.id.starts_with(|c: char| c.is_ascii_lowercase())
+            && q.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return Err(Invalid::value(format!(
+                "The value {} for parameter {at} is invalid: an id starts with a lowercase letter and holds only letters, digits and underscores.",
+                q.id
+            )));
+        }
+        if !seen.insert(q.id.as_str()) {
+            return Err(Invalid::value(format!("The value {} for parameter {at} is not unique.", q.id)));
+        }
+    }
+    if for_alarm {
+        let expressions = queries.iter().filter(|q| q.expression.is_some()).count();
+        if queries.len() - expressions > MAX_ALARM_METRICS || expressions > MAX_ALARM_METRICS {
+            return Err(Invalid::value("An alarm can have at most 10 metrics and 10 expressions in Metrics."));
+        }
+        if queries.iter().filter(|q| q.return_data).count() != 1 {
+            return Err(Invalid::value("Exactly one element of the Metrics list must have ReturnData set to true."));
+        }
+    }
+    Ok(())
+}
+
+fn references(e: &Expr, out: &mut BTreeSet<String>) {
+    match e {
+        Expr::Id(id) => {
+            out.insert(id.clone());
+        }
+        Expr::Neg(x) => references(x, out),
+        Expr::Binary(_, a, b) => {
+            references(a, out);
+            references(b, out);
+        }
+        Expr::Call(_, args) => args.iter().for_each(|a| references(a, out)),
+        Expr::Number(_) | Expr::Str(_) | Expr::Keyword(_) => {}
+    }
+}
+
+/// Evaluates every expression query, each after the expressions it references (any order in the request),
+/// refusing cycles. `ctx.metrics` holds the metric queries' series; returns every expression's value by id.
+pub fn evaluate_queries(queries: &[Query], mut ctx: Context) -> Result<BTreeMap<String, Value>, MathError> {
+    let mut pending: Vec<(String, Expr, BTreeSet<String>)> = Vec::new();
+    for q in queries {
+        if let Some(text) = &q.expression {
+            let e = parse(text)?;
+            let mut refs = BTreeSet::new();
+            references(&e, &mut refs);
+            pending.push((q.id.clone(), e, refs));
+        }
+    }
+    let expression_ids: BTreeSet<String> = pending.iter().map(|(id, _, _)| id.clone()).collect();
+    let mut done = BTreeSet::new();
+    while !pending.is_empty() {
+        let ready = pending
+            .iter()
+            .position(|(_, _, refs)| refs.iter().all(|r| !expression_ids.contains(r) || done.contains(r)));
+        let Some(i) = ready else {
+            let ids: Vec<&str> = pending.iter().map(|(id, _, _)| id.as_str()).collect();
+            return Err(MathError::Type(format!("The expressions {} refer to each other in a cycle.", ids.join(", "))));
+        };
+        let (id, e, _) = pending.remove(i);
+        let v = eval(&e, &ctx)?;
+        done.insert(id.clone());
+        ctx.expressions.insert(id, v);
+    }
+    Ok(ctx.expressions)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -599,15 +700,14 @@ mod tests {
 
     fn ctx() -> Context {
         Context {
-            results: vec![
+            metrics: vec![
                 ("m1".into(), ts(&[Some(1.0), Some(2.0), None, Some(4.0), Some(5.0)])),
                 ("m2".into(), ts(&[Some(10.0), None, Some(0.0), Some(2.0), Some(5.0)])),
                 ("cond".into(), ts(&[Some(1.0), Some(1.0), Some(0.0), Some(0.0), None])),
                 ("a".into(), ts(&[Some(30.0), None, Some(0.0), Some(0.0), Some(30.0)])),
                 ("b".into(), ts(&[Some(0.0), Some(0.0), Some(20.0), None, Some(20.0)])),
-                ("e1".into(), ts(&[Some(7.0)])),
             ],
-            metric_ids: ["m1", "m2", "cond", "a", "b"].into_iter().map(String::from).collect(),
+            expressions: [("e1".to_string(), Value::Series(ts(&[Some(7.0)])))].into_iter().collect(),
             timestamps: (0..5).map(|i| i * 60).collect(),
             period: 60,
         }
@@ -676,6 +776,88 @@ mod tests {
         assert_eq!(arr[0].1.get(&0), Some(&2.0));
     }
 
+    fn q(id: &str, expression: Option<&str>, return_data: bool) -> Query {
+        Query { id: id.into(), expression: expression.map(String::from), return_data }
+    }
+
+    #[test]
+    fn queries_are_evaluated_after_what_they_reference() {
+        let queries = vec![
+            q("e3", Some("e2 * 2"), true),
+            q("e2", Some("SUM(METRICS()) + e1"), false),
+            q("e1", Some("m1 - m1"), false),
+            q("m1", None, false),
+            q("m2", None, false),
+        ];
+        assert_eq!(validate_queries(&queries, false), Ok(()));
+        assert_eq!(validate_queries(&queries, true), Ok(()), "one ReturnData");
+        let mut c = ctx();
+        c.expressions.clear();
+        c.metrics.truncate(2);
+        let out = evaluate_queries(&queries, c).expect("evaluates");
+        let Some(Value::Series(e3)) = out.get("e3") else { panic!("{out:?}") };
+        // m1 + m2 with missing as 0, plus e1 (m1 - m1: 0 where m1 has a point), doubled.
+        assert_eq!(e3.values().copied().collect::<Vec<_>>(), vec![22.0, 4.0, 0.0, 12.0, 20.0]);
+        let cyclic = vec![q("e1", Some("e2 + 1"), true), q("e2", Some("e1 + m1"), false), q("m1", None, false)];
+        assert_eq!(
+            evaluate_queries(&cyclic, ctx()).expect_err("cycle"),
+            MathError::Type("The expressions e1, e2 refer to each other in a cycle.".into())
+        );
+    }
+
+    #[test]
+    fn query_set_rules() {
+        let m = |i: usize| q(&format!("m{i}"), None, false);
+        let e = |i: usize| q(&format!("e{i}"), Some("m1"), false);
+        let cases: Vec<(Vec<Query>, bool, &str)> = vec![
+            (vec![], false, "MissingParameter: The parameter MetricDataQueries is required."),
+            (
+                vec![q("M1", None, true)],
+                false,
+                "InvalidParameterValue: The value M1 for parameter MetricDataQueries.member.1.Id is invalid: an id starts with a lowercase letter and holds only letters, digits and underscores.",
+            ),
+            (
+                vec![q("m-1", None, true)],
+                false,
+                "InvalidParameterValue: The value m-1 for parameter MetricDataQueries.member.1.Id is invalid: an id starts with a lowercase letter and holds only letters, digits and underscores.",
+            ),
+            (
+                vec![q("m1", None, true), q("m1", None, true)],
+                false,
+                "InvalidParameterValue: The value m1 for parameter MetricDataQueries.member.2.Id is not unique.",
+            ),
+            (
+                (0..501).map(m).collect(),
+                false,
+                "InvalidParameterValue: The collection MetricDataQueries must not have a size greater than 500.",
+            ),
+            (
+                (0..21).map(m).collect(),
+                true,
+                "InvalidParameterValue: The collection Metrics must not have a size greater than 20.",
+            ),
+            (
+                (0..11).map(m).chain([q("x", Some("m1"), true)]).collect(),
+                true,
+                "InvalidParameterValue: An alarm can have at most 10 metrics and 10 expressions in Metrics.",
+            ),
+            (
+                (0..2).map(m).chain((0..2).map(e)).collect(),
+                true,
+                "InvalidParameterValue: Exactly one element of the Metrics list must have ReturnData set to true.",
+            ),
+            (
+                vec![q("m1", None, true), q("e1", Some("m1"), true)],
+                true,
+                "InvalidParameterValue: Exactly one element of the Metrics list must have ReturnData set to true.",
+            ),
+        ];
+        for (queries, alarm, want) in cases {
+            assert_eq!(validate_queries(&queries, alarm).expect_err(want).to_string(), want);
+        }
+        assert_eq!(validate_queries(&(0..500).map(m).collect::<Vec<_>>(), false), Ok(()));
+    }
+
     #[test]
     fn errors_table() {
         let long = format!("m1{}", " + m1".repeat(500));
@@ -704,6 +886,10 @@ mod tests {
         for (expr, want) in cases {
             assert_eq!(evaluate(expr, &ctx()).expect_err(expr), want, "{expr}");
         }
+        assert_eq!(
+            evaluate("PERIOD(e1)", &ctx()).expect_err("expression"),
+            MathError::Type("PERIOD takes the id of a metric query.".into())
+        );
         let e: Invalid = MathError::Unsupported("SEARCH".into()).into();
         assert_eq!(
             e.to_string(),

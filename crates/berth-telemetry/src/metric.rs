@@ -354,6 +354,54 @@ pub fn validate_datum(input: &DatumInput, prefix: &str, now: f64) -> Result<Vali
     Ok(ValidDatum { datum, timestamp, high_resolution })
 }
 
+/// Most metrics in one PutMetricData call (reference §1.6).
+pub const MAX_METRIC_DATA: usize = 1000;
+
+/// One `MetricDatum` as decoded from the wire.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MetricDatumInput {
+    pub metric_name: String,
+    pub dimensions: Vec<Dimension>,
+    pub unit: Option<String>,
+    pub datum: DatumInput,
+}
+
+/// Validates a whole PutMetricData request from a client: the namespace (not `AWS/`, which is reserved for the
+/// metrics berth publishes itself), 1..=1000 data, and each datum's identity and value. All or nothing: the first
+/// error refuses the request. Returns each datum's normalized identity with its validated value.
+pub fn validate_put(
+    namespace: &str,
+    data: &[MetricDatumInput],
+    now: f64,
+) -> Result<Vec<(MetricId, ValidDatum)>, Invalid> {
+    validate_namespace(namespace, "Namespace")?;
+    if namespace.starts_with("AWS/") {
+        return Err(Invalid::value(format!(
+            "The value {namespace} for parameter Namespace is invalid: namespaces starting with AWS/ are reserved."
+        )));
+    }
+    if data.is_empty() {
+        return Err(Invalid::missing("MetricData"));
+    }
+    if data.len() > MAX_METRIC_DATA {
+        return Err(Invalid::value(format!(
+            "The collection MetricData must not have a size greater than {MAX_METRIC_DATA}."
+        )));
+    }
+    data.iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let prefix = format!("MetricData.member.{}", i + 1);
+            let unit = match &d.unit {
+                Some(u) => Unit::parse(u, &format!("{prefix}.Unit"))?,
+                None => Unit::None,
+            };
+            let id = MetricId::new(namespace, &d.metric_name, d.dimensions.clone(), unit, &prefix)?;
+            Ok((id, validate_datum(&d.datum, &prefix, now)?))
+        })
+        .collect()
+}
+
 /// A double as Java prints it (`70.0`, `1.0E-5`, `NaN`, `Infinity`): CloudWatch's messages and StateReason texts
 /// are written by Java.
 pub fn java_double(v: f64) -> String {
@@ -626,6 +674,47 @@ mod tests {
         }
         let thirty: Vec<Dimension> = (0..30).map(|i| Dimension::new(format!("d{i:02}"), "v")).collect();
         assert!(MetricId::new("App", "m", thirty, Unit::None, "p").is_ok());
+    }
+
+    #[test]
+    fn whole_requests() {
+        let datum = |name: &str, unit: Option<&str>| MetricDatumInput {
+            metric_name: name.into(),
+            dimensions: vec![Dimension::new("B", "2"), Dimension::new("A", "1")],
+            unit: unit.map(String::from),
+            datum: val(1.0),
+        };
+        let ok = validate_put("App", &[datum("m", Some("Count")), datum("n", None)], NOW).expect("valid");
+        assert_eq!(ok.len(), 2);
+        assert_eq!((ok[0].0.unit, ok[1].0.unit), (Unit::Count, Unit::None));
+        assert_eq!(ok[0].0.dimensions[0].name, "A", "sorted");
+        let cases: Vec<(&str, Vec<MetricDatumInput>, &str)> = vec![
+            (
+                "AWS/ECS",
+                vec![datum("m", None)],
+                "InvalidParameterValue: The value AWS/ECS for parameter Namespace is invalid: namespaces starting with AWS/ are reserved.",
+            ),
+            ("App", vec![], "MissingParameter: The parameter MetricData is required."),
+            (
+                "App",
+                vec![datum("m", None); 1001],
+                "InvalidParameterValue: The collection MetricData must not have a size greater than 1000.",
+            ),
+            (
+                "App",
+                vec![datum("m", None), datum("n", Some("Parsecs"))],
+                "InvalidParameterValue: The value Parsecs for parameter MetricData.member.2.Unit is not a valid unit.",
+            ),
+            (
+                "App",
+                vec![datum("m", None), datum("", None)],
+                "MissingParameter: The parameter MetricData.member.2.MetricName is required.",
+            ),
+        ];
+        for (ns, data, want) in cases {
+            assert_eq!(validate_put(ns, &data, NOW).expect_err(want).to_string(), want);
+        }
+        assert_eq!(validate_put("App", &vec![datum("m", None); 1000], NOW).map(|v| v.len()), Ok(1000));
     }
 
     #[test]
