@@ -410,6 +410,26 @@ pub fn evaluate(config: &AlarmConfig, datapoints: &[Datapoint], now: f64, previo
     Evaluation { state, reason, reason_data, changed: state != before }
 }
 
+/// How often an alarm is evaluated (§3.3): every minute for periods of 60 s and more, every 10 s for 10 and 30 s
+/// periods, and (not documented, **[inference]**) every 10 s for 20 s periods too.
+pub fn evaluation_interval(period: i64) -> i64 {
+    if period >= 60 { 60 } else { 10 }
+}
+
+/// When the next evaluation after `now` is due: the next multiple of the interval (evaluations run on the
+/// interval's boundaries, so every alarm of one cadence is evaluated together).
+pub fn next_evaluation(period: i64, now: f64) -> i64 {
+    let every = evaluation_interval(period);
+    ((now.floor() as i64).div_euclid(every) + 1) * every
+}
+
+/// Whether an alarm's actions for its current state run at this evaluation (§3.10): always on a transition; and,
+/// for Auto Scaling actions only, again once a minute while the alarm stays in the state (`last_run` is when
+/// they last ran in this state).
+pub fn actions_due(changed: bool, autoscaling: bool, last_run: Option<i64>, now: i64) -> bool {
+    changed || (autoscaling && last_run.is_none_or(|t| now - t >= 60))
+}
+
 /// The fewest samples for which a percentile is statistically significant (§3.6).
 pub fn low_sample_minimum(p: f64) -> f64 {
     if p >= 0.5 { 10.0 / (1.0 - p).max(f64::MIN_POSITIVE) } else { 10.0 / p.max(f64::MIN_POSITIVE) }

@@ -331,3 +331,27 @@ fn datapoints_from_aggregates() {
     let p50 = datapoints(&Statistic::Percentile(50.0), &aggs);
     assert_eq!(p50.len(), 1, "no percentile for the period with a negative value");
 }
+
+#[test]
+fn cadence_and_repeated_actions() {
+    assert_eq!((evaluation_interval(10), evaluation_interval(20), evaluation_interval(30)), (10, 10, 10));
+    assert_eq!((evaluation_interval(60), evaluation_interval(300)), (60, 60));
+    assert_eq!(next_evaluation(60, 1_000_000.5), 1_000_020);
+    assert_eq!(next_evaluation(10, 1_000_000.0), 1_000_010);
+    assert_eq!(next_evaluation(10, 999_999.9), 1_000_000);
+    // (changed, autoscaling, last run seconds ago, due)
+    for (changed, autoscaling, ago, due) in [
+        (true, false, None, true),
+        (false, false, Some(600), false),
+        (false, true, Some(59), false),
+        (false, true, Some(60), true),
+        (false, true, None, true),
+        (true, true, Some(1), true),
+    ] {
+        assert_eq!(
+            actions_due(changed, autoscaling, ago.map(|a| 1000 - a), 1000),
+            due,
+            "{changed} {autoscaling} {ago:?}"
+        );
+    }
+}
