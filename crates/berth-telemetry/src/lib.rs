@@ -1,6 +1,6 @@
 //! berth-telemetry: the pure core of CloudWatch metrics, alarms and target tracking (issue 11).
 //!
-//! It owns the rules, not the data: metric identity and PutMetricData's datum validation (`metric.rs`), the
+//! It owns the rules and the in-memory shapes, not the storage: metric identity and PutMetricData's datum validation (`metric.rs`), the
 //! per-period aggregate with its mergeable log-bucket sketch and its byte encoding (`sketch.rs`, `aggregate.rs`),
 //! CloudWatch's storage tiers, roll-up and the period/StartTime rules of GetMetricData and GetMetricStatistics
 //! (`storage.rs`), statistics and their string forms (`statistic.rs`), alarm evaluation with M of N and

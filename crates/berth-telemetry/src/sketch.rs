@@ -73,8 +73,7 @@ impl Sketch {
 
     fn collapse(&mut self) {
         while self.buckets.len() > MAX_BUCKETS {
-            let Some((lowest, c)) = self.buckets.pop_first() else { return };
-            let _ = lowest;
+            let Some((_, c)) = self.buckets.pop_first() else { return };
             if let Some(mut next) = self.buckets.first_entry() {
                 *next.get_mut() += c;
             }

@@ -47,14 +47,6 @@ impl Tier {
             Tier::Hour => 455 * DAY,
         }
     }
-    fn coarser(self) -> Option<Tier> {
-        match self {
-            Tier::Second => Some(Tier::Minute),
-            Tier::Minute => Some(Tier::FiveMinutes),
-            Tier::FiveMinutes => Some(Tier::Hour),
-            Tier::Hour => None,
-        }
-    }
     pub fn bucket(self, ts: i64) -> i64 {
         ts.div_euclid(self.period()) * self.period()
     }
@@ -119,21 +111,24 @@ impl Series {
         Some(tier)
     }
 
-    /// Moves every aggregate that outlived its tier at `now` into the next coarser tier (merging), and drops those
-    /// that outlived the last. Idempotent; call it as often as convenient (e.g. once a minute).
+    /// Moves every aggregate that outlived its tier at `now` into the coarser tier where it belongs (merging), and
+    /// drops those that outlived the last: [`roll_up_plan`] executed in memory. Idempotent; call it as often as
+    /// convenient (e.g. once a minute).
     pub fn roll_up(&mut self, now: i64) -> RollUp {
+        // Aged keys are a prefix of each tier (sorted by start): only those are planned.
+        let keys: Vec<(Tier, i64)> = TIERS
+            .iter()
+            .flat_map(|t| self.tiers[*t as usize].keys().take_while(|s| t.aged(**s, now)).map(|s| (*t, *s)))
+            .collect();
         let mut done = RollUp::default();
-        for tier in TIERS {
-            let aged: Vec<i64> = self.tiers[tier as usize].keys().copied().take_while(|s| tier.aged(*s, now)).collect();
-            for start in aged {
-                let Some(agg) = self.tiers[tier as usize].remove(&start) else { continue };
-                match tier.coarser() {
-                    Some(next) => {
-                        merge_into(&mut self.tiers[next as usize], next.bucket(start), agg);
-                        done.moved += 1;
-                    }
-                    None => done.dropped += 1,
+        for m in roll_up_plan(keys, now) {
+            let Some(agg) = self.tiers[m.from.0 as usize].remove(&m.from.1) else { continue };
+            match m.to {
+                Some((tier, start)) => {
+                    merge_into(&mut self.tiers[tier as usize], start, agg);
+                    done.moved += 1;
                 }
+                None => done.dropped += 1,
             }
         }
         done
@@ -188,6 +183,27 @@ impl Series {
     pub fn restore(&mut self, tier: Tier, start: i64, agg: Aggregate) {
         self.tiers[tier as usize].insert(start, agg);
     }
+}
+
+/// One step of a roll-up: merge the aggregate stored at `from` into the one at `to` (creating it) and delete
+/// `from`; or, with `to: None`, delete it (older than 455 days).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Move {
+    pub from: (Tier, i64),
+    pub to: Option<(Tier, i64)>,
+}
+
+/// The roll-up as a pure plan over stored keys (tier, bucket start), for an executor over any store: every key
+/// that outlived its tier at `now` goes straight to the first coarser tier it has not outlived (merging is
+/// associative, so skipping a tier changes nothing), or is dropped. Keys that are current produce no move.
+pub fn roll_up_plan(keys: impl IntoIterator<Item = (Tier, i64)>, now: i64) -> Vec<Move> {
+    keys.into_iter()
+        .filter(|(tier, start)| tier.aged(*start, now))
+        .map(|(tier, start)| {
+            let to = TIERS[tier as usize + 1..].iter().map(|t| (*t, t.bucket(start))).find(|(t, b)| !t.aged(*b, now));
+            Move { from: (tier, start), to }
+        })
+        .collect()
 }
 
 fn merge_into(map: &mut BTreeMap<i64, Aggregate>, start: i64, agg: Aggregate) {
@@ -491,6 +507,25 @@ mod tests {
     }
 
     #[test]
+    fn roll_up_plans() {
+        let keys = vec![
+            (Tier::Second, NOW - 3 * HOUR),
+            (Tier::Second, NOW - 3 * HOUR - 1),
+            (Tier::Minute, NOW - 15 * DAY - 60),
+            (Tier::Minute, NOW - 70 * DAY),
+            (Tier::FiveMinutes, NOW - 63 * DAY),
+            (Tier::Hour, NOW - 456 * DAY),
+        ];
+        let want = vec![
+            Move { from: (Tier::Second, NOW - 3 * HOUR - 1), to: Some((Tier::Minute, NOW - 3 * HOUR - 60)) },
+            Move { from: (Tier::Minute, NOW - 15 * DAY - 60), to: Some((Tier::FiveMinutes, NOW - 15 * DAY - 300)) },
+            Move { from: (Tier::Minute, NOW - 70 * DAY), to: Some((Tier::Hour, NOW - 70 * DAY)) },
+            Move { from: (Tier::Hour, NOW - 456 * DAY), to: None },
+        ];
+        assert_eq!(roll_up_plan(keys, NOW), want, "exactly 3 h / 15 d / 63 d old stays");
+    }
+
+    #[test]
     fn a_standard_metric_read_at_10_s_shows_its_minutes() {
         let mut s = Series::new();
         for k in 0..3 {
@@ -512,7 +547,7 @@ mod tests {
         assert_eq!(s.record(NOW - 500 * DAY, false, agg, NOW), None);
         assert_eq!(s.roll_up(NOW), RollUp::default(), "nothing aged");
         let r = s.roll_up(NOW + 456 * DAY);
-        assert_eq!(r, RollUp { moved: 3, dropped: 3 });
+        assert_eq!(r, RollUp { moved: 0, dropped: 3 });
         assert!(s.is_empty());
     }
 }
