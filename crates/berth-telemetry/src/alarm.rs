@@ -411,7 +411,7 @@ pub fn evaluate(config: &AlarmConfig, datapoints: &[Datapoint], now: f64, previo
 }
 
 /// How often an alarm is evaluated (§3.3): every minute for periods of 60 s and more, every 10 s for 10 and 30 s
-/// periods, and (not documented, **[inference]**) every 10 s for 20 s periods too.
+/// periods, and (not documented, **(inference)**) every 10 s for 20 s periods too.
 pub fn evaluation_interval(period: i64) -> i64 {
     if period >= 60 { 60 } else { 10 }
 }

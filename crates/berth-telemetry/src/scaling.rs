@@ -1,7 +1,7 @@
 //! Target tracking (reference §6.3–6.6): the two alarms a policy creates ([`alarms`]) and the scaling decision
 //! when one of them fires ([`decide`]).
 //!
-//! The capacity formula is not published (§6.5, **[inference]**): berth computes `ceil(running × metric / target)`
+//! The capacity formula is not published (§6.5, **(inference)**): berth computes `ceil(running × metric / target)`
 //! in both directions, from the running count (not the desired count, which prevents runaway scaling). Rounding up
 //! never adds too little and never removes too much. Scale-out takes effect at once, and a computed capacity above
 //! the current desired count is always applied (a larger scale-out is allowed during the scale-out cooldown, and
