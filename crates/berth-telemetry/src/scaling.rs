@@ -308,6 +308,142 @@ pub fn decide(
     }
 }
 
+/// Step scaling's `AdjustmentType` (reference §6.7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdjustmentType {
+    ChangeInCapacity,
+    ExactCapacity,
+    PercentChangeInCapacity,
+}
+
+/// One `StepAdjustment`: bounds relative to the alarm threshold (`None` = −∞ / +∞).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Step {
+    pub lower: Option<f64>,
+    pub upper: Option<f64>,
+    pub adjustment: i64,
+}
+
+/// `MetricAggregationType`: how the alarm's recent datapoints become one value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Aggregation {
+    #[default]
+    Average,
+    Minimum,
+    Maximum,
+}
+
+/// A step scaling policy's configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepPolicy {
+    pub adjustment_type: AdjustmentType,
+    pub steps: Vec<Step>,
+    pub aggregation: Aggregation,
+    /// PercentChangeInCapacity only.
+    pub min_adjustment_magnitude: Option<i64>,
+}
+
+/// Most steps in one policy (reference §6.10).
+pub const MAX_STEPS: usize = 20;
+
+fn validation(message: impl Into<String>) -> crate::error::Invalid {
+    crate::error::Invalid { code: berth_core::ErrorCode::Validation, message: message.into() }
+}
+
+impl StepPolicy {
+    /// PutScalingPolicy's rules for steps (§6.7): 1..=20 steps, each lower < upper and not both null, contiguous
+    /// (no overlap, no gap) once sorted, a null upper bound on the last step when any bound is positive and a null
+    /// lower bound on the first when any is negative; `MinAdjustmentMagnitude` only with percent changes.
+    pub fn validate(&self) -> Result<(), crate::error::Invalid> {
+        if self.steps.is_empty() || self.steps.len() > MAX_STEPS {
+            return Err(validation(format!("A step scaling policy needs 1 to {MAX_STEPS} step adjustments.")));
+        }
+        let mut steps = self.steps.clone();
+        steps.sort_by(|a, b| a.lower.unwrap_or(f64::NEG_INFINITY).total_cmp(&b.lower.unwrap_or(f64::NEG_INFINITY)));
+        for st in &steps {
+            if st.lower.is_none() && st.upper.is_none() {
+                return Err(validation("A step adjustment cannot have both bounds null."));
+            }
+            if let (Some(l), Some(u)) = (st.lower, st.upper)
+                && l >= u
+            {
+                return Err(validation("The lower bound of a step adjustment must be less than its upper bound."));
+            }
+        }
+        for w in steps.windows(2) {
+            if w[0].upper != w[1].lower {
+                return Err(validation("Step adjustments must neither overlap nor leave gaps between their bounds."));
+            }
+        }
+        let bounds: Vec<f64> = steps.iter().flat_map(|s| [s.lower, s.upper]).flatten().collect();
+        let (first, last) = (steps[0], steps[steps.len() - 1]);
+        if bounds.iter().any(|b| *b > 0.0) && last.upper.is_some() {
+            return Err(validation("The step adjustment with the highest bounds must have a null upper bound."));
+        }
+        if bounds.iter().any(|b| *b < 0.0) && first.lower.is_some() {
+            return Err(validation("The step adjustment with the lowest bounds must have a null lower bound."));
+        }
+        if self.min_adjustment_magnitude.is_some() && self.adjustment_type != AdjustmentType::PercentChangeInCapacity {
+            return Err(validation("MinAdjustmentMagnitude is only valid with PercentChangeInCapacity."));
+        }
+        Ok(())
+    }
+
+    /// The new capacity when the policy's alarm fires with `recent` datapoints and `threshold` (what
+    /// StateReasonData carries), from `current` capacity, clamped to [min, max]. `Err` carries the alarm-history
+    /// text when no step matches.
+    pub fn apply(&self, recent: &[f64], threshold: f64, current: u32, min: u32, max: u32) -> Result<u32, String> {
+        let value = match self.aggregation {
+            _ if recent.is_empty() => f64::NAN,
+            Aggregation::Average => recent.iter().sum::<f64>() / recent.len() as f64,
+            Aggregation::Minimum => recent.iter().copied().fold(f64::INFINITY, f64::min),
+            Aggregation::Maximum => recent.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        };
+        let d = value - threshold;
+        let above = d >= 0.0;
+        let step = self.steps.iter().find(|s| {
+            let lo = s.lower.is_none_or(|l| if above { d >= l } else { d > l });
+            let hi = s.upper.is_none_or(|u| if above { d < u } else { d <= u });
+            lo && hi
+        });
+        let Some(step) = step.filter(|_| value.is_finite()) else {
+            return Err(format!(
+                "No step adjustment found for metric value [{}] and breach threshold {}",
+                recent.iter().map(|v| crate::metric::java_double(*v)).collect::<Vec<_>>().join(", "),
+                crate::metric::java_double(threshold)
+            ));
+        };
+        let cur = i64::from(current);
+        let target = match self.adjustment_type {
+            AdjustmentType::ChangeInCapacity => cur + step.adjustment,
+            AdjustmentType::ExactCapacity => step.adjustment,
+            AdjustmentType::PercentChangeInCapacity => {
+                let raw = cur as f64 * step.adjustment as f64 / 100.0;
+                // > 1 rounds down, 0..1 → 1, −1..0 → −1, < −1 rounds toward zero.
+                let mut change = if raw > 1.0 {
+                    raw.floor() as i64
+                } else if raw > 0.0 {
+                    1
+                } else if raw < -1.0 {
+                    raw.ceil() as i64
+                } else if raw < 0.0 {
+                    -1
+                } else {
+                    0
+                };
+                if let Some(m) = self.min_adjustment_magnitude
+                    && change != 0
+                    && change.abs() < m
+                {
+                    change = m * change.signum();
+                }
+                cur + change
+            }
+        };
+        Ok(target.clamp(i64::from(min), i64::from(max.max(min))) as u32)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -373,6 +509,88 @@ mod tests {
         );
         assert_eq!((a[0].statistic.as_str(), a[0].unit.as_deref()), ("Sum", None));
         assert_eq!(PredefinedMetric::parse("ALBRequestCountPerTarget", None), None, "needs a resource label");
+    }
+
+    #[test]
+    fn step_scaling_table() {
+        let pct = |steps: Vec<Step>| StepPolicy {
+            adjustment_type: AdjustmentType::PercentChangeInCapacity,
+            steps,
+            aggregation: Aggregation::Average,
+            min_adjustment_magnitude: None,
+        };
+        let st = |lower, upper, adjustment| Step { lower, upper, adjustment };
+        // §6.7's worked example: current 10, threshold 50, +10% for [10, 20), +30% for [20, ∞).
+        let example = pct(vec![st(Some(0.0), Some(10.0), 0), st(Some(10.0), Some(20.0), 10), st(Some(20.0), None, 30)]);
+        assert_eq!(example.validate(), Ok(()));
+        assert_eq!(example.apply(&[60.0], 50.0, 10, 1, 100), Ok(11));
+        assert_eq!(example.apply(&[70.0], 50.0, 11, 1, 100), Ok(14), "30% of 11 = 3.3 rounds down");
+        assert_eq!(example.apply(&[65.0, 75.0], 50.0, 10, 1, 100), Ok(13), "average of the recent datapoints: 70");
+        assert_eq!(example.apply(&[70.0], 50.0, 10, 1, 12), Ok(12), "clamped to max");
+        // MinAdjustmentMagnitude: 25% of 4 = 1, but at least 2.
+        let mut mam = pct(vec![st(Some(0.0), None, 25)]);
+        mam.min_adjustment_magnitude = Some(2);
+        assert_eq!(mam.apply(&[51.0], 50.0, 4, 1, 100), Ok(6));
+        // Percent rounding: 0..1 → 1, −1..0 → −1, < −1 toward zero.
+        assert_eq!(pct(vec![st(Some(0.0), None, 10)]).apply(&[51.0], 50.0, 5, 0, 100), Ok(6), "0.5 → +1");
+        assert_eq!(pct(vec![st(None, Some(0.0), -10)]).apply(&[40.0], 50.0, 5, 0, 100), Ok(4), "-0.5 → -1");
+        assert_eq!(pct(vec![st(None, Some(0.0), -50)]).apply(&[40.0], 50.0, 5, 0, 100), Ok(3), "-2.5 → -2");
+        let change = StepPolicy {
+            adjustment_type: AdjustmentType::ChangeInCapacity,
+            steps: vec![st(None, Some(-10.0), -2), st(Some(-10.0), Some(0.0), -1)],
+            aggregation: Aggregation::Minimum,
+            min_adjustment_magnitude: None,
+        };
+        assert_eq!(change.validate(), Ok(()));
+        assert_eq!(change.apply(&[35.0, 45.0], 50.0, 5, 1, 10), Ok(3), "minimum 35: 15 below");
+        assert_eq!(
+            change.apply(&[40.0], 50.0, 5, 1, 10),
+            Ok(3),
+            "below the threshold the upper bound is inclusive: -10 falls in (-inf, -10]"
+        );
+        assert_eq!(change.apply(&[5.0], 50.0, 2, 1, 10), Ok(1), "never below min");
+        let exact = StepPolicy { adjustment_type: AdjustmentType::ExactCapacity, ..pct(vec![st(Some(0.0), None, 7)]) };
+        assert_eq!(exact.apply(&[90.0], 85.0, 2, 1, 10), Ok(7));
+        assert_eq!(
+            pct(vec![st(Some(0.0), Some(10.0), 10)]).apply(&[99.0], 85.0, 4, 1, 10),
+            Err("No step adjustment found for metric value [99.0] and breach threshold 85.0".to_string()),
+            "§8.7's history text"
+        );
+        for (policy, want) in [
+            (pct(vec![]), "A step scaling policy needs 1 to 20 step adjustments."),
+            (pct(vec![st(None, None, 1)]), "A step adjustment cannot have both bounds null."),
+            (
+                pct(vec![st(Some(5.0), Some(5.0), 1), st(Some(5.0), None, 1)]),
+                "The lower bound of a step adjustment must be less than its upper bound.",
+            ),
+            (
+                pct(vec![st(Some(0.0), Some(10.0), 1), st(Some(20.0), None, 2)]),
+                "Step adjustments must neither overlap nor leave gaps between their bounds.",
+            ),
+            (
+                pct(vec![st(Some(0.0), Some(10.0), 1), st(Some(5.0), None, 2)]),
+                "Step adjustments must neither overlap nor leave gaps between their bounds.",
+            ),
+            (
+                pct(vec![st(Some(0.0), Some(10.0), 1)]),
+                "The step adjustment with the highest bounds must have a null upper bound.",
+            ),
+            (
+                pct(vec![st(Some(-10.0), Some(0.0), -1)]),
+                "The step adjustment with the lowest bounds must have a null lower bound.",
+            ),
+            (
+                StepPolicy {
+                    min_adjustment_magnitude: Some(2),
+                    adjustment_type: AdjustmentType::ChangeInCapacity,
+                    ..pct(vec![st(Some(0.0), None, 1)])
+                },
+                "MinAdjustmentMagnitude is only valid with PercentChangeInCapacity.",
+            ),
+        ] {
+            let e = policy.validate().expect_err(want);
+            assert_eq!((e.code.name(), e.message.as_str()), ("ValidationException", want));
+        }
     }
 
     #[test]
