@@ -12,6 +12,9 @@ pub const MAX_DIMENSIONS: usize = 30;
 pub const MAX_VALUES: usize = 150;
 /// Largest magnitude CloudWatch accepts for a value: 2^360 (reference §1.3).
 pub const MAX_MAGNITUDE: f64 = 2.348_542_582_773_833_2e108;
+/// Smallest non-zero magnitude CloudWatch accepts: 2^-360 (Netflix servo's probe of the live service, 2013:
+/// values with binary exponent ±361 are refused, `Double.MIN_VALUE` too; 0 is accepted).
+pub const MIN_MAGNITUDE: f64 = 4.257_959_840_008_151e-109;
 /// Oldest accepted timestamp: two weeks before now (reference §1.4).
 pub const MAX_PAST_SECS: i64 = 14 * 86_400;
 /// Newest accepted timestamp: two hours after now (reference §1.4).
@@ -245,10 +248,83 @@ pub struct ValidDatum {
 }
 
 fn check_value(v: f64, parameter: &str) -> Result<(), Invalid> {
-    if !v.is_finite() || v.abs() > MAX_MAGNITUDE {
-        return Err(Invalid::value(format!("The value {} for parameter {parameter} is invalid.", java_double(v))));
+    if !v.is_finite() || v.abs() > MAX_MAGNITUDE || (v != 0.0 && v.abs() < MIN_MAGNITUDE) {
+        return Err(Invalid::value(format!("The value {} for parameter {parameter} is invalid.", java_number(v))));
     }
     Ok(())
+}
+
+/// A double as CloudWatch's validation messages print it (Java's `NumberFormat`: grouping commas, at most three
+/// decimals, 17 significant digits then zeros, `∞`): `The value 4,697,085,165,547,666,500,000,…,000 for
+/// parameter …`, `The value 0 for parameter …` for 2^-361, `-∞`. NaN prints as `NaN` (AWS's Java prints U+FFFD;
+/// `NaN` is what moto answers and clients can read).
+pub fn java_number(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    let sign = if v.is_sign_negative() { "-" } else { "" };
+    if v.is_infinite() {
+        return format!("{sign}∞");
+    }
+    // Shortest round-trip digits and exponent: d.ddd × 10^e.
+    let sci = format!("{:e}", v.abs());
+    let (mant, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i64 = exp.parse().unwrap_or(0);
+    let digits: String = mant.chars().filter(char::is_ascii_digit).collect();
+    // Integer and fraction digits.
+    let point = exp + 1; // digits before the decimal point
+    let (int, frac): (String, String) = if point <= 0 {
+        ("0".into(), "0".repeat((-point) as usize) + &digits)
+    } else if point as usize >= digits.len() {
+        (digits.clone() + &"0".repeat(point as usize - digits.len()), String::new())
+    } else {
+        (digits[..point as usize].to_string(), digits[point as usize..].to_string())
+    };
+    // Three decimals, half-even, carried into the integer part.
+    let mut int_digits: Vec<u8> = int.bytes().map(|b| b - b'0').collect();
+    let mut frac_digits: Vec<u8> = frac.bytes().map(|b| b - b'0').take(3).collect();
+    let rest: Vec<u8> = frac.bytes().map(|b| b - b'0').skip(3).collect();
+    let last_even = frac_digits.last().or(int_digits.last()).is_some_and(|d| d % 2 == 0);
+    let round_up = match rest.first() {
+        Some(d) if *d > 5 => true,
+        Some(5) => rest[1..].iter().any(|d| *d > 0) || !last_even,
+        _ => false,
+    };
+    if round_up {
+        let mut all: Vec<u8> = int_digits.iter().chain(frac_digits.iter()).copied().collect();
+        let mut i = all.len();
+        loop {
+            if i == 0 {
+                all.insert(0, 1);
+                break;
+            }
+            i -= 1;
+            if all[i] == 9 {
+                all[i] = 0;
+            } else {
+                all[i] += 1;
+                break;
+            }
+        }
+        let split = all.len() - frac_digits.len();
+        frac_digits = all[split..].to_vec();
+        int_digits = all[..split].to_vec();
+    }
+    while frac_digits.last() == Some(&0) {
+        frac_digits.pop();
+    }
+    let int: String = int_digits.iter().map(|d| char::from(b'0' + d)).collect();
+    let int = int.trim_start_matches('0');
+    let int = if int.is_empty() { "0" } else { int };
+    let mut grouped = String::new();
+    for (i, c) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i).is_multiple_of(3) {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    let frac: String = frac_digits.iter().map(|d| char::from(b'0' + d)).collect();
+    if frac.is_empty() { format!("{sign}{grouped}") } else { format!("{sign}{grouped}.{frac}") }
 }
 
 /// Validates one datum's value, time and resolution. `prefix` is its parameter path (`MetricData.member.3`), `now`
@@ -280,7 +356,7 @@ pub fn validate_datum(input: &DatumInput, prefix: &str, now: f64) -> Result<Vali
         if s.sample_count <= 0.0 {
             return Err(Invalid::value(format!(
                 "The value {} for parameter {at}.SampleCount must be greater than 0.",
-                java_double(s.sample_count)
+                java_number(s.sample_count)
             )));
         }
         if s.minimum > s.maximum {
@@ -311,7 +387,7 @@ pub fn validate_datum(input: &DatumInput, prefix: &str, now: f64) -> Result<Vali
             if *c < 0.0 {
                 return Err(Invalid::value(format!(
                     "The value {} for parameter {prefix}.Counts.member.{} must not be negative.",
-                    java_double(*c),
+                    java_number(*c),
                     i + 1
                 )));
             }
@@ -437,6 +513,34 @@ mod tests {
     #[test]
     fn two_to_the_360_is_the_limit() {
         assert_eq!(MAX_MAGNITUDE, 2f64.powi(360));
+        assert_eq!(MIN_MAGNITUDE, 2f64.powi(-360));
+        // Netflix servo's probe of the live service (see MIN_MAGNITUDE): what was refused, and how it was printed.
+        for (v, printed) in [
+            (2f64.powi(-361) * 1.5, "0"),
+            (-(2f64.powi(-361) * 1.5), "-0"),
+            (f64::from_bits(1), "0"),
+            (f64::INFINITY, "∞"),
+            (
+                f64::MAX,
+                "179,769,313,486,231,570,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000",
+            ),
+        ] {
+            let e = validate_datum(&val(v), "MetricData.member.1", NOW).expect_err(printed);
+            assert_eq!(e.message, format!("The value {printed} for parameter MetricData.member.1.Value is invalid."));
+        }
+        for ok in [0.0, 1.0, -1.0, 2f64.powi(-360), -(2f64.powi(360))] {
+            assert!(validate_datum(&val(ok), "MetricData.member.1", NOW).is_ok(), "{ok}");
+        }
+        for (v, s) in [
+            (1.5, "1.5"),
+            (1234.5678, "1,234.568"),
+            (0.0005, "0"),
+            (0.0015, "0.002"),
+            (999.9999, "1,000"),
+            (-2.0, "-2"),
+        ] {
+            assert_eq!(java_number(v), s);
+        }
     }
 
     #[test]
@@ -453,7 +557,7 @@ mod tests {
                 val(2f64.powi(361)),
                 Err((
                     "InvalidParameterValue",
-                    "The value 4.6970851655476665E108 for parameter MetricData.member.1.Value is invalid.",
+                    "The value 4,697,085,165,547,666,500,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000,000 for parameter MetricData.member.1.Value is invalid.",
                 )),
             ),
             (
@@ -464,10 +568,7 @@ mod tests {
             (
                 "-Infinity",
                 val(f64::NEG_INFINITY),
-                Err((
-                    "InvalidParameterValue",
-                    "The value -Infinity for parameter MetricData.member.1.Value is invalid.",
-                )),
+                Err(("InvalidParameterValue", "The value -∞ for parameter MetricData.member.1.Value is invalid.")),
             ),
             (
                 "no value",
@@ -513,7 +614,7 @@ mod tests {
                 },
                 Err((
                     "InvalidParameterValue",
-                    "The value 0.0 for parameter MetricData.member.1.StatisticValues.SampleCount must be greater than 0.",
+                    "The value 0 for parameter MetricData.member.1.StatisticValues.SampleCount must be greater than 0.",
                 )),
             ),
             (

@@ -271,7 +271,8 @@ pub fn plan_range(start: i64, end: i64, period: i64, now: i64, api: Api) -> Resu
     let first = start.div_euclid(round) * round;
     let count = (end - first + period - 1) / period;
     if api == Api::GetMetricStatistics && count > MAX_STATISTICS_DATAPOINTS as i64 {
-        return Err(Invalid::value(format!(
+        // AWS's code for this one is InvalidParameterCombination (its sample error and users' reports).
+        return Err(Invalid::combination(format!(
             "You have requested up to {} datapoints, which exceeds the limit of 1,440. You may reduce the datapoints requested by increasing Period, or decreasing the time range.",
             thousands(count)
         )));
@@ -366,6 +367,12 @@ mod tests {
                 .map_err(|e| e.message);
             assert_eq!(got, want.map_err(str::to_string), "{case}");
         }
+        let e = plan_range(NOW - 1441 * m, NOW, 60, NOW, Api::GetMetricStatistics).expect_err("1441");
+        assert_eq!(e.code.name(), "InvalidParameterCombination");
+        assert_eq!(
+            plan_range(NOW - HOUR, NOW, 90, NOW, Api::GetMetricData).expect_err("90").code.name(),
+            "InvalidParameterValue"
+        );
         let p = plan_range(NOW - 1441 * m, NOW, 60, NOW, Api::GetMetricData).expect("GetMetricData has no 1440 limit");
         assert_eq!(p.timestamps.len(), 1441);
         let p = plan_range(NOW - 300, NOW, 60, NOW, Api::GetMetricData).expect("ok");
