@@ -1,6 +1,9 @@
 //! Metric identity (namespace, name, sorted dimensions, unit) and PutMetricData's datum forms with CloudWatch's
 //! validation rules (reference §1.1–1.4: lengths, ≤30 dimensions, ±2^360, no NaN/Inf, ≤150 values, timestamps
 //! two weeks back to two hours ahead).
+//!
+//! Messages are AWS's where a source shows them (a 2013 probe of the live service for values; moto's tests and
+//! Eucalyptus's CloudWatch validator, both written against AWS, for the rest), else in the same style.
 
 use std::fmt;
 
@@ -91,11 +94,10 @@ impl Unit {
 
     /// Parses a wire name; `parameter` names the field for the error.
     pub fn parse(s: &str, parameter: &str) -> Result<Unit, Invalid> {
-        UNITS
-            .iter()
-            .find(|(_, name)| *name == s)
-            .map(|(u, _)| *u)
-            .ok_or_else(|| Invalid::value(format!("The value {s} for parameter {parameter} is not a valid unit.")))
+        UNITS.iter().find(|(_, name)| *name == s).map(|(u, _)| *u).ok_or_else(|| {
+            let names: Vec<&str> = UNITS.iter().map(|(_, n)| *n).collect();
+            Invalid::value(format!("The parameter {parameter} must be a value in the set [{}].", names.join(", ")))
+        })
     }
 }
 
@@ -186,11 +188,8 @@ pub fn validate_dimensions(mut dims: Vec<Dimension>, parameter: &str) -> Result<
         }
     }
     dims.sort();
-    if let Some(w) = dims.windows(2).find(|w| w[0].name == w[1].name) {
-        return Err(Invalid::combination(format!(
-            "The collection {parameter} must not contain duplicate dimension names: {}.",
-            w[0].name
-        )));
+    if dims.windows(2).any(|w| w[0].name == w[1].name) {
+        return Err(Invalid::value("No Metric may specify the same dimension twice."));
     }
     Ok(dims)
 }
@@ -200,10 +199,11 @@ fn check_len(s: &str, min: usize, max: usize, parameter: &str) -> Result<(), Inv
     if n == 0 && min > 0 {
         return Err(Invalid::missing(parameter));
     }
-    if n < min || n > max {
-        return Err(Invalid::value(format!(
-            "The parameter {parameter} must be between {min} and {max} characters long."
-        )));
+    if n < min {
+        return Err(Invalid::value(format!("The parameter {parameter} must be longer than {} characters.", min - 1)));
+    }
+    if n > max {
+        return Err(Invalid::value(format!("The parameter {parameter} must be shorter than {} characters.", max + 1)));
     }
     Ok(())
 }
@@ -353,16 +353,14 @@ pub fn validate_datum(input: &DatumInput, prefix: &str, now: f64) -> Result<Vali
         check_value(s.sum, &format!("{at}.Sum"))?;
         check_value(s.minimum, &format!("{at}.Minimum"))?;
         check_value(s.maximum, &format!("{at}.Maximum"))?;
-        if s.sample_count <= 0.0 {
-            return Err(Invalid::value(format!(
-                "The value {} for parameter {at}.SampleCount must be greater than 0.",
-                java_number(s.sample_count)
-            )));
+        if s.maximum < s.minimum {
+            return Err(Invalid::value(format!("The parameter {at}.Maximum must be greater than {at}.Minimum.")));
         }
-        if s.minimum > s.maximum {
-            return Err(Invalid::value(format!(
-                "The parameter {at}.Minimum must be less than or equal to the parameter {at}.Maximum."
-            )));
+        if s.sample_count < 0.0 {
+            return Err(Invalid::value(format!("The parameter {at}.SampleCount must be greater than 0.")));
+        }
+        if s.sample_count == 0.0 {
+            return Err(Invalid::value(format!("The parameter {at}.SampleCount must not equal 0.")));
         }
         Datum::Statistics(s)
     } else if let Some(values) = &input.values {
@@ -400,7 +398,12 @@ pub fn validate_datum(input: &DatumInput, prefix: &str, now: f64) -> Result<Vali
         }
         Datum::Values(pairs)
     } else {
-        return Err(Invalid::missing(&format!("{prefix}.Value")));
+        return Err(Invalid {
+            code: berth_core::ErrorCode::MissingParameter,
+            message: format!(
+                "At least one of the parameters {prefix}.Value or {prefix}.StatisticValues must be specified."
+            ),
+        });
     };
     let high_resolution = match input.storage_resolution {
         None | Some(60) => false,
@@ -419,7 +422,7 @@ pub fn validate_datum(input: &DatumInput, prefix: &str, now: f64) -> Result<Vali
     let now_s = now.floor() as i64;
     if timestamp < now_s - MAX_PAST_SECS {
         return Err(Invalid::value(format!(
-            "The parameter {prefix}.Timestamp must specify a time no more than two weeks in the past."
+            "The parameter {prefix}.Timestamp must specify a time within the past two weeks."
         )));
     }
     if timestamp > now_s + MAX_FUTURE_SECS {
@@ -573,7 +576,10 @@ mod tests {
             (
                 "no value",
                 DatumInput::default(),
-                Err(("MissingParameter", "The parameter MetricData.member.1.Value is required.")),
+                Err((
+                    "MissingParameter",
+                    "At least one of the parameters MetricData.member.1.Value or MetricData.member.1.StatisticValues must be specified.",
+                )),
             ),
             (
                 "value and statistic set",
@@ -603,7 +609,7 @@ mod tests {
                 },
                 Err((
                     "InvalidParameterValue",
-                    "The parameter MetricData.member.1.StatisticValues.Minimum must be less than or equal to the parameter MetricData.member.1.StatisticValues.Maximum.",
+                    "The parameter MetricData.member.1.StatisticValues.Maximum must be greater than MetricData.member.1.StatisticValues.Minimum.",
                 )),
             ),
             (
@@ -614,7 +620,7 @@ mod tests {
                 },
                 Err((
                     "InvalidParameterValue",
-                    "The value 0 for parameter MetricData.member.1.StatisticValues.SampleCount must be greater than 0.",
+                    "The parameter MetricData.member.1.StatisticValues.SampleCount must not equal 0.",
                 )),
             ),
             (
@@ -677,7 +683,7 @@ mod tests {
                 DatumInput { value: Some(1.0), timestamp: Some(NOW - 15.0 * 86_400.0), ..Default::default() },
                 Err((
                     "InvalidParameterValue",
-                    "The parameter MetricData.member.1.Timestamp must specify a time no more than two weeks in the past.",
+                    "The parameter MetricData.member.1.Timestamp must specify a time within the past two weeks.",
                 )),
             ),
             (
@@ -742,7 +748,7 @@ mod tests {
                 "App",
                 &long,
                 vec![],
-                "InvalidParameterValue: The parameter MetricData.member.1.MetricName must be between 1 and 255 characters long.",
+                "InvalidParameterValue: The parameter MetricData.member.1.MetricName must be shorter than 256 characters.",
             ),
             (
                 "App",
@@ -766,7 +772,7 @@ mod tests {
                 "App",
                 "m",
                 vec![Dimension::new("A", "v"), Dimension::new("A", "w")],
-                "InvalidParameterCombination: The collection MetricData.member.1.Dimensions must not contain duplicate dimension names: A.",
+                "InvalidParameterValue: No Metric may specify the same dimension twice.",
             ),
         ];
         for (ns, name, dims, want) in cases {
@@ -804,7 +810,7 @@ mod tests {
             (
                 "App",
                 vec![datum("m", None), datum("n", Some("Parsecs"))],
-                "InvalidParameterValue: The value Parsecs for parameter MetricData.member.2.Unit is not a valid unit.",
+                "InvalidParameterValue: The parameter MetricData.member.2.Unit must be a value in the set [Seconds, Microseconds, Milliseconds, Bytes, Kilobytes, Megabytes, Gigabytes, Terabytes, Bits, Kilobits, Megabits, Gigabits, Terabits, Percent, Count, Bytes/Second, Kilobytes/Second, Megabytes/Second, Gigabytes/Second, Terabytes/Second, Bits/Second, Kilobits/Second, Megabits/Second, Gigabits/Second, Terabits/Second, Count/Second, None].",
             ),
             (
                 "App",
@@ -826,7 +832,7 @@ mod tests {
         }
         assert_eq!(
             Unit::parse("Furlongs", "MetricData.member.1.Unit").expect_err("bad").message,
-            "The value Furlongs for parameter MetricData.member.1.Unit is not a valid unit."
+            "The parameter MetricData.member.1.Unit must be a value in the set [Seconds, Microseconds, Milliseconds, Bytes, Kilobytes, Megabytes, Gigabytes, Terabytes, Bits, Kilobits, Megabits, Gigabits, Terabits, Percent, Count, Bytes/Second, Kilobytes/Second, Megabytes/Second, Gigabytes/Second, Terabytes/Second, Bits/Second, Kilobits/Second, Megabits/Second, Gigabits/Second, Terabits/Second, Count/Second, None]."
         );
     }
 

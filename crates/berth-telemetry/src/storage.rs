@@ -244,13 +244,20 @@ pub struct RangePlan {
 /// (15–63 d) or the hour (older), and sub-minute periods to a multiple of the period. StartTime is inclusive,
 /// EndTime exclusive. Times are epoch seconds.
 pub fn plan_range(start: i64, end: i64, period: i64, now: i64, api: Api) -> Result<RangePlan, Invalid> {
-    if period <= 0 || (period < 60 && ![1, 5, 10, 20, 30].contains(&period)) || (period >= 60 && period % 60 != 0) {
-        return Err(Invalid::value(format!(
-            "The parameter Period must be 1, 5, 10, 20, 30, or a multiple of 60; {period} is not valid."
-        )));
+    if period < 0 {
+        return Err(Invalid::value("The parameter Period must be greater than 0."));
     }
-    if start >= end {
-        return Err(Invalid::value("The parameter StartTime must be less than the parameter EndTime."));
+    if period == 0 {
+        return Err(Invalid::value("The parameter Period must not equal 0."));
+    }
+    if (period < 60 && ![1, 5, 10, 20, 30].contains(&period)) || (period >= 60 && period % 60 != 0) {
+        return Err(Invalid::value("The parameter Period must be a multiple of 60."));
+    }
+    if start > end {
+        return Err(Invalid::value("The parameter EndTime must be greater than StartTime."));
+    }
+    if start == end {
+        return Err(Invalid::value("The parameter StartTime must not equal parameter EndTime."));
     }
     let age = now - start;
     let (tier, needed_multiple, round) = if age > 63 * DAY {
@@ -329,28 +336,12 @@ mod tests {
                 Ok((Tier::Hour, NOW - 70 * DAY - 3600, 25)),
             ),
             ("EndTime exclusive", NOW - 120, NOW - 60, 60, Ok((Tier::Minute, NOW - 120, 1))),
-            (
-                "period 45",
-                NOW - HOUR,
-                NOW,
-                45,
-                Err("The parameter Period must be 1, 5, 10, 20, 30, or a multiple of 60; 45 is not valid."),
-            ),
-            (
-                "period 90",
-                NOW - HOUR,
-                NOW,
-                90,
-                Err("The parameter Period must be 1, 5, 10, 20, 30, or a multiple of 60; 90 is not valid."),
-            ),
-            (
-                "period 0",
-                NOW - HOUR,
-                NOW,
-                0,
-                Err("The parameter Period must be 1, 5, 10, 20, 30, or a multiple of 60; 0 is not valid."),
-            ),
-            ("start = end", NOW, NOW, 60, Err("The parameter StartTime must be less than the parameter EndTime.")),
+            ("period 45", NOW - HOUR, NOW, 45, Err("The parameter Period must be a multiple of 60.")),
+            ("period 90", NOW - HOUR, NOW, 90, Err("The parameter Period must be a multiple of 60.")),
+            ("period 0", NOW - HOUR, NOW, 0, Err("The parameter Period must not equal 0.")),
+            ("start = end", NOW, NOW, 60, Err("The parameter StartTime must not equal parameter EndTime.")),
+            ("start > end", NOW, NOW - 60, 60, Err("The parameter EndTime must be greater than StartTime.")),
+            ("period -60", NOW - HOUR, NOW, -60, Err("The parameter Period must be greater than 0.")),
             (
                 "1441 points",
                 NOW - 1441 * m,
