@@ -404,7 +404,19 @@ pub fn evaluate(config: &AlarmConfig, datapoints: &[Datapoint], now: f64, previo
             })
             .collect(),
     };
-    let reason_data = serde_json::to_string(&data).unwrap_or_default();
+    // StateReasonData is at most 4000 characters: drop the per-point detail, then the oldest recent points.
+    let mut data = data;
+    let mut reason_data = serde_json::to_string(&data).unwrap_or_default();
+    if reason_data.len() > MAX_REASON_DATA {
+        data.evaluated_datapoints.clear();
+        reason_data = serde_json::to_string(&data).unwrap_or_default();
+    }
+    while reason_data.len() > MAX_REASON_DATA && !data.recent_datapoints.is_empty() {
+        let excess = (reason_data.len() - MAX_REASON_DATA) / 8 + 1;
+        let cut = excess.min(data.recent_datapoints.len());
+        data.recent_datapoints.drain(..cut);
+        reason_data = serde_json::to_string(&data).unwrap_or_default();
+    }
     let mut reason = reason;
     truncate(&mut reason, 1023);
     Evaluation { state, reason, reason_data, changed: state != before }
@@ -429,6 +441,9 @@ pub fn next_evaluation(period: i64, now: f64) -> i64 {
 pub fn actions_due(changed: bool, autoscaling: bool, last_run: Option<i64>, now: i64) -> bool {
     changed || (autoscaling && last_run.is_none_or(|t| now - t >= 60))
 }
+
+/// Longest `StateReasonData` (reference §3.7).
+pub const MAX_REASON_DATA: usize = 4000;
 
 /// The fewest samples for which a percentile is statistically significant (§3.6).
 pub fn low_sample_minimum(p: f64) -> f64 {

@@ -355,3 +355,19 @@ fn cadence_and_repeated_actions() {
         );
     }
 }
+
+#[test]
+fn reason_data_stays_within_4000_characters() {
+    let mut cfg = config(1000, 1000, TreatMissingData::Missing);
+    cfg.period = 60;
+    let pts: Vec<Datapoint> = (1..=1000)
+        .map(|k| Datapoint { timestamp: END - k * 60, value: 1234.5678 + k as f64, sample_count: 1.0 })
+        .collect();
+    let e = evaluate(&cfg, &pts, NOW, Some(State::Ok));
+    assert!(e.reason_data.len() <= MAX_REASON_DATA, "{}", e.reason_data.len());
+    assert!(e.reason.chars().count() <= 1023);
+    let data: serde_json::Value = serde_json::from_str(&e.reason_data).expect("still JSON");
+    let recent = data["recentDatapoints"].as_array().expect("array");
+    assert!(!recent.is_empty() && recent.len() < 1000);
+    assert_eq!(recent.last().and_then(serde_json::Value::as_f64), Some(1235.5678), "the newest points are kept");
+}
