@@ -4,8 +4,8 @@
 //! per-period aggregate with its mergeable log-bucket sketch and its byte encoding (`sketch.rs`, `aggregate.rs`),
 //! CloudWatch's storage tiers, roll-up and the period/StartTime rules of GetMetricData and GetMetricStatistics
 //! (`storage.rs`), statistics and their string forms (`statistic.rs`), alarm evaluation with M of N and
-//! TreatMissingData (`alarm.rs`), metric math (`math.rs`) and target tracking's alarms and scaling decision
-//! (`scaling.rs`).
+//! TreatMissingData (`alarm.rs`), metric math (`math.rs`), target tracking's alarms and scaling decision and step
+//! scaling (`scaling.rs`), and scheduled actions' `at`/`rate`/`cron` schedules (`schedule.rs`).
 //!
 //! It must never do I/O, read a clock, touch the store or speak a wire protocol: time is always an input (epoch
 //! seconds), every function is deterministic, and the wiring (berth-control, berth-api) persists and serves what
@@ -33,6 +33,7 @@ pub mod error;
 pub mod math;
 pub mod metric;
 pub mod scaling;
+pub mod schedule;
 pub mod sketch;
 pub mod statistic;
 pub mod storage;
