@@ -163,6 +163,23 @@ pub struct ScalingConfig {
     pub scale_out_suspended: bool,
 }
 
+impl ScalingConfig {
+    /// A target tracking policy as ECS Express creates it: the target, min/max (Express: 1 and 20), the ECS
+    /// default cooldowns (300 s each, §6.3), scale-in enabled, nothing suspended.
+    pub fn new(target_value: f64, min_capacity: u32, max_capacity: u32) -> Self {
+        ScalingConfig {
+            target_value,
+            min_capacity,
+            max_capacity,
+            scale_out_cooldown: 300,
+            scale_in_cooldown: 300,
+            disable_scale_in: false,
+            scale_in_suspended: false,
+            scale_out_suspended: false,
+        }
+    }
+}
+
 /// The service as it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Capacity {
@@ -595,16 +612,7 @@ mod tests {
 
     #[test]
     fn decision_table() {
-        let cfg = ScalingConfig {
-            target_value: 60.0,
-            min_capacity: 1,
-            max_capacity: 20,
-            scale_out_cooldown: 300,
-            scale_in_cooldown: 300,
-            disable_scale_in: false,
-            scale_in_suspended: false,
-            scale_out_suspended: false,
-        };
+        let cfg = ScalingConfig::new(60.0, 1, 20);
         let cap = |running, desired| Capacity { running, desired, deploying: false };
         let now = 10_000;
         let act = |ago: i64, direction, to| Some(Activity { at: now - ago, direction, to });

@@ -55,16 +55,7 @@ fn a_cpu_spike_scales_out_within_one_period_and_calm_scales_in_after_the_low_win
         "low",
     );
     let (high, low) = (config(&specs[0]), config(&specs[1]));
-    let policy = ScalingConfig {
-        target_value: 60.0,
-        min_capacity: 1,
-        max_capacity: 20,
-        scale_out_cooldown: 300,
-        scale_in_cooldown: 300,
-        disable_scale_in: false,
-        scale_in_suspended: false,
-        scale_out_suspended: false,
-    };
+    let policy = ScalingConfig::new(60.0, 1, 20);
     let mut series = Series::new();
     let mut states = (None::<State>, None::<State>);
     let mut capacity = Capacity { running: 2, desired: 2, deploying: false };
