@@ -186,6 +186,51 @@ impl Statistic {
     }
 }
 
+/// GetMetricStatistics' `Statistics` (1–5 of the five basic ones) and `ExtendedStatistics` (1–10), at least one
+/// list and never both (reference §1.6). Returns (text as requested, statistic) pairs in request order, so the
+/// answer can key `ExtendedStatistics` by the exact requested string (`p99.0`).
+pub fn parse_statistics_request(
+    statistics: &[String],
+    extended: &[String],
+) -> Result<Vec<(String, Statistic)>, Invalid> {
+    const BASIC: &str = "[Average, Sum, SampleCount, Maximum, Minimum]";
+    match (statistics.is_empty(), extended.is_empty()) {
+        (true, true) => {
+            return Err(Invalid::missing("Statistics or the parameter ExtendedStatistics"));
+        }
+        (false, false) => {
+            return Err(Invalid::combination(
+                "The parameters Statistics and ExtendedStatistics are mutually exclusive and you have specified both.",
+            ));
+        }
+        _ => {}
+    }
+    if statistics.len() > 5 {
+        return Err(Invalid::value("The collection Statistics must not have a size greater than 5."));
+    }
+    if extended.len() > 10 {
+        return Err(Invalid::value("The collection ExtendedStatistics must not have a size greater than 10."));
+    }
+    let mut out = Vec::new();
+    for (i, s) in statistics.iter().enumerate() {
+        let st = Statistic::parse(s, "Statistics").ok().filter(|st| !st.is_extended()).ok_or_else(|| {
+            Invalid::value(format!("The parameter Statistics.member.{} must be a value in the set {BASIC}.", i + 1))
+        })?;
+        out.push((s.clone(), st));
+    }
+    for (i, s) in extended.iter().enumerate() {
+        let st = Statistic::parse(s, &format!("ExtendedStatistics.member.{}", i + 1))?;
+        if !st.is_extended() {
+            return Err(Invalid::value(format!(
+                "The value {s} for parameter ExtendedStatistics.member.{} is not a valid statistic.",
+                i + 1
+            )));
+        }
+        out.push((s.clone(), st));
+    }
+    Ok(out)
+}
+
 fn parse_number(s: &str, max_decimals: usize) -> Option<f64> {
     let (int, frac) = s.split_once('.').unwrap_or((s, ""));
     let digits = |t: &str| t.chars().all(|c| c.is_ascii_digit());
@@ -324,6 +369,53 @@ mod tests {
             let e = Statistic::parse(s, "ExtendedStatistic").expect_err(s);
             assert_eq!(e.message, format!("The value {s} for parameter ExtendedStatistic is not a valid statistic."));
             assert_eq!(e.code.name(), "InvalidParameterValue");
+        }
+    }
+
+    #[test]
+    fn statistics_requests() {
+        let v = |xs: &[&str]| xs.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let ok = parse_statistics_request(&[], &v(&["p99.0", "IQM"])).expect("valid");
+        assert_eq!(ok[0], ("p99.0".to_string(), Statistic::Percentile(99.0)), "keyed by the requested text");
+        assert_eq!(parse_statistics_request(&v(&["Sum", "Average"]), &[]).map(|s| s.len()), Ok(2));
+        for (basic, ext, want) in [
+            (
+                v(&[]),
+                v(&[]),
+                "MissingParameter: The parameter Statistics or the parameter ExtendedStatistics is required.",
+            ),
+            (
+                v(&["Sum"]),
+                v(&["p99"]),
+                "InvalidParameterCombination: The parameters Statistics and ExtendedStatistics are mutually exclusive and you have specified both.",
+            ),
+            (
+                v(&["Sum"; 6]),
+                v(&[]),
+                "InvalidParameterValue: The collection Statistics must not have a size greater than 5.",
+            ),
+            (
+                v(&[]),
+                v(&["p9"; 11]),
+                "InvalidParameterValue: The collection ExtendedStatistics must not have a size greater than 10.",
+            ),
+            (
+                v(&["Sum", "p99"]),
+                v(&[]),
+                "InvalidParameterValue: The parameter Statistics.member.2 must be a value in the set [Average, Sum, SampleCount, Maximum, Minimum].",
+            ),
+            (
+                v(&[]),
+                v(&["Sum"]),
+                "InvalidParameterValue: The value Sum for parameter ExtendedStatistics.member.1 is not a valid statistic.",
+            ),
+            (
+                v(&[]),
+                v(&["p101"]),
+                "InvalidParameterValue: The value p101 for parameter ExtendedStatistics.member.1 is not a valid statistic.",
+            ),
+        ] {
+            assert_eq!(parse_statistics_request(&basic, &ext).expect_err(want).to_string(), want);
         }
     }
 
