@@ -236,7 +236,13 @@ pub struct RangePlan {
     /// Bucket starts (each datapoint is labelled with the start of its period), ascending; empty when CloudWatch
     /// returns no data for this period at this age.
     pub timestamps: Vec<i64>,
+    /// GetMetricData only: the range held more than [`MAX_DATAPOINTS`] buckets; the plan stops there and the
+    /// rest starts at this time (the wiring's `NextToken`: plan again from here).
+    pub next_start: Option<i64>,
 }
+
+/// GetMetricData's default `MaxDatapoints` (reference §1.6); a plan never holds more buckets.
+pub const MAX_DATAPOINTS: usize = 100_800;
 
 /// The period/StartTime rules of GetMetricData/GetMetricStatistics (reference §1.5): the period is 1, 5, 10, 20,
 /// 30 or a multiple of 60; StartTime < EndTime; by the age of StartTime the period must be a multiple of 60 (3 h–
@@ -273,7 +279,7 @@ pub fn plan_range(start: i64, end: i64, period: i64, now: i64, api: Api) -> Resu
     };
     let round = if period < 60 { round.min(period) } else { round };
     if period % needed_multiple != 0 {
-        return Ok(RangePlan { tier, period, timestamps: Vec::new() });
+        return Ok(RangePlan { tier, period, timestamps: Vec::new(), next_start: None });
     }
     let first = start.div_euclid(round) * round;
     let count = (end - first + period - 1) / period;
@@ -284,8 +290,10 @@ pub fn plan_range(start: i64, end: i64, period: i64, now: i64, api: Api) -> Resu
             thousands(count)
         )));
     }
-    let timestamps = (0..count).map(|k| first + k * period).collect();
-    Ok(RangePlan { tier, period, timestamps })
+    let kept = count.min(MAX_DATAPOINTS as i64);
+    let timestamps = (0..kept).map(|k| first + k * period).collect();
+    let next_start = (count > kept).then(|| first + kept * period);
+    Ok(RangePlan { tier, period, timestamps, next_start })
 }
 
 fn thousands(n: i64) -> String {
@@ -366,7 +374,12 @@ mod tests {
         );
         let p = plan_range(NOW - 1441 * m, NOW, 60, NOW, Api::GetMetricData).expect("GetMetricData has no 1440 limit");
         assert_eq!(p.timestamps.len(), 1441);
+        // A year ahead at 1 s: the plan stops at MaxDatapoints and says where the rest starts.
+        let p = plan_range(NOW - 60, NOW + 365 * DAY, 1, NOW, Api::GetMetricData).expect("ok");
+        assert_eq!(p.timestamps.len(), MAX_DATAPOINTS);
+        assert_eq!(p.next_start, Some(NOW - 60 + MAX_DATAPOINTS as i64));
         let p = plan_range(NOW - 300, NOW, 60, NOW, Api::GetMetricData).expect("ok");
+        assert_eq!(p.next_start, None);
         assert!(p.timestamps.windows(2).all(|w| w[1] - w[0] == 60));
     }
 
