@@ -55,8 +55,11 @@ impl Schedule {
         }
         if let Some(rate) = inner("rate(") {
             let (n, unit) = rate.trim().split_once(' ').ok_or_else(|| invalid(s, "expected rate(<n> <unit>)"))?;
-            let n: i64 =
-                n.parse().ok().filter(|n| *n > 0).ok_or_else(|| invalid(s, "the rate must be a positive integer"))?;
+            let n: i64 = n
+                .parse()
+                .ok()
+                .filter(|n| (1..=1_000_000).contains(n))
+                .ok_or_else(|| invalid(s, "the rate must be a positive integer"))?;
             let secs = match (unit.trim(), n) {
                 ("minute", 1) | ("minutes", 2..) => 60,
                 ("hour", 1) | ("hours", 2..) => 3600,
@@ -93,7 +96,14 @@ fn parse_at(s: &str) -> Option<i64> {
     let t: Vec<i64> = time.split(':').map(|p| p.parse().ok()).collect::<Option<_>>()?;
     let [y, mo, da]: [i64; 3] = d[..].try_into().ok()?;
     let [h, mi, se]: [i64; 3] = t[..].try_into().ok()?;
-    let valid = (1..=12).contains(&mo) && (1..=31).contains(&da) && h < 24 && mi < 60 && se < 60 && h >= 0 && mi >= 0;
+    let valid = (1970..=9999).contains(&y)
+        && (1..=12).contains(&mo)
+        && (1..=31).contains(&da)
+        && h < 24
+        && mi < 60
+        && se < 60
+        && h >= 0
+        && mi >= 0;
     let days = days_from_civil(y, mo, da);
     // Reject dates that do not exist (2026-02-30).
     (valid && civil_from_days(days) == (y, mo, da)).then(|| days * 86_400 + h * 3600 + mi * 60 + se)
@@ -175,7 +185,8 @@ impl Cron {
         let t = after.div_euclid(60) * 60 + 60;
         let mut day = t.div_euclid(86_400);
         let mut from_minute = t.rem_euclid(86_400) / 60;
-        let last_year = self.years.as_ref().map_or(i64::MAX, |y| y.iter().copied().max().unwrap_or(0));
+        // Cron years end at 2199: a day that never comes (30 FEB) ends the search there.
+        let last_year = self.years.as_ref().map_or(2199, |y| y.iter().copied().max().unwrap_or(0));
         loop {
             let (y, m, d) = civil_from_days(day);
             if y > last_year {
@@ -222,6 +233,7 @@ mod tests {
             ("cron(0 0 29 2 ? *)", Some("2028-02-29T00:00:00")),
             ("cron(30 12 15 6 ? 2030)", Some("2030-06-15T12:30:00")),
             ("cron(0 0 1 1 ? 2020-2025)", None),
+            ("cron(0 0 30 2 ? *)", None),
             ("cron(0/20 10-11 7 DEC ? 2026)", None),
             ("cron(0/20 19-20 7 DEC ? 2026)", Some("2026-12-07T19:00:00")),
             ("cron(5,35 19 ? DEC WED 2026)", Some("2026-12-09T19:05:00")),

@@ -241,6 +241,9 @@ pub struct RangePlan {
     pub next_start: Option<i64>,
 }
 
+/// 9999-12-31T23:59:59Z: times beyond are refused (and all arithmetic on accepted ones stays in range).
+pub const MAX_TIME: i64 = 253_402_300_799;
+
 /// GetMetricData's default `MaxDatapoints` (reference §1.6); a plan never holds more buckets.
 pub const MAX_DATAPOINTS: usize = 100_800;
 
@@ -259,13 +262,18 @@ pub fn plan_range(start: i64, end: i64, period: i64, now: i64, api: Api) -> Resu
     if (period < 60 && ![1, 5, 10, 20, 30].contains(&period)) || (period >= 60 && period % 60 != 0) {
         return Err(Invalid::value("The parameter Period must be a multiple of 60."));
     }
+    for (name, t) in [("StartTime", start), ("EndTime", end)] {
+        if !(-MAX_TIME..=MAX_TIME).contains(&t) {
+            return Err(Invalid::value(format!("The parameter {name} is out of range.")));
+        }
+    }
     if start > end {
         return Err(Invalid::value("The parameter EndTime must be greater than StartTime."));
     }
     if start == end {
         return Err(Invalid::value("The parameter StartTime must not equal parameter EndTime."));
     }
-    let age = now - start;
+    let age = now.saturating_sub(start);
     let (tier, needed_multiple, round) = if age > 63 * DAY {
         (Tier::Hour, 3600, 3600)
     } else if age > 15 * DAY {
@@ -282,7 +290,7 @@ pub fn plan_range(start: i64, end: i64, period: i64, now: i64, api: Api) -> Resu
         return Ok(RangePlan { tier, period, timestamps: Vec::new(), next_start: None });
     }
     let first = start.div_euclid(round) * round;
-    let count = (end - first + period - 1) / period;
+    let count = end.saturating_sub(first).saturating_add(period - 1) / period;
     if api == Api::GetMetricStatistics && count > MAX_STATISTICS_DATAPOINTS as i64 {
         // AWS's code for this one is InvalidParameterCombination (its sample error and users' reports).
         return Err(Invalid::combination(format!(
@@ -380,6 +388,14 @@ mod tests {
         assert_eq!(p.next_start, Some(NOW - 60 + MAX_DATAPOINTS as i64));
         let p = plan_range(NOW - 300, NOW, 60, NOW, Api::GetMetricData).expect("ok");
         assert_eq!(p.next_start, None);
+        // Absurd times from a client do not overflow.
+        assert_eq!(
+            plan_range(i64::MIN + 1, i64::MAX, 3600, NOW, Api::GetMetricData).expect_err("absurd").message,
+            "The parameter StartTime is out of range."
+        );
+        let p = plan_range(-MAX_TIME, MAX_TIME, 1, NOW, Api::GetMetricData).expect("extreme but valid");
+        assert_eq!(p.timestamps.len(), 0, "older than any tier at 1 s: no data");
+        assert!(plan_range(-MAX_TIME, MAX_TIME, 3600, NOW, Api::GetMetricData).is_ok());
         assert!(p.timestamps.windows(2).all(|w| w[1] - w[0] == 60));
     }
 
