@@ -153,7 +153,12 @@ struct Parser {
     toks: Vec<(usize, Tok)>,
     at: usize,
     len: usize,
+    /// Nesting of parentheses, calls and unary minus, bounded so that no expression can exhaust the stack.
+    depth: usize,
 }
+
+/// Deepest nesting an expression may have.
+pub const MAX_DEPTH: usize = 64;
 
 impl Parser {
     fn peek(&self) -> Option<&Tok> {
@@ -211,7 +216,20 @@ impl Parser {
     fn mul(&mut self) -> Result<Expr, MathError> {
         self.binary(&[("*", Op::Mul), ("/", Op::Div)], Parser::unary)
     }
+    fn enter(&mut self) -> Result<(), MathError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(self.err("the expression is nested too deeply"));
+        }
+        Ok(())
+    }
     fn unary(&mut self) -> Result<Expr, MathError> {
+        self.enter()?;
+        let e = self.unary_inner();
+        self.depth -= 1;
+        e
+    }
+    fn unary_inner(&mut self) -> Result<Expr, MathError> {
         if self.eat("-") {
             return Ok(Expr::Neg(Box::new(self.unary()?)));
         }
@@ -281,7 +299,7 @@ pub fn parse(s: &str) -> Result<Expr, MathError> {
         return Err(MathError::TooLong);
     }
     let toks = lex(s)?;
-    let mut p = Parser { toks, at: 0, len: s.len() };
+    let mut p = Parser { toks, at: 0, len: s.len(), depth: 0 };
     let e = p.or()?;
     if p.at < p.toks.len() {
         return Err(p.err("unexpected trailing input"));
@@ -861,6 +879,8 @@ mod tests {
     #[test]
     fn errors_table() {
         let long = format!("m1{}", " + m1".repeat(500));
+        let deep = format!("{}m1{}", "(".repeat(1000), ")".repeat(1000));
+        let minus = format!("{}m1", "-".repeat(2000));
         let cases: Vec<(&str, MathError)> = vec![
             ("SEARCH('{AWS/EC2} CPU', 'Average')", MathError::Unsupported("SEARCH".into())),
             ("ANOMALY_DETECTION_BAND(m1)", MathError::Unsupported("ANOMALY_DETECTION_BAND".into())),
@@ -882,6 +902,8 @@ mod tests {
             ("RATE(1)", MathError::Type("This function takes a time series or an array of time series.".into())),
             ("FILL(m1)", MathError::Type("FILL takes 2 to 2 arguments; 1 given.".into())),
             (&long, MathError::TooLong),
+            (&deep, MathError::Syntax { at: 64, message: "the expression is nested too deeply".into() }),
+            (&minus, MathError::Syntax { at: 64, message: "the expression is nested too deeply".into() }),
         ];
         for (expr, want) in cases {
             assert_eq!(evaluate(expr, &ctx()).expect_err(expr), want, "{expr}");
