@@ -110,6 +110,15 @@ pub fn authorize_request(caller: &CallerIdentity, request: RequestContext) -> Re
     }
 }
 
+/// May the caller perform every one of `requests` (one per resource an operation names)? An operation that
+/// names none is checked as `action` on `*`, so an empty list never skips the check.
+pub fn authorize_all(caller: &CallerIdentity, action: &str, requests: Vec<RequestContext>) -> Result<(), AwsError> {
+    if requests.is_empty() {
+        return authorize(caller, action);
+    }
+    requests.into_iter().try_for_each(|r| authorize_request(caller, r))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
