@@ -7,7 +7,7 @@ use berth_iam::RequestContext;
 use berth_model::ecs::Operation;
 
 use crate::names::cluster_name;
-use crate::{Control, ControlError};
+use crate::{Control, ControlError, authz};
 
 /// The contexts `ecs:<Op>` is authorized with (one per resource it names; all must be allowed).
 pub(crate) fn ecs_requests(c: &Control, op: &Operation) -> Result<Vec<RequestContext>, ControlError> {
@@ -25,16 +25,8 @@ pub(crate) fn ecs_requests(c: &Control, op: &Operation) -> Result<Vec<RequestCon
     };
     Ok(match op {
         Operation::CreateCluster(r) => {
-            let tags: Vec<(String, String)> = r
-                .tags
-                .iter()
-                .flatten()
-                .map(|t| (t.key.clone().unwrap_or_default(), t.value.clone().unwrap_or_default()))
-                .collect();
-            vec![
-                RequestContext::new(action, c.names.cluster(&cluster_name(r.cluster_name.as_deref())))
-                    .with_request_tags(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
-            ]
+            let cluster = RequestContext::new(action, c.names.cluster(&cluster_name(r.cluster_name.as_deref())));
+            vec![authz::with_request_tags(cluster, r.tags.iter().flatten().map(|t| (&t.key, &t.value)))]
         }
         Operation::DescribeClusters(r) => {
             let given = r.clusters.clone().filter(|l| !l.is_empty()).unwrap_or_else(|| vec!["default".into()]);
@@ -79,11 +71,8 @@ pub(crate) fn ecs_requests(c: &Control, op: &Operation) -> Result<Vec<RequestCon
 /// The context of an operation on one resource named in the request (or `*`).
 fn ecs_request(c: &Control, op: &Operation) -> Result<RequestContext, ControlError> {
     let action = format!("ecs:{}", op.name());
-    let pairs = |tags: &Option<Vec<berth_model::ecs::Tag>>| -> Vec<(String, String)> {
-        tags.iter()
-            .flatten()
-            .map(|t| (t.key.clone().unwrap_or_default(), t.value.clone().unwrap_or_default()))
-            .collect()
+    let tagged = |request: RequestContext, tags: &Option<Vec<berth_model::ecs::Tag>>| {
+        authz::with_request_tags(request, tags.iter().flatten().map(|t| (&t.key, &t.value)))
     };
     let on_existing = |arn: &str| -> Result<RequestContext, ControlError> {
         let tags = c.tx(|tx| Ok(tx.tags_get(arn)?))?;
@@ -98,20 +87,14 @@ fn ecs_request(c: &Control, op: &Operation) -> Result<RequestContext, ControlErr
                     r.primary_container.as_ref().and_then(|p| p.image.as_deref()).unwrap_or("service"),
                 )
             });
-            let tags = pairs(&r.tags);
-            RequestContext::new(action, c.names.service(&cluster, &name))
-                .with_request_tags(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            tagged(RequestContext::new(action.clone(), c.names.service(&cluster, &name)), &r.tags)
         }
         Operation::DescribeExpressGatewayService(r) => on_existing(r.service_arn.as_deref().unwrap_or_default())?,
         Operation::UpdateExpressGatewayService(r) => on_existing(r.service_arn.as_deref().unwrap_or_default())?,
         Operation::DeleteExpressGatewayService(r) => on_existing(r.service_arn.as_deref().unwrap_or_default())?,
         Operation::DeleteCluster(r) => on_existing(&c.names.cluster(&cluster_name(r.cluster.as_deref())))?,
         Operation::ListTagsForResource(r) => on_existing(r.resource_arn.as_deref().unwrap_or_default())?,
-        Operation::TagResource(r) => {
-            let tags = pairs(&r.tags);
-            on_existing(r.resource_arn.as_deref().unwrap_or_default())?
-                .with_request_tags(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        }
+        Operation::TagResource(r) => tagged(on_existing(r.resource_arn.as_deref().unwrap_or_default())?, &r.tags),
         Operation::UntagResource(r) => on_existing(r.resource_arn.as_deref().unwrap_or_default())?
             .with_multi_key("aws:TagKeys", r.tag_keys.clone().unwrap_or_default()),
         _ => RequestContext::new(action, "*"),
