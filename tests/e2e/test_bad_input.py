@@ -45,7 +45,7 @@ def test_wrong_secret_is_invalid_signature(berth):
     with pytest.raises(ClientError) as exc:
         client.list_clusters()
     assert _code(exc) == "InvalidSignatureException"
-    assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] in (400, 403)
+    assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
 
 
 def test_unknown_access_key_is_unrecognized_client(berth):
@@ -76,8 +76,8 @@ def test_unsigned_request_is_rejected(berth):
         body = resp.read()
     finally:
         conn.close()
-    assert resp.status in (400, 403), (resp.status, body)
-    assert error_code(json.loads(body).get("__type")) in ("MissingAuthenticationTokenException", "IncompleteSignatureException")
+    assert resp.status == 403, (resp.status, body)
+    assert error_code(json.loads(body).get("__type")) == "MissingAuthenticationTokenException", body
 
 
 def test_stale_date_is_signature_expired(berth):
@@ -104,7 +104,9 @@ def test_malformed_json_is_serialization_exception(berth):
 def test_wrong_member_type_is_rejected(berth):
     resp = berth.signed_request("DescribeExpressGatewayService", json.dumps({"serviceArn": 42}))
     assert resp.status == 400, resp.text
-    assert error_code(resp.json().get("__type")) in ("SerializationException", "InvalidParameterException")
+    err = resp.json()
+    assert error_code(err.get("__type")) == "InvalidParameterException", err
+    assert "serviceArn" in err.get("message", ""), err
 
 
 def test_missing_required_member_is_named(berth):
@@ -117,7 +119,7 @@ def test_missing_required_member_is_named(berth):
     resp = berth.signed_request("CreateExpressGatewayService", json.dumps(body))
     assert resp.status == 400, resp.text
     err = resp.json()
-    assert error_code(err.get("__type")) in ("InvalidParameterException", "ValidationException"), err
+    assert error_code(err.get("__type")) == "InvalidParameterException", err
     assert "infrastructureRoleArn" in (err.get("message") or err.get("Message") or ""), err
     assert _service_arns(berth) == before
 
@@ -125,7 +127,8 @@ def test_missing_required_member_is_named(berth):
 def test_unknown_operation(berth):
     resp = berth.signed_request("FlyToTheMoon", "{}")
     assert resp.status == 400, resp.text
-    assert error_code(resp.json().get("__type")) in ("UnknownOperationException", "InvalidAction"), resp.text
+    assert error_code(resp.json().get("__type")) == "UnknownOperationException", resp.text
+    assert "FlyToTheMoon" in resp.json().get("message", ""), resp.text
 
 
 def test_unknown_service_arn_is_service_not_found(berth):
@@ -155,10 +158,9 @@ def test_invalid_cpu_memory_pair(berth, cpu, memory):
     assert "memory" in message.lower() and "cpu" in message.lower(), message
     assert _service_arns(berth) == before
     # nothing half-created: no service by that name (ListTasks on it is ServiceNotFound, as in ECS), no tasks
-    try:
-        assert not berth.task_arns(name)
-    except ClientError as err:
-        assert err.response["Error"]["Code"] in ("ServiceNotFoundException", "ClusterNotFoundException"), err.response
+    with pytest.raises(ClientError) as err:
+        berth.task_arns(name)
+    assert _code(err) == "ServiceNotFoundException", err.value.response
 
 
 def test_invalid_role_arn_is_rejected(berth):
@@ -170,6 +172,6 @@ def test_invalid_role_arn_is_rejected(berth):
             executionRoleArn="ecsTaskExecutionRole",
             infrastructureRoleArn=berth.role_arns()["infrastructureRoleArn"],
         )
-    assert _code(exc) in ("InvalidParameterException", "ClientException")
-    assert "executionRoleArn" in _msg(exc) or "ecsTaskExecutionRole" in _msg(exc), _msg(exc)
+    assert _code(exc) == "InvalidParameterException"
+    assert "executionRoleArn" in _msg(exc) and "ecsTaskExecutionRole" in _msg(exc), _msg(exc)
     assert _service_arns(berth) == before
