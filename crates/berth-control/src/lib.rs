@@ -32,7 +32,7 @@ mod token;
 
 pub use config::ControlConfig;
 pub use credentials::{AccessKey, IssuedKey};
-pub use error::ControlError;
+pub use error::{ControlError, internal_error, may_return};
 pub use health::HealthView;
 
 use std::sync::{Arc, Mutex};
@@ -175,11 +175,14 @@ impl Control {
         caller: &CallerIdentity,
         op: berth_model::ecs::Operation,
     ) -> Result<berth_model::ecs::Output, AwsError> {
-        if !authz::is_root(caller) {
-            authz::authorize_request(caller, iam::ecs_context::ecs_request(self, &op).map_err(AwsError::from)?)?;
-        }
-        let out = ecs::handle(self, caller, op).map_err(AwsError::from)?;
-        Ok(out)
+        let (name, errors) = (op.name(), op.errors());
+        let out = (|| {
+            if !authz::is_root(caller) {
+                authz::authorize_request(caller, iam::ecs_context::ecs_request(self, &op).map_err(AwsError::from)?)?;
+            }
+            ecs::handle(self, caller, op).map_err(AwsError::from)
+        })();
+        error::answer(berth_model::ecs::SIGNING_NAME, name, errors, out)
     }
 
     /// Handles one decoded ELBv2 operation for an authenticated caller.
@@ -188,9 +191,10 @@ impl Control {
         caller: &CallerIdentity,
         op: berth_model::elbv2::Operation,
     ) -> Result<berth_model::elbv2::Output, AwsError> {
-        authz::authorize(caller, &format!("elasticloadbalancing:{}", op.name()))?;
-        let out = elbv2::handle(self, op).map_err(AwsError::from)?;
-        Ok(out)
+        let (name, errors) = (op.name(), op.errors());
+        let out = authz::authorize(caller, &format!("elasticloadbalancing:{name}"))
+            .and_then(|()| elbv2::handle(self, op).map_err(AwsError::from));
+        error::answer(berth_model::elbv2::SIGNING_NAME, name, errors, out)
     }
 
     /// Subscribes to route-table snapshots (the internal watch API serves these to proxies).

@@ -361,4 +361,13 @@ async fn bad_input_is_refused_and_leaves_nothing() {
         .await
         .expect_err("unknown");
     assert_eq!(e.code, ErrorCode::ServiceNotFound);
+    // Describe's model names a missing service ResourceNotFoundException.
+    let e = w
+        .call(Operation::DescribeExpressGatewayService(DescribeExpressGatewayServiceRequest {
+            service_arn: Some(format!("arn:aws:ecs:us-east-1:{account}:service/default/ghost")),
+            ..Default::default()
+        }))
+        .await
+        .expect_err("unknown");
+    assert_eq!(e.code, ErrorCode::ResourceNotFound);
 }

@@ -21,7 +21,10 @@ use crate::{CallerIdentity, Control, ControlError, authz};
 impl Control {
     /// Handles one decoded EC2 operation for an authenticated caller.
     pub async fn handle_ec2(&self, caller: &CallerIdentity, op: Operation) -> Result<Output, AwsError> {
-        authz::authorize(caller, &format!("ec2:{}", op.name()))?;
+        let name = op.name();
+        if let Err(e) = authz::authorize(caller, &format!("ec2:{name}")) {
+            return crate::error::answer(berth_model::ec2::SIGNING_NAME, name, &[], Err(e));
+        }
         let mutates = !op.name().starts_with("Describe");
         let out = match op {
             Operation::DescribeVpcs(r) => network::describe_vpcs(self, r).map(Output::DescribeVpcs),
@@ -60,7 +63,7 @@ impl Control {
             }
             self.wake();
         }
-        out.map_err(AwsError::from)
+        crate::error::answer(berth_model::ec2::SIGNING_NAME, name, &[], out.map_err(AwsError::from))
     }
 }
 

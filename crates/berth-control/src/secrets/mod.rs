@@ -21,8 +21,10 @@ impl Control {
         caller: &CallerIdentity,
         op: berth_model::secretsmanager::Operation,
     ) -> Result<berth_model::secretsmanager::Output, AwsError> {
-        authz::authorize(caller, &format!("secretsmanager:{}", op.name()))?;
-        manager::handle(self, op).map_err(AwsError::from)
+        let (name, errors) = (op.name(), op.errors());
+        let out = authz::authorize(caller, &format!("secretsmanager:{name}"))
+            .and_then(|()| manager::handle(self, op).map_err(AwsError::from));
+        crate::error::answer(berth_model::secretsmanager::SIGNING_NAME, name, errors, out)
     }
 
     /// Handles one decoded SSM operation for an authenticated caller.
@@ -31,8 +33,10 @@ impl Control {
         caller: &CallerIdentity,
         op: berth_model::ssm::Operation,
     ) -> Result<berth_model::ssm::Output, AwsError> {
-        authz::authorize(caller, &format!("ssm:{}", op.name()))?;
-        ssm::handle(self, caller, op).map_err(AwsError::from)
+        let (name, errors) = (op.name(), op.errors());
+        let out = authz::authorize(caller, &format!("ssm:{name}"))
+            .and_then(|()| ssm::handle(self, caller, op).map_err(AwsError::from));
+        crate::error::answer(berth_model::ssm::SIGNING_NAME, name, errors, out)
     }
 }
 
