@@ -131,18 +131,17 @@ def test_unknown_operation(berth):
     assert "FlyToTheMoon" in resp.json().get("message", ""), resp.text
 
 
-def test_unknown_service_arn_is_service_not_found(berth):
+def test_unknown_service_arn_is_the_error_each_operation_models(berth):
+    """Each operation answers the not-found error its model lists, so typed SDKs raise their typed exception:
+    Describe's model names ResourceNotFoundException, Update's and Delete's ServiceNotFoundException."""
     ecs = berth.ecs(max_attempts=1)
     arn = f"arn:aws:ecs:us-east-1:{berth.account_id}:service/default/{unique('ghost')}"
-    with pytest.raises(ClientError) as exc:
+    with pytest.raises(ecs.exceptions.ResourceNotFoundException):
         ecs.describe_express_gateway_service(serviceArn=arn)
-    assert _code(exc) == "ServiceNotFoundException"
-    with pytest.raises(ClientError) as exc:
+    with pytest.raises(ecs.exceptions.ServiceNotFoundException):
         ecs.delete_express_gateway_service(serviceArn=arn)
-    assert _code(exc) == "ServiceNotFoundException"
-    with pytest.raises(ClientError) as exc:
+    with pytest.raises(ecs.exceptions.ServiceNotFoundException):
         ecs.update_express_gateway_service(serviceArn=arn, primaryContainer={"image": "berth-demo:latest"})
-    assert _code(exc) == "ServiceNotFoundException"
 
 
 @pytest.mark.parametrize(("cpu", "memory"), [("256", "4096"), ("1024", "512"), ("3", "512")])
