@@ -245,9 +245,14 @@ def test_health_check_change_takes_effect(berth, two_services):
         assert answers == Counter({(200, "A"): 10}), answers
     finally:
         client.modify_target_group(TargetGroupArn=a["live"], HealthCheckPath="/ping")
-    wait_version(berth, endpoint_a, "A", timeout=30)
-    state = client.describe_target_health(TargetGroupArn=a["live"])["TargetHealthDescriptions"][0]["TargetHealth"]
-    assert state["State"] == "healthy", state
+    # Back to healthy after two passing checks (5 s apart); it answered all along (fail open).
+    wait_for(
+        "the target to be healthy again",
+        lambda: [d["TargetHealth"]["State"] for d in client.describe_target_health(TargetGroupArn=a["live"])["TargetHealthDescriptions"]] == ["healthy"],
+        30,
+        interval=0.5,
+    )
+    wait_version(berth, endpoint_a, "A", timeout=5)
     # Leave the service's checks as Express set them.
     client.modify_target_group(
         TargetGroupArn=a["live"], HealthCheckIntervalSeconds=30, HealthCheckTimeoutSeconds=5, HealthyThresholdCount=5

@@ -114,7 +114,9 @@ mod tests {
     #[test]
     fn every_error_an_operation_returns_is_one_its_model_lists() {
         use ErrorCode as E;
-        let rows: &[(&str, fn(&str) -> &'static [&'static str], &str, &[ErrorCode])] = &[
+        /// (service, its generated lookup, operation, the errors berth answers it with)
+        type Row<'a> = (&'a str, fn(&str) -> &'static [&'static str], &'a str, &'a [ErrorCode]);
+        let rows: &[Row<'_>] = &[
             (
                 "ecs",
                 ecs::operation_errors,
