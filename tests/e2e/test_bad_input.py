@@ -21,12 +21,12 @@ def _msg(excinfo) -> str:
     return excinfo.value.response["Error"].get("Message", "")
 
 
-def _assert_error_shape(resp, code: str, status: tuple[int, ...] = (400,)) -> dict:
-    assert resp.status in status, (resp.status, resp.text)
+def _assert_error_shape(resp, code: str, status: int = 400) -> dict:
+    assert resp.status == status, (resp.status, resp.text)
     body = resp.json()
     assert error_code(body.get("__type")) == code, body
     assert error_code(resp.header("x-amzn-errortype")) == code, resp.headers
-    assert body.get("message") or body.get("Message"), body
+    assert body.get("message"), body
     return body
 
 
@@ -53,7 +53,7 @@ def test_unknown_access_key_is_unrecognized_client(berth):
     with pytest.raises(ClientError) as exc:
         client.list_clusters()
     assert _code(exc) == "UnrecognizedClientException"
-    assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] in (400, 403)
+    assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
 
 
 def test_unsigned_request_is_rejected(berth):
@@ -83,8 +83,8 @@ def test_unsigned_request_is_rejected(berth):
 def test_stale_date_is_signature_expired(berth):
     when = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=20)
     resp = berth.signed_request("ListClusters", "{}", when=when)
-    body = _assert_error_shape(resp, "InvalidSignatureException", status=(400, 403))
-    assert "Signature expired" in (body.get("message") or body.get("Message")), body
+    body = _assert_error_shape(resp, "InvalidSignatureException")
+    assert "Signature expired" in body["message"], body
 
 
 def test_fresh_raw_signed_request_works(berth):
@@ -120,7 +120,7 @@ def test_missing_required_member_is_named(berth):
     assert resp.status == 400, resp.text
     err = resp.json()
     assert error_code(err.get("__type")) == "InvalidParameterException", err
-    assert "infrastructureRoleArn" in (err.get("message") or err.get("Message") or ""), err
+    assert "infrastructureRoleArn" in err["message"], err
     assert _service_arns(berth) == before
 
 
@@ -146,6 +146,8 @@ def test_unknown_service_arn_is_the_error_each_operation_models(berth):
 
 @pytest.mark.parametrize(("cpu", "memory"), [("256", "4096"), ("1024", "512"), ("3", "512")])
 def test_invalid_cpu_memory_pair(berth, cpu, memory):
+    # The default cluster exists (as after any first service), so ListTasks below can only miss the service.
+    berth.ecs().create_cluster(clusterName="default")
     before = _service_arns(berth)
     name = unique("badsize")
     with pytest.raises(ClientError) as exc:
