@@ -3,8 +3,9 @@
 Targets here are small Python servers on loopback, registered as IP targets (RegisterTargets) in an Express
 service's idle target group, which a user rule forwards a host under the listener's wildcard certificate to. So
 every request below goes client → berth proxy (TLS, routing, health checks, draining) → a target whose behaviour
-the test controls: 502 when it resets or sends garbage, 503 with no healthy target, 504 when it does not answer
-in time, WebSocket echo, HTTP/2 clients, and deregistration under load without a failed request."""
+the test controls: 502 when it resets or sends garbage, 503 with no registered target (a group of unhealthy
+targets fails open), 504 when it does not answer in time, WebSocket echo, HTTP/2 clients, and deregistration under
+load without a failed request."""
 
 from __future__ import annotations
 
