@@ -5,6 +5,7 @@
 //! the store, bound to their resource ARN and version, and opened only to answer GetSecretValue, a
 //! decrypted GetParameter(s), or a task launch. Revisions store `valueFrom` references, never values.
 
+mod context;
 pub(crate) mod launch;
 mod manager;
 mod ssm;
@@ -22,8 +23,14 @@ impl Control {
         op: berth_model::secretsmanager::Operation,
     ) -> Result<berth_model::secretsmanager::Output, AwsError> {
         let (name, errors) = (op.name(), op.errors());
-        let out = authz::authorize(caller, &format!("secretsmanager:{name}"))
-            .and_then(|()| manager::handle(self, op).map_err(AwsError::from));
+        let out = (|| {
+            if !authz::is_root(caller) {
+                for request in context::secretsmanager_requests(self, &op).map_err(AwsError::from)? {
+                    authz::authorize_request(caller, request)?;
+                }
+            }
+            manager::handle(self, op).map_err(AwsError::from)
+        })();
         crate::error::answer(berth_model::secretsmanager::SIGNING_NAME, name, errors, out)
     }
 
@@ -34,8 +41,14 @@ impl Control {
         op: berth_model::ssm::Operation,
     ) -> Result<berth_model::ssm::Output, AwsError> {
         let (name, errors) = (op.name(), op.errors());
-        let out = authz::authorize(caller, &format!("ssm:{name}"))
-            .and_then(|()| ssm::handle(self, caller, op).map_err(AwsError::from));
+        let out = (|| {
+            if !authz::is_root(caller) {
+                for request in context::ssm_requests(self, &op).map_err(AwsError::from)? {
+                    authz::authorize_request(caller, request)?;
+                }
+            }
+            ssm::handle(self, caller, op).map_err(AwsError::from)
+        })();
         crate::error::answer(berth_model::ssm::SIGNING_NAME, name, errors, out)
     }
 }
