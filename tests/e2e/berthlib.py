@@ -701,7 +701,8 @@ def serving_service(berth: BerthInstance, prefix: str):
 
 
 class RequestLoop:
-    """Sends GETs through the proxy in a background thread until stopped; records every outcome."""
+    """Sends GETs through the proxy in a background thread until stopped; records every outcome. A `{n}` in the
+    path is replaced by the request's number (0, 1, ...)."""
 
     def __init__(self, berth: BerthInstance, host: str, path: str = "/", pause: float = 0.02, max_seconds: float = 300):
         self.berth, self.host, self.path, self.pause, self.max_seconds = berth, host, path, pause, max_seconds
@@ -725,7 +726,8 @@ class RequestLoop:
         while not self._stop.is_set() and time.monotonic() < deadline:
             t = time.monotonic()
             try:
-                r = self.berth.https_get(self.host, self.path, timeout=5)
+                path = self.path.replace("{n}", str(len(self.results)))
+                r = self.berth.https_get(self.host, path, timeout=5)
                 self.results.append((t, r.status, r.header("x-demo-version"), None))
             except Exception as exc:  # noqa: BLE001 - every failure is recorded
                 self.results.append((t, 0, None, repr(exc)))
