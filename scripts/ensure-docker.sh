@@ -35,6 +35,8 @@ with_systemd() {
         systemctl cat docker.service >/dev/null 2>&1
 }
 dockerd_pids() { pgrep -x dockerd 2>/dev/null || true; }
+# daemon.json asks for live-restore (so that the next start of dockerd has it too).
+configured() { command -v jq >/dev/null 2>&1 && [ "$(jq '."live-restore"' "$DAEMON_JSON" 2>/dev/null)" = "true" ]; }
 
 need_root() {
     if [ "$(id -u)" -ne 0 ]; then
@@ -155,7 +157,7 @@ case "${1:-}" in
         ;;
 esac
 
-if command -v docker >/dev/null 2>&1 && reachable && { live_restore_on || in_swarm; }; then
+if command -v docker >/dev/null 2>&1 && reachable && { { live_restore_on && configured; } || in_swarm; }; then
     if in_swarm && ! live_restore_on; then
         log "Docker daemon is a swarm node: live-restore stays off (Docker refuses it in swarm mode)"
     fi
