@@ -13,7 +13,7 @@ mod iam;
 mod lb_network;
 mod log_shipping;
 mod logs;
-mod rows;
+mod ecs;
 mod savepoint;
 mod schema;
 mod secrets;
@@ -26,7 +26,7 @@ pub use iam::*;
 pub use lb_network::*;
 pub use log_shipping::*;
 pub use logs::*;
-pub use rows::*;
+pub use ecs::*;
 pub use secrets::*;
 pub use task_role::*;
 

@@ -22,7 +22,7 @@ use berth_iam::RequestContext;
 use berth_model::elbv2::Action;
 use berth_store::Tx;
 
-use super::access::{INFRASTRUCTURE_SESSION, role_by_arn, role_grants};
+use crate::iam::access::{INFRASTRUCTURE_SESSION, role_by_arn, role_grants};
 use crate::{Control, ControlError};
 
 type Tags = Vec<(String, String)>;
@@ -126,8 +126,8 @@ impl Journal {
     /// `ec2:CreateSecurityGroup` with `TagSpecifications`: authorized on the VPC and on the new group, and the
     /// `ec2:CreateTags` it implies.
     pub fn ec2_create_group(&mut self, c: &Control, vpc_id: &str, group_id: &str, tags: &[(String, String)]) {
-        let group = ec2_arn(c, "security-group", group_id);
-        for resource in [ec2_arn(c, "vpc", vpc_id), group.clone()] {
+        let group = crate::ec2::arn(c, "security-group", group_id);
+        for resource in [crate::ec2::arn(c, "vpc", vpc_id), group.clone()] {
             self.push(Performed {
                 action: "ec2:CreateSecurityGroup".into(),
                 resource,
@@ -159,7 +159,7 @@ impl Journal {
     ) -> Result<(), ControlError> {
         self.push(Performed {
             action: "ec2:AuthorizeSecurityGroupIngress".into(),
-            resource: ec2_arn(c, "security-group", group_id),
+            resource: crate::ec2::arn(c, "security-group", group_id),
             request_tags: tags.to_vec(),
             resource_tags: tx.ec2_tags_get(group_id)?,
             keys: vec![],
@@ -168,7 +168,7 @@ impl Journal {
             for id in rule_ids {
                 self.push(Performed {
                     action: "ec2:CreateTags".into(),
-                    resource: ec2_arn(c, "security-group-rule", id),
+                    resource: crate::ec2::arn(c, "security-group-rule", id),
                     request_tags: tags.to_vec(),
                     resource_tags: vec![],
                     keys: vec![("ec2:CreateAction".into(), "AuthorizeSecurityGroupIngress".into())],
@@ -180,7 +180,7 @@ impl Journal {
 
     /// An EC2 action on an existing security group, with the tags the store holds for it.
     pub fn ec2_group(&mut self, c: &Control, tx: &Tx<'_>, action: &str, group_id: &str) -> Result<(), ControlError> {
-        self.act(&format!("ec2:{action}"), &ec2_arn(c, "security-group", group_id), tx.ec2_tags_get(group_id)?);
+        self.act(&format!("ec2:{action}"), &crate::ec2::arn(c, "security-group", group_id), tx.ec2_tags_get(group_id)?);
         Ok(())
     }
 
@@ -221,10 +221,6 @@ fn forwards_to(actions: &[Action], groups: &[&str]) -> bool {
                 .and_then(|f| f.target_groups.as_ref())
                 .is_some_and(|ts| ts.iter().any(|t| t.target_group_arn.as_deref().is_some_and(|g| groups.contains(&g))))
     })
-}
-
-fn ec2_arn(c: &Control, kind: &str, id: &str) -> String {
-    format!("arn:aws:ec2:{}:{}:{kind}/{id}", c.names.region, c.names.account)
 }
 
 /// The request context a journal entry is evaluated with.
