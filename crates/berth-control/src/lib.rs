@@ -1,12 +1,14 @@
 //! berth-control: the control plane. It turns API commands into desired state and converges the world to it.
 //!
-//! It owns what every ECS operation means (commands change desired state in one store transaction and
-//! return at once), the reconciler that starts, drains, stops and replaces tasks (a pure [`plan`] over
-//! desired and observed state, then a thin executor), the route table it publishes to proxies, and the
-//! target health it learns back from them, and the ELBv2 load balancers, listeners, rules and target groups
-//! behind Express services (`elbv2/`), from which that table is built. It must never speak a wire protocol (it receives decoded
-//! operations and returns typed outputs), never know Docker (only the [`Driver`] trait), and never block
-//! a command on a container: commands record intent, the reconciler acts.
+//! It owns what the operations of every service berth speaks mean (ECS with Express Mode, ELBv2, EC2, IAM, STS,
+//! Secrets Manager, SSM Parameter Store, CloudWatch Logs; each in its own module, entered by `handle_<service>`),
+//! the Express feature as an orchestration of those services' resources (`express/`), the reconciler that starts,
+//! drains, stops and replaces tasks (a pure [`plan`] over desired and observed state, then a thin executor), the
+//! shipping of containers' output into CloudWatch Logs, the host firewall policy from security groups, task-role
+//! credentials, and the route table it publishes to proxies with the target health it learns back from them. The
+//! module rules (which module may use which) are in ARCHITECTURE.md and checked by a test. It must never speak a
+//! wire protocol (it receives decoded operations and returns typed outputs), never know Docker (only the
+//! [`Driver`] trait), and never block a command on a container: commands record intent, the reconciler acts.
 
 pub mod authz;
 mod certs;

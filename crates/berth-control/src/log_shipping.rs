@@ -5,7 +5,7 @@
 //! `<prefix>/Main/<task id>`. Three roles meet here:
 //!
 //! - **Express, as the infrastructure role**, creates the group when a service is created (or an update names a
-//!   new one), tagged `AmazonECSManaged=true`, recorded in the provisioning [`Journal`] as `logs:DescribeLogGroups`,
+//!   new one), tagged `AmazonECSManaged=true`, recorded in the provisioning journal (`express/journal.rs`, `express/log_group.rs`) as `logs:DescribeLogGroups`,
 //!   `logs:CreateLogGroup` and `logs:TagResource` with the request tag. Groups are kept after the service is
 //!   deleted (the role has no `logs:DeleteLogGroup`), so an existing group is used as it is.
 //! - **The task launch, as the execution role** ([`Control::prepare_log_stream`]), checks `logs:CreateLogStream`

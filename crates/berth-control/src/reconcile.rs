@@ -497,7 +497,7 @@ impl Control {
                             spec.environment.push((k, v));
                         }
                         spec.registry_auth = resolved.registry_auth;
-                        // The log stream, as the execution role too (logging.rs), before the container exists.
+                        // The log stream, as the execution role too (log_shipping.rs), before the container exists.
                         let logging = match &needs.log {
                             Some(target) => me.prepare_log_stream(&id, target, needs.execution_role.as_deref()),
                             None => Ok(()),
@@ -569,7 +569,7 @@ impl Control {
             }
             let me = Arc::clone(self);
             tokio::spawn(async move {
-                // A task that ships its output is stopped, drained, then removed (logging.rs).
+                // A task that ships its output is stopped, drained, then removed (containers.rs).
                 let result = me.stop_container(&id).await;
                 match result {
                     Ok(()) => {

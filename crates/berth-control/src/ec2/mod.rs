@@ -4,7 +4,8 @@
 //! network's subnet once the runtime reports it. Security groups are records here; they become real in
 //! two places: the firewall policy between task containers ([`firewall`], applied by the reconciler) and
 //! the load balancer's source filter ([`rules::allowed_sources`]). Express services get their two groups
-//! from [`express`].
+//! from `crate::express::security_groups`; which services use which groups is `attachments.rs`. Every operation
+//! is authorized on the resource ARNs it names (`context.rs`).
 
 pub(crate) mod attachments;
 mod context;

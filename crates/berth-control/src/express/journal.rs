@@ -1,14 +1,14 @@
 //! The infrastructure role at work: what berth does for an Express service, in AWS's words, and the check of
 //! it against the role's policies.
 //!
-//! The code that provisions, updates and tears down a service's resources (`elbv2::place_service`,
-//! `assign_revision`, `release_service`, `retire_groups`; `ec2::express`) records each action it performs in a
+//! The code that provisions, updates and tears down a service's resources (`placement.rs`: `place_service`,
+//! `assign_revision`, `release_service`, `retire_groups`; `security_groups.rs`) records each action it performs in a
 //! [`Journal`]: AWS's action name, the real resource ARN, the tags the request carries and the tags the
 //! resource carries. Before the transaction (or the savepoint of a teardown step) commits, [`authorize`]
 //! evaluates every entry as the role's `ECSGateway` session; a denial fails the whole step, so what is
 //! authorized is exactly what was done, and a denied step leaves nothing behind. Only actions berth performs are
 //! recorded: berth has no Application Auto Scaling, CloudWatch alarms or ACM, so it records none of their
-//! actions; it does create log groups (`logging.rs`: `logs:DescribeLogGroups`, `logs:CreateLogGroup`,
+//! actions; it does create log groups (`log_group.rs`: `logs:DescribeLogGroups`, `logs:CreateLogGroup`,
 //! `logs:TagResource`).
 //!
 //! The condition keys follow the managed policy `AmazonECSInfrastructureRoleforExpressGatewayServices` (see

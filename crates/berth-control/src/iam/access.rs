@@ -206,7 +206,7 @@ pub(crate) const INFRASTRUCTURE_SESSION: &str = "ECSGateway";
 
 /// The roles of an Express create or update, checked before anything is written: each role given may be passed
 /// by the caller, exists and trusts its service. What the infrastructure role is then asked to do is checked
-/// against exactly what berth does, in the command's transaction (see [`super::provisioning`]).
+/// against exactly what berth does, in the command's transaction (see `crate::express::journal`).
 pub(crate) struct ExpressRoles<'a> {
     pub infrastructure: Option<&'a str>,
     pub execution: Option<&'a str>,

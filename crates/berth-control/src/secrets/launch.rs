@@ -85,7 +85,7 @@ pub(crate) struct LaunchNeeds {
     /// (environment variable, valueFrom).
     pub secrets: Vec<(String, String)>,
     pub registry_credentials: Option<String>,
-    /// Where the container's output goes (`logging.rs`), when it logs.
+    /// Where the container's output goes (`logs/target.rs`), when it logs.
     pub log: Option<crate::logs::target::LogTarget>,
 }
 
