@@ -5,17 +5,24 @@ daemon is away; berth's driver and shippers ride it out: no request fails, the s
 (none replaced), and the service's log group holds every request line exactly once.
 
 The measurements (requests, failures, daemon downtime, log lines lost or duplicated) are printed before anything is
-asserted, so a run of an older binary or on a daemon without live-restore still reports them.
+asserted, so a run of an older binary or on a daemon without live-restore still reports them. A daemon without
+live-restore is warned about once at start: `berth server` is pointed at a fake daemon's socket that says so.
 """
 
 from __future__ import annotations
 
 import collections
+import http.server
+import json
+import os
 import re
+import socketserver
 import subprocess
+import threading
 import time
+from pathlib import Path
 
-from berthlib import ROOT, RequestLoop, containers, docker, unique, wait_for
+from berthlib import ANSI, ROOT, RequestLoop, containers, docker, pick_free_ports, unique, wait_for
 
 ENSURE_DOCKER = ROOT / "scripts" / "ensure-docker.sh"
 
@@ -119,3 +126,92 @@ def test_docker_restart_loses_no_request_and_no_log_line(berth):
         if not docker_answers():
             ensure_docker()
         berth.best_effort_delete(arn)
+
+
+class _FakeDockerInfo(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    """Answers what `berth server` asks Docker first (version, ping, info) as a daemon without live-restore."""
+
+    daemon_threads = True
+
+
+class _FakeDockerHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):  # noqa: N802 - http.server's name
+        path = self.path.split("?")[0]
+        if path.endswith("/_ping"):
+            body, kind = b"OK", "text/plain"
+        elif path.endswith("/version"):
+            body, kind = json.dumps({"Version": "20.10.24", "ApiVersion": "1.41", "MinAPIVersion": "1.12"}).encode(), "application/json"
+        elif path.endswith("/info"):
+            body, kind = json.dumps({"LiveRestoreEnabled": False, "Swarm": {"LocalNodeState": "inactive"}}).encode(), "application/json"
+        else:
+            body, kind = b'{"message": "not in this fake"}', "application/json"
+            self.send_response(500)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", kind)
+        self.send_header("Api-Version", "1.41")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_HEAD = do_GET
+
+    def log_message(self, *args):  # unix sockets have no client address to log
+        pass
+
+    def address_string(self):
+        return "unix"
+
+
+def test_a_daemon_without_live_restore_is_warned_about_at_start(tmp_path):
+    """`berth server` on a daemon without live-restore says so once, at start (a fake daemon answers `info`)."""
+    binary = Path(os.environ.get("BERTH_BINARY", ROOT / "target" / "release" / "berth"))
+    sock = tmp_path / "docker.sock"
+    fake = _FakeDockerInfo(str(sock), _FakeDockerHandler)
+    threading.Thread(target=fake.serve_forever, daemon=True).start()
+    api, internal = pick_free_ports(2)
+    config = tmp_path / "berth.toml"
+    config.write_text(
+        "\n".join(
+            [
+                "[api]",
+                f'listen = "127.0.0.1:{api}"',
+                "[internal]",
+                f'listen = "127.0.0.1:{internal}"',
+                "[runtime]",
+                f'docker_socket = "{sock}"',
+                "[task_endpoint]",
+                "enabled = false",
+                "",
+            ]
+        )
+    )
+    log = tmp_path / "server.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env["RUST_LOG"] = "info"
+    with open(log, "wb") as out:
+        server = subprocess.Popen(
+            [str(binary), "server", "--data-dir", str(tmp_path / "data"), "--config", str(config)],
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+        )
+        try:
+            text = lambda: ANSI.sub("", log.read_text(errors="replace"))  # noqa: E731
+            wait_for("the live-restore warning", lambda: "without live-restore" in text(), 30, 0.1)
+            time.sleep(1)  # a second warning would come now
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait(timeout=5)
+            fake.shutdown()
+    warnings = [line for line in text().splitlines() if "without live-restore" in line]
+    assert len(warnings) == 1, warnings
+    assert "WARN" in warnings[0] and "scripts/ensure-docker.sh" in warnings[0], warnings[0]
