@@ -69,6 +69,12 @@ def test_docker_restart_loses_no_request_and_no_log_line(berth):
         berth.wait_status(host, 200, "/ping", timeout=90)
         wait_for("two running tasks", lambda: len(berth.task_arns(name)) == 2, 60)
         tasks_before = sorted(berth.task_arns(name))
+        wait_for(
+            "both tasks RUNNING, each in its container",
+            lambda: [t["lastStatus"] for t in berth.describe_tasks(tasks_before)] == ["RUNNING", "RUNNING"]
+            and len(containers(f"berth.service={arn}")) == 2,
+            60,
+        )
         containers_before = sorted(c["ID"] for c in containers(f"berth.service={arn}"))
 
         marker = unique("req")
