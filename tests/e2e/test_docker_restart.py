@@ -22,7 +22,7 @@ import threading
 import time
 from pathlib import Path
 
-from berthlib import ANSI, ROOT, RequestLoop, containers, docker, pick_free_ports, unique, wait_for
+from berthlib import ANSI, ROOT, RequestLoop, containers, docker, pick_free_ports, terminate, unique, wait_for
 
 ENSURE_DOCKER = ROOT / "scripts" / "ensure-docker.sh"
 
@@ -211,12 +211,7 @@ def test_a_daemon_without_live_restore_is_warned_about_at_start(tmp_path):
             wait_for("the live-restore warning", lambda: "without live-restore" in text(), 30, 0.1)
             time.sleep(1)  # a second warning would come now
         finally:
-            server.terminate()
-            try:
-                server.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait(timeout=5)
+            terminate(server, timeout=15)
             fake.shutdown()
     warnings = [line for line in text().splitlines() if "without live-restore" in line]
     assert len(warnings) == 1, warnings
