@@ -24,9 +24,8 @@ impl Control {
     /// Handles one decoded EC2 operation for an authenticated caller.
     pub async fn handle_ec2(&self, caller: &CallerIdentity, op: Operation) -> Result<Output, AwsError> {
         if !authz::is_root(caller) {
-            for request in context::ec2_requests(self, &op).map_err(AwsError::from)? {
-                authz::authorize_request(caller, request)?;
-            }
+            let requests = context::ec2_requests(self, &op).map_err(AwsError::from)?;
+            authz::authorize_all(caller, &format!("ec2:{}", op.name()), requests)?;
         }
         let mutates = !op.name().starts_with("Describe");
         let out = match op {

@@ -41,7 +41,8 @@ impl Control {
     /// Handles one decoded ECS operation for an authenticated caller.
     pub async fn handle_ecs(&self, caller: &CallerIdentity, op: Operation) -> Result<Output, AwsError> {
         if !authz::is_root(caller) {
-            authz::authorize_request(caller, context::ecs_request(self, &op).map_err(AwsError::from)?)?;
+            let requests = context::ecs_requests(self, &op).map_err(AwsError::from)?;
+            authz::authorize_all(caller, &format!("ecs:{}", op.name()), requests)?;
         }
         let out = handle(self, caller, op).map_err(AwsError::from)?;
         Ok(out)

@@ -338,9 +338,8 @@ impl Control {
         op: berth_model::elbv2::Operation,
     ) -> Result<berth_model::elbv2::Output, AwsError> {
         if !authz::is_root(caller) {
-            for request in context::elbv2_requests(self, &op).map_err(AwsError::from)? {
-                authz::authorize_request(caller, request)?;
-            }
+            let requests = context::elbv2_requests(self, &op).map_err(AwsError::from)?;
+            authz::authorize_all(caller, &format!("elasticloadbalancing:{}", op.name()), requests)?;
         }
         let out = handle(self, op).map_err(AwsError::from)?;
         Ok(out)

@@ -23,9 +23,8 @@ impl Control {
         op: berth_model::secretsmanager::Operation,
     ) -> Result<berth_model::secretsmanager::Output, AwsError> {
         if !authz::is_root(caller) {
-            for request in context::secretsmanager_requests(self, &op).map_err(AwsError::from)? {
-                authz::authorize_request(caller, request)?;
-            }
+            let requests = context::secretsmanager_requests(self, &op).map_err(AwsError::from)?;
+            authz::authorize_all(caller, &format!("secretsmanager:{}", op.name()), requests)?;
         }
         manager::handle(self, op).map_err(AwsError::from)
     }
@@ -37,9 +36,8 @@ impl Control {
         op: berth_model::ssm::Operation,
     ) -> Result<berth_model::ssm::Output, AwsError> {
         if !authz::is_root(caller) {
-            for request in context::ssm_requests(self, &op).map_err(AwsError::from)? {
-                authz::authorize_request(caller, request)?;
-            }
+            let requests = context::ssm_requests(self, &op).map_err(AwsError::from)?;
+            authz::authorize_all(caller, &format!("ssm:{}", op.name()), requests)?;
         }
         ssm::handle(self, caller, op).map_err(AwsError::from)
     }
