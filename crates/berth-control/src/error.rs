@@ -12,6 +12,9 @@ pub enum ControlError {
     Certificate(String),
     #[error("secrets key: {0}")]
     Vault(String),
+    /// The container runtime failed or cannot be reached (e.g. dockerd restarting).
+    #[error("container runtime: {0}")]
+    Runtime(#[from] berth_runtime::DriverError),
 }
 
 impl ControlError {
@@ -48,6 +51,10 @@ impl From<ControlError> for AwsError {
             ControlError::Vault(m) => {
                 tracing::error!(error = %m, "secrets key failure");
                 AwsError::internal("The server could not use its secrets key; nothing was changed.")
+            }
+            ControlError::Runtime(e) => {
+                tracing::error!(error = %e, "container runtime failure");
+                AwsError::internal("The container runtime is unavailable. Try again.")
             }
         }
     }
