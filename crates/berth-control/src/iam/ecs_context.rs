@@ -18,7 +18,7 @@ pub(crate) fn ecs_request(c: &Control, op: &Operation) -> Result<RequestContext,
             .collect()
     };
     let on_existing = |arn: &str| -> Result<RequestContext, ControlError> {
-        let tags = c.tx(|tx| Ok(tx.tags_get(arn)?))?;
+        let tags = c.read(|tx| Ok(tx.tags_get(arn)?))?;
         Ok(RequestContext::new(action.clone(), arn)
             .with_resource_tags(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
     };

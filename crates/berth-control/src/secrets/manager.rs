@@ -357,7 +357,7 @@ fn tags_of(tx: &Tx<'_>, arn: &str) -> Result<Vec<Tag>, ControlError> {
 
 fn describe(c: &Control, r: DescribeSecretRequest) -> Result<DescribeSecretResponse, ControlError> {
     let secret_id = r.secret_id.unwrap_or_default();
-    c.tx(|tx| {
+    c.read(|tx| {
         let s = find(c, tx, &secret_id)?;
         let tags = tags_of(tx, &s.arn)?;
         Ok(DescribeSecretResponse {
@@ -394,7 +394,7 @@ fn list(c: &Control, r: ListSecretsRequest) -> Result<ListSecretsResponse, Contr
     }
     let with_deleted = r.include_planned_deletion.unwrap_or(false);
     let descending = matches!(r.sort_order, Some(SortOrderType::Desc));
-    c.tx(|tx| {
+    c.read(|tx| {
         let mut entries = Vec::new();
         for s in tx.secrets_all()? {
             if s.deleted_at.is_some() && !with_deleted {

@@ -1,0 +1,332 @@
+//! The store under load (`bench/store/run.sh`, results in BENCHMARKS.md): API latency and throughput with
+//! 32 concurrent clients, idle and while 50 Express services reconcile and a FilterLogEvents loop scans a
+//! 100,000-event log group. In process, through `Control`'s public API, over the in-memory driver: what is
+//! measured is the control plane and its store, not HTTP, SigV4 or a client.
+//!
+//! Phases, each on a fresh control plane (a store file in a temporary directory) holding 50 Express services
+//! and a 100,000-event log group:
+//! - `describe idle` / `describe load`: every client calls DescribeExpressGatewayService on one of the 50
+//!   services, back to back, for `BENCH_SECONDS`;
+//! - `create idle` / `create load`: every client calls CreateExpressGatewayService (new names), for
+//!   `BENCH_WRITE_SECONDS`.
+//!
+//! Idle: the reconciler runs as a server runs it (woken by commands and every second), a proxy reports every
+//! target healthy every 200 ms. Load adds: the reconciler woken every 50 ms (passes back to back over the 50
+//! services) and one client calling FilterLogEvents over the whole group (a pattern that matches nothing, so
+//! each call scans all 100,000 events), back to back.
+//!
+//! Output: one markdown table row per phase on stdout. Env: BENCH_SECONDS (default 8), BENCH_WRITE_SECONDS
+//! (default 4), BENCH_CLIENTS (default 32), BENCH_SERVICES (default 50), BENCH_EVENTS (default 100000).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use berth_certs::Ca;
+use berth_control::{CallerIdentity, Control, ControlConfig};
+use berth_model::{ecs, iam, logs};
+use berth_routes::{ProxyReport, TargetHealth, TargetReport, TargetState};
+use berth_runtime::memory::MemoryDriver;
+use berth_store::Store;
+
+fn env(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+struct World {
+    control: Arc<Control>,
+    caller: CallerIdentity,
+    services: Vec<String>,
+    _dir: TempDir,
+}
+
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+async fn role(control: &Control, caller: &CallerIdentity, name: &str, service: &str, policy: &str) -> String {
+    let trust = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"Service":"{service}"}},"Action":"sts:AssumeRole"}}]}}"#
+    );
+    control
+        .handle_iam(
+            caller,
+            iam::Operation::CreateRole(iam::CreateRoleRequest {
+                role_name: Some(name.into()),
+                assume_role_policy_document: Some(trust),
+                ..Default::default()
+            }),
+        )
+        .await
+        .expect("create role");
+    control
+        .handle_iam(
+            caller,
+            iam::Operation::AttachRolePolicy(iam::AttachRolePolicyRequest {
+                role_name: Some(name.into()),
+                policy_arn: Some(format!("arn:aws:iam::aws:policy/service-role/{policy}")),
+            }),
+        )
+        .await
+        .expect("attach");
+    format!("arn:aws:iam::{}:role/{name}", control.account_id())
+}
+
+fn create_request(world_account: &str, name: &str) -> ecs::Operation {
+    ecs::Operation::CreateExpressGatewayService(ecs::CreateExpressGatewayServiceRequest {
+        service_name: Some(name.into()),
+        infrastructure_role_arn: Some(format!("arn:aws:iam::{world_account}:role/infra")),
+        execution_role_arn: Some(format!("arn:aws:iam::{world_account}:role/exec")),
+        primary_container: Some(ecs::ExpressGatewayContainer {
+            image: Some("berth-demo:latest".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+}
+
+async fn world(n_services: u64, n_events: u64) -> World {
+    let dir = std::env::temp_dir().join(format!("berth-bench-store-{}-{}", std::process::id(), rand_suffix()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let store = Store::open(&dir.join("berth.db")).expect("store");
+    let driver = Arc::new(MemoryDriver::new());
+    let ca = Arc::new(Ca::generate().expect("ca"));
+    let control = Control::new(ControlConfig::default(), store, driver, ca).expect("control");
+    let caller = CallerIdentity::root(control.account_id());
+    role(&control, &caller, "exec", "ecs-tasks.amazonaws.com", "AmazonECSTaskExecutionRolePolicy").await;
+    role(&control, &caller, "infra", "ecs.amazonaws.com", "AmazonECSInfrastructureRoleforExpressGatewayServices").await;
+    let account = control.account_id().to_string();
+    let mut services = Vec::new();
+    for i in 0..n_services {
+        match control.handle_ecs(&caller, create_request(&account, &format!("svc-{i}"))).await.expect("create") {
+            ecs::Output::CreateExpressGatewayService(r) => {
+                services.push(r.service.and_then(|s| s.service_arn).expect("arn"))
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let call = |op| {
+        let control = Arc::clone(&control);
+        let caller = caller.clone();
+        async move { control.handle_logs(&caller, op).await.expect("logs") }
+    };
+    call(logs::Operation::CreateLogGroup(logs::CreateLogGroupRequest {
+        log_group_name: Some("bench".into()),
+        ..Default::default()
+    }))
+    .await;
+    call(logs::Operation::CreateLogStream(logs::CreateLogStreamRequest {
+        log_group_name: Some("bench".into()),
+        log_stream_name: Some("app".into()),
+    }))
+    .await;
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64;
+    let start = now_ms - 3_600_000;
+    let mut i = 0;
+    while i < n_events {
+        let batch: Vec<logs::InputLogEvent> = (i..(i + 10_000).min(n_events))
+            .map(|j| logs::InputLogEvent {
+                timestamp: Some(start + j as i64 * 10),
+                message: Some(format!("GET /items/{j} 200 {} ms user-agent=bench request-id={j:016x}", j % 97)),
+            })
+            .collect();
+        i += batch.len() as u64;
+        call(logs::Operation::PutLogEvents(logs::PutLogEventsRequest {
+            log_group_name: Some("bench".into()),
+            log_stream_name: Some("app".into()),
+            log_events: Some(batch),
+            ..Default::default()
+        }))
+        .await;
+    }
+    World { control, caller, services, _dir: TempDir(dir) }
+}
+
+fn rand_suffix() -> u64 {
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// What a proxy serving the current table would report: every target healthy, nothing in flight.
+fn report_healthy(control: &Control) {
+    let table = control.subscribe_routes().borrow().clone();
+    let targets = table
+        .target_groups
+        .iter()
+        .flat_map(|g| {
+            g.targets.iter().map(move |t| TargetReport {
+                target_group: g.id.clone(),
+                target: t.id.clone(),
+                health: if t.state == TargetState::Draining { TargetHealth::Draining } else { TargetHealth::Healthy },
+                reason: None,
+                in_flight: 0,
+            })
+        })
+        .collect();
+    control.report(ProxyReport { proxy_id: "bench".into(), version: table.version, targets });
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Describe,
+    Create,
+}
+
+struct Outcome {
+    latencies: Vec<Duration>,
+    errors: u64,
+    elapsed: Duration,
+    scans: u64,
+    scan_time: Duration,
+}
+
+async fn phase(kind: Kind, load: bool, clients: u64, seconds: u64, n_services: u64, n_events: u64) -> Outcome {
+    let w = Arc::new(world(n_services, n_events).await);
+    let stop = Arc::new(AtomicBool::new(false));
+    let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
+    let reconciler = tokio::spawn(Arc::clone(&w.control).run_reconciler(async {
+        let _ = shutdown_rx.await;
+    }));
+    // Let the services' first tasks start and turn healthy before measuring.
+    for _ in 0..10 {
+        report_healthy(&w.control);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut background = Vec::new();
+    {
+        let (w, stop) = (Arc::clone(&w), Arc::clone(&stop));
+        background.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                report_healthy(&w.control);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            (0, Duration::ZERO)
+        }));
+    }
+    if load {
+        let (waker, waker_stop) = (Arc::clone(&w), Arc::clone(&stop));
+        background.push(tokio::spawn(async move {
+            while !waker_stop.load(Ordering::Relaxed) {
+                waker.control.wake();
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            (0, Duration::ZERO)
+        }));
+        let (w, stop) = (Arc::clone(&w), Arc::clone(&stop));
+        background.push(tokio::spawn(async move {
+            let (mut scans, mut time) = (0u64, Duration::ZERO);
+            while !stop.load(Ordering::Relaxed) {
+                let started = Instant::now();
+                let _ = w
+                    .control
+                    .handle_logs(
+                        &w.caller,
+                        logs::Operation::FilterLogEvents(logs::FilterLogEventsRequest {
+                            log_group_name: Some("bench".into()),
+                            filter_pattern: Some("NOTHING-MATCHES-THIS".into()),
+                            ..Default::default()
+                        }),
+                    )
+                    .await;
+                time += started.elapsed();
+                scans += 1;
+            }
+            (scans, time)
+        }));
+    }
+    let account = w.control.account_id().to_string();
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(seconds);
+    let mut handles = Vec::new();
+    for c in 0..clients {
+        let w = Arc::clone(&w);
+        let account = account.clone();
+        handles.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut errors = 0;
+            let mut i = 0u64;
+            while Instant::now() < deadline {
+                let op = match kind {
+                    Kind::Describe => {
+                        let arn = &w.services[((c * 7919 + i) % w.services.len() as u64) as usize];
+                        ecs::Operation::DescribeExpressGatewayService(ecs::DescribeExpressGatewayServiceRequest {
+                            service_arn: Some(arn.clone()),
+                            ..Default::default()
+                        })
+                    }
+                    Kind::Create => create_request(&account, &format!("w-{c}-{i}")),
+                };
+                let t = Instant::now();
+                let out = w.control.handle_ecs(&w.caller, op).await;
+                latencies.push(t.elapsed());
+                if out.is_err() {
+                    errors += 1;
+                }
+                i += 1;
+            }
+            (latencies, errors)
+        }));
+    }
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    for h in handles {
+        let (l, e) = h.await.expect("client");
+        latencies.extend(l);
+        errors += e;
+    }
+    let elapsed = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let (mut scans, mut scan_time) = (0, Duration::ZERO);
+    for b in background {
+        let (s, t) = b.await.expect("background");
+        scans += s;
+        scan_time += t;
+    }
+    let _ = shutdown_tx.send(());
+    let _ = reconciler.await;
+    Outcome { latencies, errors, elapsed, scans, scan_time }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn main() {
+    let seconds = env("BENCH_SECONDS", 8);
+    let write_seconds = env("BENCH_WRITE_SECONDS", 4);
+    let clients = env("BENCH_CLIENTS", 32);
+    let services = env("BENCH_SERVICES", 50);
+    let events = env("BENCH_EVENTS", 100_000);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    println!(
+        "| phase | requests | errors | requests/s | p50 ms | p99 ms | max ms | FilterLogEvents calls | mean scan ms |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (name, kind, load, secs) in [
+        ("describe idle", Kind::Describe, false, seconds),
+        ("describe load", Kind::Describe, true, seconds),
+        ("create idle", Kind::Create, false, write_seconds),
+        ("create load", Kind::Create, true, write_seconds),
+    ] {
+        let mut o = rt.block_on(phase(kind, load, clients, secs, services, events));
+        o.latencies.sort();
+        let n = o.latencies.len();
+        let pct =
+            |p: f64| o.latencies.get(((n as f64 * p) as usize).min(n.saturating_sub(1))).copied().unwrap_or_default();
+        let mean_scan = if o.scans > 0 { ms(o.scan_time) / o.scans as f64 } else { 0.0 };
+        println!(
+            "| {name} | {n} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {:.1} |",
+            o.errors,
+            n as f64 / o.elapsed.as_secs_f64(),
+            ms(pct(0.50)),
+            ms(pct(0.99)),
+            ms(o.latencies.last().copied().unwrap_or_default()),
+            o.scans,
+            mean_scan,
+        );
+    }
+}
