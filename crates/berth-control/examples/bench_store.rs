@@ -10,14 +10,19 @@
 //! - `create idle` / `create load`: every client calls CreateExpressGatewayService (new names), for
 //!   `BENCH_WRITE_SECONDS`.
 //!
+//! Each client is an OS thread that hands its request to the runtime as a task (what a server's connection task
+//! does) and waits for the answer, back to back: the latency it measures includes any wait for a worker, so a
+//! worker blocked on the store shows in every client's numbers (not only in the one request holding it).
+//!
 //! Idle: the reconciler runs as a server runs it (woken by commands and every second), a proxy reports every
 //! target healthy every 200 ms. Load adds: the reconciler woken every 50 ms (passes back to back over the 50
-//! services) and one client calling FilterLogEvents over the whole group (a pattern that matches nothing, so
-//! each call scans all 100,000 events), back to back.
+//! services) and one more client calling FilterLogEvents over the whole group (a pattern that matches nothing,
+//! so each call scans all 100,000 events), back to back.
 //!
 //! Output: one markdown table row per phase on stdout. Env: BENCH_SECONDS (default 8), BENCH_WRITE_SECONDS
 //! (default 4), BENCH_CLIENTS (default 32), BENCH_SERVICES (default 50), BENCH_EVENTS (default 100000).
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -28,6 +33,7 @@ use berth_model::{ecs, iam, logs};
 use berth_routes::{ProxyReport, TargetHealth, TargetReport, TargetState};
 use berth_runtime::memory::MemoryDriver;
 use berth_store::Store;
+use tokio::runtime::{Handle, Runtime};
 
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -184,110 +190,126 @@ struct Outcome {
     scan_time: Duration,
 }
 
-async fn phase(kind: Kind, load: bool, clients: u64, seconds: u64, n_services: u64, n_events: u64) -> Outcome {
-    let w = Arc::new(world(n_services, n_events).await);
+/// Sends one request the way a server's connection task does (a task on the runtime's workers) and waits for
+/// its answer from outside the runtime, as a client would: the time includes any wait for a worker.
+fn call<T: Send + 'static>(rt: &Handle, request: impl Future<Output = T> + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    rt.spawn(async move {
+        let _ = tx.send(request.await);
+    });
+    rx.recv().expect("answer")
+}
+
+fn phase(rt: &Runtime, kind: Kind, load: bool, clients: u64, seconds: u64, n_services: u64, n_events: u64) -> Outcome {
+    let w = Arc::new(rt.block_on(world(n_services, n_events)));
     let stop = Arc::new(AtomicBool::new(false));
     let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
-    let reconciler = tokio::spawn(Arc::clone(&w.control).run_reconciler(async {
+    let reconciler = rt.spawn(Arc::clone(&w.control).run_reconciler(async {
         let _ = shutdown_rx.await;
     }));
     // Let the services' first tasks start and turn healthy before measuring.
-    for _ in 0..10 {
-        report_healthy(&w.control);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    rt.block_on(async {
+        for _ in 0..10 {
+            report_healthy(&w.control);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
     let mut background = Vec::new();
     {
         let (w, stop) = (Arc::clone(&w), Arc::clone(&stop));
-        background.push(tokio::spawn(async move {
+        background.push(rt.spawn(async move {
             while !stop.load(Ordering::Relaxed) {
                 report_healthy(&w.control);
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
-            (0, Duration::ZERO)
         }));
     }
     if load {
-        let (waker, waker_stop) = (Arc::clone(&w), Arc::clone(&stop));
-        background.push(tokio::spawn(async move {
-            while !waker_stop.load(Ordering::Relaxed) {
-                waker.control.wake();
+        let (w, stop) = (Arc::clone(&w), Arc::clone(&stop));
+        background.push(rt.spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                w.control.wake();
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            (0, Duration::ZERO)
-        }));
-        let (w, stop) = (Arc::clone(&w), Arc::clone(&stop));
-        background.push(tokio::spawn(async move {
-            let (mut scans, mut time) = (0u64, Duration::ZERO);
-            while !stop.load(Ordering::Relaxed) {
-                let started = Instant::now();
-                let _ = w
-                    .control
-                    .handle_logs(
-                        &w.caller,
-                        logs::Operation::FilterLogEvents(logs::FilterLogEventsRequest {
-                            log_group_name: Some("bench".into()),
-                            filter_pattern: Some("NOTHING-MATCHES-THIS".into()),
-                            ..Default::default()
-                        }),
-                    )
-                    .await;
-                time += started.elapsed();
-                scans += 1;
-            }
-            (scans, time)
         }));
     }
+    let handle = rt.handle().clone();
     let account = w.control.account_id().to_string();
     let started = Instant::now();
     let deadline = started + Duration::from_secs(seconds);
-    let mut handles = Vec::new();
-    for c in 0..clients {
-        let w = Arc::clone(&w);
-        let account = account.clone();
-        handles.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            let mut errors = 0;
-            let mut i = 0u64;
-            while Instant::now() < deadline {
-                let op = match kind {
-                    Kind::Describe => {
-                        let arn = &w.services[((c * 7919 + i) % w.services.len() as u64) as usize];
-                        ecs::Operation::DescribeExpressGatewayService(ecs::DescribeExpressGatewayServiceRequest {
-                            service_arn: Some(arn.clone()),
+    let (outcomes, scans) = std::thread::scope(|scope| {
+        let scanner = load.then(|| {
+            let (w, handle) = (Arc::clone(&w), handle.clone());
+            scope.spawn(move || {
+                let (mut scans, mut time) = (0u64, Duration::ZERO);
+                while Instant::now() < deadline {
+                    let w = Arc::clone(&w);
+                    let t = Instant::now();
+                    call(&handle, async move {
+                        let op = logs::Operation::FilterLogEvents(logs::FilterLogEventsRequest {
+                            log_group_name: Some("bench".into()),
+                            filter_pattern: Some("NOTHING-MATCHES-THIS".into()),
                             ..Default::default()
-                        })
-                    }
-                    Kind::Create => create_request(&account, &format!("w-{c}-{i}")),
-                };
-                let t = Instant::now();
-                let out = w.control.handle_ecs(&w.caller, op).await;
-                latencies.push(t.elapsed());
-                if out.is_err() {
-                    errors += 1;
+                        });
+                        let _ = w.control.handle_logs(&w.caller, op).await;
+                    });
+                    time += t.elapsed();
+                    scans += 1;
                 }
-                i += 1;
-            }
-            (latencies, errors)
-        }));
-    }
-    let mut latencies = Vec::new();
-    let mut errors = 0;
-    for h in handles {
-        let (l, e) = h.await.expect("client");
+                (scans, time)
+            })
+        });
+        let threads: Vec<_> = (0..clients)
+            .map(|c| {
+                let (w, handle, account) = (Arc::clone(&w), handle.clone(), account.clone());
+                scope.spawn(move || {
+                    let mut latencies = Vec::new();
+                    let mut errors = 0;
+                    let mut i = 0u64;
+                    while Instant::now() < deadline {
+                        let op = match kind {
+                            Kind::Describe => {
+                                let arn = &w.services[((c * 7919 + i) % w.services.len() as u64) as usize];
+                                ecs::Operation::DescribeExpressGatewayService(
+                                    ecs::DescribeExpressGatewayServiceRequest {
+                                        service_arn: Some(arn.clone()),
+                                        ..Default::default()
+                                    },
+                                )
+                            }
+                            Kind::Create => create_request(&account, &format!("w-{c}-{i}")),
+                        };
+                        let w = Arc::clone(&w);
+                        let t = Instant::now();
+                        let ok = call(&handle, async move { w.control.handle_ecs(&w.caller, op).await.is_ok() });
+                        latencies.push(t.elapsed());
+                        if !ok {
+                            errors += 1;
+                        }
+                        i += 1;
+                    }
+                    (latencies, errors)
+                })
+            })
+            .collect();
+        let outcomes: Vec<_> = threads.into_iter().map(|t| t.join().expect("client")).collect();
+        (outcomes, scanner.map(|s| s.join().expect("scanner")))
+    });
+    let elapsed = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let _ = shutdown_tx.send(());
+    rt.block_on(async {
+        for b in background {
+            let _ = b.await;
+        }
+        let _ = reconciler.await;
+    });
+    let (mut latencies, mut errors) = (Vec::new(), 0);
+    for (l, e) in outcomes {
         latencies.extend(l);
         errors += e;
     }
-    let elapsed = started.elapsed();
-    stop.store(true, Ordering::Relaxed);
-    let (mut scans, mut scan_time) = (0, Duration::ZERO);
-    for b in background {
-        let (s, t) = b.await.expect("background");
-        scans += s;
-        scan_time += t;
-    }
-    let _ = shutdown_tx.send(());
-    let _ = reconciler.await;
+    let (scans, scan_time) = scans.unwrap_or_default();
     Outcome { latencies, errors, elapsed, scans, scan_time }
 }
 
@@ -312,7 +334,7 @@ fn main() {
         ("create idle", Kind::Create, false, write_seconds),
         ("create load", Kind::Create, true, write_seconds),
     ] {
-        let mut o = rt.block_on(phase(kind, load, clients, secs, services, events));
+        let mut o = phase(&rt, kind, load, clients, secs, services, events);
         o.latencies.sort();
         let n = o.latencies.len();
         let pct =

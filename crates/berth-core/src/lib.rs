@@ -8,6 +8,7 @@ pub mod arn;
 pub mod cidr;
 pub mod error;
 pub mod ids;
+pub mod percent;
 pub mod sizing;
 pub mod status;
 pub mod time;

@@ -129,7 +129,7 @@ impl Vault {
 /// The lowercase hex SHA-256 of `value`: what is stored of a random bearer token that only needs comparing
 /// (a task's credentials token), so the database never holds the token itself.
 pub fn sha256_hex(value: &[u8]) -> String {
-    ring::digest::digest(&ring::digest::SHA256, value).as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, value))
 }
 
 fn key_error(path: &Path, message: String) -> VaultError {

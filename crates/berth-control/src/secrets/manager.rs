@@ -9,7 +9,7 @@ use berth_model::Timestamp;
 use berth_model::secretsmanager::*;
 use berth_store::{SecretRow, SecretVersionRow, Tx};
 
-use super::{page_after, random_alnum, tag_pairs, uuid4};
+use super::{page_after, random_alnum, tag_pairs};
 use crate::{Control, ControlError, now};
 
 pub(crate) const CURRENT: &str = "AWSCURRENT";
@@ -235,7 +235,7 @@ fn create(c: &Control, r: CreateSecretRequest, t: f64) -> Result<CreateSecretRes
         tx.tags_put(&row.arn, &tags)?;
         let version_id = match value {
             Some(v) => {
-                let id = r.client_request_token.clone().unwrap_or_else(uuid4);
+                let id = r.client_request_token.clone().unwrap_or_else(berth_core::ids::uuid4);
                 add_version(c, tx, &row, &id, v, None, t)?;
                 Some(id)
             }
@@ -330,7 +330,7 @@ fn put_value(c: &Control, r: PutSecretValueRequest, t: f64) -> Result<PutSecretV
         if secret.deleted_at.is_some() {
             return Err(marked_deleted());
         }
-        let id = r.client_request_token.clone().unwrap_or_else(uuid4);
+        let id = r.client_request_token.clone().unwrap_or_else(berth_core::ids::uuid4);
         let stages = add_version(c, tx, &secret, &id, value, r.version_stages.clone(), t)?;
         secret.last_changed_at = t;
         tx.secret_update(&secret)?;
@@ -495,7 +495,7 @@ fn update(c: &Control, r: UpdateSecretRequest, t: f64) -> Result<UpdateSecretRes
         }
         let version_id = match value {
             Some(v) => {
-                let id = r.client_request_token.clone().unwrap_or_else(uuid4);
+                let id = r.client_request_token.clone().unwrap_or_else(berth_core::ids::uuid4);
                 add_version(c, tx, &secret, &id, v, None, t)?;
                 Some(id)
             }
