@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Every check berth has, in one command (CI runs exactly this through .ci/run):
-#   Docker Engine and the pinned Python venv (installed when missing), rustfmt, clippy (-D warnings), the release
-#   binary, the demo image, the Rust test suites (nextest, or cargo test without it) and the end-to-end tests
-#   (pytest: the real binary on real Docker, driven by boto3 and the AWS CLI).
+#   Docker Engine and the pinned Python venv (installed when missing), rustfmt, clippy (-D warnings), the binary
+#   (dev profile: the Rust tests build the same artifacts, so the end-to-end tests cost no second compile of the
+#   tree), the demo image, the Rust test suites (nextest, or cargo test without it) and the end-to-end tests
+#   (pytest: the real binary on real Docker, driven by boto3 and the AWS CLI). Release builds are for
+#   scripts/demo.sh and bench/, where speed is measured.
 # Prints the time of each stage and a summary; exits non-zero when any stage fails.
 #
 # Environment: BERTH_TEST_SKIP="fmt clippy ..." skips stages by name (for local iteration; CI skips nothing).
@@ -77,7 +79,7 @@ rust_tests() {
 
 e2e() {
     local rc=0
-    BERTH_BINARY="$ROOT/target/release/berth" "$VENV/bin/python" -m pytest tests/e2e -x -v --durations=10 "$@" || rc=$?
+    BERTH_BINARY="$ROOT/target/debug/berth" "$VENV/bin/python" -m pytest tests/e2e -x -v --durations=10 "$@" || rc=$?
     if [ $rc -eq 5 ]; then
         echo "pytest collected no tests: that is a failure here"
     fi
@@ -91,7 +93,7 @@ run_or_finish python ensure_python
 run_or_finish fmt cargo fmt --all -- --check
 # clippy, build and the Rust tests are independent of each other's results: run all, report every failure.
 stage clippy cargo clippy --workspace --all-targets -- -D warnings
-run_or_finish build cargo build --release -p berth
+run_or_finish build cargo build --workspace --bins --tests
 run_or_finish demo scripts/build-demo.sh
 stage rust rust_tests
 [ -n "$FAILED" ] && finish

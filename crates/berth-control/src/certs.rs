@@ -27,7 +27,7 @@ impl Control {
         Ok(hosts)
     }
 
-    /// Issues a certificate for `host` and stores it (outside any transaction: signing is CPU work).
+    /// Issues a certificate for `host`; the caller stores it (issue outside any transaction: signing is CPU work).
     pub(crate) fn issue_certificate(&self, host: &str) -> Result<CertificateRow, ControlError> {
         let cert = self.ca.issue(&[host.to_owned()], &[]).map_err(|e| ControlError::Certificate(e.to_string()))?;
         let not_after = cert.not_after.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);

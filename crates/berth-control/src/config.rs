@@ -21,7 +21,7 @@ pub struct ControlConfig {
     /// a key in memory only, for tests: sealed values then do not survive the process.
     pub secrets_key: Option<PathBuf>,
     /// Where tasks reach the credentials endpoint and the API; `None` gives tasks no task-role credentials.
-    pub task_endpoint: Option<crate::task_role::TaskEndpoint>,
+    pub task_endpoint: Option<TaskEndpoint>,
     /// The reconciler reissues a listener certificate when it expires within this window (leaf certificates
     /// are valid 90 days; ACM renews 60 days before, berth 30).
     pub certificate_renew_before: Duration,
@@ -52,4 +52,13 @@ impl Default for ControlConfig {
             http_port: 80,
         }
     }
+}
+
+/// Where tasks reach berth: the credentials endpoint and, optionally, the AWS API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskEndpoint {
+    /// `http://169.254.170.2:51679`: `AWS_CONTAINER_CREDENTIALS_FULL_URI` is this plus `/v2/credentials/<id>`.
+    pub credentials_base: String,
+    /// Given to tasks as `AWS_ENDPOINT_URL`, so their SDKs call berth's API.
+    pub api_url: Option<String>,
 }

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use berth_store::{CredentialRow, StsSessionRow, Tx};
 
-use crate::iam::{new_id, new_secret};
+use crate::names::{new_id, new_secret};
 use crate::{Control, ControlError, now};
 
 /// A long-term access key with its secret, as its owner gets it once (CreateAccessKey's answer, the root

@@ -1,28 +1,35 @@
 //! berth-control: the control plane. It turns API commands into desired state and converges the world to it.
 //!
-//! It owns what every ECS operation means (commands change desired state in one store transaction and
-//! return at once), the reconciler that starts, drains, stops and replaces tasks (a pure [`plan`] over
-//! desired and observed state, then a thin executor), the route table it publishes to proxies, and the
-//! target health it learns back from them, and the ELBv2 load balancers, listeners, rules and target groups
-//! behind Express services (`elbv2/`), from which that table is built. It must never speak a wire protocol (it receives decoded
-//! operations and returns typed outputs), never know Docker (only the [`Driver`] trait), and never block
-//! a command on a container: commands record intent, the reconciler acts.
+//! It owns what the operations of every service berth speaks mean (ECS with Express Mode, ELBv2, EC2, IAM, STS,
+//! Secrets Manager, SSM Parameter Store, CloudWatch Logs; each in its own module, entered by `handle_<service>`),
+//! the Express feature as an orchestration of those services' resources (`express/`), the reconciler that starts,
+//! drains, stops and replaces tasks (a pure [`plan`] over desired and observed state, then a thin executor), the
+//! shipping of containers' output into CloudWatch Logs, the host firewall policy from security groups, task-role
+//! credentials, and the route table it publishes to proxies with the target health it learns back from them. The
+//! module rules (which module may use which) are in ARCHITECTURE.md and checked by a test. It must never speak a
+//! wire protocol (it receives decoded operations and returns typed outputs), never know Docker (only the
+//! [`Driver`] trait), and never block a command on a container: commands record intent, the reconciler acts.
 
 pub mod authz;
 mod certs;
 mod config;
+mod containers;
 mod credentials;
 pub mod ec2;
 mod ecs;
 mod elbv2;
 mod error;
+mod express;
 mod health;
 mod iam;
-mod logging;
+mod log_shipping;
 pub mod logs;
 mod names;
+mod paging;
 pub mod plan;
+mod publish;
 mod reconcile;
+mod revisions;
 pub mod routes;
 mod sealed_credentials;
 pub(crate) mod secrets;
@@ -30,7 +37,7 @@ mod sts;
 pub mod task_role;
 mod token;
 
-pub use config::ControlConfig;
+pub use config::{ControlConfig, TaskEndpoint};
 pub use credentials::{AccessKey, IssuedKey};
 pub use error::ControlError;
 pub use health::HealthView;
@@ -38,7 +45,7 @@ pub use health::HealthView;
 use std::sync::{Arc, Mutex};
 
 use berth_certs::Ca;
-use berth_core::AwsError;
+
 use berth_routes::{ProxyReport, RouteTable};
 use berth_runtime::Driver;
 use berth_store::Store;
@@ -90,8 +97,8 @@ pub struct Control {
     /// Long-term access keys opened for SigV4.
     access_keys: credentials::KeyCache,
     firewall: Mutex<ec2::firewall::State>,
-    /// The log shippers running in this process (`logging.rs`).
-    shippers: Mutex<logging::Shippers>,
+    /// The log shippers running in this process (`log_shipping.rs`).
+    shippers: Mutex<log_shipping::Shippers>,
 }
 
 impl Control {
@@ -145,7 +152,7 @@ impl Control {
             vault,
             access_keys: credentials::KeyCache::default(),
             firewall: Mutex::new(ec2::firewall::State::default()),
-            shippers: Mutex::new(logging::Shippers::default()),
+            shippers: Mutex::new(log_shipping::Shippers::default()),
         });
         control.seal_legacy_credentials()?;
         control.ensure_default_certificate()?;
@@ -182,30 +189,6 @@ impl Control {
         blocking(|| self.readers.read(f))
     }
 
-    /// Handles one decoded ECS operation for an authenticated caller.
-    pub async fn handle_ecs(
-        &self,
-        caller: &CallerIdentity,
-        op: berth_model::ecs::Operation,
-    ) -> Result<berth_model::ecs::Output, AwsError> {
-        if !authz::is_root(caller) {
-            authz::authorize_request(caller, iam::ecs_context::ecs_request(self, &op).map_err(AwsError::from)?)?;
-        }
-        let out = ecs::handle(self, caller, op).map_err(AwsError::from)?;
-        Ok(out)
-    }
-
-    /// Handles one decoded ELBv2 operation for an authenticated caller.
-    pub async fn handle_elbv2(
-        &self,
-        caller: &CallerIdentity,
-        op: berth_model::elbv2::Operation,
-    ) -> Result<berth_model::elbv2::Output, AwsError> {
-        authz::authorize(caller, &format!("elasticloadbalancing:{}", op.name()))?;
-        let out = elbv2::handle(self, op).map_err(AwsError::from)?;
-        Ok(out)
-    }
-
     /// Subscribes to route-table snapshots (the internal watch API serves these to proxies).
     pub fn subscribe_routes(&self) -> watch::Receiver<Arc<RouteTable>> {
         self.routes.subscribe()
@@ -235,6 +218,13 @@ impl Control {
         }
         let row = self.issue_certificate(&host)?;
         self.tx(|tx| Ok(tx.certificate_put(&row)?))
+    }
+
+    /// Builds the route table from the store and publishes it if the routes changed (`publish.rs`). Any module
+    /// whose change alters routes calls this at once; it is the one call from the crate root into a module above
+    /// the service modules.
+    pub(crate) fn publish_routes(&self) -> Result<(), ControlError> {
+        self.publish_table()
     }
 
     /// Asks the reconciler for a pass now.

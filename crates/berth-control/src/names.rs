@@ -1,4 +1,4 @@
-//! ARNs of the resources the control plane creates, in AWS's formats.
+//! ARNs and ids of the resources the control plane creates, in AWS's formats.
 
 use rand::Rng;
 
@@ -55,6 +55,22 @@ pub(crate) fn cluster_name(given: Option<&str>) -> String {
             None => s.to_string(),
         },
     }
+}
+
+const ID_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+
+/// A unique id with IAM's prefix (`AIDA` users, `AROA` roles, `ANPA` policies, `AKIA`/`ASIA` keys).
+pub(crate) fn new_id(prefix: &str, len: usize) -> String {
+    let mut rng = rand::rng();
+    let tail: String = (0..len).map(|_| ID_ALPHABET[rng.random_range(0..ID_ALPHABET.len())] as char).collect();
+    format!("{prefix}{tail}")
+}
+
+/// A secret access key (40 characters of base64's alphabet).
+pub(crate) fn new_secret(len: usize) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut rng = rand::rng();
+    (0..len).map(|_| A[rng.random_range(0..A.len())] as char).collect()
 }
 
 #[cfg(test)]

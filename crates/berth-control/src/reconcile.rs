@@ -8,12 +8,11 @@ use std::sync::Arc;
 
 use berth_core::status::{ServiceStatus, TaskStatus};
 use berth_model::ecs::{ExpressGatewayServiceConfiguration, TaskStopCode};
-use berth_routes::{Certificate, TargetHealth};
+use berth_routes::TargetHealth;
 use berth_runtime::{ObservedState, ObservedTask, TaskSpec, labels};
 use berth_store::{ServiceRow, TaskRow, Tx};
 
 use crate::plan::{self, Action, DrainReason, PlanInput, ServiceInput, TaskInput};
-use crate::routes::{self, GroupInput, TaskTarget};
 use crate::secrets::launch::LaunchNeeds;
 use crate::{Control, ControlError, now};
 
@@ -211,7 +210,7 @@ impl Control {
     }
 
     fn plan_services(&self, tx: &Tx<'_>, t: f64, effects: &mut Effects) -> Result<(), ControlError> {
-        crate::elbv2::adopt_unplaced(self, tx, t)?;
+        crate::express::placement::adopt_unplaced(self, tx, t)?;
         let all_tasks = tx.tasks_not_stopped()?;
         let groups = crate::elbv2::revision_groups(tx)?;
         let (proxies_version, health) = {
@@ -233,7 +232,7 @@ impl Control {
         for mut service in tx.services_live(None)? {
             if service.status == ServiceStatus::Draining {
                 // A deletion the infrastructure role refused so far: try again (level-triggered).
-                crate::ecs::teardown::release(self, tx, &mut service, t)?;
+                crate::express::teardown::release(self, tx, &mut service, t)?;
             }
             let tasks: Vec<&TaskRow> = all_tasks.iter().filter(|task| task.service_id == Some(service.id)).collect();
             if tasks.iter().any(|task| health.get(&task.id).is_some_and(|h| h.health == TargetHealth::Healthy)) {
@@ -297,7 +296,7 @@ impl Control {
         for action in actions {
             match action {
                 Action::Start { revision, count } => {
-                    let config = crate::ecs::revision_config(tx, &revision)?;
+                    let config = crate::revisions::revision_config(tx, &revision)?;
                     let mut ids = Vec::new();
                     for _ in 0..count {
                         let (row, mut spec, needs) = self.new_task(service, &revision, &config, t)?;
@@ -353,13 +352,13 @@ impl Control {
                         revision.rsplit('/').next().unwrap_or_default()
                     );
                     tx.event_add(service.id, t, &msg)?;
-                    crate::elbv2::shift_service(tx, service.id, &revision)?;
+                    crate::express::placement::shift_service(tx, service.id, &revision)?;
                     service.live_revision = Some(revision);
                     service_changed = true;
                 }
                 Action::MarkInactive => {
                     // Not before the infrastructure role has deleted the service's resources.
-                    if !crate::ecs::teardown::retire(self, tx, service, t)? {
+                    if !crate::express::teardown::retire(self, tx, service, t)? {
                         continue;
                     }
                     service.status = ServiceStatus::Inactive;
@@ -501,7 +500,7 @@ impl Control {
                             spec.environment.push((k, v));
                         }
                         spec.registry_auth = resolved.registry_auth;
-                        // The log stream, as the execution role too (logging.rs), before the container exists.
+                        // The log stream, as the execution role too (log_shipping.rs), before the container exists.
                         let logging = match &needs.log {
                             Some(target) => me.prepare_log_stream(&id, target, needs.execution_role.as_deref()),
                             None => Ok(()),
@@ -573,7 +572,7 @@ impl Control {
             }
             let me = Arc::clone(self);
             tokio::spawn(async move {
-                // A task that ships its output is stopped, drained, then removed (logging.rs).
+                // A task that ships its output is stopped, drained, then removed (containers.rs).
                 let result = me.stop_container(&id).await;
                 match result {
                     Ok(()) => {
@@ -604,97 +603,6 @@ impl Control {
         }
     }
 
-    /// Publishes a new route table if the routes changed, and stamps draining tasks with the version
-    /// from which no proxy sends them new requests.
-    pub(crate) fn publish_routes(&self) -> Result<(), ControlError> {
-        let _serial = self.publishing.lock().unwrap_or_else(|e| e.into_inner());
-        let current = self.routes.borrow().clone();
-        let published = self.tx(|tx| {
-            let (certificates, rules, groups, tasks, load_balancers) = self.route_inputs(tx)?;
-            let mut candidate = routes::build(current.version, &certificates, &rules, &groups, &tasks);
-            candidate.load_balancers = load_balancers;
-            candidate.stickiness_key = crate::elbv2::stickiness_key(tx)?;
-            let version = if routes::same_routes(&candidate, &current) {
-                None
-            } else {
-                let v = tx.next_counter("route_version")?.max(current.version + 1);
-                tx.meta_set("route_version", &v.to_string())?;
-                candidate.version = v;
-                Some(candidate)
-            };
-            let stamp = version.as_ref().map(|t| t.version).unwrap_or(current.version);
-            for mut task in tx.tasks_not_stopped()? {
-                if task.desired_status == TaskStatus::Stopped && task.drain_version.is_none() {
-                    task.drain_version = Some(stamp);
-                    tx.task_update(&task)?;
-                }
-            }
-            Ok(version)
-        })?;
-        if let Some(table) = published {
-            tracing::debug!(version = table.version, rules = table.rules.len(), "publishing route table");
-            self.routes.send_replace(Arc::new(table));
-        }
-        Ok(())
-    }
-
-    /// What the route table is built from: certificates (the default first), the HTTPS listeners' rules, every
-    /// target group, every task that may be a target, and the load balancers (addresses, hosts, the union of
-    /// their security groups' sources, idle timeouts). The store only, never the runtime.
-    #[allow(clippy::type_complexity)]
-    fn route_inputs(
-        &self,
-        tx: &Tx<'_>,
-    ) -> Result<
-        (Vec<Certificate>, Vec<berth_routes::Rule>, Vec<GroupInput>, Vec<TaskTarget>, Vec<berth_routes::LoadBalancer>),
-        ControlError,
-    > {
-        let services = tx.services_live(None)?;
-        let hosts: HashMap<i64, String> = services
-            .iter()
-            .filter(|s| s.status == ServiceStatus::Active)
-            .map(|s| (s.id, s.endpoint_host.clone()))
-            .collect();
-        let active: HashSet<i64> = hosts.keys().copied().collect();
-        let mut certificates: Vec<Certificate> =
-            tx.certificate_get(&self.default_host())?.map(route_certificate).into_iter().collect();
-        for host in crate::elbv2::certificate_hosts(tx)? {
-            if let Some(c) = tx.certificate_get(&host)? {
-                certificates.push(route_certificate(c));
-            }
-        }
-        let (rules, load_balancers) = crate::elbv2::route_rules(self, tx, &hosts)?;
-        let groups = crate::elbv2::route_groups(tx)?
-            .into_iter()
-            .map(|g| GroupInput {
-                arn: g.arn,
-                health_check: g.health_check,
-                algorithm: g.algorithm,
-                slow_start_secs: g.slow_start_secs,
-                stickiness: g.stickiness,
-                registered: g.registered,
-            })
-            .collect();
-        let by_revision = crate::elbv2::revision_groups(tx)?;
-        let targets = tx
-            .tasks_not_stopped()?
-            .iter()
-            .filter_map(|task| {
-                let sid = task.service_id?;
-                let group = by_revision.get(task.revision_arn.as_deref()?)?;
-                Some(TaskTarget {
-                    task_arn: task.arn.clone(),
-                    group: group.clone(),
-                    ip: task.ip.clone(),
-                    port: task.port,
-                    wanted: task.desired_status == TaskStatus::Running && active.contains(&sid),
-                    last_status: task.last_status,
-                })
-            })
-            .collect();
-        Ok((certificates, rules, groups, targets, load_balancers))
-    }
-
     fn prune(&self, t: f64) -> Result<(), ControlError> {
         if t - self.state().last_prune < 60.0 {
             return Ok(());
@@ -713,11 +621,6 @@ impl Control {
         }
         Ok(())
     }
-}
-
-/// A stored certificate as the proxy gets it: valid for its one host.
-fn route_certificate(c: berth_store::CertificateRow) -> Certificate {
-    Certificate { id: c.host.clone(), hosts: vec![c.host], cert_pem: c.cert_pem, key_pem: c.key_pem }
 }
 
 fn stop_row(row: &mut TaskRow, at: f64) {

@@ -11,7 +11,7 @@ use berth_model::sts::{
 use berth_store::StsSessionRow;
 
 use crate::iam::access::role_by_arn;
-use crate::iam::{new_id, new_secret};
+use crate::names::{new_id, new_secret};
 use crate::{CallerIdentity, Control, ControlError, authz, now};
 
 /// STS's bounds for `DurationSeconds`, and the cap for role chaining.

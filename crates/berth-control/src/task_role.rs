@@ -12,7 +12,7 @@ use berth_store::{StsSessionRow, TaskCredentialRow, Tx};
 use serde::Serialize;
 
 use crate::iam::access::role_by_arn;
-use crate::iam::{new_id, new_secret};
+use crate::names::{new_id, new_secret};
 use crate::sealed_credentials::{token_hash, token_matches};
 use crate::{Control, ControlError, now};
 
@@ -24,15 +24,6 @@ pub const CREDENTIALS_PATH: &str = "/v2/credentials/";
 pub const SESSION_SECS: f64 = 6.0 * 3600.0;
 /// A served session with less than this left is replaced by a fresh one (SDKs refresh 15 minutes ahead).
 pub const RENEW_BEFORE_SECS: f64 = 30.0 * 60.0;
-
-/// Where tasks reach berth: the credentials endpoint and, optionally, the AWS API.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TaskEndpoint {
-    /// `http://169.254.170.2:51679`: `AWS_CONTAINER_CREDENTIALS_FULL_URI` is this plus `/v2/credentials/<id>`.
-    pub credentials_base: String,
-    /// Given to tasks as `AWS_ENDPOINT_URL`, so their SDKs call berth's API.
-    pub api_url: Option<String>,
-}
 
 /// The ECS credentials endpoint's answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -389,3 +389,67 @@ async fn narrowing_the_load_balancer_group_publishes_a_narrower_source_filter_at
     w.settle().await;
     assert_eq!(filter_of(&host).0, v3);
 }
+
+/// EC2 authorizes each security-group operation on the group's ARN, with its tags as `aws:ResourceTag/...`: a
+/// user allowed on one group (by ARN, or by tag) is allowed there and denied on the other.
+#[tokio::test]
+async fn security_group_calls_are_authorized_on_the_group_arn_and_its_tags() {
+    let w = world("authz");
+    let mut ids = Vec::new();
+    for (name, team) in [("a", "red"), ("b", "blue")] {
+        let Ok(ec2::Output::CreateSecurityGroup(g)) = w
+            .ec2(ec2::Operation::CreateSecurityGroup(ec2::CreateSecurityGroupRequest {
+                group_name: Some(name.into()),
+                description: Some(name.into()),
+                tag_specifications: Some(vec![ec2::TagSpecification {
+                    resource_type: Some(ec2::ResourceType::SecurityGroup),
+                    tags: Some(vec![ec2::Tag { key: Some("team".into()), value: Some(team.into()) }]),
+                }]),
+                ..Default::default()
+            }))
+            .await
+        else {
+            panic!("create group {name}")
+        };
+        ids.push(g.group_id.expect("id"));
+    }
+    let arn = |id: &str| format!("arn:aws:ec2:{}:{}:security-group/{id}", w.control.region(), w.control.account_id());
+    let policy = format!(
+        r#"{{"Version":"2012-10-17","Statement":[
+            {{"Effect":"Allow","Action":"ec2:AuthorizeSecurityGroupIngress","Resource":"{}"}},
+            {{"Effect":"Allow","Action":"ec2:RevokeSecurityGroupIngress","Resource":"*",
+              "Condition":{{"StringEquals":{{"aws:ResourceTag/team":"red"}}}}}}]}}"#,
+        arn(&ids[0])
+    );
+    let user = common::user_with(&w.control, "alice", &policy).await;
+    let permission = || ec2::IpPermission {
+        ip_protocol: Some("tcp".into()),
+        from_port: Some(8080),
+        to_port: Some(8080),
+        ip_ranges: Some(vec![ec2::IpRange { cidr_ip: Some("10.0.0.0/8".into()), ..Default::default() }]),
+        ..Default::default()
+    };
+    let authorize = |id: &str| {
+        ec2::Operation::AuthorizeSecurityGroupIngress(ec2::AuthorizeSecurityGroupIngressRequest {
+            group_id: Some(id.into()),
+            ip_permissions: Some(vec![permission()]),
+            ..Default::default()
+        })
+    };
+    let revoke = |id: &str| {
+        ec2::Operation::RevokeSecurityGroupIngress(ec2::RevokeSecurityGroupIngressRequest {
+            group_id: Some(id.into()),
+            ip_permissions: Some(vec![permission()]),
+            ..Default::default()
+        })
+    };
+    let code = |r: Result<ec2::Output, berth_core::AwsError>| r.map(|_| ()).map_err(|e| e.code);
+    assert_eq!(code(w.control.handle_ec2(&user, authorize(&ids[0])).await), Ok(()), "allowed on its group's ARN");
+    let denied = w.control.handle_ec2(&user, authorize(&ids[1])).await.expect_err("denied on the other group");
+    assert_eq!(denied.code, ErrorCode::AccessDenied);
+    assert!(denied.message.contains(&arn(&ids[1])), "the denial names the group: {}", denied.message);
+    // The root user opens b so that a revoke there would have something to remove.
+    w.ec2(authorize(&ids[1])).await.expect("root authorizes b");
+    assert_eq!(code(w.control.handle_ec2(&user, revoke(&ids[0])).await), Ok(()), "allowed by the group's tag");
+    assert_eq!(code(w.control.handle_ec2(&user, revoke(&ids[1])).await), Err(ErrorCode::AccessDenied));
+}

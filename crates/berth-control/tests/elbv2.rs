@@ -478,3 +478,61 @@ async fn the_deregistration_delay_bounds_draining() {
     assert_eq!(running.len(), 1, "{running:?}");
     assert!(!old.iter().any(|id| running.contains(id)), "the old task stopped");
 }
+
+/// ELBv2 authorizes each operation on the ARNs it names, with their tags: a user allowed `ModifyRule` on one
+/// rule's ARN (or on rules tagged for them) may edit that rule and is denied on another service's rule.
+#[tokio::test]
+async fn rule_edits_are_authorized_on_the_rule_arn_and_its_tags() {
+    let w = world("authz").await;
+    w.create("web", "v1").await;
+    w.create("api", "v1").await;
+    let lb = w.lbs().await[0].load_balancer_arn.clone().expect("lb arn");
+    let listener = w.https_listener(&lb).await;
+    let express: Vec<String> = w
+        .rules(&listener)
+        .await
+        .into_iter()
+        .filter(|r| r.is_default != Some(true))
+        .filter_map(|r| r.rule_arn)
+        .collect();
+    assert_eq!(express.len(), 2, "one Express rule per service");
+    w.elb(E::AddTags(elb::AddTagsInput {
+        resource_arns: Some(vec![express[1].clone()]),
+        tags: Some(vec![elb::Tag { key: Some("team".into()), value: Some("blue".into()) }]),
+    }))
+    .await
+    .expect("root tags the second rule");
+    let policy = format!(
+        r#"{{"Version":"2012-10-17","Statement":[
+            {{"Effect":"Allow","Action":"elasticloadbalancing:ModifyRule","Resource":"{}"}},
+            {{"Effect":"Allow","Action":"elasticloadbalancing:SetRulePriorities","Resource":"*",
+              "Condition":{{"StringEquals":{{"aws:ResourceTag/team":"blue"}}}}}},
+            {{"Effect":"Allow","Action":"elasticloadbalancing:Describe*","Resource":"*"}}]}}"#,
+        express[0]
+    );
+    let user = common::user_with(&w.control, "alice", &policy).await;
+    let modify = |arn: &str| {
+        E::ModifyRule(elb::ModifyRuleInput {
+            rule_arn: Some(arn.into()),
+            conditions: Some(vec![elb::RuleCondition {
+                field: Some("path-pattern".into()),
+                values: Some(vec!["/x".into()]),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        })
+    };
+    let priority = |arn: &str, p: i32| {
+        E::SetRulePriorities(elb::SetRulePrioritiesInput {
+            rule_priorities: Some(vec![elb::RulePriorityPair { rule_arn: Some(arn.into()), priority: Some(p) }]),
+        })
+    };
+    let code = |r: Result<EO, berth_core::AwsError>| r.map(|_| ()).map_err(|e| e.code);
+    assert_eq!(code(w.control.handle_elbv2(&user, modify(&express[0])).await), Ok(()), "allowed on its rule's ARN");
+    let denied = w.control.handle_elbv2(&user, modify(&express[1])).await.expect_err("denied on the other rule");
+    assert_eq!(denied.code, ErrorCode::AccessDenied);
+    assert!(denied.message.contains(&express[1]), "the denial names the rule: {}", denied.message);
+    assert_eq!(code(w.control.handle_elbv2(&user, priority(&express[1], 40)).await), Ok(()), "allowed by the tag");
+    assert_eq!(code(w.control.handle_elbv2(&user, priority(&express[0], 41)).await), Err(ErrorCode::AccessDenied));
+    assert_eq!(code(w.control.handle_elbv2(&user, E::DescribeLoadBalancers(Default::default())).await), Ok(()));
+}

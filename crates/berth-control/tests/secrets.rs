@@ -456,3 +456,43 @@ async fn registry_credentials_are_resolved_and_checked_by_the_registry() {
     assert_eq!(good[0].registry_auth.as_ref().map(|a| a.password.as_str()), Some("right"));
     assert!(!format!("{:?}", good[0].registry_auth).contains("right"), "passwords are not printed");
 }
+
+/// Secrets Manager and SSM authorize on the secret's and the parameter's ARN: a user allowed on `secret:a-*` and
+/// `parameter/app/a` reads those (by name or ARN) and is denied on the others.
+#[tokio::test]
+async fn reads_are_authorized_on_the_secret_and_parameter_arns() {
+    let w = world("authz");
+    let a = w.create_secret("a", "one").await;
+    let b = w.create_secret("b", "two").await;
+    w.put_parameter("/app/a", "x", ssm::ParameterType::String, false).await;
+    w.put_parameter("/app/b", "y", ssm::ParameterType::String, false).await;
+    let (region, account) = (w.control.region().to_string(), w.control.account_id().to_string());
+    let policy = format!(
+        r#"{{"Version":"2012-10-17","Statement":[
+            {{"Effect":"Allow","Action":"secretsmanager:GetSecretValue",
+              "Resource":"arn:aws:secretsmanager:{region}:{account}:secret:a-*"}},
+            {{"Effect":"Allow","Action":["ssm:GetParameter","ssm:GetParameters"],
+              "Resource":"arn:aws:ssm:{region}:{account}:parameter/app/a"}}]}}"#
+    );
+    let user = common::user_with(&w.control, "alice", &policy).await;
+    let get = |id: &str| {
+        sm::Operation::GetSecretValue(sm::GetSecretValueRequest { secret_id: Some(id.into()), ..Default::default() })
+    };
+    let code = |r: Result<sm::Output, berth_core::AwsError>| r.map(|_| ()).map_err(|e| e.code);
+    assert_eq!(code(w.control.handle_secretsmanager(&user, get("a")).await), Ok(()), "by name");
+    assert_eq!(code(w.control.handle_secretsmanager(&user, get(&a)).await), Ok(()), "by ARN");
+    assert_eq!(code(w.control.handle_secretsmanager(&user, get("b")).await), Err(ErrorCode::AccessDenied));
+    let denied = w.control.handle_secretsmanager(&user, get(&b)).await.expect_err("denied on b");
+    assert!(denied.message.contains(&b), "the denial names the secret: {}", denied.message);
+    let param = |name: &str| {
+        ssm::Operation::GetParameter(ssm::GetParameterRequest { name: Some(name.into()), ..Default::default() })
+    };
+    let both = ssm::Operation::GetParameters(ssm::GetParametersRequest {
+        names: Some(vec!["/app/a".into(), "/app/b".into()]),
+        ..Default::default()
+    });
+    let pcode = |r: Result<ssm::Output, berth_core::AwsError>| r.map(|_| ()).map_err(|e| e.code);
+    assert_eq!(pcode(w.control.handle_ssm(&user, param("/app/a")).await), Ok(()));
+    assert_eq!(pcode(w.control.handle_ssm(&user, param("/app/b")).await), Err(ErrorCode::AccessDenied));
+    assert_eq!(pcode(w.control.handle_ssm(&user, both).await), Err(ErrorCode::AccessDenied), "every name is checked");
+}

@@ -6,7 +6,8 @@
 //! are converted at start.
 
 use berth_control::ControlConfig;
-use berth_control::task_role::{TaskCredentialsError, TaskEndpoint};
+use berth_control::TaskEndpoint;
+use berth_control::task_role::TaskCredentialsError;
 use berth_model::ecs;
 use berth_model::iam::{self, Operation as Iam};
 use berth_runtime::TaskSpec;

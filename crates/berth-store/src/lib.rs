@@ -1,22 +1,24 @@
 //! berth-store: berth's desired and recorded state in embedded SQLite (WAL).
 //!
-//! It owns the schema, its migrations and typed rows for clusters, services, service revisions, task
-//! definitions, tasks, certificates, credentials, tags, secrets, SSM parameters, CloudWatch Logs groups/streams/events and the ELBv2 resources behind
-//! Express services; every change happens inside one transaction
-//! ([`Store::tx`]), so a failed command leaves nothing half-written. Reads that need not see the writer's
-//! open transaction go through [`Readers`]: read-only connections beside the one writer (WAL), so a long scan
-//! never holds the writer. It must never call a runtime, the network or the proxy, and never decide anything:
-//! it records what the control plane decides.
+//! It owns the schema, its migrations and typed rows, one module per service: ECS (`ecs.rs`: clusters, services,
+//! revisions, task definitions, tasks, certificates, tags), ELBv2 (`elbv2.rs`, `lb_network.rs`), EC2 (`ec2.rs`:
+//! VPCs, subnets, security groups and their rules), IAM (`iam.rs`, `access_keys.rs`, `task_role.rs`: users, roles,
+//! policies, access keys, role sessions, task credentials), Secrets Manager and SSM (`secrets.rs`), CloudWatch Logs
+//! (`logs.rs`) and the shippers' cursors (`log_shipping.rs`); every change happens inside one transaction
+//! ([`Store::tx`], with savepoints), so a failed command leaves nothing half-written. Reads go through
+//! [`Readers`] (`readers.rs`): read-only connections beside the one writer (WAL), so a read never waits for the
+//! writer and a long scan never holds it. It must never call a runtime, the network or the proxy, and never
+//! decide anything: it records what the control plane decides.
 
 mod access_keys;
 mod ec2;
+mod ecs;
 mod elbv2;
 mod iam;
 mod lb_network;
 mod log_shipping;
 mod logs;
 mod readers;
-mod rows;
 mod savepoint;
 mod schema;
 mod secrets;
@@ -24,13 +26,13 @@ mod task_role;
 
 pub use access_keys::*;
 pub use ec2::*;
+pub use ecs::*;
 pub use elbv2::*;
 pub use iam::*;
 pub use lb_network::*;
 pub use log_shipping::*;
 pub use logs::*;
 pub use readers::Readers;
-pub use rows::*;
 pub use secrets::*;
 pub use task_role::*;
 

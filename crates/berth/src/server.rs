@@ -51,7 +51,7 @@ pub async fn run(config: Config) -> Result<()> {
     } else {
         None
     };
-    let task_endpoint = task_listeners.as_ref().map(|_| berth_control::task_role::TaskEndpoint {
+    let task_endpoint = task_listeners.as_ref().map(|_| berth_control::TaskEndpoint {
         credentials_base: format!("http://{}:{}", te.address, te.credentials_port),
         api_url: Some(format!("http://{}:{}", te.address, te.api_port)),
     });

@@ -118,7 +118,7 @@ fn allow_list(set: BTreeSet<Allow>) -> Vec<Allow> {
 
 /// berth's own endpoints for tasks, reachable whatever a task's egress rules say (as AWS's link-local endpoints
 /// are): TCP to the credentials endpoint and the task API, from their configured URLs (`http://host:port`).
-pub fn berth_endpoints(endpoint: Option<&crate::task_role::TaskEndpoint>) -> Vec<Allow> {
+pub fn berth_endpoints(endpoint: Option<&crate::config::TaskEndpoint>) -> Vec<Allow> {
     let Some(e) = endpoint else { return Vec::new() };
     let mut out: Vec<Allow> = std::iter::once(e.credentials_base.as_str())
         .chain(e.api_url.as_deref())
@@ -170,7 +170,7 @@ impl Control {
     /// One firewall step of a reconcile pass: adopt the network's subnet as the VPC CIDR (once), compute
     /// the policy, and apply it when it changed or [`RESYNC`] passed. Never fails the pass.
     pub(crate) async fn sync_firewall(self: &Arc<Self>) {
-        if let Err(e) = self.tx(super::express::release_inactive) {
+        if let Err(e) = self.tx(super::attachments::release_inactive) {
             tracing::warn!(error = %e, "cannot release the security groups of deleted services");
         }
         let network = self.firewall.lock().unwrap_or_else(|e| e.into_inner()).network.clone();
@@ -187,7 +187,7 @@ impl Control {
                     // Internal load balancers listen on the gateway: publish them once it is known.
                     match info
                         .gateway
-                        .map(|g| self.tx(|tx| crate::elbv2::network::record_gateway(tx, &self.config.network, g)))
+                        .map(|g| self.tx(|tx| super::network::record_gateway(tx, &self.config.network, g)))
                     {
                         Some(Ok(true)) => {
                             if let Err(e) = self.publish_routes() {
@@ -416,7 +416,7 @@ mod tests {
     #[test]
     fn egress_is_the_union_of_the_groups_rules_plus_berths_endpoints_and_dns() {
         let lb = vec!["172.18.0.1/32".parse().expect("cidr")];
-        let endpoints = berth_endpoints(Some(&crate::task_role::TaskEndpoint {
+        let endpoints = berth_endpoints(Some(&crate::config::TaskEndpoint {
             credentials_base: "http://169.254.170.2:51679".into(),
             api_url: Some("http://169.254.170.2:4566/".into()),
         }));
@@ -545,7 +545,7 @@ mod tests {
     fn berths_endpoints_come_from_the_configured_urls() {
         let e = |creds: &str, api: Option<&str>| {
             let endpoint =
-                crate::task_role::TaskEndpoint { credentials_base: creds.into(), api_url: api.map(str::to_string) };
+                crate::config::TaskEndpoint { credentials_base: creds.into(), api_url: api.map(str::to_string) };
             berth_endpoints(Some(&endpoint)).iter().map(|a| format!("{:?} {}", a.ports, a.source)).collect::<Vec<_>>()
         };
         assert_eq!(e("http://169.254.170.2:51679", None), ["Some((51679, 51679)) 169.254.170.2/32"]);

@@ -81,11 +81,11 @@ pub(crate) fn resolve(tx: &Tx<'_>, id: Option<&str>, name: Option<&str>) -> Resu
 }
 
 fn group_arn(c: &Control, id: &str) -> String {
-    format!("arn:aws:ec2:{}:{}:security-group/{id}", c.names.region, c.names.account)
+    super::arn(c, "security-group", id)
 }
 
 fn rule_arn(c: &Control, id: &str) -> String {
-    format!("arn:aws:ec2:{}:{}:security-group-rule/{id}", c.names.region, c.names.account)
+    super::arn(c, "security-group-rule", id)
 }
 
 /// The tags of the TagSpecifications addressed to `resource_type`.
@@ -264,27 +264,8 @@ pub(crate) fn describe(
         }
         Ok(out)
     })?;
-    let (page, next) = page(groups, r.next_token.as_deref(), r.max_results)?;
+    let (page, next) = super::page(groups, r.next_token.as_deref(), r.max_results)?;
     Ok(DescribeSecurityGroupsResult { security_groups: Some(page), next_token: next })
-}
-
-fn page<T>(items: Vec<T>, token: Option<&str>, max: Option<i32>) -> Result<(Vec<T>, Option<String>), ControlError> {
-    if let Some(m) = max
-        && !(5..=1000).contains(&m)
-    {
-        return Err(err(
-            ErrorCode::InvalidParameterValue,
-            format!("Value ( {m} ) for parameter maxResults is invalid. Expecting a value between 5 and 1000."),
-        ));
-    }
-    let start: usize = match token {
-        None => 0,
-        Some(t) => t.parse().map_err(|_| err(ErrorCode::InvalidParameterValue, "Invalid NextToken"))?,
-    };
-    let max = max.map_or(1000, |m| m as usize);
-    let total = items.len();
-    let out: Vec<T> = items.into_iter().skip(start).take(max).collect();
-    Ok((out, (start + max < total).then(|| (start + max).to_string())))
 }
 
 fn render_rule(
@@ -354,7 +335,7 @@ pub(crate) fn describe_rules(
         }
         Ok(out)
     })?;
-    let (rules, next) = page(out, r.next_token.as_deref(), r.max_results)?;
+    let (rules, next) = super::page(out, r.next_token.as_deref(), r.max_results)?;
     Ok(DescribeSecurityGroupRulesResult { security_group_rules: Some(rules), next_token: next })
 }
 

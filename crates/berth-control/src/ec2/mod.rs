@@ -4,11 +4,13 @@
 //! network's subnet once the runtime reports it. Security groups are records here; they become real in
 //! two places: the firewall policy between task containers ([`firewall`], applied by the reconciler) and
 //! the load balancer's source filter ([`rules::allowed_sources`]). Express services get their two groups
-//! from [`express`].
+//! from `crate::express::security_groups`; which services use which groups is `attachments.rs`. Every operation
+//! is authorized on the resource ARNs it names (`context.rs`).
 
-pub mod express;
+pub(crate) mod attachments;
+mod context;
 pub mod firewall;
-mod groups;
+pub(crate) mod groups;
 pub(crate) mod network;
 pub mod rules;
 pub mod subnets;
@@ -21,7 +23,11 @@ use crate::{CallerIdentity, Control, ControlError, authz};
 impl Control {
     /// Handles one decoded EC2 operation for an authenticated caller.
     pub async fn handle_ec2(&self, caller: &CallerIdentity, op: Operation) -> Result<Output, AwsError> {
-        authz::authorize(caller, &format!("ec2:{}", op.name()))?;
+        if !authz::is_root(caller) {
+            for request in context::ec2_requests(self, &op).map_err(AwsError::from)? {
+                authz::authorize_request(caller, request)?;
+            }
+        }
         let mutates = !op.name().starts_with("Describe");
         let out = match op {
             Operation::DescribeVpcs(r) => network::describe_vpcs(self, r).map(Output::DescribeVpcs),
@@ -62,6 +68,27 @@ impl Control {
         }
         out.map_err(AwsError::from)
     }
+}
+
+/// The ARN of an EC2 resource: `arn:aws:ec2:<region>:<account>:<kind>/<id>`.
+pub(crate) fn arn(c: &Control, kind: &str, id: &str) -> String {
+    format!("arn:aws:ec2:{}:{}:{kind}/{id}", c.names.region, c.names.account)
+}
+
+/// A page of an EC2 Describe listing: `MaxResults` 5 to 1000 (default: up to 1000), `NextToken` an offset.
+pub(crate) fn page<T>(
+    items: Vec<T>,
+    token: Option<&str>,
+    max: Option<i32>,
+) -> Result<(Vec<T>, Option<String>), ControlError> {
+    let size = crate::paging::size(max, 1000, 5..=1000).map_err(|m| {
+        err(
+            ErrorCode::InvalidParameterValue,
+            format!("Value ( {m} ) for parameter maxResults is invalid. Expecting a value between 5 and 1000."),
+        )
+    })?;
+    crate::paging::offset_page(items, token, size)
+        .map_err(|_| err(ErrorCode::InvalidParameterValue, "Invalid NextToken"))
 }
 
 /// A new EC2 id: `<prefix>-` and 17 hex digits.
@@ -106,25 +133,16 @@ pub(crate) fn tag_pairs(tags: &[Tag]) -> Result<Vec<(String, String)>, ControlEr
 
 /// EC2 filter value matching: `*` matches any run of characters and `?` one character.
 pub(crate) fn glob(pattern: &str, value: &str) -> bool {
-    let (p, v): (Vec<char>, Vec<char>) = (pattern.chars().collect(), value.chars().collect());
-    let (mut pi, mut vi, mut star, mut mark) = (0usize, 0usize, None::<usize>, 0usize);
-    while vi < v.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == v[vi]) {
-            pi += 1;
-            vi += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = vi;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            vi = mark;
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|c| *c == '*')
+    use berth_core::wildcard::{Token, Wildcard};
+    let tokens = pattern
+        .bytes()
+        .map(|b| match b {
+            b'*' => Token::Star { colon: true },
+            b'?' => Token::One { colon: true },
+            b => Token::Byte(b),
+        })
+        .collect();
+    Wildcard::new(tokens, false).matches(value)
 }
 
 /// Whether a resource passes every filter. `field` gives the resource's values for a filter name, or

@@ -1,6 +1,8 @@
 //! VPCs, subnets and tags: the default VPC created at first start, its CIDR kept equal to its network's
 //! subnet, DescribeVpcs, DescribeSubnets, CreateTags and DescribeTags.
 
+use std::net::IpAddr;
+
 use berth_core::ErrorCode;
 use berth_core::cidr::Cidr;
 use berth_model::ec2::*;
@@ -127,7 +129,7 @@ pub(crate) fn describe_vpcs(c: &Control, r: DescribeVpcsRequest) -> Result<Descr
         }
         Ok(out)
     })?;
-    let (page, next) = crate::ecs::paginate(vpcs, r.next_token.as_deref(), r.max_results.map(|m| m.min(100)))?;
+    let (page, next) = super::page(vpcs, r.next_token.as_deref(), r.max_results)?;
     Ok(DescribeVpcsResult { vpcs: Some(page), next_token: next })
 }
 
@@ -186,7 +188,7 @@ pub(crate) fn describe_subnets(c: &Control, r: DescribeSubnetsRequest) -> Result
         }
         Ok(out)
     })?;
-    let (page, next) = crate::ecs::paginate(subnets, r.next_token.as_deref(), r.max_results.map(|m| m.min(100)))?;
+    let (page, next) = super::page(subnets, r.next_token.as_deref(), r.max_results)?;
     Ok(DescribeSubnetsResult { subnets: Some(page), next_token: next })
 }
 
@@ -196,7 +198,7 @@ pub(super) fn render_subnet(c: &Control, s: &SubnetRow, tags: Vec<(String, Strin
         subnet_id: Some(s.id.clone()),
         vpc_id: Some(s.vpc_id.clone()),
         owner_id: Some(c.names.account.clone()),
-        subnet_arn: Some(format!("arn:aws:ec2:{}:{}:subnet/{}", c.names.region, c.names.account, s.id)),
+        subnet_arn: Some(super::arn(c, "subnet", &s.id)),
         availability_zone: Some(s.availability_zone.clone()),
         cidr_block: Some(s.cidr.clone()),
         available_ip_address_count: Some(i32::try_from(free.max(0)).unwrap_or(i32::MAX)),
@@ -283,25 +285,29 @@ pub(crate) fn describe_tags(c: &Control, r: DescribeTagsRequest) -> Result<Descr
             });
         }
     }
-    let max = r.max_results.map(|m| m.clamp(5, 1000));
-    let (page, next) = paginate_large(out, r.next_token.as_deref(), max)?;
+    let (page, next) = super::page(out, r.next_token.as_deref(), r.max_results)?;
     Ok(DescribeTagsResult { tags: Some(page), next_token: next })
 }
 
 /// Pagination for lists that allow up to 1,000 items a page.
-fn paginate_large<T>(
-    items: Vec<T>,
-    token: Option<&str>,
-    max: Option<i32>,
-) -> Result<(Vec<T>, Option<String>), ControlError> {
-    let start: usize = match token {
-        None => 0,
-        Some(t) => t.parse().map_err(|_| err(ErrorCode::InvalidParameterValue, "Invalid NextToken"))?,
-    };
-    let max = max.map_or(1000, |m| m.max(1) as usize);
-    let total = items.len();
-    let page: Vec<T> = items.into_iter().skip(start).take(max).collect();
-    Ok((page, (start + max < total).then(|| (start + max).to_string())))
+/// The meta key holding the gateway address of a runtime network.
+pub(crate) fn gateway_key(network: &str) -> String {
+    format!("network_gateway:{network}")
+}
+
+/// Records the gateway address the runtime reports for `network`. Returns whether it changed.
+pub(crate) fn record_gateway(tx: &Tx<'_>, network: &str, gateway: IpAddr) -> Result<bool, ControlError> {
+    let key = gateway_key(network);
+    let value = gateway.to_string();
+    if tx.meta_get(&key)?.as_deref() == Some(value.as_str()) {
+        return Ok(false);
+    }
+    tx.meta_set(&key, &value)?;
+    Ok(true)
+}
+
+pub(crate) fn default_vpc(tx: &Tx<'_>) -> Result<String, ControlError> {
+    Ok(tx.vpc_default()?.map(|v| v.id).unwrap_or_default())
 }
 
 #[cfg(test)]

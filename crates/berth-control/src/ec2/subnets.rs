@@ -126,7 +126,7 @@ fn user_of(tx: &Tx<'_>, subnet: &str) -> Result<Option<String>, ControlError> {
         if s.status != ServiceStatus::Active || s.target_revision.is_empty() {
             continue;
         }
-        let config = crate::ecs::revision_config(tx, &s.target_revision)?;
+        let config = crate::revisions::revision_config(tx, &s.target_revision)?;
         let uses =
             config.network_configuration.and_then(|n| n.subnets).is_some_and(|ids| ids.iter().any(|i| i == subnet));
         if uses {

@@ -9,8 +9,8 @@ use berth_model::ecs::*;
 use berth_store::{RevisionRow, ServiceRow, Tx};
 
 use super::render;
+use crate::express::journal::{self, Journal, Purpose};
 use crate::iam::access::ExpressRoles;
-use crate::iam::provisioning::{self, Journal, Purpose};
 use crate::names::cluster_name;
 use crate::{CallerIdentity, Control, ControlError, now};
 
@@ -55,8 +55,8 @@ pub(crate) fn create(
     if container.aws_logs_configuration.is_none() {
         // Express picks the group; it is kept by every later revision unless an update names another.
         container.aws_logs_configuration = Some(ExpressGatewayServiceAwsLogsConfiguration {
-            log_group: Some(crate::logging::default_group(&cluster, &service_name)),
-            log_stream_prefix: Some(crate::logging::DEFAULT_PREFIX.into()),
+            log_group: Some(crate::logs::target::default_group(&cluster, &service_name)),
+            log_stream_prefix: Some(crate::logs::target::DEFAULT_PREFIX.into()),
         });
     }
     let tags = super::tags::tag_pairs(r.tags.unwrap_or_default())?;
@@ -117,12 +117,12 @@ pub(crate) fn create(
         tx.certificate_put(&cert)?;
         let health_path = config.config.health_check_path.as_deref().unwrap_or(DEFAULT_HEALTH_CHECK_PATH);
         let port = config.config.primary_container.as_ref().and_then(|p| p.container_port).unwrap_or(80);
-        crate::elbv2::place_service(c, tx, &row, health_path, port.clamp(1, 65535) as u16, t, &mut journal)?;
-        if let Some(target) = config.config.primary_container.as_ref().and_then(crate::logging::LogTarget::of) {
-            crate::logging::ensure_group(c, tx, &target.group, &mut journal)?;
+        crate::express::placement::place_service(c, tx, &row, health_path, port.clamp(1, 65535) as u16, t, &mut journal)?;
+        if let Some(target) = config.config.primary_container.as_ref().and_then(crate::logs::target::LogTarget::of) {
+            crate::express::log_group::ensure_group(c, tx, &target.group, &mut journal)?;
         }
         // Everything above is undone if the infrastructure role may not do all of it.
-        provisioning::authorize(c, tx, infra, &journal, Purpose::Create)?;
+        journal::authorize(c, tx, infra, &journal, Purpose::Create)?;
         tx.tags_put(&arn, &tags)?;
         render::express_service(c, tx, &row, true)
     })?;
@@ -176,7 +176,7 @@ pub(crate) fn update(
                 format!("Service is in {} status and cannot be updated.", row.status.as_str()),
             ));
         }
-        let current = render::revision_config(tx, &row.target_revision)?;
+        let current = crate::revisions::revision_config(tx, &row.target_revision)?;
         let old_path = current.health_check_path.clone();
         let old_logs = current.primary_container.as_ref().and_then(|p| p.aws_logs_configuration.clone());
         // A new primaryContainer without awsLogsConfiguration keeps the service's log group.
@@ -202,22 +202,22 @@ pub(crate) fn update(
         spec.with_security_groups(c, tx, &row, &mut journal)?;
         let revision = new_revision(c, tx, &row, &spec, caller, t)?;
         let new_path = spec.config.health_check_path.as_deref().filter(|p| Some(*p) != old_path.as_deref());
-        crate::elbv2::assign_revision(tx, &row, &revision, new_path, &mut journal)?;
+        crate::express::placement::assign_revision(tx, &row, &revision, new_path, &mut journal)?;
         // A new log group is created for the new tasks; the old one keeps the old logs.
-        let new_logs = spec.config.primary_container.as_ref().and_then(crate::logging::LogTarget::of);
+        let new_logs = spec.config.primary_container.as_ref().and_then(crate::logs::target::LogTarget::of);
         if let Some(target) = new_logs
             && old_logs.as_ref().and_then(|o| o.log_group.as_deref()) != Some(target.group.as_str())
         {
-            crate::logging::ensure_group(c, tx, &target.group, &mut journal)?;
+            crate::express::log_group::ensure_group(c, tx, &target.group, &mut journal)?;
         }
         if let Some(role) = &row.infrastructure_role_arn {
-            provisioning::authorize(c, tx, role, &journal, Purpose::Update)?;
+            journal::authorize(c, tx, role, &journal, Purpose::Update)?;
         }
         row.target_revision = revision.clone();
         row.desired_count = spec.desired_count();
         row.updated_at = t;
         tx.service_update(&row)?;
-        let target = render::revision_config(tx, &revision)?;
+        let target = crate::revisions::revision_config(tx, &revision)?;
         Ok(UpdatedExpressGatewayService {
             service_arn: Some(row.arn.clone()),
             cluster: Some(row.cluster.clone()),
@@ -246,12 +246,12 @@ pub(crate) fn delete(
             ));
         }
         row.status = ServiceStatus::Draining;
-        row.status_reason = Some(super::teardown::DRAINING_REASON.into());
+        row.status_reason = Some(crate::express::teardown::DRAINING_REASON.into());
         let t = now();
         row.updated_at = t;
         tx.service_update(&row)?;
         // Off its load balancer now if the infrastructure role allows it; else the reconciler retries.
-        super::teardown::release(c, tx, &mut row, t)?;
+        crate::express::teardown::release(c, tx, &mut row, t)?;
         render::express_service(c, tx, &row, false)
     })?;
     c.wake();
@@ -337,7 +337,7 @@ impl ValidSpec {
     ) -> Result<(), ControlError> {
         let port =
             self.config.primary_container.as_ref().and_then(|p| p.container_port).unwrap_or(DEFAULT_CONTAINER_PORT);
-        let net = crate::ec2::express::network_for_revision(
+        let net = crate::express::security_groups::network_for_revision(
             c,
             tx,
             service,
@@ -411,7 +411,7 @@ fn normalize_container(mut c: ExpressGatewayContainer) -> Result<ExpressGatewayC
     }
     c.container_port = Some(port);
     if let Some(logs) = &c.aws_logs_configuration {
-        crate::logging::validate(logs)?;
+        crate::logs::target::validate(logs)?;
     }
     if let Some(creds) = &c.repository_credentials {
         let param = creds.credentials_parameter.as_deref().unwrap_or_default();

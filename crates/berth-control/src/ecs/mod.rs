@@ -2,16 +2,16 @@
 //! wake the reconciler; they never wait for containers.
 
 mod clusters;
+mod context;
 mod express;
 pub(crate) mod render;
 mod tags;
 mod tasks;
-pub(crate) mod teardown;
 
+use berth_core::AwsError;
 use berth_model::ecs::{Operation, Output};
-pub(crate) use render::revision_config;
 
-use crate::{CallerIdentity, Control, ControlError};
+use crate::{CallerIdentity, Control, ControlError, authz};
 
 pub(crate) fn handle(c: &Control, caller: &CallerIdentity, op: Operation) -> Result<Output, ControlError> {
     use Operation as O;
@@ -37,23 +37,24 @@ pub(crate) fn handle(c: &Control, caller: &CallerIdentity, op: Operation) -> Res
     })
 }
 
+impl Control {
+    /// Handles one decoded ECS operation for an authenticated caller.
+    pub async fn handle_ecs(&self, caller: &CallerIdentity, op: Operation) -> Result<Output, AwsError> {
+        if !authz::is_root(caller) {
+            authz::authorize_request(caller, context::ecs_request(self, &op).map_err(AwsError::from)?)?;
+        }
+        let out = handle(self, caller, op).map_err(AwsError::from)?;
+        Ok(out)
+    }
+}
+
 /// A page of `items` from `next_token` (an offset), at most `max` (default 100, ECS's cap).
 pub(crate) fn paginate<T>(
     items: Vec<T>,
     next_token: Option<&str>,
     max: Option<i32>,
 ) -> Result<(Vec<T>, Option<String>), ControlError> {
-    let start: usize = match next_token {
-        None => 0,
-        Some(t) => t.parse().map_err(|_| ControlError::invalid("Invalid nextToken"))?,
-    };
-    let max = match max {
-        None => 100,
-        Some(m) if (1..=100).contains(&m) => m as usize,
-        Some(m) => return Err(ControlError::invalid(format!("maxResults must be between 1 and 100, got {m}"))),
-    };
-    let total = items.len();
-    let page: Vec<T> = items.into_iter().skip(start).take(max).collect();
-    let next = (start + max < total).then(|| (start + max).to_string());
-    Ok((page, next))
+    let max = crate::paging::size(max, 100, 1..=100)
+        .map_err(|m| ControlError::invalid(format!("maxResults must be between 1 and 100, got {m}")))?;
+    crate::paging::offset_page(items, next_token, max).map_err(|_| ControlError::invalid("Invalid nextToken"))
 }

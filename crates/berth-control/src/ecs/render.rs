@@ -6,15 +6,8 @@ use berth_model::Timestamp;
 use berth_model::ecs::*;
 use berth_store::{ServiceRow, TaskRow, Tx};
 
+use crate::revisions::revision_config;
 use crate::{CallerIdentity, Control, ControlError};
-
-pub(crate) fn revision_config(tx: &Tx<'_>, arn: &str) -> Result<ExpressGatewayServiceConfiguration, ControlError> {
-    let row = tx
-        .revision_get(arn)?
-        .ok_or_else(|| ControlError::Store(berth_store::StoreError::Corrupt(format!("missing revision {arn}"))))?;
-    serde_json::from_str(&row.config)
-        .map_err(|e| ControlError::Store(berth_store::StoreError::Corrupt(format!("revision {arn}: {e}"))))
-}
 
 pub(crate) fn express_status(row: &ServiceRow) -> ExpressGatewayServiceStatus {
     ExpressGatewayServiceStatus {
@@ -306,7 +299,7 @@ pub(crate) fn task_definition_json(
 ) -> String {
     let container = config.primary_container.clone().unwrap_or_default();
     let port = container.container_port.unwrap_or(80);
-    let log_configuration = crate::logging::LogTarget::of(&container).map(|l| l.log_configuration(region));
+    let log_configuration = crate::logs::target::LogTarget::of(&container).map(|l| l.log_configuration(region));
     let def = TaskDefinition {
         task_definition_arn: Some(arn.into()),
         container_definitions: Some(vec![ContainerDefinition {

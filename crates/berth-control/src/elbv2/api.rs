@@ -101,18 +101,10 @@ fn page<T>(
     marker: Option<&str>,
     page_size: Option<i32>,
 ) -> Result<(Vec<T>, Option<String>), ControlError> {
-    let start: usize = match marker {
-        None => 0,
-        Some(m) => m.parse().map_err(|_| validation(format!("Invalid marker '{m}'")))?,
-    };
-    let size = match page_size {
-        None => 400,
-        Some(n) if (1..=400).contains(&n) => n as usize,
-        Some(n) => return Err(validation(format!("Page size {n} must be between 1 and 400"))),
-    };
-    let total = items.len();
-    let out: Vec<T> = items.into_iter().skip(start).take(size).collect();
-    Ok((out, (start + size < total).then(|| (start + size).to_string())))
+    let size = crate::paging::size(page_size, 400, 1..=400)
+        .map_err(|n| validation(format!("Page size {n} must be between 1 and 400")))?;
+    crate::paging::offset_page(items, marker, size)
+        .map_err(|_| validation(format!("Invalid marker '{}'", marker.unwrap_or_default())))
 }
 
 // ---- lookups

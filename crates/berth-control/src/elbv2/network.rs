@@ -20,43 +20,11 @@ use super::parse;
 use crate::ec2::subnets::Privacy;
 use crate::{Control, ControlError};
 
-/// The meta key holding the gateway address of a runtime network.
-fn gateway_key(network: &str) -> String {
-    format!("network_gateway:{network}")
-}
-
-/// Records the gateway address the runtime reports for `network`. Returns whether it changed.
-pub(crate) fn record_gateway(tx: &Tx<'_>, network: &str, gateway: IpAddr) -> Result<bool, ControlError> {
-    let key = gateway_key(network);
-    let value = gateway.to_string();
-    if tx.meta_get(&key)?.as_deref() == Some(value.as_str()) {
-        return Ok(false);
-    }
-    tx.meta_set(&key, &value)?;
-    Ok(true)
-}
-
-/// The VPC and scheme a new Express service's load balancer must have, from its current revision's subnets.
-pub(crate) fn service_network(tx: &Tx<'_>, revision: &str) -> Result<(String, Privacy), ControlError> {
-    let config = crate::ecs::revision_config(tx, revision)?;
-    let ids = config.network_configuration.and_then(|n| n.subnets).unwrap_or_default();
-    let privacy = crate::ec2::subnets::privacy_of_ids(tx, &ids)?;
-    let vpc = match ids.first().map(|id| tx.subnet_get(id)).transpose()?.flatten() {
-        Some(s) => s.vpc_id,
-        None => default_vpc(tx)?,
-    };
-    Ok((vpc, privacy))
-}
-
-fn default_vpc(tx: &Tx<'_>) -> Result<String, ControlError> {
-    Ok(tx.vpc_default()?.map(|v| v.id).unwrap_or_default())
-}
-
 /// A load balancer's VPC (load balancers from before VPCs were recorded are in the default VPC).
 pub(crate) fn lb_vpc(tx: &Tx<'_>, lb_arn: &str) -> Result<String, ControlError> {
     match tx.lb_network_get(lb_arn)? {
         Some(n) => Ok(n.vpc_id),
-        None => default_vpc(tx),
+        None => crate::ec2::network::default_vpc(tx),
     }
 }
 
@@ -95,10 +63,11 @@ pub(crate) fn listen_addresses(
     if lb.scheme == Privacy::Private.scheme() {
         let vpc = match &net {
             Some(n) => n.vpc_id.clone(),
-            None => default_vpc(tx)?,
+            None => crate::ec2::network::default_vpc(tx)?,
         };
         let Some(vpc) = tx.vpc_get(&vpc)? else { return Ok(None) };
-        let gateway = tx.meta_get(&gateway_key(&vpc.network))?.and_then(|g| g.parse::<IpAddr>().ok());
+        let gateway =
+            tx.meta_get(&crate::ec2::network::gateway_key(&vpc.network))?.and_then(|g| g.parse::<IpAddr>().ok());
         return Ok(gateway.map(own));
     }
     let address = net.and_then(|n| n.address).and_then(|a| a.parse::<IpAddr>().ok());
@@ -116,7 +85,7 @@ pub(crate) fn route_load_balancers(
     rule_hosts: &HashMap<String, Vec<String>>,
 ) -> Result<Vec<LoadBalancer>, ControlError> {
     let placements = tx.placements()?;
-    let members = crate::ec2::express::Members::load(tx)?;
+    let members = crate::ec2::attachments::Members::load(tx)?;
     let mut out = Vec::new();
     for lb in tx.lbs()? {
         let Some(listen) = listen_addresses(c, tx, &lb)? else { continue };
@@ -135,7 +104,7 @@ pub(crate) fn route_load_balancers(
         // The union of the load balancer groups of the services it carries.
         let mut groups = BTreeSet::new();
         for s in &services {
-            if let Some(g) = crate::ec2::express::load_balancer_group(tx, *s)? {
+            if let Some(g) = crate::ec2::attachments::load_balancer_group(tx, *s)? {
                 groups.insert(g);
             }
         }
@@ -171,7 +140,7 @@ pub(crate) fn route_load_balancers(
 pub(crate) fn lb_security_groups(tx: &Tx<'_>, lb_arn: &str) -> Result<Vec<String>, ControlError> {
     let mut groups = BTreeSet::new();
     for p in tx.placements()?.into_iter().filter(|p| p.load_balancer_arn == lb_arn) {
-        if let Some(g) = crate::ec2::express::load_balancer_group(tx, p.service_id)? {
+        if let Some(g) = crate::ec2::attachments::load_balancer_group(tx, p.service_id)? {
             groups.insert(g);
         }
     }

@@ -206,7 +206,7 @@ pub(crate) const INFRASTRUCTURE_SESSION: &str = "ECSGateway";
 
 /// The roles of an Express create or update, checked before anything is written: each role given may be passed
 /// by the caller, exists and trusts its service. What the infrastructure role is then asked to do is checked
-/// against exactly what berth does, in the command's transaction (see [`super::provisioning`]).
+/// against exactly what berth does, in the command's transaction (see `crate::express::journal`).
 pub(crate) struct ExpressRoles<'a> {
     pub infrastructure: Option<&'a str>,
     pub execution: Option<&'a str>,
@@ -231,5 +231,35 @@ impl Control {
             }
             Ok(())
         })
+    }
+}
+
+/// The session name berth's execution-role calls carry.
+const EXECUTION_SESSION: &str = "ECSTaskExecution";
+
+impl Control {
+    /// THE one place where the execution role's permission to read a secret or parameter is checked: the action
+    /// is evaluated against the role's policies, as a session of the role (AWS words a denial `User:
+    /// arn:aws:sts::<acct>:assumed-role/<role>/<session> is not authorized ...`). A bare parameter name or secret
+    /// name becomes its ARN (a secret name without AWS's random suffix).
+    pub(crate) fn execution_role_may(
+        &self,
+        tx: &berth_store::Tx<'_>,
+        role: Option<&str>,
+        action: &str,
+        resource: &str,
+    ) -> Result<(), String> {
+        let Some(role_arn) = role else {
+            return Err(format!("no execution role is configured to perform {action} on {resource}"));
+        };
+        let (region, account) = (&self.names.region, &self.names.account);
+        let resource = if resource.starts_with("arn:") {
+            resource.to_owned()
+        } else if action.starts_with("ssm:") {
+            format!("arn:aws:ssm:{region}:{account}:parameter/{}", resource.trim_start_matches('/'))
+        } else {
+            format!("arn:aws:secretsmanager:{region}:{account}:secret:{resource}")
+        };
+        check_role_action(tx, account, role_arn, EXECUTION_SESSION, action, &resource)
     }
 }

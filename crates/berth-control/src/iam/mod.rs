@@ -8,16 +8,14 @@
 //! `InvalidInput`, `ValidationError`, `LimitExceeded`. What the policies mean for a request is [`access`].
 
 pub(crate) mod access;
-pub(crate) mod ecs_context;
+mod owners;
 mod policies;
-pub(crate) mod provisioning;
 mod roles;
 mod users;
 
 use berth_core::{AwsError, ErrorCode};
 use berth_iam::RequestContext;
 use berth_model::iam::{Operation, Output};
-use rand::Rng;
 
 use crate::{CallerIdentity, Control, ControlError, authz};
 
@@ -121,22 +119,6 @@ fn check_path(path: Option<&str>) -> Result<String, ControlError> {
     }
 }
 
-const ID_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-
-/// A unique id with IAM's prefix (`AIDA` users, `AROA` roles, `ANPA` policies, `AKIA`/`ASIA` keys).
-pub(crate) fn new_id(prefix: &str, len: usize) -> String {
-    let mut rng = rand::rng();
-    let tail: String = (0..len).map(|_| ID_ALPHABET[rng.random_range(0..ID_ALPHABET.len())] as char).collect();
-    format!("{prefix}{tail}")
-}
-
-/// A secret access key (40 characters of base64's alphabet).
-pub(crate) fn new_secret(len: usize) -> String {
-    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut rng = rand::rng();
-    (0..len).map(|_| A[rng.random_range(0..A.len())] as char).collect()
-}
-
 /// One page of `items` after `marker` (an offset), at most `max_items` (default 100, 1..=1000): the items,
 /// `IsTruncated` and the next marker.
 fn page<T>(
@@ -144,24 +126,14 @@ fn page<T>(
     marker: Option<&str>,
     max_items: Option<i32>,
 ) -> Result<(Vec<T>, bool, Option<String>), ControlError> {
-    let start: usize = match marker {
-        None => 0,
-        Some(m) => m.parse().map_err(|_| validation("Invalid Marker."))?,
-    };
-    let max = match max_items {
-        None => 100,
-        Some(m) if (1..=1000).contains(&m) => m as usize,
-        Some(m) => {
-            return Err(validation(format!(
-                "1 validation error detected: Value '{m}' at 'maxItems' failed to satisfy constraint: Member must have \
-                 value between 1 and 1000"
-            )));
-        }
-    };
-    let total = items.len();
-    let page: Vec<T> = items.into_iter().skip(start).take(max).collect();
-    let truncated = start + max < total;
-    Ok((page, truncated, truncated.then(|| (start + max).to_string())))
+    let max = crate::paging::size(max_items, 100, 1..=1000).map_err(|m| {
+        validation(format!(
+            "1 validation error detected: Value '{m}' at 'maxItems' failed to satisfy constraint: Member must have \
+             value between 1 and 1000"
+        ))
+    })?;
+    let (page, next) = crate::paging::offset_page(items, marker, max).map_err(|_| validation("Invalid Marker."))?;
+    Ok((page, next.is_some(), next))
 }
 
 #[cfg(test)]

@@ -8,7 +8,8 @@ use berth_model::iam::*;
 use berth_store::{IamPolicyRow, IamPolicyVersionRow, Tx};
 
 use super::access::AWS_MANAGED_PREFIX;
-use super::{authorize, check_name, check_path, err, new_id, no_such, page, policy_error};
+use super::{authorize, check_name, check_path, err, no_such, page, policy_error};
+use crate::names::new_id;
 use crate::{CallerIdentity, Control, ControlError, now};
 
 /// `(path, name)` of a policy ARN: `arn:aws:iam::aws:policy/service-role/X` → (`/service-role/`, `X`).

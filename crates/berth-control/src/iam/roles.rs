@@ -1,13 +1,14 @@
 //! IAM roles: trust policies, inline policies, attachments and tags.
 
 use berth_core::ErrorCode;
-use berth_iam::{InlineOwner, Policy, PolicyKind, RequestContext};
+use berth_iam::{Policy, PolicyKind, RequestContext};
 use berth_model::Timestamp;
 use berth_model::iam::*;
 use berth_store::{IamOwner, IamRoleRow, Tx};
 
-use super::users::attachable;
-use super::{authorize, check_name, check_path, err, new_id, no_such, page, policy_error, validation};
+use super::owners::{self, Owner};
+use super::{authorize, check_name, check_path, err, no_such, page, policy_error, validation};
+use crate::names::new_id;
 use crate::{CallerIdentity, Control, ControlError, authz, now};
 
 /// IAM's bounds for `MaxSessionDuration` (seconds).
@@ -178,20 +179,8 @@ pub(super) fn update_trust(
 }
 
 pub(super) fn put_policy(c: &Control, caller: &CallerIdentity, r: PutRolePolicyRequest) -> Result<(), ControlError> {
-    let name = r.role_name.unwrap_or_default();
-    let policy_name = r.policy_name.unwrap_or_default();
-    check_name("policyName", &policy_name, 128)?;
-    let doc = r.policy_document.unwrap_or_default();
-    c.tx(|tx| {
-        let role = authorized_role(tx, caller, "PutRolePolicy", &name)?;
-        Policy::parse(&doc, PolicyKind::Identity).map_err(policy_error)?;
-        let others = tx.iam_inline_all(IamOwner::Role, &role.name)?;
-        let docs = others.iter().filter(|(n, _)| !n.eq_ignore_ascii_case(&policy_name)).map(|(_, d)| d.as_str());
-        berth_iam::check_inline_aggregate(InlineOwner::Role, &role.name, docs.chain([doc.as_str()]))
-            .map_err(policy_error)?;
-        tx.iam_inline_put(IamOwner::Role, &role.name, &policy_name, &doc)?;
-        Ok(())
-    })
+    let (name, policy, doc) = (r.role_name.unwrap_or_default(), r.policy_name.unwrap_or_default(), r.policy_document);
+    owners::put_inline(c, caller, Owner::Role, &name, &policy, &doc.unwrap_or_default())
 }
 
 pub(super) fn get_policy(
@@ -245,34 +234,13 @@ pub(super) fn delete_policy(
 }
 
 pub(super) fn attach(c: &Control, caller: &CallerIdentity, r: AttachRolePolicyRequest) -> Result<(), ControlError> {
-    let name = r.role_name.unwrap_or_default();
-    let policy_arn = r.policy_arn.unwrap_or_default();
-    c.tx(|tx| {
-        let role = require_role(tx, &name)?;
-        authz::authorize_request(
-            caller,
-            RequestContext::new("iam:AttachRolePolicy", role.arn.clone()).with_key("iam:PolicyARN", policy_arn.clone()),
-        )?;
-        attachable(tx, &policy_arn)?;
-        tx.iam_attach(IamOwner::Role, &role.name, &policy_arn)?;
-        Ok(())
-    })
+    let (name, policy_arn) = (r.role_name.unwrap_or_default(), r.policy_arn.unwrap_or_default());
+    owners::attachment(c, caller, Owner::Role, &name, &policy_arn, true)
 }
 
 pub(super) fn detach(c: &Control, caller: &CallerIdentity, r: DetachRolePolicyRequest) -> Result<(), ControlError> {
-    let name = r.role_name.unwrap_or_default();
-    let policy_arn = r.policy_arn.unwrap_or_default();
-    c.tx(|tx| {
-        let role = require_role(tx, &name)?;
-        authz::authorize_request(
-            caller,
-            RequestContext::new("iam:DetachRolePolicy", role.arn.clone()).with_key("iam:PolicyARN", policy_arn.clone()),
-        )?;
-        if !tx.iam_detach(IamOwner::Role, &role.name, &policy_arn)? {
-            return Err(no_such(format!("Policy {policy_arn} was not found.")));
-        }
-        Ok(())
-    })
+    let (name, policy_arn) = (r.role_name.unwrap_or_default(), r.policy_arn.unwrap_or_default());
+    owners::attachment(c, caller, Owner::Role, &name, &policy_arn, false)
 }
 
 pub(super) fn list_attached(

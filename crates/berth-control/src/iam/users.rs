@@ -1,13 +1,15 @@
 //! IAM users, their access keys (kept with the root key in `credentials`), inline policies and attachments.
 
 use berth_core::ErrorCode;
-use berth_iam::{InlineOwner, Policy, PolicyKind, RequestContext};
+use berth_iam::RequestContext;
 use berth_model::Timestamp;
 use berth_model::iam::*;
 use berth_store::{IamOwner, IamUserRow, Tx};
 
 use super::access::managed_document;
-use super::{authorize, check_name, check_path, err, new_id, no_such, page, policy_error};
+use super::owners::{self, Owner};
+use super::{authorize, check_name, check_path, err, no_such, page};
+use crate::names::new_id;
 use crate::{CallerIdentity, Control, ControlError, authz, now};
 
 /// IAM's quota of access keys per user.
@@ -219,21 +221,8 @@ pub(super) fn delete_access_key(
 }
 
 pub(super) fn put_policy(c: &Control, caller: &CallerIdentity, r: PutUserPolicyRequest) -> Result<(), ControlError> {
-    let name = r.user_name.unwrap_or_default();
-    let policy_name = r.policy_name.unwrap_or_default();
-    check_name("policyName", &policy_name, 128)?;
-    let doc = r.policy_document.unwrap_or_default();
-    Policy::parse(&doc, PolicyKind::Identity).map_err(policy_error)?;
-    c.tx(|tx| {
-        let u = require_user(tx, &name)?;
-        authorize(caller, "PutUserPolicy", &u.arn)?;
-        let others = tx.iam_inline_all(IamOwner::User, &u.name)?;
-        let docs = others.iter().filter(|(n, _)| !n.eq_ignore_ascii_case(&policy_name)).map(|(_, d)| d.as_str());
-        berth_iam::check_inline_aggregate(InlineOwner::User, &u.name, docs.chain([doc.as_str()]))
-            .map_err(policy_error)?;
-        tx.iam_inline_put(IamOwner::User, &u.name, &policy_name, &doc)?;
-        Ok(())
-    })
+    let (name, policy, doc) = (r.user_name.unwrap_or_default(), r.policy_name.unwrap_or_default(), r.policy_document);
+    owners::put_inline(c, caller, Owner::User, &name, &policy, &doc.unwrap_or_default())
 }
 
 /// Checks a policy ARN for attaching: well-formed (`InvalidInput`) and existing (`NoSuchEntity`).
@@ -248,32 +237,11 @@ pub(super) fn attachable(tx: &Tx<'_>, arn: &str) -> Result<(), ControlError> {
 }
 
 pub(super) fn attach(c: &Control, caller: &CallerIdentity, r: AttachUserPolicyRequest) -> Result<(), ControlError> {
-    let name = r.user_name.unwrap_or_default();
-    let policy_arn = r.policy_arn.unwrap_or_default();
-    c.tx(|tx| {
-        let u = require_user(tx, &name)?;
-        authz::authorize_request(
-            caller,
-            RequestContext::new("iam:AttachUserPolicy", u.arn.clone()).with_key("iam:PolicyARN", policy_arn.clone()),
-        )?;
-        attachable(tx, &policy_arn)?;
-        tx.iam_attach(IamOwner::User, &u.name, &policy_arn)?;
-        Ok(())
-    })
+    let (name, policy_arn) = (r.user_name.unwrap_or_default(), r.policy_arn.unwrap_or_default());
+    owners::attachment(c, caller, Owner::User, &name, &policy_arn, true)
 }
 
 pub(super) fn detach(c: &Control, caller: &CallerIdentity, r: DetachUserPolicyRequest) -> Result<(), ControlError> {
-    let name = r.user_name.unwrap_or_default();
-    let policy_arn = r.policy_arn.unwrap_or_default();
-    c.tx(|tx| {
-        let u = require_user(tx, &name)?;
-        authz::authorize_request(
-            caller,
-            RequestContext::new("iam:DetachUserPolicy", u.arn.clone()).with_key("iam:PolicyARN", policy_arn.clone()),
-        )?;
-        if !tx.iam_detach(IamOwner::User, &u.name, &policy_arn)? {
-            return Err(no_such(format!("Policy {policy_arn} was not found.")));
-        }
-        Ok(())
-    })
+    let (name, policy_arn) = (r.user_name.unwrap_or_default(), r.policy_arn.unwrap_or_default());
+    owners::attachment(c, caller, Owner::User, &name, &policy_arn, false)
 }

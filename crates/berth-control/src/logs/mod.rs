@@ -14,6 +14,7 @@ pub(crate) mod ingest;
 pub mod pattern;
 mod regex;
 mod streams;
+pub(crate) mod target;
 
 use berth_core::{AwsError, ErrorCode};
 use berth_iam::RequestContext;

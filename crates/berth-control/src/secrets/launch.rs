@@ -85,8 +85,8 @@ pub(crate) struct LaunchNeeds {
     /// (environment variable, valueFrom).
     pub secrets: Vec<(String, String)>,
     pub registry_credentials: Option<String>,
-    /// Where the container's output goes (`logging.rs`), when it logs.
-    pub log: Option<crate::logging::LogTarget>,
+    /// Where the container's output goes (`logs/target.rs`), when it logs.
+    pub log: Option<crate::logs::target::LogTarget>,
 }
 
 impl LaunchNeeds {
@@ -103,7 +103,7 @@ impl LaunchNeeds {
                 .repository_credentials
                 .as_ref()
                 .and_then(|r| r.credentials_parameter.clone()),
-            log: crate::logging::LogTarget::of(container),
+            log: crate::logs::target::LogTarget::of(container),
         }
     }
 
@@ -243,35 +243,7 @@ impl Control {
             Err(e) => Err(e),
         }
     }
-
-    /// THE one place where the execution role's permission to read a secret or parameter is checked: the action
-    /// is evaluated against the role's policies, as a session of the role (AWS words a denial `User:
-    /// arn:aws:sts::<acct>:assumed-role/<role>/<session> is not authorized ...`). A bare parameter name or secret
-    /// name becomes its ARN (a secret name without AWS's random suffix).
-    pub(crate) fn execution_role_may(
-        &self,
-        tx: &berth_store::Tx<'_>,
-        role: Option<&str>,
-        action: &str,
-        resource: &str,
-    ) -> Result<(), String> {
-        let Some(role_arn) = role else {
-            return Err(format!("no execution role is configured to perform {action} on {resource}"));
-        };
-        let (region, account) = (&self.names.region, &self.names.account);
-        let resource = if resource.starts_with("arn:") {
-            resource.to_owned()
-        } else if action.starts_with("ssm:") {
-            format!("arn:aws:ssm:{region}:{account}:parameter/{}", resource.trim_start_matches('/'))
-        } else {
-            format!("arn:aws:secretsmanager:{region}:{account}:secret:{resource}")
-        };
-        crate::iam::access::check_role_action(tx, account, role_arn, EXECUTION_SESSION, action, &resource)
-    }
 }
-
-/// The session name berth's execution-role calls carry.
-const EXECUTION_SESSION: &str = "ECSTaskExecution";
 
 /// The value under `key` of a JSON object: strings as they are, other values as JSON text.
 fn json_value(text: &str, key: &str) -> Option<String> {

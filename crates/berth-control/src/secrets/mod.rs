@@ -5,6 +5,7 @@
 //! the store, bound to their resource ARN and version, and opened only to answer GetSecretValue, a
 //! decrypted GetParameter(s), or a task launch. Revisions store `valueFrom` references, never values.
 
+mod context;
 pub(crate) mod launch;
 mod manager;
 mod ssm;
@@ -21,7 +22,11 @@ impl Control {
         caller: &CallerIdentity,
         op: berth_model::secretsmanager::Operation,
     ) -> Result<berth_model::secretsmanager::Output, AwsError> {
-        authz::authorize(caller, &format!("secretsmanager:{}", op.name()))?;
+        if !authz::is_root(caller) {
+            for request in context::secretsmanager_requests(self, &op).map_err(AwsError::from)? {
+                authz::authorize_request(caller, request)?;
+            }
+        }
         manager::handle(self, op).map_err(AwsError::from)
     }
 
@@ -31,7 +36,11 @@ impl Control {
         caller: &CallerIdentity,
         op: berth_model::ssm::Operation,
     ) -> Result<berth_model::ssm::Output, AwsError> {
-        authz::authorize(caller, &format!("ssm:{}", op.name()))?;
+        if !authz::is_root(caller) {
+            for request in context::ssm_requests(self, &op).map_err(AwsError::from)? {
+                authz::authorize_request(caller, request)?;
+            }
+        }
         ssm::handle(self, caller, op).map_err(AwsError::from)
     }
 }

@@ -1,14 +1,14 @@
 //! The infrastructure role at work: what berth does for an Express service, in AWS's words, and the check of
 //! it against the role's policies.
 //!
-//! The code that provisions, updates and tears down a service's resources (`elbv2::place_service`,
-//! `assign_revision`, `release_service`, `retire_groups`; `ec2::express`) records each action it performs in a
+//! The code that provisions, updates and tears down a service's resources (`placement.rs`: `place_service`,
+//! `assign_revision`, `release_service`, `retire_groups`; `security_groups.rs`) records each action it performs in a
 //! [`Journal`]: AWS's action name, the real resource ARN, the tags the request carries and the tags the
 //! resource carries. Before the transaction (or the savepoint of a teardown step) commits, [`authorize`]
 //! evaluates every entry as the role's `ECSGateway` session; a denial fails the whole step, so what is
 //! authorized is exactly what was done, and a denied step leaves nothing behind. Only actions berth performs are
 //! recorded: berth has no Application Auto Scaling, CloudWatch alarms or ACM, so it records none of their
-//! actions; it does create log groups (`logging.rs`: `logs:DescribeLogGroups`, `logs:CreateLogGroup`,
+//! actions; it does create log groups (`log_group.rs`: `logs:DescribeLogGroups`, `logs:CreateLogGroup`,
 //! `logs:TagResource`).
 //!
 //! The condition keys follow the managed policy `AmazonECSInfrastructureRoleforExpressGatewayServices` (see
@@ -22,7 +22,7 @@ use berth_iam::RequestContext;
 use berth_model::elbv2::Action;
 use berth_store::Tx;
 
-use super::access::{INFRASTRUCTURE_SESSION, role_by_arn, role_grants};
+use crate::iam::access::{INFRASTRUCTURE_SESSION, role_by_arn, role_grants};
 use crate::{Control, ControlError};
 
 type Tags = Vec<(String, String)>;
@@ -126,8 +126,8 @@ impl Journal {
     /// `ec2:CreateSecurityGroup` with `TagSpecifications`: authorized on the VPC and on the new group, and the
     /// `ec2:CreateTags` it implies.
     pub fn ec2_create_group(&mut self, c: &Control, vpc_id: &str, group_id: &str, tags: &[(String, String)]) {
-        let group = ec2_arn(c, "security-group", group_id);
-        for resource in [ec2_arn(c, "vpc", vpc_id), group.clone()] {
+        let group = crate::ec2::arn(c, "security-group", group_id);
+        for resource in [crate::ec2::arn(c, "vpc", vpc_id), group.clone()] {
             self.push(Performed {
                 action: "ec2:CreateSecurityGroup".into(),
                 resource,
@@ -159,7 +159,7 @@ impl Journal {
     ) -> Result<(), ControlError> {
         self.push(Performed {
             action: "ec2:AuthorizeSecurityGroupIngress".into(),
-            resource: ec2_arn(c, "security-group", group_id),
+            resource: crate::ec2::arn(c, "security-group", group_id),
             request_tags: tags.to_vec(),
             resource_tags: tx.ec2_tags_get(group_id)?,
             keys: vec![],
@@ -168,7 +168,7 @@ impl Journal {
             for id in rule_ids {
                 self.push(Performed {
                     action: "ec2:CreateTags".into(),
-                    resource: ec2_arn(c, "security-group-rule", id),
+                    resource: crate::ec2::arn(c, "security-group-rule", id),
                     request_tags: tags.to_vec(),
                     resource_tags: vec![],
                     keys: vec![("ec2:CreateAction".into(), "AuthorizeSecurityGroupIngress".into())],
@@ -180,7 +180,7 @@ impl Journal {
 
     /// An EC2 action on an existing security group, with the tags the store holds for it.
     pub fn ec2_group(&mut self, c: &Control, tx: &Tx<'_>, action: &str, group_id: &str) -> Result<(), ControlError> {
-        self.act(&format!("ec2:{action}"), &ec2_arn(c, "security-group", group_id), tx.ec2_tags_get(group_id)?);
+        self.act(&format!("ec2:{action}"), &crate::ec2::arn(c, "security-group", group_id), tx.ec2_tags_get(group_id)?);
         Ok(())
     }
 
@@ -221,10 +221,6 @@ fn forwards_to(actions: &[Action], groups: &[&str]) -> bool {
                 .and_then(|f| f.target_groups.as_ref())
                 .is_some_and(|ts| ts.iter().any(|t| t.target_group_arn.as_deref().is_some_and(|g| groups.contains(&g))))
     })
-}
-
-fn ec2_arn(c: &Control, kind: &str, id: &str) -> String {
-    format!("arn:aws:ec2:{}:{}:{kind}/{id}", c.names.region, c.names.account)
 }
 
 /// The request context a journal entry is evaluated with.

@@ -6,30 +6,20 @@
 
 use berth_core::ErrorCode;
 use berth_core::cidr::Cidr;
-use berth_core::status::ServiceStatus;
 use berth_model::ecs::ExpressGatewayServiceNetworkConfiguration;
-use berth_store::{GroupRole, SecurityGroupRow, ServiceGroupRow, ServiceRow, Tx};
+use berth_store::{GroupRole, ServiceGroupRow, ServiceRow, Tx};
 
-use super::groups;
-use super::rules::{Peer, RuleSpec};
-use crate::iam::provisioning::Journal;
+use super::MANAGED_TAG;
+use super::journal::Journal;
+use crate::ec2::attachments::managed;
+use crate::ec2::groups;
+use crate::ec2::rules::{Peer, RuleSpec};
 use crate::{Control, ControlError};
 
-const MANAGED_TAG: (&str, &str) = ("AmazonECSManaged", "true");
 const LISTENER_PORTS: [i32; 2] = [443, 80];
 
 fn cidr(s: &str) -> Result<Cidr, ControlError> {
     s.parse().map_err(|_| ControlError::code(ErrorCode::Server, format!("bad built-in CIDR {s}")))
-}
-
-/// The group attached to `service` in `role`, if any.
-fn managed(tx: &Tx<'_>, service_id: i64, role: GroupRole) -> Result<Option<SecurityGroupRow>, ControlError> {
-    for a in tx.service_groups(service_id)? {
-        if a.role == role {
-            return Ok(tx.security_group_get(&a.group_id)?);
-        }
-    }
-    Ok(None)
 }
 
 /// Creates (once) the service's two groups, validates the user's groups and subnets, records which
@@ -79,7 +69,7 @@ pub(crate) fn network_for_revision(
     }
 
     // All public (internet-facing load balancer) or all private (internal); a placed service keeps its kind.
-    let privacy = super::subnets::privacy(&subnets)?;
+    let privacy = crate::ec2::subnets::privacy(&subnets)?;
     if let Some(p) = tx.placement_get(service.id)?
         && let Some(lb) = tx.lb_get(&p.load_balancer_arn)?
     {
@@ -228,101 +218,4 @@ pub(crate) fn record_group_deletion(
         }
     }
     Ok(())
-}
-
-/// The load balancer security group of a service, if Express made one.
-pub fn load_balancer_group(tx: &Tx<'_>, service_id: i64) -> Result<Option<String>, ControlError> {
-    Ok(managed(tx, service_id, GroupRole::LoadBalancer)?.map(|g| g.id))
-}
-
-/// Deletes the groups berth created for services that are gone (INACTIVE), and forgets those services'
-/// attachments of user groups. A group another group's rule still references stays until that rule goes.
-pub(crate) fn release_inactive(tx: &Tx<'_>) -> Result<(), ControlError> {
-    let mut doomed: Vec<(i64, String, GroupRole)> = Vec::new();
-    for a in tx.service_groups_all()? {
-        if tx.service_by_id(a.service_id)?.is_some_and(|s| s.status == ServiceStatus::Inactive) {
-            doomed.push((a.service_id, a.group_id, a.role));
-        }
-    }
-    if doomed.is_empty() {
-        return Ok(());
-    }
-    for (service, group, role) in &doomed {
-        if !role.created() {
-            tx.service_group_remove(*service, group)?;
-        }
-    }
-    // Delete referencing groups first (the service group references the load balancer group).
-    let mut left: Vec<&String> = doomed.iter().filter(|d| d.2.created()).map(|d| &d.1).collect();
-    for _ in 0..=left.len() {
-        let mut kept = Vec::new();
-        for g in left {
-            let Some(row) = tx.security_group_get(g)? else { continue };
-            // Attachments to INACTIVE services do not count; deleting the group removes them.
-            match groups::in_use(tx, &row)? {
-                None => {
-                    tracing::info!(group = %g, "deleting the security group of a deleted Express service");
-                    tx.security_group_delete(g)?;
-                }
-                Some(_) => kept.push(g),
-            }
-        }
-        left = kept;
-        if left.is_empty() {
-            break;
-        }
-    }
-    for g in left {
-        // Retried on every pass until the referencing rule or group goes.
-        tracing::debug!(group = %g, "a deleted service's security group is still referenced by another group's rule; keeping it");
-    }
-    Ok(())
-}
-
-/// What a set of ingress rules admits on each of `ports`, with group references resolved to the addresses
-/// of the not-stopped tasks of the services using that group (load balancer attachments do not count).
-pub(crate) struct Members {
-    tasks: Vec<berth_store::TaskRow>,
-    attachments: Vec<ServiceGroupRow>,
-}
-
-impl Members {
-    pub(crate) fn load(tx: &Tx<'_>) -> Result<Self, ControlError> {
-        Ok(Members { tasks: tx.tasks_not_stopped()?, attachments: tx.service_groups_all()? })
-    }
-
-    fn of(&self, g: &str) -> Vec<Cidr> {
-        let services: Vec<i64> = self
-            .attachments
-            .iter()
-            .filter(|a| a.group_id == g && a.role != GroupRole::LoadBalancer)
-            .map(|a| a.service_id)
-            .collect();
-        self.tasks
-            .iter()
-            .filter(|t| t.service_id.is_some_and(|s| services.contains(&s)))
-            .filter_map(|t| t.ip.as_deref()?.parse().ok())
-            .map(Cidr::host)
-            .collect()
-    }
-
-    pub(crate) fn sources(&self, tx: &Tx<'_>, group: &str, port: u16) -> Result<Vec<Cidr>, ControlError> {
-        let rules = tx.security_group_rules(group)?;
-        Ok(super::rules::allowed_sources(&rules, port, &|g| self.of(g)))
-    }
-}
-
-impl Control {
-    /// The source networks the load balancer of service `service_id` admits on listener `port`, from its
-    /// load balancer security group's ingress rules (a group reference stands for that group's tasks).
-    /// `None` when the service has no load balancer group. The route table's load balancer sources
-    /// ([`crate::elbv2::network`]) are the union of these over a load balancer's services.
-    pub fn load_balancer_allowed_sources(&self, service_id: i64, port: u16) -> Result<Option<Vec<Cidr>>, ControlError> {
-        self.read(|tx| {
-            let Some(group) = load_balancer_group(tx, service_id)? else {
-                return Ok(None);
-            };
-            Ok(Some(Members::load(tx)?.sources(tx, &group, port)?))
-        })
-    }
 }

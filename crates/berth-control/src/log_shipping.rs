@@ -5,7 +5,7 @@
 //! `<prefix>/Main/<task id>`. Three roles meet here:
 //!
 //! - **Express, as the infrastructure role**, creates the group when a service is created (or an update names a
-//!   new one), tagged `AmazonECSManaged=true`, recorded in the provisioning [`Journal`] as `logs:DescribeLogGroups`,
+//!   new one), tagged `AmazonECSManaged=true`, recorded in the provisioning journal (`express/journal.rs`, `express/log_group.rs`) as `logs:DescribeLogGroups`,
 //!   `logs:CreateLogGroup` and `logs:TagResource` with the request tag. Groups are kept after the service is
 //!   deleted (the role has no `logs:DeleteLogGroup`), so an existing group is used as it is.
 //! - **The task launch, as the execution role** ([`Control::prepare_log_stream`]), checks `logs:CreateLogStream`
@@ -29,26 +29,16 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use berth_core::ids;
-use berth_model::ecs::{
-    ExpressGatewayContainer, ExpressGatewayServiceAwsLogsConfiguration, LogConfiguration, LogDriver,
-};
 use berth_runtime::{DriverError, ObservedTask, OutputLine};
-use berth_store::{LogGroupRow, LogShippingRow, LogStreamRow, Tx};
+use berth_store::{LogShippingRow, LogStreamRow};
 use tokio::sync::watch;
 
-use crate::iam::provisioning::Journal;
 use crate::logs::now_ms;
+use crate::logs::target::LogTarget;
 use crate::{Control, ControlError};
 
-/// The stream prefix Express uses when none is given.
-pub(crate) const DEFAULT_PREFIX: &str = "ecs";
-/// The container name in every stream (`<prefix>/<container>/<task id>`).
-const CONTAINER: &str = "Main";
 /// What a task stops with when its log stream cannot be created (the awslogs driver's wording on Fargate).
 pub(crate) const LOGGER_ERROR: &str = "ResourceInitializationError: failed to validate logger args: create stream has been retried 1 times: failed to create Cloudwatch log stream";
-/// The tag Express puts on what it creates.
-const MANAGED_TAG: (&str, &str) = ("AmazonECSManaged", "true");
 /// A batch is shipped at the latest this long after its first line.
 pub(crate) const BATCH_WAIT: Duration = Duration::from_millis(250);
 /// ... or when it has this many lines ...
@@ -61,87 +51,6 @@ const MAX_SPAN_NS: i64 = 24 * 3600 * 1_000_000_000;
 pub(crate) const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pause before a shipper follows again after the runtime or the store failed.
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
-
-/// Where a container's output goes: the group and the stream prefix.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct LogTarget {
-    pub group: String,
-    pub prefix: String,
-}
-
-impl LogTarget {
-    /// The target a revision's container names (`None`: it logs nowhere, as revisions from before berth shipped
-    /// logs).
-    pub(crate) fn of(container: &ExpressGatewayContainer) -> Option<LogTarget> {
-        let cfg = container.aws_logs_configuration.as_ref()?;
-        Some(LogTarget {
-            group: cfg.log_group.clone().filter(|g| !g.is_empty())?,
-            prefix: cfg.log_stream_prefix.clone().filter(|p| !p.is_empty()).unwrap_or_else(|| DEFAULT_PREFIX.into()),
-        })
-    }
-
-    /// The task's stream: `<prefix>/Main/<task id>`.
-    pub(crate) fn stream(&self, task_id: &str) -> String {
-        format!("{}/{CONTAINER}/{task_id}", self.prefix)
-    }
-
-    /// The container definition's `logConfiguration`, as ECS shows an Express task definition's.
-    pub(crate) fn log_configuration(&self, region: &str) -> LogConfiguration {
-        let options = BTreeMap::from([
-            ("awslogs-group".to_string(), self.group.clone()),
-            ("awslogs-region".to_string(), region.to_string()),
-            ("awslogs-stream-prefix".to_string(), self.prefix.clone()),
-            ("mode".to_string(), "non-blocking".to_string()),
-            ("max-buffer-size".to_string(), "25m".to_string()),
-        ]);
-        LogConfiguration { log_driver: Some(LogDriver::Awslogs), options: Some(options), secret_options: None }
-    }
-}
-
-/// The group Express picks for a new service: `/aws/ecs/<cluster>/<service>-<4 hex>`.
-pub(crate) fn default_group(cluster: &str, service: &str) -> String {
-    format!("/aws/ecs/{cluster}/{service}-{}", ids::random_hex(4))
-}
-
-/// Checks an `awsLogsConfiguration` as ECS and CloudWatch Logs do (both members are required by the model).
-pub(crate) fn validate(cfg: &ExpressGatewayServiceAwsLogsConfiguration) -> Result<(), ControlError> {
-    let group = cfg.log_group.as_deref().unwrap_or_default();
-    if crate::logs::valid_group_name(group).is_err() {
-        return Err(ControlError::invalid(format!(
-            "Invalid primaryContainer.awsLogsConfiguration.logGroup '{group}': a log group name is 1 to 512 characters of a-z, A-Z, 0-9, '_', '-', '/', '.' and '#', and must not start with 'aws/'."
-        )));
-    }
-    let prefix = cfg.log_stream_prefix.as_deref().unwrap_or_default();
-    if prefix.is_empty() || prefix.len() > 400 || prefix.contains([':', '*']) || prefix.chars().any(char::is_control) {
-        return Err(ControlError::invalid(format!(
-            "Invalid primaryContainer.awsLogsConfiguration.logStreamPrefix '{prefix}': it must be 1 to 400 characters without ':', '*' or control characters."
-        )));
-    }
-    Ok(())
-}
-
-/// Express creates a service's log group as the infrastructure role, unless it exists (groups outlive their
-/// services). The journal is authorized with the rest of the command.
-pub(crate) fn ensure_group(c: &Control, tx: &Tx<'_>, group: &str, journal: &mut Journal) -> Result<(), ControlError> {
-    journal.describe("logs:DescribeLogGroups");
-    if tx.log_group_get(group)?.is_some() {
-        return Ok(());
-    }
-    let arn = c.log_group_arn(group);
-    let tags = vec![(MANAGED_TAG.0.to_string(), MANAGED_TAG.1.to_string())];
-    journal.logs_create_group(&arn, &tags);
-    tx.log_group_insert(&LogGroupRow {
-        name: group.to_string(),
-        arn: arn.clone(),
-        created_ms: now_ms(),
-        retention_days: None,
-        kms_key_id: None,
-        log_group_class: "STANDARD".into(),
-        deletion_protection: false,
-    })?;
-    tx.tags_put(&arn, &tags)?;
-    Ok(())
-}
 
 /// The shippers running in this process (losing them is safe: the next pass starts them again).
 #[derive(Debug, Default)]
@@ -312,7 +221,7 @@ impl Control {
     }
 
     /// Waits (at most [`DRAIN_TIMEOUT`]) for a stopped task's output to be shipped, before its container goes.
-    async fn drain_output(self: &Arc<Self>, task_id: &str) {
+    pub(crate) async fn drain_output(self: &Arc<Self>, task_id: &str) {
         let Some(mut done) = self.ensure_shipper(task_id) else { return };
         if tokio::time::timeout(DRAIN_TIMEOUT, done.wait_for(|d| *d)).await.is_err() {
             tracing::warn!(task = %task_id, "removing a task's container before its output was drained (timeout)");
@@ -320,26 +229,8 @@ impl Control {
     }
 
     /// Whether the task's output still has to be shipped.
-    fn ships_output(&self, task_id: &str) -> bool {
+    pub(crate) fn ships_output(&self, task_id: &str) -> bool {
         self.tx(|tx| Ok(tx.log_shipping_get(task_id)?)).ok().flatten().is_some_and(|r| !r.drained)
-    }
-
-    /// Stops a task's container: a task that ships its output is stopped, drained, then removed.
-    pub(crate) async fn stop_container(self: &Arc<Self>, task_id: &str) -> Result<(), DriverError> {
-        if !self.ships_output(task_id) {
-            return self.driver.stop_task(task_id, self.config.stop_timeout).await;
-        }
-        self.driver.halt_task(task_id, self.config.stop_timeout).await?;
-        self.drain_output(task_id).await;
-        self.driver.remove_task(task_id).await
-    }
-
-    /// Removes an exited (or orphaned) task's container once its output is shipped.
-    pub(crate) async fn remove_container(self: &Arc<Self>, task_id: &str) -> Result<(), DriverError> {
-        if self.ships_output(task_id) {
-            self.drain_output(task_id).await;
-        }
-        self.driver.remove_task(task_id).await
     }
 
     /// Appends one batch as the execution role and moves the cursor, in one transaction.
@@ -544,26 +435,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_default_group_is_a_valid_name() {
-        let g = default_group("default", "web");
-        assert!(g.starts_with("/aws/ecs/default/web-") && g.len() == "/aws/ecs/default/web-".len() + 4, "{g}");
-        assert!(crate::logs::valid_group_name(&g).is_ok());
-    }
-
-    #[test]
-    fn prefixes_are_checked() {
-        let cfg = |g: &str, p: &str| ExpressGatewayServiceAwsLogsConfiguration {
-            log_group: Some(g.into()),
-            log_stream_prefix: Some(p.into()),
-        };
-        assert!(validate(&cfg("/g", "ecs")).is_ok());
-        assert!(validate(&cfg("/g", "")).is_err());
-        assert!(validate(&cfg("/g", "a:b")).is_err());
-        assert!(validate(&cfg("/g", "a*")).is_err());
-        assert!(validate(&cfg("bad group", "ecs")).is_err());
-    }
-
-    #[test]
     fn the_cursor_counts_lines_at_the_last_instant() {
         // (timestamps shipped, cursor after)
         let cases: Vec<(Vec<i64>, Cursor)> = vec![
@@ -594,29 +465,5 @@ mod tests {
         assert_eq!(got, vec![true, true, false, false, false]);
         let mut fresh = Resume { at: None, skip: 0 };
         assert!(!fresh.skips(&line(1)));
-    }
-
-    #[test]
-    fn streams_and_task_definitions_name_the_target() {
-        let t = LogTarget { group: "/aws/ecs/default/web-1a2b".into(), prefix: "ecs".into() };
-        assert_eq!(t.stream("0123abcd"), "ecs/Main/0123abcd");
-        let lc = t.log_configuration("eu-west-1");
-        assert_eq!(lc.log_driver, Some(LogDriver::Awslogs));
-        let o = lc.options.unwrap_or_default();
-        let get = |k: &str| o.get(k).map(String::as_str);
-        assert_eq!(get("awslogs-group"), Some("/aws/ecs/default/web-1a2b"));
-        assert_eq!(get("awslogs-region"), Some("eu-west-1"));
-        assert_eq!(get("awslogs-stream-prefix"), Some("ecs"));
-        assert_eq!(get("mode"), Some("non-blocking"));
-        assert_eq!(get("max-buffer-size"), Some("25m"));
-        let c = ExpressGatewayContainer {
-            aws_logs_configuration: Some(ExpressGatewayServiceAwsLogsConfiguration {
-                log_group: Some("/g".into()),
-                log_stream_prefix: Some("p".into()),
-            }),
-            ..Default::default()
-        };
-        assert_eq!(LogTarget::of(&c), Some(LogTarget { group: "/g".into(), prefix: "p".into() }));
-        assert_eq!(LogTarget::of(&ExpressGatewayContainer::default()), None);
     }
 }

@@ -13,7 +13,7 @@
 
 use berth_store::{ServiceRow, Tx};
 
-use crate::iam::provisioning::{self, Journal, Purpose};
+use super::journal::{self, Journal, Purpose};
 use crate::{Control, ControlError};
 
 /// The status reason of a service being deleted while nothing blocks it.
@@ -28,7 +28,7 @@ pub(crate) fn release(c: &Control, tx: &Tx<'_>, service: &mut ServiceRow, t: f64
     let snapshot = service.clone();
     let step = tx.savepoint(|tx| {
         let mut journal = Journal::default();
-        crate::elbv2::release_service(tx, &snapshot, &mut journal)?;
+        crate::express::placement::release_service(tx, &snapshot, &mut journal)?;
         authorize(c, tx, &snapshot, &journal)
     });
     settle(tx, service, step, t)
@@ -44,8 +44,8 @@ pub(crate) fn retire(c: &Control, tx: &Tx<'_>, service: &mut ServiceRow, t: f64)
     let snapshot = service.clone();
     let step = tx.savepoint(|tx| {
         let mut journal = Journal::default();
-        crate::elbv2::retire_groups(tx, snapshot.id, &mut journal)?;
-        crate::ec2::express::record_group_deletion(c, tx, snapshot.id, &mut journal)?;
+        crate::express::placement::retire_groups(tx, snapshot.id, &mut journal)?;
+        crate::express::security_groups::record_group_deletion(c, tx, snapshot.id, &mut journal)?;
         authorize(c, tx, &snapshot, &journal)
     });
     settle(tx, service, step, t)
@@ -53,7 +53,7 @@ pub(crate) fn retire(c: &Control, tx: &Tx<'_>, service: &mut ServiceRow, t: f64)
 
 fn authorize(c: &Control, tx: &Tx<'_>, service: &ServiceRow, journal: &Journal) -> Result<(), ControlError> {
     match &service.infrastructure_role_arn {
-        Some(role) => provisioning::authorize(c, tx, role, journal, Purpose::Delete),
+        Some(role) => journal::authorize(c, tx, role, journal, Purpose::Delete),
         // A service from before berth recorded roles: nothing to act as.
         None => Ok(()),
     }
@@ -64,7 +64,7 @@ fn authorize(c: &Control, tx: &Tx<'_>, service: &ServiceRow, journal: &Journal) 
 fn settle(tx: &Tx<'_>, service: &mut ServiceRow, step: Result<(), ControlError>, t: f64) -> Result<bool, ControlError> {
     let (done, reason) = match step {
         Ok(()) => (true, DRAINING_REASON.to_string()),
-        Err(e) if provisioning::is_denial(&e) => {
+        Err(e) if journal::is_denial(&e) => {
             let message = berth_core::AwsError::from(e).message;
             (false, format!("{message}. The deletion resumes once the infrastructure role allows it."))
         }
