@@ -168,8 +168,7 @@ mod tests {
     fn temp_dir(name: &str) -> std::path::PathBuf {
         let mut rnd = [0u8; 8];
         SystemRandom::new().fill(&mut rnd).expect("random");
-        let hex: String = rnd.iter().map(|b| format!("{b:02x}")).collect();
-        let dir = std::env::temp_dir().join(format!("berth-vault-{name}-{hex}"));
+        let dir = std::env::temp_dir().join(format!("berth-vault-{name}-{}", hex::encode(rnd)));
         std::fs::create_dir_all(&dir).expect("temp dir");
         dir
     }
