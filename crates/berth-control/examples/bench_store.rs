@@ -19,7 +19,9 @@
 //! services) and one more client calling FilterLogEvents over the whole group (a pattern that matches nothing,
 //! so each call scans all 100,000 events), back to back.
 //!
-//! Output: one markdown table row per phase on stdout. Env: BENCH_SECONDS (default 8), BENCH_WRITE_SECONDS
+//! Output: one markdown table row per phase on stdout. Env: BENCH_DISPATCH (`worker`, the default: the request
+//! task calls the control plane itself, as main's server did before issue 10; `blocking`: it hands the call to
+//! `spawn_blocking`, as `crates/berth/src/backend.rs` does since), BENCH_SECONDS (default 8), BENCH_WRITE_SECONDS
 //! (default 4), BENCH_CLIENTS (default 32), BENCH_SERVICES (default 50), BENCH_EVENTS (default 100000).
 
 use std::future::Future;
@@ -190,17 +192,42 @@ struct Outcome {
     scan_time: Duration,
 }
 
-/// Sends one request the way a server's connection task does (a task on the runtime's workers) and waits for
-/// its answer from outside the runtime, as a client would: the time includes any wait for a worker.
-fn call<T: Send + 'static>(rt: &Handle, request: impl Future<Output = T> + Send + 'static) -> T {
+/// How the server hands a request to the control plane: on the worker that read it (main's `backend.rs`
+/// before issue 10) or on a blocking thread (`spawn_blocking`, `backend.rs` since).
+#[derive(Clone, Copy, PartialEq)]
+enum Dispatch {
+    Worker,
+    Blocking,
+}
+
+/// Sends one request the way a server's connection task does (a task on the runtime's workers, handing it to the
+/// control plane as `dispatch` says) and waits for its answer from outside the runtime, as a client would: the
+/// time includes any wait for a worker.
+fn call<T: Send + 'static>(rt: &Handle, dispatch: Dispatch, request: impl Future<Output = T> + Send + 'static) -> T {
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
     rt.spawn(async move {
-        let _ = tx.send(request.await);
+        let answer = match dispatch {
+            Dispatch::Worker => request.await,
+            Dispatch::Blocking => {
+                let runtime = Handle::current();
+                tokio::task::spawn_blocking(move || runtime.block_on(request)).await.expect("handler")
+            }
+        };
+        let _ = tx.send(answer);
     });
     rx.recv().expect("answer")
 }
 
-fn phase(rt: &Runtime, kind: Kind, load: bool, clients: u64, seconds: u64, n_services: u64, n_events: u64) -> Outcome {
+fn phase(
+    rt: &Runtime,
+    dispatch: Dispatch,
+    kind: Kind,
+    load: bool,
+    clients: u64,
+    seconds: u64,
+    n_services: u64,
+    n_events: u64,
+) -> Outcome {
     let w = Arc::new(rt.block_on(world(n_services, n_events)));
     let stop = Arc::new(AtomicBool::new(false));
     let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
@@ -245,7 +272,7 @@ fn phase(rt: &Runtime, kind: Kind, load: bool, clients: u64, seconds: u64, n_ser
                 while Instant::now() < deadline {
                     let w = Arc::clone(&w);
                     let t = Instant::now();
-                    call(&handle, async move {
+                    call(&handle, dispatch, async move {
                         let op = logs::Operation::FilterLogEvents(logs::FilterLogEventsRequest {
                             log_group_name: Some("bench".into()),
                             filter_pattern: Some("NOTHING-MATCHES-THIS".into()),
@@ -281,7 +308,8 @@ fn phase(rt: &Runtime, kind: Kind, load: bool, clients: u64, seconds: u64, n_ser
                         };
                         let w = Arc::clone(&w);
                         let t = Instant::now();
-                        let ok = call(&handle, async move { w.control.handle_ecs(&w.caller, op).await.is_ok() });
+                        let ok =
+                            call(&handle, dispatch, async move { w.control.handle_ecs(&w.caller, op).await.is_ok() });
                         latencies.push(t.elapsed());
                         if !ok {
                             errors += 1;
@@ -323,6 +351,11 @@ fn main() {
     let clients = env("BENCH_CLIENTS", 32);
     let services = env("BENCH_SERVICES", 50);
     let events = env("BENCH_EVENTS", 100_000);
+    let dispatch = match std::env::var("BENCH_DISPATCH").as_deref() {
+        Ok("blocking") => Dispatch::Blocking,
+        Ok("worker") | Err(_) => Dispatch::Worker,
+        Ok(other) => panic!("BENCH_DISPATCH is worker or blocking, not {other}"),
+    };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     println!(
         "| phase | requests | errors | requests/s | p50 ms | p99 ms | max ms | FilterLogEvents calls | mean scan ms |"
@@ -334,7 +367,7 @@ fn main() {
         ("create idle", Kind::Create, false, write_seconds),
         ("create load", Kind::Create, true, write_seconds),
     ] {
-        let mut o = phase(&rt, kind, load, clients, secs, services, events);
+        let mut o = phase(&rt, dispatch, kind, load, clients, secs, services, events);
         o.latencies.sort();
         let n = o.latencies.len();
         let pct =

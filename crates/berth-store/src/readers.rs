@@ -5,27 +5,86 @@
 //! write beside the writer's lock.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
 use crate::{Result, StoreError, Tx};
 
-/// Idle connections kept for the next reads; more concurrent reads open (and then close) their own.
-const MAX_IDLE: usize = 8;
+/// At most this many read connections: more concurrent reads wait for one (on 2 cores more would only contend,
+/// and every connection caches its own pages and parsed schema).
+const MAX_CONNECTIONS: usize = 16;
+/// How long a read waits for a connection to come back before it opens one more.
+const WAIT_FOR_RETURN: Duration = Duration::from_millis(100);
 
-/// A pool of read-only connections to a store's database. `Sync`: share it by reference.
+/// A pool of read-only connections to a store's database, opened on demand and kept. `Sync`: share it by
+/// reference.
 pub struct Readers {
     path: PathBuf,
-    idle: Mutex<Vec<Connection>>,
+    pool: Mutex<Pool>,
+    returned: Condvar,
     /// Keeps a temporary database alive while readers may open it.
     _temp: Option<Arc<TempDir>>,
 }
 
+#[derive(Default)]
+struct Pool {
+    idle: Vec<Connection>,
+    /// Connections open now, idle or in use.
+    open: usize,
+}
+
+/// Frees a taken connection's place in the pool if a read panics (the connection itself is dropped).
+struct Place<'a>(&'a Readers);
+
+impl Drop for Place<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.forget_one();
+        }
+    }
+}
+
 impl Readers {
     pub(crate) fn new(path: PathBuf, temp: Option<Arc<TempDir>>) -> Readers {
-        Readers { path, idle: Mutex::new(Vec::new()), _temp: temp }
+        Readers { path, pool: Mutex::new(Pool::default()), returned: Condvar::new(), _temp: temp }
+    }
+
+    /// An idle connection, a new one while fewer than [`MAX_CONNECTIONS`] are open, else the next one returned;
+    /// after [`WAIT_FOR_RETURN`] a new one anyway (a read nested in another read must not wait forever), closed
+    /// again when it is returned.
+    fn take(&self) -> Result<Connection> {
+        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        let mut waited = false;
+        loop {
+            if let Some(conn) = pool.idle.pop() {
+                return Ok(conn);
+            }
+            if pool.open < MAX_CONNECTIONS || waited {
+                pool.open += 1;
+                drop(pool);
+                return open_read_only(&self.path).inspect_err(|_| self.forget_one());
+            }
+            let (p, timeout) = self.returned.wait_timeout(pool, WAIT_FOR_RETURN).unwrap_or_else(|e| e.into_inner());
+            pool = p;
+            waited = timeout.timed_out();
+        }
+    }
+
+    fn give_back(&self, conn: Connection) {
+        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        if pool.open > MAX_CONNECTIONS {
+            pool.open -= 1;
+        } else {
+            pool.idle.push(conn);
+        }
+        self.returned.notify_one();
+    }
+
+    fn forget_one(&self) {
+        self.pool.lock().unwrap_or_else(|e| e.into_inner()).open -= 1;
+        self.returned.notify_one();
     }
 
     /// Runs `f` in a read transaction on a read-only connection: one consistent snapshot of what was committed
@@ -34,22 +93,17 @@ impl Readers {
         &self,
         f: impl FnOnce(&Tx<'_>) -> std::result::Result<T, E>,
     ) -> std::result::Result<T, E> {
-        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        let mut conn = match idle {
-            Some(c) => c,
-            None => open_read_only(&self.path)?,
-        };
-        let out = {
+        let mut conn = self.take()?;
+        let place = Place(self);
+        let out = (|| {
             let t = Tx { tx: conn.transaction().map_err(StoreError::from)? };
             let out = f(&t);
             // Nothing to commit: ending the transaction releases its snapshot (the WAL can be checkpointed).
             t.tx.rollback().map_err(StoreError::from)?;
             out
-        };
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        if idle.len() < MAX_IDLE {
-            idle.push(conn);
-        }
+        })();
+        drop(place);
+        self.give_back(conn);
         out
     }
 }
@@ -116,6 +170,29 @@ mod tests {
             })
             .expect("write");
         assert_eq!(readers.read(|t| t.meta_get("k")).expect("read").as_deref(), Some("2"));
+    }
+
+    #[test]
+    fn connections_are_kept_and_bounded_and_nested_reads_never_wait_forever() {
+        use super::{MAX_CONNECTIONS, Readers};
+        let store = Store::open_in_memory().expect("open");
+        let readers = store.readers();
+        for _ in 0..100 {
+            readers.read(|t| t.meta_get("k")).expect("read");
+        }
+        assert_eq!(readers.pool.lock().expect("pool").open, 1, "one connection serves sequential reads");
+        fn nest(r: &Readers, depth: usize) -> Result<usize, StoreError> {
+            if depth == 0 {
+                return Ok(0);
+            }
+            r.read(|t| {
+                t.meta_get("k")?;
+                Ok(nest(r, depth - 1)? + 1)
+            })
+        }
+        assert_eq!(nest(&readers, MAX_CONNECTIONS + 2).expect("nested"), MAX_CONNECTIONS + 2);
+        let pool = readers.pool.lock().expect("pool");
+        assert_eq!((pool.open, pool.idle.len()), (MAX_CONNECTIONS, MAX_CONNECTIONS), "the extra ones were closed");
     }
 
     #[test]
