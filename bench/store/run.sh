@@ -3,7 +3,8 @@
 # concurrent clients, idle and while 50 Express services reconcile and a FilterLogEvents loop scans a
 # 100,000-event log group. In process, through berth-control's public API over the in-memory driver
 # (crates/berth-control/examples/bench_store.rs says how). With BASE=<git ref>, the same bench file is also
-# built against that ref's code (a temporary worktree) and the two run alternately, for a before/after ratio.
+# built against that ref's code (a temporary worktree) and the two run alternately, for a before/after ratio;
+# the base dispatches requests on the worker (as main's server did), this tree on spawn_blocking (as it does now).
 # Result: bench/out/store.md.
 #
 # Env: BASE (a git ref to compare with; unset: this tree only), RUNS (default 1), BENCH_SECONDS (default 8),
@@ -42,12 +43,12 @@ fi
         if [ -n "${BASE:-}" ]; then
             echo "## run $run: before ($BASE)"
             echo
-            "$BIN/before"
+            BENCH_DISPATCH=worker "$BIN/before"
             echo
         fi
         echo "## run $run: this tree"
         echo
-        "$BIN/after"
+        BENCH_DISPATCH=blocking "$BIN/after"
         echo
     done
 } | tee "$OUT"
