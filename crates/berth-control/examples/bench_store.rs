@@ -218,16 +218,16 @@ fn call<T: Send + 'static>(rt: &Handle, dispatch: Dispatch, request: impl Future
     rx.recv().expect("answer")
 }
 
-fn phase(
-    rt: &Runtime,
+/// What every phase shares.
+struct Setup {
     dispatch: Dispatch,
-    kind: Kind,
-    load: bool,
     clients: u64,
-    seconds: u64,
-    n_services: u64,
-    n_events: u64,
-) -> Outcome {
+    services: u64,
+    events: u64,
+}
+
+fn phase(rt: &Runtime, setup: &Setup, kind: Kind, load: bool, seconds: u64) -> Outcome {
+    let (dispatch, clients, n_services, n_events) = (setup.dispatch, setup.clients, setup.services, setup.events);
     let w = Arc::new(rt.block_on(world(n_services, n_events)));
     let stop = Arc::new(AtomicBool::new(false));
     let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
@@ -356,6 +356,7 @@ fn main() {
         Ok("worker") | Err(_) => Dispatch::Worker,
         Ok(other) => panic!("BENCH_DISPATCH is worker or blocking, not {other}"),
     };
+    let setup = Setup { dispatch, clients, services, events };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     println!(
         "| phase | requests | errors | requests/s | p50 ms | p99 ms | max ms | FilterLogEvents calls | mean scan ms |"
@@ -367,7 +368,7 @@ fn main() {
         ("create idle", Kind::Create, false, write_seconds),
         ("create load", Kind::Create, true, write_seconds),
     ] {
-        let mut o = phase(&rt, dispatch, kind, load, clients, secs, services, events);
+        let mut o = phase(&rt, &setup, kind, load, secs);
         o.latencies.sort();
         let n = o.latencies.len();
         let pct =
