@@ -508,6 +508,7 @@ class Gen:
             w("    }")
         w("}")
         w("")
+        self.emit_operation_errors(w)
         for inp in dict.fromkeys(rust_type_name(self.model["operations"][op]["input"]["shape"]) for op in self.ops):
             w("impl crate::Validate for %s {" % inp)
             w("    fn validate_required(&self, errors: &mut Vec<String>) { self.validate(\"\", errors) }")
@@ -528,6 +529,36 @@ class Gen:
         w("    }")
         w("}")
         return "\n".join(out) + "\n"
+
+    def error_code(self, shape):
+        """An error's name on the wire: the shape name in JSON protocols (`__type`), the model's `error.code` where
+        it gives one in Query/EC2 (`<Code>`)."""
+        if self.protocol == "json":
+            return shape
+        return self.shapes[shape].get("error", {}).get("code", shape)
+
+    def emit_operation_errors(self, w):
+        """Each operation's modeled errors, so the control plane can check it returns only errors typed SDKs know."""
+        w("/// The errors the model lists for each operation, by name on the wire (`__type` / `<Code>`). Errors every")
+        w("/// operation may return (authentication, throttling, validation, an unknown operation) are not listed.")
+        w("pub static OPERATION_ERRORS: &[(&str, &[&str])] = &[")
+        for op in self.ops:
+            codes = [self.error_code(e["shape"]) for e in self.model["operations"][op].get("errors", [])]
+            w("    (%s, &[%s])," % (json.dumps(op), ", ".join(json.dumps(c) for c in codes)))
+        w("];")
+        w("")
+        w("impl Operation {")
+        w("    /// The errors the model lists for this operation (see [`OPERATION_ERRORS`]).")
+        w("    pub fn errors(&self) -> &'static [&'static str] {")
+        w("        operation_errors(self.name())")
+        w("    }")
+        w("}")
+        w("")
+        w("/// The errors the model lists for the named operation (none for an unknown one).")
+        w("pub fn operation_errors(name: &str) -> &'static [&'static str] {")
+        w("    OPERATION_ERRORS.iter().find(|(op, _)| *op == name).map_or(&[], |(_, errors)| *errors)")
+        w("}")
+        w("")
 
     def emit_query_tail(self, w):
         """The Output encoder and the wire schema the Query/EC2 codecs walk."""

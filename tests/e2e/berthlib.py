@@ -674,6 +674,16 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{secrets.token_hex(3)}"
 
 
+def terminate(proc: subprocess.Popen, timeout: float = 10) -> None:
+    """SIGTERM a child and wait for it (bounded); SIGKILL it if it does not stop."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
 def process_alive(pid: int) -> bool:
     """Whether `pid` runs (a zombie does not)."""
     try:
@@ -701,7 +711,8 @@ def serving_service(berth: BerthInstance, prefix: str):
 
 
 class RequestLoop:
-    """Sends GETs through the proxy in a background thread until stopped; records every outcome."""
+    """Sends GETs through the proxy in a background thread until stopped; records every outcome. A `{n}` in the
+    path is replaced by the request's number (0, 1, ...)."""
 
     def __init__(self, berth: BerthInstance, host: str, path: str = "/", pause: float = 0.02, max_seconds: float = 300):
         self.berth, self.host, self.path, self.pause, self.max_seconds = berth, host, path, pause, max_seconds
@@ -725,7 +736,8 @@ class RequestLoop:
         while not self._stop.is_set() and time.monotonic() < deadline:
             t = time.monotonic()
             try:
-                r = self.berth.https_get(self.host, self.path, timeout=5)
+                path = self.path.replace("{n}", str(len(self.results)))
+                r = self.berth.https_get(self.host, path, timeout=5)
                 self.results.append((t, r.status, r.header("x-demo-version"), None))
             except Exception as exc:  # noqa: BLE001 - every failure is recorded
                 self.results.append((t, 0, None, repr(exc)))

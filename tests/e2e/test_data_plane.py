@@ -3,8 +3,9 @@
 Targets here are small Python servers on loopback, registered as IP targets (RegisterTargets) in an Express
 service's idle target group, which a user rule forwards a host under the listener's wildcard certificate to. So
 every request below goes client → berth proxy (TLS, routing, health checks, draining) → a target whose behaviour
-the test controls: 502 when it resets or sends garbage, 503 with no healthy target, 504 when it does not answer
-in time, WebSocket echo, HTTP/2 clients, and deregistration under load without a failed request."""
+the test controls: 502 when it resets or sends garbage, 503 with no registered target (a group of unhealthy
+targets fails open), 504 when it does not answer in time, WebSocket echo, HTTP/2 clients, and deregistration under
+load without a failed request."""
 
 from __future__ import annotations
 
@@ -211,8 +212,11 @@ def test_a_reset_or_garbage_from_the_target_is_502_and_the_proxy_keeps_serving(b
         assert (ok.status, ok.header("x-demo-version")) == (200, "T1")
 
 
-def test_no_healthy_target_is_503_and_recovery_serves_again(berth, routed):
+def test_no_registered_target_is_503_and_an_unhealthy_group_fails_open(berth, routed):
     client, group = routed["client"], routed["group"]
+    # The group has no registered target: nothing to fail open to, 503.
+    statuses = [get(berth, routed["host"], "/").status for _ in range(3)]
+    assert statuses == [503] * 3, statuses
     before = client.describe_target_groups(TargetGroupArns=[group])["TargetGroups"][0]
     # ALB calls a target that fails from the start unhealthy after unhealthy-threshold × interval: 2 × 5 s here.
     client.modify_target_group(
@@ -225,11 +229,19 @@ def test_no_healthy_target_is_503_and_recovery_serves_again(berth, routed):
     sick = Target("S", healthy=False)
     try:
         with registered(routed, sick, state="unhealthy", reason="Target.ResponseCodeMismatch"):
+            # Every registered target is unhealthy: ALB fails open and routes to all of them.
             r = get(berth, routed["host"], "/")
-            assert r.status == 503, r
-            assert sick.hits == 0, "an unhealthy target gets no request"
+            assert (r.status, r.header("x-demo-version"), sick.hits) == (200, "S", 1), r
+            # Beside a healthy target, the unhealthy one gets nothing.
+            well = Target("W")
+            with registered(routed, well):
+                seen = [get(berth, routed["host"], "/").header("x-demo-version") for _ in range(10)]
+                assert seen == ["W"] * 10, seen
+                assert sick.hits == 1, "an unhealthy target beside a healthy one gets no request"
             sick.healthy = True  # the target recovers: two passing checks 5 s apart bring it back
-            wait_for("the recovered target to serve", lambda: get(berth, routed["host"], "/").status == 200, 30, 0.2)
+            wait_for("the recovered target to be healthy", lambda: health_states(client, group) == {sick.port: "healthy"}, 30, 0.2)
+            r = get(berth, routed["host"], "/")
+            assert (r.status, r.header("x-demo-version")) == (200, "S"), r
     finally:
         client.modify_target_group(
             TargetGroupArn=group,

@@ -6,7 +6,9 @@ group across an Express deployment; the 26th service landing on a second load ba
 from __future__ import annotations
 
 import http.client
+import http.server
 import socket
+import threading
 import time
 from collections import Counter
 
@@ -60,6 +62,10 @@ def test_a_service_has_visible_managed_resources(berth, two_services):
         assert (g["TargetType"], g["Protocol"], g["Port"], g["HealthCheckPath"]) == ("ip", "HTTP", 80, "/ping")
         assert (g["HealthCheckIntervalSeconds"], g["HealthyThresholdCount"], g["UnhealthyThresholdCount"]) == (30, 5, 2)
         assert lb["LoadBalancerArn"] in g["LoadBalancerArns"]
+        # A target group lives in its load balancer's VPC, one DescribeVpcs knows.
+        assert g["VpcId"] == lb["VpcId"], (g["VpcId"], lb["VpcId"])
+    vpcs = [v["VpcId"] for v in berth.client("ec2").describe_vpcs()["Vpcs"]]
+    assert lb["VpcId"] in vpcs, (lb["VpcId"], vpcs)
     attrs = {a["Key"]: a["Value"] for a in client.describe_target_group_attributes(TargetGroupArn=res["live"])["Attributes"]}
     assert attrs["load_balancing.algorithm.type"] == "round_robin"
     health = client.describe_target_health(TargetGroupArn=res["live"])["TargetHealthDescriptions"]
@@ -233,12 +239,20 @@ def test_health_check_change_takes_effect(berth, two_services):
 
         health = wait_for("the target to become unhealthy", unhealthy, 30, interval=0.5)
         assert health[0]["TargetHealth"]["Reason"] == "Target.ResponseCodeMismatch", health
-        assert get(berth, endpoint_a, "/").status == 503
+        # Every registered target is unhealthy: ALB fails open and routes to all of them, so the service still
+        # answers from its task.
+        answers = Counter((r.status, r.header("x-demo-version")) for r in (get(berth, endpoint_a, "/") for _ in range(10)))
+        assert answers == Counter({(200, "A"): 10}), answers
     finally:
         client.modify_target_group(TargetGroupArn=a["live"], HealthCheckPath="/ping")
-    wait_version(berth, endpoint_a, "A", timeout=30)
-    state = client.describe_target_health(TargetGroupArn=a["live"])["TargetHealthDescriptions"][0]["TargetHealth"]
-    assert state["State"] == "healthy", state
+    # Back to healthy after two passing checks (5 s apart); it answered all along (fail open).
+    wait_for(
+        "the target to be healthy again",
+        lambda: [d["TargetHealth"]["State"] for d in client.describe_target_health(TargetGroupArn=a["live"])["TargetHealthDescriptions"]] == ["healthy"],
+        30,
+        interval=0.5,
+    )
+    wait_version(berth, endpoint_a, "A", timeout=5)
     # Leave the service's checks as Express set them.
     client.modify_target_group(
         TargetGroupArn=a["live"], HealthCheckIntervalSeconds=30, HealthCheckTimeoutSeconds=5, HealthyThresholdCount=5
@@ -269,6 +283,65 @@ def test_registered_ip_targets_get_traffic(berth, two_services):
     with pytest.raises(ClientError) as e:
         client.register_targets(TargetGroupArn=a["live"], Targets=[{"Id": "i-0123456789abcdef0"}])
     assert e.value.response["Error"]["Code"] == "InvalidTarget"
+
+
+class _FailingHealthCheck(http.server.BaseHTTPRequestHandler):
+    """A target whose health check (/ping) fails while it serves every other path as version X."""
+
+    def do_GET(self):  # noqa: N802 - http.server's name
+        status = 500 if self.path.startswith("/ping") else 200
+        self.send_response(status)
+        self.send_header("x-demo-version", "X")
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"X\n")
+
+    def log_message(self, *args):
+        pass
+
+
+def test_minimum_healthy_targets_make_a_group_fail_open(berth, two_services):
+    """target_group_health.unhealthy_state_routing.minimum_healthy_targets.count: with one healthy target of two,
+    the default (1) routes to the healthy one only; a minimum of 2 makes the group route to both."""
+    (_, endpoint_a), _ = two_services
+    client = elbv2(berth)
+    a = service_resources(client, endpoint_a)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _FailingHealthCheck)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    target = {"Id": "127.0.0.1", "Port": server.server_address[1]}
+    key = "target_group_health.unhealthy_state_routing.minimum_healthy_targets.count"
+    try:
+        client.modify_target_group(
+            TargetGroupArn=a["live"], HealthCheckIntervalSeconds=5, HealthCheckTimeoutSeconds=2, UnhealthyThresholdCount=2
+        )
+        client.register_targets(TargetGroupArn=a["live"], Targets=[target])
+
+        def states():
+            h = client.describe_target_health(TargetGroupArn=a["live"])["TargetHealthDescriptions"]
+            return sorted((d["Target"]["Id"] == "127.0.0.1", d["TargetHealth"]["State"]) for d in h)
+
+        wait_for("one healthy and one unhealthy target", lambda: states() == [(False, "healthy"), (True, "unhealthy")], 40, 0.5)
+        seen = Counter(get(berth, endpoint_a, "/").header("x-demo-version") for _ in range(20))
+        assert seen == Counter({"A": 20}), f"the default minimum (1) is met: healthy targets only: {seen}"
+
+        client.modify_target_group_attributes(TargetGroupArn=a["live"], Attributes=[{"Key": key, "Value": "2"}])
+        attrs = client.describe_target_group_attributes(TargetGroupArn=a["live"])["Attributes"]
+        assert {"Key": key, "Value": "2"} in attrs, attrs
+        seen = Counter(get(berth, endpoint_a, "/").header("x-demo-version") for _ in range(20))
+        assert seen == Counter({"A": 10, "X": 10}), f"below the minimum the group routes to every target: {seen}"
+
+        with pytest.raises(ClientError) as e:
+            client.modify_target_group_attributes(TargetGroupArn=a["live"], Attributes=[{"Key": key, "Value": "0"}])
+        assert e.value.response["Error"]["Code"] == "ValidationError"
+    finally:
+        client.modify_target_group_attributes(TargetGroupArn=a["live"], Attributes=[{"Key": key, "Value": "1"}])
+        client.deregister_targets(TargetGroupArn=a["live"], Targets=[target])
+        client.modify_target_group(
+            TargetGroupArn=a["live"], HealthCheckIntervalSeconds=30, HealthCheckTimeoutSeconds=5, UnhealthyThresholdCount=2
+        )
+        server.shutdown()
+    seen = Counter(get(berth, endpoint_a, "/").header("x-demo-version") for _ in range(10))
+    assert seen == Counter({"A": 10}), seen
 
 
 def test_a_user_rule_follows_the_live_group_across_a_deployment(berth, two_services):

@@ -108,7 +108,7 @@ def test_the_aws_documentation_cli_flow(berth, tmp_path):
     arn = out["service"]["serviceArn"]
     try:
         host = berth.wait_endpoint(arn)
-        assert berth.wait_status(host, 200).status == 200
+        assert berth.wait_status(host, 200, "/ping").text == "pong"
     finally:
         berth.best_effort_delete(arn)
     # A role in use by attachments cannot be deleted until they are gone.

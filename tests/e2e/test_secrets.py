@@ -20,7 +20,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from berthlib import DEMO_IMAGE, REGION, BerthInstance, docker, unique, wait_for
+from berthlib import DEMO_IMAGE, REGION, BerthInstance, docker, terminate, unique, wait_for
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -301,12 +301,7 @@ auth:
         yield image
     finally:
         subprocess.run(["docker", "rmi", "-f", image], capture_output=True, timeout=60)
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        terminate(proc)
         log.close()
         shutil.rmtree(work, ignore_errors=True)
 

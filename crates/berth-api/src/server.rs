@@ -1,5 +1,10 @@
 //! The listener: accepts TCP (optionally TLS) connections, serves HTTP/1.1 and HTTP/2 on each, reads each
 //! request body up to the configured limit and hands it to [`crate::handle_http`].
+//!
+//! A body over the limit is answered with 413 in the request's protocol. Its bytes are read and discarded first
+//! (up to [`DRAIN_MAX`] more, within [`DRAIN_TIMEOUT`]): a server that answers and closes while the client is
+//! still sending makes the kernel reset the connection, and the client loses the answer; drained, the
+//! connection stays usable for the next request.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -8,7 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http::HeaderValue;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -26,6 +32,10 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long in-flight requests may take to finish once shutdown begins.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How many bytes past the limit are read and discarded so that a 413 reaches the client.
+const DRAIN_MAX: u64 = 64 * 1024 * 1024;
+/// How long the discarding may take.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests finish (up to a grace
 /// period) and returns. With `tls` set, serves HTTPS (ALPN `h2` and `http/1.1` unless the config names its own).
@@ -141,20 +151,29 @@ async fn handle_incoming<B: Backend>(
     peer: SocketAddr,
 ) -> http::Response<Bytes> {
     let (parts, body) = req.into_parts();
+    let max = config.max_body_bytes as u64;
     let declared = parts
         .headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > config.max_body_bytes as u64) {
-        return crate::reject(&parts, &crate::too_large(config.max_body_bytes));
-    }
-    let body = match Limited::new(body, config.max_body_bytes).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return crate::reject(&parts, &crate::too_large(config.max_body_bytes));
+    // A client waiting for `100 Continue` has not sent the body: refuse it before it does.
+    let expects = parts.headers.contains_key(http::header::EXPECT);
+    let body = match declared {
+        Some(n) if n > max && (expects || n - max > DRAIN_MAX) => Err(ReadError::TooLarge { drained: false }),
+        _ => read_body(body, max).await,
+    };
+    let body = match body {
+        Ok(body) => body,
+        Err(ReadError::TooLarge { drained }) => {
+            let mut resp = crate::reject(&parts, &crate::too_large(config.max_body_bytes));
+            if !drained {
+                // The rest of the body is still coming: this connection cannot carry another request.
+                resp.headers_mut().insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            return resp;
         }
-        Err(e) => {
+        Err(ReadError::Failed(e)) => {
             let error = berth_core::AwsError::new(
                 berth_core::ErrorCode::Serialization,
                 format!("The request body could not be read: {e}"),
@@ -163,4 +182,47 @@ async fn handle_incoming<B: Backend>(
         }
     };
     crate::handle_http(backend, config, http::Request::from_parts(parts, body), peer.ip()).await
+}
+
+#[derive(Debug)]
+enum ReadError {
+    /// Over the limit; `drained` when the rest was read to its end.
+    TooLarge {
+        drained: bool,
+    },
+    Failed(hyper::Error),
+}
+
+/// Reads a body of at most `max` bytes. A longer one is read on and discarded to its end (at most
+/// [`DRAIN_MAX`] bytes more, within [`DRAIN_TIMEOUT`]) and reported as too large.
+async fn read_body<B>(mut body: B, max: u64) -> Result<Bytes, ReadError>
+where
+    B: hyper::body::Body<Data = Bytes, Error = hyper::Error> + Unpin,
+{
+    let mut chunks: Vec<Bytes> = Vec::new();
+    let mut total: u64 = 0;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map_err(ReadError::Failed)?.into_data() else { continue };
+        total += data.len() as u64;
+        if total > max {
+            let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+                let mut extra = total - max;
+                while let Some(frame) = body.frame().await {
+                    let Ok(data) = frame.map_err(|_| ())?.into_data() else { continue };
+                    extra += data.len() as u64;
+                    if extra > DRAIN_MAX {
+                        return Err(());
+                    }
+                }
+                Ok(())
+            })
+            .await;
+            return Err(ReadError::TooLarge { drained: matches!(drained, Ok(Ok(()))) });
+        }
+        chunks.push(data);
+    }
+    Ok(match chunks.len() {
+        1 => chunks.pop().unwrap_or_default(),
+        _ => Bytes::from(chunks.concat()),
+    })
 }

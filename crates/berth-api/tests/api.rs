@@ -267,13 +267,54 @@ async fn raw_http_errors_and_success() {
         chunk.len()
     );
     raw.write_all(request.as_bytes()).await.expect("write");
-    let mut response = vec![0u8; 512];
-    let n = raw.read(&mut response).await.expect("read");
-    let head = String::from_utf8_lossy(&response[..n]);
+    let (head, body) = read_response(&mut raw).await;
     assert!(head.starts_with("HTTP/1.1 413"), "{head}");
-    assert!(head.contains("RequestEntityTooLargeException"), "{head}");
+    assert!(body.contains("RequestEntityTooLargeException"), "{body}");
+    assert!(!head.to_ascii_lowercase().contains("connection: close"), "{head}");
+
+    // The body over the limit is read to its end before the answer, so the connection carries the next request
+    // (before, the server answered and closed while the client was still sending: the client saw a reset).
+    let declared = "x".repeat(3 * MAX_BODY);
+    let next = format!(
+        "POST / HTTP/1.1\r\nHost: {addr}\r\nX-Amz-Target: AmazonEC2ContainerServiceV20141113.ListClusters\r\nContent-Length: 2\r\n\r\n{{}}"
+    );
+    for (what, request) in [
+        ("chunked", request.clone()),
+        (
+            "declared",
+            format!("POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\n\r\n{declared}", declared.len()),
+        ),
+    ] {
+        raw.write_all(request.as_bytes()).await.expect("write");
+        let (head, _) = read_response(&mut raw).await;
+        assert!(head.starts_with("HTTP/1.1 413"), "{what}: {head}");
+        raw.write_all(next.as_bytes()).await.expect("write");
+        let (head, body) = read_response(&mut raw).await;
+        assert!(head.starts_with("HTTP/1.1 403"), "{what}: the next request on the connection is answered: {head}");
+        assert!(body.contains("MissingAuthenticationTokenException"), "{what}: {body}");
+    }
 
     server.stop().await;
+}
+
+/// Reads one HTTP/1.1 response with a `Content-Length` body: (head, body).
+async fn read_response(s: &mut TcpStream) -> (String, String) {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut byte)).await.expect("in time").expect("read");
+        assert_eq!(n, 1, "the connection ended after {:?}", String::from_utf8_lossy(&buf));
+        buf.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&buf).into_owned();
+    let len = head
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>()))
+        .and_then(Result::ok)
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).await.expect("body");
+    (head, String::from_utf8_lossy(&body).into_owned())
 }
 
 fn python() -> String {

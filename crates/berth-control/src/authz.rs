@@ -110,6 +110,26 @@ pub fn authorize_request(caller: &CallerIdentity, request: RequestContext) -> Re
     }
 }
 
+/// `request` with the tags a request carries as `aws:RequestTag/...` and `aws:TagKeys` (a missing key or value
+/// counts as empty); each service's `Tag` shape gives its `(key, value)`.
+pub fn with_request_tags<'a>(
+    request: RequestContext,
+    tags: impl IntoIterator<Item = (&'a Option<String>, &'a Option<String>)>,
+) -> RequestContext {
+    let pairs: Vec<(&str, &str)> =
+        tags.into_iter().map(|(k, v)| (k.as_deref().unwrap_or_default(), v.as_deref().unwrap_or_default())).collect();
+    request.with_request_tags(pairs)
+}
+
+/// May the caller perform every one of `requests` (one per resource an operation names)? An operation that
+/// names none is checked as `action` on `*`, so an empty list never skips the check.
+pub fn authorize_all(caller: &CallerIdentity, action: &str, requests: Vec<RequestContext>) -> Result<(), AwsError> {
+    if requests.is_empty() {
+        return authorize(caller, action);
+    }
+    requests.into_iter().try_for_each(|r| authorize_request(caller, r))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

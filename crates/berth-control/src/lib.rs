@@ -39,7 +39,7 @@ mod token;
 
 pub use config::{ControlConfig, TaskEndpoint};
 pub use credentials::{AccessKey, IssuedKey};
-pub use error::ControlError;
+pub use error::{ControlError, internal_error, may_return};
 pub use health::HealthView;
 
 use std::sync::{Arc, Mutex};

@@ -20,7 +20,8 @@
 //!   loses what it cannot put.
 //!
 //! Restart-safe and level-triggered: the cursor is the last shipped line's timestamp (ns) and how many shipped
-//! lines had exactly that timestamp; a new shipper follows from that instant and skips those lines. Every
+//! lines had exactly that timestamp; a new shipper follows from that instant and skips those lines, and so does a
+//! shipper whose follow the runtime broke off (a Docker restart: the container runs on). Every
 //! reconciler pass makes sure each undrained row whose container exists has a shipper. A task's container is
 //! removed only after its shipper has drained its output (the container is stopped, not removed, first), or
 //! after [`DRAIN_TIMEOUT`] (logged).
@@ -29,7 +30,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use berth_runtime::{DriverError, ObservedTask, OutputLine};
+use berth_runtime::{DriverError, ObservedState, ObservedTask, OutputLine};
 use berth_store::{LogShippingRow, LogStreamRow};
 use tokio::sync::watch;
 
@@ -298,7 +299,8 @@ impl Control {
 
 /// What ended one follow of a task's output.
 enum Ended {
-    /// The output ended and everything was shipped.
+    /// The follow ended and everything it yielded was shipped (the end of the output if the container had
+    /// stopped before the follow began).
     Drained,
     /// The container is gone: nothing more can be read.
     Gone,
@@ -309,18 +311,50 @@ enum Ended {
 }
 
 /// A task's shipper: follows from the persisted cursor until the output ends, resuming after failures.
+///
+/// A follow also ends when the runtime's daemon goes away (a Docker restart under live-restore: the container
+/// runs on), so the end of a follow is the end of the output only when the container had already stopped
+/// before that follow began; otherwise the shipper follows again from its cursor, which yields what is left
+/// (and skips what was shipped), and ends the next time.
 async fn ship(weak: Weak<Control>, task_id: &str) {
+    // The last follow ended while the container ran: pause before the next unless it has stopped since.
+    let mut cut_short = false;
     loop {
+        let driver = match weak.upgrade() {
+            Some(c) => Arc::clone(&c.driver),
+            None => return,
+        };
+        let stopped = match driver.task_state(task_id).await {
+            Ok(state) => !matches!(state, Some(ObservedState::Running | ObservedState::Created)),
+            Err(e) => {
+                tracing::debug!(task = %task_id, error = %e, "cannot see a task's container; following again later");
+                tokio::time::sleep(RETRY_PAUSE).await;
+                continue;
+            }
+        };
+        drop(driver);
+        if cut_short && !stopped {
+            tokio::time::sleep(RETRY_PAUSE).await;
+        }
         let ended = follow_once(&weak, task_id).await;
         let Some(c) = weak.upgrade() else { return };
         match ended {
-            Ended::Drained | Ended::Gone => {
+            Ended::Drained if stopped => {
                 c.mark_drained(task_id);
                 return;
+            }
+            Ended::Gone => {
+                c.mark_drained(task_id);
+                return;
+            }
+            Ended::Drained => {
+                cut_short = true;
+                continue;
             }
             Ended::Stop => return,
             Ended::Retry => {}
         }
+        cut_short = false;
         drop(c);
         tokio::time::sleep(RETRY_PAUSE).await;
     }

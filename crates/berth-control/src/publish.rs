@@ -87,6 +87,7 @@ impl Control {
                 algorithm: g.algorithm,
                 slow_start_secs: g.slow_start_secs,
                 stickiness: g.stickiness,
+                unhealthy_routing: g.unhealthy_routing,
                 registered: g.registered,
             })
             .collect();

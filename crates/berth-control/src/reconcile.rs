@@ -83,25 +83,22 @@ impl Control {
             }
         }
         let listed_at = std::time::Instant::now();
-        let observed = match self.driver.list_tasks().await {
-            Ok(list) => Some(
-                list.into_iter()
-                    .filter(|o| o.labels.get(INSTANCE_LABEL).map(String::as_str) == Some(self.names.instance.as_str()))
-                    .map(|o| (o.task_id.clone(), o))
-                    .collect::<BTreeMap<_, _>>(),
-            ),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot list tasks from the runtime; keeping routes as they are");
-                None
-            }
-        };
+        // A runtime that cannot be reached (its daemon restarting; with live-restore the containers run on) says
+        // nothing about the tasks: the pass ends here, so none is recorded as gone or replaced, and the routes
+        // stay as they are.
+        let observed: BTreeMap<String, ObservedTask> = self
+            .driver
+            .list_tasks()
+            .await?
+            .into_iter()
+            .filter(|o| o.labels.get(INSTANCE_LABEL).map(String::as_str) == Some(self.names.instance.as_str()))
+            .map(|o| (o.task_id.clone(), o))
+            .collect();
         let t = now();
         let mut effects = Effects::default();
-        if let Some(observed) = &observed {
-            self.tx(|tx| self.observe(tx, observed, listed_at, t, &mut effects))?;
-            self.tx(|tx| self.plan_services(tx, t, &mut effects))?;
-            self.ensure_shippers(observed);
-        }
+        self.tx(|tx| self.observe(tx, &observed, listed_at, t, &mut effects))?;
+        self.tx(|tx| self.plan_services(tx, t, &mut effects))?;
+        self.ensure_shippers(&observed);
         self.execute(effects);
         self.renew_certificates(t)?;
         self.publish_routes()?;

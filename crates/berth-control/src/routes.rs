@@ -5,7 +5,8 @@ use std::net::{IpAddr, SocketAddr};
 
 use berth_core::status::TaskStatus;
 use berth_routes::{
-    Algorithm, Certificate, HealthCheck, RouteTable, Rule, Target, TargetGroup, TargetState, TargetStickiness,
+    Algorithm, Certificate, HealthCheck, MinimumHealthy, RouteTable, Rule, Target, TargetGroup, TargetState,
+    TargetStickiness,
 };
 
 /// One target group, with what the table needs of it.
@@ -18,6 +19,8 @@ pub struct GroupInput {
     pub slow_start_secs: u32,
     /// Target stickiness, when the group's `stickiness.*` attributes enable it.
     pub stickiness: Option<TargetStickiness>,
+    /// Below this many healthy targets the group fails open (`unhealthy_state_routing`).
+    pub unhealthy_routing: MinimumHealthy,
     /// Targets registered by hand (RegisterTargets): (ip, port).
     pub registered: Vec<(String, u16)>,
 }
@@ -83,6 +86,7 @@ pub fn build(
             protocol_version: Default::default(),
             slow_start_secs: g.slow_start_secs,
             stickiness: g.stickiness.clone(),
+            unhealthy_routing: g.unhealthy_routing,
         });
     }
     table.target_groups.sort_by(|a, b| a.id.cmp(&b.id));
@@ -112,6 +116,7 @@ mod tests {
             algorithm: Algorithm::RoundRobin,
             slow_start_secs: 0,
             stickiness: None,
+            unhealthy_routing: MinimumHealthy::default(),
             registered: vec![],
         }
     }
@@ -200,6 +205,12 @@ mod tests {
             (30, &Some(TargetStickiness::LbCookie { duration_secs: 60 }))
         );
         assert!(!same_routes(&table, &with_settings), "and so are slow start and stickiness");
+        let mut failing_open = groups.clone();
+        failing_open[1].unhealthy_routing = MinimumHealthy { count: 2, percentage: Some(50) };
+        let with_minimum = build(9, &[], &rules, &failing_open, &tasks);
+        let tg1 = with_minimum.target_group("tg-1").expect("tg-1");
+        assert_eq!(tg1.unhealthy_routing, MinimumHealthy { count: 2, percentage: Some(50) });
+        assert!(!same_routes(&table, &with_minimum), "and so is the routing failover requirement");
         let mut narrowed = build(9, &[], &rules, &groups, &tasks);
         narrowed.source_filters = vec![berth_routes::SourceFilter {
             hosts: vec!["web.example.com".into()],

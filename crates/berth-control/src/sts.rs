@@ -21,15 +21,17 @@ const CHAINED_MAX: i32 = 3600;
 impl Control {
     /// Handles one decoded STS operation for an authenticated caller.
     pub async fn handle_sts(&self, caller: &CallerIdentity, op: Operation) -> Result<Output, AwsError> {
-        match op {
+        let (name, errors) = (op.name(), op.errors());
+        let out = match op {
             // AWS answers GetCallerIdentity for every valid credential, whatever its policies say.
             Operation::GetCallerIdentity(_) => Ok(Output::GetCallerIdentity(GetCallerIdentityResponse {
                 user_id: Some(caller.user_id.clone()),
                 account: Some(caller.account.clone()),
                 arn: Some(caller.principal_arn.clone()),
             })),
-            Operation::AssumeRole(r) => Ok(Output::AssumeRole(self.assume_role(caller, r).map_err(AwsError::from)?)),
-        }
+            Operation::AssumeRole(r) => self.assume_role(caller, r).map(Output::AssumeRole).map_err(AwsError::from),
+        };
+        crate::error::answer(berth_model::sts::SIGNING_NAME, name, errors, out)
     }
 
     fn assume_role(&self, caller: &CallerIdentity, r: AssumeRoleRequest) -> Result<AssumeRoleResponse, ControlError> {

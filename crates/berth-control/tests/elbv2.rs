@@ -242,6 +242,30 @@ async fn a_service_gets_visible_resources_and_user_rules_follow_deployments() {
         ),
         ErrorCode::PriorityInUse
     );
+    // What berth cannot do, each in the error its operation's model lists: CreateRule has
+    // InvalidConfigurationRequest, ModifyRule does not (a validation error there).
+    let regex = || elb::RuleCondition {
+        field: Some("path-pattern".into()),
+        path_pattern_config: Some(elb::PathPatternConditionConfig {
+            values: None,
+            regex_values: Some(vec!["^/a.*".into()]),
+        }),
+        ..Default::default()
+    };
+    let create = E::CreateRule(elb::CreateRuleInput {
+        listener_arn: Some(listener.clone()),
+        priority: Some(11),
+        conditions: Some(vec![regex()]),
+        actions: Some(vec![forward(&[(&live, 1)])]),
+        ..Default::default()
+    });
+    assert_eq!(code(w.elb(create).await), ErrorCode::InvalidConfigurationRequest);
+    let modify = E::ModifyRule(elb::ModifyRuleInput {
+        rule_arn: Some(user.clone()),
+        conditions: Some(vec![regex()]),
+        ..Default::default()
+    });
+    assert_eq!(code(w.elb(modify).await), ErrorCode::ValidationError);
 
     // A changed health check reaches the table at once.
     let before = w.table().version;

@@ -301,6 +301,26 @@ async fn ecs_permissions_can_be_scoped_by_tags() {
     assert!(c.handle_ecs(&user, describe(&mine)).await.is_ok());
     let e = c.handle_ecs(&user, describe(&theirs)).await.expect_err("denied");
     assert_eq!(e.code, ErrorCode::AccessDenied);
+
+    // DescribeServices is checked on each service it names (by name or ARN): a user allowed on one service's ARN
+    // reads it and is denied when the call also names another.
+    let reader = user_with(
+        &c,
+        "reader",
+        &format!(r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"ecs:DescribeServices","Resource":"{mine}"}}]}}"#),
+    )
+    .await;
+    let services = |names: &[&str]| {
+        Ecs::DescribeServices(berth_model::ecs::DescribeServicesRequest {
+            services: Some(names.iter().map(|n| n.to_string()).collect()),
+            ..Default::default()
+        })
+    };
+    assert!(c.handle_ecs(&reader, services(&["mine"])).await.is_ok(), "by name");
+    assert!(c.handle_ecs(&reader, services(&[&mine])).await.is_ok(), "by ARN");
+    let e = c.handle_ecs(&reader, services(&["mine", "theirs"])).await.expect_err("denied");
+    assert_eq!(e.code, ErrorCode::AccessDenied);
+    assert!(e.message.contains(&theirs), "{}", e.message);
 }
 
 #[tokio::test]

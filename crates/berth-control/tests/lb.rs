@@ -179,6 +179,15 @@ async fn private_services_get_an_internal_load_balancer_on_the_gateway_never_sha
     assert!(internal.dns_name.as_deref().is_some_and(|d| d.starts_with("internal-ecs-express-gateway-alb-")));
     assert_eq!(internal.vpc_id.as_deref(), Some(w.vpc().await.as_str()));
     assert_eq!(internal.security_groups.as_ref().map(Vec::len), Some(2), "both private services' groups");
+    // Every target group is in its load balancer's VPC.
+    let groups = match w.elb(E::DescribeTargetGroups(Default::default())).await.expect("groups") {
+        EO::DescribeTargetGroups(r) => r.target_groups.unwrap_or_default(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(groups.len(), 6, "two per service");
+    for g in &groups {
+        assert!(g.vpc_id.is_some() && g.vpc_id == internal.vpc_id, "{g:?}");
+    }
 
     // The table: the internal one listens on the gateway only, the public one shares the default sockets.
     let t_int = w.table_lb(&host(&private));

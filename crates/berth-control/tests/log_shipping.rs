@@ -7,11 +7,11 @@
 
 use std::time::Duration;
 
-use berth_control::ControlConfig;
+use berth_control::{ControlConfig, ControlError};
 use berth_core::{AwsError, ErrorCode};
 use berth_model::ecs::{self, ExpressGatewayContainer, ExpressGatewayServiceAwsLogsConfiguration};
 use berth_model::iam::{self, Operation as Iam};
-use berth_runtime::OutputStream;
+use berth_runtime::{DriverError, OutputStream};
 use berth_store::{LogEventRange, Store};
 
 mod common;
@@ -467,4 +467,59 @@ async fn the_group_outlives_the_service_and_names_can_be_chosen() {
     assert_eq!(w.messages("/custom/web", &format!("app/Main/{task}")), ["v1 says hi"]);
     // A new service may log to the same (kept) group.
     w.create("web2", "infra", "exec", Some(("/custom/web", "app"))).await.expect("reuse the group");
+}
+
+/// A Docker restart under live-restore, over the memory driver: while its daemon is stopped every runtime call
+/// fails and the followers end early (as the Engine closes its log streams), but the container runs on and keeps
+/// writing. No pass records the task as gone or starts another, and every line reaches the stream exactly once.
+#[tokio::test]
+async fn a_daemon_restart_replaces_no_task_and_ships_every_line_once() {
+    let w = world("daemon").await;
+    let service = w.create("web", "infra", "exec", None).await.expect("create");
+    let (group, _) = Harness::group_of(&service);
+    let task = w.running_task().await;
+    let stream = format!("ecs/Main/{task}");
+    let starts = w.driver.started().len();
+    let mut want = Vec::new();
+    let mut write = |line: String| {
+        w.driver.write_output(&task, OutputStream::Stdout, &line);
+        want.push(line);
+    };
+    for i in 0..5 {
+        write(format!("before {i}"));
+    }
+    assert_eq!(w.wait_messages(&group, &stream, 5).await.len(), 5);
+
+    w.driver.stop_daemon();
+    for i in 0..5 {
+        write(format!("while the daemon is away {i}"));
+        let pass = w.control.reconcile_once().await;
+        assert!(
+            matches!(pass, Err(ControlError::Runtime(DriverError::Unavailable(_)))),
+            "a pass without the runtime ends early: {pass:?}"
+        );
+        // The shipper tries to follow again meanwhile, and fails.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    w.driver.start_daemon();
+    for i in 0..5 {
+        write(format!("after {i}"));
+    }
+    w.settle().await;
+    let shipped = w.wait_messages(&group, &stream, want.len()).await;
+    assert_eq!(shipped, want);
+    // Nothing more arrives later (no line shipped twice by a shipper following again).
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    w.settle().await;
+    assert_eq!(w.messages(&group, &stream), want);
+
+    assert_eq!(w.driver.running_ids(), vec![task.clone()], "the same container runs");
+    assert_eq!(w.driver.started().len(), starts, "no task was started");
+    assert_eq!(w.stopped_reasons().await, Vec::<String>::new(), "no task was stopped");
+    let rows = w.store().tx(|tx| tx.tasks_not_stopped()).expect("tasks");
+    assert_eq!(
+        rows.iter().map(|t| (t.id.as_str(), t.last_status.as_str())).collect::<Vec<_>>(),
+        [(task.as_str(), "RUNNING")]
+    );
+    assert_eq!(w.control.log_lines_dropped(&task), 0);
 }

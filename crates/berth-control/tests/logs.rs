@@ -632,8 +632,11 @@ async fn tags_on_log_groups() {
     assert_eq!(l.tags(&arn).await.len(), 1);
 
     let many: BTreeMap<String, String> = (0..50).map(|i| (format!("k{i}"), "v".to_string())).collect();
-    let op = Op::TagResource(logs::TagResourceRequest { resource_arn: Some(arn.clone()), tags: Some(many) });
+    let op = Op::TagResource(logs::TagResourceRequest { resource_arn: Some(arn.clone()), tags: Some(many.clone()) });
     assert_eq!(l.err(op).await, ErrorCode::LogsTooManyTags);
+    // TagLogGroup's model has no TooManyTagsException: the same limit is an invalid parameter there.
+    let op = Op::TagLogGroup(logs::TagLogGroupRequest { log_group_name: Some("g".into()), tags: Some(many) });
+    assert_eq!(l.err(op).await, ErrorCode::InvalidParameter);
     let reserved = Op::TagResource(logs::TagResourceRequest {
         resource_arn: Some(arn.clone()),
         tags: Some(BTreeMap::from([("aws:x".to_string(), "v".to_string())])),

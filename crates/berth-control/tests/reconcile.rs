@@ -361,4 +361,29 @@ async fn bad_input_is_refused_and_leaves_nothing() {
         .await
         .expect_err("unknown");
     assert_eq!(e.code, ErrorCode::ServiceNotFound);
+    // Describe's model names a missing service ResourceNotFoundException.
+    let e = w
+        .call(Operation::DescribeExpressGatewayService(DescribeExpressGatewayServiceRequest {
+            service_arn: Some(format!("arn:aws:ecs:us-east-1:{account}:service/default/ghost")),
+            ..Default::default()
+        }))
+        .await
+        .expect_err("unknown");
+    assert_eq!(e.code, ErrorCode::ResourceNotFound);
+    // Tags of a missing resource: TagResource's model lists ResourceNotFoundException, ListTagsForResource's
+    // does not (an invalid parameter there).
+    let ghost = format!("arn:aws:ecs:us-east-1:{account}:service/default/ghost");
+    let e = w
+        .call(Operation::TagResource(TagResourceRequest {
+            resource_arn: Some(ghost.clone()),
+            tags: Some(vec![Tag { key: Some("k".into()), value: Some("v".into()) }]),
+        }))
+        .await
+        .expect_err("unknown");
+    assert_eq!(e.code, ErrorCode::ResourceNotFound);
+    let e = w
+        .call(Operation::ListTagsForResource(ListTagsForResourceRequest { resource_arn: Some(ghost) }))
+        .await
+        .expect_err("unknown");
+    assert_eq!(e.code, ErrorCode::InvalidParameter);
 }

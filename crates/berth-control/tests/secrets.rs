@@ -250,6 +250,10 @@ async fn secret_versions_stages_lookup_and_deletion() {
         .await
         .expect("restore");
     assert!(w.get_secret("app/db").await.is_ok());
+    // Over 50 tags: TagResource's model has no LimitExceededException, so it is an invalid parameter.
+    let tags: Vec<sm::Tag> = (0..51).map(|i| sm::Tag { key: Some(format!("k{i}")), value: Some("v".into()) }).collect();
+    let tag = sm::Operation::TagResource(sm::TagResourceRequest { secret_id: Some("app/db".into()), tags: Some(tags) });
+    assert_eq!(code(w.sm(tag).await), ErrorCode::InvalidParameter);
     w.sm(sm::Operation::DeleteSecret(sm::DeleteSecretRequest {
         secret_id: Some("app/db".into()),
         force_delete_without_recovery: Some(true),

@@ -1,10 +1,11 @@
 //! Target-group attributes the proxy enforces: slow start and target stickiness are validated like ALB and
-//! reach the route table at once; the table carries the server's stickiness key.
+//! reach the route table at once, as do the target group health requirements (routing failover); the table
+//! carries the server's stickiness key.
 
 use berth_control::ControlConfig;
 use berth_core::ErrorCode;
 use berth_model::elbv2::{self as elb, Operation as E, Output as EO};
-use berth_routes::TargetStickiness;
+use berth_routes::{MinimumHealthy, TargetStickiness};
 
 mod common;
 
@@ -122,4 +123,41 @@ async fn slow_start_and_stickiness_are_validated_and_published() {
     let mut h = h;
     h.restart();
     assert_eq!(h.table().stickiness_key, key);
+}
+
+#[tokio::test]
+async fn target_group_health_requirements_are_validated_and_reach_the_table() {
+    let (h, group) = world("health").await;
+    let tg = |h: &Harness| h.table().target_group(&group).cloned().expect("group in table");
+    assert_eq!(tg(&h).unhealthy_routing, MinimumHealthy { count: 1, percentage: None }, "ALB's default");
+    const COUNT: &str = "target_group_health.unhealthy_state_routing.minimum_healthy_targets.count";
+    const PERCENT: &str = "target_group_health.unhealthy_state_routing.minimum_healthy_targets.percentage";
+    const DNS_COUNT: &str = "target_group_health.dns_failover.minimum_healthy_targets.count";
+    const DNS_PERCENT: &str = "target_group_health.dns_failover.minimum_healthy_targets.percentage";
+    let shown = modify(&h, &group, &[]).await.expect("nothing");
+    for (key, default) in [(COUNT, "1"), (PERCENT, "off"), (DNS_COUNT, "1"), (DNS_PERCENT, "off")] {
+        assert!(shown.iter().any(|(k, v)| k == key && v == default), "{key} shows {default}: {shown:?}");
+    }
+    let cases: &[(&[(&str, &str)], ErrorCode)] = &[
+        (&[(COUNT, "0")], ErrorCode::ValidationError),
+        (&[(COUNT, "off")], ErrorCode::ValidationError),
+        (&[(COUNT, "1001")], ErrorCode::ValidationError),
+        (&[(PERCENT, "0")], ErrorCode::ValidationError),
+        (&[(PERCENT, "101")], ErrorCode::ValidationError),
+        (&[(DNS_COUNT, "x")], ErrorCode::ValidationError),
+        (&[(DNS_PERCENT, "100.5")], ErrorCode::ValidationError),
+        // DNS failover never triggers after routing failover.
+        (&[(DNS_COUNT, "2"), (COUNT, "3")], ErrorCode::InvalidConfigurationRequest),
+        (&[(DNS_PERCENT, "20"), (PERCENT, "50")], ErrorCode::InvalidConfigurationRequest),
+    ];
+    let version = h.table().version;
+    for (attrs, want) in cases {
+        assert_eq!(modify(&h, &group, attrs).await.map(|_| ()), Err(*want), "{attrs:?}");
+    }
+    assert_eq!(h.table().version, version, "a refused modification changes nothing");
+
+    modify(&h, &group, &[(COUNT, "2"), (PERCENT, "50"), (DNS_COUNT, "off")]).await.expect("modify");
+    assert_eq!(tg(&h).unhealthy_routing, MinimumHealthy { count: 2, percentage: Some(50) });
+    modify(&h, &group, &[(COUNT, "1"), (PERCENT, "off")]).await.expect("back");
+    assert_eq!(tg(&h).unhealthy_routing, MinimumHealthy::default());
 }

@@ -46,7 +46,8 @@ pub enum ErrorCode {
     // Query and EC2 protocols (form-encoded requests, XML responses).
     /// A Query request violates the model (missing required member, wrong type).
     ValidationError,
-    /// The `Action` names no operation of the service (or not for this `Version`).
+    /// The `Action` names no operation of the service (or not for this `Version`), or one berth does not
+    /// implement: AWS's answer to an unknown action (HTTP 400).
     InvalidAction,
     /// The request has no `Action` parameter.
     MissingAction,
@@ -60,8 +61,6 @@ pub enum ErrorCode {
     ExpiredTokenQuery,
     /// Query spelling of `AccessDenied` (the Query codec also renders `AccessDenied` this way).
     AccessDeniedQuery,
-    /// The operation is decoded but no backend implements it yet.
-    NotImplemented,
     // EC2.
     /// EC2's answer to unknown keys and signatures that do not verify.
     AuthFailure,
@@ -159,6 +158,8 @@ pub enum ErrorCode {
     LogsResourceAlreadyExists,
     /// Logs' spelling; ELBv2's is `TooManyTags`.
     LogsTooManyTags,
+    /// Logs' internal failure (its models list it for every operation).
+    LogsServiceUnavailable,
 }
 
 impl ErrorCode {
@@ -202,7 +203,6 @@ impl ErrorCode {
             IncompleteSignatureQuery => "IncompleteSignature",
             ExpiredTokenQuery => "ExpiredToken",
             AccessDeniedQuery => "AccessDenied",
-            NotImplemented => "NotImplemented",
             AuthFailure => "AuthFailure",
             UnauthorizedOperation => "UnauthorizedOperation",
             MissingParameter => "MissingParameter",
@@ -284,6 +284,7 @@ impl ErrorCode {
             UnsupportedParameterType => "UnsupportedParameterType",
             LogsResourceAlreadyExists => "ResourceAlreadyExistsException",
             LogsTooManyTags => "TooManyTagsException",
+            LogsServiceUnavailable => "ServiceUnavailableException",
         }
     }
 
@@ -395,9 +396,49 @@ impl ErrorCode {
             MissingAuthenticationTokenQuery | AccessDeniedQuery | UnauthorizedOperation | RegionDisabled => 403,
             NoSuchEntity => 404,
             ConcurrentModification | DeleteConflict | EntityAlreadyExists | IamLimitExceeded => 409,
-            HealthUnavailable | ServiceFailure | InternalServiceError | InternalServerError => 500,
-            NotImplemented => 501,
+            HealthUnavailable
+            | ServiceFailure
+            | InternalServiceError
+            | InternalServerError
+            | LogsServiceUnavailable => 500,
         }
+    }
+
+    /// Whether any operation of any service may return this code, whatever its model lists: AWS's common errors
+    /// (authentication and signatures, access denied, validation, an unknown action or operation, a malformed
+    /// request, a request too large, an internal failure). Every other code must be listed by the operation.
+    pub fn is_common(self) -> bool {
+        use ErrorCode::*;
+        matches!(
+            self,
+            IncompleteSignature
+                | InvalidSignature
+                | SignatureDoesNotMatch
+                | UnrecognizedClient
+                | InvalidClientTokenId
+                | MissingAuthenticationToken
+                | ExpiredToken
+                | RequestExpired
+                | AccessDenied
+                | Serialization
+                | UnknownOperation
+                | Validation
+                | InternalFailure
+                | RequestEntityTooLarge
+                | ValidationError
+                | InvalidAction
+                | MissingAction
+                | MalformedQueryString
+                | MissingAuthenticationTokenQuery
+                | IncompleteSignatureQuery
+                | ExpiredTokenQuery
+                | AccessDeniedQuery
+                | AuthFailure
+                | UnauthorizedOperation
+                | MissingParameter
+                | InvalidParameterValue
+                | InvalidParameterCombination
+        )
     }
 
     /// Whether the fault is the sender's (`Sender`) or the server's (`Receiver`), as Query/XML errors say.

@@ -24,7 +24,12 @@ fn format(t: OffsetDateTime, items: &[BorrowedFormatItem<'_>]) -> String {
 
 /// `2026-11-27T10:13:39Z` for whole epoch seconds (negative ones too).
 pub fn iso8601(secs: i64) -> String {
-    format!("{}Z", format(at(i128::from(secs) * 1_000_000_000), SECONDS))
+    format!("{}Z", iso8601_seconds(secs))
+}
+
+/// `2026-11-27T10:13:39` (no zone) for whole epoch seconds, for callers that append a fraction or a zone.
+pub fn iso8601_seconds(secs: i64) -> String {
+    format(at(i128::from(secs) * 1_000_000_000), SECONDS)
 }
 
 /// `2026-11-27T10:13:39Z`, or `2026-11-27T10:13:39.250Z` when the milliseconds are not zero; `None` outside
@@ -45,6 +50,15 @@ pub fn iso8601_micros(since_epoch: std::time::Duration) -> String {
 /// `Thu, 03 Dec 2026 16:20:00 GMT` (RFC 9110's IMF-fixdate) for epoch seconds.
 pub fn http_date(secs: u64) -> String {
     format(at(i128::from(secs) * 1_000_000_000), IMF_FIXDATE)
+}
+
+/// The date `(year, month, day)` of a day counted from 1970-01-01 (clamped to the years 0000–9999).
+pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let epoch = i64::from(OffsetDateTime::UNIX_EPOCH.to_julian_day());
+    let julian = i32::try_from(days.saturating_add(epoch)).unwrap_or(if days < 0 { i32::MIN } else { i32::MAX });
+    let date = Date::from_julian_day(julian)
+        .unwrap_or(if days < 0 { PrimitiveDateTime::MIN.date() } else { PrimitiveDateTime::MAX.date() });
+    (i64::from(date.year()), i64::from(u8::from(date.month())), i64::from(date.day()))
 }
 
 /// Days since 1970-01-01 of the calendar date `year-month-day`, or `None` when there is no such date.
@@ -90,6 +104,11 @@ mod tests {
         assert_eq!(epoch_days(1969, 12, 31), Some(-1));
         assert_eq!(epoch_days(2000, 2, 29), Some(11_016));
         assert_eq!(epoch_days(2019, 7, 16), Some(18_093));
+        for days in [-800_000, -1, 0, 11_016, 18_093, 800_000] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(epoch_days(y, m, d), Some(days));
+        }
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
         for bad in [(2019, 2, 29), (2019, 13, 1), (2019, 4, 31), (2019, 0, 1), (2019, 1, 0)] {
             assert_eq!(epoch_days(bad.0, bad.1, bad.2), None, "{bad:?}");
         }

@@ -2171,6 +2171,38 @@ impl Operation {
     }
 }
 
+/// The errors the model lists for each operation, by name on the wire (`__type` / `<Code>`). Errors every
+/// operation may return (authentication, throttling, validation, an unknown operation) are not listed.
+pub static OPERATION_ERRORS: &[(&str, &[&str])] = &[
+    ("DescribeVpcs", &[]),
+    ("DescribeSubnets", &[]),
+    ("CreateSubnet", &[]),
+    ("DeleteSubnet", &[]),
+    ("ModifySubnetAttribute", &[]),
+    ("CreateSecurityGroup", &[]),
+    ("DeleteSecurityGroup", &[]),
+    ("DescribeSecurityGroups", &[]),
+    ("DescribeSecurityGroupRules", &[]),
+    ("AuthorizeSecurityGroupIngress", &[]),
+    ("AuthorizeSecurityGroupEgress", &[]),
+    ("RevokeSecurityGroupIngress", &[]),
+    ("RevokeSecurityGroupEgress", &[]),
+    ("CreateTags", &[]),
+    ("DescribeTags", &[]),
+];
+
+impl Operation {
+    /// The errors the model lists for this operation (see [`OPERATION_ERRORS`]).
+    pub fn errors(&self) -> &'static [&'static str] {
+        operation_errors(self.name())
+    }
+}
+
+/// The errors the model lists for the named operation (none for an unknown one).
+pub fn operation_errors(name: &str) -> &'static [&'static str] {
+    OPERATION_ERRORS.iter().find(|(op, _)| *op == name).map_or(&[], |(_, errors)| *errors)
+}
+
 impl crate::Validate for DescribeVpcsRequest {
     fn validate_required(&self, errors: &mut Vec<String>) {
         self.validate("", errors)

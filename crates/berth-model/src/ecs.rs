@@ -5289,6 +5289,193 @@ impl Operation {
     }
 }
 
+/// The errors the model lists for each operation, by name on the wire (`__type` / `<Code>`). Errors every
+/// operation may return (authentication, throttling, validation, an unknown operation) are not listed.
+pub static OPERATION_ERRORS: &[(&str, &[&str])] = &[
+    (
+        "CreateExpressGatewayService",
+        &[
+            "AccessDeniedException",
+            "PlatformUnknownException",
+            "ServerException",
+            "InvalidParameterException",
+            "ClientException",
+            "ClusterNotFoundException",
+            "PlatformTaskDefinitionIncompatibilityException",
+            "UnsupportedFeatureException",
+        ],
+    ),
+    (
+        "DescribeExpressGatewayService",
+        &[
+            "AccessDeniedException",
+            "ResourceNotFoundException",
+            "ServerException",
+            "InvalidParameterException",
+            "ClientException",
+            "ClusterNotFoundException",
+            "UnsupportedFeatureException",
+        ],
+    ),
+    (
+        "UpdateExpressGatewayService",
+        &[
+            "AccessDeniedException",
+            "ServiceNotActiveException",
+            "ServerException",
+            "InvalidParameterException",
+            "ClientException",
+            "ServiceNotFoundException",
+            "ClusterNotFoundException",
+            "UnsupportedFeatureException",
+        ],
+    ),
+    (
+        "DeleteExpressGatewayService",
+        &[
+            "AccessDeniedException",
+            "ServiceNotActiveException",
+            "ServerException",
+            "InvalidParameterException",
+            "ClientException",
+            "ServiceNotFoundException",
+            "ClusterNotFoundException",
+            "UnsupportedFeatureException",
+        ],
+    ),
+    (
+        "CreateCluster",
+        &[
+            "AccessDeniedException",
+            "NamespaceNotFoundException",
+            "ServerException",
+            "InvalidParameterException",
+            "ClientException",
+        ],
+    ),
+    ("DescribeClusters", &["AccessDeniedException", "ServerException", "InvalidParameterException", "ClientException"]),
+    ("ListClusters", &["AccessDeniedException", "ServerException", "InvalidParameterException", "ClientException"]),
+    (
+        "DeleteCluster",
+        &[
+            "ClusterContainsContainerInstancesException",
+            "AccessDeniedException",
+            "ClusterContainsServicesException",
+            "ClusterContainsCapacityProviderException",
+            "ClusterContainsTasksException",
+            "ServerException",
+            "UpdateInProgressException",
+            "InvalidParameterException",
+            "ClientException",
+            "ClusterNotFoundException",
+        ],
+    ),
+    (
+        "ListServices",
+        &[
+            "AccessDeniedException",
+            "ServerException",
+            "InvalidParameterException",
+            "ClientException",
+            "ClusterNotFoundException",
+        ],
+    ),
+    (
+        "DescribeServices",
+        &[
+            "AccessDeniedException",
+            "ServerException",
+            "InvalidParameterException",
+            "ClientException",
+            "ClusterNotFoundException",
+        ],
+    ),
+    (
+        "ListTasks",
+        &[
+            "AccessDeniedException",
+            "ServerException",
+            "InvalidParameterException",
+            "ClientException",
+            "ServiceNotFoundException",
+            "ClusterNotFoundException",
+        ],
+    ),
+    (
+        "DescribeTasks",
+        &[
+            "AccessDeniedException",
+            "ServerException",
+            "InvalidParameterException",
+            "ClientException",
+            "ClusterNotFoundException",
+        ],
+    ),
+    (
+        "StopTask",
+        &[
+            "AccessDeniedException",
+            "ServerException",
+            "InvalidParameterException",
+            "ClientException",
+            "ClusterNotFoundException",
+        ],
+    ),
+    (
+        "DescribeTaskDefinition",
+        &["AccessDeniedException", "ServerException", "InvalidParameterException", "ClientException"],
+    ),
+    (
+        "ListTaskDefinitions",
+        &["AccessDeniedException", "ServerException", "InvalidParameterException", "ClientException"],
+    ),
+    (
+        "TagResource",
+        &[
+            "AccessDeniedException",
+            "LimitExceededException",
+            "ResourceNotFoundException",
+            "ServerException",
+            "InvalidParameterException",
+            "ClientException",
+            "ClusterNotFoundException",
+        ],
+    ),
+    (
+        "UntagResource",
+        &[
+            "AccessDeniedException",
+            "ResourceNotFoundException",
+            "ServerException",
+            "InvalidParameterException",
+            "ClientException",
+            "ClusterNotFoundException",
+        ],
+    ),
+    (
+        "ListTagsForResource",
+        &[
+            "AccessDeniedException",
+            "ServerException",
+            "InvalidParameterException",
+            "ClientException",
+            "ClusterNotFoundException",
+        ],
+    ),
+];
+
+impl Operation {
+    /// The errors the model lists for this operation (see [`OPERATION_ERRORS`]).
+    pub fn errors(&self) -> &'static [&'static str] {
+        operation_errors(self.name())
+    }
+}
+
+/// The errors the model lists for the named operation (none for an unknown one).
+pub fn operation_errors(name: &str) -> &'static [&'static str] {
+    OPERATION_ERRORS.iter().find(|(op, _)| *op == name).map_or(&[], |(_, errors)| *errors)
+}
+
 impl crate::Validate for CreateExpressGatewayServiceRequest {
     fn validate_required(&self, errors: &mut Vec<String>) {
         self.validate("", errors)

@@ -2658,6 +2658,101 @@ impl Operation {
     }
 }
 
+/// The errors the model lists for each operation, by name on the wire (`__type` / `<Code>`). Errors every
+/// operation may return (authentication, throttling, validation, an unknown operation) are not listed.
+pub static OPERATION_ERRORS: &[(&str, &[&str])] = &[
+    ("DescribeLoadBalancers", &["LoadBalancerNotFound"]),
+    ("DescribeListeners", &["ListenerNotFound", "LoadBalancerNotFound", "UnsupportedProtocol"]),
+    ("DescribeRules", &["ListenerNotFound", "RuleNotFound", "UnsupportedProtocol"]),
+    (
+        "CreateRule",
+        &[
+            "PriorityInUse",
+            "TooManyTargetGroups",
+            "TooManyRules",
+            "TargetGroupAssociationLimit",
+            "IncompatibleProtocols",
+            "ListenerNotFound",
+            "TargetGroupNotFound",
+            "InvalidConfigurationRequest",
+            "TooManyRegistrationsForTargetId",
+            "TooManyTargets",
+            "UnsupportedProtocol",
+            "TooManyActions",
+            "InvalidLoadBalancerAction",
+            "TooManyUniqueTargetGroupsPerLoadBalancer",
+            "TooManyTags",
+        ],
+    ),
+    (
+        "ModifyRule",
+        &[
+            "TargetGroupAssociationLimit",
+            "IncompatibleProtocols",
+            "RuleNotFound",
+            "OperationNotPermitted",
+            "TooManyRegistrationsForTargetId",
+            "TooManyTargets",
+            "TargetGroupNotFound",
+            "UnsupportedProtocol",
+            "TooManyActions",
+            "InvalidLoadBalancerAction",
+            "TooManyUniqueTargetGroupsPerLoadBalancer",
+        ],
+    ),
+    ("DeleteRule", &["RuleNotFound", "OperationNotPermitted"]),
+    ("SetRulePriorities", &["RuleNotFound", "PriorityInUse", "OperationNotPermitted"]),
+    ("DescribeTargetGroups", &["LoadBalancerNotFound", "TargetGroupNotFound"]),
+    ("ModifyTargetGroup", &["TargetGroupNotFound", "InvalidConfigurationRequest"]),
+    ("DescribeTargetGroupAttributes", &["TargetGroupNotFound"]),
+    ("ModifyTargetGroupAttributes", &["TargetGroupNotFound", "InvalidConfigurationRequest"]),
+    ("DescribeLoadBalancerAttributes", &["LoadBalancerNotFound"]),
+    ("ModifyLoadBalancerAttributes", &["LoadBalancerNotFound", "InvalidConfigurationRequest"]),
+    ("DescribeTargetHealth", &["InvalidTarget", "TargetGroupNotFound", "HealthUnavailable"]),
+    ("RegisterTargets", &["TargetGroupNotFound", "TooManyTargets", "InvalidTarget", "TooManyRegistrationsForTargetId"]),
+    ("DeregisterTargets", &["TargetGroupNotFound", "InvalidTarget"]),
+    ("DescribeListenerCertificates", &["ListenerNotFound"]),
+    (
+        "DescribeTags",
+        &["LoadBalancerNotFound", "TargetGroupNotFound", "ListenerNotFound", "RuleNotFound", "TrustStoreNotFound"],
+    ),
+    (
+        "AddTags",
+        &[
+            "DuplicateTagKeys",
+            "TooManyTags",
+            "LoadBalancerNotFound",
+            "TargetGroupNotFound",
+            "ListenerNotFound",
+            "RuleNotFound",
+            "TrustStoreNotFound",
+        ],
+    ),
+    (
+        "RemoveTags",
+        &[
+            "LoadBalancerNotFound",
+            "TargetGroupNotFound",
+            "ListenerNotFound",
+            "RuleNotFound",
+            "TooManyTags",
+            "TrustStoreNotFound",
+        ],
+    ),
+];
+
+impl Operation {
+    /// The errors the model lists for this operation (see [`OPERATION_ERRORS`]).
+    pub fn errors(&self) -> &'static [&'static str] {
+        operation_errors(self.name())
+    }
+}
+
+/// The errors the model lists for the named operation (none for an unknown one).
+pub fn operation_errors(name: &str) -> &'static [&'static str] {
+    OPERATION_ERRORS.iter().find(|(op, _)| *op == name).map_or(&[], |(_, errors)| *errors)
+}
+
 impl crate::Validate for DescribeLoadBalancersInput {
     fn validate_required(&self, errors: &mut Vec<String>) {
         self.validate("", errors)

@@ -1579,6 +1579,108 @@ impl Operation {
     }
 }
 
+/// The errors the model lists for each operation, by name on the wire (`__type` / `<Code>`). Errors every
+/// operation may return (authentication, throttling, validation, an unknown operation) are not listed.
+pub static OPERATION_ERRORS: &[(&str, &[&str])] = &[
+    (
+        "CreateUser",
+        &[
+            "LimitExceeded",
+            "EntityAlreadyExists",
+            "NoSuchEntity",
+            "InvalidInput",
+            "ConcurrentModification",
+            "ServiceFailure",
+        ],
+    ),
+    ("GetUser", &["NoSuchEntity", "ServiceFailure"]),
+    ("ListUsers", &["ServiceFailure"]),
+    ("DeleteUser", &["LimitExceeded", "NoSuchEntity", "DeleteConflict", "ConcurrentModification", "ServiceFailure"]),
+    ("CreateAccessKey", &["NoSuchEntity", "LimitExceeded", "ServiceFailure"]),
+    ("ListAccessKeys", &["NoSuchEntity", "ServiceFailure"]),
+    ("DeleteAccessKey", &["NoSuchEntity", "LimitExceeded", "ServiceFailure"]),
+    (
+        "CreateRole",
+        &[
+            "LimitExceeded",
+            "InvalidInput",
+            "EntityAlreadyExists",
+            "MalformedPolicyDocument",
+            "ConcurrentModification",
+            "ServiceFailure",
+        ],
+    ),
+    ("GetRole", &["NoSuchEntity", "ServiceFailure"]),
+    ("ListRoles", &["ServiceFailure"]),
+    (
+        "DeleteRole",
+        &[
+            "NoSuchEntity",
+            "DeleteConflict",
+            "LimitExceeded",
+            "UnmodifiableEntity",
+            "ConcurrentModification",
+            "ServiceFailure",
+        ],
+    ),
+    (
+        "UpdateAssumeRolePolicy",
+        &["NoSuchEntity", "MalformedPolicyDocument", "LimitExceeded", "UnmodifiableEntity", "ServiceFailure"],
+    ),
+    (
+        "PutRolePolicy",
+        &["LimitExceeded", "MalformedPolicyDocument", "NoSuchEntity", "UnmodifiableEntity", "ServiceFailure"],
+    ),
+    ("GetRolePolicy", &["NoSuchEntity", "ServiceFailure"]),
+    ("ListRolePolicies", &["NoSuchEntity", "ServiceFailure"]),
+    ("DeleteRolePolicy", &["NoSuchEntity", "LimitExceeded", "UnmodifiableEntity", "ServiceFailure"]),
+    (
+        "CreatePolicy",
+        &[
+            "InvalidInput",
+            "LimitExceeded",
+            "EntityAlreadyExists",
+            "MalformedPolicyDocument",
+            "ConcurrentModification",
+            "ServiceFailure",
+        ],
+    ),
+    ("GetPolicy", &["NoSuchEntity", "InvalidInput", "ServiceFailure"]),
+    ("GetPolicyVersion", &["NoSuchEntity", "InvalidInput", "ServiceFailure"]),
+    ("ListPolicies", &["ServiceFailure"]),
+    ("DeletePolicy", &["NoSuchEntity", "LimitExceeded", "InvalidInput", "DeleteConflict", "ServiceFailure"]),
+    (
+        "AttachRolePolicy",
+        &[
+            "NoSuchEntity",
+            "LimitExceeded",
+            "InvalidInput",
+            "UnmodifiableEntity",
+            "PolicyNotAttachable",
+            "ServiceFailure",
+        ],
+    ),
+    ("DetachRolePolicy", &["NoSuchEntity", "LimitExceeded", "InvalidInput", "UnmodifiableEntity", "ServiceFailure"]),
+    ("ListAttachedRolePolicies", &["NoSuchEntity", "InvalidInput", "ServiceFailure"]),
+    ("AttachUserPolicy", &["NoSuchEntity", "LimitExceeded", "InvalidInput", "PolicyNotAttachable", "ServiceFailure"]),
+    ("DetachUserPolicy", &["NoSuchEntity", "LimitExceeded", "InvalidInput", "ServiceFailure"]),
+    ("PutUserPolicy", &["LimitExceeded", "MalformedPolicyDocument", "NoSuchEntity", "ServiceFailure"]),
+    ("TagRole", &["NoSuchEntity", "LimitExceeded", "InvalidInput", "ConcurrentModification", "ServiceFailure"]),
+    ("ListRoleTags", &["NoSuchEntity", "ServiceFailure"]),
+];
+
+impl Operation {
+    /// The errors the model lists for this operation (see [`OPERATION_ERRORS`]).
+    pub fn errors(&self) -> &'static [&'static str] {
+        operation_errors(self.name())
+    }
+}
+
+/// The errors the model lists for the named operation (none for an unknown one).
+pub fn operation_errors(name: &str) -> &'static [&'static str] {
+    OPERATION_ERRORS.iter().find(|(op, _)| *op == name).map_or(&[], |(_, errors)| *errors)
+}
+
 impl crate::Validate for CreateUserRequest {
     fn validate_required(&self, errors: &mut Vec<String>) {
         self.validate("", errors)

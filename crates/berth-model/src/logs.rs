@@ -955,6 +955,109 @@ impl Operation {
     }
 }
 
+/// The errors the model lists for each operation, by name on the wire (`__type` / `<Code>`). Errors every
+/// operation may return (authentication, throttling, validation, an unknown operation) are not listed.
+pub static OPERATION_ERRORS: &[(&str, &[&str])] = &[
+    (
+        "CreateLogGroup",
+        &[
+            "InvalidParameterException",
+            "ResourceAlreadyExistsException",
+            "LimitExceededException",
+            "OperationAbortedException",
+            "ServiceUnavailableException",
+        ],
+    ),
+    (
+        "DeleteLogGroup",
+        &[
+            "InvalidParameterException",
+            "ResourceNotFoundException",
+            "OperationAbortedException",
+            "ServiceUnavailableException",
+            "ValidationException",
+        ],
+    ),
+    ("DescribeLogGroups", &["InvalidParameterException", "ServiceUnavailableException"]),
+    (
+        "CreateLogStream",
+        &[
+            "InvalidParameterException",
+            "ResourceAlreadyExistsException",
+            "ResourceNotFoundException",
+            "ServiceUnavailableException",
+        ],
+    ),
+    (
+        "DeleteLogStream",
+        &[
+            "InvalidParameterException",
+            "ResourceNotFoundException",
+            "OperationAbortedException",
+            "ServiceUnavailableException",
+            "ValidationException",
+        ],
+    ),
+    ("DescribeLogStreams", &["InvalidParameterException", "ResourceNotFoundException", "ServiceUnavailableException"]),
+    (
+        "PutLogEvents",
+        &[
+            "InvalidParameterException",
+            "InvalidSequenceTokenException",
+            "DataAlreadyAcceptedException",
+            "ResourceNotFoundException",
+            "ServiceUnavailableException",
+            "UnrecognizedClientException",
+        ],
+    ),
+    ("GetLogEvents", &["InvalidParameterException", "ResourceNotFoundException", "ServiceUnavailableException"]),
+    ("FilterLogEvents", &["InvalidParameterException", "ResourceNotFoundException", "ServiceUnavailableException"]),
+    (
+        "PutRetentionPolicy",
+        &[
+            "InvalidParameterException",
+            "ResourceNotFoundException",
+            "OperationAbortedException",
+            "ServiceUnavailableException",
+        ],
+    ),
+    (
+        "DeleteRetentionPolicy",
+        &[
+            "InvalidParameterException",
+            "ResourceNotFoundException",
+            "OperationAbortedException",
+            "ServiceUnavailableException",
+        ],
+    ),
+    (
+        "TagResource",
+        &[
+            "InvalidParameterException",
+            "ResourceNotFoundException",
+            "ServiceUnavailableException",
+            "TooManyTagsException",
+        ],
+    ),
+    ("UntagResource", &["InvalidParameterException", "ResourceNotFoundException", "ServiceUnavailableException"]),
+    ("ListTagsForResource", &["InvalidParameterException", "ResourceNotFoundException", "ServiceUnavailableException"]),
+    ("TagLogGroup", &["ResourceNotFoundException", "InvalidParameterException"]),
+    ("UntagLogGroup", &["ResourceNotFoundException"]),
+    ("ListTagsLogGroup", &["ResourceNotFoundException", "ServiceUnavailableException"]),
+];
+
+impl Operation {
+    /// The errors the model lists for this operation (see [`OPERATION_ERRORS`]).
+    pub fn errors(&self) -> &'static [&'static str] {
+        operation_errors(self.name())
+    }
+}
+
+/// The errors the model lists for the named operation (none for an unknown one).
+pub fn operation_errors(name: &str) -> &'static [&'static str] {
+    OPERATION_ERRORS.iter().find(|(op, _)| *op == name).map_or(&[], |(_, errors)| *errors)
+}
+
 impl crate::Validate for CreateLogGroupRequest {
     fn validate_required(&self, errors: &mut Vec<String>) {
         self.validate("", errors)

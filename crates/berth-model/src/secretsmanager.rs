@@ -799,6 +799,97 @@ impl Operation {
     }
 }
 
+/// The errors the model lists for each operation, by name on the wire (`__type` / `<Code>`). Errors every
+/// operation may return (authentication, throttling, validation, an unknown operation) are not listed.
+pub static OPERATION_ERRORS: &[(&str, &[&str])] = &[
+    (
+        "CreateSecret",
+        &[
+            "InvalidParameterException",
+            "InvalidRequestException",
+            "LimitExceededException",
+            "EncryptionFailure",
+            "ResourceExistsException",
+            "ResourceNotFoundException",
+            "MalformedPolicyDocumentException",
+            "InternalServiceError",
+            "PreconditionNotMetException",
+            "DecryptionFailure",
+        ],
+    ),
+    (
+        "GetSecretValue",
+        &[
+            "ResourceNotFoundException",
+            "InvalidParameterException",
+            "InvalidRequestException",
+            "DecryptionFailure",
+            "InternalServiceError",
+        ],
+    ),
+    (
+        "PutSecretValue",
+        &[
+            "InvalidParameterException",
+            "InvalidRequestException",
+            "LimitExceededException",
+            "EncryptionFailure",
+            "ResourceExistsException",
+            "ResourceNotFoundException",
+            "InternalServiceError",
+            "DecryptionFailure",
+        ],
+    ),
+    ("DescribeSecret", &["ResourceNotFoundException", "InternalServiceError", "InvalidParameterException"]),
+    (
+        "ListSecrets",
+        &["InvalidParameterException", "InvalidRequestException", "InvalidNextTokenException", "InternalServiceError"],
+    ),
+    (
+        "UpdateSecret",
+        &[
+            "InvalidParameterException",
+            "InvalidRequestException",
+            "LimitExceededException",
+            "EncryptionFailure",
+            "ResourceExistsException",
+            "ResourceNotFoundException",
+            "MalformedPolicyDocumentException",
+            "InternalServiceError",
+            "PreconditionNotMetException",
+            "DecryptionFailure",
+        ],
+    ),
+    (
+        "DeleteSecret",
+        &["ResourceNotFoundException", "InvalidParameterException", "InvalidRequestException", "InternalServiceError"],
+    ),
+    (
+        "RestoreSecret",
+        &["ResourceNotFoundException", "InvalidParameterException", "InvalidRequestException", "InternalServiceError"],
+    ),
+    (
+        "TagResource",
+        &["ResourceNotFoundException", "InvalidRequestException", "InvalidParameterException", "InternalServiceError"],
+    ),
+    (
+        "UntagResource",
+        &["ResourceNotFoundException", "InvalidRequestException", "InvalidParameterException", "InternalServiceError"],
+    ),
+];
+
+impl Operation {
+    /// The errors the model lists for this operation (see [`OPERATION_ERRORS`]).
+    pub fn errors(&self) -> &'static [&'static str] {
+        operation_errors(self.name())
+    }
+}
+
+/// The errors the model lists for the named operation (none for an unknown one).
+pub fn operation_errors(name: &str) -> &'static [&'static str] {
+    OPERATION_ERRORS.iter().find(|(op, _)| *op == name).map_or(&[], |(_, errors)| *errors)
+}
+
 impl crate::Validate for CreateSecretRequest {
     fn validate_required(&self, errors: &mut Vec<String>) {
         self.validate("", errors)

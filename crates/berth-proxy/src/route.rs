@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use berth_routes::{Algorithm, ProtocolVersion, TargetStickiness};
+use berth_routes::{Algorithm, MinimumHealthy, ProtocolVersion, TargetHealth, TargetStickiness};
 use http::HeaderMap;
 use http::header::{COOKIE, HeaderValue, SET_COOKIE};
 use ring::hmac;
@@ -324,7 +324,11 @@ pub(crate) struct GroupRoute {
     pub target_sticky: Option<TargetSticky>,
     /// The group's place in its forward action: the `<n>` of `AWSALBAPP-<n>`.
     pub index: usize,
+    /// Below this many healthy targets the group fails open (`unhealthy_state_routing`).
+    pub unhealthy_routing: MinimumHealthy,
     next: AtomicU64,
+    /// Fail-open picks' own rotation (a request that fails open has already taken a ticket of `next`).
+    next_open: AtomicU64,
 }
 
 impl GroupRoute {
@@ -340,7 +344,9 @@ impl GroupRoute {
             slow_start_ms: 0,
             target_sticky: None,
             index: 0,
+            unhealthy_routing: MinimumHealthy::default(),
             next: AtomicU64::new(0),
+            next_open: AtomicU64::new(0),
         }
     }
 
@@ -350,6 +356,7 @@ impl GroupRoute {
         self.algorithm = group.algorithm;
         self.h2c = group.protocol_version == ProtocolVersion::Http2;
         self.slow_start_ms = u64::from(group.slow_start_secs) * 1000;
+        self.unhealthy_routing = group.unhealthy_routing;
         self.target_sticky = group.stickiness.clone().map(|mode| TargetSticky {
             mode,
             key: key.clone(),
@@ -370,10 +377,22 @@ impl GroupRoute {
     }
 
     /// The index of the next healthy target by the group's algorithm at `now` (slow start applies to round
-    /// robin only, as on ALB).
+    /// robin only, as on ALB). `None` when no target is healthy. When some are, but fewer than the group's
+    /// minimum ([`MinimumHealthy`]), the group fails open: every checked target may serve, healthy or not.
     pub fn pick_index(&self, now: Now) -> Option<usize> {
         let ticket = self.next.fetch_add(1, Ordering::Relaxed);
         let healthy = |i: usize| self.targets[i].is_healthy();
+        // With ALB's default requirement (one healthy target) only a group without healthy targets fails open,
+        // which [`ForwardRoute::pick`] handles; so the count is only taken when the requirement is raised.
+        if !self.unhealthy_routing.is_default() {
+            let count = self.targets.iter().filter(|t| t.is_healthy()).count();
+            if count == 0 {
+                return None;
+            }
+            if self.unhealthy_routing.breached(count, self.targets.len()) {
+                return self.pick_open(ticket);
+            }
+        }
         match self.algorithm {
             Algorithm::RoundRobin if self.slow_start_ms > 0 => {
                 let len = self.targets.len();
@@ -389,6 +408,24 @@ impl GroupRoute {
             Algorithm::RoundRobin => pick_round_robin(self.targets.len(), ticket, healthy),
             Algorithm::LeastOutstandingRequests => {
                 pick_least_outstanding(self.targets.len(), ticket, healthy, |i| self.targets[i].in_flight())
+            }
+        }
+    }
+
+    /// Fail open: the next target by the group's algorithm among every target whose health has been checked,
+    /// healthy or unhealthy (as ALB routes to all registered targets when too few are healthy). Targets still
+    /// in their initial checks and draining ones never get fail-open traffic. `None`: no such target (503).
+    pub fn pick_fail_open(&self) -> Option<usize> {
+        self.pick_open(self.next_open.fetch_add(1, Ordering::Relaxed))
+    }
+
+    fn pick_open(&self, ticket: u64) -> Option<usize> {
+        let checked =
+            |i: usize| matches!(self.targets[i].status().health, TargetHealth::Healthy | TargetHealth::Unhealthy);
+        match self.algorithm {
+            Algorithm::RoundRobin => pick_round_robin(self.targets.len(), ticket, checked),
+            Algorithm::LeastOutstandingRequests => {
+                pick_least_outstanding(self.targets.len(), ticket, checked, |i| self.targets[i].in_flight())
             }
         }
     }
@@ -493,7 +530,8 @@ impl ForwardRoute {
 
     /// A target group by weight, then a healthy target in it by its algorithm. When the chosen group has no
     /// healthy target, the next weighted group that has one serves instead (a canary without healthy
-    /// targets must not fail its share of requests). `None`: no healthy target anywhere (503).
+    /// targets must not fail its share of requests). When no weighted group has a healthy target, the chosen
+    /// group fails open (the next one with a checked target). `None`: no checked target anywhere (503).
     #[cfg(test)]
     pub fn choose(&self) -> Option<(&GroupRoute, &Arc<TargetRuntime>)> {
         let now = self.now();
@@ -509,9 +547,15 @@ impl ForwardRoute {
         let ticket = self.next.fetch_add(1, Ordering::Relaxed);
         let first = pick_weighted(&self.weights, ticket)?;
         let n = self.groups.len();
-        (0..n).find_map(|k| {
+        let healthy = (0..n).find_map(|k| {
             let (group, _) = &self.groups[(first + k) % n];
             group.pick_index(now).map(|i| (group, i))
+        });
+        healthy.or_else(|| {
+            (0..n).find_map(|k| {
+                let (group, _) = &self.groups[(first + k) % n];
+                group.pick_fail_open().map(|i| (group, i))
+            })
         })
     }
 
@@ -524,7 +568,9 @@ impl ForwardRoute {
 
     /// Routes a request by its cookies: the group its `AWSALBTG` cookie names while that has a healthy target
     /// (only when the action is sticky), else one by weight; within the group the target its stickiness
-    /// cookie pins while healthy, else one by the group's algorithm. `None`: no healthy target (503).
+    /// cookie pins while healthy, else one by the group's algorithm. When no group (of non-zero weight) has a
+    /// healthy target, ALB fails open: the same order of groups, any checked target of the first that has one.
+    /// `None`: no checked target at all (503: a group without registered targets, or only initial ones).
     pub fn pick(&self, headers: &HeaderMap) -> Option<Pick<'_>> {
         self.pick_at(headers, self.now())
     }
@@ -537,8 +583,8 @@ impl ForwardRoute {
         let ticket = self.next.fetch_add(1, Ordering::Relaxed);
         let first = pick_weighted(&self.weights, ticket)?;
         let n = self.groups.len();
-        let order = sticky_group.into_iter().chain((0..n).map(|k| (first + k) % n));
-        for g in order {
+        let order = || sticky_group.into_iter().chain((0..n).map(|k| (first + k) % n));
+        for g in order() {
             let group = &self.groups[g].0;
             let (index, pinned_until) = match group.pinned(headers, now) {
                 Some((i, until)) => (i, Some(until)),
@@ -556,7 +602,18 @@ impl ForwardRoute {
                 now,
             });
         }
-        None
+        order().find_map(|g| {
+            let group = &self.groups[g].0;
+            let index = group.pick_fail_open()?;
+            Some(Pick {
+                group,
+                target: &group.targets[index],
+                index,
+                group_cookie: self.stickiness,
+                pinned_until: None,
+                now,
+            })
+        })
     }
 }
 
@@ -709,6 +766,74 @@ mod tests {
         for groups in [&[][..], &[("a", 1, &[S::INITIAL][..])][..], &[("a", 0, &[S::HEALTHY][..])][..]] {
             assert!(host(groups).choose().is_none(), "{groups:?} must have no target");
         }
+    }
+
+    #[test]
+    fn fail_open_table() {
+        use Status as S;
+        let bad = S { health: TargetHealth::Unhealthy, reason: None };
+        let default = MinimumHealthy::default();
+        let count2 = MinimumHealthy { count: 2, percentage: None };
+        let half = MinimumHealthy { count: 1, percentage: Some(50) };
+        // (groups, minimum healthy, requests, expected count per target id)
+        type Case<'a> = (&'a [(&'a str, u32, &'a [Status])], MinimumHealthy, u64, &'a [(&'a str, u64)]);
+        let cases: &[Case<'_>] = &[
+            // Every target unhealthy: ALB routes to all of them.
+            (&[("a", 1, &[bad, bad])], default, 100, &[("a-0", 50), ("a-1", 50)]),
+            // Targets still in their initial checks, and draining ones, get no fail-open traffic.
+            (&[("a", 1, &[S::INITIAL, bad, S::DRAINING])], default, 10, &[("a-1", 10)]),
+            // A weight-0 group (the idle group of a deployment) never serves, healthy or not.
+            (&[("idle", 0, &[S::HEALTHY]), ("live", 100, &[bad])], default, 10, &[("live-0", 10)]),
+            (&[("idle", 0, &[bad]), ("live", 100, &[bad, bad])], default, 10, &[("live-0", 5), ("live-1", 5)]),
+            // A healthy group anywhere in the action is preferred over failing open.
+            (&[("stable", 95, &[S::HEALTHY]), ("canary", 5, &[bad])], default, 100, &[("stable-0", 100)]),
+            // Raised requirements: below them the group routes to all its checked targets.
+            (&[("a", 1, &[S::HEALTHY, bad, bad])], default, 30, &[("a-0", 30)]),
+            (&[("a", 1, &[S::HEALTHY, bad, bad])], count2, 30, &[("a-0", 10), ("a-1", 10), ("a-2", 10)]),
+            (&[("a", 1, &[S::HEALTHY, S::HEALTHY, bad])], count2, 30, &[("a-0", 15), ("a-1", 15)]),
+            (&[("a", 1, &[S::HEALTHY, bad, bad])], half, 30, &[("a-0", 10), ("a-1", 10), ("a-2", 10)]),
+            (&[("a", 1, &[S::HEALTHY, S::HEALTHY, bad])], half, 30, &[("a-0", 15), ("a-1", 15)]),
+        ];
+        for (groups, minimum, n, want) in cases {
+            let h = host_with(groups, *minimum);
+            let mut counts = std::collections::HashMap::<String, u64>::new();
+            for _ in 0..*n {
+                let (g, t) = h.choose().expect("a target");
+                assert_eq!(&*g.id, t.key.group);
+                *counts.entry(t.key.target.clone()).or_default() += 1;
+            }
+            let want: std::collections::HashMap<String, u64> = want.iter().map(|(k, v)| ((*k).into(), *v)).collect();
+            assert_eq!(counts, want, "{groups:?} with {minimum:?}");
+            // The request path (cookies, stickiness) decides alike.
+            let none = HeaderMap::new();
+            let picked = h.pick_at(&none, T0).expect("a target");
+            assert!(want.contains_key(&picked.target.key.target), "{groups:?}: {}", picked.target.key.target);
+        }
+        // No registered target, only initial ones, or only a weight-0 group: 503.
+        let nothing: &[&[(&str, u32, &[Status])]] =
+            &[&[("a", 1, &[])], &[("a", 1, &[S::INITIAL, S::DRAINING])], &[("a", 0, &[bad]), ("b", 1, &[])]];
+        for groups in nothing {
+            let h = host_with(groups, default);
+            assert!(h.choose().is_none(), "{groups:?} must have no target");
+            assert!(h.pick_at(&HeaderMap::new(), T0).is_none(), "{groups:?} must have no target");
+        }
+    }
+
+    fn host_with(groups: &[(&str, u32, &[Status])], minimum: MinimumHealthy) -> ForwardRoute {
+        let groups = groups
+            .iter()
+            .map(|(id, weight, targets)| {
+                let targets =
+                    targets.iter().enumerate().map(|(i, s)| test_target(id, &format!("{id}-{i}"), *s)).collect();
+                let mut g = GroupRoute::new(*id, targets);
+                g.configure(
+                    &berth_routes::TargetGroup { id: (*id).into(), unhealthy_routing: minimum, ..Default::default() },
+                    &Arc::new(StickyKey::new("k")),
+                );
+                (g, *weight)
+            })
+            .collect();
+        ForwardRoute::new(groups, None)
     }
 
     #[test]

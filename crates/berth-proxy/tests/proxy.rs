@@ -568,13 +568,24 @@ async fn weights_round_robin_and_health_transitions() {
     }
     assert_eq!(b1.hits.load(Ordering::SeqCst), before, "an unhealthy target gets no request");
 
-    // Every target of the host failing: 503.
+    // Every target of the host failing: ALB fails open and routes to all of them, the weight-0 group's aside.
     for backend in [&a, &b2] {
         backend.ping.store(500, Ordering::SeqCst);
     }
-    server.wait_report("all unhealthy", |r| ["a", "b1", "b2"].iter().all(|t| !healthy(r, t))).await;
-    let (status, _, _) = s.get(HOST, "/").await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    server
+        .wait_report("all unhealthy", |r| {
+            ["a", "b1", "b2"].iter().all(|t| health_of(r, t).is_some_and(|h| h.0 == TargetHealth::Unhealthy))
+        })
+        .await;
+    let mut open = HashMap::<String, u32>::new();
+    for _ in 0..40 {
+        let (status, _, body) = s.get(HOST, "/").await;
+        assert_eq!(status, StatusCode::OK);
+        *open.entry(body).or_default() += 1;
+    }
+    let mut served: Vec<&str> = open.keys().map(String::as_str).collect();
+    served.sort_unstable();
+    assert_eq!(served, ["a", "b1", "b2"], "fail-open traffic: {open:?}");
     // And back: healthy again after 2 successes.
     a.ping.store(200, Ordering::SeqCst);
     server.wait_report("a healthy again", |r| healthy(r, "a")).await;

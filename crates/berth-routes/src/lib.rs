@@ -273,10 +273,44 @@ pub struct TargetGroup {
     /// Target stickiness (`stickiness.*` attributes), when enabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stickiness: Option<TargetStickiness>,
+    /// `target_group_health.unhealthy_state_routing.minimum_healthy_targets.*`: below this many healthy targets
+    /// the group fails open (routes to all its checked targets, healthy or not), as ALB does.
+    #[serde(default, skip_serializing_if = "MinimumHealthy::is_default")]
+    pub unhealthy_routing: MinimumHealthy,
 }
 
 fn is_zero(v: &u32) -> bool {
     *v == 0
+}
+
+/// A target group's healthy-state requirement (ALB's `minimum_healthy_targets.count` / `.percentage`): it is
+/// breached when fewer than `count` targets are healthy, or (when set) fewer than `percentage` percent of its
+/// registered targets. ALB's default is one target and no percentage, so a group fails open only when no target
+/// is healthy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MinimumHealthy {
+    /// 1 and up.
+    pub count: u32,
+    /// 1..=100; `None`: off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percentage: Option<u8>,
+}
+
+impl Default for MinimumHealthy {
+    fn default() -> Self {
+        MinimumHealthy { count: 1, percentage: None }
+    }
+}
+
+impl MinimumHealthy {
+    pub fn is_default(&self) -> bool {
+        *self == MinimumHealthy::default()
+    }
+
+    /// Whether `healthy` of `total` registered targets fall below the requirement.
+    pub fn breached(&self, healthy: usize, total: usize) -> bool {
+        healthy < self.count as usize || self.percentage.is_some_and(|p| healthy * 100 < usize::from(p) * total)
+    }
 }
 
 /// Target-group stickiness: requests carrying the load balancer's cookie stay on the target that issued it
@@ -414,6 +448,7 @@ mod tests {
                 }],
                 slow_start_secs: 30,
                 stickiness: Some(TargetStickiness::AppCookie { cookie_name: "SESSION".into(), duration_secs: 60 }),
+                unhealthy_routing: MinimumHealthy { count: 2, percentage: Some(50) },
                 ..TargetGroup::default()
             }],
             rules: vec![Rule {
@@ -471,6 +506,11 @@ mod tests {
         assert_eq!(t.target_groups[0].algorithm, Algorithm::RoundRobin);
         assert_eq!(t.target_groups[0].protocol_version, ProtocolVersion::Http1);
         assert_eq!((t.target_groups[0].slow_start_secs, &t.target_groups[0].stickiness), (0, &None));
+        assert_eq!(
+            t.target_groups[0].unhealthy_routing,
+            MinimumHealthy { count: 1, percentage: None },
+            "ALB's default"
+        );
         assert!(t.stickiness_key.is_empty());
 
         let rule = r#"{"arn":"r","priority":5,"conditions":[
@@ -505,5 +545,25 @@ mod tests {
         )
         .expect("tg");
         assert_eq!((tg.algorithm, tg.protocol_version), (Algorithm::LeastOutstandingRequests, ProtocolVersion::Http2));
+    }
+
+    #[test]
+    fn minimum_healthy_is_breached_below_either_threshold() {
+        // (count, percentage, healthy, total, breached)
+        let cases = [
+            (1, None, 0, 3, true),
+            (1, None, 1, 3, false),
+            (2, None, 1, 3, true),
+            (2, None, 2, 3, false),
+            (1, Some(50), 1, 3, true),
+            (1, Some(50), 2, 4, false),
+            (1, Some(100), 3, 3, false),
+            (1, Some(100), 2, 3, true),
+            (1, None, 0, 0, true),
+        ];
+        for (count, percentage, healthy, total, want) in cases {
+            let m = MinimumHealthy { count, percentage };
+            assert_eq!(m.breached(healthy, total), want, "{m:?} with {healthy}/{total} healthy");
+        }
     }
 }

@@ -45,9 +45,69 @@ pub const CONTAINER_PREFIX: &str = "berth-task-";
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 /// A cap on the stop grace period (ECS itself allows at most 120 s).
 const MAX_STOP_TIMEOUT: Duration = Duration::from_secs(600);
+/// How a call is retried while the daemon cannot be reached (dockerd restarting; with live-restore the containers
+/// run on meanwhile): pauses from 0.1 s doubling to 1 s, for about 10 s in all, then the caller gets
+/// [`DriverError::Unavailable`].
+const RETRY: Retry =
+    Retry { first: Duration::from_millis(100), max: Duration::from_secs(1), total: Duration::from_secs(10) };
 /// Per-container json-file log rotation.
 const LOG_MAX_SIZE: &str = "10m";
 const LOG_MAX_FILE: &str = "3";
+
+/// A bounded backoff for calls that are safe to repeat (every [`Driver`] call of this driver is idempotent).
+#[derive(Debug, Clone, Copy)]
+struct Retry {
+    first: Duration,
+    max: Duration,
+    total: Duration,
+}
+
+impl Retry {
+    /// Calls `call` until it answers anything but [`DriverError::Unavailable`] or the time is up.
+    async fn run<T, F, Fut>(self, mut call: F) -> Result<T, DriverError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, DriverError>>,
+    {
+        let deadline = tokio::time::Instant::now() + self.total;
+        let mut pause = self.first;
+        loop {
+            match call().await {
+                Err(DriverError::Unavailable(_)) if tokio::time::Instant::now() + pause < deadline => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(self.max);
+                }
+                answer => return answer,
+            }
+        }
+    }
+}
+
+/// What the daemon says about surviving its own restart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DaemonSettings {
+    /// `live-restore`: containers keep running while dockerd is stopped or restarted.
+    pub live_restore: bool,
+    /// The daemon is a swarm node (Docker refuses live-restore there).
+    pub swarm: bool,
+}
+
+impl DaemonSettings {
+    /// The warning a server logs once at start when a restart of this daemon would stop every task, or `None`.
+    pub fn warning(&self) -> Option<String> {
+        if self.live_restore {
+            return None;
+        }
+        let why = if self.swarm {
+            "the daemon is a swarm node and Docker refuses live-restore in swarm mode"
+        } else {
+            "turn it on with scripts/ensure-docker.sh or \"live-restore\": true in /etc/docker/daemon.json (then reload dockerd: SIGHUP)"
+        };
+        Some(format!(
+            "the Docker daemon runs without live-restore: restarting or upgrading dockerd stops every task and berth replaces them (requests fail meanwhile); {why}"
+        ))
+    }
+}
 
 /// The container name of a task.
 pub fn container_name(task_id: &str) -> String {
@@ -86,6 +146,15 @@ impl DockerDriver {
     /// Where task containers' DNS queries are forwarded to.
     fn dns_upstreams(&self) -> Vec<IpAddr> {
         if self.dns.is_empty() { dns::read_host_upstreams() } else { self.dns.clone() }
+    }
+
+    /// Whether the daemon keeps containers running across its own restart (`docker info`).
+    pub async fn daemon_settings(&self) -> Result<DaemonSettings, DriverError> {
+        let info = self.docker.info().await.map_err(|e| other(e, DriverError::Unavailable))?;
+        let swarm = info.swarm.and_then(|s| s.local_node_state).is_some_and(|s| {
+            matches!(s, bollard::models::LocalNodeState::ACTIVE | bollard::models::LocalNodeState::PENDING)
+        });
+        Ok(DaemonSettings { live_restore: info.live_restore_enabled == Some(true), swarm })
     }
 
     /// The Engine API version in use after negotiation, e.g. `1.41`.
@@ -324,6 +393,15 @@ impl DockerDriver {
     }
 }
 
+/// Whether the container runs (or may: the daemon does not answer), once its log stream has ended.
+async fn still_runs(docker: &Docker, name: &str) -> bool {
+    match docker.inspect_container(name, None::<InspectContainerOptions>).await {
+        Ok(c) => matches!(observed_state(&c).0, ObservedState::Running),
+        Err(e) if is_status(&e, 404) => false,
+        Err(_) => true,
+    }
+}
+
 /// The state and start time an inspected container reports.
 fn observed_state(c: &ContainerInspectResponse) -> (ObservedState, Option<SystemTime>) {
     let Some(st) = c.state.as_ref() else { return (ObservedState::Created, None) };
@@ -410,7 +488,7 @@ impl Driver for DockerDriver {
     }
 
     async fn network_info(&self, network: &str) -> Result<Option<berth_runtime::firewall::NetworkInfo>, DriverError> {
-        Ok(self.network_details(network).await?.map(|(info, _)| info))
+        RETRY.run(|| async { Ok(self.network_details(network).await?.map(|(info, _)| info)) }).await
     }
 
     async fn sync_firewall(
@@ -440,16 +518,56 @@ impl Driver for DockerDriver {
 
     async fn ensure_network(&self, network: &str) -> Result<(), DriverError> {
         let _guard = self.network_lock.lock().await;
-        self.ensure_network_inner(network).await
+        RETRY.run(|| self.ensure_network_inner(network)).await
     }
 
+    /// Runs the task's container, or returns the address of the one already running under its id (see
+    /// `run_once`); retried while the daemon is unreachable.
+    async fn run_task(&self, spec: &TaskSpec) -> Result<StartedTask, DriverError> {
+        RETRY.run(|| self.run_once(spec)).await
+    }
+
+    async fn stop_task(&self, task_id: &str, timeout: Duration) -> Result<(), DriverError> {
+        RETRY.run(|| self.halt(task_id, timeout)).await?;
+        let name = container_name(task_id);
+        RETRY.run(|| self.force_remove(&name)).await
+    }
+
+    async fn halt_task(&self, task_id: &str, timeout: Duration) -> Result<(), DriverError> {
+        RETRY.run(|| self.halt(task_id, timeout)).await
+    }
+
+    /// Follows the container's log (see `follow_once`); starting to follow is retried while the daemon is
+    /// unreachable, and a stream the Engine closes while the container runs (dockerd stopping) ends with
+    /// [`DriverError::Unavailable`], for the caller to follow again from its last line.
+    async fn follow_output(&self, task_id: &str, since_ns: Option<i64>) -> Result<OutputFollower, DriverError> {
+        RETRY.run(|| self.follow_once(task_id, since_ns)).await
+    }
+
+    async fn remove_task(&self, task_id: &str) -> Result<(), DriverError> {
+        let name = container_name(task_id);
+        RETRY.run(|| self.force_remove(&name)).await
+    }
+
+    async fn list_tasks(&self) -> Result<Vec<ObservedTask>, DriverError> {
+        RETRY.run(|| self.list_once()).await
+    }
+
+    async fn task_state(&self, task_id: &str) -> Result<Option<ObservedState>, DriverError> {
+        let name = container_name(task_id);
+        let inspect = RETRY.run(|| self.inspect_task(&name)).await?;
+        Ok(inspect.map(|c| observed_state(&c).0))
+    }
+}
+
+impl DockerDriver {
     /// Runs the task's container, or returns the address of the one already running under its id (an
     /// exited or never-started container of the same id is replaced).
     ///
     /// If the container starts but its process exits before it is inspected, the task still counts as
     /// started (the control plane sees the exit through `list_tasks`), and the address returned is the
     /// unspecified address `0.0.0.0`, since Docker has already released the real one.
-    async fn run_task(&self, spec: &TaskSpec) -> Result<StartedTask, DriverError> {
+    async fn run_once(&self, spec: &TaskSpec) -> Result<StartedTask, DriverError> {
         let name = container_name(&spec.task_id);
         if let Some(existing) = self.inspect_task(&name).await? {
             if let Some(started) = running_address(&existing, &spec.network) {
@@ -497,18 +615,9 @@ impl Driver for DockerDriver {
         Ok(StartedTask { ip, started_at })
     }
 
-    async fn stop_task(&self, task_id: &str, timeout: Duration) -> Result<(), DriverError> {
-        self.halt(task_id, timeout).await?;
-        self.force_remove(&container_name(task_id)).await
-    }
-
-    async fn halt_task(&self, task_id: &str, timeout: Duration) -> Result<(), DriverError> {
-        self.halt(task_id, timeout).await
-    }
-
     /// Follows the container's log (`docker logs --follow --timestamps --since`), reassembling Docker's frames
     /// into lines (`output.rs`); the Engine ends the stream once the container has stopped and its log is read.
-    async fn follow_output(&self, task_id: &str, since_ns: Option<i64>) -> Result<OutputFollower, DriverError> {
+    async fn follow_once(&self, task_id: &str, since_ns: Option<i64>) -> Result<OutputFollower, DriverError> {
         let name = container_name(task_id);
         if self.inspect_task(&name).await?.is_none() {
             return Err(DriverError::NotFound(task_id.to_string()));
@@ -544,6 +653,14 @@ impl Driver for DockerDriver {
                         return;
                     }
                     None => {
+                        // dockerd also ends every log stream when it stops (with live-restore the container runs
+                        // on): only a container that no longer runs has ended its output. A broken stream keeps
+                        // its unfinished line; the caller follows again from the last whole one.
+                        if still_runs(&docker, &name).await {
+                            let closed = format!("the Docker daemon closed the log stream of {name}, which still runs");
+                            let _ = tx.send(Err(DriverError::Unavailable(closed))).await;
+                            return;
+                        }
                         for line in assembler.finish().into_iter().filter(|l| l.timestamp_ns >= since) {
                             if tx.send(Ok(line)).await.is_err() {
                                 return;
@@ -562,11 +679,8 @@ impl Driver for DockerDriver {
         Ok(follower)
     }
 
-    async fn remove_task(&self, task_id: &str) -> Result<(), DriverError> {
-        self.force_remove(&container_name(task_id)).await
-    }
-
-    async fn list_tasks(&self) -> Result<Vec<ObservedTask>, DriverError> {
+    /// Every berth-managed task container, one attempt.
+    async fn list_once(&self) -> Result<Vec<ObservedTask>, DriverError> {
         let filters =
             HashMap::from([("label".to_string(), vec![format!("{}=true", labels::MANAGED), labels::TASK.to_string()])]);
         let options = ListContainersOptions { all: true, filters: Some(filters), ..Default::default() };
@@ -633,6 +747,52 @@ mod tests {
 
         let with_cmd = DockerDriver::create_body(&TaskSpec { command: vec!["/x".into()], ..spec });
         assert_eq!(with_cmd.cmd, Some(vec!["/x".to_string()]));
+    }
+
+    #[tokio::test]
+    async fn calls_are_retried_while_the_daemon_is_away_and_no_longer() {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        let retry =
+            Retry { first: Duration::from_millis(1), max: Duration::from_millis(4), total: Duration::from_secs(5) };
+        let calls = AtomicU32::new(0);
+        // Away for three calls, then back.
+        let answer = retry
+            .run(|| async {
+                let n = calls.fetch_add(1, Ordering::SeqCst);
+                if n < 3 { Err(DriverError::Unavailable("gone".into())) } else { Ok(n) }
+            })
+            .await;
+        assert_eq!(answer, Ok(3));
+        // Any other error is the answer at once.
+        calls.store(0, Ordering::SeqCst);
+        let answer: Result<(), _> = retry
+            .run(|| async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Err(DriverError::NotFound("t".into()))
+            })
+            .await;
+        assert_eq!((answer, calls.load(Ordering::SeqCst)), (Err(DriverError::NotFound("t".into())), 1));
+        // A daemon that stays away: the caller gets Unavailable once the time is up.
+        let short = Retry { total: Duration::from_millis(30), ..retry };
+        calls.store(0, Ordering::SeqCst);
+        let answer: Result<(), _> = short
+            .run(|| async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Err(DriverError::Unavailable("gone".into()))
+            })
+            .await;
+        assert_eq!(answer, Err(DriverError::Unavailable("gone".into())));
+        assert!(calls.load(Ordering::SeqCst) > 1, "retried before giving up");
+    }
+
+    #[test]
+    fn a_daemon_without_live_restore_is_warned_about() {
+        let warning = |live_restore, swarm| DaemonSettings { live_restore, swarm }.warning();
+        assert_eq!(warning(true, false), None);
+        let plain = warning(false, false).unwrap_or_default();
+        assert!(plain.contains("without live-restore") && plain.contains("scripts/ensure-docker.sh"), "{plain}");
+        let swarm = warning(false, true).unwrap_or_default();
+        assert!(swarm.contains("swarm mode") && !swarm.contains("ensure-docker"), "{swarm}");
     }
 
     #[test]

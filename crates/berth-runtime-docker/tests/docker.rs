@@ -371,6 +371,7 @@ async fn output_is_followed_until_the_halted_container_is_drained() {
     cleanup.containers.push(container_name(&id));
     let started = driver.run_task(&spec(&id, &network, "output")).await.unwrap_or_else(|e| panic!("run_task: {e}"));
     let mut follower = driver.follow_output(&id, None).await.unwrap_or_else(|e| panic!("follow_output: {e}"));
+    assert_eq!(driver.task_state(&id).await, Ok(Some(ObservedState::Running)));
     // The demo says where it listens, then one line per request, on stdout.
     let first = next(&mut follower).await;
     assert!(first.line.contains("listening on"), "{first:?}");
@@ -400,6 +401,7 @@ async fn output_is_followed_until_the_halted_container_is_drained() {
     }
     assert!(rest.iter().any(|l| l.contains("/ping?last")), "{rest:?}");
     assert!(matches!(find(&driver, &id).await.map(|t| t.state), Some(ObservedState::Exited { .. })));
+    assert!(matches!(driver.task_state(&id).await, Ok(Some(ObservedState::Exited { .. }))));
     // A halted container's output can still be read whole.
     let mut again = driver.follow_output(&id, None).await.unwrap_or_else(|e| panic!("follow halted: {e}"));
     let mut count = 0;
@@ -409,4 +411,5 @@ async fn output_is_followed_until_the_halted_container_is_drained() {
     assert!(count >= 3, "{count}");
     driver.remove_task(&id).await.unwrap_or_else(|e| panic!("remove_task: {e}"));
     assert!(matches!(driver.follow_output(&id, None).await, Err(berth_runtime::DriverError::NotFound(_))));
+    assert_eq!(driver.task_state(&id).await, Ok(None));
 }

@@ -144,6 +144,8 @@ pub enum DriverError {
     Start(String),
     #[error("task {0} not found")]
     NotFound(String),
+    /// The runtime cannot be reached (its daemon is stopped or restarting): nothing can be said about the tasks,
+    /// which may well run on. Never a sign that a task ended.
     #[error("container runtime unavailable: {0}")]
     Unavailable(String),
 }
@@ -170,10 +172,18 @@ pub trait Driver: Send + Sync + 'static {
     }
     /// Follows a task container's stdout and stderr from `since_ns` (inclusive, nanoseconds since the Unix epoch;
     /// `None`: from the start), in the order written, until the container has stopped and its output is drained.
-    /// Errors with [`DriverError::NotFound`] when the container does not exist.
+    /// Errors with [`DriverError::NotFound`] when the container does not exist. A follow the runtime breaks off
+    /// while the container runs (its daemon restarting) should end with an error; since some end it early
+    /// instead, callers take the end of a follow for the end of the output only when the container had already
+    /// stopped (see [`Driver::task_state`]) before that follow began.
     async fn follow_output(&self, task_id: &str, since_ns: Option<i64>) -> Result<OutputFollower, DriverError>;
-    /// Every berth-managed task container the runtime has, running or exited.
+    /// Every berth-managed task container the runtime has, running or exited. An error (e.g.
+    /// [`DriverError::Unavailable`]) says nothing about the tasks: never read it as an empty list.
     async fn list_tasks(&self) -> Result<Vec<ObservedTask>, DriverError>;
+    /// The state of one task's container, or `None` when it has none.
+    async fn task_state(&self, task_id: &str) -> Result<Option<ObservedState>, DriverError> {
+        Ok(self.list_tasks().await?.into_iter().find(|t| t.task_id == task_id).map(|t| t.state))
+    }
     /// The addresses of a task network, or `None` when it does not exist (yet).
     async fn network_info(&self, _network: &str) -> Result<Option<firewall::NetworkInfo>, DriverError> {
         Ok(None)

@@ -1,5 +1,6 @@
 //! An in-memory [`Driver`] for tests: tasks "run" instantly, get addresses from 10.99.0.0/16, can be
-//! made to fail or exit on demand, and write the output lines a test gives them.
+//! made to fail or exit on demand, and write the output lines a test gives them. Its "daemon" can be stopped
+//! and started again ([`MemoryDriver::stop_daemon`]): tasks run on, as under Docker's live-restore.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
@@ -34,6 +35,10 @@ struct Inner {
     halts: usize,
     /// Followers deliver nothing while set (a slow reader, for drain tests).
     output_held: bool,
+    /// The "daemon" is stopped: every call fails with [`DriverError::Unavailable`] and followers end.
+    daemon_stopped: bool,
+    /// Bumped by every stop of the daemon: a follower started before a stop ends.
+    daemon_epoch: u64,
 }
 
 fn lock(inner: &Mutex<Inner>) -> std::sync::MutexGuard<'_, Inner> {
@@ -85,6 +90,31 @@ impl MemoryDriver {
     pub fn release_output(&self) {
         self.lock().output_held = false;
         self.changed.notify_waiters();
+    }
+
+    /// Stops the "daemon", as dockerd with live-restore: containers run on (and their output is kept), every call
+    /// fails with [`DriverError::Unavailable`], and running followers end early, as the Engine closes its log
+    /// streams when it stops (without an error: the harder case for a follower).
+    pub fn stop_daemon(&self) {
+        {
+            let mut inner = self.lock();
+            inner.daemon_stopped = true;
+            inner.daemon_epoch += 1;
+        }
+        self.changed.notify_waiters();
+    }
+
+    /// Starts the "daemon" again: calls answer.
+    pub fn start_daemon(&self) {
+        self.lock().daemon_stopped = false;
+    }
+
+    /// Fails with [`DriverError::Unavailable`] while the daemon is stopped.
+    fn available(&self) -> Result<(), DriverError> {
+        if self.lock().daemon_stopped {
+            return Err(DriverError::Unavailable("the memory daemon is stopped".into()));
+        }
+        Ok(())
     }
 
     /// How many times `follow_output` was called.
@@ -156,11 +186,13 @@ impl Driver for MemoryDriver {
     }
 
     async fn ensure_network(&self, network: &str) -> Result<(), DriverError> {
+        self.available()?;
         self.lock().networks.insert(network.to_string());
         Ok(())
     }
 
     async fn run_task(&self, spec: &TaskSpec) -> Result<StartedTask, DriverError> {
+        self.available()?;
         let mut inner = self.lock();
         if inner.missing_images.contains(&spec.image) {
             return Err(DriverError::ImagePull { image: spec.image.clone(), message: "not found".into() });
@@ -198,11 +230,13 @@ impl Driver for MemoryDriver {
     }
 
     async fn stop_task(&self, task_id: &str, _timeout: Duration) -> Result<(), DriverError> {
+        self.available()?;
         self.forget(task_id);
         Ok(())
     }
 
     async fn halt_task(&self, task_id: &str, _timeout: Duration) -> Result<(), DriverError> {
+        self.available()?;
         {
             let mut inner = self.lock();
             inner.halts += 1;
@@ -218,11 +252,13 @@ impl Driver for MemoryDriver {
     }
 
     async fn remove_task(&self, task_id: &str) -> Result<(), DriverError> {
+        self.available()?;
         self.forget(task_id);
         Ok(())
     }
 
     async fn follow_output(&self, task_id: &str, since_ns: Option<i64>) -> Result<OutputFollower, DriverError> {
+        self.available()?;
         {
             let mut inner = self.lock();
             if !inner.tasks.contains_key(task_id) {
@@ -233,12 +269,16 @@ impl Driver for MemoryDriver {
         let (tx, follower) = OutputFollower::channel(256);
         let (inner, changed, id) = (Arc::clone(&self.inner), Arc::clone(&self.changed), task_id.to_string());
         let since = since_ns.unwrap_or(i64::MIN);
+        let epoch = self.lock().daemon_epoch;
         tokio::spawn(async move {
             let mut next = 0;
             loop {
                 let notified = changed.notified();
                 tokio::pin!(notified);
                 notified.as_mut().enable();
+                if lock(&inner).daemon_epoch != epoch {
+                    return;
+                }
                 if lock(&inner).output_held {
                     notified.await;
                     continue;
@@ -267,10 +307,12 @@ impl Driver for MemoryDriver {
     }
 
     async fn list_tasks(&self) -> Result<Vec<ObservedTask>, DriverError> {
+        self.available()?;
         Ok(self.lock().tasks.values().cloned().collect())
     }
 
     async fn network_info(&self, network: &str) -> Result<Option<crate::firewall::NetworkInfo>, DriverError> {
+        self.available()?;
         Ok(self.lock().networks.contains(network).then(|| crate::firewall::NetworkInfo {
             subnet: berth_core::cidr::Cidr::new(IpAddr::V4(Ipv4Addr::new(10, 99, 0, 0)), 16),
             gateway: Some(IpAddr::V4(Ipv4Addr::new(10, 99, 0, 1))),
@@ -282,6 +324,7 @@ impl Driver for MemoryDriver {
         &self,
         policy: &crate::firewall::FirewallPolicy,
     ) -> Result<crate::firewall::FirewallReport, DriverError> {
+        self.available()?;
         let mut inner = self.lock();
         let changed = inner.firewall.as_ref() != Some(policy);
         inner.firewall = Some(policy.clone());

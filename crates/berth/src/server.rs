@@ -33,6 +33,12 @@ pub async fn run(config: Config) -> Result<()> {
         })?
         .with_dns(config.runtime.dns_servers.clone());
     tracing::info!(api_version = %driver.api_version(), "connected to Docker Engine");
+    // Once per start: without live-restore a restart of dockerd stops every task (berth replaces them).
+    match driver.daemon_settings().await.map(|s| s.warning()) {
+        Ok(Some(warning)) => tracing::warn!("{warning}"),
+        Ok(None) => tracing::info!("Docker's live-restore is on: tasks run on while dockerd restarts"),
+        Err(e) => tracing::warn!(error = %e, "cannot read the Docker daemon's settings (live-restore)"),
+    }
     // Tasks reach berth on a link-local address: credentials for their task role, and the API.
     let te = &config.task_endpoint;
     let task_listeners = if te.enabled {

@@ -71,9 +71,17 @@ fn dependency_rules_hold() {
         let inner: Vec<&String> = deps[k].iter().filter(|d| d.starts_with("berth")).collect();
         rule(inner.is_empty(), format!("{k} depends on {inner:?}: it must depend on no berth crate"));
     }
-    for k in ["berth-store", "berth-runtime", "berth-model", "berth-certs", "berth-iam", "berth-vault"] {
+    for k in
+        ["berth-store", "berth-runtime", "berth-model", "berth-certs", "berth-iam", "berth-vault", "berth-telemetry"]
+    {
         let inner: Vec<&String> = deps[k].iter().filter(|d| d.starts_with("berth") && *d != "berth-core").collect();
         rule(inner.is_empty(), format!("{k} depends on {inner:?}: only berth-core is allowed"));
+    }
+    for forbidden in ["tokio", "rusqlite", "hyper", "bollard"] {
+        rule(
+            !on("berth-telemetry", forbidden),
+            format!("berth-telemetry depends on {forbidden}: it is pure (no I/O, no clock, no store)"),
+        );
     }
     if let Some(demo) = deps.get("berth-demo") {
         rule(demo.is_empty(), format!("berth-demo has dependencies {demo:?}: it must build from std alone"));

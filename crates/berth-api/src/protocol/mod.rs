@@ -4,11 +4,17 @@
 //! - AWS JSON 1.1 (ECS, Secrets Manager, SSM, CloudWatch Logs): `X-Amz-Target: Prefix.Operation`, JSON bodies.
 //! - Query (ELBv2, IAM, STS): form-encoded `Action=...&Version=...` parameters, XML responses.
 //! - EC2: Query's requests with EC2's parameter names, XML responses in EC2's envelope.
+//! - Smithy RPC v2 CBOR (`smithy-protocol: rpc-v2-cbor`, the Go and Java SDKs' choice for CloudWatch): no service
+//!   is served over it yet, but its requests are answered in it.
+//!
+//! A request for a service berth does not serve is answered in the protocol it spoke (a CBOR error for RPC v2
+//! CBOR, an XML error for a form-encoded Query request), so the client can read the error.
 //!
 //! The protocol is detected from the headers (and, for unsigned form requests, the `Version` parameter)
 //! before the request is authenticated, so that even authentication errors come back in the caller's
 //! protocol. Query and EC2 requests are then routed by the SigV4 scope's service plus `Action`.
 
+pub(crate) mod cbor;
 pub(crate) mod json;
 pub(crate) mod query;
 pub(crate) mod xml;
@@ -101,13 +107,19 @@ pub(crate) enum Protocol {
     Query(Option<Service>),
     /// EC2: Query with EC2's parameter names and response envelope.
     Ec2,
+    /// Smithy RPC v2 CBOR: `POST /service/<Service>/operation/<Op>`, `smithy-protocol: rpc-v2-cbor`.
+    Cbor,
 }
 
 impl Protocol {
-    /// Guesses the protocol from the request alone (it is not authenticated yet): an `X-Amz-Target` header
-    /// means JSON; otherwise the service in the claimed credential scope decides; an unsigned form request
-    /// is Query, or EC2 if its `Version` is EC2's.
+    /// Guesses the protocol from the request alone (it is not authenticated yet): a `smithy-protocol:
+    /// rpc-v2-cbor` header means RPC v2 CBOR, an `X-Amz-Target` header JSON; otherwise the service in the
+    /// claimed credential scope decides (a service berth does not serve: Query for a form request, else JSON);
+    /// an unsigned form request is Query, or EC2 if its `Version` is EC2's.
     pub(crate) fn detect(parts: &http::request::Parts, body: &[u8]) -> Protocol {
+        if cbor::is_rpc_v2_cbor(parts) {
+            return Protocol::Cbor;
+        }
         if parts.headers.contains_key("x-amz-target") {
             return Protocol::Json;
         }
@@ -115,6 +127,7 @@ impl Protocol {
             return match Service::query_service(&scope_service) {
                 Some(Service::Ec2) => Protocol::Ec2,
                 Some(service) => Protocol::Query(Some(service)),
+                None if query::looks_like_query(parts) => Protocol::Query(None),
                 None => Protocol::Json,
             };
         }
@@ -131,7 +144,7 @@ impl Protocol {
     /// The protocol's spelling of an authentication failure.
     pub(crate) fn auth_error(self, e: &AuthError) -> AwsError {
         match self {
-            Protocol::Json => json::auth_error(e),
+            Protocol::Json | Protocol::Cbor => json::auth_error(e),
             Protocol::Query(_) => query::auth_error(query::Flavor::Query, e),
             Protocol::Ec2 => query::auth_error(query::Flavor::Ec2, e),
         }
@@ -147,6 +160,7 @@ impl Protocol {
     ) -> Result<Route, AwsError> {
         match self {
             Protocol::Json => json::route(parts),
+            Protocol::Cbor => cbor::route(parts),
             Protocol::Query(_) => query::route(query::Flavor::Query, parts, body, scope_service),
             Protocol::Ec2 => query::route(query::Flavor::Ec2, parts, body, scope_service),
         }
@@ -157,6 +171,10 @@ impl Protocol {
         match self {
             Protocol::Json => json::decode(route, body),
             Protocol::Query(_) | Protocol::Ec2 => query::decode(route, parts, body),
+            Protocol::Cbor => Err(AwsError::new(
+                berth_core::ErrorCode::UnknownOperation,
+                format!("{} is not served over RPC v2 CBOR", route.service.signing_name()),
+            )),
         }
     }
 
@@ -176,6 +194,7 @@ impl Protocol {
     pub(crate) fn encode_error(self, error: &AwsError, request_id: &str) -> http::Response<Bytes> {
         match self {
             Protocol::Json => json::encode_error(error, request_id),
+            Protocol::Cbor => cbor::encode_error(error, request_id),
             Protocol::Query(service) => {
                 query::encode_error(query::Flavor::Query, service.and_then(Service::xml_namespace), error, request_id)
             }
@@ -226,6 +245,19 @@ mod tests {
         let cases: Vec<(http::request::Parts, &[u8], Protocol)> = vec![
             (parts("POST", "/", &[("x-amz-target", "X.Y"), ("authorization", &auth("iam"))]), b"", Protocol::Json),
             (parts("POST", "/", &[("authorization", &auth("ecs"))]), b"", Protocol::Json),
+            // Services berth does not serve: answered in the protocol the client spoke.
+            (
+                parts(
+                    "POST",
+                    "/service/GraniteServiceVersion20100801/operation/GetMetricData",
+                    &[("authorization", &auth("monitoring")), ("smithy-protocol", "rpc-v2-cbor")],
+                ),
+                b"",
+                Protocol::Cbor,
+            ),
+            (parts("POST", "/", &[("authorization", &auth("monitoring")), form]), b"", Protocol::Query(None)),
+            (parts("POST", "/", &[("authorization", &auth("monitoring"))]), b"", Protocol::Json),
+            (parts("POST", "/service/S/operation/O", &[("smithy-protocol", "rpc-v2-cbor")]), b"", Protocol::Cbor),
             (parts("POST", "/", &[("authorization", &auth("iam")), form]), b"", Protocol::Query(Some(Service::Iam))),
             (
                 parts("POST", "/", &[("authorization", &auth("elasticloadbalancing"))]),

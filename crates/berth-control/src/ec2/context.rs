@@ -9,7 +9,7 @@ use berth_iam::RequestContext;
 use berth_model::ec2::{Operation, ResourceType, Tag, TagSpecification};
 
 use super::{arn, groups};
-use crate::{Control, ControlError};
+use crate::{Control, ControlError, authz};
 
 /// One context per resource `ec2:<Op>` acts on (all must be allowed).
 pub(crate) fn ec2_requests(c: &Control, op: &Operation) -> Result<Vec<RequestContext>, ControlError> {
@@ -37,28 +37,23 @@ pub(crate) fn ec2_requests(c: &Control, op: &Operation) -> Result<Vec<RequestCon
                 Some(v) => v.to_string(),
                 None => super::network::default_vpc(tx)?,
             };
-            let tags: Vec<(String, String)> = specs
-                .iter()
-                .flatten()
-                .filter(|s| s.resource_type == Some(rt))
-                .flat_map(|s| s.tags.iter().flatten())
-                .map(|t| (t.key.clone().unwrap_or_default(), t.value.clone().unwrap_or_default()))
-                .collect();
-            let new = RequestContext::new(action.clone(), arn(c, kind, "*"))
-                .with_request_tags(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            let tags =
+                specs.iter().flatten().filter(|s| s.resource_type == Some(rt)).flat_map(|s| s.tags.iter().flatten());
+            let new = authz::with_request_tags(
+                RequestContext::new(action.clone(), arn(c, kind, "*")),
+                tags.map(|t| (&t.key, &t.value)),
+            );
             Ok::<_, ControlError>(vec![on("vpc", &vpc)?, new])
         };
         let tagged =
             |ids: &Option<Vec<String>>, tags: &Option<Vec<Tag>>| -> Result<Vec<RequestContext>, ControlError> {
-                let pairs: Vec<(String, String)> = tags
-                    .iter()
-                    .flatten()
-                    .map(|t| (t.key.clone().unwrap_or_default(), t.value.clone().unwrap_or_default()))
-                    .collect();
                 ids.iter()
                     .flatten()
                     .map(|id| {
-                        Ok(on(kind_of(id), id)?.with_request_tags(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
+                        Ok(authz::with_request_tags(
+                            on(kind_of(id), id)?,
+                            tags.iter().flatten().map(|t| (&t.key, &t.value)),
+                        ))
                     })
                     .collect()
             };

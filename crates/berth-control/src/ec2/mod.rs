@@ -23,9 +23,13 @@ use crate::{CallerIdentity, Control, ControlError, authz};
 impl Control {
     /// Handles one decoded EC2 operation for an authenticated caller.
     pub async fn handle_ec2(&self, caller: &CallerIdentity, op: Operation) -> Result<Output, AwsError> {
+        let name = op.name();
         if !authz::is_root(caller) {
-            for request in context::ec2_requests(self, &op).map_err(AwsError::from)? {
-                authz::authorize_request(caller, request)?;
+            let authorized = context::ec2_requests(self, &op)
+                .map_err(AwsError::from)
+                .and_then(|requests| authz::authorize_all(caller, &format!("ec2:{name}"), requests));
+            if let Err(e) = authorized {
+                return crate::error::answer(berth_model::ec2::SIGNING_NAME, name, &[], Err(e));
             }
         }
         let mutates = !op.name().starts_with("Describe");
@@ -66,7 +70,7 @@ impl Control {
             }
             self.wake();
         }
-        out.map_err(AwsError::from)
+        crate::error::answer(berth_model::ec2::SIGNING_NAME, name, &[], out.map_err(AwsError::from))
     }
 }
 

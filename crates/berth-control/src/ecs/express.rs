@@ -137,7 +137,10 @@ pub(crate) fn describe(
     let arn = r.service_arn.unwrap_or_default();
     let with_tags = r.include.unwrap_or_default().contains(&ExpressGatewayServiceInclude::Tags);
     let service = c.read(|tx| {
-        let row = express_by_arn(tx, &arn)?;
+        // Describe's model names a missing service `ResourceNotFoundException` (Update and Delete:
+        // `ServiceNotFoundException`).
+        let row = express_by_arn(tx, &arn)
+            .map_err(|e| e.respelled(ErrorCode::ServiceNotFound, ErrorCode::ResourceNotFound))?;
         render::express_service(c, tx, &row, with_tags)
     })?;
     Ok(DescribeExpressGatewayServiceResponse { service: Some(service) })
@@ -197,7 +200,9 @@ pub(crate) fn update(
             network_configuration: r.network_configuration.clone().or(current.network_configuration),
             cpu_architecture: r.cpu_architecture.or(current.cpu_architecture),
         }
-        .validate()?;
+        .validate()
+        // Update's model lists no PlatformTaskDefinitionIncompatibilityException (Create's does).
+        .map_err(|e| e.respelled(ErrorCode::PlatformTaskDefinitionIncompatibility, ErrorCode::UnsupportedFeature))?;
         let mut journal = Journal::default();
         spec.with_security_groups(c, tx, &row, &mut journal)?;
         let revision = new_revision(c, tx, &row, &spec, caller, t)?;

@@ -40,11 +40,15 @@ pub(crate) fn handle(c: &Control, caller: &CallerIdentity, op: Operation) -> Res
 impl Control {
     /// Handles one decoded ECS operation for an authenticated caller.
     pub async fn handle_ecs(&self, caller: &CallerIdentity, op: Operation) -> Result<Output, AwsError> {
-        if !authz::is_root(caller) {
-            authz::authorize_request(caller, context::ecs_request(self, &op).map_err(AwsError::from)?)?;
-        }
-        let out = handle(self, caller, op).map_err(AwsError::from)?;
-        Ok(out)
+        let (name, errors) = (op.name(), op.errors());
+        let out = (|| {
+            if !authz::is_root(caller) {
+                let requests = context::ecs_requests(self, &op).map_err(AwsError::from)?;
+                authz::authorize_all(caller, &format!("ecs:{name}"), requests)?;
+            }
+            handle(self, caller, op).map_err(AwsError::from)
+        })();
+        crate::error::answer(berth_model::ecs::SIGNING_NAME, name, errors, out)
     }
 }
 

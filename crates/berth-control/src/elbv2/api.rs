@@ -42,11 +42,16 @@ pub(crate) fn handle(c: &Control, op: Operation) -> Result<Output, ControlError>
         O::DescribeListeners(r) => Output::DescribeListeners(c.read(|tx| describe_listeners(tx, r))?),
         O::DescribeRules(r) => Output::DescribeRules(c.read(|tx| describe_rules(tx, r))?),
         O::CreateRule(r) => Output::CreateRule(c.tx(|tx| create_rule(c, tx, r))?),
-        O::ModifyRule(r) => Output::ModifyRule(c.tx(|tx| modify_rule(tx, r))?),
+        // ModifyRule's model lists no InvalidConfigurationRequest (CreateRule's does): what berth cannot do
+        // there is a validation error.
+        O::ModifyRule(r) => Output::ModifyRule(
+            c.tx(|tx| modify_rule(tx, r))
+                .map_err(|e| e.respelled(ErrorCode::InvalidConfigurationRequest, ErrorCode::ValidationError))?,
+        ),
         O::DeleteRule(r) => Output::DeleteRule(c.tx(|tx| delete_rule(tx, r))?),
         O::SetRulePriorities(r) => Output::SetRulePriorities(c.tx(|tx| set_priorities(tx, r))?),
-        O::DescribeTargetGroups(r) => Output::DescribeTargetGroups(c.read(|tx| describe_tgs(c, tx, r))?),
-        O::ModifyTargetGroup(r) => Output::ModifyTargetGroup(c.tx(|tx| modify_tg(c, tx, r))?),
+        O::DescribeTargetGroups(r) => Output::DescribeTargetGroups(c.read(|tx| describe_tgs(tx, r))?),
+        O::ModifyTargetGroup(r) => Output::ModifyTargetGroup(c.tx(|tx| modify_tg(tx, r))?),
         O::DescribeTargetGroupAttributes(r) => Output::DescribeTargetGroupAttributes(c.read(|tx| {
             let g = tg(tx, r.target_group_arn.as_deref())?;
             Ok(DescribeTargetGroupAttributesOutput { attributes: Some(tg_attributes(&g)?) })
@@ -221,17 +226,18 @@ fn lbs_of_groups(tx: &Tx<'_>) -> Result<BTreeMap<String, Vec<String>>, ControlEr
 }
 
 fn render_tg(
-    c: &Control,
+    tx: &Tx<'_>,
     g: &TargetGroupRow,
     lbs: &BTreeMap<String, Vec<String>>,
 ) -> Result<TargetGroup, ControlError> {
     let h: HealthSettings = parse(&g.health_check, "health check")?;
+    let vpc_id = super::network::tg_vpc(tx, g, lbs.get(&g.arn).and_then(|l| l.first()).map(String::as_str))?;
     Ok(TargetGroup {
         target_group_arn: Some(g.arn.clone()),
         target_group_name: Some(g.name.clone()),
         protocol: ProtocolEnum::parse(&g.protocol),
         port: Some(i32::from(g.port)),
-        vpc_id: Some(c.vpc_id()),
+        vpc_id: Some(vpc_id),
         health_check_protocol: ProtocolEnum::parse(&h.protocol),
         health_check_port: Some(h.port.clone()),
         health_check_enabled: Some(true),
@@ -322,11 +328,7 @@ fn describe_rules(tx: &Tx<'_>, r: DescribeRulesInput) -> Result<DescribeRulesOut
     Ok(DescribeRulesOutput { rules: Some(page.iter().map(render_rule).collect::<Result<_, _>>()?), next_marker: next })
 }
 
-fn describe_tgs(
-    c: &Control,
-    tx: &Tx<'_>,
-    r: DescribeTargetGroupsInput,
-) -> Result<DescribeTargetGroupsOutput, ControlError> {
+fn describe_tgs(tx: &Tx<'_>, r: DescribeTargetGroupsInput) -> Result<DescribeTargetGroupsOutput, ControlError> {
     let all = tx.tgs()?;
     let lbs = lbs_of_groups(tx)?;
     let rows: Vec<TargetGroupRow> = if let Some(arn) = r.load_balancer_arn.as_deref() {
@@ -347,7 +349,7 @@ fn describe_tgs(
     };
     let (page, next) = page(rows, r.marker.as_deref(), r.page_size)?;
     Ok(DescribeTargetGroupsOutput {
-        target_groups: Some(page.iter().map(|g| render_tg(c, g, &lbs)).collect::<Result<_, _>>()?),
+        target_groups: Some(page.iter().map(|g| render_tg(tx, g, &lbs)).collect::<Result<_, _>>()?),
         next_marker: next,
     })
 }
@@ -403,7 +405,8 @@ fn create_rule(c: &Control, tx: &Tx<'_>, r: CreateRuleInput) -> Result<CreateRul
         return Err(validation("A rule needs at least one condition"));
     }
     let actions = rules::normalize_actions(r.actions.unwrap_or_default(), &known_group(tx)?)?;
-    let tags = tag_pairs(r.tags)?;
+    // CreateRule's model lists no DuplicateTagKeys (AddTags' does).
+    let tags = tag_pairs(r.tags).map_err(|e| e.respelled(ErrorCode::DuplicateTagKeys, ErrorCode::ValidationError))?;
     if tags.len() > MAX_TAGS {
         return Err(err(ErrorCode::TooManyTags, format!("A resource can have at most {MAX_TAGS} tags")));
     }
@@ -497,7 +500,7 @@ fn set_priorities(tx: &Tx<'_>, r: SetRulePrioritiesInput) -> Result<SetRulePrior
 
 // ---- target groups
 
-fn modify_tg(c: &Control, tx: &Tx<'_>, r: ModifyTargetGroupInput) -> Result<ModifyTargetGroupOutput, ControlError> {
+fn modify_tg(tx: &Tx<'_>, r: ModifyTargetGroupInput) -> Result<ModifyTargetGroupOutput, ControlError> {
     let mut g = tg(tx, r.target_group_arn.as_deref())?;
     let mut h: HealthSettings = parse(&g.health_check, "health check")?;
     if r.health_check_enabled == Some(false) {
@@ -569,7 +572,7 @@ fn modify_tg(c: &Control, tx: &Tx<'_>, r: ModifyTargetGroupInput) -> Result<Modi
     g.health_check = json(&h)?;
     tx.tg_update(&g)?;
     let lbs = lbs_of_groups(tx)?;
-    Ok(ModifyTargetGroupOutput { target_groups: Some(vec![render_tg(c, &g, &lbs)?]) })
+    Ok(ModifyTargetGroupOutput { target_groups: Some(vec![render_tg(tx, &g, &lbs)?]) })
 }
 
 fn valid_matcher(code: &str) -> bool {
@@ -607,6 +610,10 @@ fn modify_tg_attributes(
             "stickiness.enabled" => matches!(value.as_str(), "true" | "false"),
             "stickiness.type" => matches!(value.as_str(), "lb_cookie" | "app_cookie"),
             "stickiness.lb_cookie.duration_seconds" | "stickiness.app_cookie.duration_seconds" => int(1, 604_800),
+            // 1 to the group's maximum number of targets (ALB's quota: 1,000); DNS failover may also be off.
+            super::ROUTING_MIN_COUNT => int(1, MAX_TARGETS),
+            super::DNS_MIN_COUNT => value == "off" || int(1, MAX_TARGETS),
+            super::ROUTING_MIN_PERCENTAGE | super::DNS_MIN_PERCENTAGE => value == "off" || int(1, 100),
             "stickiness.app_cookie.cookie_name" => {
                 if value.starts_with("AWSALB") {
                     return Err(validation(format!(
@@ -633,9 +640,29 @@ fn is_cookie_name_byte(b: u8) -> bool {
     b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b)
 }
 
+/// ALB's quota of targets per target group, the upper bound of a minimum healthy target count.
+const MAX_TARGETS: i64 = 1000;
+
 /// The checks ALB makes across a target group's attributes once a modification is applied.
 fn check_tg_attributes(attrs: &BTreeMap<String, String>) -> Result<(), ControlError> {
     let get = |k: &str| attrs.get(k).map(String::as_str).unwrap_or_default();
+    // DNS failover must not trigger later than routing failover: a DNS threshold set away from its default is at
+    // least routing's.
+    let defaults = default_tg_attributes();
+    let number = |v: &str| v.parse::<u32>().ok();
+    let set = |k: &str| number(get(k)).filter(|_| defaults.get(k).map(String::as_str) != Some(get(k)));
+    for (dns, routing) in
+        [(super::DNS_MIN_COUNT, super::ROUTING_MIN_COUNT), (super::DNS_MIN_PERCENTAGE, super::ROUTING_MIN_PERCENTAGE)]
+    {
+        if let (Some(d), Some(r)) = (set(dns), number(get(routing)))
+            && d < r
+        {
+            return Err(err(
+                ErrorCode::InvalidConfigurationRequest,
+                format!("The value of '{dns}' ({d}) must be greater than or equal to the value of '{routing}' ({r})"),
+            ));
+        }
+    }
     if get("slow_start.duration_seconds").parse::<u32>().is_ok_and(|v| v > 0)
         && get("load_balancing.algorithm.type") == "least_outstanding_requests"
     {

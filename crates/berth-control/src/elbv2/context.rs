@@ -7,7 +7,7 @@
 use berth_iam::RequestContext;
 use berth_model::elbv2::{Operation, Tag};
 
-use crate::{Control, ControlError};
+use crate::{Control, ControlError, authz};
 
 /// One context per resource `elasticloadbalancing:<Op>` acts on (all must be allowed).
 pub(crate) fn elbv2_requests(c: &Control, op: &Operation) -> Result<Vec<RequestContext>, ControlError> {
@@ -24,12 +24,7 @@ pub(crate) fn elbv2_requests(c: &Control, op: &Operation) -> Result<Vec<RequestC
         Ok(request)
     };
     let request_tags = |request: RequestContext, tags: &Option<Vec<Tag>>| {
-        let pairs: Vec<(String, String)> = tags
-            .iter()
-            .flatten()
-            .map(|t| (t.key.clone().unwrap_or_default(), t.value.clone().unwrap_or_default()))
-            .collect();
-        request.with_request_tags(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        authz::with_request_tags(request, tags.iter().flatten().map(|t| (&t.key, &t.value)))
     };
     Ok(match op {
         O::CreateRule(r) => vec![request_tags(on(r.listener_arn.as_ref())?, &r.tags)],

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use berth_core::{AwsError, ids};
 use berth_model::elbv2::{Action, RuleCondition};
-use berth_routes::{Algorithm, Condition, HealthCheck, Rule, TargetStickiness};
+use berth_routes::{Algorithm, Condition, HealthCheck, MinimumHealthy, Rule, TargetStickiness};
 use berth_store::{ListenerRow, ServiceRow, Tx};
 use serde::{Deserialize, Serialize};
 
@@ -64,6 +64,14 @@ impl HealthSettings {
     }
 }
 
+/// ALB's target group health requirements: below them, routing fails open (the proxy routes to every checked
+/// target); DNS failover has nothing to do with one zone and is validated and stored only.
+pub(crate) const ROUTING_MIN_COUNT: &str = "target_group_health.unhealthy_state_routing.minimum_healthy_targets.count";
+pub(crate) const ROUTING_MIN_PERCENTAGE: &str =
+    "target_group_health.unhealthy_state_routing.minimum_healthy_targets.percentage";
+pub(crate) const DNS_MIN_COUNT: &str = "target_group_health.dns_failover.minimum_healthy_targets.count";
+pub(crate) const DNS_MIN_PERCENTAGE: &str = "target_group_health.dns_failover.minimum_healthy_targets.percentage";
+
 /// ALB's target-group attribute defaults (the keys berth accepts).
 pub(crate) fn default_tg_attributes() -> BTreeMap<String, String> {
     [
@@ -77,6 +85,10 @@ pub(crate) fn default_tg_attributes() -> BTreeMap<String, String> {
         ("stickiness.lb_cookie.duration_seconds", "86400"),
         ("stickiness.app_cookie.cookie_name", ""),
         ("stickiness.app_cookie.duration_seconds", "86400"),
+        (ROUTING_MIN_COUNT, "1"),
+        (ROUTING_MIN_PERCENTAGE, "off"),
+        (DNS_MIN_COUNT, "1"),
+        (DNS_MIN_PERCENTAGE, "off"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -117,11 +129,6 @@ pub(crate) fn parse<T: for<'de> Deserialize<'de>>(s: &str, what: &str) -> Result
 impl Control {
     pub(crate) fn elb_arn(&self, resource: &str) -> String {
         format!("arn:aws:elasticloadbalancing:{}:{}:{resource}", self.names.region, self.names.account)
-    }
-
-    /// The one VPC berth's load balancers and target groups live in.
-    pub(crate) fn vpc_id(&self) -> String {
-        format!("vpc-{:0>17}", self.names.instance)
     }
 
     pub(crate) fn certificate_arn(&self) -> String {
@@ -256,6 +263,8 @@ pub(crate) struct GroupRoute {
     pub slow_start_secs: u32,
     /// The `stickiness.*` attributes, when enabled.
     pub stickiness: Option<TargetStickiness>,
+    /// `target_group_health.unhealthy_state_routing.*`.
+    pub unhealthy_routing: MinimumHealthy,
     /// Targets registered by hand: (ip, port).
     pub registered: Vec<(String, u16)>,
 }
@@ -269,6 +278,16 @@ pub(crate) fn stickiness_key(tx: &Tx<'_>) -> Result<String, ControlError> {
     let key = berth_core::ids::random_hex(64);
     tx.meta_set("stickiness_key", &key)?;
     Ok(key)
+}
+
+/// The routing failover requirement of `target_group_health.unhealthy_state_routing.*` (values were validated
+/// when set; `off` or a missing key is no percentage).
+pub(crate) fn unhealthy_routing(attrs: &BTreeMap<String, String>) -> MinimumHealthy {
+    let get = |k: &str| attrs.get(k).map(String::as_str).unwrap_or_default();
+    MinimumHealthy {
+        count: get(ROUTING_MIN_COUNT).parse::<u32>().ok().filter(|v| *v > 0).unwrap_or(1),
+        percentage: get(ROUTING_MIN_PERCENTAGE).parse::<u8>().ok().filter(|v| (1..=100).contains(v)),
+    }
 }
 
 /// The target stickiness `stickiness.*` attributes enable, if any (values were validated when set).
@@ -310,6 +329,7 @@ pub(crate) fn route_groups(tx: &Tx<'_>) -> Result<Vec<GroupRoute>, ControlError>
             algorithm,
             slow_start_secs: attrs.get("slow_start.duration_seconds").and_then(|v| v.parse().ok()).unwrap_or(0),
             stickiness: target_stickiness(&attrs),
+            unhealthy_routing: unhealthy_routing(&attrs),
         });
     }
     Ok(out)
@@ -337,12 +357,14 @@ impl Control {
         caller: &CallerIdentity,
         op: berth_model::elbv2::Operation,
     ) -> Result<berth_model::elbv2::Output, AwsError> {
-        if !authz::is_root(caller) {
-            for request in context::elbv2_requests(self, &op).map_err(AwsError::from)? {
-                authz::authorize_request(caller, request)?;
+        let (name, errors) = (op.name(), op.errors());
+        let out = (|| {
+            if !authz::is_root(caller) {
+                let requests = context::elbv2_requests(self, &op).map_err(AwsError::from)?;
+                authz::authorize_all(caller, &format!("elasticloadbalancing:{name}"), requests)?;
             }
-        }
-        let out = handle(self, op).map_err(AwsError::from)?;
-        Ok(out)
+            handle(self, op).map_err(AwsError::from)
+        })();
+        crate::error::answer(berth_model::elbv2::SIGNING_NAME, name, errors, out)
     }
 }

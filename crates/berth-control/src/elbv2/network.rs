@@ -14,7 +14,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use berth_core::cidr::Cidr;
 use berth_routes::{ListenerSources, LoadBalancer, Scheme};
-use berth_store::{LbNetworkRow, LoadBalancerRow, Tx};
+use berth_store::{LbNetworkRow, LoadBalancerRow, TargetGroupRow, Tx};
 
 use super::parse;
 use crate::ec2::subnets::Privacy;
@@ -24,6 +24,18 @@ use crate::{Control, ControlError};
 pub(crate) fn lb_vpc(tx: &Tx<'_>, lb_arn: &str) -> Result<String, ControlError> {
     match tx.lb_network_get(lb_arn)? {
         Some(n) => Ok(n.vpc_id),
+        None => crate::ec2::network::default_vpc(tx),
+    }
+}
+
+/// A target group's VPC: that of the load balancer forwarding to it (`lb_arn`), else of its service's load
+/// balancer, else the default VPC.
+pub(crate) fn tg_vpc(tx: &Tx<'_>, g: &TargetGroupRow, lb_arn: Option<&str>) -> Result<String, ControlError> {
+    if let Some(arn) = lb_arn {
+        return lb_vpc(tx, arn);
+    }
+    match g.service_id.map(|id| tx.placement_get(id)).transpose()?.flatten() {
+        Some(p) => lb_vpc(tx, &p.load_balancer_arn),
         None => crate::ec2::network::default_vpc(tx),
     }
 }

@@ -22,7 +22,13 @@ use crate::{CallerIdentity, Control, ControlError, authz};
 impl Control {
     /// Handles one decoded IAM operation for an authenticated caller.
     pub async fn handle_iam(&self, caller: &CallerIdentity, op: Operation) -> Result<Output, AwsError> {
-        handle(self, caller, op).map_err(AwsError::from)
+        let (name, errors) = (op.name(), op.errors());
+        crate::error::answer(
+            berth_model::iam::SIGNING_NAME,
+            name,
+            errors,
+            handle(self, caller, op).map_err(AwsError::from),
+        )
     }
 }
 

@@ -247,7 +247,9 @@ pub(super) fn list_tags_for_resource(
 }
 
 pub(super) fn tag_log_group(c: &Control, r: TagLogGroupRequest) -> Result<(), ControlError> {
+    // The older API's model has no TooManyTagsException: too many tags is an invalid parameter there.
     tag_group(c, r.log_group_name.as_deref().unwrap_or_default(), r.tags.unwrap_or_default())
+        .map_err(|e| e.respelled(ErrorCode::LogsTooManyTags, ErrorCode::InvalidParameter))
 }
 
 pub(super) fn untag_log_group(c: &Control, r: UntagLogGroupRequest) -> Result<(), ControlError> {

@@ -32,10 +32,14 @@ const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 impl Control {
     /// Handles one decoded CloudWatch Logs operation for an authenticated caller.
     pub async fn handle_logs(&self, caller: &CallerIdentity, op: Operation) -> Result<Output, AwsError> {
-        if !authz::is_root(caller) {
-            authz::authorize_request(caller, self.logs_request(&op).map_err(AwsError::from)?)?;
-        }
-        self.logs_handle(op, now_ms()).map_err(AwsError::from)
+        let (name, errors) = (op.name(), op.errors());
+        let out = (|| {
+            if !authz::is_root(caller) {
+                authz::authorize_request(caller, self.logs_request(&op).map_err(AwsError::from)?)?;
+            }
+            self.logs_handle(op, now_ms()).map_err(AwsError::from)
+        })();
+        crate::error::answer(berth_model::logs::SIGNING_NAME, name, errors, out)
     }
 
     fn logs_handle(&self, op: Operation, now: i64) -> Result<Output, ControlError> {

@@ -9,7 +9,7 @@ use berth_iam::RequestContext;
 use berth_model::{secretsmanager as sm, ssm};
 
 use super::{manager, ssm as params};
-use crate::{Control, ControlError};
+use crate::{Control, ControlError, authz};
 
 fn with_tags(mut request: RequestContext, tags: &[(String, String)], service_key: &str) -> RequestContext {
     request = request.with_resource_tags(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
@@ -19,19 +19,12 @@ fn with_tags(mut request: RequestContext, tags: &[(String, String)], service_key
     request
 }
 
-fn request_tags(request: RequestContext, tags: &[(String, String)]) -> RequestContext {
-    request.with_request_tags(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-}
-
 /// The contexts `secretsmanager:<Op>` is authorized with.
 pub(crate) fn secretsmanager_requests(c: &Control, op: &sm::Operation) -> Result<Vec<RequestContext>, ControlError> {
     use sm::Operation as O;
     let action = format!("secretsmanager:{}", op.name());
-    let pairs = |tags: &Option<Vec<sm::Tag>>| -> Vec<(String, String)> {
-        tags.iter()
-            .flatten()
-            .map(|t| (t.key.clone().unwrap_or_default(), t.value.clone().unwrap_or_default()))
-            .collect()
+    let tagged = |request: RequestContext, tags: &Option<Vec<sm::Tag>>| {
+        authz::with_request_tags(request, tags.iter().flatten().map(|t| (&t.key, &t.value)))
     };
     let unborn =
         |name: &str| format!("arn:aws:secretsmanager:{}:{}:secret:{name}-??????", c.names.region, c.names.account);
@@ -48,17 +41,16 @@ pub(crate) fn secretsmanager_requests(c: &Control, op: &sm::Operation) -> Result
         })
     };
     Ok(vec![match op {
-        O::CreateSecret(r) => request_tags(
-            RequestContext::new(action.clone(), unborn(r.name.as_deref().unwrap_or_default())),
-            &pairs(&r.tags),
-        ),
+        O::CreateSecret(r) => {
+            tagged(RequestContext::new(action.clone(), unborn(r.name.as_deref().unwrap_or_default())), &r.tags)
+        }
         O::GetSecretValue(r) => on(&r.secret_id)?,
         O::PutSecretValue(r) => on(&r.secret_id)?,
         O::DescribeSecret(r) => on(&r.secret_id)?,
         O::UpdateSecret(r) => on(&r.secret_id)?,
         O::DeleteSecret(r) => on(&r.secret_id)?,
         O::RestoreSecret(r) => on(&r.secret_id)?,
-        O::TagResource(r) => request_tags(on(&r.secret_id)?, &pairs(&r.tags)),
+        O::TagResource(r) => tagged(on(&r.secret_id)?, &r.tags),
         O::UntagResource(r) => on(&r.secret_id)?.with_multi_key("aws:TagKeys", r.tag_keys.clone().unwrap_or_default()),
         O::ListSecrets(_) => RequestContext::new(action.clone(), "*"),
     }])
@@ -88,13 +80,8 @@ pub(crate) fn ssm_requests(c: &Control, op: &ssm::Operation) -> Result<Vec<Reque
     };
     Ok(match op {
         O::PutParameter(r) => {
-            let tags: Vec<(String, String)> = r
-                .tags
-                .iter()
-                .flatten()
-                .map(|t| (t.key.clone().unwrap_or_default(), t.value.clone().unwrap_or_default()))
-                .collect();
-            vec![request_tags(on(r.name.as_deref().unwrap_or_default())?, &tags)]
+            let request = on(r.name.as_deref().unwrap_or_default())?;
+            vec![authz::with_request_tags(request, r.tags.iter().flatten().map(|t| (&t.key, &t.value)))]
         }
         O::GetParameter(r) => vec![on(r.name.as_deref().unwrap_or_default())?],
         O::GetParameters(r) => each(&r.names)?,

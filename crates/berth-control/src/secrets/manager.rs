@@ -570,7 +570,8 @@ fn tag(c: &Control, r: TagResourceRequest) -> Result<(), ControlError> {
         }
         tx.tags_put(&secret.arn, &tags)?;
         if tx.tags_get(&secret.arn)?.len() > 50 {
-            return Err(err(ErrorCode::LimitExceeded, "A secret can have at most 50 tags."));
+            // TagResource's model lists no LimitExceededException: too many tags is an invalid parameter.
+            return Err(err(ErrorCode::InvalidParameter, "A secret can have at most 50 tags."));
         }
         Ok(())
     })

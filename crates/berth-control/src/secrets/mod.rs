@@ -22,12 +22,15 @@ impl Control {
         caller: &CallerIdentity,
         op: berth_model::secretsmanager::Operation,
     ) -> Result<berth_model::secretsmanager::Output, AwsError> {
-        if !authz::is_root(caller) {
-            for request in context::secretsmanager_requests(self, &op).map_err(AwsError::from)? {
-                authz::authorize_request(caller, request)?;
+        let (name, errors) = (op.name(), op.errors());
+        let out = (|| {
+            if !authz::is_root(caller) {
+                let requests = context::secretsmanager_requests(self, &op).map_err(AwsError::from)?;
+                authz::authorize_all(caller, &format!("secretsmanager:{name}"), requests)?;
             }
-        }
-        manager::handle(self, op).map_err(AwsError::from)
+            manager::handle(self, op).map_err(AwsError::from)
+        })();
+        crate::error::answer(berth_model::secretsmanager::SIGNING_NAME, name, errors, out)
     }
 
     /// Handles one decoded SSM operation for an authenticated caller.
@@ -36,12 +39,15 @@ impl Control {
         caller: &CallerIdentity,
         op: berth_model::ssm::Operation,
     ) -> Result<berth_model::ssm::Output, AwsError> {
-        if !authz::is_root(caller) {
-            for request in context::ssm_requests(self, &op).map_err(AwsError::from)? {
-                authz::authorize_request(caller, request)?;
+        let (name, errors) = (op.name(), op.errors());
+        let out = (|| {
+            if !authz::is_root(caller) {
+                let requests = context::ssm_requests(self, &op).map_err(AwsError::from)?;
+                authz::authorize_all(caller, &format!("ssm:{name}"), requests)?;
             }
-        }
-        ssm::handle(self, caller, op).map_err(AwsError::from)
+            ssm::handle(self, caller, op).map_err(AwsError::from)
+        })();
+        crate::error::answer(berth_model::ssm::SIGNING_NAME, name, errors, out)
     }
 }
 
