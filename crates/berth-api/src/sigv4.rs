@@ -364,43 +364,23 @@ fn check_time(claim: &Claim, now: OffsetDateTime, skew: Duration) -> Result<(), 
     Ok(())
 }
 
-/// Parses `yyyymmddThhmmssZ`.
+/// SigV4's basic ISO 8601 form, `yyyymmddThhmmssZ`, always UTC.
+const BASIC_ISO: &[time::format_description::BorrowedFormatItem<'_>] =
+    time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+
+/// Parses `yyyymmddThhmmssZ`: exactly those sixteen characters (no sign or wider year).
 pub fn parse_basic_iso(s: &str) -> Option<OffsetDateTime> {
-    let b = s.as_bytes();
-    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
+    let digits_where_due = s.bytes().enumerate().all(|(i, c)| matches!(i, 8 | 15) || c.is_ascii_digit());
+    if s.len() != 16 || !digits_where_due {
         return None;
     }
-    let digits = |r: std::ops::Range<usize>| -> Option<u32> {
-        let part = s.get(r)?;
-        if !part.bytes().all(|c| c.is_ascii_digit()) {
-            return None;
-        }
-        part.parse().ok()
-    };
-    let year = i32::try_from(digits(0..4)?).ok()?;
-    let month = time::Month::try_from(u8::try_from(digits(4..6)?).ok()?).ok()?;
-    let date = time::Date::from_calendar_date(year, month, u8::try_from(digits(6..8)?).ok()?).ok()?;
-    let t = time::Time::from_hms(
-        u8::try_from(digits(9..11)?).ok()?,
-        u8::try_from(digits(11..13)?).ok()?,
-        u8::try_from(digits(13..15)?).ok()?,
-    )
-    .ok()?;
-    Some(time::PrimitiveDateTime::new(date, t).assume_utc())
+    Some(time::PrimitiveDateTime::parse(s, BASIC_ISO).ok()?.assume_utc())
 }
 
 /// Formats `yyyymmddThhmmssZ` (UTC).
 pub fn format_basic_iso(t: OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    // Only fails for components an `OffsetDateTime` lacks, which the description does not use.
+    t.to_offset(time::UtcOffset::UTC).format(BASIC_ISO).unwrap_or_default()
 }
 
 /// Parses an HTTP `Date` header: `Tue, 10 Oct 2023 00:30:00 GMT` (RFC 7231), also with `-0000`/`+0000`.
@@ -429,53 +409,9 @@ fn parse_query(query: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
         .filter(|p| !p.is_empty())
         .map(|p| {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (percent_decode(k), percent_decode(v))
+            (berth_core::percent::decode_form(k.as_bytes()), berth_core::percent::decode_form(v.as_bytes()))
         })
         .collect()
-}
-
-fn percent_decode(s: &str) -> Vec<u8> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' if i + 2 < b.len() => match (hex_val(b[i + 1]), hex_val(b[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push(h << 4 | l);
-                    i += 3;
-                    continue;
-                }
-                _ => out.push(b'%'),
-            },
-            b'+' => out.push(b' '),
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    out
-}
-
-fn hex_val(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
-}
-
-/// RFC 3986 encoding as SigV4 wants it: unreserved characters stay, everything else becomes `%XX`.
-pub fn uri_encode(bytes: &[u8], keep_slash: bool) -> String {
-    let mut out = String::with_capacity(bytes.len() * 3);
-    for &c in bytes {
-        if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b'~') || (keep_slash && c == b'/') {
-            out.push(char::from(c));
-        } else {
-            out.push_str(&format!("%{c:02X}"));
-        }
-    }
-    out
 }
 
 /// Removes `.`/`..` and empty segments as botocore's `remove_dot_segments` does.
@@ -500,14 +436,14 @@ fn normalize_path(path: &str) -> String {
 
 /// The canonical URI of a raw (wire-encoded) path, for every service but S3.
 pub fn canonical_uri(raw_path: &str) -> String {
-    uri_encode(normalize_path(raw_path).as_bytes(), true)
+    berth_core::percent::encode(normalize_path(raw_path).as_bytes(), true)
 }
 
 fn canonical_query_string(query: &[(Vec<u8>, Vec<u8>)], presigned: bool) -> String {
     let mut pairs: Vec<(String, String)> = query
         .iter()
         .filter(|(k, _)| !(presigned && k == b"X-Amz-Signature"))
-        .map(|(k, v)| (uri_encode(k, false), uri_encode(v, false)))
+        .map(|(k, v)| (berth_core::percent::encode(k, false), berth_core::percent::encode(v, false)))
         .collect();
     pairs.sort();
     pairs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&")
@@ -684,7 +620,7 @@ pub fn presign(method: &Method, uri: &Uri, body: &[u8], params: &SigningParams<'
         if !query.is_empty() {
             query.push('&');
         }
-        query.push_str(&format!("{k}={}", uri_encode(v.as_bytes(), false)));
+        query.push_str(&format!("{k}={}", berth_core::percent::encode(v.as_bytes(), false)));
     };
     add("X-Amz-Algorithm", ALGORITHM);
     add("X-Amz-Credential", &credential);
@@ -800,8 +736,6 @@ mod tests {
         let q = parse_query("b=2&a=%7e+x&a=1&c&&X-Amz-Signature=zz");
         assert_eq!(canonical_query_string(&q, false), "X-Amz-Signature=zz&a=1&a=~%20x&b=2&c=");
         assert_eq!(canonical_query_string(&q, true), "a=1&a=~%20x&b=2&c=");
-        assert_eq!(percent_decode("%zz%4"), b"%zz%4");
-        assert_eq!(percent_decode("%41%"), b"A%");
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use berth_store::{CredentialRow, Tx};
+use berth_store::{CredentialRow, StsSessionRow, Tx};
 
 use crate::names::{new_id, new_secret};
 use crate::{Control, ControlError, now};
@@ -109,10 +109,21 @@ impl Control {
     }
 
     /// Looks up a long-term key (root, IAM users) or a role session's temporary key. A key whose sealed secret
-    /// does not open (the key file was replaced) is as good as unknown.
+    /// does not open (the key file was replaced) is as good as unknown. Cached keys cost no store access; a role
+    /// session (never cached) is read beside the writer; a long-term key is opened and cached under the
+    /// writer's lock (see `KeyCache`).
     pub fn access_key(&self, access_key_id: &str) -> Result<Option<AccessKey>, ControlError> {
         if let Some(key) = self.access_keys.get(access_key_id) {
             return Ok(Some(key));
+        }
+        let session = self.read(|tx| match tx.credential_get(access_key_id)? {
+            Some(_) => Ok(None),
+            None => Ok(Some(tx.sts_session_get(access_key_id)?)),
+        })?;
+        match session {
+            Some(None) => return Ok(None),
+            Some(Some(s)) => return Ok(self.session_key(access_key_id, s)),
+            None => {}
         }
         self.tx(|tx| {
             if let Some(c) = tx.credential_get(access_key_id)? {
@@ -134,21 +145,26 @@ impl Control {
                 self.access_keys.insert(access_key_id, key.clone());
                 return Ok(Some(key));
             }
-            let Some(s) = tx.sts_session_get(access_key_id)? else { return Ok(None) };
-            let (secret, token) = match self.open_session(&s) {
-                Ok(opened) => opened,
-                Err(e) => {
-                    tracing::warn!(access_key_id, error = %e, "a role session's sealed secrets do not open");
-                    return Ok(None);
-                }
-            };
-            Ok(Some(AccessKey {
-                secret_access_key: secret,
-                principal_arn: s.assumed_role_arn,
-                user_id: format!("{}:{}", s.role_id, s.session_name),
-                session_token: Some(token),
-                expires_at: Some(s.expires_at),
-            }))
+            // Deleted since it was read.
+            Ok(None)
+        })
+    }
+
+    /// A role session's key, or `None` when its sealed secrets do not open.
+    fn session_key(&self, access_key_id: &str, s: StsSessionRow) -> Option<AccessKey> {
+        let (secret, token) = match self.open_session(&s) {
+            Ok(opened) => opened,
+            Err(e) => {
+                tracing::warn!(access_key_id, error = %e, "a role session's sealed secrets do not open");
+                return None;
+            }
+        };
+        Some(AccessKey {
+            secret_access_key: secret,
+            principal_arn: s.assumed_role_arn,
+            user_id: format!("{}:{}", s.role_id, s.session_name),
+            session_token: Some(token),
+            expires_at: Some(s.expires_at),
         })
     }
 }

@@ -80,7 +80,10 @@ impl CallerIdentity {
 pub struct Control {
     config: ControlConfig,
     names: Names,
+    /// The one writer: every write, in short transactions ([`Control::tx`]).
     store: Mutex<Store>,
+    /// Read-only connections beside the writer, for whatever only reads ([`Control::read`]).
+    readers: berth_store::Readers,
     driver: Arc<dyn Driver>,
     ca: Arc<Ca>,
     wake: Notify,
@@ -132,12 +135,14 @@ impl Control {
             None => berth_vault::Vault::ephemeral(),
         }
         .map_err(|e| ControlError::Vault(e.to_string()))?;
+        let readers = store.readers();
         let names = Names { region: config.region.clone(), account, instance };
         let (routes, _) = watch::channel(Arc::new(RouteTable { version, ..Default::default() }));
         let control = Arc::new(Control {
             config,
             names,
             store: Mutex::new(store),
+            readers,
             driver,
             ca,
             wake: Notify::new(),
@@ -171,10 +176,18 @@ impl Control {
         &self.names.instance
     }
 
-    /// Runs a store transaction. Holding the lock across an `await` is impossible by construction.
+    /// Runs a store transaction on the writer. Holding the lock across an `await` is impossible by
+    /// construction; SQLite never runs on an async worker ([`blocking`]).
     fn tx<T>(&self, f: impl FnOnce(&berth_store::Tx<'_>) -> Result<T, ControlError>) -> Result<T, ControlError> {
-        let mut store = self.store.lock().unwrap_or_else(|e| e.into_inner());
-        store.tx(f)
+        blocking(|| self.store.lock().unwrap_or_else(|e| e.into_inner()).tx(f))
+    }
+
+    /// Runs `f` in a read transaction on a read-only connection beside the writer: it sees what was committed
+    /// when it began, takes no lock, and so never waits for a command, the reconciler or a log shipper, nor
+    /// they for it. A write inside `f` fails (the connection is read-only). Use it for whatever only reads;
+    /// a read that decides a write belongs in the writer's [`Control::tx`].
+    fn read<T>(&self, f: impl FnOnce(&berth_store::Tx<'_>) -> Result<T, ControlError>) -> Result<T, ControlError> {
+        blocking(|| self.readers.read(f))
     }
 
     /// Subscribes to route-table snapshots (the internal watch API serves these to proxies).
@@ -218,6 +231,18 @@ impl Control {
     /// Asks the reconciler for a pass now.
     pub fn wake(&self) {
         self.wake.notify_one();
+    }
+}
+
+/// Runs synchronous work (SQLite) without stalling the async runtime: on a multi-threaded runtime's worker
+/// the worker first hands its other tasks to another thread (`block_in_place`); anywhere else (already
+/// inside such a section, a blocking thread, a current-thread runtime in tests, no runtime) it just runs.
+/// Every store access goes through it ([`Control::tx`], [`Control::read`]), and the API entry points
+/// (`handle_*`) wrap their whole operation in one, so a request pays one hand-off.
+pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }
 

@@ -66,7 +66,7 @@ impl Control {
         let (Some(role_arn), Some(endpoint)) = (role_arn, &self.config.task_endpoint) else { return Ok(()) };
         let token = new_secret(48);
         let row = TaskCredentialRow {
-            credential_id: uuid(),
+            credential_id: berth_core::ids::uuid4(),
             task_id: spec.task_id.clone(),
             role_arn: role_arn.to_owned(),
             token_hash: token_hash(&token),
@@ -178,23 +178,5 @@ impl Control {
             }))
         })
         .map_err(internal)?
-    }
-}
-
-/// A random version-4 UUID, the shape of the ECS agent's credential ids.
-fn uuid() -> String {
-    let h = berth_core::ids::random_hex(32);
-    format!("{}-{}-4{}-a{}-{}", &h[0..8], &h[8..12], &h[13..16], &h[17..20], &h[20..32])
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn uuid_shape() {
-        let u = uuid();
-        assert_eq!(u.len(), 36);
-        assert_eq!(u.split('-').map(str::len).collect::<Vec<_>>(), [8, 4, 4, 4, 12]);
     }
 }

@@ -3,17 +3,12 @@
 
 /// The token for a page that stopped before `key`.
 pub(crate) fn encode(key: &str) -> String {
-    key.bytes().map(|b| format!("{b:02x}")).collect()
+    hex::encode(key)
 }
 
 /// The key a token names, or `None` when it is not one of ours.
 pub(crate) fn decode(t: &str) -> Option<String> {
-    if !t.len().is_multiple_of(2) {
-        return None;
-    }
-    let bytes: Option<Vec<u8>> =
-        (0..t.len()).step_by(2).map(|i| t.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok())).collect();
-    String::from_utf8(bytes?).ok()
+    String::from_utf8(hex::decode(t).ok()?).ok()
 }
 
 #[cfg(test)]

@@ -1,12 +1,17 @@
 //! Identifiers and names: random hex ids, ECS-style task ids, service-name rules and endpoint hosts.
 
-use rand::Rng;
-
 /// `n` random lowercase hex characters.
 pub fn random_hex(n: usize) -> String {
-    const HEX: &[u8] = b"0123456789abcdef";
-    let mut rng = rand::rng();
-    (0..n).map(|_| HEX[rng.random_range(0..16)] as char).collect()
+    let bytes: Vec<u8> = (0..n.div_ceil(2)).map(|_| rand::random()).collect();
+    let mut hex = hex::encode(bytes);
+    hex.truncate(n);
+    hex
+}
+
+/// A random version 4 UUID, lowercase with hyphens: AWS request ids, Secrets Manager version ids, the ECS
+/// agent's credential ids.
+pub fn uuid4() -> String {
+    uuid::Builder::from_random_bytes(rand::random()).into_uuid().to_string()
 }
 
 /// Compares secrets (tokens, signatures) in time that depends only on their lengths, so a secret cannot be

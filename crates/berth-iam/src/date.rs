@@ -35,10 +35,7 @@ fn parse_iso(s: &str) -> Option<i64> {
         None if rest.is_empty() => (1, rest),
         None => return None,
     };
-    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
-        return None;
-    }
-    let mut millis = berth_core::time::days_from_civil(year, month, day) * 86_400_000;
+    let mut millis = berth_core::time::epoch_days(year, month, day)? * 86_400_000;
     let Some(time) = rest.strip_prefix('T').or_else(|| rest.strip_prefix('t')) else {
         return rest.is_empty().then_some(millis);
     };
@@ -83,19 +80,6 @@ fn parse_iso(s: &str) -> Option<i64> {
         }
     };
     Some(millis - offset_min * 60_000)
-}
-
-fn is_leap(y: i64) -> bool {
-    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
-}
-
-fn days_in_month(y: i64, m: i64) -> i64 {
-    match m {
-        2 if is_leap(y) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
 }
 
 #[cfg(test)]

@@ -55,9 +55,7 @@ pub(crate) struct LogEntry {
 
 /// ISO 8601 with microseconds in UTC, as ALB writes `time` and `request_creation_time`.
 pub(crate) fn format_time(t: SystemTime) -> String {
-    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-    let secs = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
-    format!("{}.{:06}Z", berth_core::time::iso8601_seconds(secs), d.subsec_micros())
+    berth_core::time::iso8601_micros(t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default())
 }
 
 /// A quoted field: `"` and `\` escaped, control characters as `\xNN`, empty as `-`.

@@ -234,11 +234,7 @@ impl StickyKey {
     /// A cookie value pinning the target `hint` of `group` until `deadline` (epoch seconds).
     pub fn seal(&self, kind: &str, group: &str, hint: u64, deadline: u64) -> String {
         let tag = hmac::sign(&self.0, &StickyKey::message(kind, group, hint, deadline));
-        let mut out = format!("{hint:016x}{:012x}", deadline & 0xffff_ffff_ffff);
-        for b in tag.as_ref() {
-            out.push_str(&format!("{b:02x}"));
-        }
-        out
+        format!("{hint:016x}{:012x}{}", deadline & 0xffff_ffff_ffff, hex::encode(tag))
     }
 
     /// The (hint, deadline) a cookie value seals, when its tag is ours (checked in constant time).
@@ -248,11 +244,7 @@ impl StickyKey {
         }
         let hint = u64::from_str_radix(&value[..16], 16).ok()?;
         let deadline = u64::from_str_radix(&value[16..28], 16).ok()?;
-        let tag: Vec<u8> = (28..TARGET_COOKIE_LEN)
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&value[i..i + 2], 16))
-            .collect::<Result<_, _>>()
-            .ok()?;
+        let tag = hex::decode(&value[28..]).ok()?;
         hmac::verify(&self.0, &StickyKey::message(kind, group, hint, deadline), &tag).ok()?;
         Some((hint, deadline))
     }
@@ -287,23 +279,6 @@ fn sets_cookie(headers: &HeaderMap, name: &str) -> bool {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .any(|c| c.split_once('=').is_some_and(|(k, _)| k.trim() == name))
-}
-
-/// `Thu, 03 Dec 2026 16:20:00 GMT` (RFC 9110's IMF-fixdate) for epoch seconds.
-pub(crate) fn http_date(secs: u64) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    let days = (secs / 86_400) as i64;
-    let (y, m, d) = berth_core::time::civil_from_days(days);
-    let rem = secs % 86_400;
-    format!(
-        "{}, {d:02} {} {y:04} {:02}:{:02}:{:02} GMT",
-        DAYS[(days % 7) as usize],
-        MONTHS[(m - 1).clamp(0, 11) as usize],
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
 
 /// A group's target stickiness, ready for the request path.
@@ -517,7 +492,7 @@ impl Pick<'_> {
         }
         let Some(sticky) = &self.group.target_sticky else { return };
         let Some(hint) = sticky.hints.get(self.index).copied() else { return };
-        let expires = http_date(self.now.epoch_secs + LB_COOKIE_LIFETIME_SECS);
+        let expires = berth_core::time::http_date(self.now.epoch_secs + LB_COOKIE_LIFETIME_SECS);
         let fresh = self.now.epoch_secs + sticky.duration();
         let cookies = match &sticky.mode {
             TargetStickiness::LbCookie { .. } => {
@@ -1050,17 +1025,6 @@ mod tests {
         let b = test_target("tg", "b", Status::HEALTHY);
         assert_ne!(key.hint("tg", &a.key), key.hint("tg", &b.key));
         assert_ne!(key.hint("tg", &a.key), StickyKey::new("other").hint("tg", &a.key));
-    }
-
-    #[test]
-    fn http_date_table() {
-        for (secs, want) in [
-            (0, "Thu, 01 Jan 1970 00:00:00 GMT"),
-            (1_795_781_619, "Fri, 27 Nov 2026 12:13:39 GMT"),
-            (951_782_400, "Tue, 29 Feb 2000 00:00:00 GMT"),
-        ] {
-            assert_eq!(http_date(secs), want);
-        }
     }
 
     fn sticky_group(mode: TargetStickiness, statuses: &[Status]) -> ForwardRoute {

@@ -3,7 +3,6 @@
 //! balancers' security-group source filters ([`SourceFilters`]). No I/O,
 //! no locks; rules are compiled once per route table and matched against a borrowed [`RequestView`].
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -121,29 +120,6 @@ impl SourceFilters {
     }
 }
 
-/// `%XX` decoded (invalid escapes kept as they are); `+` is not a space (ALB compares RFC 3986 queries).
-pub(crate) fn percent_decode(s: &str) -> Cow<'_, str> {
-    if !s.contains('%') {
-        return Cow::Borrowed(s);
-    }
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        if bytes[i] == b'%'
-            && let (Some(h), Some(l)) = (bytes.get(i + 1).and_then(|b| hex(*b)), bytes.get(i + 2).and_then(|b| hex(*b)))
-        {
-            out.push((h * 16 + l) as u8);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
-}
-
 /// What rules look at in a request.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RequestView<'a> {
@@ -184,8 +160,8 @@ impl Cond {
                 values
                     .iter()
                     .map(|p| {
-                        let key = p.key.as_deref().map(|k| wildcard(&percent_decode(k), true));
-                        (key, wildcard(&percent_decode(&p.value), true))
+                        let key = p.key.as_deref().map(|k| wildcard(&berth_core::percent::decode_lossy(k), true));
+                        (key, wildcard(&berth_core::percent::decode_lossy(&p.value), true))
                     })
                     .collect(),
             ),
@@ -213,7 +189,7 @@ impl Cond {
                 let Some(query) = req.query else { return false };
                 query.split('&').filter(|kv| !kv.is_empty()).any(|kv| {
                     let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-                    let (k, v) = (percent_decode(k), percent_decode(v));
+                    let (k, v) = (berth_core::percent::decode_lossy(k), berth_core::percent::decode_lossy(v));
                     pairs.iter().any(|(pk, pv)| pk.as_ref().is_none_or(|pk| pk.matches(&k)) && pv.matches(&v))
                 })
             }

@@ -132,19 +132,6 @@ pub(crate) fn save_state(path: &Path, table: &RouteTable) -> std::io::Result<()>
     std::fs::rename(&tmp, path)
 }
 
-/// Percent-encodes a query parameter value (everything but RFC 3986 unreserved characters).
-pub(crate) fn encode_query_value(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 #[derive(Debug, thiserror::Error)]
 enum WatchError {
     #[error("request failed: {0}")]
@@ -168,7 +155,11 @@ pub(crate) struct Watcher {
 
 impl Watcher {
     async fn poll(&self, after: u64) -> Result<Option<RouteTable>, WatchError> {
-        let uri = format!("{}{ROUTES_PATH}?after={after}&proxy={}", self.base, encode_query_value(&self.proxy_id));
+        let uri = format!(
+            "{}{ROUTES_PATH}?after={after}&proxy={}",
+            self.base,
+            berth_core::percent::encode(self.proxy_id.as_bytes(), false)
+        );
         let request = http::Request::get(uri)
             .header(TOKEN_HEADER, self.token.clone())
             .body(Full::new(Bytes::new()))
@@ -253,7 +244,7 @@ mod tests {
         let cases =
             [("proxy-1", "proxy-1"), ("a b", "a%20b"), ("host:9/x?y&z=1", "host%3A9%2Fx%3Fy%26z%3D1"), ("é", "%C3%A9")];
         for (input, want) in cases {
-            assert_eq!(encode_query_value(input), want);
+            assert_eq!(berth_core::percent::encode(input.as_bytes(), false), want);
         }
     }
 

@@ -129,7 +129,7 @@ mod tests {
         )
         .expect("old row");
         crate::schema::migrate(&mut conn).expect("migrate");
-        let mut store = Store { conn };
+        let mut store = Store { conn, path: Default::default(), temp: None };
         store
             .tx(|tx| {
                 assert_eq!(tx.credential_get("AKIA1")?, None, "not served until sealed");

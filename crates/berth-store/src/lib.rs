@@ -5,8 +5,10 @@
 //! VPCs, subnets, security groups and their rules), IAM (`iam.rs`, `access_keys.rs`, `task_role.rs`: users, roles,
 //! policies, access keys, role sessions, task credentials), Secrets Manager and SSM (`secrets.rs`), CloudWatch Logs
 //! (`logs.rs`) and the shippers' cursors (`log_shipping.rs`); every change happens inside one transaction
-//! ([`Store::tx`], with savepoints), so a failed command leaves nothing half-written. It must never call a runtime,
-//! the network or the proxy, and never decide anything: it records what the control plane decides.
+//! ([`Store::tx`], with savepoints), so a failed command leaves nothing half-written. Reads go through
+//! [`Readers`] (`readers.rs`): read-only connections beside the one writer (WAL), so a read never waits for the
+//! writer and a long scan never holds it. It must never call a runtime, the network or the proxy, and never
+//! decide anything: it records what the control plane decides.
 
 mod access_keys;
 mod ec2;
@@ -16,6 +18,7 @@ mod iam;
 mod lb_network;
 mod log_shipping;
 mod logs;
+mod readers;
 mod savepoint;
 mod schema;
 mod secrets;
@@ -29,10 +32,12 @@ pub use iam::*;
 pub use lb_network::*;
 pub use log_shipping::*;
 pub use logs::*;
+pub use readers::Readers;
 pub use secrets::*;
 pub use task_role::*;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -44,14 +49,19 @@ pub enum StoreError {
     Corrupt(String),
     #[error("{0} already exists")]
     Conflict(String),
+    #[error("temporary database: {0}")]
+    Temporary(String),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
-/// The database. Not `Sync`: the control plane keeps it behind a mutex and holds it only for short
-/// transactions.
+/// The database's one writer. Not `Sync`: the control plane keeps it behind a mutex and holds it only for
+/// short transactions; reads go through [`Store::readers`].
 pub struct Store {
     conn: Connection,
+    path: PathBuf,
+    /// A temporary database's directory, removed when the store and its readers are gone.
+    temp: Option<Arc<readers::TempDir>>,
 }
 
 /// A transaction: every read and write goes through one.
@@ -62,25 +72,34 @@ pub struct Tx<'a> {
 impl Store {
     /// Opens (creating if needed) the database at `path` and migrates it.
     pub fn open(path: &Path) -> Result<Store> {
-        let conn = Connection::open(path)?;
-        Self::init(conn)
+        Self::init(path, None)
     }
 
-    /// An in-memory database, for tests.
+    /// A database of its own that is gone when the store (and its readers) are dropped, for tests: a file in
+    /// `/dev/shm` (memory) where there is one, else in the temporary directory, so that [`Readers`] can open
+    /// it beside the writer (an SQLite `:memory:` database is private to its connection).
     pub fn open_in_memory() -> Result<Store> {
-        Self::init(Connection::open_in_memory()?)
+        let temp = Arc::new(readers::TempDir::new()?);
+        let path = temp.path().join("berth.db");
+        Self::init(&path, Some(temp))
     }
 
-    fn init(conn: Connection) -> Result<Store> {
+    fn init(path: &Path, temp: Option<Arc<readers::TempDir>>) -> Result<Store> {
+        let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         // Deleted and rewritten content (secrets, converted credentials) is zeroed, not left in free space.
         conn.pragma_update(None, "secure_delete", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        let mut store = Store { conn };
+        let mut store = Store { conn, path: path.to_owned(), temp };
         schema::migrate(&mut store.conn)?;
         Ok(store)
+    }
+
+    /// A pool of read-only connections to this database (opened on demand, after the migrations ran here).
+    pub fn readers(&self) -> Readers {
+        Readers::new(self.path.clone(), self.temp.clone())
     }
 
     /// Copies the WAL into the database file and truncates it, so values rewritten since (plain text replaced

@@ -127,7 +127,7 @@ mod tests {
         )
         .expect("old rows");
         crate::schema::migrate(&mut conn).expect("migrate");
-        let mut store = Store { conn };
+        let mut store = Store { conn, path: Default::default(), temp: None };
         store
             .tx(|tx| {
                 assert_eq!(tx.task_credential_get("c1")?, None, "not served until converted");

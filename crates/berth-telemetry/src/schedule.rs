@@ -5,7 +5,7 @@
 //! `a,b`, steps `*/n` and `a/n`, month names `JAN`–`DEC` and day names `SUN`–`SAT` (1 = SUN); `L`, `W` and `#`
 //! are refused. Exactly one of day-of-month and day-of-week is `?`.
 
-use berth_core::time::{civil_from_days, days_from_civil};
+use berth_core::time::{civil_from_days, epoch_days};
 
 use crate::error::Invalid;
 
@@ -104,9 +104,9 @@ fn parse_at(s: &str) -> Option<i64> {
         && se < 60
         && h >= 0
         && mi >= 0;
-    let days = days_from_civil(y, mo, da);
-    // Reject dates that do not exist (2026-02-30).
-    (valid && civil_from_days(days) == (y, mo, da)).then(|| days * 86_400 + h * 3600 + mi * 60 + se)
+    // Dates that do not exist (2026-02-30) have no day.
+    let days = epoch_days(y, mo, da)?;
+    valid.then(|| days * 86_400 + h * 3600 + mi * 60 + se)
 }
 
 const MONTHS: [&str; 12] = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"];

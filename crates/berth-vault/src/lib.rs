@@ -129,7 +129,7 @@ impl Vault {
 /// The lowercase hex SHA-256 of `value`: what is stored of a random bearer token that only needs comparing
 /// (a task's credentials token), so the database never holds the token itself.
 pub fn sha256_hex(value: &[u8]) -> String {
-    ring::digest::digest(&ring::digest::SHA256, value).as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, value))
 }
 
 fn key_error(path: &Path, message: String) -> VaultError {
@@ -168,8 +168,7 @@ mod tests {
     fn temp_dir(name: &str) -> std::path::PathBuf {
         let mut rnd = [0u8; 8];
         SystemRandom::new().fill(&mut rnd).expect("random");
-        let hex: String = rnd.iter().map(|b| format!("{b:02x}")).collect();
-        let dir = std::env::temp_dir().join(format!("berth-vault-{name}-{hex}"));
+        let dir = std::env::temp_dir().join(format!("berth-vault-{name}-{}", hex::encode(rnd)));
         std::fs::create_dir_all(&dir).expect("temp dir");
         dir
     }

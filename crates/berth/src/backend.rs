@@ -39,22 +39,32 @@ impl Backend for ApiBackend {
     }
 
     async fn handle(&self, caller: Caller, request: Request) -> Result<Response, AwsError> {
-        // Resolve the caller's identity policies once; every handler authorizes against them.
-        let identity = self
-            .control
-            .identify(&caller.principal.arn, &caller.principal.account, &caller.principal.user_id)
-            .map_err(AwsError::from)?;
-        match request {
-            Request::Ecs(op) => self.control.handle_ecs(&identity, op).await.map(Response::Ecs),
-            Request::Elbv2(op) => self.control.handle_elbv2(&identity, op).await.map(Response::Elbv2),
-            Request::Sts(op) => self.control.handle_sts(&identity, op).await.map(Response::Sts),
-            Request::SecretsManager(op) => {
-                self.control.handle_secretsmanager(&identity, op).await.map(Response::SecretsManager)
-            }
-            Request::Ssm(op) => self.control.handle_ssm(&identity, op).await.map(Response::Ssm),
-            Request::Iam(op) => self.control.handle_iam(&identity, op).await.map(Response::Iam),
-            Request::Ec2(op) => self.control.handle_ec2(&identity, op).await.map(Response::Ec2),
-            Request::Logs(op) => self.control.handle_logs(&identity, op).await.map(Response::Logs),
-        }
+        // The control plane's work is synchronous (SQLite, policy evaluation): it runs on a blocking thread,
+        // one hand-off per request, so the async workers keep serving connections meanwhile.
+        let control = Arc::clone(&self.control);
+        let runtime = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || runtime.block_on(dispatch(&control, caller, request))).await.map_err(
+            |e| {
+                tracing::error!(error = %e, "an API request's handler failed");
+                AwsError::internal("internal error")
+            },
+        )?
+    }
+}
+
+async fn dispatch(control: &Control, caller: Caller, request: Request) -> Result<Response, AwsError> {
+    // Resolve the caller's identity policies once; every handler authorizes against them.
+    let identity = control
+        .identify(&caller.principal.arn, &caller.principal.account, &caller.principal.user_id)
+        .map_err(AwsError::from)?;
+    match request {
+        Request::Ecs(op) => control.handle_ecs(&identity, op).await.map(Response::Ecs),
+        Request::Elbv2(op) => control.handle_elbv2(&identity, op).await.map(Response::Elbv2),
+        Request::Sts(op) => control.handle_sts(&identity, op).await.map(Response::Sts),
+        Request::SecretsManager(op) => control.handle_secretsmanager(&identity, op).await.map(Response::SecretsManager),
+        Request::Ssm(op) => control.handle_ssm(&identity, op).await.map(Response::Ssm),
+        Request::Iam(op) => control.handle_iam(&identity, op).await.map(Response::Iam),
+        Request::Ec2(op) => control.handle_ec2(&identity, op).await.map(Response::Ec2),
+        Request::Logs(op) => control.handle_logs(&identity, op).await.map(Response::Logs),
     }
 }

@@ -66,33 +66,11 @@ fn form_pairs(raw: &[u8]) -> Result<Vec<(String, String)>, AwsError> {
             Some(i) => (&piece[..i], &piece[i + 1..]),
             None => (piece, &b""[..]),
         };
-        let k = String::from_utf8(percent_decode(k)).map_err(|_| malformed())?;
-        let v = String::from_utf8(percent_decode(v)).map_err(|_| malformed())?;
+        let k = String::from_utf8(berth_core::percent::decode_form(k)).map_err(|_| malformed())?;
+        let v = String::from_utf8(berth_core::percent::decode_form(v)).map_err(|_| malformed())?;
         pairs.push((k, v));
     }
     Ok(pairs)
-}
-
-fn percent_decode(s: &[u8]) -> Vec<u8> {
-    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
-    let mut out = Vec::with_capacity(s.len());
-    let mut i = 0;
-    while i < s.len() {
-        match s[i] {
-            b'%' if i + 2 < s.len() => match (hex(s[i + 1]), hex(s[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push(h << 4 | l);
-                    i += 3;
-                    continue;
-                }
-                _ => out.push(b'%'),
-            },
-            b'+' => out.push(b' '),
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    out
 }
 
 /// The request's parameters: the URI query string, then the body (whose values win).

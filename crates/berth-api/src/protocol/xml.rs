@@ -114,24 +114,13 @@ pub(crate) fn write_element(out: &mut String, name: &str, r: &Ref, v: &Value) {
             };
             text_element(out, name, &text);
         }
-        Shape::String if r.url_encoded => text_element(out, name, &percent_encode(&scalar_text(v))),
+        Shape::String if r.url_encoded => {
+            text_element(out, name, &berth_core::percent::encode(scalar_text(v).as_bytes(), false))
+        }
         Shape::String | Shape::Integer | Shape::Long | Shape::Double | Shape::Boolean | Shape::Blob => {
             text_element(out, name, &scalar_text(v));
         }
     }
-}
-
-/// RFC 3986 percent-encoding of everything but the unreserved characters, as IAM encodes policy documents.
-fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() * 2);
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 fn scalar_text(v: &Value) -> String {
@@ -150,21 +139,7 @@ fn format_number(secs: f64) -> String {
 
 /// Seconds since the epoch as ISO 8601 UTC: `2023-10-10T00:30:00Z`, or `...00.250Z` with milliseconds.
 pub(crate) fn iso8601(secs: f64) -> String {
-    let millis = (secs * 1000.0).round();
-    let Ok(t) = time::OffsetDateTime::from_unix_timestamp_nanos(millis as i128 * 1_000_000) else {
-        return format_number(secs);
-    };
-    let ms = t.millisecond();
-    let base = format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    );
-    if ms == 0 { format!("{base}Z") } else { format!("{base}.{ms:03}Z") }
+    berth_core::time::iso8601_millis((secs * 1000.0).round() as i64).unwrap_or_else(|| format_number(secs))
 }
 
 #[cfg(test)]
@@ -176,11 +151,6 @@ mod tests {
         let mut s = String::new();
         escape(&mut s, "a<b>&\"c'\r\n\t\u{1}é");
         assert_eq!(s, "a&lt;b&gt;&amp;&quot;c&apos;&#13;\n\t\u{FFFD}é");
-    }
-
-    #[test]
-    fn percent_encodes_policy_documents() {
-        assert_eq!(percent_encode(r#"{"A":"b c/é~"}"#), "%7B%22A%22%3A%22b%20c%2F%C3%A9~%22%7D");
     }
 
     #[test]

@@ -123,7 +123,7 @@ impl Control {
     /// `None` when the service has no load balancer group. The route table's load balancer sources
     /// ([`crate::elbv2::network`]) are the union of these over a load balancer's services.
     pub fn load_balancer_allowed_sources(&self, service_id: i64, port: u16) -> Result<Option<Vec<Cidr>>, ControlError> {
-        self.tx(|tx| {
+        self.read(|tx| {
             let Some(group) = load_balancer_group(tx, service_id)? else {
                 return Ok(None);
             };

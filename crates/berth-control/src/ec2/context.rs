@@ -15,7 +15,7 @@ use crate::{Control, ControlError, authz};
 pub(crate) fn ec2_requests(c: &Control, op: &Operation) -> Result<Vec<RequestContext>, ControlError> {
     use Operation as O;
     let action = format!("ec2:{}", op.name());
-    c.tx(|tx| {
+    c.read(|tx| {
         let on = |kind: &str, id: &str| -> Result<RequestContext, ControlError> {
             let tags = tx.ec2_tags_get(id)?;
             let mut request = RequestContext::new(action.clone(), arn(c, kind, id))

@@ -215,7 +215,7 @@ pub(crate) fn describe(
     let ids = r.group_ids.unwrap_or_default();
     let names = r.group_names.unwrap_or_default();
     let filters = r.filters.unwrap_or_default();
-    let groups = c.tx(|tx| {
+    let groups = c.read(|tx| {
         for id in &ids {
             if tx.security_group_get(id)?.is_none() {
                 return Err(malformed_or_missing(id));
@@ -308,7 +308,7 @@ pub(crate) fn describe_rules(
 ) -> Result<DescribeSecurityGroupRulesResult, ControlError> {
     let ids = r.security_group_rule_ids.unwrap_or_default();
     let filters = r.filters.unwrap_or_default();
-    let out = c.tx(|tx| {
+    let out = c.read(|tx| {
         let all = tx.security_group_rules_all()?;
         for id in &ids {
             if !all.iter().any(|x| &x.id == id) {

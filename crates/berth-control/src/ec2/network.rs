@@ -102,7 +102,7 @@ pub(crate) fn adopt_network_subnet(tx: &Tx<'_>, network: &str, subnet: Cidr) -> 
 pub(crate) fn describe_vpcs(c: &Control, r: DescribeVpcsRequest) -> Result<DescribeVpcsResult, ControlError> {
     let ids = r.vpc_ids.unwrap_or_default();
     let filters = r.filters.unwrap_or_default();
-    let vpcs = c.tx(|tx| {
+    let vpcs = c.read(|tx| {
         let all = tx.vpcs()?;
         for id in &ids {
             if !all.iter().any(|v| &v.id == id) {
@@ -158,7 +158,7 @@ fn render_vpc(c: &Control, v: &VpcRow, tags: Vec<(String, String)>) -> Vpc {
 pub(crate) fn describe_subnets(c: &Control, r: DescribeSubnetsRequest) -> Result<DescribeSubnetsResult, ControlError> {
     let ids = r.subnet_ids.unwrap_or_default();
     let filters = r.filters.unwrap_or_default();
-    let subnets = c.tx(|tx| {
+    let subnets = c.read(|tx| {
         let all = tx.subnets()?;
         for id in &ids {
             if !all.iter().any(|s| &s.id == id) {
@@ -265,7 +265,7 @@ pub(crate) fn create_tags(c: &Control, r: CreateTagsRequest) -> Result<(), Contr
 
 pub(crate) fn describe_tags(c: &Control, r: DescribeTagsRequest) -> Result<DescribeTagsResult, ControlError> {
     let filters = r.filters.unwrap_or_default();
-    let all = c.tx(|tx| Ok(tx.ec2_tags_all()?))?;
+    let all = c.read(|tx| Ok(tx.ec2_tags_all()?))?;
     let mut out = Vec::new();
     for (id, key, value) in all {
         let rtype = resource_type(&id);

@@ -44,7 +44,7 @@ pub(crate) fn describe(c: &Control, r: DescribeClustersRequest) -> Result<Descri
         return Err(ControlError::invalid("clusters can have at most 100 items."));
     }
     let with_tags = r.include.unwrap_or_default().contains(&ClusterField::Tags);
-    c.tx(|tx| {
+    c.read(|tx| {
         let mut clusters = Vec::new();
         let mut failures = Vec::new();
         for w in wanted {
@@ -64,7 +64,7 @@ pub(crate) fn describe(c: &Control, r: DescribeClustersRequest) -> Result<Descri
 
 pub(crate) fn list(c: &Control, r: ListClustersRequest) -> Result<ListClustersResponse, ControlError> {
     let arns: Vec<String> =
-        c.tx(|tx| Ok(tx.clusters()?.into_iter().filter(|r| r.status == "ACTIVE").map(|r| r.arn).collect()))?;
+        c.read(|tx| Ok(tx.clusters()?.into_iter().filter(|r| r.status == "ACTIVE").map(|r| r.arn).collect()))?;
     let (page, next) = super::paginate(arns, r.next_token.as_deref(), r.max_results)?;
     Ok(ListClustersResponse { cluster_arns: Some(page), next_token: next })
 }

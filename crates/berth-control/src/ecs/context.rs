@@ -75,7 +75,7 @@ fn ecs_request(c: &Control, op: &Operation) -> Result<RequestContext, ControlErr
         authz::with_request_tags(request, tags.iter().flatten().map(|t| (&t.key, &t.value)))
     };
     let on_existing = |arn: &str| -> Result<RequestContext, ControlError> {
-        let tags = c.tx(|tx| Ok(tx.tags_get(arn)?))?;
+        let tags = c.read(|tx| Ok(tx.tags_get(arn)?))?;
         Ok(RequestContext::new(action.clone(), arn)
             .with_resource_tags(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
     };

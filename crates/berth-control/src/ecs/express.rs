@@ -136,7 +136,7 @@ pub(crate) fn describe(
 ) -> Result<DescribeExpressGatewayServiceResponse, ControlError> {
     let arn = r.service_arn.unwrap_or_default();
     let with_tags = r.include.unwrap_or_default().contains(&ExpressGatewayServiceInclude::Tags);
-    let service = c.tx(|tx| {
+    let service = c.read(|tx| {
         // Describe's model names a missing service `ResourceNotFoundException` (Update and Delete:
         // `ServiceNotFoundException`).
         let row = express_by_arn(tx, &arn)
@@ -265,7 +265,7 @@ pub(crate) fn delete(
 
 pub(crate) fn list_services(c: &Control, r: ListServicesRequest) -> Result<ListServicesResponse, ControlError> {
     let cluster = cluster_name(r.cluster.as_deref());
-    let arns = c.tx(|tx| {
+    let arns = c.read(|tx| {
         require_cluster(tx, &cluster)?;
         Ok(tx
             .services_live(Some(&cluster))?
@@ -292,7 +292,7 @@ pub(crate) fn describe_services(
         return Err(ControlError::invalid("services can have at most 10 items."));
     }
     let with_tags = r.include.unwrap_or_default().contains(&ServiceField::Tags);
-    c.tx(|tx| {
+    c.read(|tx| {
         require_cluster(tx, &cluster)?;
         let mut services = Vec::new();
         let mut failures = Vec::new();

@@ -39,7 +39,7 @@ pub(crate) fn untag(c: &Control, r: UntagResourceRequest) -> Result<UntagResourc
 
 pub(crate) fn list(c: &Control, r: ListTagsForResourceRequest) -> Result<ListTagsForResourceResponse, ControlError> {
     let arn = r.resource_arn.unwrap_or_default();
-    let tags = c.tx(|tx| {
+    let tags = c.read(|tx| {
         // ListTagsForResource's model lists no ResourceNotFoundException: a missing resource is an invalid one.
         require_resource(tx, &arn)
             .map_err(|e| e.respelled(ErrorCode::ResourceNotFound, ErrorCode::InvalidParameter))?;

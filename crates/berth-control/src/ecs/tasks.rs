@@ -15,7 +15,7 @@ pub(crate) fn list(c: &Control, r: ListTasksRequest) -> Result<ListTasksResponse
         DesiredStatus::Pending => TaskStatus::Pending,
         DesiredStatus::Stopped => TaskStatus::Stopped,
     };
-    let arns = c.tx(|tx| {
+    let arns = c.read(|tx| {
         super::express::require_cluster(tx, &cluster)?;
         let service_id = match &r.service_name {
             None => None,
@@ -55,7 +55,7 @@ pub(crate) fn describe(c: &Control, r: DescribeTasksRequest) -> Result<DescribeT
         return Err(ControlError::invalid("tasks can have at most 100 items."));
     }
     let with_tags = r.include.unwrap_or_default().contains(&TaskField::Tags);
-    c.tx(|tx| {
+    c.read(|tx| {
         super::express::require_cluster(tx, &cluster)?;
         let mut tasks = Vec::new();
         let mut failures = Vec::new();
@@ -107,7 +107,7 @@ pub(crate) fn describe_task_definition(
 ) -> Result<DescribeTaskDefinitionResponse, ControlError> {
     let given = r.task_definition.unwrap_or_default();
     let with_tags = r.include.unwrap_or_default().contains(&TaskDefinitionField::Tags);
-    c.tx(|tx| {
+    c.read(|tx| {
         let row = if given.starts_with("arn:") {
             tx.task_definition_get(&given)?
         } else {
@@ -136,7 +136,7 @@ pub(crate) fn list_task_definitions(
 ) -> Result<ListTaskDefinitionsResponse, ControlError> {
     let status = r.status.map(|s| s.as_str()).unwrap_or("ACTIVE");
     let mut arns: Vec<String> =
-        c.tx(|tx| Ok(tx.task_definitions(r.family_prefix.as_deref(), status)?.into_iter().map(|d| d.arn).collect()))?;
+        c.read(|tx| Ok(tx.task_definitions(r.family_prefix.as_deref(), status)?.into_iter().map(|d| d.arn).collect()))?;
     if r.sort == Some(SortOrder::Desc) {
         arns.reverse();
     }

@@ -38,9 +38,9 @@ pub(crate) fn handle(c: &Control, op: Operation) -> Result<Output, ControlError>
             | O::ModifyLoadBalancerAttributes(_)
     );
     let out = match op {
-        O::DescribeLoadBalancers(r) => Output::DescribeLoadBalancers(c.tx(|tx| describe_lbs(c, tx, r))?),
-        O::DescribeListeners(r) => Output::DescribeListeners(c.tx(|tx| describe_listeners(tx, r))?),
-        O::DescribeRules(r) => Output::DescribeRules(c.tx(|tx| describe_rules(tx, r))?),
+        O::DescribeLoadBalancers(r) => Output::DescribeLoadBalancers(c.read(|tx| describe_lbs(c, tx, r))?),
+        O::DescribeListeners(r) => Output::DescribeListeners(c.read(|tx| describe_listeners(tx, r))?),
+        O::DescribeRules(r) => Output::DescribeRules(c.read(|tx| describe_rules(tx, r))?),
         O::CreateRule(r) => Output::CreateRule(c.tx(|tx| create_rule(c, tx, r))?),
         // ModifyRule's model lists no InvalidConfigurationRequest (CreateRule's does): what berth cannot do
         // there is a validation error.
@@ -50,16 +50,16 @@ pub(crate) fn handle(c: &Control, op: Operation) -> Result<Output, ControlError>
         ),
         O::DeleteRule(r) => Output::DeleteRule(c.tx(|tx| delete_rule(tx, r))?),
         O::SetRulePriorities(r) => Output::SetRulePriorities(c.tx(|tx| set_priorities(tx, r))?),
-        O::DescribeTargetGroups(r) => Output::DescribeTargetGroups(c.tx(|tx| describe_tgs(tx, r))?),
+        O::DescribeTargetGroups(r) => Output::DescribeTargetGroups(c.read(|tx| describe_tgs(tx, r))?),
         O::ModifyTargetGroup(r) => Output::ModifyTargetGroup(c.tx(|tx| modify_tg(tx, r))?),
-        O::DescribeTargetGroupAttributes(r) => Output::DescribeTargetGroupAttributes(c.tx(|tx| {
+        O::DescribeTargetGroupAttributes(r) => Output::DescribeTargetGroupAttributes(c.read(|tx| {
             let g = tg(tx, r.target_group_arn.as_deref())?;
             Ok(DescribeTargetGroupAttributesOutput { attributes: Some(tg_attributes(&g)?) })
         })?),
         O::ModifyTargetGroupAttributes(r) => {
             Output::ModifyTargetGroupAttributes(c.tx(|tx| modify_tg_attributes(tx, r))?)
         }
-        O::DescribeLoadBalancerAttributes(r) => Output::DescribeLoadBalancerAttributes(c.tx(|tx| {
+        O::DescribeLoadBalancerAttributes(r) => Output::DescribeLoadBalancerAttributes(c.read(|tx| {
             let l = lb(tx, r.load_balancer_arn.as_deref())?;
             Ok(DescribeLoadBalancerAttributesOutput { attributes: Some(lb_attributes(&l)?) })
         })?),
@@ -69,7 +69,7 @@ pub(crate) fn handle(c: &Control, op: Operation) -> Result<Output, ControlError>
         O::DescribeTargetHealth(r) => Output::DescribeTargetHealth(target_health(c, r)?),
         O::RegisterTargets(r) => Output::RegisterTargets(c.tx(|tx| register(tx, r))?),
         O::DeregisterTargets(r) => Output::DeregisterTargets(c.tx(|tx| deregister(tx, r))?),
-        O::DescribeListenerCertificates(r) => Output::DescribeListenerCertificates(c.tx(|tx| {
+        O::DescribeListenerCertificates(r) => Output::DescribeListenerCertificates(c.read(|tx| {
             let l = listener(tx, r.listener_arn.as_deref())?;
             let certs = tx
                 .listener_certificates(&l.arn)?
@@ -82,7 +82,7 @@ pub(crate) fn handle(c: &Control, op: Operation) -> Result<Output, ControlError>
             let (page, next) = page(certs, r.marker.as_deref(), r.page_size)?;
             Ok(DescribeListenerCertificatesOutput { certificates: Some(page), next_marker: next })
         })?),
-        O::DescribeTags(r) => Output::DescribeTags(c.tx(|tx| describe_tags(tx, r))?),
+        O::DescribeTags(r) => Output::DescribeTags(c.read(|tx| describe_tags(tx, r))?),
         O::AddTags(r) => Output::AddTags(c.tx(|tx| add_tags(tx, r))?),
         O::RemoveTags(r) => Output::RemoveTags(c.tx(|tx| {
             let keys = r.tag_keys.unwrap_or_default();
@@ -777,7 +777,7 @@ fn description(state: TargetHealthStateEnum, reason: Option<TargetHealthReasonEn
 fn target_health(c: &Control, r: DescribeTargetHealthInput) -> Result<DescribeTargetHealthOutput, ControlError> {
     use TargetHealthReasonEnum as R;
     use TargetHealthStateEnum as S;
-    let (g, in_use) = c.tx(|tx| {
+    let (g, in_use) = c.read(|tx| {
         let g = tg(tx, r.target_group_arn.as_deref())?;
         let in_use = lbs_of_groups(tx)?.contains_key(&g.arn);
         Ok((g, in_use))

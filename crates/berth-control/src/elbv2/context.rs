@@ -15,7 +15,7 @@ pub(crate) fn elbv2_requests(c: &Control, op: &Operation) -> Result<Vec<RequestC
     let action = format!("elasticloadbalancing:{}", op.name());
     let on = |arn: Option<&String>| -> Result<RequestContext, ControlError> {
         let arn = arn.map(String::as_str).unwrap_or_default();
-        let tags = c.tx(|tx| Ok(tx.tags_get(arn)?))?;
+        let tags = c.read(|tx| Ok(tx.tags_get(arn)?))?;
         let resource_tags = tags.iter().map(|(k, v)| (k.as_str(), v.as_str()));
         let mut request = RequestContext::new(action.clone(), arn).with_resource_tags(resource_tags);
         for (k, v) in &tags {

@@ -87,7 +87,7 @@ impl Control {
             return Ok(caller);
         }
         let Ok(arn) = principal_arn.parse::<Arn>() else { return Ok(caller) };
-        let grants = self.tx(|tx| {
+        let grants = self.read(|tx| {
             if arn.service == "iam"
                 && let Some(path_name) = arn.resource.strip_prefix("user/")
             {
@@ -132,7 +132,7 @@ impl Control {
         request: RequestContext,
     ) -> Result<(), AwsError> {
         let grants = self
-            .tx(|tx| match role_by_arn(tx, &self.names.account, role_arn)? {
+            .read(|tx| match role_by_arn(tx, &self.names.account, role_arn)? {
                 Some(role) => Ok(Some(role_grants(tx, &role, session_name)?)),
                 None => Ok(None),
             })
@@ -219,7 +219,7 @@ impl Control {
         caller: &CallerIdentity,
         roles: ExpressRoles<'_>,
     ) -> Result<(), ControlError> {
-        self.tx(|tx| {
+        self.read(|tx| {
             if let Some(arn) = roles.infrastructure {
                 check_passed_role(tx, caller, "infrastructureRoleArn", arn, INFRASTRUCTURE_ROLE_SERVICE)?;
             }

@@ -149,7 +149,7 @@ pub(super) fn get(
     let arn = r.policy_arn.unwrap_or_default();
     check_arn(&arn)?;
     authorize(caller, "GetPolicy", &arn)?;
-    let policy = c.tx(|tx| lookup(tx, &arn))?;
+    let policy = c.read(|tx| lookup(tx, &arn))?;
     Ok(GetPolicyResponse { policy: Some(policy) })
 }
 
@@ -172,7 +172,7 @@ pub(super) fn get_version(
             create_date: Some(Timestamp(aws_dates(p).1)),
         }
     } else {
-        let (p, v) = c.tx(|tx| {
+        let (p, v) = c.read(|tx| {
             let p = tx.iam_policy_get(&arn)?.ok_or_else(|| not_found(&arn))?;
             let v = tx.iam_policy_version(&arn, &version)?.ok_or_else(missing)?;
             Ok((p, v))
@@ -196,7 +196,7 @@ pub(super) fn list(
     let scope = r.scope.unwrap_or(PolicyScopeType::All);
     let prefix = r.path_prefix.unwrap_or_else(|| "/".into());
     let only_attached = r.only_attached.unwrap_or(false);
-    let policies: Vec<Policy> = c.tx(|tx| {
+    let policies: Vec<Policy> = c.read(|tx| {
         let mut out = Vec::new();
         if scope != PolicyScopeType::Local {
             for p in berth_iam::managed::ALL {

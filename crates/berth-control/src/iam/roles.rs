@@ -120,7 +120,7 @@ pub(super) fn create(
 
 pub(super) fn get(c: &Control, caller: &CallerIdentity, r: GetRoleRequest) -> Result<GetRoleResponse, ControlError> {
     let name = r.role_name.unwrap_or_default();
-    let (row, tags) = c.tx(|tx| {
+    let (row, tags) = c.read(|tx| {
         let role = authorized_role(tx, caller, "GetRole", &name)?;
         let tags = tx.tags_get(&role.arn)?;
         Ok((role, tags))
@@ -137,7 +137,7 @@ pub(super) fn list(
     let prefix = r.path_prefix.unwrap_or_else(|| "/".into());
     // ListRoles leaves tags out, as IAM does.
     let roles: Vec<Role> = c
-        .tx(|tx| Ok(tx.iam_roles()?))?
+        .read(|tx| Ok(tx.iam_roles()?))?
         .iter()
         .filter(|r| r.path.starts_with(&prefix))
         .map(|r| render(r, vec![]))
@@ -190,7 +190,7 @@ pub(super) fn get_policy(
 ) -> Result<GetRolePolicyResponse, ControlError> {
     let name = r.role_name.unwrap_or_default();
     let policy_name = r.policy_name.unwrap_or_default();
-    c.tx(|tx| {
+    c.read(|tx| {
         let role = authorized_role(tx, caller, "GetRolePolicy", &name)?;
         let doc = tx
             .iam_inline_get(IamOwner::Role, &role.name, &policy_name)?
@@ -209,7 +209,7 @@ pub(super) fn list_policies(
     r: ListRolePoliciesRequest,
 ) -> Result<ListRolePoliciesResponse, ControlError> {
     let name = r.role_name.unwrap_or_default();
-    let names: Vec<String> = c.tx(|tx| {
+    let names: Vec<String> = c.read(|tx| {
         let role = authorized_role(tx, caller, "ListRolePolicies", &name)?;
         Ok(tx.iam_inline_all(IamOwner::Role, &role.name)?.into_iter().map(|(n, _)| n).collect())
     })?;
@@ -250,7 +250,7 @@ pub(super) fn list_attached(
 ) -> Result<ListAttachedRolePoliciesResponse, ControlError> {
     let name = r.role_name.unwrap_or_default();
     let prefix = r.path_prefix.unwrap_or_else(|| "/".into());
-    let attached: Vec<AttachedPolicy> = c.tx(|tx| {
+    let attached: Vec<AttachedPolicy> = c.read(|tx| {
         let role = authorized_role(tx, caller, "ListAttachedRolePolicies", &name)?;
         let mut out = Vec::new();
         for arn in tx.iam_attached(IamOwner::Role, &role.name)? {
@@ -293,7 +293,7 @@ pub(super) fn list_tags(
     r: ListRoleTagsRequest,
 ) -> Result<ListRoleTagsResponse, ControlError> {
     let name = r.role_name.unwrap_or_default();
-    let tags = c.tx(|tx| {
+    let tags = c.read(|tx| {
         let role = authorized_role(tx, caller, "ListRoleTags", &name)?;
         Ok(tx.tags_get(&role.arn)?)
     })?;

@@ -98,7 +98,7 @@ pub(super) fn get(c: &Control, caller: &CallerIdentity, r: GetUserRequest) -> Re
         });
     }
     let name = implied_user(caller, r.user_name)?;
-    let (row, tags) = c.tx(|tx| {
+    let (row, tags) = c.read(|tx| {
         // The resource is the user's ARN (with its path); one that does not exist is asked about by name.
         let existing = tx.iam_user_get(&name)?;
         authorize(caller, "GetUser", &existing.as_ref().map_or_else(|| user_arn(c, "/", &name), |u| u.arn.clone()))?;
@@ -121,7 +121,7 @@ pub(super) fn list(
     authorize(caller, "ListUsers", "*")?;
     let prefix = r.path_prefix.unwrap_or_else(|| "/".into());
     let users: Vec<User> =
-        c.tx(|tx| Ok(tx.iam_users()?))?.iter().filter(|u| u.path.starts_with(&prefix)).map(render).collect();
+        c.read(|tx| Ok(tx.iam_users()?))?.iter().filter(|u| u.path.starts_with(&prefix)).map(render).collect();
     let (users, truncated, marker) = page(users, r.marker.as_deref(), r.max_items)?;
     Ok(ListUsersResponse { users: Some(users), is_truncated: Some(truncated), marker })
 }
@@ -183,7 +183,7 @@ pub(super) fn list_access_keys(
     r: ListAccessKeysRequest,
 ) -> Result<ListAccessKeysResponse, ControlError> {
     let name = implied_user(caller, r.user_name)?;
-    let (user, keys) = c.tx(|tx| {
+    let (user, keys) = c.read(|tx| {
         let u = require_user(tx, &name)?;
         authorize(caller, "ListAccessKeys", &u.arn)?;
         let keys = tx.credentials_of(&u.arn)?;

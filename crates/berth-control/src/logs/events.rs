@@ -92,7 +92,7 @@ pub(super) fn get(c: &Control, r: GetLogEventsRequest) -> Result<GetLogEventsRes
         None => (!r.start_from_head.unwrap_or(false), None),
     };
     let range = LogEventRange { start_ms: r.start_time, end_ms: r.end_time, cursor, backward, limit };
-    let mut rows = c.tx(|tx| {
+    let mut rows = c.read(|tx| {
         existing_group(tx, &group)?;
         if tx.log_stream_get(&group, &stream)?.is_none() {
             return Err(stream_not_found());
@@ -157,7 +157,7 @@ pub(super) fn filter(c: &Control, r: FilterLogEventsRequest) -> Result<FilterLog
     };
     let mut events = Vec::new();
     let mut more = false;
-    c.tx(|tx| {
+    c.read(|tx| {
         existing_group(tx, &group)?;
         let streams: Option<Vec<String>> = match (&names, &prefix) {
             (Some(n), _) => Some(n.clone()),

@@ -86,7 +86,7 @@ pub(super) fn describe(c: &Control, r: DescribeLogGroupsRequest) -> Result<Descr
         Some(t) => Some(crate::token::decode(t).ok_or_else(|| invalid("The specified nextToken is invalid."))?),
     };
     let pattern_lower = pattern.map(|p| p.to_lowercase());
-    let (rows, stored): (Vec<LogGroupRow>, Vec<i64>) = c.tx(|tx| {
+    let (rows, stored): (Vec<LogGroupRow>, Vec<i64>) = c.read(|tx| {
         let rows: Vec<LogGroupRow> = tx
             .log_groups_all()?
             .into_iter()
@@ -222,7 +222,7 @@ fn untag_group(c: &Control, name: &str, keys: Vec<String>) -> Result<(), Control
 }
 
 fn group_tags(c: &Control, name: &str) -> Result<BTreeMap<String, String>, ControlError> {
-    c.tx(|tx| {
+    c.read(|tx| {
         let g = existing_group(tx, name)?;
         Ok(tx.tags_get(&g.arn)?.into_iter().collect())
     })

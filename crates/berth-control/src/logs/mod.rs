@@ -71,7 +71,7 @@ impl Control {
         let on_group = |name: Option<&str>, stream: Option<&str>| -> Result<RequestContext, ControlError> {
             let name = name.unwrap_or_default();
             let arn = self.log_group_arn(name);
-            let tags = self.tx(|tx| Ok(tx.tags_get(&arn)?))?;
+            let tags = self.read(|tx| Ok(tx.tags_get(&arn)?))?;
             let resource = match stream {
                 Some(s) => self.log_stream_arn(name, s),
                 None => arn,

@@ -71,7 +71,7 @@ pub(super) fn describe(c: &Control, r: DescribeLogStreamsRequest) -> Result<Desc
         None => None,
         Some(t) => Some(decode_key(t).ok_or_else(|| invalid("The specified nextToken is invalid."))?),
     };
-    let mut rows = c.tx(|tx| {
+    let mut rows = c.read(|tx| {
         existing_group(tx, &group)?;
         Ok(tx.log_streams_of(&group)?)
     })?;

@@ -30,7 +30,7 @@ pub(crate) fn secretsmanager_requests(c: &Control, op: &sm::Operation) -> Result
         |name: &str| format!("arn:aws:secretsmanager:{}:{}:secret:{name}-??????", c.names.region, c.names.account);
     let on = |id: &Option<String>| -> Result<RequestContext, ControlError> {
         let id = id.as_deref().unwrap_or_default();
-        c.tx(|tx| match manager::find(c, tx, id) {
+        c.read(|tx| match manager::find(c, tx, id) {
             Ok(secret) => {
                 let tags = tx.tags_get(&secret.arn)?;
                 Ok(with_tags(RequestContext::new(action.clone(), secret.arn), &tags, "secretsmanager:ResourceTag"))
@@ -66,7 +66,7 @@ pub(crate) fn ssm_requests(c: &Control, op: &ssm::Operation) -> Result<Vec<Reque
             Some((n, v)) if !n.is_empty() && v.parse::<i64>().is_ok() => n,
             _ => name,
         };
-        c.tx(|tx| match params::lookup(c, tx, bare)? {
+        c.read(|tx| match params::lookup(c, tx, bare)? {
             Some(p) => {
                 let tags = tx.tags_get(&p.arn)?;
                 Ok(with_tags(RequestContext::new(action.clone(), p.arn), &tags, "ssm:resourceTag"))

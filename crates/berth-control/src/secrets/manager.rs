@@ -9,7 +9,7 @@ use berth_model::Timestamp;
 use berth_model::secretsmanager::*;
 use berth_store::{SecretRow, SecretVersionRow, Tx};
 
-use super::{page_after, random_alnum, tag_pairs, uuid4};
+use super::{page_after, random_alnum, tag_pairs};
 use crate::{Control, ControlError, now};
 
 pub(crate) const CURRENT: &str = "AWSCURRENT";
@@ -235,7 +235,7 @@ fn create(c: &Control, r: CreateSecretRequest, t: f64) -> Result<CreateSecretRes
         tx.tags_put(&row.arn, &tags)?;
         let version_id = match value {
             Some(v) => {
-                let id = r.client_request_token.clone().unwrap_or_else(uuid4);
+                let id = r.client_request_token.clone().unwrap_or_else(berth_core::ids::uuid4);
                 add_version(c, tx, &row, &id, v, None, t)?;
                 Some(id)
             }
@@ -330,7 +330,7 @@ fn put_value(c: &Control, r: PutSecretValueRequest, t: f64) -> Result<PutSecretV
         if secret.deleted_at.is_some() {
             return Err(marked_deleted());
         }
-        let id = r.client_request_token.clone().unwrap_or_else(uuid4);
+        let id = r.client_request_token.clone().unwrap_or_else(berth_core::ids::uuid4);
         let stages = add_version(c, tx, &secret, &id, value, r.version_stages.clone(), t)?;
         secret.last_changed_at = t;
         tx.secret_update(&secret)?;
@@ -357,7 +357,7 @@ fn tags_of(tx: &Tx<'_>, arn: &str) -> Result<Vec<Tag>, ControlError> {
 
 fn describe(c: &Control, r: DescribeSecretRequest) -> Result<DescribeSecretResponse, ControlError> {
     let secret_id = r.secret_id.unwrap_or_default();
-    c.tx(|tx| {
+    c.read(|tx| {
         let s = find(c, tx, &secret_id)?;
         let tags = tags_of(tx, &s.arn)?;
         Ok(DescribeSecretResponse {
@@ -394,7 +394,7 @@ fn list(c: &Control, r: ListSecretsRequest) -> Result<ListSecretsResponse, Contr
     }
     let with_deleted = r.include_planned_deletion.unwrap_or(false);
     let descending = matches!(r.sort_order, Some(SortOrderType::Desc));
-    c.tx(|tx| {
+    c.read(|tx| {
         let mut entries = Vec::new();
         for s in tx.secrets_all()? {
             if s.deleted_at.is_some() && !with_deleted {
@@ -495,7 +495,7 @@ fn update(c: &Control, r: UpdateSecretRequest, t: f64) -> Result<UpdateSecretRes
         }
         let version_id = match value {
             Some(v) => {
-                let id = r.client_request_token.clone().unwrap_or_else(uuid4);
+                let id = r.client_request_token.clone().unwrap_or_else(berth_core::ids::uuid4);
                 add_version(c, tx, &secret, &id, v, None, t)?;
                 Some(id)
             }

@@ -51,15 +51,6 @@ impl Control {
     }
 }
 
-/// A random version 4 UUID, as Secrets Manager's version ids are.
-pub(crate) fn uuid4() -> String {
-    let mut b: [u8; 16] = rand::rng().random();
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
-}
-
 /// `n` random letters and digits (the suffix of a secret's ARN).
 pub(crate) fn random_alnum(n: usize) -> String {
     const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
@@ -69,17 +60,8 @@ pub(crate) fn random_alnum(n: usize) -> String {
 
 /// Standard base64 with padding (how AWS shows ciphertext blobs).
 pub(crate) fn base64(data: &[u8]) -> String {
-    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        out.push(T[(n >> 18) as usize & 63] as char);
-        out.push(T[(n >> 12) as usize & 63] as char);
-        out.push(if chunk.len() > 1 { T[(n >> 6) as usize & 63] as char } else { '=' });
-        out.push(if chunk.len() > 2 { T[n as usize & 63] as char } else { '=' });
-    }
-    out
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(data)
 }
 
 /// A page of `items` (sorted by `key`) after the item whose key the token names; the next token names
@@ -140,11 +122,11 @@ mod tests {
 
     #[test]
     fn uuids_and_suffixes_have_the_right_shape() {
-        let u = uuid4();
+        let u = berth_core::ids::uuid4();
         assert_eq!(u.len(), 36);
         assert_eq!(u.as_bytes()[14], b'4');
         assert!(matches!(u.as_bytes()[19], b'8' | b'9' | b'a' | b'b'));
-        assert_ne!(uuid4(), u);
+        assert_ne!(berth_core::ids::uuid4(), u);
         let s = random_alnum(6);
         assert_eq!(s.len(), 6);
         assert!(s.chars().all(|c| c.is_ascii_alphanumeric()));

@@ -279,7 +279,7 @@ fn not_found(name: &str) -> ControlError {
 fn get_one(c: &Control, r: GetParameterRequest) -> Result<GetParameterResult, ControlError> {
     let name = r.name.unwrap_or_default();
     let decrypt = r.with_decryption.unwrap_or(false);
-    c.tx(|tx| match read(c, tx, &name, decrypt)? {
+    c.read(|tx| match read(c, tx, &name, decrypt)? {
         Some((_, p)) => Ok(GetParameterResult { parameter: Some(p) }),
         None => Err(not_found(&name)),
     })
@@ -291,7 +291,7 @@ fn get_many(c: &Control, r: GetParametersRequest) -> Result<GetParametersResult,
         return Err(validation("Names takes 1 to 10 parameter names."));
     }
     let decrypt = r.with_decryption.unwrap_or(false);
-    c.tx(|tx| {
+    c.read(|tx| {
         let mut found = Vec::new();
         let mut invalid = Vec::new();
         for n in names {
@@ -399,7 +399,7 @@ fn by_path(c: &Control, r: GetParametersByPathRequest) -> Result<GetParametersBy
     let recursive = r.recursive.unwrap_or(false);
     let decrypt = r.with_decryption.unwrap_or(false);
     let filter = string_filters(r.parameter_filters.as_deref().unwrap_or_default(), true)?;
-    c.tx(|tx| {
+    c.read(|tx| {
         let prefix = if path.ends_with('/') { path.clone() } else { format!("{path}/") };
         let mut rows = Vec::new();
         for p in tx.parameters_with_prefix(&prefix)? {
@@ -475,7 +475,7 @@ fn describe(c: &Control, r: DescribeParametersRequest) -> Result<DescribeParamet
         Some(m) if (1..=50).contains(&m) => m as usize,
         Some(m) => return Err(validation(format!("MaxResults must be 1 to 50, got {m}."))),
     };
-    c.tx(|tx| {
+    c.read(|tx| {
         let mut rows = Vec::new();
         for p in tx.parameters_all()? {
             if filter(&p, &tx.tags_get(&p.arn)?) {
