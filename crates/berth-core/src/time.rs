@@ -56,8 +56,11 @@ pub fn http_date(secs: u64) -> String {
 pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let epoch = i64::from(OffsetDateTime::UNIX_EPOCH.to_julian_day());
     let julian = i32::try_from(days.saturating_add(epoch)).unwrap_or(if days < 0 { i32::MIN } else { i32::MAX });
-    let date = Date::from_julian_day(julian)
-        .unwrap_or(if days < 0 { PrimitiveDateTime::MIN.date() } else { PrimitiveDateTime::MAX.date() });
+    let date = Date::from_julian_day(julian).unwrap_or(if days < 0 {
+        PrimitiveDateTime::MIN.date()
+    } else {
+        PrimitiveDateTime::MAX.date()
+    });
     (i64::from(date.year()), i64::from(u8::from(date.month())), i64::from(date.day()))
 }
 
