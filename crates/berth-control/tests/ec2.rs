@@ -19,10 +19,6 @@ fn world(name: &str) -> Harness {
 }
 
 impl Harness {
-    async fn ec2(&self, op: ec2::Operation) -> Result<ec2::Output, berth_core::AwsError> {
-        self.control.handle_ec2(&self.caller, op).await
-    }
-
     async fn ecs(&self, op: ecs::Operation) -> Result<ecs::Output, berth_core::AwsError> {
         self.control.handle_ecs(&self.caller, op).await
     }

@@ -25,10 +25,6 @@ impl Harness {
         self.control.handle_ecs(&self.caller, op).await.expect("ecs call")
     }
 
-    async fn elb(&self, op: E) -> Result<EO, berth_core::AwsError> {
-        self.control.handle_elbv2(&self.caller, op).await
-    }
-
     async fn create(&self, name: &str, version: &str) -> String {
         let request = ecs::CreateExpressGatewayServiceRequest {
             primary_container: Some(container(version)),
@@ -50,21 +46,6 @@ impl Harness {
             panic!("describe load balancers")
         };
         o.load_balancers.unwrap_or_default()
-    }
-
-    async fn https_listener(&self, lb: &str) -> String {
-        let Ok(EO::DescribeListeners(o)) = self
-            .elb(E::DescribeListeners(elb::DescribeListenersInput {
-                load_balancer_arn: Some(lb.into()),
-                ..Default::default()
-            }))
-            .await
-        else {
-            panic!("describe listeners")
-        };
-        let listeners = o.listeners.unwrap_or_default();
-        let https = listeners.iter().find(|l| l.port == Some(443)).expect("https listener");
-        https.listener_arn.clone().expect("arn")
     }
 
     async fn rules(&self, listener: &str) -> Vec<elb::Rule> {

@@ -35,14 +35,6 @@ async fn world(name: &str, pool: &[&str]) -> Harness {
 }
 
 impl Harness {
-    async fn ec2(&self, op: ec2::Operation) -> Result<ec2::Output, berth_core::AwsError> {
-        self.control.handle_ec2(&self.caller, op).await
-    }
-
-    async fn elb(&self, op: E) -> Result<EO, berth_core::AwsError> {
-        self.control.handle_elbv2(&self.caller, op).await
-    }
-
     async fn vpc(&self) -> String {
         let Ok(ec2::Output::DescribeVpcs(r)) = self.ec2(ec2::Operation::DescribeVpcs(Default::default())).await else {
             panic!("describe vpcs")
@@ -142,16 +134,6 @@ fn access_type(s: &ecs::ECSExpressGatewayService) -> Option<ecs::AccessType> {
     s.active_configurations.as_ref()?.first()?.ingress_paths.as_ref()?.first()?.access_type
 }
 
-fn host(s: &ecs::ECSExpressGatewayService) -> String {
-    s.active_configurations
-        .as_ref()
-        .and_then(|c| c.first())
-        .and_then(|c| c.ingress_paths.as_ref())
-        .and_then(|p| p.first())
-        .and_then(|p| p.endpoint.clone())
-        .expect("endpoint")
-}
-
 #[tokio::test]
 async fn private_services_get_an_internal_load_balancer_on_the_gateway_never_shared_with_public_ones() {
     let w = world("private", &[]).await;
@@ -190,20 +172,20 @@ async fn private_services_get_an_internal_load_balancer_on_the_gateway_never_sha
     }
 
     // The table: the internal one listens on the gateway only, the public one shares the default sockets.
-    let t_int = w.table_lb(&host(&private));
+    let t_int = w.table_lb(&common::endpoint(&private));
     assert_eq!(t_int.scheme, Scheme::Internal);
     assert_eq!(t_int.arn, internal.load_balancer_arn.clone().expect("arn"));
     assert_eq!((t_int.https_listen, t_int.http_listen), (Some(addr("10.99.0.1:8443")), Some(addr("10.99.0.1:8080"))));
-    assert!(t_int.hosts.contains(&host(&private2)));
-    let t_pub = w.table_lb(&host(&public));
+    assert!(t_int.hosts.contains(&common::endpoint(&private2)));
+    let t_pub = w.table_lb(&common::endpoint(&public));
     assert_eq!((t_pub.scheme, t_pub.https_listen), (Scheme::InternetFacing, None));
     assert_eq!(Some(&t_pub.arn), facing.load_balancer_arn.as_ref());
     let table = w.table();
     let rule_lb = |h: &str| {
         table.rules.iter().find(|r| format!("{:?}", r.conditions).contains(h)).and_then(|r| r.load_balancer.clone())
     };
-    assert_eq!(rule_lb(&host(&private)), Some(t_int.arn.clone()));
-    assert_eq!(rule_lb(&host(&public)), Some(t_pub.arn.clone()));
+    assert_eq!(rule_lb(&common::endpoint(&private)), Some(t_int.arn.clone()));
+    assert_eq!(rule_lb(&common::endpoint(&public)), Some(t_pub.arn.clone()));
 
     // Mixed subnets are refused; so is moving a used subnet between public and private, or deleting it.
     let default = w
@@ -239,7 +221,7 @@ async fn private_services_get_an_internal_load_balancer_on_the_gateway_never_sha
     w.ec2(modify(&c, true)).await.expect("now public");
     let public2 = w.create("pub2", &[&c]).await.expect("public on a made-public subnet");
     assert_eq!(access_type(&public2), Some(ecs::AccessType::Public));
-    assert_eq!(w.table_lb(&host(&public2)).arn, t_pub.arn, "shares the public load balancer");
+    assert_eq!(w.table_lb(&common::endpoint(&public2)).arn, t_pub.arn, "shares the public load balancer");
     let d = w.subnet("10.99.176.0/20").await.expect("subnet d").subnet_id.expect("id");
     w.ec2(delete(&d)).await.expect("an unused subnet is deleted");
     assert_eq!(w.ec2(delete(&d)).await.expect_err("gone").code, ErrorCode::Ec2InvalidSubnetIdNotFound);
@@ -251,7 +233,7 @@ async fn the_filter_is_the_union_of_a_load_balancers_groups_and_covers_user_rule
     let one = w.create("one", &[]).await.expect("one");
     w.create("two", &[]).await.expect("two");
     let any = vec!["0.0.0.0/0".to_string(), "::/0".to_string()];
-    let sources = |w: &Harness| w.table_lb(&host(&one)).sources.map(|s| s.https);
+    let sources = |w: &Harness| w.table_lb(&common::endpoint(&one)).sources.map(|s| s.https);
     assert_eq!(sources(&w), Some(any.clone()));
 
     let (g1, g2) = (w.lb_group("one").await, w.lb_group("two").await);
@@ -262,23 +244,8 @@ async fn the_filter_is_the_union_of_a_load_balancers_groups_and_covers_user_rule
     assert_eq!(sources(&w), Some(vec!["127.0.0.1/32".into()]), "narrowed for every host of the load balancer");
 
     // A user rule's host belongs to the load balancer too.
-    let lb = w.table_lb(&host(&one)).arn;
-    let Ok(EO::DescribeListeners(l)) = w
-        .elb(E::DescribeListeners(elb::DescribeListenersInput {
-            load_balancer_arn: Some(lb.clone()),
-            ..Default::default()
-        }))
-        .await
-    else {
-        panic!("listeners")
-    };
-    let listener = l
-        .listeners
-        .unwrap_or_default()
-        .into_iter()
-        .find(|l| l.port == Some(443))
-        .and_then(|l| l.listener_arn)
-        .expect("https");
+    let lb = w.table_lb(&common::endpoint(&one)).arn;
+    let listener = w.https_listener(&lb).await;
     w.elb(E::CreateRule(elb::CreateRuleInput {
         listener_arn: Some(listener),
         priority: Some(100),
@@ -309,9 +276,13 @@ async fn public_load_balancers_take_pool_addresses_and_carry_their_idle_timeout(
     let public = w.create("web", &[]).await.expect("web");
     let private_subnet = w.subnet("10.99.128.0/20").await.expect("subnet").subnet_id.expect("id");
     let private = w.create("inner", &[&private_subnet]).await.expect("inner");
-    let t = w.table_lb(&host(&public));
+    let t = w.table_lb(&common::endpoint(&public));
     assert_eq!((t.https_listen, t.http_listen), (Some(addr("127.0.0.5:8443")), Some(addr("127.0.0.5:8080"))));
-    assert_eq!(w.table_lb(&host(&private)).https_listen, Some(addr("10.99.0.1:8443")), "internal: never the pool");
+    assert_eq!(
+        w.table_lb(&common::endpoint(&private)).https_listen,
+        Some(addr("10.99.0.1:8443")),
+        "internal: never the pool"
+    );
     assert_eq!(t.idle_timeout_secs, Some(60), "ALB's default");
 
     w.elb(E::ModifyLoadBalancerAttributes(elb::ModifyLoadBalancerAttributesInput {
@@ -323,11 +294,11 @@ async fn public_load_balancers_take_pool_addresses_and_carry_their_idle_timeout(
     }))
     .await
     .expect("modify");
-    assert_eq!(w.table_lb(&host(&public)).idle_timeout_secs, Some(5), "published at once");
+    assert_eq!(w.table_lb(&common::endpoint(&public)).idle_timeout_secs, Some(5), "published at once");
 
     // The pool has one address: a second internet-facing load balancer (the 26th public service) would share
     // the default sockets. The address survives a restart.
     w.restart();
     w.settle().await;
-    assert_eq!(w.table_lb(&host(&public)).https_listen, Some(addr("127.0.0.5:8443")));
+    assert_eq!(w.table_lb(&common::endpoint(&public)).https_listen, Some(addr("127.0.0.5:8443")));
 }

@@ -163,10 +163,6 @@ impl Harness {
             .collect()
     }
 
-    async fn elb(&self, op: E) -> EO {
-        self.control.handle_elbv2(&self.caller, op).await.expect("elbv2 call")
-    }
-
     async fn snapshot(&self) -> Snapshot {
         let services = match self.ecs(ecs::Operation::ListServices(Default::default())).await {
             Ok(ecs::Output::ListServices(s)) => s.service_arns.unwrap_or_default(),
@@ -179,7 +175,9 @@ impl Harness {
         else {
             panic!("wrong output")
         };
-        let EO::DescribeLoadBalancers(lbs) = self.elb(E::DescribeLoadBalancers(Default::default())).await else {
+        let EO::DescribeLoadBalancers(lbs) =
+            self.elb(E::DescribeLoadBalancers(Default::default())).await.expect("elbv2 call")
+        else {
             panic!("wrong output")
         };
         let lbs: Vec<String> =
@@ -192,6 +190,7 @@ impl Harness {
                     ..Default::default()
                 }))
                 .await
+                .expect("elbv2 call")
             else {
                 panic!("wrong output")
             };
@@ -203,6 +202,7 @@ impl Harness {
                         ..Default::default()
                     }))
                     .await
+                    .expect("elbv2 call")
                 else {
                     panic!("wrong output")
                 };
@@ -213,6 +213,7 @@ impl Harness {
                         ..Default::default()
                     }))
                     .await
+                    .expect("elbv2 call")
                 else {
                     panic!("wrong output")
                 };
@@ -220,7 +221,9 @@ impl Harness {
                 listeners.push(format!("{l:?}"));
             }
         }
-        let EO::DescribeTargetGroups(tgs) = self.elb(E::DescribeTargetGroups(Default::default())).await else {
+        let EO::DescribeTargetGroups(tgs) =
+            self.elb(E::DescribeTargetGroups(Default::default())).await.expect("elbv2 call")
+        else {
             panic!("wrong output")
         };
         let tgs = tgs.target_groups.unwrap_or_default();
@@ -228,8 +231,10 @@ impl Harness {
         tagged.extend(tgs.iter().filter_map(|g| g.target_group_arn.clone()));
         let mut elb_tags = vec![];
         for chunk in tagged.chunks(20) {
-            let EO::DescribeTags(t) =
-                self.elb(E::DescribeTags(elb::DescribeTagsInput { resource_arns: Some(chunk.to_vec()) })).await
+            let EO::DescribeTags(t) = self
+                .elb(E::DescribeTags(elb::DescribeTagsInput { resource_arns: Some(chunk.to_vec()) }))
+                .await
+                .expect("elbv2 call")
             else {
                 panic!("wrong output")
             };

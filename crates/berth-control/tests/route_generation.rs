@@ -23,14 +23,6 @@ async fn world(name: &str, config: ControlConfig) -> Harness {
 }
 
 impl Harness {
-    async fn elb(&self, op: E) -> EO {
-        self.control.handle_elbv2(&self.caller, op).await.expect("elbv2 call")
-    }
-
-    async fn ec2(&self, op: ec2::Operation) -> ec2::Output {
-        self.control.handle_ec2(&self.caller, op).await.expect("ec2 call")
-    }
-
     async fn ecs(&self, op: ecs::Operation) -> ecs::Output {
         self.control.handle_ecs(&self.caller, op).await.expect("ecs call")
     }
@@ -66,21 +58,11 @@ fn groups_of(table: &RouteTable, host: &str) -> (String, String, String) {
     (live, other, rule.load_balancer.clone().expect("load balancer"))
 }
 
-fn endpoint(s: &ecs::ECSExpressGatewayService) -> String {
-    s.active_configurations
-        .as_ref()
-        .and_then(|c| c.first())
-        .and_then(|c| c.ingress_paths.as_ref())
-        .and_then(|p| p.first())
-        .and_then(|p| p.endpoint.clone())
-        .expect("endpoint")
-}
-
 #[tokio::test]
 async fn every_api_path_that_changes_routes_publishes_the_table_a_fresh_build_gives() {
     let mut w = world("paths", ControlConfig::default()).await;
     let web = w.create_service(common::named("web")).await.expect("web");
-    let host = endpoint(&web);
+    let host = common::endpoint(&web);
     w.converge("created").await;
     w.report_healthy();
     let mut table = w.converge("healthy").await;
@@ -94,26 +76,7 @@ async fn every_api_path_that_changes_routes_publishes_the_table_a_fresh_build_gi
     };
 
     // ELBv2: a user's rule, created then modified.
-    let Ok(EO::DescribeListeners(listeners)) = w
-        .control
-        .handle_elbv2(
-            &w.caller,
-            E::DescribeListeners(elb::DescribeListenersInput {
-                load_balancer_arn: Some(lb.clone()),
-                ..Default::default()
-            }),
-        )
-        .await
-    else {
-        panic!("describe listeners")
-    };
-    let listener = listeners
-        .listeners
-        .unwrap_or_default()
-        .into_iter()
-        .find(|l| l.port == Some(443))
-        .and_then(|l| l.listener_arn)
-        .expect("https listener");
+    let listener = w.https_listener(&lb).await;
     let forward = elb::Action {
         r#type: Some(elb::ActionTypeEnum::Forward),
         target_group_arn: Some(live.clone()),
@@ -134,6 +97,7 @@ async fn every_api_path_that_changes_routes_publishes_the_table_a_fresh_build_gi
             ..Default::default()
         }))
         .await
+        .expect("elbv2 call")
     else {
         panic!("create rule")
     };
@@ -146,7 +110,8 @@ async fn every_api_path_that_changes_routes_publishes_the_table_a_fresh_build_gi
         conditions: Some(vec![condition("other.example.com")]),
         ..Default::default()
     }))
-    .await;
+    .await
+    .expect("elbv2 call");
     table = step(w.converge("ModifyRule").await, "ModifyRule", v);
     assert!(format!("{:?}", table.rules).contains("other.example.com"));
 
@@ -157,7 +122,8 @@ async fn every_api_path_that_changes_routes_publishes_the_table_a_fresh_build_gi
         health_check_path: Some("/healthz".into()),
         ..Default::default()
     }))
-    .await;
+    .await
+    .expect("elbv2 call");
     table = step(w.converge("ModifyTargetGroup").await, "ModifyTargetGroup", v);
     assert_eq!(tg(&table, &live).health_check.path, "/healthz");
     let v = table.version;
@@ -168,7 +134,8 @@ async fn every_api_path_that_changes_routes_publishes_the_table_a_fresh_build_gi
             value: Some("45".into()),
         }]),
     }))
-    .await;
+    .await
+    .expect("elbv2 call");
     table = step(w.converge("ModifyTargetGroupAttributes").await, "ModifyTargetGroupAttributes", v);
     assert_eq!(tg(&table, &live).slow_start_secs, 45);
     let v = table.version;
@@ -180,7 +147,8 @@ async fn every_api_path_that_changes_routes_publishes_the_table_a_fresh_build_gi
             ..Default::default()
         }]),
     }))
-    .await;
+    .await
+    .expect("elbv2 call");
     table = step(w.converge("RegisterTargets").await, "RegisterTargets", v);
     assert!(tg(&table, &other).targets.iter().any(|t| t.addr.to_string() == "10.0.0.7:8080"));
     let v = table.version;
@@ -191,7 +159,8 @@ async fn every_api_path_that_changes_routes_publishes_the_table_a_fresh_build_gi
             value: Some("120".into()),
         }]),
     }))
-    .await;
+    .await
+    .expect("elbv2 call");
     table = step(w.converge("ModifyLoadBalancerAttributes").await, "ModifyLoadBalancerAttributes", v);
     let served = table.load_balancers.iter().find(|l| l.arn == lb).expect("load balancer");
     assert_eq!(served.idle_timeout_secs, Some(120));
@@ -203,6 +172,7 @@ async fn every_api_path_that_changes_routes_publishes_the_table_a_fresh_build_gi
             ..Default::default()
         }))
         .await
+        .expect("elbv2 call")
     else {
         panic!("describe load balancers")
     };
@@ -225,7 +195,8 @@ async fn every_api_path_that_changes_routes_publishes_the_table_a_fresh_build_gi
         }]),
         ..Default::default()
     }))
-    .await;
+    .await
+    .expect("ec2 call");
     table = step(w.converge("AuthorizeSecurityGroupIngress").await, "AuthorizeSecurityGroupIngress", v);
     let served = table.load_balancers.iter().find(|l| l.arn == lb).expect("load balancer");
     assert!(served.sources.as_ref().is_some_and(|s| s.https.contains(&"10.20.0.0/16".to_string())));
@@ -266,7 +237,7 @@ async fn every_api_path_that_changes_routes_publishes_the_table_a_fresh_build_gi
     // ECS: a new service brings its certificate; deleting it takes its certificate and rule away.
     let v = table.version;
     let api = w.create_service(common::named("api")).await.expect("api");
-    let api_host = endpoint(&api);
+    let api_host = common::endpoint(&api);
     table = step(w.converge("second service").await, "second service", v);
     assert!(table.certificates.iter().any(|c| c.hosts.contains(&api_host)));
     let v = table.version;

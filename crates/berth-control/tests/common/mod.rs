@@ -11,7 +11,9 @@ use std::sync::Arc;
 use berth_certs::Ca;
 use berth_control::{CallerIdentity, Control, ControlConfig};
 use berth_core::{AwsError, ErrorCode};
+use berth_model::ec2;
 use berth_model::ecs;
+use berth_model::elbv2::{self as elb, Operation as E, Output as EO};
 use berth_model::iam::{self, Operation as Iam};
 use berth_routes::{ProxyReport, RouteTable, TargetHealth, TargetReport, TargetState};
 use berth_runtime::memory::MemoryDriver;
@@ -93,6 +95,32 @@ impl Harness {
         self.control.report(ProxyReport { proxy_id: "p1".into(), version: table.version, targets });
     }
 
+    /// One ELBv2 call as the harness's caller.
+    pub async fn elb(&self, op: E) -> Result<EO, AwsError> {
+        self.control.handle_elbv2(&self.caller, op).await
+    }
+
+    /// One EC2 call as the harness's caller.
+    pub async fn ec2(&self, op: ec2::Operation) -> Result<ec2::Output, AwsError> {
+        self.control.handle_ec2(&self.caller, op).await
+    }
+
+    /// The ARN of a load balancer's HTTPS (443) listener.
+    pub async fn https_listener(&self, lb: &str) -> String {
+        let Ok(EO::DescribeListeners(o)) = self
+            .elb(E::DescribeListeners(elb::DescribeListenersInput {
+                load_balancer_arn: Some(lb.into()),
+                ..Default::default()
+            }))
+            .await
+        else {
+            panic!("describe listeners")
+        };
+        let listeners = o.listeners.unwrap_or_default();
+        let https = listeners.iter().find(|l| l.port == Some(443)).expect("https listener");
+        https.listener_arn.clone().expect("arn")
+    }
+
     pub fn role_arn(&self, name: &str) -> String {
         format!("arn:aws:iam::{}:role/{name}", self.control.account_id())
     }
@@ -153,6 +181,17 @@ impl Harness {
 }
 
 /// A create request for the service `name` (the rest defaulted by [`Harness::create_service`]).
+/// The HTTPS endpoint host of an Express service's active configuration.
+pub fn endpoint(s: &ecs::ECSExpressGatewayService) -> String {
+    s.active_configurations
+        .as_ref()
+        .and_then(|c| c.first())
+        .and_then(|c| c.ingress_paths.as_ref())
+        .and_then(|p| p.first())
+        .and_then(|p| p.endpoint.clone())
+        .expect("endpoint")
+}
+
 pub fn named(name: &str) -> ecs::CreateExpressGatewayServiceRequest {
     ecs::CreateExpressGatewayServiceRequest { service_name: Some(name.into()), ..Default::default() }
 }
