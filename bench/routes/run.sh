@@ -43,6 +43,7 @@ if [ -n "${BASE:-}" ]; then
         fi
     done
     mkdir -p "$BASE_TREE/crates/berth-control/examples"
+    # bench_routes builds on the base tree's tests/common (Harness::report_as_proxy): BASE must have it (any main from 0d7b777 on).
     cp crates/berth-control/examples/bench_routes.rs "$BASE_TREE/crates/berth-control/examples/"
     cp crates/berth-proxy/examples/bench_proxy.rs "$BASE_TREE/crates/berth-proxy/examples/"
     # Its own target dir (cargo would take one tree's artifacts as fresh for the other), seeded once with this

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use berth_control::ControlConfig;
 use berth_model::ecs::*;
-use berth_routes::{ProxyReport, TargetHealth, TargetReport, TargetState};
+use berth_routes::TargetHealth;
 
 use common::Harness;
 
@@ -25,25 +25,6 @@ fn arg(args: &[String], i: usize, default: usize) -> Result<usize, Error> {
         Some(v) => Ok(v.parse()?),
         None => Ok(default),
     }
-}
-
-/// What a proxy serving the current table reports: every target healthy, nothing in flight.
-fn report_all(w: &Harness) {
-    let table = w.table();
-    let targets = table
-        .target_groups
-        .iter()
-        .flat_map(|g| {
-            g.targets.iter().map(move |t| TargetReport {
-                target_group: g.id.clone(),
-                target: t.id.clone(),
-                health: if t.state == TargetState::Draining { TargetHealth::Draining } else { TargetHealth::Healthy },
-                reason: None,
-                in_flight: 0,
-            })
-        })
-        .collect();
-    w.control.report(ProxyReport { proxy_id: "bench".into(), version: table.version, targets });
 }
 
 /// One pass plus the spawned starts and stops it caused; returns the pass's own time.
@@ -96,7 +77,7 @@ async fn main() -> Result<(), Error> {
     // Start every task, then make every target healthy until nothing moves any more.
     for _ in 0..6 {
         pass(&w).await;
-        report_all(&w);
+        w.report_as_proxy(TargetHealth::Healthy, 0);
     }
     let table = w.table();
     let targets: usize = table.target_groups.iter().map(|g| g.targets.len()).sum();
@@ -114,7 +95,7 @@ async fn main() -> Result<(), Error> {
     let before = w.table().version;
     for _ in 0..passes {
         idle.push(pass(&w).await);
-        report_all(&w);
+        w.report_as_proxy(TargetHealth::Healthy, 0);
     }
     if w.table().version != before {
         eprintln!("note: idle passes published tables {} → {}", before, w.table().version);
@@ -132,7 +113,7 @@ async fn main() -> Result<(), Error> {
     let first_version = w.table().version;
     for _ in 0..400 {
         deploying.push(pass(&w).await);
-        report_all(&w);
+        w.report_as_proxy(TargetHealth::Healthy, 0);
         let stopped = w.stopped_tasks().await;
         if stopped.iter().any(|t| t.last_status.as_deref() == Some("STOPPED")) {
             break;
