@@ -9,6 +9,8 @@ pub const TARGET_PREFIX: &str = "AmazonEC2ContainerServiceV20141113";
 pub const SIGNING_NAME: &str = "ecs";
 /// API version.
 pub const API_VERSION: &str = "2014-11-13";
+/// The JSON protocol's version (`application/x-amz-json-<version>`).
+pub const JSON_VERSION: &str = "1.1";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum AccessType {

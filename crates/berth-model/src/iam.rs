@@ -9,7 +9,8 @@ use crate::schema as sc;
 pub const SIGNING_NAME: &str = "iam";
 /// API version.
 pub const API_VERSION: &str = "2010-05-08";
-/// The wire protocol: `query` (form-encoded request, XML response) or `ec2`.
+/// The wire protocol: `query` (form-encoded request, XML response), `ec2`, or `smithy-rpc-v2-cbor` (which
+/// also speaks JSON and Query).
 pub const PROTOCOL: &str = "query";
 /// The XML namespace of the responses.
 pub const XML_NAMESPACE: &str = "https://iam.amazonaws.com/doc/2010-05-08/";

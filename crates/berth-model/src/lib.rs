@@ -10,6 +10,8 @@
 use berth_core::{AwsError, ErrorCode};
 use serde::{Deserialize, Serialize};
 
+pub mod application_autoscaling;
+pub mod cloudwatch;
 pub mod ec2;
 pub mod ecs;
 pub mod elbv2;

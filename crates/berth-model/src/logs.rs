@@ -9,6 +9,8 @@ pub const TARGET_PREFIX: &str = "Logs_20140328";
 pub const SIGNING_NAME: &str = "logs";
 /// API version.
 pub const API_VERSION: &str = "2014-03-28";
+/// The JSON protocol's version (`application/x-amz-json-<version>`).
+pub const JSON_VERSION: &str = "1.1";
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CreateLogGroupRequest {
@@ -497,6 +499,74 @@ impl ListTagsLogGroupResponse {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LiveTailSessionLogEvent {
+    #[serde(rename = "logStreamName", default, skip_serializing_if = "Option::is_none")]
+    pub log_stream_name: Option<String>,
+    #[serde(rename = "logGroupIdentifier", default, skip_serializing_if = "Option::is_none")]
+    pub log_group_identifier: Option<String>,
+    #[serde(rename = "message", default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(rename = "timestamp", default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<i64>,
+    #[serde(rename = "ingestionTime", default, skip_serializing_if = "Option::is_none")]
+    pub ingestion_time: Option<i64>,
+}
+
+impl LiveTailSessionLogEvent {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {}
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LiveTailSessionMetadata {
+    #[serde(rename = "sampled", default, skip_serializing_if = "Option::is_none")]
+    pub sampled: Option<bool>,
+}
+
+impl LiveTailSessionMetadata {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {}
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LiveTailSessionStart {
+    #[serde(rename = "requestId", default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    #[serde(rename = "sessionId", default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    #[serde(rename = "logGroupIdentifiers", default, skip_serializing_if = "Option::is_none")]
+    pub log_group_identifiers: Option<Vec<String>>,
+    #[serde(rename = "logStreamNames", default, skip_serializing_if = "Option::is_none")]
+    pub log_stream_names: Option<Vec<String>>,
+    #[serde(rename = "logStreamNamePrefixes", default, skip_serializing_if = "Option::is_none")]
+    pub log_stream_name_prefixes: Option<Vec<String>>,
+    #[serde(rename = "logEventFilterPattern", default, skip_serializing_if = "Option::is_none")]
+    pub log_event_filter_pattern: Option<String>,
+}
+
+impl LiveTailSessionStart {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {}
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LiveTailSessionUpdate {
+    #[serde(rename = "sessionMetadata", default, skip_serializing_if = "Option::is_none")]
+    pub session_metadata: Option<LiveTailSessionMetadata>,
+    #[serde(rename = "sessionResults", default, skip_serializing_if = "Option::is_none")]
+    pub session_results: Option<Vec<LiveTailSessionLogEvent>>,
+}
+
+impl LiveTailSessionUpdate {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {}
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LogGroup {
     #[serde(rename = "logGroupName", default, skip_serializing_if = "Option::is_none")]
     pub log_group_name: Option<String>,
@@ -753,6 +823,83 @@ impl SearchedLogStream {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SessionStreamingException {
+    #[serde(rename = "message", default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+impl SessionStreamingException {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {}
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SessionTimeoutException {
+    #[serde(rename = "message", default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+impl SessionTimeoutException {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {}
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StartLiveTailRequest {
+    #[serde(rename = "logGroupIdentifiers", default, skip_serializing_if = "Option::is_none")]
+    pub log_group_identifiers: Option<Vec<String>>,
+    #[serde(rename = "logStreamNames", default, skip_serializing_if = "Option::is_none")]
+    pub log_stream_names: Option<Vec<String>>,
+    #[serde(rename = "logStreamNamePrefixes", default, skip_serializing_if = "Option::is_none")]
+    pub log_stream_name_prefixes: Option<Vec<String>>,
+    #[serde(rename = "logEventFilterPattern", default, skip_serializing_if = "Option::is_none")]
+    pub log_event_filter_pattern: Option<String>,
+}
+
+impl StartLiveTailRequest {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {
+        match &self.log_group_identifiers {
+            None => errors.push(crate::join_path(path, "logGroupIdentifiers")),
+            Some(v) => {}
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StartLiveTailResponse {
+    #[serde(rename = "responseStream", default, skip_serializing_if = "Option::is_none")]
+    pub response_stream: Option<StartLiveTailResponseStream>,
+}
+
+impl StartLiveTailResponse {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {}
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StartLiveTailResponseStream {
+    #[serde(rename = "sessionStart", default, skip_serializing_if = "Option::is_none")]
+    pub session_start: Option<LiveTailSessionStart>,
+    #[serde(rename = "sessionUpdate", default, skip_serializing_if = "Option::is_none")]
+    pub session_update: Option<LiveTailSessionUpdate>,
+    #[serde(rename = "SessionTimeoutException", default, skip_serializing_if = "Option::is_none")]
+    pub session_timeout_exception: Option<SessionTimeoutException>,
+    #[serde(rename = "SessionStreamingException", default, skip_serializing_if = "Option::is_none")]
+    pub session_streaming_exception: Option<SessionStreamingException>,
+}
+
+impl StartLiveTailResponseStream {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {}
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TagLogGroupRequest {
     #[serde(rename = "logGroupName", default, skip_serializing_if = "Option::is_none")]
     pub log_group_name: Option<String>,
@@ -864,6 +1011,7 @@ pub enum Operation {
     TagLogGroup(TagLogGroupRequest),
     UntagLogGroup(UntagLogGroupRequest),
     ListTagsLogGroup(ListTagsLogGroupRequest),
+    StartLiveTail(StartLiveTailRequest),
 }
 
 /// The response of every operation in [`Operation`].
@@ -886,6 +1034,7 @@ pub enum Output {
     TagLogGroup(()),
     UntagLogGroup(()),
     ListTagsLogGroup(ListTagsLogGroupResponse),
+    StartLiveTail(StartLiveTailResponse),
 }
 
 impl Operation {
@@ -908,6 +1057,7 @@ impl Operation {
         "TagLogGroup",
         "UntagLogGroup",
         "ListTagsLogGroup",
+        "StartLiveTail",
     ];
     pub fn name(&self) -> &'static str {
         match self {
@@ -928,6 +1078,7 @@ impl Operation {
             Self::TagLogGroup(_) => "TagLogGroup",
             Self::UntagLogGroup(_) => "UntagLogGroup",
             Self::ListTagsLogGroup(_) => "ListTagsLogGroup",
+            Self::StartLiveTail(_) => "StartLiveTail",
         }
     }
     /// Decodes a JSON request body for the named operation, validating required members.
@@ -950,6 +1101,7 @@ impl Operation {
             "TagLogGroup" => crate::decode_json(body).map(Self::TagLogGroup),
             "UntagLogGroup" => crate::decode_json(body).map(Self::UntagLogGroup),
             "ListTagsLogGroup" => crate::decode_json(body).map(Self::ListTagsLogGroup),
+            "StartLiveTail" => crate::decode_json(body).map(Self::StartLiveTail),
             other => Err(crate::DecodeError::UnknownOperation(other.to_string())),
         }
     }
@@ -1044,6 +1196,16 @@ pub static OPERATION_ERRORS: &[(&str, &[&str])] = &[
     ("TagLogGroup", &["ResourceNotFoundException", "InvalidParameterException"]),
     ("UntagLogGroup", &["ResourceNotFoundException"]),
     ("ListTagsLogGroup", &["ResourceNotFoundException", "ServiceUnavailableException"]),
+    (
+        "StartLiveTail",
+        &[
+            "AccessDeniedException",
+            "InvalidParameterException",
+            "ResourceNotFoundException",
+            "LimitExceededException",
+            "InvalidOperationException",
+        ],
+    ),
 ];
 
 impl Operation {
@@ -1143,6 +1305,11 @@ impl crate::Validate for ListTagsLogGroupRequest {
         self.validate("", errors)
     }
 }
+impl crate::Validate for StartLiveTailRequest {
+    fn validate_required(&self, errors: &mut Vec<String>) {
+        self.validate("", errors)
+    }
+}
 
 impl Output {
     /// Encodes the response body.
@@ -1165,6 +1332,7 @@ impl Output {
             Self::TagLogGroup(v) => serde_json::to_vec(v),
             Self::UntagLogGroup(v) => serde_json::to_vec(v),
             Self::ListTagsLogGroup(v) => serde_json::to_vec(v),
+            Self::StartLiveTail(v) => serde_json::to_vec(v),
         };
         // Serializing plain data structs to a Vec cannot fail.
         r.unwrap_or_else(|_| b"{}".to_vec())

@@ -9,6 +9,8 @@ pub const TARGET_PREFIX: &str = "AmazonSSM";
 pub const SIGNING_NAME: &str = "ssm";
 /// API version.
 pub const API_VERSION: &str = "2014-11-06";
+/// The JSON protocol's version (`application/x-amz-json-<version>`).
+pub const JSON_VERSION: &str = "1.1";
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeleteParameterRequest {

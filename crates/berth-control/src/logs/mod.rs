@@ -61,6 +61,10 @@ impl Control {
             Operation::PutLogEvents(r) => Output::PutLogEvents(events::put(self, r, now)?),
             Operation::GetLogEvents(r) => Output::GetLogEvents(events::get(self, r)?),
             Operation::FilterLogEvents(r) => Output::FilterLogEvents(events::filter(self, r)?),
+            // Served as an event stream by the live-tail work in progress (issue 11).
+            Operation::StartLiveTail(_) => {
+                return Err(AwsError::new(ErrorCode::InvalidParameter, "StartLiveTail is not served yet").into());
+            }
         })
     }
 
@@ -121,6 +125,7 @@ impl Control {
             Operation::UntagLogGroup(r) => on_group(r.log_group_name.as_deref(), None)?
                 .with_multi_key("aws:TagKeys", r.tags.clone().unwrap_or_default()),
             Operation::ListTagsLogGroup(r) => on_group(r.log_group_name.as_deref(), None)?,
+            Operation::StartLiveTail(_) => RequestContext::new(action.clone(), self.log_group_arn("*")),
         })
     }
 
