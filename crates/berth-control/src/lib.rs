@@ -11,7 +11,9 @@
 //! [`Driver`] trait), and never block a command on a container: commands record intent, the reconciler acts.
 
 pub mod authz;
+mod autoscaling;
 mod certs;
+pub mod cloudwatch;
 mod config;
 mod containers;
 mod credentials;
@@ -30,6 +32,7 @@ pub mod plan;
 mod publish;
 mod reconcile;
 mod revisions;
+mod sampling;
 pub mod routes;
 mod sealed_credentials;
 pub(crate) mod secrets;
