@@ -62,9 +62,11 @@ impl Control {
     pub async fn run_reconciler(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
         loop {
+            let started = std::time::Instant::now();
             if let Err(e) = self.reconcile_once().await {
                 tracing::warn!(error = %e, "reconcile pass failed; retrying");
             }
+            self.observed.reconcile_pass.observe(started.elapsed());
             tokio::select! {
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(self.config.resync_interval) => {}
