@@ -208,6 +208,8 @@ class BerthInstance:
     preexisting_containers: set[str] = field(default_factory=set)
     # The task endpoint's credentials and API ports (on 169.254.170.2), distinct per instance.
     task_ports: list[int] = field(default_factory=lambda: pick_free_ports(2))
+    # The server's and the proxy's `/metrics` ports, distinct per instance (never the shared defaults).
+    metrics_ports: list[int] = field(default_factory=lambda: pick_free_ports(2))
     # More `[proxy]` settings, e.g. `address_pool = ["127.0.0.5"]`.
     extra_proxy_config: list[str] = field(default_factory=list)
     # More sections at the end of the config, e.g. `["[runtime]", 'dns_servers = ["192.0.2.53"]']`.
@@ -232,6 +234,16 @@ class BerthInstance:
     @property
     def api_url(self) -> str:
         return f"https://localhost:{self.ports.api}"
+
+    @property
+    def metrics_url(self) -> str:
+        """The server's Prometheus endpoint."""
+        return f"http://127.0.0.1:{self.metrics_ports[0]}/metrics"
+
+    @property
+    def proxy_metrics_url(self) -> str:
+        """The proxy's Prometheus endpoint."""
+        return f"http://127.0.0.1:{self.metrics_ports[1]}/metrics"
 
     def pid_of(self, child: str) -> int:
         return int((self.data_dir / f"{child}.pid").read_text().strip())
@@ -261,9 +273,12 @@ class BerthInstance:
                     f'https_listen = "127.0.0.1:{self.ports.https}"',
                     f'http_listen = "127.0.0.1:{self.ports.http}"',
                     f"request_timeout_secs = {self.proxy_request_timeout_secs}",
+                    f'metrics_listen = "127.0.0.1:{self.metrics_ports[1]}"',
                     *self.extra_proxy_config,
                     "[deploy]",
                     f"drain_timeout_secs = {self.drain_timeout_secs}",
+                    "[metrics]",
+                    f'listen = "127.0.0.1:{self.metrics_ports[0]}"',
                     "[task_endpoint]",
                     f"credentials_port = {self.task_ports[0]}",
                     f"api_port = {self.task_ports[1]}",

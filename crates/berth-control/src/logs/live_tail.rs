@@ -217,7 +217,7 @@ impl Control {
         out.try_send(LiveMessage::Event { event_type: "sessionStart", payload })
             .map_err(|_| AwsError::new(ErrorCode::Server, "the live tail session could not start"))?;
         let seed =
-            start.session_id.as_deref().map_or(1, |s| s.bytes().fold(0x9e37_79b9_u64, |h, b| h * 31 + u64::from(b)));
+            start.session_id.as_deref().map_or(1, |s| s.bytes().fold(0x9e37_79b9_u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b))));
         let session = Session::new(Filter { groups, streams, pattern }, seed);
         runtime.spawn(session.run(self.live_tail.tx.subscribe(), out, deadline));
         tracing::debug!(session = ?start.session_id, sessions = self.live_tail.sessions(), "live tail session opened");
