@@ -135,6 +135,8 @@ impl Body {
 }
 
 /// What a request is answered with: an encoded response, or an event stream.
+// Built once and matched at once, like `Response` itself.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Answer {
     Response(crate::Response),
     Stream(EventStream),

@@ -216,8 +216,10 @@ impl Control {
         let payload = serde_json::to_vec(&start).map_err(|e| AwsError::new(ErrorCode::Server, e.to_string()))?;
         out.try_send(LiveMessage::Event { event_type: "sessionStart", payload })
             .map_err(|_| AwsError::new(ErrorCode::Server, "the live tail session could not start"))?;
-        let seed =
-            start.session_id.as_deref().map_or(1, |s| s.bytes().fold(0x9e37_79b9_u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b))));
+        let seed = start
+            .session_id
+            .as_deref()
+            .map_or(1, |s| s.bytes().fold(0x9e37_79b9_u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b))));
         let session = Session::new(Filter { groups, streams, pattern }, seed);
         runtime.spawn(session.run(self.live_tail.tx.subscribe(), out, deadline));
         tracing::debug!(session = ?start.session_id, sessions = self.live_tail.sessions(), "live tail session opened");
@@ -372,7 +374,8 @@ mod tests {
     #[test]
     fn filters_by_group_stream_and_pattern() {
         // (streams, pattern, group, stream, messages, expected messages)
-        let cases: Vec<(Streams, &str, &str, &str, Vec<&str>, Vec<&str>)> = vec![
+        type Case = (Streams, &'static str, &'static str, &'static str, Vec<&'static str>, Vec<&'static str>);
+        let cases: Vec<Case> = vec![
             (Streams::All, "", "g", "s", vec!["a", "b"], vec!["a", "b"]),
             (Streams::All, "", "other", "s", vec!["a"], vec![]),
             (Streams::All, "ERROR", "g", "s", vec!["ERROR x", "INFO y"], vec!["ERROR x"]),
