@@ -170,6 +170,26 @@ def test_filter_pattern_and_stream_names(berth):
             t.close()
 
 
+def test_berth_env_turns_host_prefixes_off(berth, monkeypatch):
+    """With `berth env`'s exports alone (no client config), boto3 reaches berth for StartLiveTail."""
+    env = berth.berth_env()
+    assert env["AWS_DISABLE_HOST_PREFIX_INJECTION"] == "true"
+    for key in ("AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    logs = boto3.session.Session().client("logs")
+    group = new_group(logs, "s")
+    tail = Tail(logs, logGroupIdentifiers=[group])
+    try:
+        assert tail.session_start()["logGroupIdentifiers"] == [group]
+        put(logs, group, "s", ["via berth env"])
+        _, got = tail.results_until(lambda r: len(r) >= 1)
+        assert [e["message"] for e in got] == ["via berth env"]
+    finally:
+        tail.close()
+
+
 def test_errors_are_aws_shaped(berth):
     logs = live_client(berth)
     group = new_group(logs)
