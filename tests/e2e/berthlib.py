@@ -457,8 +457,16 @@ class BerthInstance:
             self._ecs = client
         return client
 
-    def client(self, service: str, access_key: str | None = None, secret_key: str | None = None, token: str | None = None):
-        """A boto3 client for any service berth serves (root credentials unless others are given)."""
+    def client(
+        self,
+        service: str,
+        access_key: str | None = None,
+        secret_key: str | None = None,
+        token: str | None = None,
+        config: Config | None = None,
+    ):
+        """A boto3 client for any service berth serves (root credentials unless others are given; `config` replaces
+        the default botocore Config)."""
         key, secret = self.credentials()
         session = boto3.session.Session(
             aws_access_key_id=access_key or key,
@@ -470,7 +478,7 @@ class BerthInstance:
             service,
             endpoint_url=self.api_url,
             verify=str(self.ca_path),
-            config=Config(retries={"mode": "standard", "max_attempts": 1}, connect_timeout=5, read_timeout=30),
+            config=config or Config(retries={"mode": "standard", "max_attempts": 1}, connect_timeout=5, read_timeout=30),
         )
 
     def ensure_express_roles(self) -> None:

@@ -26,19 +26,9 @@ from berthlib import REGION, unique, wait_for
 
 
 def live_client(berth):
-    key, secret = berth.credentials()
-    session = boto3.session.Session(aws_access_key_id=key, aws_secret_access_key=secret, region_name=REGION)
-    return session.client(
-        "logs",
-        endpoint_url=berth.api_url,
-        verify=str(berth.ca_path),
-        config=Config(
-            inject_host_prefix=False,
-            retries={"mode": "standard", "max_attempts": 1},
-            connect_timeout=5,
-            read_timeout=30,
-        ),
-    )
+    """A logs client without the `stream-` host prefix StartLiveTail would put in front of berth's endpoint."""
+    config = Config(inject_host_prefix=False, retries={"max_attempts": 1}, connect_timeout=5, read_timeout=30)
+    return berth.client("logs", config=config)
 
 
 class Tail:
