@@ -432,23 +432,26 @@ mod tests {
 
     #[test]
     fn heads_and_scalars_in_their_shortest_form() {
-        let cases: &[(&dyn Fn(&mut Vec<u8>), &[u8])] = &[
-            (&|o| integer(o, 0), b"\x00"),
-            (&|o| integer(o, 23), b"\x17"),
-            (&|o| integer(o, 24), b"\x18\x18"),
-            (&|o| integer(o, 256), b"\x19\x01\x00"),
-            (&|o| integer(o, 65536), b"\x1a\x00\x01\x00\x00"),
-            (&|o| integer(o, 1 << 32), b"\x1b\x00\x00\x00\x01\x00\x00\x00\x00"),
-            (&|o| integer(o, -1), b"\x20"),
-            (&|o| integer(o, -25), b"\x38\x18"),
-            (&|o| integer(o, i64::MIN), b"\x3b\x7f\xff\xff\xff\xff\xff\xff\xff"),
-            (&|o| double(o, 1.5), b"\xfb\x3f\xf8\x00\x00\x00\x00\x00\x00"),
-            (&|o| text(o, "a"), b"\x61a"),
-        ];
-        for (write, want) in cases {
+        fn bytes(write: impl Fn(&mut Vec<u8>)) -> Vec<u8> {
             let mut out = Vec::new();
             write(&mut out);
-            assert_eq!(out, *want);
+            out
+        }
+        let cases: Vec<(Vec<u8>, &[u8])> = vec![
+            (bytes(|o| integer(o, 0)), b"\x00"),
+            (bytes(|o| integer(o, 23)), b"\x17"),
+            (bytes(|o| integer(o, 24)), b"\x18\x18"),
+            (bytes(|o| integer(o, 256)), b"\x19\x01\x00"),
+            (bytes(|o| integer(o, 65536)), b"\x1a\x00\x01\x00\x00"),
+            (bytes(|o| integer(o, 1 << 32)), b"\x1b\x00\x00\x00\x01\x00\x00\x00\x00"),
+            (bytes(|o| integer(o, -1)), b"\x20"),
+            (bytes(|o| integer(o, -25)), b"\x38\x18"),
+            (bytes(|o| integer(o, i64::MIN)), b"\x3b\x7f\xff\xff\xff\xff\xff\xff\xff"),
+            (bytes(|o| double(o, 1.5)), b"\xfb\x3f\xf8\x00\x00\x00\x00\x00\x00"),
+            (bytes(|o| text(o, "a")), b"\x61a"),
+        ];
+        for (got, want) in cases {
+            assert_eq!(got, want);
         }
     }
 }
