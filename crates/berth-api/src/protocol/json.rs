@@ -231,4 +231,36 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(resp.body()).expect("json");
         assert_eq!(v["__type"], "InvalidParameterValueException");
     }
+
+    #[test]
+    fn application_autoscaling_over_json_1_1() {
+        use berth_model::application_autoscaling as aas;
+        let r = route(&parts("POST", Some("AnyScaleFrontendService.RegisterScalableTarget"))).expect("route");
+        assert_eq!(r, Route { service: Service::ApplicationAutoScaling, operation: "RegisterScalableTarget".into() });
+        let body = br#"{"ServiceNamespace":"ecs","ResourceId":"service/default/web",
+            "ScalableDimension":"ecs:service:DesiredCount","MinCapacity":1,"MaxCapacity":20}"#;
+        let Ok(Request::ApplicationAutoScaling(aas::Operation::RegisterScalableTarget(req))) = decode(&r, body) else {
+            panic!("decode failed");
+        };
+        assert_eq!(
+            (req.resource_id.as_deref(), req.min_capacity, req.max_capacity),
+            (Some("service/default/web"), Some(1), Some(20))
+        );
+        // Model violations are ValidationException, as the model lists.
+        let e = decode(&r, br#"{"ServiceNamespace":"ecs"}"#).expect_err("missing members");
+        assert_eq!((e.code, e.code.name()), (ErrorCode::Validation, "ValidationException"));
+        assert!(e.message.contains("'ResourceId'"), "{}", e.message);
+        let out = aas::Output::RegisterScalableTarget(aas::RegisterScalableTargetResponse {
+            scalable_target_arn: Some(
+                "arn:aws:application-autoscaling:us-east-1:123456789012:scalable-target/x".into(),
+            ),
+        });
+        let resp = encode(&Response::ApplicationAutoScaling(out), "rid");
+        assert_eq!(resp.headers()["content-type"], CONTENT_TYPE);
+        let v: serde_json::Value = serde_json::from_slice(resp.body()).expect("json");
+        assert!(v["ScalableTargetARN"].as_str().is_some_and(|a| a.ends_with("scalable-target/x")), "{v}");
+        let resp = encode_error(Some(Service::ApplicationAutoScaling), &e, "rid");
+        assert_eq!(resp.headers()["content-type"], CONTENT_TYPE);
+        assert!(!resp.headers().contains_key("x-amzn-query-error"));
+    }
 }
