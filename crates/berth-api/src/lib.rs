@@ -224,6 +224,7 @@ async fn dispatch<B: Backend + ?Sized>(
         backend.credential(key)
     })
     .map_err(|e| protocol.auth_error(&e))?;
+    let body = &*protocol::decoded_body(parts, body, config.max_body_bytes)?;
     let route = protocol.route(parts, body, &verified.scope.service)?;
     operation.clone_from(&route.operation);
     let signing_name = route.service.signing_name();

@@ -70,12 +70,33 @@ impl Backend for Recorder {
 
 /// A request in `protocol`, signed as botocore signs it (`secret: None` leaves it unsigned).
 fn request(protocol: &str, operation: &str, body: Vec<u8>, secret: Option<&str>) -> http::Request<Bytes> {
+    request_with(protocol, operation, body, secret, false)
+}
+
+/// [`request`], its body gzipped (`Content-Encoding: gzip`) as botocore compresses PutMetricData from 10 KiB on.
+fn request_with(
+    protocol: &str,
+    operation: &str,
+    body: Vec<u8>,
+    secret: Option<&str>,
+    gzip: bool,
+) -> http::Request<Bytes> {
+    let body = if gzip {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(&body).expect("gzip");
+        gz.finish().expect("gzip")
+    } else {
+        body
+    };
     let path = match protocol {
         "smithy-rpc-v2-cbor" => format!("/service/GraniteServiceVersion20100801/operation/{operation}"),
         _ => "/".to_string(),
     };
     let uri: http::Uri = format!("http://localhost:4566{path}").parse().expect("uri");
     let mut headers = http::HeaderMap::new();
+    if gzip {
+        headers.insert("content-encoding", HeaderValue::from_static("gzip"));
+    }
     match protocol {
         "json" => {
             let target = format!("GraniteServiceVersion20100801.{operation}");
@@ -271,7 +292,7 @@ async fn every_protocol_decodes_the_same_operation_and_encodes_what_botocore_rea
             let r = &v["requests"][protocol];
             let body = B64.decode(r["body_base64"].as_str().expect("body")).expect("base64");
             *backend.answer.lock().expect("lock") = Some(Ok(v["output"].clone()));
-            let a = call(&backend, request(protocol, operation, body, Some(SECRET))).await;
+            let a = call(&backend, request(protocol, operation, body.clone(), Some(SECRET))).await;
             let what = format!("{operation} over {protocol}");
             assert_eq!(a.status, 200, "{what}: {:?}", String::from_utf8_lossy(&a.body));
             assert_content_type(protocol, &a, &what);
@@ -279,6 +300,13 @@ async fn every_protocol_decodes_the_same_operation_and_encodes_what_botocore_rea
             assert_eq!(op.name(), operation, "{what}");
             assert_eq!(normalize(&op.to_value()), normalize(&v["input"]), "{what} decoded differently");
             decoded.push(op);
+            if operation == "PutMetricData" {
+                // The same body gzipped decodes to the same operation.
+                let a = call(&backend, request_with(protocol, operation, body.clone(), Some(SECRET), true)).await;
+                assert_eq!(a.status, 200, "{what} gzipped: {:?}", String::from_utf8_lossy(&a.body));
+                let zipped = backend.seen.lock().expect("lock").pop().expect("the backend was called");
+                assert_eq!(Some(&zipped), decoded.last(), "{what} gzipped");
+            }
             outputs.push(json!({"index": i, "protocol": protocol, "status": a.status, "headers": a.headers_json(),
                                 "body_base64": B64.encode(&a.body),
                                 "request_id": a.header("x-amzn-requestid").expect("request id")}));

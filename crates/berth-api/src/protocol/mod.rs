@@ -232,6 +232,45 @@ impl Protocol {
     }
 }
 
+/// The request body as its protocol reads it: a `Content-Encoding: gzip` body (botocore compresses CloudWatch's
+/// PutMetricData bodies of 10 KiB and more, whatever the protocol) is inflated, up to `max` bytes. The signature
+/// covers the compressed bytes, so this runs after authentication.
+pub(crate) fn decoded_body<'a>(
+    parts: &http::request::Parts,
+    body: &'a [u8],
+    max: usize,
+) -> Result<std::borrow::Cow<'a, [u8]>, AwsError> {
+    use std::io::Read;
+    let encodings = parts
+        .headers
+        .get_all(http::header::CONTENT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|e| e.trim().to_ascii_lowercase())
+        .filter(|e| !e.is_empty() && e != "identity")
+        .collect::<Vec<_>>();
+    match encodings.as_slice() {
+        [] => Ok(std::borrow::Cow::Borrowed(body)),
+        [gzip] if gzip == "gzip" => {
+            let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(max));
+            let read = flate2::read::MultiGzDecoder::new(body).take(max as u64 + 1).read_to_end(&mut out);
+            match read {
+                Ok(_) if out.len() > max => Err(crate::too_large(max)),
+                Ok(_) => Ok(std::borrow::Cow::Owned(out)),
+                Err(e) => Err(AwsError::new(
+                    berth_core::ErrorCode::Serialization,
+                    format!("The gzip request body cannot be inflated: {e}"),
+                )),
+            }
+        }
+        other => Err(AwsError::new(
+            berth_core::ErrorCode::Serialization,
+            format!("Content-Encoding {} is not supported (only gzip)", other.join(", ")),
+        )),
+    }
+}
+
 /// The service of the credential scope a request claims (`Authorization` header or presigned
 /// `X-Amz-Credential`), unverified.
 fn claimed_scope_service(parts: &http::request::Parts) -> Option<String> {
@@ -252,6 +291,7 @@ fn claimed_scope_service(parts: &http::request::Parts) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use berth_core::ErrorCode;
 
     fn parts(method: &str, uri: &str, headers: &[(&str, &str)]) -> http::request::Parts {
         let mut b = http::Request::builder().method(method).uri(uri);
@@ -266,6 +306,23 @@ mod tests {
             "AWS4-HMAC-SHA256 Credential=AKID/20231010/us-east-1/{service}/aws4_request, SignedHeaders=host, \
              Signature=00"
         )
+    }
+
+    #[test]
+    fn gzip_bodies_are_inflated_within_the_limit() {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(&b"Action=PutMetricData&".repeat(100)).expect("gzip");
+        let zipped = gz.finish().expect("gzip");
+        let gzip = parts("POST", "/", &[("content-encoding", "gzip")]);
+        let body = decoded_body(&gzip, &zipped, 10_000).expect("inflates");
+        assert_eq!(&body[..], &b"Action=PutMetricData&".repeat(100)[..]);
+        assert_eq!(decoded_body(&gzip, &zipped, 2099).expect_err("over").code, ErrorCode::RequestEntityTooLarge);
+        assert_eq!(decoded_body(&gzip, b"plain", 100).expect_err("not gzip").code, ErrorCode::Serialization);
+        let plain = parts("POST", "/", &[]);
+        assert!(matches!(decoded_body(&plain, b"x", 100), Ok(std::borrow::Cow::Borrowed(b"x"))));
+        let br = parts("POST", "/", &[("content-encoding", "br")]);
+        assert_eq!(decoded_body(&br, b"x", 100).expect_err("br").code, ErrorCode::Serialization);
     }
 
     #[test]
