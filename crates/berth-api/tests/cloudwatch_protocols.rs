@@ -5,8 +5,9 @@
 //! botocore's own parsers (`vectors/cloudwatch_check.py`) into exactly that output. Errors are checked the same
 //! way: status, `__type`, `x-amzn-query-error`, and the code botocore reports.
 //!
-//! The botocore half runs with `$BERTH_PYTHON` (default `python3`); without botocore it prints a skip message,
-//! unless `BERTH_REQUIRE_PYTHON=1`, which makes it fail instead.
+//! The botocore half runs as `common::botocore_check` says (`$BERTH_PYTHON`, `BERTH_REQUIRE_PYTHON=1`).
+
+mod common;
 
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr};
@@ -16,7 +17,7 @@ use std::time::SystemTime;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use berth_api::sigv4::{self, SigningCredentials, SigningParams};
-use berth_api::{ApiConfig, Backend, Caller, Credential, Principal, Request, Response};
+use berth_api::{ApiConfig, Backend, Caller, Credential, Request, Response};
 use berth_core::{AwsError, ErrorCode};
 use berth_model::cloudwatch;
 use bytes::Bytes;
@@ -42,16 +43,7 @@ struct Recorder {
 #[async_trait::async_trait]
 impl Backend for Recorder {
     fn credential(&self, access_key_id: &str) -> Option<Credential> {
-        (access_key_id == KEY).then(|| Credential {
-            secret_access_key: SECRET.into(),
-            principal: Principal {
-                arn: "arn:aws:iam::123456789012:root".into(),
-                account: "123456789012".into(),
-                user_id: "123456789012".into(),
-            },
-            session_token: None,
-            expires_at: None,
-        })
+        (access_key_id == KEY).then(|| common::root_credential(SECRET))
     }
     fn region(&self) -> String {
         "us-east-1".into()
@@ -170,17 +162,7 @@ impl Answer {
                     .and_then(|(_, v)| v.into_text().ok())
                     .expect("message")
             }
-            _ => {
-                let xml = std::str::from_utf8(&self.body).expect("utf8");
-                let start = xml.find("<Message>").map(|i| i + "<Message>".len()).unwrap_or(0);
-                let end = xml.find("</Message>").unwrap_or(start);
-                xml[start..end]
-                    .replace("&lt;", "<")
-                    .replace("&gt;", ">")
-                    .replace("&quot;", "\"")
-                    .replace("&apos;", "'")
-                    .replace("&amp;", "&")
-            }
+            _ => common::message_of(std::str::from_utf8(&self.body).expect("utf8")),
         }
     }
 
@@ -231,47 +213,6 @@ fn vectors() -> Vec<Value> {
     doc["vectors"].as_array().expect("vectors").clone()
 }
 
-fn python() -> String {
-    std::env::var("BERTH_PYTHON").unwrap_or_else(|_| "python3".into())
-}
-
-fn botocore_available() -> bool {
-    let ok = std::process::Command::new(python())
-        .args(["-c", "import botocore"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !ok {
-        assert!(
-            std::env::var("BERTH_REQUIRE_PYTHON").as_deref() != Ok("1"),
-            "botocore is not importable with {} and BERTH_REQUIRE_PYTHON=1",
-            python()
-        );
-        eprintln!("SKIP: botocore is not importable with {} (set BERTH_PYTHON to a Python that has it)", python());
-    }
-    ok
-}
-
-/// Runs `vectors/cloudwatch_check.py` on what berth wrote.
-fn botocore_check(encoded: &Value) {
-    if !botocore_available() {
-        return;
-    }
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/cloudwatch_check.py");
-    let mut child = std::process::Command::new(python())
-        .arg(script)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run python");
-    child.stdin.take().expect("stdin").write_all(encoded.to_string().as_bytes()).expect("write");
-    let out = child.wait_with_output().expect("python");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "botocore disagrees:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    eprintln!("botocore check: {}", stdout.trim());
-}
-
 /// A CBOR body from a JSON value (maps, arrays, text, integers, floats), for hand-made requests.
 fn cbor(v: &Value) -> Vec<u8> {
     let mut out = Vec::new();
@@ -315,7 +256,7 @@ async fn every_protocol_decodes_the_same_operation_and_encodes_what_botocore_rea
         assert_eq!(decoded[0], decoded[1], "{operation}: JSON and CBOR differ");
         assert_eq!(decoded[0], decoded[2], "{operation}: JSON and Query differ");
     }
-    botocore_check(&json!({"outputs": outputs, "errors": []}));
+    common::botocore_check("cloudwatch_check.py", &json!({"outputs": outputs, "errors": []}));
 }
 
 /// One error case, in one protocol.
@@ -481,7 +422,7 @@ async fn errors_in_every_protocol() {
                            "type": fault, "shape": shape,
                            "request_id": a.header("x-amzn-requestid").expect("request id")}));
     }
-    botocore_check(&json!({"outputs": [], "errors": errors}));
+    common::botocore_check("cloudwatch_check.py", &json!({"outputs": [], "errors": errors}));
 }
 
 /// CBOR's scalars in every form the specification allows a client to send: timestamps as tag 1 around an integer

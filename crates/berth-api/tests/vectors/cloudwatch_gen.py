@@ -23,6 +23,8 @@ import botocore.serialize
 import botocore.session
 from botocore.awsrequest import AWSRequest
 
+from query_gen import jsonable  # datetimes as epoch seconds, the rest as it is
+
 UTC = datetime.timezone.utc
 T1 = datetime.datetime(2023, 10, 10, 0, 30, 0, tzinfo=UTC)
 T2 = datetime.datetime(2023, 10, 10, 0, 31, 0, 250000, tzinfo=UTC)
@@ -231,16 +233,6 @@ CASES = [
                              "HistoryItemType": "StateUpdate", "HistorySummary": "Alarm updated from OK to ALARM",
                              "HistoryData": "{}"}]}),
 ]
-
-
-def jsonable(v):
-    if isinstance(v, datetime.datetime):
-        return v.timestamp()
-    if isinstance(v, dict):
-        return {k: jsonable(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [jsonable(x) for x in v]
-    return v
 
 
 def serialize(model, protocol, operation, params):
