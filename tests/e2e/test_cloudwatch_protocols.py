@@ -241,14 +241,16 @@ def test_the_aws_cli_writes_and_reads(berth, clients):
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_a_request_the_service_refuses_gets_the_same_code_in_every_protocol(clients, protocol):
-    """A rule of the API (not of the model): GetMetricStatistics needs Statistics or ExtendedStatistics."""
+    """A rule of the API (not of the model): GetMetricStatistics takes Statistics or ExtendedStatistics, not both."""
     client, wire = clients[protocol]
     now = datetime.datetime.now(datetime.timezone.utc)
     with pytest.raises(ClientError) as exc:
         client.get_metric_statistics(
             Namespace="E2E/Protocols", MetricName="m", StartTime=now - datetime.timedelta(hours=1), EndTime=now,
-            Period=60,
+            Period=60, Statistics=["Sum"], ExtendedStatistics=["p99"],
         )
     wire.assert_spoke(protocol)
-    assert exc.value.response["Error"]["Code"] == "InvalidParameterCombination", exc.value.response
+    error = exc.value.response["Error"]
+    assert (error["Code"], error.get("Type")) == ("InvalidParameterCombination", "Sender"), exc.value.response
+    assert "mutually exclusive" in error["Message"], error
     assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400, exc.value.response
