@@ -38,6 +38,26 @@ def normalize(v):
     return v
 
 
+def mistyped(shape, value, path=""):
+    """Where botocore's parsed value does not have its shape's Python type: a timestamp that is not a datetime
+    (an untagged CBOR number, a JSON string), a double that is not a number, ... (comparison alone cannot tell)."""
+    kinds = {
+        "timestamp": datetime.datetime, "double": (int, float), "float": (int, float), "integer": int, "long": int,
+        "boolean": bool, "string": str, "blob": bytes,
+    }
+    if shape.type_name == "structure":
+        return [p for name, member in shape.members.items() if name in value
+                for p in mistyped(member, value[name], f"{path}.{name}")]
+    if shape.type_name == "list":
+        return [p for i, item in enumerate(value) for p in mistyped(shape.member, item, f"{path}[{i}]")]
+    if shape.type_name == "map":
+        return [p for k, item in value.items() for p in mistyped(shape.value, item, f"{path}.{k}")]
+    want = kinds.get(shape.type_name)
+    if want is not None and not isinstance(value, want):
+        return [f"{path}: {type(value).__name__} {value!r} for a {shape.type_name}"]
+    return []
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     vectors = json.load(open(os.path.join(here, "cloudwatch_vectors.json")))["vectors"]
@@ -57,6 +77,8 @@ def main():
         parsed = parser.parse(response, op.output_shape)
         metadata = parsed.pop("ResponseMetadata", {})
         name = "%s over %s" % (v["operation"], out["protocol"])
+        if op.output_shape is not None:
+            problems.extend("%s: %s" % (name, p) for p in mistyped(op.output_shape, parsed))
         got = normalize(parsed)
         expected = normalize(v["output"] or {})
         if got != expected:
