@@ -132,7 +132,8 @@ pub(super) fn delete(c: &Control, r: cw::DeleteDashboardsInput) -> Result<cw::De
     c.tx(|tx| {
         for n in &names {
             if tx.dashboard_get(n)?.is_none() {
-                return Err(not_found(n));
+                // The operation's model lists no DashboardNotFoundError: a missing one is an invalid value.
+                return Err(invalid(format!("The specified dashboard does not exist. Dashboard {n} does not exist.")));
             }
         }
         for n in &names {

@@ -10,6 +10,8 @@ mod alarms;
 mod context;
 mod dashboards;
 pub(crate) mod ingest;
+
+pub use ingest::Sample;
 mod metrics;
 
 use berth_core::{AwsError, ErrorCode};
