@@ -73,6 +73,9 @@ async fn stats(h: &Harness, input: cw::GetMetricStatisticsInput) -> Vec<cw::Data
     }
 }
 
+/// (unit, sample count, sum) of a datapoint.
+type UnitPoint = (Option<cw::StandardUnit>, f64, f64);
+
 /// (timestamp, sample count, sum) of each datapoint.
 fn counts(points: &[cw::Datapoint]) -> Vec<(i64, f64, f64)> {
     points.iter().map(|p| (p.timestamp.expect("t").0 as i64, p.sample_count.expect("n"), p.sum.expect("sum"))).collect()
@@ -270,7 +273,7 @@ async fn units_dimensions_and_get_rules() {
         ..stats_input("App", "req", b, b + 60, 60)
     };
     // (case, request, want (unit, count, sum) per datapoint)
-    let cases: Vec<(&str, cw::GetMetricStatisticsInput, Vec<(Option<cw::StandardUnit>, f64, f64)>)> = vec![
+    let cases: Vec<(&str, cw::GetMetricStatisticsInput, Vec<UnitPoint>)> = vec![
         (
             "Count only",
             input(Some(cw::StandardUnit::Count), &[("Service", "web")]),

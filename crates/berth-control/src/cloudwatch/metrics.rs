@@ -424,12 +424,12 @@ pub(super) fn data(c: &Control, r: cw::GetMetricDataInput, now: f64) -> Result<c
                     let found = run_search(c, &s, start, end, now_s)?;
                     ctx.expressions.insert(plain[i].id.clone(), Value::Array(found.clone()));
                     searches.push(plain[i].id.clone());
-                } else if let Some(p) = q.period {
-                    if ctx.timestamps.is_empty() {
-                        let plan = storage::plan_range(start, end, i64::from(p), now_s, Api::GetMetricData)?;
-                        ctx.timestamps = plan.timestamps;
-                        ctx.period = plan.period;
-                    }
+                } else if let Some(p) = q.period
+                    && ctx.timestamps.is_empty()
+                {
+                    let plan = storage::plan_range(start, end, i64::from(p), now_s, Api::GetMetricData)?;
+                    ctx.timestamps = plan.timestamps;
+                    ctx.period = plan.period;
                 }
             }
         }
