@@ -108,6 +108,8 @@ pub struct Control {
     live_tail: logs::live_tail::Hub,
     /// The control plane's own timings, for `/metrics` (`observe.rs`).
     observed: observe::Health,
+    /// CloudWatch metrics' write buffer (`cloudwatch/ingest.rs`).
+    metrics: cloudwatch::ingest::Metrics,
 }
 
 impl Control {
@@ -164,7 +166,9 @@ impl Control {
             shippers: Mutex::new(log_shipping::Shippers::default()),
             live_tail: logs::live_tail::Hub::default(),
             observed: observe::Health::default(),
+            metrics: cloudwatch::ingest::Metrics::default(),
         });
+        control.init_metrics()?;
         control.seal_legacy_credentials()?;
         control.ensure_default_certificate()?;
         control.tx(|tx| ec2::network::ensure_default_vpc(&control, tx))?;

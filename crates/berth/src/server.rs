@@ -132,6 +132,8 @@ pub async fn run(config: Config) -> Result<()> {
     let reconciler = tokio::spawn(Arc::clone(&control).run_reconciler(stopped()));
     let metrics_task = metrics_listener
         .map(|l| tokio::spawn(crate::metrics::serve(l, Arc::clone(&control), Arc::clone(&metrics), stopped())));
+    // CloudWatch metrics: the write buffer every second, roll-ups every minute, a last write at the stop.
+    let metric_store = tokio::spawn(Arc::clone(&control).run_metrics(stopped()));
     tracing::info!(
         api = %config.api_url(),
         internal = %config.internal.listen,
@@ -150,6 +152,7 @@ pub async fn run(config: Config) -> Result<()> {
         if let Some(m) = metrics_task {
             let _ = m.await;
         }
+        let _ = metric_store.await;
         if let Some((c, a)) = task_tasks {
             let _ = c.await;
             let _ = a.await;
