@@ -151,3 +151,22 @@ def test_only_get_metrics_is_served(berth):
             raise AssertionError(f"{path} answered")
         except urllib.error.HTTPError as e:
             assert e.code == 404
+
+
+def test_cloudwatch_series_are_exported(berth):
+    """A series put with PutMetricData shows up with its newest minute's statistics (buffered or stored alike)."""
+    cw = berth.client("cloudwatch")
+    name = unique("Prom")
+    cw.put_metric_data(
+        Namespace="E2E/Prometheus",
+        MetricData=[
+            {"MetricName": name, "Dimensions": [{"Name": "Service", "Value": "web"}], "Unit": "Count", "Value": v}
+            for v in (2.0, 5.0)
+        ],
+    )
+    samples = parse(scrape(berth.metrics_url)[1])
+    labels = f'{{namespace="E2E/Prometheus",metric_name="{name}",unit="Count",dim_Service="web"}}'
+    got = {stat: samples.get(f"berth_cloudwatch_{stat}{labels}") for stat in ("sample_count", "sum", "minimum", "maximum")}
+    assert got == {"sample_count": 2.0, "sum": 7.0, "minimum": 2.0, "maximum": 5.0}, [
+        k for k in samples if k.startswith("berth_cloudwatch_")
+    ]

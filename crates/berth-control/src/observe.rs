@@ -4,12 +4,15 @@
 //! published, tasks by status, the table version each live proxy serves, open live-tail sessions).
 //!
 //! Recording is a few relaxed atomic adds on [`Health`]'s histograms (`berth_telemetry::prometheus`), never a
-//! lock; the snapshot reads the store through [`Control::read`]. Rendering the exposition is the binary's.
+//! lock; the snapshot reads the store through [`Control::read`]. Rendering the exposition is the binary's. It also
+//! hands over the newest one-minute aggregate of every CloudWatch series that received data lately
+//! ([`Control::cloudwatch_latest`]), so Prometheus sees what CloudWatch stores.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use berth_telemetry::prometheus::{Histogram, LATENCY_BUCKETS};
+use berth_telemetry::{Aggregate, MetricId};
 
 use crate::{Control, ControlError};
 
@@ -70,7 +73,34 @@ pub struct HealthSnapshot {
     pub live_tail_sessions: usize,
 }
 
+/// The newest one-minute aggregate of a CloudWatch series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LatestValue {
+    pub metric: MetricId,
+    /// The minute's start (epoch seconds).
+    pub start: i64,
+    pub aggregate: Aggregate,
+}
+
 impl Control {
+    /// The newest one-minute aggregate of each CloudWatch series that received data in the `window` seconds before
+    /// `now` (epoch seconds), the most recently active first, at most `max` of them.
+    pub fn cloudwatch_latest(&self, now: i64, window: i64, max: usize) -> Result<Vec<LatestValue>, ControlError> {
+        let mut recent: Vec<(MetricId, i64)> =
+            self.metric_series(None, None)?.into_iter().filter(|(_, seen)| *seen >= now - window).collect();
+        recent.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        recent.truncate(max);
+        let start = (now - window).div_euclid(60) * 60;
+        let mut out = Vec::with_capacity(recent.len());
+        for (metric, _) in recent {
+            if let Some((start, aggregate)) = self.metric_aggregates(&metric, 60, start, now + 60)?.pop() {
+                out.push(LatestValue { metric, start, aggregate });
+            }
+        }
+        out.sort_by(|a, b| a.metric.cmp(&b.metric));
+        Ok(out)
+    }
+
     /// The timings recorded so far.
     pub fn health(&self) -> &Health {
         &self.observed

@@ -121,8 +121,62 @@ impl ServerMetrics {
             }
             Err(err) => tracing::warn!(error = %err, "metrics: cannot read the control plane's health"),
         }
+        cloudwatch(&mut e, control);
         e.finish()
     }
+}
+
+/// How far back a CloudWatch series must have received data to be exported, and how many are.
+const CLOUDWATCH_WINDOW_SECS: i64 = 300;
+const CLOUDWATCH_MAX_SERIES: usize = 2000;
+
+/// The newest one-minute aggregate of each recently active CloudWatch series, as four gauges labelled with the
+/// series' namespace, name, unit and dimensions (`dim_<Name>`, invalid label characters as `_`).
+fn cloudwatch(e: &mut Exposition, control: &Control) {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    let latest = match control.cloudwatch_latest(now, CLOUDWATCH_WINDOW_SECS, CLOUDWATCH_MAX_SERIES) {
+        Ok(l) => l,
+        Err(err) => {
+            tracing::warn!(error = %err, "metrics: cannot read CloudWatch's series");
+            return;
+        }
+    };
+    let labelled: Vec<(Vec<(String, String)>, &berth_telemetry::Aggregate)> = latest
+        .iter()
+        .map(|v| {
+            let mut labels = vec![
+                ("namespace".to_string(), v.metric.namespace.clone()),
+                ("metric_name".to_string(), v.metric.name.clone()),
+                ("unit".to_string(), v.metric.unit.as_str().to_string()),
+            ];
+            labels
+                .extend(v.metric.dimensions.iter().map(|d| (format!("dim_{}", label_name(&d.name)), d.value.clone())));
+            (labels, &v.aggregate)
+        })
+        .collect();
+    type Stat = fn(&berth_telemetry::Aggregate) -> f64;
+    let stats: [(&str, &str, Stat); 4] = [
+        (
+            "berth_cloudwatch_sample_count",
+            "SampleCount of the series' newest minute (CloudWatch data berth stores).",
+            |a| a.sample_count,
+        ),
+        ("berth_cloudwatch_sum", "Sum of the series' newest minute.", |a| a.sum),
+        ("berth_cloudwatch_minimum", "Minimum of the series' newest minute.", |a| a.min),
+        ("berth_cloudwatch_maximum", "Maximum of the series' newest minute.", |a| a.max),
+    ];
+    for (name, help, stat) in stats {
+        e.family(name, "gauge", help);
+        for (labels, agg) in &labelled {
+            let labels: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            e.sample_f64(name, &labels, stat(agg));
+        }
+    }
+}
+
+/// A Prometheus label name from a CloudWatch dimension name.
+fn label_name(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect()
 }
 
 /// Serves `GET /metrics` on `listener` until `shutdown`.
