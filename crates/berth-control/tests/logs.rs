@@ -788,6 +788,31 @@ async fn live_tail_sees_committed_events_and_is_authorized_per_group() {
 }
 
 #[tokio::test]
+async fn live_tail_sessions_are_limited_and_end_with_their_client() {
+    use berth_control::logs::live_tail::MAX_SESSIONS;
+    let l = Logs::new();
+    l.group("/tail/limit").await;
+    let request = || logs::StartLiveTailRequest {
+        log_group_identifiers: Some(vec!["/tail/limit".to_string()]),
+        ..Default::default()
+    };
+    let mut open: Vec<_> = (0..MAX_SESSIONS).map(|_| l.c.start_live_tail(&l.root, request()).expect("open")).collect();
+    let over = l.c.start_live_tail(&l.root, request()).expect_err("one too many");
+    assert_eq!(over.code, ErrorCode::LimitExceeded);
+    // A client that goes away frees its session's place.
+    open.pop();
+    let mut again = Err(over);
+    for _ in 0..100 {
+        again = l.c.start_live_tail(&l.root, request());
+        if again.is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(again.is_ok(), "{again:?}");
+}
+
+#[tokio::test]
 async fn log_groups_and_events_survive_a_restart() {
     let mut h = common::Harness::new("logs-restart", |_| ControlConfig::default());
     let t = now();

@@ -35,6 +35,8 @@ pub const MAX_EVENTS_PER_UPDATE: usize = 500;
 const UPDATE_PERIOD: Duration = Duration::from_secs(1);
 /// Log groups one session may tail.
 const MAX_GROUPS: usize = 10;
+/// Sessions open at once (AWS has a per-account quota); more answer LimitExceededException.
+pub const MAX_SESSIONS: usize = 100;
 /// Batches the hub keeps for a slow session before it skips ahead (and the session says `sampled`).
 const HUB_CAPACITY: usize = 4096;
 /// Updates buffered for a slow client (AWS: 10).
@@ -201,6 +203,12 @@ impl Control {
         }
         if rows.iter().any(|(_, _, exists)| !exists) {
             return Err(group_not_found().into());
+        }
+        if self.live_tail.sessions() >= MAX_SESSIONS {
+            return Err(AwsError::new(
+                ErrorCode::LimitExceeded,
+                format!("At most {MAX_SESSIONS} live tail sessions can be open at once."),
+            ));
         }
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| AwsError::new(ErrorCode::Server, "no runtime to run the live tail session on"))?;
