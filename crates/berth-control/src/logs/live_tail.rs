@@ -37,9 +37,11 @@ const UPDATE_PERIOD: Duration = Duration::from_secs(1);
 const MAX_GROUPS: usize = 10;
 /// Sessions open at once (AWS has a per-account quota); more answer LimitExceededException.
 pub const MAX_SESSIONS: usize = 100;
-/// Batches the hub keeps for a slow session before it skips ahead (and the session says `sampled`).
-const HUB_CAPACITY: usize = 4096;
-/// Updates buffered for a slow client (AWS: 10).
+/// Batches the hub keeps for a session that fell behind before it skips ahead (and the session says `sampled`).
+/// A session never waits for its client, so only CPU makes one fall behind; this bounds what the hub holds.
+const HUB_CAPACITY: usize = 1024;
+/// Updates buffered for a slow client (AWS: 10); an update that does not fit is dropped and the next one says
+/// `sampled`.
 const CLIENT_BUFFER: usize = 10;
 
 /// One committed batch of a stream.
@@ -332,7 +334,8 @@ impl Session {
                 biased;
                 () = tokio::time::sleep_until(end) => {
                     let payload = br#"{"message":"Session timed out after three hours."}"#.to_vec();
-                    let _ = out.send(LiveMessage::Exception { exception_type: "SessionTimeoutException", payload }).await;
+                    let timeout = LiveMessage::Exception { exception_type: "SessionTimeoutException", payload };
+                    let _ = tokio::time::timeout(UPDATE_PERIOD * 5, out.send(timeout)).await;
                     return;
                 }
                 () = out.closed() => return,
@@ -340,8 +343,11 @@ impl Session {
                     let update = self.take_update();
                     let carried = update.session_results.as_ref().is_some_and(|r| !r.is_empty());
                     let Ok(payload) = serde_json::to_vec(&update) else { return };
-                    if out.send(LiveMessage::Event { event_type: "sessionUpdate", payload }).await.is_err() {
-                        return;
+                    // Never wait for the client: the hub's receiver must keep draining (its batches are shared).
+                    match out.try_send(LiveMessage::Event { event_type: "sessionUpdate", payload }) {
+                        Ok(()) => {}
+                        Err(mpsc::error::TrySendError::Full(_)) => self.lagged = true,
+                        Err(mpsc::error::TrySendError::Closed(_)) => return,
                     }
                     last_update = Instant::now();
                     if carried {
@@ -477,6 +483,41 @@ mod tests {
         assert_eq!(last, Some(("SessionTimeoutException", 0)));
         task.await.expect("session ended");
         assert_eq!(hub.sessions(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_client_never_stalls_the_session() {
+        let hub = Hub::default();
+        let (out, mut rx) = mpsc::channel(CLIENT_BUFFER);
+        let task = tokio::spawn(Session::new(filter(Streams::All, ""), 1).run(
+            hub.tx.subscribe(),
+            out,
+            Instant::now() + SESSION_LIMIT,
+        ));
+        // The client reads nothing while 2 × HUB_CAPACITY batches arrive over 30 s.
+        for i in 0..2 * HUB_CAPACITY {
+            hub.publish("g", "s", &[(i as i64, format!("line {i}"))], 0);
+            if i % 70 == 0 {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(hub.tx.len(), 0, "the hub holds no batch for the session");
+        // The session kept up with the hub (it never waited for the client), so it never lagged behind it: the
+        // updates that did not fit were dropped and the next one that fits says so.
+        let mut updates = Vec::new();
+        while let Ok(LiveMessage::Event { payload, .. }) = rx.try_recv() {
+            updates.push(serde_json::from_slice::<LiveTailSessionUpdate>(&payload).expect("update"));
+        }
+        assert_eq!(updates.len(), CLIENT_BUFFER, "the buffer holds the first updates");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let next = match rx.try_recv() {
+            Ok(LiveMessage::Event { payload, .. }) => serde_json::from_slice::<LiveTailSessionUpdate>(&payload),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(next.expect("update").session_metadata.and_then(|m| m.sampled), Some(true));
+        assert!(!task.is_finished());
+        task.abort();
     }
 
     #[tokio::test]
