@@ -135,7 +135,9 @@ pub struct AlarmConfig {
     pub treat_missing_data: TreatMissingData,
     /// `EvaluateLowSampleCountPercentile`: true for `evaluate` (the default), false for `ignore`.
     pub evaluate_low_sample_count_percentile: bool,
-    pub statistic: Statistic,
+    /// The metric's statistic; `None` for a metric-math alarm (its StateReasonData then names no statistic, and
+    /// EvaluateLowSampleCountPercentile does not apply).
+    pub statistic: Option<Statistic>,
     /// Periods fetched per evaluation; `None` = N + 2 (see the module docs).
     pub evaluation_range: Option<u32>,
 }
@@ -171,10 +173,12 @@ impl AlarmConfig {
         if !self.threshold.is_finite() {
             return Err(Invalid::value("The parameter Threshold must be a finite number."));
         }
-        if self.statistic.is_extended() && !self.statistic.allowed_in_alarm() {
+        if let Some(s) = &self.statistic
+            && s.is_extended()
+            && !s.allowed_in_alarm()
+        {
             return Err(Invalid::value(format!(
-                "The value {} for parameter ExtendedStatistic is not supported for alarms.",
-                self.statistic
+                "The value {s} for parameter ExtendedStatistic is not supported for alarms."
             )));
         }
         Ok(())
@@ -312,15 +316,15 @@ pub fn evaluate(config: &AlarmConfig, datapoints: &[Datapoint], now: f64, previo
     let real_breaching = evaluated.iter().filter(|(_, d)| breaches(d)).count();
 
     let keep = |why: String| (before, why);
-    let (state, reason) = if let Some(p) =
-        config.statistic.percentile_fraction().filter(|_| !config.evaluate_low_sample_count_percentile)
+    let (state, reason) = if let Some(statistic) = &config.statistic
+        && let Some(p) = statistic.percentile_fraction().filter(|_| !config.evaluate_low_sample_count_percentile)
         && let Some(low) = evaluated.iter().find(|(_, d)| d.sample_count < low_sample_minimum(p))
     {
         keep(format!(
             "Unchanged: {} samples in the period starting {} are too few to evaluate {} (EvaluateLowSampleCountPercentile is ignore).",
             java_double(low.1.sample_count),
             reason_point_date(low.1.timestamp),
-            config.statistic
+            statistic
         ))
     } else if reals.is_empty() {
         match config.treat_missing_data {
@@ -380,10 +384,10 @@ pub fn evaluate(config: &AlarmConfig, datapoints: &[Datapoint], now: f64, previo
         }
     };
 
-    let (statistic, extended_statistic) = if config.statistic.is_extended() {
-        (None, Some(config.statistic.to_string()))
-    } else {
-        (Some(config.statistic.to_string()), None)
+    let (statistic, extended_statistic) = match &config.statistic {
+        Some(s) if s.is_extended() => (None, Some(s.to_string())),
+        Some(s) => (Some(s.to_string()), None),
+        None => (None, None),
     };
     let data = ReasonData {
         version: "1.0",
