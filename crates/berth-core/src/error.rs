@@ -160,6 +160,14 @@ pub enum ErrorCode {
     LogsTooManyTags,
     /// Logs' internal failure (its models list it for every operation).
     LogsServiceUnavailable,
+    // CloudWatch alarms (the model's shape names; its Query codes are `ResourceNotFound`, `InvalidFormat`,
+    // `LimitExceeded`).
+    /// CloudWatch's `ResourceNotFound` (SetAlarmState on an alarm that does not exist).
+    CwResourceNotFound,
+    /// CloudWatch's `InvalidFormatFault` (SetAlarmState's StateReasonData is not JSON).
+    CwInvalidFormat,
+    /// CloudWatch's `LimitExceededFault` (PutMetricAlarm beyond the alarm quota).
+    CwLimitExceeded,
 }
 
 impl ErrorCode {
@@ -285,6 +293,9 @@ impl ErrorCode {
             LogsResourceAlreadyExists => "ResourceAlreadyExistsException",
             LogsTooManyTags => "TooManyTagsException",
             LogsServiceUnavailable => "ServiceUnavailableException",
+            CwResourceNotFound => "ResourceNotFound",
+            CwInvalidFormat => "InvalidFormatFault",
+            CwLimitExceeded => "LimitExceededFault",
         }
     }
 
@@ -391,10 +402,12 @@ impl ErrorCode {
             | TooManyUpdates
             | UnsupportedParameterType
             | LogsResourceAlreadyExists
-            | LogsTooManyTags => 400,
+            | LogsTooManyTags
+            | CwInvalidFormat
+            | CwLimitExceeded => 400,
             AuthFailure => 401,
             MissingAuthenticationTokenQuery | AccessDeniedQuery | UnauthorizedOperation | RegionDisabled => 403,
-            NoSuchEntity => 404,
+            NoSuchEntity | CwResourceNotFound => 404,
             ConcurrentModification | DeleteConflict | EntityAlreadyExists | IamLimitExceeded => 409,
             HealthUnavailable
             | ServiceFailure

@@ -170,6 +170,10 @@ impl Tx<'_> {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    pub fn alarms_count(&self) -> Result<usize> {
+        Ok(self.conn().query_row("SELECT COUNT(*) FROM cw_alarms", [], |r| r.get::<_, i64>(0))? as usize)
+    }
+
     /// The alarms of one metric (namespace and name), by name.
     pub fn alarms_for_metric(&self, namespace: &str, metric_name: &str) -> Result<Vec<AlarmRow>> {
         let mut st = self.conn().prepare(&format!(
@@ -315,6 +319,7 @@ mod tests {
             assert_eq!(t.alarm_get("a")?, Some(alarm("a", 50)));
             let names = |v: Vec<AlarmRow>| v.into_iter().map(|a| a.name).collect::<Vec<_>>();
             assert_eq!(names(t.alarms_list()?), ["a", "b", "c"]);
+            assert_eq!(t.alarms_count()?, 3);
             assert_eq!(names(t.alarms_due(60)?), ["a", "c"]);
             assert_eq!(names(t.alarms_due(100)?), ["a", "b", "c"]);
             assert_eq!(names(t.alarms_for_metric("App", "Latency")?), ["a", "b"]);

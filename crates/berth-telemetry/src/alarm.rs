@@ -193,6 +193,14 @@ impl AlarmConfig {
     fn range(&self) -> usize {
         self.evaluation_range.map_or(self.n() + 2, |r| r as usize).max(self.n())
     }
+
+    /// The evaluation range at `now` as `[start, end)` in epoch seconds: the last R complete periods (see the
+    /// module docs). The data an evaluation reads.
+    pub fn window(&self, now: f64) -> (i64, i64) {
+        let period = self.period.max(1);
+        let end = (now.floor() as i64).div_euclid(period) * period;
+        (end - self.range() as i64 * period, end)
+    }
 }
 
 /// One period's value of the alarm's statistic, stamped with the period's start (epoch seconds).
@@ -271,8 +279,7 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 pub fn evaluate(config: &AlarmConfig, datapoints: &[Datapoint], now: f64, previous: Option<State>) -> Evaluation {
     let (n, m, r) = (config.n(), config.m(), config.range());
     let period = config.period.max(1);
-    let end = (now.floor() as i64).div_euclid(period) * period;
-    let first = end - r as i64 * period;
+    let (first, end) = config.window(now);
     // Slots oldest → newest.
     let mut slots: Vec<Option<Datapoint>> = vec![None; r];
     for d in datapoints {

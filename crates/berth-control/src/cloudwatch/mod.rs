@@ -5,7 +5,11 @@
 //! The rules (validation, aggregates, tiers, statistics, alarm evaluation, metric math) live in
 //! `berth-telemetry`; this module persists and serves what it computes.
 
+pub(crate) mod alarms;
+pub(crate) mod evaluate;
 pub(crate) mod ingest;
+
+pub use evaluate::{AlarmAction, ReadAggregates};
 
 use berth_core::{AwsError, ErrorCode};
 use berth_model::cloudwatch::{Operation, Output};
@@ -15,7 +19,24 @@ use crate::{CallerIdentity, Control};
 impl Control {
     /// Handles one decoded CloudWatch operation for an authenticated caller.
     pub async fn handle_cloudwatch(&self, _caller: &CallerIdentity, op: Operation) -> Result<Output, AwsError> {
-        // Contract placeholder (issue 11 in progress): replaced by the CloudWatch API.
-        Err(AwsError::new(ErrorCode::InvalidParameter, format!("{} is not served yet", op.name())))
+        let (name, modeled) = (op.name(), op.errors());
+        match op {
+            // Alarms (issue 11, alarms part); the metrics part replaces this placeholder with the whole API.
+            Operation::PutMetricAlarm(_)
+            | Operation::DescribeAlarms(_)
+            | Operation::DescribeAlarmsForMetric(_)
+            | Operation::DeleteAlarms(_)
+            | Operation::SetAlarmState(_)
+            | Operation::DescribeAlarmHistory(_)
+            | Operation::EnableAlarmActions(_)
+            | Operation::DisableAlarmActions(_) => crate::error::answer(
+                "monitoring",
+                name,
+                modeled,
+                alarms::handle(self, op, crate::now()).map_err(AwsError::from),
+            ),
+            // Contract placeholder (issue 11 in progress): replaced by the CloudWatch API.
+            _ => Err(AwsError::new(ErrorCode::InvalidParameter, format!("{name} is not served yet"))),
+        }
     }
 }
