@@ -135,7 +135,7 @@ impl ActionKind {
     /// The kind of an action ARN, or `None` when the ARN is not one CloudWatch accepts.
     pub fn of(arn: &str) -> Option<ActionKind> {
         let mut parts = arn.splitn(6, ':');
-        let (Some("arn"), Some(partition), Some(service), Some(_region), Some(_account), Some(resource)) =
+        let (Some("arn"), Some(partition), Some(service), Some(_region), Some(account), Some(resource)) =
             (parts.next(), parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return None;
@@ -147,7 +147,10 @@ impl ActionKind {
             "autoscaling" if resource.starts_with("scalingPolicy:") => ActionKind::AutoScaling,
             "sns" => ActionKind::Sns,
             "lambda" if resource.starts_with("function:") => ActionKind::Lambda,
-            "automate" if resource.starts_with("ec2:") => ActionKind::Ec2,
+            // `arn:aws:automate:<region>:ec2:<action>` has no account part.
+            "automate" if account == "ec2" && matches!(resource, "stop" | "terminate" | "reboot" | "recover") => {
+                ActionKind::Ec2
+            }
             "swf" if resource.starts_with("action/actions/AWS_EC2.") => ActionKind::Ec2,
             "ssm" if resource.starts_with("opsitem:") => ActionKind::SystemsManager,
             "ssm-incidents" if resource.starts_with("responseplan/") => ActionKind::SystemsManager,
@@ -996,6 +999,7 @@ mod tests {
             ("arn:aws:sns:us-east-1:123456789012:ops", Some(ActionKind::Sns)),
             ("arn:aws:lambda:us-east-1:123456789012:function:f:live", Some(ActionKind::Lambda)),
             ("arn:aws:automate:us-east-1:ec2:stop", Some(ActionKind::Ec2)),
+            ("arn:aws:automate:us-east-1:ec2:explode", None),
             ("arn:aws:swf:us-east-1:123456789012:action/actions/AWS_EC2.InstanceId.Stop/1.0", Some(ActionKind::Ec2)),
             ("arn:aws:ssm:us-east-1:123456789012:opsitem:3#CATEGORY=Availability", Some(ActionKind::SystemsManager)),
             ("arn:aws:ssm-incidents::123456789012:responseplan/plan", Some(ActionKind::SystemsManager)),
