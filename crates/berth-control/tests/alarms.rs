@@ -33,10 +33,12 @@ fn future_minute() -> i64 {
     (now / 60 + 10) * 60
 }
 
+/// (metric name, unit) → (timestamp, value) samples.
+type Samples = BTreeMap<(String, Unit), Vec<(i64, f64)>>;
+
 struct Cw {
     h: Harness,
-    /// (metric name, unit) → (timestamp, value) samples.
-    data: RefCell<BTreeMap<(String, Unit), Vec<(i64, f64)>>>,
+    data: RefCell<Samples>,
 }
 
 impl Cw {

@@ -240,7 +240,7 @@ fn metric_ref(
         namespace: id.namespace,
         name: id.name,
         dimensions: id.dimensions,
-        unit: unit_of(unit, &format!("{prefix}.Unit").trim_start_matches('.').to_string())?,
+        unit: unit_of(unit, format!("{prefix}.Unit").trim_start_matches('.'))?,
     })
 }
 
