@@ -312,7 +312,12 @@ mod tests {
                 "DescribeAlarms",
                 &[E::InvalidNextToken, E::ValidationError, E::InvalidParameterCombination],
             ),
-            ("monitoring", cloudwatch::operation_errors, "DescribeAlarmHistory", &[E::InvalidNextToken, E::ValidationError]),
+            (
+                "monitoring",
+                cloudwatch::operation_errors,
+                "DescribeAlarmHistory",
+                &[E::InvalidNextToken, E::ValidationError],
+            ),
         ];
         for (service, errors, operation, codes) in rows {
             let modeled = errors(operation);

@@ -550,6 +550,23 @@ pub(crate) fn history_item(
     }
 }
 
+/// A `ConfigurationUpdate` history item, `Alarm "<name>" <verb>`, with `{"version", "type": kind}` and `fields`
+/// (left out when the whole is longer than `HistoryData` may be).
+fn configuration_item(name: &str, at: f64, kind: &str, verb: &str, fields: serde_json::Value) -> AlarmHistoryRow {
+    let short = serde_json::json!({ "version": "1.0", "type": kind });
+    let mut full = short.clone();
+    if let (Some(full), serde_json::Value::Object(fields)) = (full.as_object_mut(), fields) {
+        full.extend(fields);
+    }
+    history_item(
+        name,
+        at,
+        HistoryItemType::ConfigurationUpdate,
+        format!("Alarm \"{name}\" {verb}"),
+        history_data(full, short),
+    )
+}
+
 /// The `StateUpdate` history item of a transition (reference §3.8).
 pub(crate) fn state_update_item(before: &AlarmRow, after: &AlarmRow, at: f64) -> AlarmHistoryRow {
     let side = |r: &AlarmRow, with_data: bool| {
@@ -678,16 +695,7 @@ impl Control {
             let item = match &existing {
                 None => {
                     tx.tags_put(&arn, &tags)?;
-                    history_item(
-                        &name,
-                        now,
-                        HistoryItemType::ConfigurationUpdate,
-                        format!("Alarm \"{name}\" created"),
-                        history_data(
-                            serde_json::json!({ "version": "1.0", "type": "Create", "createdAlarm": new }),
-                            serde_json::json!({ "version": "1.0", "type": "Create" }),
-                        ),
-                    )
+                    configuration_item(&name, now, "Create", "created", serde_json::json!({ "createdAlarm": new }))
                 }
                 Some(old) => {
                     let old = configuration_fields(&metric_alarm(old)?);
@@ -697,15 +705,12 @@ impl Control {
                         .filter(|k| old.get(*k) != new.get(*k))
                         .map(|k| (k.clone(), old.get(k).cloned().unwrap_or(serde_json::Value::Null)))
                         .collect();
-                    history_item(
+                    configuration_item(
                         &name,
                         now,
-                        HistoryItemType::ConfigurationUpdate,
-                        format!("Alarm \"{name}\" updated"),
-                        history_data(
-                            serde_json::json!({ "version": "1.0", "type": "Update", "updatedAlarm": new, "originalUpdatedFields": original }),
-                            serde_json::json!({ "version": "1.0", "type": "Update" }),
-                        ),
+                        "Update",
+                        "updated",
+                        serde_json::json!({ "updatedAlarm": new, "originalUpdatedFields": original }),
                     )
                 }
             };
@@ -729,15 +734,12 @@ impl Control {
                 tx.alarm_delete(name)?;
                 let keys: Vec<String> = tx.tags_get(&row.arn)?.into_iter().map(|(k, _)| k).collect();
                 tx.tags_remove(&row.arn, &keys)?;
-                tx.alarm_history_add(&history_item(
+                tx.alarm_history_add(&configuration_item(
                     name,
                     now,
-                    HistoryItemType::ConfigurationUpdate,
-                    format!("Alarm \"{name}\" deleted"),
-                    history_data(
-                        serde_json::json!({ "version": "1.0", "type": "Delete", "deletedAlarm": deleted }),
-                        serde_json::json!({ "version": "1.0", "type": "Delete" }),
-                    ),
+                    "Delete",
+                    "deleted",
+                    serde_json::json!({ "deletedAlarm": deleted }),
                 ))?;
             }
             Ok(())
