@@ -276,7 +276,7 @@ async fn ok_alarm_ok_with_history_and_the_actions_due() {
     let a = c.alarm("latency").await;
     assert_eq!(a.state_value, Some(A));
     assert_eq!(arns(&actions), [(SCALE.to_string(), State::Alarm), (SNS.to_string(), State::Alarm)]);
-    assert_eq!(actions[0].newest_value, Some(90.0));
+    assert_eq!((actions[0].newest_value, actions[0].threshold), (Some(90.0), Some(50.0)));
     assert_eq!(actions[0].alarm_name, "latency");
     let reason = a.state_reason.expect("reason");
     assert!(
@@ -397,14 +397,14 @@ async fn set_alarm_state_then_the_next_evaluation_recomputes() {
     assert_eq!(c.evaluate(b as f64 + 1.0), []);
     assert_eq!(c.state("cpu").await, O);
 
-    c.set_state("cpu", A, Some(r#"{"version":"1.0","recentDatapoints":[99.5],"threshold":50.0}"#)).await;
+    c.set_state("cpu", A, Some(r#"{"version":"1.0","recentDatapoints":[99.5],"threshold":42.0}"#)).await;
     let forced = c.alarm("cpu").await;
     assert_eq!((forced.state_value, forced.state_reason.as_deref()), (Some(A), Some("forced by a test")));
     // Not due (next evaluation at b + 60), but the forced state's actions are.
     let actions = c.evaluate(b as f64 + 2.0);
     assert_eq!(
-        actions.iter().map(|a| (a.action_arn.as_str(), a.state, a.newest_value)).collect::<Vec<_>>(),
-        [(SCALE, State::Alarm, Some(99.5))]
+        actions.iter().map(|a| (a.action_arn.as_str(), a.state, a.newest_value, a.threshold)).collect::<Vec<_>>(),
+        [(SCALE, State::Alarm, Some(99.5), Some(42.0))]
     );
     assert_eq!(c.evaluate(b as f64 + 3.0), [], "the actions ran once");
     assert_eq!(c.state("cpu").await, A);

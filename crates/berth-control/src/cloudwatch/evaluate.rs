@@ -29,6 +29,9 @@ pub struct AlarmAction {
     pub state: State,
     /// The newest datapoint the state was decided on (`recentDatapoints` of its reason data), if any.
     pub newest_value: Option<f64>,
+    /// The threshold it was compared with (its reason data's, else the alarm's; step scaling's bounds are
+    /// relative to it).
+    pub threshold: Option<f64>,
     /// The `StateReason`.
     pub reason: String,
 }
@@ -66,19 +69,24 @@ fn state_actions(c: &PutMetricAlarmInput, state: State) -> &[String] {
     .unwrap_or_default()
 }
 
-/// The newest of `recentDatapoints` in a StateReasonData.
-fn newest_value(reason_data: Option<&str>) -> Option<f64> {
-    let v: serde_json::Value = serde_json::from_str(reason_data?).ok()?;
-    v.get("recentDatapoints")?.as_array()?.last()?.as_f64()
+/// The newest of `recentDatapoints` and the `threshold` of a StateReasonData.
+fn reason_values(reason_data: Option<&str>) -> (Option<f64>, Option<f64>) {
+    let Some(v) = reason_data.and_then(|d| serde_json::from_str::<serde_json::Value>(d).ok()) else {
+        return (None, None);
+    };
+    let newest = v.get("recentDatapoints").and_then(|r| r.as_array()?.last()?.as_f64());
+    (newest, v.get("threshold").and_then(serde_json::Value::as_f64))
 }
 
-fn action(row: &AlarmRow, arn: &str, state: State) -> AlarmAction {
+fn action(row: &AlarmRow, config: Option<&PutMetricAlarmInput>, arn: &str, state: State) -> AlarmAction {
+    let (newest_value, threshold) = reason_values(row.state_reason_data.as_deref());
     AlarmAction {
         alarm_name: row.name.clone(),
         alarm_arn: row.arn.clone(),
         action_arn: arn.to_string(),
         state,
-        newest_value: newest_value(row.state_reason_data.as_deref()),
+        newest_value,
+        threshold: threshold.or_else(|| config.and_then(|c| c.threshold)),
         reason: row.state_reason.clone(),
     }
 }
@@ -102,7 +110,7 @@ pub(crate) fn decide(
             && let Ok(state) = State::parse(&row.state)
             && !lists(state).is_empty()
         {
-            actions.extend(lists(state).iter().map(|arn| action(row, arn, state)));
+            actions.extend(lists(state).iter().map(|arn| action(row, config, arn, state)));
             out.actions_run_at = Some(now_i);
         }
     }
@@ -129,7 +137,7 @@ pub(crate) fn decide(
                     history.push(api::state_update_item(&before, &out, now));
                     let due = lists(e.state);
                     if out.actions_enabled && !due.is_empty() {
-                        actions.extend(due.iter().map(|arn| action(&out, arn, e.state)));
+                        actions.extend(due.iter().map(|arn| action(&out, config, arn, e.state)));
                         out.actions_run_at = Some(now_i);
                     } else {
                         out.actions_run_at = None;
@@ -138,7 +146,7 @@ pub(crate) fn decide(
                     let scaling: Vec<&String> =
                         lists(e.state).iter().filter(|a| ActionKind::of(a) == Some(ActionKind::AutoScaling)).collect();
                     if !scaling.is_empty() && alarm::actions_due(false, true, out.actions_run_at, now_i) {
-                        actions.extend(scaling.into_iter().map(|arn| action(&out, arn, e.state)));
+                        actions.extend(scaling.into_iter().map(|arn| action(&out, config, arn, e.state)));
                         out.actions_run_at = Some(now_i);
                     }
                 }
@@ -335,6 +343,7 @@ mod tests {
         PutMetricAlarmInput {
             alarm_actions: Some(vec![SCALE.into(), SNS.into()]),
             ok_actions: Some(vec![SNS.into()]),
+            threshold: Some(50.0),
             ..Default::default()
         }
     }
@@ -441,7 +450,7 @@ mod tests {
         assert_eq!(d.history[0].summary, "Alarm updated from OK to ALARM");
         let data: serde_json::Value = serde_json::from_str(&d.history[0].data).expect("json");
         assert_eq!(data["newState"]["stateReasonData"]["recentDatapoints"][1], 7.5);
-        assert_eq!(d.actions[0].newest_value, Some(7.5));
+        assert_eq!((d.actions[0].newest_value, d.actions[0].threshold), (Some(7.5), Some(50.0)));
         assert_eq!(d.actions[0].reason, "to ALARM");
         assert_eq!(d.generation, 3);
 
