@@ -67,11 +67,20 @@ impl Cw {
         self.data.borrow_mut().entry((metric.to_string(), unit)).or_default().push((t, v));
     }
 
-    /// What the metric store would answer: the samples of that exact series, merged per period bucket.
-    fn read(&self, m: &MetricId, period: i64, start: i64, end: i64) -> Result<Vec<(i64, Aggregate)>, ControlError> {
+    /// What the metric store would answer: the samples of that series (in its unit, or in every unit), merged per
+    /// period bucket.
+    fn read(
+        &self,
+        m: &MetricId,
+        every_unit: bool,
+        period: i64,
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<(i64, Aggregate)>, ControlError> {
         let mut buckets: BTreeMap<i64, Aggregate> = BTreeMap::new();
         let data = self.data.borrow();
-        for (t, v) in data.get(&(m.name.clone(), m.unit)).into_iter().flatten() {
+        let series = data.iter().filter(|((name, unit), _)| *name == m.name && (every_unit || *unit == m.unit));
+        for (t, v) in series.flat_map(|(_, samples)| samples) {
             if (start..end).contains(t) {
                 let b = t.div_euclid(period) * period;
                 let one = Aggregate::of_values(&[(*v, 1.0)]);
@@ -87,7 +96,7 @@ impl Cw {
     }
 
     fn evaluate(&self, now: f64) -> Vec<AlarmAction> {
-        self.h.control.evaluate_alarms_reading(now, &|m, p, s, e| self.read(m, p, s, e)).expect("evaluate")
+        self.h.control.evaluate_alarms_reading(now, &|m, u, p, s, e| self.read(m, u, p, s, e)).expect("evaluate")
     }
 
     async fn put(&self, input: PutMetricAlarmInput) {
@@ -954,4 +963,30 @@ async fn managed_alarms_through_the_crate_entry_points() {
         out.metric_alarms.expect("alarms").into_iter().map(|a| a.alarm_name.expect("name")).collect::<Vec<_>>(),
         ["mine"]
     );
+}
+
+/// An alarm without `Unit` reads its metric in every unit it was published in (merged per period); with a `Unit`,
+/// only that unit.
+#[tokio::test]
+async fn an_alarm_without_a_unit_reads_every_unit() {
+    let c = Cw::new("units");
+    let b = future_minute();
+    c.put(PutMetricAlarmInput { threshold: Some(40.0), ..alarm("any-unit", "Mixed", 60, 1, 1, "missing") }).await;
+    c.put(PutMetricAlarmInput {
+        threshold: Some(40.0),
+        unit: Some(cw::StandardUnit::Percent),
+        ..alarm("percent", "Mixed", 60, 1, 1, "missing")
+    })
+    .await;
+    c.publish("Mixed", Unit::Count, b - 30, 100.0);
+    c.publish("Mixed", Unit::Percent, b - 20, 0.0);
+    c.evaluate(b as f64 + 1.0);
+    let reasons =
+        |a: MetricAlarm| serde_json::from_str::<serde_json::Value>(&a.state_reason_data.expect("data")).expect("json");
+    let any = c.alarm("any-unit").await;
+    assert_eq!(any.state_value, Some(A));
+    assert_eq!(reasons(any)["recentDatapoints"], serde_json::json!([50.0]));
+    let percent = c.alarm("percent").await;
+    assert_eq!(percent.state_value, Some(O));
+    assert_eq!(reasons(percent)["recentDatapoints"], serde_json::json!([0.0]));
 }

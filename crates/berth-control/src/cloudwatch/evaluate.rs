@@ -36,8 +36,11 @@ pub struct AlarmAction {
     pub reason: String,
 }
 
-/// Reads a metric's stored aggregates per `period` bucket in `[start, end)`, as [`Control::metric_aggregates`].
-pub type ReadAggregates<'a> = dyn Fn(&MetricId, i64, i64, i64) -> Result<Vec<(i64, Aggregate)>, ControlError> + 'a;
+/// Reads a metric's stored aggregates per `period` bucket in `[start, end)`: `(metric, every_unit, period, start,
+/// end)`, in `metric.unit` only ([`Control::metric_aggregates`]) or, when `every_unit`, in every unit the metric
+/// was recorded with, merged per bucket (an alarm without `Unit`).
+pub type ReadAggregates<'a> =
+    dyn Fn(&MetricId, bool, i64, i64, i64) -> Result<Vec<(i64, Aggregate)>, ControlError> + 'a;
 
 /// Most alarms written per transaction.
 const BATCH: usize = 100;
@@ -164,22 +167,7 @@ fn aggregates(
     end: i64,
     read: &ReadAggregates<'_>,
 ) -> Result<Vec<(i64, Aggregate)>, String> {
-    let units: Vec<Unit> = match m.unit {
-        Some(u) => vec![u],
-        None => StandardUnit::ALL.iter().filter_map(|u| Unit::parse(u.as_str(), "Unit").ok()).collect(),
-    };
-    let mut merged: BTreeMap<i64, Aggregate> = BTreeMap::new();
-    for unit in units {
-        for (t, a) in read(&m.id(unit), period, start, end).map_err(|e| e.to_string())? {
-            match merged.get_mut(&t) {
-                Some(have) => have.merge(&a),
-                None => {
-                    merged.insert(t, a);
-                }
-            }
-        }
-    }
-    Ok(merged.into_iter().collect())
+    read(&m.id(m.unit.unwrap_or_default()), m.unit.is_none(), period, start, end).map_err(|e| e.to_string())
 }
 
 /// The alarm's datapoints over its evaluation range at `now`.
@@ -226,7 +214,32 @@ impl Control {
     /// Evaluates every alarm that is due at `now` (epoch seconds), stores what changed and returns the actions
     /// due, for [`Control::dispatch_alarm_actions`].
     pub fn evaluate_alarms(&self, now: f64) -> Result<Vec<AlarmAction>, ControlError> {
-        self.evaluate_alarms_reading(now, &|m, p, s, e| self.metric_aggregates(m, p, s, e))
+        self.evaluate_alarms_reading(now, &|m, every_unit, p, s, e| {
+            if every_unit { self.aggregates_in_every_unit(m, p, s, e) } else { self.metric_aggregates(m, p, s, e) }
+        })
+    }
+
+    /// [`Control::metric_aggregates`] in every unit, merged per bucket.
+    fn aggregates_in_every_unit(
+        &self,
+        m: &MetricId,
+        period: i64,
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<(i64, Aggregate)>, ControlError> {
+        let mut merged: BTreeMap<i64, Aggregate> = BTreeMap::new();
+        for unit in StandardUnit::ALL.iter().filter_map(|u| Unit::parse(u.as_str(), "Unit").ok()) {
+            let id = MetricId { unit, ..m.clone() };
+            for (t, a) in self.metric_aggregates(&id, period, start, end)? {
+                match merged.get_mut(&t) {
+                    Some(have) => have.merge(&a),
+                    None => {
+                        merged.insert(t, a);
+                    }
+                }
+            }
+        }
+        Ok(merged.into_iter().collect())
     }
 
     /// [`Control::evaluate_alarms`] reading the metrics' aggregates through `read` (tests give datapoints
