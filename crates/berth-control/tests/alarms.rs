@@ -562,6 +562,18 @@ async fn put_metric_alarm_validation_table() {
             E::ValidationError,
         ),
         (
+            "a configuration over 120 KB",
+            math(
+                (0..10)
+                    .map(|i| cw::MetricDataQuery {
+                        label: Some("l".repeat(12 * 1024)),
+                        ..q(&format!("m{i}"), 60, i == 0)
+                    })
+                    .collect(),
+            ),
+            E::ValidationError,
+        ),
+        (
             "namespace starting with ':'",
             PutMetricAlarmInput { namespace: Some(":x".into()), ..ok.clone() },
             E::InvalidParameterValue,

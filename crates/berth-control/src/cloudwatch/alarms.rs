@@ -31,6 +31,8 @@ use crate::{Control, ControlError, now, token};
 pub const MAX_ALARMS: usize = 10_000;
 /// Most actions per state (reference §3.1).
 pub const MAX_ACTIONS: usize = 5;
+/// Largest PutMetricAlarm payload (reference §3.1: 120 KB uncompressed), measured on the stored configuration.
+pub const MAX_PAYLOAD: usize = 120 * 1024;
 /// Most tags on an alarm.
 pub const MAX_TAGS: usize = 50;
 /// How long history items are kept (reference §3.8: two weeks).
@@ -641,6 +643,12 @@ impl Control {
             .collect();
         let config =
             serde_json::to_string(&input).map_err(|e| ControlError::code(ErrorCode::InternalFailure, e.to_string()))?;
+        if config.len() > MAX_PAYLOAD {
+            return Err(validation(format!(
+                "The alarm's configuration is {} bytes; PutMetricAlarm takes at most {MAX_PAYLOAD}.",
+                config.len()
+            )));
+        }
         let (namespace, metric_name) = match &spec.source {
             Source::Metric(m) => (Some(m.namespace.clone()), Some(m.name.clone())),
             Source::Math(_) => (None, None),
