@@ -160,13 +160,16 @@ pub enum ErrorCode {
     LogsTooManyTags,
     /// Logs' internal failure (its models list it for every operation).
     LogsServiceUnavailable,
-    // CloudWatch alarms (the model's shape names; its Query codes are `ResourceNotFound`, `InvalidFormat`,
-    // `LimitExceeded`).
+    // CloudWatch (`monitoring`): names as the model's shapes (JSON `__type`); the Query codes come from the model.
+    /// GetDashboard / DeleteDashboards on a dashboard that does not exist (Query code `ResourceNotFound`).
+    DashboardNotFound,
+    /// PutDashboard with an invalid body (Query code `InvalidParameterInput`).
+    DashboardInvalidInput,
     /// CloudWatch's `ResourceNotFound` (SetAlarmState on an alarm that does not exist).
     CwResourceNotFound,
-    /// CloudWatch's `InvalidFormatFault` (SetAlarmState's StateReasonData is not JSON).
+    /// CloudWatch's `InvalidFormatFault` (SetAlarmState's StateReasonData is not JSON; Query code `InvalidFormat`).
     CwInvalidFormat,
-    /// CloudWatch's `LimitExceededFault` (PutMetricAlarm beyond the alarm quota).
+    /// CloudWatch's `LimitExceededFault` (PutMetricAlarm beyond the alarm quota; Query code `LimitExceeded`).
     CwLimitExceeded,
 }
 
@@ -291,6 +294,8 @@ impl ErrorCode {
             TooManyUpdates => "TooManyUpdates",
             UnsupportedParameterType => "UnsupportedParameterType",
             LogsResourceAlreadyExists => "ResourceAlreadyExistsException",
+            DashboardNotFound => "DashboardNotFoundError",
+            DashboardInvalidInput => "DashboardInvalidInputError",
             LogsTooManyTags => "TooManyTagsException",
             LogsServiceUnavailable => "ServiceUnavailableException",
             CwResourceNotFound => "ResourceNotFound",
@@ -403,11 +408,12 @@ impl ErrorCode {
             | UnsupportedParameterType
             | LogsResourceAlreadyExists
             | LogsTooManyTags
+            | DashboardInvalidInput
             | CwInvalidFormat
             | CwLimitExceeded => 400,
             AuthFailure => 401,
             MissingAuthenticationTokenQuery | AccessDeniedQuery | UnauthorizedOperation | RegionDisabled => 403,
-            NoSuchEntity | CwResourceNotFound => 404,
+            NoSuchEntity | DashboardNotFound | CwResourceNotFound => 404,
             ConcurrentModification | DeleteConflict | EntityAlreadyExists | IamLimitExceeded => 409,
             HealthUnavailable
             | ServiceFailure

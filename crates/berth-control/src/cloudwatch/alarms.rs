@@ -102,10 +102,6 @@ fn length(value: &str, field: &str, min: usize, max: usize) -> Result<(), Contro
     Ok(())
 }
 
-fn invalid(e: Invalid) -> ControlError {
-    ControlError::Aws(e.into())
-}
-
 fn validation(message: impl Into<String>) -> ControlError {
     ControlError::code(ErrorCode::ValidationError, message)
 }
@@ -223,7 +219,7 @@ pub struct AlarmSpec {
 }
 
 fn unit_of(u: Option<StandardUnit>, field: &str) -> Result<Option<Unit>, ControlError> {
-    u.map(|u| Unit::parse(u.as_str(), field)).transpose().map_err(invalid)
+    u.map(|u| Unit::parse(u.as_str(), field)).transpose().map_err(ControlError::from)
 }
 
 fn metric_ref(
@@ -237,7 +233,7 @@ fn metric_ref(
         .iter()
         .map(|d| Dimension::new(d.name.clone().unwrap_or_default(), d.value.clone().unwrap_or_default()))
         .collect();
-    let id = MetricId::new(namespace, name, dims, Unit::None, prefix).map_err(invalid)?;
+    let id = MetricId::new(namespace, name, dims, Unit::None, prefix).map_err(ControlError::from)?;
     Ok(MetricRef {
         namespace: id.namespace,
         name: id.name,
@@ -250,23 +246,28 @@ fn metric_ref(
 /// The same checks as PutMetricAlarm's (its other members are checked by [`validate_put`]).
 pub fn spec(input: &PutMetricAlarmInput) -> Result<AlarmSpec, ControlError> {
     let comparison = match input.comparison_operator {
-        None => return Err(invalid(Invalid::missing("ComparisonOperator"))),
-        Some(c) => Comparison::parse(c.as_str()).map_err(invalid)?,
+        None => return Err(ControlError::from(Invalid::missing("ComparisonOperator"))),
+        Some(c) => Comparison::parse(c.as_str()).map_err(ControlError::from)?,
     };
     if input.threshold_metric_id.is_some() {
         return Err(validation(
             "ThresholdMetricId is only valid for anomaly detection alarms, which berth does not support.",
         ));
     }
-    let threshold = input.threshold.ok_or_else(|| invalid(Invalid::missing("Threshold")))?;
-    let evaluation_periods = input.evaluation_periods.ok_or_else(|| invalid(Invalid::missing("EvaluationPeriods")))?;
+    let threshold = input.threshold.ok_or_else(|| ControlError::from(Invalid::missing("Threshold")))?;
+    let evaluation_periods =
+        input.evaluation_periods.ok_or_else(|| ControlError::from(Invalid::missing("EvaluationPeriods")))?;
     if evaluation_periods < 1 {
-        return Err(invalid(Invalid::value("The parameter EvaluationPeriods must be greater than or equal to 1.")));
+        return Err(ControlError::from(Invalid::value(
+            "The parameter EvaluationPeriods must be greater than or equal to 1.",
+        )));
     }
     let datapoints_to_alarm = match input.datapoints_to_alarm {
         None => None,
         Some(m) if m < 1 => {
-            return Err(invalid(Invalid::value("The parameter DatapointsToAlarm must be greater than or equal to 1.")));
+            return Err(ControlError::from(Invalid::value(
+                "The parameter DatapointsToAlarm must be greater than or equal to 1.",
+            )));
         }
         Some(m) => Some(m as u32),
     };
@@ -275,13 +276,13 @@ pub fn spec(input: &PutMetricAlarmInput) -> Result<AlarmSpec, ControlError> {
         .as_deref()
         .map(TreatMissingData::parse)
         .transpose()
-        .map_err(invalid)?
+        .map_err(ControlError::from)?
         .unwrap_or_default();
     let evaluate_low_sample_count_percentile = match input.evaluate_low_sample_count_percentile.as_deref() {
         None | Some("evaluate") => true,
         Some("ignore") => false,
         Some(other) => {
-            return Err(invalid(Invalid::value(format!(
+            return Err(ControlError::from(Invalid::value(format!(
                 "The value {other} for parameter EvaluateLowSampleCountPercentile is invalid. Valid values are evaluate and ignore."
             ))));
         }
@@ -295,7 +296,7 @@ pub fn spec(input: &PutMetricAlarmInput) -> Result<AlarmSpec, ControlError> {
         || input.unit.is_some();
     let (period, statistic, source) = match &input.metrics {
         Some(_) if single => {
-            return Err(invalid(Invalid::combination(
+            return Err(ControlError::from(Invalid::combination(
                 "The Metrics list cannot be combined with MetricName, Namespace, Dimensions, Period, Unit, Statistic or ExtendedStatistic.",
             )));
         }
@@ -304,21 +305,25 @@ pub fn spec(input: &PutMetricAlarmInput) -> Result<AlarmSpec, ControlError> {
             (period, None, Source::Math(queries))
         }
         None => {
-            let name = input.metric_name.as_deref().ok_or_else(|| invalid(Invalid::missing("MetricName")))?;
-            let namespace = input.namespace.as_deref().ok_or_else(|| invalid(Invalid::missing("Namespace")))?;
-            let period = input.period.ok_or_else(|| invalid(Invalid::missing("Period")))?;
+            let name =
+                input.metric_name.as_deref().ok_or_else(|| ControlError::from(Invalid::missing("MetricName")))?;
+            let namespace =
+                input.namespace.as_deref().ok_or_else(|| ControlError::from(Invalid::missing("Namespace")))?;
+            let period = input.period.ok_or_else(|| ControlError::from(Invalid::missing("Period")))?;
             let statistic = match (input.statistic, input.extended_statistic.as_deref()) {
                 (Some(_), Some(_)) => {
-                    return Err(invalid(Invalid::combination(
+                    return Err(ControlError::from(Invalid::combination(
                         "Exactly one of Statistic and ExtendedStatistic must be specified, not both.",
                     )));
                 }
-                (None, None) => return Err(invalid(Invalid::missing("Statistic or the parameter ExtendedStatistic"))),
-                (Some(s), None) => Statistic::parse(s.as_str(), "Statistic").map_err(invalid)?,
+                (None, None) => {
+                    return Err(ControlError::from(Invalid::missing("Statistic or the parameter ExtendedStatistic")));
+                }
+                (Some(s), None) => Statistic::parse(s.as_str(), "Statistic").map_err(ControlError::from)?,
                 (None, Some(e)) => {
-                    let s = Statistic::parse(e, "ExtendedStatistic").map_err(invalid)?;
+                    let s = Statistic::parse(e, "ExtendedStatistic").map_err(ControlError::from)?;
                     if !s.is_extended() {
-                        return Err(invalid(Invalid::value(format!(
+                        return Err(ControlError::from(Invalid::value(format!(
                             "The value {e} for parameter ExtendedStatistic is not an extended statistic; use Statistic."
                         ))));
                     }
@@ -340,7 +345,7 @@ pub fn spec(input: &PutMetricAlarmInput) -> Result<AlarmSpec, ControlError> {
         statistic,
         evaluation_range: None,
     };
-    config.validate().map_err(invalid)?;
+    config.validate().map_err(ControlError::from)?;
     Ok(AlarmSpec { config, source })
 }
 
@@ -355,7 +360,7 @@ fn math_queries(queries: &[berth_model::cloudwatch::MetricDataQuery]) -> Result<
             return_data: q.return_data.unwrap_or(true),
         })
         .collect();
-    math::validate_queries(&plain, true).map_err(invalid)?;
+    math::validate_queries(&plain, true).map_err(ControlError::from)?;
     let mut period: Option<i64> = None;
     let mut out = Vec::with_capacity(queries.len());
     for (i, (q, plain)) in queries.iter().zip(plain).enumerate() {
@@ -370,7 +375,7 @@ fn math_queries(queries: &[berth_model::cloudwatch::MetricDataQuery]) -> Result<
                 return Err(validation(format!("{at}: exactly one of MetricStat and Expression must be specified.")));
             }
             (None, Some(e)) => {
-                math::parse(e).map_err(|e| invalid(e.into()))?;
+                math::parse(e).map_err(|e| ControlError::from(Invalid::from(e)))?;
                 None
             }
             (Some(ms), None) => {
@@ -383,7 +388,7 @@ fn math_queries(queries: &[berth_model::cloudwatch::MetricDataQuery]) -> Result<
                     &format!("{at}.MetricStat.Metric"),
                 )?;
                 let stat = Statistic::parse(ms.stat.as_deref().unwrap_or_default(), &format!("{at}.MetricStat.Stat"))
-                    .map_err(invalid)?;
+                    .map_err(ControlError::from)?;
                 let p = i64::from(ms.period.unwrap_or_default());
                 match period {
                     Some(first) if first != p => {
@@ -457,17 +462,15 @@ fn validate_put(input: &PutMetricAlarmInput, spec: &AlarmSpec) -> Result<(), Con
             "Member must have length less than or equal to 50",
         ));
     }
-    for t in tags {
-        length(t.key.as_deref().unwrap_or_default(), "tags.member.key", 1, 128)?;
-        length(t.value.as_deref().unwrap_or_default(), "tags.member.value", 0, 256)?;
-    }
+    super::dashboards::tag_pairs(tags)?;
     Ok(())
 }
 
 // ---- rows and answers
 
-pub(crate) fn alarm_arn(control: &Control, name: &str) -> String {
-    format!("arn:aws:cloudwatch:{}:{}:alarm:{name}", control.names.region, control.names.account)
+/// Whether an alarm of this name exists (TagResource and friends check it).
+pub(crate) fn exists(control: &Control, name: &str) -> Result<bool, ControlError> {
+    Ok(control.read(|tx| Ok(tx.alarm_get(name)?))?.is_some())
 }
 
 /// The stored configuration of an alarm.
@@ -633,14 +636,8 @@ impl Control {
         let spec = spec(&input)?;
         validate_put(&input, &spec)?;
         let name = input.alarm_name.clone().unwrap_or_default();
-        let arn = alarm_arn(self, &name);
-        let tags: Vec<(String, String)> = input
-            .tags
-            .take()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|t| (t.key.unwrap_or_default(), t.value.unwrap_or_default()))
-            .collect();
+        let arn = self.alarm_arn(&name);
+        let tags = super::dashboards::tag_pairs(&input.tags.take().unwrap_or_default())?;
         let config =
             serde_json::to_string(&input).map_err(|e| ControlError::code(ErrorCode::InternalFailure, e.to_string()))?;
         if config.len() > MAX_PAYLOAD {
@@ -763,7 +760,7 @@ impl Control {
 fn set_alarm_state(control: &Control, input: SetAlarmStateInput, now: f64) -> Result<(), ControlError> {
     let name = input.alarm_name.unwrap_or_default();
     length(&name, "alarmName", 1, 255)?;
-    let state = input.state_value.ok_or_else(|| invalid(Invalid::missing("StateValue")))?;
+    let state = input.state_value.ok_or_else(|| ControlError::from(Invalid::missing("StateValue")))?;
     let reason = input.state_reason.unwrap_or_default();
     length(&reason, "stateReason", 0, 1023)?;
     if let Some(data) = &input.state_reason_data {
@@ -826,7 +823,9 @@ fn describe_alarms(control: &Control, input: &DescribeAlarmsInput) -> Result<Des
         length(p, "actionPrefix", 1, 1024)?;
     }
     if input.alarm_names.is_some() && input.alarm_name_prefix.is_some() {
-        return Err(invalid(Invalid::combination("AlarmNames and AlarmNamePrefix cannot be specified together.")));
+        return Err(ControlError::from(Invalid::combination(
+            "AlarmNames and AlarmNamePrefix cannot be specified together.",
+        )));
     }
     let family = input.children_of_alarm_name.is_some() || input.parents_of_alarm_name.is_some();
     let others = input.alarm_names.is_some()
@@ -834,7 +833,7 @@ fn describe_alarms(control: &Control, input: &DescribeAlarmsInput) -> Result<Des
         || input.state_value.is_some()
         || input.action_prefix.is_some();
     if family && others {
-        return Err(invalid(Invalid::combination(
+        return Err(ControlError::from(Invalid::combination(
             "ChildrenOfAlarmName and ParentsOfAlarmName cannot be combined with other filters.",
         )));
     }

@@ -10,12 +10,10 @@
 //! The decisions of a batch are written in one short transaction, each only if no command changed its alarm since
 //! it was read (the alarm's generation).
 
-use std::collections::BTreeMap;
-
-use berth_model::cloudwatch::{HistoryItemType, PutMetricAlarmInput, StandardUnit};
+use berth_model::cloudwatch::{HistoryItemType, PutMetricAlarmInput};
 use berth_store::{AlarmHistoryRow, AlarmRow};
 use berth_telemetry::alarm::{self, Datapoint, Evaluation, State};
-use berth_telemetry::{Aggregate, MetricId, Unit, math};
+use berth_telemetry::{Aggregate, MetricId, math};
 
 use super::alarms::{self as api, ActionKind, AlarmSpec, MetricRef, Source};
 use crate::{Control, ControlError, now};
@@ -215,31 +213,8 @@ impl Control {
     /// due, for [`Control::dispatch_alarm_actions`].
     pub fn evaluate_alarms(&self, now: f64) -> Result<Vec<AlarmAction>, ControlError> {
         self.evaluate_alarms_reading(now, &|m, every_unit, p, s, e| {
-            if every_unit { self.aggregates_in_every_unit(m, p, s, e) } else { self.metric_aggregates(m, p, s, e) }
+            if every_unit { self.metric_aggregates_any_unit(m, p, s, e) } else { self.metric_aggregates(m, p, s, e) }
         })
-    }
-
-    /// [`Control::metric_aggregates`] in every unit, merged per bucket.
-    fn aggregates_in_every_unit(
-        &self,
-        m: &MetricId,
-        period: i64,
-        start: i64,
-        end: i64,
-    ) -> Result<Vec<(i64, Aggregate)>, ControlError> {
-        let mut merged: BTreeMap<i64, Aggregate> = BTreeMap::new();
-        for unit in StandardUnit::ALL.iter().filter_map(|u| Unit::parse(u.as_str(), "Unit").ok()) {
-            let id = MetricId { unit, ..m.clone() };
-            for (t, a) in self.metric_aggregates(&id, period, start, end)? {
-                match merged.get_mut(&t) {
-                    Some(have) => have.merge(&a),
-                    None => {
-                        merged.insert(t, a);
-                    }
-                }
-            }
-        }
-        Ok(merged.into_iter().collect())
     }
 
     /// [`Control::evaluate_alarms`] reading the metrics' aggregates through `read` (tests give datapoints
