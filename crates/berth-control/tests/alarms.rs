@@ -1002,3 +1002,37 @@ async fn an_alarm_without_a_unit_reads_every_unit() {
     assert_eq!(percent.state_value, Some(O));
     assert_eq!(reasons(percent)["recentDatapoints"], serde_json::json!([0.0]));
 }
+
+/// The real read path: datapoints recorded through `Control::record_metrics` (the ingest gate PutMetricData and
+/// the publishers share), buffered and then flushed, drive `Control::evaluate_alarms`; an alarm without `Unit`
+/// reads the series recorded in `Count`, one with `Unit: Percent` does not.
+#[tokio::test]
+async fn recorded_datapoints_drive_evaluate_alarms() {
+    use berth_control::cloudwatch::Sample;
+    let c = Cw::new("recorded");
+    c.put(alarm("hot", "Queue", 10, 2, 2, "missing")).await;
+    c.put(PutMetricAlarmInput {
+        unit: Some(cw::StandardUnit::Percent),
+        ..alarm("percent", "Queue", 10, 2, 2, "missing")
+    })
+    .await;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs_f64();
+    let t0 = (now / 10.0).floor() * 10.0;
+    let sample = |t: f64, v: f64| Sample {
+        metric: MetricId::new("App", "Queue", vec![], Unit::Count, "").expect("metric"),
+        timestamp: t,
+        aggregate: Aggregate::of_values(&[(v, 1.0)]),
+        storage_resolution: 1,
+    };
+    // Two periods in the buffer only, then flushed; a third stays buffered (reads merge it).
+    c.h.control.record_metrics(vec![sample(t0 - 25.0, 80.0), sample(t0 - 15.0, 90.0)]);
+    c.h.control.flush_metrics().expect("flush");
+    c.h.control.record_metrics(vec![sample(t0 - 5.0, 95.0)]);
+    let actions = c.h.control.evaluate_alarms(now + 0.5).expect("evaluate");
+    assert_eq!(actions, []);
+    let hot = c.alarm("hot").await;
+    assert_eq!(hot.state_value, Some(A));
+    let data: serde_json::Value = serde_json::from_str(&hot.state_reason_data.expect("data")).expect("json");
+    assert_eq!(data["recentDatapoints"], serde_json::json!([90.0, 95.0]));
+    assert_eq!(c.state("percent").await, I, "no Percent data: nothing to evaluate");
+}
