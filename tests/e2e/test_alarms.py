@@ -213,3 +213,32 @@ def test_a_killed_server_keeps_alarm_state_and_history(berth):
     # Evaluation goes on from the stored state.
     state_while_publishing(cw, name, namespace, LOW, "OK")
     cw.delete_alarms(AlarmNames=[name])
+
+
+def test_alarms_read_the_same_in_every_protocol(berth, tmp_path):
+    """The same alarm, history and errors over JSON 1.0 (boto3 as it is), Smithy RPC v2 CBOR and Query (botocore
+    forced to each through a model copy)."""
+    cw = berth.client("cloudwatch")
+    name, namespace = unique("e2e-protocols"), unique("E2E/Alarms")
+    topic = f"arn:aws:sns:{REGION}:{berth.account_id}:ops"
+    put_alarm(cw, name, namespace, EvaluationPeriods=1, DatapointsToAlarm=1, AlarmActions=[topic])
+    state_while_publishing(cw, name, namespace, HIGH, "ALARM")
+    clients = {"json": cw}
+    for protocol in ("smithy-rpc-v2-cbor", "query"):
+        clients[protocol] = berth.forced_protocol_client("cloudwatch", protocol, tmp_path / protocol)
+    answers = {}
+    for protocol, client in clients.items():
+        alarms = client.describe_alarms(AlarmNames=[name])
+        history = client.describe_alarm_history(AlarmName=name, ScanBy="TimestampAscending")
+        answers[protocol] = (alarms["MetricAlarms"], alarms.get("CompositeAlarms"), history["AlarmHistoryItems"])
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            client.set_alarm_state(AlarmName=unique("missing"), StateValue="OK", StateReason="x")
+        assert error_of(e) == ("ResourceNotFound", 404), protocol
+    metric_alarms, composites, history = answers["json"]
+    assert [a["StateValue"] for a in metric_alarms] == ["ALARM"]
+    assert metric_alarms[0]["AlarmActions"] == [topic]
+    assert composites == []
+    assert [i["HistoryItemType"] for i in history][:2] == ["ConfigurationUpdate", "StateUpdate"]
+    assert answers["smithy-rpc-v2-cbor"] == answers["json"]
+    assert answers["query"] == answers["json"]
+    cw.delete_alarms(AlarmNames=[name])
