@@ -223,6 +223,14 @@ def test_alarms_read_the_same_in_every_protocol(berth, tmp_path):
     topic = f"arn:aws:sns:{REGION}:{berth.account_id}:ops"
     put_alarm(cw, name, namespace, EvaluationPeriods=1, DatapointsToAlarm=1, AlarmActions=[topic])
     state_while_publishing(cw, name, namespace, HIGH, "ALARM")
+    # berth accepts SNS actions and records them as not executable (docs/alarms.md).
+    action = wait_for(
+        "the SNS action's history item",
+        lambda: cw.describe_alarm_history(AlarmName=name, HistoryItemType="Action")["AlarmHistoryItems"],
+        10,
+    )
+    assert action[0]["HistorySummary"].startswith(f"Failed to execute action {topic}. Received error: "), action
+    assert json.loads(action[0]["HistoryData"])["actionState"] == "Failed"
     clients = {"json": cw}
     for protocol in ("smithy-rpc-v2-cbor", "query"):
         clients[protocol] = berth.forced_protocol_client("cloudwatch", protocol, tmp_path / protocol)
