@@ -1,5 +1,6 @@
 //! The listener: accepts TCP (optionally TLS) connections, serves HTTP/1.1 and HTTP/2 on each, reads each
-//! request body up to the configured limit and hands it to [`crate::handle_http`].
+//! request body up to the configured limit and hands it to the same path as [`crate::handle_http`], whose body may be
+//! an event stream written frame by frame (`stream.rs`).
 //!
 //! A body over the limit is answered with 413 in the request's protocol. Its bytes are read and discarded first
 //! (up to [`DRAIN_MAX`] more, within [`DRAIN_TIMEOUT`]): a server that answers and closes while the client is
