@@ -96,6 +96,7 @@ mod tests {
                 reason: None,
                 in_flight,
             }],
+            metrics: None,
         }
     }
 
