@@ -73,6 +73,7 @@ pub async fn run(config: Config) -> Result<()> {
             address_pool: config.proxy.address_pool.clone(),
             https_port: config.proxy.https_listen.port(),
             http_port: config.proxy.http_listen.port(),
+            sampling_interval: Duration::from_secs(config.runtime.sampling_interval_secs.max(1)),
             ..ControlConfig::default()
         },
         store,
@@ -118,6 +119,7 @@ pub async fn run(config: Config) -> Result<()> {
         (c, a)
     });
     let reconciler = tokio::spawn(Arc::clone(&control).run_reconciler(stopped()));
+    tokio::spawn(Arc::clone(&control).run_sampling(stopped()));
     tracing::info!(
         api = %config.api_url(),
         internal = %config.internal.listen,
