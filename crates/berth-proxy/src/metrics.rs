@@ -3,13 +3,16 @@
 //! the registry's lock is taken when a table is applied and when `/metrics` is rendered.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
 
-use berth_routes::TargetHealth;
+use berth_routes::{LATENCY_BUCKETS, LbDelta, MetricsDelta, TargetHealth, TgDelta, latency_bucket};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::state::Snapshot;
 
@@ -30,17 +33,35 @@ impl Codes {
     fn get(&self, class: usize) -> u64 {
         self.0[class].load(Ordering::Relaxed)
     }
+
+    fn all(&self) -> [u64; 4] {
+        [self.get(0), self.get(1), self.get(2), self.get(3)]
+    }
 }
 
 /// Upper bounds (seconds) of the target response time histogram.
 const BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Histogram {
     /// Non-cumulative counts per bucket; the last one is +Inf.
     buckets: [AtomicU64; BUCKETS.len() + 1],
     sum_us: AtomicU64,
     count: AtomicU64,
+    /// The fine log buckets the reports carry ([`berth_routes::latency_bucket`]: within 1%), so the server's
+    /// percentiles are real ones.
+    fine: Box<[AtomicU64]>,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram {
+            buckets: Default::default(),
+            sum_us: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+            fine: (0..LATENCY_BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
 }
 
 impl Histogram {
@@ -48,8 +69,12 @@ impl Histogram {
         let secs = d.as_secs_f64();
         let i = BUCKETS.iter().position(|b| secs <= *b).unwrap_or(BUCKETS.len());
         self.buckets[i].fetch_add(1, Ordering::Relaxed);
-        self.sum_us.fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+        let micros = d.as_micros() as u64;
+        self.sum_us.fetch_add(micros, Ordering::Relaxed);
         self.count.fetch_add(1, Ordering::Relaxed);
+        if let Some(b) = self.fine.get(latency_bucket(micros)) {
+            b.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     pub fn count(&self) -> u64 {
@@ -63,6 +88,10 @@ pub(crate) struct LbCounters {
     pub requests: AtomicU64,
     target: Codes,
     elb: Codes,
+    /// Bytes from and to clients of connections attributed to it ([`ConnMeter`]).
+    processed_bytes: AtomicU64,
+    new_connections: AtomicU64,
+    active_connections: AtomicI64,
 }
 
 impl LbCounters {
@@ -119,9 +148,145 @@ impl Drop for OpenConnection {
     }
 }
 
+/// One client connection's bytes and the load balancer it counts under: the one its first routed request
+/// reached (ALB counts a connection for its load balancer; on shared sockets only the request says which).
+/// Bytes before that are held here and handed over then; the connection stays active for it until the last
+/// holder (the stream and the connection's info) drops.
+#[derive(Debug, Default)]
+pub(crate) struct ConnMeter {
+    pending: AtomicU64,
+    lb: OnceLock<Arc<LbCounters>>,
+}
+
+impl ConnMeter {
+    fn add(&self, n: u64) {
+        match self.lb.get() {
+            Some(lb) => lb.processed_bytes.fetch_add(n, Ordering::Relaxed),
+            None => self.pending.fetch_add(n, Ordering::Relaxed),
+        };
+    }
+
+    /// Counts the connection for `lb` unless it already counts for one (one atomic load after the first request).
+    pub fn attribute(&self, lb: &Arc<LbCounters>) {
+        if self.lb.get().is_some() {
+            return;
+        }
+        if self.lb.set(lb.clone()).is_ok() {
+            lb.new_connections.fetch_add(1, Ordering::Relaxed);
+            lb.active_connections.fetch_add(1, Ordering::Relaxed);
+            lb.processed_bytes.fetch_add(self.pending.swap(0, Ordering::Relaxed), Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for ConnMeter {
+    fn drop(&mut self) {
+        if let Some(lb) = self.lb.get() {
+            lb.active_connections.fetch_sub(1, Ordering::Relaxed);
+            lb.processed_bytes.fetch_add(*self.pending.get_mut(), Ordering::Relaxed);
+        }
+    }
+}
+
+/// A client stream whose bytes read and written count in its [`ConnMeter`].
+#[derive(Debug)]
+pub(crate) struct Metered<S> {
+    inner: S,
+    /// `None`: reports carry no metrics, nothing to count.
+    meter: Option<Arc<ConnMeter>>,
+}
+
+impl<S> Metered<S> {
+    pub fn new(inner: S, meter: Option<Arc<ConnMeter>>) -> Self {
+        Metered { inner, meter }
+    }
+
+    fn add(&self, n: usize) {
+        if let Some(meter) = &self.meter {
+            meter.add(n as u64);
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Metered<S> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = polled {
+            self.add(buf.filled().len().saturating_sub(before));
+        }
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Metered<S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = polled {
+            self.add(n);
+        }
+        polled
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = polled {
+            self.add(n);
+        }
+        polled
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// What the last delivered report counted, per label and group (cumulative), to subtract from the next.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Reported {
+    lbs: HashMap<String, LbTotals>,
+    tgs: HashMap<String, TgTotals>,
+    targets: HashMap<(String, String), u64>,
+    at: Option<SystemTime>,
+}
+
+#[derive(Debug, Default, Clone, PartialEq)]
+struct LbTotals {
+    requests: u64,
+    target: [u64; 4],
+    elb: [u64; 4],
+    bytes: u64,
+    new: u64,
+}
+
+#[derive(Debug, Default, Clone, PartialEq)]
+struct TgTotals {
+    requests: u64,
+    target: [u64; 4],
+    fine: Vec<u64>,
+}
+
+fn minus(a: [u64; 4], b: [u64; 4]) -> [u64; 4] {
+    [a[0].saturating_sub(b[0]), a[1].saturating_sub(b[1]), a[2].saturating_sub(b[2]), a[3].saturating_sub(b[3])]
+}
+
 /// Every counter of a proxy; lives as long as it.
 #[derive(Debug, Default)]
 pub(crate) struct Metrics {
+    /// Whether reports carry deltas: only then are bytes metered and the fine latency histogram kept.
+    pub reporting: bool,
     lbs: Mutex<BTreeMap<String, Arc<LbCounters>>>,
     tgs: Mutex<BTreeMap<String, Arc<TgCounters>>>,
     pub https: Arc<ConnCounters>,
@@ -139,7 +304,106 @@ impl Metrics {
 
     pub fn tg(&self, id: &str) -> Arc<TgCounters> {
         let mut tgs = self.tgs.lock().unwrap_or_else(PoisonError::into_inner);
-        tgs.entry(id.to_owned()).or_default().clone()
+        tgs.entry(id.to_owned())
+            .or_insert_with(|| {
+                let mut counters = TgCounters::default();
+                if !self.reporting {
+                    counters.response_time.fine = Box::default();
+                }
+                Arc::new(counters)
+            })
+            .clone()
+    }
+
+    /// Counters that also keep what reports carry (bytes per connection, fine latency buckets).
+    pub fn reporting() -> Metrics {
+        Metrics { reporting: true, ..Metrics::default() }
+    }
+
+    /// What was counted since `reported` (the totals the last delivered report carried), and the totals to keep
+    /// once this one is delivered. Target groups of `snapshot` are always included (zeros too: ALB reports
+    /// RequestCount and RequestCountPerTarget always), labels and other groups only when they counted something.
+    pub fn delta(&self, snapshot: &Snapshot, reported: &Reported, now: SystemTime) -> (MetricsDelta, Reported) {
+        let lbs: Vec<(String, Arc<LbCounters>)> = self
+            .lbs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let tgs: Vec<(String, Arc<TgCounters>)> = self
+            .tgs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut next = Reported { at: Some(now), ..Reported::default() };
+        let end = now.duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+        let seconds = reported.at.and_then(|at| now.duration_since(at).ok()).map_or(0.0, |d| d.as_secs_f64());
+        let mut delta = MetricsDelta { end, seconds, ..MetricsDelta::default() };
+        for (label, c) in lbs {
+            let totals = LbTotals {
+                requests: c.requests.load(Ordering::Relaxed),
+                target: c.target.all(),
+                elb: c.elb.all(),
+                bytes: c.processed_bytes.load(Ordering::Relaxed),
+                new: c.new_connections.load(Ordering::Relaxed),
+            };
+            let active = c.active_connections.load(Ordering::Relaxed).max(0) as u64;
+            let before = reported.lbs.get(&label).cloned().unwrap_or_default();
+            let d = LbDelta {
+                label: label.clone(),
+                requests: totals.requests.saturating_sub(before.requests),
+                target_codes: minus(totals.target, before.target),
+                elb_codes: minus(totals.elb, before.elb),
+                processed_bytes: totals.bytes.saturating_sub(before.bytes),
+                new_connections: totals.new.saturating_sub(before.new),
+                active_connections: active,
+            };
+            if d.requests > 0 || d.processed_bytes > 0 || d.new_connections > 0 || active > 0 {
+                delta.load_balancers.push(d);
+            }
+            next.lbs.insert(label, totals);
+        }
+        let served: std::collections::HashSet<&str> = snapshot.targets.iter().map(|t| t.key.group.as_str()).collect();
+        let mut per_target: HashMap<&str, Vec<(String, u64)>> = HashMap::new();
+        for t in &snapshot.targets {
+            let key = (t.key.group.clone(), t.key.target.clone());
+            let total = t.requests();
+            let n = total.saturating_sub(reported.targets.get(&key).copied().unwrap_or(0));
+            if n > 0 {
+                per_target.entry(t.key.group.as_str()).or_default().push((t.key.target.clone(), n));
+            }
+            next.targets.insert(key, total);
+        }
+        for (group, c) in tgs {
+            let fine: Vec<u64> = c.response_time.fine.iter().map(|b| b.load(Ordering::Relaxed)).collect();
+            let totals = TgTotals { requests: c.requests.load(Ordering::Relaxed), target: c.target.all(), fine };
+            let before = reported.tgs.get(&group);
+            let before_fine = before.map(|b| b.fine.as_slice()).unwrap_or(&[]);
+            let response_time: Vec<(u32, u64)> = totals
+                .fine
+                .iter()
+                .enumerate()
+                .filter_map(|(i, n)| {
+                    let d = n.saturating_sub(before_fine.get(i).copied().unwrap_or(0));
+                    (d > 0).then_some((i as u32, d))
+                })
+                .collect();
+            let d = TgDelta {
+                target_group: group.clone(),
+                requests: totals.requests.saturating_sub(before.map_or(0, |b| b.requests)),
+                target_codes: minus(totals.target, before.map_or([0; 4], |b| b.target)),
+                response_time,
+                targets: per_target.remove(group.as_str()).unwrap_or_default(),
+            };
+            if served.contains(group.as_str()) || d.requests > 0 || !d.response_time.is_empty() {
+                delta.target_groups.push(d);
+            }
+            next.tgs.insert(group, totals);
+        }
+        (delta, next)
     }
 
     /// The Prometheus text exposition (version 0.0.4) of every counter, and target health from `snapshot`.

@@ -502,6 +502,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn latency_buckets_are_within_one_percent() {
+        for micros in [2u64, 3, 10, 999, 1_000, 12_345, 250_000, 1_000_000, 59_000_000, 600_000_000] {
+            let b = latency_bucket(micros);
+            let v = latency_bucket_value(b as u32) * 1e6;
+            assert!((v - micros as f64).abs() / micros as f64 <= 0.0101, "{micros} µs → bucket {b} = {v}");
+        }
+        assert_eq!(latency_bucket(0), 0);
+        assert_eq!(latency_bucket(u64::MAX), LATENCY_BUCKETS - 1, "clamped");
+        assert!(latency_bucket(600_000_000) < LATENCY_BUCKETS - 1, "ten minutes still has its own bucket");
+        let report = ProxyReport { proxy_id: "p".into(), ..Default::default() };
+        let json = serde_json::to_string(&report).expect("json");
+        assert!(!json.contains("metrics"), "older servers see the report they know: {json}");
+        let back: ProxyReport = serde_json::from_str(r#"{"proxy_id":"p","version":1,"targets":[]}"#).expect("old");
+        assert_eq!(back.metrics, None);
+    }
+
+    #[test]
     fn table_round_trips_through_json() {
         let t = RouteTable {
             version: 7,
