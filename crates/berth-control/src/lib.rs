@@ -44,6 +44,7 @@ pub use config::{ControlConfig, TaskEndpoint};
 pub use credentials::{AccessKey, IssuedKey};
 pub use error::{ControlError, internal_error, may_return};
 pub use health::HealthView;
+pub use sampling::UsageHistory;
 
 use std::sync::{Arc, Mutex};
 
