@@ -105,8 +105,10 @@ pub fn align(t: f64, interval: u64) -> f64 {
 /// task's value, so Average is the service's utilization, Minimum/Maximum the least/most loaded task and
 /// SampleCount the number of task readings, as ECS reports them.
 pub fn ecs_samples(utilizations: &[(TaskReservation, f64, f64)], timestamp: f64) -> Vec<Sample> {
-    let mut services: BTreeMap<(&str, &str), (Vec<(f64, f64)>, Vec<(f64, f64)>)> = BTreeMap::new();
-    let mut clusters: BTreeMap<&str, (Vec<(f64, f64)>, Vec<(f64, f64)>)> = BTreeMap::new();
+    /// (value, count) pairs of CPU and of memory.
+    type Values = (Vec<(f64, f64)>, Vec<(f64, f64)>);
+    let mut services: BTreeMap<(&str, &str), Values> = BTreeMap::new();
+    let mut clusters: BTreeMap<&str, Values> = BTreeMap::new();
     for (task, cpu, memory) in utilizations {
         let s = services.entry((task.cluster.as_str(), task.service.as_str())).or_default();
         s.0.push((*cpu, 1.0));
@@ -356,8 +358,8 @@ impl Control {
                 if task.last_status != berth_core::status::TaskStatus::Running {
                     continue;
                 }
-                if !services.contains_key(&service_id) {
-                    services.insert(service_id, tx.service_by_id(service_id)?);
+                if let std::collections::hash_map::Entry::Vacant(e) = services.entry(service_id) {
+                    e.insert(tx.service_by_id(service_id)?);
                 }
                 let Some(Some(service)) = services.get(&service_id) else { continue };
                 if !sizes.contains_key(revision) {
@@ -435,7 +437,8 @@ mod tests {
     #[test]
     fn utilization_is_percent_of_the_reservation() {
         // (cpu units, memory MiB, Δcpu ns, Δt s, working set bytes) → (cpu %, memory %)
-        let cases: &[(u32, u32, u64, f64, u64, Option<(f64, f64)>)] = &[
+        type Case = (u32, u32, u64, f64, u64, Option<(f64, f64)>);
+        let cases: &[Case] = &[
             // a quarter vCPU fully used for 10 s
             (256, 512, 2_500_000_000, 10.0, 256 * 1024 * 1024, Some((100.0, 50.0))),
             // one vCPU reserved, half used
@@ -603,7 +606,8 @@ mod tests {
                 .unwrap_or_else(|| panic!("missing {name} {dims:?}"))
         };
         // (metric, dimensions, Sum)
-        let table: &[(&str, &[(&str, &str)], f64)] = &[
+        type Row<'a> = (&'a str, &'a [(&'a str, &'a str)], f64);
+        let table: &[Row<'_>] = &[
             ("RequestCount", &lb, 5.0),
             ("RequestCount", &tg, 4.0),
             ("HTTPCode_Target_2XX_Count", &lb, 3.0),
