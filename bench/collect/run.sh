@@ -2,9 +2,9 @@
 # The cost of berth's own metrics collection (issue 11), two measurements:
 #  1. Task sampling: the usage of TASKS running containers read through Driver::task_stats (their cgroup files)
 #     ROUNDS times, and through Docker's one-shot stats API (the fallback), per 100 tasks (bench_stats example).
-#  2. Proxy requests/s with metric deltas in its reports on vs off: the same bench_proxy `serve` (one route to an
-#     nginx backend, an in-process fake server taking a report every second), wrk over HTTP and HTTPS, the two
-#     modes alternated PAIRS times; the ratio on/off of each pair and their median.
+#  2. The proxy with metric deltas in its reports on vs off: the same bench_proxy `serve` (one route to an nginx
+#     backend, an in-process fake server taking a report every second), wrk over HTTP and HTTPS, the two modes
+#     alternated PAIRS times; req/s and the proxy's CPU time per request, the ratio on/off per pair and the median.
 # Result: bench/out/collect.md.
 #
 # Env: TASKS (default 100), ROUNDS (default 50), DURATION (wrk seconds, default 10), CONNS (default 50),
@@ -102,9 +102,12 @@ http {
 CONF
     nginx -c "$WORK/backend.conf" -g 'daemon off;' & PIDS+=($!)
     wait_port "$P_BACKEND"
-    run_wrk() { wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -H "Host: $HOST" "$1" 2>&1; }
+    run_wrk() { wrk -t1 -c"$CONNS" -d"${1}s" --latency -H "Host: $HOST" "$2" 2>&1; }
     rps() { awk '/^Requests\/sec:/ { printf "%.0f", $2 }'; }
-    declare -A R
+    total() { awk '/requests in/ { print $1 }'; }
+    ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }  # utime + stime, clock ticks
+    HZ=$(getconf CLK_TCK)
+    declare -A R C
     for pair in $(seq 1 "$PAIRS"); do
         # Alternate which mode goes first, so drift of the shared machine does not favour one.
         modes="on off"; [ $((pair % 2)) -eq 0 ] && modes="off on"
@@ -117,32 +120,41 @@ CONF
                 port=$P_HTTP; [ "$proto" = https ] && port=$P_HTTPS
                 url="$proto://127.0.0.1:$port/"
                 curl -sk -o /dev/null --fail -H "Host: $HOST" "$url"
-                run_wrk "$url" >/dev/null
-                R[$pair,$mode,$proto]="$(run_wrk "$url" | rps)"
-                echo "pair $pair $mode $proto: ${R[$pair,$mode,$proto]} req/s" >&2
+                run_wrk 2 "$url" >/dev/null
+                t0=$(ticks "$pid")
+                out="$(run_wrk "$DURATION" "$url")"
+                t1=$(ticks "$pid")
+                R[$pair,$mode,$proto]="$(echo "$out" | rps)"
+                # The proxy's CPU time per request (µs): what the metrics cost, less sensitive than req/s to what
+                # else the machine runs.
+                C[$pair,$mode,$proto]="$(awk -v t=$((t1 - t0)) -v hz="$HZ" -v n="$(echo "$out" | total)" \
+                    'BEGIN { printf "%.2f", t / hz * 1e6 / n }')"
+                echo "pair $pair $mode $proto: ${R[$pair,$mode,$proto]} req/s, ${C[$pair,$mode,$proto]} µs cpu/request" >&2
             done
             kill "$pid"; wait "$pid" 2>/dev/null || true
         done
     done
     {
-        echo "## Proxy requests/s, metric deltas in reports on vs off"
+        echo "## Proxy with metric deltas in its reports on vs off"
         echo
-        echo "wrk -t1 -c$CONNS -d${DURATION}s, one route, nginx backend; \`BERTH_BENCH_METRICS=on|off bench_proxy serve\`."
+        echo "wrk -t1 -c$CONNS -d${DURATION}s, one route, nginx backend; \`BERTH_BENCH_METRICS=on|off bench_proxy serve\`;"
+        echo "cpu = the proxy's user+system time per request. on/off = cpu off ÷ cpu on (the throughput ratio of a"
+        echo "CPU-bound proxy); req/s shown too, but on a shared machine it swings with the neighbours."
         echo
-        echo "| pair | protocol | on req/s | off req/s | on/off |"
-        echo "|---|---|---|---|---|"
+        echo "| pair | protocol | on req/s | off req/s | on µs cpu/req | off µs cpu/req | on/off (cpu) |"
+        echo "|---|---|---|---|---|---|---|"
         for proto in http https; do
             for pair in $(seq 1 "$PAIRS"); do
-                on=${R[$pair,on,$proto]}; off=${R[$pair,off,$proto]}
-                echo "| $pair | $proto | $on | $off | $(awk -v a="$on" -v b="$off" 'BEGIN { printf "%.3f", a / b }') |"
+                con=${C[$pair,on,$proto]}; coff=${C[$pair,off,$proto]}
+                echo "| $pair | $proto | ${R[$pair,on,$proto]} | ${R[$pair,off,$proto]} | $con | $coff | $(awk -v a="$coff" -v b="$con" 'BEGIN { printf "%.3f", a / b }') |"
             done
         done
         echo
         for proto in http https; do
             ratios=$(for pair in $(seq 1 "$PAIRS"); do
-                awk -v a="${R[$pair,on,$proto]}" -v b="${R[$pair,off,$proto]}" 'BEGIN { printf "%.3f\n", a / b }'
+                awk -v a="${C[$pair,off,$proto]}" -v b="${C[$pair,on,$proto]}" 'BEGIN { printf "%.3f\n", a / b }'
             done | sort -n)
-            echo "median on/off $proto: $(echo "$ratios" | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')"
+            echo "median on/off (cpu per request) $proto: $(echo "$ratios" | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')"
             echo
         done
     } | tee -a "$OUT"

@@ -150,8 +150,10 @@ impl Drop for OpenConnection {
 
 /// One client connection's bytes and the load balancer it counts under: the one its first routed request
 /// reached (ALB counts a connection for its load balancer; on shared sockets only the request says which).
-/// Bytes before that are held here and handed over then; the connection stays active for it until the last
-/// holder (the stream and the connection's info) drops.
+/// Bytes are counted here (an atomic only this connection touches) and handed to the load balancer's counter at
+/// each routed request and when the connection closes, so the shared counter is touched once per request, not
+/// per read and write; the connection stays active for its load balancer until the last holder (the stream and
+/// the connection's info) drops.
 #[derive(Debug, Default)]
 pub(crate) struct ConnMeter {
     pending: AtomicU64,
@@ -160,21 +162,27 @@ pub(crate) struct ConnMeter {
 
 impl ConnMeter {
     fn add(&self, n: u64) {
-        match self.lb.get() {
-            Some(lb) => lb.processed_bytes.fetch_add(n, Ordering::Relaxed),
-            None => self.pending.fetch_add(n, Ordering::Relaxed),
-        };
+        self.pending.fetch_add(n, Ordering::Relaxed);
     }
 
-    /// Counts the connection for `lb` unless it already counts for one (one atomic load after the first request).
+    /// Counts the connection for `lb` unless it already counts for one, and hands over the bytes so far.
     pub fn attribute(&self, lb: &Arc<LbCounters>) {
-        if self.lb.get().is_some() {
-            return;
-        }
-        if self.lb.set(lb.clone()).is_ok() {
-            lb.new_connections.fetch_add(1, Ordering::Relaxed);
-            lb.active_connections.fetch_add(1, Ordering::Relaxed);
-            lb.processed_bytes.fetch_add(self.pending.swap(0, Ordering::Relaxed), Ordering::Relaxed);
+        let counted = match self.lb.get() {
+            Some(counted) => counted,
+            None => {
+                if self.lb.set(lb.clone()).is_ok() {
+                    lb.new_connections.fetch_add(1, Ordering::Relaxed);
+                    lb.active_connections.fetch_add(1, Ordering::Relaxed);
+                }
+                match self.lb.get() {
+                    Some(counted) => counted,
+                    None => return,
+                }
+            }
+        };
+        let bytes = self.pending.swap(0, Ordering::Relaxed);
+        if bytes > 0 {
+            counted.processed_bytes.fetch_add(bytes, Ordering::Relaxed);
         }
     }
 }
