@@ -160,6 +160,11 @@ pub enum ErrorCode {
     LogsTooManyTags,
     /// Logs' internal failure (its models list it for every operation).
     LogsServiceUnavailable,
+    // CloudWatch (`monitoring`): names as the model's shapes (JSON `__type`); the Query codes come from the model.
+    /// GetDashboard / DeleteDashboards on a dashboard that does not exist (Query code `ResourceNotFound`).
+    DashboardNotFound,
+    /// PutDashboard with an invalid body (Query code `InvalidParameterInput`).
+    DashboardInvalidInput,
 }
 
 impl ErrorCode {
@@ -283,6 +288,8 @@ impl ErrorCode {
             TooManyUpdates => "TooManyUpdates",
             UnsupportedParameterType => "UnsupportedParameterType",
             LogsResourceAlreadyExists => "ResourceAlreadyExistsException",
+            DashboardNotFound => "DashboardNotFoundError",
+            DashboardInvalidInput => "DashboardInvalidInputError",
             LogsTooManyTags => "TooManyTagsException",
             LogsServiceUnavailable => "ServiceUnavailableException",
         }
@@ -391,10 +398,11 @@ impl ErrorCode {
             | TooManyUpdates
             | UnsupportedParameterType
             | LogsResourceAlreadyExists
-            | LogsTooManyTags => 400,
+            | LogsTooManyTags
+            | DashboardInvalidInput => 400,
             AuthFailure => 401,
             MissingAuthenticationTokenQuery | AccessDeniedQuery | UnauthorizedOperation | RegionDisabled => 403,
-            NoSuchEntity => 404,
+            NoSuchEntity | DashboardNotFound => 404,
             ConcurrentModification | DeleteConflict | EntityAlreadyExists | IamLimitExceeded => 409,
             HealthUnavailable
             | ServiceFailure
