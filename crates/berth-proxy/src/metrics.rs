@@ -323,6 +323,15 @@ impl Metrics {
             .clone()
     }
 
+    /// Every load balancer's and target group's counters, copied out of the registry's locks.
+    #[allow(clippy::type_complexity)]
+    fn counters(&self) -> (Vec<(String, Arc<LbCounters>)>, Vec<(String, Arc<TgCounters>)>) {
+        fn copy<T>(map: &Mutex<BTreeMap<String, Arc<T>>>) -> Vec<(String, Arc<T>)> {
+            map.lock().unwrap_or_else(PoisonError::into_inner).iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        }
+        (copy(&self.lbs), copy(&self.tgs))
+    }
+
     /// Counters that also keep what reports carry (bytes per connection, fine latency buckets).
     pub fn reporting() -> Metrics {
         Metrics { reporting: true, ..Metrics::default() }
@@ -332,20 +341,7 @@ impl Metrics {
     /// once this one is delivered. Target groups of `snapshot` are always included (zeros too: ALB reports
     /// RequestCount and RequestCountPerTarget always), labels and other groups only when they counted something.
     pub fn delta(&self, snapshot: &Snapshot, reported: &Reported, now: SystemTime) -> (MetricsDelta, Reported) {
-        let lbs: Vec<(String, Arc<LbCounters>)> = self
-            .lbs
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        let tgs: Vec<(String, Arc<TgCounters>)> = self
-            .tgs
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let (lbs, tgs) = self.counters();
         let mut next = Reported { at: Some(now), ..Reported::default() };
         let end = now.duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
         let seconds = reported.at.and_then(|at| now.duration_since(at).ok()).map_or(0.0, |d| d.as_secs_f64());
@@ -417,20 +413,7 @@ impl Metrics {
     /// The Prometheus text exposition (version 0.0.4) of every counter, and target health from `snapshot`.
     pub fn render(&self, snapshot: &Snapshot) -> String {
         let mut out = String::with_capacity(4096);
-        let lbs: Vec<(String, Arc<LbCounters>)> = self
-            .lbs
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        let tgs: Vec<(String, Arc<TgCounters>)> = self
-            .tgs
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let (lbs, tgs) = self.counters();
         let classes = ["2XX", "3XX", "4XX", "5XX"];
 
         header(&mut out, "berth_lb_request_count", "counter", "Requests processed (ALB RequestCount).");
