@@ -175,7 +175,7 @@ fn report_healthy(control: &Control) {
             })
         })
         .collect();
-    control.report(ProxyReport { proxy_id: "bench".into(), version: table.version, targets });
+    control.report(ProxyReport { proxy_id: "bench".into(), version: table.version, targets, ..Default::default() });
 }
 
 #[derive(Clone, Copy, PartialEq)]

@@ -32,6 +32,8 @@ pub struct ControlConfig {
     pub https_port: u16,
     /// The port of the proxy's HTTP listener, likewise.
     pub http_port: u16,
+    /// How often each running task's CPU and memory are read for `AWS/ECS` metrics (`sampling.rs`).
+    pub sampling_interval: Duration,
 }
 
 impl Default for ControlConfig {
@@ -50,6 +52,7 @@ impl Default for ControlConfig {
             address_pool: Vec::new(),
             https_port: 443,
             http_port: 80,
+            sampling_interval: Duration::from_secs(10),
         }
     }
 }

@@ -105,6 +105,7 @@ mod tests {
                 reason: None,
                 in_flight,
             }],
+            metrics: None,
         }
     }
 

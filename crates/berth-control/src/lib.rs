@@ -45,6 +45,7 @@ pub use config::{ControlConfig, TaskEndpoint};
 pub use credentials::{AccessKey, IssuedKey};
 pub use error::{ControlError, internal_error, may_return};
 pub use health::HealthView;
+pub use sampling::UsageHistory;
 
 use std::sync::{Arc, Mutex};
 
@@ -218,7 +219,10 @@ impl Control {
     }
 
     /// Records a proxy's report of target health and in-flight requests.
-    pub fn report(&self, report: ProxyReport) {
+    pub fn report(&self, mut report: ProxyReport) {
+        if let Some(delta) = report.metrics.take() {
+            self.record_proxy_metrics(&delta, &report.targets);
+        }
         let changed = self.health.lock().unwrap_or_else(|e| e.into_inner()).apply(report, now());
         if changed {
             self.wake();

@@ -292,6 +292,7 @@ async fn a_service_gets_visible_resources_and_user_rules_follow_deployments() {
             reason: Some("Target.ResponseCodeMismatch".into()),
             in_flight: 0,
         }],
+        metrics: None,
     });
     let Ok(EO::DescribeTargetHealth(h)) = w
         .elb(E::DescribeTargetHealth(elb::DescribeTargetHealthInput {

@@ -105,7 +105,20 @@ async fn main() -> Result<(), Error> {
         }
         Some("serve") => {
             let state: PathBuf = arg(&args, 2, "state file")?;
-            let mut config = ProxyConfig::new("http://127.0.0.1:9", "bench", state);
+            // BERTH_BENCH_METRICS=on|off: an in-process fake server takes the reports (every second), which carry
+            // metric deltas or not (bench/collect); unset: reports go to a server that is not there.
+            let metrics = std::env::var("BERTH_BENCH_METRICS").ok();
+            let server = match metrics {
+                Some(_) => {
+                    let table: RouteTable = serde_json::from_slice(&std::fs::read(&state)?)?;
+                    let (tx, rx) = tokio::sync::watch::channel(Arc::new(table));
+                    std::mem::forget(tx);
+                    format!("http://{}", fake_server(rx).await?)
+                }
+                None => "http://127.0.0.1:9".to_owned(),
+            };
+            let mut config = ProxyConfig::new(server, "bench", state);
+            config.report_metrics = metrics.as_deref() != Some("off");
             config.https_listen = arg(&args, 3, "https addr")?;
             config.http_listen = arg(&args, 4, "http addr")?;
             config.http_forward = true;

@@ -13,6 +13,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tokio::sync::Notify;
 
+use crate::metrics::{Metrics, Reported};
 use crate::state::{SharedSnapshot, Snapshot};
 use crate::target::Reason;
 
@@ -41,7 +42,7 @@ pub(crate) fn build_report(proxy_id: &str, snapshot: &Snapshot) -> ProxyReport {
             }
         })
         .collect();
-    ProxyReport { proxy_id: proxy_id.to_owned(), version: snapshot.version, targets }
+    ProxyReport { proxy_id: proxy_id.to_owned(), version: snapshot.version, targets, metrics: None }
 }
 
 const REPORT_EVERY: Duration = Duration::from_secs(1);
@@ -54,6 +55,8 @@ pub(crate) struct Reporter {
     pub client: ControlClient,
     pub snapshot: SharedSnapshot,
     pub changed: Arc<Notify>,
+    /// Whose counts the reports carry as deltas (`None`: reports carry none).
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 impl Reporter {
@@ -77,9 +80,23 @@ impl Reporter {
     /// Reports when woken (a health change, a new table) and every second otherwise; forever.
     pub async fn run(self) {
         let mut failing = false;
+        // The totals the last delivered report carried: a report that fails is counted again in the next one.
+        let mut reported = Reported::default();
         loop {
-            let report = build_report(&self.proxy_id, &self.snapshot.load());
-            match self.send(&report).await {
+            let snapshot = self.snapshot.load();
+            let mut report = build_report(&self.proxy_id, &snapshot);
+            let mut next = None;
+            if let Some(metrics) = &self.metrics {
+                let (delta, totals) = metrics.delta(&snapshot, &reported, std::time::SystemTime::now());
+                report.metrics = Some(delta);
+                next = Some(totals);
+            }
+            drop(snapshot);
+            let sent = self.send(&report).await;
+            if let (Ok(()), Some(totals)) = (&sent, next) {
+                reported = totals;
+            }
+            match sent {
                 Ok(()) if failing => {
                     tracing::info!("proxy reports delivered again");
                     failing = false;

@@ -91,6 +91,7 @@ fn plan(fwd: &Forwarder, conn: &ConnInfo, head: &RequestHead<'_>, headers: &[htt
     // the request's headers would.
     let pick = forward.pick(&map)?;
     let (group, target) = (pick.group, pick.target);
+    conn.meter.attribute(&action.counters);
     Some(Plan {
         target: target.clone(),
         group: group.id.clone(),

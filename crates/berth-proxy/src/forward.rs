@@ -20,7 +20,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use crate::access_log::{AccessLog, LogEntry};
 use crate::listener::ActiveRequest;
-use crate::metrics::{LbCounters, Metrics, UNMATCHED};
+use crate::metrics::{ConnMeter, LbCounters, Metrics, UNMATCHED};
 use crate::route::{GroupRoute, request_host};
 use crate::rules::{RedirectInput, RequestView, redirect_location};
 use crate::state::{ActionKind, SharedSnapshot};
@@ -52,12 +52,22 @@ pub(crate) struct ConnInfo {
     pub forwarded: Forwarded,
     /// The load balancer socket the connection arrived on (`None`: a default socket).
     pub socket: Option<SocketAddr>,
+    /// Its bytes and the load balancer it counts under.
+    pub meter: Arc<ConnMeter>,
 }
 
 impl ConnInfo {
     pub fn new(peer: SocketAddr, port: u16, tls: Option<TlsInfo>) -> Self {
         let forwarded = Forwarded::new(peer, port, tls.is_some());
-        ConnInfo { peer, port, tls, forwarded, socket: None }
+        ConnInfo { peer, port, tls, forwarded, socket: None, meter: Arc::default() }
+    }
+
+    /// The connection's bytes count in `meter` (the one its stream is [`crate::metrics::Metered`] with).
+    pub fn metered(mut self, meter: Option<Arc<ConnMeter>>) -> Self {
+        if let Some(meter) = meter {
+            self.meter = meter;
+        }
+        self
     }
 
     /// The connection arrived on load balancer socket `socket`.
@@ -520,6 +530,7 @@ impl Forwarder {
             return fixed(StatusCode::NOT_FOUND, "no service at this host\n");
         };
         ex.matched = Some(priority);
+        conn.meter.attribute(&action.counters);
         ex.lb = action.counters.clone();
         ex.label = action.label.clone();
         match &action.kind {

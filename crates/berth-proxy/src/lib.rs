@@ -78,6 +78,9 @@ pub struct ProxyConfig {
     /// With a saved table, how long to wait for its targets' first health checks before listening, so a
     /// restarted proxy that shares the port with its predecessor never answers 503 for healthy targets.
     pub settle_timeout: Duration,
+    /// Carry per-interval metric deltas in the reports (the server's `AWS/ApplicationELB` metrics); `/metrics`
+    /// counts either way.
+    pub report_metrics: bool,
 }
 
 impl ProxyConfig {
@@ -99,6 +102,7 @@ impl ProxyConfig {
             access_log: None,
             workers: 0,
             settle_timeout: Duration::from_secs(5),
+            report_metrics: true,
         }
     }
 }
@@ -416,7 +420,7 @@ impl Proxy {
             _ => None,
         };
 
-        let metrics = Arc::new(Metrics::default());
+        let metrics = Arc::new(if config.report_metrics { Metrics::reporting() } else { Metrics::default() });
         let snapshot: SharedSnapshot = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
         let changed = Arc::new(Notify::new());
         let (listen_tx, listen_rx) = watch::channel(Vec::new());
@@ -482,7 +486,7 @@ impl Proxy {
         let failed = bind_own_sockets(&wanted, &mut own_bound, &own_senders);
         background.push(tokio::spawn(manage_own_sockets(listen_rx, own_senders, own_bound, failed)));
         if let Some(listener) = metrics_listener {
-            background.push(tokio::spawn(serve_metrics(listener, metrics, snapshot.clone())));
+            background.push(tokio::spawn(serve_metrics(listener, metrics.clone(), snapshot.clone())));
         }
 
         let client = control::control_client();
@@ -501,6 +505,7 @@ impl Proxy {
             client,
             snapshot: snapshot.clone(),
             changed,
+            metrics: config.report_metrics.then(|| metrics.clone()),
         };
         background.push(tokio::spawn(watcher.run()));
         background.push(tokio::spawn(reporter.run()));

@@ -24,7 +24,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::fast::{self, Outcome, Rewind};
 use crate::forward::{ConnInfo, Forwarder, ProxyBody, TlsInfo, cipher_name, fixed, protocol_name};
-use crate::metrics::ConnCounters;
+use crate::metrics::{ConnCounters, ConnMeter, Metered};
 use crate::route::{redirect_location, request_host};
 
 /// Per-connection limits.
@@ -425,6 +425,8 @@ pub(crate) async fn serve_https(
                 tracing::debug!(%peer, %socket, "refused by the load balancer's security groups");
                 return;
             }
+            let meter = forwarder.metrics.reporting.then(|| Arc::new(ConnMeter::default()));
+            let tcp = Metered::new(tcp, meter.clone());
             let tls = match tokio::time::timeout(limits.header_read, acceptor.accept(tcp)).await {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(e)) => {
@@ -446,7 +448,7 @@ pub(crate) async fn serve_https(
             // The load balancer's own idle timeout (`idle_timeout.timeout_seconds`), by socket or SNI.
             let idle = forwarder.snapshot.load().idle_for(own, info.sni.as_deref());
             let limits = Limits { idle: idle.unwrap_or(limits.idle), ..limits };
-            let conn = Arc::new(ConnInfo::new(peer, port, Some(info)).on(own));
+            let conn = Arc::new(ConnInfo::new(peer, port, Some(info)).on(own).metered(meter));
             if !h2 && forwarder.fast_path() {
                 serve_h1(tls, limits, shutdown, forwarder, conn).await;
                 return;
@@ -511,7 +513,9 @@ pub(crate) async fn serve_http(
             let limits =
                 Limits { idle: forwarder.snapshot.load().idle_for(own, None).unwrap_or(limits.idle), ..limits };
             if forward {
-                let conn = Arc::new(ConnInfo::new(peer, port, None).on(own));
+                let meter = forwarder.metrics.reporting.then(|| Arc::new(ConnMeter::default()));
+                let tcp = Metered::new(tcp, meter.clone());
+                let conn = Arc::new(ConnInfo::new(peer, port, None).on(own).metered(meter));
                 if forwarder.fast_path() {
                     serve_h1(tcp, limits, shutdown, forwarder, conn).await;
                     return;

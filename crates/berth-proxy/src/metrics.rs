@@ -2,13 +2,16 @@
 //! group, plus connection counts per listener. Requests only touch atomics through `Arc`s the snapshot holds;
 //! the registry's lock is taken when a table is applied and when `/metrics` is rendered.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
 
-use berth_routes::TargetHealth;
+use berth_routes::{LATENCY_BUCKETS, LbDelta, MetricsDelta, TargetHealth, TgDelta, latency_bucket};
 use berth_telemetry::prometheus::{Exposition, Histogram};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::state::Snapshot;
 
@@ -29,6 +32,33 @@ impl Codes {
     fn get(&self, class: usize) -> u64 {
         self.0[class].load(Ordering::Relaxed)
     }
+
+    fn all(&self) -> [u64; 4] {
+        [self.get(0), self.get(1), self.get(2), self.get(3)]
+    }
+}
+
+/// A target group's response times: the Prometheus buckets `/metrics` shows, and the fine log buckets the reports
+/// carry ([`berth_routes::latency_bucket`]: within 1%), so the server's percentiles are real ones.
+#[derive(Debug)]
+pub(crate) struct ResponseTimes {
+    coarse: Histogram,
+    fine: Box<[AtomicU64]>,
+}
+
+impl Default for ResponseTimes {
+    fn default() -> Self {
+        ResponseTimes { coarse: Histogram::default(), fine: (0..LATENCY_BUCKETS).map(|_| AtomicU64::new(0)).collect() }
+    }
+}
+
+impl ResponseTimes {
+    pub fn observe(&self, d: Duration) {
+        self.coarse.observe(d);
+        if let Some(b) = self.fine.get(latency_bucket(d.as_micros() as u64)) {
+            b.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Counters of one load balancer.
@@ -37,6 +67,10 @@ pub(crate) struct LbCounters {
     pub requests: AtomicU64,
     target: Codes,
     elb: Codes,
+    /// Bytes from and to clients of connections attributed to it ([`ConnMeter`]).
+    processed_bytes: AtomicU64,
+    new_connections: AtomicU64,
+    active_connections: AtomicI64,
 }
 
 impl LbCounters {
@@ -54,7 +88,7 @@ impl LbCounters {
 pub(crate) struct TgCounters {
     pub requests: AtomicU64,
     target: Codes,
-    pub response_time: Histogram,
+    pub response_time: ResponseTimes,
 }
 
 impl TgCounters {
@@ -93,9 +127,153 @@ impl Drop for OpenConnection {
     }
 }
 
+/// One client connection's bytes and the load balancer it counts under: the one its first routed request
+/// reached (ALB counts a connection for its load balancer; on shared sockets only the request says which).
+/// Bytes are counted here (an atomic only this connection touches) and handed to the load balancer's counter at
+/// each routed request and when the connection closes, so the shared counter is touched once per request, not
+/// per read and write; the connection stays active for its load balancer until the last holder (the stream and
+/// the connection's info) drops.
+#[derive(Debug, Default)]
+pub(crate) struct ConnMeter {
+    pending: AtomicU64,
+    lb: OnceLock<Arc<LbCounters>>,
+}
+
+impl ConnMeter {
+    fn add(&self, n: u64) {
+        self.pending.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Counts the connection for `lb` unless it already counts for one, and hands over the bytes so far.
+    pub fn attribute(&self, lb: &Arc<LbCounters>) {
+        let counted = match self.lb.get() {
+            Some(counted) => counted,
+            None => {
+                if self.lb.set(lb.clone()).is_ok() {
+                    lb.new_connections.fetch_add(1, Ordering::Relaxed);
+                    lb.active_connections.fetch_add(1, Ordering::Relaxed);
+                }
+                match self.lb.get() {
+                    Some(counted) => counted,
+                    None => return,
+                }
+            }
+        };
+        let bytes = self.pending.swap(0, Ordering::Relaxed);
+        if bytes > 0 {
+            counted.processed_bytes.fetch_add(bytes, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for ConnMeter {
+    fn drop(&mut self) {
+        if let Some(lb) = self.lb.get() {
+            lb.active_connections.fetch_sub(1, Ordering::Relaxed);
+            lb.processed_bytes.fetch_add(*self.pending.get_mut(), Ordering::Relaxed);
+        }
+    }
+}
+
+/// A client stream whose bytes read and written count in its [`ConnMeter`].
+#[derive(Debug)]
+pub(crate) struct Metered<S> {
+    inner: S,
+    /// `None`: reports carry no metrics, nothing to count.
+    meter: Option<Arc<ConnMeter>>,
+}
+
+impl<S> Metered<S> {
+    pub fn new(inner: S, meter: Option<Arc<ConnMeter>>) -> Self {
+        Metered { inner, meter }
+    }
+
+    fn add(&self, n: usize) {
+        if let Some(meter) = &self.meter {
+            meter.add(n as u64);
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Metered<S> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = polled {
+            self.add(buf.filled().len().saturating_sub(before));
+        }
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Metered<S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = polled {
+            self.add(n);
+        }
+        polled
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = polled {
+            self.add(n);
+        }
+        polled
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// What the last delivered report counted, per label and group (cumulative), to subtract from the next.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Reported {
+    lbs: HashMap<String, LbTotals>,
+    tgs: HashMap<String, TgTotals>,
+    targets: HashMap<(String, String), u64>,
+    at: Option<SystemTime>,
+}
+
+#[derive(Debug, Default, Clone, PartialEq)]
+struct LbTotals {
+    requests: u64,
+    target: [u64; 4],
+    elb: [u64; 4],
+    bytes: u64,
+    new: u64,
+}
+
+#[derive(Debug, Default, Clone, PartialEq)]
+struct TgTotals {
+    requests: u64,
+    target: [u64; 4],
+    fine: Vec<u64>,
+}
+
+fn minus(a: [u64; 4], b: [u64; 4]) -> [u64; 4] {
+    [a[0].saturating_sub(b[0]), a[1].saturating_sub(b[1]), a[2].saturating_sub(b[2]), a[3].saturating_sub(b[3])]
+}
+
 /// Every counter of a proxy; lives as long as it.
 #[derive(Debug, Default)]
 pub(crate) struct Metrics {
+    /// Whether reports carry deltas: only then are bytes metered and the fine latency histogram kept.
+    pub reporting: bool,
     lbs: Mutex<BTreeMap<String, Arc<LbCounters>>>,
     tgs: Mutex<BTreeMap<String, Arc<TgCounters>>>,
     pub https: Arc<ConnCounters>,
@@ -113,7 +291,102 @@ impl Metrics {
 
     pub fn tg(&self, id: &str) -> Arc<TgCounters> {
         let mut tgs = self.tgs.lock().unwrap_or_else(PoisonError::into_inner);
-        tgs.entry(id.to_owned()).or_default().clone()
+        tgs.entry(id.to_owned())
+            .or_insert_with(|| {
+                let mut counters = TgCounters::default();
+                if !self.reporting {
+                    counters.response_time.fine = Box::default();
+                }
+                Arc::new(counters)
+            })
+            .clone()
+    }
+
+    /// Every load balancer's and target group's counters, copied out of the registry's locks.
+    #[allow(clippy::type_complexity)]
+    fn counters(&self) -> (Vec<(String, Arc<LbCounters>)>, Vec<(String, Arc<TgCounters>)>) {
+        fn copy<T>(map: &Mutex<BTreeMap<String, Arc<T>>>) -> Vec<(String, Arc<T>)> {
+            map.lock().unwrap_or_else(PoisonError::into_inner).iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        }
+        (copy(&self.lbs), copy(&self.tgs))
+    }
+
+    /// Counters that also keep what reports carry (bytes per connection, fine latency buckets).
+    pub fn reporting() -> Metrics {
+        Metrics { reporting: true, ..Metrics::default() }
+    }
+
+    /// What was counted since `reported` (the totals the last delivered report carried), and the totals to keep
+    /// once this one is delivered. Target groups of `snapshot` are always included (zeros too: ALB reports
+    /// RequestCount and RequestCountPerTarget always), labels and other groups only when they counted something.
+    pub fn delta(&self, snapshot: &Snapshot, reported: &Reported, now: SystemTime) -> (MetricsDelta, Reported) {
+        let (lbs, tgs) = self.counters();
+        let mut next = Reported { at: Some(now), ..Reported::default() };
+        let end = now.duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+        let seconds = reported.at.and_then(|at| now.duration_since(at).ok()).map_or(0.0, |d| d.as_secs_f64());
+        let mut delta = MetricsDelta { end, seconds, ..MetricsDelta::default() };
+        for (label, c) in lbs {
+            let totals = LbTotals {
+                requests: c.requests.load(Ordering::Relaxed),
+                target: c.target.all(),
+                elb: c.elb.all(),
+                bytes: c.processed_bytes.load(Ordering::Relaxed),
+                new: c.new_connections.load(Ordering::Relaxed),
+            };
+            let active = c.active_connections.load(Ordering::Relaxed).max(0) as u64;
+            let before = reported.lbs.get(&label).cloned().unwrap_or_default();
+            let d = LbDelta {
+                label: label.clone(),
+                requests: totals.requests.saturating_sub(before.requests),
+                target_codes: minus(totals.target, before.target),
+                elb_codes: minus(totals.elb, before.elb),
+                processed_bytes: totals.bytes.saturating_sub(before.bytes),
+                new_connections: totals.new.saturating_sub(before.new),
+                active_connections: active,
+            };
+            if d.requests > 0 || d.processed_bytes > 0 || d.new_connections > 0 || active > 0 {
+                delta.load_balancers.push(d);
+            }
+            next.lbs.insert(label, totals);
+        }
+        let served: std::collections::HashSet<&str> = snapshot.targets.iter().map(|t| t.key.group.as_str()).collect();
+        let mut per_target: HashMap<&str, Vec<(String, u64)>> = HashMap::new();
+        for t in &snapshot.targets {
+            let key = (t.key.group.clone(), t.key.target.clone());
+            let total = t.requests();
+            let n = total.saturating_sub(reported.targets.get(&key).copied().unwrap_or(0));
+            if n > 0 {
+                per_target.entry(t.key.group.as_str()).or_default().push((t.key.target.clone(), n));
+            }
+            next.targets.insert(key, total);
+        }
+        for (group, c) in tgs {
+            let fine: Vec<u64> = c.response_time.fine.iter().map(|b| b.load(Ordering::Relaxed)).collect();
+            let totals = TgTotals { requests: c.requests.load(Ordering::Relaxed), target: c.target.all(), fine };
+            let before = reported.tgs.get(&group);
+            let before_fine = before.map(|b| b.fine.as_slice()).unwrap_or(&[]);
+            let response_time: Vec<(u32, u64)> = totals
+                .fine
+                .iter()
+                .enumerate()
+                .filter_map(|(i, n)| {
+                    let d = n.saturating_sub(before_fine.get(i).copied().unwrap_or(0));
+                    (d > 0).then_some((i as u32, d))
+                })
+                .collect();
+            let d = TgDelta {
+                target_group: group.clone(),
+                requests: totals.requests.saturating_sub(before.map_or(0, |b| b.requests)),
+                target_codes: minus(totals.target, before.map_or([0; 4], |b| b.target)),
+                response_time,
+                targets: per_target.remove(group.as_str()).unwrap_or_default(),
+            };
+            if served.contains(group.as_str()) || d.requests > 0 || !d.response_time.is_empty() {
+                delta.target_groups.push(d);
+            }
+            next.tgs.insert(group, totals);
+        }
+        (delta, next)
     }
 
     /// The Prometheus text exposition (version 0.0.4) of every counter, and target health from `snapshot`. Names
@@ -188,7 +461,7 @@ impl Metrics {
             "Time from sending a request to a target to its response headers (ALB TargetResponseTime).",
         );
         for (tg, c) in &tgs {
-            e.histogram(name, &[("target_group", tg)], &c.response_time);
+            e.histogram(name, &[("target_group", tg)], &c.response_time.coarse);
         }
 
         let mut health: BTreeMap<&str, (u64, u64)> = BTreeMap::new();

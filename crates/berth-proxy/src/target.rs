@@ -112,6 +112,8 @@ pub(crate) struct TargetRuntime {
     /// aborted can never overwrite what replaced it).
     owner: Mutex<u64>,
     in_flight: AtomicU64,
+    /// Requests sent to it (cumulative), for the report's per-target counts.
+    requests: AtomicU64,
 }
 
 impl std::fmt::Debug for TargetRuntime {
@@ -135,6 +137,7 @@ impl TargetRuntime {
             healthy_since: AtomicU64::new(if healthy { now } else { NOT_HEALTHY }),
             owner: Mutex::new(0),
             in_flight: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
         })
     }
 
@@ -210,9 +213,15 @@ impl TargetRuntime {
         self.in_flight.load(Ordering::Relaxed)
     }
 
+    /// Requests sent to it so far.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
     /// Counts one request until the returned guard drops.
     pub fn begin(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.requests.fetch_add(1, Ordering::Relaxed);
         InFlight(self.clone())
     }
 }

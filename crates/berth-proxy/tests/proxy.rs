@@ -1628,3 +1628,82 @@ async fn a_load_balancers_own_address_is_bound_filtered_and_closed_as_the_table_
     }
     proxy.stop().await;
 }
+
+/// Sums of every report's metric deltas so far: (group requests, 2XX, latency samples, per-target requests, label
+/// requests, label new connections, label bytes).
+fn delta_sums(server: &FakeServer, group: &str) -> (u64, u64, u64, u64, u64, u64, u64) {
+    let reports = server.reports.lock().expect("lock");
+    let mut sums = (0, 0, 0, 0, 0, 0, 0);
+    for m in reports.iter().filter_map(|r| r.metrics.as_ref()) {
+        for g in m.target_groups.iter().filter(|g| g.target_group == group) {
+            sums.0 += g.requests;
+            sums.1 += g.target_codes[0];
+            sums.2 += g.response_time.iter().map(|(_, n)| n).sum::<u64>();
+            sums.3 += g.targets.iter().map(|(_, n)| n).sum::<u64>();
+        }
+        for l in m.load_balancers.iter().filter(|l| l.label.ends_with(HOST)) {
+            sums.4 += l.requests;
+            sums.5 += l.new_connections;
+            sums.6 += l.processed_bytes;
+        }
+    }
+    sums
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_carry_per_interval_deltas_that_sum_to_what_was_served() {
+    let ca = Ca::generate().expect("ca");
+    let cert = ca.issue(&[HOST.into()], &[]).expect("cert");
+    let server = FakeServer::start().await;
+    let web = Backend::start("web").await;
+    server.publish(table(
+        1,
+        &[(HOST, &cert)],
+        &Spec {
+            hosts: &[(HOST, &[("tg-web", 1)])],
+            groups: &[("tg-web", &[("task-web", &web, TargetState::Registered)])],
+        },
+    ));
+    let proxy = start_proxy(server.url(), state_file("deltas")).await;
+    wait_version(&proxy, 1).await;
+    wait_status(proxy.https_addr(), &ca, HOST, StatusCode::OK).await;
+    // Let every request so far be reported: two reports in a row that add nothing.
+    let started = Instant::now();
+    let before = loop {
+        let (a, n) = (delta_sums(&server, "tg-web"), server.reports.lock().expect("lock").len());
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        let b = delta_sums(&server, "tg-web");
+        if a == b && server.reports.lock().expect("lock").len() > n {
+            break b;
+        }
+        assert!(started.elapsed() < WAIT, "reports never settled");
+    };
+
+    const N: u64 = 20;
+    for h2 in [false, true] {
+        let (mut s, _) = connect(proxy.https_addr(), &ca, HOST, h2).await;
+        for _ in 0..N / 2 {
+            let (status, _, _) = s.get(HOST, "/hello").await;
+            assert_eq!(status, StatusCode::OK);
+        }
+    }
+    // Reports come every second: wait for two more after the last request.
+    let count = server.reports.lock().expect("lock").len();
+    let started = Instant::now();
+    while server.reports.lock().expect("lock").len() < count + 2 {
+        assert!(started.elapsed() < WAIT, "no reports");
+        tokio::time::sleep(STEP).await;
+    }
+    let after = delta_sums(&server, "tg-web");
+    assert_eq!(after.0 - before.0, N, "group requests");
+    assert_eq!(after.1 - before.1, N, "target 2XX");
+    assert_eq!(after.2 - before.2, N, "latency samples");
+    assert_eq!(after.3 - before.3, N, "per-target requests");
+    assert_eq!(after.4 - before.4, N, "load balancer requests");
+    assert_eq!(after.5 - before.5, 2, "two new client connections");
+    assert!(after.6 - before.6 > N * 50, "processed bytes {}", after.6 - before.6);
+    let last = server.last_report().and_then(|r| r.metrics).expect("metrics");
+    assert!(last.seconds > 0.5 && last.seconds < 3.0, "interval {}", last.seconds);
+    assert!(last.target_groups.iter().any(|g| g.target_group == "tg-web"), "served groups are always reported");
+    proxy.stop().await;
+}

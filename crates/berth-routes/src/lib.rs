@@ -396,6 +396,79 @@ pub struct ProxyReport {
     /// The route-table version the proxy serves now.
     pub version: u64,
     pub targets: Vec<TargetReport>,
+    /// What was counted since the previous report this proxy sent (absent from older proxies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<MetricsDelta>,
+}
+
+/// A proxy's counts over one report interval: the per-interval deltas the server turns into `AWS/ApplicationELB`
+/// datapoints. Counters are differences of the proxy's cumulative counters (its `/metrics` stays cumulative);
+/// `active_connections` is a gauge read at the end of the interval.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MetricsDelta {
+    /// The proxy's wall clock at the end of the interval (epoch seconds).
+    pub end: f64,
+    /// Its length in seconds (the first report of a proxy covers everything since it started).
+    pub seconds: f64,
+    /// Per load-balancer label: a rule's ARN (the server knows its load balancer), or a host route's service.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub load_balancers: Vec<LbDelta>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub target_groups: Vec<TgDelta>,
+}
+
+/// One load balancer label's counts over an interval.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LbDelta {
+    pub label: String,
+    pub requests: u64,
+    /// Responses from targets by class: 2XX, 3XX, 4XX, 5XX.
+    pub target_codes: [u64; 4],
+    /// Responses the load balancer generated itself, by class: 2XX, 3XX, 4XX, 5XX.
+    pub elb_codes: [u64; 4],
+    /// Bytes received from and sent to clients (ALB `ProcessedBytes`).
+    pub processed_bytes: u64,
+    /// Client connections whose first request this label took.
+    pub new_connections: u64,
+    /// Of those, the ones open at the end of the interval (a gauge).
+    pub active_connections: u64,
+}
+
+/// One target group's counts over an interval.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TgDelta {
+    pub target_group: String,
+    pub requests: u64,
+    pub target_codes: [u64; 4],
+    /// Target response times as `(bucket, count)`, buckets of [`latency_bucket`] (only non-zero ones).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub response_time: Vec<(u32, u64)>,
+    /// Requests sent to each target (`ip:port` as in [`TargetReport::target`]), non-zero only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<(String, u64)>,
+}
+
+/// Growth factor of the latency histogram's buckets: a bucket's value ([`latency_bucket_value`]) is within 1% of
+/// every latency it counts.
+pub const LATENCY_GAMMA: f64 = 1.02;
+/// Number of latency buckets: bucket 0 holds everything up to 1 µs, the last everything from ~10 minutes on.
+pub const LATENCY_BUCKETS: usize = 1040;
+
+/// The histogram bucket of a latency in microseconds: `ceil(log_γ us)`, clamped to `[0, LATENCY_BUCKETS)`.
+pub fn latency_bucket(micros: u64) -> usize {
+    if micros <= 1 {
+        return 0;
+    }
+    let i = ((micros as f64).ln() / LATENCY_GAMMA.ln()).ceil();
+    (i as usize).min(LATENCY_BUCKETS - 1)
+}
+
+/// The latency (seconds) a bucket stands for: the geometric middle of `(γ^(i-1), γ^i]` µs, within 1% of both ends.
+pub fn latency_bucket_value(bucket: u32) -> f64 {
+    if bucket == 0 {
+        return 1e-6;
+    }
+    LATENCY_GAMMA.powf(f64::from(bucket) - 0.5) * 1e-6
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -427,6 +500,23 @@ impl RouteTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn latency_buckets_are_within_one_percent() {
+        for micros in [2u64, 3, 10, 999, 1_000, 12_345, 250_000, 1_000_000, 59_000_000, 600_000_000] {
+            let b = latency_bucket(micros);
+            let v = latency_bucket_value(b as u32) * 1e6;
+            assert!((v - micros as f64).abs() / micros as f64 <= 0.0101, "{micros} µs → bucket {b} = {v}");
+        }
+        assert_eq!(latency_bucket(0), 0);
+        assert_eq!(latency_bucket(u64::MAX), LATENCY_BUCKETS - 1, "clamped");
+        assert!(latency_bucket(600_000_000) < LATENCY_BUCKETS - 1, "ten minutes still has its own bucket");
+        let report = ProxyReport { proxy_id: "p".into(), ..Default::default() };
+        let json = serde_json::to_string(&report).expect("json");
+        assert!(!json.contains("metrics"), "older servers see the report they know: {json}");
+        let back: ProxyReport = serde_json::from_str(r#"{"proxy_id":"p","version":1,"targets":[]}"#).expect("old");
+        assert_eq!(back.metrics, None);
+    }
 
     #[test]
     fn table_round_trips_through_json() {

@@ -11,6 +11,7 @@
 pub mod dns;
 pub mod firewall;
 mod output;
+pub mod stats;
 mod util;
 
 use std::collections::{BTreeMap, HashMap};
@@ -18,7 +19,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use berth_runtime::{
-    Driver, DriverError, ObservedState, ObservedTask, OutputFollower, OutputStream, StartedTask, TaskSpec, labels,
+    Driver, DriverError, ObservedState, ObservedTask, OutputFollower, OutputStream, StartedTask, TaskSpec, TaskStats,
+    labels,
 };
 use bollard::Docker;
 use bollard::auth::DockerCredentials;
@@ -122,6 +124,8 @@ pub struct DockerDriver {
     network_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// The DNS servers task containers get (`--dns`); empty for the engine's choice (see `dns.rs`).
     dns: Vec<IpAddr>,
+    /// Reads tasks' usage from their cgroups (`stats.rs`).
+    sampler: std::sync::Arc<stats::Sampler>,
 }
 
 impl DockerDriver {
@@ -133,7 +137,7 @@ impl DockerDriver {
             .map_err(|e| DriverError::Unavailable(format!("cannot connect to the Docker daemon at {path}: {e}")))?;
         let docker = docker.negotiate_version().await.map_err(|e| unavailable(path, e))?;
         docker.ping().await.map_err(|e| unavailable(path, e))?;
-        Ok(DockerDriver { docker, network_lock: Default::default(), dns: Vec::new() })
+        Ok(DockerDriver { docker, network_lock: Default::default(), dns: Vec::new(), sampler: Default::default() })
     }
 
     /// Gives task containers these DNS servers (Docker's embedded resolver forwards to them) instead of the
@@ -155,6 +159,16 @@ impl DockerDriver {
             matches!(s, bollard::models::LocalNodeState::ACTIVE | bollard::models::LocalNodeState::PENDING)
         });
         Ok(DaemonSettings { live_restore: info.live_restore_enabled == Some(true), swarm })
+    }
+
+    /// Reads each task's usage from Docker's stats API (one-shot), one request per task: the fallback of
+    /// [`Driver::task_stats`], kept callable for the benchmark that compares the two (`bench/collect/`).
+    pub async fn task_stats_from_api(&self, task_ids: &[String]) -> Result<Vec<TaskStats>, DriverError> {
+        let mut out = Vec::with_capacity(task_ids.len());
+        for task in task_ids {
+            out.extend(stats::api_stats(&self.docker, task).await?);
+        }
+        Ok(out)
     }
 
     /// The Engine API version in use after negotiation, e.g. `1.41`.
@@ -557,6 +571,10 @@ impl Driver for DockerDriver {
         let name = container_name(task_id);
         let inspect = RETRY.run(|| self.inspect_task(&name)).await?;
         Ok(inspect.map(|c| observed_state(&c).0))
+    }
+
+    async fn task_stats(&self, task_ids: &[String]) -> Result<Vec<TaskStats>, DriverError> {
+        self.sampler.stats(&self.docker, task_ids).await
     }
 }
 

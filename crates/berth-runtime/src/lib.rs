@@ -83,6 +83,21 @@ pub enum ObservedState {
     },
 }
 
+/// One reading of a task's resource usage, as cAdvisor reads a container's cgroup: cumulative, so two readings
+/// give the usage between them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskStats {
+    pub task_id: String,
+    /// CPU time used since the container started, in nanoseconds (cgroup v2 `cpu.stat` `usage_usec` × 1000,
+    /// v1 `cpuacct.usage`).
+    pub cpu_ns: u64,
+    /// The working set in bytes: memory in use less inactive file cache (v2 `memory.current` − `inactive_file`,
+    /// v1 `memory.usage_in_bytes` − `total_inactive_file`), what `docker stats` shows and ECS rolls up.
+    pub memory_bytes: u64,
+    /// When it was read.
+    pub at: SystemTime,
+}
+
 /// A started task: its address on the network.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StartedTask {
@@ -187,6 +202,11 @@ pub trait Driver: Send + Sync + 'static {
     /// The addresses of a task network, or `None` when it does not exist (yet).
     async fn network_info(&self, _network: &str) -> Result<Option<firewall::NetworkInfo>, DriverError> {
         Ok(None)
+    }
+    /// Reads the resource usage of each running task of `task_ids`; a task with no running container is left out.
+    /// Called every sampling interval, so it must be cheap (the Docker driver reads cgroup files).
+    async fn task_stats(&self, _task_ids: &[String]) -> Result<Vec<TaskStats>, DriverError> {
+        Ok(Vec::new())
     }
     /// Makes the runtime's firewall enforce `policy` (replacing this owner's previous policy). Idempotent.
     async fn sync_firewall(&self, _policy: &firewall::FirewallPolicy) -> Result<firewall::FirewallReport, DriverError> {

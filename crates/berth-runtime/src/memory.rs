@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::{
     Driver, DriverError, ObservedState, ObservedTask, OutputFollower, OutputLine, OutputStream, RegistryAuth,
-    StartedTask, TaskSpec,
+    StartedTask, TaskSpec, TaskStats,
 };
 
 #[derive(Default)]
@@ -39,6 +39,8 @@ struct Inner {
     daemon_stopped: bool,
     /// Bumped by every stop of the daemon: a follower started before a stop ends.
     daemon_epoch: u64,
+    /// Each running task's usage as tests set it: (cumulative cpu ns, memory bytes).
+    usage: BTreeMap<String, (u64, u64)>,
 }
 
 fn lock(inner: &Mutex<Inner>) -> std::sync::MutexGuard<'_, Inner> {
@@ -128,6 +130,11 @@ impl MemoryDriver {
     }
 
     /// Whether a container exists for the task (running or exited).
+    /// Sets what [`Driver::task_stats`] reports for a task: cumulative CPU nanoseconds and working-set bytes.
+    pub fn set_usage(&self, task_id: &str, cpu_ns: u64, memory_bytes: u64) {
+        self.lock().usage.insert(task_id.to_string(), (cpu_ns, memory_bytes));
+    }
+
     pub fn has_container(&self, task_id: &str) -> bool {
         self.lock().tasks.contains_key(task_id)
     }
@@ -309,6 +316,20 @@ impl Driver for MemoryDriver {
     async fn list_tasks(&self) -> Result<Vec<ObservedTask>, DriverError> {
         self.available()?;
         Ok(self.lock().tasks.values().cloned().collect())
+    }
+
+    async fn task_stats(&self, task_ids: &[String]) -> Result<Vec<TaskStats>, DriverError> {
+        self.available()?;
+        let inner = self.lock();
+        let at = SystemTime::now();
+        Ok(task_ids
+            .iter()
+            .filter(|id| inner.tasks.get(*id).is_some_and(|t| t.state == ObservedState::Running))
+            .map(|id| {
+                let (cpu_ns, memory_bytes) = inner.usage.get(id).copied().unwrap_or_default();
+                TaskStats { task_id: id.clone(), cpu_ns, memory_bytes, at }
+            })
+            .collect())
     }
 
     async fn network_info(&self, network: &str) -> Result<Option<crate::firewall::NetworkInfo>, DriverError> {

@@ -84,6 +84,8 @@ pub struct RuntimeSection {
     pub network: String,
     /// DNS servers for task containers (Docker's embedded resolver forwards to them); empty: the host's.
     pub dns_servers: Vec<std::net::IpAddr>,
+    /// How often each running task's CPU and memory are read (its cgroup) for `AWS/ECS` metrics; at least 1.
+    pub sampling_interval_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -169,6 +171,7 @@ impl Default for RuntimeSection {
             docker_socket: "/var/run/docker.sock".into(),
             network: "berth-default".into(),
             dns_servers: Vec::new(),
+            sampling_interval_secs: 10,
         }
     }
 }

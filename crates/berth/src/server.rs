@@ -73,6 +73,7 @@ pub async fn run(config: Config) -> Result<()> {
             address_pool: config.proxy.address_pool.clone(),
             https_port: config.proxy.https_listen.port(),
             http_port: config.proxy.http_listen.port(),
+            sampling_interval: Duration::from_secs(config.runtime.sampling_interval_secs.max(1)),
             ..ControlConfig::default()
         },
         store,
@@ -132,6 +133,7 @@ pub async fn run(config: Config) -> Result<()> {
     let reconciler = tokio::spawn(Arc::clone(&control).run_reconciler(stopped()));
     let metrics_task = metrics_listener
         .map(|l| tokio::spawn(crate::metrics::serve(l, Arc::clone(&control), Arc::clone(&metrics), stopped())));
+    tokio::spawn(Arc::clone(&control).run_sampling(stopped()));
     // CloudWatch metrics: the write buffer every second, roll-ups every minute, a last write at the stop.
     let metric_store = tokio::spawn(Arc::clone(&control).run_metrics(stopped()));
     tracing::info!(

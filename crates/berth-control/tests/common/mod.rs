@@ -92,7 +92,7 @@ impl Harness {
                 })
             })
             .collect();
-        self.control.report(ProxyReport { proxy_id: "p1".into(), version: table.version, targets });
+        self.control.report(ProxyReport { proxy_id: "p1".into(), version: table.version, targets, metrics: None });
     }
 
     /// One ELBv2 call as the harness's caller.
