@@ -12,6 +12,8 @@ use berth_routes::TargetHealth;
 use berth_runtime::{ObservedState, ObservedTask, TaskSpec, labels};
 use berth_store::{ServiceRow, TaskRow, Tx};
 
+use crate::cloudwatch::AlarmAction;
+use crate::cloudwatch::alarms::ActionKind;
 use crate::plan::{self, Action, DrainReason, PlanInput, ServiceInput, TaskInput};
 use crate::secrets::launch::LaunchNeeds;
 use crate::{Control, ControlError, now};
@@ -61,14 +63,47 @@ impl Control {
     /// Runs reconciliation passes until `shutdown` resolves: on every wake-up and at the resync interval.
     pub async fn run_reconciler(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
+        // Alarms beside the passes: evaluated every second (only those due), their actions dispatched.
+        let alarms = tokio::spawn(Arc::clone(&self).run_alarms());
         loop {
+            let started = std::time::Instant::now();
             if let Err(e) = self.reconcile_once().await {
                 tracing::warn!(error = %e, "reconcile pass failed; retrying");
             }
+            self.observed.reconcile_pass.observe(started.elapsed());
             tokio::select! {
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(self.config.resync_interval) => {}
-                _ = &mut shutdown => return,
+                _ = &mut shutdown => {
+                    alarms.abort();
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Evaluates the alarms that are due, every second, and dispatches their actions.
+    async fn run_alarms(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match self.evaluate_alarms(now()) {
+                Ok(actions) => self.dispatch_alarm_actions(actions),
+                Err(e) => tracing::warn!(error = %e, "alarm evaluation failed; retrying"),
+            }
+        }
+    }
+
+    /// Carries out the actions alarms made due. For now none is executable: each is recorded as an `Action`
+    /// history item saying why (Auto Scaling policies are routed here once target tracking handles them).
+    pub(crate) fn dispatch_alarm_actions(&self, actions: Vec<AlarmAction>) {
+        for a in actions {
+            let why = ActionKind::of(&a.action_arn)
+                .and_then(ActionKind::not_executable)
+                .unwrap_or("no scaling policy carries out this action yet; the action was recorded only");
+            if let Err(e) = self.record_alarm_action_result(&a.alarm_name, &a.action_arn, false, why) {
+                tracing::warn!(alarm = %a.alarm_name, error = %e, "cannot record an alarm action");
             }
         }
     }

@@ -165,6 +165,12 @@ pub enum ErrorCode {
     DashboardNotFound,
     /// PutDashboard with an invalid body (Query code `InvalidParameterInput`).
     DashboardInvalidInput,
+    /// CloudWatch's `ResourceNotFound` (SetAlarmState on an alarm that does not exist).
+    CwResourceNotFound,
+    /// CloudWatch's `InvalidFormatFault` (SetAlarmState's StateReasonData is not JSON; Query code `InvalidFormat`).
+    CwInvalidFormat,
+    /// CloudWatch's `LimitExceededFault` (PutMetricAlarm beyond the alarm quota; Query code `LimitExceeded`).
+    CwLimitExceeded,
 }
 
 impl ErrorCode {
@@ -292,6 +298,9 @@ impl ErrorCode {
             DashboardInvalidInput => "DashboardInvalidInputError",
             LogsTooManyTags => "TooManyTagsException",
             LogsServiceUnavailable => "ServiceUnavailableException",
+            CwResourceNotFound => "ResourceNotFound",
+            CwInvalidFormat => "InvalidFormatFault",
+            CwLimitExceeded => "LimitExceededFault",
         }
     }
 
@@ -399,10 +408,12 @@ impl ErrorCode {
             | UnsupportedParameterType
             | LogsResourceAlreadyExists
             | LogsTooManyTags
-            | DashboardInvalidInput => 400,
+            | DashboardInvalidInput
+            | CwInvalidFormat
+            | CwLimitExceeded => 400,
             AuthFailure => 401,
             MissingAuthenticationTokenQuery | AccessDeniedQuery | UnauthorizedOperation | RegionDisabled => 403,
-            NoSuchEntity | DashboardNotFound => 404,
+            NoSuchEntity | DashboardNotFound | CwResourceNotFound => 404,
             ConcurrentModification | DeleteConflict | EntityAlreadyExists | IamLimitExceeded => 409,
             HealthUnavailable
             | ServiceFailure
