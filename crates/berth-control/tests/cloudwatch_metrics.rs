@@ -805,3 +805,31 @@ async fn users_are_authorized_by_namespace_and_resource() {
         assert_eq!(got, want, "{case}");
     }
 }
+
+#[tokio::test]
+async fn alarms_are_tagged_by_their_arn() {
+    let h = harness("cw-alarm-tags");
+    let alarm = cw::PutMetricAlarmInput {
+        alarm_name: Some("high".into()),
+        namespace: Some("App".into()),
+        metric_name: Some("req".into()),
+        statistic: Some(cw::Statistic::Sum),
+        period: Some(60),
+        evaluation_periods: Some(1),
+        threshold: Some(10.0),
+        comparison_operator: Some(cw::ComparisonOperator::GreaterThanThreshold),
+        ..Default::default()
+    };
+    call(&h, Op::PutMetricAlarm(alarm)).await.expect("alarm");
+    let arn = format!("arn:aws:cloudwatch:{}:{}:alarm:high", h.control.region(), h.control.account_id());
+    let tags = vec![cw::Tag { key: Some("team".into()), value: Some("web".into()) }];
+    call(&h, Op::TagResource(cw::TagResourceInput { resource_arn: Some(arn.clone()), tags: Some(tags.clone()) }))
+        .await
+        .expect("tag");
+    let list = Op::ListTagsForResource(cw::ListTagsForResourceInput { resource_arn: Some(arn.clone()) });
+    let Out::ListTagsForResource(t) = call(&h, list).await.expect("list") else { panic!("list") };
+    assert_eq!(t.tags, Some(tags));
+    let other = format!("arn:aws:cloudwatch:{}:{}:alarm:low", h.control.region(), h.control.account_id());
+    let list = Op::ListTagsForResource(cw::ListTagsForResourceInput { resource_arn: Some(other) });
+    assert_eq!(code(call(&h, list).await), ErrorCode::ResourceNotFound);
+}
