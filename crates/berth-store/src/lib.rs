@@ -4,13 +4,14 @@
 //! revisions, task definitions, tasks, certificates, tags), ELBv2 (`elbv2.rs`, `lb_network.rs`), EC2 (`ec2.rs`:
 //! VPCs, subnets, security groups and their rules), IAM (`iam.rs`, `access_keys.rs`, `task_role.rs`: users, roles,
 //! policies, access keys, role sessions, task credentials), Secrets Manager and SSM (`secrets.rs`), CloudWatch Logs
-//! (`logs.rs`) and the shippers' cursors (`log_shipping.rs`); every change happens inside one transaction
+//! (`logs.rs`), the shippers' cursors (`log_shipping.rs`) and Application Auto Scaling (`autoscaling.rs`); every change happens inside one transaction
 //! ([`Store::tx`], with savepoints), so a failed command leaves nothing half-written. Reads go through
 //! [`Readers`] (`readers.rs`): read-only connections beside the one writer (WAL), so a read never waits for the
 //! writer and a long scan never holds it. It must never call a runtime, the network or the proxy, and never
 //! decide anything: it records what the control plane decides.
 
 mod access_keys;
+mod autoscaling;
 mod ec2;
 mod ecs;
 mod elbv2;
@@ -25,6 +26,7 @@ mod secrets;
 mod task_role;
 
 pub use access_keys::*;
+pub use autoscaling::*;
 pub use ec2::*;
 pub use ecs::*;
 pub use elbv2::*;
