@@ -32,15 +32,16 @@ pub mod plan;
 mod publish;
 mod reconcile;
 mod revisions;
-mod sampling;
 pub mod routes;
+mod sampling;
 mod sealed_credentials;
 pub(crate) mod secrets;
 mod sts;
 pub mod task_role;
 mod token;
 
-pub use config::{ControlConfig, TaskEndpoint};
+pub use autoscaling::{AlarmTrigger, ScalingOutcome};
+pub use config::{ControlConfig, ScalingDefaults, TaskEndpoint};
 pub use credentials::{AccessKey, IssuedKey};
 pub use error::{ControlError, internal_error, may_return};
 pub use health::HealthView;

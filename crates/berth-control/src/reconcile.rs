@@ -100,6 +100,10 @@ impl Control {
         let t = now();
         let mut effects = Effects::default();
         self.tx(|tx| self.observe(tx, &observed, listed_at, t, &mut effects))?;
+        // Scheduled scaling that is due changes desired counts before this pass plans them.
+        if let Err(e) = self.autoscaling_pass(t) {
+            tracing::warn!(error = %e, "autoscaling pass failed");
+        }
         self.tx(|tx| self.plan_services(tx, t, &mut effects))?;
         self.ensure_shippers(&observed);
         self.execute(effects);

@@ -160,6 +160,10 @@ pub enum ErrorCode {
     LogsTooManyTags,
     /// Logs' internal failure (its models list it for every operation).
     LogsServiceUnavailable,
+    // Application Auto Scaling (Validation, LimitExceeded, ResourceNotFound and the Logs TooManyTags are shared).
+    ObjectNotFound,
+    ConcurrentUpdate,
+    InternalService,
 }
 
 impl ErrorCode {
@@ -285,6 +289,9 @@ impl ErrorCode {
             LogsResourceAlreadyExists => "ResourceAlreadyExistsException",
             LogsTooManyTags => "TooManyTagsException",
             LogsServiceUnavailable => "ServiceUnavailableException",
+            ObjectNotFound => "ObjectNotFoundException",
+            ConcurrentUpdate => "ConcurrentUpdateException",
+            InternalService => "InternalServiceException",
         }
     }
 
@@ -391,7 +398,9 @@ impl ErrorCode {
             | TooManyUpdates
             | UnsupportedParameterType
             | LogsResourceAlreadyExists
-            | LogsTooManyTags => 400,
+            | LogsTooManyTags
+            | ObjectNotFound
+            | ConcurrentUpdate => 400,
             AuthFailure => 401,
             MissingAuthenticationTokenQuery | AccessDeniedQuery | UnauthorizedOperation | RegionDisabled => 403,
             NoSuchEntity => 404,
@@ -400,7 +409,8 @@ impl ErrorCode {
             | ServiceFailure
             | InternalServiceError
             | InternalServerError
-            | LogsServiceUnavailable => 500,
+            | LogsServiceUnavailable
+            | InternalService => 500,
         }
     }
 

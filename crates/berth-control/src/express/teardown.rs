@@ -2,7 +2,7 @@
 //!
 //! A deleted service is DRAINING until its resources are gone. Two steps tear them down, each carried out in a
 //! savepoint, recorded in a [`Journal`] and authorized as the role's `ECSGateway` session before it is kept:
-//! [`release`] takes the service off its load balancer (its rule and certificate, other rules' forwards to its
+//! [`release`] deletes its auto scaling (target, policies, alarms) and takes the service off its load balancer (its rule and certificate, other rules' forwards to its
 //! groups, the load balancer and its listeners when it empties), at once from DeleteExpressGatewayService and
 //! then on every reconciler pass until it succeeds; [`retire`] deletes the target groups and the groups berth
 //! created, once no task is left, and only then may the service become INACTIVE. A denied step is undone, the
@@ -22,6 +22,10 @@ pub(crate) const DRAINING_REASON: &str = "Service deletion requested; draining t
 /// Takes a deleting service off its load balancer if the infrastructure role allows it. Returns whether it is
 /// off (now or before).
 pub(crate) fn release(c: &Control, tx: &Tx<'_>, service: &mut ServiceRow, t: f64) -> Result<bool, ControlError> {
+    // Its auto scaling goes first, so no alarm scales a service being deleted.
+    if !release_scaling(c, tx, service, t)? {
+        return Ok(false);
+    }
     if tx.placement_get(service.id)?.is_none() {
         return Ok(true);
     }
@@ -29,6 +33,22 @@ pub(crate) fn release(c: &Control, tx: &Tx<'_>, service: &mut ServiceRow, t: f64
     let step = tx.savepoint(|tx| {
         let mut journal = Journal::default();
         crate::express::placement::release_service(tx, &snapshot, &mut journal)?;
+        authorize(c, tx, &snapshot, &journal)
+    });
+    settle(tx, service, step, t)
+}
+
+/// Deletes the service's scalable target, its policies (their alarms) and scheduled actions if the infrastructure
+/// role allows it. Returns whether none is left.
+fn release_scaling(c: &Control, tx: &Tx<'_>, service: &mut ServiceRow, t: f64) -> Result<bool, ControlError> {
+    let resource_id = format!("service/{}/{}", service.cluster, service.name);
+    if tx.scalable_target_get(crate::autoscaling::NAMESPACE, &resource_id, crate::autoscaling::DIMENSION)?.is_none() {
+        return Ok(true);
+    }
+    let snapshot = service.clone();
+    let step = tx.savepoint(|tx| {
+        let mut journal = Journal::default();
+        crate::express::scaling::remove(tx, &snapshot, &mut journal)?;
         authorize(c, tx, &snapshot, &journal)
     });
     settle(tx, service, step, t)
