@@ -19,23 +19,22 @@ use crate::{Control, ControlError};
 /// The status reason of a service being deleted while nothing blocks it.
 pub(crate) const DRAINING_REASON: &str = "Service deletion requested; draining tasks.";
 
-/// Takes a deleting service off its load balancer if the infrastructure role allows it. Returns whether it is
-/// off (now or before).
+/// Takes a deleting service off its load balancer, then deletes its auto scaling, if the infrastructure role
+/// allows it. Returns whether both are gone (now or before). A draining service is never scaled meanwhile (the
+/// executor scales ACTIVE services only).
 pub(crate) fn release(c: &Control, tx: &Tx<'_>, service: &mut ServiceRow, t: f64) -> Result<bool, ControlError> {
-    // Its auto scaling goes first, so no alarm scales a service being deleted.
-    if !release_scaling(c, tx, service, t)? {
-        return Ok(false);
+    if tx.placement_get(service.id)?.is_some() {
+        let snapshot = service.clone();
+        let step = tx.savepoint(|tx| {
+            let mut journal = Journal::default();
+            crate::express::placement::release_service(tx, &snapshot, &mut journal)?;
+            authorize(c, tx, &snapshot, &journal)
+        });
+        if !settle(tx, service, step, t)? {
+            return Ok(false);
+        }
     }
-    if tx.placement_get(service.id)?.is_none() {
-        return Ok(true);
-    }
-    let snapshot = service.clone();
-    let step = tx.savepoint(|tx| {
-        let mut journal = Journal::default();
-        crate::express::placement::release_service(tx, &snapshot, &mut journal)?;
-        authorize(c, tx, &snapshot, &journal)
-    });
-    settle(tx, service, step, t)
+    release_scaling(c, tx, service, t)
 }
 
 /// Deletes the service's scalable target, its policies (their alarms) and scheduled actions if the infrastructure
