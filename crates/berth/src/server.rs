@@ -73,6 +73,7 @@ pub async fn run(config: Config) -> Result<()> {
             address_pool: config.proxy.address_pool.clone(),
             https_port: config.proxy.https_listen.port(),
             http_port: config.proxy.http_listen.port(),
+            scaling: config.autoscaling.defaults()?,
             ..ControlConfig::default()
         },
         store,
