@@ -92,6 +92,16 @@ pub struct TrackedMetric {
     pub unit: Option<String>,
 }
 
+impl TrackedMetric {
+    /// What one datapoint of a `period`-second alarm on this metric counts for in the policy's target's unit:
+    /// counts (statistic `Sum`, such as RequestCountPerTarget, whose target is per target **per minute**, §6.3)
+    /// scale by `60 / period`, so a 10-second alarm compares its sums with a sixth of the target; averages,
+    /// minima and maxima (utilizations) do not scale.
+    pub fn per_minute(&self, period: i64) -> f64 {
+        if self.statistic == "Sum" && period > 0 { 60.0 / period as f64 } else { 1.0 }
+    }
+}
+
 impl PredefinedMetric {
     /// The metric a predefined type stands for on the ECS service `service/<cluster>/<service>`: `AWS/ECS`
     /// CPU or memory utilization (Average, Percent; dimensions ClusterName, ServiceName), or `AWS/ApplicationELB`
@@ -158,6 +168,8 @@ pub fn alarms_on(
     uuid_high: &str,
     uuid_low: &str,
 ) -> Vec<AlarmSpec> {
+    // The thresholds in the alarm's own unit (a 10-second sum of a per-minute target is a sixth of it).
+    let target_value = target_value / metric.per_minute(timing.period);
     let one = |which: &str, uuid: &str, comparison, threshold, n| AlarmSpec {
         name: format!("TargetTracking-{resource_id}-{which}-{uuid}"),
         description: format!("DO NOT EDIT OR DELETE. For TargetTrackingScaling policy {policy_arn}."),
@@ -548,6 +560,12 @@ mod tests {
         .expect("known");
         let a = alarms("service/c/s", arn, &alb, 1000.0, true, AlarmTiming::AWS, "a", "b");
         assert_eq!(a.len(), 1, "DisableScaleIn: no AlarmLow");
+        assert_eq!(a[0].threshold, 1000.0, "60-second sums are per minute already");
+        // 10-second sums of a per-minute target: a sixth of it; utilizations are not scaled.
+        let fast = alarms("service/c/s", arn, &alb, 600.0, false, AlarmTiming::BERTH, "a", "b");
+        assert_eq!((fast[0].threshold, fast[1].threshold), (100.0, 90.0));
+        assert_eq!(alb.tracked("service/c/s").per_minute(10), 6.0);
+        assert_eq!(PredefinedMetric::EcsServiceAverageCpuUtilization.tracked("service/c/s").per_minute(10), 1.0);
         assert_eq!(a[0].namespace, "AWS/ApplicationELB");
         assert_eq!(
             a[0].dimensions,

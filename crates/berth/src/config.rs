@@ -341,7 +341,10 @@ mod tests {
         let aws = parse("[autoscaling]\npreset = \"aws\"\n").expect("aws");
         assert_eq!((aws.alarm_timing.period, aws.alarm_timing.high_datapoints, aws.scale_in_cooldown), (60, 3, 300));
         let mixed = parse("[autoscaling]\nalarm_high_datapoints = 2\nscale_in_cooldown_secs = 15\n").expect("mixed");
-        assert_eq!((mixed.alarm_timing.period, mixed.alarm_timing.high_datapoints, mixed.scale_in_cooldown), (10, 2, 15));
+        assert_eq!(
+            (mixed.alarm_timing.period, mixed.alarm_timing.high_datapoints, mixed.scale_in_cooldown),
+            (10, 2, 15)
+        );
         assert!(parse("[autoscaling]\npreset = \"fast\"\n").is_err());
         assert!(parse("[autoscaling]\nalarm_period_secs = 45\n").is_err());
         assert!(toml::from_str::<Config>("[autoscaling]\nperiod = 10\n").is_err(), "unknown fields are refused");

@@ -185,6 +185,8 @@ fn execute(c: &Control, tx: &Tx<'_>, trigger: &AlarmTrigger, now: f64) -> Result
             .map(|a| if a.kind == "AlarmLow" { Trigger::Low } else { Trigger::High })
             .unwrap_or(Trigger::High);
         let defaults = c.config.scaling;
+        // The alarm's datapoint in the target's unit (a 10-second sum of a per-minute count × 6).
+        let per_minute = api::tracked_metric(&policy.resource_id, &config)?.per_minute(defaults.alarm_timing.period);
         let scaling = ScalingConfig {
             target_value: config.target_value.unwrap_or_default(),
             min_capacity: min,
@@ -195,7 +197,7 @@ fn execute(c: &Control, tx: &Tx<'_>, trigger: &AlarmTrigger, now: f64) -> Result
             scale_in_suspended: target.scale_in_suspended,
             scale_out_suspended: target.scale_out_suspended,
         };
-        decide(&scaling, current, which, trigger.newest_value, now as i64, last)
+        decide(&scaling, current, which, trigger.newest_value.map(|v| v * per_minute), now as i64, last)
     } else {
         let config: StepScalingPolicyConfiguration = serde_json::from_str(&policy.config).map_err(corrupt)?;
         step_decision(&config, &target, current, trigger, now, last)?
