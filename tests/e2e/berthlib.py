@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import configparser
 import contextlib
+import copy
 import http.client
 import json
 import os
@@ -33,6 +34,7 @@ from unittest import mock
 import boto3
 import botocore.auth
 import botocore.credentials
+import botocore.session
 from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 
@@ -457,6 +459,33 @@ class BerthInstance:
             verify=str(self.ca_path),
             config=Config(retries={"mode": "standard", "max_attempts": 1}, connect_timeout=5, read_timeout=30),
         )
+
+    def forced_protocol_client(self, service: str, protocol: str, model_dir: Path):
+        """A boto3 client for `service` that speaks `protocol`, one of those its model lists (e.g. CloudWatch over
+        `smithy-rpc-v2-cbor` or `query` where botocore picks `json`): botocore picks the first protocol of the model's
+        `protocols` it supports, so the model is loaded from a copy under `model_dir` whose `protocols` lists only
+        the one wanted (botocore's data loader searches extra paths before its own)."""
+        loader = botocore.session.get_session().get_component("data_loader")
+        model = copy.deepcopy(loader.load_service_model(service, "service-2"))
+        model["metadata"]["protocols"] = [protocol]
+        model["metadata"]["protocol"] = protocol
+        version = model["metadata"]["apiVersion"]
+        (model_dir / service / version).mkdir(parents=True, exist_ok=True)
+        (model_dir / service / version / "service-2.json").write_text(json.dumps(model))
+        # A fresh session: loaders cache the models they loaded.
+        session = botocore.session.get_session()
+        session.get_component("data_loader").search_paths.insert(0, str(model_dir))
+        key, secret = self.credentials()
+        client = boto3.session.Session(
+            aws_access_key_id=key, aws_secret_access_key=secret, region_name=REGION, botocore_session=session
+        ).client(
+            service,
+            endpoint_url=self.api_url,
+            verify=str(self.ca_path),
+            config=Config(retries={"mode": "standard", "max_attempts": 1}, connect_timeout=5, read_timeout=30),
+        )
+        assert client.meta.service_model.resolved_protocol == protocol
+        return client
 
     def ensure_express_roles(self) -> None:
         """Creates the two roles of `role_arns()` as the AWS documentation's CLI flow does (trust policy for

@@ -1,22 +1,18 @@
-"""Answers a client can read, whatever it spoke: a service berth does not serve (CloudWatch over Smithy RPC v2 CBOR
-and over Query, through botocore itself), an action berth does not implement (`InvalidAction`, as AWS answers an
+"""Answers a client can read, whatever it spoke: a service berth does not serve (ACM PCA over Smithy RPC v2 CBOR, SNS
+over Query, through botocore itself), an action berth does not implement (`InvalidAction`, as AWS answers an
 unknown action), and a body over the API's limit (413 in the protocol's error shape, the connection still usable)."""
 
 from __future__ import annotations
 
-import copy
 import http.client
 import json
 import ssl
 import xml.etree.ElementTree as ET
 
-import boto3
 import botocore.auth
 import botocore.credentials
-import botocore.session
 import pytest
 from botocore.awsrequest import AWSRequest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from berthlib import REGION, error_code
@@ -25,43 +21,19 @@ from berthlib import REGION, error_code
 OVERSIZED = 11 * 1024 * 1024
 
 
-def _cloudwatch(berth, tmp_path, protocol: str):
-    """A boto3 CloudWatch client that speaks `protocol`: botocore picks the first protocol of the model's `protocols`
-    it supports, so the model is loaded from a copy whose `protocols` lists only the one wanted (botocore's data
-    loader searches extra paths before its own)."""
-    original = botocore.session.get_session().get_component("data_loader").load_service_model("cloudwatch", "service-2")
-    model = copy.deepcopy(original)
-    model["metadata"]["protocols"] = [protocol]
-    model["metadata"]["protocol"] = protocol
-    version = model["metadata"]["apiVersion"]
-    (tmp_path / "cloudwatch" / version).mkdir(parents=True)
-    (tmp_path / "cloudwatch" / version / "service-2.json").write_text(json.dumps(model))
-    # A fresh session: loaders cache the models they loaded.
-    session = botocore.session.get_session()
-    session.get_component("data_loader").search_paths.insert(0, str(tmp_path))
-    key, secret = berth.credentials()
-    client = boto3.session.Session(
-        aws_access_key_id=key, aws_secret_access_key=secret, region_name=REGION, botocore_session=session
-    ).client(
-        "cloudwatch",
-        endpoint_url=berth.api_url,
-        verify=str(berth.ca_path),
-        config=Config(retries={"mode": "standard", "max_attempts": 1}, connect_timeout=5, read_timeout=30),
-    )
-    assert client.meta.service_model.resolved_protocol == protocol
-    return client
-
-
-@pytest.mark.parametrize("protocol", ["smithy-rpc-v2-cbor", "query"])
-def test_an_unserved_service_is_answered_in_the_clients_protocol(berth, tmp_path, protocol):
-    cloudwatch = _cloudwatch(berth, tmp_path, protocol)
+@pytest.mark.parametrize(("service", "protocol", "call"), [
+    ("acm-pca", "smithy-rpc-v2-cbor", "list_certificate_authorities"),
+    ("sns", "query", "list_topics"),
+])
+def test_an_unserved_service_is_answered_in_the_clients_protocol(berth, tmp_path, service, protocol, call):
+    client = berth.forced_protocol_client(service, protocol, tmp_path)
     with pytest.raises(ClientError) as exc:
-        cloudwatch.list_metrics(Namespace="AWS/ECS")
+        getattr(client, call)()
     error = exc.value.response["Error"]
-    # botocore parsed a typed error (no MemoryError from a CBOR parser fed JSON, no XML parser fed JSON).
-    # CloudWatch is awsQueryCompatible: over CBOR its SDKs read the Query code from `x-amzn-query-error`.
+    # botocore parsed a typed error (no MemoryError from a CBOR parser fed JSON, no XML parser fed JSON); over CBOR
+    # the code is the Query spelling in `x-amzn-query-error`, which botocore prefers to `__type`.
     assert (error["Code"], error.get("Type")) == ("InvalidAction", "Sender"), exc.value.response
-    assert "monitoring" in error["Message"] or "GraniteServiceVersion20100801" in error["Message"], error
+    assert "berth does not serve" in error["Message"], error
     assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
     headers = exc.value.response["ResponseMetadata"]["HTTPHeaders"]
     if protocol == "query":

@@ -67,6 +67,10 @@ pub enum Request {
     Ssm(berth_model::ssm::Operation),
     /// CloudWatch Logs (AWS JSON 1.1).
     Logs(berth_model::logs::Operation),
+    /// CloudWatch (AWS JSON 1.0, Smithy RPC v2 CBOR or Query; SigV4 service `monitoring`).
+    CloudWatch(berth_model::cloudwatch::Operation),
+    /// Application Auto Scaling (AWS JSON 1.1).
+    ApplicationAutoScaling(berth_model::application_autoscaling::Operation),
 }
 
 impl Request {
@@ -81,11 +85,15 @@ impl Request {
             Request::SecretsManager(op) => op.name(),
             Request::Ssm(op) => op.name(),
             Request::Logs(op) => op.name(),
+            Request::CloudWatch(op) => op.name(),
+            Request::ApplicationAutoScaling(op) => op.name(),
         }
     }
 
     /// The service's IAM action prefix (`ecs`, `elasticloadbalancing`, `iam`, `sts`, `ec2`, `secretsmanager`,
-    /// `ssm`, `logs`): with [`Request::operation_name`] it names the IAM action, e.g. `elasticloadbalancing:AddTags`.
+    /// `ssm`, `logs`, `cloudwatch`, `application-autoscaling`): with [`Request::operation_name`] it names the IAM
+    /// action, e.g. `elasticloadbalancing:AddTags`. It is the SigV4 signing name except for CloudWatch, which signs
+    /// as `monitoring`.
     pub fn service_name(&self) -> &'static str {
         match self {
             Request::Ecs(_) => berth_model::ecs::SIGNING_NAME,
@@ -96,6 +104,8 @@ impl Request {
             Request::SecretsManager(_) => berth_model::secretsmanager::SIGNING_NAME,
             Request::Ssm(_) => berth_model::ssm::SIGNING_NAME,
             Request::Logs(_) => berth_model::logs::SIGNING_NAME,
+            Request::CloudWatch(_) => "cloudwatch",
+            Request::ApplicationAutoScaling(_) => berth_model::application_autoscaling::SIGNING_NAME,
         }
     }
 }
@@ -113,6 +123,8 @@ pub enum Response {
     SecretsManager(berth_model::secretsmanager::Output),
     Ssm(berth_model::ssm::Output),
     Logs(berth_model::logs::Output),
+    CloudWatch(berth_model::cloudwatch::Output),
+    ApplicationAutoScaling(berth_model::application_autoscaling::Output),
 }
 
 /// What serves the decoded requests: the control plane in the binary, a stub in tests.
@@ -212,6 +224,7 @@ async fn dispatch<B: Backend + ?Sized>(
         backend.credential(key)
     })
     .map_err(|e| protocol.auth_error(&e))?;
+    let body = &*protocol::decoded_body(parts, body, config.max_body_bytes)?;
     let route = protocol.route(parts, body, &verified.scope.service)?;
     operation.clone_from(&route.operation);
     let signing_name = route.service.signing_name();

@@ -4,12 +4,14 @@
 //! The Python interpreter is `$BERTH_PYTHON` (default `python3`). Without boto3 the boto3 test prints a skip
 //! message, unless `BERTH_REQUIRE_PYTHON=1`, which makes it fail instead.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use berth_api::sigv4::{self, SigningCredentials, SigningParams};
-use berth_api::{ApiConfig, Backend, Caller, Credential, Principal, Request, Response};
+use berth_api::{ApiConfig, Backend, Caller, Credential, Request, Response};
 use berth_core::{AwsError, ErrorCode};
 use berth_model::{ec2, ecs, elbv2, ssm, sts};
 use bytes::Bytes;
@@ -30,16 +32,7 @@ struct TestBackend;
 #[async_trait::async_trait]
 impl Backend for TestBackend {
     fn credential(&self, access_key_id: &str) -> Option<Credential> {
-        (access_key_id == KEY).then(|| Credential {
-            secret_access_key: SECRET.into(),
-            principal: Principal {
-                arn: "arn:aws:iam::123456789012:root".into(),
-                account: "123456789012".into(),
-                user_id: "123456789012".into(),
-            },
-            session_token: None,
-            expires_at: None,
-        })
+        (access_key_id == KEY).then(|| common::root_credential(SECRET))
     }
     fn region(&self) -> String {
         "us-east-1".into()
@@ -317,10 +310,6 @@ async fn read_response(s: &mut TcpStream) -> (String, String) {
     (head, String::from_utf8_lossy(&body).into_owned())
 }
 
-fn python() -> String {
-    std::env::var("BERTH_PYTHON").unwrap_or_else(|_| "python3".into())
-}
-
 const BOTO3_SCRIPT: &str = r#"
 import json, sys
 import boto3, botocore.config, botocore.exceptions
@@ -382,31 +371,14 @@ out["ssm"] = {"name": r["Parameter"]["Name"], "value": r["Parameter"]["Value"]}
 print(json.dumps(out))
 "#;
 
-fn boto3_available() -> bool {
-    let ok = std::process::Command::new(python())
-        .args(["-c", "import boto3"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !ok {
-        assert!(
-            std::env::var("BERTH_REQUIRE_PYTHON").as_deref() != Ok("1"),
-            "boto3 is not importable with {} and BERTH_REQUIRE_PYTHON=1",
-            python()
-        );
-        eprintln!("SKIP: boto3 is not importable with {} (set BERTH_PYTHON to a Python that has it)", python());
-    }
-    ok
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_boto3_client() {
-    if !boto3_available() {
+    if !common::python_has("boto3") {
         return;
     }
     let server = Server::start(None).await;
     let endpoint = format!("http://{}", server.addr);
-    let output = tokio::process::Command::new(python())
+    let output = tokio::process::Command::new(common::python())
         .args(["-c", BOTO3_SCRIPT, &endpoint, KEY, SECRET])
         .env("AWS_CONFIG_FILE", "/dev/null")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
@@ -433,12 +405,12 @@ async fn real_boto3_client() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_boto3_query_and_ec2_clients() {
-    if !boto3_available() {
+    if !common::python_has("boto3") {
         return;
     }
     let server = Server::start(None).await;
     let endpoint = format!("http://{}", server.addr);
-    let output = tokio::process::Command::new(python())
+    let output = tokio::process::Command::new(common::python())
         .args(["-c", BOTO3_QUERY_SCRIPT, &endpoint, KEY, SECRET])
         .env("AWS_CONFIG_FILE", "/dev/null")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")

@@ -7,13 +7,14 @@
 //! The botocore half runs with `$BERTH_PYTHON` (default `python3`); without botocore it prints a skip
 //! message, unless `BERTH_REQUIRE_PYTHON=1`, which makes it fail instead.
 
-use std::io::Write;
+mod common;
+
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
 use berth_api::sigv4::{self, SigningCredentials, SigningParams};
-use berth_api::{ApiConfig, Backend, Caller, Credential, Principal, Request, Response};
+use berth_api::{ApiConfig, Backend, Caller, Credential, Request, Response};
 use berth_core::{AwsError, ErrorCode};
 use berth_model::{ec2, elbv2, iam, sts};
 use bytes::Bytes;
@@ -38,16 +39,7 @@ struct Recorder {
 #[async_trait::async_trait]
 impl Backend for Recorder {
     fn credential(&self, access_key_id: &str) -> Option<Credential> {
-        (access_key_id == KEY).then(|| Credential {
-            secret_access_key: SECRET.into(),
-            principal: Principal {
-                arn: "arn:aws:iam::123456789012:root".into(),
-                account: "123456789012".into(),
-                user_id: "123456789012".into(),
-            },
-            session_token: None,
-            expires_at: None,
-        })
+        (access_key_id == KEY).then(|| common::root_credential(SECRET))
     }
     fn region(&self) -> String {
         "us-east-1".into()
@@ -123,47 +115,6 @@ async fn call(backend: &Recorder, req: http::Request<Bytes>) -> Answer {
 fn vectors() -> Vec<Value> {
     let doc: Value = serde_json::from_str(include_str!("vectors/query_vectors.json")).expect("vectors json");
     doc["vectors"].as_array().expect("vectors").clone()
-}
-
-fn python() -> String {
-    std::env::var("BERTH_PYTHON").unwrap_or_else(|_| "python3".into())
-}
-
-fn botocore_available() -> bool {
-    let ok = std::process::Command::new(python())
-        .args(["-c", "import botocore"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !ok {
-        assert!(
-            std::env::var("BERTH_REQUIRE_PYTHON").as_deref() != Ok("1"),
-            "botocore is not importable with {} and BERTH_REQUIRE_PYTHON=1",
-            python()
-        );
-        eprintln!("SKIP: botocore is not importable with {} (set BERTH_PYTHON to a Python that has it)", python());
-    }
-    ok
-}
-
-/// Runs `vectors/query_check.py` on what berth wrote.
-fn botocore_check(encoded: &Value) {
-    if !botocore_available() {
-        return;
-    }
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/query_check.py");
-    let mut child = std::process::Command::new(python())
-        .arg(script)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run python");
-    child.stdin.take().expect("stdin").write_all(encoded.to_string().as_bytes()).expect("write");
-    let out = child.wait_with_output().expect("python");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "botocore disagrees:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    eprintln!("botocore check: {}", stdout.trim());
 }
 
 #[tokio::test]
@@ -256,7 +207,7 @@ async fn botocore_requests_decode_and_outputs_parse_back() {
         assert_eq!(a.status, status, "{service} {body}: {}", a.xml);
         assert!(a.xml.contains(&format!("<Code>{code}</Code>")), "{service} {body}: {}", a.xml);
         let protocol = if service == "ec2" { "ec2" } else { "query" };
-        let message = message_of(&a.xml);
+        let message = common::message_of(&a.xml);
         let ty = (protocol == "query").then_some(if status >= 500 { "Receiver" } else { "Sender" });
         errors.push(json!({"protocol": protocol, "status": a.status, "xml": a.xml, "code": code,
                            "message": message, "type": ty, "request_id": a.request_id}));
@@ -274,9 +225,9 @@ async fn botocore_requests_decode_and_outputs_parse_back() {
         assert!(a.xml.contains(&format!("<Code>{code}</Code>")), "{service}: {}", a.xml);
         let protocol = if service == "ec2" { "ec2" } else { "query" };
         errors.push(json!({"protocol": protocol, "status": a.status, "xml": a.xml, "code": code,
-                           "message": message_of(&a.xml), "type": null, "request_id": a.request_id}));
+                           "message": common::message_of(&a.xml), "type": null, "request_id": a.request_id}));
     }
-    botocore_check(&json!({"outputs": outputs, "errors": errors}));
+    common::botocore_check("query_check.py", &json!({"outputs": outputs, "errors": errors}));
 }
 
 /// Query requests may also come as a signed GET with the parameters in the query string.
@@ -307,16 +258,4 @@ async fn signed_get_requests() {
         a.xml
     );
     assert_eq!(backend.seen.lock().expect("lock").pop().map(|s| s.1), Some("GetCallerIdentity".to_string()));
-}
-
-/// The unescaped text of `<Message>`, as botocore should read it.
-fn message_of(xml: &str) -> String {
-    let start = xml.find("<Message>").map(|i| i + "<Message>".len()).unwrap_or(0);
-    let end = xml.find("</Message>").unwrap_or(start);
-    xml[start..end]
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&apos;", "'")
-        .replace("&amp;", "&")
 }

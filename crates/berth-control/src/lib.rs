@@ -104,6 +104,8 @@ pub struct Control {
     firewall: Mutex<ec2::firewall::State>,
     /// The log shippers running in this process (`log_shipping.rs`).
     shippers: Mutex<log_shipping::Shippers>,
+    /// CloudWatch metrics' write buffer (`cloudwatch/ingest.rs`).
+    metrics: cloudwatch::ingest::Metrics,
 }
 
 impl Control {
@@ -158,7 +160,9 @@ impl Control {
             access_keys: credentials::KeyCache::default(),
             firewall: Mutex::new(ec2::firewall::State::default()),
             shippers: Mutex::new(log_shipping::Shippers::default()),
+            metrics: cloudwatch::ingest::Metrics::default(),
         });
+        control.init_metrics()?;
         control.seal_legacy_credentials()?;
         control.ensure_default_certificate()?;
         control.tx(|tx| ec2::network::ensure_default_vpc(&control, tx))?;

@@ -164,6 +164,11 @@ pub enum ErrorCode {
     ObjectNotFound,
     ConcurrentUpdate,
     InternalService,
+    // CloudWatch (`monitoring`): names as the model's shapes (JSON `__type`); the Query codes come from the model.
+    /// GetDashboard / DeleteDashboards on a dashboard that does not exist (Query code `ResourceNotFound`).
+    DashboardNotFound,
+    /// PutDashboard with an invalid body (Query code `InvalidParameterInput`).
+    DashboardInvalidInput,
 }
 
 impl ErrorCode {
@@ -287,6 +292,8 @@ impl ErrorCode {
             TooManyUpdates => "TooManyUpdates",
             UnsupportedParameterType => "UnsupportedParameterType",
             LogsResourceAlreadyExists => "ResourceAlreadyExistsException",
+            DashboardNotFound => "DashboardNotFoundError",
+            DashboardInvalidInput => "DashboardInvalidInputError",
             LogsTooManyTags => "TooManyTagsException",
             LogsServiceUnavailable => "ServiceUnavailableException",
             ObjectNotFound => "ObjectNotFoundException",
@@ -400,10 +407,11 @@ impl ErrorCode {
             | LogsResourceAlreadyExists
             | LogsTooManyTags
             | ObjectNotFound
-            | ConcurrentUpdate => 400,
+            | ConcurrentUpdate
+            | DashboardInvalidInput => 400,
             AuthFailure => 401,
             MissingAuthenticationTokenQuery | AccessDeniedQuery | UnauthorizedOperation | RegionDisabled => 403,
-            NoSuchEntity => 404,
+            NoSuchEntity | DashboardNotFound => 404,
             ConcurrentModification | DeleteConflict | EntityAlreadyExists | IamLimitExceeded => 409,
             HealthUnavailable
             | ServiceFailure

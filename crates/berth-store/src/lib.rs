@@ -4,7 +4,8 @@
 //! revisions, task definitions, tasks, certificates, tags), ELBv2 (`elbv2.rs`, `lb_network.rs`), EC2 (`ec2.rs`:
 //! VPCs, subnets, security groups and their rules), IAM (`iam.rs`, `access_keys.rs`, `task_role.rs`: users, roles,
 //! policies, access keys, role sessions, task credentials), Secrets Manager and SSM (`secrets.rs`), CloudWatch Logs
-//! (`logs.rs`), the shippers' cursors (`log_shipping.rs`) and Application Auto Scaling (`autoscaling.rs`); every change happens inside one transaction
+//! (`logs.rs`), the shippers' cursors (`log_shipping.rs`), CloudWatch metric series, aggregates and dashboards
+//! (`metrics.rs`) and Application Auto Scaling (`autoscaling.rs`); every change happens inside one transaction
 //! ([`Store::tx`], with savepoints), so a failed command leaves nothing half-written. Reads go through
 //! [`Readers`] (`readers.rs`): read-only connections beside the one writer (WAL), so a read never waits for the
 //! writer and a long scan never holds it. It must never call a runtime, the network or the proxy, and never
@@ -19,6 +20,7 @@ mod iam;
 mod lb_network;
 mod log_shipping;
 mod logs;
+mod metrics;
 mod readers;
 mod savepoint;
 mod schema;
@@ -34,6 +36,7 @@ pub use iam::*;
 pub use lb_network::*;
 pub use log_shipping::*;
 pub use logs::*;
+pub use metrics::*;
 pub use readers::Readers;
 pub use secrets::*;
 pub use task_role::*;

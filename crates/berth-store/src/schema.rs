@@ -515,6 +515,37 @@ CREATE TRIGGER route_gen_meta_update AFTER UPDATE ON meta
 CREATE TRIGGER route_gen_meta_delete AFTER DELETE ON meta
     WHEN OLD.key = 'stickiness_key' OR OLD.key LIKE 'network_gateway:%' BEGIN UPDATE route_generation SET n = n + 1; END;
 "#,
+    // CloudWatch metrics (metrics): series by identity, their aggregates by (series, tier, bucket start) as
+    // berth-telemetry encodes them, the sequence number of the control plane's newest written batch, and
+    // dashboards.
+    r#"
+CREATE TABLE metric_series (
+    id INTEGER PRIMARY KEY,
+    namespace TEXT NOT NULL,
+    name TEXT NOT NULL,
+    dimensions TEXT NOT NULL,
+    unit TEXT NOT NULL,
+    storage_resolution INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL,
+    UNIQUE (namespace, name, dimensions, unit)
+);
+CREATE TABLE metric_data (
+    series INTEGER NOT NULL,
+    tier INTEGER NOT NULL,
+    start INTEGER NOT NULL,
+    aggregate BLOB NOT NULL,
+    PRIMARY KEY (series, tier, start)
+) WITHOUT ROWID;
+CREATE TABLE metric_flush (id INTEGER PRIMARY KEY CHECK (id = 0), seq INTEGER NOT NULL);
+INSERT INTO metric_flush(id, seq) VALUES (0, 0);
+CREATE TABLE cw_dashboards (
+    name TEXT PRIMARY KEY,
+    arn TEXT NOT NULL,
+    body TEXT NOT NULL,
+    last_modified REAL NOT NULL
+);
+"#,
+    // Application Auto Scaling (scaling): scalable targets, policies, scheduled actions and activities.
     r#"
 CREATE TABLE aas_targets (
     namespace TEXT NOT NULL,

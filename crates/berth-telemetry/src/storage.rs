@@ -81,6 +81,13 @@ pub fn max_stored_aggregates(high_resolution: bool) -> i64 {
         .sum()
 }
 
+/// The tier a datum stamped `ts` (whole seconds) enters at `now`: the 1-second tier when high resolution and
+/// younger than 3 h, else the finest tier whose retention covers its age; `None` when it is older than every tier.
+pub fn tier_for(ts: i64, high_resolution: bool, now: i64) -> Option<Tier> {
+    let first = if high_resolution { 0 } else { 1 };
+    TIERS[first..].iter().copied().find(|t| !t.aged(t.bucket(ts), now))
+}
+
 /// One series' stored aggregates, by tier and bucket start (epoch seconds).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Series {
@@ -105,8 +112,7 @@ impl Series {
     /// than 3 h, else the finest tier whose retention covers its age. Returns the tier, or `None` when the datum
     /// is older than every tier (dropped).
     pub fn record(&mut self, ts: i64, high_resolution: bool, agg: Aggregate, now: i64) -> Option<Tier> {
-        let first = if high_resolution { 0 } else { 1 };
-        let tier = TIERS[first..].iter().copied().find(|t| !t.aged(t.bucket(ts), now))?;
+        let tier = tier_for(ts, high_resolution, now)?;
         merge_into(&mut self.tiers[tier as usize], tier.bucket(ts), agg);
         Some(tier)
     }

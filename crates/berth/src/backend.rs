@@ -66,5 +66,9 @@ async fn dispatch(control: &Control, caller: Caller, request: Request) -> Result
         Request::Iam(op) => control.handle_iam(&identity, op).await.map(Response::Iam),
         Request::Ec2(op) => control.handle_ec2(&identity, op).await.map(Response::Ec2),
         Request::Logs(op) => control.handle_logs(&identity, op).await.map(Response::Logs),
+        Request::CloudWatch(op) => control.handle_cloudwatch(&identity, op).await.map(Response::CloudWatch),
+        Request::ApplicationAutoScaling(op) => {
+            control.handle_application_autoscaling(&identity, op).await.map(Response::ApplicationAutoScaling)
+        }
     }
 }

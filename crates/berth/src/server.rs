@@ -119,6 +119,8 @@ pub async fn run(config: Config) -> Result<()> {
         (c, a)
     });
     let reconciler = tokio::spawn(Arc::clone(&control).run_reconciler(stopped()));
+    // CloudWatch metrics: the write buffer every second, roll-ups every minute, a last write at the stop.
+    let metrics = tokio::spawn(Arc::clone(&control).run_metrics(stopped()));
     tracing::info!(
         api = %config.api_url(),
         internal = %config.internal.listen,
@@ -134,6 +136,7 @@ pub async fn run(config: Config) -> Result<()> {
         let _ = api.await;
         let _ = internal.await;
         let _ = reconciler.await;
+        let _ = metrics.await;
         if let Some((c, a)) = task_tasks {
             let _ = c.await;
             let _ = a.await;

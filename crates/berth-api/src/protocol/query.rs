@@ -1,4 +1,4 @@
-//! The Query protocol (ELBv2, IAM, STS) and its EC2 variant.
+//! The Query protocol (ELBv2, IAM, STS, CloudWatch) and its EC2 variant.
 //!
 //! Requests are form parameters (a `application/x-www-form-urlencoded` POST body, or a GET query string):
 //! `Action`, `Version` and the input members, flattened by the model's wire schema. Query spells list
@@ -17,7 +17,7 @@ use std::ops::Bound;
 
 use berth_core::{AwsError, ErrorCode};
 use berth_model::schema::{Map as MapShape, Member, OperationSchema, Ref, Shape, Structure};
-use berth_model::{DecodeError, ec2, elbv2, iam, sts};
+use berth_model::{DecodeError, cloudwatch, ec2, elbv2, iam, sts};
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
 use serde_json::{Map, Value};
@@ -106,9 +106,9 @@ pub(crate) fn auth_error(flavor: Flavor, e: &AuthError) -> AwsError {
 
 fn flavor_of(service: Service) -> Option<Flavor> {
     match service {
-        Service::Elbv2 | Service::Iam | Service::Sts => Some(Flavor::Query),
+        Service::Elbv2 | Service::Iam | Service::Sts | Service::CloudWatch => Some(Flavor::Query),
         Service::Ec2 => Some(Flavor::Ec2),
-        Service::Ecs | Service::SecretsManager | Service::Ssm | Service::Logs => None,
+        Service::Ecs | Service::SecretsManager | Service::Ssm | Service::Logs | Service::ApplicationAutoScaling => None,
     }
 }
 
@@ -118,7 +118,8 @@ fn operation_schema(service: Service, name: &str) -> Option<&'static OperationSc
         Service::Iam => iam::operation(name),
         Service::Sts => sts::operation(name),
         Service::Ec2 => ec2::operation(name),
-        Service::Ecs | Service::SecretsManager | Service::Ssm | Service::Logs => None,
+        Service::CloudWatch => cloudwatch::operation(name),
+        Service::Ecs | Service::SecretsManager | Service::Ssm | Service::Logs | Service::ApplicationAutoScaling => None,
     }
 }
 
@@ -156,16 +157,30 @@ pub(crate) fn decode(route: &Route, parts: &http::request::Parts, body: &[u8]) -
     let schema = operation_schema(route.service, &route.operation)
         .ok_or_else(|| invalid_action(flavor, &route.operation, route.service.api_version()))?;
     let form = params(parts, body)?;
+    let op = &route.operation;
+    if route.service == Service::CloudWatch {
+        // CloudWatch spells model violations as in its other protocols (MissingParameter, InvalidParameterValue).
+        let value = Builder { flavor, form: &form }
+            .structure(schema.input, "")
+            .map_err(super::compat::cloudwatch_decode_error)?;
+        return cloudwatch::Operation::from_value(op, Value::Object(value))
+            .map(Request::CloudWatch)
+            .map_err(super::compat::cloudwatch_decode_error);
+    }
     let value = Value::Object(
         Builder { flavor, form: &form }.structure(schema.input, "").map_err(|m| decode_error(flavor, m))?,
     );
-    let op = &route.operation;
     let decoded = match route.service {
         Service::Elbv2 => elbv2::Operation::from_value(op, value).map(Request::Elbv2),
         Service::Iam => iam::Operation::from_value(op, value).map(Request::Iam),
         Service::Sts => sts::Operation::from_value(op, value).map(Request::Sts),
         Service::Ec2 => ec2::Operation::from_value(op, value).map(Request::Ec2),
-        Service::Ecs | Service::SecretsManager | Service::Ssm | Service::Logs => {
+        Service::CloudWatch
+        | Service::Ecs
+        | Service::SecretsManager
+        | Service::Ssm
+        | Service::Logs
+        | Service::ApplicationAutoScaling => {
             return Err(AwsError::internal("not a Query service"));
         }
     };
@@ -396,7 +411,12 @@ pub(crate) fn encode(response: &Response, request_id: &str) -> http::Response<By
         Response::Iam(o) => (Flavor::Query, iam::XML_NAMESPACE, o.name(), o.to_value()),
         Response::Sts(o) => (Flavor::Query, sts::XML_NAMESPACE, o.name(), o.to_value()),
         Response::Ec2(o) => (Flavor::Ec2, ec2::XML_NAMESPACE, o.name(), o.to_value()),
-        Response::Ecs(_) | Response::SecretsManager(_) | Response::Ssm(_) | Response::Logs(_) => {
+        Response::CloudWatch(o) => (Flavor::Query, cloudwatch::XML_NAMESPACE, o.name(), o.to_value()),
+        Response::Ecs(_)
+        | Response::SecretsManager(_)
+        | Response::Ssm(_)
+        | Response::Logs(_)
+        | Response::ApplicationAutoScaling(_) => {
             return super::json::encode(response, request_id);
         }
     };
@@ -404,6 +424,7 @@ pub(crate) fn encode(response: &Response, request_id: &str) -> http::Response<By
         Response::Elbv2(_) => elbv2::operation(name),
         Response::Iam(_) => iam::operation(name),
         Response::Sts(_) => sts::operation(name),
+        Response::CloudWatch(_) => cloudwatch::operation(name),
         _ => ec2::operation(name),
     };
     let body = encode_body(flavor, namespace, name, schema, &value, request_id);
@@ -468,36 +489,56 @@ pub(crate) fn encode_error(
         (Flavor::Ec2, ErrorCode::AccessDenied) => ErrorCode::UnauthorizedOperation,
         (_, code) => code,
     };
-    let mut out = String::with_capacity(256);
-    out.push_str(XML_DECLARATION);
     match flavor {
         Flavor::Query => {
-            match namespace {
-                Some(ns) => {
-                    out.push_str("<ErrorResponse xmlns=\"");
-                    xml::escape(&mut out, ns);
-                    out.push_str("\">");
-                }
-                None => out.push_str("<ErrorResponse>"),
-            }
-            out.push_str("<Error>");
-            xml::text_element(&mut out, "Type", if code.is_sender_fault() { "Sender" } else { "Receiver" });
-            xml::text_element(&mut out, "Code", code.name());
-            xml::text_element(&mut out, "Message", &error.message);
-            out.push_str("</Error>");
-            xml::text_element(&mut out, "RequestId", request_id);
-            out.push_str("</ErrorResponse>");
+            let wire = super::compat::WireError {
+                shape: code.name(),
+                query_code: code.name(),
+                status: code.http_status(),
+                sender_fault: code.is_sender_fault(),
+            };
+            encode_wire_error(namespace, &wire, &error.message, request_id)
         }
         Flavor::Ec2 => {
+            let mut out = String::with_capacity(256);
+            out.push_str(XML_DECLARATION);
             out.push_str("<Response><Errors><Error>");
             xml::text_element(&mut out, "Code", code.name());
             xml::text_element(&mut out, "Message", &error.message);
             out.push_str("</Error></Errors>");
             xml::text_element(&mut out, "RequestID", request_id);
             out.push_str("</Response>");
+            let status = StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            xml_response(status, out, request_id)
         }
     }
-    let status = StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+}
+
+/// Writes a Query `ErrorResponse` with the error's Query code, fault and status.
+pub(crate) fn encode_wire_error(
+    namespace: Option<&str>,
+    wire: &super::compat::WireError,
+    message: &str,
+    request_id: &str,
+) -> http::Response<Bytes> {
+    let mut out = String::with_capacity(256);
+    out.push_str(XML_DECLARATION);
+    match namespace {
+        Some(ns) => {
+            out.push_str("<ErrorResponse xmlns=\"");
+            xml::escape(&mut out, ns);
+            out.push_str("\">");
+        }
+        None => out.push_str("<ErrorResponse>"),
+    }
+    out.push_str("<Error>");
+    xml::text_element(&mut out, "Type", wire.fault());
+    xml::text_element(&mut out, "Code", wire.query_code);
+    xml::text_element(&mut out, "Message", message);
+    out.push_str("</Error>");
+    xml::text_element(&mut out, "RequestId", request_id);
+    out.push_str("</ErrorResponse>");
+    let status = StatusCode::from_u16(wire.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     xml_response(status, out, request_id)
 }
 
