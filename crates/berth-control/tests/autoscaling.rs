@@ -87,6 +87,19 @@ impl Harness {
         o.services.unwrap_or_default()[0].desired_count.expect("desired")
     }
 
+    /// An Express service's active configurations.
+    async fn active(&self, arn: &str) -> Vec<ecs::ExpressGatewayServiceConfiguration> {
+        let describe = ecs::Operation::DescribeExpressGatewayService(ecs::DescribeExpressGatewayServiceRequest {
+            service_arn: Some(arn.into()),
+            ..Default::default()
+        });
+        let Ok(ecs::Output::DescribeExpressGatewayService(d)) = self.control.handle_ecs(&self.caller, describe).await
+        else {
+            panic!("describe express service")
+        };
+        d.service.and_then(|s| s.active_configurations).unwrap_or_default()
+    }
+
     /// Passes with every target healthy and idle, until tasks settle.
     async fn converge(&self) {
         for _ in 0..4 {
@@ -535,26 +548,7 @@ async fn express_provisions_updates_and_removes_its_scaling() {
     w.converge().await;
 
     // A new scalingTarget changes the target and the policy, keeps the edit, and starts no deployment.
-    let revision = |s: &str| s.to_string();
-    let before = w
-        .control
-        .handle_ecs(
-            &w.caller,
-            ecs::Operation::DescribeExpressGatewayService(ecs::DescribeExpressGatewayServiceRequest {
-                service_arn: Some(arn.clone()),
-                ..Default::default()
-            }),
-        )
-        .await;
-    let Ok(ecs::Output::DescribeExpressGatewayService(before)) = before else { panic!("describe") };
-    let rev_before = revision(
-        before
-            .service
-            .and_then(|s| s.active_configurations)
-            .and_then(|c| c.first().and_then(|c| c.service_revision_arn.clone()))
-            .as_deref()
-            .unwrap_or(""),
-    );
+    let rev_before = w.active(&arn).await[0].service_revision_arn.clone().expect("revision");
     let started = w.driver.started().len();
     update(ecs::UpdateExpressGatewayServiceRequest {
         service_arn: Some(arn.clone()),
@@ -573,20 +567,7 @@ async fn express_provisions_updates_and_removes_its_scaling() {
     assert_eq!((cfg.target_value, cfg.scale_in_cooldown), (Some(50.0), Some(33)));
     w.converge().await;
     assert_eq!(w.driver.started().len(), started, "no new task: no deployment");
-    let Ok(ecs::Output::DescribeExpressGatewayService(after)) = w
-        .control
-        .handle_ecs(
-            &w.caller,
-            ecs::Operation::DescribeExpressGatewayService(ecs::DescribeExpressGatewayServiceRequest {
-                service_arn: Some(arn.clone()),
-                ..Default::default()
-            }),
-        )
-        .await
-    else {
-        panic!("describe")
-    };
-    let active = after.service.and_then(|s| s.active_configurations).unwrap_or_default();
+    let active = w.active(&arn).await;
     assert_eq!(active[0].service_revision_arn.as_deref(), Some(rev_before.as_str()));
     assert_eq!(active[0].scaling_target.as_ref().and_then(|s| s.max_task_count), Some(10));
 

@@ -211,19 +211,7 @@ pub(crate) fn update(
             let mut row = tx.service_by_id(row.id)?.unwrap_or(row);
             row.updated_at = t;
             tx.service_update(&row)?;
-            let target = crate::revisions::revision_config(tx, &row.target_revision)?;
-            return Ok((
-                UpdatedExpressGatewayService {
-                    service_arn: Some(row.arn.clone()),
-                    cluster: Some(row.cluster.clone()),
-                    service_name: Some(row.name.clone()),
-                    status: Some(render::express_status(&row)),
-                    target_configuration: Some(target),
-                    created_at: Some(Timestamp(row.created_at)),
-                    updated_at: Some(Timestamp(row.updated_at)),
-                },
-                Some(policy),
-            ));
+            return Ok((updated_view(tx, &row)?, Some(policy)));
         }
         let old_path = current.health_check_path.clone();
         let old_logs = current.primary_container.as_ref().and_then(|p| p.aws_logs_configuration.clone());
@@ -276,19 +264,7 @@ pub(crate) fn update(
         if let Some(role) = &row.infrastructure_role_arn {
             journal::authorize(c, tx, role, &journal, Purpose::Update)?;
         }
-        let target = crate::revisions::revision_config(tx, &revision)?;
-        Ok((
-            UpdatedExpressGatewayService {
-                service_arn: Some(row.arn.clone()),
-                cluster: Some(row.cluster.clone()),
-                service_name: Some(row.name.clone()),
-                status: Some(render::express_status(&row)),
-                target_configuration: Some(target),
-                created_at: Some(Timestamp(row.created_at)),
-                updated_at: Some(Timestamp(row.updated_at)),
-            },
-            policy,
-        ))
+        Ok((updated_view(tx, &row)?, policy))
     })?;
     let (updated, policy) = updated;
     if let Some((policy_arn, dropped)) = policy {
@@ -296,6 +272,20 @@ pub(crate) fn update(
     }
     c.wake();
     Ok(UpdateExpressGatewayServiceResponse { service: Some(updated) })
+}
+
+/// UpdateExpressGatewayService's answer: the service with its target revision's configuration.
+fn updated_view(tx: &Tx<'_>, row: &ServiceRow) -> Result<UpdatedExpressGatewayService, ControlError> {
+    let target = crate::revisions::revision_config(tx, &row.target_revision)?;
+    Ok(UpdatedExpressGatewayService {
+        service_arn: Some(row.arn.clone()),
+        cluster: Some(row.cluster.clone()),
+        service_name: Some(row.name.clone()),
+        status: Some(render::express_status(row)),
+        target_configuration: Some(target),
+        created_at: Some(Timestamp(row.created_at)),
+        updated_at: Some(Timestamp(row.updated_at)),
+    })
 }
 
 pub(crate) fn delete(
