@@ -37,6 +37,24 @@ pub enum ScalingOutcome {
     NotScaled(String),
 }
 
+impl ScalingOutcome {
+    /// The outcome in the words of the alarm's history (`record_alarm_action_result`).
+    pub fn describe(&self, policy_arn: &str) -> String {
+        match self {
+            ScalingOutcome::Scaled { from, to } => {
+                format!("Successfully executed action {policy_arn}: desired count {from} → {to}")
+            }
+            ScalingOutcome::NotScaled(why) => format!("Executed action {policy_arn}: not scaled ({why})"),
+        }
+    }
+}
+
+/// Does an alarm action name a scaling policy (`arn:aws:autoscaling:<region>:<account>:scalingPolicy:...`)? The
+/// alarm actions' dispatcher sends those to [`Control::execute_scaling_policy`].
+pub fn is_scaling_policy_action(arn: &str) -> bool {
+    arn.starts_with("arn:aws:autoscaling:") && arn.contains(":scalingPolicy:")
+}
+
 /// Six weeks of activities are kept (§6.9).
 const ACTIVITY_RETENTION: f64 = 42.0 * 86_400.0;
 
@@ -297,18 +315,14 @@ fn run_scheduled(c: &Control, tx: &Tx<'_>, now: f64) -> Result<bool, ControlErro
         else {
             continue;
         };
-        let start = action.start_time.unwrap_or(action.created_at) as i64;
-        let anchor = action.last_run.unwrap_or(action.start_time.map_or(action.created_at, |s| s - 1.0)) as i64;
-        let Some(mut due) = schedule.next_after(anchor, start) else { continue };
-        if due as f64 > now || action.start_time.is_some_and(|s| (due as f64) < s) {
-            continue;
-        }
-        // The latest run that is due (missed runs collapse into one).
-        while let Some(next) = schedule.next_after(due, start).filter(|n| *n as f64 <= now) {
-            due = next;
-        }
-        tx.scheduled_action_set_last_run(&action.arn, due as f64)?;
-        if action.end_time.is_some_and(|e| due as f64 > e) || target.scheduled_suspended {
+        let window = berth_telemetry::schedule::Window {
+            last_run: action.last_run.map(|r| r as i64),
+            start: action.start_time.unwrap_or(action.created_at) as i64,
+            end: action.end_time.map(|e| e as i64),
+        };
+        let Some((run, carry_out)) = berth_telemetry::schedule::due(&schedule, window, now as i64) else { continue };
+        tx.scheduled_action_set_last_run(&action.arn, run as f64)?;
+        if !carry_out || target.scheduled_suspended {
             continue;
         }
         if let Some(min) = action.min_capacity {

@@ -13,7 +13,7 @@ pub(crate) mod api;
 mod context;
 pub(crate) mod executor;
 
-pub use executor::{AlarmTrigger, ScalingOutcome};
+pub use executor::{AlarmTrigger, ScalingOutcome, is_scaling_policy_action};
 
 use berth_core::AwsError;
 use berth_model::application_autoscaling::{Operation, Output, SIGNING_NAME};
