@@ -282,7 +282,8 @@ mod tests {
         let once = Schedule::parse("at(2026-12-07T18:05:00)", None).expect("at");
         let daily = Schedule::parse("cron(0 9 * * ? *)", None).expect("cron");
         // (case, schedule, window, now, due)
-        let cases: Vec<(&str, &Schedule, Window, i64, Option<(i64, bool)>)> = vec![
+        type Case<'a> = (&'a str, &'a Schedule, Window, i64, Option<(i64, bool)>);
+        let cases: Vec<Case> = vec![
             ("at: not yet", &once, w(Some(t), t, None), t + 299, None),
             ("at: due", &once, w(Some(t), t, None), t + 300, Some((t + 300, true))),
             ("at: ran already", &once, w(Some(t + 300), t, None), t + 900, None),
