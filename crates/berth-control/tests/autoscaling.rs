@@ -628,3 +628,37 @@ async fn a_role_that_may_not_scale_provisions_nothing() {
     assert!(e.message.contains("application-autoscaling:PutScalingPolicy"), "{}", e.message);
     assert!(w.targets().await.is_empty(), "nothing registered");
 }
+
+#[tokio::test]
+async fn callers_are_authorized_per_operation_on_the_target_and_its_tags() {
+    let w = world("authz").await;
+    w.create_demo_service("web").await;
+    // May read everything, and register only targets Express manages; never put a policy.
+    let policy = r#"{"Version":"2012-10-17","Statement":[
+        {"Effect":"Allow","Action":"application-autoscaling:Describe*","Resource":"*"},
+        {"Effect":"Allow","Action":"application-autoscaling:RegisterScalableTarget","Resource":"*",
+         "Condition":{"StringEquals":{"aws:ResourceTag/AmazonECSManaged":"true"}}}]}"#;
+    let user = common::user_with(&w.control, "ops", policy).await;
+    let call = |op: A| w.control.handle_application_autoscaling(&user, op);
+    let described = call(A::DescribeScalableTargets(aas::DescribeScalableTargetsRequest {
+        service_namespace: Some(aas::ServiceNamespace::Ecs),
+        ..Default::default()
+    }))
+    .await;
+    assert!(matches!(described, Ok(AO::DescribeScalableTargets(_))), "{described:?}");
+    call(register(WEB, Some(1), Some(3))).await.expect("the managed target may be registered");
+    let e = call(A::PutScalingPolicy(cpu_policy("p", 50.0))).await.expect_err("no PutScalingPolicy");
+    assert_eq!(e.code, ErrorCode::AccessDenied);
+    assert!(e.message.contains("application-autoscaling:PutScalingPolicy"), "{}", e.message);
+    // Once the tag is gone, registering is refused too.
+    let arn = w.targets().await[0].scalable_target_arn.clone().expect("arn");
+    w.aas(A::UntagResource(aas::UntagResourceRequest {
+        resource_arn: Some(arn),
+        tag_keys: Some(vec!["AmazonECSManaged".into()]),
+    }))
+    .await
+    .expect("untag");
+    let e = call(register(WEB, Some(1), Some(4))).await.expect_err("untagged");
+    assert_eq!(e.code, ErrorCode::AccessDenied);
+    assert_eq!(w.targets().await[0].max_capacity, Some(3), "nothing changed");
+}
