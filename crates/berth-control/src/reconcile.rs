@@ -623,6 +623,7 @@ impl Control {
         self.tx(|tx| {
             tx.tasks_prune_stopped(before)?;
             tx.log_shipping_prune()?;
+            tx.scaling_activities_prune(t - crate::autoscaling::ACTIVITY_RETENTION)?;
             Ok(())
         })?;
         // CloudWatch Logs retention: events older than their group's retention go.

@@ -55,8 +55,8 @@ pub fn is_scaling_policy_action(arn: &str) -> bool {
     arn.starts_with("arn:aws:autoscaling:") && arn.contains(":scalingPolicy:")
 }
 
-/// Six weeks of activities are kept (§6.9).
-const ACTIVITY_RETENTION: f64 = 42.0 * 86_400.0;
+/// Six weeks of activities are kept (§6.9; the reconciler's prune deletes older ones).
+pub(crate) const ACTIVITY_RETENTION: f64 = 42.0 * 86_400.0;
 
 impl Control {
     /// Carries out the scaling policy an alarm action names. An unknown policy (deleted since) is an error for the
@@ -70,9 +70,10 @@ impl Control {
     }
 
     /// The periodic part of autoscaling, from every reconciler pass: scheduled actions that are due, alarms of
-    /// policies CloudWatch does not have yet, and old activities.
+    /// policies CloudWatch does not have yet or whose policies are gone. Writes only when there is something to do.
     pub fn autoscaling_pass(&self, now: f64) -> Result<(), ControlError> {
-        let changed = self.tx(|tx| run_scheduled(self, tx, now))?;
+        let scheduled = self.read(|tx| Ok(!tx.scheduled_actions(NAMESPACE, None)?.is_empty()))?;
+        let changed = scheduled && self.tx(|tx| run_scheduled(self, tx, now))?;
         if changed {
             self.wake();
         }
@@ -92,7 +93,6 @@ impl Control {
         if let Err(e) = super::delete_queued_alarms(self) {
             tracing::warn!(error = %e, "cannot delete the alarms of removed scaling policies yet");
         }
-        self.tx(|tx| Ok(tx.scaling_activities_prune(now - ACTIVITY_RETENTION)?))?;
         Ok(())
     }
 }

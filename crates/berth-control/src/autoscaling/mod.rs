@@ -13,6 +13,7 @@ pub(crate) mod api;
 mod context;
 pub(crate) mod executor;
 
+pub(crate) use executor::ACTIVITY_RETENTION;
 pub use executor::{AlarmTrigger, ScalingOutcome, is_scaling_policy_action};
 
 use berth_core::AwsError;
