@@ -114,7 +114,7 @@ pub fn may_return(service: &str, modeled: &[&str], code: ErrorCode) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use berth_model::{ec2, ecs, elbv2, iam, logs, secretsmanager, ssm, sts};
+    use berth_model::{cloudwatch, ec2, ecs, elbv2, iam, logs, secretsmanager, ssm, sts};
 
     /// The errors each operation answers, as berth's handlers return them (after the fixes where the model names
     /// the error differently), checked against the operation's model. A row that the model does not allow is a
@@ -289,6 +289,36 @@ mod tests {
             ("logs", logs::operation_errors, "TagLogGroup", &[E::ResourceNotFound, E::InvalidParameter]),
             ("logs", logs::operation_errors, "PutLogEvents", &[E::ResourceNotFound, E::InvalidParameter]),
             ("ec2", ec2::operation_errors, "CreateSubnet", &[E::Ec2InvalidSubnetConflict, E::Ec2InvalidVpcIdNotFound]),
+            (
+                "monitoring",
+                cloudwatch::operation_errors,
+                "PutMetricAlarm",
+                &[
+                    E::CwLimitExceeded,
+                    E::ValidationError,
+                    E::InvalidParameterValue,
+                    E::MissingParameter,
+                    E::InvalidParameterCombination,
+                ],
+            ),
+            (
+                "monitoring",
+                cloudwatch::operation_errors,
+                "SetAlarmState",
+                &[E::CwResourceNotFound, E::CwInvalidFormat, E::ValidationError],
+            ),
+            (
+                "monitoring",
+                cloudwatch::operation_errors,
+                "DescribeAlarms",
+                &[E::InvalidNextToken, E::ValidationError, E::InvalidParameterCombination],
+            ),
+            (
+                "monitoring",
+                cloudwatch::operation_errors,
+                "DescribeAlarmHistory",
+                &[E::InvalidNextToken, E::ValidationError],
+            ),
         ];
         for (service, errors, operation, codes) in rows {
             let modeled = errors(operation);
@@ -310,6 +340,7 @@ mod tests {
             ("secretsmanager", secretsmanager::operation_errors("TagResource"), E::LimitExceeded),
             ("logs", logs::operation_errors("TagLogGroup"), E::LogsTooManyTags),
             ("iam", iam::operation_errors("GetUser"), E::Server),
+            ("monitoring", cloudwatch::operation_errors("PutMetricAlarm"), E::CwResourceNotFound),
         ];
         for (service, modeled, code) in refused {
             assert!(!may_return(service, modeled, code), "{service} {code} must not pass: {modeled:?}");

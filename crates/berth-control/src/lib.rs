@@ -40,7 +40,7 @@ mod sts;
 pub mod task_role;
 mod token;
 
-pub use autoscaling::{AlarmTrigger, ScalingOutcome, is_scaling_policy_action};
+pub use autoscaling::{AlarmTrigger, ScalingOutcome};
 pub use config::{ControlConfig, ScalingDefaults, TaskEndpoint};
 pub use credentials::{AccessKey, IssuedKey};
 pub use error::{ControlError, internal_error, may_return};

@@ -12,6 +12,8 @@ use berth_routes::TargetHealth;
 use berth_runtime::{ObservedState, ObservedTask, TaskSpec, labels};
 use berth_store::{ServiceRow, TaskRow, Tx};
 
+use crate::cloudwatch::AlarmAction;
+use crate::cloudwatch::alarms::ActionKind;
 use crate::plan::{self, Action, DrainReason, PlanInput, ServiceInput, TaskInput};
 use crate::secrets::launch::LaunchNeeds;
 use crate::{Control, ControlError, now};
@@ -61,6 +63,8 @@ impl Control {
     /// Runs reconciliation passes until `shutdown` resolves: on every wake-up and at the resync interval.
     pub async fn run_reconciler(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
+        // Alarms beside the passes: evaluated every second (only those due), their actions dispatched.
+        let alarms = tokio::spawn(Arc::clone(&self).run_alarms());
         loop {
             if let Err(e) = self.reconcile_once().await {
                 tracing::warn!(error = %e, "reconcile pass failed; retrying");
@@ -68,7 +72,57 @@ impl Control {
             tokio::select! {
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(self.config.resync_interval) => {}
-                _ = &mut shutdown => return,
+                _ = &mut shutdown => {
+                    alarms.abort();
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Evaluates the alarms that are due, every second, and dispatches their actions.
+    async fn run_alarms(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            self.alarms_tick(now());
+        }
+    }
+
+    /// One evaluation of the alarms due at `now`, with their actions carried out (public so tests can drive it).
+    pub fn alarms_tick(&self, now: f64) {
+        match self.evaluate_alarms(now) {
+            Ok(actions) => self.dispatch_alarm_actions(actions),
+            Err(e) => tracing::warn!(error = %e, "alarm evaluation failed; retrying"),
+        }
+    }
+
+    /// Carries out the actions alarms made due: a scaling policy's through Application Auto Scaling's executor
+    /// (which sets the service's desired count); the others are not executable. Each is recorded as an `Action`
+    /// history item.
+    pub(crate) fn dispatch_alarm_actions(&self, actions: Vec<AlarmAction>) {
+        for a in actions {
+            let (ok, message) = if ActionKind::of(&a.action_arn) == Some(ActionKind::AutoScaling) {
+                let trigger = crate::autoscaling::AlarmTrigger {
+                    alarm_name: a.alarm_name.clone(),
+                    policy_arn: a.action_arn.clone(),
+                    state: a.state.as_str().to_string(),
+                    newest_value: a.newest_value,
+                    threshold: a.threshold,
+                };
+                match self.execute_scaling_policy(&trigger, now()) {
+                    Ok(outcome) => (true, outcome.describe(&a.action_arn)),
+                    Err(e) => (false, berth_core::AwsError::from(e).message),
+                }
+            } else {
+                let why = ActionKind::of(&a.action_arn)
+                    .and_then(ActionKind::not_executable)
+                    .unwrap_or("berth cannot carry out this action; the action was recorded only");
+                (false, why.to_string())
+            };
+            if let Err(e) = self.record_alarm_action_result(&a.alarm_name, &a.action_arn, ok, &message) {
+                tracing::warn!(alarm = %a.alarm_name, error = %e, "cannot record an alarm action");
             }
         }
     }

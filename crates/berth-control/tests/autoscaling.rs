@@ -662,3 +662,86 @@ async fn callers_are_authorized_per_operation_on_the_target_and_its_tags() {
     assert_eq!(e.code, ErrorCode::AccessDenied);
     assert_eq!(w.targets().await[0].max_capacity, Some(3), "nothing changed");
 }
+
+/// The whole loop through CloudWatch: Express's policy puts its two alarms in CloudWatch; a recorded AWS/ECS
+/// CPUUtilization datapoint above the target sends AlarmHigh to ALARM; its action runs the policy, which raises the
+/// desired count; deleting the service deletes the alarms.
+#[tokio::test]
+async fn a_cpu_datapoint_above_the_target_scales_out_through_cloudwatch_alarms() {
+    use berth_control::cloudwatch::Sample;
+    use berth_model::cloudwatch as cw;
+    use berth_telemetry::{Aggregate, Dimension, MetricId, Unit};
+    let w = world("cloudwatch").await;
+    let arn = w.create_demo_service("web").await;
+    w.converge().await;
+    let alarms = |w: &Harness| {
+        let op = cw::Operation::DescribeAlarms(cw::DescribeAlarmsInput {
+            alarm_name_prefix: Some("TargetTracking-service/default/web-".into()),
+            ..Default::default()
+        });
+        let control = w.control.clone();
+        let caller = w.caller.clone();
+        async move {
+            let Ok(cw::Output::DescribeAlarms(o)) = control.handle_cloudwatch(&caller, op).await else {
+                panic!("describe alarms")
+            };
+            o.metric_alarms.unwrap_or_default()
+        }
+    };
+    let found = alarms(&w).await;
+    // (which, threshold, period, evaluation periods)
+    type Seen = (String, Option<f64>, Option<i32>, Option<i32>);
+    let mut seen: Vec<Seen> = found
+        .iter()
+        .map(|a| {
+            let kind = if a.alarm_name.as_deref().unwrap_or_default().contains("-AlarmHigh-") { "high" } else { "low" };
+            (kind.to_string(), a.threshold, a.period, a.evaluation_periods)
+        })
+        .collect();
+    seen.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        seen,
+        vec![("high".into(), Some(60.0), Some(10), Some(1)), ("low".into(), Some(54.0), Some(10), Some(30))]
+    );
+    let policy = w.policies(WEB).await.remove(0);
+    let policy_arn = policy.policy_arn.expect("arn");
+    assert!(found.iter().all(|a| a.alarm_actions.as_deref() == Some(std::slice::from_ref(&policy_arn))));
+
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs_f64();
+    let t0 = (now / 10.0).floor() * 10.0;
+    let cpu = MetricId {
+        namespace: "AWS/ECS".into(),
+        name: "CPUUtilization".into(),
+        dimensions: vec![Dimension::new("ClusterName", "default"), Dimension::new("ServiceName", "web")],
+        unit: Unit::Percent,
+    };
+    w.control.record_metrics(vec![Sample {
+        metric: cpu,
+        timestamp: t0 + 5.0,
+        aggregate: Aggregate::of_values(&[(150.0, 1.0)]),
+        storage_resolution: 1,
+    }]);
+    w.control.alarms_tick(t0 + 10.5);
+    assert_eq!(w.desired("web").await, 3, "1 task at 150% of 60 → 3");
+    let acts = w.activities(false).await;
+    let cause = acts[0].cause.clone().unwrap_or_default();
+    assert!(
+        cause.contains("-AlarmHigh-")
+            && cause.ends_with("in state ALARM triggered policy webECSServiceAverageCPUUtilization"),
+        "{cause}"
+    );
+    w.converge().await;
+    assert_eq!(w.driver.running_ids().len(), 3);
+
+    w.control
+        .handle_ecs(
+            &w.caller,
+            ecs::Operation::DeleteExpressGatewayService(ecs::DeleteExpressGatewayServiceRequest {
+                service_arn: Some(arn),
+            }),
+        )
+        .await
+        .expect("delete");
+    w.converge().await;
+    assert!(alarms(&w).await.is_empty(), "the policy's alarms went with the service");
+}

@@ -169,6 +169,12 @@ pub enum ErrorCode {
     DashboardNotFound,
     /// PutDashboard with an invalid body (Query code `InvalidParameterInput`).
     DashboardInvalidInput,
+    /// CloudWatch's `ResourceNotFound` (SetAlarmState on an alarm that does not exist).
+    CwResourceNotFound,
+    /// CloudWatch's `InvalidFormatFault` (SetAlarmState's StateReasonData is not JSON; Query code `InvalidFormat`).
+    CwInvalidFormat,
+    /// CloudWatch's `LimitExceededFault` (PutMetricAlarm beyond the alarm quota; Query code `LimitExceeded`).
+    CwLimitExceeded,
 }
 
 impl ErrorCode {
@@ -299,6 +305,9 @@ impl ErrorCode {
             ObjectNotFound => "ObjectNotFoundException",
             ConcurrentUpdate => "ConcurrentUpdateException",
             InternalService => "InternalServiceException",
+            CwResourceNotFound => "ResourceNotFound",
+            CwInvalidFormat => "InvalidFormatFault",
+            CwLimitExceeded => "LimitExceededFault",
         }
     }
 
@@ -408,10 +417,12 @@ impl ErrorCode {
             | LogsTooManyTags
             | ObjectNotFound
             | ConcurrentUpdate
-            | DashboardInvalidInput => 400,
+            | DashboardInvalidInput
+            | CwInvalidFormat
+            | CwLimitExceeded => 400,
             AuthFailure => 401,
             MissingAuthenticationTokenQuery | AccessDeniedQuery | UnauthorizedOperation | RegionDisabled => 403,
-            NoSuchEntity | DashboardNotFound => 404,
+            NoSuchEntity | DashboardNotFound | CwResourceNotFound => 404,
             ConcurrentModification | DeleteConflict | EntityAlreadyExists | IamLimitExceeded => 409,
             HealthUnavailable
             | ServiceFailure

@@ -545,6 +545,44 @@ CREATE TABLE cw_dashboards (
     last_modified REAL NOT NULL
 );
 "#,
+    // CloudWatch alarms (alarms): each alarm's configuration (the control plane's JSON), state and evaluation
+    // schedule; history items by (timestamp, seq), kept after their alarm is deleted.
+    r#"
+CREATE TABLE cw_alarms (
+    name TEXT PRIMARY KEY,
+    arn TEXT NOT NULL,
+    config TEXT NOT NULL,
+    namespace TEXT,
+    metric_name TEXT,
+    managed_by TEXT,
+    actions_enabled INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    state_reason TEXT NOT NULL,
+    state_reason_data TEXT,
+    evaluation_state TEXT,
+    state_updated REAL NOT NULL,
+    state_transitioned REAL NOT NULL,
+    config_updated REAL NOT NULL,
+    next_evaluation INTEGER NOT NULL,
+    actions_run_at INTEGER,
+    actions_pending INTEGER NOT NULL DEFAULT 0,
+    generation INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX cw_alarms_due ON cw_alarms(next_evaluation);
+CREATE INDEX cw_alarms_metric ON cw_alarms(namespace, metric_name);
+CREATE INDEX cw_alarms_managed ON cw_alarms(managed_by) WHERE managed_by IS NOT NULL;
+CREATE TABLE cw_alarm_history (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    alarm_name TEXT NOT NULL,
+    alarm_type TEXT NOT NULL,
+    timestamp REAL NOT NULL,
+    item_type TEXT NOT NULL,
+    summary TEXT NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX cw_alarm_history_by_time ON cw_alarm_history(timestamp, seq);
+CREATE INDEX cw_alarm_history_by_alarm ON cw_alarm_history(alarm_name, timestamp, seq);
+"#,
     // Application Auto Scaling (scaling): scalable targets, policies, scheduled actions and activities.
     r#"
 CREATE TABLE aas_targets (

@@ -135,7 +135,9 @@ pub struct AlarmConfig {
     pub treat_missing_data: TreatMissingData,
     /// `EvaluateLowSampleCountPercentile`: true for `evaluate` (the default), false for `ignore`.
     pub evaluate_low_sample_count_percentile: bool,
-    pub statistic: Statistic,
+    /// The metric's statistic; `None` for a metric-math alarm (its StateReasonData then names no statistic, and
+    /// EvaluateLowSampleCountPercentile does not apply).
+    pub statistic: Option<Statistic>,
     /// Periods fetched per evaluation; `None` = N + 2 (see the module docs).
     pub evaluation_range: Option<u32>,
 }
@@ -171,10 +173,12 @@ impl AlarmConfig {
         if !self.threshold.is_finite() {
             return Err(Invalid::value("The parameter Threshold must be a finite number."));
         }
-        if self.statistic.is_extended() && !self.statistic.allowed_in_alarm() {
+        if let Some(s) = &self.statistic
+            && s.is_extended()
+            && !s.allowed_in_alarm()
+        {
             return Err(Invalid::value(format!(
-                "The value {} for parameter ExtendedStatistic is not supported for alarms.",
-                self.statistic
+                "The value {s} for parameter ExtendedStatistic is not supported for alarms."
             )));
         }
         Ok(())
@@ -188,6 +192,14 @@ impl AlarmConfig {
     }
     fn range(&self) -> usize {
         self.evaluation_range.map_or(self.n() + 2, |r| r as usize).max(self.n())
+    }
+
+    /// The evaluation range at `now` as `[start, end)` in epoch seconds: the last R complete periods (see the
+    /// module docs). The data an evaluation reads.
+    pub fn window(&self, now: f64) -> (i64, i64) {
+        let period = self.period.max(1);
+        let end = (now.floor() as i64).div_euclid(period) * period;
+        (end - self.range() as i64 * period, end)
     }
 }
 
@@ -267,8 +279,7 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 pub fn evaluate(config: &AlarmConfig, datapoints: &[Datapoint], now: f64, previous: Option<State>) -> Evaluation {
     let (n, m, r) = (config.n(), config.m(), config.range());
     let period = config.period.max(1);
-    let end = (now.floor() as i64).div_euclid(period) * period;
-    let first = end - r as i64 * period;
+    let (first, end) = config.window(now);
     // Slots oldest → newest.
     let mut slots: Vec<Option<Datapoint>> = vec![None; r];
     for d in datapoints {
@@ -312,15 +323,15 @@ pub fn evaluate(config: &AlarmConfig, datapoints: &[Datapoint], now: f64, previo
     let real_breaching = evaluated.iter().filter(|(_, d)| breaches(d)).count();
 
     let keep = |why: String| (before, why);
-    let (state, reason) = if let Some(p) =
-        config.statistic.percentile_fraction().filter(|_| !config.evaluate_low_sample_count_percentile)
+    let (state, reason) = if let Some(statistic) = &config.statistic
+        && let Some(p) = statistic.percentile_fraction().filter(|_| !config.evaluate_low_sample_count_percentile)
         && let Some(low) = evaluated.iter().find(|(_, d)| d.sample_count < low_sample_minimum(p))
     {
         keep(format!(
             "Unchanged: {} samples in the period starting {} are too few to evaluate {} (EvaluateLowSampleCountPercentile is ignore).",
             java_double(low.1.sample_count),
             reason_point_date(low.1.timestamp),
-            config.statistic
+            statistic
         ))
     } else if reals.is_empty() {
         match config.treat_missing_data {
@@ -380,10 +391,10 @@ pub fn evaluate(config: &AlarmConfig, datapoints: &[Datapoint], now: f64, previo
         }
     };
 
-    let (statistic, extended_statistic) = if config.statistic.is_extended() {
-        (None, Some(config.statistic.to_string()))
-    } else {
-        (Some(config.statistic.to_string()), None)
+    let (statistic, extended_statistic) = match &config.statistic {
+        Some(s) if s.is_extended() => (None, Some(s.to_string())),
+        Some(s) => (Some(s.to_string()), None),
+        None => (None, None),
     };
     let data = ReasonData {
         version: "1.0",

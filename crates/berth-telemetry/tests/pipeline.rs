@@ -37,7 +37,7 @@ fn config(spec: &scaling::AlarmSpec) -> AlarmConfig {
         comparison: spec.comparison,
         treat_missing_data: TreatMissingData::Missing,
         evaluate_low_sample_count_percentile: true,
-        statistic: Statistic::parse(&spec.statistic, "Statistic").expect("statistic"),
+        statistic: Some(Statistic::parse(&spec.statistic, "Statistic").expect("statistic")),
         evaluation_range: None,
     }
 }
@@ -89,7 +89,8 @@ fn a_cpu_spike_scales_out_within_one_period_and_calm_scales_in_after_the_low_win
         for (cfg, state, trigger) in [(&high, &mut states.0, Trigger::High), (&low, &mut states.1, Trigger::Low)] {
             let range = i64::from(cfg.evaluation_periods + 2) * cfg.period;
             let plan = plan_range(now - range, now, cfg.period, now, Api::GetMetricData).expect("plan");
-            let points = alarm::datapoints(&cfg.statistic, &series.read(&plan));
+            let statistic = cfg.statistic.clone().expect("a metric alarm");
+            let points = alarm::datapoints(&statistic, &series.read(&plan));
             let e = alarm::evaluate(cfg, &points, now as f64 + 0.5, *state);
             *state = Some(e.state);
             if e.state == State::Alarm && alarm::actions_due(e.changed, true, None, now) {

@@ -4,9 +4,8 @@
 //! written to CloudWatch after the policy's transaction commits (`Control::put_alarm` runs its own), and a
 //! periodic pass puts any that are not there yet, so a failure between the two is repaired (level-triggered).
 //!
-//! SEAM: [`put`] and [`delete`] are the only calls into CloudWatch's alarms. Until the alarms part of issue 11
-//! lands they record nothing (the alarm ARN is computed); at merge, their bodies become
-//! `c.put_alarm(input, Some(managed_by))` and `c.delete_alarms_named(names)`.
+//! [`put`] and [`delete`] are the only calls into CloudWatch's alarms (`Control::put_alarm`, marked as managed by
+//! the policy, and `Control::delete_alarms_named`).
 
 use berth_model::cloudwatch as cw;
 use berth_telemetry::scaling::AlarmSpec;
@@ -81,16 +80,15 @@ fn treat_missing(t: berth_telemetry::alarm::TreatMissingData) -> &'static str {
 
 /// Creates or replaces the alarm in CloudWatch on behalf of the policy `managed_by`; returns its ARN.
 pub(crate) fn put(c: &Control, input: cw::PutMetricAlarmInput, managed_by: &str) -> Result<String, ControlError> {
-    // SEAM (alarms part): `c.put_alarm(input, Some(managed_by))`.
-    let _ = managed_by;
-    Ok(arn(c, input.alarm_name.as_deref().unwrap_or_default()))
+    c.put_alarm(input, Some(managed_by))
 }
 
 /// Deletes the named alarms from CloudWatch (those already gone are no error).
 pub(crate) fn delete(c: &Control, names: &[String]) -> Result<(), ControlError> {
-    // SEAM (alarms part): `c.delete_alarms_named(names)`.
-    let _ = (c, names);
-    Ok(())
+    if names.is_empty() {
+        return Ok(());
+    }
+    c.delete_alarms_named(names)
 }
 
 #[cfg(test)]

@@ -49,12 +49,6 @@ impl ScalingOutcome {
     }
 }
 
-/// Does an alarm action name a scaling policy (`arn:aws:autoscaling:<region>:<account>:scalingPolicy:...`)? The
-/// alarm actions' dispatcher sends those to [`Control::execute_scaling_policy`].
-pub fn is_scaling_policy_action(arn: &str) -> bool {
-    arn.starts_with("arn:aws:autoscaling:") && arn.contains(":scalingPolicy:")
-}
-
 /// Six weeks of activities are kept (§6.9; the reconciler's prune deletes older ones).
 pub(crate) const ACTIVITY_RETENTION: f64 = 42.0 * 86_400.0;
 

@@ -14,7 +14,7 @@ mod context;
 pub(crate) mod executor;
 
 pub(crate) use executor::ACTIVITY_RETENTION;
-pub use executor::{AlarmTrigger, ScalingOutcome, is_scaling_policy_action};
+pub use executor::{AlarmTrigger, ScalingOutcome};
 
 use berth_core::AwsError;
 use berth_model::application_autoscaling::{Operation, Output, SIGNING_NAME};

@@ -181,7 +181,7 @@ fn existing(c: &Control, arn: Option<String>) -> Result<String, ControlError> {
     Ok(arn)
 }
 
-fn tag_pairs(tags: &[cw::Tag]) -> Result<Vec<(String, String)>, ControlError> {
+pub(super) fn tag_pairs(tags: &[cw::Tag]) -> Result<Vec<(String, String)>, ControlError> {
     let mut out = Vec::new();
     for (i, t) in tags.iter().enumerate() {
         let k = t.key.clone().unwrap_or_default();

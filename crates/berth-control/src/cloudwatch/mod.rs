@@ -1,16 +1,18 @@
 //! CloudWatch (`monitoring`, 2010-08-01): metrics (PutMetricData, GetMetricData, GetMetricStatistics,
-//! ListMetrics: `metrics.rs`), alarms (`alarms.rs`), dashboards and tags (`dashboards.rs`), entered by
-//! `handle_cloudwatch` and authorized as `cloudwatch:<Operation>` (`context.rs`); and the one gate every datapoint
+//! ListMetrics: `metrics.rs`), alarms (`alarms.rs`; evaluated on schedule by `evaluate.rs`), dashboards and tags
+//! (`dashboards.rs`), entered by `handle_cloudwatch` and authorized as `cloudwatch:<Operation>` (`context.rs`); and the one gate every datapoint
 //! enters by (`ingest.rs`): PutMetricData, the proxies' per-interval reports and the tasks' cgroup samples alike.
 //!
 //! The rules (validation, aggregates, tiers, statistics, alarm evaluation, metric math) live in
 //! `berth-telemetry`; this module persists and serves what it computes.
 
-mod alarms;
+pub(crate) mod alarms;
 mod context;
 mod dashboards;
+pub(crate) mod evaluate;
 pub(crate) mod ingest;
 
+pub use evaluate::{AlarmAction, ReadAggregates};
 pub use ingest::Sample;
 mod metrics;
 

@@ -14,7 +14,7 @@ fn config(n: u32, m: u32, treat: TreatMissingData) -> AlarmConfig {
         comparison: Comparison::GreaterThanThreshold,
         treat_missing_data: treat,
         evaluate_low_sample_count_percentile: true,
-        statistic: Statistic::Average,
+        statistic: Some(Statistic::Average),
         evaluation_range: None,
     }
 }
@@ -173,6 +173,14 @@ fn reasons_and_reason_data() {
     assert_eq!(data["evaluatedDatapoints"][0]["sampleCount"], 5.0);
     assert_eq!(data["queryDate"], reason_date(NOW));
     assert_eq!(data["startDate"], reason_date((END - 4 * 60) as f64));
+    // A metric-math alarm has no statistic: its reason data names none.
+    let math = evaluate(&AlarmConfig { statistic: None, ..cfg.clone() }, &pts, NOW, Some(State::Ok));
+    let math_data: serde_json::Value = serde_json::from_str(&math.reason_data).expect("JSON");
+    assert_eq!(
+        (math.state, math_data.get("statistic"), math_data.get("extendedStatistic")),
+        (State::Alarm, None, None)
+    );
+    assert_eq!(math_data["recentDatapoints"], serde_json::json!([60.5, 70.25]));
     assert!(
         got.reason_data.starts_with(r#"{"version":"1.0","queryDate":""#),
         "CloudWatch's key order: {}",
@@ -210,7 +218,7 @@ fn low_sample_count_percentiles() {
     assert_eq!(low_sample_minimum(0.5), 20.0);
     assert_eq!(low_sample_minimum(0.1).round(), 100.0);
     let mut cfg = config(1, 1, TreatMissingData::Missing);
-    cfg.statistic = Statistic::Percentile(99.0);
+    cfg.statistic = Some(Statistic::Percentile(99.0));
     let pts = [Datapoint { timestamp: END - 60, value: 99.0, sample_count: 999.0 }];
     assert_eq!(evaluate(&cfg, &pts, NOW, Some(State::Ok)).state, State::Alarm, "evaluate (default) uses any count");
     cfg.evaluate_low_sample_count_percentile = false;
@@ -248,7 +256,7 @@ fn config_validation() {
             "The evaluation period (608400 seconds = Period × EvaluationPeriods) must not exceed 604800 seconds.",
         ),
         (
-            AlarmConfig { statistic: Statistic::parse("TM(5%:95%)", "s").expect("stat"), ..ok.clone() },
+            AlarmConfig { statistic: Some(Statistic::parse("TM(5%:95%)", "s").expect("stat")), ..ok.clone() },
             "The value TM(5%:95%) for parameter ExtendedStatistic is not supported for alarms.",
         ),
     ];
