@@ -3,7 +3,7 @@
 What an Express service provisions (the scalable target tagged AmazonECSManaged, the target tracking policy named
 after the service and its metric, with its AlarmHigh/AlarmLow), RegisterScalableTarget moving the desired count into
 new bounds (seen through ECS DescribeServices), a user's own target tracking and step policies, scheduled actions,
-tags, activities, AWS-shaped errors, an UpdateExpressGatewayService scalingTarget that changes target and policy
+tags, activities, the alarms in CloudWatch, AWS-shaped errors, an UpdateExpressGatewayService scalingTarget that changes target and policy
 without a deployment, and deletion removing them. The load-driven scale-out belongs to the metrics suites.
 """
 
@@ -71,6 +71,19 @@ def test_express_scaling_round_trip_with_boto3(berth):
         assert len(alarm_names) == 2
         assert alarm_names[0].startswith(f"TargetTracking-{rid}-AlarmHigh-")
         assert alarm_names[1].startswith(f"TargetTracking-{rid}-AlarmLow-")
+        # The alarms are CloudWatch's, as target tracking creates them (berth's 10-second defaults).
+        cw = berth.client("cloudwatch")
+        alarms = cw.describe_alarms(AlarmNamePrefix=f"TargetTracking-{rid}-")["MetricAlarms"]
+        assert sorted(a["AlarmName"] for a in alarms) == alarm_names
+        shape = sorted(
+            (a["ComparisonOperator"], a["Threshold"], a["Period"], a["EvaluationPeriods"], a["Namespace"], a["MetricName"])
+            for a in alarms
+        )
+        assert shape == [
+            ("GreaterThanThreshold", 60.0, 10, 1, "AWS/ECS", "CPUUtilization"),
+            ("LessThanThreshold", 54.0, 10, 30, "AWS/ECS", "CPUUtilization"),
+        ]
+        assert all(a["AlarmActions"] == [policies[0]["PolicyARN"]] for a in alarms)
 
         # RegisterScalableTarget moves the desired count into the new bounds; the reconciler follows.
         aas.register_scalable_target(ServiceNamespace=NS, ResourceId=rid, ScalableDimension=DIM, MinCapacity=2)
@@ -184,3 +197,8 @@ def test_express_scaling_round_trip_with_boto3(berth):
     # Deleting the service removed its scaling.
     assert aas.describe_scalable_targets(ServiceNamespace=NS, ResourceIds=[rid])["ScalableTargets"] == []
     assert aas.describe_scaling_policies(ServiceNamespace=NS, ResourceId=rid)["ScalingPolicies"] == []
+    wait_for(
+        "the policies' alarms to be deleted",
+        lambda: berth.client("cloudwatch").describe_alarms(AlarmNamePrefix=f"TargetTracking-{rid}-")["MetricAlarms"] == [],
+        timeout=30,
+    )
