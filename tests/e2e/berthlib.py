@@ -210,6 +210,8 @@ class BerthInstance:
     preexisting_containers: set[str] = field(default_factory=set)
     # The task endpoint's credentials and API ports (on 169.254.170.2), distinct per instance.
     task_ports: list[int] = field(default_factory=lambda: pick_free_ports(2))
+    # The server's and the proxy's `/metrics` ports, distinct per instance (never the shared defaults).
+    metrics_ports: list[int] = field(default_factory=lambda: pick_free_ports(2))
     # More `[proxy]` settings, e.g. `address_pool = ["127.0.0.5"]`.
     extra_proxy_config: list[str] = field(default_factory=list)
     # More sections at the end of the config, e.g. `["[runtime]", 'dns_servers = ["192.0.2.53"]']`.
@@ -234,6 +236,16 @@ class BerthInstance:
     @property
     def api_url(self) -> str:
         return f"https://localhost:{self.ports.api}"
+
+    @property
+    def metrics_url(self) -> str:
+        """The server's Prometheus endpoint."""
+        return f"http://127.0.0.1:{self.metrics_ports[0]}/metrics"
+
+    @property
+    def proxy_metrics_url(self) -> str:
+        """The proxy's Prometheus endpoint."""
+        return f"http://127.0.0.1:{self.metrics_ports[1]}/metrics"
 
     def pid_of(self, child: str) -> int:
         return int((self.data_dir / f"{child}.pid").read_text().strip())
@@ -263,9 +275,12 @@ class BerthInstance:
                     f'https_listen = "127.0.0.1:{self.ports.https}"',
                     f'http_listen = "127.0.0.1:{self.ports.http}"',
                     f"request_timeout_secs = {self.proxy_request_timeout_secs}",
+                    f'metrics_listen = "127.0.0.1:{self.metrics_ports[1]}"',
                     *self.extra_proxy_config,
                     "[deploy]",
                     f"drain_timeout_secs = {self.drain_timeout_secs}",
+                    "[metrics]",
+                    f'listen = "127.0.0.1:{self.metrics_ports[0]}"',
                     "[task_endpoint]",
                     f"credentials_port = {self.task_ports[0]}",
                     f"api_port = {self.task_ports[1]}",
@@ -444,8 +459,16 @@ class BerthInstance:
             self._ecs = client
         return client
 
-    def client(self, service: str, access_key: str | None = None, secret_key: str | None = None, token: str | None = None):
-        """A boto3 client for any service berth serves (root credentials unless others are given)."""
+    def client(
+        self,
+        service: str,
+        access_key: str | None = None,
+        secret_key: str | None = None,
+        token: str | None = None,
+        config: Config | None = None,
+    ):
+        """A boto3 client for any service berth serves (root credentials unless others are given; `config` replaces
+        the default botocore Config)."""
         key, secret = self.credentials()
         session = boto3.session.Session(
             aws_access_key_id=access_key or key,
@@ -457,7 +480,7 @@ class BerthInstance:
             service,
             endpoint_url=self.api_url,
             verify=str(self.ca_path),
-            config=Config(retries={"mode": "standard", "max_attempts": 1}, connect_timeout=5, read_timeout=30),
+            config=config or Config(retries={"mode": "standard", "max_attempts": 1}, connect_timeout=5, read_timeout=30),
         )
 
     def forced_protocol_client(self, service: str, protocol: str, model_dir: Path):

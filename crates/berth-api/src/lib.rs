@@ -9,6 +9,7 @@
 mod protocol;
 mod server;
 pub mod sigv4;
+pub mod stream;
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant, SystemTime};
@@ -17,6 +18,7 @@ use berth_core::{AwsError, ErrorCode};
 use bytes::Bytes;
 
 pub use server::serve;
+pub use stream::{EventStream, StreamEvent};
 
 /// Who an access key belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,6 +137,16 @@ pub trait Backend: Send + Sync + 'static {
     /// The region requests must be signed for.
     fn region(&self) -> String;
     async fn handle(&self, caller: Caller, request: Request) -> Result<Response, AwsError>;
+    /// Serves an operation whose answer is an event stream ([`stream::is_event_stream`]: StartLiveTail).
+    async fn handle_stream(&self, caller: Caller, request: Request) -> Result<EventStream, AwsError> {
+        let _ = caller;
+        Err(AwsError::new(ErrorCode::UnknownOperation, format!("{} is not served here", request.operation_name())))
+    }
+    /// Called once per answered request with its operation (`-` when it was never decoded), HTTP status and the
+    /// time to the response's head: where the binary counts API latency. Must not block.
+    fn observe(&self, operation: &str, status: u16, latency: Duration) {
+        let _ = (operation, status, latency);
+    }
 }
 
 /// Limits of the endpoint.
@@ -171,6 +183,18 @@ pub async fn handle_http_at<B: Backend + ?Sized>(
     source_ip: IpAddr,
     now: SystemTime,
 ) -> http::Response<Bytes> {
+    respond(backend, config, req, source_ip, now, None).await.map(stream::Body::into_bytes)
+}
+
+/// [`handle_http_at`] with a body that may be an event stream, ending when `stop` turns true.
+pub(crate) async fn respond<B: Backend + ?Sized>(
+    backend: &B,
+    config: &ApiConfig,
+    req: http::Request<Bytes>,
+    source_ip: IpAddr,
+    now: SystemTime,
+    stop: Option<tokio::sync::watch::Receiver<bool>>,
+) -> http::Response<stream::Body> {
     let started = Instant::now();
     let request_id = new_request_id();
     let (parts, body) = req.into_parts();
@@ -178,11 +202,14 @@ pub async fn handle_http_at<B: Backend + ?Sized>(
     let mut operation = String::from("-");
     let result = dispatch(backend, config, &parts, &body, source_ip, now, &request_id, protocol, &mut operation).await;
     let response = match &result {
-        Ok(resp) => protocol.encode(resp, &request_id),
-        Err(e) => protocol.encode_error(e, &request_id),
+        Ok(stream::Answer::Response(resp)) => protocol.encode(resp, &request_id).map(stream::Body::full),
+        Ok(stream::Answer::Stream(events)) => stream::response(events.clone(), &request_id, stop),
+        Err(e) => protocol.encode_error(e, &request_id).map(stream::Body::full),
     };
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let latency = started.elapsed();
+    let latency_ms = latency.as_secs_f64() * 1000.0;
     let status = response.status().as_u16();
+    backend.observe(&operation, status, latency);
     match &result {
         Ok(_) => tracing::debug!(%request_id, %source_ip, operation, status, latency_ms, "api request"),
         Err(e) => tracing::info!(
@@ -215,7 +242,7 @@ async fn dispatch<B: Backend + ?Sized>(
     request_id: &str,
     protocol: protocol::Protocol,
     operation: &mut String,
-) -> Result<Response, AwsError> {
+) -> Result<stream::Answer, AwsError> {
     if body.len() > config.max_body_bytes {
         return Err(too_large(config.max_body_bytes));
     }
@@ -249,7 +276,10 @@ async fn dispatch<B: Backend + ?Sized>(
         request_id: request_id.to_string(),
         source_ip,
     };
-    backend.handle(caller, request).await
+    if stream::is_event_stream(&request) {
+        return backend.handle_stream(caller, request).await.map(stream::Answer::Stream);
+    }
+    backend.handle(caller, request).await.map(stream::Answer::Response)
 }
 
 /// A random UUID (version 4), the shape AWS request ids have.

@@ -1,5 +1,6 @@
 //! The listener: accepts TCP (optionally TLS) connections, serves HTTP/1.1 and HTTP/2 on each, reads each
-//! request body up to the configured limit and hands it to [`crate::handle_http`].
+//! request body up to the configured limit and hands it to the same path as [`crate::handle_http`], whose body may be
+//! an event stream written frame by frame (`stream.rs`).
 //!
 //! A body over the limit is answered with 413 in the request's protocol. Its bytes are read and discarded first
 //! (up to [`DRAIN_MAX`] more, within [`DRAIN_TIMEOUT`]): a server that answers and closes while the client is
@@ -14,7 +15,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::HeaderValue;
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -24,6 +25,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::stream::Body;
 use crate::{ApiConfig, Backend};
 
 /// How long a client may take to send its request headers.
@@ -113,10 +115,12 @@ async fn serve_connection<B, S>(
     B: Backend,
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let stop_body = stop.clone();
     let service = service_fn(move |req: http::Request<Incoming>| {
         let backend = backend.clone();
         let config = config.clone();
-        async move { Ok::<_, Infallible>(handle_incoming(&*backend, &config, req, peer).await.map(Full::new)) }
+        let stop = stop_body.clone();
+        async move { Ok::<_, Infallible>(handle_incoming(&*backend, &config, req, peer, stop).await) }
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
@@ -149,7 +153,8 @@ async fn handle_incoming<B: Backend>(
     config: &ApiConfig,
     req: http::Request<Incoming>,
     peer: SocketAddr,
-) -> http::Response<Bytes> {
+    stop: watch::Receiver<bool>,
+) -> http::Response<Body> {
     let (parts, body) = req.into_parts();
     let max = config.max_body_bytes as u64;
     let declared = parts
@@ -171,17 +176,18 @@ async fn handle_incoming<B: Backend>(
                 // The rest of the body is still coming: this connection cannot carry another request.
                 resp.headers_mut().insert(http::header::CONNECTION, HeaderValue::from_static("close"));
             }
-            return resp;
+            return resp.map(Body::full);
         }
         Err(ReadError::Failed(e)) => {
             let error = berth_core::AwsError::new(
                 berth_core::ErrorCode::Serialization,
                 format!("The request body could not be read: {e}"),
             );
-            return crate::reject(&parts, &error);
+            return crate::reject(&parts, &error).map(Body::full);
         }
     };
-    crate::handle_http(backend, config, http::Request::from_parts(parts, body), peer.ip()).await
+    let req = http::Request::from_parts(parts, body);
+    crate::respond(backend, config, req, peer.ip(), std::time::SystemTime::now(), Some(stop)).await
 }
 
 #[derive(Debug)]

@@ -52,6 +52,15 @@ impl HealthView {
         self.proxies.values().filter(move |p| now - p.at <= PROXY_STALE_SECS)
     }
 
+    /// The table version each live proxy serves.
+    pub fn served_versions(&self, now: f64) -> std::collections::BTreeMap<String, u64> {
+        self.proxies
+            .iter()
+            .filter(|(_, p)| now - p.at <= PROXY_STALE_SECS)
+            .map(|(id, p)| (id.clone(), p.version))
+            .collect()
+    }
+
     /// The lowest table version any live proxy serves; `None` when no proxy is live.
     pub fn min_version(&self, now: f64) -> Option<u64> {
         self.live(now).map(|p| p.version).min()

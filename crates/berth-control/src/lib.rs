@@ -27,6 +27,7 @@ mod iam;
 mod log_shipping;
 pub mod logs;
 mod names;
+pub mod observe;
 mod paging;
 pub mod plan;
 mod publish;
@@ -104,6 +105,10 @@ pub struct Control {
     firewall: Mutex<ec2::firewall::State>,
     /// The log shippers running in this process (`log_shipping.rs`).
     shippers: Mutex<log_shipping::Shippers>,
+    /// Where ingested log events reach the open live-tail sessions (`logs/live_tail.rs`).
+    live_tail: logs::live_tail::Hub,
+    /// The control plane's own timings, for `/metrics` (`observe.rs`).
+    observed: observe::Health,
     /// CloudWatch metrics' write buffer (`cloudwatch/ingest.rs`).
     metrics: cloudwatch::ingest::Metrics,
 }
@@ -160,6 +165,8 @@ impl Control {
             access_keys: credentials::KeyCache::default(),
             firewall: Mutex::new(ec2::firewall::State::default()),
             shippers: Mutex::new(log_shipping::Shippers::default()),
+            live_tail: logs::live_tail::Hub::default(),
+            observed: observe::Health::default(),
             metrics: cloudwatch::ingest::Metrics::default(),
         });
         control.init_metrics()?;
@@ -187,7 +194,15 @@ impl Control {
     /// Runs a store transaction on the writer. Holding the lock across an `await` is impossible by
     /// construction; SQLite never runs on an async worker ([`blocking`]).
     fn tx<T>(&self, f: impl FnOnce(&berth_store::Tx<'_>) -> Result<T, ControlError>) -> Result<T, ControlError> {
-        blocking(|| self.store.lock().unwrap_or_else(|e| e.into_inner()).tx(f))
+        blocking(|| {
+            let asked = std::time::Instant::now();
+            let mut store = self.store.lock().unwrap_or_else(|e| e.into_inner());
+            let got = std::time::Instant::now();
+            self.observed.store_wait.observe(got - asked);
+            let out = store.tx(f);
+            self.observed.store_tx.observe(got.elapsed());
+            out
+        })
     }
 
     /// Runs `f` in a read transaction on a read-only connection beside the writer: it sees what was committed

@@ -239,6 +239,8 @@ impl Control {
 
     /// Appends one batch as the execution role and moves the cursor, in one transaction.
     fn ship_batch(&self, task_id: &str, batch: &[(i64, String)], cursor: Cursor) -> Result<(), ControlError> {
+        // What was stored, offered to live-tail sessions once the transaction committed.
+        let mut shipped = None;
         self.tx(|tx| {
             let Some(mut row) = tx.log_shipping_get(task_id)? else { return Ok(()) };
             let arn = self.log_stream_arn(&row.group, &row.stream);
@@ -251,15 +253,16 @@ impl Control {
                     // As the awslogs driver does: a batch is put in time order (stdout and stderr interleave).
                     events.sort_by_key(|(ms, _)| *ms);
                     // PutLogEvents' own rules (logs/ingest.rs): what it rejects is lost, as with awslogs.
-                    match crate::logs::ingest::append(tx, &row.group, &row.stream, &events, now_ms()) {
-                        Ok(rejected) if !rejected.is_empty() => {
-                            let start = rejected.too_old_end.max(rejected.expired_end).map_or(0, |i| i + 1);
-                            let end = rejected.too_new_start.unwrap_or(events.len()).max(start);
-                            let lost = start + (events.len() - end);
-                            tracing::warn!(task = %task_id, lines = lost, ?rejected, "log events rejected");
-                            row.dropped += lost as i64;
+                    let now = now_ms();
+                    match crate::logs::ingest::append(tx, &row.group, &row.stream, &events, now) {
+                        Ok(rejected) => {
+                            if !rejected.is_empty() {
+                                let lost = events.len() - crate::logs::ingest::accepted(&events, &rejected).len();
+                                tracing::warn!(task = %task_id, lines = lost, ?rejected, "log events rejected");
+                                row.dropped += lost as i64;
+                            }
+                            shipped = Some((row.group.clone(), row.stream.clone(), events, rejected, now));
                         }
-                        Ok(_) => {}
                         Err(ControlError::Aws(e)) => {
                             tracing::warn!(task = %task_id, lines = batch.len(), error = %e.message, "dropping log events");
                             row.dropped += batch.len() as i64;
@@ -279,7 +282,15 @@ impl Control {
             row.same_ns = cursor.same_ns;
             tx.log_shipping_update(&row)?;
             Ok(())
-        })
+        })?;
+        if let Some((group, stream, events, rejected, now)) = shipped {
+            if let Some(oldest) = events.iter().map(|(t, _)| *t).min() {
+                let lag = u64::try_from(now.saturating_sub(oldest)).unwrap_or(0);
+                self.observed.shipping_lag.observe(std::time::Duration::from_millis(lag));
+            }
+            self.live_tail_publish(&group, &stream, crate::logs::ingest::accepted(&events, &rejected), now);
+        }
+        Ok(())
     }
 
     fn mark_drained(&self, task_id: &str) {

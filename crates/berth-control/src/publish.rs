@@ -26,6 +26,7 @@ impl Control {
     /// can change the table bumps it, by trigger, in its own transaction), and in any case every
     /// [`routes::FULL_REBUILD_EVERY`], so a pass that changed nothing reads one row.
     pub(crate) fn publish_table(&self) -> Result<(), ControlError> {
+        let started = std::time::Instant::now();
         let mut built = self.publishing.lock().unwrap_or_else(|e| e.into_inner());
         let current = self.routes.borrow().clone();
         let published = self.tx(|tx| {
@@ -60,7 +61,9 @@ impl Control {
         if let Some(table) = published {
             tracing::debug!(version = table.version, rules = table.rules.len(), "publishing route table");
             self.routes.send_replace(Arc::new(table));
+            self.observed.route_published((crate::now() * 1000.0) as i64);
         }
+        self.observed.route_build.observe(started.elapsed());
         Ok(())
     }
 

@@ -66,9 +66,11 @@ impl Control {
         // Alarms beside the passes: evaluated every second (only those due), their actions dispatched.
         let alarms = tokio::spawn(Arc::clone(&self).run_alarms());
         loop {
+            let started = std::time::Instant::now();
             if let Err(e) = self.reconcile_once().await {
                 tracing::warn!(error = %e, "reconcile pass failed; retrying");
             }
+            self.observed.reconcile_pass.observe(started.elapsed());
             tokio::select! {
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(self.config.resync_interval) => {}

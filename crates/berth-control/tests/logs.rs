@@ -731,6 +731,87 @@ async fn users_are_authorized_per_log_group_and_tag() {
     assert!(!names(&l.groups(Default::default()).await).contains(&"/new/ops".to_string()));
 }
 
+/// The messages of a live tail's updates until `n` arrived (the first message must be `sessionStart`).
+async fn tailed(tail: &mut berth_control::logs::live_tail::LiveTail, n: usize) -> Vec<String> {
+    use berth_control::logs::live_tail::LiveMessage;
+    let first = tail.next().await.expect("sessionStart");
+    assert!(matches!(first, LiveMessage::Event { event_type: "sessionStart", .. }), "{first:?}");
+    let mut got = Vec::new();
+    while got.len() < n {
+        let next = tokio::time::timeout(std::time::Duration::from_secs(5), tail.next()).await;
+        match next.expect("an update within 5 s").expect("the session is open") {
+            LiveMessage::Event { event_type: "sessionUpdate", payload } => {
+                let u: logs::LiveTailSessionUpdate = serde_json::from_slice(&payload).expect("update json");
+                got.extend(u.session_results.unwrap_or_default().into_iter().filter_map(|e| e.message));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    got
+}
+
+#[tokio::test]
+async fn live_tail_sees_committed_events_and_is_authorized_per_group() {
+    let l = Logs::new();
+    for g in ["/tail/a", "/tail/b"] {
+        l.group(g).await;
+        l.stream(g, "s").await;
+    }
+    let account = l.c.account_id().to_string();
+    let policy = format!(
+        r#"{{"Version":"2012-10-17","Statement":[
+            {{"Effect":"Allow","Action":"logs:StartLiveTail","Resource":"arn:aws:logs:*:{account}:log-group:/tail/a"}}
+        ]}}"#
+    );
+    let user = user_with(&l.c, "tailer", &policy).await;
+    let request = |ids: &[&str]| logs::StartLiveTailRequest {
+        log_group_identifiers: Some(ids.iter().map(|s| s.to_string()).collect()),
+        ..Default::default()
+    };
+    // Every group is authorized: one denied group denies the session.
+    let denied = l.c.start_live_tail(&user, request(&["/tail/a", "/tail/b"])).expect_err("b is not allowed");
+    assert_eq!(denied.code, ErrorCode::AccessDenied);
+    assert!(denied.message.contains("logs:StartLiveTail"), "{}", denied.message);
+    assert!(denied.message.contains("log-group:/tail/b"), "{}", denied.message);
+    let missing = l.c.start_live_tail(&l.root, request(&["/tail/none"])).expect_err("unknown group");
+    assert_eq!(missing.code, ErrorCode::ResourceNotFound);
+
+    let mut tail = l.c.start_live_tail(&user, request(&[&l.arn("/tail/a")])).expect("allowed on a");
+    let t = now();
+    l.put("/tail/a", "s", &[(t, "one")]).await;
+    l.put("/tail/b", "s", &[(t, "not tailed")]).await;
+    // Rejected by PutLogEvents' rules (too old): never stored, never tailed.
+    let put = l.put("/tail/a", "s", &[(t - 15 * DAY, "too old")]).await;
+    assert!(put.rejected_log_events_info.is_some());
+    l.put("/tail/a", "s", &[(t, "two")]).await;
+    assert_eq!(tailed(&mut tail, 2).await, ["one", "two"]);
+}
+
+#[tokio::test]
+async fn live_tail_sessions_are_limited_and_end_with_their_client() {
+    use berth_control::logs::live_tail::MAX_SESSIONS;
+    let l = Logs::new();
+    l.group("/tail/limit").await;
+    let request = || logs::StartLiveTailRequest {
+        log_group_identifiers: Some(vec!["/tail/limit".to_string()]),
+        ..Default::default()
+    };
+    let mut open: Vec<_> = (0..MAX_SESSIONS).map(|_| l.c.start_live_tail(&l.root, request()).expect("open")).collect();
+    let over = l.c.start_live_tail(&l.root, request()).expect_err("one too many");
+    assert_eq!(over.code, ErrorCode::LimitExceeded);
+    // A client that goes away frees its session's place.
+    open.pop();
+    let mut again = Err(over);
+    for _ in 0..100 {
+        again = l.c.start_live_tail(&l.root, request());
+        if again.is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(again.is_ok(), "{again:?}");
+}
+
 #[tokio::test]
 async fn log_groups_and_events_survive_a_restart() {
     let mut h = common::Harness::new("logs-restart", |_| ControlConfig::default());

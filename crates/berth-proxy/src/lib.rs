@@ -139,10 +139,6 @@ fn parse_server_url(url: &str) -> Result<String, ProxyError> {
     Ok(trimmed.to_owned())
 }
 
-async fn bind(addr: SocketAddr) -> Result<TcpListener, ProxyError> {
-    TcpListener::bind(addr).await.map_err(|source| ProxyError::Bind { addr, source })
-}
-
 /// A listening socket that a second process (a restarted or upgraded proxy) can bind too (`SO_REUSEPORT`),
 /// handed over to the worker threads as a std socket.
 fn bind_shared(addr: SocketAddr) -> Result<std::net::TcpListener, ProxyError> {
@@ -408,8 +404,11 @@ impl Proxy {
         let base = parse_server_url(&config.server_url)?;
         let token = HeaderValue::from_str(&config.token).map_err(|_| ProxyError::Token)?;
 
+        // Shared (`SO_REUSEPORT`) like the traffic listeners, so a replacement proxy binds it during a hand-over.
         let metrics_listener = match config.metrics_listen {
-            Some(addr) => Some(bind(addr).await?),
+            Some(addr) => {
+                Some(TcpListener::from_std(bind_shared(addr)?).map_err(|source| ProxyError::Bind { addr, source })?)
+            }
             None => None,
         };
         let metrics_addr = match (&metrics_listener, config.metrics_listen) {

@@ -2,14 +2,13 @@
 //! group, plus connection counts per listener. Requests only touch atomics through `Arc`s the snapshot holds;
 //! the registry's lock is taken when a table is applied and when `/metrics` is rendered.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use berth_routes::TargetHealth;
+use berth_telemetry::prometheus::{Exposition, Histogram};
 
 use crate::state::Snapshot;
 
@@ -29,31 +28,6 @@ impl Codes {
 
     fn get(&self, class: usize) -> u64 {
         self.0[class].load(Ordering::Relaxed)
-    }
-}
-
-/// Upper bounds (seconds) of the target response time histogram.
-const BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
-
-#[derive(Debug, Default)]
-pub(crate) struct Histogram {
-    /// Non-cumulative counts per bucket; the last one is +Inf.
-    buckets: [AtomicU64; BUCKETS.len() + 1],
-    sum_us: AtomicU64,
-    count: AtomicU64,
-}
-
-impl Histogram {
-    pub fn observe(&self, d: Duration) {
-        let secs = d.as_secs_f64();
-        let i = BUCKETS.iter().position(|b| secs <= *b).unwrap_or(BUCKETS.len());
-        self.buckets[i].fetch_add(1, Ordering::Relaxed);
-        self.sum_us.fetch_add(d.as_micros() as u64, Ordering::Relaxed);
-        self.count.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub fn count(&self) -> u64 {
-        self.count.load(Ordering::Relaxed)
     }
 }
 
@@ -142,9 +116,10 @@ impl Metrics {
         tgs.entry(id.to_owned()).or_default().clone()
     }
 
-    /// The Prometheus text exposition (version 0.0.4) of every counter, and target health from `snapshot`.
+    /// The Prometheus text exposition (version 0.0.4) of every counter, and target health from `snapshot`. Names
+    /// follow the server's conventions (docs/observability.md): `_total` counters, `_seconds` histograms, and the
+    /// ALB metric each one mirrors in its help.
     pub fn render(&self, snapshot: &Snapshot) -> String {
-        let mut out = String::with_capacity(4096);
         let lbs: Vec<(String, Arc<LbCounters>)> = self
             .lbs
             .lock()
@@ -160,80 +135,60 @@ impl Metrics {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         let classes = ["2XX", "3XX", "4XX", "5XX"];
+        let mut e = Exposition::new();
 
-        header(&mut out, "berth_lb_request_count", "counter", "Requests processed (ALB RequestCount).");
+        e.family("berth_lb_requests_total", "counter", "Requests processed (ALB RequestCount).");
         for (lb, c) in &lbs {
-            sample(&mut out, "berth_lb_request_count", &[("load_balancer", lb)], c.requests.load(Ordering::Relaxed));
+            e.sample("berth_lb_requests_total", &[("load_balancer", lb)], c.requests.load(Ordering::Relaxed));
         }
         for (kind, elb) in [("target", false), ("elb", true)] {
             for (i, class) in classes.iter().enumerate() {
-                let name = format!("berth_lb_httpcode_{kind}_{}_count", class.to_ascii_lowercase());
+                let name = format!("berth_lb_httpcode_{kind}_{}_total", class.to_ascii_lowercase());
                 let help = if elb {
                     format!("HTTP {class} responses the load balancer generated (ALB HTTPCode_ELB_{class}_Count).")
                 } else {
                     format!("HTTP {class} responses from targets (ALB HTTPCode_Target_{class}_Count).")
                 };
-                header(&mut out, &name, "counter", &help);
+                e.family(&name, "counter", &help);
                 for (lb, c) in &lbs {
                     let codes = if elb { &c.elb } else { &c.target };
-                    sample(&mut out, &name, &[("load_balancer", lb)], codes.get(i));
+                    e.sample(&name, &[("load_balancer", lb)], codes.get(i));
                 }
             }
         }
-        header(
-            &mut out,
-            "berth_lb_active_connection_count",
-            "gauge",
-            "Open client connections (ALB ActiveConnectionCount).",
-        );
-        for (listener, c) in [("https", &self.https), ("http", &self.http), ("websocket", &self.websockets)] {
-            sample(&mut out, "berth_lb_active_connection_count", &[("listener", listener)], c.active().max(0) as u64);
+        let listeners = [("https", &self.https), ("http", &self.http), ("websocket", &self.websockets)];
+        e.family("berth_lb_active_connections", "gauge", "Open client connections (ALB ActiveConnectionCount).");
+        for (listener, c) in listeners {
+            e.sample("berth_lb_active_connections", &[("listener", listener)], c.active().max(0));
         }
-        header(
-            &mut out,
-            "berth_lb_new_connection_count",
-            "counter",
-            "Client connections accepted (ALB NewConnectionCount).",
-        );
-        for (listener, c) in [("https", &self.https), ("http", &self.http), ("websocket", &self.websockets)] {
-            sample(&mut out, "berth_lb_new_connection_count", &[("listener", listener)], c.new.load(Ordering::Relaxed));
+        e.family("berth_lb_new_connections_total", "counter", "Client connections accepted (ALB NewConnectionCount).");
+        for (listener, c) in listeners {
+            e.sample("berth_lb_new_connections_total", &[("listener", listener)], c.new.load(Ordering::Relaxed));
         }
 
-        header(
-            &mut out,
-            "berth_tg_request_count",
+        e.family(
+            "berth_tg_requests_total",
             "counter",
             "Requests routed to the target group (ALB RequestCountPerTarget x targets).",
         );
         for (tg, c) in &tgs {
-            sample(&mut out, "berth_tg_request_count", &[("target_group", tg)], c.requests.load(Ordering::Relaxed));
+            e.sample("berth_tg_requests_total", &[("target_group", tg)], c.requests.load(Ordering::Relaxed));
         }
         for (i, class) in classes.iter().enumerate() {
-            let name = format!("berth_tg_httpcode_target_{}_count", class.to_ascii_lowercase());
-            header(&mut out, &name, "counter", &format!("HTTP {class} responses from the group's targets."));
+            let name = format!("berth_tg_httpcode_target_{}_total", class.to_ascii_lowercase());
+            e.family(&name, "counter", &format!("HTTP {class} responses from the group's targets."));
             for (tg, c) in &tgs {
-                sample(&mut out, &name, &[("target_group", tg)], c.target.get(i));
+                e.sample(&name, &[("target_group", tg)], c.target.get(i));
             }
         }
         let name = "berth_tg_target_response_time_seconds";
-        header(
-            &mut out,
+        e.family(
             name,
             "histogram",
             "Time from sending a request to a target to its response headers (ALB TargetResponseTime).",
         );
         for (tg, c) in &tgs {
-            let h = &c.response_time;
-            let mut cumulative = 0;
-            for (i, bound) in
-                BUCKETS.iter().map(|b| b.to_string()).chain(std::iter::once("+Inf".to_owned())).enumerate()
-            {
-                cumulative += h.buckets[i].load(Ordering::Relaxed);
-                sample(&mut out, &format!("{name}_bucket"), &[("target_group", tg), ("le", &bound)], cumulative);
-            }
-            let sum = h.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
-            let _ = writeln!(out, "{name}_sum{{target_group=\"{}\"}} {sum}", escape(tg));
-            sample(&mut out, &format!("{name}_count"), &[("target_group", tg)], h.count());
+            e.histogram(name, &[("target_group", tg)], &c.response_time);
         }
 
         let mut health: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
@@ -245,52 +200,24 @@ impl Metrics {
                 TargetHealth::Initial | TargetHealth::Draining => {}
             }
         }
-        header(&mut out, "berth_tg_healthy_host_count", "gauge", "Healthy targets (ALB HealthyHostCount).");
+        e.family("berth_tg_healthy_hosts", "gauge", "Healthy targets (ALB HealthyHostCount).");
         for (tg, (healthy, _)) in &health {
-            sample(&mut out, "berth_tg_healthy_host_count", &[("target_group", tg)], *healthy);
+            e.sample("berth_tg_healthy_hosts", &[("target_group", tg)], *healthy);
         }
-        header(&mut out, "berth_tg_unhealthy_host_count", "gauge", "Unhealthy targets (ALB UnHealthyHostCount).");
+        e.family("berth_tg_unhealthy_hosts", "gauge", "Unhealthy targets (ALB UnHealthyHostCount).");
         for (tg, (_, unhealthy)) in &health {
-            sample(&mut out, "berth_tg_unhealthy_host_count", &[("target_group", tg)], *unhealthy);
+            e.sample("berth_tg_unhealthy_hosts", &[("target_group", tg)], *unhealthy);
         }
-        header(
-            &mut out,
-            "berth_proxy_access_log_dropped",
+        e.family(
+            "berth_proxy_access_log_dropped_total",
             "counter",
             "Access log entries dropped because the writer lagged.",
         );
-        sample(&mut out, "berth_proxy_access_log_dropped", &[], self.access_log_dropped.load(Ordering::Relaxed));
-        header(&mut out, "berth_proxy_route_table_version", "gauge", "The route table version served.");
-        sample(&mut out, "berth_proxy_route_table_version", &[], snapshot.version);
-        out
+        e.sample("berth_proxy_access_log_dropped_total", &[], self.access_log_dropped.load(Ordering::Relaxed));
+        e.family("berth_proxy_route_table_version", "gauge", "The route table version served.");
+        e.sample("berth_proxy_route_table_version", &[], snapshot.version);
+        e.finish()
     }
-}
-
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-}
-
-fn escape(v: &str) -> Cow<'_, str> {
-    if v.bytes().any(|b| matches!(b, b'\\' | b'"' | b'\n')) {
-        Cow::Owned(v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n"))
-    } else {
-        Cow::Borrowed(v)
-    }
-}
-
-fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: u64) {
-    out.push_str(name);
-    if !labels.is_empty() {
-        out.push('{');
-        for (i, (k, v)) in labels.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            let _ = write!(out, "{k}=\"{}\"", escape(v));
-        }
-        out.push('}');
-    }
-    let _ = writeln!(out, " {value}");
 }
 
 #[cfg(test)]
@@ -312,31 +239,24 @@ mod tests {
         let conn = m.https.open();
         let text = m.render(&Snapshot::default());
         for line in [
-            "berth_lb_request_count{load_balancer=\"svc\"} 3",
-            "berth_lb_httpcode_target_2xx_count{load_balancer=\"svc\"} 1",
-            "berth_lb_httpcode_target_3xx_count{load_balancer=\"svc\"} 1",
-            "berth_lb_httpcode_elb_5xx_count{load_balancer=\"svc\"} 1",
-            "berth_lb_httpcode_elb_4xx_count{load_balancer=\"svc\"} 0",
-            "berth_tg_httpcode_target_4xx_count{target_group=\"tg-a\"} 1",
+            "berth_lb_requests_total{load_balancer=\"svc\"} 3",
+            "berth_lb_httpcode_target_2xx_total{load_balancer=\"svc\"} 1",
+            "berth_lb_httpcode_target_3xx_total{load_balancer=\"svc\"} 1",
+            "berth_lb_httpcode_elb_5xx_total{load_balancer=\"svc\"} 1",
+            "berth_lb_httpcode_elb_4xx_total{load_balancer=\"svc\"} 0",
+            "berth_tg_httpcode_target_4xx_total{target_group=\"tg-a\"} 1",
             "berth_tg_target_response_time_seconds_bucket{target_group=\"tg-a\",le=\"0.005\"} 1",
             "berth_tg_target_response_time_seconds_bucket{target_group=\"tg-a\",le=\"10\"} 1",
             "berth_tg_target_response_time_seconds_bucket{target_group=\"tg-a\",le=\"+Inf\"} 2",
             "berth_tg_target_response_time_seconds_sum{target_group=\"tg-a\"} 30.003",
             "berth_tg_target_response_time_seconds_count{target_group=\"tg-a\"} 2",
-            "berth_lb_active_connection_count{listener=\"https\"} 1",
-            "berth_lb_new_connection_count{listener=\"https\"} 1",
+            "berth_lb_active_connections{listener=\"https\"} 1",
+            "berth_lb_new_connections_total{listener=\"https\"} 1",
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }
         drop(conn);
-        assert!(m.render(&Snapshot::default()).contains("berth_lb_active_connection_count{listener=\"https\"} 0"));
+        assert!(m.render(&Snapshot::default()).contains("berth_lb_active_connections{listener=\"https\"} 0"));
         assert!(Arc::ptr_eq(&m.lb("svc"), &lb), "counters survive table versions");
-    }
-
-    #[test]
-    fn label_values_are_escaped() {
-        let mut out = String::new();
-        sample(&mut out, "m", &[("l", "a\"b\\c\nd")], 1);
-        assert_eq!(out, "m{l=\"a\\\"b\\\\c\\nd\"} 1\n");
     }
 }

@@ -992,21 +992,21 @@ async fn listener_rules_metrics_and_access_log() {
     let after = scrape(metrics_addr).await;
     let moved = |series: &str| metric(&after, series) - metric(&before, series);
     let svc = format!("load_balancer=\"arn:aws:ecs:us-east-1:000000000000:service/default/{HOST}\"");
-    assert_eq!(moved(&format!("berth_lb_request_count{{{svc}}}")), 2, "{after}");
-    assert_eq!(moved(&format!("berth_lb_httpcode_target_2xx_count{{{svc}}}")), 2);
-    assert_eq!(moved("berth_lb_request_count{load_balancer=\"r-api\"}"), 3);
-    assert_eq!(moved("berth_lb_httpcode_elb_4xx_count{load_balancer=\"r-delete\"}"), 2);
-    assert_eq!(moved("berth_lb_httpcode_elb_4xx_count{load_balancer=\"r-admin-deny\"}"), 4);
-    assert_eq!(moved("berth_lb_httpcode_elb_3xx_count{load_balancer=\"r-old\"}"), 2);
-    assert_eq!(moved("berth_lb_httpcode_elb_4xx_count{load_balancer=\"-\"}"), 4, "unmatched 404s");
-    assert_eq!(moved("berth_tg_request_count{target_group=\"tg-api\"}"), 3);
+    assert_eq!(moved(&format!("berth_lb_requests_total{{{svc}}}")), 2, "{after}");
+    assert_eq!(moved(&format!("berth_lb_httpcode_target_2xx_total{{{svc}}}")), 2);
+    assert_eq!(moved("berth_lb_requests_total{load_balancer=\"r-api\"}"), 3);
+    assert_eq!(moved("berth_lb_httpcode_elb_4xx_total{load_balancer=\"r-delete\"}"), 2);
+    assert_eq!(moved("berth_lb_httpcode_elb_4xx_total{load_balancer=\"r-admin-deny\"}"), 4);
+    assert_eq!(moved("berth_lb_httpcode_elb_3xx_total{load_balancer=\"r-old\"}"), 2);
+    assert_eq!(moved("berth_lb_httpcode_elb_4xx_total{load_balancer=\"-\"}"), 4, "unmatched 404s");
+    assert_eq!(moved("berth_tg_requests_total{target_group=\"tg-api\"}"), 3);
     assert_eq!(moved("berth_tg_target_response_time_seconds_count{target_group=\"tg-api\"}"), 3);
-    assert_eq!(moved("berth_tg_httpcode_target_2xx_count{target_group=\"tg-beta\"}"), 4);
-    assert_eq!(metric(&after, "berth_tg_healthy_host_count{target_group=\"tg-web\"}"), 1);
-    assert_eq!(metric(&after, "berth_tg_unhealthy_host_count{target_group=\"tg-web\"}"), 0);
-    assert!(metric(&after, "berth_lb_new_connection_count{listener=\"https\"}") >= 3);
-    assert!(metric(&after, "berth_lb_active_connection_count{listener=\"https\"}") >= 1);
-    assert_eq!(metric(&after, "berth_lb_new_connection_count{listener=\"http\"}"), 1);
+    assert_eq!(moved("berth_tg_httpcode_target_2xx_total{target_group=\"tg-beta\"}"), 4);
+    assert_eq!(metric(&after, "berth_tg_healthy_hosts{target_group=\"tg-web\"}"), 1);
+    assert_eq!(metric(&after, "berth_tg_unhealthy_hosts{target_group=\"tg-web\"}"), 0);
+    assert!(metric(&after, "berth_lb_new_connections_total{listener=\"https\"}") >= 3);
+    assert!(metric(&after, "berth_lb_active_connections{listener=\"https\"}") >= 1);
+    assert_eq!(metric(&after, "berth_lb_new_connections_total{listener=\"http\"}"), 1);
 
     // The access log has one ALB-format line per request.
     let started = Instant::now();
@@ -1201,7 +1201,7 @@ async fn websocket_upgrade_passes_through_and_counts_in_flight() {
     // Open WebSocket: counted in flight on its target and as an active WebSocket connection.
     server.wait_report("ws in flight", |r| health_of(r, "ws").is_some_and(|h| h.2 == 1)).await;
     let metrics_addr = proxy.metrics_addr().expect("metrics");
-    assert_eq!(metric(&scrape(metrics_addr).await, "berth_lb_active_connection_count{listener=\"websocket\"}"), 1);
+    assert_eq!(metric(&scrape(metrics_addr).await, "berth_lb_active_connections{listener=\"websocket\"}"), 1);
 
     // The client closes: the echo server answers the close frame and hangs up; the tunnel ends.
     tls.write_all(&frame(0x8, b"")).await.expect("close");
@@ -1210,8 +1210,8 @@ async fn websocket_upgrade_passes_through_and_counts_in_flight() {
     assert_eq!(close[0], 0x88);
     server.wait_report("ws done", |r| health_of(r, "ws").is_some_and(|h| h.2 == 0)).await;
     let text = scrape(metrics_addr).await;
-    assert_eq!(metric(&text, "berth_lb_active_connection_count{listener=\"websocket\"}"), 0);
-    assert_eq!(metric(&text, "berth_lb_new_connection_count{listener=\"websocket\"}"), 1);
+    assert_eq!(metric(&text, "berth_lb_active_connections{listener=\"websocket\"}"), 0);
+    assert_eq!(metric(&text, "berth_lb_new_connections_total{listener=\"websocket\"}"), 1);
     proxy.stop().await;
 }
 

@@ -5,7 +5,8 @@
 //! CloudWatch's storage tiers, roll-up and the period/StartTime rules of GetMetricData and GetMetricStatistics
 //! (`storage.rs`), statistics and their string forms (`statistic.rs`), alarm evaluation with M of N and
 //! TreatMissingData (`alarm.rs`), metric math (`math.rs`), target tracking's alarms and scaling decision and step
-//! scaling (`scaling.rs`), and scheduled actions' `at`/`rate`/`cron` schedules (`schedule.rs`).
+//! scaling (`scaling.rs`), scheduled actions' `at`/`rate`/`cron` schedules (`schedule.rs`), and the Prometheus
+//! text exposition with its lock-free histogram (`prometheus.rs`) for the server's and the proxy's `/metrics`.
 //!
 //! It must never do I/O, read a clock, touch the store or speak a wire protocol: time is always an input (epoch
 //! seconds), every function is deterministic, and the wiring (berth-control, berth-api) persists and serves what
@@ -32,6 +33,7 @@ pub mod alarm;
 pub mod error;
 pub mod math;
 pub mod metric;
+pub mod prometheus;
 pub mod scaling;
 pub mod schedule;
 pub mod sketch;

@@ -2,12 +2,18 @@
 
 use std::sync::Arc;
 
-use berth_api::{Backend, Caller, Credential, Principal, Request, Response};
+use berth_api::{Backend, Caller, Credential, EventStream, Principal, Request, Response, StreamEvent};
 use berth_control::Control;
+use berth_control::logs::live_tail::LiveMessage;
+use berth_model::logs::{Operation as LogsOperation, StartLiveTailRequest};
+
+use crate::metrics::ServerMetrics;
 use berth_core::AwsError;
 
 pub struct ApiBackend {
     pub control: Arc<Control>,
+    /// Where API latency is counted (`/metrics`).
+    pub metrics: Arc<ServerMetrics>,
 }
 
 #[async_trait::async_trait]
@@ -38,6 +44,20 @@ impl Backend for ApiBackend {
         self.control.region().to_string()
     }
 
+    async fn handle_stream(&self, caller: Caller, request: Request) -> Result<EventStream, AwsError> {
+        match request {
+            Request::Logs(LogsOperation::StartLiveTail(r)) => self.live_tail(caller, r).await,
+            other => Err(AwsError::new(
+                berth_core::ErrorCode::UnknownOperation,
+                format!("{} does not answer with an event stream", other.operation_name()),
+            )),
+        }
+    }
+
+    fn observe(&self, operation: &str, status: u16, latency: std::time::Duration) {
+        self.metrics.observe_api(operation, status, latency);
+    }
+
     async fn handle(&self, caller: Caller, request: Request) -> Result<Response, AwsError> {
         // The control plane's work is synchronous (SQLite, policy evaluation): it runs on a blocking thread,
         // one hand-off per request, so the async workers keep serving connections meanwhile.
@@ -49,6 +69,38 @@ impl Backend for ApiBackend {
                 AwsError::internal("internal error")
             },
         )?
+    }
+}
+
+impl ApiBackend {
+    /// StartLiveTail: the session opens on a blocking thread (it reads the store), then streams from its task.
+    async fn live_tail(&self, caller: Caller, r: StartLiveTailRequest) -> Result<EventStream, AwsError> {
+        let control = Arc::clone(&self.control);
+        let runtime = tokio::runtime::Handle::current();
+        let mut tail = tokio::task::spawn_blocking(move || {
+            let _runtime = runtime.enter();
+            let identity = control
+                .identify(&caller.principal.arn, &caller.principal.account, &caller.principal.user_id)
+                .map_err(AwsError::from)?;
+            control.start_live_tail(&identity, r)
+        })
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "a live tail's start failed");
+            AwsError::internal("internal error")
+        })??;
+        Ok(EventStream::from_poll(move |cx| {
+            tail.poll_next(cx).map(|m| {
+                m.map(|m| match m {
+                    LiveMessage::Event { event_type, payload } => {
+                        StreamEvent::Event { event_type: event_type.into(), payload: payload.into() }
+                    }
+                    LiveMessage::Exception { exception_type, payload } => {
+                        StreamEvent::Exception { exception_type: exception_type.into(), payload: payload.into() }
+                    }
+                })
+            })
+        }))
     }
 }
 

@@ -21,6 +21,7 @@ pub struct Config {
     pub runtime: RuntimeSection,
     pub deploy: DeploySection,
     pub task_endpoint: TaskEndpointSection,
+    pub metrics: MetricsSection,
     pub autoscaling: AutoscalingSection,
     /// Filled from the command line, never from the file.
     #[serde(skip)]
@@ -45,6 +46,21 @@ pub struct InternalSection {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+pub struct MetricsSection {
+    /// Serve the server's Prometheus `GET /metrics`.
+    pub enabled: bool,
+    /// Where: plain HTTP, no authentication (loopback by default; widen it for a remote Prometheus).
+    pub listen: SocketAddr,
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        MetricsSection { enabled: true, listen: SocketAddr::from(([127, 0, 0, 1], 9464)) }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ProxySection {
     pub https_listen: SocketAddr,
     pub http_listen: SocketAddr,
@@ -54,6 +70,8 @@ pub struct ProxySection {
     pub idle_timeout_secs: u64,
     /// Addresses internet-facing load balancers listen on by themselves, one each (on the listeners' ports).
     pub address_pool: Vec<std::net::IpAddr>,
+    /// Where the proxy serves its Prometheus `GET /metrics` (plain HTTP, no authentication); `None`: off.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -161,6 +179,7 @@ impl Default for Config {
             runtime: RuntimeSection::default(),
             deploy: DeploySection::default(),
             task_endpoint: TaskEndpointSection::default(),
+            metrics: MetricsSection::default(),
             autoscaling: AutoscalingSection::default(),
             data_dir: PathBuf::new(),
         }
@@ -188,6 +207,7 @@ impl Default for ProxySection {
             request_timeout_secs: 60,
             idle_timeout_secs: 60,
             address_pool: Vec::new(),
+            metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9465))),
         }
     }
 }

@@ -97,6 +97,8 @@ pub fn print_env(config: &Config) -> Result<()> {
     println!("export AWS_ACCESS_KEY_ID={access_key_id}");
     println!("export AWS_SECRET_ACCESS_KEY={secret}");
     println!("export AWS_DEFAULT_REGION={}", config.region);
+    // One endpoint serves every operation: no `stream-` (StartLiveTail) or other host prefix in front of it.
+    println!("export AWS_DISABLE_HOST_PREFIX_INJECTION=true");
     println!("unset AWS_SESSION_TOKEN AWS_PROFILE");
     if config.api.tls {
         println!("export AWS_CA_BUNDLE={}", config.path(CA_PEM).display());

@@ -9,6 +9,7 @@ mod config;
 mod files;
 mod http1;
 mod internal;
+mod metrics;
 mod proxy;
 mod server;
 mod task_endpoint;

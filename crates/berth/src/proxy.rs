@@ -30,6 +30,7 @@ pub async fn run(config: Config) -> Result<()> {
     pc.request_timeout = Duration::from_secs(config.proxy.request_timeout_secs);
     pc.idle_timeout = Duration::from_secs(config.proxy.idle_timeout_secs);
     pc.proxy_id = format!("proxy-{}", std::process::id());
+    pc.metrics_listen = config.proxy.metrics_listen;
     enable_request_migration();
     tracing::info!(https = %pc.https_listen, http = %pc.http_listen, server = %pc.server_url, "berth proxy starting");
     let proxy = Proxy::start(pc).await.context("proxy failed")?;

@@ -110,7 +110,19 @@ pub async fn run(config: Config) -> Result<()> {
         .await
         .with_context(|| format!("binding the internal API on {}", config.internal.listen))?;
 
-    let backend = Arc::new(ApiBackend { control: Arc::clone(&control) });
+    // Metrics never keep the control plane from starting: a taken port is a warning.
+    let metrics = Arc::new(crate::metrics::ServerMetrics::default());
+    let metrics_listener = match config.metrics.enabled {
+        true => match TcpListener::bind(config.metrics.listen).await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                tracing::warn!(addr = %config.metrics.listen, error = %e, "cannot serve /metrics");
+                None
+            }
+        },
+        false => None,
+    };
+    let backend = Arc::new(ApiBackend { control: Arc::clone(&control), metrics: Arc::clone(&metrics) });
     let api = tokio::spawn(berth_api::serve(api_listener, tls, Arc::clone(&backend), ApiConfig::default(), stopped()));
     let internal = tokio::spawn(crate::internal::serve(internal_listener, Arc::clone(&control), token, stopped()));
     let task_tasks = task_listeners.map(|(creds, api)| {
@@ -119,8 +131,10 @@ pub async fn run(config: Config) -> Result<()> {
         (c, a)
     });
     let reconciler = tokio::spawn(Arc::clone(&control).run_reconciler(stopped()));
+    let metrics_task = metrics_listener
+        .map(|l| tokio::spawn(crate::metrics::serve(l, Arc::clone(&control), Arc::clone(&metrics), stopped())));
     // CloudWatch metrics: the write buffer every second, roll-ups every minute, a last write at the stop.
-    let metrics = tokio::spawn(Arc::clone(&control).run_metrics(stopped()));
+    let metric_store = tokio::spawn(Arc::clone(&control).run_metrics(stopped()));
     tracing::info!(
         api = %config.api_url(),
         internal = %config.internal.listen,
@@ -136,7 +150,10 @@ pub async fn run(config: Config) -> Result<()> {
         let _ = api.await;
         let _ = internal.await;
         let _ = reconciler.await;
-        let _ = metrics.await;
+        if let Some(m) = metrics_task {
+            let _ = m.await;
+        }
+        let _ = metric_store.await;
         if let Some((c, a)) = task_tasks {
             let _ = c.await;
             let _ = a.await;

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 /// berth-control's top-level modules, top layer first. A module may use only modules of later (lower) layers;
 /// a new module must be placed here.
 const LAYERS: &[(&str, &[&str])] = &[
+    ("observability", &["observe"]),
     ("executor", &["reconcile"]),
     ("ECS API", &["ecs"]),
     ("orchestration", &["express", "certs", "publish", "containers"]),

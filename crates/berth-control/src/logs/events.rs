@@ -33,6 +33,7 @@ pub(super) fn put(c: &Control, r: PutLogEventsRequest, now: i64) -> Result<PutLo
         ));
     }
     let rejected = c.tx(|tx| ingest::append(tx, &group, &stream, &events, now))?;
+    c.live_tail_publish(&group, &stream, ingest::accepted(&events, &rejected), now);
     let as_i32 = |i: Option<usize>| i.map(|i| i32::try_from(i).unwrap_or(i32::MAX));
     Ok(PutLogEventsResponse {
         // Sequence tokens are ignored, as AWS now ignores them; a token is still returned for older clients.

@@ -51,13 +51,19 @@ pub(crate) fn append(
     }
     check_batch(events)?;
     let rejected = classify(events, now_ms, g.retention_days);
-    let start = rejected.too_old_end.max(rejected.expired_end).map_or(0, |i| i + 1);
-    let end = rejected.too_new_start.unwrap_or(events.len());
-    if start < end {
-        let accepted: Vec<(i64, &str)> = events[start..end].iter().map(|(t, m)| (*t, m.as_str())).collect();
-        tx.log_events_append(group, stream, &accepted, now_ms)?;
+    let kept = accepted(events, &rejected);
+    if !kept.is_empty() {
+        let kept: Vec<(i64, &str)> = kept.iter().map(|(t, m)| (*t, m.as_str())).collect();
+        tx.log_events_append(group, stream, &kept, now_ms)?;
     }
     Ok(rejected)
+}
+
+/// The events of a batch [`append`] stored: those `rejected` does not name.
+pub(crate) fn accepted<'a>(events: &'a [(i64, String)], rejected: &Rejected) -> &'a [(i64, String)] {
+    let start = rejected.too_old_end.max(rejected.expired_end).map_or(0, |i| i + 1).min(events.len());
+    let end = rejected.too_new_start.unwrap_or(events.len()).clamp(start, events.len());
+    &events[start..end]
 }
 
 /// The rules of a whole batch.

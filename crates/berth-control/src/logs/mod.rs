@@ -11,6 +11,7 @@
 mod events;
 mod groups;
 pub(crate) mod ingest;
+pub mod live_tail;
 pub mod pattern;
 mod regex;
 mod streams;
@@ -61,9 +62,11 @@ impl Control {
             Operation::PutLogEvents(r) => Output::PutLogEvents(events::put(self, r, now)?),
             Operation::GetLogEvents(r) => Output::GetLogEvents(events::get(self, r)?),
             Operation::FilterLogEvents(r) => Output::FilterLogEvents(events::filter(self, r)?),
-            // Served as an event stream by the live-tail work in progress (issue 11).
+            // An event stream: the API layer opens it with `Control::start_live_tail` (live_tail.rs).
             Operation::StartLiveTail(_) => {
-                return Err(AwsError::new(ErrorCode::InvalidParameter, "StartLiveTail is not served yet").into());
+                return Err(
+                    AwsError::new(ErrorCode::InvalidParameter, "StartLiveTail answers with an event stream").into()
+                );
             }
         })
     }
