@@ -34,6 +34,34 @@ pub struct ControlConfig {
     pub http_port: u16,
     /// How often each running task's CPU and memory are read for `AWS/ECS` metrics (`sampling.rs`).
     pub sampling_interval: Duration,
+    /// Target tracking's alarm periods and datapoints, and the cooldowns of policies that set none
+    /// (docs/autoscaling.md): berth's fast defaults, or AWS's.
+    pub scaling: ScalingDefaults,
+}
+
+/// How fast target tracking reacts: the period and datapoints of the alarms a policy creates, and the cooldowns
+/// a policy gets when it sets none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScalingDefaults {
+    pub alarm_timing: berth_telemetry::scaling::AlarmTiming,
+    pub scale_out_cooldown: i64,
+    pub scale_in_cooldown: i64,
+}
+
+impl ScalingDefaults {
+    /// berth: 10-second periods, AlarmHigh 1 of 1 (a spike is answered within one period), AlarmLow 30 of 30
+    /// (5 minutes below 90% of the target), cooldowns 30 s out and 120 s in.
+    pub const BERTH: ScalingDefaults = ScalingDefaults {
+        alarm_timing: berth_telemetry::scaling::AlarmTiming::BERTH,
+        scale_out_cooldown: 30,
+        scale_in_cooldown: 120,
+    };
+    /// AWS: 60-second periods, AlarmHigh 3 of 3, AlarmLow 15 of 15, cooldowns 300 s each (ECS's defaults).
+    pub const AWS: ScalingDefaults = ScalingDefaults {
+        alarm_timing: berth_telemetry::scaling::AlarmTiming::AWS,
+        scale_out_cooldown: 300,
+        scale_in_cooldown: 300,
+    };
 }
 
 impl Default for ControlConfig {
@@ -53,6 +81,7 @@ impl Default for ControlConfig {
             https_port: 443,
             http_port: 80,
             sampling_interval: Duration::from_secs(10),
+            scaling: ScalingDefaults::BERTH,
         }
     }
 }

@@ -99,6 +99,7 @@ pub fn internal_error(service: &str) -> ErrorCode {
         "secretsmanager" => ErrorCode::InternalServiceError,
         "logs" => ErrorCode::LogsServiceUnavailable,
         "ecs" => ErrorCode::Server,
+        "application-autoscaling" => ErrorCode::InternalService,
         _ => ErrorCode::InternalFailure,
     }
 }

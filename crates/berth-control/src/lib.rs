@@ -41,7 +41,8 @@ mod sts;
 pub mod task_role;
 mod token;
 
-pub use config::{ControlConfig, TaskEndpoint};
+pub use autoscaling::{AlarmTrigger, ScalingOutcome};
+pub use config::{ControlConfig, ScalingDefaults, TaskEndpoint};
 pub use credentials::{AccessKey, IssuedKey};
 pub use error::{ControlError, internal_error, may_return};
 pub use health::HealthView;

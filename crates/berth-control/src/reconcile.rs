@@ -88,21 +88,42 @@ impl Control {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            match self.evaluate_alarms(now()) {
-                Ok(actions) => self.dispatch_alarm_actions(actions),
-                Err(e) => tracing::warn!(error = %e, "alarm evaluation failed; retrying"),
-            }
+            self.alarms_tick(now());
         }
     }
 
-    /// Carries out the actions alarms made due. For now none is executable: each is recorded as an `Action`
-    /// history item saying why (Auto Scaling policies are routed here once target tracking handles them).
+    /// One evaluation of the alarms due at `now`, with their actions carried out (public so tests can drive it).
+    pub fn alarms_tick(&self, now: f64) {
+        match self.evaluate_alarms(now) {
+            Ok(actions) => self.dispatch_alarm_actions(actions),
+            Err(e) => tracing::warn!(error = %e, "alarm evaluation failed; retrying"),
+        }
+    }
+
+    /// Carries out the actions alarms made due: a scaling policy's through Application Auto Scaling's executor
+    /// (which sets the service's desired count); the others are not executable. Each is recorded as an `Action`
+    /// history item.
     pub(crate) fn dispatch_alarm_actions(&self, actions: Vec<AlarmAction>) {
         for a in actions {
-            let why = ActionKind::of(&a.action_arn)
-                .and_then(ActionKind::not_executable)
-                .unwrap_or("no scaling policy carries out this action yet; the action was recorded only");
-            if let Err(e) = self.record_alarm_action_result(&a.alarm_name, &a.action_arn, false, why) {
+            let (ok, message) = if ActionKind::of(&a.action_arn) == Some(ActionKind::AutoScaling) {
+                let trigger = crate::autoscaling::AlarmTrigger {
+                    alarm_name: a.alarm_name.clone(),
+                    policy_arn: a.action_arn.clone(),
+                    state: a.state.as_str().to_string(),
+                    newest_value: a.newest_value,
+                    threshold: a.threshold,
+                };
+                match self.execute_scaling_policy(&trigger, now()) {
+                    Ok(outcome) => (true, outcome.describe(&a.action_arn)),
+                    Err(e) => (false, berth_core::AwsError::from(e).message),
+                }
+            } else {
+                let why = ActionKind::of(&a.action_arn)
+                    .and_then(ActionKind::not_executable)
+                    .unwrap_or("berth cannot carry out this action; the action was recorded only");
+                (false, why.to_string())
+            };
+            if let Err(e) = self.record_alarm_action_result(&a.alarm_name, &a.action_arn, ok, &message) {
                 tracing::warn!(alarm = %a.alarm_name, error = %e, "cannot record an alarm action");
             }
         }
@@ -135,6 +156,10 @@ impl Control {
         let t = now();
         let mut effects = Effects::default();
         self.tx(|tx| self.observe(tx, &observed, listed_at, t, &mut effects))?;
+        // Scheduled scaling that is due changes desired counts before this pass plans them.
+        if let Err(e) = self.autoscaling_pass(t) {
+            tracing::warn!(error = %e, "autoscaling pass failed");
+        }
         self.tx(|tx| self.plan_services(tx, t, &mut effects))?;
         self.ensure_shippers(&observed);
         self.execute(effects);
@@ -654,6 +679,7 @@ impl Control {
         self.tx(|tx| {
             tx.tasks_prune_stopped(before)?;
             tx.log_shipping_prune()?;
+            tx.scaling_activities_prune(t - crate::autoscaling::ACTIVITY_RETENTION)?;
             Ok(())
         })?;
         // CloudWatch Logs retention: events older than their group's retention go.

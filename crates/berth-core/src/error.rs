@@ -160,6 +160,10 @@ pub enum ErrorCode {
     LogsTooManyTags,
     /// Logs' internal failure (its models list it for every operation).
     LogsServiceUnavailable,
+    // Application Auto Scaling (Validation, LimitExceeded, ResourceNotFound and the Logs TooManyTags are shared).
+    ObjectNotFound,
+    ConcurrentUpdate,
+    InternalService,
     // CloudWatch (`monitoring`): names as the model's shapes (JSON `__type`); the Query codes come from the model.
     /// GetDashboard / DeleteDashboards on a dashboard that does not exist (Query code `ResourceNotFound`).
     DashboardNotFound,
@@ -298,6 +302,9 @@ impl ErrorCode {
             DashboardInvalidInput => "DashboardInvalidInputError",
             LogsTooManyTags => "TooManyTagsException",
             LogsServiceUnavailable => "ServiceUnavailableException",
+            ObjectNotFound => "ObjectNotFoundException",
+            ConcurrentUpdate => "ConcurrentUpdateException",
+            InternalService => "InternalServiceException",
             CwResourceNotFound => "ResourceNotFound",
             CwInvalidFormat => "InvalidFormatFault",
             CwLimitExceeded => "LimitExceededFault",
@@ -408,6 +415,8 @@ impl ErrorCode {
             | UnsupportedParameterType
             | LogsResourceAlreadyExists
             | LogsTooManyTags
+            | ObjectNotFound
+            | ConcurrentUpdate
             | DashboardInvalidInput
             | CwInvalidFormat
             | CwLimitExceeded => 400,
@@ -419,7 +428,8 @@ impl ErrorCode {
             | ServiceFailure
             | InternalServiceError
             | InternalServerError
-            | LogsServiceUnavailable => 500,
+            | LogsServiceUnavailable
+            | InternalService => 500,
         }
     }
 

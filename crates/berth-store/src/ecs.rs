@@ -289,6 +289,13 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Rewrites a revision's stored configuration (a change that starts no deployment, such as the scaling
+    /// target).
+    pub fn revision_set_config(&self, arn: &str, config: &str) -> Result<()> {
+        self.conn().execute("UPDATE revisions SET config = ?2 WHERE arn = ?1", params![arn, config])?;
+        Ok(())
+    }
+
     pub fn revision_get(&self, arn: &str) -> Result<Option<RevisionRow>> {
         Ok(self
             .conn()

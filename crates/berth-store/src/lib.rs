@@ -5,7 +5,8 @@
 //! VPCs, subnets, security groups and their rules), IAM (`iam.rs`, `access_keys.rs`, `task_role.rs`: users, roles,
 //! policies, access keys, role sessions, task credentials), Secrets Manager and SSM (`secrets.rs`), CloudWatch Logs
 //! (`logs.rs`), the shippers' cursors (`log_shipping.rs`), CloudWatch metric series, aggregates and dashboards
-//! (`metrics.rs`) and CloudWatch alarms with their history (`alarms.rs`); every change happens inside one transaction
+//! (`metrics.rs`), CloudWatch alarms with their history (`alarms.rs`) and Application Auto Scaling
+//! (`autoscaling.rs`); every change happens inside one transaction
 //! ([`Store::tx`], with savepoints), so a failed command leaves nothing half-written. Reads go through
 //! [`Readers`] (`readers.rs`): read-only connections beside the one writer (WAL), so a read never waits for the
 //! writer and a long scan never holds it. It must never call a runtime, the network or the proxy, and never
@@ -13,6 +14,7 @@
 
 mod access_keys;
 mod alarms;
+mod autoscaling;
 mod ec2;
 mod ecs;
 mod elbv2;
@@ -29,6 +31,7 @@ mod task_role;
 
 pub use access_keys::*;
 pub use alarms::*;
+pub use autoscaling::*;
 pub use ec2::*;
 pub use ecs::*;
 pub use elbv2::*;

@@ -583,6 +583,69 @@ CREATE TABLE cw_alarm_history (
 CREATE INDEX cw_alarm_history_by_time ON cw_alarm_history(timestamp, seq);
 CREATE INDEX cw_alarm_history_by_alarm ON cw_alarm_history(alarm_name, timestamp, seq);
 "#,
+    // Application Auto Scaling (scaling): scalable targets, policies, scheduled actions and activities.
+    r#"
+CREATE TABLE aas_targets (
+    namespace TEXT NOT NULL,
+    resource_id TEXT NOT NULL,
+    dimension TEXT NOT NULL,
+    arn TEXT NOT NULL UNIQUE,
+    min_capacity INTEGER NOT NULL,
+    max_capacity INTEGER NOT NULL,
+    role_arn TEXT,
+    scale_in_suspended INTEGER NOT NULL,
+    scale_out_suspended INTEGER NOT NULL,
+    scheduled_suspended INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (namespace, resource_id, dimension)
+);
+CREATE TABLE aas_policies (
+    arn TEXT PRIMARY KEY,
+    namespace TEXT NOT NULL,
+    resource_id TEXT NOT NULL,
+    dimension TEXT NOT NULL,
+    name TEXT NOT NULL,
+    policy_type TEXT NOT NULL,
+    config TEXT NOT NULL,
+    alarms TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    last_at REAL,
+    last_direction TEXT,
+    last_to INTEGER,
+    UNIQUE (namespace, resource_id, dimension, name)
+);
+CREATE TABLE aas_scheduled_actions (
+    arn TEXT PRIMARY KEY,
+    namespace TEXT NOT NULL,
+    resource_id TEXT NOT NULL,
+    dimension TEXT NOT NULL,
+    name TEXT NOT NULL,
+    schedule TEXT NOT NULL,
+    timezone TEXT,
+    start_time REAL,
+    end_time REAL,
+    min_capacity INTEGER,
+    max_capacity INTEGER,
+    created_at REAL NOT NULL,
+    last_run REAL,
+    UNIQUE (namespace, resource_id, dimension, name)
+);
+CREATE TABLE aas_activities (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    namespace TEXT NOT NULL,
+    resource_id TEXT NOT NULL,
+    dimension TEXT NOT NULL,
+    description TEXT NOT NULL,
+    cause TEXT NOT NULL,
+    start_time REAL NOT NULL,
+    end_time REAL,
+    status TEXT NOT NULL,
+    status_message TEXT,
+    not_scaled TEXT
+);
+CREATE INDEX aas_activities_resource ON aas_activities(namespace, resource_id, start_time);
+"#,
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -82,6 +82,62 @@ pub struct AlarmSpec {
     pub alarm_actions: Vec<String>,
 }
 
+/// The metric a target tracking policy tracks, as its alarms watch it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrackedMetric {
+    pub namespace: String,
+    pub metric_name: String,
+    pub dimensions: Vec<Dimension>,
+    pub statistic: String,
+    pub unit: Option<String>,
+}
+
+impl TrackedMetric {
+    /// What one datapoint of a `period`-second alarm on this metric counts for in the policy's target's unit:
+    /// counts (statistic `Sum`, such as RequestCountPerTarget, whose target is per target **per minute**, §6.3)
+    /// scale by `60 / period`, so a 10-second alarm compares its sums with a sixth of the target; averages,
+    /// minima and maxima (utilizations) do not scale.
+    pub fn per_minute(&self, period: i64) -> f64 {
+        if self.statistic == "Sum" && period > 0 { 60.0 / period as f64 } else { 1.0 }
+    }
+}
+
+impl PredefinedMetric {
+    /// The metric a predefined type stands for on the ECS service `service/<cluster>/<service>`: `AWS/ECS`
+    /// CPU or memory utilization (Average, Percent; dimensions ClusterName, ServiceName), or `AWS/ApplicationELB`
+    /// RequestCountPerTarget (Sum; dimensions LoadBalancer and TargetGroup from the resource label).
+    pub fn tracked(&self, resource_id: &str) -> TrackedMetric {
+        let mut parts = resource_id.splitn(3, '/');
+        let (_, cluster, service) = (parts.next(), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+        let ecs = |name: &str| TrackedMetric {
+            namespace: "AWS/ECS".to_string(),
+            metric_name: name.to_string(),
+            dimensions: vec![Dimension::new("ClusterName", cluster), Dimension::new("ServiceName", service)],
+            statistic: "Average".to_string(),
+            unit: Some("Percent".to_string()),
+        };
+        match self {
+            PredefinedMetric::EcsServiceAverageCpuUtilization
+            | PredefinedMetric::EcsServiceAverageCpuUtilizationHighResolution => ecs("CPUUtilization"),
+            PredefinedMetric::EcsServiceAverageMemoryUtilization
+            | PredefinedMetric::EcsServiceAverageMemoryUtilizationHighResolution => ecs("MemoryUtilization"),
+            PredefinedMetric::AlbRequestCountPerTarget { resource_label } => {
+                let (lb, tg) = match resource_label.find("/targetgroup/") {
+                    Some(i) => (&resource_label[..i], &resource_label[i + 1..]),
+                    None => (resource_label.as_str(), ""),
+                };
+                TrackedMetric {
+                    namespace: "AWS/ApplicationELB".to_string(),
+                    metric_name: "RequestCountPerTarget".to_string(),
+                    dimensions: vec![Dimension::new("LoadBalancer", lb), Dimension::new("TargetGroup", tg)],
+                    statistic: "Sum".to_string(),
+                    unit: None,
+                }
+            }
+        }
+    }
+}
+
 /// The alarms a target tracking policy on an ECS service creates: AlarmHigh (> target) and AlarmLow
 /// (< 0.9 × target, only without `DisableScaleIn`), named `TargetTracking-<resourceId>-AlarmHigh-<uuid>`.
 /// `cluster`/`service` come from the resource id `service/<cluster>/<service>`; the uuids are the caller's.
@@ -96,44 +152,32 @@ pub fn alarms(
     uuid_high: &str,
     uuid_low: &str,
 ) -> Vec<AlarmSpec> {
-    let mut parts = resource_id.splitn(3, '/');
-    let (_, cluster, service) = (parts.next(), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let ecs = |name: &str| {
-        (
-            "AWS/ECS".to_string(),
-            name.to_string(),
-            vec![Dimension::new("ClusterName", cluster), Dimension::new("ServiceName", service)],
-            "Average".to_string(),
-            Some("Percent".to_string()),
-        )
-    };
-    let (namespace, metric_name, dimensions, statistic, unit) = match metric {
-        PredefinedMetric::EcsServiceAverageCpuUtilization
-        | PredefinedMetric::EcsServiceAverageCpuUtilizationHighResolution => ecs("CPUUtilization"),
-        PredefinedMetric::EcsServiceAverageMemoryUtilization
-        | PredefinedMetric::EcsServiceAverageMemoryUtilizationHighResolution => ecs("MemoryUtilization"),
-        PredefinedMetric::AlbRequestCountPerTarget { resource_label } => {
-            let (lb, tg) = match resource_label.find("/targetgroup/") {
-                Some(i) => (&resource_label[..i], &resource_label[i + 1..]),
-                None => (resource_label.as_str(), ""),
-            };
-            (
-                "AWS/ApplicationELB".to_string(),
-                "RequestCountPerTarget".to_string(),
-                vec![Dimension::new("LoadBalancer", lb), Dimension::new("TargetGroup", tg)],
-                "Sum".to_string(),
-                None,
-            )
-        }
-    };
+    let tracked = metric.tracked(resource_id);
+    alarms_on(resource_id, policy_arn, &tracked, target_value, disable_scale_in, timing, uuid_high, uuid_low)
+}
+
+/// [`alarms`] on any metric (a customized metric specification's).
+#[allow(clippy::too_many_arguments)]
+pub fn alarms_on(
+    resource_id: &str,
+    policy_arn: &str,
+    metric: &TrackedMetric,
+    target_value: f64,
+    disable_scale_in: bool,
+    timing: AlarmTiming,
+    uuid_high: &str,
+    uuid_low: &str,
+) -> Vec<AlarmSpec> {
+    // The thresholds in the alarm's own unit (a 10-second sum of a per-minute target is a sixth of it).
+    let target_value = target_value / metric.per_minute(timing.period);
     let one = |which: &str, uuid: &str, comparison, threshold, n| AlarmSpec {
         name: format!("TargetTracking-{resource_id}-{which}-{uuid}"),
         description: format!("DO NOT EDIT OR DELETE. For TargetTrackingScaling policy {policy_arn}."),
-        namespace: namespace.clone(),
-        metric_name: metric_name.clone(),
-        dimensions: dimensions.clone(),
-        statistic: statistic.clone(),
-        unit: unit.clone(),
+        namespace: metric.namespace.clone(),
+        metric_name: metric.metric_name.clone(),
+        dimensions: metric.dimensions.clone(),
+        statistic: metric.statistic.clone(),
+        unit: metric.unit.clone(),
         comparison,
         threshold,
         period: timing.period,
@@ -516,6 +560,12 @@ mod tests {
         .expect("known");
         let a = alarms("service/c/s", arn, &alb, 1000.0, true, AlarmTiming::AWS, "a", "b");
         assert_eq!(a.len(), 1, "DisableScaleIn: no AlarmLow");
+        assert_eq!(a[0].threshold, 1000.0, "60-second sums are per minute already");
+        // 10-second sums of a per-minute target: a sixth of it; utilizations are not scaled.
+        let fast = alarms("service/c/s", arn, &alb, 600.0, false, AlarmTiming::BERTH, "a", "b");
+        assert_eq!((fast[0].threshold, fast[1].threshold), (100.0, 90.0));
+        assert_eq!(alb.tracked("service/c/s").per_minute(10), 6.0);
+        assert_eq!(PredefinedMetric::EcsServiceAverageCpuUtilization.tracked("service/c/s").per_minute(10), 1.0);
         assert_eq!(a[0].namespace, "AWS/ApplicationELB");
         assert_eq!(
             a[0].dimensions,

@@ -90,6 +90,32 @@ impl Schedule {
     }
 }
 
+/// When a scheduled action last ran and over which window it may run: what [`due`] needs besides the schedule.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Window {
+    /// The scheduled time of the last run (a new or changed action: the time it was written, so it runs afresh).
+    pub last_run: Option<i64>,
+    /// `StartTime`, else the action's creation: anchors `rate`, and nothing runs before it.
+    pub start: i64,
+    /// `EndTime`: a run after it is skipped (and counted as run).
+    pub end: Option<i64>,
+}
+
+/// What a pass at `now` does with a scheduled action: `None` when nothing is due; else the scheduled time of the
+/// latest run due (runs missed while nothing checked collapse into one, as the time to record as run) and whether
+/// to carry it out (`false` past `EndTime`).
+pub fn due(schedule: &Schedule, window: Window, now: i64) -> Option<(i64, bool)> {
+    let anchor = window.last_run.unwrap_or(window.start - 1);
+    let mut run = schedule.next_after(anchor, window.start)?;
+    if run > now || run < window.start {
+        return None;
+    }
+    while let Some(next) = schedule.next_after(run, window.start).filter(|n| *n <= now) {
+        run = next;
+    }
+    Some((run, window.end.is_none_or(|e| run <= e)))
+}
+
 fn parse_at(s: &str) -> Option<i64> {
     let (date, time) = s.split_once('T')?;
     let d: Vec<i64> = date.split('-').map(|p| p.parse().ok()).collect::<Option<_>>()?;
@@ -246,6 +272,39 @@ mod tests {
         assert_eq!(rate.next_after(now, now - 60), Some(now + 240));
         assert_eq!(rate.next_after(now, now + 1000), Some(now + 1000), "before its start: the start");
         assert_eq!(Schedule::parse("rate(1 day)", None), Ok(Schedule::Rate(86_400)));
+    }
+
+    #[test]
+    fn due_runs_table() {
+        let t = at("2026-12-07T18:00:00");
+        let w = |last_run: Option<i64>, start: i64, end: Option<i64>| Window { last_run, start, end };
+        let rate = Schedule::parse("rate(1 minute)", None).expect("rate");
+        let once = Schedule::parse("at(2026-12-07T18:05:00)", None).expect("at");
+        let daily = Schedule::parse("cron(0 9 * * ? *)", None).expect("cron");
+        // (case, schedule, window, now, due)
+        type Case<'a> = (&'a str, &'a Schedule, Window, i64, Option<(i64, bool)>);
+        let cases: Vec<Case> = vec![
+            ("at: not yet", &once, w(Some(t), t, None), t + 299, None),
+            ("at: due", &once, w(Some(t), t, None), t + 300, Some((t + 300, true))),
+            ("at: ran already", &once, w(Some(t + 300), t, None), t + 900, None),
+            ("at: written after its time never runs", &once, w(Some(t + 400), t, None), t + 900, None),
+            ("rate: never run: at its start", &rate, w(None, t, None), t + 59, Some((t, true))),
+            ("rate: written at t: one period later", &rate, w(Some(t), t, None), t + 59, None),
+            ("rate: due", &rate, w(Some(t), t, None), t + 60, Some((t + 60, true))),
+            (
+                "rate: missed runs collapse into the latest",
+                &rate,
+                w(Some(t + 60), t, None),
+                t + 330,
+                Some((t + 300, true)),
+            ),
+            ("rate: past EndTime it is skipped", &rate, w(Some(t), t, Some(t + 100)), t + 130, Some((t + 120, false))),
+            ("cron: before its StartTime nothing runs", &daily, w(None, t + 86_400 * 2, None), t + 86_400, None),
+            ("cron: due the next morning", &daily, w(Some(t), t, None), t + 15 * 3600 + 1, Some((t + 15 * 3600, true))),
+        ];
+        for (case, schedule, window, now, want) in cases {
+            assert_eq!(due(schedule, window, now), want, "{case}");
+        }
     }
 
     #[test]

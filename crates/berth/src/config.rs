@@ -22,6 +22,7 @@ pub struct Config {
     pub deploy: DeploySection,
     pub task_endpoint: TaskEndpointSection,
     pub metrics: MetricsSection,
+    pub autoscaling: AutoscalingSection,
     /// Filled from the command line, never from the file.
     #[serde(skip)]
     pub data_dir: PathBuf,
@@ -97,6 +98,54 @@ pub struct DeploySection {
     pub stop_timeout_secs: u64,
 }
 
+/// How fast target tracking reacts (docs/autoscaling.md): a preset and the fields that override it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AutoscalingSection {
+    /// `berth` (10-second alarms, answered in seconds) or `aws` (AWS's 1-minute alarms and 300 s cooldowns).
+    pub preset: Option<String>,
+    pub alarm_period_secs: Option<i64>,
+    pub alarm_high_datapoints: Option<u32>,
+    pub alarm_low_datapoints: Option<u32>,
+    pub scale_out_cooldown_secs: Option<i64>,
+    pub scale_in_cooldown_secs: Option<i64>,
+}
+
+impl AutoscalingSection {
+    /// The control plane's scaling defaults this section describes.
+    pub fn defaults(&self) -> Result<berth_control::ScalingDefaults> {
+        let mut d = match self.preset.as_deref() {
+            None | Some("berth") => berth_control::ScalingDefaults::BERTH,
+            Some("aws") => berth_control::ScalingDefaults::AWS,
+            Some(other) => anyhow::bail!("autoscaling.preset must be \"berth\" or \"aws\", not {other:?}"),
+        };
+        if let Some(p) = self.alarm_period_secs {
+            anyhow::ensure!(
+                [10, 30].contains(&p) || (p >= 60 && p % 60 == 0),
+                "autoscaling.alarm_period_secs must be 10, 30 or a multiple of 60"
+            );
+            d.alarm_timing.period = p;
+        }
+        if let Some(n) = self.alarm_high_datapoints {
+            anyhow::ensure!(n >= 1, "autoscaling.alarm_high_datapoints must be at least 1");
+            d.alarm_timing.high_datapoints = n;
+        }
+        if let Some(n) = self.alarm_low_datapoints {
+            anyhow::ensure!(n >= 1, "autoscaling.alarm_low_datapoints must be at least 1");
+            d.alarm_timing.low_datapoints = n;
+        }
+        if let Some(c) = self.scale_out_cooldown_secs {
+            anyhow::ensure!(c >= 0, "autoscaling.scale_out_cooldown_secs must not be negative");
+            d.scale_out_cooldown = c;
+        }
+        if let Some(c) = self.scale_in_cooldown_secs {
+            anyhow::ensure!(c >= 0, "autoscaling.scale_in_cooldown_secs must not be negative");
+            d.scale_in_cooldown = c;
+        }
+        Ok(d)
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TaskEndpointSection {
@@ -133,6 +182,7 @@ impl Default for Config {
             deploy: DeploySection::default(),
             task_endpoint: TaskEndpointSection::default(),
             metrics: MetricsSection::default(),
+            autoscaling: AutoscalingSection::default(),
             data_dir: PathBuf::new(),
         }
     }
@@ -304,6 +354,23 @@ mod tests {
         assert_eq!(c.proxy.https_listen.port(), 443, "unset sections keep their defaults");
         assert!(toml::from_str::<Config>("nope = 1").is_err());
         assert!(toml::from_str::<Config>("[api]\nlisten = \"not an address\"").is_err());
+    }
+
+    #[test]
+    fn autoscaling_presets_and_overrides() {
+        let parse = |t: &str| toml::from_str::<Config>(t).expect("parse").autoscaling.defaults();
+        let berth = parse("").expect("default");
+        assert_eq!(berth, berth_control::ScalingDefaults::BERTH);
+        let aws = parse("[autoscaling]\npreset = \"aws\"\n").expect("aws");
+        assert_eq!((aws.alarm_timing.period, aws.alarm_timing.high_datapoints, aws.scale_in_cooldown), (60, 3, 300));
+        let mixed = parse("[autoscaling]\nalarm_high_datapoints = 2\nscale_in_cooldown_secs = 15\n").expect("mixed");
+        assert_eq!(
+            (mixed.alarm_timing.period, mixed.alarm_timing.high_datapoints, mixed.scale_in_cooldown),
+            (10, 2, 15)
+        );
+        assert!(parse("[autoscaling]\npreset = \"fast\"\n").is_err());
+        assert!(parse("[autoscaling]\nalarm_period_secs = 45\n").is_err());
+        assert!(toml::from_str::<Config>("[autoscaling]\nperiod = 10\n").is_err(), "unknown fields are refused");
     }
 
     #[test]

@@ -74,6 +74,7 @@ pub async fn run(config: Config) -> Result<()> {
             https_port: config.proxy.https_listen.port(),
             http_port: config.proxy.http_listen.port(),
             sampling_interval: Duration::from_secs(config.runtime.sampling_interval_secs.max(1)),
+            scaling: config.autoscaling.defaults()?,
             ..ControlConfig::default()
         },
         store,

@@ -121,11 +121,15 @@ pub(crate) fn create(
         if let Some(target) = config.config.primary_container.as_ref().and_then(crate::logs::target::LogTarget::of) {
             crate::express::log_group::ensure_group(c, tx, &target.group, &mut journal)?;
         }
+        let scaling = config.config.scaling_target.clone().unwrap_or_default();
+        let policy = crate::express::scaling::provision(c, tx, &row, &scaling, &mut journal, t)?;
         // Everything above is undone if the infrastructure role may not do all of it.
         journal::authorize(c, tx, infra, &journal, Purpose::Create)?;
         tx.tags_put(&arn, &tags)?;
-        render::express_service(c, tx, &row, true)
+        Ok((render::express_service(c, tx, &row, true)?, policy))
     })?;
+    let (service, (policy_arn, dropped)) = service;
+    crate::express::scaling::after_commit(c, &policy_arn, &dropped);
     c.wake();
     Ok(CreateExpressGatewayServiceResponse { service: Some(service) })
 }
@@ -171,6 +175,16 @@ pub(crate) fn update(
         },
     )?;
     let t = now();
+    // Only a new scalingTarget: the scalable target and its policy change, and no deployment starts.
+    let only_scaling = r.scaling_target.is_some()
+        && r.execution_role_arn.is_none()
+        && r.health_check_path.is_none()
+        && container.is_none()
+        && r.task_role_arn.is_none()
+        && r.network_configuration.is_none()
+        && r.cpu.is_none()
+        && r.memory.is_none()
+        && r.cpu_architecture.is_none();
     let updated = c.tx(|tx| {
         let mut row = express_by_arn(tx, &arn)?;
         if row.status != ServiceStatus::Active {
@@ -180,6 +194,25 @@ pub(crate) fn update(
             ));
         }
         let current = crate::revisions::revision_config(tx, &row.target_revision)?;
+        if only_scaling {
+            let scaling = normalize_scaling(merge_scaling(r.scaling_target.clone(), current.scaling_target.clone()))?;
+            let mut journal = Journal::default();
+            let policy = crate::express::scaling::provision(c, tx, &row, &scaling, &mut journal, t)?;
+            if let Some(role) = &row.infrastructure_role_arn {
+                journal::authorize(c, tx, role, &journal, Purpose::Update)?;
+            }
+            // The revision's recorded scalingTarget follows, in place (the same tasks run on).
+            for revision in [row.target_revision.clone()].into_iter().chain(row.live_revision.clone()) {
+                let mut config = crate::revisions::revision_config(tx, &revision)?;
+                config.scaling_target = Some(scaling.clone());
+                let json = serde_json::to_string(&config).map_err(|e| ControlError::invalid(e.to_string()))?;
+                tx.revision_set_config(&revision, &json)?;
+            }
+            let mut row = tx.service_by_id(row.id)?.unwrap_or(row);
+            row.updated_at = t;
+            tx.service_update(&row)?;
+            return Ok((updated_view(tx, &row)?, Some(policy)));
+        }
         let old_path = current.health_check_path.clone();
         let old_logs = current.primary_container.as_ref().and_then(|p| p.aws_logs_configuration.clone());
         // A new primaryContainer without awsLogsConfiguration keeps the service's log group.
@@ -215,26 +248,44 @@ pub(crate) fn update(
         {
             crate::express::log_group::ensure_group(c, tx, &target.group, &mut journal)?;
         }
+        row.target_revision = revision.clone();
+        // The count scaling reached is kept, within the (possibly new) bounds.
+        let (min, max) = spec.bounds();
+        row.desired_count = row.desired_count.clamp(min, max.max(min));
+        row.updated_at = t;
+        tx.service_update(&row)?;
+        // A new scalingTarget changes the target and its policy; otherwise a user's edits to them stay.
+        let policy = match (&r.scaling_target, &spec.config.scaling_target) {
+            (Some(_), Some(scaling)) => {
+                Some(crate::express::scaling::provision(c, tx, &row, scaling, &mut journal, t)?)
+            }
+            _ => None,
+        };
         if let Some(role) = &row.infrastructure_role_arn {
             journal::authorize(c, tx, role, &journal, Purpose::Update)?;
         }
-        row.target_revision = revision.clone();
-        row.desired_count = spec.desired_count();
-        row.updated_at = t;
-        tx.service_update(&row)?;
-        let target = crate::revisions::revision_config(tx, &revision)?;
-        Ok(UpdatedExpressGatewayService {
-            service_arn: Some(row.arn.clone()),
-            cluster: Some(row.cluster.clone()),
-            service_name: Some(row.name.clone()),
-            status: Some(render::express_status(&row)),
-            target_configuration: Some(target),
-            created_at: Some(Timestamp(row.created_at)),
-            updated_at: Some(Timestamp(row.updated_at)),
-        })
+        Ok((updated_view(tx, &row)?, policy))
     })?;
+    let (updated, policy) = updated;
+    if let Some((policy_arn, dropped)) = policy {
+        crate::express::scaling::after_commit(c, &policy_arn, &dropped);
+    }
     c.wake();
     Ok(UpdateExpressGatewayServiceResponse { service: Some(updated) })
+}
+
+/// UpdateExpressGatewayService's answer: the service with its target revision's configuration.
+fn updated_view(tx: &Tx<'_>, row: &ServiceRow) -> Result<UpdatedExpressGatewayService, ControlError> {
+    let target = crate::revisions::revision_config(tx, &row.target_revision)?;
+    Ok(UpdatedExpressGatewayService {
+        service_arn: Some(row.arn.clone()),
+        cluster: Some(row.cluster.clone()),
+        service_name: Some(row.name.clone()),
+        status: Some(render::express_status(row)),
+        target_configuration: Some(target),
+        created_at: Some(Timestamp(row.created_at)),
+        updated_at: Some(Timestamp(row.updated_at)),
+    })
 }
 
 pub(crate) fn delete(
@@ -355,8 +406,15 @@ impl ValidSpec {
     }
 
     fn desired_count(&self) -> u32 {
-        let min = self.config.scaling_target.as_ref().and_then(|s| s.min_task_count).unwrap_or(DEFAULT_MIN_TASKS);
-        min.max(0) as u32
+        self.bounds().0
+    }
+
+    /// The task count's bounds: the scaling target's min and max.
+    fn bounds(&self) -> (u32, u32) {
+        let s = self.config.scaling_target.as_ref();
+        let min = s.and_then(|s| s.min_task_count).unwrap_or(DEFAULT_MIN_TASKS).max(0) as u32;
+        let max = s.and_then(|s| s.max_task_count).unwrap_or(DEFAULT_MAX_TASKS).max(0) as u32;
+        (min, max)
     }
 }
 

@@ -7,9 +7,9 @@
 //! resource carries. Before the transaction (or the savepoint of a teardown step) commits, [`authorize`]
 //! evaluates every entry as the role's `ECSGateway` session; a denial fails the whole step, so what is
 //! authorized is exactly what was done, and a denied step leaves nothing behind. Only actions berth performs are
-//! recorded: berth has no Application Auto Scaling, CloudWatch alarms or ACM, so it records none of their
-//! actions; it does create log groups (`log_group.rs`: `logs:DescribeLogGroups`, `logs:CreateLogGroup`,
-//! `logs:TagResource`).
+//! recorded: berth has no ACM, so it records none of its actions; it does create log groups (`log_group.rs`:
+//! `logs:DescribeLogGroups`, `logs:CreateLogGroup`, `logs:TagResource`) and the service's auto scaling
+//! (`scaling.rs`: Application Auto Scaling's target and policy, CloudWatch's alarms).
 //!
 //! The condition keys follow the managed policy `AmazonECSInfrastructureRoleforExpressGatewayServices` (see
 //! berth-iam's `managed` module): a create call carries its tags as request tags and, as AWS evaluates the tags
@@ -78,6 +78,45 @@ impl Journal {
             self.push(Performed {
                 action: action.into(),
                 resource: arn.into(),
+                request_tags: tags.to_vec(),
+                resource_tags: vec![],
+                keys: vec![],
+            });
+        }
+    }
+
+    /// `application-autoscaling:RegisterScalableTarget` with its `Tags` (request and resource tags: the managed
+    /// policy asks for `aws:ResourceTag/AmazonECSManaged`) and the `TagResource` it implies.
+    pub fn aas_register(&mut self, target_arn: &str, tags: &[(String, String)]) {
+        for action in ["application-autoscaling:RegisterScalableTarget", "application-autoscaling:TagResource"] {
+            self.push(Performed {
+                action: action.into(),
+                resource: target_arn.into(),
+                request_tags: tags.to_vec(),
+                resource_tags: tags.to_vec(),
+                keys: vec![],
+            });
+        }
+    }
+
+    /// A scaling policy call (`PutScalingPolicy`, `DeleteScalingPolicy`) on the target, with the
+    /// `application-autoscaling:service-namespace` key.
+    pub fn aas_policy(&mut self, action: &str, target_arn: &str) {
+        self.push(Performed {
+            action: action.into(),
+            resource: target_arn.into(),
+            request_tags: vec![],
+            resource_tags: vec![],
+            keys: vec![("application-autoscaling:service-namespace".into(), "ecs".into())],
+        });
+    }
+
+    /// `cloudwatch:PutMetricAlarm` with the alarm's `Tags`, and the `cloudwatch:TagResource` it implies.
+    pub fn cloudwatch_put_alarm(&mut self, alarm_arn: &str, tags: &[(String, String)]) {
+        for action in ["cloudwatch:PutMetricAlarm", "cloudwatch:TagResource"] {
+            self.push(Performed {
+                action: action.into(),
+                resource: alarm_arn.into(),
                 request_tags: tags.to_vec(),
                 resource_tags: vec![],
                 keys: vec![],
