@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from berthlib import RequestLoop, serving_service, unique, wait_for
+from berthlib import BerthInstance, Ports, RequestLoop, pick_free_ports, serving_service, unique, wait_for
 from elblib import elbv2, service_resources
 
 N_REQUESTS = 300
@@ -248,7 +248,24 @@ def test_cpu_burn_raises_the_services_cpu_utilization(berth):
 @pytest.mark.slow
 def test_requests_per_target_scale_out_then_in_without_a_failed_request(berth):
     """Target tracking on ALBRequestCountPerTarget: load above the target → more tasks that take traffic; load
-    gone → back to min after the cooldown; never below min; no failed request throughout."""
+    gone → back to min after the cooldown; never below min; no failed request throughout. Its own berth shortens
+    AlarmLow to 6 datapoints of 10 s (berth's default is 30, AWS's 15 of 60 s) so that scale-in comes within a
+    minute of the load stopping."""
+    api, https, http_, internal = pick_free_ports(4)
+    fast = BerthInstance(
+        binary=berth.binary,
+        ports=Ports(api=api, https=https, http=http_, internal=internal),
+        extra_config=["[autoscaling]", "alarm_low_datapoints = 6"],
+    )
+    try:
+        fast.start()
+        fast.ensure_express_roles()
+        scale_out_then_in(fast)
+    finally:
+        fast.cleanup()
+
+
+def scale_out_then_in(berth: BerthInstance) -> None:
     aas = berth.client("application-autoscaling")
     ecs = berth.ecs()
     name = unique("scale")
@@ -317,14 +334,15 @@ def test_requests_per_target_scale_out_then_in_without_a_failed_request(berth):
         assert per_target and max(p["Maximum"] for p in per_target) >= 2, per_target
         assert len(hosts) >= 2, hosts
 
-        # Idle: scale in to min, with a light probe loop proving no request fails while tasks drain.
-        with RequestLoop(berth, endpoint, "/", pause=0.5, max_seconds=600) as probe:
+        # Idle: scale in to min, with a light probe loop proving no request fails while tasks drain (about 60
+        # requests a minute: below the target of 100 per target even on one task, so it cannot scale out again).
+        with RequestLoop(berth, endpoint, "/", pause=1.0, max_seconds=600) as probe:
 
             def scaled_in():
                 counts.append(running())
                 return counts[-1] == 1
 
-            wait_for("the service to scale in to min", scaled_in, timeout=540, interval=5)
+            wait_for("the service to scale in to min", scaled_in, timeout=300, interval=5)
             time.sleep(10)
             counts.append(running())
         assert probe.failures() == [], probe.failures()[:5]
