@@ -7,7 +7,8 @@ exactly N requests (`AWS/ApplicationELB` `RequestCount`, the proxies' per-interv
 `TargetResponseTime`'s p50/p99 must match the generator's own within 10%. The demo app's `/cpu` must raise the
 service's `AWS/ECS` `CPUUtilization` (read from the task's cgroup). Then the scenario of issue 11: requests per
 target above the target scale the service out, the new tasks take traffic, and after the load stops and the
-(shortened) cooldown it scales in, never below min, with no failed request.
+(shortened) cooldown it scales in, never below min, with no failed request; and CPU above the target
+(`AVERAGE_CPU`, driven by `/cpu`) scales out to a second task that serves, with no failed request.
 
 Needs the metric store (metrics), the CloudWatch protocols (proto), alarms and Application Auto Scaling (alarms,
 scaling) besides this branch's collection."""
@@ -15,16 +16,19 @@ scaling) besides this branch's collection."""
 from __future__ import annotations
 
 import http.client
+import json
 import math
+import os
 import socket
 import ssl
 import threading
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 
-from berthlib import BerthInstance, Ports, RequestLoop, pick_free_ports, serving_service, unique, wait_for
+from berthlib import ROOT, BerthInstance, Ports, RequestLoop, docker, pick_free_ports, serving_service, unique, wait_for
 from elblib import elbv2, service_resources
 
 N_REQUESTS = 300
@@ -357,3 +361,149 @@ def scale_out_then_in(berth: BerthInstance) -> None:
         assert desired == 1
     finally:
         berth.best_effort_delete(arn)
+
+
+class HostLoop:
+    """`threads` loops of GET `path` through the proxy until stopped (bounded by `max_seconds`), each recording
+    (status, x-demo-host, error) of every request."""
+
+    def __init__(self, berth: BerthInstance, host: str, path: str, threads: int, max_seconds: float) -> None:
+        self.berth, self.host, self.path, self.max_seconds = berth, host, path, max_seconds
+        self.results: list[tuple[int, str | None, str | None]] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._workers = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+
+    def __enter__(self) -> HostLoop:
+        for w in self._workers:
+            w.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for w in self._workers:
+            w.join(timeout=30)
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + self.max_seconds
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            try:
+                r = self.berth.https_get(self.host, self.path, timeout=10)
+                row = (r.status, r.header("x-demo-host"), None)
+            except Exception as exc:  # noqa: BLE001 - every failure is recorded
+                row = (0, None, repr(exc))
+            with self._lock:
+                self.results.append(row)
+
+    def hosts(self) -> set[str]:
+        with self._lock:
+            return {h for s, h, _ in self.results if s == 200 and h}
+
+    def failures(self) -> list[tuple[int, str | None, str | None]]:
+        with self._lock:
+            return [r for r in self.results if r[0] != 200]
+
+
+def test_cpu_load_scales_out(demo_image):
+    """Target tracking on ECSServiceAverageCPUUtilization (Express `AVERAGE_CPU`, target 20%): the demo app's
+    `/cpu` keeps the one task above the target → AlarmHigh → a second task, which serves requests; no request
+    fails; the scaling activity names AlarmHigh. On its own berth, as the request-count scenario."""
+    api, https, http_, internal = pick_free_ports(4)
+    own = BerthInstance(
+        binary=Path(os.environ.get("BERTH_BINARY", ROOT / "target" / "release" / "berth")),
+        ports=Ports(api=api, https=https, http=http_, internal=internal),
+    )
+    try:
+        own.start()
+        own.ensure_express_roles()
+        cpu_load_scales_out(own)
+    finally:
+        own.cleanup()
+
+
+def cpu_load_scales_out(berth: BerthInstance) -> None:
+    aas = berth.client("application-autoscaling")
+    cw = berth.client("cloudwatch")
+    name = unique("cpuscale")
+    resource_id = f"service/default/{name}"
+    arn = berth.create_service(
+        name,
+        scalingTarget={
+            "minTaskCount": 1,
+            "maxTaskCount": 2,
+            "autoScalingMetric": "AVERAGE_CPU",
+            "autoScalingTargetValue": 20,
+        },
+    )["serviceArn"]
+    try:
+        endpoint = berth.wait_endpoint(arn, timeout=90)
+        berth.wait_status(endpoint, 200, "/ping", timeout=90)
+        policies = aas.describe_scaling_policies(ServiceNamespace="ecs", ResourceId=resource_id)["ScalingPolicies"]
+        assert len(policies) == 1, policies
+        config = policies[0]["TargetTrackingScalingPolicyConfiguration"]
+        assert config["PredefinedMetricSpecification"]["PredefinedMetricType"] == "ECSServiceAverageCPUUtilization"
+        assert config["TargetValue"] == 20, config
+        high = [a["AlarmName"] for a in policies[0]["Alarms"] if "-AlarmHigh-" in a["AlarmName"]]
+        assert len(high) == 1, policies[0]["Alarms"]
+        first_tasks = set(berth.task_arns(name))
+        assert len(first_tasks) == 1, first_tasks
+
+        # Two clients keep /cpu busy (half a second of burn each, the task reserves 0.25 vCPU) until a second
+        # host answers; bounded by the wait's timeout and the loop's own deadline.
+        load_start = time.time()
+        with HostLoop(berth, endpoint, "/cpu?ms=500", threads=2, max_seconds=200) as load:
+            wait_for("a second task to serve /cpu", lambda: len(load.hosts()) >= 2, timeout=180, interval=1)
+        served_by = load.hosts()
+        failures = load.failures()
+        assert failures == [], failures[:5]
+
+        # The hosts that answered are the containers of this service's two running tasks, one of them new.
+        tasks = berth.describe_tasks(berth.task_arns(name))
+        assert len(tasks) == 2, [t["taskArn"] for t in tasks]
+        assert set(t["taskArn"] for t in tasks) - first_tasks, "a new task runs"
+        # The task's runtimeId names its container; the demo app's host is the container id Docker gave it.
+        names = [c["runtimeId"] for t in tasks for c in t["containers"] if c.get("runtimeId")]
+        inspected = [docker("inspect", "-f", "{{.Id}}", n, check=False) for n in names]
+        assert all(i.returncode == 0 for i in inspected), [(n, i.stderr) for n, i in zip(names, inspected)]
+        ids = [i.stdout.strip() for i in inspected]
+        unmatched = [h for h in served_by if not any(i.startswith(h) for i in ids)]
+        assert unmatched == [] and len(served_by) == 2, (served_by, names, ids)
+        desired = berth.ecs().describe_services(cluster="default", services=[name])["services"][0]["desiredCount"]
+        assert desired == 2, desired
+
+        # Scaled by the policy's AlarmHigh, which went to ALARM after the load started, on CPU above the target.
+        activities = aas.describe_scaling_activities(ServiceNamespace="ecs", ResourceId=resource_id)[
+            "ScalingActivities"
+        ]
+        scale_outs = [
+            a
+            for a in activities
+            if high[0] in a.get("Cause", "")
+            and a["StatusCode"] == "Successful"
+            and a["Description"] == "Setting desired count to 2."
+        ]
+        assert scale_outs, activities
+        assert "AlarmHigh" in scale_outs[0]["Cause"]
+        assert scale_outs[0]["StartTime"].timestamp() >= load_start - 1, scale_outs[0]
+        history = cw.describe_alarm_history(AlarmName=high[0], HistoryItemType="StateUpdate")["AlarmHistoryItems"]
+        to_alarm = [i for i in history if json.loads(i["HistoryData"])["newState"]["stateValue"] == "ALARM"]
+        assert to_alarm, history
+        busy = cw.get_metric_statistics(
+            Namespace="AWS/ECS",
+            MetricName="CPUUtilization",
+            Dimensions=[{"Name": "ClusterName", "Value": "default"}, {"Name": "ServiceName", "Value": name}],
+            StartTime=at(load_start),
+            EndTime=at(time.time() + 10),
+            Period=10,
+            Statistics=["Average"],
+        )["Datapoints"]
+        assert busy and max(p["Average"] for p in busy) > 20, busy
+    finally:
+        berth.best_effort_delete(arn)
+        try:
+            berth.wait_inactive(arn, timeout=120)
+        except AssertionError:
+            pass
