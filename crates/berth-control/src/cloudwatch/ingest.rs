@@ -60,6 +60,18 @@ pub(crate) struct Buffer {
     roll_up_cursor: i64,
 }
 
+/// How many unwritten batches (one a second) the buffer keeps while the store refuses writes: ten minutes. Past it
+/// the oldest batch is dropped (and logged), and PutMetricData is refused, so a store that stays down cannot make
+/// the server's memory grow without bound.
+pub(crate) const MAX_UNWRITTEN_BATCHES: usize = 600;
+
+/// Drops the oldest unwritten batches beyond `max`; returns how many batches, and series in them, were dropped.
+fn shed_oldest(flushing: &mut Vec<(u64, Arc<Batch>)>, max: usize) -> (usize, usize) {
+    let excess = flushing.len().saturating_sub(max);
+    let series = flushing.drain(..excess).map(|(_, b)| b.len()).sum();
+    (excess, series)
+}
+
 /// Per-series state the control plane keeps for metrics.
 #[derive(Debug, Default)]
 pub(crate) struct Metrics {
@@ -148,6 +160,11 @@ impl Control {
         }
     }
 
+    /// Whether the buffer is full of batches the store refused: new datapoints from clients are refused meanwhile.
+    pub(crate) fn metric_backlog_full(&self) -> bool {
+        self.metrics.buffer().flushing.len() >= MAX_UNWRITTEN_BATCHES
+    }
+
     /// Reads the flush sequence the store holds, so batches numbered from here on are known unwritten.
     pub(crate) fn init_metrics(&self) -> Result<(), ControlError> {
         let seq = self.tx(|tx| Ok(tx.metric_flush_seq()?))?;
@@ -166,6 +183,14 @@ impl Control {
                 let seq = buf.seq;
                 buf.seq += 1;
                 buf.flushing.push((seq, batch));
+            }
+            let (batches, series) = shed_oldest(&mut buf.flushing, MAX_UNWRITTEN_BATCHES);
+            if batches > 0 {
+                tracing::error!(
+                    batches,
+                    series,
+                    "the metric store has refused writes for too long: the oldest buffered datapoints are dropped"
+                );
             }
             buf.flushing.clone()
         };
@@ -420,5 +445,27 @@ impl Drop for Control {
         if let Err(e) = self.flush_metrics() {
             tracing::warn!(error = %e, "metrics buffered at shutdown could not be written");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_that_stays_down_sheds_the_oldest_batches() {
+        let batch = |n: usize| {
+            let mut b = Batch::new();
+            for i in 0..n {
+                let id = MetricId::new("App", &format!("m{i}"), Vec::new(), berth_telemetry::Unit::None, "M")
+                    .expect("metric");
+                b.insert(id, SeriesBatch::default());
+            }
+            Arc::new(b)
+        };
+        let mut flushing: Vec<(u64, Arc<Batch>)> = (1..=5).map(|s| (s, batch(s as usize))).collect();
+        assert_eq!(shed_oldest(&mut flushing, 5), (0, 0));
+        assert_eq!(shed_oldest(&mut flushing, 3), (2, 3));
+        assert_eq!(flushing.iter().map(|(s, _)| *s).collect::<Vec<_>>(), [3, 4, 5]);
     }
 }

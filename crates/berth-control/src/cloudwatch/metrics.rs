@@ -53,6 +53,13 @@ fn wire_unit(u: Unit) -> Option<cw::StandardUnit> {
 }
 
 pub(super) fn put(c: &Control, r: cw::PutMetricDataInput, now: f64) -> Result<(), ControlError> {
+    if c.metric_backlog_full() {
+        return Err(AwsError::new(
+            crate::error::internal_error(cw::SIGNING_NAME),
+            "The metric store is not accepting writes; retry later",
+        )
+        .into());
+    }
     let namespace = r.namespace.ok_or_else(|| missing("Namespace"))?;
     let mut data = Vec::new();
     for (i, d) in r.metric_data.unwrap_or_default().into_iter().enumerate() {
