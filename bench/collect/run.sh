@@ -13,6 +13,8 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 TASKS="${TASKS:-100}"; ROUNDS="${ROUNDS:-50}"; DURATION="${DURATION:-10}"; CONNS="${CONNS:-50}"
 PAIRS="${PAIRS:-3}"; PORT_BASE="${PORT_BASE:-29000}"
 HOST=bench.localhost
@@ -72,34 +74,11 @@ fi
 
 # 2. Proxy requests/s, metric reports on vs off.
 if [ -z "${SKIP_PROXY:-}" ]; then
-    wait_port() {
-        for _ in $(seq 1 100); do
-            if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-            sleep 0.1
-        done
-        echo "port $1 never opened" >&2
-        return 1
-    }
     P_BACKEND=$((PORT_BASE + 81)); P_HTTP=$((PORT_BASE + 70)); P_HTTPS=$((PORT_BASE + 63))
-    for p in $P_BACKEND $P_HTTP $P_HTTPS; do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "port $p is in use; set PORT_BASE" >&2; exit 1; fi
-    done
+    ports_free $P_BACKEND $P_HTTP $P_HTTPS
     BACKEND=127.0.0.1:$P_BACKEND
     "$BIN/bench_proxy" gen 1 "$BACKEND" "$HOST" "$WORK/routes.json" "$WORK/certs"
-    cat > "$WORK/backend.conf" <<CONF
-worker_processes 1;
-pid $WORK/backend.pid;
-error_log $WORK/logs/backend-error.log;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_requests 1000000;
-    server {
-        listen $BACKEND;
-        location / { default_type text/plain; return 200 "hello from the backend\n"; }
-    }
-}
-CONF
+    backend_conf "$WORK" "$BACKEND"
     nginx -c "$WORK/backend.conf" -g 'daemon off;' & PIDS+=($!)
     wait_port "$P_BACKEND"
     run_wrk() { wrk -t1 -c"$CONNS" -d"${1}s" --latency -H "Host: $HOST" "$2" 2>&1; }

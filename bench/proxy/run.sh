@@ -34,42 +34,20 @@ cleanup() {
 }
 trap cleanup EXIT
 
-wait_port() {
-    for _ in $(seq 1 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    echo "port $1 never opened" >&2
-    return 1
-}
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 # Ports (offsets from PORT_BASE): backend 81; nginx 80/43; haproxy 90/53; berth 70/63 (+ metrics 79).
 P_BACKEND=$((PORT_BASE + 81)); P_NGINX=$((PORT_BASE + 80)); P_NGINX_TLS=$((PORT_BASE + 43))
 P_HAPROXY=$((PORT_BASE + 90)); P_HAPROXY_TLS=$((PORT_BASE + 53))
 P_BERTH=$((PORT_BASE + 70)); P_BERTH_TLS=$((PORT_BASE + 63)); P_METRICS=$((PORT_BASE + 79))
-for p in $P_BACKEND $P_NGINX $P_NGINX_TLS $P_HAPROXY $P_HAPROXY_TLS $P_BERTH $P_BERTH_TLS $P_METRICS; do
-    # Something else answering on a bench port would be measured instead of the proxy under test.
-    if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "port $p is in use; set PORT_BASE" >&2; exit 1; fi
-done
+ports_free $P_BACKEND $P_NGINX $P_NGINX_TLS $P_HAPROXY $P_HAPROXY_TLS $P_BERTH $P_BERTH_TLS $P_METRICS
 BACKEND=127.0.0.1:$P_BACKEND
 mkdir -p "$WORK/logs" "$WORK/certs"
 "$BIN" gen 1 "$BACKEND" "$HOST" "$WORK/routes-1.json" "$WORK/certs"
 "$BIN" gen 1000 "$BACKEND" "$HOST" "$WORK/routes-1000.json" "$WORK/certs-1000"
 
-cat > "$WORK/backend.conf" <<CONF
-worker_processes 1;
-pid $WORK/backend.pid;
-error_log $WORK/logs/backend-error.log;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_requests 1000000;
-    server {
-        listen $BACKEND;
-        location / { default_type text/plain; return 200 "hello from the backend\n"; }
-    }
-}
-CONF
+backend_conf "$WORK" "$BACKEND"
 
 cat > "$WORK/nginx.conf" <<CONF
 worker_processes $(nproc);
