@@ -336,9 +336,9 @@ async fn errors_in_every_protocol() {
         ),
         (AwsError::new(ErrorCode::InvalidNextToken, "bad token"), 400, "InvalidNextToken", "InvalidNextToken"),
         (AwsError::new(ErrorCode::InternalFailure, "boom <&>"), 500, "InternalServiceError", "InternalServiceFault"),
-        // The contract placeholder's generic code becomes CloudWatch's.
+        // The generic invalid-parameter code other services share becomes CloudWatch's.
         (
-            AwsError::new(ErrorCode::InvalidParameter, "not served yet"),
+            AwsError::new(ErrorCode::InvalidParameter, "bad value"),
             400,
             "InvalidParameterValue",
             "InvalidParameterValueException",
