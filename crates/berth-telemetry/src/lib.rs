@@ -8,9 +8,10 @@
 //! scaling (`scaling.rs`), scheduled actions' `at`/`rate`/`cron` schedules (`schedule.rs`), and the Prometheus
 //! text exposition with its lock-free histogram (`prometheus.rs`) for the server's and the proxy's `/metrics`.
 //!
-//! It must never do I/O, read a clock, touch the store or speak a wire protocol: time is always an input (epoch
-//! seconds), every function is deterministic, and the wiring (berth-control, berth-api) persists and serves what
-//! this crate computes. It depends on `berth-core` at most.
+//! It must never do I/O, read a clock, touch the store or serve anything: time is always an input (epoch
+//! seconds), every function but the Prometheus histogram's counters is deterministic, and the wiring (berth-control,
+//! berth-api, the binary, the proxy) persists and serves what this crate computes — the exposition text included,
+//! which this crate only writes into a `String`. It depends on `berth-core` at most.
 //!
 //! How the wiring uses it:
 //! - PutMetricData: [`metric::validate_put`] → for each (id, datum), [`Aggregate::of`] and record it in the
