@@ -37,6 +37,8 @@ pub struct ControlConfig {
     /// Target tracking's alarm periods and datapoints, and the cooldowns of policies that set none
     /// (docs/autoscaling.md): berth's fast defaults, or AWS's.
     pub scaling: ScalingDefaults,
+    /// Express deployments' canary percentage and bakes (`[deploy]`; AWS's values by default).
+    pub deploy: crate::deployment::Defaults,
 }
 
 /// How fast target tracking reacts: the period and datapoints of the alarms a policy creates, and the cooldowns
@@ -82,6 +84,7 @@ impl Default for ControlConfig {
             http_port: 80,
             sampling_interval: Duration::from_secs(10),
             scaling: ScalingDefaults::BERTH,
+            deploy: crate::deployment::Defaults::default(),
         }
     }
 }

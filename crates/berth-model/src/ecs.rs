@@ -704,6 +704,22 @@ impl ContainerDependency {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ContainerImage {
+    #[serde(rename = "containerName", default, skip_serializing_if = "Option::is_none")]
+    pub container_name: Option<String>,
+    #[serde(rename = "imageDigest", default, skip_serializing_if = "Option::is_none")]
+    pub image_digest: Option<String>,
+    #[serde(rename = "image", default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+}
+
+impl ContainerImage {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {}
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ContainerOverride {
     #[serde(rename = "name", default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -759,6 +775,43 @@ impl ContainerRestartPolicy {
             Some(v) => {}
         }
     }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ContinueServiceDeploymentRequest {
+    #[serde(rename = "serviceDeploymentArn", default, skip_serializing_if = "Option::is_none")]
+    pub service_deployment_arn: Option<String>,
+    #[serde(rename = "hookId", default, skip_serializing_if = "Option::is_none")]
+    pub hook_id: Option<String>,
+    #[serde(rename = "action", default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<DeploymentLifecycleHookAction>,
+}
+
+impl ContinueServiceDeploymentRequest {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {
+        match &self.service_deployment_arn {
+            None => errors.push(crate::join_path(path, "serviceDeploymentArn")),
+            Some(v) => {}
+        }
+        match &self.hook_id {
+            None => errors.push(crate::join_path(path, "hookId")),
+            Some(v) => {}
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ContinueServiceDeploymentResponse {
+    #[serde(rename = "serviceDeploymentArn", default, skip_serializing_if = "Option::is_none")]
+    pub service_deployment_arn: Option<String>,
+}
+
+impl ContinueServiceDeploymentResponse {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {}
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -876,6 +929,20 @@ impl CreateExpressGatewayServiceResponse {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CreatedAt {
+    #[serde(rename = "before", default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<crate::Timestamp>,
+    #[serde(rename = "after", default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<crate::Timestamp>,
+}
+
+impl CreatedAt {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {}
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeleteClusterRequest {
     #[serde(rename = "cluster", default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<String>,
@@ -937,6 +1004,43 @@ impl DeleteExpressGatewayServiceResponse {
     pub fn validate(&self, path: &str, errors: &mut Vec<String>) {
         if let Some(v) = &self.service {
             v.validate(&crate::join_path(path, "service"), errors);
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeleteTaskDefinitionsRequest {
+    #[serde(rename = "taskDefinitions", default, skip_serializing_if = "Option::is_none")]
+    pub task_definitions: Option<Vec<String>>,
+}
+
+impl DeleteTaskDefinitionsRequest {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {
+        match &self.task_definitions {
+            None => errors.push(crate::join_path(path, "taskDefinitions")),
+            Some(v) => {}
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeleteTaskDefinitionsResponse {
+    #[serde(rename = "taskDefinitions", default, skip_serializing_if = "Option::is_none")]
+    pub task_definitions: Option<Vec<TaskDefinition>>,
+    #[serde(rename = "failures", default, skip_serializing_if = "Option::is_none")]
+    pub failures: Option<Vec<Failure>>,
+}
+
+impl DeleteTaskDefinitionsResponse {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {
+        if let Some(v) = &self.task_definitions {
+            for (i, item) in v.iter().enumerate() {
+                item.validate(&format!("{}.member.{}", crate::join_path(path, "taskDefinitions"), i + 1), errors);
+            }
         }
     }
 }
@@ -1237,6 +1341,28 @@ impl DeploymentLifecycleHookAction {
     }
 }
 
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentLifecycleHookDetail {
+    #[serde(rename = "hookId", default, skip_serializing_if = "Option::is_none")]
+    pub hook_id: Option<String>,
+    #[serde(rename = "targetType", default, skip_serializing_if = "Option::is_none")]
+    pub target_type: Option<DeploymentLifecycleHookTargetType>,
+    #[serde(rename = "targetArn", default, skip_serializing_if = "Option::is_none")]
+    pub target_arn: Option<String>,
+    #[serde(rename = "status", default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<DeploymentLifecycleHookStatus>,
+    #[serde(rename = "expiresAt", default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<crate::Timestamp>,
+    #[serde(rename = "timeoutAction", default, skip_serializing_if = "Option::is_none")]
+    pub timeout_action: Option<DeploymentLifecycleHookAction>,
+}
+
+impl DeploymentLifecycleHookDetail {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {}
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum DeploymentLifecycleHookStage {
     #[serde(rename = "RECONCILE_SERVICE")]
@@ -1278,6 +1404,37 @@ impl DeploymentLifecycleHookStage {
             Self::PreProductionTrafficShift => "PRE_PRODUCTION_TRAFFIC_SHIFT",
             Self::ProductionTrafficShift => "PRODUCTION_TRAFFIC_SHIFT",
             Self::PostProductionTrafficShift => "POST_PRODUCTION_TRAFFIC_SHIFT",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|v| v.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum DeploymentLifecycleHookStatus {
+    #[serde(rename = "AWAITING_ACTION")]
+    AwaitingAction,
+    #[serde(rename = "IN_PROGRESS")]
+    InProgress,
+    #[serde(rename = "SUCCEEDED")]
+    Succeeded,
+    #[serde(rename = "FAILED")]
+    Failed,
+    #[serde(rename = "TIMED_OUT")]
+    TimedOut,
+}
+
+impl DeploymentLifecycleHookStatus {
+    pub const ALL: &'static [DeploymentLifecycleHookStatus] =
+        &[Self::AwaitingAction, Self::InProgress, Self::Succeeded, Self::Failed, Self::TimedOut];
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::AwaitingAction => "AWAITING_ACTION",
+            Self::InProgress => "IN_PROGRESS",
+            Self::Succeeded => "SUCCEEDED",
+            Self::Failed => "FAILED",
+            Self::TimedOut => "TIMED_OUT",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -1372,6 +1529,39 @@ impl DeploymentStrategy {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeregisterTaskDefinitionRequest {
+    #[serde(rename = "taskDefinition", default, skip_serializing_if = "Option::is_none")]
+    pub task_definition: Option<String>,
+}
+
+impl DeregisterTaskDefinitionRequest {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {
+        match &self.task_definition {
+            None => errors.push(crate::join_path(path, "taskDefinition")),
+            Some(v) => {}
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeregisterTaskDefinitionResponse {
+    #[serde(rename = "taskDefinition", default, skip_serializing_if = "Option::is_none")]
+    pub task_definition: Option<TaskDefinition>,
+}
+
+impl DeregisterTaskDefinitionResponse {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {
+        if let Some(v) = &self.task_definition {
+            v.validate(&crate::join_path(path, "taskDefinition"), errors);
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DescribeClustersRequest {
     #[serde(rename = "clusters", default, skip_serializing_if = "Option::is_none")]
     pub clusters: Option<Vec<String>>,
@@ -1436,6 +1626,80 @@ impl DescribeExpressGatewayServiceResponse {
     pub fn validate(&self, path: &str, errors: &mut Vec<String>) {
         if let Some(v) = &self.service {
             v.validate(&crate::join_path(path, "service"), errors);
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DescribeServiceDeploymentsRequest {
+    #[serde(rename = "serviceDeploymentArns", default, skip_serializing_if = "Option::is_none")]
+    pub service_deployment_arns: Option<Vec<String>>,
+}
+
+impl DescribeServiceDeploymentsRequest {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {
+        match &self.service_deployment_arns {
+            None => errors.push(crate::join_path(path, "serviceDeploymentArns")),
+            Some(v) => {}
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DescribeServiceDeploymentsResponse {
+    #[serde(rename = "serviceDeployments", default, skip_serializing_if = "Option::is_none")]
+    pub service_deployments: Option<Vec<ServiceDeployment>>,
+    #[serde(rename = "failures", default, skip_serializing_if = "Option::is_none")]
+    pub failures: Option<Vec<Failure>>,
+}
+
+impl DescribeServiceDeploymentsResponse {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {
+        if let Some(v) = &self.service_deployments {
+            for (i, item) in v.iter().enumerate() {
+                item.validate(&format!("{}.member.{}", crate::join_path(path, "serviceDeployments"), i + 1), errors);
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DescribeServiceRevisionsRequest {
+    #[serde(rename = "serviceRevisionArns", default, skip_serializing_if = "Option::is_none")]
+    pub service_revision_arns: Option<Vec<String>>,
+}
+
+impl DescribeServiceRevisionsRequest {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {
+        match &self.service_revision_arns {
+            None => errors.push(crate::join_path(path, "serviceRevisionArns")),
+            Some(v) => {}
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DescribeServiceRevisionsResponse {
+    #[serde(rename = "serviceRevisions", default, skip_serializing_if = "Option::is_none")]
+    pub service_revisions: Option<Vec<ServiceRevision>>,
+    #[serde(rename = "failures", default, skip_serializing_if = "Option::is_none")]
+    pub failures: Option<Vec<Failure>>,
+}
+
+impl DescribeServiceRevisionsResponse {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {
+        if let Some(v) = &self.service_revisions {
+            for (i, item) in v.iter().enumerate() {
+                item.validate(&format!("{}.member.{}", crate::join_path(path, "serviceRevisions"), i + 1), errors);
+            }
         }
     }
 }
@@ -1718,6 +1982,52 @@ impl ECSExpressGatewayService {
         if let Some(v) = &self.active_configurations {
             for (i, item) in v.iter().enumerate() {
                 item.validate(&format!("{}.member.{}", crate::join_path(path, "activeConfigurations"), i + 1), errors);
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ECSManagedResources {
+    #[serde(rename = "ingressPaths", default, skip_serializing_if = "Option::is_none")]
+    pub ingress_paths: Option<Vec<ManagedIngressPath>>,
+    #[serde(rename = "autoScaling", default, skip_serializing_if = "Option::is_none")]
+    pub auto_scaling: Option<ManagedAutoScaling>,
+    #[serde(rename = "metricAlarms", default, skip_serializing_if = "Option::is_none")]
+    pub metric_alarms: Option<Vec<ManagedMetricAlarm>>,
+    #[serde(rename = "serviceSecurityGroups", default, skip_serializing_if = "Option::is_none")]
+    pub service_security_groups: Option<Vec<ManagedSecurityGroup>>,
+    #[serde(rename = "logGroups", default, skip_serializing_if = "Option::is_none")]
+    pub log_groups: Option<Vec<ManagedLogGroup>>,
+    #[serde(rename = "gatewayConnections", default, skip_serializing_if = "Option::is_none")]
+    pub gateway_connections: Option<Vec<GatewayConnection>>,
+}
+
+impl ECSManagedResources {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {
+        if let Some(v) = &self.ingress_paths {
+            for (i, item) in v.iter().enumerate() {
+                item.validate(&format!("{}.member.{}", crate::join_path(path, "ingressPaths"), i + 1), errors);
+            }
+        }
+        if let Some(v) = &self.auto_scaling {
+            v.validate(&crate::join_path(path, "autoScaling"), errors);
+        }
+        if let Some(v) = &self.metric_alarms {
+            for (i, item) in v.iter().enumerate() {
+                item.validate(&format!("{}.member.{}", crate::join_path(path, "metricAlarms"), i + 1), errors);
+            }
+        }
+        if let Some(v) = &self.service_security_groups {
+            for (i, item) in v.iter().enumerate() {
+                item.validate(&format!("{}.member.{}", crate::join_path(path, "serviceSecurityGroups"), i + 1), errors);
+            }
+        }
+        if let Some(v) = &self.log_groups {
+            for (i, item) in v.iter().enumerate() {
+                item.validate(&format!("{}.member.{}", crate::join_path(path, "logGroups"), i + 1), errors);
             }
         }
     }
@@ -2284,6 +2594,220 @@ impl FirelensConfigurationType {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GatewayConnection {
+    #[serde(rename = "gatewayArn", default, skip_serializing_if = "Option::is_none")]
+    pub gateway_arn: Option<String>,
+    #[serde(rename = "gatewayRouteArn", default, skip_serializing_if = "Option::is_none")]
+    pub gateway_route_arn: Option<String>,
+    #[serde(rename = "portName", default, skip_serializing_if = "Option::is_none")]
+    pub port_name: Option<String>,
+    #[serde(rename = "serviceUrl", default, skip_serializing_if = "Option::is_none")]
+    pub service_url: Option<String>,
+    #[serde(rename = "accessType", default, skip_serializing_if = "Option::is_none")]
+    pub access_type: Option<AccessType>,
+    #[serde(rename = "status", default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<GatewayRouteStatus>,
+    #[serde(rename = "resources", default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<GatewayConnectionResources>,
+}
+
+impl GatewayConnection {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {}
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GatewayConnectionAlbResources {
+    #[serde(rename = "acmCertificateArn", default, skip_serializing_if = "Option::is_none")]
+    pub acm_certificate_arn: Option<String>,
+    #[serde(rename = "loadBalancerArn", default, skip_serializing_if = "Option::is_none")]
+    pub load_balancer_arn: Option<String>,
+    #[serde(rename = "loadBalancerSecurityGroupArns", default, skip_serializing_if = "Option::is_none")]
+    pub load_balancer_security_group_arns: Option<Vec<String>>,
+    #[serde(rename = "listenerArn", default, skip_serializing_if = "Option::is_none")]
+    pub listener_arn: Option<String>,
+    #[serde(rename = "listenerRuleArn", default, skip_serializing_if = "Option::is_none")]
+    pub listener_rule_arn: Option<String>,
+    #[serde(rename = "testListenerRuleArn", default, skip_serializing_if = "Option::is_none")]
+    pub test_listener_rule_arn: Option<String>,
+    #[serde(rename = "targetGroupArn", default, skip_serializing_if = "Option::is_none")]
+    pub target_group_arn: Option<String>,
+    #[serde(rename = "alternateTargetGroupArn", default, skip_serializing_if = "Option::is_none")]
+    pub alternate_target_group_arn: Option<String>,
+}
+
+impl GatewayConnectionAlbResources {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {}
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GatewayConnectionResources {
+    #[serde(rename = "hostSharedAlb", default, skip_serializing_if = "Option::is_none")]
+    pub host_shared_alb: Option<Vec<GatewayConnectionAlbResources>>,
+}
+
+impl GatewayConnectionResources {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {}
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GatewayConnector {
+    #[serde(rename = "portName", default, skip_serializing_if = "Option::is_none")]
+    pub port_name: Option<String>,
+    #[serde(rename = "healthCheck", default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<GatewayConnectorHealthCheck>,
+    #[serde(rename = "filters", default, skip_serializing_if = "Option::is_none")]
+    pub filters: Option<GatewayConnectorFilters>,
+    #[serde(rename = "deregistrationDelay", default, skip_serializing_if = "Option::is_none")]
+    pub deregistration_delay: Option<GatewayConnectorDeregistrationDelay>,
+}
+
+impl GatewayConnector {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {
+        match &self.port_name {
+            None => errors.push(crate::join_path(path, "portName")),
+            Some(v) => {}
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GatewayConnectorDeregistrationDelay {
+    #[serde(rename = "timeoutSeconds", default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<i32>,
+}
+
+impl GatewayConnectorDeregistrationDelay {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {}
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GatewayConnectorFilters {
+    #[serde(rename = "accessTypes", default, skip_serializing_if = "Option::is_none")]
+    pub access_types: Option<Vec<AccessType>>,
+}
+
+impl GatewayConnectorFilters {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {}
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GatewayConnectorHealthCheck {
+    #[serde(rename = "healthCheckProtocol", default, skip_serializing_if = "Option::is_none")]
+    pub health_check_protocol: Option<GatewayConnectorHealthCheckProtocol>,
+    #[serde(rename = "healthCheckPort", default, skip_serializing_if = "Option::is_none")]
+    pub health_check_port: Option<i32>,
+    #[serde(rename = "healthCheckPath", default, skip_serializing_if = "Option::is_none")]
+    pub health_check_path: Option<String>,
+    #[serde(rename = "healthCheckTimeoutSeconds", default, skip_serializing_if = "Option::is_none")]
+    pub health_check_timeout_seconds: Option<i32>,
+    #[serde(rename = "healthCheckIntervalSeconds", default, skip_serializing_if = "Option::is_none")]
+    pub health_check_interval_seconds: Option<i32>,
+    #[serde(rename = "healthyThresholdCount", default, skip_serializing_if = "Option::is_none")]
+    pub healthy_threshold_count: Option<i32>,
+    #[serde(rename = "unhealthyThresholdCount", default, skip_serializing_if = "Option::is_none")]
+    pub unhealthy_threshold_count: Option<i32>,
+    #[serde(rename = "matcher", default, skip_serializing_if = "Option::is_none")]
+    pub matcher: Option<GatewayConnectorHealthCheckMatcher>,
+}
+
+impl GatewayConnectorHealthCheck {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {}
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GatewayConnectorHealthCheckMatcher {
+    #[serde(rename = "httpCode", default, skip_serializing_if = "Option::is_none")]
+    pub http_code: Option<String>,
+    #[serde(rename = "grpcCode", default, skip_serializing_if = "Option::is_none")]
+    pub grpc_code: Option<String>,
+}
+
+impl GatewayConnectorHealthCheckMatcher {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {}
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum GatewayConnectorHealthCheckProtocol {
+    #[serde(rename = "HTTP")]
+    Http,
+    #[serde(rename = "HTTPS")]
+    Https,
+}
+
+impl GatewayConnectorHealthCheckProtocol {
+    pub const ALL: &'static [GatewayConnectorHealthCheckProtocol] = &[Self::Http, Self::Https];
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Http => "HTTP",
+            Self::Https => "HTTPS",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|v| v.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum GatewayRouteStatus {
+    #[serde(rename = "ACTIVE")]
+    Active,
+    #[serde(rename = "CREATE_IN_PROGRESS")]
+    CreateInProgress,
+    #[serde(rename = "CREATE_FAILED")]
+    CreateFailed,
+    #[serde(rename = "UPDATE_IN_PROGRESS")]
+    UpdateInProgress,
+    #[serde(rename = "UPDATE_FAILED")]
+    UpdateFailed,
+    #[serde(rename = "DELETE_IN_PROGRESS")]
+    DeleteInProgress,
+    #[serde(rename = "DELETE_FAILED")]
+    DeleteFailed,
+}
+
+impl GatewayRouteStatus {
+    pub const ALL: &'static [GatewayRouteStatus] = &[
+        Self::Active,
+        Self::CreateInProgress,
+        Self::CreateFailed,
+        Self::UpdateInProgress,
+        Self::UpdateFailed,
+        Self::DeleteInProgress,
+        Self::DeleteFailed,
+    ];
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Active => "ACTIVE",
+            Self::CreateInProgress => "CREATE_IN_PROGRESS",
+            Self::CreateFailed => "CREATE_FAILED",
+            Self::UpdateInProgress => "UPDATE_IN_PROGRESS",
+            Self::UpdateFailed => "UPDATE_FAILED",
+            Self::DeleteInProgress => "DELETE_IN_PROGRESS",
+            Self::DeleteFailed => "DELETE_FAILED",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|v| v.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct HealthCheck {
     #[serde(rename = "command", default, skip_serializing_if = "Option::is_none")]
     pub command: Option<Vec<String>>,
@@ -2617,6 +3141,47 @@ impl ListClustersResponse {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListServiceDeploymentsRequest {
+    #[serde(rename = "service", default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    #[serde(rename = "cluster", default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    #[serde(rename = "status", default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Vec<ServiceDeploymentStatus>>,
+    #[serde(rename = "createdAt", default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<CreatedAt>,
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+    #[serde(rename = "maxResults", default, skip_serializing_if = "Option::is_none")]
+    pub max_results: Option<i32>,
+}
+
+impl ListServiceDeploymentsRequest {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {
+        match &self.service {
+            None => errors.push(crate::join_path(path, "service")),
+            Some(v) => {}
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListServiceDeploymentsResponse {
+    #[serde(rename = "serviceDeployments", default, skip_serializing_if = "Option::is_none")]
+    pub service_deployments: Option<Vec<ServiceDeploymentBrief>>,
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+impl ListServiceDeploymentsResponse {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {}
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListServicesRequest {
     #[serde(rename = "cluster", default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<String>,
@@ -2890,6 +3455,418 @@ impl ManagedAgentName {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ManagedApplicationAutoScalingPolicy {
+    #[serde(rename = "arn", default, skip_serializing_if = "Option::is_none")]
+    pub arn: Option<String>,
+    #[serde(rename = "status", default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<ManagedResourceStatus>,
+    #[serde(rename = "statusReason", default, skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
+    #[serde(rename = "updatedAt", default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<crate::Timestamp>,
+    #[serde(rename = "policyType", default, skip_serializing_if = "Option::is_none")]
+    pub policy_type: Option<String>,
+    #[serde(rename = "targetValue", default, skip_serializing_if = "Option::is_none")]
+    pub target_value: Option<f64>,
+    #[serde(rename = "metric", default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<String>,
+}
+
+impl ManagedApplicationAutoScalingPolicy {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {
+        match &self.status {
+            None => errors.push(crate::join_path(path, "status")),
+            Some(v) => {}
+        }
+        match &self.updated_at {
+            None => errors.push(crate::join_path(path, "updatedAt")),
+            Some(v) => {}
+        }
+        match &self.policy_type {
+            None => errors.push(crate::join_path(path, "policyType")),
+            Some(v) => {}
+        }
+        match &self.target_value {
+            None => errors.push(crate::join_path(path, "targetValue")),
+            Some(v) => {}
+        }
+        match &self.metric {
+            None => errors.push(crate::join_path(path, "metric")),
+            Some(v) => {}
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ManagedAutoScaling {
+    #[serde(rename = "scalableTarget", default, skip_serializing_if = "Option::is_none")]
+    pub scalable_target: Option<ManagedScalableTarget>,
+    #[serde(rename = "applicationAutoScalingPolicies", default, skip_serializing_if = "Option::is_none")]
+    pub application_auto_scaling_policies: Option<Vec<ManagedApplicationAutoScalingPolicy>>,
+}
+
+impl ManagedAutoScaling {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {
+        if let Some(v) = &self.scalable_target {
+            v.validate(&crate::join_path(path, "scalableTarget"), errors);
+        }
+        if let Some(v) = &self.application_auto_scaling_policies {
+            for (i, item) in v.iter().enumerate() {
+                item.validate(
+                    &format!("{}.member.{}", crate::join_path(path, "applicationAutoScalingPolicies"), i + 1),
+                    errors,
+                );
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ManagedCertificate {
+    #[serde(rename = "arn", default, skip_serializing_if = "Option::is_none")]
+    pub arn: Option<String>,
+    #[serde(rename = "status", default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<ManagedResourceStatus>,
+    #[serde(rename = "statusReason", default, skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
+    #[serde(rename = "updatedAt", default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<crate::Timestamp>,
+    #[serde(rename = "domainName", default, skip_serializing_if = "Option::is_none")]
+    pub domain_name: Option<String>,
+}
+
+impl ManagedCertificate {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {
+        match &self.status {
+            None => errors.push(crate::join_path(path, "status")),
+            Some(v) => {}
+        }
+        match &self.updated_at {
+            None => errors.push(crate::join_path(path, "updatedAt")),
+            Some(v) => {}
+        }
+        match &self.domain_name {
+            None => errors.push(crate::join_path(path, "domainName")),
+            Some(v) => {}
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ManagedIngressPath {
+    #[serde(rename = "accessType", default, skip_serializing_if = "Option::is_none")]
+    pub access_type: Option<AccessType>,
+    #[serde(rename = "endpoint", default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    #[serde(rename = "loadBalancer", default, skip_serializing_if = "Option::is_none")]
+    pub load_balancer: Option<ManagedLoadBalancer>,
+    #[serde(rename = "loadBalancerSecurityGroups", default, skip_serializing_if = "Option::is_none")]
+    pub load_balancer_security_groups: Option<Vec<ManagedSecurityGroup>>,
+    #[serde(rename = "certificate", default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<ManagedCertificate>,
+    #[serde(rename = "listener", default, skip_serializing_if = "Option::is_none")]
+    pub listener: Option<ManagedListener>,
+    #[serde(rename = "rule", default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<ManagedListenerRule>,
+    #[serde(rename = "targetGroups", default, skip_serializing_if = "Option::is_none")]
+    pub target_groups: Option<Vec<ManagedTargetGroup>>,
+}
+
+impl ManagedIngressPath {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {
+        match &self.access_type {
+            None => errors.push(crate::join_path(path, "accessType")),
+            Some(v) => {}
+        }
+        match &self.endpoint {
+            None => errors.push(crate::join_path(path, "endpoint")),
+            Some(v) => {}
+        }
+        if let Some(v) = &self.load_balancer {
+            v.validate(&crate::join_path(path, "loadBalancer"), errors);
+        }
+        if let Some(v) = &self.load_balancer_security_groups {
+            for (i, item) in v.iter().enumerate() {
+                item.validate(
+                    &format!("{}.member.{}", crate::join_path(path, "loadBalancerSecurityGroups"), i + 1),
+                    errors,
+                );
+            }
+        }
+        if let Some(v) = &self.certificate {
+            v.validate(&crate::join_path(path, "certificate"), errors);
+        }
+        if let Some(v) = &self.listener {
+            v.validate(&crate::join_path(path, "listener"), errors);
+        }
+        if let Some(v) = &self.rule {
+            v.validate(&crate::join_path(path, "rule"), errors);
+        }
+        if let Some(v) = &self.target_groups {
+            for (i, item) in v.iter().enumerate() {
+                item.validate(&format!("{}.member.{}", crate::join_path(path, "targetGroups"), i + 1), errors);
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ManagedListener {
+    #[serde(rename = "arn", default, skip_serializing_if = "Option::is_none")]
+    pub arn: Option<String>,
+    #[serde(rename = "status", default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<ManagedResourceStatus>,
+    #[serde(rename = "statusReason", default, skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
+    #[serde(rename = "updatedAt", default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<crate::Timestamp>,
+}
+
+impl ManagedListener {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {
+        match &self.status {
+            None => errors.push(crate::join_path(path, "status")),
+            Some(v) => {}
+        }
+        match &self.updated_at {
+            None => errors.push(crate::join_path(path, "updatedAt")),
+            Some(v) => {}
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ManagedListenerRule {
+    #[serde(rename = "arn", default, skip_serializing_if = "Option::is_none")]
+    pub arn: Option<String>,
+    #[serde(rename = "status", default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<ManagedResourceStatus>,
+    #[serde(rename = "statusReason", default, skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
+    #[serde(rename = "updatedAt", default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<crate::Timestamp>,
+}
+
+impl ManagedListenerRule {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {
+        match &self.status {
+            None => errors.push(crate::join_path(path, "status")),
+            Some(v) => {}
+        }
+        match &self.updated_at {
+            None => errors.push(crate::join_path(path, "updatedAt")),
+            Some(v) => {}
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ManagedLoadBalancer {
+    #[serde(rename = "arn", default, skip_serializing_if = "Option::is_none")]
+    pub arn: Option<String>,
+    #[serde(rename = "status", default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<ManagedResourceStatus>,
+    #[serde(rename = "statusReason", default, skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
+    #[serde(rename = "updatedAt", default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<crate::Timestamp>,
+    #[serde(rename = "scheme", default, skip_serializing_if = "Option::is_none")]
+    pub scheme: Option<String>,
+    #[serde(rename = "subnetIds", default, skip_serializing_if = "Option::is_none")]
+    pub subnet_ids: Option<Vec<String>>,
+    #[serde(rename = "securityGroupIds", default, skip_serializing_if = "Option::is_none")]
+    pub security_group_ids: Option<Vec<String>>,
+}
+
+impl ManagedLoadBalancer {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {
+        match &self.status {
+            None => errors.push(crate::join_path(path, "status")),
+            Some(v) => {}
+        }
+        match &self.updated_at {
+            None => errors.push(crate::join_path(path, "updatedAt")),
+            Some(v) => {}
+        }
+        match &self.scheme {
+            None => errors.push(crate::join_path(path, "scheme")),
+            Some(v) => {}
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ManagedLogGroup {
+    #[serde(rename = "arn", default, skip_serializing_if = "Option::is_none")]
+    pub arn: Option<String>,
+    #[serde(rename = "status", default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<ManagedResourceStatus>,
+    #[serde(rename = "statusReason", default, skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
+    #[serde(rename = "updatedAt", default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<crate::Timestamp>,
+    #[serde(rename = "logGroupName", default, skip_serializing_if = "Option::is_none")]
+    pub log_group_name: Option<String>,
+}
+
+impl ManagedLogGroup {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {
+        match &self.status {
+            None => errors.push(crate::join_path(path, "status")),
+            Some(v) => {}
+        }
+        match &self.updated_at {
+            None => errors.push(crate::join_path(path, "updatedAt")),
+            Some(v) => {}
+        }
+        match &self.log_group_name {
+            None => errors.push(crate::join_path(path, "logGroupName")),
+            Some(v) => {}
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ManagedMetricAlarm {
+    #[serde(rename = "arn", default, skip_serializing_if = "Option::is_none")]
+    pub arn: Option<String>,
+    #[serde(rename = "status", default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<ManagedResourceStatus>,
+    #[serde(rename = "statusReason", default, skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
+    #[serde(rename = "updatedAt", default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<crate::Timestamp>,
+}
+
+impl ManagedMetricAlarm {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {
+        match &self.status {
+            None => errors.push(crate::join_path(path, "status")),
+            Some(v) => {}
+        }
+        match &self.updated_at {
+            None => errors.push(crate::join_path(path, "updatedAt")),
+            Some(v) => {}
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ManagedResourceStatus {
+    #[serde(rename = "PROVISIONING")]
+    Provisioning,
+    #[serde(rename = "ACTIVE")]
+    Active,
+    #[serde(rename = "DEPROVISIONING")]
+    Deprovisioning,
+    #[serde(rename = "DELETED")]
+    Deleted,
+    #[serde(rename = "FAILED")]
+    Failed,
+}
+
+impl ManagedResourceStatus {
+    pub const ALL: &'static [ManagedResourceStatus] =
+        &[Self::Provisioning, Self::Active, Self::Deprovisioning, Self::Deleted, Self::Failed];
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Provisioning => "PROVISIONING",
+            Self::Active => "ACTIVE",
+            Self::Deprovisioning => "DEPROVISIONING",
+            Self::Deleted => "DELETED",
+            Self::Failed => "FAILED",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|v| v.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ManagedScalableTarget {
+    #[serde(rename = "arn", default, skip_serializing_if = "Option::is_none")]
+    pub arn: Option<String>,
+    #[serde(rename = "status", default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<ManagedResourceStatus>,
+    #[serde(rename = "statusReason", default, skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
+    #[serde(rename = "updatedAt", default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<crate::Timestamp>,
+    #[serde(rename = "minCapacity", default, skip_serializing_if = "Option::is_none")]
+    pub min_capacity: Option<i32>,
+    #[serde(rename = "maxCapacity", default, skip_serializing_if = "Option::is_none")]
+    pub max_capacity: Option<i32>,
+}
+
+impl ManagedScalableTarget {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {
+        match &self.status {
+            None => errors.push(crate::join_path(path, "status")),
+            Some(v) => {}
+        }
+        match &self.updated_at {
+            None => errors.push(crate::join_path(path, "updatedAt")),
+            Some(v) => {}
+        }
+        match &self.min_capacity {
+            None => errors.push(crate::join_path(path, "minCapacity")),
+            Some(v) => {}
+        }
+        match &self.max_capacity {
+            None => errors.push(crate::join_path(path, "maxCapacity")),
+            Some(v) => {}
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ManagedSecurityGroup {
+    #[serde(rename = "arn", default, skip_serializing_if = "Option::is_none")]
+    pub arn: Option<String>,
+    #[serde(rename = "status", default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<ManagedResourceStatus>,
+    #[serde(rename = "statusReason", default, skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
+    #[serde(rename = "updatedAt", default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<crate::Timestamp>,
+}
+
+impl ManagedSecurityGroup {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {
+        match &self.status {
+            None => errors.push(crate::join_path(path, "status")),
+            Some(v) => {}
+        }
+        match &self.updated_at {
+            None => errors.push(crate::join_path(path, "updatedAt")),
+            Some(v) => {}
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ManagedStorageConfiguration {
     #[serde(rename = "kmsKeyId", default, skip_serializing_if = "Option::is_none")]
     pub kms_key_id: Option<String>,
@@ -2901,6 +3878,92 @@ impl ManagedStorageConfiguration {
     /// Records every missing required member below this value, with its path from the request root.
     #[allow(unused_variables)]
     pub fn validate(&self, path: &str, errors: &mut Vec<String>) {}
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ManagedTargetGroup {
+    #[serde(rename = "arn", default, skip_serializing_if = "Option::is_none")]
+    pub arn: Option<String>,
+    #[serde(rename = "status", default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<ManagedResourceStatus>,
+    #[serde(rename = "statusReason", default, skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
+    #[serde(rename = "updatedAt", default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<crate::Timestamp>,
+    #[serde(rename = "healthCheckPath", default, skip_serializing_if = "Option::is_none")]
+    pub health_check_path: Option<String>,
+    #[serde(rename = "healthCheckPort", default, skip_serializing_if = "Option::is_none")]
+    pub health_check_port: Option<i32>,
+    #[serde(rename = "port", default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<i32>,
+}
+
+impl ManagedTargetGroup {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {
+        match &self.status {
+            None => errors.push(crate::join_path(path, "status")),
+            Some(v) => {}
+        }
+        match &self.updated_at {
+            None => errors.push(crate::join_path(path, "updatedAt")),
+            Some(v) => {}
+        }
+        match &self.health_check_path {
+            None => errors.push(crate::join_path(path, "healthCheckPath")),
+            Some(v) => {}
+        }
+        match &self.health_check_port {
+            None => errors.push(crate::join_path(path, "healthCheckPort")),
+            Some(v) => {}
+        }
+        match &self.port {
+            None => errors.push(crate::join_path(path, "port")),
+            Some(v) => {}
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MetricConfiguration {
+    #[serde(rename = "metricNames", default, skip_serializing_if = "Option::is_none")]
+    pub metric_names: Option<Vec<String>>,
+    #[serde(rename = "resolutionSeconds", default, skip_serializing_if = "Option::is_none")]
+    pub resolution_seconds: Option<i32>,
+}
+
+impl MetricConfiguration {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {
+        match &self.metric_names {
+            None => errors.push(crate::join_path(path, "metricNames")),
+            Some(v) => {}
+        }
+        match &self.resolution_seconds {
+            None => errors.push(crate::join_path(path, "resolutionSeconds")),
+            Some(v) => {}
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MonitoringConfiguration {
+    #[serde(rename = "metricConfigurations", default, skip_serializing_if = "Option::is_none")]
+    pub metric_configurations: Option<Vec<MetricConfiguration>>,
+}
+
+impl MonitoringConfiguration {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {
+        if let Some(v) = &self.metric_configurations {
+            for (i, item) in v.iter().enumerate() {
+                item.validate(&format!("{}.member.{}", crate::join_path(path, "metricConfigurations"), i + 1), errors);
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -3255,6 +4318,107 @@ impl ProxyConfigurationType {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RegisterTaskDefinitionRequest {
+    #[serde(rename = "family", default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<String>,
+    #[serde(rename = "taskRoleArn", default, skip_serializing_if = "Option::is_none")]
+    pub task_role_arn: Option<String>,
+    #[serde(rename = "executionRoleArn", default, skip_serializing_if = "Option::is_none")]
+    pub execution_role_arn: Option<String>,
+    #[serde(rename = "networkMode", default, skip_serializing_if = "Option::is_none")]
+    pub network_mode: Option<NetworkMode>,
+    #[serde(rename = "containerDefinitions", default, skip_serializing_if = "Option::is_none")]
+    pub container_definitions: Option<Vec<ContainerDefinition>>,
+    #[serde(rename = "volumes", default, skip_serializing_if = "Option::is_none")]
+    pub volumes: Option<Vec<Volume>>,
+    #[serde(rename = "placementConstraints", default, skip_serializing_if = "Option::is_none")]
+    pub placement_constraints: Option<Vec<TaskDefinitionPlacementConstraint>>,
+    #[serde(rename = "requiresCompatibilities", default, skip_serializing_if = "Option::is_none")]
+    pub requires_compatibilities: Option<Vec<Compatibility>>,
+    #[serde(rename = "cpu", default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<String>,
+    #[serde(rename = "memory", default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
+    #[serde(rename = "tags", default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<Tag>>,
+    #[serde(rename = "pidMode", default, skip_serializing_if = "Option::is_none")]
+    pub pid_mode: Option<PidMode>,
+    #[serde(rename = "ipcMode", default, skip_serializing_if = "Option::is_none")]
+    pub ipc_mode: Option<IpcMode>,
+    #[serde(rename = "proxyConfiguration", default, skip_serializing_if = "Option::is_none")]
+    pub proxy_configuration: Option<ProxyConfiguration>,
+    #[serde(rename = "inferenceAccelerators", default, skip_serializing_if = "Option::is_none")]
+    pub inference_accelerators: Option<Vec<InferenceAccelerator>>,
+    #[serde(rename = "ephemeralStorage", default, skip_serializing_if = "Option::is_none")]
+    pub ephemeral_storage: Option<EphemeralStorage>,
+    #[serde(rename = "runtimePlatform", default, skip_serializing_if = "Option::is_none")]
+    pub runtime_platform: Option<RuntimePlatform>,
+    #[serde(rename = "enableFaultInjection", default, skip_serializing_if = "Option::is_none")]
+    pub enable_fault_injection: Option<bool>,
+    #[serde(rename = "trustedExecutionConfiguration", default, skip_serializing_if = "Option::is_none")]
+    pub trusted_execution_configuration: Option<TrustedExecutionConfiguration>,
+}
+
+impl RegisterTaskDefinitionRequest {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {
+        match &self.family {
+            None => errors.push(crate::join_path(path, "family")),
+            Some(v) => {}
+        }
+        match &self.container_definitions {
+            None => errors.push(crate::join_path(path, "containerDefinitions")),
+            Some(v) => {
+                for (i, item) in v.iter().enumerate() {
+                    item.validate(
+                        &format!("{}.member.{}", crate::join_path(path, "containerDefinitions"), i + 1),
+                        errors,
+                    );
+                }
+            }
+        }
+        if let Some(v) = &self.volumes {
+            for (i, item) in v.iter().enumerate() {
+                item.validate(&format!("{}.member.{}", crate::join_path(path, "volumes"), i + 1), errors);
+            }
+        }
+        if let Some(v) = &self.proxy_configuration {
+            v.validate(&crate::join_path(path, "proxyConfiguration"), errors);
+        }
+        if let Some(v) = &self.inference_accelerators {
+            for (i, item) in v.iter().enumerate() {
+                item.validate(&format!("{}.member.{}", crate::join_path(path, "inferenceAccelerators"), i + 1), errors);
+            }
+        }
+        if let Some(v) = &self.ephemeral_storage {
+            v.validate(&crate::join_path(path, "ephemeralStorage"), errors);
+        }
+        if let Some(v) = &self.trusted_execution_configuration {
+            v.validate(&crate::join_path(path, "trustedExecutionConfiguration"), errors);
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RegisterTaskDefinitionResponse {
+    #[serde(rename = "taskDefinition", default, skip_serializing_if = "Option::is_none")]
+    pub task_definition: Option<TaskDefinition>,
+    #[serde(rename = "tags", default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<Tag>>,
+}
+
+impl RegisterTaskDefinitionResponse {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {
+        if let Some(v) = &self.task_definition {
+            v.validate(&crate::join_path(path, "taskDefinition"), errors);
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RepositoryCredentials {
     #[serde(rename = "credentialsParameter", default, skip_serializing_if = "Option::is_none")]
     pub credentials_parameter: Option<String>,
@@ -3269,6 +4433,20 @@ impl RepositoryCredentials {
             Some(v) => {}
         }
     }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ResolvedConfiguration {
+    #[serde(rename = "loadBalancers", default, skip_serializing_if = "Option::is_none")]
+    pub load_balancers: Option<Vec<ServiceRevisionLoadBalancer>>,
+    #[serde(rename = "vpcLatticeConfigurations", default, skip_serializing_if = "Option::is_none")]
+    pub vpc_lattice_configurations: Option<Vec<ServiceRevisionVpcLatticeConfiguration>>,
+}
+
+impl ResolvedConfiguration {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {}
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -3341,6 +4519,22 @@ impl ResourceType {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Rollback {
+    #[serde(rename = "reason", default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(rename = "startedAt", default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<crate::Timestamp>,
+    #[serde(rename = "serviceRevisionArn", default, skip_serializing_if = "Option::is_none")]
+    pub service_revision_arn: Option<String>,
+}
+
+impl Rollback {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {}
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RuntimePlatform {
     #[serde(rename = "cpuArchitecture", default, skip_serializing_if = "Option::is_none")]
     pub cpu_architecture: Option<CPUArchitecture>,
@@ -3349,6 +4543,18 @@ pub struct RuntimePlatform {
 }
 
 impl RuntimePlatform {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {}
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RuntimePlatformOverride {
+    #[serde(rename = "cpuArchitecture", default, skip_serializing_if = "Option::is_none")]
+    pub cpu_architecture: Option<String>,
+}
+
+impl RuntimePlatformOverride {
     /// Records every missing required member below this value, with its path from the request root.
     #[allow(unused_variables)]
     pub fn validate(&self, path: &str, errors: &mut Vec<String>) {}
@@ -3897,6 +5103,252 @@ impl ServiceCurrentRevisionSummary {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServiceDeployment {
+    #[serde(rename = "serviceDeploymentArn", default, skip_serializing_if = "Option::is_none")]
+    pub service_deployment_arn: Option<String>,
+    #[serde(rename = "serviceArn", default, skip_serializing_if = "Option::is_none")]
+    pub service_arn: Option<String>,
+    #[serde(rename = "clusterArn", default, skip_serializing_if = "Option::is_none")]
+    pub cluster_arn: Option<String>,
+    #[serde(rename = "createdAt", default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<crate::Timestamp>,
+    #[serde(rename = "startedAt", default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<crate::Timestamp>,
+    #[serde(rename = "finishedAt", default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<crate::Timestamp>,
+    #[serde(rename = "stoppedAt", default, skip_serializing_if = "Option::is_none")]
+    pub stopped_at: Option<crate::Timestamp>,
+    #[serde(rename = "updatedAt", default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<crate::Timestamp>,
+    #[serde(rename = "sourceServiceRevisions", default, skip_serializing_if = "Option::is_none")]
+    pub source_service_revisions: Option<Vec<ServiceRevisionSummary>>,
+    #[serde(rename = "targetServiceRevision", default, skip_serializing_if = "Option::is_none")]
+    pub target_service_revision: Option<ServiceRevisionSummary>,
+    #[serde(rename = "status", default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<ServiceDeploymentStatus>,
+    #[serde(rename = "statusReason", default, skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
+    #[serde(rename = "lifecycleStage", default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle_stage: Option<ServiceDeploymentLifecycleStage>,
+    #[serde(rename = "lifecycleHookDetails", default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle_hook_details: Option<Vec<DeploymentLifecycleHookDetail>>,
+    #[serde(rename = "deploymentConfiguration", default, skip_serializing_if = "Option::is_none")]
+    pub deployment_configuration: Option<DeploymentConfiguration>,
+    #[serde(rename = "rollback", default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<Rollback>,
+    #[serde(rename = "deploymentCircuitBreaker", default, skip_serializing_if = "Option::is_none")]
+    pub deployment_circuit_breaker: Option<ServiceDeploymentCircuitBreaker>,
+    #[serde(rename = "alarms", default, skip_serializing_if = "Option::is_none")]
+    pub alarms: Option<ServiceDeploymentAlarms>,
+}
+
+impl ServiceDeployment {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {
+        if let Some(v) = &self.deployment_configuration {
+            v.validate(&crate::join_path(path, "deploymentConfiguration"), errors);
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServiceDeploymentAlarms {
+    #[serde(rename = "status", default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<ServiceDeploymentRollbackMonitorsStatus>,
+    #[serde(rename = "alarmNames", default, skip_serializing_if = "Option::is_none")]
+    pub alarm_names: Option<Vec<String>>,
+    #[serde(rename = "triggeredAlarmNames", default, skip_serializing_if = "Option::is_none")]
+    pub triggered_alarm_names: Option<Vec<String>>,
+}
+
+impl ServiceDeploymentAlarms {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {}
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServiceDeploymentBrief {
+    #[serde(rename = "serviceDeploymentArn", default, skip_serializing_if = "Option::is_none")]
+    pub service_deployment_arn: Option<String>,
+    #[serde(rename = "serviceArn", default, skip_serializing_if = "Option::is_none")]
+    pub service_arn: Option<String>,
+    #[serde(rename = "clusterArn", default, skip_serializing_if = "Option::is_none")]
+    pub cluster_arn: Option<String>,
+    #[serde(rename = "startedAt", default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<crate::Timestamp>,
+    #[serde(rename = "createdAt", default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<crate::Timestamp>,
+    #[serde(rename = "finishedAt", default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<crate::Timestamp>,
+    #[serde(rename = "targetServiceRevisionArn", default, skip_serializing_if = "Option::is_none")]
+    pub target_service_revision_arn: Option<String>,
+    #[serde(rename = "status", default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<ServiceDeploymentStatus>,
+    #[serde(rename = "statusReason", default, skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
+}
+
+impl ServiceDeploymentBrief {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {}
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServiceDeploymentCircuitBreaker {
+    #[serde(rename = "status", default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<ServiceDeploymentRollbackMonitorsStatus>,
+    #[serde(rename = "failureCount", default, skip_serializing_if = "Option::is_none")]
+    pub failure_count: Option<i32>,
+    #[serde(rename = "threshold", default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<i32>,
+}
+
+impl ServiceDeploymentCircuitBreaker {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {}
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ServiceDeploymentLifecycleStage {
+    #[serde(rename = "RECONCILE_SERVICE")]
+    ReconcileService,
+    #[serde(rename = "PRE_SCALE_UP")]
+    PreScaleUp,
+    #[serde(rename = "SCALE_UP")]
+    ScaleUp,
+    #[serde(rename = "POST_SCALE_UP")]
+    PostScaleUp,
+    #[serde(rename = "TEST_TRAFFIC_SHIFT")]
+    TestTrafficShift,
+    #[serde(rename = "POST_TEST_TRAFFIC_SHIFT")]
+    PostTestTrafficShift,
+    #[serde(rename = "PRODUCTION_TRAFFIC_SHIFT")]
+    ProductionTrafficShift,
+    #[serde(rename = "POST_PRODUCTION_TRAFFIC_SHIFT")]
+    PostProductionTrafficShift,
+    #[serde(rename = "BAKE_TIME")]
+    BakeTime,
+    #[serde(rename = "CLEAN_UP")]
+    CleanUp,
+}
+
+impl ServiceDeploymentLifecycleStage {
+    pub const ALL: &'static [ServiceDeploymentLifecycleStage] = &[
+        Self::ReconcileService,
+        Self::PreScaleUp,
+        Self::ScaleUp,
+        Self::PostScaleUp,
+        Self::TestTrafficShift,
+        Self::PostTestTrafficShift,
+        Self::ProductionTrafficShift,
+        Self::PostProductionTrafficShift,
+        Self::BakeTime,
+        Self::CleanUp,
+    ];
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::ReconcileService => "RECONCILE_SERVICE",
+            Self::PreScaleUp => "PRE_SCALE_UP",
+            Self::ScaleUp => "SCALE_UP",
+            Self::PostScaleUp => "POST_SCALE_UP",
+            Self::TestTrafficShift => "TEST_TRAFFIC_SHIFT",
+            Self::PostTestTrafficShift => "POST_TEST_TRAFFIC_SHIFT",
+            Self::ProductionTrafficShift => "PRODUCTION_TRAFFIC_SHIFT",
+            Self::PostProductionTrafficShift => "POST_PRODUCTION_TRAFFIC_SHIFT",
+            Self::BakeTime => "BAKE_TIME",
+            Self::CleanUp => "CLEAN_UP",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|v| v.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ServiceDeploymentRollbackMonitorsStatus {
+    #[serde(rename = "TRIGGERED")]
+    Triggered,
+    #[serde(rename = "MONITORING")]
+    Monitoring,
+    #[serde(rename = "MONITORING_COMPLETE")]
+    MonitoringComplete,
+    #[serde(rename = "DISABLED")]
+    Disabled,
+}
+
+impl ServiceDeploymentRollbackMonitorsStatus {
+    pub const ALL: &'static [ServiceDeploymentRollbackMonitorsStatus] =
+        &[Self::Triggered, Self::Monitoring, Self::MonitoringComplete, Self::Disabled];
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Triggered => "TRIGGERED",
+            Self::Monitoring => "MONITORING",
+            Self::MonitoringComplete => "MONITORING_COMPLETE",
+            Self::Disabled => "DISABLED",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|v| v.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ServiceDeploymentStatus {
+    #[serde(rename = "PENDING")]
+    Pending,
+    #[serde(rename = "SUCCESSFUL")]
+    Successful,
+    #[serde(rename = "STOPPED")]
+    Stopped,
+    #[serde(rename = "STOP_REQUESTED")]
+    StopRequested,
+    #[serde(rename = "IN_PROGRESS")]
+    InProgress,
+    #[serde(rename = "ROLLBACK_REQUESTED")]
+    RollbackRequested,
+    #[serde(rename = "ROLLBACK_IN_PROGRESS")]
+    RollbackInProgress,
+    #[serde(rename = "ROLLBACK_SUCCESSFUL")]
+    RollbackSuccessful,
+    #[serde(rename = "ROLLBACK_FAILED")]
+    RollbackFailed,
+}
+
+impl ServiceDeploymentStatus {
+    pub const ALL: &'static [ServiceDeploymentStatus] = &[
+        Self::Pending,
+        Self::Successful,
+        Self::Stopped,
+        Self::StopRequested,
+        Self::InProgress,
+        Self::RollbackRequested,
+        Self::RollbackInProgress,
+        Self::RollbackSuccessful,
+        Self::RollbackFailed,
+    ];
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::Successful => "SUCCESSFUL",
+            Self::Stopped => "STOPPED",
+            Self::StopRequested => "STOP_REQUESTED",
+            Self::InProgress => "IN_PROGRESS",
+            Self::RollbackRequested => "ROLLBACK_REQUESTED",
+            Self::RollbackInProgress => "ROLLBACK_IN_PROGRESS",
+            Self::RollbackSuccessful => "ROLLBACK_SUCCESSFUL",
+            Self::RollbackFailed => "ROLLBACK_FAILED",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|v| v.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ServiceEvent {
     #[serde(rename = "id", default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
@@ -3990,6 +5442,101 @@ impl ServiceRegistry {
     pub fn validate(&self, path: &str, errors: &mut Vec<String>) {}
 }
 
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServiceRevision {
+    #[serde(rename = "serviceRevisionArn", default, skip_serializing_if = "Option::is_none")]
+    pub service_revision_arn: Option<String>,
+    #[serde(rename = "serviceArn", default, skip_serializing_if = "Option::is_none")]
+    pub service_arn: Option<String>,
+    #[serde(rename = "clusterArn", default, skip_serializing_if = "Option::is_none")]
+    pub cluster_arn: Option<String>,
+    #[serde(rename = "taskDefinition", default, skip_serializing_if = "Option::is_none")]
+    pub task_definition: Option<String>,
+    #[serde(rename = "capacityProviderStrategy", default, skip_serializing_if = "Option::is_none")]
+    pub capacity_provider_strategy: Option<Vec<CapacityProviderStrategyItem>>,
+    #[serde(rename = "launchType", default, skip_serializing_if = "Option::is_none")]
+    pub launch_type: Option<LaunchType>,
+    #[serde(rename = "platformVersion", default, skip_serializing_if = "Option::is_none")]
+    pub platform_version: Option<String>,
+    #[serde(rename = "platformFamily", default, skip_serializing_if = "Option::is_none")]
+    pub platform_family: Option<String>,
+    #[serde(rename = "loadBalancers", default, skip_serializing_if = "Option::is_none")]
+    pub load_balancers: Option<Vec<LoadBalancer>>,
+    #[serde(rename = "serviceRegistries", default, skip_serializing_if = "Option::is_none")]
+    pub service_registries: Option<Vec<ServiceRegistry>>,
+    #[serde(rename = "networkConfiguration", default, skip_serializing_if = "Option::is_none")]
+    pub network_configuration: Option<NetworkConfiguration>,
+    #[serde(rename = "containerImages", default, skip_serializing_if = "Option::is_none")]
+    pub container_images: Option<Vec<ContainerImage>>,
+    #[serde(rename = "guardDutyEnabled", default, skip_serializing_if = "Option::is_none")]
+    pub guard_duty_enabled: Option<bool>,
+    #[serde(rename = "serviceConnectConfiguration", default, skip_serializing_if = "Option::is_none")]
+    pub service_connect_configuration: Option<ServiceConnectConfiguration>,
+    #[serde(rename = "volumeConfigurations", default, skip_serializing_if = "Option::is_none")]
+    pub volume_configurations: Option<Vec<ServiceVolumeConfiguration>>,
+    #[serde(rename = "fargateEphemeralStorage", default, skip_serializing_if = "Option::is_none")]
+    pub fargate_ephemeral_storage: Option<DeploymentEphemeralStorage>,
+    #[serde(rename = "createdAt", default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<crate::Timestamp>,
+    #[serde(rename = "vpcLatticeConfigurations", default, skip_serializing_if = "Option::is_none")]
+    pub vpc_lattice_configurations: Option<Vec<VpcLatticeConfiguration>>,
+    #[serde(rename = "resolvedConfiguration", default, skip_serializing_if = "Option::is_none")]
+    pub resolved_configuration: Option<ResolvedConfiguration>,
+    #[serde(rename = "ecsManagedResources", default, skip_serializing_if = "Option::is_none")]
+    pub ecs_managed_resources: Option<ECSManagedResources>,
+    #[serde(rename = "overrides", default, skip_serializing_if = "Option::is_none")]
+    pub overrides: Option<ServiceRevisionOverrides>,
+    #[serde(rename = "gatewayConnectors", default, skip_serializing_if = "Option::is_none")]
+    pub gateway_connectors: Option<Vec<GatewayConnector>>,
+    #[serde(rename = "monitoring", default, skip_serializing_if = "Option::is_none")]
+    pub monitoring: Option<MonitoringConfiguration>,
+}
+
+impl ServiceRevision {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {
+        if let Some(v) = &self.capacity_provider_strategy {
+            for (i, item) in v.iter().enumerate() {
+                item.validate(
+                    &format!("{}.member.{}", crate::join_path(path, "capacityProviderStrategy"), i + 1),
+                    errors,
+                );
+            }
+        }
+        if let Some(v) = &self.network_configuration {
+            v.validate(&crate::join_path(path, "networkConfiguration"), errors);
+        }
+        if let Some(v) = &self.service_connect_configuration {
+            v.validate(&crate::join_path(path, "serviceConnectConfiguration"), errors);
+        }
+        if let Some(v) = &self.volume_configurations {
+            for (i, item) in v.iter().enumerate() {
+                item.validate(&format!("{}.member.{}", crate::join_path(path, "volumeConfigurations"), i + 1), errors);
+            }
+        }
+        if let Some(v) = &self.vpc_lattice_configurations {
+            for (i, item) in v.iter().enumerate() {
+                item.validate(
+                    &format!("{}.member.{}", crate::join_path(path, "vpcLatticeConfigurations"), i + 1),
+                    errors,
+                );
+            }
+        }
+        if let Some(v) = &self.ecs_managed_resources {
+            v.validate(&crate::join_path(path, "ecsManagedResources"), errors);
+        }
+        if let Some(v) = &self.gateway_connectors {
+            for (i, item) in v.iter().enumerate() {
+                item.validate(&format!("{}.member.{}", crate::join_path(path, "gatewayConnectors"), i + 1), errors);
+            }
+        }
+        if let Some(v) = &self.monitoring {
+            v.validate(&crate::join_path(path, "monitoring"), errors);
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ServiceRevisionCleanup {
     #[serde(rename = "BLOCKING")]
@@ -4009,6 +5556,68 @@ impl ServiceRevisionCleanup {
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.iter().copied().find(|v| v.as_str() == s)
     }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServiceRevisionLoadBalancer {
+    #[serde(rename = "targetGroupArn", default, skip_serializing_if = "Option::is_none")]
+    pub target_group_arn: Option<String>,
+    #[serde(rename = "productionListenerRule", default, skip_serializing_if = "Option::is_none")]
+    pub production_listener_rule: Option<String>,
+}
+
+impl ServiceRevisionLoadBalancer {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {}
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServiceRevisionOverrides {
+    #[serde(rename = "runtimePlatform", default, skip_serializing_if = "Option::is_none")]
+    pub runtime_platform: Option<RuntimePlatformOverride>,
+}
+
+impl ServiceRevisionOverrides {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {}
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServiceRevisionSummary {
+    #[serde(rename = "arn", default, skip_serializing_if = "Option::is_none")]
+    pub arn: Option<String>,
+    #[serde(rename = "requestedTaskCount", default, skip_serializing_if = "Option::is_none")]
+    pub requested_task_count: Option<i32>,
+    #[serde(rename = "runningTaskCount", default, skip_serializing_if = "Option::is_none")]
+    pub running_task_count: Option<i32>,
+    #[serde(rename = "pendingTaskCount", default, skip_serializing_if = "Option::is_none")]
+    pub pending_task_count: Option<i32>,
+    #[serde(rename = "requestedTestTrafficWeight", default, skip_serializing_if = "Option::is_none")]
+    pub requested_test_traffic_weight: Option<f64>,
+    #[serde(rename = "requestedProductionTrafficWeight", default, skip_serializing_if = "Option::is_none")]
+    pub requested_production_traffic_weight: Option<f64>,
+}
+
+impl ServiceRevisionSummary {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {}
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServiceRevisionVpcLatticeConfiguration {
+    #[serde(rename = "targetGroupArn", default, skip_serializing_if = "Option::is_none")]
+    pub target_group_arn: Option<String>,
+    #[serde(rename = "productionListenerRule", default, skip_serializing_if = "Option::is_none")]
+    pub production_listener_rule: Option<String>,
+}
+
+impl ServiceRevisionVpcLatticeConfiguration {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {}
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -4084,6 +5693,58 @@ impl StabilityStatus {
         match self {
             Self::SteadyState => "STEADY_STATE",
             Self::Stabilizing => "STABILIZING",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|v| v.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StopServiceDeploymentRequest {
+    #[serde(rename = "serviceDeploymentArn", default, skip_serializing_if = "Option::is_none")]
+    pub service_deployment_arn: Option<String>,
+    #[serde(rename = "stopType", default, skip_serializing_if = "Option::is_none")]
+    pub stop_type: Option<StopServiceDeploymentStopType>,
+}
+
+impl StopServiceDeploymentRequest {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {
+        match &self.service_deployment_arn {
+            None => errors.push(crate::join_path(path, "serviceDeploymentArn")),
+            Some(v) => {}
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StopServiceDeploymentResponse {
+    #[serde(rename = "serviceDeploymentArn", default, skip_serializing_if = "Option::is_none")]
+    pub service_deployment_arn: Option<String>,
+}
+
+impl StopServiceDeploymentResponse {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {}
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum StopServiceDeploymentStopType {
+    #[serde(rename = "ABORT")]
+    Abort,
+    #[serde(rename = "ROLLBACK")]
+    Rollback,
+}
+
+impl StopServiceDeploymentStopType {
+    pub const ALL: &'static [StopServiceDeploymentStopType] = &[Self::Abort, Self::Rollback];
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Abort => "ABORT",
+            Self::Rollback => "ROLLBACK",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -5032,6 +6693,126 @@ impl UpdateExpressGatewayServiceResponse {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UpdateServiceRequest {
+    #[serde(rename = "cluster", default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    #[serde(rename = "service", default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    #[serde(rename = "desiredCount", default, skip_serializing_if = "Option::is_none")]
+    pub desired_count: Option<i32>,
+    #[serde(rename = "taskDefinition", default, skip_serializing_if = "Option::is_none")]
+    pub task_definition: Option<String>,
+    #[serde(rename = "capacityProviderStrategy", default, skip_serializing_if = "Option::is_none")]
+    pub capacity_provider_strategy: Option<Vec<CapacityProviderStrategyItem>>,
+    #[serde(rename = "deploymentConfiguration", default, skip_serializing_if = "Option::is_none")]
+    pub deployment_configuration: Option<DeploymentConfiguration>,
+    #[serde(rename = "availabilityZoneRebalancing", default, skip_serializing_if = "Option::is_none")]
+    pub availability_zone_rebalancing: Option<AvailabilityZoneRebalancing>,
+    #[serde(rename = "networkConfiguration", default, skip_serializing_if = "Option::is_none")]
+    pub network_configuration: Option<NetworkConfiguration>,
+    #[serde(rename = "placementConstraints", default, skip_serializing_if = "Option::is_none")]
+    pub placement_constraints: Option<Vec<PlacementConstraint>>,
+    #[serde(rename = "placementStrategy", default, skip_serializing_if = "Option::is_none")]
+    pub placement_strategy: Option<Vec<PlacementStrategy>>,
+    #[serde(rename = "platformVersion", default, skip_serializing_if = "Option::is_none")]
+    pub platform_version: Option<String>,
+    #[serde(rename = "forceNewDeployment", default, skip_serializing_if = "Option::is_none")]
+    pub force_new_deployment: Option<bool>,
+    #[serde(rename = "healthCheckGracePeriodSeconds", default, skip_serializing_if = "Option::is_none")]
+    pub health_check_grace_period_seconds: Option<i32>,
+    #[serde(rename = "deploymentController", default, skip_serializing_if = "Option::is_none")]
+    pub deployment_controller: Option<DeploymentController>,
+    #[serde(rename = "enableExecuteCommand", default, skip_serializing_if = "Option::is_none")]
+    pub enable_execute_command: Option<bool>,
+    #[serde(rename = "enableECSManagedTags", default, skip_serializing_if = "Option::is_none")]
+    pub enable_ecs_managed_tags: Option<bool>,
+    #[serde(rename = "loadBalancers", default, skip_serializing_if = "Option::is_none")]
+    pub load_balancers: Option<Vec<LoadBalancer>>,
+    #[serde(rename = "propagateTags", default, skip_serializing_if = "Option::is_none")]
+    pub propagate_tags: Option<PropagateTags>,
+    #[serde(rename = "serviceRegistries", default, skip_serializing_if = "Option::is_none")]
+    pub service_registries: Option<Vec<ServiceRegistry>>,
+    #[serde(rename = "serviceConnectConfiguration", default, skip_serializing_if = "Option::is_none")]
+    pub service_connect_configuration: Option<ServiceConnectConfiguration>,
+    #[serde(rename = "volumeConfigurations", default, skip_serializing_if = "Option::is_none")]
+    pub volume_configurations: Option<Vec<ServiceVolumeConfiguration>>,
+    #[serde(rename = "vpcLatticeConfigurations", default, skip_serializing_if = "Option::is_none")]
+    pub vpc_lattice_configurations: Option<Vec<VpcLatticeConfiguration>>,
+    #[serde(rename = "gatewayConnectors", default, skip_serializing_if = "Option::is_none")]
+    pub gateway_connectors: Option<Vec<GatewayConnector>>,
+    #[serde(rename = "monitoring", default, skip_serializing_if = "Option::is_none")]
+    pub monitoring: Option<MonitoringConfiguration>,
+}
+
+impl UpdateServiceRequest {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {
+        match &self.service {
+            None => errors.push(crate::join_path(path, "service")),
+            Some(v) => {}
+        }
+        if let Some(v) = &self.capacity_provider_strategy {
+            for (i, item) in v.iter().enumerate() {
+                item.validate(
+                    &format!("{}.member.{}", crate::join_path(path, "capacityProviderStrategy"), i + 1),
+                    errors,
+                );
+            }
+        }
+        if let Some(v) = &self.deployment_configuration {
+            v.validate(&crate::join_path(path, "deploymentConfiguration"), errors);
+        }
+        if let Some(v) = &self.network_configuration {
+            v.validate(&crate::join_path(path, "networkConfiguration"), errors);
+        }
+        if let Some(v) = &self.deployment_controller {
+            v.validate(&crate::join_path(path, "deploymentController"), errors);
+        }
+        if let Some(v) = &self.service_connect_configuration {
+            v.validate(&crate::join_path(path, "serviceConnectConfiguration"), errors);
+        }
+        if let Some(v) = &self.volume_configurations {
+            for (i, item) in v.iter().enumerate() {
+                item.validate(&format!("{}.member.{}", crate::join_path(path, "volumeConfigurations"), i + 1), errors);
+            }
+        }
+        if let Some(v) = &self.vpc_lattice_configurations {
+            for (i, item) in v.iter().enumerate() {
+                item.validate(
+                    &format!("{}.member.{}", crate::join_path(path, "vpcLatticeConfigurations"), i + 1),
+                    errors,
+                );
+            }
+        }
+        if let Some(v) = &self.gateway_connectors {
+            for (i, item) in v.iter().enumerate() {
+                item.validate(&format!("{}.member.{}", crate::join_path(path, "gatewayConnectors"), i + 1), errors);
+            }
+        }
+        if let Some(v) = &self.monitoring {
+            v.validate(&crate::join_path(path, "monitoring"), errors);
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UpdateServiceResponse {
+    #[serde(rename = "service", default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<Service>,
+}
+
+impl UpdateServiceResponse {
+    /// Records every missing required member below this value, with its path from the request root.
+    #[allow(unused_variables)]
+    pub fn validate(&self, path: &str, errors: &mut Vec<String>) {
+        if let Some(v) = &self.service {
+            v.validate(&crate::join_path(path, "service"), errors);
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UpdatedExpressGatewayService {
     #[serde(rename = "serviceArn", default, skip_serializing_if = "Option::is_none")]
     pub service_arn: Option<String>,
@@ -5196,6 +6977,15 @@ pub enum Operation {
     TagResource(TagResourceRequest),
     UntagResource(UntagResourceRequest),
     ListTagsForResource(ListTagsForResourceRequest),
+    UpdateService(UpdateServiceRequest),
+    ListServiceDeployments(ListServiceDeploymentsRequest),
+    DescribeServiceDeployments(DescribeServiceDeploymentsRequest),
+    DescribeServiceRevisions(DescribeServiceRevisionsRequest),
+    StopServiceDeployment(StopServiceDeploymentRequest),
+    ContinueServiceDeployment(ContinueServiceDeploymentRequest),
+    RegisterTaskDefinition(RegisterTaskDefinitionRequest),
+    DeregisterTaskDefinition(DeregisterTaskDefinitionRequest),
+    DeleteTaskDefinitions(DeleteTaskDefinitionsRequest),
 }
 
 /// The response of every operation in [`Operation`].
@@ -5219,6 +7009,15 @@ pub enum Output {
     TagResource(TagResourceResponse),
     UntagResource(UntagResourceResponse),
     ListTagsForResource(ListTagsForResourceResponse),
+    UpdateService(UpdateServiceResponse),
+    ListServiceDeployments(ListServiceDeploymentsResponse),
+    DescribeServiceDeployments(DescribeServiceDeploymentsResponse),
+    DescribeServiceRevisions(DescribeServiceRevisionsResponse),
+    StopServiceDeployment(StopServiceDeploymentResponse),
+    ContinueServiceDeployment(ContinueServiceDeploymentResponse),
+    RegisterTaskDefinition(RegisterTaskDefinitionResponse),
+    DeregisterTaskDefinition(DeregisterTaskDefinitionResponse),
+    DeleteTaskDefinitions(DeleteTaskDefinitionsResponse),
 }
 
 impl Operation {
@@ -5242,6 +7041,15 @@ impl Operation {
         "TagResource",
         "UntagResource",
         "ListTagsForResource",
+        "UpdateService",
+        "ListServiceDeployments",
+        "DescribeServiceDeployments",
+        "DescribeServiceRevisions",
+        "StopServiceDeployment",
+        "ContinueServiceDeployment",
+        "RegisterTaskDefinition",
+        "DeregisterTaskDefinition",
+        "DeleteTaskDefinitions",
     ];
     pub fn name(&self) -> &'static str {
         match self {
@@ -5263,6 +7071,15 @@ impl Operation {
             Self::TagResource(_) => "TagResource",
             Self::UntagResource(_) => "UntagResource",
             Self::ListTagsForResource(_) => "ListTagsForResource",
+            Self::UpdateService(_) => "UpdateService",
+            Self::ListServiceDeployments(_) => "ListServiceDeployments",
+            Self::DescribeServiceDeployments(_) => "DescribeServiceDeployments",
+            Self::DescribeServiceRevisions(_) => "DescribeServiceRevisions",
+            Self::StopServiceDeployment(_) => "StopServiceDeployment",
+            Self::ContinueServiceDeployment(_) => "ContinueServiceDeployment",
+            Self::RegisterTaskDefinition(_) => "RegisterTaskDefinition",
+            Self::DeregisterTaskDefinition(_) => "DeregisterTaskDefinition",
+            Self::DeleteTaskDefinitions(_) => "DeleteTaskDefinitions",
         }
     }
     /// Decodes a JSON request body for the named operation, validating required members.
@@ -5286,6 +7103,15 @@ impl Operation {
             "TagResource" => crate::decode_json(body).map(Self::TagResource),
             "UntagResource" => crate::decode_json(body).map(Self::UntagResource),
             "ListTagsForResource" => crate::decode_json(body).map(Self::ListTagsForResource),
+            "UpdateService" => crate::decode_json(body).map(Self::UpdateService),
+            "ListServiceDeployments" => crate::decode_json(body).map(Self::ListServiceDeployments),
+            "DescribeServiceDeployments" => crate::decode_json(body).map(Self::DescribeServiceDeployments),
+            "DescribeServiceRevisions" => crate::decode_json(body).map(Self::DescribeServiceRevisions),
+            "StopServiceDeployment" => crate::decode_json(body).map(Self::StopServiceDeployment),
+            "ContinueServiceDeployment" => crate::decode_json(body).map(Self::ContinueServiceDeployment),
+            "RegisterTaskDefinition" => crate::decode_json(body).map(Self::RegisterTaskDefinition),
+            "DeregisterTaskDefinition" => crate::decode_json(body).map(Self::DeregisterTaskDefinition),
+            "DeleteTaskDefinitions" => crate::decode_json(body).map(Self::DeleteTaskDefinitions),
             other => Err(crate::DecodeError::UnknownOperation(other.to_string())),
         }
     }
@@ -5464,6 +7290,99 @@ pub static OPERATION_ERRORS: &[(&str, &[&str])] = &[
             "ClusterNotFoundException",
         ],
     ),
+    (
+        "UpdateService",
+        &[
+            "AccessDeniedException",
+            "PlatformUnknownException",
+            "NamespaceNotFoundException",
+            "ServiceNotActiveException",
+            "ServerException",
+            "InvalidParameterException",
+            "ClientException",
+            "ServiceNotFoundException",
+            "ClusterNotFoundException",
+            "PlatformTaskDefinitionIncompatibilityException",
+            "UnsupportedFeatureException",
+        ],
+    ),
+    (
+        "ListServiceDeployments",
+        &[
+            "AccessDeniedException",
+            "ServerException",
+            "InvalidParameterException",
+            "ClientException",
+            "ServiceNotFoundException",
+            "ClusterNotFoundException",
+            "UnsupportedFeatureException",
+        ],
+    ),
+    (
+        "DescribeServiceDeployments",
+        &[
+            "AccessDeniedException",
+            "ServerException",
+            "InvalidParameterException",
+            "ClientException",
+            "ServiceNotFoundException",
+            "ClusterNotFoundException",
+            "UnsupportedFeatureException",
+        ],
+    ),
+    (
+        "DescribeServiceRevisions",
+        &[
+            "AccessDeniedException",
+            "ServerException",
+            "InvalidParameterException",
+            "ClientException",
+            "ServiceNotFoundException",
+            "ClusterNotFoundException",
+            "UnsupportedFeatureException",
+        ],
+    ),
+    (
+        "StopServiceDeployment",
+        &[
+            "ConflictException",
+            "AccessDeniedException",
+            "ServerException",
+            "InvalidParameterException",
+            "ClientException",
+            "ServiceDeploymentNotFoundException",
+            "UnsupportedFeatureException",
+        ],
+    ),
+    (
+        "ContinueServiceDeployment",
+        &[
+            "AccessDeniedException",
+            "ServerException",
+            "InvalidParameterException",
+            "ClientException",
+            "ServiceDeploymentNotFoundException",
+            "UnsupportedFeatureException",
+        ],
+    ),
+    (
+        "RegisterTaskDefinition",
+        &[
+            "AccessDeniedException",
+            "LimitExceededException",
+            "ServerException",
+            "InvalidParameterException",
+            "ClientException",
+        ],
+    ),
+    (
+        "DeregisterTaskDefinition",
+        &["AccessDeniedException", "ServerException", "InvalidParameterException", "ClientException"],
+    ),
+    (
+        "DeleteTaskDefinitions",
+        &["AccessDeniedException", "ServerException", "InvalidParameterException", "ClientException"],
+    ),
 ];
 
 impl Operation {
@@ -5568,6 +7487,51 @@ impl crate::Validate for ListTagsForResourceRequest {
         self.validate("", errors)
     }
 }
+impl crate::Validate for UpdateServiceRequest {
+    fn validate_required(&self, errors: &mut Vec<String>) {
+        self.validate("", errors)
+    }
+}
+impl crate::Validate for ListServiceDeploymentsRequest {
+    fn validate_required(&self, errors: &mut Vec<String>) {
+        self.validate("", errors)
+    }
+}
+impl crate::Validate for DescribeServiceDeploymentsRequest {
+    fn validate_required(&self, errors: &mut Vec<String>) {
+        self.validate("", errors)
+    }
+}
+impl crate::Validate for DescribeServiceRevisionsRequest {
+    fn validate_required(&self, errors: &mut Vec<String>) {
+        self.validate("", errors)
+    }
+}
+impl crate::Validate for StopServiceDeploymentRequest {
+    fn validate_required(&self, errors: &mut Vec<String>) {
+        self.validate("", errors)
+    }
+}
+impl crate::Validate for ContinueServiceDeploymentRequest {
+    fn validate_required(&self, errors: &mut Vec<String>) {
+        self.validate("", errors)
+    }
+}
+impl crate::Validate for RegisterTaskDefinitionRequest {
+    fn validate_required(&self, errors: &mut Vec<String>) {
+        self.validate("", errors)
+    }
+}
+impl crate::Validate for DeregisterTaskDefinitionRequest {
+    fn validate_required(&self, errors: &mut Vec<String>) {
+        self.validate("", errors)
+    }
+}
+impl crate::Validate for DeleteTaskDefinitionsRequest {
+    fn validate_required(&self, errors: &mut Vec<String>) {
+        self.validate("", errors)
+    }
+}
 
 impl Output {
     /// Encodes the response body.
@@ -5591,6 +7555,15 @@ impl Output {
             Self::TagResource(v) => serde_json::to_vec(v),
             Self::UntagResource(v) => serde_json::to_vec(v),
             Self::ListTagsForResource(v) => serde_json::to_vec(v),
+            Self::UpdateService(v) => serde_json::to_vec(v),
+            Self::ListServiceDeployments(v) => serde_json::to_vec(v),
+            Self::DescribeServiceDeployments(v) => serde_json::to_vec(v),
+            Self::DescribeServiceRevisions(v) => serde_json::to_vec(v),
+            Self::StopServiceDeployment(v) => serde_json::to_vec(v),
+            Self::ContinueServiceDeployment(v) => serde_json::to_vec(v),
+            Self::RegisterTaskDefinition(v) => serde_json::to_vec(v),
+            Self::DeregisterTaskDefinition(v) => serde_json::to_vec(v),
+            Self::DeleteTaskDefinitions(v) => serde_json::to_vec(v),
         };
         // Serializing plain data structs to a Vec cannot fail.
         r.unwrap_or_else(|_| b"{}".to_vec())

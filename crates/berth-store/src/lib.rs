@@ -15,6 +15,7 @@
 mod access_keys;
 mod alarms;
 mod autoscaling;
+mod deployments;
 mod ec2;
 mod ecs;
 mod elbv2;
@@ -32,6 +33,7 @@ mod task_role;
 pub use access_keys::*;
 pub use alarms::*;
 pub use autoscaling::*;
+pub use deployments::*;
 pub use ec2::*;
 pub use ecs::*;
 pub use elbv2::*;

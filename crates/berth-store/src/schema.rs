@@ -646,6 +646,32 @@ CREATE TABLE aas_activities (
 );
 CREATE INDEX aas_activities_resource ON aas_activities(namespace, resource_id, start_time);
 "#,
+    // Deployments (issue 12): one row per service deployment, its progress owned by the control plane as JSON;
+    // a service's deployment settings (UpdateService's deploymentConfiguration and test listener rule).
+    r#"
+CREATE TABLE deployments (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    arn TEXT NOT NULL UNIQUE,
+    service_id INTEGER NOT NULL REFERENCES services(id),
+    status TEXT NOT NULL,
+    status_reason TEXT,
+    stage TEXT NOT NULL,
+    target_revision TEXT NOT NULL,
+    source_revision TEXT,
+    config TEXT NOT NULL,
+    progress TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    stopped_at REAL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX deployments_service ON deployments(service_id, id);
+CREATE TABLE service_deployment_settings (
+    service_id INTEGER PRIMARY KEY REFERENCES services(id),
+    settings TEXT NOT NULL
+);
+"#,
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

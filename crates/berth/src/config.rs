@@ -96,6 +96,12 @@ pub struct DeploySection {
     pub drain_timeout_secs: u64,
     /// SIGTERM-to-SIGKILL grace when a task stops.
     pub stop_timeout_secs: u64,
+    /// Express deployments: share of traffic the canary step sends to the new revision, percent (0–100).
+    pub canary_percent: f64,
+    /// Express deployments: seconds the canary step bakes, watched by the deployment alarm.
+    pub canary_bake_secs: u64,
+    /// Express deployments: seconds the full shift bakes before the old tasks go.
+    pub bake_secs: u64,
 }
 
 /// How fast target tracking reacts (docs/autoscaling.md): a preset and the fields that override it.
@@ -228,7 +234,13 @@ impl Default for RuntimeSection {
 
 impl Default for DeploySection {
     fn default() -> Self {
-        DeploySection { drain_timeout_secs: 30, stop_timeout_secs: 30 }
+        DeploySection {
+            drain_timeout_secs: 30,
+            stop_timeout_secs: 30,
+            canary_percent: 5.0,
+            canary_bake_secs: 180,
+            bake_secs: 180,
+        }
     }
 }
 
@@ -327,6 +339,24 @@ impl Config {
         let ip = self.api.listen.ip();
         let host = if ip.is_loopback() || ip.is_unspecified() { "localhost".to_string() } else { ip.to_string() };
         format!("{scheme}://{host}:{}", self.api.listen.port())
+    }
+
+    /// Express deployments' canary percentage and bakes, checked.
+    pub fn deploy_defaults(&self) -> anyhow::Result<berth_control::DeployDefaults> {
+        let d = &self.deploy;
+        if !(d.canary_percent > 0.0 && d.canary_percent <= 100.0) {
+            anyhow::bail!("deploy.canary_percent must be above 0 and at most 100, got {}", d.canary_percent);
+        }
+        for (name, secs) in [("canary_bake_secs", d.canary_bake_secs), ("bake_secs", d.bake_secs)] {
+            if secs > 86_400 {
+                anyhow::bail!("deploy.{name} must be at most 86400 (24 hours), got {secs}");
+            }
+        }
+        Ok(berth_control::DeployDefaults {
+            canary_percent: d.canary_percent,
+            canary_bake_secs: d.canary_bake_secs,
+            bake_secs: d.bake_secs,
+        })
     }
 
     pub fn drain_timeout(&self) -> Duration {

@@ -75,6 +75,7 @@ pub async fn run(config: Config) -> Result<()> {
             http_port: config.proxy.http_listen.port(),
             sampling_interval: Duration::from_secs(config.runtime.sampling_interval_secs.max(1)),
             scaling: config.autoscaling.defaults()?,
+            deploy: config.deploy_defaults()?,
             ..ControlConfig::default()
         },
         store,

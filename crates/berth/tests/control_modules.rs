@@ -16,18 +16,42 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("observability", &["observe"]),
     ("executor", &["reconcile"]),
     ("ECS API", &["ecs"]),
+    ("deployments", &["rollout"]),
     ("orchestration", &["express", "certs", "publish", "containers"]),
     ("services", &["autoscaling", "elbv2", "log_shipping", "sampling", "secrets", "sts", "task_role"]),
     ("base services", &["cloudwatch", "ec2", "logs", "iam"]),
     ("credentials", &["credentials"]),
     ("sealing", &["sealed_credentials"]),
-    ("foundation", &["authz", "config", "error", "health", "names", "paging", "plan", "revisions", "routes", "token"]),
+    (
+        "foundation",
+        &[
+            "authz",
+            "config",
+            "deployment",
+            "error",
+            "health",
+            "names",
+            "paging",
+            "plan",
+            "revisions",
+            "routes",
+            "token",
+        ],
+    ),
 ];
 
 /// Files that decide without state: no `Control`, no store transaction, no driver, no lock, no async (row and
 /// policy types as plain data are fine).
-const PURE: &[&str] =
-    &["plan.rs", "routes.rs", "paging.rs", "ec2/rules.rs", "elbv2/rules.rs", "logs/pattern.rs", "logs/regex.rs"];
+const PURE: &[&str] = &[
+    "plan.rs",
+    "deployment.rs",
+    "routes.rs",
+    "paging.rs",
+    "ec2/rules.rs",
+    "elbv2/rules.rs",
+    "logs/pattern.rs",
+    "logs/regex.rs",
+];
 
 fn src_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../berth-control/src")

@@ -3,10 +3,14 @@
 
 mod clusters;
 mod context;
+mod deployments;
 mod express;
 pub(crate) mod render;
+mod service_revisions;
 mod tags;
+mod task_definitions;
 mod tasks;
+mod update_service;
 
 use berth_core::AwsError;
 use berth_model::ecs::{Operation, Output};
@@ -34,6 +38,15 @@ pub(crate) fn handle(c: &Control, caller: &CallerIdentity, op: Operation) -> Res
         O::TagResource(r) => Output::TagResource(tags::tag(c, r)?),
         O::UntagResource(r) => Output::UntagResource(tags::untag(c, r)?),
         O::ListTagsForResource(r) => Output::ListTagsForResource(tags::list(c, r)?),
+        O::UpdateService(r) => Output::UpdateService(update_service::update(c, caller, r)?),
+        O::ListServiceDeployments(r) => Output::ListServiceDeployments(deployments::list(c, r)?),
+        O::DescribeServiceDeployments(r) => Output::DescribeServiceDeployments(deployments::describe(c, r)?),
+        O::StopServiceDeployment(r) => Output::StopServiceDeployment(deployments::stop(c, r)?),
+        O::ContinueServiceDeployment(r) => Output::ContinueServiceDeployment(deployments::continue_(c, r)?),
+        O::DescribeServiceRevisions(r) => Output::DescribeServiceRevisions(service_revisions::describe(c, r)?),
+        O::RegisterTaskDefinition(r) => Output::RegisterTaskDefinition(task_definitions::register(c, caller, r)?),
+        O::DeregisterTaskDefinition(r) => Output::DeregisterTaskDefinition(task_definitions::deregister(c, r)?),
+        O::DeleteTaskDefinitions(r) => Output::DeleteTaskDefinitions(task_definitions::delete(c, r)?),
     })
 }
 

@@ -3,6 +3,7 @@
 //! (`journal.rs`), its place on a shared load balancer (`placement.rs`), its auto scaling (`scaling.rs`), and the deletion of a service's
 //! resources as that role (`teardown.rs`).
 
+pub(crate) mod deploy_alarm;
 pub(crate) mod journal;
 pub(crate) mod log_group;
 pub(crate) mod placement;
