@@ -92,9 +92,10 @@ class DeployBerth(BerthInstance):
     def common_flags(self) -> list[str]:
         path = self.data_dir / "berth-deployments.toml"
         if not path.exists():
-            text = self.config_path.read_text()
-            assert "\n[deploy]\n" in text, text
-            path.write_text(text.replace("\n[deploy]\n", "\n[deploy]\n" + "\n".join(self.deploy_lines) + "\n", 1))
+            keys = tuple(line.split("=")[0] for line in self.deploy_lines)
+            lines = [line for line in self.config_path.read_text().splitlines() if not line.startswith(keys)]
+            at = lines.index("[deploy]") + 1
+            path.write_text("\n".join(lines[:at] + self.deploy_lines + lines[at:]) + "\n")
         return ["--data-dir", str(self.data_dir), "--config", str(path)]
 
 
@@ -159,6 +160,7 @@ def describe(berth, arn: str) -> dict[str, Any]:
 
 def settle(berth, svc: Svc, timeout: float = 120) -> str:
     """Waits until the service has no unfinished deployment; returns the one version it serves."""
+    deployments(berth, svc, UNFINISHED)  # an API error fails the test at once, not after the wait
     wait_for(
         "the service to have no unfinished deployment",
         lambda: not deployments(berth, svc, UNFINISHED),
@@ -287,7 +289,7 @@ class Watch:
         lines = []
         last = None
         for o in self.snapshot():
-            key = (o.status, o.stage, o.weight, o.test_weight, (o.hook or {}).get("hookId"), (o.hook or {}).get("lifecycleStage"))
+            key = (o.status, o.stage, o.weight, o.test_weight, (o.hook or {}).get("hookId"))
             if key != last:
                 lines.append(f"  {o.t:10.1f} {key}")
                 last = key
@@ -295,8 +297,16 @@ class Watch:
 
 
 def awaiting(stage: str):
-    """A predicate: a hook of `stage` awaits action."""
-    return lambda o: o.status == "IN_PROGRESS" and o.hook is not None and o.hook.get("lifecycleStage") == stage
+    """A predicate: the deployment is IN_PROGRESS at lifecycle `stage` with a hook awaiting action."""
+    return lambda o: o.status == "IN_PROGRESS" and o.hook is not None and o.stage == stage
+
+
+# The canary bake (LINEAR: a step's bake) shows as a PAUSE hook while the stage is PRODUCTION_TRAFFIC_SHIFT (its
+# hook stage is PRE_PRODUCTION_TRAFFIC_SHIFT, before the next shift); the final bake at BAKE_TIME (hook stage
+# POST_PRODUCTION_TRAFFIC_SHIFT); BLUE_GREEN's user pause after test traffic at POST_TEST_TRAFFIC_SHIFT.
+IN_CANARY_BAKE = awaiting("PRODUCTION_TRAFFIC_SHIFT")
+IN_FINAL_BAKE = awaiting("BAKE_TIME")
+IN_TEST_PAUSE = awaiting("POST_TEST_TRAFFIC_SHIFT")
 
 
 def terminal(o: Obs) -> bool:
@@ -371,7 +381,7 @@ def test_good_update_goes_canary_then_full_with_zero_failed_requests(berth, svc)
         traffic.wait_requests(100)
     ctx = context(traffic, watch)
 
-    canary = watch.first(awaiting("PRE_PRODUCTION_TRAFFIC_SHIFT"))
+    canary = watch.first(IN_CANARY_BAKE)
     full = watch.first(full_shift)
     end = watch.first(terminal)
     assert canary is not None and full is not None and end is not None, f"stages missing:{ctx}"
@@ -392,9 +402,11 @@ def test_good_update_goes_canary_then_full_with_zero_failed_requests(berth, svc)
 
     # the deployment's record: IN_PROGRESS → SUCCESSFUL through the stages, in ECS's order
     assert [s for s in watch.statuses() if s != "PENDING"] == ["IN_PROGRESS", "SUCCESSFUL"], ctx
-    stages = watch.stages()
-    assert stages == sorted(stages, key=STAGE_ORDER.index), f"stages out of order: {stages}"
-    assert {"SCALE_UP", "PRODUCTION_TRAFFIC_SHIFT", "BAKE_TIME"} <= set(stages), stages
+    # (each production step passes PRE_PRODUCTION_TRAFFIC_SHIFT → PRODUCTION_TRAFFIC_SHIFT again)
+    stages = [s if s != "PRE_PRODUCTION_TRAFFIC_SHIFT" else "PRODUCTION_TRAFFIC_SHIFT" for s in watch.stages()]
+    assert stages == sorted(stages, key=STAGE_ORDER.index), f"stages out of order: {watch.stages()}"
+    assert {"PRODUCTION_TRAFFIC_SHIFT", "BAKE_TIME", "CLEAN_UP"} <= set(stages), watch.stages()
+    assert stages[-1] == "CLEAN_UP", watch.stages()
     final = describe(berth, arn)
     assert final["status"] == "SUCCESSFUL" and final.get("finishedAt"), final
     assert final["targetServiceRevision"]["runningTaskCount"] >= 1, final["targetServiceRevision"]
@@ -433,7 +445,7 @@ def test_bad_update_is_rolled_back_by_the_alarm(berth, svc):
         traffic.wait_requests(300, since=t_end)
     ctx = context(traffic, watch)
 
-    canary = watch.first(awaiting("PRE_PRODUCTION_TRAFFIC_SHIFT"))
+    canary = watch.first(IN_CANARY_BAKE)
     rollback = watch.first(lambda o: o.status.startswith("ROLLBACK"))
     end = watch.first(terminal)
     assert canary is not None and rollback is not None and end is not None, f"stages missing:{ctx}"
@@ -535,11 +547,11 @@ def test_a_user_rule_for_a_second_host_answers_through_a_deployment_and_a_rollba
             # a deployment, promoted through both bakes
             arn = deploy(berth, svc, good)
             with Watch(berth, arn) as w1:
-                canary = w1.wait("the canary bake", awaiting("PRE_PRODUCTION_TRAFFIC_SHIFT"), SCALE_UP_SECS)
+                canary = w1.wait("the canary bake", IN_CANARY_BAKE, SCALE_UP_SECS)
                 user.wait_requests(300, since=canary.t)
                 canary_weights = rule_weights(client, rule)
                 continue_hook(berth, arn, hook_id(canary))
-                final_bake = w1.wait("the final bake", awaiting("POST_PRODUCTION_TRAFFIC_SHIFT"), 20)
+                final_bake = w1.wait("the final bake", IN_FINAL_BAKE, 20)
                 user.wait_requests(200, since=final_bake.t + MARGIN)
                 continue_hook(berth, arn, hook_id(final_bake))
                 w1.wait("the deployment to end", terminal, 30)
@@ -549,7 +561,7 @@ def test_a_user_rule_for_a_second_host_answers_through_a_deployment_and_a_rollba
             # a rollback
             arn2 = deploy(berth, svc, rolled)
             with Watch(berth, arn2) as w2:
-                canary2 = w2.wait("the canary bake", awaiting("PRE_PRODUCTION_TRAFFIC_SHIFT"), SCALE_UP_SECS)
+                canary2 = w2.wait("the canary bake", IN_CANARY_BAKE, SCALE_UP_SECS)
                 user.wait_requests(300, since=canary2.t)
                 berth.ecs().stop_service_deployment(serviceDeploymentArn=arn2, stopType="ROLLBACK")
                 w2.wait("the rollback to end", terminal, 30)
@@ -586,7 +598,7 @@ def test_stop_rolls_back_at_once_and_continue_promotes_early(berth, svc):
         # StopServiceDeployment ROLLBACK in the canary bake
         arn_a = deploy(berth, svc, stopped)
         with Watch(berth, arn_a) as wa:
-            canary_a = wa.wait("the canary bake", awaiting("PRE_PRODUCTION_TRAFFIC_SHIFT"), SCALE_UP_SECS)
+            canary_a = wa.wait("the canary bake", IN_CANARY_BAKE, SCALE_UP_SECS)
             traffic.wait_requests(400, since=canary_a.t + MARGIN)
             t_stop = traffic.now()
             berth.ecs().stop_service_deployment(serviceDeploymentArn=arn_a, stopType="ROLLBACK")
@@ -596,11 +608,11 @@ def test_stop_rolls_back_at_once_and_continue_promotes_early(berth, svc):
         # ContinueServiceDeployment CONTINUE on the canary bake's hook
         arn_b = deploy(berth, svc, promoted)
         with Watch(berth, arn_b) as wb:
-            canary_b = wb.wait("the canary bake", awaiting("PRE_PRODUCTION_TRAFFIC_SHIFT"), SCALE_UP_SECS)
+            canary_b = wb.wait("the canary bake", IN_CANARY_BAKE, SCALE_UP_SECS)
             traffic.wait_requests(300, since=canary_b.t + MARGIN)
             t_continue = traffic.now()
             continue_hook(berth, arn_b, hook_id(canary_b))
-            wb.wait("the final bake", awaiting("POST_PRODUCTION_TRAFFIC_SHIFT"), 20)
+            wb.wait("the final bake", IN_FINAL_BAKE, 20)
             wb.wait("the deployment to end", terminal, BAKE_SECS + 30)
         traffic.wait_requests(100)
     ctx_a, ctx_b = context(traffic, wa), context(traffic, wb)
@@ -641,45 +653,63 @@ def _restarted(berth, old_pid: int) -> int | None:
     return pid if pid != old_pid and process_alive(pid) else None
 
 
+# The server stays down longer than the rollout's largest pass-to-pass gap it still counts as watched (10 s), so
+# the restarted server must not count the outage as baked: the bake's hook expires that much later.
+OUTAGE_SECS = 13
+
+
 def test_kill_9_mid_bake_resumes_and_traffic_keeps_flowing(berth, svc):
-    old = settle(berth, svc)
+    settle(berth, svc)
     count_before = len(deployments(berth, svc))
     new = unique("sturdy")
+    supervisor = berth.proc.pid
     with Traffic(berth, svc.endpoint, workers=4, pause=0.05) as traffic:
         traffic.wait_requests(50)
         arn = deploy(berth, svc, new)
         watch = Watch(berth, arn)
         watch.svc = svc
         with watch:
-            canary = watch.wait("the canary bake", awaiting("PRE_PRODUCTION_TRAFFIC_SHIFT"), SCALE_UP_SECS)
+            canary = watch.wait("the canary bake", IN_CANARY_BAKE, SCALE_UP_SECS)
             traffic.wait_requests(200, since=canary.t + MARGIN)
             before_kill = describe(berth, arn)
             old_pid = berth.pid_of("server")
-            t_kill = traffic.now()
-            os.kill(old_pid, signal.SIGKILL)
+            # kill -9 the server; hold its supervisor (`berth up`) for the outage so the restart comes after it
+            os.kill(supervisor, signal.SIGSTOP)
+            try:
+                t_kill = traffic.now()
+                os.kill(old_pid, signal.SIGKILL)
+                time.sleep(OUTAGE_SECS)
+            finally:
+                t_cont = traffic.now()
+                os.kill(supervisor, signal.SIGCONT)
             wait_for("the supervisor to restart the server", lambda: _restarted(berth, old_pid), 30, 0.1)
             wait_for("the restarted API to answer", lambda: berth.ecs(max_attempts=1).list_clusters(), 30)
             t_back = traffic.now()
+            resumed = watch.wait("the canary bake after the restart", lambda o: o.t > t_back and IN_CANARY_BAKE(o), 10)
             traffic.wait_requests(300, since=t_back)
             after_restart = describe(berth, arn)
             unfinished = [d["serviceDeploymentArn"] for d in deployments(berth, svc, UNFINISHED)]
-            resumed = watch.wait("the canary bake after the restart", lambda o: o.t > t_back and awaiting("PRE_PRODUCTION_TRAFFIC_SHIFT")(o), 10)
             continue_hook(berth, arn, hook_id(resumed))
             watch.wait("the deployment to end", terminal, BAKE_SECS + 40)
         traffic.wait_requests(100)
     ctx = context(traffic, watch)
 
-    # the clients saw nothing: no failure, before, during or after the restart; the canary split held throughout
+    # the clients saw nothing: no failure before, during or after the outage; the canary split held throughout
     no_failures(traffic, svc.endpoint)
-    share_between(traffic.window(t_kill, t_back + 5), new, 1, 15, 200, ctx)
-    # the same deployment carried on where it was: in its canary bake, with the same hook
+    share_between(traffic.window(t_kill, t_back + 5), new, 1, 15, 400, ctx)
+    # the same deployment carried on where it was: in its canary bake, same hook, same weights
     assert after_restart["status"] == "IN_PROGRESS", after_restart
-    assert hook_id(resumed) == next(
-        h["hookId"] for h in before_kill["lifecycleHookDetails"] if h["status"] == "AWAITING_ACTION"
-    ), (before_kill["lifecycleHookDetails"], after_restart["lifecycleHookDetails"])
+    hook_before = next(h for h in before_kill["lifecycleHookDetails"] if h["status"] == "AWAITING_ACTION")
+    hook_after = next(h for h in after_restart["lifecycleHookDetails"] if h["status"] == "AWAITING_ACTION")
+    assert hook_after["hookId"] == hook_before["hookId"] == hook_id(resumed), (hook_before, hook_after)
     assert after_restart["targetServiceRevision"]["requestedProductionTrafficWeight"] == CANARY_PERCENT
     assert unfinished == [arn], unfinished
-    # and ended: SUCCESSFUL after the final bake, all on the new version; never two unfinished deployments
+    # the bake clock is honest: the time nobody watched is not counted, the bake ends that much later
+    shifted = (hook_after["expiresAt"] - hook_before["expiresAt"]).total_seconds()
+    assert shifted >= (t_cont - t_kill) - 1, f"the bake's end moved {shifted:.1f}s for a {t_cont - t_kill:.1f}s outage"
+    assert shifted <= (t_back - t_kill) + 5, f"the bake's end moved {shifted:.1f}s for a {t_back - t_kill:.1f}s outage"
+    assert any("bake clock did not count" in e for e in events_since(berth, svc, time.time() - 120)), "no event"
+    # and it ended: SUCCESSFUL after the final bake, all on the new version; never two unfinished deployments
     end = watch.first(terminal)
     full = watch.first(full_shift)
     assert end is not None and full is not None, ctx
@@ -720,7 +750,7 @@ def test_linear_follows_its_steps(berth, svc):
                 # each step bakes as a PAUSE hook; measure the split, then promote to the next step
                 step = watch.wait(
                     "the next step's bake",
-                    lambda o: awaiting("PRE_PRODUCTION_TRAFFIC_SHIFT")(o) and hook_id(o) not in seen,
+                    lambda o: IN_CANARY_BAKE(o) and hook_id(o) not in seen,
                     SCALE_UP_SECS,
                 )
                 seen.add(hook_id(step))
@@ -782,7 +812,7 @@ def test_blue_green_shows_the_test_host_the_new_version_first(berth, svc):
             prod.wait_requests(50)
             arn = deploy(berth, svc, new)
             with Watch(berth, arn) as watch:
-                pause = watch.wait("the test-traffic pause", awaiting("POST_TEST_TRAFFIC_SHIFT"), SCALE_UP_SECS)
+                pause = watch.wait("the test-traffic pause", IN_TEST_PAUSE, SCALE_UP_SECS)
                 t0 = prod.now() + MARGIN
                 prod.wait_requests(300, since=t0)
                 test.wait_requests(200, since=t0)
