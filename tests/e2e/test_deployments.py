@@ -440,14 +440,12 @@ def test_bad_update_is_rolled_back_by_the_alarm(berth, svc):
         traffic.wait_requests(50)
         arn = deploy(berth, svc, bad, fail_rate=1.0)
         with Watch(berth, arn) as watch:
-            watch.wait("the deployment to end", terminal, SCALE_UP_SECS + CANARY_BAKE_SECS + 60)
-        t_end = traffic.now()
-        traffic.wait_requests(300, since=t_end)
+            end = watch.wait("the deployment to end", terminal, SCALE_UP_SECS + CANARY_BAKE_SECS + 60)
+        traffic.wait_requests(300, since=end.t + MARGIN)
     ctx = context(traffic, watch)
 
     canary = watch.first(IN_CANARY_BAKE)
     rollback = watch.first(lambda o: o.status.startswith("ROLLBACK"))
-    end = watch.first(terminal)
     assert canary is not None and rollback is not None and end is not None, f"stages missing:{ctx}"
     # rolled back by the alarm within the canary bake: 100% never reached the bad version
     assert watch.first(full_shift) is None, ctx
@@ -548,8 +546,9 @@ def test_a_user_rule_for_a_second_host_answers_through_a_deployment_and_a_rollba
             arn = deploy(berth, svc, good)
             with Watch(berth, arn) as w1:
                 canary = w1.wait("the canary bake", IN_CANARY_BAKE, SCALE_UP_SECS)
-                user.wait_requests(300, since=canary.t)
+                user.wait_requests(300, since=canary.t + MARGIN)
                 canary_weights = rule_weights(client, rule)
+                t_continue = user.now()
                 continue_hook(berth, arn, hook_id(canary))
                 final_bake = w1.wait("the final bake", IN_FINAL_BAKE, 20)
                 user.wait_requests(200, since=final_bake.t + MARGIN)
@@ -581,7 +580,7 @@ def test_a_user_rule_for_a_second_host_answers_through_a_deployment_and_a_rollba
     assert deployed_weights == {res["idle"]: 100, res["live"]: 0}, deployed_weights
     assert rolled_weights == {res["idle"]: 100, res["live"]: 0}, rolled_weights
     # and so did its traffic
-    share_between(user.window(canary.t + MARGIN, w1.first(full_shift).t - MARGIN), good, 1, 15, 200, ctx)
+    share_between(user.window(canary.t + MARGIN, t_continue), good, 1, 15, 250, ctx)
     share_between(user.window(t_deployed + MARGIN, canary2.t - MARGIN), good, 100, 100, 100, ctx)
     share_between(user.window(t_rolled + MARGIN, None), good, 100, 100, 100, ctx)
     assert user.window(canary2.t + MARGIN, t_rolled).versions[rolled] >= 1, ctx
@@ -760,14 +759,14 @@ def test_linear_follows_its_steps(berth, svc):
                 measured.append((step.weight, window.share(new), window.n))
                 continue_hook(berth, arn, hook_id(step))
             watch.wait("the deployment to end", terminal, 30)
-        traffic.wait_requests(200)
+        full = watch.first(full_shift)
+        assert full is not None, context(traffic, watch)
+        traffic.wait_requests(300, since=full.t + MARGIN)
     ctx = context(traffic, watch)
     no_failures(traffic, svc.endpoint)
     assert [w for w, _, _ in measured] == [25, 50, 75], f"{measured}{ctx}"
     for weight, share, n in measured:
         assert n >= 300 and abs(share - weight) <= 10, f"step {weight}%: measured {share:.1f}% of {n}{ctx}"
-    full = watch.first(full_shift)
-    assert full is not None, ctx
     share_between(traffic.window(full.t + MARGIN, None), new, 100, 100, 200, ctx)
     final = cli_describe(berth, arn)
     assert final["status"] == "SUCCESSFUL", final
@@ -819,7 +818,9 @@ def test_blue_green_shows_the_test_host_the_new_version_first(berth, svc):
                 t1 = prod.now()
                 continue_hook(berth, arn, hook_id(pause))
                 watch.wait("the deployment to end", terminal, 30)
-            prod.wait_requests(200)
+            full = watch.first(full_shift)
+            assert full is not None, context(prod, watch)
+            prod.wait_requests(250, since=full.t + MARGIN)
         test_weights = rule_weights(client, test_rule)
     finally:
         client.delete_rule(RuleArn=test_rule)
@@ -831,11 +832,11 @@ def test_blue_green_shows_the_test_host_the_new_version_first(berth, svc):
     share_between(prod.window(t0, t1), old, 100, 100, 250, ctx)
     assert pause.test_weight == 100 and pause.weight == 0, pause.raw
     # then production moves all at once
-    full = watch.first(full_shift)
-    assert full is not None and full.t > t1, ctx
+    assert full.t > t1, ctx
     share_between(prod.window(full.t + MARGIN, None), new, 100, 100, 150, ctx)
     final = cli_describe(berth, arn)
     assert final["status"] == "SUCCESSFUL", final
     assert final["deploymentConfiguration"]["strategy"] == "BLUE_GREEN", final["deploymentConfiguration"]
-    assert "TEST_TRAFFIC_SHIFT" in watch.stages(), watch.stages()
+    stages = watch.stages()
+    assert stages == sorted(stages, key=STAGE_ORDER.index) and stages[-1] == "CLEAN_UP", stages
     assert test_weights[res["idle"]] == 100, test_weights
