@@ -359,6 +359,12 @@ def no_failures(traffic: Traffic, what: str) -> None:
     )
 
 
+def measured(test: str, **numbers: Any) -> None:
+    """One line of what a test measured (shown with `pytest -s`; the numbers in docs/deployments.md come from it)."""
+    shown = " ".join(f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}" for k, v in numbers.items())
+    print(f"\nMEASURED {test}: {shown}")
+
+
 def share_between(window: Window, version: str, lo: float, hi: float, min_requests: int, ctx: str) -> None:
     assert window.n >= min_requests, f"only {window.n} requests in {window.describe()}{ctx}"
     share = window.share(version)
@@ -377,9 +383,15 @@ def test_good_update_goes_canary_then_full_with_zero_failed_requests(berth, svc)
         traffic.wait_requests(50)
         arn = deploy(berth, svc, new)
         with Watch(berth, arn) as watch:
-            watch.wait("the deployment to end", terminal, SCALE_UP_SECS + CANARY_BAKE_SECS + BAKE_SECS + 60)
+            watch.wait("the canary bake", IN_CANARY_BAKE, SCALE_UP_SECS)
+            # while both revisions serve, both are active configurations, and ECS's service shows two deployments
+            during_express = berth.describe_service(svc.arn)
+            during_ecs = berth.ecs().describe_services(cluster="default", services=[svc.name])["services"][0]
+            watch.wait("the deployment to end", terminal, CANARY_BAKE_SECS + BAKE_SECS + 60)
         traffic.wait_requests(100)
     ctx = context(traffic, watch)
+    after_express = berth.describe_service(svc.arn)
+    after_ecs = berth.ecs().describe_services(cluster="default", services=[svc.name])["services"][0]
 
     canary = watch.first(IN_CANARY_BAKE)
     full = watch.first(full_shift)
@@ -399,6 +411,17 @@ def test_good_update_goes_canary_then_full_with_zero_failed_requests(berth, svc)
     # the final bake was held too
     assert end.t - full.t >= BAKE_SECS - MARGIN, ctx
     no_failures(traffic, svc.endpoint)
+    measured(
+        "good update",
+        requests=len(traffic.samples),
+        failed=len(traffic.failures()),
+        canary_window_requests=window.n,
+        canary_share=window.share(new),
+        canary_bake_secs=full.t - canary.t,
+        after_share=after.share(new),
+        final_bake_secs=end.t - full.t,
+        update_to_canary_secs=canary.t - traffic.window().t0,
+    )
 
     # the deployment's record: IN_PROGRESS → SUCCESSFUL through the stages, in ECS's order
     assert [s for s in watch.statuses() if s != "PENDING"] == ["IN_PROGRESS", "SUCCESSFUL"], ctx
@@ -415,6 +438,15 @@ def test_good_update_goes_canary_then_full_with_zero_failed_requests(berth, svc)
     assert len(sources) == 1 and sources[0]["runningTaskCount"] == 0, sources
     assert final["alarms"]["alarmNames"] == [f"default-{svc.name}-deployment-rollback"], final["alarms"]
     assert not final["alarms"].get("triggeredAlarmNames"), final["alarms"]
+
+    # both revisions while both served, one after; the legacy deployments[] of DescribeServices likewise
+    assert len(during_express["activeConfigurations"]) == 2, during_express["activeConfigurations"]
+    assert len(after_express["activeConfigurations"]) == 1, after_express["activeConfigurations"]
+    primary = [d for d in during_ecs["deployments"] if d["status"] == "PRIMARY"]
+    assert len(during_ecs["deployments"]) == 2 and len(primary) == 1, during_ecs["deployments"]
+    assert primary[0]["rolloutState"] == "IN_PROGRESS", primary
+    assert during_ecs["currentServiceDeployment"] == arn, during_ecs.get("currentServiceDeployment")
+    assert [(d["status"], d["rolloutState"]) for d in after_ecs["deployments"]] == [("PRIMARY", "COMPLETED")]
 
     # the old tasks are gone: only the new revision's containers run
     now_revisions = revision_labels(svc)
@@ -474,10 +506,21 @@ def test_bad_update_is_rolled_back_by_the_alarm(berth, svc):
     after = traffic.window(end.t + MARGIN, None)
     share_between(after, old, 100, 100, 200, ctx)
     assert not after.failures, after.describe()
+    measured(
+        "bad update",
+        requests=len(traffic.samples),
+        errors=len(failures),
+        canary_requests=during.n,
+        error_share=100.0 * len(during.failures) / during.n,
+        canary_to_rollback_secs=rollback.t - canary.t,
+        after_requests=after.n,
+        after_errors=len(after.failures),
+    )
 
     # the listener rule: exactly 100/0 towards the old revision's group
-    after_res = service_resources(client, svc.endpoint)
-    assert rule_weights(client, after_res["rule"]["RuleArn"]) == {before["live"]: 100, before["idle"]: 0}
+    rules = berth.aws("elbv2", "describe-rules", "--rule-arns", before["rule"]["RuleArn"])["Rules"]
+    groups = rules[0]["Actions"][0]["ForwardConfig"]["TargetGroups"]
+    assert {g["TargetGroupArn"]: g["Weight"] for g in groups} == {before["live"]: 100, before["idle"]: 0}, groups
 
     events = events_since(berth, svc, since)
     assert any(re.search(r"rolling back", e) and alarm in e for e in events), events
@@ -517,10 +560,13 @@ def test_a_revision_that_cannot_start_fails_fast(berth, svc, kind, reason):
     final = describe(berth, arn)
     assert final["status"] == "ROLLBACK_SUCCESSFUL", final
     assert reason in (final.get("statusReason") or ""), final.get("statusReason")
+    breaker = final["deploymentCircuitBreaker"]
+    assert breaker["status"] == "TRIGGERED" and breaker["failureCount"] >= breaker["threshold"] >= 1, breaker
     assert final["targetServiceRevision"]["runningTaskCount"] == 0, final["targetServiceRevision"]
     # the old version kept serving every request
     no_failures(traffic, svc.endpoint)
     share_between(traffic.window(), old, 100, 100, 200, ctx)
+    measured(f"cannot start ({kind})", update_to_end_secs=end.t - t0, requests=len(traffic.samples), failed=0)
 
 
 # ---------------------------------------------------------------------------------------------- 4. a user's rule
@@ -584,6 +630,7 @@ def test_a_user_rule_for_a_second_host_answers_through_a_deployment_and_a_rollba
     share_between(user.window(t_deployed + MARGIN, canary2.t - MARGIN), good, 100, 100, 100, ctx)
     share_between(user.window(t_rolled + MARGIN, None), good, 100, 100, 100, ctx)
     assert user.window(canary2.t + MARGIN, t_rolled).versions[rolled] >= 1, ctx
+    measured("user rule", requests=len(user.samples), failed=0, canary_share=user.window(canary.t + MARGIN, t_continue).share(good))
 
 
 # ---------------------------------------------------------------------------------------------- 5. stop, continue
@@ -639,6 +686,14 @@ def test_stop_rolls_back_at_once_and_continue_promotes_early(berth, svc):
     assert final_b["status"] == "SUCCESSFUL", final_b
     done = {h["hookId"]: h["status"] for h in final_b.get("lifecycleHookDetails") or []}
     assert done.get(hook_id(canary_b)) == "SUCCEEDED", final_b.get("lifecycleHookDetails")
+    measured(
+        "stop and continue",
+        requests=len(traffic.samples),
+        failed=0,
+        stop_to_last_new_answer_secs=last_stopped - t_stop,
+        stop_to_rollback_successful_secs=end_a.t - t_stop,
+        continue_to_100_secs=full_b.t - t_continue,
+    )
 
 
 # ---------------------------------------------------------------------------------------------- 6. kill -9
@@ -718,6 +773,16 @@ def test_kill_9_mid_bake_resumes_and_traffic_keeps_flowing(berth, svc):
     assert watch.unfinished_counts and max(watch.unfinished_counts) == 1, watch.unfinished_counts
     assert deployments(berth, svc, UNFINISHED) == []
     assert len(deployments(berth, svc)) == count_before + 1
+    outage = traffic.window(t_kill, t_back)
+    measured(
+        "kill -9",
+        requests=len(traffic.samples),
+        failed=0,
+        outage_secs=t_back - t_kill,
+        outage_requests=outage.n,
+        outage_share=outage.share(new),
+        bake_end_moved_secs=shifted,
+    )
 
 
 # ---------------------------------------------------------------------------------------------- 7. LINEAR, BLUE_GREEN
@@ -739,7 +804,7 @@ def test_linear_follows_its_steps(berth, svc):
     service = cli_update_service(berth, svc, "--deployment-configuration", json.dumps(config))
     assert service["deploymentConfiguration"]["strategy"] == "LINEAR", service["deploymentConfiguration"]
     new = unique("linear")
-    measured: list[tuple[float, float]] = []
+    steps: list[tuple[float, float, int]] = []
     with Traffic(berth, svc.endpoint, workers=4, pause=0.05) as traffic:
         traffic.wait_requests(50)
         arn = deploy(berth, svc, new)
@@ -756,7 +821,7 @@ def test_linear_follows_its_steps(berth, svc):
                 t0 = traffic.now() + MARGIN
                 traffic.wait_requests(400, since=t0)
                 window = traffic.window(t0, traffic.now())
-                measured.append((step.weight, window.share(new), window.n))
+                steps.append((step.weight, window.share(new), window.n))
                 continue_hook(berth, arn, hook_id(step))
             watch.wait("the deployment to end", terminal, 30)
         full = watch.first(full_shift)
@@ -764,9 +829,10 @@ def test_linear_follows_its_steps(berth, svc):
         traffic.wait_requests(300, since=full.t + MARGIN)
     ctx = context(traffic, watch)
     no_failures(traffic, svc.endpoint)
-    assert [w for w, _, _ in measured] == [25, 50, 75], f"{measured}{ctx}"
-    for weight, share, n in measured:
+    assert [w for w, _, _ in steps] == [25, 50, 75], f"{steps}{ctx}"
+    for weight, share, n in steps:
         assert n >= 300 and abs(share - weight) <= 10, f"step {weight}%: measured {share:.1f}% of {n}{ctx}"
+    measured("linear", steps=[(w, round(sh, 1), n) for w, sh, n in steps], requests=len(traffic.samples), failed=0)
     share_between(traffic.window(full.t + MARGIN, None), new, 100, 100, 200, ctx)
     final = cli_describe(berth, arn)
     assert final["status"] == "SUCCESSFUL", final
@@ -834,6 +900,13 @@ def test_blue_green_shows_the_test_host_the_new_version_first(berth, svc):
     # then production moves all at once
     assert full.t > t1, ctx
     share_between(prod.window(full.t + MARGIN, None), new, 100, 100, 150, ctx)
+    measured(
+        "blue/green",
+        paused_test_share=test.window(t0, t1).share(new),
+        paused_production_share=prod.window(t0, t1).share(new),
+        requests=len(prod.samples) + len(test.samples),
+        failed=0,
+    )
     final = cli_describe(berth, arn)
     assert final["status"] == "SUCCESSFUL", final
     assert final["deploymentConfiguration"]["strategy"] == "BLUE_GREEN", final["deploymentConfiguration"]
