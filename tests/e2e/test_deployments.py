@@ -17,7 +17,8 @@ What is proved (each test asserts on the requests it measured and on the deploym
 3. a revision that cannot start (missing image, missing secret) fails fast with the reason, old version serving;
 4. a user's rule for a second host answers 200 through a deployment and a rollback, its weights following them;
 5. StopServiceDeployment (ROLLBACK) mid-bake shifts back at once; ContinueServiceDeployment promotes early;
-6. kill -9 of the server mid-bake: traffic keeps flowing, the deployment resumes and ends, never two unfinished;
+6. kill -9 of the server mid-bake: traffic keeps flowing, the deployment resumes and ends, never two unfinished
+   (and an update during a deployment supersedes it: STOPPED, naming the new one);
 7. LINEAR and BLUE_GREEN (UpdateService through the AWS CLI) follow their steps, measured by the version share.
 """
 
@@ -694,6 +695,56 @@ def test_stop_rolls_back_at_once_and_continue_promotes_early(berth, svc):
         stop_to_rollback_successful_secs=end_a.t - t_stop,
         continue_to_100_secs=full_b.t - t_continue,
     )
+
+
+# ---------------------------------------------------------------------------------------------- supersede
+
+
+def test_an_update_during_a_deployment_supersedes_it(berth, svc):
+    old = settle(berth, svc)
+    first, second = unique("first"), unique("second")
+    with Traffic(berth, svc.endpoint, workers=4, pause=0.05) as traffic:
+        traffic.wait_requests(50)
+        arn_a = deploy(berth, svc, first)
+        with Watch(berth, arn_a) as wa:
+            canary_a = wa.wait("the first deployment's canary", IN_CANARY_BAKE, SCALE_UP_SECS)
+            traffic.wait_requests(300, since=canary_a.t + MARGIN)
+            t_second = traffic.now()
+            arn_b = deploy(berth, svc, second)
+            wb = Watch(berth, arn_b)
+            wb.svc = svc
+            with wb:
+                canary_b = wb.wait("the second deployment's canary", IN_CANARY_BAKE, SCALE_UP_SECS)
+                traffic.wait_requests(300, since=canary_b.t + MARGIN)
+                t_continue = traffic.now()
+                continue_hook(berth, arn_b, hook_id(canary_b))
+                final_bake = wb.wait("the final bake", IN_FINAL_BAKE, 20)
+                continue_hook(berth, arn_b, hook_id(final_bake))
+                end_b = wb.wait("the second deployment to end", terminal, 30)
+        traffic.wait_requests(200, since=end_b.t + MARGIN)
+    ctx = context(traffic, wb) + "\nfirst:\n" + wa.describe()
+    no_failures(traffic, svc.endpoint)
+
+    # the first ended STOPPED, naming the second; its revision got no traffic once the second began
+    final_a = describe(berth, arn_a)
+    assert final_a["status"] == "STOPPED", final_a
+    assert arn_b.rsplit("/", 1)[-1] in (final_a.get("statusReason") or ""), final_a.get("statusReason")
+    assert final_a["targetServiceRevision"]["runningTaskCount"] == 0, final_a["targetServiceRevision"]
+    assert traffic.window(canary_a.t + MARGIN, t_second).versions[first] >= 1, ctx
+    assert traffic.window(t_second + MARGIN, None).versions[first] == 0, ctx
+    # the second deployed from the revision that served (the first never had all traffic): a canary of the
+    # old version's traffic, then all of it
+    final_b = describe(berth, arn_b)
+    assert final_b["status"] == "SUCCESSFUL", final_b
+    assert [s["arn"] for s in final_b["sourceServiceRevisions"]] == [
+        s["arn"] for s in final_a["sourceServiceRevisions"]
+    ], (final_a["sourceServiceRevisions"], final_b["sourceServiceRevisions"])
+    share_between(traffic.window(canary_b.t + MARGIN, t_continue), second, 1, 15, 250, ctx)
+    assert set(traffic.window(canary_b.t + MARGIN, t_continue).versions) == {old, second}, ctx
+    share_between(traffic.window(end_b.t + MARGIN, None), second, 100, 100, 150, ctx)
+    # never two unfinished deployments
+    assert wb.unfinished_counts and max(wb.unfinished_counts) == 1, wb.unfinished_counts
+    assert deployments(berth, svc, UNFINISHED) == []
 
 
 # ---------------------------------------------------------------------------------------------- 6. kill -9
