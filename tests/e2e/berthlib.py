@@ -803,3 +803,13 @@ class RequestLoop:
 
     def trailing_versions(self, n: int) -> list[str | None]:
         return [r[2] for r in self.results[-n:]]
+
+
+def restarted(berth: BerthInstance, child: str, old_pid: int) -> int | None:
+    """The pid of `berth up`'s `child` ("server" or "proxy") once the supervisor restarted it (a live process with
+    another pid than `old_pid`), else None: a probe for `wait_for`."""
+    try:
+        pid = berth.pid_of(child)
+    except (OSError, ValueError):
+        return None
+    return pid if pid != old_pid and process_alive(pid) else None

@@ -14,7 +14,7 @@ import signal
 import botocore.exceptions
 import pytest
 
-from berthlib import REGION, process_alive, unique, wait_for
+from berthlib import REGION, restarted, unique, wait_for
 
 LOW, HIGH, THRESHOLD = 20.0, 500.0, 100.0
 
@@ -185,14 +185,6 @@ def test_put_metric_alarm_refuses_what_cloudwatch_refuses(berth):
         assert cw.describe_alarms(AlarmNames=[name])["MetricAlarms"] == []
 
 
-def _restarted(berth, old_pid: int) -> int | None:
-    try:
-        pid = berth.pid_of("server")
-    except (OSError, ValueError):
-        return None
-    return pid if pid != old_pid and process_alive(pid) else None
-
-
 def test_a_killed_server_keeps_alarm_state_and_history(berth):
     cw = berth.client("cloudwatch")
     name, namespace = unique("e2e-durable"), unique("E2E/Alarms")
@@ -204,7 +196,7 @@ def test_a_killed_server_keeps_alarm_state_and_history(berth):
 
     old_pid = berth.pid_of("server")
     os.kill(old_pid, signal.SIGKILL)
-    wait_for("the supervisor to restart the server", lambda: _restarted(berth, old_pid), 30, 0.1)
+    wait_for("the supervisor to restart the server", lambda: restarted(berth, "server", old_pid), 30, 0.1)
     cw = berth.client("cloudwatch")
     after = wait_for("the restarted API to answer", lambda: alarm(cw, name), 30)
     for key in ("StateValue", "StateReason", "StateReasonData", "StateUpdatedTimestamp", "Threshold"):

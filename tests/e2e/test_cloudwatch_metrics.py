@@ -13,7 +13,7 @@ import uuid
 import pytest
 from botocore.exceptions import ClientError
 
-from berthlib import process_alive, wait_for
+from berthlib import restarted, wait_for
 
 UTC = datetime.timezone.utc
 
@@ -61,14 +61,6 @@ def test_counts_are_exact_and_percentiles_within_one_percent(cw):
     assert results == {"n": ([300.0] * 3, "Complete"), "half": ([150.0] * 3, "Complete")}
 
 
-def _server_restarted(berth, old_pid: int) -> int | None:
-    try:
-        pid = berth.pid_of("server")
-    except (OSError, ValueError):
-        return None
-    return pid if pid != old_pid and process_alive(pid) else None
-
-
 def test_a_clean_server_restart_loses_no_datapoint(berth, cw):
     ns = f"E2E/Restart/{uuid.uuid4().hex[:8]}"
     base = _base()
@@ -83,7 +75,7 @@ def test_a_clean_server_restart_loses_no_datapoint(berth, cw):
     # At once, before the once-a-second write: the stop itself must write what was acknowledged.
     old_pid = berth.pid_of("server")
     os.kill(old_pid, signal.SIGTERM)
-    wait_for("the supervisor to restart the server", lambda: _server_restarted(berth, old_pid), 30, 0.1)
+    wait_for("the supervisor to restart the server", lambda: restarted(berth, "server", old_pid), 30, 0.1)
 
     def read():
         return cw.get_metric_statistics(

@@ -45,7 +45,7 @@ from berthlib import (
     Ports,
     containers,
     pick_free_ports,
-    process_alive,
+    restarted,
     unique,
     wait_for,
 )
@@ -316,6 +316,14 @@ def terminal(o: Obs) -> bool:
 
 def full_shift(o: Obs) -> bool:
     return o.weight is not None and o.weight >= 100
+
+
+def canary_measured(watch: Watch, traffic: Traffic, n: int) -> Obs:
+    """Waits for the canary bake, then until `n` requests were sent in it (past the margin); returns the first
+    observation of the canary bake."""
+    canary = watch.wait("the canary bake", IN_CANARY_BAKE, SCALE_UP_SECS)
+    traffic.wait_requests(n, since=canary.t + MARGIN)
+    return canary
 
 
 def hook_id(o: Obs) -> str:
@@ -592,8 +600,7 @@ def test_a_user_rule_for_a_second_host_answers_through_a_deployment_and_a_rollba
             # a deployment, promoted through both bakes
             arn = deploy(berth, svc, good)
             with Watch(berth, arn) as w1:
-                canary = w1.wait("the canary bake", IN_CANARY_BAKE, SCALE_UP_SECS)
-                user.wait_requests(300, since=canary.t + MARGIN)
+                canary = canary_measured(w1, user, 300)
                 canary_weights = rule_weights(client, rule)
                 t_continue = user.now()
                 continue_hook(berth, arn, hook_id(canary))
@@ -607,8 +614,7 @@ def test_a_user_rule_for_a_second_host_answers_through_a_deployment_and_a_rollba
             # a rollback
             arn2 = deploy(berth, svc, rolled)
             with Watch(berth, arn2) as w2:
-                canary2 = w2.wait("the canary bake", IN_CANARY_BAKE, SCALE_UP_SECS)
-                user.wait_requests(300, since=canary2.t)
+                canary2 = canary_measured(w2, user, 300)
                 berth.ecs().stop_service_deployment(serviceDeploymentArn=arn2, stopType="ROLLBACK")
                 w2.wait("the rollback to end", terminal, 30)
             t_rolled = user.now()
@@ -646,8 +652,7 @@ def test_stop_rolls_back_at_once_and_continue_promotes_early(berth, svc):
         # StopServiceDeployment ROLLBACK in the canary bake
         arn_a = deploy(berth, svc, stopped)
         with Watch(berth, arn_a) as wa:
-            canary_a = wa.wait("the canary bake", IN_CANARY_BAKE, SCALE_UP_SECS)
-            traffic.wait_requests(400, since=canary_a.t + MARGIN)
+            canary_a = canary_measured(wa, traffic, 400)
             t_stop = traffic.now()
             berth.ecs().stop_service_deployment(serviceDeploymentArn=arn_a, stopType="ROLLBACK")
             wa.wait("the rollback to end", terminal, 30)
@@ -656,8 +661,7 @@ def test_stop_rolls_back_at_once_and_continue_promotes_early(berth, svc):
         # ContinueServiceDeployment CONTINUE on the canary bake's hook
         arn_b = deploy(berth, svc, promoted)
         with Watch(berth, arn_b) as wb:
-            canary_b = wb.wait("the canary bake", IN_CANARY_BAKE, SCALE_UP_SECS)
-            traffic.wait_requests(300, since=canary_b.t + MARGIN)
+            canary_b = canary_measured(wb, traffic, 300)
             t_continue = traffic.now()
             continue_hook(berth, arn_b, hook_id(canary_b))
             wb.wait("the final bake", IN_FINAL_BAKE, 20)
@@ -707,15 +711,13 @@ def test_an_update_during_a_deployment_supersedes_it(berth, svc):
         traffic.wait_requests(50)
         arn_a = deploy(berth, svc, first)
         with Watch(berth, arn_a) as wa:
-            canary_a = wa.wait("the first deployment's canary", IN_CANARY_BAKE, SCALE_UP_SECS)
-            traffic.wait_requests(300, since=canary_a.t + MARGIN)
+            canary_a = canary_measured(wa, traffic, 300)
             t_second = traffic.now()
             arn_b = deploy(berth, svc, second)
             wb = Watch(berth, arn_b)
             wb.svc = svc
             with wb:
-                canary_b = wb.wait("the second deployment's canary", IN_CANARY_BAKE, SCALE_UP_SECS)
-                traffic.wait_requests(300, since=canary_b.t + MARGIN)
+                canary_b = canary_measured(wb, traffic, 300)
                 t_continue = traffic.now()
                 continue_hook(berth, arn_b, hook_id(canary_b))
                 final_bake = wb.wait("the final bake", IN_FINAL_BAKE, 20)
@@ -750,14 +752,6 @@ def test_an_update_during_a_deployment_supersedes_it(berth, svc):
 # ---------------------------------------------------------------------------------------------- 6. kill -9
 
 
-def _restarted(berth, old_pid: int) -> int | None:
-    try:
-        pid = berth.pid_of("server")
-    except (OSError, ValueError):
-        return None
-    return pid if pid != old_pid and process_alive(pid) else None
-
-
 # The server stays down longer than the rollout's largest pass-to-pass gap it still counts as watched (10 s), so
 # the restarted server must not count the outage as baked: the bake's hook expires that much later.
 OUTAGE_SECS = 13
@@ -774,8 +768,7 @@ def test_kill_9_mid_bake_resumes_and_traffic_keeps_flowing(berth, svc):
         watch = Watch(berth, arn)
         watch.svc = svc
         with watch:
-            canary = watch.wait("the canary bake", IN_CANARY_BAKE, SCALE_UP_SECS)
-            traffic.wait_requests(200, since=canary.t + MARGIN)
+            canary = canary_measured(watch, traffic, 200)
             before_kill = describe(berth, arn)
             old_pid = berth.pid_of("server")
             # kill -9 the server; hold its supervisor (`berth up`) for the outage so the restart comes after it
@@ -787,7 +780,7 @@ def test_kill_9_mid_bake_resumes_and_traffic_keeps_flowing(berth, svc):
             finally:
                 t_cont = traffic.now()
                 os.kill(supervisor, signal.SIGCONT)
-            wait_for("the supervisor to restart the server", lambda: _restarted(berth, old_pid), 30, 0.1)
+            wait_for("the supervisor to restart the server", lambda: restarted(berth, "server", old_pid), 30, 0.1)
             wait_for("the restarted API to answer", lambda: berth.ecs(max_attempts=1).list_clusters(), 30)
             t_back = traffic.now()
             resumed = watch.wait("the canary bake after the restart", lambda o: o.t > t_back and IN_CANARY_BAKE(o), 10)

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from berthlib import RequestLoop, containers, process_alive, serving_service, wait_for
+from berthlib import RequestLoop, containers, process_alive, restarted, serving_service, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -18,14 +18,6 @@ def running_service(berth):
     with serving_service(berth, "sturdy") as service:
         wait_for("exactly one running task", lambda: len(berth.task_arns(service["name"])) == 1, 30)
         yield service
-
-
-def _restarted(berth, child: str, old_pid: int) -> int | None:
-    try:
-        pid = berth.pid_of(child)
-    except (OSError, ValueError):
-        return None
-    return pid if pid != old_pid and process_alive(pid) else None
 
 
 def test_kill_server_keeps_traffic_and_adopts_tasks(berth, running_service):
@@ -41,7 +33,7 @@ def test_kill_server_keeps_traffic_and_adopts_tasks(berth, running_service):
         os.kill(old_pid, signal.SIGKILL)
         killed_at = time.monotonic()
         # traffic during the outage: keep it running a few seconds whatever the supervisor does
-        new_pid = wait_for("the supervisor to restart the server", lambda: _restarted(berth, "server", old_pid), 30, 0.1)
+        new_pid = wait_for("the supervisor to restart the server", lambda: restarted(berth, "server", old_pid), 30, 0.1)
         restart_secs = time.monotonic() - killed_at
         wait_for("the restarted API to answer", lambda: berth.ecs(max_attempts=1).list_clusters(), 30)
         time.sleep(max(0.0, 4 - (time.monotonic() - killed_at)))
@@ -72,7 +64,7 @@ def test_kill_proxy_is_restarted(berth, running_service):
     old_pid = berth.pid_of("proxy")
     os.kill(old_pid, signal.SIGKILL)
     killed_at = time.monotonic()
-    wait_for("the supervisor to restart the proxy", lambda: _restarted(berth, "proxy", old_pid), 30, 0.1)
+    wait_for("the supervisor to restart the proxy", lambda: restarted(berth, "proxy", old_pid), 30, 0.1)
     berth.wait_status(endpoint, 200, "/ping", timeout=30)
     assert time.monotonic() - killed_at < 15
     # the server was untouched and the task too
