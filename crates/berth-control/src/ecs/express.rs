@@ -118,6 +118,10 @@ pub(crate) fn create(
         let health_path = config.config.health_check_path.as_deref().unwrap_or(DEFAULT_HEALTH_CHECK_PATH);
         let port = config.config.primary_container.as_ref().and_then(|p| p.container_port).unwrap_or(80);
         crate::express::placement::place_service(c, tx, &row, health_path, port.clamp(1, 65535) as u16, t, &mut journal)?;
+        // The service's first deployment (no source revision): its tasks scale up, then it completes.
+        let revision = row.target_revision.clone();
+        crate::rollout::begin(c, tx, &mut row, &revision, t)?;
+        tx.service_update(&row)?;
         if let Some(target) = config.config.primary_container.as_ref().and_then(crate::logs::target::LogTarget::of) {
             crate::express::log_group::ensure_group(c, tx, &target.group, &mut journal)?;
         }
@@ -252,6 +256,8 @@ pub(crate) fn update(
         // The count scaling reached is kept, within the (possibly new) bounds.
         let (min, max) = spec.bounds();
         row.desired_count = row.desired_count.clamp(min, max.max(min));
+        // The deployment (superseding an unfinished one): CANARY by default, the service's settings otherwise.
+        crate::rollout::begin(c, tx, &mut row, &revision, t)?;
         row.updated_at = t;
         tx.service_update(&row)?;
         // A new scalingTarget changes the target and its policy; otherwise a user's edits to them stay.
