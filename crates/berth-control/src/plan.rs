@@ -338,8 +338,8 @@ pub fn is_finished(s: &str) -> bool {
     matches!(s, status::SUCCESSFUL | status::STOPPED | status::ROLLBACK_SUCCESSFUL | status::ROLLBACK_FAILED)
 }
 
-/// ALB weights (source, target) for the target revision's share of traffic, exact: the smallest total (100,
-/// else up to 1000) on which `target_percent` is a whole weight; 0 and 100 are exactly 100/0 and 0/100.
+/// ALB weights (source, target) for the target revision's share of traffic, exact: on a total of 100 when
+/// `target_percent` is whole, else 1000 (ECS's 0.1 steps), else the smallest total up to 1000 that is exact; 0 and 100 are exactly 100/0 and 0/100.
 /// Every weight is within ALB's 0–999.
 pub fn alb_weights(target_percent: f64) -> (i32, i32) {
     let p = target_percent.clamp(0.0, 100.0);
@@ -349,7 +349,7 @@ pub fn alb_weights(target_percent: f64) -> (i32, i32) {
     if p >= 100.0 {
         return (0, 100);
     }
-    for total in 100..=1000 {
+    for total in [100, 1000].into_iter().chain(101..1000) {
         let w = p * f64::from(total) / 100.0;
         if (w - w.round()).abs() < 1e-6 && w.round() >= 1.0 && w.round() < f64::from(total) {
             let t = w.round() as i32;

@@ -711,7 +711,7 @@ mod tests {
             (fwd(&[("A", 100), ("B", 0)]), 0.0, vec![("A".into(), 100), ("B".into(), 0)], false),
             // Fractions map exactly onto ALB's 0-999.
             (fwd(&[("A", 100), ("B", 0)]), 0.5, vec![("A".into(), 995), ("B".into(), 5)], true),
-            (fwd(&[("A", 100), ("B", 0)]), 12.5, vec![("A".into(), 175), ("B".into(), 25)], true),
+            (fwd(&[("A", 100), ("B", 0)]), 12.5, vec![("A".into(), 875), ("B".into(), 125)], true),
             (fwd(&[("A", 100), ("B", 0)]), 33.3, vec![("A".into(), 667), ("B".into(), 333)], true),
             // A user's rule naming only the source gains the target.
             (fwd(&[("A", 1)]), 10.0, vec![("A".into(), 90), ("B".into(), 10)], true),
