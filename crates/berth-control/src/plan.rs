@@ -491,11 +491,7 @@ impl Machine<'_> {
     }
 
     fn wanted(&self, rev: &str) -> Vec<&TaskInput> {
-        self.input
-            .tasks
-            .iter()
-            .filter(|t| t.wanted && t.revision == rev && !self.drained.contains(&t.id))
-            .collect()
+        self.input.tasks.iter().filter(|t| t.wanted && t.revision == rev && !self.drained.contains(&t.id)).collect()
     }
 
     fn healthy(&self, rev: &str) -> usize {
@@ -637,7 +633,9 @@ impl Machine<'_> {
             }
         }
         if !self.handle_hook() {
-            self.keep_forward_tasks();
+            if self.st.status == status::IN_PROGRESS {
+                self.keep_forward_tasks();
+            }
             return;
         }
         for _ in 0..32 {
@@ -976,9 +974,11 @@ impl Machine<'_> {
             return;
         };
         if self.st.progress.rollback.is_none() {
-            let reason = self.st.status_reason.clone().unwrap_or_else(|| {
-                if stopping { "stop requested".into() } else { "rollback requested".into() }
-            });
+            let reason = self
+                .st
+                .status_reason
+                .clone()
+                .unwrap_or_else(|| if stopping { "stop requested".into() } else { "rollback requested".into() });
             self.push(Action::BeginRollback { reason, revision: src.clone() });
         }
         let target = self.d.target.clone();

@@ -526,9 +526,7 @@ pub(crate) fn set_group_weights(actions: &mut [Action], source: &str, target: &s
             });
         }
         let Some(tuples) = a.forward_config.as_mut().and_then(|f| f.target_groups.as_mut()) else { continue };
-        let ours = |t: &berth_model::elbv2::TargetGroupTuple| {
-            matches!(t.target_group_arn.as_deref(), Some(g) if g == source || g == target)
-        };
+        let ours = |t: &berth_model::elbv2::TargetGroupTuple| matches!(t.target_group_arn.as_deref(), Some(g) if g == source || g == target);
         if !tuples.iter().any(ours) {
             continue;
         }

@@ -109,14 +109,15 @@ pub(crate) fn effective(c: &Control, service: &ServiceRow, s: &Settings) -> Effe
             enable: Some(true),
         });
     }
-    let breaker = cfg
-        .deployment_circuit_breaker
-        .get_or_insert(DeploymentCircuitBreaker { enable: Some(true), rollback: Some(true), ..Default::default() });
-    breaker.reset_on_healthy_task.get_or_insert(true);
-    breaker.threshold_configuration.get_or_insert(ThresholdConfiguration {
-        r#type: Some(ThresholdType::BoundedPercent),
-        value: Some(50),
+    let breaker = cfg.deployment_circuit_breaker.get_or_insert(DeploymentCircuitBreaker {
+        enable: Some(true),
+        rollback: Some(true),
+        ..Default::default()
     });
+    breaker.reset_on_healthy_task.get_or_insert(true);
+    breaker
+        .threshold_configuration
+        .get_or_insert(ThresholdConfiguration { r#type: Some(ThresholdType::BoundedPercent), value: Some(50) });
     Effective { config: cfg, step_bake_secs, bake_secs }
 }
 
@@ -305,7 +306,12 @@ fn supersede(
     old.stopped_at = Some(t);
     old.updated_at = t;
     tx.deployment_update(&old)?;
-    event(tx, service, t, format!("(service {}) (deployment {old_id}) stopped: superseded by deployment {new_id}.", service.name))?;
+    event(
+        tx,
+        service,
+        t,
+        format!("(service {}) (deployment {old_id}) stopped: superseded by deployment {new_id}.", service.name),
+    )?;
     service.live_revision = serving.clone();
     Ok(serving)
 }
