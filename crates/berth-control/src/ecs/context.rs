@@ -61,11 +61,45 @@ pub(crate) fn ecs_requests(c: &Control, op: &Operation) -> Result<Vec<RequestCon
         Operation::ListServices(r) => {
             vec![RequestContext::new(action, "*").with_key("ecs:cluster", cluster_arn(&r.cluster))]
         }
+        Operation::UpdateService(r) => {
+            let service = full(r.service.as_deref().unwrap_or_default(), &r.cluster, &|cl, n| c.names.service(cl, n));
+            vec![on_existing(&service, &cluster_arn(&r.cluster.clone().or_else(|| arn_cluster(&service))))?]
+        }
+        Operation::ListServiceDeployments(r) => {
+            let service = full(r.service.as_deref().unwrap_or_default(), &r.cluster, &|cl, n| c.names.service(cl, n));
+            vec![on_existing(&service, &cluster_arn(&r.cluster.clone().or_else(|| arn_cluster(&service))))?]
+        }
+        Operation::DescribeServiceDeployments(r) => r
+            .service_deployment_arns
+            .iter()
+            .flatten()
+            .map(|arn| on_existing(arn, &cluster_arn(&arn_cluster(arn))))
+            .collect::<Result<_, _>>()?,
+        Operation::DescribeServiceRevisions(r) => r
+            .service_revision_arns
+            .iter()
+            .flatten()
+            .map(|arn| on_existing(arn, &cluster_arn(&arn_cluster(arn))))
+            .collect::<Result<_, _>>()?,
+        Operation::StopServiceDeployment(r) => {
+            let arn = r.service_deployment_arn.clone().unwrap_or_default();
+            vec![on_existing(&arn, &cluster_arn(&arn_cluster(&arn)))?]
+        }
+        Operation::ContinueServiceDeployment(r) => {
+            let arn = r.service_deployment_arn.clone().unwrap_or_default();
+            vec![on_existing(&arn, &cluster_arn(&arn_cluster(&arn)))?]
+        }
         Operation::ListTasks(r) => {
             vec![RequestContext::new(action, "*").with_key("ecs:cluster", cluster_arn(&r.cluster))]
         }
         _ => vec![ecs_request(c, op)?],
     })
+}
+
+/// The cluster a `service-deployment/<cluster>/...` or `service-revision/<cluster>/...` ARN names (none: `default`).
+fn arn_cluster(arn: &str) -> Option<String> {
+    let resource = arn.splitn(6, ':').nth(5)?;
+    resource.split('/').nth(1).map(str::to_string)
 }
 
 /// The context of an operation on one resource named in the request (or `*`).
