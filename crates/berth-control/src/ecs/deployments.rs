@@ -30,7 +30,10 @@ pub(super) fn service_named(tx: &Tx<'_>, cluster: Option<&str>, given: &str) -> 
         .ok_or_else(|| ControlError::code(ErrorCode::ServiceNotFound, format!("Service not found: {given}")))
 }
 
-pub(crate) fn list(c: &Control, r: ListServiceDeploymentsRequest) -> Result<ListServiceDeploymentsResponse, ControlError> {
+pub(crate) fn list(
+    c: &Control,
+    r: ListServiceDeploymentsRequest,
+) -> Result<ListServiceDeploymentsResponse, ControlError> {
     let given = r.service.clone().unwrap_or_default();
     let size = crate::paging::size(r.max_results, DEFAULT_PAGE, 1..=100)
         .map_err(|m| ControlError::invalid(format!("maxResults must be between 1 and 100, got {m}")))?;

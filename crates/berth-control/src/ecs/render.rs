@@ -84,13 +84,11 @@ pub(crate) fn service(c: &Control, tx: &Tx<'_>, row: &ServiceRow, with_tags: boo
     let live = live_tasks(tx, row)?;
     let newest = tx.deployments_of(row.id)?.into_iter().next();
     let deployments = match &newest {
-        Some(d) if active_status => legacy_deployments(
-            row,
-            d,
-            &live,
-            &|r| revision_config(tx, r).ok().and_then(|c| c.created_at),
-            &|r| revision_config(tx, r).ok().and_then(|c| c.task_definition_arn),
-        )?,
+        Some(d) if active_status => {
+            legacy_deployments(row, d, &live, &|r| revision_config(tx, r).ok().and_then(|c| c.created_at), &|r| {
+                revision_config(tx, r).ok().and_then(|c| c.task_definition_arn)
+            })?
+        }
         _ => deployments_without_rows(tx, row, &tasks, &target, &count)?,
     };
     let heading_to = match &newest {
@@ -139,7 +137,9 @@ pub(crate) fn service(c: &Control, tx: &Tx<'_>, row: &ServiceRow, with_tags: boo
         deployments: Some(deployments),
         current_service_deployment: newest.as_ref().map(|d| d.arn.clone()),
         current_service_revisions: Some(current_revisions(row, &live, heading_to.as_deref())),
-        deployment_configuration: Some(settings.configuration.clone().unwrap_or_else(|| express_default_configuration(c, row))),
+        deployment_configuration: Some(
+            settings.configuration.clone().unwrap_or_else(|| express_default_configuration(c, row)),
+        ),
         events: Some(
             tx.events(row.id)?
                 .into_iter()
@@ -434,9 +434,8 @@ pub(crate) fn revision_counts(tasks: &[TaskRow], revision: &str) -> (i32, i32, i
     let of = || tasks.iter().filter(|t| t.revision_arn.as_deref() == Some(revision));
     let requested = of().filter(|t| t.desired_status == TaskStatus::Running).count() as i32;
     let running = of().filter(|t| t.last_status == TaskStatus::Running).count() as i32;
-    let pending = of()
-        .filter(|t| t.desired_status == TaskStatus::Running && t.last_status < TaskStatus::Running)
-        .count() as i32;
+    let pending =
+        of().filter(|t| t.desired_status == TaskStatus::Running && t.last_status < TaskStatus::Running).count() as i32;
     (requested, running, pending)
 }
 
@@ -663,14 +662,15 @@ fn legacy_deployments(
     };
     let failed_reason = || d.status_reason.clone().unwrap_or_else(|| format!("{why_back}: deployment failed."));
     let (state, reason) = match (d.status.as_str(), primary == d.target_revision) {
-        ("PENDING" | "IN_PROGRESS", _) => (R::InProgress, format!("ECS deployment {} in progress.", legacy_id(&primary))),
+        ("PENDING" | "IN_PROGRESS", _) => {
+            (R::InProgress, format!("ECS deployment {} in progress.", legacy_id(&primary)))
+        }
         ("SUCCESSFUL", _) | ("ROLLBACK_SUCCESSFUL" | "STOPPED", false) => {
             (R::Completed, format!("ECS deployment {} completed.", legacy_id(&primary)))
         }
-        ("ROLLBACK_REQUESTED" | "ROLLBACK_IN_PROGRESS" | "STOP_REQUESTED", false) => (
-            R::InProgress,
-            format!("{why_back}: rolling back to deploymentId {}.", legacy_id(&primary)),
-        ),
+        ("ROLLBACK_REQUESTED" | "ROLLBACK_IN_PROGRESS" | "STOP_REQUESTED", false) => {
+            (R::InProgress, format!("{why_back}: rolling back to deploymentId {}.", legacy_id(&primary)))
+        }
         _ => (R::Failed, failed_reason()),
     };
     let entry = |revision: &str, status: &str, desired: i32, state: R, reason: String, failed: u32| {
@@ -709,7 +709,11 @@ fn legacy_deployments(
 }
 
 /// The revisions a service's tasks run (and its target revision), with their counts.
-fn current_revisions(service: &ServiceRow, tasks: &[TaskRow], advancing_to: Option<&str>) -> Vec<ServiceCurrentRevisionSummary> {
+fn current_revisions(
+    service: &ServiceRow,
+    tasks: &[TaskRow],
+    advancing_to: Option<&str>,
+) -> Vec<ServiceCurrentRevisionSummary> {
     let mut arns: Vec<String> = Vec::new();
     if service.status != ServiceStatus::Inactive && !service.target_revision.is_empty() {
         arns.push(service.target_revision.clone());
@@ -724,8 +728,11 @@ fn current_revisions(service: &ServiceRow, tasks: &[TaskRow], advancing_to: Opti
     arns.into_iter()
         .map(|arn| {
             let (requested, running, pending) = revision_counts(tasks, &arn);
-            let requested =
-                if advancing_to == Some(arn.as_str()) { requested.max(service.desired_count as i32) } else { requested };
+            let requested = if advancing_to == Some(arn.as_str()) {
+                requested.max(service.desired_count as i32)
+            } else {
+                requested
+            };
             ServiceCurrentRevisionSummary {
                 arn: Some(arn),
                 requested_task_count: Some(requested),

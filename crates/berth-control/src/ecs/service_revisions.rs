@@ -41,7 +41,12 @@ pub(crate) fn describe(
 }
 
 /// A revision as ECS shows it.
-fn revision(c: &Control, tx: &Tx<'_>, service: &ServiceRow, row: &RevisionRow) -> Result<ServiceRevision, ControlError> {
+fn revision(
+    c: &Control,
+    tx: &Tx<'_>,
+    service: &ServiceRow,
+    row: &RevisionRow,
+) -> Result<ServiceRevision, ControlError> {
     let config = revision_config(tx, &row.arn)?;
     let group = tx.revision_group(&row.arn)?;
     let rule = crate::elbv2::service_groups(tx, service)?.and_then(|(_, _, rule)| rule);
@@ -279,15 +284,14 @@ fn auto_scaling(
         for owned in crate::autoscaling::alarms::parse(&p.alarms) {
             let row = tx.alarm_get(&owned.name)?;
             alarms.push(ManagedMetricAlarm {
-                arn: Some(row.as_ref().map_or_else(|| crate::autoscaling::alarms::arn(c, &owned.name), |a| a.arn.clone())),
+                arn: Some(
+                    row.as_ref().map_or_else(|| crate::autoscaling::alarms::arn(c, &owned.name), |a| a.arn.clone()),
+                ),
                 status: Some(status(row.is_some(), service)),
                 status_reason: None,
                 updated_at: Some(Timestamp(row.map_or(p.created_at, |a| a.config_updated))),
             });
         }
     }
-    Ok((
-        ManagedAutoScaling { scalable_target, application_auto_scaling_policies: Some(policies) },
-        alarms,
-    ))
+    Ok((ManagedAutoScaling { scalable_target, application_auto_scaling_policies: Some(policies) }, alarms))
 }

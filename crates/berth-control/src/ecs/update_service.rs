@@ -14,8 +14,15 @@ use crate::deployment::Settings;
 use crate::{CallerIdentity, Control, ControlError, now};
 
 /// The members UpdateService takes on an Express service; any other is refused by name.
-const SUPPORTED: [&str; 7] =
-    ["cluster", "service", "desiredCount", "taskDefinition", "deploymentConfiguration", "forceNewDeployment", "loadBalancers"];
+const SUPPORTED: [&str; 7] = [
+    "cluster",
+    "service",
+    "desiredCount",
+    "taskDefinition",
+    "deploymentConfiguration",
+    "forceNewDeployment",
+    "loadBalancers",
+];
 
 /// ECS's bounds (ecs-deployments reference §2.1 and §2.3).
 const MAX_BAKE_MINUTES: i32 = 1440;
@@ -42,8 +49,9 @@ pub(crate) fn update(
         }
         let before = tx.deployment_settings_get(service.id)?;
         let mut settings = match &before {
-            Some(json) => Settings::parse(json)
-                .map_err(|e| ControlError::Store(berth_store::StoreError::Corrupt(format!("deployment settings: {e}"))))?,
+            Some(json) => Settings::parse(json).map_err(|e| {
+                ControlError::Store(berth_store::StoreError::Corrupt(format!("deployment settings: {e}")))
+            })?,
             None => Settings::default(),
         };
         if let Some(config) = r.deployment_configuration.clone() {
@@ -126,8 +134,7 @@ fn refuse_unsupported(r: &UpdateServiceRequest) -> Result<(), ControlError> {
 /// The scalable target's bounds (Express registers one per service), else Express's defaults.
 fn scaling_bounds(tx: &Tx<'_>, service: &ServiceRow) -> Result<(i32, i32), ControlError> {
     let resource_id = format!("service/{}/{}", service.cluster, service.name);
-    let target =
-        tx.scalable_target_get(crate::autoscaling::NAMESPACE, &resource_id, crate::autoscaling::DIMENSION)?;
+    let target = tx.scalable_target_get(crate::autoscaling::NAMESPACE, &resource_id, crate::autoscaling::DIMENSION)?;
     Ok(target.map_or((1, 20), |t| {
         (i32::try_from(t.min_capacity).unwrap_or(0), i32::try_from(t.max_capacity).unwrap_or(i32::MAX))
     }))
@@ -136,11 +143,7 @@ fn scaling_bounds(tx: &Tx<'_>, service: &ServiceRow) -> Result<(i32, i32), Contr
 /// `loadBalancers[]` on an Express service: one entry describing the service's own load balancing (what
 /// DescribeServices shows), of which only `advancedConfiguration.testListenerRule` may be set. The rule must be
 /// a rule of the service's HTTPS listener other than its production rule.
-fn test_listener_rule(
-    tx: &Tx<'_>,
-    service: &ServiceRow,
-    lbs: &[LoadBalancer],
-) -> Result<Option<String>, ControlError> {
+fn test_listener_rule(tx: &Tx<'_>, service: &ServiceRow, lbs: &[LoadBalancer]) -> Result<Option<String>, ControlError> {
     let refuse = |what: &str| {
         ControlError::invalid(format!(
             "loadBalancers: {what}; on an Express service only advancedConfiguration.testListenerRule can be set."
@@ -308,7 +311,9 @@ fn validate_configuration(
         if hook.target_type != Some(DeploymentLifecycleHookTargetType::Pause) {
             return Err(ControlError::code(
                 ErrorCode::UnsupportedFeature,
-                format!("lifecycleHooks[{i}]: AWS_LAMBDA hooks are not supported: berth runs no Lambda functions; use targetType PAUSE."),
+                format!(
+                    "lifecycleHooks[{i}]: AWS_LAMBDA hooks are not supported: berth runs no Lambda functions; use targetType PAUSE."
+                ),
             ));
         }
         if hook.hook_target_arn.is_some() || hook.role_arn.is_some() || hook.hook_details.is_some() {
