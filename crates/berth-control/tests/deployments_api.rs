@@ -452,6 +452,15 @@ async fn stop_writes_the_request_for_the_rollout_by_status() {
     assert_eq!(err(stop(&w, &deployment_arn(&w, "stop", "nope"), None).await), "ServiceDeploymentNotFoundException");
 }
 
+/// (status, progress, hook id asked, action, expected: (status after, hook status after) or the error)
+type ContinueCase = (
+    &'static str,
+    Progress,
+    &'static str,
+    Option<DeploymentLifecycleHookAction>,
+    Result<(&'static str, &'static str), &'static str>,
+);
+
 #[tokio::test]
 async fn continue_resolves_the_awaited_pause_hook_only() {
     use DeploymentLifecycleHookAction::{Continue, Rollback};
@@ -463,7 +472,7 @@ async fn continue_resolves_the_awaited_pause_hook_only() {
     // (status, progress, hook id asked, action, expected: (status after, hook status after) or the error)
     let done_hook =
         Progress { hook: Some(Hook { status: "SUCCEEDED".into(), ..awaiting_hook(hook) }), ..Default::default() };
-    let cases: Vec<(&str, Progress, &str, Option<DeploymentLifecycleHookAction>, Result<(&str, &str), &str>)> = vec![
+    let cases: Vec<ContinueCase> = vec![
         ("IN_PROGRESS", waiting.clone(), hook, Some(Continue), Ok(("IN_PROGRESS", "SUCCEEDED"))),
         ("IN_PROGRESS", waiting.clone(), hook, None, Ok(("IN_PROGRESS", "SUCCEEDED"))),
         ("IN_PROGRESS", waiting.clone(), hook, Some(Rollback), Ok(("ROLLBACK_REQUESTED", "FAILED"))),

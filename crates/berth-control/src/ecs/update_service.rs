@@ -273,16 +273,15 @@ fn validate_configuration(
     }
     // ECS documents the circuit breaker for ROLLING; Express runs it under its CANARY too, and so does berth
     // under every strategy (the target revision's task failures).
-    if let Some(breaker) = &config.deployment_circuit_breaker {
-        if let Some(threshold) = &breaker.threshold_configuration {
-            let value = threshold.value.unwrap_or(50);
-            let percent = !matches!(threshold.r#type, Some(ThresholdType::Count));
-            if value < 1 || (percent && value > 100) {
-                return Err(ControlError::invalid(format!(
-                    "deploymentCircuitBreaker.thresholdConfiguration.value must be {}, got {value}.",
-                    if percent { "between 1 and 100" } else { "at least 1" }
-                )));
-            }
+    if let Some(threshold) = config.deployment_circuit_breaker.as_ref().and_then(|b| b.threshold_configuration.as_ref())
+    {
+        let value = threshold.value.unwrap_or(50);
+        let percent = !matches!(threshold.r#type, Some(ThresholdType::Count));
+        if value < 1 || (percent && value > 100) {
+            return Err(ControlError::invalid(format!(
+                "deploymentCircuitBreaker.thresholdConfiguration.value must be {}, got {value}.",
+                if percent { "between 1 and 100" } else { "at least 1" }
+            )));
         }
     }
     if let Some(alarms) = &config.alarms {
