@@ -131,7 +131,20 @@ def test_deployments_and_revisions_after_create_and_update(berth):
             ecs.continue_service_deployment(serviceDeploymentArn=newest["serviceDeploymentArn"], hookId="ecs-pause-x")
         assert error_of(e)[0] == "InvalidParameterException"
 
-        check_revisions(berth, name, [first_revision, second_revision])
+    finally:
+        berth.best_effort_delete(arn)
+
+
+def test_service_revisions_name_resources_that_exist(berth):
+    name = unique("drev")
+    svc = berth.create_service(name)
+    arn = svc["serviceArn"]
+    try:
+        berth.wait_endpoint(arn)
+        first = svc["activeConfigurations"][0]["serviceRevisionArn"]
+        new = berth.ecs().update_express_gateway_service(serviceArn=arn, healthCheckPath="/ping?v=2")["service"]
+        second = new["targetConfiguration"]["serviceRevisionArn"]
+        check_revisions(berth, name, [first, second])
     finally:
         berth.best_effort_delete(arn)
 
@@ -280,6 +293,8 @@ def test_update_service_validation_with_boto3_and_the_cli(berth):
             with pytest.raises(botocore.exceptions.ClientError) as e:
                 ecs.update_service(cluster="default", service=name, deploymentConfiguration=config)
             assert error_of(e)[0] == code, what
+            if "earlySuccessCriteria" in config:
+                continue  # the pinned CLI's vendored model (botocore 1.43) predates earlySuccessCriteria
             out = berth.aws(
                 "ecs", "update-service", "--cluster", "default", "--service", name,
                 "--deployment-configuration", json.dumps(config), check=False,
