@@ -13,7 +13,7 @@ use crate::{CallerIdentity, Control, ControlError, now};
 /// ListServiceDeployments' page size: 20 unless asked, 1 to 100.
 const DEFAULT_PAGE: usize = 20;
 /// DescribeServiceDeployments and DescribeServiceRevisions take at most this many ARNs.
-pub(super) const MAX_DESCRIBE: usize = 20;
+const MAX_DESCRIBE: usize = 20;
 
 /// The service `given` (a name, or an ARN) names in `cluster` (default `default`; an ARN's own cluster when
 /// none is given): ClusterNotFound when the cluster does not exist, ServiceNotFound when the service does not.
@@ -61,28 +61,39 @@ pub(crate) fn describe(
     r: DescribeServiceDeploymentsRequest,
 ) -> Result<DescribeServiceDeploymentsResponse, ControlError> {
     let arns = r.service_deployment_arns.unwrap_or_default();
+    c.read(|tx| {
+        let (found, failures) = describe_each("serviceDeploymentArns", arns, |arn| {
+            let Some(d) = tx.deployment_get(arn)? else { return Ok(None) };
+            let Some(service) = tx.service_by_id(d.service_id)? else { return Ok(None) };
+            let tasks = render::live_tasks(tx, &service)?;
+            Ok(Some(render::service_deployment(c, &service, &d, &tasks)?))
+        })?;
+        Ok(DescribeServiceDeploymentsResponse { service_deployments: Some(found), failures: Some(failures) })
+    })
+}
+
+/// DescribeServiceDeployments' and DescribeServiceRevisions' answer: what `find` finds of `arns` (1 to 20, else
+/// InvalidParameter naming `member`), and a `MISSING` failure for each ARN it does not.
+pub(super) fn describe_each<T>(
+    member: &str,
+    arns: Vec<String>,
+    mut find: impl FnMut(&str) -> Result<Option<T>, ControlError>,
+) -> Result<(Vec<T>, Vec<Failure>), ControlError> {
     if arns.is_empty() || arns.len() > MAX_DESCRIBE {
         return Err(ControlError::invalid(format!(
-            "serviceDeploymentArns must have between 1 and {MAX_DESCRIBE} items, got {}.",
+            "{member} must have between 1 and {MAX_DESCRIBE} items, got {}.",
             arns.len()
         )));
     }
-    c.read(|tx| {
-        let mut found = Vec::new();
-        let mut failures = Vec::new();
-        for arn in arns {
-            let row = tx.deployment_get(&arn)?;
-            let service = row.as_ref().map(|d| tx.service_by_id(d.service_id)).transpose()?.flatten();
-            match (row, service) {
-                (Some(d), Some(service)) => {
-                    let tasks = render::live_tasks(tx, &service)?;
-                    found.push(render::service_deployment(c, &service, &d, &tasks)?);
-                }
-                _ => failures.push(Failure { arn: Some(arn), reason: Some("MISSING".into()), detail: None }),
-            }
+    let mut found = Vec::new();
+    let mut failures = Vec::new();
+    for arn in arns {
+        match find(&arn)? {
+            Some(item) => found.push(item),
+            None => failures.push(Failure { arn: Some(arn), reason: Some("MISSING".into()), detail: None }),
         }
-        Ok(DescribeServiceDeploymentsResponse { service_deployments: Some(found), failures: Some(failures) })
-    })
+    }
+    Ok((found, failures))
 }
 
 fn deployment_named(tx: &Tx<'_>, arn: &str) -> Result<DeploymentRow, ControlError> {

@@ -18,24 +18,12 @@ pub(crate) fn describe(
     r: DescribeServiceRevisionsRequest,
 ) -> Result<DescribeServiceRevisionsResponse, ControlError> {
     let arns = r.service_revision_arns.unwrap_or_default();
-    let max = super::deployments::MAX_DESCRIBE;
-    if arns.is_empty() || arns.len() > max {
-        return Err(ControlError::invalid(format!(
-            "serviceRevisionArns must have between 1 and {max} items, got {}.",
-            arns.len()
-        )));
-    }
     c.read(|tx| {
-        let mut found = Vec::new();
-        let mut failures = Vec::new();
-        for arn in arns {
-            let row = tx.revision_get(&arn)?;
-            let service = row.as_ref().map(|r| tx.service_by_id(r.service_id)).transpose()?.flatten();
-            match (row, service) {
-                (Some(row), Some(service)) => found.push(revision(c, tx, &service, &row)?),
-                _ => failures.push(Failure { arn: Some(arn), reason: Some("MISSING".into()), detail: None }),
-            }
-        }
+        let (found, failures) = super::deployments::describe_each("serviceRevisionArns", arns, |arn| {
+            let Some(row) = tx.revision_get(arn)? else { return Ok(None) };
+            let Some(service) = tx.service_by_id(row.service_id)? else { return Ok(None) };
+            Ok(Some(revision(c, tx, &service, &row)?))
+        })?;
         Ok(DescribeServiceRevisionsResponse { service_revisions: Some(found), failures: Some(failures) })
     })
 }
