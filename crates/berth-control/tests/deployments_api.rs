@@ -1072,3 +1072,87 @@ async fn update_service_stores_settings_count_and_deploys() {
     let images: Vec<_> = configs.iter().map(|r| r.container_images.clone()).collect();
     assert_eq!(images[0], images[1], "same configuration");
 }
+
+#[tokio::test]
+async fn the_new_operations_are_authorized_on_the_resources_they_name() {
+    let (w, svc) = world("authz").await;
+    let other = w.create_demo_service("authz-other").await;
+    let rev1 = target_revision(&w, &svc).await;
+    let rev2 = new_revision(&w, &svc, "2").await;
+    let mine = insert(&w, &svc, "mine", "IN_PROGRESS", "SCALE_UP", &rev2, Some(&rev1), &Progress::default(), 10.0);
+    let other_rev = target_revision(&w, &other).await;
+    let theirs = insert(&w, &other, "theirs", "IN_PROGRESS", "SCALE_UP", &other_rev, None, &Progress::default(), 10.0);
+    let account = w.control.account_id().to_string();
+    // Allowed on the service `authz`, its deployments and revisions, in the default cluster only.
+    let policy = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":["ecs:ListServiceDeployments","ecs:UpdateService"],"Resource":"{svc}","Condition":{{"StringEquals":{{"ecs:cluster":"arn:aws:ecs:us-east-1:{account}:cluster/default"}}}}}},{{"Effect":"Allow","Action":["ecs:DescribeServiceDeployments","ecs:StopServiceDeployment","ecs:ContinueServiceDeployment"],"Resource":"arn:aws:ecs:us-east-1:{account}:service-deployment/default/authz/*"}},{{"Effect":"Allow","Action":"ecs:DescribeServiceRevisions","Resource":"arn:aws:ecs:us-east-1:{account}:service-revision/default/authz/*"}}]}}"#
+    );
+    let user = common::user_with(&w.control, "deployer", &policy).await;
+    let as_user = |op: Operation| {
+        let control = w.control.clone();
+        let user = user.clone();
+        async move { control.handle_ecs(&user, op).await }
+    };
+    let denied = |r: Result<Output, AwsError>| err(r) == "AccessDeniedException";
+    // (operation on the allowed resource, the same on another one)
+    let pairs: Vec<(Operation, Operation)> = vec![
+        (
+            Operation::ListServiceDeployments(listing("authz")),
+            Operation::ListServiceDeployments(listing("authz-other")),
+        ),
+        (
+            Operation::UpdateService(UpdateServiceRequest { desired_count: Some(1), ..on(&svc) }),
+            Operation::UpdateService(UpdateServiceRequest { desired_count: Some(1), ..on(&other) }),
+        ),
+        (
+            Operation::DescribeServiceDeployments(DescribeServiceDeploymentsRequest {
+                service_deployment_arns: Some(vec![mine.clone()]),
+            }),
+            Operation::DescribeServiceDeployments(DescribeServiceDeploymentsRequest {
+                service_deployment_arns: Some(vec![mine.clone(), theirs.clone()]),
+            }),
+        ),
+        (
+            Operation::DescribeServiceRevisions(DescribeServiceRevisionsRequest {
+                service_revision_arns: Some(vec![rev1.clone()]),
+            }),
+            Operation::DescribeServiceRevisions(DescribeServiceRevisionsRequest {
+                service_revision_arns: Some(vec![other_rev.clone()]),
+            }),
+        ),
+        (
+            Operation::ContinueServiceDeployment(ContinueServiceDeploymentRequest {
+                service_deployment_arn: Some(mine.clone()),
+                hook_id: Some("ecs-pause-none".into()),
+                action: None,
+            }),
+            Operation::ContinueServiceDeployment(ContinueServiceDeploymentRequest {
+                service_deployment_arn: Some(theirs.clone()),
+                hook_id: Some("ecs-pause-none".into()),
+                action: None,
+            }),
+        ),
+        (
+            Operation::StopServiceDeployment(StopServiceDeploymentRequest {
+                service_deployment_arn: Some(mine.clone()),
+                stop_type: None,
+            }),
+            Operation::StopServiceDeployment(StopServiceDeploymentRequest {
+                service_deployment_arn: Some(theirs.clone()),
+                stop_type: None,
+            }),
+        ),
+    ];
+    for (allowed, refused) in pairs {
+        let name = allowed.name();
+        let answer = as_user(allowed).await;
+        // Allowed: answered by the operation itself (Continue's hook is not awaited: its own error).
+        if name == "ContinueServiceDeployment" {
+            assert_eq!(err(answer), "InvalidParameterException", "{name} allowed");
+        } else {
+            assert!(answer.is_ok(), "{name} allowed: {answer:?}");
+        }
+        assert!(denied(as_user(refused).await), "{name} on another resource");
+    }
+    assert_eq!(describe_one(&w, &theirs).await.status, Some(ServiceDeploymentStatus::InProgress), "not stopped");
+}
