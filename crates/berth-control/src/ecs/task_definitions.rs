@@ -673,69 +673,58 @@ fn conflicts(given: [(&str, bool); 6]) -> Result<(), ControlError> {
     }
 }
 
+/// Completes a Create or UpdateExpressGatewayService request (`$t`, both name the members alike) from its
+/// `taskDefinitionArn`, as if the definition's settings had been given; `$neither` is the source when the request
+/// gives neither a definition nor any task-level member.
+macro_rules! from_task_definition {
+    ($c:expr, $r:expr, $t:ident, $neither:expr) => {{
+        let r = $r;
+        let given = [
+            ("primaryContainer", r.primary_container.is_some()),
+            ("executionRoleArn", r.execution_role_arn.is_some()),
+            ("taskRoleArn", r.task_role_arn.is_some()),
+            ("cpu", r.cpu.is_some()),
+            ("memory", r.memory.is_some()),
+            ("cpuArchitecture", r.cpu_architecture.is_some()),
+        ];
+        match r.task_definition_arn.clone() {
+            None if given.iter().any(|(_, set)| *set) => Ok((r, TaskSource::Given)),
+            None => Ok((r, $neither)),
+            Some(arn) => {
+                conflicts(given)?;
+                let p = $c.read(|tx| express_parts(tx, &arn))?;
+                let source = TaskSource::User(UserDefinition { arn: p.arn, task_role_arn: p.task_role_arn.clone() });
+                let r = $t {
+                    primary_container: Some(p.container),
+                    execution_role_arn: Some(p.execution_role_arn),
+                    task_role_arn: p.task_role_arn,
+                    cpu: p.cpu,
+                    memory: p.memory,
+                    cpu_architecture: p.cpu_architecture,
+                    ..r
+                };
+                Ok((r, source))
+            }
+        }
+    }};
+}
+
 /// CreateExpressGatewayService with `taskDefinitionArn`: the request as if the task definition's settings had
 /// been given (so every later check applies to them), and where they came from.
 pub(crate) fn for_create(
     c: &Control,
     r: CreateExpressGatewayServiceRequest,
 ) -> Result<(CreateExpressGatewayServiceRequest, TaskSource), ControlError> {
-    let Some(given) = r.task_definition_arn.clone() else { return Ok((r, TaskSource::Given)) };
-    conflicts([
-        ("primaryContainer", r.primary_container.is_some()),
-        ("executionRoleArn", r.execution_role_arn.is_some()),
-        ("taskRoleArn", r.task_role_arn.is_some()),
-        ("cpu", r.cpu.is_some()),
-        ("memory", r.memory.is_some()),
-        ("cpuArchitecture", r.cpu_architecture.is_some()),
-    ])?;
-    let p = c.read(|tx| express_parts(tx, &given))?;
-    let source = TaskSource::User(UserDefinition { arn: p.arn, task_role_arn: p.task_role_arn.clone() });
-    let r = CreateExpressGatewayServiceRequest {
-        primary_container: Some(p.container),
-        execution_role_arn: Some(p.execution_role_arn),
-        task_role_arn: p.task_role_arn,
-        cpu: p.cpu,
-        memory: p.memory,
-        cpu_architecture: p.cpu_architecture,
-        ..r
-    };
-    Ok((r, source))
+    from_task_definition!(c, r, CreateExpressGatewayServiceRequest, TaskSource::Given)
 }
 
-/// UpdateExpressGatewayService with `taskDefinitionArn`, as [`for_create`].
+/// UpdateExpressGatewayService with `taskDefinitionArn`, as [`for_create`]; an update with neither keeps the
+/// current revision's source.
 pub(crate) fn for_update(
     c: &Control,
     r: UpdateExpressGatewayServiceRequest,
 ) -> Result<(UpdateExpressGatewayServiceRequest, TaskSource), ControlError> {
-    let Some(given) = r.task_definition_arn.clone() else {
-        let given = r.primary_container.is_some()
-            || r.execution_role_arn.is_some()
-            || r.task_role_arn.is_some()
-            || r.cpu.is_some()
-            || r.memory.is_some()
-            || r.cpu_architecture.is_some();
-        return Ok((r, if given { TaskSource::Given } else { TaskSource::Unchanged }));
-    };
-    conflicts([
-        ("primaryContainer", r.primary_container.is_some()),
-        ("executionRoleArn", r.execution_role_arn.is_some()),
-        ("taskRoleArn", r.task_role_arn.is_some()),
-        ("cpu", r.cpu.is_some()),
-        ("memory", r.memory.is_some()),
-        ("cpuArchitecture", r.cpu_architecture.is_some()),
-    ])?;
-    let p = c.read(|tx| express_parts(tx, &given))?;
-    let source = TaskSource::User(UserDefinition { arn: p.arn, task_role_arn: p.task_role_arn.clone() });
-    let r = UpdateExpressGatewayServiceRequest {
-        primary_container: Some(p.container),
-        execution_role_arn: Some(p.execution_role_arn),
-        task_role_arn: p.task_role_arn,
-        cpu: p.cpu,
-        memory: p.memory,
-        cpu_architecture: p.cpu_architecture,
-        ..r
-    };
-    Ok((r, source))
+    from_task_definition!(c, r, UpdateExpressGatewayServiceRequest, TaskSource::Unchanged)
 }
 
 /// What an Express revision takes from a task definition.
