@@ -242,6 +242,11 @@ async fn registration_is_validated_as_ecs_validates_fargate_definitions() {
             Want::Err(ErrorCode::Client, "No Fargate configuration exists for given values: 256 CPU, 4096 memory"),
         ),
         (
+            "0.25 vCPU with 1.5 GB",
+            vec![("/memory".into(), json!("1536"))],
+            Want::Err(ErrorCode::Client, "256 CPU, 1536 memory"),
+        ),
+        (
             "cpu not a number",
             vec![("/cpu".into(), json!("lots"))],
             Want::Err(ErrorCode::InvalidParameter, "Invalid 'cpu' setting for task"),
