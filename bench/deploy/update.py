@@ -44,15 +44,17 @@ sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 from berthlib import DEMO_IMAGE, BerthInstance, Ports, docker, pick_free_ports, unique, wait_for  # noqa: E402
 
 
-def _floor_round():
-    """bench/deploy.py's floor (one `docker run -d` → first 200 on the container IP), loaded by path."""
+def _create_bench():
+    """bench/deploy.py (the create benchmark), loaded by path for its floor: one `docker run -d` → first 200 on
+    the container IP, direct."""
     spec = importlib.util.spec_from_file_location("bench_deploy_create", ROOT / "bench" / "deploy.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.floor_round
+    return module
 
 
-floor_round = _floor_round()
+_create = _create_bench()
+floor_round, remove_floor_containers = _create.floor_round, _create.remove_floor_containers
 
 
 class Loop:
@@ -244,8 +246,7 @@ def main() -> int:
         return 1
     finally:
         berth.cleanup()
-        for row in docker("ps", "-aq", "--filter", "label=berth.bench=floor", check=False).stdout.split():
-            docker("rm", "-f", row, check=False)
+        remove_floor_containers()
 
     med = {k: statistics.median(r[k] for r in rounds) for k in ("first_new", "all_new", "old_gone")}
     git_rev = subprocess.run(

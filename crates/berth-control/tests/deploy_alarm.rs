@@ -237,15 +237,7 @@ async fn deleted_with_the_service() {
     let keep = w.create_demo_service("other").await;
     w.settle().await;
     assert!(w.alarm("web").await.is_some());
-    w.control
-        .handle_ecs(
-            &w.caller,
-            ecs::Operation::DeleteExpressGatewayService(ecs::DeleteExpressGatewayServiceRequest {
-                service_arn: Some(arn),
-            }),
-        )
-        .await
-        .expect("delete");
+    w.delete_service(&arn).await;
     assert!(w.alarm("web").await.is_none(), "the deletion takes the alarm at once");
     w.settle().await;
     assert!(w.alarm("web").await.is_none(), "and nothing puts it back");
@@ -324,18 +316,8 @@ async fn a_deletion_the_role_may_not_complete_keeps_the_alarm_until_it_may() {
         ecs::CreateExpressGatewayServiceRequest { infrastructure_role_arn: Some(role), ..common::named("web") };
     let arn = w.create_service(request).await.expect("create").service_arn.expect("arn");
     w.settle().await;
-    let out = w
-        .control
-        .handle_ecs(
-            &w.caller,
-            ecs::Operation::DeleteExpressGatewayService(ecs::DeleteExpressGatewayServiceRequest {
-                service_arn: Some(arn),
-            }),
-        )
-        .await
-        .expect("delete");
-    let ecs::Output::DeleteExpressGatewayService(out) = out else { panic!("output") };
-    let reason = out.service.and_then(|s| s.status).and_then(|s| s.status_reason).unwrap_or_default();
+    let out = w.delete_service(&arn).await;
+    let reason = out.status.and_then(|s| s.status_reason).unwrap_or_default();
     assert!(reason.contains("cloudwatch:DeleteAlarms"), "{reason}");
     w.settle().await;
     assert!(w.alarm("web").await.is_some(), "kept while the role may not delete it");
