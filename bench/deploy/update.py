@@ -8,6 +8,8 @@ endpoint (a new TLS connection per request, berth's CA verified), reading `x-dem
   first new       the call → the first response from the new version        (client clock)
   100% new        the call → the first response after which every response is the new version (the loop keeps
                   running 2 s after the old tasks are gone, so "every" is checked, not assumed)
+  new share       of the 200s between "first new" and "100% new", the share from the new version (the canary's
+                  share as the client saw it)
   old tasks gone  the call → every task that ran before the call is STOPPED (ecs DescribeTasks) and its container
                   is gone from `docker ps`
 
@@ -164,6 +166,9 @@ def update_round(berth: BerthInstance, svc: dict, version: str, args) -> dict:
         raise RuntimeError(f"{version}: no steady new version (first {t_first}, all {t_all}); last responses {tail}")
     during = [r for r in results if r[0] >= t0]
     failed = [r for r in during if r[1] != 200]
+    # Between the first new response and 100%: the canary's share, as the client saw it.
+    mixed = [r for r in during if t_first <= r[0] < t_all and r[1] == 200]
+    share = sum(1 for r in mixed if r[2] == version) / len(mixed) if mixed else None
     svc["version"] = version
     return {
         "version": version,
@@ -172,6 +177,8 @@ def update_round(berth: BerthInstance, svc: dict, version: str, args) -> dict:
         "first_new": t_first - t0,
         "all_new": t_all - t0,
         "old_gone": t_gone - t0,
+        "canary_share": share,
+        "canary_requests": len(mixed),
         "requests": len(during),
         "failed": len(failed),
         "deployment": deployment_status(berth, arn),
@@ -185,6 +192,12 @@ def machine() -> str:
         f"{platform.system()} {platform.release()}, {os.cpu_count()} cpus, Docker {docker_version}, "
         f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
     )
+
+
+def share(r: dict) -> str:
+    if r["canary_share"] is None:
+        return "-"
+    return f"{r['canary_share'] * 100:.1f}% of {r['canary_requests']}"
 
 
 def ms(x: float) -> str:
@@ -236,7 +249,8 @@ def main() -> int:
             floor = f"floor {ms(floors[-1])}   " if floors else ""
             print(
                 f"round {i}: {floor}first new {ms(r['first_new'])}, 100% new {ms(r['all_new'])}, "
-                f"old tasks gone {ms(r['old_gone'])} (call {ms(r['call'])}; {r['requests']} requests, "
+                f"old tasks gone {ms(r['old_gone'])} (call {ms(r['call'])}; new share before 100% {share(r)}; "
+                f"{r['requests']} requests, "
                 f"{r['failed']} failed; deployment {r['deployment']})",
                 flush=True,
             )
@@ -260,16 +274,16 @@ def main() -> int:
         f"`{binary}`, drain_timeout_secs {args.drain}, request loop pause {args.pause} s.",
         f"Machine at start: {before}. At end: {machine()}.",
         "",
-        "| round | first new | 100% new | old tasks gone | requests | failed | deployment |",
-        "|---|---:|---:|---:|---:|---:|---|",
+        "| round | first new | 100% new | old tasks gone | new share before 100% | requests | failed | deployment |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for i, r in enumerate(rounds, 1):
         lines.append(
-            f"| {i} | {ms(r['first_new'])} | {ms(r['all_new'])} | {ms(r['old_gone'])} | {r['requests']} "
+            f"| {i} | {ms(r['first_new'])} | {ms(r['all_new'])} | {ms(r['old_gone'])} | {share(r)} | {r['requests']} "
             f"| {r['failed']} | {r['deployment'] or '-'} |"
         )
     lines.append(
-        f"| **median** | {ms(med['first_new'])} | {ms(med['all_new'])} | **{ms(med['old_gone'])}** | | | |"
+        f"| **median** | {ms(med['first_new'])} | {ms(med['all_new'])} | **{ms(med['old_gone'])}** | | | | |"
     )
     if floors:
         f = statistics.median(floors)
