@@ -124,6 +124,7 @@ pub(crate) fn create(
         }
         let scaling = config.config.scaling_target.clone().unwrap_or_default();
         let policy = crate::express::scaling::provision(c, tx, &row, &scaling, &mut journal, t)?;
+        crate::express::deploy_alarm::ensure(c, tx, &row, &mut journal)?;
         // Everything above is undone if the infrastructure role may not do all of it.
         journal::authorize(c, tx, infra, &journal, Purpose::Create)?;
         tx.tags_put(&arn, &tags)?;
