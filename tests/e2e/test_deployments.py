@@ -52,7 +52,7 @@ from berthlib import (
 from elblib import elbv2, forward, free_priority, service_resources, wait_version
 from traffic import Traffic, Window
 
-CANARY_PERCENT = 5
+CANARY_PERCENT = 5  # berth's default, AWS's value
 CANARY_BAKE_SECS = 40
 BAKE_SECS = 15
 # How long new tasks may take to start and pass their health checks (berth checks a new target at once).
@@ -80,33 +80,15 @@ MARGIN = 2.0
 # ---------------------------------------------------------------------------------------------- the instance
 
 
-class DeployBerth(BerthInstance):
-    """A berth whose `[deploy]` table also sets the canary percentage and the bakes (BerthInstance writes the
-    table; this adds the knobs to a copy of its config and starts berth with that copy)."""
-
-    deploy_lines = [
-        f"canary_percent = {CANARY_PERCENT}",
-        f"canary_bake_secs = {CANARY_BAKE_SECS}",
-        f"bake_secs = {BAKE_SECS}",
-    ]
-
-    def common_flags(self) -> list[str]:
-        path = self.data_dir / "berth-deployments.toml"
-        if not path.exists():
-            keys = tuple(line.split("=")[0] for line in self.deploy_lines)
-            lines = [line for line in self.config_path.read_text().splitlines() if not line.startswith(keys)]
-            at = lines.index("[deploy]") + 1
-            path.write_text("\n".join(lines[:at] + self.deploy_lines + lines[at:]) + "\n")
-        return ["--data-dir", str(self.data_dir), "--config", str(path)]
-
-
 @pytest.fixture(scope="module")
 def berth(demo_image):
     """This module's own berth (short bakes); overrides the session's."""
     api, https, http_, internal = pick_free_ports(4)
-    instance = DeployBerth(
+    instance = BerthInstance(
         binary=Path(os.environ.get("BERTH_BINARY", ROOT / "target" / "release" / "berth")),
         ports=Ports(api=api, https=https, http=http_, internal=internal),
+        canary_bake_secs=CANARY_BAKE_SECS,
+        bake_secs=BAKE_SECS,
     )
     try:
         instance.start()
