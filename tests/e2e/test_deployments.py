@@ -339,7 +339,12 @@ def events_since(berth, svc: Svc, since_epoch: float) -> list[str]:
 
 
 def context(traffic: Traffic, watch: Watch) -> str:
-    return f"\ntraffic per 5 s:\n{traffic.timeline()}\ndeployment as polled:\n{watch.describe()}"
+    """What a failure message needs: the traffic per 5 s, the deployment as polled, and this module's berth log
+    (conftest's failure hook shows the session's berth, not this one)."""
+    return (
+        f"\ntraffic per 5 s:\n{traffic.timeline()}\ndeployment as polled:\n{watch.describe()}"
+        f"\nberth log tail:\n{traffic.berth.log_tail(30)}"
+    )
 
 
 def no_failures(traffic: Traffic, what: str) -> None:
