@@ -10,8 +10,8 @@ endpoint (a new TLS connection per request, berth's CA verified), reading `x-dem
                   running 2 s after the old tasks are gone, so "every" is checked, not assumed)
   new share       of the 200s between "first new" and "100% new", the share from the new version (the canary's
                   share as the client saw it)
-  old tasks gone  the call → every task that ran before the call is STOPPED (ecs DescribeTasks) and its container
-                  is gone from `docker ps`
+  old tasks gone  the call → every container of the tasks that ran before the call is gone from `docker ps`
+                  (polled every 20 ms), confirmed by DescribeTasks showing them STOPPED
 
 Floor (the same run, interleaved): `docker run -d` of the same image → its first 200 on the container's IP,
 direct (bench/deploy.py's `floor_round`). Prints medians, the ratio "old tasks gone" / floor (target ≤ 2× with
@@ -149,14 +149,17 @@ def update_round(berth: BerthInstance, svc: dict, version: str, args) -> dict:
         t_call = time.monotonic() - t0
 
         def old_gone() -> float | None:
+            # `docker ps` first (one cheap call): the API is asked only once the containers are gone, so the
+            # poll's own cost stays small next to what it measures.
+            if containers_of(old_tasks):
+                return None
+            at = time.monotonic()
             tasks = berth.describe_tasks(old_tasks)
             if any(t.get("lastStatus") != "STOPPED" for t in tasks):
                 return None
-            if containers_of(old_tasks):
-                return None
-            return time.monotonic()
+            return at
 
-        t_gone = wait_for(f"{name}'s old tasks to be gone", old_gone, budget, interval=0.1)
+        t_gone = wait_for(f"{name}'s old tasks to be gone", old_gone, budget, interval=0.02)
         time.sleep(2.0)  # the loop keeps reading: 100% must still hold after the old tasks are gone
         results = loop.snapshot()
     t_first = next((t for t, s, v in results if t >= t0 and s == 200 and v == version), None)
