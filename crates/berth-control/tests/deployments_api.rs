@@ -45,21 +45,11 @@ fn service_id(w: &Harness, arn: &str) -> i64 {
     store(w).tx(|t| Ok::<_, berth_store::StoreError>(t.service_by_arn(arn)?.expect("service").id)).expect("id")
 }
 
-/// The service's target revision now.
+/// The service's target revision now (the revision its newest deployment heads to).
 async fn target_revision(w: &Harness, arn: &str) -> String {
-    let Ok(Output::DescribeExpressGatewayService(d)) = call(
-        w,
-        Operation::DescribeExpressGatewayService(DescribeExpressGatewayServiceRequest {
-            service_arn: Some(arn.into()),
-            ..Default::default()
-        }),
-    )
-    .await
-    else {
-        panic!("describe")
-    };
-    let configs = d.service.expect("service").active_configurations.unwrap_or_default();
-    configs.last().and_then(|c| c.service_revision_arn.clone()).expect("revision")
+    store(w)
+        .tx(|t| Ok::<_, berth_store::StoreError>(t.service_by_arn(arn)?.expect("service").target_revision))
+        .expect("target")
 }
 
 /// A second revision of the service (a new environment variable), as UpdateExpressGatewayService records it.
