@@ -1039,6 +1039,12 @@ async fn update_service_stores_settings_count_and_deploys() {
         "InvalidParameterException",
         "an unknown rule"
     );
+    // The service is LINEAR now: a test rule is BLUE_GREEN's only.
+    assert_eq!(
+        err(update(&w, UpdateServiceRequest { load_balancers: Some(with_rule(&test_rule)), ..on("store") }).await),
+        "InvalidParameterException",
+        "a test rule without BLUE_GREEN"
+    );
     let s = update(
         &w,
         UpdateServiceRequest { load_balancers: Some(with_rule(&test_rule)), ..configured("store", blue_green.clone()) },

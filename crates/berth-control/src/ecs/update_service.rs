@@ -61,8 +61,9 @@ pub(crate) fn update(
         if let Some(lbs) = &r.load_balancers {
             settings.test_listener_rule = test_listener_rule(tx, &service, lbs)?;
         }
-        if let Some(strategy) = settings.configuration.as_ref().and_then(|c| c.strategy)
-            && strategy != DeploymentStrategy::BlueGreen
+        // Express services deploy CANARY unless UpdateService set another strategy.
+        let strategy = settings.configuration.as_ref().and_then(|c| c.strategy).unwrap_or(DeploymentStrategy::Canary);
+        if strategy != DeploymentStrategy::BlueGreen
             && settings.test_listener_rule.is_some()
             && r.load_balancers.is_some()
         {
