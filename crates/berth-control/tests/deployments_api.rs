@@ -912,6 +912,11 @@ async fn update_service_validates_deployment_configuration_as_ecs_does() {
             UpdateServiceRequest { platform_version: Some("1.4.0".into()), ..on("upd") },
             "InvalidParameterException",
         ),
+        (
+            "an unknown task definition",
+            UpdateServiceRequest { task_definition: Some("no-such-family:1".into()), ..on("upd") },
+            "ClientException",
+        ),
         ("an unknown service", on("nope"), "ServiceNotFoundException"),
         (
             "an unknown cluster",
