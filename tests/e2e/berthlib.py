@@ -201,6 +201,10 @@ class BerthInstance:
     binary: Path
     ports: Ports
     drain_timeout_secs: int = 5
+    # Deployment bakes (`[deploy] canary_bake_secs / bake_secs`): 0 so suites that only update run at full
+    # speed; deployment tests set their own.
+    canary_bake_secs: int = 0
+    bake_secs: int = 0
     # Short, so the 504 test does not wait a minute; no demo request comes near it.
     proxy_request_timeout_secs: int = 8
     data_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="berth-e2e-")))
@@ -279,6 +283,8 @@ class BerthInstance:
                     *self.extra_proxy_config,
                     "[deploy]",
                     f"drain_timeout_secs = {self.drain_timeout_secs}",
+                    f"canary_bake_secs = {self.canary_bake_secs}",
+                    f"bake_secs = {self.bake_secs}",
                     "[metrics]",
                     f'listen = "127.0.0.1:{self.metrics_ports[0]}"',
                     "[task_endpoint]",

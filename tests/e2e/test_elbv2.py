@@ -365,7 +365,9 @@ def test_a_user_rule_follows_the_live_group_across_a_deployment(berth, two_servi
         wait_version(berth, domain, "A2", timeout=10)
         after = client.describe_rules(RuleArns=[rule["RuleArn"]])["Rules"][0]
         groups = after["Actions"][0]["ForwardConfig"]["TargetGroups"]
-        assert [g["TargetGroupArn"] for g in groups] == [a["idle"]], "the rule now names the new live group"
+        # Every rule forwarding to the service follows the deployment's weights: all to the new live group.
+        weights = {g["TargetGroupArn"]: g["Weight"] for g in groups}
+        assert weights == {a["live"]: 0, a["idle"]: 100}, "the rule now sends everything to the new live group"
         flipped = service_resources(client, endpoint_a)
         assert (flipped["live"], flipped["idle"]) == (a["idle"], a["live"])
     finally:

@@ -66,6 +66,20 @@ pub struct Progress {
     pub triggered_alarms: Vec<String>,
     /// Set once the deployment rolls back (or is stopped).
     pub rollback: Option<RollbackInfo>,
+    /// Tasks whose failure was counted (so a failure counts once across passes and restarts).
+    pub counted_failures: Vec<String>,
+    /// Failures of the source revision's tasks while rolling back (past the threshold: ROLLBACK_FAILED).
+    pub source_failures: u32,
+    /// User pause hooks of the current stage (or shift step) that have finished.
+    pub stage_hooks_done: u32,
+    /// The open hook is a bake shown as a pause hook (its clock is `baked_secs`), not a user's hook.
+    pub bake: bool,
+    /// Seconds of the canary / linear step bakes and of the final bake (berth keeps seconds; the config shows
+    /// minutes rounded up). `None`: the configuration's minutes.
+    pub step_bake_secs: Option<f64>,
+    pub final_bake_secs: Option<f64>,
+    /// Seconds of bakes the server was not up to watch (not counted).
+    pub unwatched_secs: f64,
 }
 
 /// One lifecycle hook occurrence (ECS's `DeploymentLifecycleHookDetail`).

@@ -31,8 +31,8 @@ impl Names {
     pub fn service_revision(&self, cluster: &str, service: &str, id: u64) -> String {
         self.ecs(&format!("service-revision/{cluster}/{service}/{id:019}"))
     }
-    pub fn deployment(&self, cluster: &str, service: &str, revision_arn: &str) -> String {
-        let id = revision_arn.rsplit('/').next().unwrap_or(revision_arn);
+    /// A service deployment's ARN from its id (random, ECS-style: `rollout::begin` makes one).
+    pub fn deployment(&self, cluster: &str, service: &str, id: &str) -> String {
         self.ecs(&format!("service-deployment/{cluster}/{service}/{id}"))
     }
     pub fn task(&self, cluster: &str, id: &str) -> String {

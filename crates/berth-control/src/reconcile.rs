@@ -275,6 +275,7 @@ impl Control {
 
     fn plan_services(&self, tx: &Tx<'_>, t: f64, effects: &mut Effects) -> Result<(), ControlError> {
         crate::express::placement::adopt_unplaced(self, tx, t)?;
+        crate::express::deploy_alarm::adopt(self, tx)?;
         let all_tasks = tx.tasks_not_stopped()?;
         let groups = crate::elbv2::revision_groups(tx)?;
         let (proxies_version, health) = {
@@ -318,6 +319,7 @@ impl Control {
                         wanted: task.desired_status == TaskStatus::Running,
                         last_status: task.last_status,
                         health: health.get(&task.id).map(|h| h.health),
+                        started_at: task.started_at,
                         in_flight: health.get(&task.id).map(|h| h.in_flight).unwrap_or(0),
                         stopping_at: task.stopping_at,
                         drain_version: task.drain_version,
@@ -338,13 +340,27 @@ impl Control {
                     false => self.config.drain_timeout.as_secs_f64(),
                 },
                 start_not_before: not_before,
+                deployment: None,
             };
+            let mut input = input;
+            // The unfinished deployment, if any, plans the service (its stage machine).
+            let current = match service.status {
+                ServiceStatus::Active => tx.deployment_current(service.id)?,
+                _ => None,
+            };
+            if let Some(d) = &current {
+                input.deployment = Some(crate::rollout::input(self, tx, &service, d)?);
+            }
             let actions = plan::plan(&input);
             if actions.is_empty() {
                 self.note_steady_state(tx, &service, &input, t)?;
                 continue;
             }
             tracing::debug!(service = %service.arn, ?actions, "plan");
+            if let (Some(d), Some(di)) = (current, &input.deployment) {
+                // The deployment's decisions are written first (then acted on, in this transaction).
+                crate::rollout::record(self, tx, &mut service, d, &di.state, &actions, t)?;
+            }
             self.apply(tx, &mut service, actions, t, effects)?;
         }
         Ok(())
@@ -393,8 +409,13 @@ impl Control {
                         ),
                         DrainReason::ScaleIn => "Scaling activity initiated by (service scale-in)".into(),
                         DrainReason::ServiceDeleted => "Service deleted".into(),
+                        DrainReason::Unhealthy => "Task failed ELB health checks".into(),
                     });
                     tx.task_update(&row)?;
+                    if reason == DrainReason::Unhealthy {
+                        let msg = format!("(service {}) (task {}) failed ELB health checks.", service.name, row.id);
+                        tx.event_add(service.id, t, &msg)?;
+                    }
                     draining += 1;
                 }
                 Action::Stop { task } => {
@@ -433,6 +454,8 @@ impl Control {
                     service_changed = true;
                     tx.certificate_delete(&service.endpoint_host)?;
                 }
+                // A deployment's decisions: written and acted on by `rollout::record`.
+                _ => {}
             }
         }
         if draining > 0 {
@@ -456,6 +479,7 @@ impl Control {
         t: f64,
     ) -> Result<(), ControlError> {
         let steady = service.status == ServiceStatus::Active
+            && input.deployment.is_none()
             && service.live_revision.as_deref() == Some(service.target_revision.as_str())
             && input.tasks.len() == service.desired_count as usize
             && input.tasks.iter().all(|task| {

@@ -241,6 +241,7 @@ fn planner_cases() {
                         H::Healthy => Some(TargetHealth::Healthy),
                         H::Unhealthy => Some(TargetHealth::Unhealthy),
                     },
+                    started_at: Some(0.0),
                     in_flight,
                     stopping_at: since,
                     drain_version: dv,
@@ -251,6 +252,7 @@ fn planner_cases() {
             now: case.now,
             drain_timeout: 30.0,
             start_not_before: case.not_before,
+            deployment: None,
         };
         let mut got = plan(&input);
         let mut want = case.want.clone();

@@ -506,6 +506,68 @@ pub(crate) fn shift_weights(actions: &mut [Action], live: &str, idle: &str) -> b
     changed
 }
 
+/// Sets a service's two groups' weights in a rule's forwards: `target_percent` of the service's traffic to
+/// `target`, the rest to `source`. A forward naming only one of them gains the other; a forward over the two
+/// alone gets [`crate::plan::alb_weights`] exactly (5% is 95/5, 0.5% 995/5, 0 and 100 exactly 100/0); a forward
+/// that also names other groups keeps their weights and splits the service's share (rounded). Forwards naming
+/// neither group are left alone. Returns whether anything changed.
+pub(crate) fn set_group_weights(actions: &mut [Action], source: &str, target: &str, target_percent: f64) -> bool {
+    let mut changed = false;
+    for a in actions.iter_mut() {
+        if a.forward_config.as_ref().and_then(|f| f.target_groups.as_ref()).is_none() {
+            // The single-group form: only when it names one of ours does it become a weighted forward.
+            let Some(g) = a.target_group_arn.clone().filter(|g| g == source || g == target) else { continue };
+            a.forward_config = Some(berth_model::elbv2::ForwardActionConfig {
+                target_groups: Some(vec![berth_model::elbv2::TargetGroupTuple {
+                    target_group_arn: Some(g),
+                    weight: Some(1),
+                }]),
+                target_group_stickiness_config: None,
+            });
+        }
+        let Some(tuples) = a.forward_config.as_mut().and_then(|f| f.target_groups.as_mut()) else { continue };
+        let ours = |t: &berth_model::elbv2::TargetGroupTuple| matches!(t.target_group_arn.as_deref(), Some(g) if g == source || g == target);
+        if !tuples.iter().any(ours) {
+            continue;
+        }
+        let share: i32 = tuples.iter().filter(|t| ours(t)).map(|t| t.weight.unwrap_or(1)).sum();
+        let others = tuples.iter().any(|t| !ours(t));
+        let (ws, wt) = if others {
+            let wt = (f64::from(share) * target_percent.clamp(0.0, 100.0) / 100.0).round() as i32;
+            (share - wt, wt)
+        } else {
+            crate::plan::alb_weights(target_percent)
+        };
+        let before = tuples.clone();
+        let (mut seen_s, mut seen_t) = (false, false);
+        for t in tuples.iter_mut() {
+            if t.target_group_arn.as_deref() == Some(source) {
+                t.weight = Some(ws);
+                seen_s = true;
+            } else if t.target_group_arn.as_deref() == Some(target) {
+                t.weight = Some(wt);
+                seen_t = true;
+            }
+        }
+        for (seen, g, w) in [(seen_s, source, ws), (seen_t, target, wt)] {
+            if !seen {
+                tuples.push(berth_model::elbv2::TargetGroupTuple {
+                    target_group_arn: Some(g.to_string()),
+                    weight: Some(w),
+                });
+            }
+        }
+        if *tuples != before {
+            changed = true;
+        }
+        if a.target_group_arn.is_some() {
+            a.target_group_arn = None;
+            changed = true;
+        }
+    }
+    changed
+}
+
 /// Removes `groups` from a rule's forwards. Returns `None` when the forward is left with no group (the rule
 /// must go), else whether anything changed.
 pub(crate) fn strip_groups(actions: &mut [Action], groups: &[String]) -> Option<bool> {
@@ -635,6 +697,43 @@ mod tests {
         // A fixed response is left alone.
         let mut fixed = vec![Action { r#type: Some(ActionTypeEnum::FixedResponse), ..Default::default() }];
         assert!(!shift_weights(&mut fixed, "B", "A"));
+    }
+
+    #[test]
+    fn set_group_weights_table() {
+        // (actions before, target percent, weights after, changed); source "A", target "B".
+        let cases: Vec<(Action, f64, Weights, bool)> = vec![
+            (fwd(&[("A", 100), ("B", 0)]), 5.0, vec![("A".into(), 95), ("B".into(), 5)], true),
+            (fwd(&[("A", 95), ("B", 5)]), 100.0, vec![("A".into(), 0), ("B".into(), 100)], true),
+            (fwd(&[("A", 0), ("B", 100)]), 0.0, vec![("A".into(), 100), ("B".into(), 0)], true),
+            (fwd(&[("A", 100), ("B", 0)]), 0.0, vec![("A".into(), 100), ("B".into(), 0)], false),
+            // Fractions map exactly onto ALB's 0-999.
+            (fwd(&[("A", 100), ("B", 0)]), 0.5, vec![("A".into(), 995), ("B".into(), 5)], true),
+            (fwd(&[("A", 100), ("B", 0)]), 12.5, vec![("A".into(), 875), ("B".into(), 125)], true),
+            (fwd(&[("A", 100), ("B", 0)]), 33.3, vec![("A".into(), 667), ("B".into(), 333)], true),
+            // A user's rule naming only the source gains the target.
+            (fwd(&[("A", 1)]), 10.0, vec![("A".into(), 90), ("B".into(), 10)], true),
+            // Order kept: the target first stays first.
+            (fwd(&[("B", 100), ("A", 0)]), 5.0, vec![("B".into(), 5), ("A".into(), 95)], true),
+            // A split with another service keeps the other's weight; the service's share is split.
+            (fwd(&[("A", 50), ("X", 50)]), 20.0, vec![("A".into(), 40), ("X".into(), 50), ("B".into(), 10)], true),
+            // Not ours: untouched.
+            (fwd(&[("X", 1)]), 50.0, vec![("X".into(), 1)], false),
+        ];
+        for (before, pct, want, changed) in cases {
+            let mut actions = vec![before.clone()];
+            assert_eq!(set_group_weights(&mut actions, "A", "B", pct), changed, "{before:?} {pct}");
+            assert_eq!(weights(&actions[0]), want, "{before:?} {pct}");
+        }
+        // The single-group form becomes a weighted forward.
+        let mut single = vec![Action {
+            r#type: Some(ActionTypeEnum::Forward),
+            target_group_arn: Some("A".into()),
+            ..Default::default()
+        }];
+        assert!(set_group_weights(&mut single, "A", "B", 5.0));
+        assert_eq!(weights(&single[0]), vec![("A".to_string(), 95), ("B".to_string(), 5)]);
+        assert_eq!(single[0].target_group_arn, None);
     }
 
     #[test]

@@ -291,6 +291,49 @@ pub(crate) fn shift_service(tx: &Tx<'_>, service_id: i64, revision: &str) -> Res
     Ok(changed)
 }
 
+/// Sets the production weights of a service's revisions: `target_percent` to `target_group`, the rest to
+/// `source_group`, on every rule that forwards to either (the Express rule and users' rules alike), except
+/// `skip` (BLUE_GREEN's test listener rule, which follows the test weights). Returns whether a rule changed.
+pub(crate) fn set_weights(
+    tx: &Tx<'_>,
+    source_group: &str,
+    target_group: &str,
+    target_percent: f64,
+    skip: Option<&str>,
+) -> Result<bool, ControlError> {
+    let mut changed = false;
+    for mut rule in tx.rules_all()? {
+        if Some(rule.arn.as_str()) == skip {
+            continue;
+        }
+        let mut actions: Vec<Action> = parse(&rule.actions, "rule actions")?;
+        if rules::set_group_weights(&mut actions, source_group, target_group, target_percent) {
+            rule.actions = json(&actions)?;
+            tx.rule_update(&rule)?;
+            changed = true;
+        }
+    }
+    Ok(changed)
+}
+
+/// Sets one rule's weights (BLUE_GREEN's test listener rule): `target_percent` to `target_group`.
+pub(crate) fn set_rule_weights(
+    tx: &Tx<'_>,
+    rule_arn: &str,
+    source_group: &str,
+    target_group: &str,
+    target_percent: f64,
+) -> Result<bool, ControlError> {
+    let Some(mut rule) = tx.rule_get(rule_arn)? else { return Ok(false) };
+    let mut actions: Vec<Action> = parse(&rule.actions, "rule actions")?;
+    if !rules::set_group_weights(&mut actions, source_group, target_group, target_percent) {
+        return Ok(false);
+    }
+    rule.actions = json(&actions)?;
+    tx.rule_update(&rule)?;
+    Ok(true)
+}
+
 /// A deleted service leaves its load balancer: its rule and certificate go, other rules stop forwarding to
 /// its groups (a rule left with nothing to forward to is deleted), and a load balancer with no service left
 /// is deleted with its listeners. The groups stay (their tasks drain) until [`retire_groups`]. What it does as

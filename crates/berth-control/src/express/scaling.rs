@@ -42,11 +42,15 @@ pub(crate) fn policy_name(service: &str, metric: aas::MetricType) -> String {
     format!("{service}{}", metric.as_str())
 }
 
-/// `app/<lb>/<id>/targetgroup/<tg>/<id>` of the service's first target group (ALBRequestCountPerTarget).
+/// `app/<lb>/<id>/targetgroup/<tg>/<id>` of the target group the service's live revision serves from
+/// (ALBRequestCountPerTarget); it changes when a deployment moves the service to its other group
+/// ([`follow_live_group`]).
 fn resource_label(tx: &Tx<'_>, service: &ServiceRow) -> Result<Option<String>, ControlError> {
     let Some(p) = tx.placement_get(service.id)? else { return Ok(None) };
+    let revision = service.live_revision.as_deref().unwrap_or(&service.target_revision);
+    let group = tx.revision_group(revision)?.unwrap_or(p.group_a);
     let lb = p.load_balancer_arn.split_once(":loadbalancer/").map(|(_, s)| s.to_string());
-    let tg = p.group_a.rsplit_once(':').map(|(_, s)| s.to_string());
+    let tg = group.rsplit_once(':').map(|(_, s)| s.to_string());
     Ok(lb.zip(tg).map(|(lb, tg)| format!("{lb}/{tg}")))
 }
 
@@ -129,6 +133,38 @@ pub(crate) fn provision(
         journal.act("cloudwatch:DeleteAlarms", &autoscaling::alarms::arn(c, name), tags.clone());
     }
     Ok((policy.arn, dropped))
+}
+
+/// Re-puts the service's ALBRequestCountPerTarget policies whose resource label names a group the service no
+/// longer serves from (after a deployment moved it to its other group), keeping every other setting; their
+/// alarms follow through the autoscaling pass, the replaced ones are queued for deletion.
+pub(crate) fn follow_live_group(c: &Control, tx: &Tx<'_>, service: &ServiceRow, t: f64) -> Result<(), ControlError> {
+    let Some(label) = resource_label(tx, service)? else { return Ok(()) };
+    let rid = resource_id(service);
+    for p in tx.scaling_policies(autoscaling::NAMESPACE, Some(&rid))? {
+        let Ok(mut config) = serde_json::from_str::<aas::TargetTrackingScalingPolicyConfiguration>(&p.config) else {
+            continue;
+        };
+        let Some(spec) = config.predefined_metric_specification.as_mut() else { continue };
+        if spec.predefined_metric_type != Some(aas::MetricType::ALBRequestCountPerTarget)
+            || spec.resource_label.as_deref() == Some(label.as_str())
+        {
+            continue;
+        }
+        spec.resource_label = Some(label.clone());
+        let put = aas::PutScalingPolicyRequest {
+            policy_name: Some(p.name.clone()),
+            service_namespace: Some(aas::ServiceNamespace::Ecs),
+            resource_id: Some(rid.clone()),
+            scalable_dimension: Some(aas::ScalableDimension::EcsServiceDesiredCount),
+            policy_type: Some(aas::PolicyType::TargetTrackingScaling),
+            target_tracking_scaling_policy_configuration: Some(config),
+            ..Default::default()
+        };
+        let (_, gone) = api::put_policy_in(c, tx, &put, t)?;
+        autoscaling::queue_alarm_deletion(tx, &gone)?;
+    }
+    Ok(())
 }
 
 /// After the command's transaction: the alarms go to CloudWatch (the autoscaling pass retries what fails).
