@@ -952,8 +952,28 @@ async fn update_service_stores_settings_count_and_deploys() {
         ..Default::default()
     };
     let s = update(&w, configured("store", linear.clone())).await.expect("linear");
-    assert_eq!(s.deployment_configuration, Some(linear.clone()));
-    assert_eq!(describe_service(&w, "store").await.deployment_configuration, Some(linear.clone()));
+    // What was given, with the rollout's defaults filled in (rolling bounds, the breaker, the deployment alarm).
+    let expected = DeploymentConfiguration {
+        deployment_circuit_breaker: Some(DeploymentCircuitBreaker {
+            enable: Some(true),
+            rollback: Some(true),
+            reset_on_healthy_task: Some(true),
+            threshold_configuration: Some(ThresholdConfiguration {
+                r#type: Some(ThresholdType::BoundedPercent),
+                value: Some(50),
+            }),
+        }),
+        maximum_percent: Some(200),
+        minimum_healthy_percent: Some(100),
+        alarms: Some(DeploymentAlarms {
+            alarm_names: Some(vec!["default-store-deployment-rollback".into()]),
+            rollback: Some(true),
+            enable: Some(true),
+        }),
+        ..linear.clone()
+    };
+    assert_eq!(s.deployment_configuration, Some(expected.clone()));
+    assert_eq!(describe_service(&w, "store").await.deployment_configuration, Some(expected));
     // A configuration without a strategy keeps the service's.
     let s = update(
         &w,

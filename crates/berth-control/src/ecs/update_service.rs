@@ -55,7 +55,7 @@ pub(crate) fn update(
             None => Settings::default(),
         };
         if let Some(config) = r.deployment_configuration.clone() {
-            let current = render::effective_configuration(c, tx, &service)?;
+            let current = crate::rollout::effective(c, &service, &settings).config;
             settings.configuration = Some(validate_configuration(tx, config, &current)?);
         }
         if let Some(lbs) = &r.load_balancers {
