@@ -1177,3 +1177,37 @@ async fn the_new_operations_are_authorized_on_the_resources_they_name() {
     }
     assert_eq!(describe_one(&w, &theirs).await.status, Some(ServiceDeploymentStatus::InProgress), "not stopped");
 }
+
+#[tokio::test]
+async fn update_service_deploys_a_task_definition_given_by_family() {
+    let (w, svc) = world("bytd").await;
+    let definition = serde_json::json!({
+        "family": "bytd-own",
+        "requiresCompatibilities": ["FARGATE"],
+        "networkMode": "awsvpc",
+        "cpu": "256",
+        "memory": "512",
+        "executionRoleArn": w.role_arn("exec"),
+        "containerDefinitions": [{
+            "name": "Main",
+            "image": "berth-demo:latest",
+            "essential": true,
+            "portMappings": [{"containerPort": 8080, "name": "web", "protocol": "tcp"}]
+        }]
+    });
+    let request: RegisterTaskDefinitionRequest = serde_json::from_value(definition).expect("request");
+    let Ok(Output::RegisterTaskDefinition(registered)) = call(&w, Operation::RegisterTaskDefinition(request)).await
+    else {
+        panic!("register")
+    };
+    let td = registered.task_definition.and_then(|t| t.task_definition_arn).expect("arn");
+    let before = target_revision(&w, &svc).await;
+    // By family (the latest revision) and by family:revision: the Express update path records a revision on it.
+    for given in ["bytd-own", "bytd-own:1"] {
+        update(&w, UpdateServiceRequest { task_definition: Some(given.into()), ..on("bytd") }).await.expect(given);
+        let now = target_revision(&w, &svc).await;
+        assert_ne!(now, before, "{given}");
+        let revision = revisions(&w, vec![now]).await.expect("revision").service_revisions.unwrap_or_default();
+        assert_eq!(revision[0].task_definition.as_deref(), Some(td.as_str()), "{given}");
+    }
+}
