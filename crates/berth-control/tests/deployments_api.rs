@@ -734,6 +734,9 @@ async fn update_service_validates_deployment_configuration_as_ecs_does() {
         ..Default::default()
     };
     let strategy = |s: S| DeploymentConfiguration { strategy: Some(s), ..Default::default() };
+    let canary_hooks = |hooks: Vec<DeploymentLifecycleHook>| {
+        configured("upd", DeploymentConfiguration { lifecycle_hooks: Some(hooks), ..strategy(S::Canary) })
+    };
     let lambda = DeploymentLifecycleHook {
         target_type: Some(DeploymentLifecycleHookTargetType::AwsLambda),
         hook_target_arn: Some("arn:aws:lambda:us-east-1:123456789012:function:f".into()),
@@ -856,35 +859,13 @@ async fn update_service_validates_deployment_configuration_as_ecs_does() {
         ),
         (
             "a pause at PRODUCTION_TRAFFIC_SHIFT",
-            configured(
-                "upd",
-                DeploymentConfiguration {
-                    lifecycle_hooks: Some(vec![pause(vec![H::ProductionTrafficShift], None)]),
-                    ..strategy(S::Canary)
-                },
-            ),
+            canary_hooks(vec![pause(vec![H::ProductionTrafficShift], None)]),
             "InvalidParameterException",
         ),
-        (
-            "a pause timeout of 0",
-            configured(
-                "upd",
-                DeploymentConfiguration {
-                    lifecycle_hooks: Some(vec![pause(vec![H::PostScaleUp], Some(0))]),
-                    ..strategy(S::Canary)
-                },
-            ),
-            "InvalidParameterException",
-        ),
+        ("a pause timeout of 0", canary_hooks(vec![pause(vec![H::PostScaleUp], Some(0))]), "InvalidParameterException"),
         (
             "a pause timeout beyond two weeks",
-            configured(
-                "upd",
-                DeploymentConfiguration {
-                    lifecycle_hooks: Some(vec![pause(vec![H::PostScaleUp], Some(20161))]),
-                    ..strategy(S::Canary)
-                },
-            ),
+            canary_hooks(vec![pause(vec![H::PostScaleUp], Some(20161))]),
             "InvalidParameterException",
         ),
         (
