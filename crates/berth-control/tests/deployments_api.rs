@@ -1192,3 +1192,56 @@ async fn update_service_deploys_a_task_definition_given_by_family() {
         assert_eq!(revision[0].task_definition.as_deref(), Some(td.as_str()), "{given}");
     }
 }
+
+#[tokio::test]
+async fn a_deleted_service_s_revision_shows_its_resources_going_and_gone() {
+    let (w, svc) = world("gone").await;
+    w.settle().await;
+    let rev = target_revision(&w, &svc).await;
+    let managed = |r: DescribeServiceRevisionsResponse| {
+        r.service_revisions
+            .unwrap_or_default()
+            .into_iter()
+            .next()
+            .and_then(|r| r.ecs_managed_resources)
+            .expect("managed")
+    };
+    let before = managed(revisions(&w, vec![rev.clone()]).await.expect("before"));
+    let rule = before.ingress_paths.as_ref().and_then(|p| p[0].rule.as_ref()).and_then(|r| r.arn.clone());
+    call(
+        &w,
+        Operation::DeleteExpressGatewayService(DeleteExpressGatewayServiceRequest { service_arn: Some(svc.clone()) }),
+    )
+    .await
+    .expect("delete");
+    // DRAINING: off its load balancer at once (no rule, load balancer, listener or certificate of its own left to
+    // show), the rest going.
+    assert!(rule.is_some());
+    let draining = managed(revisions(&w, vec![rev.clone()]).await.expect("draining"));
+    let path = draining.ingress_paths.unwrap_or_default().into_iter().next().expect("path");
+    assert_eq!((path.rule, path.load_balancer, path.listener), (None, None, None), "released from the load balancer");
+    assert_eq!(path.target_groups.unwrap_or_default()[0].status, Some(ManagedResourceStatus::Deprovisioning));
+    let groups = draining.service_security_groups.unwrap_or_default();
+    assert!(!groups.is_empty());
+    assert!(groups.iter().all(|g| g.status == Some(ManagedResourceStatus::Deprovisioning)), "{groups:?}");
+    // INACTIVE: the target groups are deleted with their record of the revision (left out), the service's own
+    // security group is DELETED, the scaling target and its policies are gone; the log group stays.
+    for _ in 0..5 {
+        w.settle().await;
+    }
+    let gone = managed(revisions(&w, vec![rev.clone()]).await.expect("gone"));
+    let path = gone.ingress_paths.unwrap_or_default().into_iter().next().expect("path");
+    assert_eq!(path.target_groups, None);
+    let scaling = gone.auto_scaling.expect("scaling");
+    assert_eq!(scaling.scalable_target, None);
+    assert_eq!(scaling.application_auto_scaling_policies, Some(vec![]));
+    let groups = gone.service_security_groups.clone().unwrap_or_default();
+    assert!(!groups.is_empty());
+    assert!(
+        gone.service_security_groups
+            .unwrap_or_default()
+            .iter()
+            .all(|g| g.status == Some(ManagedResourceStatus::Deleted))
+    );
+    assert_eq!(gone.log_groups.unwrap_or_default()[0].status, Some(ManagedResourceStatus::Active));
+}
