@@ -45,21 +45,11 @@ fn service_id(w: &Harness, arn: &str) -> i64 {
     store(w).tx(|t| Ok::<_, berth_store::StoreError>(t.service_by_arn(arn)?.expect("service").id)).expect("id")
 }
 
-/// The service's target revision now.
+/// The service's target revision now (the revision its newest deployment heads to).
 async fn target_revision(w: &Harness, arn: &str) -> String {
-    let Ok(Output::DescribeExpressGatewayService(d)) = call(
-        w,
-        Operation::DescribeExpressGatewayService(DescribeExpressGatewayServiceRequest {
-            service_arn: Some(arn.into()),
-            ..Default::default()
-        }),
-    )
-    .await
-    else {
-        panic!("describe")
-    };
-    let configs = d.service.expect("service").active_configurations.unwrap_or_default();
-    configs.last().and_then(|c| c.service_revision_arn.clone()).expect("revision")
+    store(w)
+        .tx(|t| Ok::<_, berth_store::StoreError>(t.service_by_arn(arn)?.expect("service").target_revision))
+        .expect("target")
 }
 
 /// A second revision of the service (a new environment variable), as UpdateExpressGatewayService records it.
@@ -744,6 +734,9 @@ async fn update_service_validates_deployment_configuration_as_ecs_does() {
         ..Default::default()
     };
     let strategy = |s: S| DeploymentConfiguration { strategy: Some(s), ..Default::default() };
+    let canary_hooks = |hooks: Vec<DeploymentLifecycleHook>| {
+        configured("upd", DeploymentConfiguration { lifecycle_hooks: Some(hooks), ..strategy(S::Canary) })
+    };
     let lambda = DeploymentLifecycleHook {
         target_type: Some(DeploymentLifecycleHookTargetType::AwsLambda),
         hook_target_arn: Some("arn:aws:lambda:us-east-1:123456789012:function:f".into()),
@@ -866,35 +859,13 @@ async fn update_service_validates_deployment_configuration_as_ecs_does() {
         ),
         (
             "a pause at PRODUCTION_TRAFFIC_SHIFT",
-            configured(
-                "upd",
-                DeploymentConfiguration {
-                    lifecycle_hooks: Some(vec![pause(vec![H::ProductionTrafficShift], None)]),
-                    ..strategy(S::Canary)
-                },
-            ),
+            canary_hooks(vec![pause(vec![H::ProductionTrafficShift], None)]),
             "InvalidParameterException",
         ),
-        (
-            "a pause timeout of 0",
-            configured(
-                "upd",
-                DeploymentConfiguration {
-                    lifecycle_hooks: Some(vec![pause(vec![H::PostScaleUp], Some(0))]),
-                    ..strategy(S::Canary)
-                },
-            ),
-            "InvalidParameterException",
-        ),
+        ("a pause timeout of 0", canary_hooks(vec![pause(vec![H::PostScaleUp], Some(0))]), "InvalidParameterException"),
         (
             "a pause timeout beyond two weeks",
-            configured(
-                "upd",
-                DeploymentConfiguration {
-                    lifecycle_hooks: Some(vec![pause(vec![H::PostScaleUp], Some(20161))]),
-                    ..strategy(S::Canary)
-                },
-            ),
+            canary_hooks(vec![pause(vec![H::PostScaleUp], Some(20161))]),
             "InvalidParameterException",
         ),
         (
@@ -921,6 +892,11 @@ async fn update_service_validates_deployment_configuration_as_ecs_does() {
             "a member Express does not take",
             UpdateServiceRequest { platform_version: Some("1.4.0".into()), ..on("upd") },
             "InvalidParameterException",
+        ),
+        (
+            "an unknown task definition",
+            UpdateServiceRequest { task_definition: Some("no-such-family:1".into()), ..on("upd") },
+            "ClientException",
         ),
         ("an unknown service", on("nope"), "ServiceNotFoundException"),
         (
@@ -957,8 +933,28 @@ async fn update_service_stores_settings_count_and_deploys() {
         ..Default::default()
     };
     let s = update(&w, configured("store", linear.clone())).await.expect("linear");
-    assert_eq!(s.deployment_configuration, Some(linear.clone()));
-    assert_eq!(describe_service(&w, "store").await.deployment_configuration, Some(linear.clone()));
+    // What was given, with the rollout's defaults filled in (rolling bounds, the breaker, the deployment alarm).
+    let expected = DeploymentConfiguration {
+        deployment_circuit_breaker: Some(DeploymentCircuitBreaker {
+            enable: Some(true),
+            rollback: Some(true),
+            reset_on_healthy_task: Some(true),
+            threshold_configuration: Some(ThresholdConfiguration {
+                r#type: Some(ThresholdType::BoundedPercent),
+                value: Some(50),
+            }),
+        }),
+        maximum_percent: Some(200),
+        minimum_healthy_percent: Some(100),
+        alarms: Some(DeploymentAlarms {
+            alarm_names: Some(vec!["default-store-deployment-rollback".into()]),
+            rollback: Some(true),
+            enable: Some(true),
+        }),
+        ..linear.clone()
+    };
+    assert_eq!(s.deployment_configuration, Some(expected.clone()));
+    assert_eq!(describe_service(&w, "store").await.deployment_configuration, Some(expected));
     // A configuration without a strategy keeps the service's.
     let s = update(
         &w,
@@ -1048,6 +1044,12 @@ async fn update_service_stores_settings_count_and_deploys() {
         .await),
         "InvalidParameterException",
         "an unknown rule"
+    );
+    // The service is LINEAR now: a test rule is BLUE_GREEN's only.
+    assert_eq!(
+        err(update(&w, UpdateServiceRequest { load_balancers: Some(with_rule(&test_rule)), ..on("store") }).await),
+        "InvalidParameterException",
+        "a test rule without BLUE_GREEN"
     );
     let s = update(
         &w,
@@ -1155,4 +1157,91 @@ async fn the_new_operations_are_authorized_on_the_resources_they_name() {
         assert!(denied(as_user(refused).await), "{name} on another resource");
     }
     assert_eq!(describe_one(&w, &theirs).await.status, Some(ServiceDeploymentStatus::InProgress), "not stopped");
+}
+
+#[tokio::test]
+async fn update_service_deploys_a_task_definition_given_by_family() {
+    let (w, svc) = world("bytd").await;
+    let definition = serde_json::json!({
+        "family": "bytd-own",
+        "requiresCompatibilities": ["FARGATE"],
+        "networkMode": "awsvpc",
+        "cpu": "256",
+        "memory": "512",
+        "executionRoleArn": w.role_arn("exec"),
+        "containerDefinitions": [{
+            "name": "Main",
+            "image": "berth-demo:latest",
+            "essential": true,
+            "portMappings": [{"containerPort": 8080, "name": "web", "protocol": "tcp"}]
+        }]
+    });
+    let request: RegisterTaskDefinitionRequest = serde_json::from_value(definition).expect("request");
+    let Ok(Output::RegisterTaskDefinition(registered)) = call(&w, Operation::RegisterTaskDefinition(request)).await
+    else {
+        panic!("register")
+    };
+    let td = registered.task_definition.and_then(|t| t.task_definition_arn).expect("arn");
+    let before = target_revision(&w, &svc).await;
+    // By family (the latest revision) and by family:revision: the Express update path records a revision on it.
+    for given in ["bytd-own", "bytd-own:1"] {
+        update(&w, UpdateServiceRequest { task_definition: Some(given.into()), ..on("bytd") }).await.expect(given);
+        let now = target_revision(&w, &svc).await;
+        assert_ne!(now, before, "{given}");
+        let revision = revisions(&w, vec![now]).await.expect("revision").service_revisions.unwrap_or_default();
+        assert_eq!(revision[0].task_definition.as_deref(), Some(td.as_str()), "{given}");
+    }
+}
+
+#[tokio::test]
+async fn a_deleted_service_s_revision_shows_its_resources_going_and_gone() {
+    let (w, svc) = world("gone").await;
+    w.settle().await;
+    let rev = target_revision(&w, &svc).await;
+    let managed = |r: DescribeServiceRevisionsResponse| {
+        r.service_revisions
+            .unwrap_or_default()
+            .into_iter()
+            .next()
+            .and_then(|r| r.ecs_managed_resources)
+            .expect("managed")
+    };
+    let before = managed(revisions(&w, vec![rev.clone()]).await.expect("before"));
+    let rule = before.ingress_paths.as_ref().and_then(|p| p[0].rule.as_ref()).and_then(|r| r.arn.clone());
+    call(
+        &w,
+        Operation::DeleteExpressGatewayService(DeleteExpressGatewayServiceRequest { service_arn: Some(svc.clone()) }),
+    )
+    .await
+    .expect("delete");
+    // DRAINING: off its load balancer at once (no rule, load balancer, listener or certificate of its own left to
+    // show), the rest going.
+    assert!(rule.is_some());
+    let draining = managed(revisions(&w, vec![rev.clone()]).await.expect("draining"));
+    let path = draining.ingress_paths.unwrap_or_default().into_iter().next().expect("path");
+    assert_eq!((path.rule, path.load_balancer, path.listener), (None, None, None), "released from the load balancer");
+    assert_eq!(path.target_groups.unwrap_or_default()[0].status, Some(ManagedResourceStatus::Deprovisioning));
+    let groups = draining.service_security_groups.unwrap_or_default();
+    assert!(!groups.is_empty());
+    assert!(groups.iter().all(|g| g.status == Some(ManagedResourceStatus::Deprovisioning)), "{groups:?}");
+    // INACTIVE: the target groups are deleted with their record of the revision (left out), the service's own
+    // security group is DELETED, the scaling target and its policies are gone; the log group stays.
+    for _ in 0..5 {
+        w.settle().await;
+    }
+    let gone = managed(revisions(&w, vec![rev.clone()]).await.expect("gone"));
+    let path = gone.ingress_paths.unwrap_or_default().into_iter().next().expect("path");
+    assert_eq!(path.target_groups, None);
+    let scaling = gone.auto_scaling.expect("scaling");
+    assert_eq!(scaling.scalable_target, None);
+    assert_eq!(scaling.application_auto_scaling_policies, Some(vec![]));
+    let groups = gone.service_security_groups.clone().unwrap_or_default();
+    assert!(!groups.is_empty());
+    assert!(
+        gone.service_security_groups
+            .unwrap_or_default()
+            .iter()
+            .all(|g| g.status == Some(ManagedResourceStatus::Deleted))
+    );
+    assert_eq!(gone.log_groups.unwrap_or_default()[0].status, Some(ManagedResourceStatus::Active));
 }

@@ -137,9 +137,8 @@ pub(crate) fn service(c: &Control, tx: &Tx<'_>, row: &ServiceRow, with_tags: boo
         deployments: Some(deployments),
         current_service_deployment: newest.as_ref().map(|d| d.arn.clone()),
         current_service_revisions: Some(current_revisions(row, &live, heading_to.as_deref())),
-        deployment_configuration: Some(
-            settings.configuration.clone().unwrap_or_else(|| express_default_configuration(c, row)),
-        ),
+        // What the next deployment follows: the settings with every default filled in, as the rollout fills them.
+        deployment_configuration: Some(crate::rollout::effective(c, row, &settings).config),
         events: Some(
             tx.events(row.id)?
                 .into_iter()
@@ -560,48 +559,6 @@ pub(crate) fn service_deployment(
             triggered_alarm_names: Some(p.triggered_alarms.clone()),
         }),
     })
-}
-
-/// The deployment configuration Express deployments follow when the service's settings give none: CANARY with
-/// the server's canary percentage and bakes (whole minutes, as the model has them), the service's deployment
-/// alarm and the circuit breaker, both with rollback.
-pub(crate) fn express_default_configuration(c: &Control, service: &ServiceRow) -> DeploymentConfiguration {
-    let d = c.config.deploy;
-    let minutes = |secs: u64| i32::try_from(secs.div_ceil(60)).unwrap_or(i32::MAX);
-    DeploymentConfiguration {
-        deployment_circuit_breaker: Some(DeploymentCircuitBreaker {
-            enable: Some(true),
-            rollback: Some(true),
-            ..Default::default()
-        }),
-        maximum_percent: Some(200),
-        minimum_healthy_percent: Some(100),
-        alarms: Some(DeploymentAlarms {
-            alarm_names: Some(vec![crate::express::deploy_alarm::alarm_name(service)]),
-            rollback: Some(true),
-            enable: Some(true),
-        }),
-        strategy: Some(DeploymentStrategy::Canary),
-        bake_time_in_minutes: Some(minutes(d.bake_secs)),
-        canary_configuration: Some(CanaryConfiguration {
-            canary_percent: Some(d.canary_percent),
-            canary_bake_time_in_minutes: Some(minutes(d.canary_bake_secs)),
-        }),
-        ..Default::default()
-    }
-}
-
-/// The service's effective deployment settings: what UpdateService stored, else the Express defaults.
-pub(crate) fn effective_configuration(
-    c: &Control,
-    tx: &Tx<'_>,
-    service: &ServiceRow,
-) -> Result<DeploymentConfiguration, ControlError> {
-    let stored = match tx.deployment_settings_get(service.id)? {
-        Some(json) => Settings::parse(&json).map_err(|e| corrupt("deployment settings", e))?.configuration,
-        None => None,
-    };
-    Ok(stored.unwrap_or_else(|| express_default_configuration(c, service)))
 }
 
 /// The revisions that serve production traffic by a service's newest deployment, oldest first: while it runs,

@@ -1,7 +1,9 @@
 //! DescribeServiceRevisions: a revision's workload and, for Express services, `ecsManagedResources` (ingress
 //! path, scaling, alarms, security groups, log groups) with their ARNs and statuses. Every resource is read
 //! from its own service's rows (ELBv2, Application Auto Scaling, CloudWatch, EC2, Logs) as they are now: one
-//! that is gone shows `DELETED`, one of a service being deleted `DEPROVISIONING`.
+//! that is gone shows `DELETED`, one of a service being deleted `DEPROVISIONING`; what only the service's placement
+//! links to the revision (load balancer, listener, certificate, rule, a deleted target group) is left out once that
+//! link is gone.
 
 use berth_core::status::ServiceStatus;
 use berth_model::Timestamp;

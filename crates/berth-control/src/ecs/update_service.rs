@@ -39,7 +39,7 @@ pub(crate) fn update(
     let t = now();
     // Validated and stored in one transaction; the previous settings and count are kept to restore them if the
     // deployment below is refused.
-    let (service, previous) = c.tx(|tx| {
+    let (service, previous, task_definition) = c.tx(|tx| {
         let mut service = super::deployments::service_named(tx, r.cluster.as_deref(), &given)?;
         if service.status != ServiceStatus::Active {
             return Err(ControlError::code(
@@ -55,14 +55,15 @@ pub(crate) fn update(
             None => Settings::default(),
         };
         if let Some(config) = r.deployment_configuration.clone() {
-            let current = render::effective_configuration(c, tx, &service)?;
+            let current = crate::rollout::effective(c, &service, &settings).config;
             settings.configuration = Some(validate_configuration(tx, config, &current)?);
         }
         if let Some(lbs) = &r.load_balancers {
             settings.test_listener_rule = test_listener_rule(tx, &service, lbs)?;
         }
-        if let Some(strategy) = settings.configuration.as_ref().and_then(|c| c.strategy)
-            && strategy != DeploymentStrategy::BlueGreen
+        // Express services deploy CANARY unless UpdateService set another strategy.
+        let strategy = settings.configuration.as_ref().and_then(|c| c.strategy).unwrap_or(DeploymentStrategy::Canary);
+        if strategy != DeploymentStrategy::BlueGreen
             && settings.test_listener_rule.is_some()
             && r.load_balancers.is_some()
         {
@@ -84,14 +85,15 @@ pub(crate) fn update(
             service.updated_at = t;
             tx.service_update(&service)?;
         }
+        let task_definition = r.task_definition.as_deref().map(|given| task_definition_arn(tx, given)).transpose()?;
         tx.deployment_settings_put(service.id, &settings.to_json())?;
-        Ok((service, (before, count)))
+        Ok((service, (before, count), task_definition))
     })?;
-    let deploys = r.force_new_deployment == Some(true) || r.task_definition.is_some();
+    let deploys = r.force_new_deployment == Some(true) || task_definition.is_some();
     if deploys {
         let request = UpdateExpressGatewayServiceRequest {
             service_arn: Some(service.arn.clone()),
-            task_definition_arn: r.task_definition.clone(),
+            task_definition_arn: task_definition,
             ..Default::default()
         };
         if let Err(e) = super::express::update(c, caller, request) {
@@ -116,6 +118,23 @@ pub(crate) fn update(
         render::service(c, tx, &row, false)
     })?;
     Ok(UpdateServiceResponse { service: Some(rendered) })
+}
+
+/// `taskDefinition` as UpdateService takes it (`family`, `family:revision` or an ARN), as the ARN
+/// UpdateExpressGatewayService's `taskDefinitionArn` takes; ClientException when there is none.
+fn task_definition_arn(tx: &Tx<'_>, given: &str) -> Result<String, ControlError> {
+    let not_found = || ControlError::code(ErrorCode::Client, format!("TaskDefinition not found: {given}."));
+    if given.starts_with("arn:") {
+        return Ok(tx.task_definition_get(given)?.ok_or_else(not_found)?.arn);
+    }
+    let row = match given.rsplit_once(':') {
+        Some((family, revision)) => {
+            let revision: i64 = revision.parse().map_err(|_| not_found())?;
+            tx.task_definition_by_family(family, Some(revision))?
+        }
+        None => tx.task_definition_by_family(given, None)?,
+    };
+    Ok(row.ok_or_else(not_found)?.arn)
 }
 
 /// Refuses every member an Express service does not take through UpdateService, by its wire name.
