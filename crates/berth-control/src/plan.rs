@@ -793,8 +793,7 @@ impl Machine<'_> {
     /// At a stage that user pause hooks may hold: opens the next one. Returns whether all are done.
     fn user_hooks_done(&mut self) -> bool {
         let stage = self.st.stage.clone();
-        let hooks: Vec<PauseHook> =
-            self.d.config.hooks.iter().filter(|h| h.stages.iter().any(|s| *s == stage)).cloned().collect();
+        let hooks: Vec<PauseHook> = self.d.config.hooks.iter().filter(|h| h.stages.contains(&stage)).cloned().collect();
         let done = self.st.progress.stage_hooks_done as usize;
         if self.st.progress.hook.is_some() {
             return false;

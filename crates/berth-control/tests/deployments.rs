@@ -12,7 +12,7 @@ use berth_model::cloudwatch as cw;
 use berth_model::ecs::*;
 use berth_model::elbv2::{self as elb, Operation as E};
 use berth_routes::{Condition, RouteTable, RuleAction, TargetHealth};
-use berth_store::{DeploymentRow, ServiceRow, Store};
+use berth_store::{DeploymentRow, ServiceRow, Store, Tx};
 
 mod common;
 
@@ -41,25 +41,24 @@ impl Harness {
         Store::open(&self.dir.join("berth.db")).expect("store")
     }
 
+    /// One transaction on the server's store (a second connection, as another process would open it).
+    fn db<T>(&self, f: impl FnOnce(&Tx<'_>) -> berth_store::Result<T>) -> T {
+        self.store().tx(f).expect("store")
+    }
+
     fn service(&self, arn: &str) -> ServiceRow {
-        self.store().tx(|tx| Ok::<_, berth_store::StoreError>(tx.service_by_arn(arn)?)).expect("read").expect("service")
+        self.db(|tx| tx.service_by_arn(arn)).expect("service")
     }
 
     /// The service's deployments, newest first.
     fn deployments(&self, arn: &str) -> Vec<DeploymentRow> {
         let id = self.service(arn).id;
-        self.store().tx(|tx| Ok::<_, berth_store::StoreError>(tx.deployments_of(id)?)).expect("read")
+        self.db(|tx| tx.deployments_of(id))
     }
 
     fn events(&self, arn: &str) -> Vec<String> {
         let id = self.service(arn).id;
-        let mut e: Vec<String> = self
-            .store()
-            .tx(|tx| Ok::<_, berth_store::StoreError>(tx.events(id)?))
-            .expect("read")
-            .into_iter()
-            .map(|e| e.2)
-            .collect();
+        let mut e: Vec<String> = self.db(|tx| tx.events(id)).into_iter().map(|e| e.2).collect();
         e.reverse();
         e
     }
@@ -71,14 +70,12 @@ impl Harness {
         let mut p = Progress::parse(&d.progress).expect("progress");
         f(&mut d, &mut p);
         d.progress = p.to_json();
-        self.store().tx(|tx| Ok::<_, berth_store::StoreError>(tx.deployment_update(&d)?)).expect("write");
+        self.db(|tx| tx.deployment_update(&d));
     }
 
     fn put_settings(&self, arn: &str, s: &Settings) {
         let id = self.service(arn).id;
-        self.store()
-            .tx(|tx| Ok::<_, berth_store::StoreError>(tx.deployment_settings_put(id, &s.to_json())?))
-            .expect("write");
+        self.db(|tx| tx.deployment_settings_put(id, &s.to_json()));
     }
 
     async fn create(&self, name: &str) -> String {
@@ -120,20 +117,9 @@ impl Harness {
     /// A user's rule for `host` forwarding to the service's live group.
     async fn user_rule(&self, arn: &str, host: &str) -> String {
         let service = self.service(arn);
-        let p = self
-            .store()
-            .tx(|tx| Ok::<_, berth_store::StoreError>(tx.placement_get(service.id)?))
-            .expect("read")
-            .expect("placement");
-        let live = self
-            .store()
-            .tx(|tx| {
-                Ok::<_, berth_store::StoreError>(
-                    tx.revision_group(service.live_revision.as_deref().unwrap_or_default())?,
-                )
-            })
-            .expect("read")
-            .expect("group");
+        let p = self.db(|tx| tx.placement_get(service.id)).expect("placement");
+        let live =
+            self.db(|tx| tx.revision_group(service.live_revision.as_deref().unwrap_or_default())).expect("group");
         let listener = self.https_listener(&p.load_balancer_arn).await;
         let out = self
             .elb(E::CreateRule(elb::CreateRuleInput {
@@ -364,9 +350,7 @@ async fn a_new_update_supersedes_a_canary_in_flight() {
     let d = w.deployments(&arn).remove(0);
     assert_eq!(d.status, "IN_PROGRESS");
     let revisions: std::collections::BTreeSet<String> = w
-        .store()
-        .tx(|tx| Ok::<_, berth_store::StoreError>(tx.tasks_not_stopped()?))
-        .expect("read")
+        .db(|tx| tx.tasks_not_stopped())
         .into_iter()
         .filter(|t| t.desired_status == berth_core::status::TaskStatus::Running)
         .filter_map(|t| t.revision_arn)
