@@ -877,10 +877,8 @@ impl Machine<'_> {
                     return false;
                 }
                 if self.d.source.is_none() {
-                    // A first deployment: nothing to shift from, nothing to bake against.
-                    if !rolling && self.st.progress.target_weight < 100.0 {
-                        self.push(Action::SetWeights { target_percent: 100.0 });
-                    }
+                    // A first deployment: nothing to shift from (its group already has the rules' weight),
+                    // nothing to bake against.
                     self.enter(stage::CLEAN_UP);
                 } else if rolling {
                     self.enter(stage::BAKE_TIME);

@@ -22,22 +22,9 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("base services", &["cloudwatch", "ec2", "logs", "iam"]),
     ("credentials", &["credentials"]),
     ("sealing", &["sealed_credentials"]),
-    (
-        "foundation",
-        &[
-            "authz",
-            "config",
-            "deployment",
-            "error",
-            "health",
-            "names",
-            "paging",
-            "plan",
-            "revisions",
-            "routes",
-            "token",
-        ],
-    ),
+    ("foundation", &["authz", "config", "error", "health", "names", "paging", "plan", "revisions", "routes", "token"]),
+    // A deployment's words (settings, progress, defaults): the planner and the configuration speak them.
+    ("deployment words", &["deployment"]),
 ];
 
 /// Files that decide without state: no `Control`, no store transaction, no driver, no lock, no async (row and
