@@ -105,6 +105,12 @@ def floor_round() -> float:
         docker("rm", "-f", cid, check=False)
 
 
+def remove_floor_containers() -> None:
+    """Removes what a failed `floor_round` may have left."""
+    for row in docker("ps", "-aq", "--filter", "label=berth.bench=floor", check=False).stdout.split():
+        docker("rm", "-f", row, check=False)
+
+
 def stats(xs: list[float]) -> dict[str, float]:
     return {"median": statistics.median(xs), "min": min(xs), "max": max(xs)}
 
@@ -145,8 +151,7 @@ def main() -> int:
         return 1
     finally:
         berth.cleanup()
-        for row in docker("ps", "-aq", "--filter", "label=berth.bench=floor", check=False).stdout.split():
-            docker("rm", "-f", row, check=False)
+        remove_floor_containers()
 
     b, f = stats(berth_times), stats(floor_times)
     ratio = b["median"] / f["median"]

@@ -36,3 +36,15 @@ http {
 }
 CONF
 }
+
+# Prints the Python a benchmark runs with: $BERTH_PYTHON, else the repository's .venv, else the one
+# scripts/ensure-python.sh prepares. Run from the repository root.
+bench_python() {
+    if [ -n "${BERTH_PYTHON:-}" ]; then
+        echo "$BERTH_PYTHON"
+    elif [ -x "$PWD/.venv/bin/python" ]; then
+        echo "$PWD/.venv/bin/python"
+    else
+        echo "$(scripts/ensure-python.sh | tail -n 1)/bin/python"
+    fi
+}

@@ -5,12 +5,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 export BERTH_BINARY="${BERTH_BINARY:-$ROOT/target/release/berth}"
-PY="${BERTH_PYTHON:-}"
-if [ -z "$PY" ]; then
-    if [ -x "$ROOT/.venv/bin/python" ]; then
-        PY="$ROOT/.venv/bin/python"
-    else
-        PY="$(scripts/ensure-python.sh | tail -n 1)/bin/python"
-    fi
-fi
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+PY="$(bench_python)"
 exec "$PY" bench/scaling/reaction.py "$@"

@@ -275,6 +275,7 @@ impl Control {
 
     fn plan_services(&self, tx: &Tx<'_>, t: f64, effects: &mut Effects) -> Result<(), ControlError> {
         crate::express::placement::adopt_unplaced(self, tx, t)?;
+        crate::express::deploy_alarm::adopt(self, tx)?;
         let all_tasks = tx.tasks_not_stopped()?;
         let groups = crate::elbv2::revision_groups(tx)?;
         let (proxies_version, health) = {

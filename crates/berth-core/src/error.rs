@@ -43,6 +43,10 @@ pub enum ErrorCode {
     PlatformUnknown,
     PlatformTaskDefinitionIncompatibility,
     LimitExceeded,
+    /// ECS's `ConflictException` (StopServiceDeployment on a deployment that has finished).
+    Conflict,
+    /// ECS's `ServiceDeploymentNotFoundException`.
+    ServiceDeploymentNotFound,
     // Query and EC2 protocols (form-encoded requests, XML responses).
     /// A Query request violates the model (missing required member, wrong type).
     ValidationError,
@@ -210,6 +214,8 @@ impl ErrorCode {
             PlatformUnknown => "PlatformUnknownException",
             PlatformTaskDefinitionIncompatibility => "PlatformTaskDefinitionIncompatibilityException",
             LimitExceeded => "LimitExceededException",
+            Conflict => "ConflictException",
+            ServiceDeploymentNotFound => "ServiceDeploymentNotFoundException",
             ValidationError => "ValidationError",
             InvalidAction => "InvalidAction",
             MissingAction => "MissingAction",
@@ -336,6 +342,8 @@ impl ErrorCode {
             | PlatformUnknown
             | PlatformTaskDefinitionIncompatibility
             | LimitExceeded
+            | Conflict
+            | ServiceDeploymentNotFound
             | RequestExpired => 400,
             SignatureDoesNotMatch | InvalidClientTokenId | MissingAuthenticationToken => 403,
             RequestEntityTooLarge => 413,

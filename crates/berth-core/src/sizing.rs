@@ -76,10 +76,17 @@ pub fn validate(cpu: Option<&str>, memory: Option<&str>) -> Result<TaskSize, Aws
             ))
         })?,
     };
-    if memory < min || memory > max || (memory - min) % step != 0 {
+    // 0.25 vCPU takes 0.5, 1 or 2 GB: the one row whose values are not an even series (1536 is not valid).
+    let off_series = cpu == 256 && memory == 1536;
+    if memory < min || memory > max || (memory - min) % step != 0 || off_series {
+        let valid = if cpu == 256 {
+            "between 512 and 2048 MiB: 512, 1024 or 2048".to_string()
+        } else {
+            format!("between {min} and {max} MiB in increments of {step} MiB")
+        };
         return Err(AwsError::invalid_parameter(format!(
             "No Fargate configuration exists for given values: cpu {cpu}, memory {memory}. \
-             With cpu {cpu}, memory must be between {min} and {max} MiB in increments of {step} MiB."
+             With cpu {cpu}, memory must be {valid}."
         )));
     }
     Ok(TaskSize { cpu, memory_mib: memory })
@@ -119,6 +126,7 @@ mod tests {
             (Some("300"), Some("512")),
             (Some("256"), Some("4096")),
             (Some("512"), Some("1536")),
+            (Some("256"), Some("1536")),
             (Some("8192"), Some("18432")),
             (Some("lots"), None),
             (Some("256"), Some("-1")),
@@ -133,7 +141,9 @@ mod tests {
     #[test]
     fn error_says_what_is_valid() {
         let e = validate(Some("256"), Some("4096")).expect_err("invalid");
-        assert!(e.message.contains("between 512 and 2048"), "{}", e.message);
+        assert!(e.message.contains("between 512 and 2048 MiB: 512, 1024 or 2048"), "{}", e.message);
+        let e = validate(Some("512"), Some("8192")).expect_err("invalid");
+        assert!(e.message.contains("between 1024 and 4096 MiB in increments of 1024"), "{}", e.message);
     }
 
     #[test]

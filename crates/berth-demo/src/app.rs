@@ -1,5 +1,6 @@
 //! The demo's endpoints.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::http::{Request, Response};
@@ -16,8 +17,46 @@ pub struct Identity {
     pub hostname: String,
 }
 
+/// `DEMO_FAIL_RATE`: the share of requests to `/` answered 500, spread evenly (the k-th request fails when
+/// `floor(k × rate)` grows, so 0.05 fails exactly every 20th, never two in a row), counted across connections.
+/// Kept in millionths so the spread is exact for rates such as 0.05 or 0.1.
+#[derive(Debug, Default)]
+pub struct FailRate {
+    per_million: u64,
+    seen: AtomicU64,
+}
+
+impl FailRate {
+    /// Parses a rate from 0.0 to 1.0 (`0.05`, `1`, `0`); anything else is an error naming the value.
+    pub fn parse(value: &str) -> Result<FailRate, String> {
+        let rate: f64 = value
+            .trim()
+            .parse()
+            .map_err(|_| format!("DEMO_FAIL_RATE must be a number from 0.0 to 1.0, got {value:?}"))?;
+        if !rate.is_finite() || !(0.0..=1.0).contains(&rate) {
+            return Err(format!("DEMO_FAIL_RATE must be from 0.0 to 1.0, got {value:?}"));
+        }
+        Ok(FailRate { per_million: (rate * 1_000_000.0).round() as u64, seen: AtomicU64::new(0) })
+    }
+
+    /// The rate in millionths.
+    pub fn per_million(&self) -> u64 {
+        self.per_million
+    }
+
+    /// Counts one request and says whether it fails.
+    pub fn next_fails(&self) -> bool {
+        if self.per_million == 0 {
+            return false;
+        }
+        let k = u128::from(self.seen.fetch_add(1, Ordering::Relaxed)) + 1;
+        let rate = u128::from(self.per_million);
+        k * rate / 1_000_000 > (k - 1) * rate / 1_000_000
+    }
+}
+
 /// Answers one request. Sleeps and CPU burns happen on the calling (per-connection) thread.
-pub fn handle(req: &Request, id: &Identity) -> Response {
+pub fn handle(req: &Request, id: &Identity, fail: &FailRate) -> Response {
     if req.method != "GET" && req.method != "HEAD" {
         let known =
             matches!(req.path.as_str(), "/" | "/ping" | "/sleep" | "/cpu" | "/env") || req.path.starts_with("/status/");
@@ -25,6 +64,9 @@ pub fn handle(req: &Request, id: &Identity) -> Response {
     }
     match req.path.as_str() {
         "/ping" => Response::text(200, "pong"),
+        "/" if fail.next_fails() => {
+            Response::text(500, format!("injected failure (DEMO_FAIL_RATE {} per million)\n", fail.per_million()))
+        }
         "/" => Response::html(index(id)),
         "/sleep" => match millis(req, MAX_SLEEP_MS) {
             Ok(ms) => {
@@ -125,7 +167,66 @@ mod tests {
     fn get_with(method: &str, target: &str) -> Response {
         let raw = format!("{method} {target} HTTP/1.1\r\n\r\n");
         let Ok(Some((req, _))) = parse_head(raw.as_bytes()) else { panic!("bad test request {raw:?}") };
-        handle(&req, &Identity { version: "v<1>".into(), hostname: "abc123".into() })
+        handle(&req, &Identity { version: "v<1>".into(), hostname: "abc123".into() }, &FailRate::default())
+    }
+
+    fn fails(rate: &FailRate, n: usize) -> Vec<usize> {
+        (1..=n).filter(|_| rate.next_fails()).collect()
+    }
+
+    #[test]
+    fn fail_rates_parse_and_spread_evenly() {
+        // (value, the requests among the first 40 that fail)
+        let cases: Vec<(&str, Vec<usize>)> = vec![
+            ("0", vec![]),
+            ("0.0", vec![]),
+            ("0.05", vec![20, 40]),
+            (" 0.1 ", vec![10, 20, 30, 40]),
+            ("0.25", vec![4, 8, 12, 16, 20, 24, 28, 32, 36, 40]),
+            ("1", (1..=40).collect()),
+            ("0.5", (1..=20).map(|i| 2 * i).collect()),
+        ];
+        for (value, want) in cases {
+            let rate = FailRate::parse(value).unwrap_or_else(|e| panic!("{value}: {e}"));
+            assert_eq!(fails(&rate, 40), want, "{value}");
+        }
+        // Exactly the share over a long run, never two in a row below one half.
+        let rate = FailRate::parse("0.03").unwrap_or_else(|e| panic!("{e}"));
+        let failed = fails(&rate, 10_000);
+        assert_eq!(failed.len(), 300);
+        assert!(failed.windows(2).all(|w| w[1] - w[0] >= 33), "{failed:?}");
+        for bad in ["", "x", "-0.1", "1.01", "NaN", "inf", "5%"] {
+            let e = FailRate::parse(bad).map(|_| ()).expect_err(bad);
+            assert!(e.contains("DEMO_FAIL_RATE") && e.contains("0.0 to 1.0"), "{e}");
+        }
+    }
+
+    #[test]
+    fn only_the_index_fails() {
+        let rate = FailRate::parse("1").unwrap_or_else(|e| panic!("{e}"));
+        let id = Identity { version: "v2".into(), hostname: "h".into() };
+        let call = |target: &str| {
+            let raw = format!("GET {target} HTTP/1.1\r\n\r\n");
+            let Ok(Some((req, _))) = parse_head(raw.as_bytes()) else { panic!("bad test request {raw:?}") };
+            handle(&req, &id, &rate).status
+        };
+        assert_eq!(call("/"), 500);
+        assert_eq!(call("/"), 500);
+        assert_eq!(call("/ping"), 200);
+        assert_eq!(call("/env"), 200);
+        assert_eq!(call("/status/201"), 201);
+        assert_eq!(call("/nope"), 404);
+        // Half: every other request to `/`, whatever comes between.
+        let half = FailRate::parse("0.5").unwrap_or_else(|e| panic!("{e}"));
+        let statuses: Vec<u16> = ["/", "/ping", "/", "/", "/ping", "/"]
+            .iter()
+            .map(|t| {
+                let raw = format!("GET {t} HTTP/1.1\r\n\r\n");
+                let Ok(Some((req, _))) = parse_head(raw.as_bytes()) else { panic!("bad test request") };
+                handle(&req, &id, &half).status
+            })
+            .collect();
+        assert_eq!(statuses, vec![200, 200, 500, 200, 200, 500]);
     }
 
     #[test]

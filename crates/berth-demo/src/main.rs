@@ -1,7 +1,8 @@
 //! berth-demo: the project's tiny demo application, a std-only threaded HTTP/1.1 server.
 //!
 //! It owns a handful of endpoints that make load-balancer, health-check, scaling and crash behaviour easy to
-//! exercise (`/ping`, `/`, `/status/{code}`, `/sleep`, `/cpu`, `/env`), and it is packaged as a FROM-scratch
+//! exercise (`/ping`, `/`, `/status/{code}`, `/sleep`, `/cpu`, `/env`; its knobs are environment variables, listed
+//! in its README), and it is packaged as a FROM-scratch
 //! image by `scripts/build-demo.sh`. It must never take a dependency (it has to build in seconds and link
 //! statically) and never be used by berth itself: it is only ever a workload berth runs.
 
@@ -13,7 +14,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use app::Identity;
+use app::{FailRate, Identity};
 use http::{ParseError, Response, parse_head};
 
 /// How long an idle keep-alive connection is kept. Longer than a load balancer's usual 60 s idle timeout, so
@@ -23,6 +24,7 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 struct Server {
     id: Identity,
+    fail: FailRate,
     log_requests: bool,
 }
 
@@ -46,6 +48,16 @@ fn main() {
         },
         Err(_) => 80,
     };
+    let fail = match std::env::var("DEMO_FAIL_RATE") {
+        Ok(v) => match FailRate::parse(&v) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("berth-demo: {e}");
+                std::process::exit(2);
+            }
+        },
+        Err(_) => FailRate::default(),
+    };
     let id = Identity { version: std::env::var("DEMO_VERSION").unwrap_or_else(|_| "dev".into()), hostname: hostname() };
     let addr = SocketAddr::from(([0, 0, 0, 0], port));
     let listener = match TcpListener::bind(addr) {
@@ -56,7 +68,10 @@ fn main() {
         }
     };
     println!("berth-demo {} listening on {addr} (host {})", id.version, id.hostname);
-    let server = Arc::new(Server { id, log_requests: std::env::var_os("DEMO_QUIET").is_none() });
+    if fail.per_million() > 0 {
+        println!("berth-demo: {} per million requests to / answer 500 (DEMO_FAIL_RATE)", fail.per_million());
+    }
+    let server = Arc::new(Server { id, fail, log_requests: std::env::var_os("DEMO_QUIET").is_none() });
     for conn in listener.incoming() {
         match conn {
             Ok(stream) => {
@@ -168,7 +183,7 @@ impl Server {
             }
 
             let started = Instant::now();
-            let resp = app::handle(&req, &self.id);
+            let resp = app::handle(&req, &self.id, &self.fail);
             let keep_alive = resp.keeps_alive(req.keep_alive);
             stream.write_all(&resp.to_bytes(&headers, keep_alive, req.method == "HEAD"))?;
             stream.flush()?;
@@ -229,8 +244,11 @@ mod tests {
         let addr = listener.local_addr().unwrap_or_else(|e| panic!("addr: {e}"));
         std::thread::spawn(move || {
             if let Ok((stream, peer)) = listener.accept() {
-                let server =
-                    Server { id: Identity { version: "t1".into(), hostname: "h1".into() }, log_requests: false };
+                let server = Server {
+                    id: Identity { version: "t1".into(), hostname: "h1".into() },
+                    fail: FailRate::default(),
+                    log_requests: false,
+                };
                 let _ = server.serve(stream, Some(peer));
             }
         });

@@ -364,13 +364,22 @@ impl Tx<'_> {
             .optional()?)
     }
 
-    pub fn task_definitions(&self, family_prefix: Option<&str>, status: &str) -> Result<Vec<TaskDefinitionRow>> {
+    /// The task definitions with `status`, of one family (ListTaskDefinitions' `familyPrefix` is, as ECS documents
+    /// it, the full family name) or of all, by family name and then revision.
+    pub fn task_definitions(&self, family: Option<&str>, status: &str) -> Result<Vec<TaskDefinitionRow>> {
         let mut st = self.conn().prepare(
             "SELECT arn, family, revision, status, body, registered_at FROM task_definitions \
-             WHERE status = ?2 AND (?1 IS NULL OR substr(family, 1, length(?1)) = ?1) ORDER BY family, revision",
+             WHERE status = ?2 AND (?1 IS NULL OR family = ?1) ORDER BY family, revision",
         )?;
-        let rows = st.query_map(params![family_prefix, status], task_def_row)?;
+        let rows = st.query_map(params![family, status], task_def_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Moves a task definition to `status` (ACTIVE, INACTIVE or DELETE_IN_PROGRESS) with its new `body`.
+    pub fn task_definition_set_status(&self, arn: &str, status: &str, body: &str) -> Result<()> {
+        self.conn()
+            .execute("UPDATE task_definitions SET status = ?2, body = ?3 WHERE arn = ?1", params![arn, status, body])?;
+        Ok(())
     }
 
     // ---- tasks

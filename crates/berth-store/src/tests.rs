@@ -110,8 +110,14 @@ fn task_definition_revisions_count_up_per_family() {
     assert_eq!(latest.revision, 3);
     let second = s.tx(|t| t.task_definition_by_family("default-web", Some(2))).expect("q").expect("some");
     assert_eq!(second.arn, "td/default-web:2");
-    assert_eq!(s.tx(|t| t.task_definitions(Some("default-"), "ACTIVE")).expect("q").len(), 3);
-    assert!(s.tx(|t| t.task_definitions(Some("other"), "ACTIVE")).expect("q").is_empty());
+    assert_eq!(s.tx(|t| t.task_definitions(Some("default-web"), "ACTIVE")).expect("q").len(), 3);
+    // The family is matched whole, as ECS's ListTaskDefinitions documents `familyPrefix`.
+    assert!(s.tx(|t| t.task_definitions(Some("default-"), "ACTIVE")).expect("q").is_empty());
+    let first = s.tx(|t| t.task_definition_by_family("default-web", Some(1))).expect("q").expect("some");
+    s.tx(|t| t.task_definition_set_status(&first.arn, "INACTIVE", "{}")).expect("status");
+    assert_eq!(s.tx(|t| t.task_definitions(None, "ACTIVE")).expect("q").len(), 2);
+    let inactive = s.tx(|t| t.task_definitions(None, "INACTIVE")).expect("q");
+    assert_eq!((inactive.len(), inactive[0].body.as_str()), (1, "{}"));
 }
 
 #[test]

@@ -784,6 +784,32 @@ mod tests {
         }
     }
 
+    /// Express's deployment alarm (`100 * (e4a + e5a + e4b + e5b) / (ra + rb)`) over ALB's series: requests are
+    /// published for every group each period (0 when idle), error counts only when non-zero.
+    #[test]
+    fn the_deployment_alarm_expression() {
+        let n = None;
+        let ctx = Context {
+            metrics: vec![
+                // Periods: errors on a; none anywhere; only b errs; no requests; no data at all.
+                ("e4a".into(), ts(&[Some(1.0), n, n, n, n])),
+                ("e5a".into(), ts(&[Some(1.0), n, n, n, n])),
+                ("e4b".into(), ts(&[n, n, n, n, n])),
+                ("e5b".into(), ts(&[n, n, Some(5.0), n, n])),
+                ("ra".into(), ts(&[Some(100.0), Some(100.0), Some(95.0), Some(0.0), n])),
+                ("rb".into(), ts(&[Some(0.0), n, Some(5.0), Some(0.0), n])),
+            ],
+            timestamps: (0..5).map(|i| i * 60).collect(),
+            period: 60,
+            ..Default::default()
+        };
+        let Ok(Value::Series(s)) = evaluate("100 * (e4a + e5a + e4b + e5b) / (ra + rb)", &ctx) else {
+            panic!("a series")
+        };
+        let got: Vec<Option<f64>> = (0..5).map(|i| s.get(&(i * 60)).copied()).collect();
+        assert_eq!(got, vec![Some(2.0), Some(0.0), Some(5.0), n, n]);
+    }
+
     #[test]
     fn metrics_lists_only_metric_queries() {
         let Ok(Value::Array(all)) = evaluate("METRICS()", &ctx()) else { panic!("array") };

@@ -23,8 +23,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("credentials", &["credentials"]),
     ("sealing", &["sealed_credentials"]),
     ("foundation", &["authz", "config", "error", "health", "names", "paging", "plan", "revisions", "routes", "token"]),
-    // A deployment's words (settings, progress, defaults): the planner and the configuration speak them.
-    ("deployment words", &["deployment"]),
+    ("words", &["deployment"]),
 ];
 
 /// Files that decide without state: no `Control`, no store transaction, no driver, no lock, no async (row and

@@ -629,6 +629,18 @@ impl Control {
     /// (TagResource changes those) and is evaluated at once with it.
     pub(crate) fn put_alarm_at(
         &self,
+        input: PutMetricAlarmInput,
+        managed_by: Option<&str>,
+        now: f64,
+    ) -> Result<String, ControlError> {
+        self.tx(|tx| self.put_alarm_in(tx, input, managed_by, now))
+    }
+
+    /// [`Control::put_alarm_at`] inside the caller's transaction (Express creates a service's deployment alarm in
+    /// the transaction that creates the service).
+    pub(crate) fn put_alarm_in(
+        &self,
+        tx: &berth_store::Tx<'_>,
         mut input: PutMetricAlarmInput,
         managed_by: Option<&str>,
         now: f64,
@@ -652,76 +664,73 @@ impl Control {
         };
         let actions_enabled = input.actions_enabled.unwrap_or(true);
         let due = now.floor() as i64;
-        self.tx(|tx| {
-            let existing = tx.alarm_get(&name)?;
-            let row = match &existing {
-                None => {
-                    if tx.alarms_count()? >= MAX_ALARMS {
-                        return Err(ControlError::code(
-                            ErrorCode::CwLimitExceeded,
-                            format!("The maximum number of alarms ({MAX_ALARMS}) has been reached."),
-                        ));
-                    }
-                    AlarmRow {
-                        name: name.clone(),
-                        arn: arn.clone(),
-                        config: config.clone(),
-                        namespace: namespace.clone(),
-                        metric_name: metric_name.clone(),
-                        managed_by: managed_by.map(str::to_string),
-                        actions_enabled,
-                        state: State::InsufficientData.as_str().to_string(),
-                        state_reason: INITIAL_REASON.to_string(),
-                        state_reason_data: None,
-                        evaluation_state: None,
-                        state_updated: now,
-                        state_transitioned: now,
-                        config_updated: now,
-                        next_evaluation: due,
-                        actions_run_at: None,
-                        actions_pending: false,
-                        generation: 1,
-                    }
+        let existing = tx.alarm_get(&name)?;
+        let row = match &existing {
+            None => {
+                if tx.alarms_count()? >= MAX_ALARMS {
+                    return Err(ControlError::code(
+                        ErrorCode::CwLimitExceeded,
+                        format!("The maximum number of alarms ({MAX_ALARMS}) has been reached."),
+                    ));
                 }
-                Some(old) => AlarmRow {
+                AlarmRow {
+                    name: name.clone(),
+                    arn: arn.clone(),
                     config: config.clone(),
                     namespace: namespace.clone(),
                     metric_name: metric_name.clone(),
-                    managed_by: managed_by.map(str::to_string).or_else(|| old.managed_by.clone()),
+                    managed_by: managed_by.map(str::to_string),
                     actions_enabled,
+                    state: State::InsufficientData.as_str().to_string(),
+                    state_reason: INITIAL_REASON.to_string(),
+                    state_reason_data: None,
+                    evaluation_state: None,
+                    state_updated: now,
+                    state_transitioned: now,
                     config_updated: now,
                     next_evaluation: due,
-                    generation: old.generation + 1,
-                    ..old.clone()
-                },
-            };
-            tx.alarm_put(&row)?;
-            let new = configuration_fields(&metric_alarm(&row)?);
-            let item = match &existing {
-                None => {
-                    tx.tags_put(&arn, &tags)?;
-                    configuration_item(&name, now, "Create", "created", serde_json::json!({ "createdAlarm": new }))
+                    actions_run_at: None,
+                    actions_pending: false,
+                    generation: 1,
                 }
-                Some(old) => {
-                    let old = configuration_fields(&metric_alarm(old)?);
-                    let keys: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
-                    let original: serde_json::Map<String, serde_json::Value> = keys
-                        .into_iter()
-                        .filter(|k| old.get(*k) != new.get(*k))
-                        .map(|k| (k.clone(), old.get(k).cloned().unwrap_or(serde_json::Value::Null)))
-                        .collect();
-                    configuration_item(
-                        &name,
-                        now,
-                        "Update",
-                        "updated",
-                        serde_json::json!({ "updatedAlarm": new, "originalUpdatedFields": original }),
-                    )
-                }
-            };
-            tx.alarm_history_add(&item)?;
-            Ok(())
-        })?;
+            }
+            Some(old) => AlarmRow {
+                config: config.clone(),
+                namespace: namespace.clone(),
+                metric_name: metric_name.clone(),
+                managed_by: managed_by.map(str::to_string).or_else(|| old.managed_by.clone()),
+                actions_enabled,
+                config_updated: now,
+                next_evaluation: due,
+                generation: old.generation + 1,
+                ..old.clone()
+            },
+        };
+        tx.alarm_put(&row)?;
+        let new = configuration_fields(&metric_alarm(&row)?);
+        let item = match &existing {
+            None => {
+                tx.tags_put(&arn, &tags)?;
+                configuration_item(&name, now, "Create", "created", serde_json::json!({ "createdAlarm": new }))
+            }
+            Some(old) => {
+                let old = configuration_fields(&metric_alarm(old)?);
+                let keys: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+                let original: serde_json::Map<String, serde_json::Value> = keys
+                    .into_iter()
+                    .filter(|k| old.get(*k) != new.get(*k))
+                    .map(|k| (k.clone(), old.get(k).cloned().unwrap_or(serde_json::Value::Null)))
+                    .collect();
+                configuration_item(
+                    &name,
+                    now,
+                    "Update",
+                    "updated",
+                    serde_json::json!({ "updatedAlarm": new, "originalUpdatedFields": original }),
+                )
+            }
+        };
+        tx.alarm_history_add(&item)?;
         Ok(arn)
     }
 
@@ -732,29 +741,32 @@ impl Control {
     }
 
     pub(crate) fn delete_alarms_at(&self, names: &[String], now: f64) -> Result<(), ControlError> {
-        self.tx(|tx| {
-            for name in names {
-                let Some(row) = tx.alarm_get(name)? else { continue };
-                let deleted = configuration_fields(&metric_alarm(&row)?);
-                tx.alarm_delete(name)?;
-                let keys: Vec<String> = tx.tags_get(&row.arn)?.into_iter().map(|(k, _)| k).collect();
-                tx.tags_remove(&row.arn, &keys)?;
-                tx.alarm_history_add(&configuration_item(
-                    name,
-                    now,
-                    "Delete",
-                    "deleted",
-                    serde_json::json!({ "deletedAlarm": deleted }),
-                ))?;
-            }
-            Ok(())
-        })
+        self.tx(|tx| delete_alarms_in(tx, names, now))
     }
 
     /// The names of the alarms created on behalf of `managed_by` (a target tracking policy's ARN).
     pub fn alarms_managed_by(&self, managed_by: &str) -> Result<Vec<String>, ControlError> {
         Ok(self.read(|tx| Ok(tx.alarms_managed_by(managed_by)?))?.into_iter().map(|a| a.name).collect())
     }
+}
+
+/// Deletes the named alarms inside the caller's transaction (see [`Control::delete_alarms_named`]).
+pub(crate) fn delete_alarms_in(tx: &berth_store::Tx<'_>, names: &[String], now: f64) -> Result<(), ControlError> {
+    for name in names {
+        let Some(row) = tx.alarm_get(name)? else { continue };
+        let deleted = configuration_fields(&metric_alarm(&row)?);
+        tx.alarm_delete(name)?;
+        let keys: Vec<String> = tx.tags_get(&row.arn)?.into_iter().map(|(k, _)| k).collect();
+        tx.tags_remove(&row.arn, &keys)?;
+        tx.alarm_history_add(&configuration_item(
+            name,
+            now,
+            "Delete",
+            "deleted",
+            serde_json::json!({ "deletedAlarm": deleted }),
+        ))?;
+    }
+    Ok(())
 }
 
 fn set_alarm_state(control: &Control, input: SetAlarmStateInput, now: f64) -> Result<(), ControlError> {

@@ -4,7 +4,10 @@
 //! ListTaskDefinitions are checked on resource `*` (with `ecs:cluster` where AWS has it), as AWS does.
 
 use berth_iam::RequestContext;
-use berth_model::ecs::Operation;
+use berth_model::ecs::{
+    ContinueServiceDeploymentRequest, DescribeServiceDeploymentsRequest, DescribeServiceRevisionsRequest,
+    ListServiceDeploymentsRequest, Operation, StopServiceDeploymentRequest, UpdateServiceRequest,
+};
 
 use crate::names::cluster_name;
 use crate::{Control, ControlError, authz};
@@ -61,11 +64,37 @@ pub(crate) fn ecs_requests(c: &Control, op: &Operation) -> Result<Vec<RequestCon
         Operation::ListServices(r) => {
             vec![RequestContext::new(action, "*").with_key("ecs:cluster", cluster_arn(&r.cluster))]
         }
+        // The service (name or ARN) they act on, in the request's cluster or else the ARN's.
+        Operation::UpdateService(UpdateServiceRequest { service, cluster, .. })
+        | Operation::ListServiceDeployments(ListServiceDeploymentsRequest { service, cluster, .. }) => {
+            let service = full(service.as_deref().unwrap_or_default(), cluster, &|cl, n| c.names.service(cl, n));
+            vec![on_existing(&service, &cluster_arn(&cluster.clone().or_else(|| arn_cluster(&service))))?]
+        }
+        // Each service deployment or revision ARN, in the cluster it names.
+        Operation::DescribeServiceDeployments(DescribeServiceDeploymentsRequest { service_deployment_arns: arns })
+        | Operation::DescribeServiceRevisions(DescribeServiceRevisionsRequest { service_revision_arns: arns }) => arns
+            .iter()
+            .flatten()
+            .map(|arn| on_existing(arn, &cluster_arn(&arn_cluster(arn))))
+            .collect::<Result<_, _>>()?,
+        Operation::StopServiceDeployment(StopServiceDeploymentRequest { service_deployment_arn: arn, .. })
+        | Operation::ContinueServiceDeployment(ContinueServiceDeploymentRequest {
+            service_deployment_arn: arn, ..
+        }) => {
+            let arn = arn.clone().unwrap_or_default();
+            vec![on_existing(&arn, &cluster_arn(&arn_cluster(&arn)))?]
+        }
         Operation::ListTasks(r) => {
             vec![RequestContext::new(action, "*").with_key("ecs:cluster", cluster_arn(&r.cluster))]
         }
         _ => vec![ecs_request(c, op)?],
     })
+}
+
+/// The cluster a `service-deployment/<cluster>/...` or `service-revision/<cluster>/...` ARN names (none: `default`).
+fn arn_cluster(arn: &str) -> Option<String> {
+    let resource = arn.splitn(6, ':').nth(5)?;
+    resource.split('/').nth(1).map(str::to_string)
 }
 
 /// The context of an operation on one resource named in the request (or `*`).

@@ -25,14 +25,10 @@ pub(crate) fn create(
     caller: &CallerIdentity,
     r: CreateExpressGatewayServiceRequest,
 ) -> Result<CreateExpressGatewayServiceResponse, ControlError> {
+    // taskDefinitionArn: the user's task definition gives the container, roles and size (task_definitions.rs).
+    let (r, task_source) = super::task_definitions::for_create(c, r)?;
     let infra = r.infrastructure_role_arn.as_deref().unwrap_or_default();
     role_arn("infrastructureRoleArn", infra)?;
-    if r.task_definition_arn.is_some() {
-        return Err(ControlError::code(
-            ErrorCode::UnsupportedFeature,
-            "taskDefinitionArn is not supported by berth yet; give primaryContainer, executionRoleArn, cpu and memory instead.",
-        ));
-    }
     let Some(container) = r.primary_container else {
         return Err(ControlError::invalid("primaryContainer is required when taskDefinitionArn is not specified."));
     };
@@ -76,6 +72,7 @@ pub(crate) fn create(
         cpu_architecture: r.cpu_architecture,
     }
     .validate()?;
+    task_source.apply(&mut config.config, None);
 
     let host = ids::endpoint_host(&service_name, &ids::random_hex(6), &c.names.region, &c.config.base_domain);
     let cert = c.issue_certificate(&host)?;
@@ -127,6 +124,7 @@ pub(crate) fn create(
         }
         let scaling = config.config.scaling_target.clone().unwrap_or_default();
         let policy = crate::express::scaling::provision(c, tx, &row, &scaling, &mut journal, t)?;
+        crate::express::deploy_alarm::ensure(c, tx, &row, &mut journal)?;
         // Everything above is undone if the infrastructure role may not do all of it.
         journal::authorize(c, tx, infra, &journal, Purpose::Create)?;
         tx.tags_put(&arn, &tags)?;
@@ -160,12 +158,8 @@ pub(crate) fn update(
     r: UpdateExpressGatewayServiceRequest,
 ) -> Result<UpdateExpressGatewayServiceResponse, ControlError> {
     let arn = r.service_arn.clone().unwrap_or_default();
-    if r.task_definition_arn.is_some() {
-        return Err(ControlError::code(
-            ErrorCode::UnsupportedFeature,
-            "taskDefinitionArn is not supported by berth yet.",
-        ));
-    }
+    // taskDefinitionArn: the user's task definition gives the container, roles and size (task_definitions.rs).
+    let (r, task_source) = super::task_definitions::for_update(c, r)?;
     if let Some(e) = &r.execution_role_arn {
         role_arn("executionRoleArn", e)?;
     }
@@ -240,6 +234,8 @@ pub(crate) fn update(
         .validate()
         // Update's model lists no PlatformTaskDefinitionIncompatibilityException (Create's does).
         .map_err(|e| e.respelled(ErrorCode::PlatformTaskDefinitionIncompatibility, ErrorCode::UnsupportedFeature))?;
+        task_source
+            .apply(&mut spec.config, super::task_definitions::users_own(current.task_definition_arn.as_deref(), &row));
         let mut journal = Journal::default();
         spec.with_security_groups(c, tx, &row, &mut journal)?;
         let revision = new_revision(c, tx, &row, &spec, caller, t)?;
@@ -562,17 +558,26 @@ fn new_revision(
     t: f64,
 ) -> Result<String, ControlError> {
     let family = format!("{}-{}", service.cluster, service.name);
-    let td = tx.task_definition_register(
-        &family,
-        |rev| c.names.task_definition(&family, rev),
-        |arn, rev| render::task_definition_json(&spec.config, spec.size, &c.names.region, &family, arn, rev, caller, t),
-        t,
-    )?;
+    let td_arn = match &spec.config.task_definition_arn {
+        // The user's own task definition (taskDefinitionArn, task_definitions.rs): nothing to register.
+        Some(users) => users.clone(),
+        None => {
+            tx.task_definition_register(
+                &family,
+                |rev| c.names.task_definition(&family, rev),
+                |arn, rev| {
+                    render::task_definition_json(&spec.config, spec.size, &c.names.region, &family, arn, rev, caller, t)
+                },
+                t,
+            )?
+            .arn
+        }
+    };
     let seq = tx.next_counter("revision_seq")?;
     let arn = c.names.service_revision(&service.cluster, &service.name, seq);
     let mut config = spec.config.clone();
     config.service_revision_arn = Some(arn.clone());
-    config.task_definition_arn = Some(td.arn);
+    config.task_definition_arn = Some(td_arn);
     // Private subnets give an internal load balancer, reachable from the VPC only.
     let subnets = config.network_configuration.as_ref().and_then(|n| n.subnets.clone()).unwrap_or_default();
     let access = match crate::ec2::subnets::privacy_of_ids(tx, &subnets)? {

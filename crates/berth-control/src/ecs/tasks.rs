@@ -105,41 +105,12 @@ pub(crate) fn describe_task_definition(
     c: &Control,
     r: DescribeTaskDefinitionRequest,
 ) -> Result<DescribeTaskDefinitionResponse, ControlError> {
-    let given = r.task_definition.unwrap_or_default();
-    let with_tags = r.include.unwrap_or_default().contains(&TaskDefinitionField::Tags);
-    c.read(|tx| {
-        let row = if given.starts_with("arn:") {
-            tx.task_definition_get(&given)?
-        } else {
-            match given.rsplit_once(':') {
-                Some((family, rev)) => {
-                    let rev: i64 =
-                        rev.parse().map_err(|_| ControlError::code(ErrorCode::Client, "Invalid revision number."))?;
-                    tx.task_definition_by_family(family, Some(rev))?
-                }
-                None => tx.task_definition_by_family(&given, None)?,
-            }
-        };
-        let Some(row) = row else {
-            return Err(ControlError::code(ErrorCode::Client, "Unable to describe task definition."));
-        };
-        let def: TaskDefinition = serde_json::from_str(&row.body)
-            .map_err(|e| ControlError::Store(berth_store::StoreError::Corrupt(format!("task definition: {e}"))))?;
-        let tags = if with_tags { Some(render::tag_list(tx, &row.arn)?) } else { None };
-        Ok(DescribeTaskDefinitionResponse { task_definition: Some(def), tags })
-    })
+    super::task_definitions::describe(c, r)
 }
 
 pub(crate) fn list_task_definitions(
     c: &Control,
     r: ListTaskDefinitionsRequest,
 ) -> Result<ListTaskDefinitionsResponse, ControlError> {
-    let status = r.status.map(|s| s.as_str()).unwrap_or("ACTIVE");
-    let mut arns: Vec<String> =
-        c.read(|tx| Ok(tx.task_definitions(r.family_prefix.as_deref(), status)?.into_iter().map(|d| d.arn).collect()))?;
-    if r.sort == Some(SortOrder::Desc) {
-        arns.reverse();
-    }
-    let (page, next) = super::paginate(arns, r.next_token.as_deref(), r.max_results)?;
-    Ok(ListTaskDefinitionsResponse { task_definition_arns: Some(page), next_token: next })
+    super::task_definitions::list(c, r)
 }

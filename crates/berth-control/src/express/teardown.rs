@@ -2,7 +2,7 @@
 //!
 //! A deleted service is DRAINING until its resources are gone. Two steps tear them down, each carried out in a
 //! savepoint, recorded in a [`Journal`] and authorized as the role's `ECSGateway` session before it is kept:
-//! [`release`] deletes its auto scaling (target, policies, alarms) and takes the service off its load balancer (its rule and certificate, other rules' forwards to its
+//! [`release`] deletes its auto scaling (target, policies, alarms) and its deployment alarm and takes the service off its load balancer (its rule and certificate, other rules' forwards to its
 //! groups, the load balancer and its listeners when it empties), at once from DeleteExpressGatewayService and
 //! then on every reconciler pass until it succeeds; [`retire`] deletes the target groups and the groups berth
 //! created, once no task is left, and only then may the service become INACTIVE. A denied step is undone, the
@@ -19,8 +19,8 @@ use crate::{Control, ControlError};
 /// The status reason of a service being deleted while nothing blocks it.
 pub(crate) const DRAINING_REASON: &str = "Service deletion requested; draining tasks.";
 
-/// Takes a deleting service off its load balancer, then deletes its auto scaling, if the infrastructure role
-/// allows it. Returns whether both are gone (now or before). A draining service is never scaled meanwhile (the
+/// Takes a deleting service off its load balancer, then deletes its auto scaling and its deployment alarm, if the
+/// infrastructure role allows it. Returns whether all are gone (now or before). A draining service is never scaled meanwhile (the
 /// executor scales ACTIVE services only).
 pub(crate) fn release(c: &Control, tx: &Tx<'_>, service: &mut ServiceRow, t: f64) -> Result<bool, ControlError> {
     if tx.placement_get(service.id)?.is_some() {
@@ -34,7 +34,24 @@ pub(crate) fn release(c: &Control, tx: &Tx<'_>, service: &mut ServiceRow, t: f64
             return Ok(false);
         }
     }
-    release_scaling(c, tx, service, t)
+    if !release_scaling(c, tx, service, t)? {
+        return Ok(false);
+    }
+    release_alarm(c, tx, service, t)
+}
+
+/// Deletes the service's deployment alarm if the infrastructure role allows it. Returns whether it is gone.
+fn release_alarm(c: &Control, tx: &Tx<'_>, service: &mut ServiceRow, t: f64) -> Result<bool, ControlError> {
+    if !crate::express::deploy_alarm::exists(tx, service)? {
+        return Ok(true);
+    }
+    let snapshot = service.clone();
+    let step = tx.savepoint(|tx| {
+        let mut journal = Journal::default();
+        crate::express::deploy_alarm::remove(tx, &snapshot, &mut journal)?;
+        authorize(c, tx, &snapshot, &journal)
+    });
+    settle(tx, service, step, t)
 }
 
 /// Deletes the service's scalable target, its policies (their alarms) and scheduled actions if the infrastructure

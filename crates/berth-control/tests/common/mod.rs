@@ -148,6 +148,17 @@ impl Harness {
         }
     }
 
+    /// DeleteExpressGatewayService of `arn`; returns the service as the deletion answers it.
+    pub async fn delete_service(&self, arn: &str) -> ecs::ECSExpressGatewayService {
+        let op = ecs::Operation::DeleteExpressGatewayService(ecs::DeleteExpressGatewayServiceRequest {
+            service_arn: Some(arn.into()),
+        });
+        match self.control.handle_ecs(&self.caller, op).await.expect("delete") {
+            ecs::Output::DeleteExpressGatewayService(r) => r.service.expect("service"),
+            other => panic!("unexpected output {other:?}"),
+        }
+    }
+
     /// Every stopped task of the `default` cluster, as DescribeTasks shows it.
     pub async fn stopped_tasks(&self) -> Vec<ecs::Task> {
         let cluster = Some("default".to_string());
