@@ -45,21 +45,12 @@ fn service_id(w: &Harness, arn: &str) -> i64 {
     store(w).tx(|t| Ok::<_, berth_store::StoreError>(t.service_by_arn(arn)?.expect("service").id)).expect("id")
 }
 
-/// The service's target revision now.
+/// The service's target revision now (a deployment's target shows in activeConfigurations only once it
+/// serves traffic, so it is read from the service's row).
 async fn target_revision(w: &Harness, arn: &str) -> String {
-    let Ok(Output::DescribeExpressGatewayService(d)) = call(
-        w,
-        Operation::DescribeExpressGatewayService(DescribeExpressGatewayServiceRequest {
-            service_arn: Some(arn.into()),
-            ..Default::default()
-        }),
-    )
-    .await
-    else {
-        panic!("describe")
-    };
-    let configs = d.service.expect("service").active_configurations.unwrap_or_default();
-    configs.last().and_then(|c| c.service_revision_arn.clone()).expect("revision")
+    store(w)
+        .tx(|t| Ok::<_, berth_store::StoreError>(t.service_by_arn(arn)?.expect("service").target_revision))
+        .expect("revision")
 }
 
 /// A second revision of the service (a new environment variable), as UpdateExpressGatewayService records it.
