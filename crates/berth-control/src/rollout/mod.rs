@@ -67,8 +67,9 @@ pub(crate) struct Effective {
 }
 
 /// Fills the defaults: an Express service with no settings deploys CANARY with the server's `[deploy]` values,
-/// its deployment alarm (rollback) and the circuit breaker (rollback); given settings keep what they set, and
-/// take ECS's defaults for the rest (the server's canary percentage and bakes where the strategy uses them).
+/// its deployment alarm (rollback) and the circuit breaker (rollback); given settings keep what they set
+/// (no alarms unless they name some), and take the defaults for the rest (the server's canary percentage and
+/// bakes where the strategy uses them, the circuit breaker with rollback under every strategy).
 pub(crate) fn effective(c: &Control, service: &ServiceRow, s: &Settings) -> Effective {
     let d = c.config.deploy;
     let given = s.configuration.clone();
@@ -102,7 +103,8 @@ pub(crate) fn effective(c: &Control, service: &ServiceRow, s: &Settings) -> Effe
         None => d.bake_secs as f64,
     };
     cfg.bake_time_in_minutes.get_or_insert(minutes(d.bake_secs));
-    if cfg.alarms.is_none() && service.express {
+    // A configuration the user gave replaces the default as a whole: without `alarms` it watches none.
+    if given.is_none() && service.express {
         cfg.alarms = Some(DeploymentAlarms {
             alarm_names: Some(vec![crate::express::deploy_alarm::alarm_name(service)]),
             rollback: Some(true),
