@@ -166,18 +166,22 @@ fn weights_of(table: &RouteTable, host: &str) -> Vec<u32> {
         .unwrap_or_default()
 }
 
-/// The source and target revisions' weights on the rule for `host`: (source, target).
-fn split(w: &Harness, arn: &str, host: &str) -> (u32, u32) {
-    let d = w.deployments(arn).remove(0);
-    let groups = w
-        .store()
+/// The target groups of a deployment's (source, target) revisions.
+fn groups_of(w: &Harness, d: &DeploymentRow) -> (Option<String>, Option<String>) {
+    w.store()
         .tx(|tx| {
             Ok::<_, berth_store::StoreError>((
                 tx.revision_group(d.source_revision.as_deref().unwrap_or_default())?,
                 tx.revision_group(&d.target_revision)?,
             ))
         })
-        .expect("read");
+        .expect("read")
+}
+
+/// The source and target revisions' weights on the rule for `host`: (source, target).
+fn split(w: &Harness, arn: &str, host: &str) -> (u32, u32) {
+    let d = w.deployments(arn).remove(0);
+    let groups = groups_of(w, &d);
     let table = w.table();
     let rule = table
         .rules
@@ -450,15 +454,7 @@ async fn rolling_replaces_tasks_in_the_same_group_within_the_envelope() {
     );
     w.update(&arn, "v2", "berth-demo:latest").await;
     let d = w.deployments(&arn).remove(0);
-    let groups = w
-        .store()
-        .tx(|tx| {
-            Ok::<_, berth_store::StoreError>((
-                tx.revision_group(d.source_revision.as_deref().unwrap_or_default())?,
-                tx.revision_group(&d.target_revision)?,
-            ))
-        })
-        .expect("read");
+    let groups = groups_of(&w, &d);
     assert_eq!(groups.0, groups.1, "ROLLING: the new revision goes into the serving group");
     w.settle().await;
     assert_eq!(w.driver.running_ids().len(), 2, "100/200: the new task starts before the old one stops");
