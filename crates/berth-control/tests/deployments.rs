@@ -536,3 +536,36 @@ async fn blue_green_sends_test_traffic_to_green_before_production() {
     assert_eq!(d.status, "SUCCESSFUL");
     assert_eq!(split(&w, &arn, &host), (0, 100));
 }
+
+#[tokio::test]
+async fn a_request_count_policy_follows_the_live_group_after_a_deployment() {
+    let w = world("label", 0, 0).await;
+    let request = CreateExpressGatewayServiceRequest {
+        primary_container: Some(container("v1", "berth-demo:latest")),
+        scaling_target: Some(ExpressGatewayScalingTarget {
+            auto_scaling_metric: Some(ExpressGatewayServiceScalingMetric::RequestCountPerTarget),
+            ..Default::default()
+        }),
+        ..common::named("req")
+    };
+    let arn = w.create_service(request).await.expect("create").service_arn.expect("arn");
+    w.drive(3).await;
+    let label = |w: &Harness| -> String {
+        let policies = w.db(|tx| tx.scaling_policies("ecs", Some("service/default/req")));
+        assert_eq!(policies.len(), 1);
+        let config: serde_json::Value = serde_json::from_str(&policies[0].config).expect("config");
+        config["PredefinedMetricSpecification"]["ResourceLabel"].as_str().expect("label").to_string()
+    };
+    let group_id = |g: &str| g.rsplit_once(':').map(|(_, s)| s.to_string()).expect("group");
+    let before = label(&w);
+    let d = w.deployments(&arn).remove(0);
+    assert!(before.ends_with(&group_id(&groups_of(&w, &d).1.expect("group"))), "{before}");
+    w.update(&arn, "v2", "berth-demo:latest").await;
+    w.drive(4).await;
+    let d = w.deployments(&arn).remove(0);
+    assert_eq!(d.status, "SUCCESSFUL");
+    let (old, new) = groups_of(&w, &d);
+    assert_ne!(old, new);
+    let after = label(&w);
+    assert!(after.ends_with(&group_id(&new.expect("group"))), "the label names the new live group: {after}");
+}
