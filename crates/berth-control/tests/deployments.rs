@@ -569,3 +569,19 @@ async fn a_request_count_policy_follows_the_live_group_after_a_deployment() {
     let after = label(&w);
     assert!(after.ends_with(&group_id(&new.expect("group"))), "the label names the new live group: {after}");
 }
+
+#[tokio::test]
+async fn deleting_a_service_mid_deployment_stops_the_deployment() {
+    let w = world("delete", 60, 60).await;
+    let arn = w.running("gone").await;
+    w.update(&arn, "v2", "berth-demo:latest").await;
+    w.drive(2).await;
+    assert_eq!(w.deployments(&arn)[0].status, "IN_PROGRESS");
+    let op =
+        Operation::DeleteExpressGatewayService(DeleteExpressGatewayServiceRequest { service_arn: Some(arn.clone()) });
+    w.control.handle_ecs(&w.caller, op).await.expect("delete");
+    w.drive(2).await;
+    let d = w.deployments(&arn).remove(0);
+    assert_eq!(d.status, "STOPPED");
+    assert_eq!(d.status_reason.as_deref(), Some("Stopped: the service is being deleted."));
+}

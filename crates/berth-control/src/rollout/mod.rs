@@ -318,6 +318,18 @@ fn supersede(
     Ok(serving)
 }
 
+/// Ends the unfinished deployment of a service being deleted (STOPPED).
+pub(crate) fn abandon(tx: &Tx<'_>, service: &ServiceRow, t: f64) -> Result<(), ControlError> {
+    let Some(mut d) = tx.deployment_current(service.id)? else { return Ok(()) };
+    d.status = status::STOPPED.into();
+    d.status_reason = Some("Stopped: the service is being deleted.".into());
+    d.finished_at = Some(t);
+    d.stopped_at = Some(t);
+    d.updated_at = t;
+    tx.deployment_update(&d)?;
+    Ok(())
+}
+
 /// Points `revision` at its target group: the one `source` does not use (its settings carried over), or for
 /// ROLLING the same one.
 fn place_revision(
