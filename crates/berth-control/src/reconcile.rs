@@ -35,7 +35,14 @@ pub(crate) struct State {
     /// The route generation of the last certificate check and when the next certificate falls due then: until
     /// either moves, a pass has nothing to renew.
     certificates_due: Option<(u64, f64)>,
+    /// The route generation and time of the last deployment alarm check (`deploy_alarm::adopt`): it runs again
+    /// when services change the routes, else every [`DEPLOY_ALARM_CHECK_SECS`].
+    deploy_alarms_checked: Option<(u64, f64)>,
 }
+
+/// How often the deployment alarms are checked while no service changes (a deleted or edited alarm comes back
+/// within this).
+const DEPLOY_ALARM_CHECK_SECS: f64 = 30.0;
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Backoff {
@@ -168,6 +175,13 @@ impl Control {
             let next_due = self.renew_certificates(t)?;
             self.state().certificates_due = Some((generation, next_due));
         }
+        if !matches!(self.state().deploy_alarms_checked, Some((g, at)) if g == generation && t < at + DEPLOY_ALARM_CHECK_SECS)
+        {
+            match self.tx(|tx| crate::express::deploy_alarm::adopt(self, tx)) {
+                Ok(()) => self.state().deploy_alarms_checked = Some((generation, t)),
+                Err(e) => tracing::warn!(error = %e, "cannot check the deployment alarms"),
+            }
+        }
         self.publish_routes()?;
         self.sync_firewall().await;
         self.prune(t)?;
@@ -275,7 +289,6 @@ impl Control {
 
     fn plan_services(&self, tx: &Tx<'_>, t: f64, effects: &mut Effects) -> Result<(), ControlError> {
         crate::express::placement::adopt_unplaced(self, tx, t)?;
-        crate::express::deploy_alarm::adopt(self, tx)?;
         let all_tasks = tx.tasks_not_stopped()?;
         let groups = crate::elbv2::revision_groups(tx)?;
         let (proxies_version, health) = {

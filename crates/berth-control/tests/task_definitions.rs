@@ -282,6 +282,26 @@ async fn registration_is_validated_as_ecs_validates_fargate_definitions() {
             Want::Err(ErrorCode::Client, "Port 8080 is mapped more than once"),
         ),
         (
+            "one port in two containers under awsvpc",
+            vec![(
+                "/containerDefinitions/1".into(),
+                json!({"name": "side", "image": "busybox", "essential": false, "portMappings": [{"containerPort": 8080}]}),
+            )],
+            Want::Err(ErrorCode::Client, "Port 8080 is mapped more than once"),
+        ),
+        (
+            "one port in two containers under bridge",
+            vec![
+                ("/requiresCompatibilities".into(), Value::Null),
+                ("/networkMode".into(), json!("bridge")),
+                (
+                    "/containerDefinitions/1".into(),
+                    json!({"name": "side", "image": "busybox", "memory": 64, "portMappings": [{"containerPort": 8080}]}),
+                ),
+            ],
+            Want::Ok(Some("256"), Some("512")),
+        ),
+        (
             "a bad port range",
             vec![(format!("{c}/portMappings/1"), json!({"containerPortRange": "10-5"}))],
             Want::Err(ErrorCode::Client, "containerPortRange '10-5'"),

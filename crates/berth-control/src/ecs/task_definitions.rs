@@ -259,7 +259,7 @@ fn validate(c: &Control, r: &RegisterTaskDefinitionRequest) -> Result<TaskDefini
         return Err(client("Container list cannot be empty."));
     }
     let containers = given.into_iter().map(|d| container(d, network_mode)).collect::<Result<Vec<_>, ControlError>>()?;
-    task_rules(&containers)?;
+    task_rules(&containers, network_mode)?;
     let task = Task { network_mode, cpu, memory, execution_role: execution_role_arn.is_some(), r };
     let fargate = fargate_rules(&task, &containers);
     let mut compatibilities = vec![Compatibility::Ec2];
@@ -481,8 +481,10 @@ fn health_check(h: &HealthCheck) -> Result<(), String> {
     Ok(())
 }
 
-/// The rules across a task's containers.
-fn task_rules(containers: &[ContainerDefinition]) -> Result<(), ControlError> {
+/// The rules across a task's containers. Under awsvpc and host the containers share one network namespace, so a
+/// container port is mapped once per task; under bridge, once per container.
+fn task_rules(containers: &[ContainerDefinition], mode: NetworkMode) -> Result<(), ControlError> {
+    let shared = matches!(mode, NetworkMode::Awsvpc | NetworkMode::Host);
     let mut names = BTreeSet::new();
     for d in containers {
         let name = d.name.as_deref().unwrap_or_default();
@@ -498,12 +500,16 @@ fn task_rules(containers: &[ContainerDefinition]) -> Result<(), ControlError> {
     let mut ports = BTreeSet::new();
     let mut port_names = BTreeSet::new();
     for d in containers {
+        if !shared {
+            ports.clear();
+        }
         for m in d.port_mappings.iter().flatten() {
             if let Some(p) = m.container_port
                 && !ports.insert(p)
             {
                 return Err(client(format!(
-                    "Port {p} is mapped more than once in the task definition (once per port, whatever the protocol)."
+                    "Port {p} is mapped more than once (once per port whatever the protocol, and under {} once per task).",
+                    mode.as_str()
                 )));
             }
             if let Some(n) = &m.name

@@ -15,7 +15,7 @@
 //! Like every other resource Express provisions, it is put through the infrastructure role's [`Journal`]
 //! (`cloudwatch:PutMetricAlarm` and `cloudwatch:TagResource` with the request tag, `cloudwatch:DeleteAlarms` on
 //! the tagged alarm) inside the command's transaction ([`ensure`], [`remove`]); [`adopt`] gives services created
-//! before the alarm existed theirs, level-triggered, from every reconciler pass.
+//! before the alarm existed theirs, level-triggered, from the reconciler (when the routes change, else every 30 s).
 
 use berth_model::cloudwatch as cw;
 use berth_store::{ServiceRow, Tx};
@@ -145,8 +145,8 @@ pub(crate) fn exists(tx: &Tx<'_>, service: &ServiceRow) -> Result<bool, ControlE
 
 /// Gives every active Express service the alarm as Express wants it (services created before it existed, or
 /// whose alarm was deleted or edited), each in a savepoint authorized as its infrastructure role; a denial
-/// leaves that service as it was until its role allows it (retried by the next pass). From every reconciler
-/// pass; costs one alarm read per service when nothing is to do.
+/// leaves that service as it was until its role allows it (retried by the next check). The reconciler runs it
+/// when the route generation moved (services were created, updated or deleted) and otherwise every 30 s.
 pub(crate) fn adopt(c: &Control, tx: &Tx<'_>) -> Result<(), ControlError> {
     for s in tx.services_live(None)? {
         if !s.express || s.status != berth_core::status::ServiceStatus::Active {
