@@ -793,8 +793,7 @@ impl Machine<'_> {
     /// At a stage that user pause hooks may hold: opens the next one. Returns whether all are done.
     fn user_hooks_done(&mut self) -> bool {
         let stage = self.st.stage.clone();
-        let hooks: Vec<PauseHook> =
-            self.d.config.hooks.iter().filter(|h| h.stages.iter().any(|s| *s == stage)).cloned().collect();
+        let hooks: Vec<PauseHook> = self.d.config.hooks.iter().filter(|h| h.stages.contains(&stage)).cloned().collect();
         let done = self.st.progress.stage_hooks_done as usize;
         if self.st.progress.hook.is_some() {
             return false;
@@ -878,10 +877,8 @@ impl Machine<'_> {
                     return false;
                 }
                 if self.d.source.is_none() {
-                    // A first deployment: nothing to shift from, nothing to bake against.
-                    if !rolling && self.st.progress.target_weight < 100.0 {
-                        self.push(Action::SetWeights { target_percent: 100.0 });
-                    }
+                    // A first deployment: nothing to shift from (its group already has the rules' weight),
+                    // nothing to bake against.
                     self.enter(stage::CLEAN_UP);
                 } else if rolling {
                     self.enter(stage::BAKE_TIME);

@@ -359,7 +359,11 @@ impl Control {
             // The unfinished deployment, if any, plans the service (its stage machine).
             let current = match service.status {
                 ServiceStatus::Active => tx.deployment_current(service.id)?,
-                _ => None,
+                _ => {
+                    // A service being deleted ends its deployment; its tasks drain with the service.
+                    crate::rollout::abandon(tx, &service, t)?;
+                    None
+                }
             };
             if let Some(d) = &current {
                 input.deployment = Some(crate::rollout::input(self, tx, &service, d)?);

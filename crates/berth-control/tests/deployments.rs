@@ -12,7 +12,7 @@ use berth_model::cloudwatch as cw;
 use berth_model::ecs::*;
 use berth_model::elbv2::{self as elb, Operation as E};
 use berth_routes::{Condition, RouteTable, RuleAction, TargetHealth};
-use berth_store::{DeploymentRow, ServiceRow, Store};
+use berth_store::{DeploymentRow, ServiceRow, Store, Tx};
 
 mod common;
 
@@ -41,25 +41,24 @@ impl Harness {
         Store::open(&self.dir.join("berth.db")).expect("store")
     }
 
+    /// One transaction on the server's store (a second connection, as another process would open it).
+    fn db<T>(&self, f: impl FnOnce(&Tx<'_>) -> berth_store::Result<T>) -> T {
+        self.store().tx(f).expect("store")
+    }
+
     fn service(&self, arn: &str) -> ServiceRow {
-        self.store().tx(|tx| Ok::<_, berth_store::StoreError>(tx.service_by_arn(arn)?)).expect("read").expect("service")
+        self.db(|tx| tx.service_by_arn(arn)).expect("service")
     }
 
     /// The service's deployments, newest first.
     fn deployments(&self, arn: &str) -> Vec<DeploymentRow> {
         let id = self.service(arn).id;
-        self.store().tx(|tx| Ok::<_, berth_store::StoreError>(tx.deployments_of(id)?)).expect("read")
+        self.db(|tx| tx.deployments_of(id))
     }
 
     fn events(&self, arn: &str) -> Vec<String> {
         let id = self.service(arn).id;
-        let mut e: Vec<String> = self
-            .store()
-            .tx(|tx| Ok::<_, berth_store::StoreError>(tx.events(id)?))
-            .expect("read")
-            .into_iter()
-            .map(|e| e.2)
-            .collect();
+        let mut e: Vec<String> = self.db(|tx| tx.events(id)).into_iter().map(|e| e.2).collect();
         e.reverse();
         e
     }
@@ -71,14 +70,12 @@ impl Harness {
         let mut p = Progress::parse(&d.progress).expect("progress");
         f(&mut d, &mut p);
         d.progress = p.to_json();
-        self.store().tx(|tx| Ok::<_, berth_store::StoreError>(tx.deployment_update(&d)?)).expect("write");
+        self.db(|tx| tx.deployment_update(&d));
     }
 
     fn put_settings(&self, arn: &str, s: &Settings) {
         let id = self.service(arn).id;
-        self.store()
-            .tx(|tx| Ok::<_, berth_store::StoreError>(tx.deployment_settings_put(id, &s.to_json())?))
-            .expect("write");
+        self.db(|tx| tx.deployment_settings_put(id, &s.to_json()));
     }
 
     async fn create(&self, name: &str) -> String {
@@ -120,20 +117,9 @@ impl Harness {
     /// A user's rule for `host` forwarding to the service's live group.
     async fn user_rule(&self, arn: &str, host: &str) -> String {
         let service = self.service(arn);
-        let p = self
-            .store()
-            .tx(|tx| Ok::<_, berth_store::StoreError>(tx.placement_get(service.id)?))
-            .expect("read")
-            .expect("placement");
-        let live = self
-            .store()
-            .tx(|tx| {
-                Ok::<_, berth_store::StoreError>(
-                    tx.revision_group(service.live_revision.as_deref().unwrap_or_default())?,
-                )
-            })
-            .expect("read")
-            .expect("group");
+        let p = self.db(|tx| tx.placement_get(service.id)).expect("placement");
+        let live =
+            self.db(|tx| tx.revision_group(service.live_revision.as_deref().unwrap_or_default())).expect("group");
         let listener = self.https_listener(&p.load_balancer_arn).await;
         let out = self
             .elb(E::CreateRule(elb::CreateRuleInput {
@@ -180,18 +166,22 @@ fn weights_of(table: &RouteTable, host: &str) -> Vec<u32> {
         .unwrap_or_default()
 }
 
-/// The source and target revisions' weights on the rule for `host`: (source, target).
-fn split(w: &Harness, arn: &str, host: &str) -> (u32, u32) {
-    let d = w.deployments(arn).remove(0);
-    let groups = w
-        .store()
+/// The target groups of a deployment's (source, target) revisions.
+fn groups_of(w: &Harness, d: &DeploymentRow) -> (Option<String>, Option<String>) {
+    w.store()
         .tx(|tx| {
             Ok::<_, berth_store::StoreError>((
                 tx.revision_group(d.source_revision.as_deref().unwrap_or_default())?,
                 tx.revision_group(&d.target_revision)?,
             ))
         })
-        .expect("read");
+        .expect("read")
+}
+
+/// The source and target revisions' weights on the rule for `host`: (source, target).
+fn split(w: &Harness, arn: &str, host: &str) -> (u32, u32) {
+    let d = w.deployments(arn).remove(0);
+    let groups = groups_of(w, &d);
     let table = w.table();
     let rule = table
         .rules
@@ -364,9 +354,7 @@ async fn a_new_update_supersedes_a_canary_in_flight() {
     let d = w.deployments(&arn).remove(0);
     assert_eq!(d.status, "IN_PROGRESS");
     let revisions: std::collections::BTreeSet<String> = w
-        .store()
-        .tx(|tx| Ok::<_, berth_store::StoreError>(tx.tasks_not_stopped()?))
-        .expect("read")
+        .db(|tx| tx.tasks_not_stopped())
         .into_iter()
         .filter(|t| t.desired_status == berth_core::status::TaskStatus::Running)
         .filter_map(|t| t.revision_arn)
@@ -466,15 +454,7 @@ async fn rolling_replaces_tasks_in_the_same_group_within_the_envelope() {
     );
     w.update(&arn, "v2", "berth-demo:latest").await;
     let d = w.deployments(&arn).remove(0);
-    let groups = w
-        .store()
-        .tx(|tx| {
-            Ok::<_, berth_store::StoreError>((
-                tx.revision_group(d.source_revision.as_deref().unwrap_or_default())?,
-                tx.revision_group(&d.target_revision)?,
-            ))
-        })
-        .expect("read");
+    let groups = groups_of(&w, &d);
     assert_eq!(groups.0, groups.1, "ROLLING: the new revision goes into the serving group");
     w.settle().await;
     assert_eq!(w.driver.running_ids().len(), 2, "100/200: the new task starts before the old one stops");
@@ -555,4 +535,53 @@ async fn blue_green_sends_test_traffic_to_green_before_production() {
     let d = w.deployments(&arn).remove(0);
     assert_eq!(d.status, "SUCCESSFUL");
     assert_eq!(split(&w, &arn, &host), (0, 100));
+}
+
+#[tokio::test]
+async fn a_request_count_policy_follows_the_live_group_after_a_deployment() {
+    let w = world("label", 0, 0).await;
+    let request = CreateExpressGatewayServiceRequest {
+        primary_container: Some(container("v1", "berth-demo:latest")),
+        scaling_target: Some(ExpressGatewayScalingTarget {
+            auto_scaling_metric: Some(ExpressGatewayServiceScalingMetric::RequestCountPerTarget),
+            ..Default::default()
+        }),
+        ..common::named("req")
+    };
+    let arn = w.create_service(request).await.expect("create").service_arn.expect("arn");
+    w.drive(3).await;
+    let label = |w: &Harness| -> String {
+        let policies = w.db(|tx| tx.scaling_policies("ecs", Some("service/default/req")));
+        assert_eq!(policies.len(), 1);
+        let config: serde_json::Value = serde_json::from_str(&policies[0].config).expect("config");
+        config["PredefinedMetricSpecification"]["ResourceLabel"].as_str().expect("label").to_string()
+    };
+    let group_id = |g: &str| g.rsplit_once(':').map(|(_, s)| s.to_string()).expect("group");
+    let before = label(&w);
+    let d = w.deployments(&arn).remove(0);
+    assert!(before.ends_with(&group_id(&groups_of(&w, &d).1.expect("group"))), "{before}");
+    w.update(&arn, "v2", "berth-demo:latest").await;
+    w.drive(4).await;
+    let d = w.deployments(&arn).remove(0);
+    assert_eq!(d.status, "SUCCESSFUL");
+    let (old, new) = groups_of(&w, &d);
+    assert_ne!(old, new);
+    let after = label(&w);
+    assert!(after.ends_with(&group_id(&new.expect("group"))), "the label names the new live group: {after}");
+}
+
+#[tokio::test]
+async fn deleting_a_service_mid_deployment_stops_the_deployment() {
+    let w = world("delete", 60, 60).await;
+    let arn = w.running("gone").await;
+    w.update(&arn, "v2", "berth-demo:latest").await;
+    w.drive(2).await;
+    assert_eq!(w.deployments(&arn)[0].status, "IN_PROGRESS");
+    let op =
+        Operation::DeleteExpressGatewayService(DeleteExpressGatewayServiceRequest { service_arn: Some(arn.clone()) });
+    w.control.handle_ecs(&w.caller, op).await.expect("delete");
+    w.drive(2).await;
+    let d = w.deployments(&arn).remove(0);
+    assert_eq!(d.status, "STOPPED");
+    assert_eq!(d.status_reason.as_deref(), Some("Stopped: the service is being deleted."));
 }

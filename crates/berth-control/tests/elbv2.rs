@@ -14,7 +14,12 @@ use common::Harness;
 
 /// A world whose account has the two Express roles (services need them).
 async fn world(name: &str) -> Harness {
-    let config = ControlConfig { drain_timeout: std::time::Duration::from_secs(30), ..ControlConfig::default() };
+    // Deployments without bakes: a healthy canary goes to 100% in one pass.
+    let config = ControlConfig {
+        drain_timeout: std::time::Duration::from_secs(30),
+        deploy: berth_control::DeployDefaults { canary_bake_secs: 0, bake_secs: 0, ..Default::default() },
+        ..ControlConfig::default()
+    };
     let w = Harness::new(&format!("elbv2-{name}"), |_| config);
     w.create_express_roles().await;
     w
@@ -270,9 +275,14 @@ async fn a_service_gets_visible_resources_and_user_rules_follow_deployments() {
     w.report_all(TargetHealth::Healthy);
     w.settle().await;
     assert_eq!(table_weights(&w.table(), &express), vec![(live.clone(), 0), (idle.clone(), 100)]);
-    assert_eq!(table_weights(&w.table(), &user), vec![(idle.clone(), 1)], "the user's rule follows the live group");
+    // Every rule forwarding to the service follows the deployment's weights: the user's rule too.
+    assert_eq!(
+        table_weights(&w.table(), &user),
+        vec![(live.clone(), 0), (idle.clone(), 100)],
+        "the user's rule follows the live group"
+    );
     let rules = w.rules(&listener).await;
-    assert_eq!(weights(&rules[1]), vec![(idle.clone(), 1)], "and DescribeRules shows it");
+    assert_eq!(weights(&rules[1]), vec![(live.clone(), 0), (idle.clone(), 100)], "and DescribeRules shows it");
     for g in [&live, &idle] {
         let path = w.table().target_group(g).map(|t| t.health_check.path.clone());
         assert_eq!(path.as_deref(), Some("/healthz"), "reconciliation never reverts the user's health check");

@@ -12,7 +12,12 @@ mod common;
 use common::Harness;
 
 fn config() -> ControlConfig {
-    ControlConfig { drain_timeout: std::time::Duration::from_secs(30), ..ControlConfig::default() }
+    // Deployments without bakes (tests/deployments.rs has the bakes).
+    ControlConfig {
+        drain_timeout: std::time::Duration::from_secs(30),
+        deploy: berth_control::DeployDefaults { canary_bake_secs: 0, bake_secs: 0, ..Default::default() },
+        ..ControlConfig::default()
+    }
 }
 
 /// A world whose account has the two Express roles, created as the AWS documentation's CLI flow does.

@@ -17,6 +17,11 @@ mod common;
 use common::Harness;
 
 async fn world(name: &str, config: ControlConfig) -> Harness {
+    // Deployments without bakes: a healthy canary goes to 100% in one pass.
+    let config = ControlConfig {
+        deploy: berth_control::DeployDefaults { canary_bake_secs: 0, bake_secs: 0, ..Default::default() },
+        ..config
+    };
     let w = Harness::new(&format!("routegen-{name}"), |_| config);
     w.create_express_roles().await;
     w

@@ -67,8 +67,9 @@ pub(crate) struct Effective {
 }
 
 /// Fills the defaults: an Express service with no settings deploys CANARY with the server's `[deploy]` values,
-/// its deployment alarm (rollback) and the circuit breaker (rollback); given settings keep what they set, and
-/// take ECS's defaults for the rest (the server's canary percentage and bakes where the strategy uses them).
+/// its deployment alarm (rollback) and the circuit breaker (rollback); given settings keep what they set
+/// (no alarms unless they name some), and take the defaults for the rest (the server's canary percentage and
+/// bakes where the strategy uses them, the circuit breaker with rollback under every strategy).
 pub(crate) fn effective(c: &Control, service: &ServiceRow, s: &Settings) -> Effective {
     let d = c.config.deploy;
     let given = s.configuration.clone();
@@ -102,7 +103,8 @@ pub(crate) fn effective(c: &Control, service: &ServiceRow, s: &Settings) -> Effe
         None => d.bake_secs as f64,
     };
     cfg.bake_time_in_minutes.get_or_insert(minutes(d.bake_secs));
-    if cfg.alarms.is_none() && service.express {
+    // A configuration the user gave replaces the default as a whole: without `alarms` it watches none.
+    if given.is_none() && service.express {
         cfg.alarms = Some(DeploymentAlarms {
             alarm_names: Some(vec![crate::express::deploy_alarm::alarm_name(service)]),
             rollback: Some(true),
@@ -314,6 +316,18 @@ fn supersede(
     )?;
     service.live_revision = serving.clone();
     Ok(serving)
+}
+
+/// Ends the unfinished deployment of a service being deleted (STOPPED).
+pub(crate) fn abandon(tx: &Tx<'_>, service: &ServiceRow, t: f64) -> Result<(), ControlError> {
+    let Some(mut d) = tx.deployment_current(service.id)? else { return Ok(()) };
+    d.status = status::STOPPED.into();
+    d.status_reason = Some("Stopped: the service is being deleted.".into());
+    d.finished_at = Some(t);
+    d.stopped_at = Some(t);
+    d.updated_at = t;
+    tx.deployment_update(&d)?;
+    Ok(())
 }
 
 /// Points `revision` at its target group: the one `source` does not use (its settings carried over), or for
