@@ -597,7 +597,7 @@ def test_a_user_rule_for_a_second_host_answers_through_a_deployment_and_a_rollba
                 w1.wait("the deployment to end", terminal, 30)
             deployed_weights = rule_weights(client, rule)
             t_deployed = user.now()
-            user.wait_requests(200, since=t_deployed + MARGIN)
+            user.wait_requests(300, since=t_deployed + MARGIN)
             # a rollback
             arn2 = deploy(berth, svc, rolled)
             with Watch(berth, arn2) as w2:
@@ -643,7 +643,7 @@ def test_stop_rolls_back_at_once_and_continue_promotes_early(berth, svc):
             t_stop = traffic.now()
             berth.ecs().stop_service_deployment(serviceDeploymentArn=arn_a, stopType="ROLLBACK")
             wa.wait("the rollback to end", terminal, 30)
-        traffic.wait_requests(300)
+        traffic.wait_requests(300, since=t_stop + MARGIN)
         t_b = traffic.now()
         # ContinueServiceDeployment CONTINUE on the canary bake's hook
         arn_b = deploy(berth, svc, promoted)
@@ -781,7 +781,7 @@ def test_kill_9_mid_bake_resumes_and_traffic_keeps_flowing(berth, svc):
 
     # the clients saw nothing: no failure before, during or after the outage; the canary split held throughout
     no_failures(traffic, svc.endpoint)
-    share_between(traffic.window(t_kill, t_back + 5), new, 1, 15, 400, ctx)
+    share_between(traffic.window(t_kill, t_back + 5), new, 1, 15, 300, ctx)
     # the same deployment carried on where it was: in its canary bake, same hook, same weights
     assert after_restart["status"] == "IN_PROGRESS", after_restart
     hook_before = next(h for h in before_kill["lifecycleHookDetails"] if h["status"] == "AWAITING_ACTION")
