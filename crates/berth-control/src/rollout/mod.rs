@@ -103,8 +103,9 @@ pub(crate) fn effective(c: &Control, service: &ServiceRow, s: &Settings) -> Effe
         None => d.bake_secs as f64,
     };
     cfg.bake_time_in_minutes.get_or_insert(minutes(d.bake_secs));
-    // A configuration the user gave replaces the default as a whole: without `alarms` it watches none.
-    if given.is_none() && service.express {
+    // An Express service keeps its deployment alarm unless the user's configuration names its own `alarms`
+    // (an explicit `enable: false` or another list replaces it).
+    if cfg.alarms.is_none() && service.express {
         cfg.alarms = Some(DeploymentAlarms {
             alarm_names: Some(vec![crate::express::deploy_alarm::alarm_name(service)]),
             rollback: Some(true),
