@@ -661,7 +661,10 @@ impl Machine<'_> {
             self.keep(&target, desired);
         }
         if let Some(src) = self.d.source.clone() {
-            if at < stage_index(stage::CLEAN_UP) && self.d.config.strategy != Strategy::Rolling {
+            // Before SCALE_UP nothing replaces the source (a PRE_SCALE_UP hook may hold it there), whatever the
+            // strategy; ROLLING then hands the source over to its envelope.
+            let before_scale_up = at < stage_index(stage::SCALE_UP);
+            if before_scale_up || (at < stage_index(stage::CLEAN_UP) && self.d.config.strategy != Strategy::Rolling) {
                 self.keep(&src, desired);
             } else {
                 self.drain_all(&src);
@@ -873,7 +876,7 @@ impl Machine<'_> {
                 self.enter(stage::POST_SCALE_UP);
             }
             stage::POST_SCALE_UP => {
-                if !self.user_hooks_done() {
+                if !self.user_hooks_done() || self.healthy(&target) < desired {
                     return false;
                 }
                 if self.d.source.is_none() {
@@ -890,7 +893,9 @@ impl Machine<'_> {
             }
             stage::TEST_TRAFFIC_SHIFT => self.enter(stage::POST_TEST_TRAFFIC_SHIFT),
             stage::POST_TEST_TRAFFIC_SHIFT | stage::PRE_PRODUCTION_TRAFFIC_SHIFT => {
-                if !self.user_hooks_done() {
+                // No traffic moves to a target that lost its healthy tasks since SCALE_UP (they are being
+                // replaced, and counted by the breaker): wait until it has them again.
+                if !self.user_hooks_done() || self.healthy(&target) < desired {
                     return false;
                 }
                 let next = if self.st.stage == stage::POST_TEST_TRAFFIC_SHIFT {
@@ -917,7 +922,8 @@ impl Machine<'_> {
                 self.enter(stage::BAKE_TIME);
             }
             stage::BAKE_TIME => {
-                if self.st.progress.hook.is_some() {
+                // The source goes only once the target carries the desired count healthy.
+                if self.st.progress.hook.is_some() || self.healthy(&target) < desired {
                     return false;
                 }
                 self.enter(stage::CLEAN_UP);

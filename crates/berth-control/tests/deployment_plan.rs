@@ -278,6 +278,25 @@ fn cases() -> Vec<Case> {
             ..base("the final bake over: the old tasks drain")
         },
         Case {
+            stage: PROD,
+            progress: Progress {
+                hook: Some(Hook { status: "SUCCEEDED".into(), ..bake(PRE_PROD, NOW + 100.0) }),
+                ..baking(PRE_PROD, 5.0, 20.0, 1.0)
+            },
+            tasks: vec![("old", "r1", true, Healthy), ("new", "r2", true, Initial)],
+            want: vec![close("SUCCEEDED"), stage(PRE_PROD)],
+            then: ("IN_PROGRESS", PRE_PROD),
+            ..base("the canary over but the target lost its healthy task: no shift until it is healthy again")
+        },
+        Case {
+            stage: "BAKE_TIME",
+            progress: baking(POST_PROD, 100.0, 179.0, 1.0),
+            tasks: vec![("old", "r1", true, Healthy), ("new", "r2", true, Initial)],
+            want: vec![Action::Bake { counted: 1.0, unwatched: 0.0 }, close("SUCCEEDED")],
+            then: ("IN_PROGRESS", "BAKE_TIME"),
+            ..base("the final bake over but the target is not healthy: the source stays")
+        },
+        Case {
             stage: "CLEAN_UP",
             progress: Progress { target_weight: 100.0, step: 2, ..progress() },
             tasks: vec![("old", "r1", false, Healthy), ("new", "r2", true, Healthy)],
@@ -523,6 +542,31 @@ fn cases() -> Vec<Case> {
             ],
             then: ("IN_PROGRESS", "PRE_SCALE_UP"),
             ..base("a PRE_SCALE_UP pause hook holds the deployment before any task starts")
+        },
+        Case {
+            strategy: Strategy::Rolling,
+            status: "PENDING",
+            stage: "PRE_SCALE_UP",
+            config: Some(DeployConfig {
+                hooks: vec![user_hook("PRE_SCALE_UP", "ROLLBACK")],
+                ..config(Strategy::Rolling)
+            }),
+            want: vec![
+                Action::Status { status: "IN_PROGRESS".into(), reason: None },
+                Action::OpenHook {
+                    hook: Hook {
+                        hook_id: "ecs-pause-dep1-1".into(),
+                        stage: "PRE_SCALE_UP".into(),
+                        target_type: "PAUSE".into(),
+                        status: "AWAITING_ACTION".into(),
+                        expires_at: Some(NOW + 600.0),
+                        timeout_action: "ROLLBACK".into(),
+                    },
+                    bake: false,
+                },
+            ],
+            then: ("IN_PROGRESS", "PRE_SCALE_UP"),
+            ..base("ROLLING held by a PRE_SCALE_UP hook keeps its serving tasks (no drain)")
         },
         Case {
             stage: "PRE_SCALE_UP",
