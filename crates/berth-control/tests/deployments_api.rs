@@ -1176,20 +1176,25 @@ async fn update_service_deploys_a_task_definition_given_by_family() {
             "portMappings": [{"containerPort": 8080, "name": "web", "protocol": "tcp"}]
         }]
     });
-    let request: RegisterTaskDefinitionRequest = serde_json::from_value(definition).expect("request");
-    let Ok(Output::RegisterTaskDefinition(registered)) = call(&w, Operation::RegisterTaskDefinition(request)).await
-    else {
-        panic!("register")
-    };
-    let td = registered.task_definition.and_then(|t| t.task_definition_arn).expect("arn");
-    let before = target_revision(&w, &svc).await;
+    // Two revisions of the family, so "the latest" and "revision 1" name different definitions.
+    let mut registered_arns = Vec::new();
+    for _ in 0..2 {
+        let request: RegisterTaskDefinitionRequest = serde_json::from_value(definition.clone()).expect("request");
+        let Ok(Output::RegisterTaskDefinition(registered)) = call(&w, Operation::RegisterTaskDefinition(request)).await
+        else {
+            panic!("register")
+        };
+        registered_arns.push(registered.task_definition.and_then(|t| t.task_definition_arn).expect("arn"));
+    }
+    let mut before = target_revision(&w, &svc).await;
     // By family (the latest revision) and by family:revision: the Express update path records a revision on it.
-    for given in ["bytd-own", "bytd-own:1"] {
+    for (given, td) in [("bytd-own", &registered_arns[1]), ("bytd-own:1", &registered_arns[0])] {
         update(&w, UpdateServiceRequest { task_definition: Some(given.into()), ..on("bytd") }).await.expect(given);
         let now = target_revision(&w, &svc).await;
-        assert_ne!(now, before, "{given}");
-        let revision = revisions(&w, vec![now]).await.expect("revision").service_revisions.unwrap_or_default();
+        assert_ne!(now, before, "{given}: a new revision");
+        let revision = revisions(&w, vec![now.clone()]).await.expect("revision").service_revisions.unwrap_or_default();
         assert_eq!(revision[0].task_definition.as_deref(), Some(td.as_str()), "{given}");
+        before = now;
     }
 }
 

@@ -58,6 +58,11 @@ fn deployment_row(r: &Row<'_>) -> rusqlite::Result<DeploymentRow> {
 /// Statuses of a deployment that has ended (ECS's "Completed" group).
 pub const FINISHED_STATUSES: [&str; 4] = ["SUCCESSFUL", "STOPPED", "ROLLBACK_SUCCESSFUL", "ROLLBACK_FAILED"];
 
+/// [`FINISHED_STATUSES`] as an SQL list: `('SUCCESSFUL', ...)`.
+fn finished_list() -> String {
+    format!("({})", FINISHED_STATUSES.map(|s| format!("'{s}'")).join(", "))
+}
+
 impl Tx<'_> {
     /// Inserts a deployment; returns its id.
     pub fn deployment_insert(&self, d: &DeploymentRow) -> Result<i64> {
@@ -129,8 +134,9 @@ impl Tx<'_> {
             .conn()
             .query_row(
                 &format!(
-                    "SELECT {COLUMNS} FROM deployments WHERE service_id = ?1 AND status NOT IN \
-                     ('SUCCESSFUL', 'STOPPED', 'ROLLBACK_SUCCESSFUL', 'ROLLBACK_FAILED') ORDER BY id DESC LIMIT 1"
+                    "SELECT {COLUMNS} FROM deployments WHERE service_id = ?1 AND status NOT IN {} \
+                     ORDER BY id DESC LIMIT 1",
+                    finished_list()
                 ),
                 [service_id],
                 deployment_row,
@@ -141,8 +147,8 @@ impl Tx<'_> {
     /// Every deployment that has not finished, oldest first (the reconciler's work list).
     pub fn deployments_unfinished(&self) -> Result<Vec<DeploymentRow>> {
         let mut stmt = self.conn().prepare(&format!(
-            "SELECT {COLUMNS} FROM deployments WHERE status NOT IN \
-             ('SUCCESSFUL', 'STOPPED', 'ROLLBACK_SUCCESSFUL', 'ROLLBACK_FAILED') ORDER BY id"
+            "SELECT {COLUMNS} FROM deployments WHERE status NOT IN {} ORDER BY id",
+            finished_list()
         ))?;
         let rows = stmt.query_map([], deployment_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)

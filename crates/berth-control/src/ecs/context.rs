@@ -17,7 +17,7 @@ pub(crate) fn ecs_requests(c: &Control, op: &Operation) -> Result<Vec<RequestCon
     let action = format!("ecs:{}", op.name());
     let cluster_arn = |given: &Option<String>| c.names.cluster(&cluster_name(given.as_deref()));
     let on_existing = |arn: &str, cluster: &str| -> Result<RequestContext, ControlError> {
-        let tags = c.tx(|tx| Ok(tx.tags_get(arn)?))?;
+        let tags = c.read(|tx| Ok(tx.tags_get(arn)?))?;
         Ok(RequestContext::new(action.clone(), arn)
             .with_resource_tags(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .with_key("ecs:cluster", cluster.to_string()))

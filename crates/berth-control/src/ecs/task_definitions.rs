@@ -217,6 +217,13 @@ impl Ident {
     }
 }
 
+/// The stored task definition `given` names (`family` for its latest ACTIVE revision, `family:revision` or an
+/// ARN): `InvalidParameterException` when it is malformed, `ClientException` when there is none.
+pub(super) fn find(tx: &Tx<'_>, given: &str) -> Result<TaskDefinitionRow, ControlError> {
+    let id = Ident::parse(given).map_err(ControlError::invalid)?;
+    id.lookup(tx)?.ok_or_else(|| client(format!("TaskDefinition not found: {given}")))
+}
+
 fn body(def: &TaskDefinition) -> String {
     serde_json::to_string(def).unwrap_or_default()
 }
@@ -748,8 +755,7 @@ struct ExpressParts {
 /// mapping; FARGATE-compatible; ACTIVE) and berth's (one container per task, awslogs, an execution role), and
 /// derives the revision's settings from it.
 fn express_parts(tx: &Tx<'_>, given: &str) -> Result<ExpressParts, ControlError> {
-    let id = Ident::parse(given).map_err(ControlError::invalid)?;
-    let row = id.lookup(tx)?.ok_or_else(|| client(format!("TaskDefinition not found: {given}")))?;
+    let row = find(tx, given)?;
     match row.status.as_str() {
         ACTIVE => {}
         INACTIVE => return Err(client(format!("TaskDefinition is inactive: {}", row.arn))),

@@ -85,7 +85,11 @@ pub(crate) fn update(
             service.updated_at = t;
             tx.service_update(&service)?;
         }
-        let task_definition = r.task_definition.as_deref().map(|given| task_definition_arn(tx, given)).transpose()?;
+        let task_definition = r
+            .task_definition
+            .as_deref()
+            .map(|given| super::task_definitions::find(tx, given).map(|row| row.arn))
+            .transpose()?;
         tx.deployment_settings_put(service.id, &settings.to_json())?;
         Ok((service, (before, count), task_definition))
     })?;
@@ -118,23 +122,6 @@ pub(crate) fn update(
         render::service(c, tx, &row, false)
     })?;
     Ok(UpdateServiceResponse { service: Some(rendered) })
-}
-
-/// `taskDefinition` as UpdateService takes it (`family`, `family:revision` or an ARN), as the ARN
-/// UpdateExpressGatewayService's `taskDefinitionArn` takes; ClientException when there is none.
-fn task_definition_arn(tx: &Tx<'_>, given: &str) -> Result<String, ControlError> {
-    let not_found = || ControlError::code(ErrorCode::Client, format!("TaskDefinition not found: {given}."));
-    if given.starts_with("arn:") {
-        return Ok(tx.task_definition_get(given)?.ok_or_else(not_found)?.arn);
-    }
-    let row = match given.rsplit_once(':') {
-        Some((family, revision)) => {
-            let revision: i64 = revision.parse().map_err(|_| not_found())?;
-            tx.task_definition_by_family(family, Some(revision))?
-        }
-        None => tx.task_definition_by_family(given, None)?,
-    };
-    Ok(row.ok_or_else(not_found)?.arn)
 }
 
 /// Refuses every member an Express service does not take through UpdateService, by its wire name.
