@@ -23,6 +23,7 @@ pub struct Config {
     pub task_endpoint: TaskEndpointSection,
     pub metrics: MetricsSection,
     pub autoscaling: AutoscalingSection,
+    pub console: ConsoleSection,
     /// Filled from the command line, never from the file.
     #[serde(skip)]
     pub data_dir: PathBuf,
@@ -35,6 +36,23 @@ pub struct ApiSection {
     pub listen: SocketAddr,
     /// Serve the API over HTTPS with a certificate from berth's CA.
     pub tls: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsoleSection {
+    /// Serve the web console (`berth console` prints its URL).
+    pub enabled: bool,
+    /// Where: HTTPS with a certificate from berth's CA.
+    pub listen: SocketAddr,
+    /// How long a console sign-in lasts, in seconds.
+    pub session_ttl_secs: u64,
+}
+
+impl Default for ConsoleSection {
+    fn default() -> Self {
+        ConsoleSection { enabled: true, listen: SocketAddr::from(([127, 0, 0, 1], 9445)), session_ttl_secs: 8 * 3600 }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -189,6 +207,7 @@ impl Default for Config {
             task_endpoint: TaskEndpointSection::default(),
             metrics: MetricsSection::default(),
             autoscaling: AutoscalingSection::default(),
+            console: ConsoleSection::default(),
             data_dir: PathBuf::new(),
         }
     }
@@ -265,6 +284,9 @@ pub struct Common {
     /// Overrides `internal.listen`.
     #[arg(long, global = true)]
     pub internal_listen: Option<SocketAddr>,
+    /// Overrides `console.listen`.
+    #[arg(long, global = true)]
+    pub console_listen: Option<SocketAddr>,
 }
 
 impl Common {
@@ -283,6 +305,7 @@ impl Common {
         push("--https-listen", self.https_listen.map(|a| a.to_string()));
         push("--http-listen", self.http_listen.map(|a| a.to_string()));
         push("--internal-listen", self.internal_listen.map(|a| a.to_string()));
+        push("--console-listen", self.console_listen.map(|a| a.to_string()));
         args
     }
 
@@ -317,6 +340,9 @@ impl Common {
         }
         if let Some(a) = self.internal_listen {
             config.internal.listen = a;
+        }
+        if let Some(a) = self.console_listen {
+            config.console.listen = a;
         }
         if config.runtime.driver != "docker" {
             anyhow::bail!("runtime.driver {:?} is not supported (only \"docker\")", config.runtime.driver);
@@ -357,6 +383,23 @@ impl Config {
             canary_bake_secs: d.canary_bake_secs,
             bake_secs: d.bake_secs,
         })
+    }
+
+    /// The console's URL (and origin).
+    pub fn console_url(&self) -> String {
+        let ip = self.console.listen.ip();
+        let host = if ip.is_loopback() || ip.is_unspecified() { "localhost".to_string() } else { ip.to_string() };
+        format!("https://{host}:{}", self.console.listen.port())
+    }
+
+    /// This machine's berth as a client finds it: the fallback endpoint and credentials of the CLI.
+    pub fn local_berth(&self) -> berth_client::LocalBerth {
+        berth_client::LocalBerth {
+            endpoint: self.api_url(),
+            region: self.region.clone(),
+            credentials_file: self.path(crate::files::CREDENTIALS),
+            ca_pem: self.path(crate::files::CA_PEM),
+        }
     }
 
     pub fn drain_timeout(&self) -> Duration {

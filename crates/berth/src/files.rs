@@ -106,11 +106,3 @@ pub fn print_env(config: &Config) -> Result<()> {
     println!("export BERTH_ACCOUNT_ID={account}");
     Ok(())
 }
-
-pub fn print_ca(config: &Config) -> Result<()> {
-    let path = config.path(CA_PEM);
-    let pem = std::fs::read_to_string(&path)
-        .with_context(|| format!("reading {}: start berth first with `berth up`", path.display()))?;
-    print!("{pem}");
-    Ok(())
-}

@@ -124,6 +124,16 @@ pub async fn run(config: Config) -> Result<()> {
         },
         false => None,
     };
+    let console_listener = match config.console.enabled {
+        true => match TcpListener::bind(config.console.listen).await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                tracing::warn!(addr = %config.console.listen, error = %e, "cannot serve the console");
+                None
+            }
+        },
+        false => None,
+    };
     let backend = Arc::new(ApiBackend { control: Arc::clone(&control), metrics: Arc::clone(&metrics) });
     let api = tokio::spawn(berth_api::serve(api_listener, tls, Arc::clone(&backend), ApiConfig::default(), stopped()));
     let internal = tokio::spawn(crate::internal::serve(internal_listener, Arc::clone(&control), token, stopped()));
@@ -135,12 +145,17 @@ pub async fn run(config: Config) -> Result<()> {
     let reconciler = tokio::spawn(Arc::clone(&control).run_reconciler(stopped()));
     let metrics_task = metrics_listener
         .map(|l| tokio::spawn(crate::metrics::serve(l, Arc::clone(&control), Arc::clone(&metrics), stopped())));
+    let console_task = match console_listener {
+        Some(l) => Some(tokio::spawn(crate::console::serve(l, &config, &ca, stopped())?)),
+        None => None,
+    };
     tokio::spawn(Arc::clone(&control).run_sampling(stopped()));
     // CloudWatch metrics: the write buffer every second, roll-ups every minute, a last write at the stop.
     let metric_store = tokio::spawn(Arc::clone(&control).run_metrics(stopped()));
     tracing::info!(
         api = %config.api_url(),
         internal = %config.internal.listen,
+        console = %config.console_url(),
         account = %control.account_id(),
         data_dir = %config.data_dir.display(),
         "berth server is ready"
@@ -155,6 +170,9 @@ pub async fn run(config: Config) -> Result<()> {
         let _ = reconciler.await;
         if let Some(m) = metrics_task {
             let _ = m.await;
+        }
+        if let Some(c) = console_task {
+            let _ = c.await;
         }
         let _ = metric_store.await;
         if let Some((c, a)) = task_tasks {

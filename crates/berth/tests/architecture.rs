@@ -83,6 +83,32 @@ fn dependency_rules_hold() {
             format!("berth-telemetry depends on {forbidden}: it is pure (no I/O, no clock, no store)"),
         );
     }
+    // berth's own clients reach berth only through its public API: no store, no control plane, no server side.
+    let server_side = [
+        "berth-store",
+        "berth-control",
+        "berth-api",
+        "berth-proxy",
+        "berth-runtime",
+        "berth-runtime-docker",
+        "berth-certs",
+    ];
+    for k in ["berth-client", "berth-cli", "berth-console"] {
+        for forbidden in server_side {
+            rule(!on(k, forbidden), format!("{k} depends on {forbidden}: clients use berth's public API only"));
+        }
+    }
+    rule(!on("berth-cli", "berth-console"), "berth-cli depends on berth-console".into());
+    rule(!on("berth-console", "berth-cli"), "berth-console depends on berth-cli".into());
+    for k in &berth {
+        rule(
+            *k == "berth-client" || !on(k, "aws-sigv4"),
+            format!("{k} depends on aws-sigv4: berth-client is the one signer"),
+        );
+        for web in ["axum", "maud"] {
+            rule(*k == "berth-console" || !on(k, web), format!("{k} depends on {web}: only the console serves pages"));
+        }
+    }
     if let Some(demo) = deps.get("berth-demo") {
         rule(demo.is_empty(), format!("berth-demo has dependencies {demo:?}: it must build from std alone"));
     }
