@@ -216,6 +216,8 @@ class BerthInstance:
     task_ports: list[int] = field(default_factory=lambda: pick_free_ports(2))
     # The server's and the proxy's `/metrics` ports, distinct per instance (never the shared defaults).
     metrics_ports: list[int] = field(default_factory=lambda: pick_free_ports(2))
+    # The web console's HTTPS port, distinct per instance.
+    console_port: int = field(default_factory=lambda: pick_free_ports(1)[0])
     # More `[proxy]` settings, e.g. `address_pool = ["127.0.0.5"]`.
     extra_proxy_config: list[str] = field(default_factory=list)
     # More sections at the end of the config, e.g. `["[runtime]", 'dns_servers = ["192.0.2.53"]']`.
@@ -240,6 +242,10 @@ class BerthInstance:
     @property
     def api_url(self) -> str:
         return f"https://localhost:{self.ports.api}"
+
+    @property
+    def console_url(self) -> str:
+        return f"https://localhost:{self.console_port}"
 
     @property
     def metrics_url(self) -> str:
@@ -287,6 +293,8 @@ class BerthInstance:
                     f"bake_secs = {self.bake_secs}",
                     "[metrics]",
                     f'listen = "127.0.0.1:{self.metrics_ports[0]}"',
+                    "[console]",
+                    f'listen = "127.0.0.1:{self.console_port}"',
                     "[task_endpoint]",
                     f"credentials_port = {self.task_ports[0]}",
                     f"api_port = {self.task_ports[1]}",
@@ -528,6 +536,28 @@ class BerthInstance:
                 pass
             iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust_policy(service)))
             iam.attach_role_policy(RoleName=name, PolicyArn=f"arn:aws:iam::aws:policy/service-role/{policy}")
+
+    def berth_cli(
+        self, *args: str, env: dict[str, str] | None = None, timeout: float = 120, input: str | None = None
+    ) -> subprocess.CompletedProcess:
+        """Runs a `berth` client command (deploy, ls, status, ...) against this instance, the way a user on this
+        machine would: no AWS_* variables, the local data dir as the fallback endpoint and credentials. `env`
+        adds or overrides variables (e.g. another user's AWS_ACCESS_KEY_ID). Returns the completed process
+        (text stdout/stderr); never raises on a non-zero exit."""
+        full = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        full["BERTH_DATA_DIR"] = str(self.data_dir)
+        full["BERTH_CONFIG"] = str(self.config_path)
+        full["NO_COLOR"] = "1"
+        full.update(env or {})
+        return subprocess.run(
+            [str(self.binary), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=full,
+            input=input,
+            stdin=None if input is not None else subprocess.DEVNULL,
+        )
 
     def aws_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
