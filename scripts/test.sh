@@ -78,18 +78,38 @@ rust_tests() {
 }
 
 e2e() {
-    local rc=0
-    BERTH_BINARY="$ROOT/target/debug/berth" "$VENV/bin/python" -m pytest tests/e2e -x -v --durations=10 "$@" || rc=$?
-    if [ $rc -eq 5 ]; then
-        echo "pytest collected no tests: that is a failure here"
+    # Two suites, each with its own berth on its own ports, run side by side (most of their time is spent waiting on
+    # deployments and health checks, not on the CPU): tests/e2e (the AWS API with boto3 and the AWS CLI) and
+    # tests/ui (the berth CLI and the web console in headless Chromium). test_docker_restart stops dockerd, so it
+    # runs alone after both.
+    local rc=0 ui_rc=0 ui_log="$ROOT/target/ui/pytest.log"
+    mkdir -p "$ROOT/target/ui"
+    BERTH_BINARY="$ROOT/target/debug/berth" "$VENV/bin/python" -m pytest tests/ui -x -v --durations=10 "$@" \
+        >"$ui_log" 2>&1 &
+    local ui_pid=$!
+    BERTH_BINARY="$ROOT/target/debug/berth" "$VENV/bin/python" -m pytest tests/e2e -x -v --durations=10 \
+        --deselect tests/e2e/test_docker_restart.py "$@" || rc=$?
+    wait "$ui_pid" || ui_rc=$?
+    printf '\n==> tests/ui (CLI and console), run beside tests/e2e: %s\n' "$ui_log"
+    cat "$ui_log"
+    if [ $rc -eq 0 ] && [ $ui_rc -eq 0 ]; then
+        BERTH_BINARY="$ROOT/target/debug/berth" "$VENV/bin/python" -m pytest tests/e2e/test_docker_restart.py -x -v \
+            "$@" || rc=$?
     fi
-    return $rc
+    for code in $rc $ui_rc; do
+        if [ "$code" -eq 5 ]; then
+            echo "pytest collected no tests: that is a failure here"
+        fi
+    done
+    [ $rc -eq 0 ] && [ $ui_rc -eq 0 ]
 }
 
 VENV="$ROOT/.venv"
 run_or_finish docker scripts/ensure-docker.sh
 run_or_finish registry scripts/ensure-registry.sh
 run_or_finish python ensure_python
+# The user-facing suites' tools: tmux (the CLI's live display through a pseudo-terminal), Chromium and its WebDriver.
+run_or_finish tools scripts/ensure-tools.sh
 run_or_finish fmt cargo fmt --all -- --check
 # clippy, build and the Rust tests are independent of each other's results: run all, report every failure.
 stage clippy cargo clippy --workspace --all-targets -- -D warnings
