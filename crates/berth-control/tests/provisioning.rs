@@ -356,6 +356,59 @@ async fn an_update_the_role_may_not_do_changes_nothing() {
     w.update(&arn, "berth-demo:v4", Some(8080)).await.expect("allowed again");
 }
 
+/// UpdateService's deployment settings, desired count and deployment commit together: a deployment the role may not
+/// make leaves the settings and the count as they were (ECS's DescribeServices shows both).
+#[tokio::test]
+async fn an_update_service_the_role_may_not_deploy_changes_nothing() {
+    let w = world("updsvc").await;
+    let role = w.role("updsvc", None).await;
+    let arn = w.create("web", &role).await.expect("create");
+    w.settle().await;
+    let services = |w: &Harness| {
+        let (control, caller, arn) = (w.control.clone(), w.caller.clone(), arn.clone());
+        async move {
+            let out = control
+                .handle_ecs(
+                    &caller,
+                    ecs::Operation::DescribeServices(ecs::DescribeServicesRequest {
+                        services: Some(vec![arn]),
+                        ..Default::default()
+                    }),
+                )
+                .await
+                .expect("describe services");
+            let ecs::Output::DescribeServices(d) = out else { panic!("{out:?}") };
+            let s = d.services.unwrap_or_default().remove(0);
+            (s.desired_count, format!("{:?}", s.deployment_configuration), s.deployments.map(|d| d.len()))
+        }
+    };
+    let before = services(&w).await;
+    w.put_inline("updsvc", &deny("elasticloadbalancing:ModifyRule")).await;
+    let request = ecs::UpdateServiceRequest {
+        service: Some(arn.clone()),
+        desired_count: Some(2),
+        force_new_deployment: Some(true),
+        deployment_configuration: Some(ecs::DeploymentConfiguration {
+            strategy: Some(ecs::DeploymentStrategy::Linear),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let e = w.ecs(ecs::Operation::UpdateService(request.clone())).await.expect_err("denied");
+    assert_denied(&e, "updsvc", "elasticloadbalancing:ModifyRule");
+    assert_eq!(services(&w).await, before, "nothing of the refused UpdateService stays");
+
+    w.iam(Iam::DeleteRolePolicy(iam::DeleteRolePolicyRequest {
+        role_name: Some("updsvc".into()),
+        policy_name: Some("inline".into()),
+    }))
+    .await;
+    w.ecs(ecs::Operation::UpdateService(request)).await.expect("allowed again");
+    let after = services(&w).await;
+    assert_eq!(after.0, Some(2));
+    assert!(after.1.contains("Linear"), "{}", after.1);
+}
+
 #[tokio::test]
 async fn a_deletion_waits_for_the_role_and_completes_once_allowed() {
     let mut w = world("delete").await;

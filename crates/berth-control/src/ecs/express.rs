@@ -157,13 +157,36 @@ pub(crate) fn update(
     caller: &CallerIdentity,
     r: UpdateExpressGatewayServiceRequest,
 ) -> Result<UpdateExpressGatewayServiceResponse, ControlError> {
+    let prepared = prepare_update(c, caller, r)?;
+    let updated = c.tx(|tx| update_in(c, tx, caller, &prepared, now()))?;
+    Ok(UpdateExpressGatewayServiceResponse { service: Some(after_update(c, updated)) })
+}
+
+/// An UpdateExpressGatewayService request checked before its transaction: the task definition it names read,
+/// roles checked, the container normalized.
+pub(crate) struct PreparedUpdate {
+    arn: String,
+    r: UpdateExpressGatewayServiceRequest,
+    task_source: super::task_definitions::TaskSource,
+    container: Option<ExpressGatewayContainer>,
+    only_scaling: bool,
+}
+
+/// What [`update_in`] wrote: the answer and the scaling policy to settle after the commit.
+pub(crate) type Updated = (UpdatedExpressGatewayService, Option<(String, Vec<String>)>);
+
+pub(crate) fn prepare_update(
+    c: &Control,
+    caller: &CallerIdentity,
+    r: UpdateExpressGatewayServiceRequest,
+) -> Result<PreparedUpdate, ControlError> {
     let arn = r.service_arn.clone().unwrap_or_default();
     // taskDefinitionArn: the user's task definition gives the container, roles and size (task_definitions.rs).
     let (r, task_source) = super::task_definitions::for_update(c, r)?;
     if let Some(e) = &r.execution_role_arn {
         role_arn("executionRoleArn", e)?;
     }
-    let container = r.primary_container.map(normalize_container).transpose()?;
+    let container = r.primary_container.clone().map(normalize_container).transpose()?;
     c.check_express_roles(
         caller,
         ExpressRoles {
@@ -172,7 +195,6 @@ pub(crate) fn update(
             task: r.task_role_arn.as_deref(),
         },
     )?;
-    let t = now();
     // Only a new scalingTarget: the scalable target and its policy change, and no deployment starts.
     let only_scaling = r.scaling_target.is_some()
         && r.execution_role_arn.is_none()
@@ -183,8 +205,22 @@ pub(crate) fn update(
         && r.cpu.is_none()
         && r.memory.is_none()
         && r.cpu_architecture.is_none();
-    let updated = c.tx(|tx| {
-        let mut row = express_by_arn(tx, &arn)?;
+    Ok(PreparedUpdate { arn, r, task_source, container, only_scaling })
+}
+
+/// The update written in the caller's transaction: a new revision and its deployment, or only the scaling target.
+/// UpdateService calls it in its own transaction, so its settings and the deployment commit together.
+pub(crate) fn update_in(
+    c: &Control,
+    tx: &Tx<'_>,
+    caller: &CallerIdentity,
+    p: &PreparedUpdate,
+    t: f64,
+) -> Result<Updated, ControlError> {
+    let PreparedUpdate { arn, r, task_source, container, only_scaling } = p;
+    let only_scaling = *only_scaling;
+    {
+        let mut row = express_by_arn(tx, arn)?;
         if row.status != ServiceStatus::Active {
             return Err(ControlError::code(
                 ErrorCode::ServiceNotActive,
@@ -267,13 +303,16 @@ pub(crate) fn update(
             journal::authorize(c, tx, role, &journal, Purpose::Update)?;
         }
         Ok((updated_view(tx, &row)?, policy))
-    })?;
-    let (updated, policy) = updated;
+    }
+}
+
+/// After [`update_in`]'s transaction committed: the scaling policy's alarms settled, the reconciler woken.
+pub(crate) fn after_update(c: &Control, (updated, policy): Updated) -> UpdatedExpressGatewayService {
     if let Some((policy_arn, dropped)) = policy {
         crate::express::scaling::after_commit(c, &policy_arn, &dropped);
     }
     c.wake();
-    Ok(UpdateExpressGatewayServiceResponse { service: Some(updated) })
+    updated
 }
 
 /// UpdateExpressGatewayService's answer: the service with its target revision's configuration.

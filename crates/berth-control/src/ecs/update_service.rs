@@ -37,10 +37,32 @@ pub(crate) fn update(
     refuse_unsupported(&r)?;
     let given = r.service.clone().unwrap_or_default();
     let t = now();
-    // Validated and stored in one transaction; the previous settings and count are kept to restore them if the
-    // deployment below is refused.
-    let (service, previous, task_definition) = c.tx(|tx| {
-        let mut service = super::deployments::service_named(tx, r.cluster.as_deref(), &given)?;
+    // A deployment's request is checked first (the task definition it names, its roles); then the settings, the
+    // desired count and the deployment are written in one transaction: a refused deployment leaves nothing behind.
+    let (arn, task_definition) = c.read(|tx| {
+        let service = super::deployments::service_named(tx, r.cluster.as_deref(), &given)?;
+        let task_definition = r
+            .task_definition
+            .as_deref()
+            .map(|given| super::task_definitions::find(tx, given).map(|row| row.arn))
+            .transpose()?;
+        Ok((service.arn, task_definition))
+    })?;
+    let deploys = r.force_new_deployment == Some(true) || task_definition.is_some();
+    let prepared = match deploys {
+        true => Some(super::express::prepare_update(
+            c,
+            caller,
+            UpdateExpressGatewayServiceRequest {
+                service_arn: Some(arn.clone()),
+                task_definition_arn: task_definition,
+                ..Default::default()
+            },
+        )?),
+        false => None,
+    };
+    let (service, updated) = c.tx(|tx| {
+        let mut service = super::deployments::service_named(tx, r.cluster.as_deref(), &arn)?;
         if service.status != ServiceStatus::Active {
             return Err(ControlError::code(
                 ErrorCode::ServiceNotActive,
@@ -72,7 +94,6 @@ pub(crate) fn update(
                 strategy.as_str()
             )));
         }
-        let count = service.desired_count;
         if let Some(desired) = r.desired_count {
             let (min, max) = scaling_bounds(tx, &service)?;
             if desired < min || desired > max {
@@ -85,36 +106,12 @@ pub(crate) fn update(
             service.updated_at = t;
             tx.service_update(&service)?;
         }
-        let task_definition = r
-            .task_definition
-            .as_deref()
-            .map(|given| super::task_definitions::find(tx, given).map(|row| row.arn))
-            .transpose()?;
         tx.deployment_settings_put(service.id, &settings.to_json())?;
-        Ok((service, (before, count), task_definition))
+        let updated = prepared.as_ref().map(|p| super::express::update_in(c, tx, caller, p, t)).transpose()?;
+        Ok((service, updated))
     })?;
-    let deploys = r.force_new_deployment == Some(true) || task_definition.is_some();
-    if deploys {
-        let request = UpdateExpressGatewayServiceRequest {
-            service_arn: Some(service.arn.clone()),
-            task_definition_arn: task_definition,
-            ..Default::default()
-        };
-        if let Err(e) = super::express::update(c, caller, request) {
-            let (before, count) = previous;
-            c.tx(|tx| {
-                match &before {
-                    Some(json) => tx.deployment_settings_put(service.id, json)?,
-                    None => tx.deployment_settings_put(service.id, &Settings::default().to_json())?,
-                }
-                if let Some(mut row) = tx.service_by_id(service.id)? {
-                    row.desired_count = count;
-                    tx.service_update(&row)?;
-                }
-                Ok(())
-            })?;
-            return Err(e);
-        }
+    if let Some(updated) = updated {
+        super::express::after_update(c, updated);
     }
     c.wake();
     let rendered = c.read(|tx| {
