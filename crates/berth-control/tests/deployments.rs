@@ -580,6 +580,9 @@ async fn deleting_a_service_mid_deployment_stops_the_deployment() {
     let op =
         Operation::DeleteExpressGatewayService(DeleteExpressGatewayServiceRequest { service_arn: Some(arn.clone()) });
     w.control.handle_ecs(&w.caller, op).await.expect("delete");
+    // Ended by the deletion itself, before any reconciler pass.
+    let d = w.deployments(&arn).remove(0);
+    assert_eq!(d.status, "STOPPED");
     w.drive(2).await;
     let d = w.deployments(&arn).remove(0);
     assert_eq!(d.status, "STOPPED");

@@ -347,6 +347,8 @@ pub(crate) fn delete(
         let t = now();
         row.updated_at = t;
         tx.service_update(&row)?;
+        // Its unfinished deployment ends now (STOPPED), in the deletion's transaction.
+        crate::rollout::abandon(tx, &row, t)?;
         // Off its load balancer now if the infrastructure role allows it; else the reconciler retries.
         crate::express::teardown::release(c, tx, &mut row, t)?;
         render::express_service(c, tx, &row, false)
