@@ -193,7 +193,8 @@ impl Tx<'_> {
 
     /// The alarms due at `now`: evaluation time reached, or a SetAlarmState's actions still to run.
     pub fn alarms_due(&self, now: i64) -> Result<Vec<AlarmRow>> {
-        let mut st = self.conn().prepare(&format!(
+        // Every second, from the alarm loop: the statement is cached.
+        let mut st = self.conn().prepare_cached(&format!(
             "SELECT {ALARM_COLS} FROM cw_alarms WHERE next_evaluation <= ?1 OR actions_pending = 1 ORDER BY name"
         ))?;
         let rows = st.query_map([now], alarm_row)?;
@@ -202,7 +203,7 @@ impl Tx<'_> {
 
     /// The earliest `next_evaluation` of any alarm.
     pub fn alarms_next_due(&self) -> Result<Option<i64>> {
-        Ok(self.conn().query_row("SELECT MIN(next_evaluation) FROM cw_alarms", [], |r| r.get(0))?)
+        Ok(self.conn().prepare_cached("SELECT MIN(next_evaluation) FROM cw_alarms")?.query_row([], |r| r.get(0))?)
     }
 
     /// Appends a history item and returns its `seq`.
