@@ -61,8 +61,14 @@ enum Command {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     if let Command::Completions { shell } = cli.command {
-        clap_complete::generate(shell, &mut Cli::command(), "berth", &mut std::io::stdout());
-        return Ok(());
+        // Generated into memory: clap_complete panics on a failed write (a closed pipe); a write error is an error.
+        let mut script = Vec::new();
+        clap_complete::generate(shell, &mut Cli::command(), "berth", &mut script);
+        use std::io::Write as _;
+        return match std::io::stdout().write_all(&script) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            other => Ok(other?),
+        };
     }
     let config = cli.common.load()?;
     match cli.command {
