@@ -9,9 +9,11 @@ use http::{StatusCode, header};
 
 const CSS: &str = include_str!("../assets/console.css");
 const JS: &str = include_str!("../assets/console.js");
+const ICON: &str = include_str!("../assets/favicon.svg");
 
 static CSS_NAME: LazyLock<String> = LazyLock::new(|| format!("console-{}.css", short_hash(CSS)));
 static JS_NAME: LazyLock<String> = LazyLock::new(|| format!("console-{}.js", short_hash(JS)));
+static ICON_NAME: LazyLock<String> = LazyLock::new(|| format!("favicon-{}.svg", short_hash(ICON)));
 
 fn short_hash(s: &str) -> String {
     let d = ring::digest::digest(&ring::digest::SHA256, s.as_bytes());
@@ -26,12 +28,23 @@ pub fn js_href() -> String {
     format!("/assets/{}", *JS_NAME)
 }
 
+pub fn icon_href() -> String {
+    format!("/assets/{}", *ICON_NAME)
+}
+
+/// `GET /favicon.ico`: browsers ask for it whatever the page says; the same icon.
+pub async fn favicon() -> Response {
+    serve(Path(ICON_NAME.clone())).await
+}
+
 /// `GET /assets/{file}`.
 pub async fn serve(Path(file): Path<String>) -> Response {
     let (body, mime) = if file == *CSS_NAME {
         (CSS, "text/css; charset=utf-8")
     } else if file == *JS_NAME {
         (JS, "text/javascript; charset=utf-8")
+    } else if file == *ICON_NAME {
+        (ICON, "image/svg+xml")
     } else {
         return (StatusCode::NOT_FOUND, "no such asset").into_response();
     };

@@ -28,8 +28,12 @@ pub struct Inner {
 
 impl AppState {
     pub fn new(config: ConsoleConfig) -> Result<AppState, crate::ConsoleError> {
-        let anonymous =
-            Credentials { access_key_id: String::new(), secret_access_key: String::new(), session_token: None };
+        // A placeholder identity: this client never calls; each request uses `with_credentials(user's)`.
+        let anonymous = Credentials {
+            access_key_id: "CONSOLE-TEMPLATE".into(),
+            secret_access_key: "never-used".into(),
+            session_token: None,
+        };
         let api = Client::new(config.api.clone(), anonymous)?;
         let key = SessionKey::generate()?;
         let sessions = Sessions::new(config.session_ttl, MAX_SESSIONS);
