@@ -44,9 +44,15 @@ pub fn router(state: AppState) -> axum::Router {
     pages::routes()
         .route("/assets/{file}", axum::routing::get(assets::serve))
         .route("/favicon.ico", axum::routing::get(assets::favicon))
+        .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), csrf::protect))
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)
+}
+
+/// Any other path: the console's own 404 page.
+async fn not_found(uri: http::Uri) -> ConsoleError {
+    ConsoleError::NotFound(format!("the console has no page at {}; the services list is at /", uri.path()))
 }
 
 /// CSP without inline script, no framing, no referrer to other origins, no MIME sniffing; pages are not cached.
