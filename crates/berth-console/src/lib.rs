@@ -251,7 +251,8 @@ mod tests {
         let s = state();
         let (cookie, csrf) = sign_in(&s);
         let good = format!("csrf={csrf}");
-        let cases: Vec<(&str, String, Vec<(&str, &str)>)> = vec![
+        type Case<'a> = (&'a str, String, Vec<(&'a str, &'a str)>);
+        let cases: Vec<Case> = vec![
             ("no token", String::new(), vec![("origin", ORIGIN)]),
             ("wrong token", format!("csrf={}", "f".repeat(64)), vec![("origin", ORIGIN)]),
             ("foreign origin", good.clone(), vec![("origin", "https://evil.example")]),
