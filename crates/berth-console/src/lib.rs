@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 mod assets;
+mod charts;
 mod csrf;
 mod error;
 mod layout;
