@@ -223,9 +223,14 @@ mod tests {
         // 0 at the bottom, 50 (the axis top) at the top, the window's ends at the axis ends.
         let svg =
             render(&Chart { period: 1800, ..chart(one(vec![(0, 0.0), (1800, 37.0), (3600, 50.0)])) }).into_string();
-        let line = svg.split("<polyline").nth(1).unwrap();
-        let points: Vec<&str> =
-            line.split(r#" points=""#).nth(1).and_then(|s| s.split('"').next()).unwrap().split(' ').collect();
+        let line = svg.split("<polyline").nth(1).expect("the test input");
+        let points: Vec<&str> = line
+            .split(r#" points=""#)
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+            .expect("the test input")
+            .split(' ')
+            .collect();
         assert_eq!(points.len(), 3);
         assert_eq!(points.first(), Some(&"56,170"));
         assert_eq!(points.last(), Some(&"588,12"));
