@@ -148,6 +148,15 @@ pub async fn load(client: &Client, cluster: &str, name: &str) -> Result<Loaded, 
     Ok(Loaded { cluster: cluster.into(), name: name.into(), arn, express, ecs, deployments, revisions, tasks })
 }
 
+/// The current revision's managed resources (for the edit handlers: they act only on this service's resources).
+pub async fn current_resources(client: &Client, cluster: &str, name: &str) -> Result<(String, Value), ConsoleError> {
+    let (arn, _) = find(client, cluster, name).await?;
+    let express = express(client, &arn).await?;
+    let revisions = revisions(client, &revision_arns(&express, &[])).await?;
+    let resources = revisions.first().and_then(|r| r.get("ecsManagedResources")).cloned().unwrap_or(Value::Null);
+    Ok((arn, resources))
+}
+
 impl Loaded {
     /// The revision that serves or is being deployed: the newest deployment's target, else the first active one.
     pub fn current_revision(&self) -> Option<&Value> {

@@ -251,15 +251,6 @@ pub fn int_field(label: &str, raw: &str, min: i64, max: i64) -> Result<Option<i6
     }
 }
 
-/// The current revision's managed resources (for the edit handlers: they act only on this service's resources).
-async fn current_resources(client: &Client, cluster: &str, name: &str) -> Result<(String, Value), ConsoleError> {
-    let (arn, _) = data::find(client, cluster, name).await?;
-    let express = data::express(client, &arn).await?;
-    let revisions = data::revisions(client, &data::revision_arns(&express, &[])).await?;
-    let resources = revisions.first().and_then(|r| r.get("ecsManagedResources")).cloned().unwrap_or(Value::Null);
-    Ok((arn, resources))
-}
-
 fn not_this_services(what: &str, name: &str) -> ConsoleError {
     ConsoleError::BadInput(format!("{what} is not one berth created for {name}; edit it with the AWS CLI instead"))
 }
@@ -320,7 +311,7 @@ pub async fn health_check(
 ) -> Result<Redirect, ConsoleError> {
     check_csrf(&state, &headers, &user, &form.csrf)?;
     let input = health_check_input(&form)?;
-    let (_, resources) = current_resources(&user.client, &cluster, &name).await?;
+    let (_, resources) = data::current_resources(&user.client, &cluster, &name).await?;
     let groups = data::target_group_arns(&resources);
     if groups.is_empty() {
         return Err(ConsoleError::BadInput(format!("{name} has no target group yet; wait for it to become active")));
@@ -404,7 +395,7 @@ pub async fn rule_host(
 ) -> Result<Redirect, ConsoleError> {
     check_csrf(&state, &headers, &user, &form.csrf)?;
     let hosts = parse_hosts(&form.hosts)?;
-    let (_, resources) = current_resources(&user.client, &cluster, &name).await?;
+    let (_, resources) = data::current_resources(&user.client, &cluster, &name).await?;
     if !data::rule_arns(&resources).contains(&form.rule_arn) {
         return Err(not_this_services("that listener rule", &name));
     }
@@ -481,7 +472,7 @@ pub async fn ingress(
         other => return Err(ConsoleError::BadInput(format!("op must be authorize or revoke, got {other:?}"))),
     };
     let permission = ingress_permission(&form)?;
-    let (_, resources) = current_resources(&user.client, &cluster, &name).await?;
+    let (_, resources) = data::current_resources(&user.client, &cluster, &name).await?;
     if !data::security_group_ids(&resources).contains(&form.group_id) {
         return Err(not_this_services("that security group", &name));
     }
@@ -547,7 +538,7 @@ pub async fn alarm(
         form.threshold.trim().parse().ok().filter(|t: &f64| t.is_finite()).ok_or_else(|| {
             ConsoleError::BadInput(format!("the threshold must be a number, got {:?}", form.threshold))
         })?;
-    let (_, resources) = current_resources(&user.client, &cluster, &name).await?;
+    let (_, resources) = data::current_resources(&user.client, &cluster, &name).await?;
     if !data::alarm_names(&resources).contains(&form.alarm_name) {
         return Err(not_this_services("that alarm", &name));
     }
@@ -591,7 +582,7 @@ pub async fn log_retention(
                 form.retention_days
             ))
         })?;
-    let (_, resources) = current_resources(&user.client, &cluster, &name).await?;
+    let (_, resources) = data::current_resources(&user.client, &cluster, &name).await?;
     if !data::log_group_names(&resources).contains(&form.log_group) {
         return Err(not_this_services("that log group", &name));
     }

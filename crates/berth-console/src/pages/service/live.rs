@@ -63,8 +63,8 @@ pub async fn logs(
     if filter.len() > 1024 {
         return Err(ConsoleError::BadInput("the filter pattern is longer than 1024 characters; shorten it".into()));
     }
-    let l = data::load(&user.client, &cluster, &name).await?;
-    let Some(group) = data::log_group_names(&l.resources()).into_iter().next() else {
+    let (_, resources) = data::current_resources(&user.client, &cluster, &name).await?;
+    let Some(group) = data::log_group_names(&resources).into_iter().next() else {
         return Ok(Json(json!({"events": [], "after": after, "logGroup": null})));
     };
     let mut events: Vec<Value> = Vec::new();

@@ -32,8 +32,14 @@ pub async fn show(
     let body = html! {
         @if let Some(n) = notice { p class="notice" role="status" { (n) } }
         (header(&loaded))
-        section id="deployments" aria-labelledby="deployments-h" { h2 id="deployments-h" { "Deployments" } (deployments(&loaded, &user)) }
-        section id="tasks" aria-labelledby="tasks-h" { h2 id="tasks-h" { "Tasks" } (tasks(&loaded, &user)) }
+        section id="deployments" aria-labelledby="deployments-h" {
+            h2 id="deployments-h" { "Deployments" }
+            div id="deployments-body" { (deployments(&loaded, &user)) }
+        }
+        section id="tasks" aria-labelledby="tasks-h" {
+            h2 id="tasks-h" { "Tasks" }
+            div id="tasks-body" { (tasks(&loaded, &user)) }
+        }
         section id="charts" aria-labelledby="charts-h" {
             h2 id="charts-h" { "Metrics" }
             nav class="ranges" aria-label="Time range" {
