@@ -3,42 +3,30 @@
 //! hook: a bake ends early), stop a task (StopTask).
 
 use axum::Form;
-use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::extract::Path;
 use axum::response::Redirect;
 use berth_client::Service;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::back;
 use super::data::{self, arr, awaited_hook, running_deployment, s};
-use super::{back, check_csrf};
+use crate::ConsoleError;
 use crate::session::User;
-use crate::{AppState, ConsoleError};
 
 #[derive(Deserialize)]
 pub struct DeploymentForm {
-    #[serde(default)]
-    csrf: String,
     #[serde(default)]
     deployment_arn: String,
     #[serde(default)]
     hook_id: String,
 }
 
-#[derive(Deserialize)]
-pub struct CsrfOnly {
-    #[serde(default)]
-    csrf: String,
-}
-
 pub async fn rollback(
-    State(state): State<AppState>,
-    headers: HeaderMap,
     user: User,
     Path((cluster, name)): Path<(String, String)>,
     Form(form): Form<DeploymentForm>,
 ) -> Result<Redirect, ConsoleError> {
-    check_csrf(&state, &headers, &user, &form.csrf)?;
     let client = &user.client;
     let (arn, _) = data::find(client, &cluster, &name).await?;
     let deployments = data::deployments(client, &cluster, &name, 5).await?;
@@ -90,13 +78,10 @@ pub async fn rollback(
 }
 
 pub async fn promote(
-    State(state): State<AppState>,
-    headers: HeaderMap,
     user: User,
     Path((cluster, name)): Path<(String, String)>,
     Form(form): Form<DeploymentForm>,
 ) -> Result<Redirect, ConsoleError> {
-    check_csrf(&state, &headers, &user, &form.csrf)?;
     let client = &user.client;
     let deployments = data::deployments(client, &cluster, &name, 1).await?;
     let d = running_deployment(&deployments)
@@ -117,13 +102,9 @@ pub async fn promote(
 }
 
 pub async fn stop_task(
-    State(state): State<AppState>,
-    headers: HeaderMap,
     user: User,
     Path((cluster, name, task_id)): Path<(String, String, String)>,
-    Form(form): Form<CsrfOnly>,
 ) -> Result<Redirect, ConsoleError> {
-    check_csrf(&state, &headers, &user, &form.csrf)?;
     if task_id.is_empty() || !task_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
         return Err(ConsoleError::BadInput(format!("{task_id:?} is not a task id; pick the task from the page")));
     }

@@ -6,8 +6,7 @@
 //! (PutMetricAlarm with the alarm's other settings kept) and the log group's retention (PutRetentionPolicy).
 
 use axum::Form;
-use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::extract::Path;
 use axum::response::Redirect;
 use berth_client::{Client, Service};
 use maud::{Markup, html};
@@ -15,10 +14,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::data::{self, Loaded, arr, num, s};
-use super::{back, check_csrf, page_path};
+use super::{back, page_path};
+use crate::ConsoleError;
 use crate::layout::csrf_field;
 use crate::session::User;
-use crate::{AppState, ConsoleError};
 
 /// The live settings of the managed resources (what the forms start from).
 #[derive(Debug, Default)]
@@ -258,8 +257,6 @@ fn not_this_services(what: &str, name: &str) -> ConsoleError {
 #[derive(Deserialize)]
 pub struct HealthCheckForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     health_check_path: String,
     #[serde(default)]
     interval: String,
@@ -303,13 +300,10 @@ pub fn health_check_input(f: &HealthCheckForm) -> Result<Value, ConsoleError> {
 }
 
 pub async fn health_check(
-    State(state): State<AppState>,
-    headers: HeaderMap,
     user: User,
     Path((cluster, name)): Path<(String, String)>,
     Form(form): Form<HealthCheckForm>,
 ) -> Result<Redirect, ConsoleError> {
-    check_csrf(&state, &headers, &user, &form.csrf)?;
     let input = health_check_input(&form)?;
     let (_, resources) = data::current_resources(&user.client, &cluster, &name).await?;
     let groups = data::target_group_arns(&resources);
@@ -327,21 +321,16 @@ pub async fn health_check(
 #[derive(Deserialize)]
 pub struct ScalingForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     min_tasks: String,
     #[serde(default)]
     max_tasks: String,
 }
 
 pub async fn scaling(
-    State(state): State<AppState>,
-    headers: HeaderMap,
     user: User,
     Path((cluster, name)): Path<(String, String)>,
     Form(form): Form<ScalingForm>,
 ) -> Result<Redirect, ConsoleError> {
-    check_csrf(&state, &headers, &user, &form.csrf)?;
     let min = int_field("The minimum", &form.min_tasks, 0, 1000)?;
     let max = int_field("The maximum", &form.max_tasks, 1, 1000)?;
     let (Some(min), Some(max)) = (min, max) else {
@@ -364,8 +353,6 @@ pub async fn scaling(
 #[derive(Deserialize)]
 pub struct RuleHostForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     rule_arn: String,
     #[serde(default)]
     hosts: String,
@@ -387,13 +374,10 @@ pub fn parse_hosts(raw: &str) -> Result<Vec<String>, ConsoleError> {
 }
 
 pub async fn rule_host(
-    State(state): State<AppState>,
-    headers: HeaderMap,
     user: User,
     Path((cluster, name)): Path<(String, String)>,
     Form(form): Form<RuleHostForm>,
 ) -> Result<Redirect, ConsoleError> {
-    check_csrf(&state, &headers, &user, &form.csrf)?;
     let hosts = parse_hosts(&form.hosts)?;
     let (_, resources) = data::current_resources(&user.client, &cluster, &name).await?;
     if !data::rule_arns(&resources).contains(&form.rule_arn) {
@@ -413,8 +397,6 @@ pub async fn rule_host(
 
 #[derive(Deserialize)]
 pub struct IngressForm {
-    #[serde(default)]
-    csrf: String,
     #[serde(default)]
     group_id: String,
     #[serde(default)]
@@ -459,13 +441,10 @@ pub fn ingress_permission(f: &IngressForm) -> Result<Value, ConsoleError> {
 }
 
 pub async fn ingress(
-    State(state): State<AppState>,
-    headers: HeaderMap,
     user: User,
     Path((cluster, name)): Path<(String, String)>,
     Form(form): Form<IngressForm>,
 ) -> Result<Redirect, ConsoleError> {
-    check_csrf(&state, &headers, &user, &form.csrf)?;
     let op = match form.op.as_str() {
         "authorize" => "AuthorizeSecurityGroupIngress",
         "revoke" => "RevokeSecurityGroupIngress",
@@ -482,8 +461,6 @@ pub async fn ingress(
 
 #[derive(Deserialize)]
 pub struct AlarmForm {
-    #[serde(default)]
-    csrf: String,
     #[serde(default)]
     alarm_name: String,
     #[serde(default)]
@@ -527,13 +504,10 @@ pub fn alarm_input(alarm: &Value, threshold: f64) -> Value {
 }
 
 pub async fn alarm(
-    State(state): State<AppState>,
-    headers: HeaderMap,
     user: User,
     Path((cluster, name)): Path<(String, String)>,
     Form(form): Form<AlarmForm>,
 ) -> Result<Redirect, ConsoleError> {
-    check_csrf(&state, &headers, &user, &form.csrf)?;
     let threshold: f64 =
         form.threshold.trim().parse().ok().filter(|t: &f64| t.is_finite()).ok_or_else(|| {
             ConsoleError::BadInput(format!("the threshold must be a number, got {:?}", form.threshold))
@@ -555,8 +529,6 @@ pub async fn alarm(
 #[derive(Deserialize)]
 pub struct RetentionForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     log_group: String,
     #[serde(default)]
     retention_days: String,
@@ -567,13 +539,10 @@ const RETENTION_DAYS: [i64; 22] =
     [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653];
 
 pub async fn log_retention(
-    State(state): State<AppState>,
-    headers: HeaderMap,
     user: User,
     Path((cluster, name)): Path<(String, String)>,
     Form(form): Form<RetentionForm>,
 ) -> Result<Redirect, ConsoleError> {
-    check_csrf(&state, &headers, &user, &form.csrf)?;
     let days =
         form.retention_days.trim().parse::<i64>().ok().filter(|d| RETENTION_DAYS.contains(d)).ok_or_else(|| {
             ConsoleError::BadInput(format!(
@@ -602,7 +571,6 @@ mod tests {
 
     fn hc(path: &str, interval: &str) -> HealthCheckForm {
         HealthCheckForm {
-            csrf: String::new(),
             health_check_path: path.into(),
             interval: interval.into(),
             healthy_threshold: "3".into(),
@@ -635,7 +603,6 @@ mod tests {
             {"Field": "path-pattern", "Values": ["/*"]}]});
         assert_eq!(hosts(&rule), vec!["x.example"]);
         let f = |proto: &str, from: &str, to: &str, cidr: &str| IngressForm {
-            csrf: String::new(),
             group_id: "sg-1".into(),
             op: "authorize".into(),
             protocol: proto.into(),

@@ -10,11 +10,9 @@ mod metrics;
 mod view;
 
 use axum::Router;
-use axum::http::HeaderMap;
 use axum::routing::{get, post};
 
-use crate::session::User;
-use crate::{AppState, ConsoleError};
+use crate::AppState;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -69,28 +67,6 @@ fn encode(s: &str) -> String {
         }
     }
     out
-}
-
-/// The CSRF rule for every change: the form's `csrf` field is the session's token, and a browser that names the
-/// request's origin names the console's own.
-fn check_csrf(state: &AppState, headers: &HeaderMap, user: &User, token: &str) -> Result<(), ConsoleError> {
-    let expected = user.csrf.as_bytes();
-    let given = token.as_bytes();
-    let same = expected.len() == given.len() && expected.iter().zip(given).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
-    if !same || expected.is_empty() {
-        return Err(ConsoleError::Csrf);
-    }
-    if let Some(origin) = headers.get(http::header::ORIGIN)
-        && origin.as_bytes() != state.inner.config.origin.trim_end_matches('/').as_bytes()
-    {
-        return Err(ConsoleError::Csrf);
-    }
-    if let Some(site) = headers.get("sec-fetch-site")
-        && !matches!(site.as_bytes(), b"same-origin" | b"none")
-    {
-        return Err(ConsoleError::Csrf);
-    }
-    Ok(())
 }
 
 #[cfg(test)]

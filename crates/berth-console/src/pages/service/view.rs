@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::response::{Html, IntoResponse, Response};
 use maud::{Markup, html};
 use serde_json::Value;
@@ -12,10 +12,9 @@ use super::data::{self, Loaded, arr, awaited_hook, fmt_time, last_segment, num, 
 use super::{edits, metrics, notice_text, page_path};
 use crate::layout::{csrf_field, page};
 use crate::session::User;
-use crate::{AppState, ConsoleError, charts};
+use crate::{ConsoleError, charts};
 
 pub async fn show(
-    State(_state): State<AppState>,
     user: User,
     Path((cluster, name)): Path<(String, String)>,
     Query(query): Query<HashMap<String, String>>,
@@ -61,12 +60,12 @@ pub async fn show(
         }
     };
     let markup = html! {
-        link rel="stylesheet" href="/assets/service.css";
+        link rel="stylesheet" href=(crate::assets::service_css_href());
         div id="service-page" data-status-url=(format!("{}/status.json", page_path(&cluster, &name)))
             data-logs-url=(format!("{}/logs.json", page_path(&cluster, &name))) { (body) }
-        script src="/assets/service.js" defer {}
+        script src=(crate::assets::service_js_href()) defer {}
     };
-    Ok(Html(page(Some(&user), &format!("{name} · berth"), markup).into_string()).into_response())
+    Ok(Html(page(Some(&user), &name, markup).into_string()).into_response())
 }
 
 /// The endpoint, the status and the active revisions with their images.
