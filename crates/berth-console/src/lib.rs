@@ -34,6 +34,9 @@ pub struct ConsoleConfig {
     pub origin: String,
     /// How long a sign-in lasts.
     pub session_ttl: Duration,
+    /// The load balancer's HTTPS port: service links carry it when it is not 443 (see
+    /// [`AppState::endpoint_url`]).
+    pub https_port: u16,
 }
 
 /// The console's routes (see docs/console.md), with CSRF protection on every change and the security headers

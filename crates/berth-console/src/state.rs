@@ -39,4 +39,31 @@ impl AppState {
     pub fn config(&self) -> &ConsoleConfig {
         &self.inner.config
     }
+
+    /// A service's link from its endpoint (a host name, or a URL), with the load balancer's port.
+    pub fn endpoint_url(&self, endpoint: &str) -> String {
+        endpoint_url(endpoint, self.inner.config.https_port)
+    }
+}
+
+/// `https://<host>[:<port>]/` from an Express endpoint (`host`, or `https://host[/…]`), the port only when not 443.
+pub fn endpoint_url(endpoint: &str, https_port: u16) -> String {
+    let rest = endpoint.strip_prefix("https://").or_else(|| endpoint.strip_prefix("http://")).unwrap_or(endpoint);
+    let host = rest.split('/').next().unwrap_or(rest);
+    let host = host.split(':').next().unwrap_or(host);
+    if https_port == 443 { format!("https://{host}/") } else { format!("https://{host}:{https_port}/") }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn endpoint_urls() {
+        assert_eq!(
+            super::endpoint_url("web-1a2b3c.ecs.us-east-1.localhost", 443),
+            "https://web-1a2b3c.ecs.us-east-1.localhost/"
+        );
+        assert_eq!(super::endpoint_url("web.localhost", 8443), "https://web.localhost:8443/");
+        assert_eq!(super::endpoint_url("https://web.localhost/", 8443), "https://web.localhost:8443/");
+        assert_eq!(super::endpoint_url("https://web.localhost:443/x", 443), "https://web.localhost/");
+    }
 }

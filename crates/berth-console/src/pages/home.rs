@@ -57,8 +57,8 @@ pub fn dimension_suffix(arn: &str) -> Option<&str> {
     arn.find(":targetgroup/").map(|i| &arn[i + 1..])
 }
 
-async fn list(State(_state): State<AppState>, user: User) -> Response {
-    let (rows, error) = match load(&user.client).await {
+async fn list(State(state): State<AppState>, user: User) -> Response {
+    let (rows, error) = match load(&user.client, state.config().https_port).await {
         Ok(r) => r,
         Err(e) => (Vec::new(), Some(ConsoleError::Api(e))),
     };
@@ -115,7 +115,7 @@ pub fn badge_class(status: &str) -> &'static str {
 
 /// Everything the list shows. A failure of the listing itself is the error; one service's describe failing
 /// leaves its row with less.
-async fn load(client: &Client) -> Result<(Vec<Row>, Option<ConsoleError>), ClientError> {
+async fn load(client: &Client, https_port: u16) -> Result<(Vec<Row>, Option<ConsoleError>), ClientError> {
     let clusters = list_all(client, "ListClusters", json!({}), "clusterArns").await?;
     let mut rows = Vec::new();
     for cluster_arn in clusters {
@@ -135,8 +135,10 @@ async fn load(client: &Client) -> Result<(Vec<Row>, Option<ConsoleError>), Clien
         }
     }
     // Express details and target health, a few at a time.
-    let detailed: Vec<Row> =
-        futures_util::stream::iter(rows.into_iter().map(|r| enrich(client, r))).buffered(CONCURRENCY).collect().await;
+    let detailed: Vec<Row> = futures_util::stream::iter(rows.into_iter().map(|r| enrich(client, r, https_port)))
+        .buffered(CONCURRENCY)
+        .collect()
+        .await;
     let mut rows = detailed;
     let metrics_error = add_metrics(client, &mut rows).await.err().map(ConsoleError::Api);
     rows.sort_by(|a, b| {
@@ -198,7 +200,7 @@ pub fn row_from_service(cluster: &str, s: &Value) -> Row {
 }
 
 /// Adds what DescribeExpressGatewayService says (status, URL) to a row, from its `service` member.
-pub fn apply_express(row: &mut Row, express: &Value) {
+pub fn apply_express(row: &mut Row, express: &Value, https_port: u16) {
     if let Some(code) = express.pointer("/status/statusCode").and_then(Value::as_str) {
         row.status = code.to_string();
     }
@@ -211,15 +213,15 @@ pub fn apply_express(row: &mut Row, express: &Value) {
         .filter_map(|p| p.get("endpoint").and_then(Value::as_str))
         .next();
     if let Some(e) = endpoint {
-        row.url = Some(if e.starts_with("http") { e.to_string() } else { format!("https://{e}") });
+        row.url = Some(crate::state::endpoint_url(e, https_port));
     }
 }
 
-async fn enrich(client: &Client, mut row: Row) -> Row {
+async fn enrich(client: &Client, mut row: Row, https_port: u16) -> Row {
     match client.call_value(Service::Ecs, "DescribeExpressGatewayService", json!({"serviceArn": row.arn})).await {
         Ok(out) => {
             if let Some(s) = out.get("service") {
-                apply_express(&mut row, s);
+                apply_express(&mut row, s, https_port);
             }
         }
         Err(e) => tracing::debug!(service = %row.arn, error = %e, "not an Express service, or not describable"),
