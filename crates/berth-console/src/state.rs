@@ -28,8 +28,12 @@ pub struct Inner {
 
 impl AppState {
     pub fn new(config: ConsoleConfig) -> Result<AppState, crate::ConsoleError> {
-        let anonymous =
-            Credentials { access_key_id: String::new(), secret_access_key: String::new(), session_token: None };
+        // Never used to sign: each signed-in user gets `with_credentials` (Client::new refuses empty keys).
+        let anonymous = Credentials {
+            access_key_id: "console-template".into(),
+            secret_access_key: "console-template".into(),
+            session_token: None,
+        };
         let api = Client::new(config.api.clone(), anonymous)?;
         let key = SessionKey::generate()?;
         let sessions = Sessions::new(config.session_ttl, MAX_SESSIONS);

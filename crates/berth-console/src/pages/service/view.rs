@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query};
+use axum::extract::{Path, Query, State};
 use axum::response::{Html, IntoResponse, Response};
 use maud::{Markup, html};
 use serde_json::Value;
@@ -12,9 +12,10 @@ use super::data::{self, Loaded, arr, awaited_hook, fmt_time, last_segment, num, 
 use super::{edits, metrics, notice_text, page_path};
 use crate::layout::{csrf_field, page};
 use crate::session::User;
-use crate::{ConsoleError, charts};
+use crate::{AppState, ConsoleError, charts};
 
 pub async fn show(
+    State(state): State<AppState>,
     user: User,
     Path((cluster, name)): Path<(String, String)>,
     Query(query): Query<HashMap<String, String>>,
@@ -30,7 +31,7 @@ pub async fn show(
     let notice = query.get("done").and_then(|c| notice_text(c));
     let body = html! {
         @if let Some(n) = notice { p class="notice" role="status" { (n) } }
-        (header(&loaded))
+        (header(&loaded, &state))
         section id="deployments" aria-labelledby="deployments-h" {
             h2 id="deployments-h" { "Deployments" }
             div id="deployments-body" { (deployments(&loaded, &user)) }
@@ -69,13 +70,13 @@ pub async fn show(
 }
 
 /// The endpoint, the status and the active revisions with their images.
-pub fn header(l: &Loaded) -> Markup {
+pub fn header(l: &Loaded, state: &AppState) -> Markup {
     html! {
         h1 { (l.name) }
         dl class="summary" {
             dt { "Endpoint" }
             dd id="endpoint" {
-                @if let Some(host) = l.endpoint() { a href=(format!("https://{host}/")) { (format!("https://{host}/")) } }
+                @if let Some(url) = l.endpoint().map(|h| state.endpoint_url(&h)) { a href=(url) { (url) } }
                 @else { "none yet" }
             }
             dt { "Status" }
@@ -129,7 +130,7 @@ pub fn deployments(l: &Loaded, user: &User) -> Markup {
                     thead { tr { th { "Deployment" } th { "Status" } th { "Stage" } th { "Traffic (new / old)" } th { "Bake" } th { "Started" } th { "Rollback" } } }
                     tbody {
                         @for d in &l.deployments {
-                            @let w = data::target_weight(d);
+                            @let w = data::target_weight(d).filter(|_| running.is_some_and(|r| std::ptr::eq(r, d)));
                             tr class="deployment" data-status=(s(d, &["status"]).unwrap_or("")) {
                                 td { code { (last_segment(s(d, &["serviceDeploymentArn"]).unwrap_or("?"))) } }
                                 td class="deployment-status" { (s(d, &["status"]).unwrap_or("?")) }
