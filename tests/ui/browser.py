@@ -134,6 +134,17 @@ class Browser:
     def click(self, css: str) -> None:
         self.wait(css, visible=True).click()
 
+    def submit(self, css: str, timeout: float = 30) -> None:
+        """Clicks a button that loads a new page, and waits until the old page is gone (no race with it)."""
+        old = self.driver.find_element(By.TAG_NAME, "html")
+        self.click(css)
+        try:
+            WebDriverWait(self.driver, timeout).until(EC.staleness_of(old))
+        except TimeoutException:
+            self.screenshot(f"no-new-page-{css}")
+            raise AssertionError(f"clicking {css!r} loaded no new page within {timeout}s") from None
+        self.wait("body")
+
     def alert_text(self, timeout: float = DEFAULT_TIMEOUT) -> str:
         """The text of the page's `.error[role=alert]`."""
         return self.wait(".error[role=alert]", timeout).text
@@ -148,7 +159,7 @@ class Browser:
             self.get("/signin")
         self.fill("#access_key_id", access_key)
         self.fill("#secret_access_key", secret)
-        self.click("#signin")
+        self.submit("#signin")
         if expect_ok:
             self.wait("#signout")
 
@@ -156,7 +167,7 @@ class Browser:
         if not self.find_all("#signout"):
             self.get("/")
         if self.find_all("#signout"):
-            self.click("#signout")
+            self.submit("#signout")
             self.wait("#signin-form")
 
     def cookie(self, name: str) -> dict[str, Any] | None:
@@ -197,12 +208,16 @@ class Browser:
             )
         )
 
-    def console_errors(self) -> list[str]:
-        """Severe messages from the page's console since the last call (CSP violations, script errors)."""
+    def console_errors(self, include_http_errors: bool = False) -> list[str]:
+        """Severe messages from the page's console since the last call: CSP violations and script errors (and,
+        with `include_http_errors`, every resource answered 4xx/5xx, which a refused form legitimately is)."""
         try:
-            return [e["message"] for e in self.driver.get_log("browser") if e.get("level") == "SEVERE"]
+            entries = [e["message"] for e in self.driver.get_log("browser") if e.get("level") == "SEVERE"]
         except WebDriverException:
             return []
+        if include_http_errors:
+            return entries
+        return [m for m in entries if "Failed to load resource: the server responded with a status" not in m]
 
 
 def start_chromium(ca_pem: Path, base_url: str, artifacts: Path, map_all_to_loopback: bool = True) -> tuple[Browser, Path]:

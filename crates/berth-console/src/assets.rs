@@ -9,9 +9,11 @@ use http::{StatusCode, header};
 
 const CSS: &str = include_str!("../assets/console.css");
 const JS: &str = include_str!("../assets/console.js");
+const ICON: &str = include_str!("../assets/favicon.svg");
 
 static CSS_NAME: LazyLock<String> = LazyLock::new(|| format!("console-{}.css", short_hash(CSS)));
 static JS_NAME: LazyLock<String> = LazyLock::new(|| format!("console-{}.js", short_hash(JS)));
+static ICON_NAME: LazyLock<String> = LazyLock::new(|| format!("favicon-{}.svg", short_hash(ICON)));
 // The service page's own (pages/service/).
 const SERVICE_CSS: &str = include_str!("../assets/service.css");
 const SERVICE_JS: &str = include_str!("../assets/service.js");
@@ -29,6 +31,15 @@ pub fn css_href() -> String {
 
 pub fn js_href() -> String {
     format!("/assets/{}", *JS_NAME)
+}
+
+pub fn icon_href() -> String {
+    format!("/assets/{}", *ICON_NAME)
+}
+
+/// `GET /favicon.ico`: browsers ask for it whatever the page says; the same icon.
+pub async fn favicon() -> Response {
+    serve(Path(ICON_NAME.clone())).await
 }
 
 pub fn service_css_href() -> String {
@@ -49,6 +60,8 @@ pub async fn serve(Path(file): Path<String>) -> Response {
         (SERVICE_CSS, "text/css; charset=utf-8")
     } else if file == *SERVICE_JS_NAME {
         (SERVICE_JS, "text/javascript; charset=utf-8")
+    } else if file == *ICON_NAME {
+        (ICON, "image/svg+xml")
     } else {
         return (StatusCode::NOT_FOUND, "no such asset").into_response();
     };

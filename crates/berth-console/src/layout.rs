@@ -15,6 +15,7 @@ pub fn page(user: Option<&User>, title: &str, body: Markup) -> Markup {
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · berth" }
                 link rel="stylesheet" href=(assets::css_href());
+                link rel="icon" type="image/svg+xml" href=(assets::icon_href());
                 script src=(assets::js_href()) defer {}
             }
             body {

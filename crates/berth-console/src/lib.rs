@@ -44,6 +44,7 @@ pub struct ConsoleConfig {
 pub fn router(state: AppState) -> axum::Router {
     pages::routes()
         .route("/assets/{file}", axum::routing::get(assets::serve))
+        .route("/favicon.ico", axum::routing::get(assets::favicon))
         .layer(axum::middleware::from_fn_with_state(state.clone(), csrf::protect))
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)

@@ -28,10 +28,10 @@ pub struct Inner {
 
 impl AppState {
     pub fn new(config: ConsoleConfig) -> Result<AppState, crate::ConsoleError> {
-        // Never used to sign: each signed-in user gets `with_credentials` (Client::new refuses empty keys).
+        // A placeholder identity: this client never calls; each request uses `with_credentials(user's)`.
         let anonymous = Credentials {
-            access_key_id: "console-template".into(),
-            secret_access_key: "console-template".into(),
+            access_key_id: "CONSOLE-TEMPLATE".into(),
+            secret_access_key: "never-used".into(),
             session_token: None,
         };
         let api = Client::new(config.api.clone(), anonymous)?;

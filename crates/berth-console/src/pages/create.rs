@@ -96,6 +96,25 @@ pub struct CreateForm {
     pub kind: String,
 }
 
+impl CreateForm {
+    /// Whether any optional setting is filled (the folded section then opens, to show what was typed).
+    pub fn has_optional(&self) -> bool {
+        [
+            &self.cluster,
+            &self.name,
+            &self.port,
+            &self.health_check_path,
+            &self.cpu,
+            &self.memory,
+            &self.min_tasks,
+            &self.max_tasks,
+            &self.environment,
+        ]
+        .iter()
+        .any(|v| !v.trim().is_empty())
+    }
+}
+
 /// `K=V` lines into ECS `KeyValuePair`s; blank lines and `#` comments skipped.
 pub fn parse_environment(text: &str) -> Result<Vec<(String, String)>, String> {
     let mut out = Vec::new();
@@ -320,7 +339,7 @@ fn form_markup(
             }
             (picker(RoleKind::Execution, &roles.0, &f.execution_role_arn))
             (picker(RoleKind::Infrastructure, &roles.1, &f.infrastructure_role_arn))
-            details #more-settings {
+            details #more-settings open[f.has_optional()] {
                 summary { "Additional configuration (optional)" }
                 (text("name", "Service name", &f.name, "Default: made from the image name. Used for the URL.", "text"))
                 (text("cluster", "Cluster", &f.cluster, "Default: default.", "text"))

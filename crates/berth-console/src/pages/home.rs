@@ -212,6 +212,15 @@ pub fn apply_express(row: &mut Row, express: &Value, https_port: u16) {
         .flat_map(|c| c.get("ingressPaths").and_then(Value::as_array).into_iter().flatten())
         .filter_map(|p| p.get("endpoint").and_then(Value::as_str))
         .next();
+    let task_definition = express
+        .get("activeConfigurations")
+        .and_then(Value::as_array)
+        .and_then(|c| c.first())
+        .and_then(|c| c.get("taskDefinitionArn"))
+        .and_then(Value::as_str);
+    if let Some(td) = task_definition {
+        row.revision = Some(last_segment(td).to_string());
+    }
     if let Some(e) = endpoint {
         row.url = Some(crate::state::endpoint_url(e, https_port));
     }
@@ -353,7 +362,7 @@ mod tests {
         apply_express(
             &mut r,
             &json!({"status": {"statusCode": "ACTIVE"},
-            "activeConfigurations": [{"ingressPaths": [{"accessType": "PUBLIC", "endpoint": "web.localhost"}]}]}),
+            "activeConfigurations": [{"taskDefinitionArn": "arn:aws:ecs:us-east-1:1:task-definition/web:4", "ingressPaths": [{"accessType": "PUBLIC", "endpoint": "web.localhost"}]}]}),
         );
         assert_eq!(r.url.as_deref(), Some("https://web.localhost"));
         let health = json!({"TargetHealthDescriptions": [
