@@ -46,7 +46,8 @@ pub fn render(chart: &Chart) -> Markup {
     let label = format!("{} ({}){}", chart.title, chart.unit, if empty { ": no data yet" } else { "" });
     html! {
         svg class="chart" role="img" aria-label=(label) viewBox=(format!("0 0 {WIDTH} {HEIGHT}"))
-            xmlns="http://www.w3.org/2000/svg" data-points=(chart.series.iter().map(|s| s.points.len()).sum::<usize>()) {
+            xmlns="http://www.w3.org/2000/svg" data-points=(chart.series.iter().map(|s| s.points.len()).sum::<usize>())
+            data-max=(fmt_coord(max_value(&chart.series))) {
             title { (label) }
             // The axes.
             line class="axis" x1=(LEFT) y1=(TOP) x2=(LEFT) y2=(PLOT_BOTTOM) stroke="#555" {}
@@ -112,6 +113,11 @@ fn value_range(series: &[Series]) -> (f64, f64) {
     let hi = if max <= 0.0 { if min < 0.0 { 0.0 } else { 1.0 } } else { nice_ceiling(max) };
     let lo = if min < 0.0 { -nice_ceiling(-min) } else { 0.0 };
     (lo, hi)
+}
+
+/// The largest finite value of any series (0 without one).
+fn max_value(series: &[Series]) -> f64 {
+    series.iter().flat_map(|s| s.points.iter().map(|p| p.1)).filter(|v| v.is_finite()).fold(0.0, f64::max)
 }
 
 /// The smallest 1, 2, 2.5, 5 × 10ⁿ at or above `v` (v > 0).
@@ -250,6 +256,7 @@ mod tests {
         assert!(svg.contains(PALETTE[0]) && svg.contains(PALETTE[1]));
         assert_eq!(count(&svg, r#"class="legend""#), 2);
         assert!(svg.contains(r#"data-points="4""#));
+        assert!(svg.contains(r#"data-max="0.2""#), "{svg}");
     }
 
     #[test]
