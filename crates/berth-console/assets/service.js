@@ -16,8 +16,15 @@
     });
   }
 
+  // What each live part last showed: an unchanged part is left alone (a click in flight keeps its button).
+  var shown = {};
+
   function replaceFrom(html, target) {
     if (!target || typeof html !== "string") return;
+    var key = target.id || "status";
+    if (shown[key] === undefined) shown[key] = target.innerHTML;
+    if (shown[key] === html) return;
+    shown[key] = html;
     var doc = new DOMParser().parseFromString("<div>" + html + "</div>", "text/html");
     var wrap = doc.body.firstChild;
     var nodes = [];
@@ -33,7 +40,8 @@
     getJson(statusUrl)
       .then(function (s) {
         var status = document.getElementById("status");
-        if (status && s.html && s.html.status) {
+        if (status && s.html && s.html.status && s.html.status !== shown.statusOuter) {
+          shown.statusOuter = s.html.status;
           var holder = document.createElement("span");
           status.parentNode.replaceChild(holder, status);
           replaceFrom(s.html.status, holder);

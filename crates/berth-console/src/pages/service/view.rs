@@ -173,14 +173,13 @@ pub fn deployments(l: &Loaded, user: &User) -> Markup {
     }
 }
 
-/// The awaited bake's time left.
+/// When the awaited bake (or pause hook) ends by itself: a fixed time, so the live refresh leaves the row alone.
 fn bake(d: &Value) -> String {
-    let now = time::OffsetDateTime::now_utc().unix_timestamp() as f64;
     arr(d, &["lifecycleHookDetails"])
         .iter()
         .find(|h| s(h, &["status"]) == Some("AWAITING_ACTION"))
         .and_then(|h| num(h, &["expiresAt"]))
-        .map(|t| format!("{} s left", (t - now).max(0.0).round()))
+        .map(|t| format!("until {}", fmt_time(t)))
         .unwrap_or_default()
 }
 
