@@ -28,7 +28,7 @@ const WIDTH: f64 = 600.0;
 const HEIGHT: f64 = 220.0;
 const LEFT: f64 = 56.0;
 const RIGHT: f64 = 12.0;
-const TOP: f64 = 12.0;
+const TOP: f64 = 24.0;
 const PLOT_BOTTOM: f64 = 170.0;
 const LEGEND_Y: f64 = 210.0;
 const Y_TICKS: usize = 4;
@@ -64,11 +64,12 @@ pub fn render(chart: &Chart) -> Markup {
                 @let t = chart.start + (chart.end - chart.start) * i as i64 / X_TICKS as i64;
                 @let px = fmt_coord(x(t));
                 line x1=(px) y1=(PLOT_BOTTOM) x2=(px) y2=(PLOT_BOTTOM + 4.0) stroke="#555" {}
-                text class="tick" x=(px) y=(PLOT_BOTTOM + 16.0) text-anchor="middle" font-size="11" fill="#333" {
+                text class="tick" x=(px) y=(PLOT_BOTTOM + 16.0) font-size="11" fill="#333"
+                    text-anchor=(match i { 0 => "start", X_TICKS => "end", _ => "middle" }) {
                     (fmt_time(t))
                 }
             }
-            text x="4" y=(TOP + 4.0) font-size="11" fill="#333" { (chart.unit) }
+            text class="unit" x="4" y="12" font-size="11" fill="#333" { (chart.unit) }
             @if empty {
                 text class="no-data" x=(fmt_coord((LEFT + WIDTH - RIGHT) / 2.0)) y=(fmt_coord((TOP + PLOT_BOTTOM) / 2.0))
                     text-anchor="middle" font-size="13" fill="#333" { "No data yet" }
@@ -198,7 +199,7 @@ mod tests {
         assert_eq!(count(&svg, "<circle"), 1);
         // Half-way along the time axis, at the top of a 0–5 axis.
         let cx = fmt_coord(LEFT + (WIDTH - LEFT - RIGHT) / 2.0);
-        assert!(svg.contains(&format!(r#"cx="{cx}" cy="12""#)), "{svg}");
+        assert!(svg.contains(&format!(r#"cx="{cx}" cy="24""#)), "{svg}");
         assert!(!svg.contains("No data yet"));
         assert!(svg.contains(r#"aria-label="Requests (count)""#));
     }
@@ -239,7 +240,7 @@ mod tests {
             .collect();
         assert_eq!(points.len(), 3);
         assert_eq!(points.first(), Some(&"56,170"));
-        assert_eq!(points.last(), Some(&"588,12"));
+        assert_eq!(points.last(), Some(&"588,24"));
         assert!(svg.contains(">50<"), "the top tick is 50: {svg}");
         assert!(svg.contains(">00:00<") && svg.contains(">01:00<"), "time ticks: {svg}");
     }

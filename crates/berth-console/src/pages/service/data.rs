@@ -22,6 +22,8 @@ pub struct Loaded {
     pub revisions: Vec<Value>,
     /// DescribeTasks of the RUNNING tasks.
     pub tasks: Vec<Value>,
+    /// DescribeTargetHealth's descriptions over the current revision's target groups (empty when not readable).
+    pub targets: Vec<Value>,
 }
 
 /// A string member along a path of object keys.
@@ -145,7 +147,32 @@ pub async fn load(client: &Client, cluster: &str, name: &str) -> Result<Loaded, 
     let (express, deployments, tasks) =
         tokio::try_join!(express(client, &arn), deployments(client, cluster, name, 5), tasks(client, cluster, name))?;
     let revisions = revisions(client, &revision_arns(&express, &deployments)).await?;
-    Ok(Loaded { cluster: cluster.into(), name: name.into(), arn, express, ecs, deployments, revisions, tasks })
+    let mut loaded = Loaded {
+        cluster: cluster.into(),
+        name: name.into(),
+        arn,
+        express,
+        ecs,
+        deployments,
+        revisions,
+        tasks,
+        targets: Vec::new(),
+    };
+    loaded.targets = target_health(client, &loaded.resources()).await;
+    Ok(loaded)
+}
+
+/// Every target of the service's target groups as the load balancer sees it. A user who may not read target
+/// health still gets the page (the tasks then show ECS's own health).
+pub async fn target_health(client: &Client, resources: &Value) -> Vec<Value> {
+    let mut out = Vec::new();
+    for tg in target_group_arns(resources) {
+        match client.call_value(Service::Elbv2, "DescribeTargetHealth", json!({"TargetGroupArn": tg})).await {
+            Ok(v) => out.extend(arr(&v, &["TargetHealthDescriptions"]).iter().cloned()),
+            Err(e) => tracing::debug!(error = %e, "console: target health not readable"),
+        }
+    }
+    out
 }
 
 /// The current revision's managed resources (for the edit handlers: they act only on this service's resources).
@@ -274,9 +301,19 @@ pub fn target_weight(deployment: &Value) -> Option<f64> {
     num(deployment, &["targetServiceRevision", "requestedProductionTrafficWeight"])
 }
 
-/// The health a task shows: the task's `healthStatus`, else its container's.
-pub fn task_health(task: &Value) -> &str {
-    s(task, &["healthStatus"])
+/// The health a task shows: the load balancer's view of it (its container's address is a target: `healthy`,
+/// `unhealthy`, `initial`, `draining`), else ECS's `healthStatus` (the task's, else its container's).
+pub fn task_health<'a>(task: &'a Value, targets: &'a [Value]) -> &'a str {
+    let addresses: Vec<&str> = arr(task, &["containers"])
+        .iter()
+        .flat_map(|c| arr(c, &["networkInterfaces"]))
+        .filter_map(|n| s(n, &["privateIpv4Address"]))
+        .collect();
+    let lb = targets
+        .iter()
+        .find(|t| s(t, &["Target", "Id"]).is_some_and(|id| addresses.contains(&id)))
+        .and_then(|t| s(t, &["TargetHealth", "State"]));
+    lb.or_else(|| s(task, &["healthStatus"]))
         .or_else(|| arr(task, &["containers"]).first().and_then(|c| s(c, &["healthStatus"])))
         .unwrap_or("UNKNOWN")
 }
@@ -366,9 +403,16 @@ mod tests {
 
     #[test]
     fn task_health_falls_back_to_the_container() {
-        assert_eq!(task_health(&json!({"healthStatus": "HEALTHY"})), "HEALTHY");
-        assert_eq!(task_health(&json!({"containers": [{"healthStatus": "UNHEALTHY"}]})), "UNHEALTHY");
-        assert_eq!(task_health(&json!({})), "UNKNOWN");
+        assert_eq!(task_health(&json!({"healthStatus": "HEALTHY"}), &[]), "HEALTHY");
+        assert_eq!(task_health(&json!({"containers": [{"healthStatus": "UNHEALTHY"}]}), &[]), "UNHEALTHY");
+        assert_eq!(task_health(&json!({}), &[]), "UNKNOWN");
+        let task = json!({"healthStatus": "UNKNOWN", "containers": [{"networkInterfaces": [{"privateIpv4Address": "172.18.0.3"}]}]});
+        let targets = [
+            json!({"Target": {"Id": "172.18.0.9", "Port": 80}, "TargetHealth": {"State": "unhealthy"}}),
+            json!({"Target": {"Id": "172.18.0.3", "Port": 80}, "TargetHealth": {"State": "healthy"}}),
+        ];
+        assert_eq!(task_health(&task, &targets), "healthy");
+        assert_eq!(task_health(&task, &targets[..1]), "UNKNOWN");
         assert_eq!(fmt_time(0.0), "1970-01-01 00:00:00 UTC");
     }
 }

@@ -33,7 +33,7 @@ pub async fn status(user: User, Path((cluster, name)): Path<(String, String)>) -
         "tasks": l.tasks.iter().map(|t| json!({
             "id": s(t, &["taskArn"]).map(data::last_segment),
             "lastStatus": s(t, &["lastStatus"]),
-            "health": task_health(t),
+            "health": task_health(t, &l.targets),
         })).collect::<Vec<_>>(),
         "running": num(&l.ecs, &["runningCount"]),
         "desired": num(&l.ecs, &["desiredCount"]),

@@ -195,11 +195,11 @@ pub fn tasks(l: &Loaded, user: &User) -> Markup {
                     tbody {
                         @for t in &l.tasks {
                             @let id = last_segment(s(t, &["taskArn"]).unwrap_or("?"));
-                            tr class="task" data-task=(id) data-health=(task_health(t)) {
+                            tr class="task" data-task=(id) data-health=(task_health(t, &l.targets)) {
                                 td { code { (id) } }
                                 td { (last_segment(s(t, &["taskDefinitionArn"]).unwrap_or(""))) }
                                 td { (s(t, &["lastStatus"]).unwrap_or("?")) }
-                                td class="health" { (task_health(t)) }
+                                td class="health" { (task_health(t, &l.targets)) }
                                 td { (num(t, &["startedAt"]).map(fmt_time).unwrap_or_default()) }
                                 td {
                                     form method="post" action=(format!("{base}/tasks/{}/stop", super::encode(id))) {
