@@ -135,15 +135,18 @@ class Browser:
         self.wait(css, visible=True).click()
 
     def submit(self, css: str, timeout: float = 30) -> None:
-        """Clicks a button that loads a new page, and waits until the old page is gone (no race with it)."""
-        old = self.driver.find_element(By.TAG_NAME, "html")
+        """Clicks a button that loads a new page, and waits until the new page has loaded (a marker set on the old
+        page's window is gone and the document is complete), so nothing races the old page."""
+        self.driver.execute_script("window.__berthOldPage = true")
         self.click(css)
-        try:
-            WebDriverWait(self.driver, timeout).until(EC.staleness_of(old))
-        except TimeoutException:
-            self.screenshot(f"no-new-page-{css}")
-            raise AssertionError(f"clicking {css!r} loaded no new page within {timeout}s") from None
-        self.wait("body")
+        self.wait_until(
+            f"a new page after clicking {css}",
+            lambda: self.driver.execute_script(
+                "return window.__berthOldPage === undefined && document.readyState === 'complete'"
+            ),
+            timeout=timeout,
+            poll=0.1,
+        )
 
     def alert_text(self, timeout: float = DEFAULT_TIMEOUT) -> str:
         """The text of the page's `.error[role=alert]`."""

@@ -45,9 +45,15 @@ pub fn router(state: AppState) -> axum::Router {
     pages::routes()
         .route("/assets/{file}", axum::routing::get(assets::serve))
         .route("/favicon.ico", axum::routing::get(assets::favicon))
+        .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), csrf::protect))
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)
+}
+
+/// Any other path: the console's own 404 page.
+async fn not_found(uri: http::Uri) -> ConsoleError {
+    ConsoleError::NotFound(format!("the console has no page at {}; the services list is at /", uri.path()))
 }
 
 /// CSP without inline script, no framing, no referrer to other origins, no MIME sniffing; pages are not cached.
@@ -156,5 +162,125 @@ async fn serve_connection<S>(
             conn.as_mut().graceful_shutdown();
             let _ = conn.await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use axum::body::Body;
+    use berth_client::Credentials;
+    use http::{Request, StatusCode, header};
+    use tower_service::Service;
+
+    use super::*;
+
+    const ORIGIN: &str = "https://localhost:9445";
+
+    fn state() -> AppState {
+        AppState::new(ConsoleConfig {
+            // Nothing listens there: no test here reaches the API.
+            api: berth_client::Settings {
+                endpoint: "http://127.0.0.1:9".into(),
+                region: "us-east-1".into(),
+                ca_pem: None,
+            },
+            origin: ORIGIN.into(),
+            session_ttl: Duration::from_secs(600),
+            https_port: 443,
+        })
+        .unwrap()
+    }
+
+    /// A signed-in session: its cookie header value and CSRF token.
+    fn sign_in(state: &AppState) -> (String, String) {
+        let creds = Credentials { access_key_id: "AKIA".into(), secret_access_key: "s".into(), session_token: None };
+        let id = state.inner.sessions.create(creds, "arn:aws:iam::1:root".into(), "1".into()).unwrap();
+        let csrf = state.inner.sessions.get(&id).unwrap().csrf;
+        (format!("{}={}", session::COOKIE, state.inner.key.sign(&id)), csrf)
+    }
+
+    async fn send(state: &AppState, req: Request<Body>) -> http::Response<axum::body::Body> {
+        let mut app = router(state.clone());
+        app.call(req).await.unwrap()
+    }
+
+    fn post(path: &str, cookie: &str, body: String, headers: &[(&str, &str)]) -> Request<Body> {
+        let mut b = Request::post(path)
+            .header(header::HOST, "localhost:9445")
+            .header(header::COOKIE, cookie)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(Body::from(body)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn every_answer_carries_the_security_headers() {
+        let s = state();
+        let res = send(&s, Request::get("/signin").body(Body::empty()).unwrap()).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        let h = res.headers();
+        assert!(h[header::CONTENT_SECURITY_POLICY].to_str().unwrap().starts_with("default-src 'self'"));
+        assert_eq!(h[header::X_FRAME_OPTIONS], "DENY");
+        assert_eq!(h[header::REFERRER_POLICY], "same-origin");
+        let res = send(&s, Request::get("/nope").body(Body::empty()).unwrap()).await;
+        assert_eq!(res.status(), StatusCode::NOT_FOUND);
+        assert_eq!(res.headers()[header::X_FRAME_OPTIONS], "DENY");
+    }
+
+    #[tokio::test]
+    async fn pages_need_a_validly_signed_live_session() {
+        let s = state();
+        let (cookie, _) = sign_in(&s);
+        let forged = format!("{}=abc.{}", session::COOKIE, "0".repeat(64));
+        for (what, cookie) in [("no cookie", ""), ("forged", forged.as_str())] {
+            let req = Request::get("/create").header(header::COOKIE, cookie).body(Body::empty()).unwrap();
+            let res = send(&s, req).await;
+            assert_eq!(res.status(), StatusCode::SEE_OTHER, "{what}");
+            assert_eq!(res.headers()[header::LOCATION], "/signin", "{what}");
+        }
+        // Signed, live: the sign-in page sends the user on to the list.
+        let req = Request::get("/signin").header(header::COOKIE, &cookie).body(Body::empty()).unwrap();
+        assert_eq!(send(&s, req).await.headers()[header::LOCATION], "/");
+    }
+
+    #[tokio::test]
+    async fn changes_without_token_or_from_another_origin_are_refused() {
+        let s = state();
+        let (cookie, csrf) = sign_in(&s);
+        let good = format!("csrf={csrf}");
+        type Case<'a> = (&'a str, String, Vec<(&'a str, &'a str)>);
+        let cases: Vec<Case> = vec![
+            ("no token", String::new(), vec![("origin", ORIGIN)]),
+            ("wrong token", format!("csrf={}", "f".repeat(64)), vec![("origin", ORIGIN)]),
+            ("foreign origin", good.clone(), vec![("origin", "https://evil.example")]),
+            ("cross-site", good.clone(), vec![("sec-fetch-site", "cross-site")]),
+            ("null origin", good.clone(), vec![("origin", "null")]),
+        ];
+        for (what, body, headers) in cases {
+            let res = send(&s, post("/signout", &cookie, body, &headers)).await;
+            assert_eq!(res.status(), StatusCode::FORBIDDEN, "{what}");
+            assert!(res.headers().get(header::SET_COOKIE).is_none(), "{what}: nothing changed");
+        }
+        assert_eq!(s.inner.sessions.len(), 1, "still signed in after every refused sign-out");
+        // The console's own form: signed out, cookie cleared, session gone.
+        let res =
+            send(&s, post("/signout", &cookie, good, &[("origin", ORIGIN), ("sec-fetch-site", "same-origin")])).await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        assert!(res.headers()[header::SET_COOKIE].to_str().unwrap().contains("Max-Age=0"));
+        assert!(s.inner.sessions.is_empty());
+    }
+
+    #[tokio::test]
+    async fn sign_in_form_from_another_origin_is_refused() {
+        let s = state();
+        let req =
+            post("/signin", "", "access_key_id=a&secret_access_key=b".into(), &[("origin", "https://evil.example")]);
+        assert_eq!(send(&s, req).await.status(), StatusCode::FORBIDDEN);
+        let req = post("/signin", "", "access_key_id=&secret_access_key=".into(), &[("origin", ORIGIN)]);
+        assert_eq!(send(&s, req).await.status(), StatusCode::BAD_REQUEST, "empty fields: the form again");
     }
 }

@@ -363,8 +363,10 @@ mod tests {
             &mut r,
             &json!({"status": {"statusCode": "ACTIVE"},
             "activeConfigurations": [{"taskDefinitionArn": "arn:aws:ecs:us-east-1:1:task-definition/web:4", "ingressPaths": [{"accessType": "PUBLIC", "endpoint": "web.localhost"}]}]}),
+            8443,
         );
-        assert_eq!(r.url.as_deref(), Some("https://web.localhost"));
+        assert_eq!(r.url.as_deref(), Some("https://web.localhost:8443/"));
+        assert_eq!(r.revision.as_deref(), Some("web:4"), "the Express configuration's task definition");
         let health = json!({"TargetHealthDescriptions": [
             {"TargetHealth": {"State": "healthy"}}, {"TargetHealth": {"State": "unhealthy"}}, {"TargetHealth": {"State": "healthy"}}]});
         assert_eq!(count_healthy(&health), 2);
