@@ -14,6 +14,11 @@ const ICON: &str = include_str!("../assets/favicon.svg");
 static CSS_NAME: LazyLock<String> = LazyLock::new(|| format!("console-{}.css", short_hash(CSS)));
 static JS_NAME: LazyLock<String> = LazyLock::new(|| format!("console-{}.js", short_hash(JS)));
 static ICON_NAME: LazyLock<String> = LazyLock::new(|| format!("favicon-{}.svg", short_hash(ICON)));
+// The service page's own (pages/service/).
+const SERVICE_CSS: &str = include_str!("../assets/service.css");
+const SERVICE_JS: &str = include_str!("../assets/service.js");
+static SERVICE_CSS_NAME: LazyLock<String> = LazyLock::new(|| format!("service-{}.css", short_hash(SERVICE_CSS)));
+static SERVICE_JS_NAME: LazyLock<String> = LazyLock::new(|| format!("service-{}.js", short_hash(SERVICE_JS)));
 
 fn short_hash(s: &str) -> String {
     let d = ring::digest::digest(&ring::digest::SHA256, s.as_bytes());
@@ -37,12 +42,24 @@ pub async fn favicon() -> Response {
     serve(Path(ICON_NAME.clone())).await
 }
 
+pub fn service_css_href() -> String {
+    format!("/assets/{}", *SERVICE_CSS_NAME)
+}
+
+pub fn service_js_href() -> String {
+    format!("/assets/{}", *SERVICE_JS_NAME)
+}
+
 /// `GET /assets/{file}`.
 pub async fn serve(Path(file): Path<String>) -> Response {
     let (body, mime) = if file == *CSS_NAME {
         (CSS, "text/css; charset=utf-8")
     } else if file == *JS_NAME {
         (JS, "text/javascript; charset=utf-8")
+    } else if file == *SERVICE_CSS_NAME {
+        (SERVICE_CSS, "text/css; charset=utf-8")
+    } else if file == *SERVICE_JS_NAME {
+        (SERVICE_JS, "text/javascript; charset=utf-8")
     } else if file == *ICON_NAME {
         (ICON, "image/svg+xml")
     } else {

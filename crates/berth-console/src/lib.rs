@@ -10,6 +10,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod assets;
+mod charts;
 mod csrf;
 mod error;
 mod layout;

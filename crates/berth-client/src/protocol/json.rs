@@ -23,10 +23,12 @@ pub(super) fn decode(action: &str, body: &[u8]) -> Result<Value, ClientError> {
     }
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| ClientError::Decode(format!("{action}: the answer is not JSON: {e}")))?;
-    if !value.is_object() {
-        return Err(ClientError::Decode(format!("{action}: the answer is not a JSON object")));
+    match value {
+        // An operation without output: berth (like botocore's tolerance) may answer `null`.
+        Value::Null => Ok(Value::Object(serde_json::Map::new())),
+        Value::Object(_) => Ok(value),
+        _ => Err(ClientError::Decode(format!("{action}: the answer is not a JSON object"))),
     }
-    Ok(value)
 }
 
 /// `aws.protocoltests#Code`, `Code:http://internal.amazon.com/…` → `Code`.
