@@ -171,9 +171,23 @@ def berth_demo_image() -> str:
 
 def test_the_service_becomes_healthy(berth, browser):
     name = STATE["name"]
-    # The service page shows its status (the page's own live view is the console-service suite's to test).
-    if browser.find_all("#status"):
-        browser.screenshot("service-page")
+    # The service page (opened by the create) shows the deployment's progress live: its `#status` turns to
+    # "tasks 1/1" with no deployment running, without a reload (the page marks itself; a reload would clear it).
+    assert browser.path() == f"/services/default/{name}"
+    status = browser.wait("#status")
+    first = status.text
+    browser.screenshot("service-page-deploying")
+    browser.driver.execute_script("window.__berthNoReload = true")
+
+    def settled():
+        text = browser.find("#status").text
+        return text if "tasks 1/1" in text and "deploying" not in text else None
+
+    text = browser.wait_until(f"{name}'s status to show 1/1 tasks live", settled, timeout=120, poll=1)
+    assert browser.driver.execute_script("return window.__berthNoReload === true"), "the page was reloaded"
+    assert text.startswith("ACTIVE"), text
+    assert first != text, "the status changed while we watched"
+    browser.screenshot("service-page-healthy")
 
     def healthy():
         browser.get("/")
