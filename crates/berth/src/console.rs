@@ -34,6 +34,7 @@ pub fn serve(
         },
         origin: config.console_url(),
         session_ttl: Duration::from_secs(config.console.session_ttl_secs.max(60)),
+        https_port: config.proxy.https_listen.port(),
     };
     Ok(async move {
         if let Err(e) = berth_console::serve(listener, Arc::new(tls), console, stopped).await {

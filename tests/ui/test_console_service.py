@@ -1,0 +1,267 @@
+"""The console's service page in headless Chromium against a real berth on real Docker: live logs with a filter,
+the charts, editing the health check in place, and rolling back a deployment mid-canary (a second berth with a
+60 s canary bake). Services are created with boto3 (fast); every check of an effect reads berth's API.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from pathlib import Path
+
+import pytest
+
+from berthlib import ROOT, BerthInstance, Ports, serving_service, wait_for
+from browser import browser, start_chromium  # noqa: F401  (the fixture)
+
+CHART_LABELS = ["Requests", "Latency", "Errors", "CPU", "Memory", "Task count"]
+
+
+@pytest.fixture(scope="module")
+def svc(berth):
+    berth.ensure_express_roles()
+    with serving_service(berth, "cs") as s:
+        yield s
+
+
+def page(s: dict) -> str:
+    return f"/services/default/{s['name']}"
+
+
+def log_lines(browser) -> list[str]:
+    return [li.text for li in browser.find_all("#log-lines li")]
+
+
+def test_logs_show_a_request_and_the_filter_narrows_them(berth, browser, svc):
+    alpha, beta = f"alpha{secrets.token_hex(4)}", f"beta{secrets.token_hex(4)}"
+    assert berth.https_get(svc["endpoint"], f"/status/200?probe={alpha}").status == 200
+    assert berth.https_get(svc["endpoint"], f"/status/200?probe={beta}").status == 200
+    browser.sign_in(*berth.credentials())
+    browser.get(page(svc))
+    browser.wait("section#logs ol#log-lines")
+    # The demo's access log line for each request reaches the page (shipped to CloudWatch Logs, polled by the page).
+    browser.wait_until(
+        "both requests' log lines in #log-lines",
+        lambda: any(alpha in t for t in log_lines(browser)) and any(beta in t for t in log_lines(browser)),
+        timeout=45,
+    )
+    line = next(t for t in log_lines(browser) if alpha in t)
+    assert f'"GET /status/200?probe={alpha}" 200' in line, line
+    browser.screenshot("service-logs")
+    browser.fill("#log-filter", alpha)
+    browser.wait_until(
+        "the filter to leave only the alpha line",
+        lambda: (lines := log_lines(browser)) and all(alpha in t for t in lines) and not any(beta in t for t in lines),
+        timeout=20,
+    )
+    # New lines matching the filter keep arriving live, without a reload.
+    assert berth.https_get(svc["endpoint"], f"/status/201?probe={alpha}").status == 201
+    browser.wait_until(
+        "the new matching line to arrive live",
+        lambda: any(f"/status/201?probe={alpha}" in t for t in log_lines(browser)),
+        timeout=45,
+    )
+    browser.screenshot("service-logs-filtered")
+    assert not browser.console_errors()
+
+
+def test_the_charts_show_the_requests(berth, browser, svc):
+    for i in range(30):
+        assert berth.https_get(svc["endpoint"], f"/?n={i}").status == 200
+    browser.sign_in(*berth.credentials())
+
+    def requests_chart_has_data():
+        browser.get(page(svc) + "#charts")
+        svg = browser.wait("section#charts svg[aria-label^='Requests']")
+        return float(svg.get_attribute("data-max") or 0) > 0
+
+    browser.wait_until("the Requests chart to show the requests", requests_chart_has_data, timeout=60, poll=2)
+    svgs = browser.find_all("section#charts svg[role=img]")
+    labels = [s.get_attribute("aria-label") for s in svgs]
+    assert [label.split(" (")[0] for label in labels] == CHART_LABELS, labels
+    # Every chart names itself for screen readers, and the ones with data draw lines or points.
+    for s in svgs:
+        assert s.find_element("css selector", "title").get_attribute("textContent") == s.get_attribute("aria-label")
+    requests = svgs[0]
+    assert int(requests.get_attribute("data-points")) >= 1
+    assert requests.find_elements("css selector", "polyline, circle"), "the Requests chart draws nothing"
+    # The requests were 200s: the latency chart has points too.
+    assert int(svgs[1].get_attribute("data-points")) >= 1
+    browser.screenshot("service-charts")
+
+
+def target_groups(berth, s: dict) -> list[dict]:
+    arns = set()
+    for config in berth.describe_service(s["arn"]).get("activeConfigurations", []):
+        rev = berth.ecs().describe_service_revisions(serviceRevisionArns=[config["serviceRevisionArn"]])
+        for r in rev["serviceRevisions"]:
+            for p in r.get("ecsManagedResources", {}).get("ingressPaths", []):
+                arns |= {t["arn"] for t in p.get("targetGroups", [])}
+    assert arns, "the service has no target group"
+    return berth.client("elbv2").describe_target_groups(TargetGroupArns=sorted(arns))["TargetGroups"]
+
+
+def target_states(berth, tg_arn: str) -> list[str]:
+    out = berth.client("elbv2").describe_target_health(TargetGroupArn=tg_arn)["TargetHealthDescriptions"]
+    return [d["TargetHealth"]["State"] for d in out]
+
+
+def submit_health_check(browser, path: str, interval: str = "6", unhealthy: str = "2", healthy: str = "2") -> None:
+    browser.fill("form#edit-health-check [name=health_check_path]", path)
+    browser.fill("form#edit-health-check [name=interval]", interval)
+    browser.fill("form#edit-health-check [name=unhealthy_threshold]", unhealthy)
+    browser.fill("form#edit-health-check [name=healthy_threshold]", healthy)
+    browser.click("form#edit-health-check button[type=submit]")
+    browser.wait(".notice[role=status]")
+
+
+def test_edit_the_health_check_path_and_see_it_take_effect(berth, browser, svc):
+    browser.sign_in(*berth.credentials())
+    browser.get(page(svc))
+    browser.wait("section#resources form#edit-health-check")
+    assert browser.find("form#edit-health-check [name=health_check_path]").get_attribute("value") == "/ping"
+    # A path the demo answers 503: the targets become unhealthy.
+    submit_health_check(browser, "/status/503")
+    assert "Health check updated" in browser.find(".notice").text
+    tgs = target_groups(berth, svc)
+    assert {t["HealthCheckPath"] for t in tgs} == {"/status/503"}
+    assert {t["HealthCheckIntervalSeconds"] for t in tgs} == {6}
+    serving = next(t for t in tgs if target_states(berth, t["TargetGroupArn"]))
+    wait_for(
+        "the targets to fail the new health check",
+        lambda: set(target_states(berth, serving["TargetGroupArn"])) == {"unhealthy"},
+        timeout=40,
+        interval=0.5,
+    )
+    browser.screenshot("service-health-check-failing")
+    # A path the demo answers 200: healthy again, and the form shows what berth has.
+    submit_health_check(browser, "/env")
+    assert browser.find("form#edit-health-check [name=health_check_path]").get_attribute("value") == "/env"
+    assert {t["HealthCheckPath"] for t in target_groups(berth, svc)} == {"/env"}
+    wait_for(
+        "the targets to pass the new health check",
+        lambda: set(target_states(berth, serving["TargetGroupArn"])) == {"healthy"},
+        timeout=40,
+        interval=0.5,
+    )
+    berth.wait_status(svc["endpoint"], 200, "/", timeout=30)
+    # Bad input is refused with a message, and berth keeps its setting.
+    browser.fill("form#edit-health-check [name=health_check_path]", "no-slash")
+    browser.click("form#edit-health-check button[type=submit]")
+    assert "must start with /" in browser.alert_text()
+    assert {t["HealthCheckPath"] for t in target_groups(berth, svc)} == {"/env"}
+    browser.screenshot("service-health-check-refused")
+
+
+@pytest.fixture(scope="module")
+def canary_berth(demo_image, artifacts):
+    """A second berth whose deployments bake their canary for 60 s, so a rollback can happen mid-canary."""
+    binary = Path(berth_binary())
+    instance = BerthInstance(
+        binary=binary, ports=Ports.from_env(prefix="BERTH_UI_CANARY", base=(29543, 28543, 28180, 29544)), canary_bake_secs=60
+    )
+    try:
+        instance.start()
+    except Exception as exc:  # noqa: BLE001
+        instance.cleanup()
+        pytest.fail(f"could not start the canary berth: {exc}", pytrace=False)
+    yield instance
+    instance.stop()
+    instance.remove_containers()
+    try:
+        (artifacts / "berth-canary.log").write_text(instance.log_text())
+    except OSError:
+        pass
+    instance.cleanup()
+
+
+def berth_binary() -> str:
+    return os.environ.get("BERTH_BINARY", str(ROOT / "target" / "release" / "berth"))
+
+
+def newest_deployment(berth, s: dict) -> dict:
+    ecs = berth.ecs()
+    arns = [d["serviceDeploymentArn"] for d in ecs.list_service_deployments(service=s["arn"])["serviceDeployments"]]
+    ds = ecs.describe_service_deployments(serviceDeploymentArns=arns)["serviceDeployments"]
+    return max(ds, key=lambda d: d["createdAt"])
+
+
+def test_roll_back_a_deployment_mid_canary(canary_berth, artifacts):
+    b = canary_berth
+    b.ensure_express_roles()
+    chromium, home = start_chromium(b.ca_path, b.console_url, artifacts)
+    try:
+        with serving_service(b, "rb") as s:
+            first = newest_deployment(b, s)
+            b.ecs().update_express_gateway_service(
+                serviceArn=s["arn"],
+                primaryContainer={"image": b.describe_service(s["arn"])["activeConfigurations"][0]["primaryContainer"]["image"],
+                                  "environment": [{"name": "DEMO_VERSION", "value": "v2"}]},
+            )
+            dep = wait_for(
+                "the update to reach its canary bake",
+                lambda: (d := newest_deployment(b, s))["serviceDeploymentArn"] != first["serviceDeploymentArn"]
+                and d["status"] == "IN_PROGRESS"
+                and any(h.get("status") == "AWAITING_ACTION" for h in d.get("lifecycleHookDetails", []))
+                and d,
+                timeout=60,
+                interval=0.5,
+            )
+            chromium.sign_in(*b.credentials())
+            chromium.get(page(s))
+            chromium.wait("section#deployments tr.deployment")
+            assert chromium.find("tr.deployment .deployment-status").text == "IN_PROGRESS"
+            chromium.wait("button#promote")
+            chromium.screenshot("service-mid-canary")
+            chromium.click("button#rollback")
+            chromium.wait(".notice[role=status]")
+            done = wait_for(
+                "the deployment to end ROLLBACK_SUCCESSFUL",
+                lambda: (d := newest_deployment(b, s))["status"] == "ROLLBACK_SUCCESSFUL" and d,
+                timeout=60,
+                interval=0.5,
+            )
+            assert done["serviceDeploymentArn"] == dep["serviceDeploymentArn"]
+            # The old revision answers everything again.
+            versions = {b.https_get(s["endpoint"], "/").header("x-demo-version") for _ in range(10)}
+            assert versions == {"dev"}, versions
+            # The page shows it live (status.json), without a reload.
+            chromium.wait_until(
+                "the page to show ROLLBACK_SUCCESSFUL",
+                lambda: chromium.find("tr.deployment .deployment-status").text == "ROLLBACK_SUCCESSFUL",
+                timeout=20,
+            )
+            chromium.screenshot("service-rolled-back")
+    finally:
+        chromium.driver.quit()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def test_stop_a_task_from_the_page(berth, browser, svc):
+    browser.sign_in(*berth.credentials())
+    browser.get(page(svc))
+    row = browser.wait("section#tasks tr.task")
+    task_id = row.get_attribute("data-task")
+    browser.click(f"tr.task[data-task='{task_id}'] button.stop-task")
+    browser.wait(".notice[role=status]")
+    arn = next(a for a in berth.task_arns(svc["name"], desired="STOPPED") if a.endswith(task_id))
+    assert berth.describe_tasks([arn])[0]["desiredStatus"] == "STOPPED"
+    wait_for("a replacement task", lambda: any(not a.endswith(task_id) for a in berth.task_arns(svc["name"])), timeout=60)
+    berth.wait_status(svc["endpoint"], 200, "/ping", timeout=60)
+
+
+def test_phone_width_has_no_horizontal_scroll_on_the_service_page(berth, browser, svc):
+    browser.sign_in(*berth.credentials())
+    browser.get(page(svc))
+    browser.wait("section#resources")
+    with browser.phone():
+        browser.wait("section#charts svg")
+        assert browser.no_horizontal_scroll()
+        browser.screenshot("service-phone")
+    assert len(browser.find_all("h1")) == 1
+    unlabeled = browser.driver.execute_script(
+        "return [...document.querySelectorAll('#service-page input:not([type=hidden])')]"
+        ".filter(i => !i.id || !document.querySelector(`label[for='${i.id}']`)).map(i => i.name)"
+    )
+    assert unlabeled == [], unlabeled
