@@ -1,16 +1,8 @@
-//! `berth rollback`, `promote`, `scale`, `rm`.
+//! `berth scale`, `rm` (`rollback` and `promote` are in rollback.rs).
 
 use crate::output::Doc;
 use crate::{CliError, Ctx};
 
-#[derive(Debug, clap::Args)]
-pub struct RollbackArgs {
-    pub name: String,
-}
-#[derive(Debug, clap::Args)]
-pub struct PromoteArgs {
-    pub name: String,
-}
 #[derive(Debug, clap::Args)]
 pub struct ScaleArgs {
     pub name: String,
@@ -20,14 +12,6 @@ pub struct RmArgs {
     pub name: String,
 }
 
-pub async fn rollback(ctx: &Ctx, args: RollbackArgs) -> Result<Doc, CliError> {
-    let _ = (ctx, args);
-    Err(CliError::Failed("not yet implemented".into()))
-}
-pub async fn promote(ctx: &Ctx, args: PromoteArgs) -> Result<Doc, CliError> {
-    let _ = (ctx, args);
-    Err(CliError::Failed("not yet implemented".into()))
-}
 pub async fn scale(ctx: &Ctx, args: ScaleArgs) -> Result<Doc, CliError> {
     let _ = (ctx, args);
     Err(CliError::Failed("not yet implemented".into()))

@@ -67,7 +67,9 @@ fn main() -> Result<()> {
     let config = cli.common.load()?;
     match cli.command {
         Command::Env => return files::print_env(&config),
-        Command::Ca(args) => std::process::exit(berth_cli::ca::run(&args, &config.path(files::CA_PEM))),
+        Command::Ca(args) => {
+            std::process::exit(berth_cli::ca::run(&args, cli.global.output, &config.path(files::CA_PEM)))
+        }
         Command::Console { no_open } => return print_console(&config, no_open),
         Command::Client(command) => std::process::exit(berth_cli::run(command, cli.global, Some(config.local_berth()))),
         _ => {}
