@@ -11,7 +11,7 @@ use crate::output::Format;
 
 /// Debian and Ubuntu read local CAs from here.
 const DEBIAN_DIR: &str = "/usr/local/share/ca-certificates";
-/// Overrides [`DEBIAN_DIR`] (for tests: install into a scratch directory).
+/// Overrides [`DEBIAN_DIR`] for tests: the file is written there and no system tool runs.
 pub const DIR_ENV: &str = "BERTH_CA_CERTS_DIR";
 
 #[derive(Debug, Clone, clap::Args)]
@@ -82,12 +82,14 @@ fn on_path(program: &str) -> Option<PathBuf> {
 
 fn install(format: Format, pem_path: &Path, pem: &str) -> i32 {
     let override_dir = std::env::var_os(DIR_ENV).map(PathBuf::from);
-    let updater = on_path("update-ca-certificates");
+    // With the override (tests), the file is only written: the system's tool reads its own directory.
+    let updater = if override_dir.is_some() { None } else { on_path("update-ca-certificates") };
+    let method = if override_dir.is_some() { "directory" } else { "update-ca-certificates" };
     if override_dir.is_some() || updater.is_some() {
         let dir = override_dir.unwrap_or_else(|| PathBuf::from(DEBIAN_DIR));
         let file = dir.join(file_name(pem));
         if std::fs::read_to_string(&file).is_ok_and(|old| old.trim() == pem.trim()) {
-            report(format, &file, "update-ca-certificates", true);
+            report(format, &file, method, true);
             return exit::OK;
         }
         if let Err(e) = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&file, pem)) {
@@ -114,7 +116,7 @@ fn install(format: Format, pem_path: &Path, pem: &str) -> i32 {
                 }
             }
         }
-        report(format, &file, "update-ca-certificates", false);
+        report(format, &file, method, false);
         return exit::OK;
     }
     if let Some(trust) = on_path("trust") {
