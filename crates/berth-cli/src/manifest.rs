@@ -121,7 +121,11 @@ pub fn parse(file: &str, text: &str) -> Result<Manifest, ManifestError> {
         field: field.map(String::from),
         message,
     };
-    let shape: FileShape = toml::from_str(text).map_err(|e| err(None, None, one_line(&e.to_string())))?;
+    let shape: FileShape = toml::from_str(text).map_err(|e| {
+        let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+        let message = one_line(e.message());
+        err(None, None, line.map_or(message.clone(), |l| format!("line {l}: {message}")))
+    })?;
     if shape.services.is_empty() {
         return Err(err(None, None, "declares no service: add a [services.NAME] table with an `image`".into()));
     }

@@ -181,31 +181,43 @@ fn bad_files_name_the_file_the_service_and_the_field() {
         ("[services.web]\nimage = \"x\"\nprot = 80\n", "berth.toml: services.web.prot: unknown field `prot`"),
         ("[services.web]\nimage = \"x\"\nport = 0\n", "berth.toml: services.web.port: must be from 1 to 65535"),
         ("[services.web]\nimage = \"x\"\nport = 70000\n", "berth.toml: services.web"),
-        ("[services.web]\nimage = \"x\"\nhealth_path = \"ping\"\n", "services.web.health_path: \"ping\" must start with `/`"),
+        (
+            "[services.web]\nimage = \"x\"\nhealth_path = \"ping\"\n",
+            "services.web.health_path: \"ping\" must start with `/`",
+        ),
         ("[services.web]\nimage = \"x\"\nmin = 5\nmax = 2\n", "services.web.max: 2 is below min (5)"),
         ("[services.web]\nimage = \"x\"\nscale_on = \"requests\"\n", "services.web.target: is required with scale_on"),
         ("[services.web]\nimage = \"x\"\ntarget = 5\n", "services.web.scale_on: is required with target"),
         ("[services.web]\nimage = \"x\"\nscale_on = \"disk\"\ntarget = 5\n", "services.web"),
         ("[services.web]\nimage = \"x\"\ncpu = \"lots\"\n", "services.web.cpu: \"lots\" must be a positive number"),
-        ("[services.web]\nimage = \"x\"\nsecrets = { DB = \"hunter2\" }\n", "services.web.secrets: DB: \"hunter2\" is not an ARN"),
-        ("[services.web]\nimage = \"x\"\nexecution_role = \"admin\"\n", "services.web.execution_role: \"admin\" is not a role ARN"),
+        (
+            "[services.web]\nimage = \"x\"\nsecrets = { DB = \"hunter2\" }\n",
+            "services.web.secrets: DB: \"hunter2\" is not an ARN",
+        ),
+        (
+            "[services.web]\nimage = \"x\"\nexecution_role = \"admin\"\n",
+            "services.web.execution_role: \"admin\" is not a role ARN",
+        ),
         ("[services.web]\nimage = \"  \"\n", "services.web.image: must name a container image"),
         ("[services.\"9lives\"]\nimage = \"x\"\n", "services.9lives: a service name starts with a letter"),
-        ("[service.web]\nimage = \"x\"\n", "berth.toml: unknown field `service`"),
+        ("[service.web]\nimage = \"x\"\n", "berth.toml: line 1: unknown field `service`, expected `services`"),
         ("", "berth.toml: declares no service"),
-        ("[services.web\nimage = 1", "berth.toml: "),
+        ("[services.web\nimage = 1", "berth.toml: line 1: "),
     ];
     for (text, want) in cases {
         match manifest::parse("berth.toml", text) {
             Ok(m) => panic!("{text:?} parsed: {m:?}"),
-            Err(e) => assert!(e.to_string().starts_with(want), "{text:?}: {e}"),
+            Err(e) => {
+                let e = e.to_string();
+                assert!(e.starts_with("berth.toml: ") && e.contains(want), "{text:?}: {e}");
+            }
         }
     }
 }
 
 #[test]
 fn numbers_or_strings_for_cpu_and_memory() {
-    let m = manifest::parse("berth.toml", FULL).unwrap();
+    let m = manifest::parse("berth.toml", FULL).expect("the full example parses");
     let web = &m.services["web"];
     assert_eq!(web.port, Some(8080));
     assert_eq!(web.cpu.as_ref().map(manifest::Units::value).as_deref(), Some("256"));
