@@ -14,7 +14,7 @@ mod error;
 pub mod exit;
 pub mod output;
 
-mod apply;
+pub mod apply;
 mod deploy;
 mod logs;
 mod lookup;

@@ -166,7 +166,7 @@ async fn fetch(
     let mut token: Option<String> = None;
     // Bounded: at most 1000 pages per poll.
     for _ in 0..1000 {
-        let mut input = json!({"logGroupName": group, "startTime": start, "interleaved": true});
+        let mut input = json!({"logGroupName": group, "startTime": start});
         if let Some(f) = filter {
             input["filterPattern"] = json!(f);
         }
@@ -284,5 +284,38 @@ async fn follow(ctx: &Ctx, groups: &[String], start: i64, filter: Option<&str>, 
             _ = &mut stop => return Ok(Doc::none()),
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_durations_and_times() {
+        let now = 1_800_000_000_000;
+        assert_eq!(parse_since("30s", now).ok(), Some(now - 30_000));
+        assert_eq!(parse_since("10m", now).ok(), Some(now - 600_000));
+        assert_eq!(parse_since("1h", now).ok(), Some(now - 3_600_000));
+        assert_eq!(parse_since("2d", now).ok(), Some(now - 172_800_000));
+        assert_eq!(parse_since("2026-01-31T12:00:00Z", now).ok(), Some(1_769_860_800_000));
+        assert_eq!(parse_since("2026-01-31T13:00:00+01:00", now).ok(), Some(1_769_860_800_000));
+        for bad in ["", "10", "m", "10 minutes", "-5m", "1y", "yesterday", "99999999999999999999d"] {
+            assert!(matches!(parse_since(bad, now), Err(CliError::Usage(_))), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn events_print_by_format() {
+        let v = json!({"eventId": "e1", "timestamp": 1_769_860_800_123i64, "logStreamName": "ecs/Main/0123abcd",
+                       "message": "GET /ping 200\n"});
+        let e = Event::of("/aws/ecs/web", &v).expect("an event");
+        assert_eq!(e.line(Format::Table), "2026-01-31T12:00:00.123Z  0123abcd  GET /ping 200");
+        assert_eq!(e.line(Format::Text), "GET /ping 200");
+        let j: Value = serde_json::from_str(&e.line(Format::Json)).expect("json");
+        assert_eq!(j["task"], "0123abcd");
+        assert_eq!(j["logGroupName"], "/aws/ecs/web");
+        assert_eq!(j["timestamp"], 1_769_860_800_123i64);
+        assert!(Event::of("g", &json!({"timestamp": 1})).is_none(), "an event without an id is skipped");
     }
 }

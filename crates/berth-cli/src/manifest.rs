@@ -184,9 +184,6 @@ fn validate(name: &str, s: &ServiceSpec) -> Result<(), (Option<&'static str>, St
             return Err((Some(field), format!("{:?} must be a positive number (e.g. \"256\")", v.value())));
         }
     }
-    if s.min == Some(0) {
-        return Err((Some("min"), "must be at least 1".into()));
-    }
     if let (Some(min), Some(max)) = (s.min, s.max)
         && min > max
     {

@@ -53,20 +53,16 @@ pub async fn rollback(ctx: &Ctx, args: RollbackArgs) -> Result<Doc, CliError> {
         );
         return Ok(deployment_doc(ctx, message, after));
     }
-    let current = current_revision(&found, &deployments)
+    let (current, previous) = previous_revision(&deployments, &found.active_revisions());
+    let current = current
         .ok_or_else(|| CliError::Failed(format!("nothing to roll back: {} has no deployed revision", found.name())))?;
-    let previous = deployments
-        .iter()
-        .filter(|d| d["status"].as_str() == Some("SUCCESSFUL"))
-        .find(|d| d["targetServiceRevision"]["arn"].as_str() == Some(current.as_str()))
-        .and_then(first_source)
-        .ok_or_else(|| {
-            CliError::Failed(format!(
-                "nothing to roll back: revision {} is the first one {} deployed",
-                short(&current),
-                found.name()
-            ))
-        })?;
+    let previous = previous.ok_or_else(|| {
+        CliError::Failed(format!(
+            "nothing to roll back: revision {} is the first one {} deployed",
+            short(&current),
+            found.name()
+        ))
+    })?;
     let request = previous_configuration(ctx, &found, &previous).await?;
     let image = request["primaryContainer"]["image"].as_str().unwrap_or_default().to_string();
     let before = deployments.first().and_then(|d| d["serviceDeploymentArn"].as_str()).map(String::from);
@@ -164,16 +160,23 @@ fn first_source(d: &Value) -> Option<String> {
     d["sourceServiceRevisions"].as_array()?.first()?["arn"].as_str().map(String::from)
 }
 
-/// The revision the service runs when no deployment is in progress: the newest finished deployment's outcome.
-fn current_revision(found: &Found, deployments: &[Value]) -> Option<String> {
-    for d in deployments {
-        match d["status"].as_str() {
-            Some("SUCCESSFUL") => return d["targetServiceRevision"]["arn"].as_str().map(String::from),
-            Some("ROLLBACK_SUCCESSFUL" | "STOPPED") => return first_source(d),
-            _ => {}
-        }
-    }
-    found.active_revisions().into_iter().next()
+/// With no deployment in progress (`deployments` newest first): the revision the service runs (the newest
+/// finished deployment's outcome: its target when SUCCESSFUL, its source when rolled back or stopped; else the
+/// newest active revision) and the one before it (the source of the SUCCESSFUL deployment that brought it).
+pub fn previous_revision(deployments: &[Value], active: &[String]) -> (Option<String>, Option<String>) {
+    let outcome = deployments.iter().find_map(|d| match d["status"].as_str() {
+        Some("SUCCESSFUL") => d["targetServiceRevision"]["arn"].as_str().map(String::from),
+        Some("ROLLBACK_SUCCESSFUL" | "STOPPED") => first_source(d),
+        _ => None,
+    });
+    let Some(current) = outcome.or_else(|| active.first().cloned()) else { return (None, None) };
+    let previous = deployments
+        .iter()
+        .filter(|d| d["status"].as_str() == Some("SUCCESSFUL"))
+        .find(|d| d["targetServiceRevision"]["arn"].as_str() == Some(current.as_str()))
+        .and_then(first_source)
+        .filter(|p| *p != current);
+    (Some(current), previous)
 }
 
 /// UpdateExpressGatewayService's request that redeploys `revision`: its task definition's container (image, port,
@@ -240,4 +243,62 @@ fn deployment_doc(ctx: &Ctx, message: String, d: Value) -> Doc {
     }
     sections.push(Section::Fields { title: None, fields });
     Doc { json: d, sections }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(status: &str, target: &str, source: Option<&str>) -> Value {
+        let sources: Vec<Value> = source.into_iter().map(|s| json!({"arn": s})).collect();
+        json!({"status": status, "targetServiceRevision": {"arn": target}, "sourceServiceRevisions": sources})
+    }
+
+    #[test]
+    fn the_previous_revision() {
+        let active = vec!["r9".to_string()];
+        let cases: Vec<(&str, Vec<Value>, (Option<&str>, Option<&str>))> = vec![
+            ("first deployment only: nothing before", vec![d("SUCCESSFUL", "r1", None)], (Some("r1"), None)),
+            (
+                "an update: back to its source",
+                vec![d("SUCCESSFUL", "r2", Some("r1")), d("SUCCESSFUL", "r1", None)],
+                (Some("r2"), Some("r1")),
+            ),
+            (
+                "after a rolled-back update: the running one is its source, and before it the older one",
+                vec![
+                    d("ROLLBACK_SUCCESSFUL", "r3", Some("r2")),
+                    d("SUCCESSFUL", "r2", Some("r1")),
+                    d("SUCCESSFUL", "r1", None),
+                ],
+                (Some("r2"), Some("r1")),
+            ),
+            (
+                "after a rollback by redeploying: the chain goes on",
+                vec![d("SUCCESSFUL", "r3", Some("r2")), d("SUCCESSFUL", "r2", Some("r1"))],
+                (Some("r3"), Some("r2")),
+            ),
+            ("no deployment recorded: the active revision, nothing before", vec![], (Some("r9"), None)),
+            (
+                "a stopped one superseded by another: its source runs",
+                vec![d("STOPPED", "r5", Some("r4")), d("SUCCESSFUL", "r4", Some("r3"))],
+                (Some("r4"), Some("r3")),
+            ),
+        ];
+        for (name, ds, (current, previous)) in cases {
+            let (c, p) = previous_revision(&ds, &active);
+            assert_eq!((c.as_deref(), p.as_deref()), (current, previous), "{name}");
+        }
+        assert_eq!(previous_revision(&[], &[]), (None, None));
+    }
+
+    #[test]
+    fn the_awaited_hook() {
+        let dep = json!({"lifecycleHookDetails": [
+            {"hookId": "ecs-pause-a-1", "status": "SUCCEEDED"},
+            {"hookId": "ecs-pause-a-2", "status": "AWAITING_ACTION"}]});
+        assert_eq!(awaited_hook(&dep).as_deref(), Some("ecs-pause-a-2"));
+        assert_eq!(awaited_hook(&json!({"lifecycleHookDetails": []})), None);
+        assert_eq!(awaited_hook(&json!({})), None);
+    }
 }
