@@ -254,10 +254,13 @@ mod tests {
         json!({"status": status, "targetServiceRevision": {"arn": target}, "sourceServiceRevisions": sources})
     }
 
+    /// A case: its name, the deployments newest first, the expected (current, previous).
+    type Case = (&'static str, Vec<Value>, (Option<&'static str>, Option<&'static str>));
+
     #[test]
     fn the_previous_revision() {
         let active = vec!["r9".to_string()];
-        let cases: Vec<(&str, Vec<Value>, (Option<&str>, Option<&str>))> = vec![
+        let cases: Vec<Case> = vec![
             ("first deployment only: nothing before", vec![d("SUCCESSFUL", "r1", None)], (Some("r1"), None)),
             (
                 "an update: back to its source",
