@@ -15,14 +15,18 @@ pub mod exit;
 pub mod output;
 
 mod apply;
-mod deploy;
+pub mod deploy;
 mod logs;
-mod ls;
+pub mod ls;
 mod manage;
+pub mod observe;
 mod open;
-mod progress;
+pub mod progress;
 mod resources;
-mod status;
+mod rm;
+mod scale;
+pub mod service;
+pub mod status;
 
 pub use ctx::Ctx;
 pub use error::CliError;
@@ -59,6 +63,8 @@ pub struct Global {
 
 /// The client commands.
 #[derive(Debug, clap::Subcommand)]
+// Parsed once per run: deploy's many flags make its variant the largest, which costs nothing here.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Create or update a service from an image and print its HTTPS URL.
     #[command(after_help = deploy::EXAMPLES)]

@@ -1,4 +1,4 @@
-//! `berth rollback`, `promote`, `scale`, `rm`.
+//! `berth rollback`, `promote` (`scale` and `rm` live in scale.rs and rm.rs, re-exported here).
 
 use crate::output::Doc;
 use crate::{CliError, Ctx};
@@ -11,28 +11,14 @@ pub struct RollbackArgs {
 pub struct PromoteArgs {
     pub name: String,
 }
-#[derive(Debug, clap::Args)]
-pub struct ScaleArgs {
-    pub name: String,
-}
-#[derive(Debug, clap::Args)]
-pub struct RmArgs {
-    pub name: String,
-}
+pub use crate::rm::{RmArgs, rm};
+pub use crate::scale::{ScaleArgs, scale};
 
 pub async fn rollback(ctx: &Ctx, args: RollbackArgs) -> Result<Doc, CliError> {
     let _ = (ctx, args);
     Err(CliError::Failed("not yet implemented".into()))
 }
 pub async fn promote(ctx: &Ctx, args: PromoteArgs) -> Result<Doc, CliError> {
-    let _ = (ctx, args);
-    Err(CliError::Failed("not yet implemented".into()))
-}
-pub async fn scale(ctx: &Ctx, args: ScaleArgs) -> Result<Doc, CliError> {
-    let _ = (ctx, args);
-    Err(CliError::Failed("not yet implemented".into()))
-}
-pub async fn rm(ctx: &Ctx, args: RmArgs) -> Result<Doc, CliError> {
     let _ = (ctx, args);
     Err(CliError::Failed("not yet implemented".into()))
 }
