@@ -14,6 +14,8 @@ mod error;
 mod protocol;
 mod resolve;
 mod service;
+mod sign;
+mod transport;
 
 pub use client::{Client, Settings};
 pub use credentials::Credentials;
