@@ -139,7 +139,7 @@ fn read(path: &std::path::Path) -> Result<Manifest, CliError> {
 async fn observe(ctx: &Ctx) -> Result<(Vec<Observed>, BTreeMap<String, Found>), CliError> {
     let found = lookup::list(ctx).await?;
     let observed = found.iter().map(observed).collect();
-    let by_name = found.into_iter().map(|f| (f.name().to_string(), f)).collect();
+    let by_name = found.into_iter().map(|f| (f.name.clone(), f)).collect();
     Ok((observed, by_name))
 }
 
@@ -154,12 +154,12 @@ fn pairs(v: &Value, value_key: &str) -> BTreeMap<String, String> {
 /// One service's target configuration as a berth.toml service.
 pub fn observed(f: &Found) -> Observed {
     let empty = Value::Null;
-    let c = f.target_configuration().unwrap_or(&empty);
+    let c = crate::service::newest_configuration(&f.service).unwrap_or(&empty);
     let p = &c["primaryContainer"];
     let s = &c["scalingTarget"];
     let num = |v: &Value| v.as_u64().and_then(|n| u32::try_from(n).ok());
     Observed {
-        name: f.name().to_string(),
+        name: f.name.clone(),
         arn: f.arn.clone(),
         image: p["image"].as_str().unwrap_or_default().to_string(),
         port: p["containerPort"].as_u64().and_then(|n| u16::try_from(n).ok()),
@@ -266,7 +266,7 @@ async fn create(ctx: &Ctx, name: &str, spec: &ServiceSpec) -> Result<String, Cli
 
 /// UpdateExpressGatewayService with only what changed (the container and the scaling target are sent whole).
 async fn update(ctx: &Ctx, f: &Found, spec: &ServiceSpec, fields: &[FieldChange]) -> Result<(), CliError> {
-    let running = f.target_configuration();
+    let running = crate::service::newest_configuration(&f.service);
     let mut req = json!({"serviceArn": f.arn});
     if manifest::touches(fields, &["image", "port", "env", "secrets"]) {
         req["primaryContainer"] = container(spec, running.map(|c| &c["primaryContainer"]));

@@ -15,17 +15,21 @@ pub mod exit;
 pub mod output;
 
 pub mod apply;
-mod deploy;
+pub mod deploy;
 mod logs;
 mod lookup;
-mod ls;
+pub mod ls;
 mod manage;
 pub mod manifest;
+pub mod observe;
 mod open;
-mod progress;
+pub mod progress;
 pub mod resources;
+mod rm;
 mod rollback;
-mod status;
+mod scale;
+pub mod service;
+pub mod status;
 
 pub use ctx::Ctx;
 pub use error::CliError;
@@ -62,6 +66,8 @@ pub struct Global {
 
 /// The client commands.
 #[derive(Debug, clap::Subcommand)]
+// Parsed once per run: deploy's many flags make its variant the largest, which costs nothing here.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Create or update a service from an image and print its HTTPS URL.
     #[command(after_help = deploy::EXAMPLES)]

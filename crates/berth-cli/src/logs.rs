@@ -135,7 +135,7 @@ async fn log_groups(ctx: &Ctx, found: &Found) -> Result<Vec<String>, CliError> {
         }
     }
     if groups.is_empty() {
-        for rev in lookup::revisions(ctx, &found.active_revisions()).await? {
+        for rev in lookup::revisions(ctx, &lookup::active_revisions(found)).await? {
             for g in rev["ecsManagedResources"]["logGroups"].as_array().into_iter().flatten() {
                 if let Some(name) = g["logGroupName"].as_str()
                     && !groups.iter().any(|x| x == name)
@@ -148,7 +148,7 @@ async fn log_groups(ctx: &Ctx, found: &Found) -> Result<Vec<String>, CliError> {
     if groups.is_empty() {
         return Err(CliError::Failed(format!(
             "{} has no log group: its container logs nowhere berth keeps (awsLogsConfiguration)",
-            found.name()
+            found.name
         )));
     }
     Ok(groups)
@@ -218,7 +218,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Doc, CliError> {
         return Err(CliError::Usage("--limit must be at least 1".into()));
     }
     let start = parse_since(&args.since, now_ms())?;
-    let found = lookup::find(ctx, &args.name).await?;
+    let found = crate::service::find(ctx, &args.name).await?;
     let groups = log_groups(ctx, &found).await?;
     let filter = args.filter.as_deref().filter(|f| !f.trim().is_empty());
     if args.follow {

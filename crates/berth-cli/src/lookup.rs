@@ -1,78 +1,23 @@
-//! The service lookups the operations commands share (logs, rollback, promote, resources, apply): a service by
-//! name or ARN, every Express service of the cluster, a service's deployments and its active revisions.
+//! What the operations commands (logs, rollback, promote, resources, apply) read besides the one service lookup
+//! (service.rs): every Express service of the cluster, a service's deployments and its revisions.
 
 use berth_client::Service;
 use serde_json::{Value, json};
 
 use crate::{CliError, Ctx};
 
-/// An Express service: its ARN and `DescribeExpressGatewayService`'s `service`.
-#[derive(Debug, Clone)]
-pub struct Found {
-    pub arn: String,
-    pub service: Value,
-}
-
-impl Found {
-    pub fn name(&self) -> &str {
-        self.service["serviceName"].as_str().unwrap_or_default()
-    }
-
-    /// The configuration the service heads to: the newest of its active configurations.
-    pub fn target_configuration(&self) -> Option<&Value> {
-        newest(self.service["activeConfigurations"].as_array()?)
-    }
-
-    /// The revision ARNs of its active configurations, newest first.
-    pub fn active_revisions(&self) -> Vec<String> {
-        let mut configs: Vec<&Value> =
-            self.service["activeConfigurations"].as_array().map(|a| a.iter().collect()).unwrap_or_default();
-        configs.sort_by(|a, b| created(b).total_cmp(&created(a)));
-        configs.iter().filter_map(|c| c["serviceRevisionArn"].as_str().map(str::to_string)).collect()
-    }
-}
+pub use crate::service::Found;
 
 fn created(v: &Value) -> f64 {
     v["createdAt"].as_f64().unwrap_or(0.0)
 }
 
-fn newest(configs: &[Value]) -> Option<&Value> {
-    configs.iter().max_by(|a, b| created(a).total_cmp(&created(b)))
-}
-
-/// The Express service `name` (a name in `ctx.cluster`, or an ARN); [`CliError::NotFound`] when absent or deleted.
-pub async fn find(ctx: &Ctx, name: &str) -> Result<Found, CliError> {
-    let not_found = || CliError::NotFound { name: name.to_string(), cluster: ctx.cluster.clone() };
-    let arn = if name.starts_with("arn:") {
-        name.to_string()
-    } else {
-        let out = ctx
-            .client
-            .call_value(Service::Ecs, "DescribeServices", json!({"cluster": ctx.cluster, "services": [name]}))
-            .await?;
-        let found = out["services"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|s| s["status"].as_str() != Some("INACTIVE"))
-            .and_then(|s| s["serviceArn"].as_str());
-        match found {
-            Some(arn) => arn.to_string(),
-            None => return Err(not_found()),
-        }
-    };
-    let out = ctx.client.call_value(Service::Ecs, "DescribeExpressGatewayService", json!({"serviceArn": arn})).await;
-    let service = match out {
-        Ok(v) => v["service"].clone(),
-        Err(e) if matches!(e.code(), Some("ResourceNotFoundException" | "ServiceNotFoundException")) => {
-            return Err(not_found());
-        }
-        Err(e) => return Err(e.into()),
-    };
-    if service["status"]["statusCode"].as_str() == Some("INACTIVE") {
-        return Err(not_found());
-    }
-    Ok(Found { arn, service })
+/// The revision ARNs of the service's active configurations, newest first.
+pub fn active_revisions(found: &Found) -> Vec<String> {
+    let mut configs: Vec<&Value> =
+        found.service["activeConfigurations"].as_array().map(|a| a.iter().collect()).unwrap_or_default();
+    configs.sort_by(|a, b| created(b).total_cmp(&created(a)));
+    configs.iter().filter_map(|c| c["serviceRevisionArn"].as_str().map(str::to_string)).collect()
 }
 
 /// Every Express service of the cluster that is not deleted.
@@ -98,7 +43,9 @@ pub async fn list(ctx: &Ctx) -> Result<Vec<Found>, CliError> {
             ctx.client.call_value(Service::Ecs, "DescribeExpressGatewayService", json!({"serviceArn": arn})).await;
         match out {
             Ok(v) if v["service"]["status"]["statusCode"].as_str() != Some("INACTIVE") => {
-                found.push(Found { arn, service: v["service"].clone() })
+                let service = v["service"].clone();
+                let name = service["serviceName"].as_str().unwrap_or(crate::service::short_name(&arn)).to_string();
+                found.push(Found { arn, name, service })
             }
             Ok(_) => {}
             // A service that is not an Express service, or one deleted meanwhile.

@@ -167,8 +167,8 @@ pub fn doc(service: &str, service_arn: &str, status: &str, revisions: &[Value], 
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<Doc, CliError> {
-    let found = lookup::find(ctx, &args.name).await?;
-    let revisions = lookup::revisions(ctx, &found.active_revisions()).await?;
+    let found = crate::service::find(ctx, &args.name).await?;
+    let revisions = lookup::revisions(ctx, &lookup::active_revisions(&found)).await?;
     let status = found.service["status"]["statusCode"].as_str().unwrap_or("-").to_string();
-    Ok(doc(found.name(), &found.arn, &status, &revisions, ctx.out.format))
+    Ok(doc(&found.name, &found.arn, &status, &revisions, ctx.out.format))
 }

@@ -33,7 +33,7 @@ pub struct PromoteArgs {
 }
 
 pub async fn rollback(ctx: &Ctx, args: RollbackArgs) -> Result<Doc, CliError> {
-    let found = lookup::find(ctx, &args.name).await?;
+    let found = crate::service::find(ctx, &args.name).await?;
     let deployments = lookup::deployments(ctx, &found, 20).await?;
     if let Some(d) = deployments.iter().find(|d| lookup::running(d["status"].as_str().unwrap_or_default())) {
         let arn = d["serviceDeploymentArn"].as_str().unwrap_or_default().to_string();
@@ -46,21 +46,18 @@ pub async fn rollback(ctx: &Ctx, args: RollbackArgs) -> Result<Doc, CliError> {
             .await?;
         let after = lookup::deployment(ctx, &arn).await?;
         let source = first_source(&after).unwrap_or_default();
-        let message = format!(
-            "rolling back deployment {arn} of {}: traffic returns to revision {}",
-            found.name(),
-            short(&source)
-        );
+        let message =
+            format!("rolling back deployment {arn} of {}: traffic returns to revision {}", found.name, short(&source));
         return Ok(deployment_doc(ctx, message, after));
     }
-    let (current, previous) = previous_revision(&deployments, &found.active_revisions());
+    let (current, previous) = previous_revision(&deployments, &lookup::active_revisions(&found));
     let current = current
-        .ok_or_else(|| CliError::Failed(format!("nothing to roll back: {} has no deployed revision", found.name())))?;
+        .ok_or_else(|| CliError::Failed(format!("nothing to roll back: {} has no deployed revision", found.name)))?;
     let previous = previous.ok_or_else(|| {
         CliError::Failed(format!(
             "nothing to roll back: revision {} is the first one {} deployed",
             short(&current),
-            found.name()
+            found.name
         ))
     })?;
     let request = previous_configuration(ctx, &found, &previous).await?;
@@ -76,17 +73,17 @@ pub async fn rollback(ctx: &Ctx, args: RollbackArgs) -> Result<Doc, CliError> {
     let arn = d["serviceDeploymentArn"].as_str().unwrap_or_default().to_string();
     let message = format!(
         "rolling {} back to revision {} ({image}): deployment {arn} goes through the canary",
-        found.name(),
+        found.name,
         short(&previous)
     );
     Ok(deployment_doc(ctx, message, d))
 }
 
 pub async fn promote(ctx: &Ctx, args: PromoteArgs) -> Result<Doc, CliError> {
-    let found = lookup::find(ctx, &args.name).await?;
+    let found = crate::service::find(ctx, &args.name).await?;
     let deployments = lookup::deployments(ctx, &found, 20).await?;
     let Some(d) = deployments.iter().find(|d| lookup::running(d["status"].as_str().unwrap_or_default())) else {
-        return Err(CliError::Failed(format!("nothing to promote: {} has no deployment in progress", found.name())));
+        return Err(CliError::Failed(format!("nothing to promote: {} has no deployment in progress", found.name)));
     };
     let arn = d["serviceDeploymentArn"].as_str().unwrap_or_default().to_string();
     let deadline = Instant::now() + Duration::from_secs(args.wait);
@@ -138,7 +135,7 @@ pub async fn promote(ctx: &Ctx, args: PromoteArgs) -> Result<Doc, CliError> {
     }
     let message = format!(
         "promoted deployment {arn} of {}: skipped {} bake(s); now {} at {}",
-        found.name(),
+        found.name,
         continued.len(),
         last["status"].as_str().unwrap_or("?"),
         last["lifecycleStage"].as_str().unwrap_or("?")

@@ -311,3 +311,364 @@ fn profile(credentials: &Ini, config: &Ini, name: &str) -> Option<BTreeMap<Strin
     }
     merged
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    const PEM: &str = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+    const OTHER_PEM: &str = "-----BEGIN CERTIFICATE-----\nBBBB\n-----END CERTIFICATE-----\n";
+    /// As `berth up` writes it.
+    const BERTH_CREDENTIALS: &str = "# berth root user. Use with: export AWS_SHARED_CREDENTIALS_FILE=/x\n[default]\n\
+                                     aws_access_key_id = AKIALOCAL\naws_secret_access_key = local-secret\n";
+
+    /// A fresh directory standing in for HOME, with the local berth's data directory inside.
+    fn home(files: &[(&str, &str)]) -> PathBuf {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "berth-client-resolve-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        for (path, text) in files {
+            let path = dir.join(path);
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            std::fs::write(path, text).expect("write");
+        }
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        dir
+    }
+
+    fn local(home: &Path) -> LocalBerth {
+        LocalBerth {
+            endpoint: "https://localhost:9443".into(),
+            region: "eu-central-1".into(),
+            credentials_file: home.join("berth/credentials"),
+            ca_pem: home.join("berth/ca.pem"),
+        }
+    }
+
+    /// (endpoint, region, access key id, session token, CA).
+    type Resolved = (&'static str, &'static str, &'static str, Option<&'static str>, Option<&'static str>);
+
+    struct Case {
+        name: &'static str,
+        files: &'static [(&'static str, &'static str)],
+        env: &'static [(&'static str, &'static str)],
+        endpoint_flag: Option<&'static str>,
+        profile_flag: Option<&'static str>,
+        region_flag: Option<&'static str>,
+        with_local: bool,
+        /// What resolves, or a piece of the error.
+        expect: Result<Resolved, &'static str>,
+    }
+
+    const BASE: Case = Case {
+        name: "",
+        files: &[],
+        env: &[],
+        endpoint_flag: None,
+        profile_flag: None,
+        region_flag: None,
+        with_local: true,
+        expect: Err(""),
+    };
+
+    const LOCAL_FILES: &[(&str, &str)] = &[("berth/credentials", BERTH_CREDENTIALS), ("berth/ca.pem", PEM)];
+
+    fn cases() -> Vec<Case> {
+        vec![
+            Case { name: "nothing at all", with_local: false, expect: Err("no berth endpoint"), ..BASE },
+            Case {
+                name: "the local berth alone",
+                files: LOCAL_FILES,
+                expect: Ok(("https://localhost:9443", "eu-central-1", "AKIALOCAL", None, Some(PEM))),
+                ..BASE
+            },
+            Case { name: "the local berth not started", expect: Err("berth's credentials file"), ..BASE },
+            Case {
+                name: "the local berth's default profile in ~/.aws is someone else's",
+                files: &[
+                    ("berth/credentials", BERTH_CREDENTIALS),
+                    ("berth/ca.pem", PEM),
+                    (".aws/credentials", "[default]\naws_access_key_id = AKIAREALAWS\naws_secret_access_key = s\n"),
+                    (".aws/config", "[default]\nregion = ap-south-1\n"),
+                ],
+                expect: Ok(("https://localhost:9443", "eu-central-1", "AKIALOCAL", None, Some(PEM))),
+                ..BASE
+            },
+            Case {
+                name: "environment keys beat the local root keys",
+                files: LOCAL_FILES,
+                env: &[("AWS_ACCESS_KEY_ID", "AKIAENV"), ("AWS_SECRET_ACCESS_KEY", "e"), ("AWS_SESSION_TOKEN", "tok")],
+                expect: Ok(("https://localhost:9443", "eu-central-1", "AKIAENV", Some("tok"), Some(PEM))),
+                ..BASE
+            },
+            Case {
+                name: "empty environment variables are unset",
+                files: LOCAL_FILES,
+                env: &[("AWS_ACCESS_KEY_ID", ""), ("AWS_SECRET_ACCESS_KEY", " "), ("AWS_ENDPOINT_URL", "")],
+                expect: Ok(("https://localhost:9443", "eu-central-1", "AKIALOCAL", None, Some(PEM))),
+                ..BASE
+            },
+            Case {
+                name: "half the environment keys",
+                files: LOCAL_FILES,
+                env: &[("AWS_ACCESS_KEY_ID", "AKIAENV")],
+                expect: Err("AWS_SECRET_ACCESS_KEY is not"),
+                ..BASE
+            },
+            Case {
+                name: "--endpoint-url naming the local berth (trailing slash, upper case) is the local berth",
+                files: LOCAL_FILES,
+                endpoint_flag: Some("https://LOCALHOST:9443/"),
+                expect: Ok(("https://localhost:9443", "eu-central-1", "AKIALOCAL", None, Some(PEM))),
+                ..BASE
+            },
+            Case {
+                name: "another endpoint takes the default profile, its region and its CA",
+                files: &[
+                    ("berth/credentials", BERTH_CREDENTIALS),
+                    (".aws/credentials", "[default]\naws_access_key_id = AKIADEFAULT\naws_secret_access_key = s\n"),
+                    (".aws/config", "[default]\nregion = ap-south-1\nca_bundle = {home}/other.pem\n"),
+                    ("other.pem", OTHER_PEM),
+                ],
+                endpoint_flag: Some("https://berth.example:9443"),
+                expect: Ok(("https://berth.example:9443", "ap-south-1", "AKIADEFAULT", None, Some(OTHER_PEM))),
+                ..BASE
+            },
+            Case {
+                name: "another endpoint without any credentials",
+                files: LOCAL_FILES,
+                endpoint_flag: Some("http://10.0.0.5:9443"),
+                expect: Err("no credentials for http://10.0.0.5:9443"),
+                ..BASE
+            },
+            Case {
+                name: "AWS_ENDPOINT_URL, AWS_REGION over AWS_DEFAULT_REGION over the profile, AWS_CA_BUNDLE",
+                files: &[
+                    (".aws/credentials", "[default]\naws_access_key_id = AKIADEFAULT\naws_secret_access_key = s\n"),
+                    (".aws/config", "[default]\nregion = ap-south-1\nendpoint_url = https://ignored:1\n"),
+                    ("bundle.pem", OTHER_PEM),
+                ],
+                env: &[
+                    ("AWS_ENDPOINT_URL", "https://env.example:1234"),
+                    ("AWS_REGION", "us-west-2"),
+                    ("AWS_DEFAULT_REGION", "us-west-1"),
+                    ("AWS_CA_BUNDLE", "{home}/bundle.pem"),
+                ],
+                with_local: false,
+                expect: Ok(("https://env.example:1234", "us-west-2", "AKIADEFAULT", None, Some(OTHER_PEM))),
+                ..BASE
+            },
+            Case {
+                name: "AWS_DEFAULT_REGION, and the profile's endpoint_url",
+                files: &[(
+                    ".aws/config",
+                    "[default]\nregion = ap-south-1\nendpoint_url = http://profile.example:80\n\
+                     aws_access_key_id = AKIACONFIG\naws_secret_access_key = s\n",
+                )],
+                env: &[("AWS_DEFAULT_REGION", "us-west-1")],
+                with_local: false,
+                expect: Ok(("http://profile.example:80", "us-west-1", "AKIACONFIG", None, None)),
+                ..BASE
+            },
+            Case {
+                name: "--region beats the local berth's region",
+                files: LOCAL_FILES,
+                region_flag: Some("sa-east-1"),
+                env: &[("AWS_REGION", "us-west-2")],
+                expect: Ok(("https://localhost:9443", "sa-east-1", "AKIALOCAL", None, Some(PEM))),
+                ..BASE
+            },
+            Case {
+                name: "no region anywhere",
+                files: &[(
+                    ".aws/credentials",
+                    "[default]\naws_access_key_id = AKIADEFAULT\naws_secret_access_key = s\n",
+                )],
+                endpoint_flag: Some("http://127.0.0.1:9443"),
+                with_local: false,
+                expect: Ok(("http://127.0.0.1:9443", "us-east-1", "AKIADEFAULT", None, None)),
+                ..BASE
+            },
+            Case {
+                name: "[profile x] in the config file",
+                files: &[(
+                    ".aws/config",
+                    "# comment\n[profile dev]\naws_access_key_id = AKIADEV\naws_secret_access_key = s\n\
+                     aws_session_token = devtok\nregion = eu-north-1\ns3 =\n  max_concurrent_requests = 2\n",
+                )],
+                env: &[("AWS_PROFILE", "dev")],
+                endpoint_flag: Some("http://127.0.0.1:9443"),
+                with_local: false,
+                expect: Ok(("http://127.0.0.1:9443", "eu-north-1", "AKIADEV", Some("devtok"), None)),
+                ..BASE
+            },
+            Case {
+                name: "a bare [x] in the config file is not a profile",
+                files: &[(".aws/config", "[dev]\naws_access_key_id = AKIADEV\naws_secret_access_key = s\n")],
+                env: &[("AWS_PROFILE", "dev")],
+                endpoint_flag: Some("http://127.0.0.1:9443"),
+                expect: Err("the profile 'dev' is in neither"),
+                ..BASE
+            },
+            Case {
+                name: "the credentials file's [x] over the config file's [profile x]",
+                files: &[
+                    (".aws/credentials", "[dev]\naws_access_key_id = AKIACREDS\naws_secret_access_key = s\n"),
+                    (
+                        ".aws/config",
+                        "[profile dev]\naws_access_key_id = AKIACONFIG\naws_secret_access_key = s\nregion = eu-north-1\n",
+                    ),
+                ],
+                profile_flag: Some("dev"),
+                endpoint_flag: Some("http://127.0.0.1:9443"),
+                expect: Ok(("http://127.0.0.1:9443", "eu-north-1", "AKIACREDS", None, None)),
+                ..BASE
+            },
+            Case {
+                name: "--profile beats environment keys",
+                files: &[(".aws/credentials", "[dev]\naws_access_key_id = AKIADEV\naws_secret_access_key = s\n")],
+                env: &[("AWS_ACCESS_KEY_ID", "AKIAENV"), ("AWS_SECRET_ACCESS_KEY", "e")],
+                profile_flag: Some("dev"),
+                endpoint_flag: Some("http://127.0.0.1:9443"),
+                expect: Ok(("http://127.0.0.1:9443", "us-east-1", "AKIADEV", None, None)),
+                ..BASE
+            },
+            Case {
+                name: "environment keys beat AWS_PROFILE",
+                files: &[(".aws/credentials", "[dev]\naws_access_key_id = AKIADEV\naws_secret_access_key = s\n")],
+                env: &[("AWS_ACCESS_KEY_ID", "AKIAENV"), ("AWS_SECRET_ACCESS_KEY", "e"), ("AWS_PROFILE", "dev")],
+                endpoint_flag: Some("http://127.0.0.1:9443"),
+                expect: Ok(("http://127.0.0.1:9443", "us-east-1", "AKIAENV", None, None)),
+                ..BASE
+            },
+            Case {
+                name: "a named profile without keys is not replaced by the local root keys",
+                files: &[
+                    ("berth/credentials", BERTH_CREDENTIALS),
+                    ("berth/ca.pem", PEM),
+                    (".aws/config", "[profile dev]\nregion = eu-north-1\n"),
+                ],
+                profile_flag: Some("dev"),
+                expect: Err("the profile 'dev' (from --profile) has no aws_access_key_id"),
+                ..BASE
+            },
+            Case {
+                name: "an unknown --profile lists the known ones",
+                files: &[
+                    (".aws/credentials", "[a]\naws_access_key_id = A\naws_secret_access_key = s\n"),
+                    (".aws/config", "[profile b]\nregion = x\n[default]\nregion = y\n"),
+                ],
+                profile_flag: Some("nope"),
+                expect: Err("known profiles: a, b, default"),
+                ..BASE
+            },
+            Case {
+                name: "AWS_SHARED_CREDENTIALS_FILE and AWS_CONFIG_FILE replace ~/.aws",
+                files: &[
+                    (".aws/credentials", "[default]\naws_access_key_id = AKIAHOME\naws_secret_access_key = s\n"),
+                    ("elsewhere/creds", "[default]\naws_access_key_id = AKIAELSEWHERE\naws_secret_access_key = s\n"),
+                    ("elsewhere/conf", "[default]\nregion = me-south-1\n"),
+                ],
+                env: &[
+                    ("AWS_SHARED_CREDENTIALS_FILE", "{home}/elsewhere/creds"),
+                    ("AWS_CONFIG_FILE", "{home}/elsewhere/conf"),
+                ],
+                endpoint_flag: Some("http://127.0.0.1:9443"),
+                expect: Ok(("http://127.0.0.1:9443", "me-south-1", "AKIAELSEWHERE", None, None)),
+                ..BASE
+            },
+            Case {
+                name: "an endpoint with a path",
+                files: LOCAL_FILES,
+                endpoint_flag: Some("https://localhost:9443/api"),
+                expect: Err("(from --endpoint-url) has a path"),
+                ..BASE
+            },
+            Case {
+                name: "an endpoint without a scheme",
+                files: LOCAL_FILES,
+                env: &[("AWS_ENDPOINT_URL", "localhost:9443")],
+                expect: Err("(from AWS_ENDPOINT_URL)"),
+                ..BASE
+            },
+            Case {
+                name: "a CA bundle that is not there",
+                files: LOCAL_FILES,
+                env: &[("AWS_CA_BUNDLE", "{home}/missing.pem")],
+                expect: Err("cannot read the CA bundle"),
+                ..BASE
+            },
+            Case {
+                name: "a CA bundle that is no PEM",
+                files: &[("berth/credentials", BERTH_CREDENTIALS), ("berth/ca.pem", "not a certificate\n")],
+                expect: Err("holds no certificate"),
+                ..BASE
+            },
+            Case {
+                name: "the local berth's credentials file without keys",
+                files: &[("berth/credentials", "[default]\n"), ("berth/ca.pem", PEM)],
+                expect: Err("has no [default] aws_access_key_id"),
+                ..BASE
+            },
+        ]
+    }
+
+    #[test]
+    fn resolution_follows_the_documented_order() {
+        for case in cases() {
+            let dir = home(case.files);
+            let root = dir.display().to_string();
+            let vars: BTreeMap<String, String> = case
+                .env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.replace("{home}", &root)))
+                .chain([("HOME".to_string(), root.clone())])
+                .collect();
+            // The config files name paths below the temporary HOME.
+            for (path, text) in case.files {
+                if text.contains("{home}") {
+                    std::fs::write(dir.join(path), text.replace("{home}", &root)).expect("rewrite");
+                }
+            }
+            let sources = Sources {
+                endpoint_url: case.endpoint_flag.map(str::to_string),
+                profile: case.profile_flag.map(str::to_string),
+                region: case.region_flag.map(str::to_string),
+                local: case.with_local.then(|| local(&dir)),
+            };
+            let got = resolve_with(&sources, &|k| vars.get(k).cloned());
+            match (&case.expect, got) {
+                (Ok((endpoint, region, akid, token, ca)), Ok((settings, creds))) => {
+                    assert_eq!(settings.endpoint, *endpoint, "{}", case.name);
+                    assert_eq!(settings.region, *region, "{}", case.name);
+                    assert_eq!(creds.access_key_id, *akid, "{}", case.name);
+                    assert!(!creds.secret_access_key.is_empty(), "{}", case.name);
+                    assert_eq!(creds.session_token.as_deref(), *token, "{}", case.name);
+                    assert_eq!(settings.ca_pem.as_deref(), ca.map(str::as_bytes), "{}", case.name);
+                }
+                (Err(text), Err(ClientError::Config(message))) => {
+                    assert!(message.contains(text), "{}: {message}", case.name);
+                }
+                (expect, got) => panic!("{}: expected {expect:?}, got {got:?}", case.name),
+            }
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+
+    #[test]
+    fn ini_sections_and_nested_blocks() {
+        let ini = parse_ini("; c\n[default]\na = 1\n  nested = no\ns3 =\n  x = y\nb=2 = 3\n[profile p q]\nc = \n");
+        assert_eq!(ini["default"].get("a").map(String::as_str), Some("1"));
+        assert_eq!(ini["default"].get("b").map(String::as_str), Some("2 = 3"));
+        assert!(!ini["default"].contains_key("nested") && !ini["default"].contains_key("x"));
+        assert_eq!(config_profile_name("profile p q"), Some("p q"));
+        assert_eq!(config_profile_name("profile"), None);
+        assert_eq!(config_profile_name("profiles"), None);
+        assert_eq!(config_profile_name("sso-session x"), None);
+    }
+}
