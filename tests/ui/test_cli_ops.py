@@ -236,9 +236,13 @@ def test_resources_tree(berth):
 
 def test_plan_apply_update_and_prune(berth, tmp_path):
     cluster = unique("cli-apply")
-    berth.ecs().create_cluster(clusterName=cluster)
     name = unique("web")
     file = tmp_path / "berth.toml"
+    file.write_text(f'[services.{name}]\nimage = "{DEMO_IMAGE}"\n')
+    # a cluster that does not exist yet holds no services: everything is a create
+    fresh = berth.berth_cli("plan", "-f", str(file), "--cluster", cluster, "-o", "text")
+    assert fresh.returncode == 0 and fresh.stdout.split("\t")[:3] == ["create", name, "image"], fresh
+    berth.ecs().create_cluster(clusterName=cluster)
 
     def write(mode: str) -> None:
         file.write_text(

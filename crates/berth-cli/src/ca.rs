@@ -57,6 +57,11 @@ fn report(format: Format, file: &Path, method: &str, already: bool) {
             json!({"installed": true, "file": file.display().to_string(), "method": method, "alreadyInstalled": already})
         ),
         Format::Text => println!("{}\t{method}\t{}", file.display(), if already { "unchanged" } else { "installed" }),
+        Format::Table if method == "directory" => println!(
+            "berth's CA {} {} ({DIR_ENV}: no system tool ran)",
+            if already { "is already in" } else { "written to" },
+            file.display()
+        ),
         Format::Table if already => println!("berth's CA is already trusted: {} ({method})", file.display()),
         Format::Table => println!("berth's CA is now trusted system-wide: {} ({method})", file.display()),
     }

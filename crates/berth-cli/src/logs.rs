@@ -88,10 +88,14 @@ impl Event {
     }
 }
 
+/// RFC 3339 in UTC with milliseconds, always the same width.
+const TIME_FORMAT: &[time::format_description::BorrowedFormatItem<'static>] =
+    time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+
 fn time_text(ms: i64) -> String {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
+        .and_then(|t| t.format(TIME_FORMAT).ok())
         .unwrap_or_else(|| ms.to_string())
 }
 
@@ -312,6 +316,8 @@ mod tests {
         let e = Event::of("/aws/ecs/web", &v).expect("an event");
         assert_eq!(e.line(Format::Table), "2026-01-31T12:00:00.123Z  0123abcd  GET /ping 200");
         assert_eq!(e.line(Format::Text), "GET /ping 200");
+        assert_eq!(time_text(1_769_860_800_990), "2026-01-31T12:00:00.990Z");
+        assert_eq!(time_text(1_769_860_800_000), "2026-01-31T12:00:00.000Z");
         let j: Value = serde_json::from_str(&e.line(Format::Json)).expect("json");
         assert_eq!(j["task"], "0123abcd");
         assert_eq!(j["logGroupName"], "/aws/ecs/web");

@@ -30,7 +30,12 @@ pub async fn list(ctx: &Ctx) -> Result<Vec<Found>, CliError> {
         if let Some(t) = &token {
             input["nextToken"] = json!(t);
         }
-        let out = ctx.client.call_value(Service::Ecs, "ListServices", input).await?;
+        let out = match ctx.client.call_value(Service::Ecs, "ListServices", input).await {
+            Ok(out) => out,
+            // No cluster yet (berth makes `default` with its first service): no services.
+            Err(e) if e.code() == Some("ClusterNotFoundException") => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
         arns.extend(out["serviceArns"].as_array().into_iter().flatten().filter_map(|a| a.as_str().map(String::from)));
         token = out["nextToken"].as_str().filter(|t| !t.is_empty()).map(String::from);
         if token.is_none() {
