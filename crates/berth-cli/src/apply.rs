@@ -23,7 +23,7 @@ pub const APPLY_EXAMPLES: &str = "Examples:
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The file.
+    /// The file declaring the services (docs/cli.md describes it).
     #[arg(short = 'f', long = "file", default_value = "berth.toml")]
     pub file: std::path::PathBuf,
     /// Also list the services the file does not name as deletions.
@@ -36,7 +36,7 @@ pub struct Args {
 
 #[derive(Debug, clap::Args)]
 pub struct ApplyArgs {
-    /// The file.
+    /// The file declaring the services (docs/cli.md describes it).
     #[arg(short = 'f', long = "file", default_value = "berth.toml")]
     pub file: std::path::PathBuf,
     /// Delete the services of the cluster the file does not name (asks first unless --yes).
@@ -174,6 +174,7 @@ pub fn observed(f: &Found) -> Observed {
         secrets: pairs(&p["secrets"], "valueFrom"),
         execution_role: c["executionRoleArn"].as_str().map(String::from),
         infrastructure_role: f.service["infrastructureRoleArn"].as_str().map(String::from),
+        draining: crate::service::status_code(&f.service) == "DRAINING",
     }
 }
 

@@ -243,6 +243,9 @@ pub struct Observed {
     pub secrets: BTreeMap<String, String>,
     pub execution_role: Option<String>,
     pub infrastructure_role: Option<String>,
+    /// `DRAINING` while it is being deleted (`ACTIVE` otherwise).
+    #[serde(default)]
+    pub draining: bool,
 }
 
 /// One field that differs.
@@ -310,6 +313,11 @@ pub fn plan(desired: &Manifest, observed: &[Observed], prune: bool) -> Vec<Chang
             continue;
         };
         let (name, arn) = (name.clone(), obs.arn.clone());
+        if obs.draining {
+            let reason = "it is being deleted (DRAINING): apply again once `berth ls` no longer shows it".into();
+            changes.push(Change::Blocked { name, arn, reason });
+            continue;
+        }
         if let Some(role) = &spec.infrastructure_role
             && obs.infrastructure_role.as_deref() != Some(role.as_str())
         {
@@ -328,7 +336,9 @@ pub fn plan(desired: &Manifest, observed: &[Observed], prune: bool) -> Vec<Chang
             changes.push(Change::Update { name, arn, fields });
         }
     }
-    let mut extra: Vec<&Observed> = observed.iter().filter(|o| !desired.services.contains_key(&o.name)).collect();
+    // A service being deleted is already going: neither kept nor deleted again.
+    let mut extra: Vec<&Observed> =
+        observed.iter().filter(|o| !o.draining && !desired.services.contains_key(&o.name)).collect();
     extra.sort_by(|a, b| a.name.cmp(&b.name));
     for o in extra {
         let (name, arn) = (o.name.clone(), o.arn.clone());

@@ -33,7 +33,13 @@ fn web(image: &str) -> Observed {
         secrets: Default::default(),
         execution_role: Some("arn:aws:iam::000000000000:role/ecsTaskExecutionRole".into()),
         infrastructure_role: Some("arn:aws:iam::000000000000:role/ecsInfrastructureRoleForExpressServices".into()),
+        draining: false,
     }
+}
+
+fn draining(mut o: Observed) -> Observed {
+    o.draining = true;
+    o
 }
 
 fn other(name: &str) -> Observed {
@@ -153,6 +159,20 @@ fn plan_cases() {
             file: "[services.web]\nimage = \"berth-demo:latest\"\ninfrastructure_role = \"arn:aws:iam::000000000000:role/ecsInfrastructureRoleForExpressServices\"\n",
             observed: vec![web("berth-demo:latest")],
             prune: false,
+            expect: &["unchanged web"],
+        },
+        Case {
+            name: "a declared service being deleted cannot be applied yet",
+            file: FULL,
+            observed: vec![draining(web("berth-demo:latest"))],
+            prune: false,
+            expect: &["blocked web"],
+        },
+        Case {
+            name: "an undeclared service being deleted is neither kept nor deleted again",
+            file: FULL,
+            observed: vec![web("berth-demo:latest"), draining(other("old"))],
+            prune: true,
             expect: &["unchanged web"],
         },
         Case {
