@@ -61,7 +61,11 @@ pub async fn rollback(ctx: &Ctx, args: RollbackArgs) -> Result<Doc, CliError> {
         ))
     })?;
     let request = previous_configuration(ctx, &found, &previous).await?;
-    let image = request["primaryContainer"]["image"].as_str().unwrap_or_default().to_string();
+    let image = request["primaryContainer"]["image"]
+        .as_str()
+        .or(request["taskDefinitionArn"].as_str())
+        .unwrap_or_default()
+        .to_string();
     let before = deployments.first().and_then(|d| d["serviceDeploymentArn"].as_str()).map(String::from);
     ctx.client.call_value(Service::Ecs, "UpdateExpressGatewayService", request).await?;
     // The new deployment is the newest one (UpdateExpressGatewayService's answer does not name it).
@@ -187,6 +191,17 @@ async fn previous_configuration(ctx: &Ctx, found: &Found, revision: &str) -> Res
         .ok_or_else(|| CliError::Failed(format!("revision {revision} names no task definition")))?;
     let td = ctx.client.call_value(Service::Ecs, "DescribeTaskDefinition", json!({"taskDefinition": td_arn})).await?;
     let td = &td["taskDefinition"];
+    // berth registers an Express revision's task definition in the family `<cluster>-<service>`; any other is
+    // the user's own (taskDefinitionArn), given back as it was.
+    let mut parts = found.arn.rsplit('/');
+    let (name, cluster) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+    if td["family"].as_str().is_some_and(|f| f != format!("{cluster}-{name}")) {
+        let mut request = json!({"serviceArn": found.arn, "taskDefinitionArn": td_arn});
+        if let Some(path) = health_path(rev) {
+            request["healthCheckPath"] = json!(path);
+        }
+        return Ok(request);
+    }
     let containers = td["containerDefinitions"].as_array().cloned().unwrap_or_default();
     let main = containers
         .iter()
@@ -211,16 +226,20 @@ async fn previous_configuration(ctx: &Ctx, found: &Found, revision: &str) -> Res
             request[key] = json!(v);
         }
     }
-    let health = rev["ecsManagedResources"]["ingressPaths"]
+    if let Some(path) = health_path(rev) {
+        request["healthCheckPath"] = json!(path);
+    }
+    Ok(request)
+}
+
+/// The health check path of a revision's target group.
+fn health_path(rev: &Value) -> Option<String> {
+    rev["ecsManagedResources"]["ingressPaths"]
         .as_array()
         .into_iter()
         .flatten()
         .flat_map(|p| p["targetGroups"].as_array().cloned().unwrap_or_default())
-        .find_map(|g| g["healthCheckPath"].as_str().map(String::from));
-    if let Some(path) = health {
-        request["healthCheckPath"] = json!(path);
-    }
-    Ok(request)
+        .find_map(|g| g["healthCheckPath"].as_str().map(String::from))
 }
 
 fn short(arn: &str) -> &str {
