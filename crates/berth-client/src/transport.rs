@@ -25,8 +25,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const TLS_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest answer read (berth's biggest are log pages and task lists, far below this).
 const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
-/// How long an idle pooled connection is kept.
-const POOL_IDLE: Duration = Duration::from_secs(60);
+/// How long an idle pooled connection is kept: below berth-api's 30 s wait for the next request's headers, so
+/// the client lets a connection go before the server closes it under a request being sent.
+const POOL_IDLE: Duration = Duration::from_secs(20);
 
 /// An answer, read whole.
 pub(crate) struct Answer {
