@@ -167,6 +167,20 @@ mod tests {
         assert!(!debug.contains("s3cr3t") && !debug.contains("\"tok\""), "{debug}");
     }
 
+    /// The console calls from axum handlers and spawned tasks: the client and its calls must cross threads.
+    #[test]
+    fn clients_and_calls_are_send_and_sync() {
+        fn send_sync<T: Send + Sync>(_: &T) {}
+        fn send<T: Send>(_: &T) {}
+        let c = client("http://localhost:1", None);
+        send_sync(&c);
+        let call = c.call_value(Service::Ecs, "ListServices", serde_json::json!({}));
+        send(&call);
+        let input = serde_json::json!({});
+        let typed = c.call::<serde_json::Value, serde_json::Value>(Service::Sts, "GetCallerIdentity", &input);
+        send(&typed);
+    }
+
     #[test]
     fn settings_are_checked() {
         let creds = Credentials { access_key_id: "A".into(), secret_access_key: "s".into(), session_token: None };
