@@ -13,8 +13,8 @@
 //!   directory's `credentials` file; else the `default` profile.
 //! - **Region**: `--region`; the local berth's own region when the endpoint is the local berth (it accepts no
 //!   other); `AWS_REGION`, `AWS_DEFAULT_REGION`, the profile's `region`; else `us-east-1`.
-//! - **CA** (for `https://` endpoints): `AWS_CA_BUNDLE`, the profile's `ca_bundle`, the local berth's `ca.pem`
-//!   when the endpoint is the local berth.
+//! - **CA** (for `https://` endpoints): `AWS_CA_BUNDLE`, else the profile's `ca_bundle`; plus the local berth's
+//!   `ca.pem` when the endpoint is the local berth (a global `AWS_CA_BUNDLE` meant for AWS does not lock it out).
 //!
 //! Files that do not exist are skipped (as botocore does); files that exist but cannot be read are errors.
 
@@ -160,16 +160,22 @@ pub(crate) fn resolve_with(
         .or_else(|| setting("region"))
         .unwrap_or_else(|| DEFAULT_REGION.to_string());
 
-    // CA.
-    let ca_pem = if let Some(path) = env("AWS_CA_BUNDLE") {
-        Some(read_ca(Path::new(&path), "AWS_CA_BUNDLE")?)
+    // CA: the bundle named, plus berth's own CA for the local berth (a global AWS_CA_BUNDLE, often the system's
+    // bundle for real AWS, must not make the local berth untrusted).
+    let mut ca_pem = if let Some(path) = env("AWS_CA_BUNDLE") {
+        read_ca(Path::new(&path), "AWS_CA_BUNDLE")?
     } else if let Some(path) = setting("ca_bundle") {
-        Some(read_ca(Path::new(&path), &format!("ca_bundle of profile '{profile_name}'"))?)
-    } else if let Some(local) = local.filter(|_| endpoint.starts_with("https://")) {
-        Some(read_ca(&local.ca_pem, "the local berth")?)
+        read_ca(Path::new(&path), &format!("ca_bundle of profile '{profile_name}'"))?
     } else {
-        None
+        Vec::new()
     };
+    if let Some(local) = local.filter(|_| endpoint.starts_with("https://")) {
+        if !ca_pem.is_empty() && !ca_pem.ends_with(b"\n") {
+            ca_pem.push(b'\n');
+        }
+        ca_pem.extend(read_ca(&local.ca_pem, "the local berth")?);
+    }
+    let ca_pem = (!ca_pem.is_empty()).then_some(ca_pem);
 
     Ok((Settings { endpoint, region, ca_pem }, credentials))
 }
@@ -594,6 +600,29 @@ mod tests {
                 files: LOCAL_FILES,
                 env: &[("AWS_ENDPOINT_URL", "localhost:9443")],
                 expect: Err("(from AWS_ENDPOINT_URL)"),
+                ..BASE
+            },
+            Case {
+                name: "AWS_CA_BUNDLE and the local berth's CA are both trusted for the local berth",
+                files: &[("berth/credentials", BERTH_CREDENTIALS), ("berth/ca.pem", PEM), ("system.pem", OTHER_PEM)],
+                env: &[("AWS_CA_BUNDLE", "{home}/system.pem")],
+                expect: Ok((
+                    "https://localhost:9443",
+                    "eu-central-1",
+                    "AKIALOCAL",
+                    None,
+                    Some(concat!(
+                        "-----BEGIN CERTIFICATE-----\nBBBB\n-----END CERTIFICATE-----\n",
+                        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+                    )),
+                )),
+                ..BASE
+            },
+            Case {
+                name: "the same host over http is not the local berth",
+                files: &[("berth/credentials", BERTH_CREDENTIALS)],
+                endpoint_flag: Some("http://localhost:9443"),
+                expect: Err("no credentials for http://localhost:9443"),
                 ..BASE
             },
             Case {
