@@ -54,7 +54,7 @@ pub fn doc(rows: &[Row]) -> Doc {
             r.revision.as_deref().map(service::revision_label).unwrap_or_else(|| "-".into()),
             format!("{}/{}", r.healthy, r.desired),
             r.requests_per_minute.map(|v| format!("{v:.1}")).unwrap_or_else(|| "-".into()),
-            r.error_rate_percent.map(|v| format!("{v:.1}%")).unwrap_or_else(|| "-".into()),
+            r.error_rate_percent.map(|v| format!("{v:.2}%")).unwrap_or_else(|| "-".into()),
         ]);
     }
     let mut sections = vec![Section::Table { title: None, table }];

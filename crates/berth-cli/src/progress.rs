@@ -214,12 +214,11 @@ pub fn lines(o: &Observed) -> Vec<Line> {
     if dep.is_object() {
         let weight = dep["targetServiceRevision"]["requestedProductionTrafficWeight"].as_f64().unwrap_or(0.0);
         let rev = target.as_deref().map(crate::service::revision_label).unwrap_or_default();
-        let first = dep["sourceServiceRevisions"].as_array().is_none_or(|s| s.is_empty());
         let (mark, detail) = if weight >= 100.0 {
             (Mark::Done, format!("100% to revision {rev}"))
         } else if weight > 0.0 {
             (Mark::Running, format!("{}% to revision {rev} (canary)", fmt_pct(weight)))
-        } else if first && dep["status"].as_str() == Some("SUCCESSFUL") {
+        } else if dep["status"].as_str() == Some("SUCCESSFUL") {
             (Mark::Done, format!("100% to revision {rev}"))
         } else {
             (Mark::Waiting, format!("0% to revision {rev}"))

@@ -110,7 +110,12 @@ pub fn newest_configuration(service: &Value) -> Option<&Value> {
 
 /// A revision's short label: the last segment of its ARN (berth numbers them per service).
 pub fn revision_label(revision_arn: &str) -> String {
-    short_name(revision_arn).to_string()
+    let id = short_name(revision_arn);
+    if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) {
+        let trimmed = id.trim_start_matches('0');
+        return if trimmed.is_empty() { "0".into() } else { trimmed.into() };
+    }
+    id.to_string()
 }
 
 /// `true` when `e` says the caller may not do this (the shown data is then partial rather than an error).

@@ -113,10 +113,21 @@ pub fn doc(d: &Data) -> Doc {
     let deployment_json = if dep.is_object() {
         let target = &dep["targetServiceRevision"];
         let target_rev = target["arn"].as_str().map(revision_label).unwrap_or_default();
-        let mut split = format!("revision {target_rev} {}", pct(&target["requestedProductionTrafficWeight"]));
+        // A finished deployment's target serves everything, whatever weight it last requested.
+        let target_weight = if dep["status"].as_str() == Some("SUCCESSFUL") {
+            json!(100)
+        } else {
+            target["requestedProductionTrafficWeight"].clone()
+        };
+        let mut split = format!("revision {target_rev} {}", pct(&target_weight));
         for s in dep["sourceServiceRevisions"].as_array().into_iter().flatten() {
             let rev = s["arn"].as_str().map(revision_label).unwrap_or_default();
-            split.push_str(&format!(", revision {rev} {}", pct(&s["requestedProductionTrafficWeight"])));
+            let weight = if dep["status"].as_str() == Some("SUCCESSFUL") {
+                json!(0)
+            } else {
+                s["requestedProductionTrafficWeight"].clone()
+            };
+            split.push_str(&format!(", revision {rev} {}", pct(&weight)));
         }
         let mut fields = vec![
             ("Id".to_string(), dep["serviceDeploymentArn"].as_str().map(short_name).unwrap_or("?").to_string()),
