@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 fn check(name: &str, got: &str) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots").join(format!("{name}.txt"));
-    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some_and(|v| v == "1") {
         std::fs::write(&path, got).expect("write the snapshot");
         return;
     }
@@ -66,9 +66,9 @@ fn resources_formats() {
     let arn = "arn:aws:ecs:us-east-1:000000000000:service/default/web";
     let doc = |f| berth_cli::resources::doc("web", arn, "ACTIVE", &revisions, f);
     let table = render(Format::Table, &doc(Format::Table));
-    check("resources_table", &table);
+    check("resources.table", &table);
     let text = render(Format::Text, &doc(Format::Text));
-    check("resources_text", &text);
+    check("resources.text", &text);
     assert_eq!(text.lines().filter(|l| l.starts_with("target-group\t")).count(), 2, "{text}");
     assert_eq!(text.lines().filter(|l| l.starts_with("load-balancer\t")).count(), 1, "{text}");
     let json: Value = serde_json::from_str(&render(Format::Json, &doc(Format::Json))).expect("json");
@@ -113,11 +113,11 @@ fn plan_formats() {
             o
         })
         .collect::<Vec<_>>();
-    for (prune, suffix) in [(false, ""), (true, "_prune")] {
+    for (prune, suffix) in [(false, ""), (true, "-prune")] {
         let changes = manifest::plan(&m, &observed, prune);
         for (format, name) in [(Format::Table, "table"), (Format::Text, "text"), (Format::Json, "json")] {
             let doc = berth_cli::apply::plan_doc("berth.toml", &changes, format);
-            check(&format!("plan_{name}{suffix}"), &render(format, &doc));
+            check(&format!("plan{suffix}.{name}"), &render(format, &doc));
         }
     }
 }
