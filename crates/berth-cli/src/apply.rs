@@ -44,9 +44,8 @@ pub struct ApplyArgs {
     pub prune: bool,
 }
 
-/// The execution and infrastructure roles `berth deploy` creates (AWS's documented default names).
-const DEFAULT_EXECUTION_ROLE: &str = "ecsTaskExecutionRole";
-const DEFAULT_INFRASTRUCTURE_ROLE: &str = "ecsInfrastructureRoleForExpressServices";
+// The execution and infrastructure roles `berth deploy` creates (AWS's documented default names).
+use crate::deploy::{EXECUTION_ROLE as DEFAULT_EXECUTION_ROLE, INFRASTRUCTURE_ROLE as DEFAULT_INFRASTRUCTURE_ROLE};
 
 pub async fn plan(ctx: &Ctx, args: Args) -> Result<Doc, CliError> {
     let manifest = read(&args.file)?;
