@@ -50,6 +50,17 @@ pub async fn rollback(ctx: &Ctx, args: RollbackArgs) -> Result<Doc, CliError> {
             format!("rolling back deployment {arn} of {}: traffic returns to revision {}", found.name, short(&source));
         return Ok(deployment_doc(ctx, message, after));
     }
+    if let Some(d) = deployments.iter().find(|d| {
+        matches!(d["status"].as_str(), Some("ROLLBACK_REQUESTED" | "ROLLBACK_IN_PROGRESS" | "STOP_REQUESTED"))
+    }) {
+        return Err(CliError::Failed(format!(
+            "deployment {} of {} is already {}: wait until it finishes (`berth status {}`)",
+            d["serviceDeploymentArn"].as_str().unwrap_or_default(),
+            found.name,
+            d["status"].as_str().unwrap_or_default().to_lowercase().replace('_', " "),
+            found.name
+        )));
+    }
     let (current, previous) = previous_revision(&deployments, &lookup::active_revisions(&found));
     let current = current
         .ok_or_else(|| CliError::Failed(format!("nothing to roll back: {} has no deployed revision", found.name)))?;
