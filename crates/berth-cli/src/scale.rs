@@ -34,6 +34,11 @@ pub async fn scale(ctx: &Ctx, args: ScaleArgs) -> Result<Doc, CliError> {
     if let Some(m) = args.max {
         target["maxTaskCount"] = json!(m);
     }
+    if let (Some(lo), Some(hi)) = (args.min, args.max)
+        && lo > hi
+    {
+        return Err(CliError::Usage(format!("--min {lo} is more than --max {hi}")));
+    }
     let (min, max) = (target["minTaskCount"].as_i64(), target["maxTaskCount"].as_i64());
     if let (Some(lo), Some(hi)) = (min, max)
         && lo > hi
