@@ -233,3 +233,20 @@ def test_rm_asks_first_then_deletes(berth):
     assert gone["status"] == "INACTIVE"
     assert berth.describe_service(doc["serviceArn"])["status"]["statusCode"] == "INACTIVE"
     assert berth.berth_cli("status", name).returncode == 3
+
+
+def test_a_deployment_that_rolls_back_exits_1_with_the_reason(berth):
+    name = unique("cli-fail")
+    ok(berth.berth_cli("deploy", "berth-demo:latest", "--name", name), "deploy")
+    try:
+        # A revision whose container exits at once: the circuit breaker rolls the deployment back.
+        run = berth.berth_cli("deploy", "berth-demo:latest", "--name", name, "--env", "DEMO_EXIT_CODE=3", timeout=300)
+        assert run.returncode == 1, f"{run.returncode}\n{run.stderr}"
+        assert f"the deployment of {name} did not complete: rolled back" in run.stderr, run.stderr
+        assert re.search(r"Task \w+ STOPPED: .*\(exit 3\)", run.stderr), run.stderr
+        assert not run.stdout.strip(), run.stdout
+        doc = json.loads(ok(berth.berth_cli("status", name, "-o", "json"), "status").stdout)
+        assert doc["deployment"]["status"] == "ROLLBACK_SUCCESSFUL"
+        assert [t["health"] for t in doc["tasks"] if t["lastStatus"] == "RUNNING"] == ["healthy"]
+    finally:
+        berth.berth_cli("rm", name, "--yes")
