@@ -89,6 +89,7 @@ e2e() {
 VENV="$ROOT/.venv"
 run_or_finish docker scripts/ensure-docker.sh
 run_or_finish registry scripts/ensure-registry.sh
+run_or_finish tools scripts/ensure-tools.sh
 run_or_finish python ensure_python
 run_or_finish fmt cargo fmt --all -- --check
 # clippy, build and the Rust tests are independent of each other's results: run all, report every failure.

@@ -28,6 +28,11 @@ pub struct Row {
     pub requests_per_minute: Option<f64>,
     /// 5xx responses from the targets ÷ requests, percent, over the last 5 minutes.
     pub error_rate_percent: Option<f64>,
+    /// The requests and 5xx responses those rates count (the window's totals).
+    #[serde(default)]
+    pub requests: Option<f64>,
+    #[serde(default)]
+    pub errors_5xx: Option<f64>,
 }
 
 /// The window the rates cover.
@@ -44,6 +49,8 @@ pub fn doc(rows: &[Row]) -> Doc {
         "desiredTasks": r.desired,
         "requestsPerMinute": r.requests_per_minute,
         "errorRatePercent": r.error_rate_percent,
+        "requests": r.requests,
+        "targetErrors5xx": r.errors_5xx,
     })).collect::<Vec<_>>()});
     let mut table = Table::new(&["NAME", "STATUS", "URL", "REVISION", "TASKS", "REQ/MIN", "5XX"]);
     for r in rows {
@@ -126,6 +133,8 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Doc, CliError> {
             desired: s["desiredCount"].as_u64().unwrap_or(0),
             requests_per_minute: None,
             error_rate_percent: None,
+            requests: None,
+            errors_5xx: None,
         });
         groups.push(tgs);
     }
@@ -231,6 +240,8 @@ async fn rates(ctx: &Ctx, rows: &mut [Row], groups: &[Vec<String>]) -> Result<()
         };
         let requests = sum("r");
         let errors = sum("e");
+        row.requests = Some(requests);
+        row.errors_5xx = Some(errors);
         row.requests_per_minute = Some(requests / minutes);
         row.error_rate_percent = Some(if requests > 0.0 { 100.0 * errors / requests } else { 0.0 });
     }

@@ -39,14 +39,20 @@ pub struct Line {
     pub detail: String,
     /// Nesting level (0 = top).
     pub depth: usize,
+    /// Shown on the live display only (a countdown that would make a plain line per second).
+    pub note: String,
 }
 
 impl Line {
     fn new(key: impl Into<String>, mark: Mark, label: impl Into<String>, detail: impl Into<String>) -> Line {
-        Line { key: key.into(), mark, label: label.into(), detail: detail.into(), depth: 0 }
+        Line { key: key.into(), mark, label: label.into(), detail: detail.into(), depth: 0, note: String::new() }
     }
     fn nested(mut self, depth: usize) -> Line {
         self.depth = depth;
+        self
+    }
+    fn noted(mut self, note: String) -> Line {
+        self.note = note;
         self
     }
 }
@@ -223,7 +229,7 @@ pub fn lines(o: &Observed) -> Vec<Line> {
         } else {
             (Mark::Waiting, format!("0% to revision {rev}"))
         };
-        out.push(Line::new("traffic", mark, "Traffic", detail));
+        out.push(Line::new("traffic", mark, "Traffic", detail).noted(bake_note(o)));
     }
 
     // The managed resources of the target revision.
@@ -236,7 +242,7 @@ pub fn lines(o: &Observed) -> Vec<Line> {
         let mut push = |label: &str, r: &Value, extra: Option<&str>| {
             let Some(arn) = r["arn"].as_str() else { return };
             let status = r["status"].as_str();
-            let mut detail = format!("{} {}", extra.unwrap_or(short_arn(arn)), status.unwrap_or("?"));
+            let mut detail = format!("{} {}", extra.unwrap_or(resource_name(arn)), status.unwrap_or("?"));
             if let Some(reason) = r["statusReason"].as_str().filter(|s| !s.is_empty() && status != Some("ACTIVE")) {
                 let _ = write!(detail, ": {reason}");
             }
@@ -277,6 +283,30 @@ pub fn lines(o: &Observed) -> Vec<Line> {
         out.push(Line::new("denied", Mark::Info, "Note", format!("not allowed to read: {}", o.denied.join(", "))));
     }
     out
+}
+
+/// `bake 2m35s left` while a bake (a pause hook with an expiry) runs.
+pub fn bake_note(o: &Observed) -> String {
+    let waiting = o.deployment["lifecycleHookDetails"].as_array().into_iter().flatten().find_map(|h| {
+        matches!(h["status"].as_str(), Some("AWAITING_ACTION" | "IN_PROGRESS")).then(|| h["expiresAt"].as_f64())?
+    });
+    match waiting {
+        Some(end) if o.deployment["status"].as_str() == Some("IN_PROGRESS") => {
+            format!("bake {} left", fmt_elapsed((end - o.at).max(0.0).ceil() as u64))
+        }
+        _ => String::new(),
+    }
+}
+
+/// A resource's readable name: an alarm's or a scaling policy's name, else the ARN's resource part.
+fn resource_name(arn: &str) -> &str {
+    if let Some((_, name)) = arn.split_once(":alarm:") {
+        return name;
+    }
+    if let Some((_, name)) = arn.split_once(":policyName/") {
+        return name;
+    }
+    short_arn(arn)
 }
 
 fn newest_event(ecs: &Value) -> Option<&str> {
@@ -333,7 +363,8 @@ pub fn frame(header: &str, lines: &[Line], tick: usize, elapsed_secs: u64, width
             l.label.clone()
         } else {
             let pad = label_w.saturating_sub(l.label.chars().count() + 2 * l.depth);
-            format!("{}{}  {}", l.label, " ".repeat(pad), l.detail)
+            let note = if l.note.is_empty() { String::new() } else { format!(" · {}", l.note) };
+            format!("{}{}  {}{note}", l.label, " ".repeat(pad), l.detail)
         };
         let avail = width.saturating_sub(indent.chars().count() + 2);
         out.push(format!("{indent}{} {}", paint(l.mark, glyph(l.mark, tick), color), cut(&text, avail)));
@@ -514,7 +545,8 @@ mod tests {
                 "targetServiceRevision": {"arn": "arn:aws:ecs:us-east-1:1:service-revision/default/web/2",
                     "requestedTaskCount": 1, "requestedProductionTrafficWeight": weight},
                 "sourceServiceRevisions": [{"arn": "arn:aws:ecs:us-east-1:1:service-revision/default/web/1"}],
-                "statusReason": "alarm web-alarm in ALARM"}),
+                "statusReason": "alarm web-alarm in ALARM",
+                "lifecycleHookDetails": [{"hookId": "bake", "status": "AWAITING_ACTION", "expiresAt": 1_796_720_095.0}]}),
             revisions: vec![json!({"serviceRevisionArn": "arn:aws:ecs:us-east-1:1:service-revision/default/web/2",
                 "taskDefinition": "arn:aws:ecs:us-east-1:1:task-definition/default-web:2",
                 "containerImages": [{"image": "berth-demo:latest"}],
@@ -584,6 +616,11 @@ mod tests {
         assert!(a[0].starts_with("⠋ Deploying web · 1m05s"), "{}", a[0]);
         assert!(b[0].starts_with("⠙ "), "{}", b[0]);
         assert!(a.iter().any(|l| l.contains("✓ Image")), "{a:#?}");
+        let wide = frame("Deploying web", &ls, 0, 1, 200, false);
+        assert!(
+            wide.iter().any(|l| l.ends_with("Traffic              5% to revision 2 (canary) · bake 1m35s left")),
+            "{wide:#?}"
+        );
         let colored = frame("Deploying web", &ls, 0, 1, 200, true);
         assert!(colored.iter().any(|l| l.contains("\x1b[32m✓\x1b[0m")));
     }

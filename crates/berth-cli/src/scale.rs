@@ -25,6 +25,11 @@ pub async fn scale(ctx: &Ctx, args: ScaleArgs) -> Result<Doc, CliError> {
     if args.min.is_some_and(|m| m < 0) || args.max.is_some_and(|m| m < 1) {
         return Err(CliError::Usage("--min must be 0 or more and --max 1 or more".into()));
     }
+    if let (Some(lo), Some(hi)) = (args.min, args.max)
+        && lo > hi
+    {
+        return Err(CliError::Usage(format!("--min {lo} is more than --max {hi}")));
+    }
     let found = service::find(ctx, &args.name).await?;
     let current = service::newest_configuration(&found.service).map(|c| c["scalingTarget"].clone()).unwrap_or_default();
     let mut target = if current.is_object() { current.clone() } else { json!({}) };

@@ -135,6 +135,10 @@ pub fn doc(d: &Data) -> Doc {
             ("Stage".to_string(), dep["lifecycleStage"].as_str().unwrap_or("-").to_string()),
             ("Traffic".to_string(), split.clone()),
         ];
+        let bake = crate::progress::bake_note(o);
+        if !bake.is_empty() {
+            fields.push(("Bake".into(), bake.trim_start_matches("bake ").to_string()));
+        }
         if let Some(r) = dep["statusReason"].as_str().filter(|r| !r.is_empty()) {
             fields.push(("Reason".into(), r.to_string()));
         }
@@ -153,6 +157,7 @@ pub fn doc(d: &Data) -> Doc {
             "status": dep["status"],
             "statusReason": dep["statusReason"],
             "lifecycleStage": dep["lifecycleStage"],
+            "lifecycleHookDetails": dep["lifecycleHookDetails"],
             "targetServiceRevision": dep["targetServiceRevision"],
             "sourceServiceRevisions": dep["sourceServiceRevisions"],
             "rollback": dep["rollback"],
