@@ -62,6 +62,10 @@ finish() {
 
 run_or_finish() { stage "$@" || finish; }
 
+ensure_tools() {
+    scripts/ensure-tools.sh && scripts/ensure-chromium.sh
+}
+
 ensure_python() {
     VENV="$("$ROOT/scripts/ensure-python.sh" | tail -n 1)" && [ -x "$VENV/bin/python" ]
 }
@@ -109,7 +113,7 @@ run_or_finish docker scripts/ensure-docker.sh
 run_or_finish registry scripts/ensure-registry.sh
 run_or_finish python ensure_python
 # The user-facing suites' tools: tmux (the CLI's live display through a pseudo-terminal), Chromium and its WebDriver.
-run_or_finish tools scripts/ensure-tools.sh
+run_or_finish tools ensure_tools
 run_or_finish fmt cargo fmt --all -- --check
 # clippy, build and the Rust tests are independent of each other's results: run all, report every failure.
 stage clippy cargo clippy --workspace --all-targets -- -D warnings

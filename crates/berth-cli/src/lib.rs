@@ -14,15 +14,22 @@ mod error;
 pub mod exit;
 pub mod output;
 
-mod apply;
-mod deploy;
+pub mod apply;
+pub mod deploy;
 mod logs;
-mod ls;
+mod lookup;
+pub mod ls;
 mod manage;
+pub mod manifest;
+pub mod observe;
 mod open;
-mod progress;
-mod resources;
-mod status;
+pub mod progress;
+pub mod resources;
+mod rm;
+mod rollback;
+mod scale;
+pub mod service;
+pub mod status;
 
 pub use ctx::Ctx;
 pub use error::CliError;
@@ -59,6 +66,8 @@ pub struct Global {
 
 /// The client commands.
 #[derive(Debug, clap::Subcommand)]
+// Parsed once per run: deploy's many flags make its variant the largest, which costs nothing here.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Create or update a service from an image and print its HTTPS URL.
     #[command(after_help = deploy::EXAMPLES)]
@@ -68,22 +77,28 @@ pub enum Command {
     /// One service: endpoint, revision, deployment, tasks, scaling, alarms, events.
     Status(status::Args),
     /// A service's logs; `-f` follows them.
+    #[command(after_help = logs::EXAMPLES)]
     Logs(logs::Args),
     /// Open a service's URL in a browser (or print it).
     Open(open::Args),
     /// Roll back: the running deployment, or else to the previous revision.
-    Rollback(manage::RollbackArgs),
+    #[command(after_help = rollback::ROLLBACK_EXAMPLES)]
+    Rollback(rollback::RollbackArgs),
     /// Skip the bake of the running deployment: shift everything to the new revision now.
-    Promote(manage::PromoteArgs),
+    #[command(after_help = rollback::PROMOTE_EXAMPLES)]
+    Promote(rollback::PromoteArgs),
     /// Set a service's minimum and maximum task counts.
     Scale(manage::ScaleArgs),
     /// Delete a service and everything berth created for it (asks first).
     Rm(manage::RmArgs),
     /// The tree of every resource berth created for a service, with ARNs.
+    #[command(after_help = resources::EXAMPLES)]
     Resources(resources::Args),
     /// Show what `apply` would change to make berth match a berth.toml.
+    #[command(after_help = apply::PLAN_EXAMPLES)]
     Plan(apply::Args),
     /// Create and update services to match a berth.toml (`--prune` also deletes those it does not name).
+    #[command(after_help = apply::APPLY_EXAMPLES)]
     Apply(apply::ApplyArgs),
 }
 
@@ -107,8 +122,8 @@ pub fn run(command: Command, global: Global, local: Option<LocalBerth>) -> i32 {
             Command::Status(a) => status::run(&ctx, a).await,
             Command::Logs(a) => logs::run(&ctx, a).await,
             Command::Open(a) => open::run(&ctx, a).await,
-            Command::Rollback(a) => manage::rollback(&ctx, a).await,
-            Command::Promote(a) => manage::promote(&ctx, a).await,
+            Command::Rollback(a) => rollback::rollback(&ctx, a).await,
+            Command::Promote(a) => rollback::promote(&ctx, a).await,
             Command::Scale(a) => manage::scale(&ctx, a).await,
             Command::Rm(a) => manage::rm(&ctx, a).await,
             Command::Resources(a) => resources::run(&ctx, a).await,

@@ -1,38 +1,5 @@
-//! `berth rollback`, `promote`, `scale`, `rm`.
+//! `berth scale` and `berth rm` (in scale.rs and rm.rs, re-exported here); `rollback` and `promote` are in
+//! rollback.rs.
 
-use crate::output::Doc;
-use crate::{CliError, Ctx};
-
-#[derive(Debug, clap::Args)]
-pub struct RollbackArgs {
-    pub name: String,
-}
-#[derive(Debug, clap::Args)]
-pub struct PromoteArgs {
-    pub name: String,
-}
-#[derive(Debug, clap::Args)]
-pub struct ScaleArgs {
-    pub name: String,
-}
-#[derive(Debug, clap::Args)]
-pub struct RmArgs {
-    pub name: String,
-}
-
-pub async fn rollback(ctx: &Ctx, args: RollbackArgs) -> Result<Doc, CliError> {
-    let _ = (ctx, args);
-    Err(CliError::Failed("not yet implemented".into()))
-}
-pub async fn promote(ctx: &Ctx, args: PromoteArgs) -> Result<Doc, CliError> {
-    let _ = (ctx, args);
-    Err(CliError::Failed("not yet implemented".into()))
-}
-pub async fn scale(ctx: &Ctx, args: ScaleArgs) -> Result<Doc, CliError> {
-    let _ = (ctx, args);
-    Err(CliError::Failed("not yet implemented".into()))
-}
-pub async fn rm(ctx: &Ctx, args: RmArgs) -> Result<Doc, CliError> {
-    let _ = (ctx, args);
-    Err(CliError::Failed("not yet implemented".into()))
-}
+pub use crate::rm::{RmArgs, rm};
+pub use crate::scale::{ScaleArgs, scale};

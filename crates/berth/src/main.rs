@@ -55,7 +55,7 @@ enum Command {
         shell: clap_complete::Shell,
     },
     #[command(flatten)]
-    Client(berth_cli::Command),
+    Client(Box<berth_cli::Command>),
 }
 
 fn main() -> Result<()> {
@@ -73,9 +73,13 @@ fn main() -> Result<()> {
     let config = cli.common.load()?;
     match cli.command {
         Command::Env => return files::print_env(&config),
-        Command::Ca(args) => std::process::exit(berth_cli::ca::run(&args, &config.path(files::CA_PEM))),
+        Command::Ca(args) => {
+            std::process::exit(berth_cli::ca::run(&args, cli.global.output, &config.path(files::CA_PEM)))
+        }
         Command::Console { no_open } => return print_console(&config, no_open),
-        Command::Client(command) => std::process::exit(berth_cli::run(command, cli.global, Some(config.local_berth()))),
+        Command::Client(command) => {
+            std::process::exit(berth_cli::run(*command, cli.global, Some(config.local_berth())))
+        }
         _ => {}
     }
     if matches!(cli.command, Command::Server | Command::Proxy) {
