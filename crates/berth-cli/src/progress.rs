@@ -428,7 +428,6 @@ pub async fn watch(ctx: &Ctx, w: &Watch<'_>) -> Result<(Observed, Outcome), CliE
     let mut drawn = 0usize;
     let mut prev: Vec<Line> = Vec::new();
     let mut tick = 0usize;
-    let mut last: Option<Observed> = None;
     let mut next_poll = std::time::Instant::now();
     if !live {
         eprintln!(
@@ -464,7 +463,6 @@ pub async fn watch(ctx: &Ctx, w: &Watch<'_>) -> Result<(Observed, Outcome), CliE
                 }
                 return Ok((o, out));
             }
-            last = Some(o);
         }
         if started.elapsed() >= w.timeout {
             let msg = format!(
@@ -475,7 +473,6 @@ pub async fn watch(ctx: &Ctx, w: &Watch<'_>) -> Result<(Observed, Outcome), CliE
             if !live {
                 eprintln!("[{}] {msg}", utc(crate::observe::now()));
             }
-            let _ = last;
             return Err(CliError::Failed(msg));
         }
         if live {
