@@ -5,13 +5,14 @@ answering over HTTPS, every output format, an update through deploy, and the exi
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import json
 import re
-import uuid
 
 import pytest
 
-from berthlib import EXPRESS_ROLES, strip_scheme, unique, wait_for
+from berthlib import EXPRESS_ROLES, docker, strip_scheme, unique, wait_for
 
 STAMP = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ\] ")
 
@@ -85,7 +86,9 @@ def test_the_first_deploy_creates_the_roles_and_ends_with_a_url_that_answers(ber
     assert any("Task " in l and "RUNNING healthy" in l for l in progress), run.stderr
     assert progress[-1].endswith("Deployment successful"), run.stderr
     assert "\x1b[" not in run.stderr and "\x1b[" not in run.stdout
-    assert len(progress) == len(set(l[l.index("]"):] for l in progress)), "a line was printed twice unchanged"
+    # Only changes: a step's state is printed once (events may repeat a message: berth emits each event once).
+    steps = [l[l.index("]"):] for l in progress if "] Event " not in l]
+    assert len(steps) == len(set(steps)), run.stderr
     host = strip_scheme(url)
     resp = berth.https_get(host, "/ping")
     assert (resp.status, resp.text) == (200, "pong")
@@ -250,3 +253,42 @@ def test_a_deployment_that_rolls_back_exits_1_with_the_reason(berth):
         assert [t["health"] for t in doc["tasks"] if t["lastStatus"] == "RUNNING"] == ["healthy"]
     finally:
         berth.berth_cli("rm", name, "--yes")
+
+
+def test_private_needs_a_private_subnet_then_serves_on_the_internal_side_only(berth):
+    ec2 = berth.client("ec2")
+    gateway = docker("network", "inspect", "berth-default", "--format", "{{(index .IPAM.Config 0).Gateway}}").stdout.strip()
+
+    def default_vpc():
+        return [v for v in ec2.describe_vpcs()["Vpcs"] if v["IsDefault"]][0]
+
+    wait_for("the default VPC to take the network's subnet",
+             lambda: ipaddress.ip_network(default_vpc()["CidrBlock"]).supernet_of(ipaddress.ip_network(f"{gateway}/32")),
+             30)
+    vpc = default_vpc()
+    private = [s for s in ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}])["Subnets"]
+               if not s["MapPublicIpOnLaunch"]]
+    name = unique("cli-priv")
+    created_subnet = None
+    if not private:
+        refused = berth.berth_cli("deploy", "berth-demo:latest", "--name", name, "--private")
+        assert refused.returncode == 1, refused.stderr
+        assert "no private subnet" in refused.stderr and "create-subnet" in refused.stderr, refused.stderr
+        net = ipaddress.ip_network(vpc["CidrBlock"])
+        block = list(net.subnets(new_prefix=min(28, max(net.prefixlen + 2, 24))))[-2]
+        created_subnet = ec2.create_subnet(VpcId=vpc["VpcId"], CidrBlock=str(block))["Subnet"]["SubnetId"]
+    try:
+        doc = json.loads(ok(berth.berth_cli("deploy", "berth-demo:latest", "--name", name, "--private", "-o", "json"),
+                            "deploy --private").stdout)
+        svc = berth.describe_service(doc["serviceArn"])
+        assert svc["activeConfigurations"][0]["ingressPaths"][0]["accessType"] == "PRIVATE"
+        host = strip_scheme(doc["url"])
+        assert berth.https_get(host, "/ping").status == 404, "a private service is not on the public listener"
+        # Deploying it again with --private changes nothing.
+        again = berth.berth_cli("deploy", "berth-demo:latest", "--name", name, "--private")
+        assert again.returncode == 0 and "nothing to deploy" in again.stderr, again.stderr
+    finally:
+        berth.berth_cli("rm", name, "--yes", "--wait")
+        if created_subnet:
+            with contextlib.suppress(Exception):
+                ec2.delete_subnet(SubnetId=created_subnet)

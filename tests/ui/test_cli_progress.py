@@ -115,6 +115,8 @@ def test_the_live_display_redraws_in_place_and_ends_with_the_url(slow_berth, tmu
     assert {h[0] for h in heads} & set(SPINNER), heads[:3]
     assert len({h[0] for h in heads}) >= 2, "the spinner never moved"
     assert any(re.search(r"Traffic\s+5% to revision \d+ \(canary\)", f) for f in running), running[-1]
+    # The canary's bake counts down on screen (never in the plain lines: it would print every second).
+    assert any(re.search(r"\(canary\) · bake \ds left", f) for f in running), running[-1]
     assert any(re.search(r"Deployment\s+IN_PROGRESS · \w+", f) for f in running)
     assert any(re.search(r"LoadBalancer\s+loadbalancer/app/\S+ ACTIVE", f) for f in running)
     final = frames[-1]

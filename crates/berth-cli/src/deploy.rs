@@ -512,17 +512,17 @@ async fn roles(ctx: &Ctx, args: &Args) -> Result<(String, String), CliError> {
     if let (Some(e), Some(i)) = (&execution, &infrastructure) {
         return Ok((e.clone(), i.clone()));
     }
+    // (name, managed policy, what it is, its flag)
     let mut missing = Vec::new();
     if execution.is_none() {
-        missing.push((EXECUTION_ROLE, "ecs-tasks.amazonaws.com", EXECUTION_POLICY, "task execution role"));
+        missing.push((EXECUTION_ROLE, EXECUTION_POLICY, "task execution role", "--execution-role"));
     }
     if infrastructure.is_none() {
-        missing.push((INFRASTRUCTURE_ROLE, "ecs.amazonaws.com", INFRASTRUCTURE_POLICY, "infrastructure role"));
+        missing.push((INFRASTRUCTURE_ROLE, INFRASTRUCTURE_POLICY, "infrastructure role", "--infrastructure-role"));
     }
-    for (name, _, policy, what) in &missing {
+    for (name, policy, what, flag) in &missing {
         eprintln!(
-            "This account has no {what} named {name} (or pass --{}-role ARN).\n  It would be created with AWS's managed policy {}.",
-            if *what == "task execution role" { "execution" } else { "infrastructure" },
+            "This account has no {what} named {name} (or pass {flag} ARN).\n  It would be created with AWS's managed policy {}.",
             service::short_name(policy)
         );
     }
@@ -533,19 +533,13 @@ async fn roles(ctx: &Ctx, args: &Args) -> Result<(String, String), CliError> {
                 .into(),
         ));
     }
-    let mut created = Vec::new();
-    for (name, principal, policy, _) in &missing {
-        created.push(create_role(ctx, name, principal, policy).await?);
-        eprintln!("Created role {name} with {}.", service::short_name(policy));
-    }
-    let mut created = created.into_iter();
     let execution = match execution {
         Some(e) => e,
-        None => created.next().unwrap_or_default(),
+        None => create_role(ctx, EXECUTION_ROLE, "ecs-tasks.amazonaws.com", EXECUTION_POLICY).await?,
     };
     let infrastructure = match infrastructure {
         Some(i) => i,
-        None => created.next().unwrap_or_default(),
+        None => create_role(ctx, INFRASTRUCTURE_ROLE, "ecs.amazonaws.com", INFRASTRUCTURE_POLICY).await?,
     };
     Ok((execution, infrastructure))
 }
@@ -578,6 +572,7 @@ async fn create_role(ctx: &Ctx, name: &str, principal: &str, policy: &str) -> Re
         )
         .await?;
     ctx.client.call_value(Service::Iam, "AttachRolePolicy", json!({"RoleName": name, "PolicyArn": policy})).await?;
+    eprintln!("Created role {name} with {}.", service::short_name(policy));
     out["Role"]["Arn"]
         .as_str()
         .map(str::to_string)

@@ -110,7 +110,19 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Doc, CliError> {
     let mut groups: Vec<Vec<String>> = Vec::new();
     for s in &ecs_services {
         let Some(arn) = s["serviceArn"].as_str() else { continue };
-        let express = service::describe(ctx, arn).await?;
+        // A service deleted since the listing is left out.
+        let express = match service::describe(ctx, arn).await {
+            Ok(e) => e,
+            Err(CliError::Client(berth_client::ClientError::Api { code, .. }))
+                if code == "ServiceNotFoundException" =>
+            {
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        if service::status_code(&express) == "INACTIVE" {
+            continue;
+        }
         let tgs: Vec<String> = s["loadBalancers"]
             .as_array()
             .into_iter()

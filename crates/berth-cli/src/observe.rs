@@ -187,8 +187,9 @@ async fn tasks(ctx: &Ctx, o: &Observed) -> Result<Vec<Value>, CliError> {
     let mut arns: Vec<Value> = Vec::new();
     for desired in ["RUNNING", "STOPPED"] {
         let mut token: Option<String> = None;
-        // Bounded: at most 10 pages of 100.
-        for _ in 0..10 {
+        // Bounded: at most 10 pages of running tasks; one page of stopped ones (only the recent ones matter).
+        let pages = if desired == "RUNNING" { 10 } else { 1 };
+        for _ in 0..pages {
             let mut input = json!({"cluster": cluster, "serviceName": name, "desiredStatus": desired});
             if let Some(t) = &token {
                 input["nextToken"] = json!(t);

@@ -401,9 +401,32 @@ pub fn fmt_elapsed(secs: u64) -> String {
 pub fn changes(prev: &[Line], cur: &[Line], at: f64) -> Vec<String> {
     let ts = utc(at);
     cur.iter()
-        .filter(|l| !(l.mark == Mark::Info && l.detail.is_empty()))
+        .filter(|l| !(l.mark == Mark::Info && l.detail.is_empty()) && l.key != "event")
         .filter(|l| !prev.iter().any(|p| p.key == l.key && p.mark == l.mark && p.detail == l.detail))
         .map(|l| format!("[{ts}] {} {}", l.label, l.detail))
+        .collect()
+}
+
+/// The plain lines of the service events not printed yet (`seen` holds their ids) created at or after `since`,
+/// oldest first: `[2026-12-08 10:00:01Z] Event (service web) has started 1 tasks: …`.
+pub fn new_events(o: &Observed, since: f64, seen: &mut std::collections::BTreeSet<String>) -> Vec<String> {
+    let mut events: Vec<&Value> = o.ecs["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["createdAt"].as_f64().unwrap_or(0.0) >= since)
+        .collect();
+    events.sort_by(|a, b| a["createdAt"].as_f64().unwrap_or(0.0).total_cmp(&b["createdAt"].as_f64().unwrap_or(0.0)));
+    events
+        .into_iter()
+        .filter(|e| {
+            let id =
+                e["id"].as_str().map(str::to_string).unwrap_or_else(|| format!("{}{}", e["createdAt"], e["message"]));
+            seen.insert(id)
+        })
+        .map(|e| {
+            format!("[{}] Event {}", utc(e["createdAt"].as_f64().unwrap_or(o.at)), e["message"].as_str().unwrap_or(""))
+        })
         .collect()
 }
 
@@ -428,8 +451,10 @@ pub async fn watch(ctx: &Ctx, w: &Watch<'_>) -> Result<(Observed, Outcome), CliE
     let mut drawn = 0usize;
     let mut prev: Vec<Line> = Vec::new();
     let mut tick = 0usize;
-    let mut last: Option<Observed> = None;
     let mut next_poll = std::time::Instant::now();
+    // Events from the moment the command started (a little before, for clock steps).
+    let since = crate::observe::now() - 5.0;
+    let mut seen = std::collections::BTreeSet::new();
     if !live {
         eprintln!(
             "[{}] Watching {} (Ctrl-C stops watching; the deployment keeps running)",
@@ -445,7 +470,7 @@ pub async fn watch(ctx: &Ctx, w: &Watch<'_>) -> Result<(Observed, Outcome), CliE
             let o = Observed::take(ctx, w.arn, w.deployment_arn).await?;
             let cur = lines(&o);
             if !live {
-                for l in changes(&prev, &cur, o.at) {
+                for l in changes(&prev, &cur, o.at).into_iter().chain(new_events(&o, since, &mut seen)) {
                     eprintln!("{l}");
                 }
             }
@@ -464,7 +489,6 @@ pub async fn watch(ctx: &Ctx, w: &Watch<'_>) -> Result<(Observed, Outcome), CliE
                 }
                 return Ok((o, out));
             }
-            last = Some(o);
         }
         if started.elapsed() >= w.timeout {
             let msg = format!(
@@ -475,7 +499,6 @@ pub async fn watch(ctx: &Ctx, w: &Watch<'_>) -> Result<(Observed, Outcome), CliE
             if !live {
                 eprintln!("[{}] {msg}", utc(crate::observe::now()));
             }
-            let _ = last;
             return Err(CliError::Failed(msg));
         }
         if live {
@@ -637,5 +660,25 @@ mod tests {
         assert!(diff[0].ends_with("Task 0123456789ab RUNNING healthy"), "{diff:#?}");
         assert!(diff[1].ends_with("Healthy 1/1 healthy"), "{diff:#?}");
         assert!(changes(&second, &second, 1.0).is_empty());
+    }
+
+    #[test]
+    fn plain_mode_prints_each_new_event_once_oldest_first() {
+        let mut o = observed("IN_PROGRESS", 5.0, "initial");
+        o.ecs["events"] = json!([
+            {"id": "3", "createdAt": 1_796_720_002.0, "message": "c"},
+            {"id": "2", "createdAt": 1_796_720_001.0, "message": "b"},
+            {"id": "1", "createdAt": 1_796_710_000.0, "message": "before the deploy"}]);
+        let mut seen = std::collections::BTreeSet::new();
+        let got = new_events(&o, 1_796_719_999.0, &mut seen);
+        assert_eq!(
+            got,
+            vec!["[2026-12-08 08:53:21Z] Event b".to_string(), "[2026-12-08 08:53:22Z] Event c".to_string()]
+        );
+        assert!(new_events(&o, 1_796_719_999.0, &mut seen).is_empty());
+        if let Some(a) = o.ecs["events"].as_array_mut() {
+            a.insert(0, json!({"id": "4", "createdAt": 1_796_720_003.0, "message": "d"}));
+        }
+        assert_eq!(new_events(&o, 1_796_719_999.0, &mut seen).len(), 1);
     }
 }

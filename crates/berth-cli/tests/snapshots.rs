@@ -78,6 +78,9 @@ fn the_progress_frame_and_its_plain_lines() {
     let lines = progress::lines(&data.observed);
     let frame = progress::frame("Updating shop (shop:v2)", &lines, 3, 100, 100, false);
     check_text("progress.frame", &(frame.join("\n") + "\n"));
-    let plain = progress::changes(&[], &lines, data.observed.at);
+    let mut seen = std::collections::BTreeSet::new();
+    let mut plain = progress::changes(&[], &lines, data.observed.at);
+    // The events of the last two minutes (the fixture's steady-state event is older: not printed).
+    plain.extend(progress::new_events(&data.observed, data.observed.at - 120.0, &mut seen));
     check_text("progress.plain", &(plain.join("\n") + "\n"));
 }
