@@ -19,6 +19,8 @@ pub struct Ctx {
     pub interactive: bool,
     /// stderr is a terminal (live progress goes there with `--output json`).
     pub stderr_tty: bool,
+    /// The local berth's HTTPS port when it is not 443 (service URLs name it so they open as printed).
+    pub url_port: Option<u16>,
 }
 
 impl Ctx {
@@ -27,13 +29,15 @@ impl Ctx {
             endpoint_url: global.endpoint_url.clone(),
             profile: global.profile.clone(),
             region: global.region.clone(),
-            local,
+            local: local.clone(),
         };
         let (settings, credentials) = berth_client::resolve(&sources)?;
+        let url_port = local.filter(|l| berth_client::is_local_berth(&settings.endpoint, l)).and_then(|l| l.https_port);
         let client = Client::new(settings, credentials)?;
         let stdout_tty = std::io::stdout().is_terminal();
         Ok(Ctx {
             client,
+            url_port,
             out: Output { format: global.output, color: use_color(global, stdout_tty) },
             cluster: global.cluster.clone(),
             yes: global.yes,

@@ -239,7 +239,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Doc, CliError> {
                     name: found.name.clone(),
                     arn: found.arn.clone(),
                     action: "unchanged".into(),
-                    url: service::url(&found.service),
+                    url: service::url(&found.service, ctx.url_port),
                     revision: newest.and_then(|c| c["serviceRevisionArn"].as_str()).map(str::to_string),
                     deployment_arn: found.service["currentDeployment"].as_str().map(str::to_string),
                     status: None,
@@ -252,7 +252,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Doc, CliError> {
             let after = service::describe(ctx, &found.arn).await?;
             let dep = after["currentDeployment"].as_str().map(str::to_string).filter(|d| Some(d) != before.as_ref());
             let revision = out["service"]["targetConfiguration"]["serviceRevisionArn"].as_str().map(str::to_string);
-            ("updated", found.arn, dep, service::url(&after), revision)
+            ("updated", found.arn, dep, service::url(&after, ctx.url_port), revision)
         }
         None => {
             let request = create_request(ctx, &name, &args, &env, &secrets).await?;
@@ -266,7 +266,13 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Doc, CliError> {
                 .to_string();
             let revision =
                 service::newest_configuration(svc).and_then(|c| c["serviceRevisionArn"].as_str()).map(str::to_string);
-            ("created", arn, svc["currentDeployment"].as_str().map(str::to_string), service::url(svc), revision)
+            (
+                "created",
+                arn,
+                svc["currentDeployment"].as_str().map(str::to_string),
+                service::url(svc, ctx.url_port),
+                revision,
+            )
         }
     };
     let mut deployed = Deployed {
@@ -302,7 +308,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Doc, CliError> {
     let (last, outcome) = crate::progress::watch(ctx, &watch).await?;
     deployed.status = last.deployment["status"].as_str().map(str::to_string);
     if deployed.url.is_none() {
-        deployed.url = service::url(&last.service);
+        deployed.url = service::url(&last.service, ctx.url_port);
     }
     match outcome {
         Outcome::Succeeded => Ok(doc(&deployed)),

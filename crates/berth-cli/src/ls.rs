@@ -137,7 +137,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Doc, CliError> {
             name: express["serviceName"].as_str().or(s["serviceName"].as_str()).unwrap_or("?").to_string(),
             arn: arn.to_string(),
             status: service::status_code(&express).to_string(),
-            url: service::url(&express),
+            url: service::url(&express, ctx.url_port),
             revision: service::newest_configuration(&express)
                 .and_then(|c| c["serviceRevisionArn"].as_str())
                 .map(str::to_string),

@@ -14,7 +14,7 @@ pub struct Args {
 
 pub async fn run(ctx: &Ctx, args: Args) -> Result<Doc, CliError> {
     let found = service::find(ctx, &args.name).await?;
-    let Some(url) = service::url(&found.service) else {
+    let Some(url) = service::url(&found.service, ctx.url_port) else {
         return Err(CliError::Failed(format!(
             "{} has no URL yet; its load balancer is still being set up — see `berth status {}`",
             found.name, found.name

@@ -25,7 +25,7 @@ pub struct RmArgs {
 
 pub async fn rm(ctx: &Ctx, args: RmArgs) -> Result<Doc, CliError> {
     let found = service::find(ctx, &args.name).await?;
-    let url = service::url(&found.service).unwrap_or_else(|| "no URL".into());
+    let url = service::url(&found.service, ctx.url_port).unwrap_or_else(|| "no URL".into());
     eprintln!(
         "This deletes {} ({url}): its tasks, listener rule, target groups, certificate, scaling and alarms. Its log group is kept.",
         found.name

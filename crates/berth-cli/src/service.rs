@@ -81,14 +81,19 @@ pub fn short_name(name_or_arn: &str) -> &str {
     name_or_arn.rsplit('/').next().unwrap_or(name_or_arn)
 }
 
-/// The service's HTTPS URL, from its first ingress path (`https://<endpoint>`).
-pub fn url(service: &Value) -> Option<String> {
+/// The service's HTTPS URL, from its first ingress path (`https://<endpoint>`, with `:port` when the load balancer
+/// is not on 443: [`crate::Ctx::url_port`]).
+pub fn url(service: &Value, port: Option<u16>) -> Option<String> {
     let configs = service["activeConfigurations"].as_array().into_iter().flatten();
     let target = std::iter::once(&service["targetConfiguration"]);
     target
         .chain(configs)
         .flat_map(|c| c["ingressPaths"].as_array().into_iter().flatten())
         .find_map(|p| p["endpoint"].as_str().filter(|e| !e.is_empty()).map(endpoint_url))
+        .map(|u| match port {
+            Some(port) if !u.trim_start_matches("https://").contains(':') => format!("{u}:{port}"),
+            _ => u,
+        })
 }
 
 /// An ingress path's endpoint (a host name, or a URL) as an `https://` URL.

@@ -28,6 +28,9 @@ pub struct Data {
     pub alarms: Vec<Value>,
     #[serde(default = "ten")]
     pub events: usize,
+    /// [`crate::Ctx::url_port`].
+    #[serde(default)]
+    pub url_port: Option<u16>,
 }
 
 fn ten() -> usize {
@@ -56,7 +59,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> Result<Doc, CliError> {
             Err(e) => return Err(e.into()),
         }
     }
-    Ok(doc(&Data { observed, alarms, events: args.events }))
+    Ok(doc(&Data { observed, alarms, events: args.events, url_port: ctx.url_port }))
 }
 
 /// An alarm's name from its ARN (`arn:aws:cloudwatch:<region>:<account>:alarm:<name>`).
@@ -80,7 +83,7 @@ pub fn doc(d: &Data) -> Doc {
     let svc = &o.service;
     let newest = service::newest_configuration(svc).cloned().unwrap_or(Value::Null);
     let name = svc["serviceName"].as_str().unwrap_or("?").to_string();
-    let url = service::url(svc);
+    let url = service::url(svc, d.url_port);
     let mut sections = Vec::new();
 
     // The service.

@@ -20,5 +20,5 @@ mod transport;
 pub use client::{Client, Settings};
 pub use credentials::Credentials;
 pub use error::ClientError;
-pub use resolve::{LocalBerth, Sources, resolve};
+pub use resolve::{LocalBerth, Sources, is_local_berth, resolve};
 pub use service::Service;

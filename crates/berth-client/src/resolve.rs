@@ -34,6 +34,16 @@ pub struct LocalBerth {
     pub credentials_file: PathBuf,
     /// berth's root CA.
     pub ca_pem: PathBuf,
+    /// The port its load balancer serves HTTPS on, when not 443: service URLs name it so they open as printed.
+    pub https_port: Option<u16>,
+}
+
+/// Whether `endpoint` (as [`Settings::endpoint`]) reaches the local berth.
+pub fn is_local_berth(endpoint: &str, local: &LocalBerth) -> bool {
+    match (normalize_endpoint(endpoint, "the endpoint"), normalize_endpoint(&local.endpoint, "the local berth")) {
+        (Ok(e), Ok(l)) => same_berth(&e, &l),
+        _ => false,
+    }
 }
 
 /// What the command line says; the environment and `~/.aws` are read by [`resolve`].
@@ -375,6 +385,7 @@ mod tests {
             region: "eu-central-1".into(),
             credentials_file: home.join("berth/credentials"),
             ca_pem: home.join("berth/ca.pem"),
+            https_port: None,
         }
     }
 

@@ -399,6 +399,7 @@ impl Config {
             region: self.region.clone(),
             credentials_file: self.path(crate::files::CREDENTIALS),
             ca_pem: self.path(crate::files::CA_PEM),
+            https_port: Some(self.proxy.https_listen.port()).filter(|p| *p != 443),
         }
     }
 
