@@ -1,7 +1,7 @@
 //! What the service page reads from berth (ECS, ELBv2, EC2, CloudWatch, Logs) as the user, and the pure picking
 //! of the parts it shows out of the model's JSON answers.
 
-use berth_client::{Client, ClientError, Service};
+use berth_client::{Client, Service};
 use serde_json::{Value, json};
 
 use crate::ConsoleError;
@@ -46,14 +46,9 @@ pub fn last_segment(arn: &str) -> &str {
     arn.rsplit('/').next().unwrap_or(arn)
 }
 
-/// "Not found" as berth would say it.
+/// A service that is not there, with what to do.
 pub fn not_found(what: String) -> ConsoleError {
-    ConsoleError::Api(ClientError::Api {
-        code: "ServiceNotFoundException".into(),
-        message: format!("{what} does not exist; check the name and the cluster on the services list"),
-        status: 404,
-        request_id: None,
-    })
+    ConsoleError::NotFound(format!("{what} does not exist; check the name and the cluster on the services list"))
 }
 
 /// The service's ARN and its DescribeServices answer.
