@@ -150,6 +150,8 @@ def test_edit_the_health_check_path_and_see_it_take_effect(berth, browser, svc):
     browser.fill("form#edit-health-check [name=health_check_path]", "no-slash")
     browser.click("form#edit-health-check button[type=submit]")
     assert "must start with /" in browser.alert_text()
+    # The refusal shows on the service page itself, the form there to correct it.
+    assert browser.find_all("form#edit-health-check") and browser.find("h1").text == svc["name"]
     assert {t["HealthCheckPath"] for t in target_groups(berth, svc)} == {"/env"}
     browser.screenshot("service-health-check-refused")
 
@@ -233,9 +235,118 @@ def test_roll_back_a_deployment_mid_canary(canary_berth, artifacts):
                 timeout=20,
             )
             chromium.screenshot("service-rolled-back")
+            # Again, and this time promote: the canary bake ends at once and the new revision takes all traffic.
+            rolled = done["serviceDeploymentArn"]
+            b.ecs().update_express_gateway_service(
+                serviceArn=s["arn"],
+                primaryContainer={"image": b.describe_service(s["arn"])["activeConfigurations"][0]["primaryContainer"]["image"],
+                                  "environment": [{"name": "DEMO_VERSION", "value": "v3"}]},
+            )
+            wait_for(
+                "the second update to reach its canary bake",
+                lambda: (d := newest_deployment(b, s))["serviceDeploymentArn"] != rolled
+                and any(h.get("status") == "AWAITING_ACTION" for h in d.get("lifecycleHookDetails", [])),
+                timeout=60,
+                interval=0.5,
+            )
+            chromium.get(page(s))
+            chromium.click("button#promote")
+            assert "Promoted" in chromium.wait(".notice[role=status]").text
+            # Within 40 s: without the promotion the canary would bake for 60 s.
+            wait_for(
+                "the promoted deployment to finish",
+                lambda: newest_deployment(b, s)["status"] == "SUCCESSFUL",
+                timeout=40,
+                interval=0.5,
+            )
+            wait_for("v3 to answer", lambda: b.https_get(s["endpoint"], "/").header("x-demo-version") == "v3", timeout=20)
     finally:
         chromium.driver.quit()
         shutil.rmtree(home, ignore_errors=True)
+
+
+def test_edit_scaling_alarm_and_log_retention_in_place(berth, browser, svc):
+    browser.sign_in(*berth.credentials())
+    browser.get(page(svc))
+    browser.fill("form#edit-scaling [name=min_tasks]", "1")
+    browser.fill("form#edit-scaling [name=max_tasks]", "3")
+    browser.click("form#edit-scaling button[type=submit]")
+    assert "Scaling bounds updated" in browser.wait(".notice[role=status]").text
+    target = berth.client("application-autoscaling").describe_scalable_targets(
+        ServiceNamespace="ecs", ResourceIds=[f"service/default/{svc['name']}"]
+    )["ScalableTargets"][0]
+    assert (target["MinCapacity"], target["MaxCapacity"]) == (1, 3)
+    # The Express configuration says the same (no deployment was needed).
+    scaling = berth.describe_service(svc["arn"])["activeConfigurations"][0]["scalingTarget"]
+    assert (scaling["minTaskCount"], scaling["maxTaskCount"]) == (1, 3)
+    # The minimum above the maximum is refused before berth is asked.
+    browser.fill("form#edit-scaling [name=min_tasks]", "5")
+    browser.fill("form#edit-scaling [name=max_tasks]", "2")
+    browser.click("form#edit-scaling button[type=submit]")
+    assert "above the maximum" in browser.alert_text()
+
+    alarm_form = browser.wait("form.edit-alarm")
+    alarm_name = alarm_form.find_element("css selector", "[name=alarm_name]").get_attribute("value")
+    cw = berth.client("cloudwatch")
+    before = cw.describe_alarms(AlarmNames=[alarm_name])["MetricAlarms"][0]
+    field = alarm_form.find_element("css selector", "[name=threshold]")
+    field.clear()
+    field.send_keys("42.5")
+    alarm_form.find_element("css selector", "button[type=submit]").click()
+    assert "Alarm threshold updated" in browser.wait(".notice[role=status]").text
+    after = cw.describe_alarms(AlarmNames=[alarm_name])["MetricAlarms"][0]
+    assert after["Threshold"] == 42.5
+    for kept in ("MetricName", "Namespace", "ComparisonOperator", "EvaluationPeriods", "Period", "Dimensions", "AlarmActions"):
+        assert after.get(kept) == before.get(kept), kept
+
+    group = browser.find("form#edit-log-retention [name=log_group]").get_attribute("value")
+    browser.fill("form#edit-log-retention [name=retention_days]", "14")
+    browser.click("form#edit-log-retention button[type=submit]")
+    assert "Log retention updated" in browser.wait(".notice[role=status]").text
+    groups = berth.client("logs").describe_log_groups(logGroupNamePrefix=group)["logGroups"]
+    assert [g.get("retentionInDays") for g in groups if g["logGroupName"] == group] == [14]
+    browser.fill("form#edit-log-retention [name=retention_days]", "13")
+    browser.click("form#edit-log-retention button[type=submit]")
+    assert "retention must be one of" in browser.alert_text()
+    browser.screenshot("service-resources-edited")
+
+
+def test_roll_back_a_finished_deployment_to_the_previous_revision(berth, browser, svc):
+    ecs = berth.ecs()
+    before = newest_deployment(berth, svc)
+    original_td = berth.describe_service(svc["arn"])["activeConfigurations"][0]["taskDefinitionArn"]
+    image = berth.describe_service(svc["arn"])["activeConfigurations"][0]["primaryContainer"]["image"]
+    ecs.update_express_gateway_service(
+        serviceArn=svc["arn"],
+        primaryContainer={"image": image, "environment": [{"name": "DEMO_VERSION", "value": "v2"}]},
+    )
+    update = wait_for(
+        "the update to finish",
+        lambda: (d := newest_deployment(berth, svc))["serviceDeploymentArn"] != before["serviceDeploymentArn"]
+        and d["status"] == "SUCCESSFUL"
+        and d,
+        timeout=90,
+        interval=0.5,
+    )
+    wait_for("v2 to answer", lambda: berth.https_get(svc["endpoint"], "/").header("x-demo-version") == "v2", timeout=30)
+    browser.sign_in(*berth.credentials())
+    browser.get(page(svc))
+    assert "previous revision" in browser.wait("button#rollback").text
+    browser.click("button#rollback")
+    assert "Rollback requested" in browser.wait(".notice[role=status]").text
+    rollback = wait_for(
+        "the rollback deployment to finish",
+        lambda: (d := newest_deployment(berth, svc))["serviceDeploymentArn"] != update["serviceDeploymentArn"]
+        and d["status"] == "SUCCESSFUL"
+        and d,
+        timeout=90,
+        interval=0.5,
+    )
+    # The new revision runs the previous revision's task definition: the old version answers again.
+    revision = ecs.describe_service_revisions(serviceRevisionArns=[rollback["targetServiceRevision"]["arn"]])
+    assert revision["serviceRevisions"][0]["taskDefinition"] == original_td
+    wait_for("dev to answer again", lambda: berth.https_get(svc["endpoint"], "/").header("x-demo-version") == "dev", timeout=30)
+    browser.screenshot("service-rolled-back-finished")
 
 
 def test_stop_a_task_from_the_page(berth, browser, svc):
