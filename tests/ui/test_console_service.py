@@ -311,6 +311,50 @@ def test_edit_scaling_alarm_and_log_retention_in_place(berth, browser, svc):
     browser.screenshot("service-resources-edited")
 
 
+def test_edit_security_group_ingress_and_rule_hosts_in_place(berth, browser, svc):
+    ec2 = berth.client("ec2")
+    browser.sign_in(*berth.credentials())
+    browser.get(page(svc))
+    box = browser.wait("div.security-group")
+    group = box.get_attribute("data-group")
+    form = box.find_element("css selector", "form.add-ingress")
+    for name, value in (("protocol", "tcp"), ("from_port", "8081"), ("to_port", "8082"), ("cidr", "10.9.0.0/16")):
+        field = form.find_element("css selector", f"[name={name}]")
+        field.clear()
+        field.send_keys(value)
+    form.find_element("css selector", "button[type=submit]").click()
+    assert "Security group rules updated" in browser.wait(".notice[role=status]").text
+
+    def has_rule() -> bool:
+        perms = ec2.describe_security_groups(GroupIds=[group])["SecurityGroups"][0]["IpPermissions"]
+        return any(
+            p.get("FromPort") == 8081 and p.get("ToPort") == 8082 and {"CidrIp": "10.9.0.0/16"} in p.get("IpRanges", [])
+            for p in perms
+        )
+
+    assert has_rule()
+    # The page lists it with a remove button; removing it revokes it.
+    remove = browser.wait(f"div.security-group[data-group='{group}'] form.inline input[name=cidr][value='10.9.0.0/16']")
+    remove.find_element("xpath", "..").find_element("css selector", "button.revoke-ingress").click()
+    browser.wait(".notice[role=status]")
+    assert not has_rule()
+
+    # The listener rule: add a second host, the endpoint keeps answering.
+    elb = berth.client("elbv2")
+    rule_arn = browser.find("form#edit-rule-host [name=rule_arn]").get_attribute("value")
+    hosts = browser.find("form#edit-rule-host [name=hosts]").get_attribute("value")
+    assert svc["endpoint"] in hosts
+    alias = f"alias-{secrets.token_hex(3)}.example"
+    browser.fill("form#edit-rule-host [name=hosts]", f"{hosts}, {alias}")
+    browser.click("form#edit-rule-host button[type=submit]")
+    assert "Listener rule hosts updated" in browser.wait(".notice[role=status]").text
+    rule = elb.describe_rules(RuleArns=[rule_arn])["Rules"][0]
+    values = [v for c in rule["Conditions"] if c["Field"] == "host-header" for v in c["HostHeaderConfig"]["Values"]]
+    assert sorted(values) == sorted([svc["endpoint"], alias]), values
+    assert berth.https_get(svc["endpoint"], "/ping").status == 200
+    browser.screenshot("service-ingress-and-hosts")
+
+
 def test_roll_back_a_finished_deployment_to_the_previous_revision(berth, browser, svc):
     ecs = berth.ecs()
     before = newest_deployment(berth, svc)
