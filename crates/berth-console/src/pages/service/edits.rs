@@ -134,12 +134,12 @@ pub fn render(l: &Loaded, resources: &Value, d: &Details, user: &User) -> Markup
                 button type="submit" { "Save scaling" }
             }
         }
-        @for r in &d.rules {
-            form id="edit-rule-host" method="post" action=(format!("{base}/rule-host")) {
+        @for (i, r) in d.rules.iter().enumerate() {
+            form id=(numbered("edit-rule-host", i)) class="edit-rule-host" method="post" action=(format!("{base}/rule-host")) {
                 h3 { "Listener rule hosts" }
                 (csrf_field(user))
                 input type="hidden" name="rule_arn" value=(s(r, &["RuleArn"]).unwrap_or(""));
-                (field("rule-hosts", "Hosts (comma-separated)", "hosts", hosts(r).join(", "), "text"))
+                (field(&numbered("rule-hosts", i), "Hosts (comma-separated)", "hosts", hosts(r).join(", "), "text"))
                 button type="submit" { "Save hosts" }
             }
         }
@@ -178,28 +178,33 @@ pub fn render(l: &Loaded, resources: &Value, d: &Details, user: &User) -> Markup
                 }
             }
         }
-        @for a in &d.alarms {
+        @for (i, a) in d.alarms.iter().enumerate() {
             @let name = s(a, &["AlarmName"]).unwrap_or("");
             form class="edit-alarm" method="post" action=(format!("{base}/alarm")) {
                 h3 { "Alarm " code { (name) } }
                 p { (s(a, &["MetricName"]).unwrap_or("")) " " (s(a, &["ComparisonOperator"]).unwrap_or("")) " · state " (s(a, &["StateValue"]).unwrap_or("")) }
                 (csrf_field(user))
                 input type="hidden" name="alarm_name" value=(name);
-                (field(&format!("alarm-{name}"), "Threshold", "threshold", opt_num(a, &["Threshold"]), "text"))
+                (field(&format!("alarm-threshold-{i}"), "Threshold", "threshold", opt_num(a, &["Threshold"]), "text"))
                 button type="submit" { "Save threshold" }
             }
         }
-        @for g in &d.log_groups {
+        @for (i, g) in d.log_groups.iter().enumerate() {
             @let name = s(g, &["logGroupName"]).unwrap_or("");
-            form id="edit-log-retention" method="post" action=(format!("{base}/log-retention")) {
+            form id=(numbered("edit-log-retention", i)) class="edit-log-retention" method="post" action=(format!("{base}/log-retention")) {
                 h3 { "Log group " code { (name) } }
                 (csrf_field(user))
                 input type="hidden" name="log_group" value=(name);
-                (field("log-retention", "Retention (days; empty keeps logs forever is not offered by PutRetentionPolicy)", "retention_days", opt_num(g, &["retentionInDays"]), "number"))
+                (field(&numbered("log-retention", i), "Retention in days (1, 3, 5, 7, 14, 30, 60, 90, … 3653)", "retention_days", opt_num(g, &["retentionInDays"]), "number"))
                 button type="submit" { "Save retention" }
             }
         }
     }
+}
+
+/// The first of a kind keeps the plain id the page's contract names (`form#edit-log-retention`); more get `-2`, `-3`.
+fn numbered(id: &str, i: usize) -> String {
+    if i == 0 { id.to_string() } else { format!("{id}-{}", i + 1) }
 }
 
 fn row(kind: &str, r: Option<&Value>) -> Markup {
