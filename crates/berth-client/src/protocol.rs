@@ -65,3 +65,65 @@ fn unreadable(answer: &Answer, why: &str) -> ClientError {
     let snippet: String = text.chars().take(200).collect();
     ClientError::Decode(format!("HTTP {} with {why}: {}", answer.status, snippet.trim()))
 }
+
+/// A hand-made wire schema with what the implemented models happen not to use (flattened lists and maps, named
+/// map keys, `queryName`), the same as berth-api's codec tests use, so both directions are checked against the
+/// spellings the server reads and writes.
+#[cfg(test)]
+pub(crate) mod test_schema {
+    use berth_model::schema::{List, Map as MapShape, Member, Ref, Shape, Structure};
+
+    static S_TAG: Structure = Structure {
+        name: "Tag",
+        members: &[
+            Member { name: "Key", required: true, target: Ref::DEFAULT },
+            Member { name: "Value", required: false, target: Ref::DEFAULT },
+        ],
+    };
+    static L_NAMES: List = List { name: "Names", member: Ref::DEFAULT };
+    static L_ITEMS: List = List { name: "Items", member: Ref { location_name: Some("item"), ..Ref::DEFAULT } };
+    static L_TAGS: List = List { name: "Tags", member: Ref { shape: Shape::Structure(&S_TAG), ..Ref::DEFAULT } };
+    static M_ATTRS: MapShape = MapShape {
+        name: "Attrs",
+        key: Ref { location_name: Some("Name"), ..Ref::DEFAULT },
+        value: Ref { shape: Shape::Integer, location_name: Some("Count"), ..Ref::DEFAULT },
+    };
+    static M_PLAIN: MapShape = MapShape { name: "Plain", key: Ref::DEFAULT, value: Ref::DEFAULT };
+    pub(crate) static S_INPUT: Structure = Structure {
+        name: "Input",
+        members: &[
+            Member { name: "Names", required: false, target: Ref { shape: Shape::List(&L_NAMES), ..Ref::DEFAULT } },
+            Member {
+                name: "Flat",
+                required: false,
+                target: Ref { shape: Shape::List(&L_ITEMS), flattened: true, ..Ref::DEFAULT },
+            },
+            Member { name: "Tags", required: false, target: Ref { shape: Shape::List(&L_TAGS), ..Ref::DEFAULT } },
+            Member { name: "Attrs", required: false, target: Ref { shape: Shape::Map(&M_ATTRS), ..Ref::DEFAULT } },
+            Member {
+                name: "FlatMap",
+                required: false,
+                target: Ref { shape: Shape::Map(&M_PLAIN), flattened: true, ..Ref::DEFAULT },
+            },
+            Member {
+                name: "Size",
+                required: false,
+                target: Ref {
+                    shape: Shape::Long,
+                    location_name: Some("size"),
+                    query_name: Some("Bytes"),
+                    ..Ref::DEFAULT
+                },
+            },
+            Member { name: "Ratio", required: false, target: Ref { shape: Shape::Double, ..Ref::DEFAULT } },
+            Member {
+                name: "On",
+                required: false,
+                target: Ref { shape: Shape::Boolean, location_name: Some("on"), ..Ref::DEFAULT },
+            },
+            Member { name: "At", required: false, target: Ref { shape: Shape::Timestamp, ..Ref::DEFAULT } },
+            Member { name: "Tag", required: false, target: Ref { shape: Shape::Structure(&S_TAG), ..Ref::DEFAULT } },
+            Member { name: "Doc", required: false, target: Ref { url_encoded: true, ..Ref::DEFAULT } },
+        ],
+    };
+}

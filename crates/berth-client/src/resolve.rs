@@ -6,15 +6,17 @@
 //!   must exist. A profile is `[name]` in the credentials file (`AWS_SHARED_CREDENTIALS_FILE`, default
 //!   `~/.aws/credentials`) merged over `[profile name]` (or `[default]`) in the config file (`AWS_CONFIG_FILE`,
 //!   default `~/.aws/config`); a bare `[name]` in the config file is not a profile there, as in botocore.
-//! - **Endpoint**: `--endpoint-url`, `AWS_ENDPOINT_URL`, the profile's `endpoint_url`, the local berth.
+//! - **Endpoint**: `--endpoint-url`, `AWS_ENDPOINT_URL`, the profile's `endpoint_url`, the local berth. An endpoint
+//!   "is the local berth" when it names the local berth's scheme and port on a loopback name (`localhost`,
+//!   `127.0.0.1`, `[::1]`).
 //! - **Credentials**: the `--profile` profile when the flag is given (environment keys are then ignored, as
 //!   botocore does); else `AWS_ACCESS_KEY_ID` + `AWS_SECRET_ACCESS_KEY` (+ `AWS_SESSION_TOKEN`); else the
 //!   `AWS_PROFILE` profile; else, when the endpoint is the local berth, the root user's keys from its data
 //!   directory's `credentials` file; else the `default` profile.
 //! - **Region**: `--region`; the local berth's own region when the endpoint is the local berth (it accepts no
 //!   other); `AWS_REGION`, `AWS_DEFAULT_REGION`, the profile's `region`; else `us-east-1`.
-//! - **CA** (for `https://` endpoints): `AWS_CA_BUNDLE`, the profile's `ca_bundle`, the local berth's `ca.pem`
-//!   when the endpoint is the local berth.
+//! - **CA** (for `https://` endpoints): `AWS_CA_BUNDLE`, else the profile's `ca_bundle`; plus the local berth's
+//!   `ca.pem` when the endpoint is the local berth (a global `AWS_CA_BUNDLE` meant for AWS does not lock it out).
 //!
 //! Files that do not exist are skipped (as botocore does); files that exist but cannot be read are errors.
 
@@ -112,7 +114,9 @@ pub(crate) fn resolve_with(
         ));
     };
     let endpoint = normalize_endpoint(&endpoint, &from)?;
-    let local = local.filter(|l| normalize_endpoint(&l.endpoint, "the local berth").is_ok_and(|e| e == endpoint));
+    let local = local.filter(|l| {
+        normalize_endpoint(&l.endpoint, "the local berth").is_ok_and(|local| same_berth(&local, &endpoint))
+    });
 
     // Credentials.
     let from_profile = |why: &str| -> Result<Credentials, ClientError> {
@@ -160,16 +164,22 @@ pub(crate) fn resolve_with(
         .or_else(|| setting("region"))
         .unwrap_or_else(|| DEFAULT_REGION.to_string());
 
-    // CA.
-    let ca_pem = if let Some(path) = env("AWS_CA_BUNDLE") {
-        Some(read_ca(Path::new(&path), "AWS_CA_BUNDLE")?)
+    // CA: the bundle named, plus berth's own CA for the local berth (a global AWS_CA_BUNDLE, often the system's
+    // bundle for real AWS, must not make the local berth untrusted).
+    let mut ca_pem = if let Some(path) = env("AWS_CA_BUNDLE") {
+        read_ca(Path::new(&path), "AWS_CA_BUNDLE")?
     } else if let Some(path) = setting("ca_bundle") {
-        Some(read_ca(Path::new(&path), &format!("ca_bundle of profile '{profile_name}'"))?)
-    } else if let Some(local) = local.filter(|_| endpoint.starts_with("https://")) {
-        Some(read_ca(&local.ca_pem, "the local berth")?)
+        read_ca(Path::new(&path), &format!("ca_bundle of profile '{profile_name}'"))?
     } else {
-        None
+        Vec::new()
     };
+    if let Some(local) = local.filter(|_| endpoint.starts_with("https://")) {
+        if !ca_pem.is_empty() && !ca_pem.ends_with(b"\n") {
+            ca_pem.push(b'\n');
+        }
+        ca_pem.extend(read_ca(&local.ca_pem, "the local berth")?);
+    }
+    let ca_pem = (!ca_pem.is_empty()).then_some(ca_pem);
 
     Ok((Settings { endpoint, region, ca_pem }, credentials))
 }
@@ -194,6 +204,24 @@ pub(crate) fn normalize_endpoint(url: &str, from: &str) -> Result<String, Client
         return Err(invalid("has a path or query"));
     }
     Ok(format!("{scheme}://{}", authority.as_str().to_ascii_lowercase()))
+}
+
+/// Whether two normalized endpoints reach the same berth: equal, or the same scheme and port on loopback names
+/// (`localhost`, `127.0.0.1`, `[::1]`: berth's certificate names all three).
+fn same_berth(a: &str, b: &str) -> bool {
+    if a == b {
+        return true;
+    }
+    let parts = |e: &str| -> Option<(String, bool, Option<u16>)> {
+        let uri: http::Uri = e.parse().ok()?;
+        let host = uri.host()?.trim_start_matches('[').trim_end_matches(']').to_string();
+        let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        Some((uri.scheme_str()?.to_string(), loopback, uri.port_u16()))
+    };
+    match (parts(a), parts(b)) {
+        (Some((sa, true, pa)), Some((sb, true, pb))) => sa == sb && pa == pb,
+        _ => false,
+    }
 }
 
 fn shown(path: Option<&Path>) -> String {
@@ -594,6 +622,43 @@ mod tests {
                 files: LOCAL_FILES,
                 env: &[("AWS_ENDPOINT_URL", "localhost:9443")],
                 expect: Err("(from AWS_ENDPOINT_URL)"),
+                ..BASE
+            },
+            Case {
+                name: "AWS_CA_BUNDLE and the local berth's CA are both trusted for the local berth",
+                files: &[("berth/credentials", BERTH_CREDENTIALS), ("berth/ca.pem", PEM), ("system.pem", OTHER_PEM)],
+                env: &[("AWS_CA_BUNDLE", "{home}/system.pem")],
+                expect: Ok((
+                    "https://localhost:9443",
+                    "eu-central-1",
+                    "AKIALOCAL",
+                    None,
+                    Some(concat!(
+                        "-----BEGIN CERTIFICATE-----\nBBBB\n-----END CERTIFICATE-----\n",
+                        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+                    )),
+                )),
+                ..BASE
+            },
+            Case {
+                name: "127.0.0.1 for localhost is still the local berth",
+                files: LOCAL_FILES,
+                env: &[("AWS_ENDPOINT_URL", "https://127.0.0.1:9443")],
+                expect: Ok(("https://127.0.0.1:9443", "eu-central-1", "AKIALOCAL", None, Some(PEM))),
+                ..BASE
+            },
+            Case {
+                name: "another port on localhost is not the local berth",
+                files: LOCAL_FILES,
+                endpoint_flag: Some("https://[::1]:9444"),
+                expect: Err("no credentials for https://[::1]:9444"),
+                ..BASE
+            },
+            Case {
+                name: "the same host over http is not the local berth",
+                files: &[("berth/credentials", BERTH_CREDENTIALS)],
+                endpoint_flag: Some("http://localhost:9443"),
+                expect: Err("no credentials for http://localhost:9443"),
                 ..BASE
             },
             Case {

@@ -25,8 +25,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const TLS_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest answer read (berth's biggest are log pages and task lists, far below this).
 const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
-/// How long an idle pooled connection is kept.
-const POOL_IDLE: Duration = Duration::from_secs(60);
+/// How long an idle pooled connection is kept: below berth-api's 30 s wait for the next request's headers, so
+/// the client lets a connection go before the server closes it under a request being sent.
+const POOL_IDLE: Duration = Duration::from_secs(20);
 
 /// An answer, read whole.
 pub(crate) struct Answer {
@@ -39,10 +40,15 @@ pub(crate) struct Answer {
 pub(crate) struct Transport {
     endpoint: String,
     client: HyperClient<Connector, Full<Bytes>>,
+    timeout: Duration,
 }
 
 impl Transport {
     pub(crate) fn new(endpoint: &str, ca_pem: Option<&[u8]>) -> Result<Arc<Transport>, ClientError> {
+        Self::with_timeout(endpoint, ca_pem, CALL_TIMEOUT)
+    }
+
+    fn with_timeout(endpoint: &str, ca_pem: Option<&[u8]>, timeout: Duration) -> Result<Arc<Transport>, ClientError> {
         let tls = if endpoint.starts_with("https://") {
             let Some(pem) = ca_pem else {
                 return Err(ClientError::Config(format!(
@@ -62,14 +68,14 @@ impl Transport {
             .pool_idle_timeout(POOL_IDLE)
             .pool_max_idle_per_host(16)
             .build(Connector { http, tls });
-        Ok(Arc::new(Transport { endpoint: endpoint.to_string(), client }))
+        Ok(Arc::new(Transport { endpoint: endpoint.to_string(), client, timeout }))
     }
 
     pub(crate) fn endpoint(&self) -> &str {
         &self.endpoint
     }
 
-    /// Sends one request and reads the whole answer, within [`CALL_TIMEOUT`].
+    /// Sends one request and reads the whole answer, within the call timeout ([`CALL_TIMEOUT`]).
     pub(crate) async fn send(&self, request: http::Request<Full<Bytes>>) -> Result<Answer, ClientError> {
         let transport = |detail: String| ClientError::Transport { endpoint: self.endpoint.clone(), detail };
         let exchange = async {
@@ -82,9 +88,9 @@ impl Transport {
                 .to_bytes();
             Ok(Answer { status: parts.status.as_u16(), headers: parts.headers, body })
         };
-        tokio::time::timeout(CALL_TIMEOUT, exchange)
+        tokio::time::timeout(self.timeout, exchange)
             .await
-            .map_err(|_| transport(format!("no answer within {} s", CALL_TIMEOUT.as_secs())))?
+            .map_err(|_| transport(format!("no answer within {:.1} s", self.timeout.as_secs_f64())))?
     }
 }
 
@@ -204,5 +210,48 @@ impl Write for Stream {
             Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_silent_server_times_out() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        // Accepts, reads, never answers.
+        let server = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                held.push(stream);
+            }
+        });
+        let endpoint = format!("http://{addr}");
+        let transport = Transport::with_timeout(&endpoint, None, Duration::from_millis(300)).expect("transport");
+        let request = http::Request::post(format!("{endpoint}/")).body(Full::new(Bytes::new())).expect("request");
+        let started = std::time::Instant::now();
+        match transport.send(request).await {
+            Err(ClientError::Transport { endpoint: e, detail }) => {
+                assert_eq!(e, endpoint);
+                assert!(detail.contains("no answer within 0.3 s"), "{detail}");
+            }
+            other => panic!("{:?}", other.map(|a| a.status)),
+        }
+        assert!(started.elapsed() < Duration::from_secs(5));
+        server.abort();
+    }
+
+    #[test]
+    fn https_needs_a_usable_ca() {
+        assert!(
+            matches!(Transport::new("https://localhost:1", None), Err(ClientError::Config(m)) if m.contains("AWS_CA_BUNDLE"))
+        );
+        let not_pem = Transport::new("https://localhost:1", Some(b"nothing here"));
+        assert!(matches!(not_pem, Err(ClientError::Config(m)) if m.contains("no certificate")));
+        let bad_der = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        assert!(matches!(Transport::new("https://localhost:1", Some(bad_der.as_bytes())), Err(ClientError::Config(_))));
+        assert!(Transport::new("http://localhost:1", None).is_ok());
     }
 }

@@ -210,6 +210,77 @@ mod tests {
         assert_eq!(iso8601(f64::NAN), None);
     }
 
+    fn encode_with(flavor: Flavor, input: Value) -> Result<String, ClientError> {
+        let mut params = Vec::new();
+        Writer { flavor, action: "Test", params: &mut params }.structure(
+            &crate::protocol::test_schema::S_INPUT,
+            "",
+            &input,
+            "",
+        )?;
+        Ok(form(&params))
+    }
+
+    /// The inverse of berth-api's `query_parameters_become_member_values` and `ec2_parameters_become_member_values`.
+    #[test]
+    fn members_become_the_parameters_the_server_reads() {
+        use serde_json::json;
+        let cases = [
+            (Flavor::Query, json!({}), ""),
+            (Flavor::Query, json!({"Names": []}), "Names="),
+            (Flavor::Query, json!({"Names": ["a", "b"]}), "Names.member.1=a&Names.member.2=b"),
+            (Flavor::Query, json!({"Flat": ["a", "b"]}), "item.1=a&item.2=b"),
+            (
+                Flavor::Query,
+                json!({"Tags": [{"Key": "k", "Value": "v w"}, {"Key": "only"}]}),
+                "Tags.member.1.Key=k&Tags.member.1.Value=v%20w&Tags.member.2.Key=only",
+            ),
+            (
+                Flavor::Query,
+                json!({"Attrs": {"a": 1, "b": 2}}),
+                "Attrs.entry.1.Name=a&Attrs.entry.1.Count=1&Attrs.entry.2.Name=b&Attrs.entry.2.Count=2",
+            ),
+            (Flavor::Query, json!({"FlatMap": {"k": "v"}}), "FlatMap.1.key=k&FlatMap.1.value=v"),
+            (Flavor::Query, json!({"Size": 5, "Ratio": 0.5, "On": true}), "size=5&Ratio=0.5&on=true"),
+            (Flavor::Query, json!({"At": 1_696_897_800.25}), "At=2023-10-10T00%3A30%3A00.250Z"),
+            (Flavor::Query, json!({"Tag": {"Key": "k"}, "Size": null}), "Tag.Key=k"),
+            (Flavor::Query, json!({"Doc": "{\"a\": \"b c\"}"}), "Doc=%7B%22a%22%3A%20%22b%20c%22%7D"),
+            (Flavor::Ec2, json!({"Size": 7, "On": false, "Names": ["a", "b"]}), "Bytes=7&Names.1=a&Names.2=b&On=false"),
+            (Flavor::Ec2, json!({"Names": []}), ""),
+            (Flavor::Ec2, json!({"Tags": [{"Key": "k"}]}), "Tags.1.Key=k"),
+            (Flavor::Ec2, json!({"Attrs": {"a": 3}}), "Attrs.1.Name=a&Attrs.1.Count=3"),
+        ];
+        for (flavor, input, expected) in cases {
+            let got = encode_with(flavor, input.clone()).unwrap_or_else(|e| panic!("{input}: {e}"));
+            // Parameter order is not significant on the wire.
+            let mut got: Vec<&str> = got.split('&').filter(|p| !p.is_empty()).collect();
+            let mut expected: Vec<&str> = expected.split('&').filter(|p| !p.is_empty()).collect();
+            got.sort_unstable();
+            expected.sort_unstable();
+            assert_eq!(got, expected, "{flavor:?} {input}");
+        }
+    }
+
+    #[test]
+    fn wrong_values_name_their_member() {
+        use serde_json::json;
+        for (input, text) in [
+            (json!({"Names": [null]}), "'Names[0]' is null"),
+            (json!({"Tags": [{"Key": 1}]}), "'Tags[0].Key' must be a string"),
+            (json!({"Tags": [{"Nope": "x"}]}), "'Tags[0].Nope' is not a member of Tag"),
+            (json!({"Attrs": {"a": "x"}}), "'Attrs.a' must be a whole number"),
+            (json!({"Attrs": ["a"]}), "'Attrs' must be an object"),
+            (json!({"On": "yes"}), "'On' must be a boolean"),
+            (json!({"Size": 1.5}), "'Size' must be a whole number"),
+            (json!({"Tag": "k"}), "'Tag' must be an object"),
+        ] {
+            match encode_with(Flavor::Query, input.clone()) {
+                Err(ClientError::Config(m)) => assert!(m.contains(text), "{input}: {m}"),
+                other => panic!("{input}: {other:?}"),
+            }
+        }
+    }
+
     #[test]
     fn form_encoding_is_rfc3986() {
         let params = vec![("A.b".to_string(), "x y+/=&~é".to_string())];

@@ -280,6 +280,41 @@ mod tests {
         }
     }
 
+    /// The inverse of berth-api's `xml_writes_flattened_members_and_maps`: its exact output reads back.
+    #[test]
+    fn the_server_writing_reads_back() {
+        let written = "<R><Names><member>a</member><member>b</member></Names><item>x</item><item>y</item>\
+             <Tags><member><Key>k</Key><Value>&lt;v&gt;</Value></member></Tags>\
+             <Attrs><entry><Name>a</Name><Count>1</Count></entry></Attrs>\
+             <FlatMap><key>k</key><value>v</value></FlatMap><size>5</size><Ratio>0.5</Ratio><on>false</on>\
+             <At>2023-10-10T00:30:00Z</At><Doc>%7B%22a%22%3A%20%22b%2Bc%22%7D</Doc><Unknown>1</Unknown></R>";
+        let node = parse(written.as_bytes()).expect("parses");
+        let got = structure(&crate::protocol::test_schema::S_INPUT, &node).expect("decodes");
+        assert_eq!(
+            Value::Object(got),
+            serde_json::json!({
+                "Names": ["a", "b"], "Flat": ["x", "y"], "Tags": [{"Key": "k", "Value": "<v>"}],
+                "Attrs": {"a": 1}, "FlatMap": {"k": "v"}, "Size": 5, "Ratio": 0.5, "On": false,
+                "At": 1_696_897_800.0, "Doc": "{\"a\": \"b+c\"}"
+            })
+        );
+        // Empty wrappers are empty lists and maps; absent members stay absent.
+        let node = parse(b"<R><Names/><Attrs></Attrs></R>").expect("parses");
+        let got = structure(&crate::protocol::test_schema::S_INPUT, &node).expect("decodes");
+        assert_eq!(Value::Object(got), serde_json::json!({"Names": [], "Attrs": {}}));
+        for (bad, text) in [
+            ("<R><size>five</size></R>", "<size> holds 'five', not an integer"),
+            ("<R><on>yes</on></R>", "not true or false"),
+            ("<R><At>noon</At></R>", "not a timestamp"),
+            ("<R><Attrs><entry><Count>1</Count></entry></Attrs></R>", "<entry> has no <Name>"),
+            ("<R><Doc>%FF</Doc></R>", "percent-encoded UTF-8"),
+        ] {
+            let node = parse(bad.as_bytes()).expect("parses");
+            let e = structure(&crate::protocol::test_schema::S_INPUT, &node).expect_err(bad);
+            assert!(e.contains(text), "{bad}: {e}");
+        }
+    }
+
     #[test]
     fn timestamps() {
         assert_eq!(parse_timestamp("2023-10-10T00:30:00Z"), Some(1_696_897_800.0));
