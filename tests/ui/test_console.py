@@ -171,9 +171,23 @@ def berth_demo_image() -> str:
 
 def test_the_service_becomes_healthy(berth, browser):
     name = STATE["name"]
-    # The service page shows its status (the page's own live view is the console-service suite's to test).
-    if browser.find_all("#status"):
-        browser.screenshot("service-page")
+    # The service page (opened by the create) shows the deployment's progress live: its `#status` turns to
+    # "tasks 1/1" with no deployment running, without a reload (the page marks itself; a reload would clear it).
+    assert browser.path() == f"/services/default/{name}"
+    status = browser.wait("#status")
+    first = status.text
+    browser.screenshot("service-page-deploying")
+    browser.driver.execute_script("window.__berthNoReload = true")
+
+    def settled():
+        text = browser.find("#status").text
+        return text if "tasks 1/1" in text and "deploying" not in text else None
+
+    text = browser.wait_until(f"{name}'s status to show 1/1 tasks live", settled, timeout=120, poll=1)
+    assert browser.driver.execute_script("return window.__berthNoReload === true"), "the page was reloaded"
+    assert text.startswith("ACTIVE"), text
+    assert first != text, "the status changed while we watched"
+    browser.screenshot("service-page-healthy")
 
     def healthy():
         browser.get("/")
@@ -310,10 +324,10 @@ def test_csrf_from_another_origin_is_refused(berth, browser):
     server = _serve_once(page)
     try:
         browser.driver.get(f"http://127.0.0.1:{server.server_address[1]}/")
-        browser.wait_until("the console's answer", lambda: browser.path().startswith("/create") or "CSRF" in browser.text() or "Sign in" in browser.text(), timeout=20)
+        browser.wait_until("the console's answer", lambda: browser.path() == "/create", timeout=20)
         browser.screenshot("csrf-refused")
         assert "berth demo" not in browser.text()
-        assert "CSRF" in browser.text() or browser.find_all("#signin-form"), browser.text()[:500]
+        assert "CSRF check failed" in browser.alert_text(), browser.text()[:500]
     finally:
         server.shutdown()
     assert service_names(berth) == before, "no forged request created anything"

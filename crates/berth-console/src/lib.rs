@@ -80,6 +80,8 @@ async fn security_headers(req: axum::extract::Request, next: axum::middleware::N
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a client may take to send its request headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often expired sessions are dropped (besides at each sign-in and lookup).
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// How long in-flight requests may take to finish once shutdown begins.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -92,7 +94,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let state = AppState::new(config).map_err(std::io::Error::other)?;
-    let app = router(state);
+    let app = router(state.clone());
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut connections = tokio::task::JoinSet::new();
@@ -100,9 +102,18 @@ pub async fn serve(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "console listening");
     }
+    let mut sweep = tokio::time::interval(SWEEP_EVERY);
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let (stream, peer) = tokio::select! {
             () = &mut shutdown => break,
+            _ = sweep.tick() => {
+                let dropped = state.inner.sessions.sweep();
+                if dropped > 0 {
+                    tracing::debug!(dropped, "console sessions expired");
+                }
+                continue;
+            }
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {

@@ -126,6 +126,18 @@ impl Sessions {
         }
     }
 
+    /// Drops every expired session; answers how many.
+    pub fn sweep(&self) -> usize {
+        self.sweep_at(Instant::now())
+    }
+
+    fn sweep_at(&self, now: Instant) -> usize {
+        let mut map = self.lock();
+        let before = map.len();
+        map.retain(|_, s| s.expires > now);
+        before - map.len()
+    }
+
     /// Signs out.
     pub fn remove(&self, id: &str) {
         self.lock().remove(id);
@@ -269,6 +281,9 @@ mod tests {
         let _c = sessions.create_at(creds(), "arn:c".into(), "1".into(), t0 + Duration::from_secs(61)).unwrap();
         assert!(sessions.get_at(&b, t0 + Duration::from_secs(61)).is_none());
         assert_eq!(sessions.len(), 1, "a sign-in sweeps expired sessions");
+        assert_eq!(sessions.sweep_at(t0 + Duration::from_secs(120)), 0, "the last one lives until t0+121");
+        assert_eq!(sessions.sweep_at(t0 + Duration::from_secs(121)), 1);
+        assert!(sessions.is_empty());
     }
 
     #[test]

@@ -275,7 +275,25 @@ async fn render(user: &User, f: &CreateForm, error: Option<&ConsoleError>, notic
         Ok(r) => (r, None),
         Err(e) => ((Vec::new(), Vec::new()), Some(ConsoleError::Api(e))),
     };
-    page(Some(user), "Create service", form_markup(user, f, &roles, error, roles_error.as_ref(), notice))
+    let mut f = f.clone();
+    if f.execution_role_arn.is_empty() {
+        f.execution_role_arn = preselect(RoleKind::Execution, &roles.0);
+    }
+    if f.infrastructure_role_arn.is_empty() {
+        f.infrastructure_role_arn = preselect(RoleKind::Infrastructure, &roles.1);
+    }
+    page(Some(user), "Create service", form_markup(user, &f, &roles, error, roles_error.as_ref(), notice))
+}
+
+/// The role a fresh form offers first: AWS's default role when it exists, else the only fitting one, else none.
+pub fn preselect(kind: RoleKind, choices: &[RoleChoice]) -> String {
+    if let Some(c) = choices.iter().find(|c| c.name == kind.default_name()) {
+        return c.arn.clone();
+    }
+    match choices {
+        [only] => only.arn.clone(),
+        _ => String::new(),
+    }
 }
 
 fn form_markup(
@@ -530,6 +548,18 @@ mod tests {
         let deny = json!({"Statement": {"Effect": "Deny", "Principal": {"Service": "ecs.amazonaws.com"}, "Action": "sts:AssumeRole"}}).to_string();
         assert!(!trusts_service(&deny, "ecs.amazonaws.com"));
         assert!(!trusts_service("not json", "ecs.amazonaws.com"));
+    }
+
+    #[test]
+    fn preselection() {
+        let c = |n: &str| RoleChoice { name: n.into(), arn: format!("arn:aws:iam::1:role/{n}") };
+        assert_eq!(
+            preselect(RoleKind::Execution, &[c("a"), c("ecsTaskExecutionRole")]),
+            "arn:aws:iam::1:role/ecsTaskExecutionRole"
+        );
+        assert_eq!(preselect(RoleKind::Execution, &[c("mine")]), "arn:aws:iam::1:role/mine");
+        assert_eq!(preselect(RoleKind::Execution, &[c("a"), c("b")]), "", "two others: the user chooses");
+        assert_eq!(preselect(RoleKind::Infrastructure, &[]), "");
     }
 
     #[test]

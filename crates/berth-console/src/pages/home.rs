@@ -89,12 +89,12 @@ fn render(rows: &[Row], error: Option<&ConsoleError>) -> Markup {
                             tr data-service=(r.name) data-cluster=(r.cluster) {
                                 td { a href=(format!("/services/{}/{}", r.cluster, r.name)) { (r.name) }
                                      @if r.cluster != "default" { span.muted { " (" (r.cluster) ")" } } }
-                                td.status { span class=(format!("badge {}", badge_class(&r.status))) { (r.status) } }
-                                td.url { @if let Some(u) = &r.url { a href=(u) rel="noopener" { (u) } } @else { "—" } }
-                                td.revision { (r.revision.as_deref().unwrap_or("—")) }
-                                td.tasks { (r.healthy.map(|h| h.to_string()).unwrap_or_else(|| "—".into())) "/" (r.desired) }
-                                td.rpm { (r.requests_per_min.map(|v| format!("{v:.1}")).unwrap_or_else(|| "—".into())) }
-                                td.errors { (r.error_rate.map(|v| format!("{:.1}%", v * 100.0)).unwrap_or_else(|| "—".into())) }
+                                td.status data-label="Status" { span class=(format!("badge {}", badge_class(&r.status))) { (r.status) } }
+                                td.url data-label="URL" { @if let Some(u) = &r.url { a href=(u) rel="noopener" { (u) } } @else { "—" } }
+                                td.revision data-label="Revision" { (r.revision.as_deref().unwrap_or("—")) }
+                                td.tasks data-label="Tasks healthy/desired" { (r.healthy.map(|h| h.to_string()).unwrap_or_else(|| "—".into())) "/" (r.desired) }
+                                td.rpm data-label="Requests/min" { (r.requests_per_min.map(|v| format!("{v:.1}")).unwrap_or_else(|| "—".into())) }
+                                td.errors data-label="Error rate" { (r.error_rate.map(|v| format!("{:.1}%", v * 100.0)).unwrap_or_else(|| "—".into())) }
                             }
                         }
                     }
