@@ -64,6 +64,12 @@ def test_logs_show_a_request_and_the_filter_narrows_them(berth, browser, svc):
     )
     browser.screenshot("service-logs-filtered")
     assert not browser.console_errors()
+    # A filter berth refuses says so on the page (and why), and a good one clears it.
+    browser.fill("#log-filter", "{ $.level = ")
+    message = browser.wait("#log-error.error[role=alert]", visible=True, timeout=20).text
+    assert "Logs are not updating" in message and "InvalidParameter" in message, message
+    browser.fill("#log-filter", alpha)
+    browser.wait_until("the error to clear", lambda: not browser.find("#log-error").is_displayed(), timeout=20)
 
 
 def test_the_charts_show_the_requests(berth, browser, svc):

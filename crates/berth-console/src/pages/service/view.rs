@@ -242,6 +242,8 @@ fn logs(l: &Loaded) -> Markup {
             p class="hint" { "Log group " code { (groups.first().map(String::as_str).unwrap_or("none")) } ", newest last, updated every 2 seconds." }
             label for="log-filter" { "Filter (CloudWatch Logs filter pattern)" }
             input id="log-filter" type="search" name="filter" autocomplete="off" placeholder="e.g. GET or \"/ping\"";
+            // Shown (as an alert) by service.js only while the logs cannot be read.
+            p id="log-error" hidden {}
             ol id="log-lines" aria-live="polite" {}
         }
     }
