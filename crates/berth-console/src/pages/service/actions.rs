@@ -43,6 +43,11 @@ async fn rollback_inner(
     let (arn, _) = data::find(client, cluster, name).await?;
     let deployments = data::deployments(client, cluster, name, 5).await?;
     if let Some(d) = running_deployment(&deployments) {
+        if !data::has_source(d) {
+            return Err(ConsoleError::BadInput(format!(
+                "{name}'s first deployment has no previous revision to roll back to; deploy another image or delete the service"
+            )));
+        }
         let id = s(d, &["serviceDeploymentArn"]).unwrap_or_default();
         client
             .call_value(

@@ -164,7 +164,7 @@ pub fn deployments(l: &Loaded, user: &User) -> Markup {
         }
         div class="actions" {
             @if let Some(d) = running {
-                @if !matches!(s(d, &["status"]), Some("ROLLBACK_REQUESTED" | "ROLLBACK_IN_PROGRESS" | "STOP_REQUESTED")) {
+                @if data::has_source(d) && !matches!(s(d, &["status"]), Some("ROLLBACK_REQUESTED" | "ROLLBACK_IN_PROGRESS" | "STOP_REQUESTED")) {
                     form method="post" action=(format!("{base}/rollback")) {
                         (csrf_field(user))
                         input type="hidden" name="deployment_arn" value=(s(d, &["serviceDeploymentArn"]).unwrap_or(""));
