@@ -1,5 +1,5 @@
 //! The HTTPS transport: one pooled hyper client per [`Client`](crate::Client) family, rustls on ring trusting
-//! only berth's CA, plain TCP for `http://` endpoints.
+//! only berth's CA (HTTP/2 when the server offers it by ALPN, else HTTP/1.1), plain TCP for `http://` endpoints.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -119,11 +119,13 @@ fn tls_connector(pem: &[u8]) -> Result<tokio_rustls::TlsConnector, ClientError> 
         return Err(ClientError::Config("the CA bundle holds no certificate".into()));
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| ClientError::Config(format!("TLS setup: {e}")))?
         .with_root_certificates(roots)
         .with_no_client_auth();
+    // HTTP/2 when berth offers it: concurrent calls (the console's several per page) share one connection.
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
 }
 
@@ -177,7 +179,10 @@ enum Stream {
 
 impl Connection for Stream {
     fn connected(&self) -> Connected {
-        Connected::new()
+        match self {
+            Stream::Tls(s) if s.inner().get_ref().1.alpn_protocol() == Some(b"h2") => Connected::new().negotiated_h2(),
+            Stream::Plain(_) | Stream::Tls(_) => Connected::new(),
+        }
     }
 }
 

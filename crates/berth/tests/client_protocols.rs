@@ -108,7 +108,7 @@ struct Server {
 async fn start(ca: Option<&berth_certs::Ca>) -> Server {
     let tls = ca.map(|ca| {
         let issued = ca.issue(&["localhost".to_string()], &[IpAddr::V4(Ipv4Addr::LOCALHOST)]).expect("cert");
-        let config = berth_certs::single_cert_server_config(&issued.cert_pem, &issued.key_pem, &[b"http/1.1"]);
+        let config = berth_certs::single_cert_server_config(&issued.cert_pem, &issued.key_pem, &[b"h2", b"http/1.1"]);
         Arc::new(config.expect("tls"))
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -460,4 +460,36 @@ async fn calls_and_clones_share_one_pooled_connection() {
     }
     assert_eq!(server.stub.seen.lock().expect("lock").len(), 12);
     assert_eq!(connections.load(Ordering::SeqCst), 1, "sequential calls reuse one connection");
+}
+
+#[tokio::test]
+async fn concurrent_https_calls_share_one_http2_connection() {
+    let ca = berth_certs::Ca::generate().expect("ca");
+    let server = start(Some(&ca)).await;
+    server.stub.canned.lock().expect("lock").insert(
+        "GetCallerIdentity".into(),
+        json!({"UserId": "u", "Account": "123456789012", "Arn": "arn:aws:iam::123456789012:root"}),
+    );
+    server.stub.canned.lock().expect("lock").insert("ListRoles".into(), json!({"Roles": [], "IsTruncated": false}));
+    let (proxy, connections) = counting_proxy(server.addr).await;
+    let settings = Settings {
+        endpoint: format!("https://localhost:{}", proxy.port()),
+        region: REGION.into(),
+        ca_pem: Some(ca.root_pem().into()),
+    };
+    let client = Client::new(settings, root()).expect("client");
+    // The first call learns (by ALPN) that the connection speaks HTTP/2; then every call multiplexes on it.
+    client.call_value(Service::Sts, "GetCallerIdentity", json!({})).await.expect("first call");
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..50 {
+        let c = if i % 2 == 0 { client.clone() } else { client.with_credentials(root()) };
+        let (service, action) =
+            if i % 2 == 0 { (Service::Sts, "GetCallerIdentity") } else { (Service::Iam, "ListRoles") };
+        calls.spawn(async move { c.call_value(service, action, json!({})).await });
+    }
+    while let Some(done) = calls.join_next().await {
+        done.expect("task").expect("call");
+    }
+    assert_eq!(server.stub.seen.lock().expect("lock").len(), 51);
+    assert_eq!(connections.load(Ordering::SeqCst), 1, "concurrent calls multiplex on one HTTP/2 connection");
 }
