@@ -29,6 +29,23 @@ def page(s: dict) -> str:
     return f"/services/default/{s['name']}"
 
 
+def submit(browser, click) -> str:
+    """Clicks (a CSS selector or a callable) and waits for the page the POST leads to; returns its notice ('' when
+    there is none). The old page is marked first, so a notice left on it is never mistaken for the new one."""
+    browser.driver.execute_script("window.__berthOld = true")
+    if callable(click):
+        click()
+    else:
+        browser.click(click)
+    browser.wait_until(
+        "the page after the change",
+        lambda: browser.driver.execute_script("return window.__berthOld !== true && document.readyState === 'complete'"),
+        timeout=30,
+    )
+    notes = browser.find_all(".notice[role=status]")
+    return notes[0].text if notes else ""
+
+
 def log_lines(browser) -> list[str]:
     return [li.text for li in browser.find_all("#log-lines li")]
 
@@ -118,8 +135,7 @@ def submit_health_check(browser, path: str, interval: str = "6", unhealthy: str 
     browser.fill("form#edit-health-check [name=interval]", interval)
     browser.fill("form#edit-health-check [name=unhealthy_threshold]", unhealthy)
     browser.fill("form#edit-health-check [name=healthy_threshold]", healthy)
-    browser.click("form#edit-health-check button[type=submit]")
-    browser.wait(".notice[role=status]")
+    assert "Health check updated" in submit(browser, "form#edit-health-check button[type=submit]")
 
 
 def test_edit_the_health_check_path_and_see_it_take_effect(berth, browser, svc):
@@ -129,7 +145,6 @@ def test_edit_the_health_check_path_and_see_it_take_effect(berth, browser, svc):
     assert browser.find("form#edit-health-check [name=health_check_path]").get_attribute("value") == "/ping"
     # A path the demo answers 503: the targets become unhealthy.
     submit_health_check(browser, "/status/503")
-    assert "Health check updated" in browser.find(".notice").text
     tgs = target_groups(berth, svc)
     assert {t["HealthCheckPath"] for t in tgs} == {"/status/503"}
     assert {t["HealthCheckIntervalSeconds"] for t in tgs} == {6}
@@ -154,7 +169,7 @@ def test_edit_the_health_check_path_and_see_it_take_effect(berth, browser, svc):
     berth.wait_status(svc["endpoint"], 200, "/", timeout=30)
     # Bad input is refused with a message, and berth keeps its setting.
     browser.fill("form#edit-health-check [name=health_check_path]", "no-slash")
-    browser.click("form#edit-health-check button[type=submit]")
+    assert submit(browser, "form#edit-health-check button[type=submit]") == ""
     assert "must start with /" in browser.alert_text()
     # The refusal shows on the service page itself, the form there to correct it.
     assert browser.find_all("form#edit-health-check") and browser.find("h1").text == svc["name"]
@@ -222,8 +237,7 @@ def test_roll_back_a_deployment_mid_canary(canary_berth, artifacts):
             assert chromium.find("tr.deployment .deployment-status").text == "IN_PROGRESS"
             chromium.wait("button#promote")
             chromium.screenshot("service-mid-canary")
-            chromium.click("button#rollback")
-            chromium.wait(".notice[role=status]")
+            assert "Rollback requested" in submit(chromium, "button#rollback")
             done = wait_for(
                 "the deployment to end ROLLBACK_SUCCESSFUL",
                 lambda: (d := newest_deployment(b, s))["status"] == "ROLLBACK_SUCCESSFUL" and d,
@@ -256,8 +270,7 @@ def test_roll_back_a_deployment_mid_canary(canary_berth, artifacts):
                 interval=0.5,
             )
             chromium.get(page(s))
-            chromium.click("button#promote")
-            assert "Promoted" in chromium.wait(".notice[role=status]").text
+            assert "Promoted" in submit(chromium, "button#promote")
             # Within 40 s: without the promotion the canary would bake for 60 s.
             wait_for(
                 "the promoted deployment to finish",
@@ -276,8 +289,7 @@ def test_edit_scaling_alarm_and_log_retention_in_place(berth, browser, svc):
     browser.get(page(svc))
     browser.fill("form#edit-scaling [name=min_tasks]", "1")
     browser.fill("form#edit-scaling [name=max_tasks]", "3")
-    browser.click("form#edit-scaling button[type=submit]")
-    assert "Scaling bounds updated" in browser.wait(".notice[role=status]").text
+    assert "Scaling bounds updated" in submit(browser, "form#edit-scaling button[type=submit]")
     target = berth.client("application-autoscaling").describe_scalable_targets(
         ServiceNamespace="ecs", ResourceIds=[f"service/default/{svc['name']}"]
     )["ScalableTargets"][0]
@@ -288,7 +300,7 @@ def test_edit_scaling_alarm_and_log_retention_in_place(berth, browser, svc):
     # The minimum above the maximum is refused before berth is asked.
     browser.fill("form#edit-scaling [name=min_tasks]", "5")
     browser.fill("form#edit-scaling [name=max_tasks]", "2")
-    browser.click("form#edit-scaling button[type=submit]")
+    assert submit(browser, "form#edit-scaling button[type=submit]") == ""
     assert "above the maximum" in browser.alert_text()
 
     alarm_form = browser.wait("form.edit-alarm")
@@ -298,8 +310,8 @@ def test_edit_scaling_alarm_and_log_retention_in_place(berth, browser, svc):
     field = alarm_form.find_element("css selector", "[name=threshold]")
     field.clear()
     field.send_keys("42.5")
-    alarm_form.find_element("css selector", "button[type=submit]").click()
-    assert "Alarm threshold updated" in browser.wait(".notice[role=status]").text
+    button = alarm_form.find_element("css selector", "button[type=submit]")
+    assert "Alarm threshold updated" in submit(browser, button.click)
     after = cw.describe_alarms(AlarmNames=[alarm_name])["MetricAlarms"][0]
     assert after["Threshold"] == 42.5
     for kept in ("MetricName", "Namespace", "ComparisonOperator", "EvaluationPeriods", "Period", "Dimensions", "AlarmActions"):
@@ -307,12 +319,11 @@ def test_edit_scaling_alarm_and_log_retention_in_place(berth, browser, svc):
 
     group = browser.find("form#edit-log-retention [name=log_group]").get_attribute("value")
     browser.fill("form#edit-log-retention [name=retention_days]", "14")
-    browser.click("form#edit-log-retention button[type=submit]")
-    assert "Log retention updated" in browser.wait(".notice[role=status]").text
+    assert "Log retention updated" in submit(browser, "form#edit-log-retention button[type=submit]")
     groups = berth.client("logs").describe_log_groups(logGroupNamePrefix=group)["logGroups"]
     assert [g.get("retentionInDays") for g in groups if g["logGroupName"] == group] == [14]
     browser.fill("form#edit-log-retention [name=retention_days]", "13")
-    browser.click("form#edit-log-retention button[type=submit]")
+    assert submit(browser, "form#edit-log-retention button[type=submit]") == ""
     assert "retention must be one of" in browser.alert_text()
     browser.screenshot("service-resources-edited")
 
@@ -328,8 +339,7 @@ def test_edit_security_group_ingress_and_rule_hosts_in_place(berth, browser, svc
         field = form.find_element("css selector", f"[name={name}]")
         field.clear()
         field.send_keys(value)
-    form.find_element("css selector", "button[type=submit]").click()
-    assert "Security group rules updated" in browser.wait(".notice[role=status]").text
+    assert "Security group rules updated" in submit(browser, form.find_element("css selector", "button[type=submit]").click)
 
     def has_rule() -> bool:
         perms = ec2.describe_security_groups(GroupIds=[group])["SecurityGroups"][0]["IpPermissions"]
@@ -341,9 +351,10 @@ def test_edit_security_group_ingress_and_rule_hosts_in_place(berth, browser, svc
     assert has_rule()
     # The page lists it with a remove button; removing it revokes it.
     remove = browser.wait(f"div.security-group[data-group='{group}'] form.inline input[name=cidr][value='10.9.0.0/16']")
-    remove.find_element("xpath", "..").find_element("css selector", "button.revoke-ingress").click()
-    browser.wait(".notice[role=status]")
+    button = remove.find_element("xpath", "..").find_element("css selector", "button.revoke-ingress")
+    assert "Security group rules updated" in submit(browser, button.click)
     assert not has_rule()
+    assert not browser.find_all(f"div.security-group[data-group='{group}'] input[name=cidr][value='10.9.0.0/16']")
 
     # The listener rule: add a second host, the endpoint keeps answering.
     elb = berth.client("elbv2")
@@ -352,8 +363,7 @@ def test_edit_security_group_ingress_and_rule_hosts_in_place(berth, browser, svc
     assert svc["endpoint"] in hosts
     alias = f"alias-{secrets.token_hex(3)}.example"
     browser.fill("form#edit-rule-host [name=hosts]", f"{hosts}, {alias}")
-    browser.click("form#edit-rule-host button[type=submit]")
-    assert "Listener rule hosts updated" in browser.wait(".notice[role=status]").text
+    assert "Listener rule hosts updated" in submit(browser, "form#edit-rule-host button[type=submit]")
     rule = elb.describe_rules(RuleArns=[rule_arn])["Rules"][0]
     values = [v for c in rule["Conditions"] if c["Field"] == "host-header" for v in c["HostHeaderConfig"]["Values"]]
     assert sorted(values) == sorted([svc["endpoint"], alias]), values
@@ -382,8 +392,7 @@ def test_roll_back_a_finished_deployment_to_the_previous_revision(berth, browser
     browser.sign_in(*berth.credentials())
     browser.get(page(svc))
     assert "previous revision" in browser.wait("button#rollback").text
-    browser.click("button#rollback")
-    assert "Rollback requested" in browser.wait(".notice[role=status]").text
+    assert "Rollback requested" in submit(browser, "button#rollback")
     rollback = wait_for(
         "the rollback deployment to finish",
         lambda: (d := newest_deployment(berth, svc))["serviceDeploymentArn"] != update["serviceDeploymentArn"]
@@ -404,8 +413,7 @@ def test_stop_a_task_from_the_page(berth, browser, svc):
     browser.get(page(svc))
     row = browser.wait("section#tasks tr.task")
     task_id = row.get_attribute("data-task")
-    browser.click(f"tr.task[data-task='{task_id}'] button.stop-task")
-    browser.wait(".notice[role=status]")
+    assert "Task stopped" in submit(browser, f"tr.task[data-task='{task_id}'] button.stop-task")
     arn = next(a for a in berth.task_arns(svc["name"], desired="STOPPED") if a.endswith(task_id))
     assert berth.describe_tasks([arn])[0]["desiredStatus"] == "STOPPED"
     wait_for("a replacement task", lambda: any(not a.endswith(task_id) for a in berth.task_arns(svc["name"])), timeout=60)
