@@ -5,6 +5,7 @@ the charts, editing the health check in place, and rolling back a deployment mid
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -406,6 +407,32 @@ def test_roll_back_a_finished_deployment_to_the_previous_revision(berth, browser
     assert revision["serviceRevisions"][0]["taskDefinition"] == original_td
     wait_for("dev to answer again", lambda: berth.https_get(svc["endpoint"], "/").header("x-demo-version") == "dev", timeout=30)
     browser.screenshot("service-rolled-back-finished")
+
+
+def test_a_read_only_user_sees_the_page_and_is_refused_a_change(berth, browser, svc):
+    iam = berth.client("iam")
+    user = f"svc-viewer-{secrets.token_hex(3)}"
+    iam.create_user(UserName=user)
+    read_only = ["ecs:List*", "ecs:Describe*", "elasticloadbalancing:Describe*", "ec2:Describe*",
+                 "cloudwatch:GetMetricData", "cloudwatch:DescribeAlarms", "logs:Describe*", "logs:FilterLogEvents",
+                 "sts:GetCallerIdentity"]
+    policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": read_only, "Resource": "*"}]}
+    iam.put_user_policy(UserName=user, PolicyName="read-only", PolicyDocument=json.dumps(policy))
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    before = {t["HealthCheckPath"] for t in target_groups(berth, svc)}
+    try:
+        browser.sign_in(key["AccessKeyId"], key["SecretAccessKey"])
+        browser.get(page(svc))
+        browser.wait("section#resources form#edit-health-check")
+        assert not browser.find_all(".error[role=alert]"), browser.text()[:1000]
+        browser.fill("form#edit-health-check [name=health_check_path]", "/status/500")
+        assert submit(browser, "form#edit-health-check button[type=submit]") == ""
+        alert = browser.alert_text()
+        assert "AccessDenied" in alert, alert
+        assert {t["HealthCheckPath"] for t in target_groups(berth, svc)} == before
+        browser.screenshot("service-read-only-refused")
+    finally:
+        browser.sign_in(*berth.credentials())
 
 
 def test_stop_a_task_from_the_page(berth, browser, svc):
