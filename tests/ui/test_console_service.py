@@ -5,6 +5,7 @@ the charts, editing the health check in place, and rolling back a deployment mid
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -27,6 +28,23 @@ def svc(berth):
 
 def page(s: dict) -> str:
     return f"/services/default/{s['name']}"
+
+
+def submit(browser, click) -> str:
+    """Clicks (a CSS selector or a callable) and waits for the page the POST leads to; returns its notice ('' when
+    there is none). The old page is marked first, so a notice left on it is never mistaken for the new one."""
+    browser.driver.execute_script("window.__berthOld = true")
+    if callable(click):
+        click()
+    else:
+        browser.click(click)
+    browser.wait_until(
+        "the page after the change",
+        lambda: browser.driver.execute_script("return window.__berthOld !== true && document.readyState === 'complete'"),
+        timeout=30,
+    )
+    notes = browser.find_all(".notice[role=status]")
+    return notes[0].text if notes else ""
 
 
 def log_lines(browser) -> list[str]:
@@ -64,6 +82,12 @@ def test_logs_show_a_request_and_the_filter_narrows_them(berth, browser, svc):
     )
     browser.screenshot("service-logs-filtered")
     assert not browser.console_errors()
+    # A filter berth refuses says so on the page (and why), and a good one clears it.
+    browser.fill("#log-filter", "{ $.level = ")
+    message = browser.wait("#log-error.error[role=alert]", visible=True, timeout=20).text
+    assert "Logs are not updating" in message and "InvalidParameter" in message, message
+    browser.fill("#log-filter", alpha)
+    browser.wait_until("the error to clear", lambda: not browser.find("#log-error").is_displayed(), timeout=20)
 
 
 def test_the_charts_show_the_requests(berth, browser, svc):
@@ -112,8 +136,7 @@ def submit_health_check(browser, path: str, interval: str = "6", unhealthy: str 
     browser.fill("form#edit-health-check [name=interval]", interval)
     browser.fill("form#edit-health-check [name=unhealthy_threshold]", unhealthy)
     browser.fill("form#edit-health-check [name=healthy_threshold]", healthy)
-    browser.click("form#edit-health-check button[type=submit]")
-    browser.wait(".notice[role=status]")
+    assert "Health check updated" in submit(browser, "form#edit-health-check button[type=submit]")
 
 
 def test_edit_the_health_check_path_and_see_it_take_effect(berth, browser, svc):
@@ -123,7 +146,6 @@ def test_edit_the_health_check_path_and_see_it_take_effect(berth, browser, svc):
     assert browser.find("form#edit-health-check [name=health_check_path]").get_attribute("value") == "/ping"
     # A path the demo answers 503: the targets become unhealthy.
     submit_health_check(browser, "/status/503")
-    assert "Health check updated" in browser.find(".notice").text
     tgs = target_groups(berth, svc)
     assert {t["HealthCheckPath"] for t in tgs} == {"/status/503"}
     assert {t["HealthCheckIntervalSeconds"] for t in tgs} == {6}
@@ -148,8 +170,10 @@ def test_edit_the_health_check_path_and_see_it_take_effect(berth, browser, svc):
     berth.wait_status(svc["endpoint"], 200, "/", timeout=30)
     # Bad input is refused with a message, and berth keeps its setting.
     browser.fill("form#edit-health-check [name=health_check_path]", "no-slash")
-    browser.click("form#edit-health-check button[type=submit]")
+    assert submit(browser, "form#edit-health-check button[type=submit]") == ""
     assert "must start with /" in browser.alert_text()
+    # The refusal shows on the service page itself, the form there to correct it.
+    assert browser.find_all("form#edit-health-check") and browser.find("h1").text == svc["name"]
     assert {t["HealthCheckPath"] for t in target_groups(berth, svc)} == {"/env"}
     browser.screenshot("service-health-check-refused")
 
@@ -214,8 +238,7 @@ def test_roll_back_a_deployment_mid_canary(canary_berth, artifacts):
             assert chromium.find("tr.deployment .deployment-status").text == "IN_PROGRESS"
             chromium.wait("button#promote")
             chromium.screenshot("service-mid-canary")
-            chromium.click("button#rollback")
-            chromium.wait(".notice[role=status]")
+            assert "Rollback requested" in submit(chromium, "button#rollback")
             done = wait_for(
                 "the deployment to end ROLLBACK_SUCCESSFUL",
                 lambda: (d := newest_deployment(b, s))["status"] == "ROLLBACK_SUCCESSFUL" and d,
@@ -233,9 +256,183 @@ def test_roll_back_a_deployment_mid_canary(canary_berth, artifacts):
                 timeout=20,
             )
             chromium.screenshot("service-rolled-back")
+            # Again, and this time promote: the canary bake ends at once and the new revision takes all traffic.
+            rolled = done["serviceDeploymentArn"]
+            b.ecs().update_express_gateway_service(
+                serviceArn=s["arn"],
+                primaryContainer={"image": b.describe_service(s["arn"])["activeConfigurations"][0]["primaryContainer"]["image"],
+                                  "environment": [{"name": "DEMO_VERSION", "value": "v3"}]},
+            )
+            wait_for(
+                "the second update to reach its canary bake",
+                lambda: (d := newest_deployment(b, s))["serviceDeploymentArn"] != rolled
+                and any(h.get("status") == "AWAITING_ACTION" for h in d.get("lifecycleHookDetails", [])),
+                timeout=60,
+                interval=0.5,
+            )
+            chromium.get(page(s))
+            assert "Promoted" in submit(chromium, "button#promote")
+            # Within 40 s: without the promotion the canary would bake for 60 s.
+            wait_for(
+                "the promoted deployment to finish",
+                lambda: newest_deployment(b, s)["status"] == "SUCCESSFUL",
+                timeout=40,
+                interval=0.5,
+            )
+            wait_for("v3 to answer", lambda: b.https_get(s["endpoint"], "/").header("x-demo-version") == "v3", timeout=20)
     finally:
         chromium.driver.quit()
         shutil.rmtree(home, ignore_errors=True)
+
+
+def test_edit_scaling_alarm_and_log_retention_in_place(berth, browser, svc):
+    browser.sign_in(*berth.credentials())
+    browser.get(page(svc))
+    browser.fill("form#edit-scaling [name=min_tasks]", "1")
+    browser.fill("form#edit-scaling [name=max_tasks]", "3")
+    assert "Scaling bounds updated" in submit(browser, "form#edit-scaling button[type=submit]")
+    target = berth.client("application-autoscaling").describe_scalable_targets(
+        ServiceNamespace="ecs", ResourceIds=[f"service/default/{svc['name']}"]
+    )["ScalableTargets"][0]
+    assert (target["MinCapacity"], target["MaxCapacity"]) == (1, 3)
+    # The Express configuration says the same (no deployment was needed).
+    scaling = berth.describe_service(svc["arn"])["activeConfigurations"][0]["scalingTarget"]
+    assert (scaling["minTaskCount"], scaling["maxTaskCount"]) == (1, 3)
+    # The minimum above the maximum is refused before berth is asked.
+    browser.fill("form#edit-scaling [name=min_tasks]", "5")
+    browser.fill("form#edit-scaling [name=max_tasks]", "2")
+    assert submit(browser, "form#edit-scaling button[type=submit]") == ""
+    assert "above the maximum" in browser.alert_text()
+
+    alarm_form = browser.wait("form.edit-alarm")
+    alarm_name = alarm_form.find_element("css selector", "[name=alarm_name]").get_attribute("value")
+    cw = berth.client("cloudwatch")
+    before = cw.describe_alarms(AlarmNames=[alarm_name])["MetricAlarms"][0]
+    field = alarm_form.find_element("css selector", "[name=threshold]")
+    field.clear()
+    field.send_keys("42.5")
+    button = alarm_form.find_element("css selector", "button[type=submit]")
+    assert "Alarm threshold updated" in submit(browser, button.click)
+    after = cw.describe_alarms(AlarmNames=[alarm_name])["MetricAlarms"][0]
+    assert after["Threshold"] == 42.5
+    for kept in ("MetricName", "Namespace", "ComparisonOperator", "EvaluationPeriods", "Period", "Dimensions", "AlarmActions"):
+        assert after.get(kept) == before.get(kept), kept
+
+    group = browser.find("form#edit-log-retention [name=log_group]").get_attribute("value")
+    browser.fill("form#edit-log-retention [name=retention_days]", "14")
+    assert "Log retention updated" in submit(browser, "form#edit-log-retention button[type=submit]")
+    groups = berth.client("logs").describe_log_groups(logGroupNamePrefix=group)["logGroups"]
+    assert [g.get("retentionInDays") for g in groups if g["logGroupName"] == group] == [14]
+    browser.fill("form#edit-log-retention [name=retention_days]", "13")
+    assert submit(browser, "form#edit-log-retention button[type=submit]") == ""
+    assert "retention must be one of" in browser.alert_text()
+    browser.screenshot("service-resources-edited")
+
+
+def test_edit_security_group_ingress_and_rule_hosts_in_place(berth, browser, svc):
+    ec2 = berth.client("ec2")
+    browser.sign_in(*berth.credentials())
+    browser.get(page(svc))
+    box = browser.wait("div.security-group")
+    group = box.get_attribute("data-group")
+    form = box.find_element("css selector", "form.add-ingress")
+    for name, value in (("protocol", "tcp"), ("from_port", "8081"), ("to_port", "8082"), ("cidr", "10.9.0.0/16")):
+        field = form.find_element("css selector", f"[name={name}]")
+        field.clear()
+        field.send_keys(value)
+    assert "Security group rules updated" in submit(browser, form.find_element("css selector", "button[type=submit]").click)
+
+    def has_rule() -> bool:
+        perms = ec2.describe_security_groups(GroupIds=[group])["SecurityGroups"][0]["IpPermissions"]
+        return any(
+            p.get("FromPort") == 8081 and p.get("ToPort") == 8082 and {"CidrIp": "10.9.0.0/16"} in p.get("IpRanges", [])
+            for p in perms
+        )
+
+    assert has_rule()
+    # The page lists it with a remove button; removing it revokes it.
+    remove = browser.wait(f"div.security-group[data-group='{group}'] form.inline input[name=cidr][value='10.9.0.0/16']")
+    button = remove.find_element("xpath", "..").find_element("css selector", "button.revoke-ingress")
+    assert "Security group rules updated" in submit(browser, button.click)
+    assert not has_rule()
+    assert not browser.find_all(f"div.security-group[data-group='{group}'] input[name=cidr][value='10.9.0.0/16']")
+
+    # The listener rule: add a second host, the endpoint keeps answering.
+    elb = berth.client("elbv2")
+    rule_arn = browser.find("form#edit-rule-host [name=rule_arn]").get_attribute("value")
+    hosts = browser.find("form#edit-rule-host [name=hosts]").get_attribute("value")
+    assert svc["endpoint"] in hosts
+    alias = f"alias-{secrets.token_hex(3)}.example"
+    browser.fill("form#edit-rule-host [name=hosts]", f"{hosts}, {alias}")
+    assert "Listener rule hosts updated" in submit(browser, "form#edit-rule-host button[type=submit]")
+    rule = elb.describe_rules(RuleArns=[rule_arn])["Rules"][0]
+    values = [v for c in rule["Conditions"] if c["Field"] == "host-header" for v in c["HostHeaderConfig"]["Values"]]
+    assert sorted(values) == sorted([svc["endpoint"], alias]), values
+    assert berth.https_get(svc["endpoint"], "/ping").status == 200
+    browser.screenshot("service-ingress-and-hosts")
+
+
+def test_roll_back_a_finished_deployment_to_the_previous_revision(berth, browser, svc):
+    ecs = berth.ecs()
+    before = newest_deployment(berth, svc)
+    original_td = berth.describe_service(svc["arn"])["activeConfigurations"][0]["taskDefinitionArn"]
+    image = berth.describe_service(svc["arn"])["activeConfigurations"][0]["primaryContainer"]["image"]
+    ecs.update_express_gateway_service(
+        serviceArn=svc["arn"],
+        primaryContainer={"image": image, "environment": [{"name": "DEMO_VERSION", "value": "v2"}]},
+    )
+    update = wait_for(
+        "the update to finish",
+        lambda: (d := newest_deployment(berth, svc))["serviceDeploymentArn"] != before["serviceDeploymentArn"]
+        and d["status"] == "SUCCESSFUL"
+        and d,
+        timeout=90,
+        interval=0.5,
+    )
+    wait_for("v2 to answer", lambda: berth.https_get(svc["endpoint"], "/").header("x-demo-version") == "v2", timeout=30)
+    browser.sign_in(*berth.credentials())
+    browser.get(page(svc))
+    assert "previous revision" in browser.wait("button#rollback").text
+    assert "Rollback requested" in submit(browser, "button#rollback")
+    rollback = wait_for(
+        "the rollback deployment to finish",
+        lambda: (d := newest_deployment(berth, svc))["serviceDeploymentArn"] != update["serviceDeploymentArn"]
+        and d["status"] == "SUCCESSFUL"
+        and d,
+        timeout=90,
+        interval=0.5,
+    )
+    # The new revision runs the previous revision's task definition: the old version answers again.
+    revision = ecs.describe_service_revisions(serviceRevisionArns=[rollback["targetServiceRevision"]["arn"]])
+    assert revision["serviceRevisions"][0]["taskDefinition"] == original_td
+    wait_for("dev to answer again", lambda: berth.https_get(svc["endpoint"], "/").header("x-demo-version") == "dev", timeout=30)
+    browser.screenshot("service-rolled-back-finished")
+
+
+def test_a_read_only_user_sees_the_page_and_is_refused_a_change(berth, browser, svc):
+    iam = berth.client("iam")
+    user = f"svc-viewer-{secrets.token_hex(3)}"
+    iam.create_user(UserName=user)
+    read_only = ["ecs:List*", "ecs:Describe*", "elasticloadbalancing:Describe*", "ec2:Describe*",
+                 "cloudwatch:GetMetricData", "cloudwatch:DescribeAlarms", "logs:Describe*", "logs:FilterLogEvents",
+                 "sts:GetCallerIdentity"]
+    policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": read_only, "Resource": "*"}]}
+    iam.put_user_policy(UserName=user, PolicyName="read-only", PolicyDocument=json.dumps(policy))
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    before = {t["HealthCheckPath"] for t in target_groups(berth, svc)}
+    try:
+        browser.sign_in(key["AccessKeyId"], key["SecretAccessKey"])
+        browser.get(page(svc))
+        browser.wait("section#resources form#edit-health-check")
+        assert not browser.find_all(".error[role=alert]"), browser.text()[:1000]
+        browser.fill("form#edit-health-check [name=health_check_path]", "/status/500")
+        assert submit(browser, "form#edit-health-check button[type=submit]") == ""
+        alert = browser.alert_text()
+        assert "AccessDenied" in alert, alert
+        assert {t["HealthCheckPath"] for t in target_groups(berth, svc)} == before
+        browser.screenshot("service-read-only-refused")
+    finally:
+        browser.sign_in(*berth.credentials())
 
 
 def test_stop_a_task_from_the_page(berth, browser, svc):
@@ -243,8 +440,7 @@ def test_stop_a_task_from_the_page(berth, browser, svc):
     browser.get(page(svc))
     row = browser.wait("section#tasks tr.task")
     task_id = row.get_attribute("data-task")
-    browser.click(f"tr.task[data-task='{task_id}'] button.stop-task")
-    browser.wait(".notice[role=status]")
+    assert "Task stopped" in submit(browser, f"tr.task[data-task='{task_id}'] button.stop-task")
     arn = next(a for a in berth.task_arns(svc["name"], desired="STOPPED") if a.endswith(task_id))
     assert berth.describe_tasks([arn])[0]["desiredStatus"] == "STOPPED"
     wait_for("a replacement task", lambda: any(not a.endswith(task_id) for a in berth.task_arns(svc["name"])), timeout=60)

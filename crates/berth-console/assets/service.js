@@ -9,10 +9,22 @@
   var logsUrl = page.getAttribute("data-logs-url");
   var MAX_LINES = 500;
 
+  // The console answers a script's failure as {"error": {"code", "message"}}; a signed-out session as a redirect
+  // to the sign-in page (not JSON).
   function getJson(url) {
     return fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } }).then(function (r) {
-      if (!r.ok) throw new Error("HTTP " + r.status);
-      return r.json();
+      return r.json().then(
+        function (body) {
+          if (!r.ok) {
+            var e = (body && body.error) || {};
+            throw new Error((e.code ? e.code + ": " : "") + (e.message || "HTTP " + r.status));
+          }
+          return body;
+        },
+        function () {
+          throw new Error("the session ended or the console is unreachable; reload the page to sign in again");
+        }
+      );
     });
   }
 
@@ -69,6 +81,20 @@
   var generation = 0;
   var logsBusy = false;
 
+  var logError = document.getElementById("log-error");
+  function showLogError(message) {
+    if (!logError) return;
+    logError.textContent = message ? "Logs are not updating: " + message : "";
+    logError.hidden = !message;
+    if (message) {
+      logError.className = "error";
+      logError.setAttribute("role", "alert");
+    } else {
+      logError.className = "";
+      logError.removeAttribute("role");
+    }
+  }
+
   function fmt(ms) {
     var d = new Date(ms);
     return isNaN(d.getTime()) ? "" : d.toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z");
@@ -103,7 +129,8 @@
         }
         if (r.after !== undefined && r.after !== null) after = String(r.after);
       })
-      .catch(function () {})
+      .then(function () { showLogError(""); })
+      .catch(function (err) { if (mine === generation) showLogError(err.message); })
       .then(function () { logsBusy = false; });
   }
 

@@ -71,6 +71,15 @@ mod tests {
     }
 
     #[test]
+    fn answers_without_output_are_empty_objects() {
+        for body in ["", "  ", "null", "{}"] {
+            assert_eq!(decode("PutRetentionPolicy", body.as_bytes()).expect(body), serde_json::json!({}), "{body:?}");
+        }
+        assert!(decode("X", b"[1]").is_err());
+        assert!(decode("X", b"\"s\"").is_err());
+    }
+
+    #[test]
     fn errors_take_the_code_from_the_header_or_the_body() {
         type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str, &'a str);
         let cases: &[Case<'_>] = &[

@@ -1,7 +1,7 @@
 //! What the service page reads from berth (ECS, ELBv2, EC2, CloudWatch, Logs) as the user, and the pure picking
 //! of the parts it shows out of the model's JSON answers.
 
-use berth_client::{Client, ClientError, Service};
+use berth_client::{Client, Service};
 use serde_json::{Value, json};
 
 use crate::ConsoleError;
@@ -46,14 +46,9 @@ pub fn last_segment(arn: &str) -> &str {
     arn.rsplit('/').next().unwrap_or(arn)
 }
 
-/// "Not found" as berth would say it.
+/// A service that is not there, with what to do.
 pub fn not_found(what: String) -> ConsoleError {
-    ConsoleError::Api(ClientError::Api {
-        code: "ServiceNotFoundException".into(),
-        message: format!("{what} does not exist; check the name and the cluster on the services list"),
-        status: 404,
-        request_id: None,
-    })
+    ConsoleError::NotFound(format!("{what} does not exist; check the name and the cluster on the services list"))
 }
 
 /// The service's ARN and its DescribeServices answer.
@@ -296,9 +291,18 @@ pub fn awaited_hook(deployment: &Value) -> Option<&str> {
         .and_then(|h| s(h, &["hookId"]))
 }
 
-/// The target's production traffic share in a deployment, in percent.
+/// The target's production traffic share in a deployment, in percent; none for a service's first deployment (no
+/// source to share with: the target takes all traffic once healthy).
 pub fn target_weight(deployment: &Value) -> Option<f64> {
+    if !has_source(deployment) {
+        return None;
+    }
     num(deployment, &["targetServiceRevision", "requestedProductionTrafficWeight"])
+}
+
+/// Whether a deployment replaces a revision (a service's first deployment does not: nothing to roll back to).
+pub fn has_source(deployment: &Value) -> bool {
+    !arr(deployment, &["sourceServiceRevisions"]).is_empty()
 }
 
 /// The health a task shows: the load balancer's view of it (its container's address is a target: `healthy`,
@@ -392,10 +396,14 @@ mod tests {
     fn a_running_deployment_and_its_awaited_hook() {
         let d = json!({"status": "IN_PROGRESS", "lifecycleHookDetails": [
             {"hookId": "h1", "status": "SUCCEEDED"}, {"hookId": "h2", "status": "AWAITING_ACTION"}],
-            "targetServiceRevision": {"requestedProductionTrafficWeight": 5.0}});
+            "targetServiceRevision": {"requestedProductionTrafficWeight": 5.0}, "sourceServiceRevisions": [{"arn": "r1"}]});
         assert!(running_deployment(std::slice::from_ref(&d)).is_some());
         assert_eq!(awaited_hook(&d), Some("h2"));
         assert_eq!(target_weight(&d), Some(5.0));
+        let first =
+            json!({"status": "IN_PROGRESS", "targetServiceRevision": {"requestedProductionTrafficWeight": 0.0}});
+        assert_eq!(target_weight(&first), None);
+        assert!(!has_source(&first) && has_source(&d));
         let done = json!({"status": "SUCCESSFUL"});
         assert!(running_deployment(&[done, d]).is_none());
         assert!(running_deployment(&[]).is_none());

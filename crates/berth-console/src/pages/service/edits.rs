@@ -6,8 +6,9 @@
 //! (PutMetricAlarm with the alarm's other settings kept) and the log group's retention (PutRetentionPolicy).
 
 use axum::Form;
-use axum::extract::Path;
+use axum::extract::{Path, State};
 use axum::response::Redirect;
+use axum::response::Response;
 use berth_client::{Client, Service};
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -15,9 +16,9 @@ use serde_json::{Value, json};
 
 use super::data::{self, Loaded, arr, num, s};
 use super::{back, page_path};
-use crate::ConsoleError;
 use crate::layout::csrf_field;
 use crate::session::User;
+use crate::{AppState, ConsoleError};
 
 /// The live settings of the managed resources (what the forms start from).
 #[derive(Debug, Default)]
@@ -133,12 +134,12 @@ pub fn render(l: &Loaded, resources: &Value, d: &Details, user: &User) -> Markup
                 button type="submit" { "Save scaling" }
             }
         }
-        @for r in &d.rules {
-            form id="edit-rule-host" method="post" action=(format!("{base}/rule-host")) {
+        @for (i, r) in d.rules.iter().enumerate() {
+            form id=(numbered("edit-rule-host", i)) class="edit-rule-host" method="post" action=(format!("{base}/rule-host")) {
                 h3 { "Listener rule hosts" }
                 (csrf_field(user))
                 input type="hidden" name="rule_arn" value=(s(r, &["RuleArn"]).unwrap_or(""));
-                (field("rule-hosts", "Hosts (comma-separated)", "hosts", hosts(r).join(", "), "text"))
+                (field(&numbered("rule-hosts", i), "Hosts (comma-separated)", "hosts", hosts(r).join(", "), "text"))
                 button type="submit" { "Save hosts" }
             }
         }
@@ -177,28 +178,33 @@ pub fn render(l: &Loaded, resources: &Value, d: &Details, user: &User) -> Markup
                 }
             }
         }
-        @for a in &d.alarms {
+        @for (i, a) in d.alarms.iter().enumerate() {
             @let name = s(a, &["AlarmName"]).unwrap_or("");
             form class="edit-alarm" method="post" action=(format!("{base}/alarm")) {
                 h3 { "Alarm " code { (name) } }
                 p { (s(a, &["MetricName"]).unwrap_or("")) " " (s(a, &["ComparisonOperator"]).unwrap_or("")) " · state " (s(a, &["StateValue"]).unwrap_or("")) }
                 (csrf_field(user))
                 input type="hidden" name="alarm_name" value=(name);
-                (field(&format!("alarm-{name}"), "Threshold", "threshold", opt_num(a, &["Threshold"]), "text"))
+                (field(&format!("alarm-threshold-{i}"), "Threshold", "threshold", opt_num(a, &["Threshold"]), "text"))
                 button type="submit" { "Save threshold" }
             }
         }
-        @for g in &d.log_groups {
+        @for (i, g) in d.log_groups.iter().enumerate() {
             @let name = s(g, &["logGroupName"]).unwrap_or("");
-            form id="edit-log-retention" method="post" action=(format!("{base}/log-retention")) {
+            form id=(numbered("edit-log-retention", i)) class="edit-log-retention" method="post" action=(format!("{base}/log-retention")) {
                 h3 { "Log group " code { (name) } }
                 (csrf_field(user))
                 input type="hidden" name="log_group" value=(name);
-                (field("log-retention", "Retention (days; empty keeps logs forever is not offered by PutRetentionPolicy)", "retention_days", opt_num(g, &["retentionInDays"]), "number"))
+                (field(&numbered("log-retention", i), "Retention in days (1, 3, 5, 7, 14, 30, 60, 90, … 3653)", "retention_days", opt_num(g, &["retentionInDays"]), "number"))
                 button type="submit" { "Save retention" }
             }
         }
     }
+}
+
+/// The first of a kind keeps the plain id the page's contract names (`form#edit-log-retention`); more get `-2`, `-3`.
+fn numbered(id: &str, i: usize) -> String {
+    if i == 0 { id.to_string() } else { format!("{id}-{}", i + 1) }
 }
 
 fn row(kind: &str, r: Option<&Value>) -> Markup {
@@ -300,12 +306,23 @@ pub fn health_check_input(f: &HealthCheckForm) -> Result<Value, ConsoleError> {
 }
 
 pub async fn health_check(
+    State(state): State<AppState>,
     user: User,
     Path((cluster, name)): Path<(String, String)>,
     Form(form): Form<HealthCheckForm>,
+) -> Response {
+    let done = health_check_inner(&user, &cluster, &name, form).await;
+    super::outcome(&state, &user, &cluster, &name, done).await
+}
+
+async fn health_check_inner(
+    user: &User,
+    cluster: &str,
+    name: &str,
+    form: HealthCheckForm,
 ) -> Result<Redirect, ConsoleError> {
     let input = health_check_input(&form)?;
-    let (_, resources) = data::current_resources(&user.client, &cluster, &name).await?;
+    let (_, resources) = data::current_resources(&user.client, cluster, name).await?;
     let groups = data::target_group_arns(&resources);
     if groups.is_empty() {
         return Err(ConsoleError::BadInput(format!("{name} has no target group yet; wait for it to become active")));
@@ -315,7 +332,7 @@ pub async fn health_check(
         one["TargetGroupArn"] = json!(tg);
         user.client.call_value(Service::Elbv2, "ModifyTargetGroup", one).await?;
     }
-    Ok(back(&cluster, &name, "health-check"))
+    Ok(back(cluster, name, "health-check"))
 }
 
 #[derive(Deserialize)]
@@ -327,10 +344,16 @@ pub struct ScalingForm {
 }
 
 pub async fn scaling(
+    State(state): State<AppState>,
     user: User,
     Path((cluster, name)): Path<(String, String)>,
     Form(form): Form<ScalingForm>,
-) -> Result<Redirect, ConsoleError> {
+) -> Response {
+    let done = scaling_inner(&user, &cluster, &name, form).await;
+    super::outcome(&state, &user, &cluster, &name, done).await
+}
+
+async fn scaling_inner(user: &User, cluster: &str, name: &str, form: ScalingForm) -> Result<Redirect, ConsoleError> {
     let min = int_field("The minimum", &form.min_tasks, 0, 1000)?;
     let max = int_field("The maximum", &form.max_tasks, 1, 1000)?;
     let (Some(min), Some(max)) = (min, max) else {
@@ -339,7 +362,7 @@ pub async fn scaling(
     if min > max {
         return Err(ConsoleError::BadInput(format!("the minimum ({min}) is above the maximum ({max})")));
     }
-    let (arn, _) = data::find(&user.client, &cluster, &name).await?;
+    let (arn, _) = data::find(&user.client, cluster, name).await?;
     user.client
         .call_value(
             Service::Ecs,
@@ -347,7 +370,7 @@ pub async fn scaling(
             json!({"serviceArn": arn, "scalingTarget": {"minTaskCount": min, "maxTaskCount": max}}),
         )
         .await?;
-    Ok(back(&cluster, &name, "scaling"))
+    Ok(back(cluster, name, "scaling"))
 }
 
 #[derive(Deserialize)]
@@ -374,14 +397,20 @@ pub fn parse_hosts(raw: &str) -> Result<Vec<String>, ConsoleError> {
 }
 
 pub async fn rule_host(
+    State(state): State<AppState>,
     user: User,
     Path((cluster, name)): Path<(String, String)>,
     Form(form): Form<RuleHostForm>,
-) -> Result<Redirect, ConsoleError> {
+) -> Response {
+    let done = rule_host_inner(&user, &cluster, &name, form).await;
+    super::outcome(&state, &user, &cluster, &name, done).await
+}
+
+async fn rule_host_inner(user: &User, cluster: &str, name: &str, form: RuleHostForm) -> Result<Redirect, ConsoleError> {
     let hosts = parse_hosts(&form.hosts)?;
-    let (_, resources) = data::current_resources(&user.client, &cluster, &name).await?;
+    let (_, resources) = data::current_resources(&user.client, cluster, name).await?;
     if !data::rule_arns(&resources).contains(&form.rule_arn) {
-        return Err(not_this_services("that listener rule", &name));
+        return Err(not_this_services("that listener rule", name));
     }
     let rules = user.client.call_value(Service::Elbv2, "DescribeRules", json!({"RuleArns": [form.rule_arn]})).await?;
     let rule = arr(&rules, &["Rules"]).first().cloned().unwrap_or(Value::Null);
@@ -392,7 +421,7 @@ pub async fn rule_host(
     user.client
         .call_value(Service::Elbv2, "ModifyRule", json!({"RuleArn": form.rule_arn, "Conditions": conditions}))
         .await?;
-    Ok(back(&cluster, &name, "rule-host"))
+    Ok(back(cluster, name, "rule-host"))
 }
 
 #[derive(Deserialize)]
@@ -441,22 +470,28 @@ pub fn ingress_permission(f: &IngressForm) -> Result<Value, ConsoleError> {
 }
 
 pub async fn ingress(
+    State(state): State<AppState>,
     user: User,
     Path((cluster, name)): Path<(String, String)>,
     Form(form): Form<IngressForm>,
-) -> Result<Redirect, ConsoleError> {
+) -> Response {
+    let done = ingress_inner(&user, &cluster, &name, form).await;
+    super::outcome(&state, &user, &cluster, &name, done).await
+}
+
+async fn ingress_inner(user: &User, cluster: &str, name: &str, form: IngressForm) -> Result<Redirect, ConsoleError> {
     let op = match form.op.as_str() {
         "authorize" => "AuthorizeSecurityGroupIngress",
         "revoke" => "RevokeSecurityGroupIngress",
         other => return Err(ConsoleError::BadInput(format!("op must be authorize or revoke, got {other:?}"))),
     };
     let permission = ingress_permission(&form)?;
-    let (_, resources) = data::current_resources(&user.client, &cluster, &name).await?;
+    let (_, resources) = data::current_resources(&user.client, cluster, name).await?;
     if !data::security_group_ids(&resources).contains(&form.group_id) {
-        return Err(not_this_services("that security group", &name));
+        return Err(not_this_services("that security group", name));
     }
     user.client.call_value(Service::Ec2, op, json!({"GroupId": form.group_id, "IpPermissions": [permission]})).await?;
-    Ok(back(&cluster, &name, "ingress"))
+    Ok(back(cluster, name, "ingress"))
 }
 
 #[derive(Deserialize)]
@@ -504,17 +539,23 @@ pub fn alarm_input(alarm: &Value, threshold: f64) -> Value {
 }
 
 pub async fn alarm(
+    State(state): State<AppState>,
     user: User,
     Path((cluster, name)): Path<(String, String)>,
     Form(form): Form<AlarmForm>,
-) -> Result<Redirect, ConsoleError> {
+) -> Response {
+    let done = alarm_inner(&user, &cluster, &name, form).await;
+    super::outcome(&state, &user, &cluster, &name, done).await
+}
+
+async fn alarm_inner(user: &User, cluster: &str, name: &str, form: AlarmForm) -> Result<Redirect, ConsoleError> {
     let threshold: f64 =
         form.threshold.trim().parse().ok().filter(|t: &f64| t.is_finite()).ok_or_else(|| {
             ConsoleError::BadInput(format!("the threshold must be a number, got {:?}", form.threshold))
         })?;
-    let (_, resources) = data::current_resources(&user.client, &cluster, &name).await?;
+    let (_, resources) = data::current_resources(&user.client, cluster, name).await?;
     if !data::alarm_names(&resources).contains(&form.alarm_name) {
-        return Err(not_this_services("that alarm", &name));
+        return Err(not_this_services("that alarm", name));
     }
     let out =
         user.client.call_value(Service::CloudWatch, "DescribeAlarms", json!({"AlarmNames": [form.alarm_name]})).await?;
@@ -523,7 +564,7 @@ pub async fn alarm(
         .cloned()
         .ok_or_else(|| ConsoleError::BadInput(format!("the alarm {} is gone; reload the page", form.alarm_name)))?;
     user.client.call_value(Service::CloudWatch, "PutMetricAlarm", alarm_input(&alarm, threshold)).await?;
-    Ok(back(&cluster, &name, "alarm"))
+    Ok(back(cluster, name, "alarm"))
 }
 
 #[derive(Deserialize)]
@@ -539,9 +580,20 @@ const RETENTION_DAYS: [i64; 22] =
     [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653];
 
 pub async fn log_retention(
+    State(state): State<AppState>,
     user: User,
     Path((cluster, name)): Path<(String, String)>,
     Form(form): Form<RetentionForm>,
+) -> Response {
+    let done = log_retention_inner(&user, &cluster, &name, form).await;
+    super::outcome(&state, &user, &cluster, &name, done).await
+}
+
+async fn log_retention_inner(
+    user: &User,
+    cluster: &str,
+    name: &str,
+    form: RetentionForm,
 ) -> Result<Redirect, ConsoleError> {
     let days =
         form.retention_days.trim().parse::<i64>().ok().filter(|d| RETENTION_DAYS.contains(d)).ok_or_else(|| {
@@ -551,9 +603,9 @@ pub async fn log_retention(
                 form.retention_days
             ))
         })?;
-    let (_, resources) = data::current_resources(&user.client, &cluster, &name).await?;
+    let (_, resources) = data::current_resources(&user.client, cluster, name).await?;
     if !data::log_group_names(&resources).contains(&form.log_group) {
-        return Err(not_this_services("that log group", &name));
+        return Err(not_this_services("that log group", name));
     }
     user.client
         .call_value(
@@ -562,7 +614,7 @@ pub async fn log_retention(
             json!({"logGroupName": form.log_group, "retentionInDays": days}),
         )
         .await?;
-    Ok(back(&cluster, &name, "log-retention"))
+    Ok(back(cluster, name, "log-retention"))
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::{Path, Query};
+use axum::response::{IntoResponse, Response};
 use berth_client::Service;
 use serde_json::{Value, json};
 
@@ -19,8 +20,12 @@ const MAX_EVENTS: usize = 200;
 /// FilterLogEvents pages read per answer at most.
 const MAX_PAGES: usize = 10;
 
-pub async fn status(user: User, Path((cluster, name)): Path<(String, String)>) -> Result<Json<Value>, ConsoleError> {
-    let l = data::load(&user.client, &cluster, &name).await?;
+pub async fn status(user: User, Path((cluster, name)): Path<(String, String)>) -> Response {
+    status_json(&user, &cluster, &name).await.map(IntoResponse::into_response).unwrap_or_else(ConsoleError::into_json)
+}
+
+async fn status_json(user: &User, cluster: &str, name: &str) -> Result<Json<Value>, ConsoleError> {
+    let l = data::load(&user.client, cluster, name).await?;
     let d = running_deployment(&l.deployments).or(l.deployments.first());
     Ok(Json(json!({
         "status": s(&l.express, &["status", "statusCode"]),
@@ -39,8 +44,8 @@ pub async fn status(user: User, Path((cluster, name)): Path<(String, String)>) -
         "desired": num(&l.ecs, &["desiredCount"]),
         "html": {
             "status": view::status(&l).into_string(),
-            "deployments": view::deployments(&l, &user).into_string(),
-            "tasks": view::tasks(&l, &user).into_string(),
+            "deployments": view::deployments(&l, user).into_string(),
+            "tasks": view::tasks(&l, user).into_string(),
         }
     })))
 }
@@ -51,6 +56,15 @@ pub async fn logs(
     user: User,
     Path((cluster, name)): Path<(String, String)>,
     Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    logs_json(&user, &cluster, &name, &q).await.map(IntoResponse::into_response).unwrap_or_else(ConsoleError::into_json)
+}
+
+async fn logs_json(
+    user: &User,
+    cluster: &str,
+    name: &str,
+    q: &HashMap<String, String>,
 ) -> Result<Json<Value>, ConsoleError> {
     let now_ms = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
     let after = match q.get("after").map(String::as_str).filter(|a| !a.is_empty()) {
@@ -63,7 +77,7 @@ pub async fn logs(
     if filter.len() > 1024 {
         return Err(ConsoleError::BadInput("the filter pattern is longer than 1024 characters; shorten it".into()));
     }
-    let (_, resources) = data::current_resources(&user.client, &cluster, &name).await?;
+    let (_, resources) = data::current_resources(&user.client, cluster, name).await?;
     let Some(group) = data::log_group_names(&resources).into_iter().next() else {
         return Ok(Json(json!({"events": [], "after": after, "logGroup": null})));
     };

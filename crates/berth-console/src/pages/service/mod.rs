@@ -56,6 +56,22 @@ fn notice_text(code: &str) -> Option<&'static str> {
     })
 }
 
+/// A change's answer: back to the page with its notice, or the page again with berth's (or the form's) error on
+/// top, so the user sees what was refused beside what they tried to change.
+async fn outcome(
+    state: &AppState,
+    user: &crate::session::User,
+    cluster: &str,
+    name: &str,
+    done: Result<axum::response::Redirect, crate::ConsoleError>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match done {
+        Ok(redirect) => redirect.into_response(),
+        Err(e) => view::render(state, user, cluster, name, &Default::default(), Some(e)).await,
+    }
+}
+
 /// A path segment, percent-encoded (cluster and service names are `[A-Za-z0-9_-]`, but an ARN may come in).
 fn encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());

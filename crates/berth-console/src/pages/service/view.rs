@@ -19,32 +19,49 @@ pub async fn show(
     user: User,
     Path((cluster, name)): Path<(String, String)>,
     Query(query): Query<HashMap<String, String>>,
-) -> Result<Response, ConsoleError> {
-    let loaded = data::load(&user.client, &cluster, &name).await?;
+) -> Response {
+    render(&state, &user, &cluster, &name, &query, None).await
+}
+
+/// The page, with `failed` (a change that was refused) shown on top with its status.
+pub async fn render(
+    state: &AppState,
+    user: &User,
+    cluster: &str,
+    name: &str,
+    query: &HashMap<String, String>,
+    failed: Option<ConsoleError>,
+) -> Response {
+    let loaded = match data::load(&user.client, cluster, name).await {
+        Ok(l) => l,
+        Err(e) => return failed.unwrap_or(e).into_response(),
+    };
+    let status = failed.as_ref().map(ConsoleError::status).unwrap_or(http::StatusCode::OK);
     let resources = loaded.resources();
     let range = metrics::range(query.get("range").map(String::as_str));
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let (charts, details) = tokio::join!(
-        metrics::load(&user.client, &resources, &cluster, &name, range, now),
+        metrics::load(&user.client, &resources, cluster, name, range, now),
         edits::details(&user.client, &resources)
     );
     let notice = query.get("done").and_then(|c| notice_text(c));
     let body = html! {
+        @if let Some(e) = &failed { (crate::error::alert(e)) }
         @if let Some(n) = notice { p class="notice" role="status" { (n) } }
-        (header(&loaded, &state))
+        (header(&loaded, state))
         section id="deployments" aria-labelledby="deployments-h" {
             h2 id="deployments-h" { "Deployments" }
-            div id="deployments-body" { (deployments(&loaded, &user)) }
+            div id="deployments-body" { (deployments(&loaded, user)) }
         }
         section id="tasks" aria-labelledby="tasks-h" {
             h2 id="tasks-h" { "Tasks" }
-            div id="tasks-body" { (tasks(&loaded, &user)) }
+            div id="tasks-body" { (tasks(&loaded, user)) }
         }
         section id="charts" aria-labelledby="charts-h" {
             h2 id="charts-h" { "Metrics" }
             nav class="ranges" aria-label="Time range" {
                 @for r in metrics::RANGES {
-                    a href=(format!("{}?range={}#charts", page_path(&cluster, &name), r.label))
+                    a href=(format!("{}?range={}#charts", page_path(cluster, name), r.label))
                         aria-current=[(r == range).then_some("true")] { (r.label) }
                 }
             }
@@ -57,16 +74,16 @@ pub async fn show(
         section id="events" aria-labelledby="events-h" { h2 id="events-h" { "Events" } (events(&loaded)) }
         section id="resources" aria-labelledby="resources-h" {
             h2 id="resources-h" { "Resources" }
-            (edits::render(&loaded, &resources, &details, &user))
+            (edits::render(&loaded, &resources, &details, user))
         }
     };
     let markup = html! {
         link rel="stylesheet" href=(crate::assets::service_css_href());
-        div id="service-page" data-status-url=(format!("{}/status.json", page_path(&cluster, &name)))
-            data-logs-url=(format!("{}/logs.json", page_path(&cluster, &name))) { (body) }
+        div id="service-page" data-status-url=(format!("{}/status.json", page_path(cluster, name)))
+            data-logs-url=(format!("{}/logs.json", page_path(cluster, name))) { (body) }
         script src=(crate::assets::service_js_href()) defer {}
     };
-    Ok(Html(page(Some(&user), &name, markup).into_string()).into_response())
+    (status, Html(page(Some(user), name, markup).into_string())).into_response()
 }
 
 /// The endpoint, the status and the active revisions with their images.
@@ -147,7 +164,7 @@ pub fn deployments(l: &Loaded, user: &User) -> Markup {
         }
         div class="actions" {
             @if let Some(d) = running {
-                @if !matches!(s(d, &["status"]), Some("ROLLBACK_REQUESTED" | "ROLLBACK_IN_PROGRESS" | "STOP_REQUESTED")) {
+                @if data::has_source(d) && !matches!(s(d, &["status"]), Some("ROLLBACK_REQUESTED" | "ROLLBACK_IN_PROGRESS" | "STOP_REQUESTED")) {
                     form method="post" action=(format!("{base}/rollback")) {
                         (csrf_field(user))
                         input type="hidden" name="deployment_arn" value=(s(d, &["serviceDeploymentArn"]).unwrap_or(""));
@@ -225,6 +242,8 @@ fn logs(l: &Loaded) -> Markup {
             p class="hint" { "Log group " code { (groups.first().map(String::as_str).unwrap_or("none")) } ", newest last, updated every 2 seconds." }
             label for="log-filter" { "Filter (CloudWatch Logs filter pattern)" }
             input id="log-filter" type="search" name="filter" autocomplete="off" placeholder="e.g. GET or \"/ping\"";
+            // Shown (as an alert) by service.js only while the logs cannot be read.
+            p id="log-error" hidden {}
             ol id="log-lines" aria-live="polite" {}
         }
     }
