@@ -3,6 +3,7 @@
 //! target shape as botocore merges them. Generated alongside the serde types; the serde types carry the
 //! values, this carries how they are spelled on the wire.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// A shape as the codecs see it. Enums are strings (serde checks their values).
@@ -113,4 +114,57 @@ pub struct ModeledError {
     pub code: &'static str,
     pub http_status: u16,
     pub sender_fault: bool,
+}
+
+/// How a Query-family service spells its request parameters: Query (ELBv2, IAM, STS, CloudWatch) or EC2's variant.
+/// The server's decoder and berth's own client's encoder both follow these rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    Query,
+    Ec2,
+}
+
+impl Flavor {
+    /// The request parameter name of a reference (`default` when the model names none), as botocore spells it:
+    /// Query takes `locationName`; EC2 its `queryName`, else the capitalised `locationName`.
+    pub fn param_name<'n>(self, r: &Ref, default: &'n str) -> Cow<'n, str> {
+        match self {
+            Flavor::Query => Cow::Borrowed(r.location_name.unwrap_or(default)),
+            Flavor::Ec2 => match (r.query_name, r.location_name) {
+                (Some(q), _) => Cow::Borrowed(q),
+                (None, Some(l)) => Cow::Owned(capitalize(l).into_owned()),
+                (None, None) => Cow::Borrowed(default),
+            },
+        }
+    }
+
+    /// The prefix of the numbered parameters of the list `list` (elements `member`) at `key`: `key.member` (or
+    /// the member's `locationName`) for Query; for a flattened list `key`, or the member's own name in place of the
+    /// list's when it has one; for EC2 `key`, numbered right after the member's name.
+    pub fn list_items_prefix(self, list: &Ref, member: &Ref, key: &str) -> String {
+        match self {
+            Flavor::Ec2 => key.to_string(),
+            Flavor::Query if list.flattened => match member.location_name {
+                Some(name) => match key.rsplit_once('.') {
+                    Some((parent, _)) => format!("{parent}.{name}"),
+                    None => name.to_string(),
+                },
+                None => key.to_string(),
+            },
+            Flavor::Query => format!("{key}.{}", member.location_name.unwrap_or("member")),
+        }
+    }
+}
+
+/// `prefix.name`, or `name` at the top level.
+pub fn join_param(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() { name.to_string() } else { format!("{prefix}.{name}") }
+}
+
+fn capitalize(s: &str) -> Cow<'_, str> {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(c) if c.is_lowercase() => Cow::Owned(c.to_uppercase().chain(chars).collect()),
+        _ => Cow::Borrowed(s),
+    }
 }

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 
 use berth_core::{AwsError, ErrorCode};
-use berth_model::schema::{Map as MapShape, Member, OperationSchema, Ref, Shape, Structure};
+use berth_model::schema::{Map as MapShape, Member, OperationSchema, Ref, Shape, Structure, join_param};
 use berth_model::{DecodeError, cloudwatch, ec2, elbv2, iam, sts};
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
@@ -30,11 +30,7 @@ pub(crate) const CONTENT_TYPE: &str = "text/xml";
 const XML_DECLARATION: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
 
 /// Query proper, or EC2's variant of it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Flavor {
-    Query,
-    Ec2,
-}
+pub(crate) use berth_model::schema::Flavor;
 
 /// Whether an unsigned request looks like a Query request: a form body, or a GET naming an `Action`.
 pub(crate) fn looks_like_query(parts: &http::request::Parts) -> bool {
@@ -236,18 +232,6 @@ impl Form {
     }
 }
 
-fn join(prefix: &str, name: &str) -> String {
-    if prefix.is_empty() { name.to_string() } else { format!("{prefix}.{name}") }
-}
-
-fn capitalize(s: &str) -> Cow<'_, str> {
-    let mut chars = s.chars();
-    match chars.next() {
-        Some(c) if c.is_lowercase() => Cow::Owned(c.to_uppercase().chain(chars).collect()),
-        _ => Cow::Borrowed(s),
-    }
-}
-
 /// Builds the JSON value of a request from its form parameters, walking the input's wire schema.
 struct Builder<'a> {
     flavor: Flavor,
@@ -257,14 +241,7 @@ struct Builder<'a> {
 impl Builder<'_> {
     /// The parameter name of a reference (`default` when the model names none), as botocore spells it.
     fn wire_name<'n>(&self, r: &Ref, default: &'n str) -> Cow<'n, str> {
-        match self.flavor {
-            Flavor::Query => Cow::Borrowed(r.location_name.unwrap_or(default)),
-            Flavor::Ec2 => match (r.query_name, r.location_name) {
-                (Some(q), _) => Cow::Borrowed(q),
-                (None, Some(l)) => Cow::Owned(capitalize(l).into_owned()),
-                (None, None) => Cow::Borrowed(default),
-            },
-        }
+        self.flavor.param_name(r, default)
     }
 
     fn structure(&self, st: &Structure, prefix: &str) -> Result<Map<String, Value>, DecodeError> {
@@ -278,7 +255,7 @@ impl Builder<'_> {
     }
 
     fn member(&self, m: &Member, prefix: &str) -> Result<Option<Value>, DecodeError> {
-        let key = join(prefix, &self.wire_name(&m.target, m.name));
+        let key = join_param(prefix, &self.wire_name(&m.target, m.name));
         self.value(&m.target, &key)
     }
 
@@ -298,19 +275,7 @@ impl Builder<'_> {
     }
 
     fn list(&self, r: &Ref, member: &Ref, key: &str) -> Result<Option<Value>, DecodeError> {
-        let items_prefix = match self.flavor {
-            // EC2 numbers the elements right after the member's name.
-            Flavor::Ec2 => key.to_string(),
-            Flavor::Query if r.flattened => match member.location_name {
-                // A flattened list whose member has a name of its own takes that name in place of its own.
-                Some(name) => match key.rsplit_once('.') {
-                    Some((parent, _)) => format!("{parent}.{name}"),
-                    None => name.to_string(),
-                },
-                None => key.to_string(),
-            },
-            Flavor::Query => format!("{key}.{}", member.location_name.unwrap_or("member")),
-        };
+        let items_prefix = self.flavor.list_items_prefix(r, member, key);
         let indices = self.form.indices(&items_prefix);
         if indices.is_empty() {
             // Query spells an empty list as the bare parameter with an empty value.

@@ -6,7 +6,7 @@
 
 use std::borrow::Cow;
 
-use berth_model::schema::{Map as MapShape, Ref, Shape, Structure};
+use berth_model::schema::{Map as MapShape, Ref, Shape, Structure, join_param};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::Value;
 
@@ -19,11 +19,8 @@ const CONTENT_TYPE: &str = "application/x-www-form-urlencoded; charset=utf-8";
 /// RFC 3986's unreserved characters stay; everything else is percent-encoded (as botocore encodes).
 const FORM: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Flavor {
-    Query,
-    Ec2,
-}
+/// Query proper, or EC2's variant of it.
+pub(crate) use berth_model::schema::Flavor;
 
 pub(super) fn encode(service: Service, flavor: Flavor, action: &str, input: &Value) -> Result<Encoded, ClientError> {
     let schema = service.operation_schema(action).ok_or_else(|| {
@@ -44,18 +41,6 @@ pub(crate) fn form(params: &[(String, String)]) -> String {
         .join("&")
 }
 
-fn capitalize(s: &str) -> Cow<'_, str> {
-    let mut chars = s.chars();
-    match chars.next() {
-        Some(c) if c.is_lowercase() => Cow::Owned(c.to_uppercase().chain(chars).collect()),
-        _ => Cow::Borrowed(s),
-    }
-}
-
-fn join(prefix: &str, name: &str) -> String {
-    if prefix.is_empty() { name.to_string() } else { format!("{prefix}.{name}") }
-}
-
 struct Writer<'a> {
     flavor: Flavor,
     action: &'a str,
@@ -64,14 +49,7 @@ struct Writer<'a> {
 
 impl Writer<'_> {
     fn wire_name<'n>(&self, r: &Ref, default: &'n str) -> Cow<'n, str> {
-        match self.flavor {
-            Flavor::Query => Cow::Borrowed(r.location_name.unwrap_or(default)),
-            Flavor::Ec2 => match (r.query_name, r.location_name) {
-                (Some(q), _) => Cow::Borrowed(q),
-                (None, Some(l)) => Cow::Owned(capitalize(l).into_owned()),
-                (None, None) => Cow::Borrowed(default),
-            },
-        }
+        self.flavor.param_name(r, default)
     }
 
     fn bad(&self, path: &str, what: &str) -> ClientError {
@@ -85,14 +63,14 @@ impl Writer<'_> {
         if let Some(unknown) = obj.keys().find(|k| !st.members.iter().any(|m| m.name == k.as_str())) {
             let known: Vec<&str> = st.members.iter().map(|m| m.name).collect();
             return Err(self.bad(
-                &join(path, unknown),
+                &join_param(path, unknown),
                 &format!("is not a member of {} (members: {})", st.name, known.join(", ")),
             ));
         }
         for m in st.members {
             let Some(v) = obj.get(m.name).filter(|v| !v.is_null()) else { continue };
-            let key = join(prefix, &self.wire_name(&m.target, m.name));
-            self.value(&m.target, &key, v, &join(path, m.name))?;
+            let key = join_param(prefix, &self.wire_name(&m.target, m.name));
+            self.value(&m.target, &key, v, &join_param(path, m.name))?;
         }
         Ok(())
     }
@@ -112,17 +90,7 @@ impl Writer<'_> {
 
     fn list(&mut self, r: &Ref, member: &Ref, key: &str, v: &Value, path: &str) -> Result<(), ClientError> {
         let items = v.as_array().ok_or_else(|| self.bad(path, "must be a list"))?;
-        let items_prefix = match self.flavor {
-            Flavor::Ec2 => key.to_string(),
-            Flavor::Query if r.flattened => match member.location_name {
-                Some(name) => match key.rsplit_once('.') {
-                    Some((parent, _)) => format!("{parent}.{name}"),
-                    None => name.to_string(),
-                },
-                None => key.to_string(),
-            },
-            Flavor::Query => format!("{key}.{}", member.location_name.unwrap_or("member")),
-        };
+        let items_prefix = self.flavor.list_items_prefix(r, member, key);
         if items.is_empty() {
             // Query spells an empty list as the bare parameter; EC2 leaves it out.
             if self.flavor == Flavor::Query {

@@ -17,11 +17,7 @@ use crate::transport::Answer;
 /// How deep an answer may nest (berth's deepest shapes are a handful of levels).
 const MAX_DEPTH: usize = 64;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Flavor {
-    Query,
-    Ec2,
-}
+pub(crate) use berth_model::schema::Flavor;
 
 /// An element: its local name (namespace prefix dropped), its text, its child elements.
 #[derive(Debug, Default)]
