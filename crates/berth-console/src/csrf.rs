@@ -60,11 +60,9 @@ fn loopback_port(origin: &str) -> Option<u16> {
     port.parse().ok()
 }
 
-/// Compares two tokens in constant time.
+/// Whether the form's token is the session's (compared in constant time; an empty token never matches).
 pub fn token_matches(given: &str, expected: &str) -> bool {
-    // Equal lengths (both are hex of 32 random bytes when genuine), then every byte compared.
-    let (a, b) = (given.as_bytes(), expected.as_bytes());
-    !b.is_empty() && a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    !expected.is_empty() && berth_core::ids::constant_time_eq(given.as_bytes(), expected.as_bytes())
 }
 
 /// The first value of `name` in an `application/x-www-form-urlencoded` body.
