@@ -73,13 +73,18 @@ pub enum Command {
     #[command(after_help = deploy::EXAMPLES)]
     Deploy(deploy::Args),
     /// List services: status, URL, revision, tasks, requests and errors.
+    #[command(
+        after_help = "Examples:\n  berth ls\n  berth ls -o json | jq -r '.services[].url'\n  berth ls -o text | cut -f1"
+    )]
     Ls(ls::Args),
     /// One service: endpoint, revision, deployment, tasks, scaling, alarms, events.
+    #[command(after_help = "Examples:\n  berth status web\n  berth status web -o json | jq .deployment")]
     Status(status::Args),
     /// A service's logs; `-f` follows them.
     #[command(after_help = logs::EXAMPLES)]
     Logs(logs::Args),
     /// Open a service's URL in a browser (or print it).
+    #[command(after_help = "Examples:\n  berth open web\n  curl --cacert <(berth ca) \"$(berth open web)\"")]
     Open(open::Args),
     /// Roll back: the running deployment, or else to the previous revision.
     #[command(after_help = rollback::ROLLBACK_EXAMPLES)]
@@ -88,8 +93,10 @@ pub enum Command {
     #[command(after_help = rollback::PROMOTE_EXAMPLES)]
     Promote(rollback::PromoteArgs),
     /// Set a service's minimum and maximum task counts.
+    #[command(after_help = "Examples:\n  berth scale web --min 2 --max 10")]
     Scale(manage::ScaleArgs),
     /// Delete a service and everything berth created for it (asks first).
+    #[command(after_help = "Examples:\n  berth rm web\n  berth rm web --yes --wait")]
     Rm(manage::RmArgs),
     /// The tree of every resource berth created for a service, with ARNs.
     #[command(after_help = resources::EXAMPLES)]
