@@ -402,7 +402,8 @@ pub fn changes(prev: &[Line], cur: &[Line], at: f64) -> Vec<String> {
     let ts = utc(at);
     cur.iter()
         .filter(|l| !(l.mark == Mark::Info && l.detail.is_empty()) && l.key != "event")
-        .filter(|l| !prev.iter().any(|p| p.key == l.key && p.mark == l.mark && p.detail == l.detail))
+        // The printed text decides (the mark is not printed): the same words twice would read as a repeat.
+        .filter(|l| !prev.iter().any(|p| p.key == l.key && p.label == l.label && p.detail == l.detail))
         .map(|l| format!("[{ts}] {} {}", l.label, l.detail))
         .collect()
 }
@@ -442,6 +443,11 @@ pub struct Watch<'a> {
     pub timeout: Duration,
 }
 
+/// How often a deployment is observed: berth moves in hundreds of milliseconds (a create is healthy in about half a
+/// second), so a 1-second poll would be most of what `berth deploy` waits; one observation is a handful of local API
+/// calls. (The AWS CLI's monitor polls every 5 s, for deployments that take minutes.)
+const POLL: Duration = Duration::from_millis(250);
+
 /// Watches the deployment until it ends: `Ok(last observation, outcome)`; on timeout `Failed`; on Ctrl-C
 /// `Interrupted` after saying the deployment keeps running. Draws on stderr (live when it is a terminal).
 pub async fn watch(ctx: &Ctx, w: &Watch<'_>) -> Result<(Observed, Outcome), CliError> {
@@ -450,6 +456,7 @@ pub async fn watch(ctx: &Ctx, w: &Watch<'_>) -> Result<(Observed, Outcome), CliE
     let started = std::time::Instant::now();
     let mut drawn = 0usize;
     let mut prev: Vec<Line> = Vec::new();
+    let mut printed: Vec<Line> = Vec::new();
     let mut tick = 0usize;
     let mut next_poll = std::time::Instant::now();
     // Events from the moment the command started (a little before, for clock steps).
@@ -466,12 +473,20 @@ pub async fn watch(ctx: &Ctx, w: &Watch<'_>) -> Result<(Observed, Outcome), CliE
     tokio::pin!(ctrl_c);
     loop {
         if std::time::Instant::now() >= next_poll {
-            next_poll = std::time::Instant::now() + Duration::from_secs(1);
+            next_poll = std::time::Instant::now() + POLL;
             let o = Observed::take(ctx, w.arn, w.deployment_arn).await?;
             let cur = lines(&o);
             if !live {
-                for l in changes(&prev, &cur, o.at).into_iter().chain(new_events(&o, since, &mut seen)) {
+                // Against the last state printed per step (not the last observation): a step that drops out of
+                // one observation and comes back unchanged is not printed twice.
+                for l in changes(&printed, &cur, o.at).into_iter().chain(new_events(&o, since, &mut seen)) {
                     eprintln!("{l}");
+                }
+                for l in &cur {
+                    match printed.iter_mut().find(|p| p.key == l.key) {
+                        Some(p) => *p = l.clone(),
+                        None => printed.push(l.clone()),
+                    }
                 }
             }
             prev = cur;
