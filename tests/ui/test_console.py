@@ -16,6 +16,8 @@ import threading
 from typing import Any
 from urllib.parse import urlencode, urlparse
 
+import pytest
+
 from berthlib import unique, wait_for
 
 from browser import browser  # noqa: F401  (the session's Chromium)
@@ -388,6 +390,9 @@ def test_sign_out_ends_the_session(berth, browser):
     browser.screenshot("signed-out")
 
 
-def test_cleanup(berth):
+@pytest.fixture(scope="module", autouse=True)
+def _delete_the_created_service(berth):
+    """The service the form created is deleted after the module (a teardown, not a test that asserts nothing)."""
+    yield
     if STATE.get("arn"):
         berth.best_effort_delete(STATE["arn"])
